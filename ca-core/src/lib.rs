@@ -6,8 +6,32 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cert;
+pub mod csr;
 pub mod keys;
+pub mod lint;
+pub mod names;
 pub mod oids;
 pub mod pem;
+pub mod profile;
+pub mod serial;
 pub mod signature;
 pub mod verify;
+
+pub use cert::{
+    create_intermediate, create_root, import_signed_ca, issue, prepare, CaCertificate,
+    CertificateBundle, CertificateRequest, IntermediateParams, IssueError, IssuedCertificate,
+    Issuer, IssuerUrls, NameConstraintsSpec, Prepared, RootParams,
+};
+pub use csr::{create_csr, parse_csr, Csr, CsrError};
+pub use keys::{KeyAlgorithm, PublicKeyKind, Signer, SoftwareKey};
+pub use names::SanEntry;
+pub use profile::{Profile, ValidityLimits};
+pub use serial::Serial;
+
+/// RFC 3339 UTC, the one time format the API, CLI and logs use.
+pub fn fmt_time(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}

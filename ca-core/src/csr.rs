@@ -1,0 +1,212 @@
+//! PKCS#10 certificate signing requests: parse, prove possession, extract what
+//! the requester asked for, and create them (for CA CSRs and clients).
+
+use der::asn1::{BitString, SetOfVec};
+use der::{Decode, Encode};
+use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
+use x509_cert::attr::Attribute;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo, ExtensionReq, Version};
+
+use crate::keys::{KeyError, PublicKeyKind, Signer};
+use crate::names::{NameError, SanEntry};
+use crate::oids;
+use crate::pem::{self, PemError};
+use crate::signature::{self, SignatureAlgorithm, SignatureError};
+
+/// Largest CSR accepted, PEM or DER. Real CSRs are under 4 KiB.
+pub const MAX_CSR_BYTES: usize = 64 * 1024;
+/// Most SANs one request may carry.
+pub const MAX_SANS: usize = 100;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CsrError {
+    #[error("the CSR is empty")]
+    Empty,
+    #[error("the CSR is {size} bytes; the limit is {MAX_CSR_BYTES}")]
+    TooLarge { size: usize },
+    #[error("the CSR is not valid PEM: {0}")]
+    Pem(#[from] PemError),
+    #[error("the CSR does not parse as PKCS#10: {0}")]
+    Malformed(String),
+    #[error("the CSR's signature does not prove possession of its key: {0}")]
+    BadSignature(SignatureError),
+    #[error("the CSR's key is not acceptable: {0}")]
+    Key(#[from] KeyError),
+    #[error("the CSR names are not acceptable: {0}")]
+    Name(#[from] NameError),
+    #[error("the CSR asks for {0} names; the limit is {MAX_SANS}")]
+    TooManyNames(usize),
+}
+
+/// A CSR whose self-signature verified, with the parts issuance uses.
+#[derive(Clone, Debug)]
+pub struct Csr {
+    pub der: Vec<u8>,
+    pub subject: Name,
+    pub spki_der: Vec<u8>,
+    pub key_kind: PublicKeyKind,
+    pub signature_algorithm: SignatureAlgorithm,
+    /// Names from the CSR's subjectAltName extension request, validated.
+    pub requested_sans: Vec<SanEntry>,
+}
+
+/// Parse a CSR (PEM `CERTIFICATE REQUEST` or DER), verify its self-signature,
+/// refuse weak or unknown keys and malformed names.
+pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
+    if input.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(CsrError::Empty);
+    }
+    if input.len() > MAX_CSR_BYTES {
+        return Err(CsrError::TooLarge { size: input.len() });
+    }
+    let der = pem::der_or_pem("CERTIFICATE REQUEST", input)?;
+    let req = CertReq::from_der(&der).map_err(|e| CsrError::Malformed(e.to_string()))?;
+    if req.info.version != Version::V1 {
+        return Err(CsrError::Malformed("unknown PKCS#10 version".into()));
+    }
+    let spki_der = req
+        .info
+        .public_key
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let spki = SubjectPublicKeyInfoRef::from_der(&spki_der)
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let key_kind = PublicKeyKind::from_spki(&spki)?;
+    let signature_algorithm =
+        SignatureAlgorithm::from_identifier(&req.algorithm).map_err(CsrError::BadSignature)?;
+    let info_der = req
+        .info
+        .to_der()
+        .map_err(|e| CsrError::Malformed(e.to_string()))?;
+    let sig = req
+        .signature
+        .as_bytes()
+        .ok_or_else(|| CsrError::Malformed("signature bit string has unused bits".into()))?;
+    signature::verify_with(&spki, signature_algorithm, &info_der, sig)
+        .map_err(CsrError::BadSignature)?;
+    let requested_sans = requested_sans(&req.info)?;
+    Ok(Csr {
+        der,
+        subject: req.info.subject.clone(),
+        spki_der,
+        key_kind,
+        signature_algorithm,
+        requested_sans,
+    })
+}
+
+fn requested_sans(info: &CertReqInfo) -> Result<Vec<SanEntry>, CsrError> {
+    let mut out = Vec::new();
+    for attr in info
+        .attributes
+        .iter()
+        .filter(|a| a.oid == oids::EXTENSION_REQUEST)
+    {
+        for value in attr.values.iter() {
+            let bytes = value
+                .to_der()
+                .map_err(|e| CsrError::Malformed(e.to_string()))?;
+            let exts = ExtensionReq::from_der(&bytes)
+                .map_err(|e| CsrError::Malformed(format!("extension request: {e}")))?;
+            for ext in exts
+                .0
+                .iter()
+                .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
+            {
+                let san = SubjectAltName::from_der(ext.extn_value.as_bytes())
+                    .map_err(|e| CsrError::Malformed(format!("subjectAltName: {e}")))?;
+                for gn in &san.0 {
+                    // Names we do not issue (URIs, otherNames) are ignored: the
+                    // profile decides what goes into the certificate.
+                    if let Some(entry) = SanEntry::from_general_name(gn) {
+                        out.push(entry.validated()?);
+                    }
+                }
+            }
+        }
+    }
+    if out.len() > MAX_SANS {
+        return Err(CsrError::TooManyNames(out.len()));
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// The first common name in a subject, if any.
+pub fn common_name(name: &Name) -> Option<String> {
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .find(|atv| atv.oid == oids::AT_COMMON_NAME)
+        .and_then(|atv| {
+            atv.value
+                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+                .map(|s| s.as_str().to_string())
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
+                        .map(|s| s.as_str().to_string())
+                })
+                .or_else(|_| {
+                    atv.value
+                        .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                        .map(|s| s.as_str().to_string())
+                })
+                .ok()
+        })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CsrBuildError {
+    #[error("encoding: {0}")]
+    Encoding(#[from] der::Error),
+    #[error("signing: {0}")]
+    Signing(#[from] KeyError),
+}
+
+/// Build and sign a CSR for `signer`'s key, asking for `sans`. Used for CA CSRs
+/// sent to an external root and by clients.
+pub fn create_csr(
+    signer: &dyn Signer,
+    subject: &Name,
+    sans: &[SanEntry],
+) -> Result<Vec<u8>, CsrBuildError> {
+    let public_key = SubjectPublicKeyInfoOwned::from_der(signer.public_key_der())?;
+    let mut attributes = SetOfVec::new();
+    if !sans.is_empty() {
+        let names = sans
+            .iter()
+            .map(SanEntry::to_general_name)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ext = Extension {
+            extn_id: oids::SUBJECT_ALT_NAME,
+            critical: false,
+            extn_value: der::asn1::OctetString::new(SubjectAltName(names).to_der()?)?,
+        };
+        let value = der::Any::from_der(&ExtensionReq(vec![ext]).to_der()?)?;
+        let mut values = SetOfVec::new();
+        values.insert(value)?;
+        attributes.insert(Attribute {
+            oid: oids::EXTENSION_REQUEST,
+            values,
+        })?;
+    }
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: subject.clone(),
+        public_key,
+        attributes,
+    };
+    let info_der = info.to_der()?;
+    let sig = signer.sign(&info_der)?;
+    let req = CertReq {
+        info,
+        algorithm: signer.signature_algorithm().identifier(),
+        signature: BitString::from_bytes(&sig)?,
+    };
+    Ok(req.to_der()?)
+}

@@ -1,0 +1,641 @@
+//! Pre-issuance lint: named rules every to-be-signed certificate must pass
+//! before a CA key signs it. A failure refuses issuance with the rule's id.
+
+use std::collections::HashSet;
+
+use const_oid::AssociatedOid;
+use der::{Decode, Encode};
+use time::OffsetDateTime;
+use x509_cert::certificate::{TbsCertificate, Version};
+use x509_cert::ext::pkix::constraints::name::NameConstraints;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAltName,
+    SubjectKeyIdentifier,
+};
+
+use crate::cert::{from_x509_time, NOT_BEFORE_BACKDATE};
+use crate::keys::PublicKeyKind;
+use crate::names::{dns_in_constraint, ip_in_constraint, validate_dns_name, SanEntry};
+use crate::profile::{Profile, ValidityLimits};
+
+/// What is being issued: a self-signed root, or a certificate from a profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertKind {
+    Root { path_len: Option<u8> },
+    Issued(Profile),
+}
+
+impl CertKind {
+    /// The profile whose usages apply (a root uses the CA usages).
+    pub fn profile(self) -> Profile {
+        match self {
+            CertKind::Root { path_len } => Profile::SubordinateCa { path_len },
+            CertKind::Issued(p) => p,
+        }
+    }
+}
+
+/// What the rules check the certificate against.
+#[derive(Clone, Debug)]
+pub struct LintContext<'a> {
+    pub kind: CertKind,
+    pub limits: ValidityLimits,
+    /// `None` for a self-signed root.
+    pub issuer_ski: Option<&'a [u8]>,
+    pub issuer_key: PublicKeyKind,
+    pub issuer_not_before: OffsetDateTime,
+    pub issuer_not_after: OffsetDateTime,
+    /// Name constraints of the issuer and every CA above it.
+    pub name_constraints: Vec<&'a NameConstraints>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LintFinding {
+    pub rule: &'static str,
+    pub message: String,
+}
+
+pub(crate) fn describe(findings: &[LintFinding]) -> String {
+    findings
+        .iter()
+        .map(|f| format!("[{}] {}", f.rule, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+type Rule = fn(&TbsCertificate, &LintContext<'_>) -> Result<(), String>;
+
+/// Every rule, by id. Ids are stable: they appear in API errors.
+pub const RULES: &[(&str, Rule)] = &[
+    ("version_v3", version_v3),
+    ("serial_positive_20_octets", serial_positive_20_octets),
+    (
+        "signature_algorithm_matches_issuer",
+        signature_algorithm_matches_issuer,
+    ),
+    ("key_allowed", key_allowed),
+    ("validity_within_profile", validity_within_profile),
+    ("validity_within_issuer", validity_within_issuer),
+    ("no_duplicate_extensions", no_duplicate_extensions),
+    (
+        "basic_constraints_match_profile",
+        basic_constraints_match_profile,
+    ),
+    ("key_usage_matches_profile", key_usage_matches_profile),
+    (
+        "ext_key_usage_matches_profile",
+        ext_key_usage_matches_profile,
+    ),
+    (
+        "subject_key_identifier_present",
+        subject_key_identifier_present,
+    ),
+    ("aki_matches_issuer_ski", aki_matches_issuer_ski),
+    ("subject_or_san_present", subject_or_san_present),
+    ("san_present_for_server", san_present_for_server),
+    ("dns_names_valid", dns_names_valid),
+    (
+        "names_within_name_constraints",
+        names_within_name_constraints,
+    ),
+];
+
+/// Run every rule; an empty result means the certificate may be signed.
+pub fn lint(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Vec<LintFinding> {
+    RULES
+        .iter()
+        .filter_map(|(rule, check)| {
+            check(tbs, ctx)
+                .err()
+                .map(|message| LintFinding { rule, message })
+        })
+        .collect()
+}
+
+fn ext<'a, T: Decode<'a> + AssociatedOid>(
+    tbs: &'a TbsCertificate,
+) -> Result<Option<(bool, T)>, String> {
+    tbs.get::<T>()
+        .map_err(|e| format!("extension {} is malformed or repeated: {e}", T::OID))
+}
+
+fn sans(tbs: &TbsCertificate) -> Result<Vec<GeneralName>, String> {
+    Ok(ext::<SubjectAltName>(tbs)?
+        .map(|(_, s)| s.0)
+        .unwrap_or_default())
+}
+
+fn version_v3(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    if tbs.version == Version::V3 {
+        Ok(())
+    } else {
+        Err("certificates with extensions must be version 3".into())
+    }
+}
+
+fn serial_positive_20_octets(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    let der = tbs.serial_number.to_der().map_err(|e| e.to_string())?;
+    // DER INTEGER: tag, one length byte (serials are short), then the content.
+    let content = der.get(2..).unwrap_or_default();
+    match content.first() {
+        None => Err("serial is empty".into()),
+        Some(b) if b & 0x80 != 0 => Err("serial is negative".into()),
+        _ if content.iter().all(|b| *b == 0) => Err("serial is zero".into()),
+        _ if content.len() > 20 => Err(format!(
+            "serial is {} octets; at most 20 allowed",
+            content.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn signature_algorithm_matches_issuer(
+    tbs: &TbsCertificate,
+    ctx: &LintContext<'_>,
+) -> Result<(), String> {
+    let expected = ctx.issuer_key.default_signature_algorithm();
+    if tbs.signature == expected.identifier() {
+        Ok(())
+    } else {
+        Err(format!(
+            "signature algorithm {} does not match the issuer's {} key ({expected:?})",
+            tbs.signature.oid, ctx.issuer_key
+        ))
+    }
+}
+
+fn key_allowed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    let der = tbs
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    PublicKeyKind::from_spki_der(&der)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    let nb = from_x509_time(&tbs.validity.not_before);
+    let na = from_x509_time(&tbs.validity.not_after);
+    if na <= nb {
+        return Err("notAfter is not after notBefore".into());
+    }
+    let max = time::Duration::days(i64::from(ctx.limits.max_days)) + NOT_BEFORE_BACKDATE;
+    if na - nb > max {
+        return Err(format!(
+            "lifetime exceeds the profile's {} days",
+            ctx.limits.max_days
+        ));
+    }
+    Ok(())
+}
+
+fn validity_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    let nb = from_x509_time(&tbs.validity.not_before);
+    let na = from_x509_time(&tbs.validity.not_after);
+    if nb < ctx.issuer_not_before || na > ctx.issuer_not_after {
+        return Err("validity extends outside the issuer's validity".into());
+    }
+    Ok(())
+}
+
+fn no_duplicate_extensions(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    let mut seen = HashSet::new();
+    for e in tbs.extensions.as_deref().unwrap_or_default() {
+        if !seen.insert(e.extn_id) {
+            return Err(format!("extension {} appears twice", e.extn_id));
+        }
+    }
+    Ok(())
+}
+
+fn basic_constraints_match_profile(
+    tbs: &TbsCertificate,
+    ctx: &LintContext<'_>,
+) -> Result<(), String> {
+    let (critical, bc) = ext::<BasicConstraints>(tbs)?.ok_or("basicConstraints is missing")?;
+    if !critical {
+        return Err("basicConstraints must be critical".into());
+    }
+    let (want_ca, want_len) = match ctx.kind {
+        CertKind::Root { path_len } | CertKind::Issued(Profile::SubordinateCa { path_len }) => {
+            (true, path_len)
+        }
+        CertKind::Issued(_) => (false, None),
+    };
+    if bc.ca != want_ca || bc.path_len_constraint != want_len {
+        return Err(format!(
+            "basicConstraints CA={} pathLen={:?}, profile wants CA={want_ca} pathLen={want_len:?}",
+            bc.ca, bc.path_len_constraint
+        ));
+    }
+    Ok(())
+}
+
+fn subject_key_kind(tbs: &TbsCertificate) -> Result<PublicKeyKind, String> {
+    let der = tbs
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())
+}
+
+fn key_usage_matches_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    let (critical, ku) = ext::<KeyUsage>(tbs)?.ok_or("keyUsage is missing")?;
+    if !critical {
+        return Err("keyUsage must be critical".into());
+    }
+    let want = ctx.kind.profile().key_usage(subject_key_kind(tbs)?);
+    if ku != want {
+        return Err(format!(
+            "keyUsage {:?} differs from the profile's {:?}",
+            ku.0, want.0
+        ));
+    }
+    Ok(())
+}
+
+fn ext_key_usage_matches_profile(
+    tbs: &TbsCertificate,
+    ctx: &LintContext<'_>,
+) -> Result<(), String> {
+    let have = ext::<ExtendedKeyUsage>(tbs)?
+        .map(|(_, e)| e.0)
+        .unwrap_or_default();
+    let want = ctx.kind.profile().extended_key_usages();
+    if have != want {
+        return Err(format!(
+            "extKeyUsage {have:?} differs from the profile's {want:?}"
+        ));
+    }
+    Ok(())
+}
+
+fn subject_key_identifier_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    match ext::<SubjectKeyIdentifier>(tbs)? {
+        Some((false, ski)) if !ski.0.as_bytes().is_empty() => Ok(()),
+        Some((true, _)) => Err("subjectKeyIdentifier must not be critical".into()),
+        _ => Err("subjectKeyIdentifier is missing".into()),
+    }
+}
+
+fn aki_matches_issuer_ski(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    let aki = ext::<AuthorityKeyIdentifier>(tbs)?;
+    match (ctx.issuer_ski, aki) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err("a self-signed root carries no authorityKeyIdentifier here".into()),
+        (Some(_), None) => Err("authorityKeyIdentifier is missing".into()),
+        (Some(want), Some((_, aki))) => match aki.key_identifier {
+            Some(id) if id.as_bytes() == want => Ok(()),
+            _ => Err(
+                "authorityKeyIdentifier does not equal the issuer's subjectKeyIdentifier".into(),
+            ),
+        },
+    }
+}
+
+fn subject_or_san_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    let san = ext::<SubjectAltName>(tbs)?;
+    match (tbs.subject.0.is_empty(), san) {
+        (false, _) => Ok(()),
+        (true, Some((true, s))) if !s.0.is_empty() => Ok(()),
+        (true, Some(_)) => {
+            Err("with an empty subject, subjectAltName must be critical and non-empty".into())
+        }
+        (true, None) => Err("empty subject and no subjectAltName".into()),
+    }
+}
+
+fn san_present_for_server(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    if !matches!(ctx.kind, CertKind::Issued(p) if p.requires_server_san()) {
+        return Ok(());
+    }
+    let names = sans(tbs)?;
+    if names
+        .iter()
+        .any(|n| matches!(n, GeneralName::DnsName(_) | GeneralName::IpAddress(_)))
+    {
+        Ok(())
+    } else {
+        Err("a server certificate needs a DNS or IP subjectAltName".into())
+    }
+}
+
+fn dns_names_valid(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    for name in sans(tbs)? {
+        match &name {
+            GeneralName::DnsName(d) => {
+                let s = d.to_string();
+                match validate_dns_name(&s) {
+                    Ok(norm) if norm == s => {}
+                    Ok(_) => return Err(format!("DNS name {s:?} is not in lower case")),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            GeneralName::IpAddress(ip) if !matches!(ip.as_bytes().len(), 4 | 16) => {
+                return Err("IP address SAN is not 4 or 16 octets".into())
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn names_within_name_constraints(
+    tbs: &TbsCertificate,
+    ctx: &LintContext<'_>,
+) -> Result<(), String> {
+    let entries: Vec<SanEntry> = sans(tbs)?
+        .iter()
+        .filter_map(SanEntry::from_general_name)
+        .collect();
+    for nc in &ctx.name_constraints {
+        for entry in &entries {
+            check_constraints(entry, nc)?;
+        }
+    }
+    Ok(())
+}
+
+/// Within the permitted subtrees of its type (when any are given) and outside
+/// every excluded subtree of its type.
+fn check_constraints(entry: &SanEntry, nc: &NameConstraints) -> Result<(), String> {
+    let matches = |base: &GeneralName| -> Option<bool> {
+        match (entry, base) {
+            (SanEntry::Dns(d), GeneralName::DnsName(b)) => Some(dns_in_constraint(d, b.as_str())),
+            (SanEntry::Ip(ip), GeneralName::IpAddress(b)) => {
+                Some(ip_in_constraint(ip, b.as_bytes()))
+            }
+            (SanEntry::Email(e), GeneralName::Rfc822Name(b)) => {
+                let b = b.as_str();
+                Some(if b.contains('@') {
+                    e.eq_ignore_ascii_case(b)
+                } else {
+                    e.rsplit_once('@')
+                        .is_some_and(|(_, domain)| dns_in_constraint(domain, b))
+                })
+            }
+            _ => None,
+        }
+    };
+    if let Some(excluded) = &nc.excluded_subtrees {
+        if excluded.iter().any(|s| matches(&s.base) == Some(true)) {
+            return Err(format!(
+                "{entry} is in an excluded subtree of the issuer's name constraints"
+            ));
+        }
+    }
+    if let Some(permitted) = &nc.permitted_subtrees {
+        let of_type: Vec<bool> = permitted.iter().filter_map(|s| matches(&s.base)).collect();
+        if !of_type.is_empty() && !of_type.contains(&true) {
+            return Err(format!(
+                "{entry} is outside the permitted subtrees of the issuer's name constraints"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cert::{
+        create_root, prepare, CertificateRequest, Issuer, IssuerUrls, NameConstraintsSpec,
+        RootParams,
+    };
+    use crate::keys::{KeyAlgorithm, SoftwareKey};
+    use crate::serial::Serial;
+    use der::asn1::{Ia5String, OctetString};
+    use std::str::FromStr;
+    use x509_cert::ext::Extension;
+    use x509_cert::name::Name;
+
+    struct Fixture {
+        issuer: Issuer,
+        tbs: TbsCertificate,
+        constraints: NameConstraints,
+    }
+
+    fn fixture() -> Fixture {
+        let now = OffsetDateTime::now_utc();
+        let root_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let mut params = RootParams::new(Name::from_str("CN=Lint Root").unwrap());
+        params.name_constraints = Some(NameConstraintsSpec {
+            permitted_dns: vec!["example.internal".into()],
+            ..Default::default()
+        });
+        let root = create_root(&root_key, &params, now).unwrap();
+        let constraints = root.name_constraints.clone().unwrap();
+        let issuer = Issuer::new(root, vec![], IssuerUrls::default());
+        let leaf_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let req = CertificateRequest {
+            subject: Name::from_str("CN=www.example.internal").unwrap(),
+            spki_der: leaf_key.public_key_der().to_vec(),
+            sans: vec![SanEntry::Dns("www.example.internal".into())],
+            profile: Profile::TlsServer,
+            validity_days: Some(30),
+            name_constraints: None,
+        };
+        let prepared = prepare(
+            &issuer,
+            &req,
+            Serial::random().unwrap(),
+            now,
+            Profile::TlsServer.default_limits(),
+        )
+        .unwrap();
+        Fixture {
+            issuer,
+            tbs: prepared.tbs,
+            constraints,
+        }
+    }
+
+    use crate::keys::Signer;
+    use crate::profile::Profile;
+
+    fn ctx<'a>(f: &'a Fixture) -> LintContext<'a> {
+        let ca = &f.issuer.certificate;
+        LintContext {
+            kind: CertKind::Issued(Profile::TlsServer),
+            limits: Profile::TlsServer.default_limits(),
+            issuer_ski: Some(&ca.ski),
+            issuer_key: ca.key_kind,
+            issuer_not_before: ca.not_before,
+            issuer_not_after: ca.not_after,
+            name_constraints: vec![&f.constraints],
+        }
+    }
+
+    fn set_ext<T: AssociatedOid + Encode>(tbs: &mut TbsCertificate, value: &T, critical: bool) {
+        let exts = tbs.extensions.get_or_insert_with(Vec::new);
+        exts.retain(|e| e.extn_id != T::OID);
+        exts.push(Extension {
+            extn_id: T::OID,
+            critical,
+            extn_value: OctetString::new(value.to_der().unwrap()).unwrap(),
+        });
+    }
+
+    fn remove_ext(tbs: &mut TbsCertificate, oid: const_oid::ObjectIdentifier) {
+        if let Some(exts) = tbs.extensions.as_mut() {
+            exts.retain(|e| e.extn_id != oid);
+        }
+    }
+
+    fn set_san(tbs: &mut TbsCertificate, names: Vec<GeneralName>) {
+        set_ext(tbs, &SubjectAltName(names), false);
+    }
+
+    fn dns(s: &str) -> GeneralName {
+        GeneralName::DnsName(Ia5String::new(s).unwrap())
+    }
+
+    type Mutation = fn(&mut TbsCertificate, &mut LintContext<'_>);
+
+    /// For each rule, a change to a good certificate (or its context) that the rule must catch.
+    const NEGATIVE: &[(&str, Mutation)] = &[
+        ("version_v3", |t, _| t.version = Version::V1),
+        ("serial_positive_20_octets", |t, _| {
+            // Decoding accepts what a careless CA might build: a negative serial.
+            t.serial_number =
+                x509_cert::serial_number::SerialNumber::from_der(&[0x02, 0x01, 0xff]).unwrap();
+        }),
+        ("signature_algorithm_matches_issuer", |t, _| {
+            t.signature = crate::signature::SignatureAlgorithm::RsaPkcs1Sha256.identifier()
+        }),
+        ("key_allowed", |t, _| {
+            t.subject_public_key_info.algorithm.oid =
+                const_oid::ObjectIdentifier::new_unwrap("1.2.3.4")
+        }),
+        ("validity_within_profile", |_, c| c.limits.max_days = 10),
+        ("validity_within_issuer", |_, c| {
+            c.issuer_not_after = c.issuer_not_before + time::Duration::days(1)
+        }),
+        ("no_duplicate_extensions", |t, _| {
+            let exts = t.extensions.get_or_insert_with(Vec::new);
+            let first = exts[0].clone();
+            exts.push(first);
+        }),
+        ("basic_constraints_match_profile", |t, _| {
+            set_ext(
+                t,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: None,
+                },
+                true,
+            )
+        }),
+        ("key_usage_matches_profile", |t, _| {
+            set_ext(
+                t,
+                &KeyUsage(x509_cert::ext::pkix::KeyUsages::KeyCertSign.into()),
+                true,
+            )
+        }),
+        ("ext_key_usage_matches_profile", |t, _| {
+            set_ext(
+                t,
+                &ExtendedKeyUsage(vec![crate::oids::KP_CODE_SIGNING]),
+                false,
+            )
+        }),
+        ("subject_key_identifier_present", |t, _| {
+            remove_ext(t, crate::oids::SUBJECT_KEY_IDENTIFIER)
+        }),
+        ("aki_matches_issuer_ski", |t, _| {
+            let aki = AuthorityKeyIdentifier {
+                key_identifier: Some(OctetString::new(vec![1, 2, 3]).unwrap()),
+                ..Default::default()
+            };
+            set_ext(t, &aki, false)
+        }),
+        ("subject_or_san_present", |t, _| {
+            t.subject = Name::default();
+            remove_ext(t, crate::oids::SUBJECT_ALT_NAME);
+        }),
+        ("san_present_for_server", |t, _| {
+            set_san(
+                t,
+                vec![GeneralName::Rfc822Name(
+                    Ia5String::new("a@example.internal").unwrap(),
+                )],
+            )
+        }),
+        ("dns_names_valid", |t, _| {
+            set_san(t, vec![dns("bad_name.example.internal")])
+        }),
+        ("names_within_name_constraints", |t, _| {
+            set_san(t, vec![dns("www.elsewhere.test")])
+        }),
+    ];
+
+    #[test]
+    fn every_rule_has_a_negative_case() {
+        let ids: Vec<&str> = RULES.iter().map(|(id, _)| *id).collect();
+        let covered: Vec<&str> = NEGATIVE.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, covered);
+    }
+
+    #[test]
+    fn good_certificate_passes_every_rule() {
+        let f = fixture();
+        let c = ctx(&f);
+        for (id, rule) in RULES {
+            assert_eq!(
+                rule(&f.tbs, &c),
+                Ok(()),
+                "rule {id} rejected a good certificate"
+            );
+        }
+        assert!(lint(&f.tbs, &c).is_empty());
+    }
+
+    #[test]
+    fn each_rule_catches_its_violation() {
+        let f = fixture();
+        for (id, mutate) in NEGATIVE {
+            let mut tbs = f.tbs.clone();
+            let mut c = ctx(&f);
+            mutate(&mut tbs, &mut c);
+            let rule = RULES
+                .iter()
+                .find(|(r, _)| r == id)
+                .map(|(_, r)| *r)
+                .unwrap();
+            assert!(rule(&tbs, &c).is_err(), "rule {id} missed its violation");
+            assert!(
+                lint(&tbs, &c).iter().any(|finding| finding.rule == *id),
+                "lint did not report {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn issuance_outside_name_constraints_is_refused_with_rule_id() {
+        let f = fixture();
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let req = CertificateRequest {
+            subject: Name::from_str("CN=evil.test").unwrap(),
+            spki_der: key.public_key_der().to_vec(),
+            sans: vec![SanEntry::Dns("evil.test".into())],
+            profile: Profile::TlsServer,
+            validity_days: None,
+            name_constraints: None,
+        };
+        let err = prepare(
+            &f.issuer,
+            &req,
+            Serial::random().unwrap(),
+            OffsetDateTime::now_utc(),
+            Profile::TlsServer.default_limits(),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("names_within_name_constraints"),
+            "{err}"
+        );
+    }
+}

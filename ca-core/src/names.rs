@@ -1,0 +1,339 @@
+//! Subject alternative names: parsing, validation and their X.509 form.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use der::asn1::{Ia5String, OctetString};
+use x509_cert::ext::pkix::name::GeneralName;
+
+/// Longest DNS name accepted (RFC 1035 presentation form without the root dot).
+pub const MAX_DNS_NAME_LEN: usize = 253;
+/// Longest email address accepted.
+pub const MAX_EMAIL_LEN: usize = 254;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum NameError {
+    #[error("empty name")]
+    Empty,
+    #[error("name {0:?} is longer than {MAX_DNS_NAME_LEN} characters")]
+    TooLong(String),
+    #[error("DNS name {name:?} is not valid: {why}")]
+    BadDnsName { name: String, why: &'static str },
+    #[error("email address {0:?} is not valid")]
+    BadEmail(String),
+    #[error("subject name does not parse: {0}")]
+    BadSubject(String),
+}
+
+/// One subjectAltName entry of the kinds a TLS CA issues.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SanEntry {
+    Dns(String),
+    Ip(IpAddr),
+    Email(String),
+}
+
+impl fmt::Display for SanEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SanEntry::Dns(d) => write!(f, "DNS:{d}"),
+            SanEntry::Ip(ip) => write!(f, "IP:{ip}"),
+            SanEntry::Email(e) => write!(f, "email:{e}"),
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+/// Check a DNS name as it may appear in a certificate: LDH labels of 1..=63
+/// characters, no leading or trailing hyphen, at most 253 characters, and a
+/// wildcard only as the whole leftmost label of a name with at least two more
+/// labels (`*.example.internal`, not `*.internal` or `a*.example.com`).
+/// Returns the name in lower case.
+pub fn validate_dns_name(name: &str) -> Result<String, NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty);
+    }
+    if name.len() > MAX_DNS_NAME_LEN {
+        return Err(NameError::TooLong(shorten(name)));
+    }
+    let bad = |why| NameError::BadDnsName {
+        name: shorten(name),
+        why,
+    };
+    let lower = name.to_ascii_lowercase();
+    let labels: Vec<&str> = lower.split('.').collect();
+    for (i, label) in labels.iter().enumerate() {
+        if label.is_empty() {
+            return Err(bad("empty label"));
+        }
+        if label.len() > 63 {
+            return Err(bad("label longer than 63 characters"));
+        }
+        if *label == "*" {
+            if i != 0 {
+                return Err(bad("wildcard is allowed only as the leftmost label"));
+            }
+            if labels.len() < 3 {
+                return Err(bad("wildcard needs at least two labels after it"));
+            }
+            continue;
+        }
+        if label.contains('*') {
+            return Err(bad("wildcard must be a whole label"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(bad("labels may contain only letters, digits and hyphens"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("labels may not start or end with a hyphen"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad("the last label may not be all digits"));
+    }
+    Ok(lower)
+}
+
+/// Check an email address for an rfc822Name SAN (a pragmatic subset: ASCII
+/// local part without spaces, a valid DNS domain).
+pub fn validate_email(addr: &str) -> Result<String, NameError> {
+    let bad = || NameError::BadEmail(shorten(addr));
+    if addr.len() > MAX_EMAIL_LEN {
+        return Err(bad());
+    }
+    let (local, domain) = addr.rsplit_once('@').ok_or_else(bad)?;
+    if local.is_empty()
+        || local.len() > 64
+        || !local.bytes().all(|b| b.is_ascii_graphic() && b != b'@')
+    {
+        return Err(bad());
+    }
+    let domain = validate_dns_name(domain).map_err(|_| bad())?;
+    if domain.starts_with('*') {
+        return Err(bad());
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+impl SanEntry {
+    /// Parse a user-supplied name: `DNS:x`, `IP:x`, `email:x`, or a bare value
+    /// (an IP address if it parses as one, an email if it has an `@`, else DNS).
+    pub fn parse(input: &str) -> Result<SanEntry, NameError> {
+        let input = input.trim();
+        let lower = input.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("dns:") {
+            return Ok(SanEntry::Dns(validate_dns_name(rest)?));
+        }
+        if lower.starts_with("ip:") {
+            let rest = &input[3..];
+            return rest
+                .parse::<IpAddr>()
+                .map(SanEntry::Ip)
+                .map_err(|_| NameError::BadDnsName {
+                    name: shorten(rest),
+                    why: "not an IP address",
+                });
+        }
+        if lower.starts_with("email:") {
+            return Ok(SanEntry::Email(validate_email(&input[6..])?));
+        }
+        if let Ok(ip) = input.parse::<IpAddr>() {
+            return Ok(SanEntry::Ip(ip));
+        }
+        if input.contains('@') {
+            return Ok(SanEntry::Email(validate_email(input)?));
+        }
+        Ok(SanEntry::Dns(validate_dns_name(input)?))
+    }
+
+    /// Re-validate an entry (for entries that did not come through `parse`).
+    pub fn validated(self) -> Result<SanEntry, NameError> {
+        match self {
+            SanEntry::Dns(d) => Ok(SanEntry::Dns(validate_dns_name(&d)?)),
+            SanEntry::Email(e) => Ok(SanEntry::Email(validate_email(&e)?)),
+            ip @ SanEntry::Ip(_) => Ok(ip),
+        }
+    }
+
+    pub fn to_general_name(&self) -> Result<GeneralName, der::Error> {
+        Ok(match self {
+            SanEntry::Dns(d) => GeneralName::DnsName(Ia5String::new(d)?),
+            SanEntry::Email(e) => GeneralName::Rfc822Name(Ia5String::new(e)?),
+            SanEntry::Ip(IpAddr::V4(v4)) => {
+                GeneralName::IpAddress(OctetString::new(v4.octets().to_vec())?)
+            }
+            SanEntry::Ip(IpAddr::V6(v6)) => {
+                GeneralName::IpAddress(OctetString::new(v6.octets().to_vec())?)
+            }
+        })
+    }
+
+    /// The entry a GeneralName holds, if it is one of the kinds we issue.
+    /// DNS names and emails are returned as found (not re-validated).
+    pub fn from_general_name(name: &GeneralName) -> Option<SanEntry> {
+        match name {
+            GeneralName::DnsName(d) => Some(SanEntry::Dns(d.to_string())),
+            GeneralName::Rfc822Name(e) => Some(SanEntry::Email(e.to_string())),
+            GeneralName::IpAddress(o) => ip_from_bytes(o.as_bytes()).map(SanEntry::Ip),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
+    match b.len() {
+        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// An IP subnet for name constraints, e.g. `10.0.0.0/8` or `fd00::/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNet {
+    /// Address and mask bytes as name constraints encode them (RFC 5280 4.2.1.10).
+    pub fn to_constraint_bytes(&self) -> Vec<u8> {
+        let addr: Vec<u8> = match self.addr {
+            IpAddr::V4(a) => a.octets().to_vec(),
+            IpAddr::V6(a) => a.octets().to_vec(),
+        };
+        let mut mask = vec![0u8; addr.len()];
+        for (i, m) in mask.iter_mut().enumerate() {
+            let bits = (self.prefix as usize).saturating_sub(i * 8).min(8);
+            *m = if bits == 0 { 0 } else { 0xffu8 << (8 - bits) };
+        }
+        let masked: Vec<u8> = addr.iter().zip(&mask).map(|(a, m)| a & m).collect();
+        [masked, mask].concat()
+    }
+
+    pub fn contains(&self, ip: &IpAddr) -> bool {
+        let c = self.to_constraint_bytes();
+        ip_in_constraint(ip, &c)
+    }
+}
+
+/// Whether `ip` lies in an encoded address+mask constraint.
+pub(crate) fn ip_in_constraint(ip: &IpAddr, constraint: &[u8]) -> bool {
+    let bytes: Vec<u8> = match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    if constraint.len() != bytes.len() * 2 {
+        return false;
+    }
+    let (net, mask) = constraint.split_at(bytes.len());
+    bytes
+        .iter()
+        .zip(net)
+        .zip(mask)
+        .all(|((b, n), m)| b & m == n & m)
+}
+
+impl std::str::FromStr for IpNet {
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let bad = || NameError::BadDnsName {
+            name: shorten(s),
+            why: "not an IP subnet like 10.0.0.0/8",
+        };
+        let (addr, prefix) = s.split_once('/').ok_or_else(bad)?;
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(IpNet { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Whether DNS name `name` (possibly a wildcard) lies inside constraint `base`
+/// (`example.com` covers itself and its subdomains; `.example.com` only subdomains).
+pub(crate) fn dns_in_constraint(name: &str, base: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let base = base.to_ascii_lowercase();
+    if base.is_empty() {
+        return true;
+    }
+    if let Some(sub) = base.strip_prefix('.') {
+        return name.ends_with(&format!(".{sub}"));
+    }
+    name == base || name.ends_with(&format!(".{base}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(
+            validate_dns_name("Foo.Example.com").as_deref(),
+            Ok("foo.example.com")
+        );
+        assert!(validate_dns_name("*.svc.internal").is_ok());
+        assert!(validate_dns_name("localhost").is_ok());
+        for bad in [
+            "", "a..b", "-a.com", "a-.com", "a_b.com", "*.com", "a.*.com", "f*.a.com", "a.123",
+            "a b.com",
+        ] {
+            assert!(validate_dns_name(bad).is_err(), "{bad} accepted");
+        }
+        assert!(validate_dns_name(&"a".repeat(64)).is_err());
+        assert!(validate_dns_name(&format!("{}.com", "a.".repeat(130))).is_err());
+    }
+
+    #[test]
+    fn san_parse() {
+        assert_eq!(
+            SanEntry::parse("127.0.0.1"),
+            Ok(SanEntry::Ip("127.0.0.1".parse().unwrap()))
+        );
+        assert_eq!(
+            SanEntry::parse("::1"),
+            Ok(SanEntry::Ip("::1".parse().unwrap()))
+        );
+        assert_eq!(
+            SanEntry::parse("DNS:Bob.example"),
+            Ok(SanEntry::Dns("bob.example".into()))
+        );
+        assert_eq!(
+            SanEntry::parse("bob@example.com"),
+            Ok(SanEntry::Email("bob@example.com".into()))
+        );
+        assert!(SanEntry::parse("ip:nope").is_err());
+        assert!(SanEntry::parse("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn constraints() {
+        assert!(dns_in_constraint("a.example.com", "example.com"));
+        assert!(dns_in_constraint("example.com", "example.com"));
+        assert!(!dns_in_constraint("badexample.com", "example.com"));
+        assert!(!dns_in_constraint("example.com", ".example.com"));
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains(&"10.1.2.3".parse().unwrap()));
+        assert!(!net.contains(&"11.1.2.3".parse().unwrap()));
+        assert!(!net.contains(&"::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,110 @@
+//! Certificate serial numbers: 128 random bits, positive, printed in lower-case hex.
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SerialError {
+    #[error("the operating system's random number generator failed")]
+    Rng,
+    #[error("serial {0:?} is not 1 to 20 octets of hex")]
+    Malformed(String),
+}
+
+/// A positive serial number, kept as its minimal big-endian magnitude.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(Vec<u8>);
+
+impl Serial {
+    /// 128 bits from the OS CSPRNG, top bit cleared so the INTEGER is positive
+    /// without a padding byte. A zero value (probability 2^-127) is redrawn.
+    pub fn random() -> Result<Serial, SerialError> {
+        loop {
+            let mut b = [0u8; 16];
+            getrandom::getrandom(&mut b).map_err(|_| SerialError::Rng)?;
+            b[0] &= 0x7f;
+            let s = Serial::from_bytes(&b);
+            if !s.0.is_empty() {
+                return Ok(s);
+            }
+        }
+    }
+
+    /// From big-endian magnitude bytes (leading zeros are dropped).
+    pub fn from_bytes(bytes: &[u8]) -> Serial {
+        let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+        Serial(bytes[start..].to_vec())
+    }
+
+    /// Big-endian magnitude, no leading zero bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Parse lower- or upper-case hex (colons allowed), 1..=20 octets, non-zero.
+    pub fn from_hex(s: &str) -> Result<Serial, SerialError> {
+        let bad = || SerialError::Malformed(s.chars().take(64).collect());
+        let clean: String = s.chars().filter(|c| *c != ':').collect();
+        if clean.is_empty() || clean.len() > 40 || !clean.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let padded = if clean.len() % 2 == 1 {
+            format!("0{clean}")
+        } else {
+            clean
+        };
+        let mut bytes = Vec::with_capacity(padded.len() / 2);
+        for pair in padded.as_bytes().chunks(2) {
+            let hi = (pair[0] as char).to_digit(16).ok_or_else(bad)?;
+            let lo = (pair[1] as char).to_digit(16).ok_or_else(bad)?;
+            bytes.push((hi * 16 + lo) as u8);
+        }
+        let serial = Serial::from_bytes(&bytes);
+        if serial.0.is_empty() {
+            return Err(bad());
+        }
+        Ok(serial)
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub(crate) fn to_x509(&self) -> Result<x509_cert::serial_number::SerialNumber, der::Error> {
+        x509_cert::serial_number::SerialNumber::new(&self.0)
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.to_hex())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_serials_are_positive_and_distinct() {
+        let a = Serial::random().unwrap();
+        let b = Serial::random().unwrap();
+        assert_ne!(a, b);
+        assert!(a.as_bytes().len() <= 16 && a.as_bytes()[0] & 0x80 == 0);
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let s = Serial::from_hex("00:0A:ff").unwrap();
+        assert_eq!(s.to_hex(), "0aff");
+        assert!(Serial::from_hex("").is_err());
+        assert!(Serial::from_hex("00").is_err());
+        assert!(Serial::from_hex("zz").is_err());
+        assert!(Serial::from_hex(&"1".repeat(41)).is_err());
+    }
+}
