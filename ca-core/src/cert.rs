@@ -603,6 +603,7 @@ pub fn prepare(
         issuer_key: ca.key_kind,
         issuer_not_before: ca.not_before,
         issuer_not_after: ca.not_after,
+        issuer_path_len: ca.path_len,
         name_constraints: issuer.name_constraints(),
     };
     let tbs_der = lint_or_refuse(&tbs, &ctx)?;
@@ -696,6 +697,7 @@ pub fn create_root(
         issuer_key: key,
         issuer_not_before: not_before,
         issuer_not_after: not_after,
+        issuer_path_len: None,
         name_constraints: vec![],
     };
     let tbs_der = lint_or_refuse(&tbs, &ctx)?;

@@ -46,6 +46,8 @@ pub struct LintContext<'a> {
     pub issuer_key: PublicKeyKind,
     pub issuer_not_before: OffsetDateTime,
     pub issuer_not_after: OffsetDateTime,
+    /// The issuer's pathLenConstraint (`None`: unlimited, or a root being made).
+    pub issuer_path_len: Option<u8>,
     /// Name constraints of the issuer and every CA above it.
     pub name_constraints: Vec<&'a NameConstraints>,
 }
@@ -82,6 +84,7 @@ pub const RULES: &[(&str, Rule)] = &[
         "basic_constraints_match_profile",
         basic_constraints_match_profile,
     ),
+    ("path_len_within_issuer", path_len_within_issuer),
     ("key_usage_matches_profile", key_usage_matches_profile),
     (
         "ext_key_usage_matches_profile",
@@ -231,6 +234,27 @@ fn basic_constraints_match_profile(
         ));
     }
     Ok(())
+}
+
+fn path_len_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    let Some(issuer_len) = ctx.issuer_path_len else {
+        return Ok(());
+    };
+    let Some((_, bc)) = ext::<BasicConstraints>(tbs)? else {
+        return Ok(());
+    };
+    if !bc.ca || matches!(ctx.kind, CertKind::Root { .. }) {
+        return Ok(());
+    }
+    match bc.path_len_constraint {
+        _ if issuer_len == 0 => {
+            Err("the issuer's pathLen is 0: it may not issue CA certificates".into())
+        }
+        Some(len) if len < issuer_len => Ok(()),
+        other => Err(format!(
+            "pathLen {other:?} must be below the issuer's {issuer_len}"
+        )),
+    }
 }
 
 fn subject_key_kind(tbs: &TbsCertificate) -> Result<PublicKeyKind, String> {
@@ -464,6 +488,7 @@ mod tests {
             issuer_key: ca.key_kind,
             issuer_not_before: ca.not_before,
             issuer_not_after: ca.not_after,
+            issuer_path_len: Some(1),
             name_constraints: vec![&f.constraints],
         }
     }
@@ -524,6 +549,18 @@ mod tests {
                 &BasicConstraints {
                     ca: true,
                     path_len_constraint: None,
+                },
+                true,
+            )
+        }),
+        ("path_len_within_issuer", |t, c| {
+            c.kind = CertKind::Issued(Profile::SubordinateCa { path_len: Some(0) });
+            c.issuer_path_len = Some(0);
+            set_ext(
+                t,
+                &BasicConstraints {
+                    ca: true,
+                    path_len_constraint: Some(0),
                 },
                 true,
             )

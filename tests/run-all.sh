@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it:
+#   bash tests/run-all.sh
+# Installs missing external test tools, then checks formatting, lints with
+# clippy (warnings are errors) and runs every test: unit, conformance (x509-limbo)
+# and end-to-end tests that start the real binaries and real clients.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash tests/install-test-tools.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --no-fail-fast
