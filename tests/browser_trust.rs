@@ -153,17 +153,22 @@ fn chromium_trusts_an_issued_server_certificate_only_with_the_root_installed() {
 
     let trusting = dir.path().join("trusting");
     make_nssdb(&trusting, Some(&root_path));
-    let page = load_page(&chromium, &trusting, &url);
+    let (page, log) = load_page(&chromium, &trusting, &url);
     assert!(
         page.contains("Ciphers supported"),
-        "Chromium with our root did not load the page:\n{page}"
+        "Chromium with our root did not load the page:\n{page}\n{log}"
     );
 
     let untrusting = dir.path().join("untrusting");
     make_nssdb(&untrusting, None);
-    let page = load_page(&chromium, &untrusting, &url);
+    let (page, log) = load_page(&chromium, &untrusting, &url);
     assert!(
         !page.contains("Ciphers supported"),
         "Chromium without our root loaded the page:\n{page}"
+    );
+    // The refusal must be about trust, not a connection or TLS failure.
+    assert!(
+        log.contains("ERR_CERT_AUTHORITY_INVALID"),
+        "unexpected failure without the root:\n{log}"
     );
 }
