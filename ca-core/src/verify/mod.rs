@@ -1,1 +1,897 @@
-//! Chain validation (RFC 5280 section 6). Owned by the validator work.
+//! Chain validation (RFC 5280 section 6 with the TLS / CA-Browser-Forum profile).
+//!
+//! [`verify_chain`] builds candidate paths from the leaf to a trust anchor over every
+//! issuer whose subject matches (trying key-identifier matches first), verifies
+//! each (issuer, certificate) signature at most once, validates each complete path
+//! and returns the first valid one. Every check made on the chosen (or best failed)
+//! path is recorded in an [`Explanation`].
+
+mod cert;
+mod crl;
+mod der_util;
+mod explain;
+mod names;
+mod nc;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use const_oid::ObjectIdentifier;
+use der::Decode;
+use spki::SubjectPublicKeyInfoRef;
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::name::GeneralName;
+
+use crate::oids;
+use crate::signature::{verify_signature, SignatureAlgorithm};
+use cert::{attr_string, attrs, Cert, KU_KEY_CERT_SIGN};
+pub use explain::{CertReport, Check, CheckKind, Explanation, Role};
+
+/// Most certificates a path may have (leaf and anchor included).
+const MAX_PATH_LEN: usize = 10;
+/// Most signature verifications one call may make.
+const MAX_SIGNATURE_CHECKS: usize = 100;
+/// Most issuer candidates one call may consider.
+const MAX_STEPS: usize = 2_000;
+
+/// What the leaf certificate is to be used for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Usage {
+    /// A TLS server: serverAuth EKU, CA/B Forum profile rules.
+    TlsServer,
+    /// A TLS client: clientAuth EKU.
+    TlsClient,
+    /// No particular purpose: RFC 5280 rules only.
+    Any,
+}
+
+impl Usage {
+    fn eku(self) -> Option<ObjectIdentifier> {
+        match self {
+            Usage::TlsServer => Some(oids::KP_SERVER_AUTH),
+            Usage::TlsClient => Some(oids::KP_CLIENT_AUTH),
+            Usage::Any => None,
+        }
+    }
+
+    fn is_tls(self) -> bool {
+        self != Usage::Any
+    }
+}
+
+/// The identity the leaf must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerName {
+    Dns(String),
+    Ip(IpAddr),
+    Email(String),
+}
+
+impl std::fmt::Display for PeerName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerName::Dns(d) => write!(f, "DNS:{d}"),
+            PeerName::Ip(ip) => write!(f, "IP:{ip}"),
+            PeerName::Email(e) => write!(f, "email:{e}"),
+        }
+    }
+}
+
+/// keyUsage bits (RFC 5280 4.2.1.3 numbering: bit 0 is digitalSignature).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyUsageBits(pub u16);
+
+impl KeyUsageBits {
+    pub const DIGITAL_SIGNATURE: KeyUsageBits = KeyUsageBits(1);
+    pub const NON_REPUDIATION: KeyUsageBits = KeyUsageBits(1 << 1);
+    pub const KEY_ENCIPHERMENT: KeyUsageBits = KeyUsageBits(1 << 2);
+    pub const DATA_ENCIPHERMENT: KeyUsageBits = KeyUsageBits(1 << 3);
+    pub const KEY_AGREEMENT: KeyUsageBits = KeyUsageBits(1 << 4);
+    pub const KEY_CERT_SIGN: KeyUsageBits = KeyUsageBits(1 << 5);
+    pub const CRL_SIGN: KeyUsageBits = KeyUsageBits(1 << 6);
+    pub const ENCIPHER_ONLY: KeyUsageBits = KeyUsageBits(1 << 7);
+    pub const DECIPHER_ONLY: KeyUsageBits = KeyUsageBits(1 << 8);
+
+    /// The bit for an RFC 5280 keyUsage name such as `digitalSignature`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "digitalSignature" => Self::DIGITAL_SIGNATURE,
+            "nonRepudiation" | "contentCommitment" => Self::NON_REPUDIATION,
+            "keyEncipherment" => Self::KEY_ENCIPHERMENT,
+            "dataEncipherment" => Self::DATA_ENCIPHERMENT,
+            "keyAgreement" => Self::KEY_AGREEMENT,
+            "keyCertSign" => Self::KEY_CERT_SIGN,
+            "cRLSign" => Self::CRL_SIGN,
+            "encipherOnly" => Self::ENCIPHER_ONLY,
+            "decipherOnly" => Self::DECIPHER_ONLY,
+            _ => return None,
+        })
+    }
+
+    #[must_use]
+    pub fn union(self, other: KeyUsageBits) -> KeyUsageBits {
+        KeyUsageBits(self.0 | other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// Parameters of one validation.
+#[derive(Clone, Debug)]
+pub struct VerifyOptions {
+    /// The time at which every certificate must be valid.
+    pub time: OffsetDateTime,
+    pub usage: Usage,
+    /// The name the leaf must be valid for; `None` skips name matching.
+    pub peer_name: Option<PeerName>,
+    /// Purposes the leaf's extKeyUsage must list (when it has one), besides the usage's.
+    pub required_ekus: Vec<ObjectIdentifier>,
+    /// keyUsage bits the leaf must have (when it has the extension).
+    pub required_key_usage: KeyUsageBits,
+    /// Most intermediates, not counting self-issued ones (as pathLenConstraint).
+    pub max_depth: Option<usize>,
+    /// DER CRLs to check every non-anchor certificate against.
+    pub crls: Vec<Vec<u8>>,
+}
+
+impl VerifyOptions {
+    /// Validate for `usage` at `time`, with no other requirement.
+    pub fn new(usage: Usage, time: OffsetDateTime) -> Self {
+        VerifyOptions {
+            time,
+            usage,
+            peer_name: None,
+            required_ekus: Vec::new(),
+            required_key_usage: KeyUsageBits::default(),
+            max_depth: None,
+            crls: Vec::new(),
+        }
+    }
+}
+
+impl Default for VerifyOptions {
+    fn default() -> Self {
+        VerifyOptions::new(Usage::TlsServer, OffsetDateTime::now_utc())
+    }
+}
+
+/// A validated path.
+#[derive(Clone, Debug)]
+pub struct VerifiedPath {
+    /// DER certificates, leaf first, trust anchor last.
+    pub chain: Vec<Vec<u8>>,
+    pub explanation: Explanation,
+}
+
+/// Why validation failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Reason {
+    #[error("leaf certificate is malformed: {0}")]
+    MalformedLeaf(String),
+    #[error("no trust anchor or intermediate issued {0}")]
+    UnknownIssuer(String),
+    #[error("{subject}: {kind} check failed: {detail}")]
+    Check {
+        kind: CheckKind,
+        subject: String,
+        detail: String,
+    },
+    #[error("path building gave up: {0}")]
+    BudgetExhausted(String),
+}
+
+/// A failed validation: the reason, and the explanation of the best attempt.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct VerifyError {
+    pub reason: Reason,
+    pub explanation: Explanation,
+}
+
+/// Validate `leaf_der` up to one of `trust_anchors`, possibly through some of
+/// `intermediates` (in any order, possibly irrelevant), under `opts`.
+pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
+    leaf_der: &[u8],
+    intermediates: &[I],
+    trust_anchors: &[A],
+    opts: &VerifyOptions,
+) -> Result<VerifiedPath, VerifyError> {
+    let leaf = Cert::parse(leaf_der).map_err(|e| VerifyError {
+        reason: Reason::MalformedLeaf(e),
+        explanation: Explanation::default(),
+    })?;
+    let mut notes = Vec::new();
+    let mut certs = vec![leaf];
+    let mut seen: Vec<&[u8]> = vec![leaf_der];
+    let anchors = parse_all(
+        trust_anchors.iter().map(|a| a.as_ref()),
+        "trust anchor",
+        &mut seen,
+        &mut certs,
+        &mut notes,
+    );
+    parse_all(
+        intermediates.iter().map(|a| a.as_ref()),
+        "intermediate",
+        &mut seen,
+        &mut certs,
+        &mut notes,
+    );
+
+    let mut crls = Vec::new();
+    for der in &opts.crls {
+        match crl::ParsedCrl::parse(der) {
+            Ok(c) => crls.push(c),
+            Err(e) => {
+                // An unreadable CRL might have revoked something: fail closed.
+                return Err(VerifyError {
+                    reason: Reason::Check {
+                        kind: CheckKind::Revocation,
+                        subject: String::new(),
+                        detail: e,
+                    },
+                    explanation: Explanation::default(),
+                });
+            }
+        }
+    }
+
+    let mut b = Builder {
+        opts,
+        now: opts.time.unix_timestamp(),
+        certs,
+        anchors,
+        crls,
+        sigs: HashMap::new(),
+        sig_checks: 0,
+        steps: 0,
+        best: None,
+    };
+    let mut path = vec![0usize];
+    match b.search(&mut path) {
+        Some(mut explanation) => {
+            explanation.notes.extend(notes);
+            Ok(VerifiedPath {
+                chain: path
+                    .iter()
+                    .filter_map(|i| b.certs.get(*i))
+                    .map(|c| c.der.to_vec())
+                    .collect(),
+                explanation,
+            })
+        }
+        None => {
+            let (reason, mut explanation) = match b.best.take() {
+                Some(f) => (f.reason, f.explanation),
+                None => (
+                    Reason::UnknownIssuer(b.certs.first().map(|c| c.label()).unwrap_or_default()),
+                    Explanation::default(),
+                ),
+            };
+            explanation.notes.extend(notes);
+            Err(VerifyError {
+                reason,
+                explanation,
+            })
+        }
+    }
+}
+
+/// Decode `ders` into `certs`, skipping duplicates (intermediates equal to an
+/// anchor or the leaf add nothing) and noting undecodable ones.
+fn parse_all<'c>(
+    ders: impl Iterator<Item = &'c [u8]>,
+    what: &str,
+    seen: &mut Vec<&'c [u8]>,
+    certs: &mut Vec<Cert<'c>>,
+    notes: &mut Vec<String>,
+) -> usize {
+    let mut n = 0;
+    for der in ders {
+        if seen.contains(&der) {
+            continue;
+        }
+        seen.push(der);
+        match Cert::parse(der) {
+            Ok(c) => {
+                certs.push(c);
+                n += 1;
+            }
+            Err(e) => notes.push(format!("ignored a {what}: {e}")),
+        }
+    }
+    n
+}
+
+struct Failure {
+    score: usize,
+    reason: Reason,
+    explanation: Explanation,
+}
+
+struct Builder<'o, 'c> {
+    opts: &'o VerifyOptions,
+    now: i64,
+    /// 0 is the leaf, then `anchors` trust anchors, then intermediates.
+    certs: Vec<Cert<'c>>,
+    anchors: usize,
+    crls: Vec<crl::ParsedCrl<'o>>,
+    /// (issuer, subject) -> outcome of the signature check.
+    sigs: HashMap<(usize, usize), Result<SignatureAlgorithm, String>>,
+    sig_checks: usize,
+    steps: usize,
+    best: Option<Failure>,
+}
+
+impl Builder<'_, '_> {
+    fn is_anchor(&self, i: usize) -> bool {
+        i >= 1 && i <= self.anchors
+    }
+
+    fn record(&mut self, score: usize, reason: Reason, explanation: Explanation) {
+        if self.best.as_ref().is_none_or(|b| score > b.score) {
+            self.best = Some(Failure {
+                score,
+                reason,
+                explanation,
+            });
+        }
+    }
+
+    /// Depth-first search for a valid path extending `path`.
+    fn search(&mut self, path: &mut Vec<usize>) -> Option<Explanation> {
+        let cur = *path.last()?;
+        if path.len() > 1 && self.is_anchor(cur) {
+            match self.validate_path(path) {
+                Ok(e) => return Some(e),
+                Err((reason, e)) => {
+                    self.record(1000 + path.len(), reason, e);
+                    return None;
+                }
+            }
+        }
+        let cur_cert = self.certs.get(cur)?;
+        if path.len() >= MAX_PATH_LEN {
+            let subject = cur_cert.label();
+            self.record(
+                path.len(),
+                Reason::Check {
+                    kind: CheckKind::Depth,
+                    subject,
+                    detail: format!("no trust anchor within {MAX_PATH_LEN} certificates"),
+                },
+                Explanation::default(),
+            );
+            return None;
+        }
+        let aki = cur_cert
+            .ext
+            .authority_key_id
+            .as_ref()
+            .and_then(|a| a.value.key_identifier.as_ref())
+            .map(|k| k.as_bytes().to_vec());
+        let mut candidates: Vec<(bool, bool, usize)> = self
+            .certs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(i, c)| !path.contains(i) && c.subject_rdns == cur_cert.issuer_rdns)
+            .map(|(i, c)| {
+                let ski = c.ext.subject_key_id.as_ref().map(|s| s.value.as_slice());
+                let key_mismatch = matches!((&aki, ski), (Some(a), Some(s)) if a.as_slice() != s);
+                (!self.is_anchor(i), key_mismatch, i)
+            })
+            .collect();
+        // Anchors first, then key-identifier matches: the likeliest short paths.
+        candidates.sort();
+        if candidates.is_empty() {
+            let issuer = cur_cert.issuer_display.clone();
+            self.record(
+                path.len(),
+                Reason::UnknownIssuer(if issuer.is_empty() {
+                    "(empty issuer)".into()
+                } else {
+                    issuer
+                }),
+                Explanation::default(),
+            );
+            return None;
+        }
+        for (_, _, cand) in candidates {
+            self.steps += 1;
+            if self.steps > MAX_STEPS || self.sig_checks >= MAX_SIGNATURE_CHECKS {
+                self.record(
+                    2000,
+                    Reason::BudgetExhausted(format!(
+                        "{} candidate issuers and {} signature checks tried",
+                        self.steps, self.sig_checks
+                    )),
+                    Explanation::default(),
+                );
+                return None;
+            }
+            if let Err(e) = self.signature(cand, cur) {
+                let subject = self.certs.get(cur).map(|c| c.label()).unwrap_or_default();
+                self.record(
+                    path.len() + 1,
+                    Reason::Check {
+                        kind: CheckKind::Signature,
+                        subject,
+                        detail: e,
+                    },
+                    Explanation::default(),
+                );
+                continue;
+            }
+            path.push(cand);
+            if let Some(e) = self.search(path) {
+                return Some(e);
+            }
+            path.pop();
+        }
+        None
+    }
+
+    /// Verify (once) that `issuer` signed `subject`.
+    fn signature(&mut self, issuer: usize, subject: usize) -> Result<SignatureAlgorithm, String> {
+        if let Some(r) = self.sigs.get(&(issuer, subject)) {
+            return r.clone();
+        }
+        let result = match (self.certs.get(issuer), self.certs.get(subject)) {
+            (Some(i), Some(s)) => {
+                self.sig_checks += 1;
+                check_signature(i, s)
+            }
+            _ => Err("no such certificate".to_string()),
+        };
+        self.sigs.insert((issuer, subject), result.clone());
+        result
+    }
+
+    /// Validate a complete path (leaf first, anchor last), explaining every check.
+    fn validate_path(&mut self, path: &[usize]) -> Result<Explanation, (Reason, Explanation)> {
+        let opts = self.opts;
+        let last = path.len().saturating_sub(1);
+        let mut reports = Vec::with_capacity(path.len());
+        for (pos, &idx) in path.iter().enumerate() {
+            let Some(c) = self.certs.get(idx) else {
+                continue;
+            };
+            let role = if pos == 0 {
+                Role::Leaf
+            } else if pos == last {
+                Role::TrustAnchor
+            } else {
+                Role::Intermediate(pos)
+            };
+            let mut r = CertReport::new(role, c.label());
+            self.common_checks(c, &mut r);
+            if pos < last {
+                let issuer_idx = path.get(pos + 1).copied().unwrap_or(usize::MAX);
+                let issuer_label = self
+                    .certs
+                    .get(issuer_idx)
+                    .map(|i| i.label())
+                    .unwrap_or_default();
+                match self.signature(issuer_idx, idx) {
+                    Ok(alg) => r.pass(
+                        CheckKind::Signature,
+                        format!("by {issuer_label} ({})", alg_name(alg)),
+                    ),
+                    Err(e) => r.fail(CheckKind::Signature, format!("by {issuer_label}: {e}")),
+                }
+            } else {
+                r.pass(
+                    CheckKind::Signature,
+                    "trust anchor: its own signature is not relied on",
+                );
+            }
+            let c = match self.certs.get(idx) {
+                Some(c) => c,
+                None => continue,
+            };
+            if pos == 0 {
+                leaf_checks(c, opts, &mut r);
+            } else {
+                self.issuer_checks(path, pos, &mut r);
+            }
+            if !self.crls.is_empty() && pos < last {
+                if let Some(issuer) = path.get(pos + 1).and_then(|i| self.certs.get(*i)) {
+                    match crl::check(c, issuer, &self.crls, self.now) {
+                        Ok(d) => r.pass(CheckKind::Revocation, d),
+                        Err(d) => r.fail(CheckKind::Revocation, d),
+                    }
+                }
+            }
+            reports.push(r);
+        }
+        if let (Some(max), Some(anchor)) = (opts.max_depth, reports.last_mut()) {
+            let depth = path
+                .iter()
+                .skip(1)
+                .take(last.saturating_sub(1))
+                .filter(|i| self.certs.get(**i).is_some_and(|c| !c.self_issued))
+                .count();
+            if depth <= max {
+                anchor.pass(
+                    CheckKind::Depth,
+                    format!("{depth} intermediate(s), at most {max}"),
+                );
+            } else {
+                anchor.fail(
+                    CheckKind::Depth,
+                    format!("{depth} intermediate(s), more than {max}"),
+                );
+            }
+        }
+        let explanation = Explanation {
+            certs: reports,
+            notes: Vec::new(),
+        };
+        let failure = explanation.certs.iter().find_map(|r| {
+            r.first_failure().map(|c| Reason::Check {
+                kind: c.kind,
+                subject: r.subject.clone(),
+                detail: c.detail.clone(),
+            })
+        });
+        match failure {
+            None => Ok(explanation),
+            Some(reason) => Err((reason, explanation)),
+        }
+    }
+
+    /// Checks every certificate in a path gets, whatever its position.
+    fn common_checks(&self, c: &Cert<'_>, r: &mut CertReport) {
+        for (kind, detail) in &c.problems {
+            r.fail(*kind, detail.clone());
+        }
+        if !c
+            .problems
+            .iter()
+            .any(|(k, _)| matches!(k, CheckKind::Encoding | CheckKind::CriticalExtensions))
+        {
+            r.pass(
+                CheckKind::Encoding,
+                "well-formed v3, no unsupported critical extension",
+            );
+        }
+        if let Ok(k) = &c.key {
+            r.pass(CheckKind::PublicKey, k.to_string());
+        }
+        let span = format!("{} .. {}", date(c.not_before), date(c.not_after));
+        if self.now < c.not_before {
+            r.fail(CheckKind::Validity, format!("not yet valid ({span})"));
+        } else if self.now > c.not_after {
+            r.fail(CheckKind::Validity, format!("expired ({span})"));
+        } else {
+            r.pass(CheckKind::Validity, format!("valid {span}"));
+        }
+    }
+
+    /// Checks on the certificate at `pos` (> 0) as the issuer of those below it.
+    fn issuer_checks(&self, path: &[usize], pos: usize, r: &mut CertReport) {
+        let usage = self.opts.usage;
+        let is_anchor = pos + 1 == path.len();
+        let Some(c) = path.get(pos).and_then(|i| self.certs.get(*i)) else {
+            return;
+        };
+        match &c.ext.basic_constraints {
+            Some(bc) if bc.value.ca && bc.critical => r.pass(CheckKind::BasicConstraints, "CA"),
+            Some(bc) if bc.value.ca => r.fail(
+                CheckKind::BasicConstraints,
+                "CA, but basicConstraints is not critical",
+            ),
+            Some(_) => r.fail(CheckKind::BasicConstraints, "not a CA (cA is false)"),
+            None => r.fail(CheckKind::BasicConstraints, "no basicConstraints: not a CA"),
+        }
+        match &c.ext.key_usage {
+            Some(ku) if ku.value & KU_KEY_CERT_SIGN == 0 => {
+                r.fail(CheckKind::KeyUsage, "keyUsage lacks keyCertSign")
+            }
+            Some(_) => r.pass(CheckKind::KeyUsage, "keyCertSign"),
+            None => r.pass(CheckKind::KeyUsage, "no keyUsage extension"),
+        }
+        // Non-self-issued intermediates below this CA (RFC 5280 6.1.4 (l)/(m)).
+        let below = path
+            .iter()
+            .take(pos)
+            .skip(1)
+            .filter(|i| self.certs.get(**i).is_some_and(|c| !c.self_issued))
+            .count();
+        if let Some(max) = c
+            .ext
+            .basic_constraints
+            .as_ref()
+            .and_then(|bc| bc.value.path_len_constraint)
+        {
+            if below <= usize::from(max) {
+                r.pass(
+                    CheckKind::PathLength,
+                    format!("{below} intermediate(s) below, pathLen {max}"),
+                );
+            } else {
+                r.fail(
+                    CheckKind::PathLength,
+                    format!("{below} intermediate(s) below, pathLen {max}"),
+                );
+            }
+        }
+        if c.ext.subject_key_id.is_none() {
+            r.fail(
+                CheckKind::KeyIdentifiers,
+                "CA certificate without subjectKeyIdentifier",
+            );
+        }
+        check_aki(c, is_anchor && usage.is_tls(), r);
+        if let (Some(eku), Some(want)) = (&c.ext.ext_key_usage, usage.eku()) {
+            if is_anchor {
+                r.fail(CheckKind::TlsProfile, "trust anchor carries extKeyUsage");
+            } else if eku.value.contains(&want) || eku.value.contains(&oids::ANY_EXTENDED_KEY_USAGE)
+            {
+                r.pass(
+                    CheckKind::ExtendedKeyUsage,
+                    format!("allows {}", eku_name(want)),
+                );
+            } else {
+                r.fail(
+                    CheckKind::ExtendedKeyUsage,
+                    format!("CA extKeyUsage does not allow {}", eku_name(want)),
+                );
+            }
+        }
+        if let Some(ncx) = &c.ext.name_constraints {
+            if let Err(e) = nc::validate(&ncx.value) {
+                r.fail(CheckKind::NameConstraints, e);
+                return;
+            }
+            let mut checked = 0usize;
+            for (below_pos, idx) in path.iter().enumerate().take(pos) {
+                let Some(sub) = self.certs.get(*idx) else {
+                    continue;
+                };
+                // Self-issued intermediates are exempt (RFC 5280 6.1.3 (b)).
+                if below_pos > 0 && sub.self_issued {
+                    continue;
+                }
+                let names = nc::cert_names(sub);
+                if let Err(e) = nc::check(&ncx.value, &names) {
+                    r.fail(CheckKind::NameConstraints, format!("{}: {e}", sub.label()));
+                    return;
+                }
+                checked += names.len();
+            }
+            r.pass(
+                CheckKind::NameConstraints,
+                format!("{checked} name(s) below satisfy them"),
+            );
+        }
+    }
+}
+
+/// Authority key identifier rules: required on certificates that are not
+/// self-issued (RFC 5280 4.2.1.1); on a self-issued trust anchor used for TLS, when
+/// present it must be just the keyIdentifier, equal to the SKI (CA/B BR 7.1.2.1.3).
+fn check_aki(c: &Cert<'_>, tls_anchor: bool, r: &mut CertReport) {
+    let aki = c.ext.authority_key_id.as_ref().map(|a| &a.value);
+    if !c.self_issued {
+        match aki.and_then(|a| a.key_identifier.as_ref()) {
+            Some(_) => r.pass(CheckKind::KeyIdentifiers, "authorityKeyIdentifier present"),
+            None => r.fail(
+                CheckKind::KeyIdentifiers,
+                "no authorityKeyIdentifier keyIdentifier on a certificate that is not self-issued",
+            ),
+        }
+    } else if tls_anchor {
+        if let Some(a) = aki {
+            let ski = c.ext.subject_key_id.as_ref().map(|s| s.value.as_slice());
+            let kid = a.key_identifier.as_ref().map(|k| k.as_bytes());
+            if a.authority_cert_issuer.is_some() || a.authority_cert_serial_number.is_some() {
+                r.fail(
+                    CheckKind::KeyIdentifiers,
+                    "root authorityKeyIdentifier has issuer/serial fields",
+                );
+            } else if kid.is_none() || kid != ski {
+                r.fail(
+                    CheckKind::KeyIdentifiers,
+                    "root authorityKeyIdentifier keyIdentifier missing or not its SKI",
+                );
+            }
+        }
+    }
+}
+
+fn check_signature(issuer: &Cert<'_>, subject: &Cert<'_>) -> Result<SignatureAlgorithm, String> {
+    let spki = SubjectPublicKeyInfoRef::from_der(issuer.raw.spki)
+        .map_err(|_| "issuer public key does not parse".to_string())?;
+    let alg = SignatureAlgorithm::from_identifier(&subject.cert.signature_algorithm)
+        .map_err(|e| e.to_string())?;
+    let sig = subject
+        .cert
+        .signature
+        .as_bytes()
+        .ok_or_else(|| "signature bit string has unused bits".to_string())?;
+    verify_signature(
+        &spki,
+        &subject.cert.signature_algorithm,
+        subject.raw.tbs,
+        sig,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(alg)
+}
+
+/// Checks on the end-entity certificate.
+fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
+    let usage = opts.usage;
+    let ku = c.ext.key_usage.as_ref().map(|k| k.value);
+    let is_ca = c.is_ca();
+    match ku {
+        Some(bits) if bits & KU_KEY_CERT_SIGN != 0 && !is_ca => r.fail(
+            CheckKind::KeyUsage,
+            "keyCertSign without basicConstraints cA",
+        ),
+        Some(bits) if bits & KU_KEY_CERT_SIGN == 0 && is_ca => r.fail(
+            CheckKind::KeyUsage,
+            "basicConstraints cA without keyCertSign",
+        ),
+        Some(bits) if bits & opts.required_key_usage.0 != opts.required_key_usage.0 => {
+            r.fail(CheckKind::KeyUsage, "keyUsage lacks a required bit")
+        }
+        Some(_) => r.pass(CheckKind::KeyUsage, "consistent with the request"),
+        None => {}
+    }
+    if c.ext.name_constraints.is_some() && !is_ca {
+        r.fail(
+            CheckKind::NameConstraints,
+            "nameConstraints on a non-CA certificate",
+        );
+    }
+    let mut wanted: Vec<ObjectIdentifier> = opts.required_ekus.clone();
+    if let Some(e) = usage.eku() {
+        if !wanted.contains(&e) {
+            wanted.push(e);
+        }
+    }
+    if let Some(eku) = &c.ext.ext_key_usage {
+        if usage.is_tls() && eku.critical {
+            r.fail(CheckKind::TlsProfile, "extKeyUsage is critical");
+        }
+        match wanted.iter().find(|w| !eku.value.contains(w)) {
+            Some(missing) => r.fail(
+                CheckKind::ExtendedKeyUsage,
+                format!("extKeyUsage lacks {}", eku_name(*missing)),
+            ),
+            None if !wanted.is_empty() => r.pass(
+                CheckKind::ExtendedKeyUsage,
+                wanted
+                    .iter()
+                    .map(|o| eku_name(*o))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => {}
+        }
+    }
+    check_aki(c, false, r);
+
+    // subjectAltName syntax: a malformed name is an unusable certificate.
+    let mut dns = Vec::new();
+    let mut ips = Vec::new();
+    let mut emails = Vec::new();
+    if let Some(san) = &c.ext.subject_alt_name {
+        let mut bad = None;
+        for gn in &san.value {
+            match gn {
+                GeneralName::DnsName(d) => {
+                    if names::is_valid_dns_name(d.as_str(), true) {
+                        dns.push(d.as_str());
+                    } else {
+                        bad = Some(format!("malformed dNSName {:?}", d.as_str()));
+                    }
+                }
+                GeneralName::IpAddress(ip) => match names::ip_from_bytes(ip.as_bytes()) {
+                    Some(a) => ips.push(a),
+                    None => bad = Some(format!("iPAddress of {} octets", ip.as_bytes().len())),
+                },
+                GeneralName::Rfc822Name(e) => {
+                    if names::is_valid_email(e.as_str()) {
+                        emails.push(e.as_str());
+                    } else {
+                        bad = Some(format!("malformed rfc822Name {:?}", e.as_str()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        match bad {
+            Some(b) => r.fail(CheckKind::SubjectAltName, b),
+            None => r.pass(
+                CheckKind::SubjectAltName,
+                format!("{} name(s)", san.value.len()),
+            ),
+        }
+        if usage.is_tls() && san.critical && !c.cert.tbs_certificate.subject.is_empty() {
+            r.fail(
+                CheckKind::TlsProfile,
+                "subjectAltName is critical although the subject is not empty",
+            );
+        }
+    }
+    if usage == Usage::TlsServer {
+        for cn in attrs(&c.cert.tbs_certificate.subject, oids::AT_COMMON_NAME) {
+            let ok = attr_string(cn).is_some_and(|s| names::cn_consistent_with_san(s, &dns, &ips));
+            if !ok {
+                r.fail(
+                    CheckKind::TlsProfile,
+                    format!(
+                        "commonName {:?} is not one of the subjectAltNames",
+                        attr_string(cn).unwrap_or("(not a string)")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(peer) = &opts.peer_name {
+        let found = match peer {
+            PeerName::Dns(name) => dns
+                .iter()
+                .find(|d| names::dns_name_matches(d, name))
+                .map(|d| d.to_string()),
+            PeerName::Ip(ip) => ips.iter().find(|a| *a == ip).map(|a| a.to_string()),
+            PeerName::Email(e) => emails
+                .iter()
+                .find(|x| match (x.rsplit_once('@'), e.rsplit_once('@')) {
+                    (Some((l1, d1)), Some((l2, d2))) => l1 == l2 && d1.eq_ignore_ascii_case(d2),
+                    _ => false,
+                })
+                .map(|x| x.to_string()),
+        };
+        match found {
+            Some(san) => r.pass(CheckKind::PeerName, format!("{peer} matches SAN {san}")),
+            None if c.ext.subject_alt_name.is_none() => {
+                r.fail(CheckKind::PeerName, format!("{peer}: no subjectAltName"))
+            }
+            None => r.fail(
+                CheckKind::PeerName,
+                format!("{peer} matches no subjectAltName"),
+            ),
+        }
+    }
+}
+
+fn alg_name(alg: SignatureAlgorithm) -> &'static str {
+    use SignatureAlgorithm::*;
+    match alg {
+        EcdsaSha256 => "ECDSA SHA-256",
+        EcdsaSha384 => "ECDSA SHA-384",
+        EcdsaSha512 => "ECDSA SHA-512",
+        RsaPkcs1Sha256 => "RSA PKCS#1 SHA-256",
+        RsaPkcs1Sha384 => "RSA PKCS#1 SHA-384",
+        RsaPkcs1Sha512 => "RSA PKCS#1 SHA-512",
+        RsaPssSha256 => "RSA-PSS SHA-256",
+        RsaPssSha384 => "RSA-PSS SHA-384",
+        RsaPssSha512 => "RSA-PSS SHA-512",
+        Ed25519 => "Ed25519",
+    }
+}
+
+fn eku_name(oid: ObjectIdentifier) -> String {
+    match oid {
+        oids::KP_SERVER_AUTH => "serverAuth".into(),
+        oids::KP_CLIENT_AUTH => "clientAuth".into(),
+        oids::KP_CODE_SIGNING => "codeSigning".into(),
+        oids::KP_EMAIL_PROTECTION => "emailProtection".into(),
+        oids::ANY_EXTENDED_KEY_USAGE => "anyExtendedKeyUsage".into(),
+        other => other.to_string(),
+    }
+}
+
+fn date(unix: i64) -> String {
+    match OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => unix.to_string(),
+    }
+}

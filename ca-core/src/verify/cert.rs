@@ -1,0 +1,416 @@
+//! A certificate decoded once for validation: the x509-cert structure, the raw
+//! slices signatures need, decoded extensions, and the profile problems found in
+//! it on its own (problems only matter if the certificate ends up in a path).
+
+use const_oid::ObjectIdentifier;
+use der::asn1::BitString;
+use der::{Decode, Tagged};
+use spki::SubjectPublicKeyInfoRef;
+use x509_cert::certificate::Version;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage,
+    NameConstraints, SubjectAltName, SubjectKeyIdentifier,
+};
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+use super::der_util::{raw_cert, RawCert};
+use super::explain::CheckKind;
+use crate::keys::{KeyError, PublicKeyKind};
+use crate::oids;
+
+const SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+const SUBJECT_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.11");
+const FRESHEST_CRL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.46");
+pub(crate) const AT_EMAIL_ADDRESS: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.1");
+
+/// keyUsage bits, numbered as in RFC 5280 (bit 0 = digitalSignature).
+pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
+pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
+
+/// An extension value with its criticality.
+#[derive(Clone, Debug)]
+pub(crate) struct Ext<T> {
+    pub value: T,
+    pub critical: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Extensions {
+    pub basic_constraints: Option<Ext<BasicConstraints>>,
+    pub key_usage: Option<Ext<u16>>,
+    pub ext_key_usage: Option<Ext<Vec<ObjectIdentifier>>>,
+    pub subject_alt_name: Option<Ext<Vec<GeneralName>>>,
+    pub name_constraints: Option<Ext<NameConstraints>>,
+    pub subject_key_id: Option<Ext<Vec<u8>>>,
+    pub authority_key_id: Option<Ext<AuthorityKeyIdentifier>>,
+}
+
+pub(crate) struct Cert<'a> {
+    pub der: &'a [u8],
+    pub raw: RawCert<'a>,
+    pub cert: Certificate,
+    pub subject_display: String,
+    pub issuer_display: String,
+    /// Normalised RDNs (RFC 5280 7.1 style comparison) of subject and issuer.
+    pub subject_rdns: Vec<String>,
+    pub issuer_rdns: Vec<String>,
+    pub key: Result<PublicKeyKind, KeyError>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub self_issued: bool,
+    pub ext: Extensions,
+    /// Problems with the certificate on its own, found while decoding.
+    pub problems: Vec<(CheckKind, String)>,
+}
+
+impl<'a> Cert<'a> {
+    /// Decode `der`; `Err` only when it is not a certificate at all.
+    pub(crate) fn parse(der: &'a [u8]) -> Result<Self, String> {
+        let raw = raw_cert(der).ok_or("not a DER certificate")?;
+        let cert = Certificate::from_der(der).map_err(|e| format!("does not decode: {e}"))?;
+        let tbs = &cert.tbs_certificate;
+        let mut problems = Vec::new();
+
+        if tbs.version != Version::V3 {
+            problems.push((
+                CheckKind::Encoding,
+                format!("version {:?}, not v3", tbs.version),
+            ));
+        }
+        check_serial(tbs.serial_number.as_bytes(), &mut problems);
+        if tbs.signature != cert.signature_algorithm {
+            problems.push((
+                CheckKind::Encoding,
+                "signatureAlgorithm differs from the TBS signature field".into(),
+            ));
+        }
+        if tbs.issuer.is_empty() {
+            problems.push((CheckKind::Encoding, "empty issuer name".into()));
+        }
+        let spki = SubjectPublicKeyInfoRef::from_der(raw.spki);
+        let key = match spki {
+            Ok(s) => PublicKeyKind::from_spki(&s),
+            Err(_) => Err(KeyError::Malformed("SubjectPublicKeyInfo does not parse")),
+        };
+        match &key {
+            Ok(PublicKeyKind::Rsa { bits }) if bits % 8 != 0 => problems.push((
+                CheckKind::PublicKey,
+                format!("RSA modulus of {bits} bits is not a whole number of bytes"),
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push((CheckKind::PublicKey, e.to_string())),
+        }
+
+        let ext = decode_extensions(&cert, &mut problems);
+        let subject_rdns = normalized_rdns(&tbs.subject);
+        let issuer_rdns = normalized_rdns(&tbs.issuer);
+        let self_issued = raw.subject == raw.issuer || subject_rdns == issuer_rdns;
+        let not_before = unix(&tbs.validity.not_before);
+        let not_after = unix(&tbs.validity.not_after);
+
+        // Subject / SAN consistency (RFC 5280 4.1.2.6, 4.2.1.6).
+        let is_ca = ext.basic_constraints.as_ref().is_some_and(|bc| bc.value.ca);
+        if tbs.subject.is_empty() {
+            if is_ca {
+                problems.push((
+                    CheckKind::Encoding,
+                    "CA certificate with empty subject".into(),
+                ));
+            }
+            match &ext.subject_alt_name {
+                None => problems.push((
+                    CheckKind::SubjectAltName,
+                    "empty subject and no subjectAltName".into(),
+                )),
+                Some(san) if !san.critical => problems.push((
+                    CheckKind::SubjectAltName,
+                    "subject is empty but subjectAltName is not critical".into(),
+                )),
+                _ => {}
+            }
+        }
+
+        Ok(Cert {
+            der,
+            subject_display: tbs.subject.to_string(),
+            issuer_display: tbs.issuer.to_string(),
+            raw,
+            subject_rdns,
+            issuer_rdns,
+            key,
+            not_before,
+            not_after,
+            self_issued,
+            ext,
+            problems,
+            cert,
+        })
+    }
+
+    pub(crate) fn is_ca(&self) -> bool {
+        self.ext
+            .basic_constraints
+            .as_ref()
+            .is_some_and(|bc| bc.value.ca)
+    }
+
+    pub(crate) fn serial(&self) -> &[u8] {
+        self.cert.tbs_certificate.serial_number.as_bytes()
+    }
+
+    /// The subject's display name, or a placeholder when empty.
+    pub(crate) fn label(&self) -> String {
+        if self.subject_display.is_empty() {
+            "(empty subject)".to_string()
+        } else {
+            self.subject_display.clone()
+        }
+    }
+}
+
+fn check_serial(serial: &[u8], problems: &mut Vec<(CheckKind, String)>) {
+    let first = serial.first().copied().unwrap_or(0);
+    if first & 0x80 != 0 {
+        problems.push((CheckKind::Encoding, "negative serial number".into()));
+    } else if serial.iter().all(|b| *b == 0) {
+        problems.push((CheckKind::Encoding, "serial number is zero".into()));
+    }
+    // 20 octets of value; a leading 0x00 sign octet is not part of the value.
+    let value_len = if first == 0 {
+        serial.len().saturating_sub(1)
+    } else {
+        serial.len()
+    };
+    if value_len > 20 {
+        problems.push((
+            CheckKind::Encoding,
+            format!("serial number of {value_len} octets (maximum 20)"),
+        ));
+    }
+}
+
+pub(crate) fn unix(t: &x509_cert::time::Time) -> i64 {
+    i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// RFC 5280 7.1 comparison, simplified: string attribute values are compared
+/// case-insensitively with surrounding and repeated internal spaces folded; other
+/// values byte for byte. Multi-valued RDNs compare as sets.
+pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
+    name.0
+        .iter()
+        .map(|rdn| {
+            let mut parts: Vec<String> = rdn
+                .0
+                .iter()
+                .map(|atv| {
+                    let v = &atv.value;
+                    let tag = v.tag();
+                    let text = match tag {
+                        der::Tag::Utf8String
+                        | der::Tag::PrintableString
+                        | der::Tag::Ia5String
+                        | der::Tag::TeletexString => std::str::from_utf8(v.value())
+                            .ok()
+                            .map(|s| s.split_whitespace().collect::<Vec<_>>().join(" "))
+                            .map(|s| s.to_lowercase()),
+                        _ => None,
+                    };
+                    match text {
+                        Some(t) => format!("{}=s:{}", atv.oid, t),
+                        None => format!("{}=x:{:?}:{}", atv.oid, tag, hex(v.value())),
+                    }
+                })
+                .collect();
+            parts.sort();
+            parts.join("+")
+        })
+        .collect()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The string value of a directory attribute, when it is a string type.
+pub(crate) fn attr_string(value: &der::Any) -> Option<&str> {
+    match value.tag() {
+        der::Tag::Utf8String
+        | der::Tag::PrintableString
+        | der::Tag::Ia5String
+        | der::Tag::TeletexString => std::str::from_utf8(value.value()).ok(),
+        _ => None,
+    }
+}
+
+/// Attribute values of type `oid` in `name`.
+pub(crate) fn attrs<'n>(name: &'n Name, oid: ObjectIdentifier) -> Vec<&'n der::Any> {
+    name.0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .filter(|atv| atv.oid == oid)
+        .map(|atv| &atv.value)
+        .collect()
+}
+
+fn bad(problems: &mut Vec<(CheckKind, String)>, what: &str) {
+    problems.push((CheckKind::Encoding, format!("malformed {what} extension")));
+}
+
+fn decode_extensions(cert: &Certificate, problems: &mut Vec<(CheckKind, String)>) -> Extensions {
+    let mut out = Extensions::default();
+    let Some(exts) = &cert.tbs_certificate.extensions else {
+        return out;
+    };
+    let mut seen: Vec<ObjectIdentifier> = Vec::with_capacity(exts.len());
+    for e in exts {
+        if seen.contains(&e.extn_id) {
+            problems.push((
+                CheckKind::Encoding,
+                format!("duplicate extension {}", e.extn_id),
+            ));
+            continue;
+        }
+        seen.push(e.extn_id);
+        let value = e.extn_value.as_bytes();
+        let critical = e.critical;
+        match e.extn_id {
+            oids::BASIC_CONSTRAINTS => match BasicConstraints::from_der(value) {
+                Ok(v) => out.basic_constraints = Some(Ext { value: v, critical }),
+                Err(_) => bad(problems, "basicConstraints"),
+            },
+            oids::KEY_USAGE => match BitString::from_der(value) {
+                Ok(bits) => {
+                    let mut mask = 0u16;
+                    for (i, byte) in bits.raw_bytes().iter().enumerate().take(2) {
+                        for bit in 0..8 {
+                            if byte & (0x80 >> bit) != 0 {
+                                mask |= 1 << (i * 8 + bit);
+                            }
+                        }
+                    }
+                    if mask == 0 {
+                        problems.push((CheckKind::KeyUsage, "keyUsage with no bit set".into()));
+                    }
+                    out.key_usage = Some(Ext {
+                        value: mask,
+                        critical,
+                    });
+                }
+                Err(_) => bad(problems, "keyUsage"),
+            },
+            oids::EXT_KEY_USAGE => match ExtendedKeyUsage::from_der(value) {
+                Ok(v) => {
+                    if v.0.is_empty() {
+                        problems.push((
+                            CheckKind::ExtendedKeyUsage,
+                            "extKeyUsage lists no purpose".into(),
+                        ));
+                    }
+                    out.ext_key_usage = Some(Ext {
+                        value: v.0,
+                        critical,
+                    });
+                }
+                Err(_) => bad(problems, "extKeyUsage"),
+            },
+            oids::SUBJECT_ALT_NAME => match SubjectAltName::from_der(value) {
+                Ok(v) => {
+                    if v.0.is_empty() {
+                        problems.push((
+                            CheckKind::SubjectAltName,
+                            "subjectAltName lists no name".into(),
+                        ));
+                    }
+                    out.subject_alt_name = Some(Ext {
+                        value: v.0,
+                        critical,
+                    });
+                }
+                Err(_) => bad(problems, "subjectAltName"),
+            },
+            oids::NAME_CONSTRAINTS => match NameConstraints::from_der(value) {
+                Ok(v) => out.name_constraints = Some(Ext { value: v, critical }),
+                Err(_) => bad(problems, "nameConstraints"),
+            },
+            oids::SUBJECT_KEY_IDENTIFIER => {
+                if critical {
+                    problems.push((
+                        CheckKind::KeyIdentifiers,
+                        "subjectKeyIdentifier is critical".into(),
+                    ));
+                }
+                match SubjectKeyIdentifier::from_der(value) {
+                    Ok(v) => {
+                        out.subject_key_id = Some(Ext {
+                            value: v.0.as_bytes().to_vec(),
+                            critical,
+                        })
+                    }
+                    Err(_) => bad(problems, "subjectKeyIdentifier"),
+                }
+            }
+            oids::AUTHORITY_KEY_IDENTIFIER => {
+                if critical {
+                    problems.push((
+                        CheckKind::KeyIdentifiers,
+                        "authorityKeyIdentifier is critical".into(),
+                    ));
+                }
+                match AuthorityKeyIdentifier::from_der(value) {
+                    Ok(v) => out.authority_key_id = Some(Ext { value: v, critical }),
+                    Err(_) => bad(problems, "authorityKeyIdentifier"),
+                }
+            }
+            oids::AUTHORITY_INFO_ACCESS => {
+                if critical {
+                    problems.push((
+                        CheckKind::Encoding,
+                        "authorityInfoAccess is critical".into(),
+                    ));
+                }
+                match AuthorityInfoAccessSyntax::from_der(value) {
+                    Ok(v) if !v.0.is_empty() => {}
+                    _ => bad(problems, "authorityInfoAccess"),
+                }
+            }
+            oids::POLICY_CONSTRAINTS => {
+                // RFC 5280 4.2.1.11: MUST be critical; and when critical, this
+                // validator (which builds no policy tree) cannot honour it.
+                problems.push(if critical {
+                    (
+                        CheckKind::CriticalExtensions,
+                        "policyConstraints is not processed by this validator".into(),
+                    )
+                } else {
+                    (
+                        CheckKind::Encoding,
+                        "policyConstraints is not critical".into(),
+                    )
+                });
+            }
+            // Policies are not restricted by this validator (any policy is
+            // acceptable), so their presence, even critical, changes nothing;
+            // policy constraints, mappings and inhibitAnyPolicy could, and are
+            // refused when critical below.
+            oids::CERTIFICATE_POLICIES
+            | oids::CRL_DISTRIBUTION_POINTS
+            | oids::ISSUER_ALT_NAME
+            | SCT_LIST
+            | SUBJECT_INFO_ACCESS
+            | FRESHEST_CRL => {}
+            other => {
+                if critical {
+                    problems.push((
+                        CheckKind::CriticalExtensions,
+                        format!("unsupported critical extension {other}"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}

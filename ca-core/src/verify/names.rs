@@ -1,0 +1,233 @@
+//! Name syntax and matching: DNS names (with browser wildcard rules), IP addresses
+//! and email addresses, as presented in certificates and as expected by the caller.
+
+use std::net::IpAddr;
+
+/// Multi-label public suffixes on which a wildcard certificate must not match.
+///
+/// Browsers use the whole Public Suffix List; embedding it is out of scope here, so
+/// this is the subset with the most traffic (single-label TLDs are covered by the
+/// "at least two labels after the wildcard" rule). A wildcard directly under one of
+/// these never matches.
+const MULTI_LABEL_PUBLIC_SUFFIXES: &[&str] = &[
+    "ac.jp",
+    "ac.uk",
+    "ac.nz",
+    "co.in",
+    "co.jp",
+    "co.kr",
+    "co.nz",
+    "co.uk",
+    "co.za",
+    "com.ar",
+    "com.au",
+    "com.br",
+    "com.cn",
+    "com.hk",
+    "com.mx",
+    "com.my",
+    "com.sg",
+    "com.tr",
+    "com.tw",
+    "com.ua",
+    "edu.au",
+    "gov.au",
+    "gov.uk",
+    "ltd.uk",
+    "ne.jp",
+    "net.au",
+    "net.cn",
+    "net.nz",
+    "nhs.uk",
+    "or.jp",
+    "org.au",
+    "org.cn",
+    "org.nz",
+    "org.uk",
+    "plc.uk",
+    "sch.uk",
+    "appspot.com",
+    "azurewebsites.net",
+    "blogspot.com",
+    "cloudapp.net",
+    "cloudfront.net",
+    "elasticbeanstalk.com",
+    "firebaseapp.com",
+    "github.io",
+    "gitlab.io",
+    "herokuapp.com",
+    "netlify.app",
+    "pages.dev",
+    "s3.amazonaws.com",
+    "vercel.app",
+    "web.app",
+    "workers.dev",
+];
+
+/// Is `name` a syntactically valid DNS name (LDH labels, no trailing dot)? With
+/// `allow_wildcard`, the first label may be exactly `*`.
+pub(crate) fn is_valid_dns_name(name: &str, allow_wildcard: bool) -> bool {
+    if name.is_empty() || name.len() > 253 {
+        return false;
+    }
+    for (i, label) in name.split('.').enumerate() {
+        if i == 0 && allow_wildcard && label == "*" {
+            continue;
+        }
+        if !is_valid_label(label) {
+            return false;
+        }
+    }
+    // A lone "*" or "*.tld" is not a usable identifier either.
+    if allow_wildcard && name.starts_with("*.") && name.split('.').count() < 3 {
+        return false;
+    }
+    name != "*"
+}
+
+fn is_valid_label(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    if bytes.is_empty() || bytes.len() > 63 {
+        return false;
+    }
+    if bytes.first() == Some(&b'-') || bytes.last() == Some(&b'-') {
+        return false;
+    }
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+}
+
+/// Does the presented SAN dNSName `presented` match the reference `reference`?
+/// Case-insensitive; a wildcard replaces exactly one whole leftmost label, needs
+/// two or more labels after it and must not sit directly on a public suffix.
+pub(crate) fn dns_name_matches(presented: &str, reference: &str) -> bool {
+    let presented = presented.to_ascii_lowercase();
+    let reference = reference.to_ascii_lowercase();
+    let reference = reference.strip_suffix('.').unwrap_or(&reference);
+    if !is_valid_dns_name(reference, false) || !is_valid_dns_name(&presented, true) {
+        return false;
+    }
+    match presented.strip_prefix("*.") {
+        None => presented == reference,
+        Some(base) => {
+            if MULTI_LABEL_PUBLIC_SUFFIXES.contains(&base) {
+                return false;
+            }
+            match reference.split_once('.') {
+                Some((first, rest)) => !first.is_empty() && rest == base,
+                None => false,
+            }
+        }
+    }
+}
+
+/// Parse an iPAddress SAN entry (4 or 16 bytes).
+pub(crate) fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(bytes);
+            Some(IpAddr::from(a))
+        }
+        16 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(bytes);
+            Some(IpAddr::from(a))
+        }
+        _ => None,
+    }
+}
+
+/// Is `addr` a syntactically valid mailbox (`local@domain`, one `@`, LDH domain)?
+pub(crate) fn is_valid_email(addr: &str) -> bool {
+    match addr.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.contains('@')
+                && local.bytes().all(|b| b.is_ascii_graphic())
+                && is_valid_dns_name(domain, false)
+        }
+        None => false,
+    }
+}
+
+/// Is a subject common name consistent with the SANs, as the CA/B Forum requires:
+/// byte-for-byte one of the dNSNames, or an IP address in its canonical text form
+/// (RFC 5952 for IPv6) that is one of the iPAddresses?
+pub(crate) fn cn_consistent_with_san(cn: &str, dns: &[&str], ips: &[IpAddr]) -> bool {
+    if dns.contains(&cn) {
+        return true;
+    }
+    match cn.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string() == cn && ips.contains(&ip),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_syntax() {
+        assert!(is_valid_dns_name("example.com", false));
+        assert!(is_valid_dns_name("*.example.com", true));
+        assert!(!is_valid_dns_name("*.example.com", false));
+        assert!(!is_valid_dns_name("foo_bar.example.com", false));
+        assert!(!is_valid_dns_name(".example.com", false));
+        assert!(!is_valid_dns_name("ba*.example.com", true));
+        assert!(!is_valid_dns_name("foo.*.example.com", true));
+        assert!(!is_valid_dns_name("*", true));
+        assert!(!is_valid_dns_name("*.com", true));
+        assert!(!is_valid_dns_name("-a.example.com", false));
+    }
+
+    #[test]
+    fn wildcard_matching() {
+        assert!(dns_name_matches("*.example.com", "foo.example.com"));
+        assert!(dns_name_matches("*.EXAMPLE.com", "Foo.example.com"));
+        assert!(!dns_name_matches("*.example.com", "foo.bar.example.com"));
+        assert!(!dns_name_matches("*.example.com", "example.com"));
+        assert!(!dns_name_matches("ba*.example.com", "baz.example.com"));
+        assert!(!dns_name_matches(
+            "xn--*-1b3c148a.example.com",
+            "xn--bliss-1b3c148a.example.com"
+        ));
+        assert!(!dns_name_matches("*.co.uk", "example.co.uk"));
+        assert!(!dns_name_matches(
+            "*.s3.amazonaws.com",
+            "bucket.s3.amazonaws.com"
+        ));
+        assert!(!dns_name_matches("*.com", "example.com"));
+        assert!(dns_name_matches("example.com", "example.com."));
+        assert!(!dns_name_matches("example.com", "example2.com"));
+        assert!(!dns_name_matches("abc.example.com", "example.com"));
+    }
+
+    #[test]
+    fn email_syntax() {
+        assert!(is_valid_email("foo@example.com"));
+        assert!(!is_valid_email("invalid@address@example.com"));
+        assert!(!is_valid_email("@example.com"));
+        assert!(!is_valid_email("foo"));
+    }
+
+    #[test]
+    fn cn_rules() {
+        let ip: IpAddr = "::1".parse().unwrap();
+        assert!(cn_consistent_with_san("example.com", &["example.com"], &[]));
+        assert!(!cn_consistent_with_san(
+            "EXAMPLE.com",
+            &["example.com"],
+            &[]
+        ));
+        assert!(cn_consistent_with_san("::1", &[], &[ip]));
+        assert!(!cn_consistent_with_san("0:0:0:0:0:0:0:1", &[], &[ip]));
+        assert!(!cn_consistent_with_san(
+            "0x7f000001",
+            &[],
+            &["127.0.0.1".parse().unwrap()]
+        ));
+    }
+}
