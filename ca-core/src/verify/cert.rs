@@ -64,6 +64,8 @@ pub(crate) struct Cert<'a> {
     pub ext: Extensions,
     /// Problems with the certificate on its own, found while decoding.
     pub problems: Vec<(CheckKind, String)>,
+    /// A serial number outside RFC 5280 4.1.2.2 (not held against trust anchors).
+    pub serial_problem: Option<String>,
 }
 
 impl<'a> Cert<'a> {
@@ -80,7 +82,7 @@ impl<'a> Cert<'a> {
                 format!("version {:?}, not v3", tbs.version),
             ));
         }
-        check_serial(tbs.serial_number.as_bytes(), &mut problems);
+        let serial_problem = check_serial(tbs.serial_number.as_bytes());
         if tbs.signature != cert.signature_algorithm {
             problems.push((
                 CheckKind::Encoding,
@@ -146,6 +148,7 @@ impl<'a> Cert<'a> {
             self_issued,
             ext,
             problems,
+            serial_problem,
             cert,
         })
     }
@@ -171,12 +174,13 @@ impl<'a> Cert<'a> {
     }
 }
 
-fn check_serial(serial: &[u8], problems: &mut Vec<(CheckKind, String)>) {
+fn check_serial(serial: &[u8]) -> Option<String> {
     let first = serial.first().copied().unwrap_or(0);
     if first & 0x80 != 0 {
-        problems.push((CheckKind::Encoding, "negative serial number".into()));
-    } else if serial.iter().all(|b| *b == 0) {
-        problems.push((CheckKind::Encoding, "serial number is zero".into()));
+        return Some("negative serial number".into());
+    }
+    if serial.iter().all(|b| *b == 0) {
+        return Some("serial number is zero".into());
     }
     // 20 octets of value; a leading 0x00 sign octet is not part of the value.
     let value_len = if first == 0 {
@@ -184,12 +188,7 @@ fn check_serial(serial: &[u8], problems: &mut Vec<(CheckKind, String)>) {
     } else {
         serial.len()
     };
-    if value_len > 20 {
-        problems.push((
-            CheckKind::Encoding,
-            format!("serial number of {value_len} octets (maximum 20)"),
-        ));
-    }
+    (value_len > 20).then(|| format!("serial number of {value_len} octets (maximum 20)"))
 }
 
 pub(crate) fn unix(t: &x509_cert::time::Time) -> i64 {

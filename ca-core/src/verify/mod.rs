@@ -467,7 +467,7 @@ impl Builder<'_, '_> {
                 Role::Intermediate(pos)
             };
             let mut r = CertReport::new(role, c.label());
-            self.common_checks(c, &mut r);
+            self.common_checks(c, pos == last, &mut r);
             if pos < last {
                 let issuer_idx = path.get(pos + 1).copied().unwrap_or(usize::MAX);
                 let issuer_label = self
@@ -544,9 +544,14 @@ impl Builder<'_, '_> {
     }
 
     /// Checks every certificate in a path gets, whatever its position.
-    fn common_checks(&self, c: &Cert<'_>, r: &mut CertReport) {
+    fn common_checks(&self, c: &Cert<'_>, anchor: bool, r: &mut CertReport) {
         for (kind, detail) in &c.problems {
             r.fail(*kind, detail.clone());
+        }
+        // Long-trusted roots predate the serial rules (some have serial 0); the
+        // trust decision about them was made when they were installed.
+        if let (Some(p), false) = (&c.serial_problem, anchor) {
+            r.fail(CheckKind::Encoding, p.clone());
         }
         if !c
             .problems
@@ -643,6 +648,14 @@ impl Builder<'_, '_> {
             }
         }
         if let Some(ncx) = &c.ext.name_constraints {
+            // RFC 5280 4.2.1.10: conforming CAs MUST mark it critical.
+            if !ncx.critical {
+                r.fail(
+                    CheckKind::NameConstraints,
+                    "nameConstraints is not critical",
+                );
+                return;
+            }
             if let Err(e) = nc::validate(&ncx.value) {
                 r.fail(CheckKind::NameConstraints, e);
                 return;
@@ -755,9 +768,22 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
             wanted.push(e);
         }
     }
+    if c.ext.ext_key_usage.is_none() && usage.is_tls() {
+        // CA/B BR 7.1.2.7.6: subscriber certificates must state their purpose.
+        r.fail(
+            CheckKind::ExtendedKeyUsage,
+            "no extKeyUsage on a TLS certificate",
+        );
+    }
     if let Some(eku) = &c.ext.ext_key_usage {
         if usage.is_tls() && eku.critical {
             r.fail(CheckKind::TlsProfile, "extKeyUsage is critical");
+        }
+        if usage.is_tls() && eku.value.contains(&oids::ANY_EXTENDED_KEY_USAGE) {
+            r.fail(
+                CheckKind::TlsProfile,
+                "anyExtendedKeyUsage on a TLS certificate",
+            );
         }
         match wanted.iter().find(|w| !eku.value.contains(w)) {
             Some(missing) => r.fail(
@@ -822,15 +848,10 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
     }
     if usage == Usage::TlsServer {
         for cn in attrs(&c.cert.tbs_certificate.subject, oids::AT_COMMON_NAME) {
-            let ok = attr_string(cn).is_some_and(|s| names::cn_consistent_with_san(s, &dns, &ips));
-            if !ok {
-                r.fail(
-                    CheckKind::TlsProfile,
-                    format!(
-                        "commonName {:?} is not one of the subjectAltNames",
-                        attr_string(cn).unwrap_or("(not a string)")
-                    ),
-                );
+            match attr_string(cn).map(|s| names::cn_problem(s, &dns, &ips)) {
+                Some(None) => {}
+                Some(Some(p)) => r.fail(CheckKind::TlsProfile, p),
+                None => r.fail(CheckKind::TlsProfile, "commonName is not a string"),
             }
         }
     }

@@ -152,17 +152,90 @@ pub(crate) fn is_valid_email(addr: &str) -> bool {
     }
 }
 
-/// Is a subject common name consistent with the SANs, as the CA/B Forum requires:
-/// byte-for-byte one of the dNSNames, or an IP address in its canonical text form
-/// (RFC 5952 for IPv6) that is one of the iPAddresses?
-pub(crate) fn cn_consistent_with_san(cn: &str, dns: &[&str], ips: &[IpAddr]) -> bool {
+/// What is wrong with a leaf's subject commonName, judged against its SANs.
+///
+/// The CA/B Forum wants the CN to be one of the SANs verbatim. Many deployed
+/// certificates carry an unrelated CN, which is harmless to a client that (like
+/// this one) matches SANs only, so that alone is accepted. What is refused is a CN
+/// built to be misread by clients that still look at it: an IP address written
+/// non-canonically (hex, leading zeros, uppercase or uncompressed IPv6), a non-ASCII
+/// (U-label) host name, a SAN differing only in case, or a punycode name that is
+/// not among the SANs.
+pub(crate) fn cn_problem(cn: &str, dns: &[&str], ips: &[IpAddr]) -> Option<String> {
     if dns.contains(&cn) {
-        return true;
+        return None;
     }
-    match cn.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string() == cn && ips.contains(&ip),
-        Err(_) => false,
+    if let Some(ip) = lenient_ip(cn) {
+        if ip.to_string() != cn {
+            return Some(format!(
+                "commonName {cn:?} is IP address {ip} written non-canonically"
+            ));
+        }
+        return None;
     }
+    if !cn.is_ascii() && cn.contains('.') {
+        return Some(format!(
+            "commonName {cn:?} is not an ASCII (A-label) host name"
+        ));
+    }
+    if dns.iter().any(|d| d.eq_ignore_ascii_case(cn)) {
+        return Some(format!("commonName {cn:?} differs from its SAN in case"));
+    }
+    if cn
+        .split('.')
+        .any(|l| l.len() > 4 && l[..4].eq_ignore_ascii_case("xn--"))
+    {
+        return Some(format!("commonName {cn:?} is an IDN not among the SANs"));
+    }
+    let _ = ips;
+    None
+}
+
+/// Parse an IP address the way permissive resolvers do (inet_aton forms: hex or
+/// zero-padded IPv4 parts; any-case, uncompressed IPv6).
+fn lenient_ip(s: &str) -> Option<IpAddr> {
+    if s.contains(':') {
+        return s.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6);
+    }
+    let parts: Vec<&str> = s.split('.').collect();
+    if parts.is_empty() || parts.len() > 4 {
+        return None;
+    }
+    let mut values = Vec::with_capacity(4);
+    let mut hex_seen = false;
+    for p in &parts {
+        let v = if let Some(h) = p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            hex_seen = true;
+            u32::from_str_radix(h, 16).ok()?
+        } else if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) {
+            p.parse::<u32>().ok()?
+        } else {
+            return None;
+        };
+        values.push(v);
+    }
+    // A bare decimal number is a plausible name, not an address.
+    if parts.len() != 4 && !hex_seen {
+        return None;
+    }
+    let (last, init) = values.split_last()?;
+    let mut addr: u32 = 0;
+    for v in init {
+        if *v > 255 {
+            return None;
+        }
+        addr = (addr << 8) | v;
+    }
+    let remaining_bits = 8 * (4 - init.len() as u32);
+    if remaining_bits < 32 && *last >= (1u32 << remaining_bits) {
+        return None;
+    }
+    addr = if init.is_empty() {
+        *last
+    } else {
+        (addr << remaining_bits) | last
+    };
+    Some(IpAddr::V4(std::net::Ipv4Addr::from(addr)))
 }
 
 #[cfg(test)]
