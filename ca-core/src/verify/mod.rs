@@ -12,6 +12,8 @@ mod der_util;
 mod explain;
 mod names;
 mod nc;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

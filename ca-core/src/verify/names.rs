@@ -288,19 +288,16 @@ mod tests {
 
     #[test]
     fn cn_rules() {
-        let ip: IpAddr = "::1".parse().unwrap();
-        assert!(cn_consistent_with_san("example.com", &["example.com"], &[]));
-        assert!(!cn_consistent_with_san(
-            "EXAMPLE.com",
-            &["example.com"],
-            &[]
-        ));
-        assert!(cn_consistent_with_san("::1", &[], &[ip]));
-        assert!(!cn_consistent_with_san("0:0:0:0:0:0:0:1", &[], &[ip]));
-        assert!(!cn_consistent_with_san(
-            "0x7f000001",
-            &[],
-            &["127.0.0.1".parse().unwrap()]
-        ));
+        assert!(cn_problem("example.com", &["example.com"], &[]).is_none());
+        assert!(cn_problem("other.example", &["example.com"], &[]).is_none());
+        assert!(cn_problem("127.0.0.1", &["example.com"], &[]).is_none());
+        assert!(cn_problem("EXAMPLE.com", &["example.com"], &[]).is_some());
+        assert!(cn_problem("0:0:0:0:0:0:0:1", &[], &[]).is_some());
+        assert!(cn_problem("2001:DB8::1", &[], &[]).is_some());
+        assert!(cn_problem("0x7f000001", &[], &[]).is_some());
+        assert!(cn_problem("127.000.000.001", &[], &[]).is_some());
+        assert!(cn_problem("xn--nxasmq6b.com", &["xn--n3h.com"], &[]).is_some());
+        assert!(cn_problem("test-測試.com", &["xn--test--wg5h0h.com"], &[]).is_some());
+        assert!(cn_problem("EE", &["localhost"], &[]).is_none());
     }
 }

@@ -1,0 +1,237 @@
+//! Path-level tests over chains generated with rcgen.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
+    Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
+};
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+
+fn key() -> KeyPair {
+    KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
+}
+
+fn ca(cn: &str, path_len: Option<u8>) -> CertificateParams {
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.is_ca = IsCa::Ca(match path_len {
+        Some(n) => BasicConstraints::Constrained(n),
+        None => BasicConstraints::Unconstrained,
+    });
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+fn leaf(name: &str) -> CertificateParams {
+    let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, name);
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = true;
+    p
+}
+
+struct Pki {
+    root: Vec<u8>,
+    root_issuer: Issuer<'static, KeyPair>,
+}
+
+fn new_pki() -> Pki {
+    let k = key();
+    let p = ca("Test Root", None);
+    let root = p.self_signed(&k).unwrap().der().to_vec();
+    Pki {
+        root,
+        root_issuer: Issuer::new(p, k),
+    }
+}
+
+fn sign(p: &CertificateParams, issuer: &Issuer<'_, KeyPair>) -> (Vec<u8>, KeyPair) {
+    let k = key();
+    let der = p.signed_by(&k, issuer).unwrap().der().to_vec();
+    (der, k)
+}
+
+fn opts(name: &str) -> VerifyOptions {
+    let mut o = VerifyOptions::new(Usage::TlsServer, OffsetDateTime::now_utc());
+    o.peer_name = Some(PeerName::Dns(name.into()));
+    o
+}
+
+fn failed_kind(r: Result<VerifiedPath, VerifyError>) -> CheckKind {
+    match r {
+        Ok(_) => panic!("expected a failure"),
+        Err(e) => match e.reason {
+            Reason::Check { kind, .. } => kind,
+            other => panic!("unexpected reason {other}"),
+        },
+    }
+}
+
+#[test]
+fn valid_three_certificate_chain_is_explained() {
+    let pki = new_pki();
+    let ip = ca("Issuing CA", Some(0));
+    let (int, ik) = sign(&ip, &pki.root_issuer);
+    let int_issuer = Issuer::new(ip, ik);
+    let (ee, _) = sign(&leaf("bob.example"), &int_issuer);
+    let path = verify_chain(&ee, &[int.clone()], &[pki.root.clone()], &opts("bob.example")).unwrap();
+    assert_eq!(path.chain, vec![ee, int, pki.root]);
+    let text = path.explanation.to_string();
+    assert!(text.contains("[leaf] CN=bob.example"), "{text}");
+    assert!(text.contains("✓ signature: by CN=Issuing CA (ECDSA SHA-256)"), "{text}");
+    assert!(text.contains("✓ peer name: DNS:bob.example matches SAN bob.example"), "{text}");
+    assert!(!text.contains('✗'), "{text}");
+}
+
+#[test]
+fn wrong_peer_name_and_missing_issuer() {
+    let pki = new_pki();
+    let (ee, _) = sign(&leaf("bob.example"), &pki.root_issuer);
+    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root.clone()], &opts("eve.example"));
+    assert_eq!(failed_kind(r), CheckKind::PeerName);
+    let other = new_pki();
+    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[other.root], &opts("bob.example"));
+    assert!(matches!(r.map_err(|e| e.reason), Err(Reason::Check { kind: CheckKind::Signature, .. })));
+}
+
+#[test]
+fn expired_leaf_is_rejected() {
+    let pki = new_pki();
+    let mut p = leaf("bob.example");
+    p.not_before = OffsetDateTime::now_utc() - Duration::days(10);
+    p.not_after = OffsetDateTime::now_utc() - Duration::days(1);
+    let (ee, _) = sign(&p, &pki.root_issuer);
+    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root], &opts("bob.example"));
+    assert_eq!(failed_kind(r), CheckKind::Validity);
+}
+
+#[test]
+fn path_length_constraint_is_enforced() {
+    let pki = new_pki();
+    let p1 = ca("CA one", Some(0));
+    let (i1, k1) = sign(&p1, &pki.root_issuer);
+    let is1 = Issuer::new(p1, k1);
+    let p2 = ca("CA two", None);
+    let (i2, k2) = sign(&p2, &is1);
+    let is2 = Issuer::new(p2, k2);
+    let (ee, _) = sign(&leaf("bob.example"), &is2);
+    let r = verify_chain(&ee, &[i1, i2], &[pki.root], &opts("bob.example"));
+    assert_eq!(failed_kind(r), CheckKind::PathLength);
+}
+
+#[test]
+fn leaf_eku_must_allow_the_usage() {
+    let pki = new_pki();
+    let mut p = leaf("bob.example");
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let (ee, _) = sign(&p, &pki.root_issuer);
+    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root.clone()], &opts("bob.example"));
+    assert_eq!(failed_kind(r), CheckKind::ExtendedKeyUsage);
+    let mut client = VerifyOptions::new(Usage::TlsClient, OffsetDateTime::now_utc());
+    client.peer_name = None;
+    assert!(verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root], &client).is_ok());
+}
+
+#[test]
+fn intermediate_eku_must_allow_the_usage() {
+    let pki = new_pki();
+    let mut ip = ca("Client-only CA", None);
+    ip.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let (int, ik) = sign(&ip, &pki.root_issuer);
+    let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(ip, ik));
+    let r = verify_chain(&ee, &[int], &[pki.root], &opts("bob.example"));
+    assert_eq!(failed_kind(r), CheckKind::ExtendedKeyUsage);
+}
+
+#[test]
+fn name_constraints_apply_to_leaf_sans() {
+    let pki = new_pki();
+    let mut ip = ca("Constrained CA", None);
+    ip.name_constraints = Some(NameConstraints {
+        permitted_subtrees: vec![GeneralSubtree::DnsName("example.com".into())],
+        excluded_subtrees: vec![GeneralSubtree::DnsName("bad.example.com".into())],
+    });
+    let (int, ik) = sign(&ip, &pki.root_issuer);
+    let issuer = Issuer::new(ip, ik);
+    let (good, _) = sign(&leaf("www.example.com"), &issuer);
+    let (outside, _) = sign(&leaf("www.example.org"), &issuer);
+    let (excluded, _) = sign(&leaf("x.bad.example.com"), &issuer);
+    let anchors = [pki.root];
+    let ints = [int];
+    assert!(verify_chain(&good, &ints, &anchors, &opts("www.example.com")).is_ok());
+    let r = verify_chain(&outside, &ints, &anchors, &opts("www.example.org"));
+    assert_eq!(failed_kind(r), CheckKind::NameConstraints);
+    let r = verify_chain(&excluded, &ints, &anchors, &opts("x.bad.example.com"));
+    assert_eq!(failed_kind(r), CheckKind::NameConstraints);
+}
+
+#[test]
+fn search_continues_past_a_failing_candidate() {
+    let pki = new_pki();
+    let k = key();
+    let ski = vec![7u8; 20];
+    // Two certificates for the same CA key; the first one has expired.
+    let mut expired = ca("Issuing CA", None);
+    expired.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
+    expired.not_before = OffsetDateTime::now_utc() - Duration::days(10);
+    expired.not_after = OffsetDateTime::now_utc() - Duration::days(1);
+    let expired_der = expired.signed_by(&k, &pki.root_issuer).unwrap().der().to_vec();
+    let mut current = ca("Issuing CA", None);
+    current.key_identifier_method = KeyIdMethod::PreSpecified(ski);
+    let current_der = current.signed_by(&k, &pki.root_issuer).unwrap().der().to_vec();
+    let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(current, k));
+    let path = verify_chain(
+        &ee,
+        &[expired_der.clone(), current_der.clone()],
+        &[pki.root.clone()],
+        &opts("bob.example"),
+    )
+    .unwrap();
+    assert_eq!(path.chain.get(1), Some(&current_der));
+    // With only the expired one, the reason is its validity.
+    let r = verify_chain(&ee, &[expired_der], &[pki.root], &opts("bob.example"));
+    assert_eq!(failed_kind(r), CheckKind::Validity);
+}
+
+#[test]
+fn cycles_without_an_anchor_terminate() {
+    // A and B sign each other; neither chains to the anchor.
+    let ka = key();
+    let kb = key();
+    let pa = ca("CA A", None);
+    let pb = ca("CA B", None);
+    let ia = Issuer::from_params(&pa, &ka);
+    let ib = Issuer::from_params(&pb, &kb);
+    let a_by_b = pa.signed_by(&ka, &ib).unwrap().der().to_vec();
+    let b_by_a = pb.signed_by(&kb, &ia).unwrap().der().to_vec();
+    let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(pa.clone(), ka));
+    let unrelated = new_pki();
+    let r = verify_chain(&ee, &[a_by_b, b_by_a], &[unrelated.root], &opts("bob.example"));
+    assert!(matches!(r.map_err(|e| e.reason), Err(Reason::UnknownIssuer(_))));
+}
+
+#[test]
+fn max_depth_counts_intermediates() {
+    let pki = new_pki();
+    let ip = ca("Issuing CA", None);
+    let (int, ik) = sign(&ip, &pki.root_issuer);
+    let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(ip, ik));
+    let mut o = opts("bob.example");
+    o.max_depth = Some(0);
+    let r = verify_chain(&ee, &[int.clone()], &[pki.root.clone()], &o);
+    assert_eq!(failed_kind(r), CheckKind::Depth);
+    o.max_depth = Some(1);
+    assert!(verify_chain(&ee, &[int], &[pki.root], &o).is_ok());
+}
+
+#[test]
+fn garbage_inputs_do_not_panic() {
+    let pki = new_pki();
+    let junk: Vec<Vec<u8>> = vec![vec![], vec![0x30], vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff]];
+    for j in &junk {
+        assert!(verify_chain(j, &junk, &[pki.root.clone()], &opts("x.example")).is_err());
+    }
+}
