@@ -43,7 +43,8 @@ fn good_fixture_csrs_parse_and_prove_possession() {
 
 #[test]
 fn bad_fixture_csrs_are_refused_with_the_reason() {
-    let cases: &[(&str, fn(&CsrError) -> bool)] = &[
+    type Expectation = fn(&CsrError) -> bool;
+    let cases: &[(&str, Expectation)] = &[
         ("empty.csr", |e| matches!(e, CsrError::Empty)),
         ("garbage.der", |e| matches!(e, CsrError::Malformed(_))),
         ("truncated.der", |e| matches!(e, CsrError::Malformed(_))),

@@ -87,6 +87,7 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
         .ok_or_else(|| CsrError::Malformed("signature bit string has unused bits".into()))?;
     signature::verify_with(&spki, signature_algorithm, &info_der, sig)
         .map_err(CsrError::BadSignature)?;
+    crate::names::check_subject(&req.info.subject)?;
     let requested_sans = requested_sans(&req.info)?;
     Ok(Csr {
         der,

@@ -7,12 +7,16 @@
 #![forbid(unsafe_code)]
 
 pub mod cert;
+pub mod crl;
 pub mod csr;
+pub mod envelope;
 pub mod keys;
 pub mod lint;
 pub mod names;
+pub mod ocsp;
 pub mod oids;
 pub mod pem;
+pub mod policy;
 pub mod profile;
 pub mod serial;
 pub mod signature;

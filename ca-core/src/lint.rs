@@ -95,6 +95,7 @@ pub const RULES: &[(&str, Rule)] = &[
         subject_key_identifier_present,
     ),
     ("aki_matches_issuer_ski", aki_matches_issuer_ski),
+    ("subject_well_formed", subject_well_formed),
     ("subject_or_san_present", subject_or_san_present),
     ("san_present_for_server", san_present_for_server),
     ("dns_names_valid", dns_names_valid),
@@ -317,6 +318,10 @@ fn aki_matches_issuer_ski(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result
             ),
         },
     }
+}
+
+fn subject_well_formed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+    crate::names::check_subject(&tbs.subject).map_err(|e| e.to_string())
 }
 
 fn subject_or_san_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
@@ -588,6 +593,9 @@ mod tests {
                 ..Default::default()
             };
             set_ext(t, &aki, false)
+        }),
+        ("subject_well_formed", |t, _| {
+            t.subject = Name::from_str(&format!("CN={}", "x".repeat(65))).unwrap()
         }),
         ("subject_or_san_present", |t, _| {
             t.subject = Name::default();

@@ -189,6 +189,48 @@ impl SanEntry {
     }
 }
 
+/// Longest common name (X.520 ub-common-name).
+pub const MAX_COMMON_NAME_LEN: usize = 64;
+/// Longest encoded subject accepted.
+pub const MAX_SUBJECT_DER_LEN: usize = 1024;
+
+/// Check a subject distinguished name as a certificate may carry it: every
+/// attribute value a UTF8String, PrintableString or IA5String without control
+/// characters, common names at most 64 characters, the whole at most 1 KiB.
+pub fn check_subject(name: &x509_cert::name::Name) -> Result<(), NameError> {
+    use der::asn1::{Ia5StringRef, PrintableStringRef, Utf8StringRef};
+    use der::Encode;
+    let bad = |why: &str| NameError::BadSubject(why.to_string());
+    let len = name.encoded_len().map_err(|_| bad("does not encode"))?;
+    if u32::from(len) as usize > MAX_SUBJECT_DER_LEN {
+        return Err(bad("longer than 1 KiB"));
+    }
+    for atv in name.0.iter().flat_map(|rdn| rdn.0.iter()) {
+        let value = atv
+            .value
+            .decode_as::<Utf8StringRef<'_>>()
+            .map(|s| s.as_str().to_owned())
+            .or_else(|_| {
+                atv.value
+                    .decode_as::<PrintableStringRef<'_>>()
+                    .map(|s| s.as_str().to_owned())
+            })
+            .or_else(|_| {
+                atv.value
+                    .decode_as::<Ia5StringRef<'_>>()
+                    .map(|s| s.as_str().to_owned())
+            })
+            .map_err(|_| bad("an attribute value is not a UTF8, Printable or IA5 string"))?;
+        if value.is_empty() || value.chars().any(char::is_control) {
+            return Err(bad("an attribute value is empty or has control characters"));
+        }
+        if atv.oid == crate::oids::AT_COMMON_NAME && value.chars().count() > MAX_COMMON_NAME_LEN {
+            return Err(bad("common name longer than 64 characters"));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
@@ -323,6 +365,17 @@ mod tests {
         );
         assert!(SanEntry::parse("ip:nope").is_err());
         assert!(SanEntry::parse("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn subjects() {
+        use std::str::FromStr;
+        let ok = x509_cert::name::Name::from_str("CN=bob.example,O=Example").unwrap();
+        assert!(check_subject(&ok).is_ok());
+        let long = x509_cert::name::Name::from_str(&format!("CN={}", "a".repeat(65))).unwrap();
+        assert!(check_subject(&long).is_err());
+        let ctl = x509_cert::name::Name::from_str("CN=a\u{7}b").unwrap();
+        assert!(check_subject(&ctl).is_err());
     }
 
     #[test]

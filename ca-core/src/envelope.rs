@@ -1,0 +1,358 @@
+//! Envelope encryption of CA private keys at rest (the KMS model): each key is
+//! sealed under its own random data key with AES-256-GCM, and the data key is
+//! sealed under a master key. Both ciphertexts are bound to the CA's id through
+//! the associated data, so a sealed key moved to another CA's record does not open.
+//!
+//! The master key comes from a 32-byte key file or from a passphrase through
+//! Argon2id with stored parameters. Rotating the master key re-wraps only the
+//! small data keys; the CA keys' ciphertexts do not change.
+
+use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::digest;
+use zeroize::Zeroizing;
+
+pub const MASTER_KEY_LEN: usize = 32;
+const DATA_KEY_LEN: usize = 32;
+/// Format version of a [`SealedKey`] encoding.
+const SEALED_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("the master key must be {MASTER_KEY_LEN} bytes")]
+    MasterKeyLength,
+    #[error("the master key does not open this key: wrong master key, or the record was altered or moved")]
+    WrongKeyOrTampered,
+    #[error("the sealed key record is malformed")]
+    Malformed,
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+    #[error("key derivation parameters are not valid: {0}")]
+    KdfParams(String),
+    #[error("the random number generator failed")]
+    Rng,
+}
+
+/// The key that wraps every data key. Zeroised on drop; never printed.
+pub struct MasterKey(Zeroizing<[u8; MASTER_KEY_LEN]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(..)")
+    }
+}
+
+/// Argon2id parameters, stored beside the data so the same passphrase derives
+/// the same key later.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    pub salt: [u8; 16],
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl KdfParams {
+    /// OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
+    pub fn generate() -> Result<Self, EnvelopeError> {
+        let mut salt = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut salt).map_err(|_| EnvelopeError::Rng)?;
+        Ok(KdfParams {
+            salt,
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        })
+    }
+
+    /// `argon2id$m=19456,t=2,p=1$<salt hex>`
+    pub fn encode(&self) -> String {
+        let salt: String = self.salt.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "argon2id$m={},t={},p={}${salt}",
+            self.memory_kib, self.iterations, self.parallelism
+        )
+    }
+
+    pub fn decode(s: &str) -> Result<Self, EnvelopeError> {
+        let bad = || EnvelopeError::KdfParams(s.chars().take(80).collect());
+        let mut parts = s.trim().split('$');
+        if parts.next() != Some("argon2id") {
+            return Err(bad());
+        }
+        let (mut m, mut t, mut p) = (None, None, None);
+        for kv in parts.next().ok_or_else(bad)?.split(',') {
+            let (k, v) = kv.split_once('=').ok_or_else(bad)?;
+            let v: u32 = v.parse().map_err(|_| bad())?;
+            match k {
+                "m" => m = Some(v),
+                "t" => t = Some(v),
+                "p" => p = Some(v),
+                _ => return Err(bad()),
+            }
+        }
+        let hex = parts.next().ok_or_else(bad)?;
+        if hex.len() != 32 || parts.next().is_some() {
+            return Err(bad());
+        }
+        let mut salt = [0u8; 16];
+        for (i, b) in salt.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2).ok_or_else(bad)?, 16)
+                .map_err(|_| bad())?;
+        }
+        Ok(KdfParams {
+            salt,
+            memory_kib: m.ok_or_else(bad)?,
+            iterations: t.ok_or_else(bad)?,
+            parallelism: p.ok_or_else(bad)?,
+        })
+    }
+}
+
+impl MasterKey {
+    pub fn generate() -> Result<Self, EnvelopeError> {
+        let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        aws_lc_rs::rand::fill(key.as_mut()).map_err(|_| EnvelopeError::Rng)?;
+        Ok(MasterKey(key))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        if bytes.len() != MASTER_KEY_LEN {
+            return Err(EnvelopeError::MasterKeyLength);
+        }
+        key.copy_from_slice(bytes);
+        Ok(MasterKey(key))
+    }
+
+    /// Derive the master key from a passphrase with Argon2id (memory-hard).
+    pub fn from_passphrase(passphrase: &[u8], params: &KdfParams) -> Result<Self, EnvelopeError> {
+        if passphrase.is_empty() {
+            return Err(EnvelopeError::EmptyPassphrase);
+        }
+        let argon_params = argon2::Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            Some(MASTER_KEY_LEN),
+        )
+        .map_err(|e| EnvelopeError::KdfParams(e.to_string()))?;
+        let argon = argon2::Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon_params,
+        );
+        let mut key = Zeroizing::new([0u8; MASTER_KEY_LEN]);
+        argon
+            .hash_password_into(passphrase, &params.salt, key.as_mut())
+            .map_err(|e| EnvelopeError::KdfParams(e.to_string()))?;
+        Ok(MasterKey(key))
+    }
+
+    /// The raw key, for writing a new key file. Zeroised on drop.
+    pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.0.to_vec())
+    }
+
+    /// A public check value: tells a wrong master key apart at start-up before
+    /// any CA key is touched. It reveals nothing usable about a 256-bit key.
+    pub fn check_value(&self) -> String {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        ctx.update(b"private-ca master key check v1\0");
+        ctx.update(self.0.as_ref());
+        ctx.finish().as_ref()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+/// A CA key sealed under its data key, and the data key sealed under the master key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedKey {
+    /// Nonce, then ciphertext and tag of the data key.
+    pub wrapped_data_key: Vec<u8>,
+    /// Nonce, then ciphertext and tag of the CA key.
+    pub ciphertext: Vec<u8>,
+}
+
+fn data_key_aad(ca_id: &str) -> Vec<u8> {
+    [b"private-ca data key v1\0".as_slice(), ca_id.as_bytes()].concat()
+}
+
+fn ca_key_aad(ca_id: &str) -> Vec<u8> {
+    [b"private-ca ca key v1\0".as_slice(), ca_id.as_bytes()].concat()
+}
+
+fn seal_with(key: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+    let key =
+        RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| EnvelopeError::MasterKeyLength)?;
+    let mut in_out = plaintext.to_vec();
+    let nonce = key
+        .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+        .map_err(|_| EnvelopeError::Rng)?;
+    Ok([nonce.as_ref().as_slice(), &in_out].concat())
+}
+
+fn open_with(key: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let key =
+        RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| EnvelopeError::MasterKeyLength)?;
+    if sealed.len() < NONCE_LEN + 16 {
+        return Err(EnvelopeError::Malformed);
+    }
+    let (nonce, ct) = sealed.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| EnvelopeError::Malformed)?;
+    let mut in_out = Zeroizing::new(ct.to_vec());
+    let len = key
+        .open_in_place(nonce, Aad::from(aad), in_out.as_mut_slice())
+        .map_err(|_| EnvelopeError::WrongKeyOrTampered)?
+        .len();
+    in_out.truncate(len);
+    Ok(in_out)
+}
+
+/// Seal `plaintext` (a CA's PKCS#8 key) for CA `ca_id` under a fresh data key.
+pub fn seal(master: &MasterKey, ca_id: &str, plaintext: &[u8]) -> Result<SealedKey, EnvelopeError> {
+    let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
+    aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| EnvelopeError::Rng)?;
+    Ok(SealedKey {
+        ciphertext: seal_with(data_key.as_ref(), &ca_key_aad(ca_id), plaintext)?,
+        wrapped_data_key: seal_with(master.0.as_ref(), &data_key_aad(ca_id), data_key.as_ref())?,
+    })
+}
+
+/// Open a sealed CA key. The plaintext is zeroised when dropped.
+pub fn open(
+    master: &MasterKey,
+    ca_id: &str,
+    sealed: &SealedKey,
+) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+    let data_key = open_with(
+        master.0.as_ref(),
+        &data_key_aad(ca_id),
+        &sealed.wrapped_data_key,
+    )?;
+    if data_key.len() != DATA_KEY_LEN {
+        return Err(EnvelopeError::Malformed);
+    }
+    open_with(&data_key, &ca_key_aad(ca_id), &sealed.ciphertext)
+}
+
+/// Re-wrap the data key under a new master key (master-key rotation). The CA
+/// key's ciphertext is unchanged.
+pub fn rewrap(
+    old: &MasterKey,
+    new: &MasterKey,
+    ca_id: &str,
+    sealed: &SealedKey,
+) -> Result<SealedKey, EnvelopeError> {
+    let data_key = open_with(
+        old.0.as_ref(),
+        &data_key_aad(ca_id),
+        &sealed.wrapped_data_key,
+    )?;
+    Ok(SealedKey {
+        wrapped_data_key: seal_with(new.0.as_ref(), &data_key_aad(ca_id), &data_key)?,
+        ciphertext: sealed.ciphertext.clone(),
+    })
+}
+
+impl SealedKey {
+    /// `version(1) | len(u32 BE) | wrapped data key | ciphertext`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let len = u32::try_from(self.wrapped_data_key.len()).unwrap_or(u32::MAX);
+        let mut out = Vec::with_capacity(5 + self.wrapped_data_key.len() + self.ciphertext.len());
+        out.push(SEALED_VERSION);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&self.wrapped_data_key);
+        out.extend_from_slice(&self.ciphertext);
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
+        let (&version, rest) = bytes.split_first().ok_or(EnvelopeError::Malformed)?;
+        if version != SEALED_VERSION || rest.len() < 4 {
+            return Err(EnvelopeError::Malformed);
+        }
+        let (len, rest) = rest.split_at(4);
+        let len = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if rest.len() < len {
+            return Err(EnvelopeError::Malformed);
+        }
+        let (wrapped, ciphertext) = rest.split_at(len);
+        Ok(SealedKey {
+            wrapped_data_key: wrapped.to_vec(),
+            ciphertext: ciphertext.to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_binding() {
+        let master = MasterKey::generate().unwrap();
+        let sealed = seal(&master, "ca-1", b"secret pkcs8").unwrap();
+        assert_eq!(
+            open(&master, "ca-1", &sealed).unwrap().as_slice(),
+            b"secret pkcs8"
+        );
+        assert!(!sealed.ciphertext.windows(6).any(|w| w == b"secret"));
+        // Bound to its CA: moving the record to another CA fails.
+        assert_eq!(
+            open(&master, "ca-2", &sealed),
+            Err(EnvelopeError::WrongKeyOrTampered)
+        );
+        // A wrong master key fails cleanly.
+        let other = MasterKey::generate().unwrap();
+        assert_eq!(
+            open(&other, "ca-1", &sealed),
+            Err(EnvelopeError::WrongKeyOrTampered)
+        );
+        // Tampering is detected.
+        let mut bad = sealed.clone();
+        if let Some(b) = bad.ciphertext.last_mut() {
+            *b ^= 1;
+        }
+        assert_eq!(
+            open(&master, "ca-1", &bad),
+            Err(EnvelopeError::WrongKeyOrTampered)
+        );
+        let round = SealedKey::from_bytes(&sealed.to_bytes()).unwrap();
+        assert_eq!(round, sealed);
+        assert_eq!(
+            SealedKey::from_bytes(&[1, 0, 0, 0, 99, 1]),
+            Err(EnvelopeError::Malformed)
+        );
+        assert_eq!(SealedKey::from_bytes(&[]), Err(EnvelopeError::Malformed));
+    }
+
+    #[test]
+    fn rewrap_changes_only_the_data_key_wrapping() {
+        let old = MasterKey::generate().unwrap();
+        let new = MasterKey::generate().unwrap();
+        let sealed = seal(&old, "ca-1", b"k").unwrap();
+        let rewrapped = rewrap(&old, &new, "ca-1", &sealed).unwrap();
+        assert_eq!(rewrapped.ciphertext, sealed.ciphertext);
+        assert_eq!(open(&new, "ca-1", &rewrapped).unwrap().as_slice(), b"k");
+        assert!(open(&old, "ca-1", &rewrapped).is_err());
+        assert!(rewrap(&new, &old, "ca-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn passphrase_derivation_is_stable_and_params_round_trip() {
+        let mut params = KdfParams::generate().unwrap();
+        params.memory_kib = 1024; // keep the test fast
+        let encoded = params.encode();
+        assert_eq!(KdfParams::decode(&encoded).unwrap(), params);
+        let a = MasterKey::from_passphrase(b"correct horse", &params).unwrap();
+        let b = MasterKey::from_passphrase(b"correct horse", &params).unwrap();
+        let c = MasterKey::from_passphrase(b"wrong horse", &params).unwrap();
+        assert_eq!(a.check_value(), b.check_value());
+        assert_ne!(a.check_value(), c.check_value());
+        assert!(MasterKey::from_passphrase(b"", &params).is_err());
+        assert!(KdfParams::decode("argon2id$m=1,t=1$00").is_err());
+        assert!(KdfParams::decode("scrypt$m=1,t=1,p=1$00000000000000000000000000000000").is_err());
+    }
+}

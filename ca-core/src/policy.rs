@@ -1,0 +1,601 @@
+//! Access policies, in the spirit of KMS key policies: statements grant or deny
+//! actions on CAs to identities taken from client certificates. Deny by default;
+//! an explicit deny beats any allow; every decision names the statement that
+//! decided it (or says that none allowed it, and why the nearest ones did not).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::names::{IpNet, SanEntry};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Create, update and rotate CAs; manage policies.
+    Administer,
+    Issue,
+    Revoke,
+    Read,
+    Audit,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Administer,
+        Action::Issue,
+        Action::Revoke,
+        Action::Read,
+        Action::Audit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Administer => "administer",
+            Action::Issue => "issue",
+            Action::Revoke => "revoke",
+            Action::Read => "read",
+            Action::Audit => "audit",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| PolicyError::Invalid(format!("unknown action {s:?}")))
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// Who a statement applies to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The client certificate's subject, as an RFC 4514 string; `*` matches any run of characters.
+    Subject(String),
+    /// Any DNS, email or URI SAN of the client certificate; `*` as for subjects.
+    San(String),
+    /// SHA-256 fingerprint of the client certificate, lower-case hex (pinning).
+    Fingerprint(String),
+    /// Every authenticated client.
+    Anyone,
+}
+
+/// Revocation scope of a revoke grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RevokeScope {
+    /// Only certificates the caller itself requested.
+    #[default]
+    Own,
+    Any,
+}
+
+/// Limits that an issue (or revoke) grant places on the request.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Conditions {
+    /// DNS and email names allowed; `*` stands for exactly one DNS label
+    /// (`*.svc.example.internal`). Empty: DNS and email names are not allowed
+    /// unless `ip_ranges` is empty too, which means no name limits at all.
+    pub name_patterns: Vec<String>,
+    pub ip_ranges: Vec<IpNet>,
+    /// Allowed profile names; empty means any.
+    pub profiles: Vec<String>,
+    pub max_validity_days: Option<u32>,
+    pub revoke_scope: RevokeScope,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub id: String,
+    pub effect: Effect,
+    pub principals: Vec<Principal>,
+    pub actions: Vec<Action>,
+    /// CA ids or aliases; `*` means every CA.
+    pub cas: Vec<String>,
+    pub conditions: Conditions,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error("invalid policy: {0}")]
+    Invalid(String),
+}
+
+impl Statement {
+    /// Check a statement before it is stored.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let bad = |m: String| {
+            Err(PolicyError::Invalid(format!(
+                "statement {:?}: {m}",
+                self.id
+            )))
+        };
+        if self.id.is_empty()
+            || self.id.len() > 64
+            || !self
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad("id must be 1-64 letters, digits, '-' or '_'".into());
+        }
+        if self.principals.is_empty() || self.actions.is_empty() || self.cas.is_empty() {
+            return bad("principals, actions and cas must each name at least one".into());
+        }
+        for p in &self.conditions.name_patterns {
+            let bare = p.strip_prefix("*.").unwrap_or(p);
+            let bare = bare.rsplit_once('@').map_or(bare, |(_, d)| d);
+            if crate::names::validate_dns_name(bare).is_err() {
+                return bad(format!(
+                    "name pattern {p:?} is not a DNS name, *.domain or user@domain"
+                ));
+            }
+        }
+        for p in &self.principals {
+            if let Principal::Fingerprint(f) = p {
+                if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return bad("fingerprints are 64 hex characters (SHA-256)".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The authenticated caller, from its client certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: String,
+    pub sans: Vec<String>,
+    /// SHA-256 of the client certificate DER, lower-case hex.
+    pub fingerprint: String,
+}
+
+/// What the caller asks to do.
+#[derive(Clone, Debug, Default)]
+pub struct Request<'a> {
+    pub ca: &'a str,
+    /// The alias the caller named the CA by, if any.
+    pub ca_alias: Option<&'a str>,
+    pub names: &'a [SanEntry],
+    pub profile: Option<&'a str>,
+    pub validity_days: Option<u32>,
+    /// For revocation: the fingerprint of the identity that requested the certificate.
+    pub owner_fingerprint: Option<&'a str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub allowed: bool,
+    /// The statement that decided, if one did.
+    pub statement: Option<String>,
+    pub reason: String,
+}
+
+/// `*` matches any run of characters (possibly empty); everything else literally, case-insensitively.
+fn glob(pattern: &str, value: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let v: Vec<char> = value.to_lowercase().chars().collect();
+    // Iterative wildcard match with backtracking to the last star: linear-ish, no recursion.
+    let (mut pi, mut vi, mut star, mut mark) = (0usize, 0usize, None, 0usize);
+    while vi < v.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == v[vi] {
+            pi += 1;
+            vi += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = vi;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            vi = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// DNS pattern match: `*.` stands for exactly one label; otherwise an exact match.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    let pattern = pattern.to_ascii_lowercase();
+    let name = name.to_ascii_lowercase();
+    if let Some((user, domain)) = pattern.rsplit_once('@') {
+        return name
+            .rsplit_once('@')
+            .is_some_and(|(u, d)| u == user && d == domain);
+    }
+    match pattern.strip_prefix("*.") {
+        // A wildcard name in the request matches only the same wildcard pattern.
+        Some(suffix) => {
+            name == pattern
+                || name.split_once('.').is_some_and(|(label, rest)| {
+                    label != "*" && !label.is_empty() && rest == suffix
+                })
+        }
+        None => name == pattern,
+    }
+}
+
+fn principal_matches(p: &Principal, caller: &Caller) -> bool {
+    match p {
+        Principal::Subject(pat) => glob(pat, &caller.subject),
+        Principal::San(pat) => caller.sans.iter().any(|s| glob(pat, s)),
+        Principal::Fingerprint(f) => f.eq_ignore_ascii_case(&caller.fingerprint),
+        Principal::Anyone => true,
+    }
+}
+
+fn ca_matches(cas: &[String], req: &Request<'_>) -> bool {
+    cas.iter()
+        .any(|c| c == "*" || c == req.ca || Some(c.as_str()) == req.ca_alias)
+}
+
+/// Why the conditions of a grant do not hold for this request, if they do not.
+fn condition_failure(
+    action: Action,
+    c: &Conditions,
+    caller: &Caller,
+    req: &Request<'_>,
+) -> Option<String> {
+    match action {
+        Action::Issue => {
+            let unlimited = c.name_patterns.is_empty() && c.ip_ranges.is_empty();
+            if !unlimited {
+                for name in req.names {
+                    let ok = match name {
+                        SanEntry::Dns(d) => c.name_patterns.iter().any(|p| name_matches(p, d)),
+                        SanEntry::Email(e) => c.name_patterns.iter().any(|p| name_matches(p, e)),
+                        SanEntry::Ip(ip) => c.ip_ranges.iter().any(|r| r.contains(ip)),
+                    };
+                    if !ok {
+                        return Some(format!("{name} is not among the allowed names"));
+                    }
+                }
+            }
+            if let Some(profile) = req.profile {
+                if !c.profiles.is_empty() && !c.profiles.iter().any(|p| p == profile) {
+                    return Some(format!("profile {profile} is not allowed"));
+                }
+            }
+            if let (Some(max), Some(days)) = (c.max_validity_days, req.validity_days) {
+                if days > max {
+                    return Some(format!("validity {days} days exceeds the allowed {max}"));
+                }
+            }
+            None
+        }
+        Action::Revoke if c.revoke_scope == RevokeScope::Own => match req.owner_fingerprint {
+            Some(owner) if owner.eq_ignore_ascii_case(&caller.fingerprint) => None,
+            _ => Some("this grant revokes only the caller's own certificates".into()),
+        },
+        _ => None,
+    }
+}
+
+/// Decide whether `caller` may do `action` as `req` describes.
+pub fn evaluate(
+    statements: &[Statement],
+    caller: &Caller,
+    action: Action,
+    req: &Request<'_>,
+) -> Decision {
+    let applicable = |s: &&Statement| {
+        s.actions.contains(&action)
+            && ca_matches(&s.cas, req)
+            && s.principals.iter().any(|p| principal_matches(p, caller))
+    };
+    // An explicit deny wins when its conditions (if any narrow it) hold.
+    for s in statements
+        .iter()
+        .filter(|s| s.effect == Effect::Deny)
+        .filter(applicable)
+    {
+        let narrowed = s.conditions != Conditions::default();
+        let applies = !narrowed || condition_failure(action, &s.conditions, caller, req).is_none();
+        if applies {
+            return Decision {
+                allowed: false,
+                statement: Some(s.id.clone()),
+                reason: format!("denied by statement {}", s.id),
+            };
+        }
+    }
+    let mut nearest = Vec::new();
+    for s in statements
+        .iter()
+        .filter(|s| s.effect == Effect::Allow)
+        .filter(applicable)
+    {
+        match condition_failure(action, &s.conditions, caller, req) {
+            None => {
+                return Decision {
+                    allowed: true,
+                    statement: Some(s.id.clone()),
+                    reason: format!("allowed by statement {}", s.id),
+                }
+            }
+            Some(why) => nearest.push(format!("{}: {why}", s.id)),
+        }
+    }
+    let reason = if nearest.is_empty() {
+        format!(
+            "no statement allows {action} on {} for this identity (deny by default)",
+            req.ca
+        )
+    } else {
+        format!("no statement allows it: {}", nearest.join("; "))
+    };
+    Decision {
+        allowed: false,
+        statement: None,
+        reason,
+    }
+}
+
+/// The caller's IP-shaped names, for callers that want them separately.
+pub fn ip_names(names: &[SanEntry]) -> Vec<IpAddr> {
+    names
+        .iter()
+        .filter_map(|n| {
+            if let SanEntry::Ip(ip) = n {
+                Some(*ip)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(subject: &str, san: &str, fp: &str) -> Caller {
+        Caller {
+            subject: subject.into(),
+            sans: vec![san.into()],
+            fingerprint: fp.into(),
+        }
+    }
+
+    fn allow(
+        id: &str,
+        principal: Principal,
+        actions: &[Action],
+        cas: &[&str],
+        conditions: Conditions,
+    ) -> Statement {
+        Statement {
+            id: id.into(),
+            effect: Effect::Allow,
+            principals: vec![principal],
+            actions: actions.to_vec(),
+            cas: cas.iter().map(|s| s.to_string()).collect(),
+            conditions,
+        }
+    }
+
+    #[test]
+    fn glob_and_names() {
+        assert!(glob("CN=web-*,O=Example", "CN=web-01,O=Example"));
+        assert!(!glob("CN=web-*,O=Example", "CN=db-01,O=Example"));
+        assert!(glob("*", ""));
+        assert!(name_matches(
+            "*.svc.example.internal",
+            "a.svc.example.internal"
+        ));
+        assert!(!name_matches(
+            "*.svc.example.internal",
+            "a.b.svc.example.internal"
+        ));
+        assert!(!name_matches(
+            "*.svc.example.internal",
+            "svc.example.internal"
+        ));
+        assert!(name_matches(
+            "*.svc.example.internal",
+            "*.svc.example.internal"
+        ));
+        assert!(name_matches("api.example.internal", "API.example.internal"));
+        assert!(name_matches(
+            "alice@example.internal",
+            "alice@example.internal"
+        ));
+    }
+
+    #[test]
+    fn deny_by_default_and_explicit_deny_wins() {
+        let web = caller(
+            "CN=web-01,O=Example",
+            "web-01.svc.example.internal",
+            &"a".repeat(64),
+        );
+        let names = [SanEntry::Dns("web-01.svc.example.internal".into())];
+        let req = Request {
+            ca: "ca-1",
+            names: &names,
+            profile: Some("tls-server"),
+            validity_days: Some(30),
+            ..Default::default()
+        };
+        assert!(!evaluate(&[], &web, Action::Issue, &req).allowed);
+        let conditions = Conditions {
+            name_patterns: vec!["*.svc.example.internal".into()],
+            profiles: vec!["tls-server".into()],
+            max_validity_days: Some(90),
+            ..Default::default()
+        };
+        let grant = allow(
+            "web-issue",
+            Principal::Subject("CN=web-*,O=Example".into()),
+            &[Action::Issue],
+            &["ca-1"],
+            conditions,
+        );
+        let d = evaluate(std::slice::from_ref(&grant), &web, Action::Issue, &req);
+        assert!(
+            d.allowed && d.statement.as_deref() == Some("web-issue"),
+            "{d:?}"
+        );
+        // Other CA, other action, too long, wrong name: refused with a reason.
+        assert!(
+            !evaluate(
+                std::slice::from_ref(&grant),
+                &web,
+                Action::Issue,
+                &Request {
+                    ca: "ca-2",
+                    ..req.clone()
+                }
+            )
+            .allowed
+        );
+        assert!(!evaluate(std::slice::from_ref(&grant), &web, Action::Revoke, &req).allowed);
+        let long = evaluate(
+            std::slice::from_ref(&grant),
+            &web,
+            Action::Issue,
+            &Request {
+                validity_days: Some(91),
+                ..req.clone()
+            },
+        );
+        assert!(!long.allowed && long.reason.contains("exceeds"), "{long:?}");
+        let other = [SanEntry::Dns("db.example.internal".into())];
+        assert!(
+            !evaluate(
+                std::slice::from_ref(&grant),
+                &web,
+                Action::Issue,
+                &Request {
+                    names: &other,
+                    ..req.clone()
+                }
+            )
+            .allowed
+        );
+        let mut deny = allow(
+            "no-web",
+            Principal::San("web-01.*".into()),
+            &[Action::Issue],
+            &["*"],
+            Conditions::default(),
+        );
+        deny.effect = Effect::Deny;
+        let d = evaluate(&[grant, deny], &web, Action::Issue, &req);
+        assert!(
+            !d.allowed && d.statement.as_deref() == Some("no-web"),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn revoke_own_versus_any_and_fingerprint_pinning() {
+        let fp = "b".repeat(64);
+        let ops = caller("CN=ops", "ops.example.internal", &fp);
+        let own = allow(
+            "revoke-own",
+            Principal::Fingerprint(fp.clone()),
+            &[Action::Revoke],
+            &["*"],
+            Conditions::default(),
+        );
+        let mine = Request {
+            ca: "ca-1",
+            owner_fingerprint: Some(&fp),
+            ..Default::default()
+        };
+        let other_fp = "c".repeat(64);
+        let theirs = Request {
+            ca: "ca-1",
+            owner_fingerprint: Some(&other_fp),
+            ..Default::default()
+        };
+        assert!(evaluate(std::slice::from_ref(&own), &ops, Action::Revoke, &mine).allowed);
+        assert!(!evaluate(std::slice::from_ref(&own), &ops, Action::Revoke, &theirs).allowed);
+        let any = allow(
+            "revoke-any",
+            Principal::Fingerprint(fp.clone()),
+            &[Action::Revoke],
+            &["*"],
+            Conditions {
+                revoke_scope: RevokeScope::Any,
+                ..Default::default()
+            },
+        );
+        assert!(evaluate(&[any], &ops, Action::Revoke, &theirs).allowed);
+        let impostor = caller("CN=ops", "ops.example.internal", &other_fp);
+        assert!(!evaluate(&[own], &impostor, Action::Revoke, &mine).allowed);
+    }
+
+    #[test]
+    fn ip_ranges_and_validation() {
+        let c = caller("CN=lb", "lb.example.internal", &"d".repeat(64));
+        let grant = allow(
+            "lb",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["issuing"],
+            Conditions {
+                ip_ranges: vec!["10.0.0.0/8".parse().unwrap()],
+                ..Default::default()
+            },
+        );
+        let inside = [SanEntry::Ip("10.1.2.3".parse().unwrap())];
+        let outside = [SanEntry::Ip("192.0.2.1".parse().unwrap())];
+        let by_alias = Request {
+            ca: "ca-9",
+            ca_alias: Some("issuing"),
+            names: &inside,
+            ..Default::default()
+        };
+        assert!(evaluate(std::slice::from_ref(&grant), &c, Action::Issue, &by_alias).allowed);
+        assert!(
+            !evaluate(
+                std::slice::from_ref(&grant),
+                &c,
+                Action::Issue,
+                &Request {
+                    names: &outside,
+                    ..by_alias.clone()
+                }
+            )
+            .allowed
+        );
+        // An IP-only grant does not allow DNS names.
+        let dns = [SanEntry::Dns("lb.example.internal".into())];
+        assert!(
+            !evaluate(
+                std::slice::from_ref(&grant),
+                &c,
+                Action::Issue,
+                &Request {
+                    names: &dns,
+                    ..by_alias
+                }
+            )
+            .allowed
+        );
+        assert!(grant.validate().is_ok());
+        let mut bad = grant.clone();
+        bad.id = "bad id!".into();
+        assert!(bad.validate().is_err());
+        let mut bad = grant;
+        bad.conditions.name_patterns = vec!["**bad".into()];
+        assert!(bad.validate().is_err());
+    }
+}
