@@ -246,7 +246,7 @@ pub(crate) fn attr_string(value: &der::Any) -> Option<&str> {
 }
 
 /// Attribute values of type `oid` in `name`.
-pub(crate) fn attrs<'n>(name: &'n Name, oid: ObjectIdentifier) -> Vec<&'n der::Any> {
+pub(crate) fn attrs(name: &Name, oid: ObjectIdentifier) -> Vec<&der::Any> {
     name.0
         .iter()
         .flat_map(|rdn| rdn.0.iter())

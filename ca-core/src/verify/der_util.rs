@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(t.content, &[0xaa]);
         assert_eq!(rest, &[0xff]);
         let mut long = vec![0x04, 0x81, 0x80];
-        long.extend(std::iter::repeat(0u8).take(0x80));
+        long.extend(std::iter::repeat_n(0u8, 0x80));
         let (t, rest) = read_tlv(&long).unwrap();
         assert_eq!(t.content.len(), 0x80);
         assert!(rest.is_empty());

@@ -77,12 +77,24 @@ fn valid_three_certificate_chain_is_explained() {
     let (int, ik) = sign(&ip, &pki.root_issuer);
     let int_issuer = Issuer::new(ip, ik);
     let (ee, _) = sign(&leaf("bob.example"), &int_issuer);
-    let path = verify_chain(&ee, &[int.clone()], &[pki.root.clone()], &opts("bob.example")).unwrap();
+    let path = verify_chain(
+        &ee,
+        std::slice::from_ref(&int),
+        std::slice::from_ref(&pki.root),
+        &opts("bob.example"),
+    )
+    .unwrap();
     assert_eq!(path.chain, vec![ee, int, pki.root]);
     let text = path.explanation.to_string();
     assert!(text.contains("[leaf] CN=bob.example"), "{text}");
-    assert!(text.contains("✓ signature: by CN=Issuing CA (ECDSA SHA-256)"), "{text}");
-    assert!(text.contains("✓ peer name: DNS:bob.example matches SAN bob.example"), "{text}");
+    assert!(
+        text.contains("✓ signature: by CN=Issuing CA (ECDSA SHA-256)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("✓ peer name: DNS:bob.example matches SAN bob.example"),
+        "{text}"
+    );
     assert!(!text.contains('✗'), "{text}");
 }
 
@@ -90,11 +102,22 @@ fn valid_three_certificate_chain_is_explained() {
 fn wrong_peer_name_and_missing_issuer() {
     let pki = new_pki();
     let (ee, _) = sign(&leaf("bob.example"), &pki.root_issuer);
-    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root.clone()], &opts("eve.example"));
+    let r = verify_chain(
+        &ee,
+        &[] as &[Vec<u8>],
+        std::slice::from_ref(&pki.root),
+        &opts("eve.example"),
+    );
     assert_eq!(failed_kind(r), CheckKind::PeerName);
     let other = new_pki();
     let r = verify_chain(&ee, &[] as &[Vec<u8>], &[other.root], &opts("bob.example"));
-    assert!(matches!(r.map_err(|e| e.reason), Err(Reason::Check { kind: CheckKind::Signature, .. })));
+    assert!(matches!(
+        r.map_err(|e| e.reason),
+        Err(Reason::Check {
+            kind: CheckKind::Signature,
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -128,7 +151,12 @@ fn leaf_eku_must_allow_the_usage() {
     let mut p = leaf("bob.example");
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     let (ee, _) = sign(&p, &pki.root_issuer);
-    let r = verify_chain(&ee, &[] as &[Vec<u8>], &[pki.root.clone()], &opts("bob.example"));
+    let r = verify_chain(
+        &ee,
+        &[] as &[Vec<u8>],
+        std::slice::from_ref(&pki.root),
+        &opts("bob.example"),
+    );
     assert_eq!(failed_kind(r), CheckKind::ExtendedKeyUsage);
     let mut client = VerifyOptions::new(Usage::TlsClient, OffsetDateTime::now_utc());
     client.peer_name = None;
@@ -178,15 +206,23 @@ fn search_continues_past_a_failing_candidate() {
     expired.key_identifier_method = KeyIdMethod::PreSpecified(ski.clone());
     expired.not_before = OffsetDateTime::now_utc() - Duration::days(10);
     expired.not_after = OffsetDateTime::now_utc() - Duration::days(1);
-    let expired_der = expired.signed_by(&k, &pki.root_issuer).unwrap().der().to_vec();
+    let expired_der = expired
+        .signed_by(&k, &pki.root_issuer)
+        .unwrap()
+        .der()
+        .to_vec();
     let mut current = ca("Issuing CA", None);
     current.key_identifier_method = KeyIdMethod::PreSpecified(ski);
-    let current_der = current.signed_by(&k, &pki.root_issuer).unwrap().der().to_vec();
+    let current_der = current
+        .signed_by(&k, &pki.root_issuer)
+        .unwrap()
+        .der()
+        .to_vec();
     let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(current, k));
     let path = verify_chain(
         &ee,
         &[expired_der.clone(), current_der.clone()],
-        &[pki.root.clone()],
+        std::slice::from_ref(&pki.root),
         &opts("bob.example"),
     )
     .unwrap();
@@ -209,8 +245,16 @@ fn cycles_without_an_anchor_terminate() {
     let b_by_a = pb.signed_by(&kb, &ia).unwrap().der().to_vec();
     let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(pa.clone(), ka));
     let unrelated = new_pki();
-    let r = verify_chain(&ee, &[a_by_b, b_by_a], &[unrelated.root], &opts("bob.example"));
-    assert!(matches!(r.map_err(|e| e.reason), Err(Reason::UnknownIssuer(_))));
+    let r = verify_chain(
+        &ee,
+        &[a_by_b, b_by_a],
+        &[unrelated.root],
+        &opts("bob.example"),
+    );
+    assert!(matches!(
+        r.map_err(|e| e.reason),
+        Err(Reason::UnknownIssuer(_))
+    ));
 }
 
 #[test]
@@ -221,7 +265,12 @@ fn max_depth_counts_intermediates() {
     let (ee, _) = sign(&leaf("bob.example"), &Issuer::new(ip, ik));
     let mut o = opts("bob.example");
     o.max_depth = Some(0);
-    let r = verify_chain(&ee, &[int.clone()], &[pki.root.clone()], &o);
+    let r = verify_chain(
+        &ee,
+        std::slice::from_ref(&int),
+        std::slice::from_ref(&pki.root),
+        &o,
+    );
     assert_eq!(failed_kind(r), CheckKind::Depth);
     o.max_depth = Some(1);
     assert!(verify_chain(&ee, &[int], &[pki.root], &o).is_ok());
@@ -232,6 +281,12 @@ fn garbage_inputs_do_not_panic() {
     let pki = new_pki();
     let junk: Vec<Vec<u8>> = vec![vec![], vec![0x30], vec![0x30, 0x84, 0xff, 0xff, 0xff, 0xff]];
     for j in &junk {
-        assert!(verify_chain(j, &junk, &[pki.root.clone()], &opts("x.example")).is_err());
+        assert!(verify_chain(
+            j,
+            &junk,
+            std::slice::from_ref(&pki.root),
+            &opts("x.example")
+        )
+        .is_err());
     }
 }
