@@ -1,1 +1,186 @@
-fn main() {}
+//! `ca-server`: `init` bootstraps a data directory; `serve` runs the service.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ca_server::config::{Config, LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
+use ca_server::init::{init, is_initialised, InitOptions};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ca-server", version, about = "Private certificate authority service (ACM-like API over mutual TLS)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: root CA, issuing CA, client-auth CA, the API's
+    /// TLS certificate and a first administrator's certificate and key.
+    Init(InitArgs),
+    /// Run the service (initialising the data directory on first start).
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct InitArgs {
+    /// Data directory (created with 0700 permissions).
+    #[arg(long, env = "CA_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// DNS names / IPs of the API's TLS certificate (repeatable).
+    #[arg(long = "tls-name", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+    tls_names: Vec<String>,
+    #[arg(long, default_value = DEFAULT_API_ADDR)]
+    api_addr: String,
+    #[arg(long, default_value = DEFAULT_PUBLIC_ADDR)]
+    public_addr: String,
+    /// Common name of the first administrator.
+    #[arg(long, default_value = "admin")]
+    admin_name: String,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data directory; without it, an embedded default is used and
+    /// initialised on first start.
+    #[arg(long, env = "CA_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Config file (default DIR/config.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Management API address (mTLS), e.g. 127.0.0.1:8443 (port 0 picks a free one).
+    #[arg(long)]
+    api_addr: Option<String>,
+    /// Public listener (CA certificates, CRLs, OCSP), e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    public_addr: Option<String>,
+    /// Base URL written into issued certificates for CRL/OCSP/caIssuers.
+    #[arg(long)]
+    public_base_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[arg(long)]
+    max_body_bytes: Option<usize>,
+    /// Log format: text or json.
+    #[arg(long)]
+    log_format: Option<LogFormat>,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("ca-server");
+    }
+    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(h).join(".local/share/ca-server");
+    }
+    PathBuf::from("ca-server-data")
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => b.json().try_init(),
+        LogFormat::Text => b.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn print_init(s: &ca_server::init::InitSummary) {
+    println!("ca-server: initialised");
+    println!("  config:            {}", s.config.display());
+    println!("  root CA:           {} ({})", s.root_ca_id, s.root_ca_pem.display());
+    println!("  issuing CA:        {}", s.issuing_ca_id);
+    println!("  client-auth CA:    {}", s.client_auth_ca_id);
+    println!("  API TLS cert:      {}", s.tls_cert.display());
+    println!("  admin certificate: {}", s.admin_cert.display());
+    println!("  admin key:         {}", s.admin_key.display());
+    println!("  client profile:    {}", s.profile.display());
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    match cli.command {
+        Command::Init(a) => {
+            init_logging(LogFormat::Text);
+            let dir = a.data_dir.unwrap_or_else(default_data_dir);
+            let summary = rt.block_on(init(InitOptions {
+                data_dir: dir,
+                tls_names: a.tls_names,
+                api_addr: a.api_addr,
+                public_addr: a.public_addr,
+                admin_name: a.admin_name,
+            }))?;
+            print_init(&summary);
+            Ok(())
+        }
+        Command::Serve(a) => {
+            let dir = a.data_dir.unwrap_or_else(default_data_dir);
+            if a.config.is_none() && !is_initialised(&dir) {
+                init_logging(a.log_format.unwrap_or_default());
+                tracing::info!(data_dir = %dir.display(), "first start: initialising");
+                let summary = rt.block_on(init(InitOptions {
+                    data_dir: dir.clone(),
+                    tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+                    api_addr: a.api_addr.clone().unwrap_or_else(|| DEFAULT_API_ADDR.into()),
+                    public_addr: a
+                        .public_addr
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.into()),
+                    admin_name: "admin".into(),
+                }))?;
+                print_init(&summary);
+            }
+            let mut config = match &a.config {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    toml::from_str::<Config>(&text)
+                        .with_context(|| format!("parsing {}", path.display()))?
+                }
+                None => Config::load(&dir)?,
+            };
+            if let Some(v) = a.api_addr {
+                config.api_addr = v;
+            }
+            if let Some(v) = a.public_addr {
+                config.public_addr = v;
+            }
+            if let Some(v) = a.public_base_url {
+                config.public_base_url = Some(v);
+            }
+            if let Some(v) = a.max_body_bytes {
+                config.max_body_bytes = v;
+            }
+            if let Some(v) = a.log_format {
+                config.log_format = v;
+            }
+            config.check()?;
+            init_logging(config.log_format);
+            rt.block_on(ca_server::server::serve(dir, config, shutdown_signal()))
+        }
+    }
+}

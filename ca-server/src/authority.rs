@@ -1,0 +1,982 @@
+//! The authority: decides whether (authorise, validate), then has the signer
+//! holder sign and the store record. It sees private keys only as `Signer`s.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ca_core::cert::{
+    create_root, import_signed_ca, prepare, CaCertificate, CertificateRequest, IssueError, Issuer,
+    IssuerUrls, NameConstraintsSpec, RootParams,
+};
+use ca_core::csr::{create_csr, parse_csr, CsrError};
+use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use ca_core::names::{IpNet, SanEntry};
+use ca_core::profile::{Profile, ValidityLimits};
+use ca_core::serial::Serial;
+use der::{Decode, Encode};
+use time::OffsetDateTime;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::name::Name;
+use x509_cert::Certificate;
+
+use crate::config::Config;
+use crate::error::{ApiError, ErrorCode};
+use crate::ids;
+use crate::store::{
+    self, CaRecord, CaStatus, CaType, CertFilter, CertRecord, CertStatus, IdemRecord,
+    ReserveOutcome, Revocation, Store, StoreError,
+};
+use crate::vault::{Vault, VaultError};
+
+/// Who is calling: taken from the verified client certificate.
+#[derive(Clone, Debug, Default)]
+pub struct Identity {
+    pub subject: String,
+    pub sans: Vec<String>,
+}
+
+impl Identity {
+    pub fn display(&self) -> String {
+        if self.subject.is_empty() {
+            self.sans.first().cloned().unwrap_or_default()
+        } else {
+            self.subject.clone()
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    CreateCa,
+    DescribeCa,
+    ListCas,
+    UpdateCa,
+    GetCaCsr,
+    ImportCaCertificate,
+    GetCaCertificate,
+    IssueCertificate,
+    RequestCertificate,
+    GetCertificate,
+    ListCertificates,
+    RenewCertificate,
+    RevokeCertificate,
+}
+
+/// The policy hook. For now: any client whose certificate chains to the
+/// client-auth CA (checked in the TLS handshake) may do anything.
+pub fn authorize(
+    identity: &Identity,
+    action: Action,
+    ca_id: Option<&str>,
+    names: &[String],
+) -> Result<(), ApiError> {
+    tracing::debug!(caller = %identity.display(), ?action, ca = ca_id.unwrap_or("-"), names = names.len(), "authorize");
+    Ok(())
+}
+
+/// What a certificate request carries besides the TBS.
+#[derive(Clone, Debug, Default)]
+pub struct IssueMeta {
+    pub requested_by: String,
+    pub server_generated_key: bool,
+    pub renewed_from: Option<String>,
+    /// (token, SHA-256 of the request)
+    pub idempotency: Option<(String, String)>,
+}
+
+/// A certificate with what a client needs alongside it.
+#[derive(Clone, Debug)]
+pub struct CertView {
+    pub record: CertRecord,
+    pub der: Vec<u8>,
+    /// Issuer first, up to the root.
+    pub chain_der: Vec<Vec<u8>>,
+}
+
+pub struct NewCa {
+    pub ca_type: CaType,
+    pub subject: String,
+    pub key_algorithm: String,
+    pub parent_ca_id: Option<String>,
+    pub external: bool,
+    pub validity_days: Option<u32>,
+    pub path_len: Option<u8>,
+    pub name_constraints: Option<NameConstraintsInput>,
+}
+
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameConstraintsInput {
+    #[serde(default)]
+    pub permitted_dns: Vec<String>,
+    #[serde(default)]
+    pub excluded_dns: Vec<String>,
+    #[serde(default)]
+    pub permitted_ip: Vec<String>,
+    #[serde(default)]
+    pub excluded_ip: Vec<String>,
+}
+
+pub struct Authority {
+    pub store: Arc<Store>,
+    vault: Vault,
+    pub config: Config,
+    public_base: String,
+    issuers: RwLock<HashMap<String, Arc<Issuer>>>,
+}
+
+pub fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub fn fmt_unix(t: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map(ca_core::fmt_time)
+        .unwrap_or_default()
+}
+
+fn sha256_hex(parts: &[&[u8]]) -> String {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for p in parts {
+        ctx.update(&(p.len() as u64).to_be_bytes());
+        ctx.update(p);
+    }
+    ids::hex(ctx.finish().as_ref())
+}
+
+pub fn check_ca_id(id: &str) -> Result<(), ApiError> {
+    if ids::is_ca_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "no such CA (CA ids look like ca-0123456789abcdef)",
+        ))
+    }
+}
+
+/// Normalise a serial from input to the stored lower-case hex form.
+pub fn parse_serial(s: &str) -> Result<String, ApiError> {
+    Serial::from_hex(s)
+        .map(|s| s.to_hex())
+        .map_err(|_| ApiError::invalid("the serial must be 1 to 20 octets of hex"))
+}
+
+fn map_issue(e: IssueError) -> ApiError {
+    match e {
+        IssueError::InvalidValidity(_)
+        | IssueError::MissingServerName(_)
+        | IssueError::NoNames
+        | IssueError::Name(_)
+        | IssueError::Key(_) => ApiError::invalid(e.to_string()),
+        IssueError::IssuerExpired(_) | IssueError::IssuerNotYetValid(_) => {
+            ApiError::new(ErrorCode::InvalidState, e.to_string())
+        }
+        IssueError::Lint(_) => ApiError::new(ErrorCode::PolicyDenied, e.to_string()),
+        other => ApiError::internal("issuance", other),
+    }
+}
+
+fn map_csr(e: CsrError) -> ApiError {
+    ApiError::new(ErrorCode::MalformedCsr, e.to_string())
+}
+
+fn map_vault(e: VaultError) -> ApiError {
+    ApiError::internal("CA key", e)
+}
+
+fn parse_key_alg(s: &str) -> Result<KeyAlgorithm, ApiError> {
+    KeyAlgorithm::from_str(s).map_err(|_| {
+        ApiError::invalid(
+            "key_algorithm must be one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096, ed25519",
+        )
+    })
+}
+
+pub fn parse_leaf_profile(s: &str) -> Result<Profile, ApiError> {
+    match Profile::from_str(s) {
+        Ok(p) if !p.is_ca() => Ok(p),
+        Ok(_) => Err(ApiError::invalid(
+            "subordinate CAs are created with POST /v1/cas, not issued as certificates",
+        )),
+        Err(e) => Err(ApiError::invalid(e.to_string())),
+    }
+}
+
+fn parse_subject(s: &str) -> Result<Name, ApiError> {
+    if s.trim().is_empty() {
+        return Err(ApiError::invalid("subject must not be empty"));
+    }
+    let name = Name::from_str(s).map_err(|_| {
+        ApiError::invalid("subject is not an RFC 4514 name such as CN=Example CA,O=Example")
+    })?;
+    ca_core::names::check_subject(&name).map_err(|e| ApiError::invalid(e.to_string()))?;
+    Ok(name)
+}
+
+fn check_validity(days: Option<u32>, limits: ValidityLimits, what: &str) -> Result<(), ApiError> {
+    match days {
+        Some(0) => Err(ApiError::invalid("validity_days must be at least 1")),
+        Some(d) if d > limits.max_days => Err(ApiError::invalid(format!(
+            "validity_days {d} exceeds the maximum of {} for {what}",
+            limits.max_days
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Generating keys (RSA especially) takes time: off the async threads.
+async fn generate_key(alg: KeyAlgorithm) -> Result<SoftwareKey, ApiError> {
+    tokio::task::spawn_blocking(move || SoftwareKey::generate(alg))
+        .await
+        .map_err(|e| ApiError::internal("key generation task", e))?
+        .map_err(|e| ApiError::internal("key generation", e))
+}
+
+fn sans_of(cert: &Certificate) -> Vec<SanEntry> {
+    match cert.tbs_certificate.get::<SubjectAltName>() {
+        Ok(Some((_, san))) => san
+            .0
+            .iter()
+            .filter_map(SanEntry::from_general_name)
+            .collect(),
+        _ => vec![],
+    }
+}
+
+impl Authority {
+    pub fn new(store: Arc<Store>, vault: Vault, config: Config, public_base: String) -> Self {
+        Authority {
+            store,
+            vault,
+            config,
+            public_base: public_base.trim_end_matches('/').to_string(),
+            issuers: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn urls(&self, ca_id: &str) -> IssuerUrls {
+        IssuerUrls {
+            crl: Some(format!("{}/crl/{ca_id}.crl", self.public_base)),
+            ocsp: Some(format!("{}/ocsp/{ca_id}", self.public_base)),
+            ca_issuers: Some(format!("{}/ca/{ca_id}.der", self.public_base)),
+        }
+    }
+
+    pub fn get_ca(&self, id: &str) -> Result<CaRecord, ApiError> {
+        check_ca_id(id)?;
+        self.store
+            .get_ca(id)?
+            .ok_or_else(|| ApiError::not_found(format!("no CA {id}")))
+    }
+
+    pub fn list_cas(&self) -> Result<Vec<CaRecord>, ApiError> {
+        Ok(self.store.list_cas()?)
+    }
+
+    /// The issuer of a CA that has its certificate (parsed once, then cached).
+    fn issuer(&self, rec: &CaRecord) -> Result<Arc<Issuer>, ApiError> {
+        if let Some(i) = self
+            .issuers
+            .read()
+            .ok()
+            .and_then(|m| m.get(&rec.id).cloned())
+        {
+            return Ok(i);
+        }
+        let pem = rec.certificate_pem.as_deref().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidState,
+                format!("CA {} has no certificate yet (PENDING_CERTIFICATE)", rec.id),
+            )
+        })?;
+        let parse = |p: &str| {
+            CaCertificate::parse(p.as_bytes())
+                .map_err(|e| ApiError::internal("stored CA certificate", e))
+        };
+        let cert = parse(pem)?;
+        let parents = rec
+            .chain_pem
+            .iter()
+            .map(|p| parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let issuer = Arc::new(Issuer::new(cert, parents, self.urls(&rec.id)));
+        if let Ok(mut m) = self.issuers.write() {
+            m.insert(rec.id.clone(), issuer.clone());
+        }
+        Ok(issuer)
+    }
+
+    /// An ACTIVE CA ready to issue.
+    fn active_issuer(&self, ca_id: &str) -> Result<(CaRecord, Arc<Issuer>), ApiError> {
+        let rec = self.get_ca(ca_id)?;
+        match rec.status {
+            CaStatus::Active => {}
+            CaStatus::Disabled => {
+                return Err(ApiError::new(
+                    ErrorCode::CaDisabled,
+                    format!("CA {ca_id} is disabled and issues nothing"),
+                ))
+            }
+            CaStatus::PendingCertificate => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    format!("CA {ca_id} is waiting for its signed certificate"),
+                ))
+            }
+        }
+        let issuer = self.issuer(&rec)?;
+        Ok((rec, issuer))
+    }
+
+    /// The heart of issuance: prepare + lint, record the intent durably, sign,
+    /// store durably, and only then return.
+    async fn issue(
+        &self,
+        ca_id: &str,
+        request: CertificateRequest,
+        limits: ValidityLimits,
+        meta: IssueMeta,
+    ) -> Result<CertView, ApiError> {
+        let (_, issuer) = self.active_issuer(ca_id)?;
+        let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
+            .map(|k| k.to_string())
+            .unwrap_or_default();
+        let mut attempt = 0;
+        let (prepared, intent) = loop {
+            attempt += 1;
+            let serial = Serial::random().map_err(|e| ApiError::internal("serial", e))?;
+            let prepared = prepare(&issuer, &request, serial, now(), limits).map_err(map_issue)?;
+            let intent = CertRecord {
+                ca_id: ca_id.to_string(),
+                serial: prepared.serial.to_hex(),
+                status: CertStatus::Reserved,
+                profile: request.profile.name().to_string(),
+                subject: request.subject.to_string(),
+                sans: request.sans.iter().map(|s| s.to_string()).collect(),
+                key_algorithm: key_algorithm.clone(),
+                not_before: prepared.not_before.unix_timestamp(),
+                not_after: prepared.not_after.unix_timestamp(),
+                tbs_sha256: ids::hex(&prepared.digest()),
+                created_at: now().unix_timestamp(),
+                requested_by: meta.requested_by.clone(),
+                boot_id: self.store.boot_id().to_string(),
+                server_generated_key: meta.server_generated_key,
+                renewed_from: meta.renewed_from.clone(),
+                revocation: None,
+            };
+            let token = meta.idempotency.as_ref().map(|(t, h)| {
+                (
+                    t.clone(),
+                    IdemRecord {
+                        request_sha256: h.clone(),
+                        ca_id: ca_id.to_string(),
+                        serial: intent.serial.clone(),
+                    },
+                )
+            });
+            let boot = self.store.boot_id().to_string();
+            let w_intent = intent.clone();
+            let outcome = self
+                .store
+                .write(move |txn| {
+                    store::reserve(
+                        txn,
+                        &w_intent,
+                        token.as_ref().map(|(t, i)| (t.as_str(), i)),
+                        &boot,
+                    )
+                })
+                .await;
+            match outcome {
+                Ok(ReserveOutcome::Reserved) => break (prepared, intent),
+                Ok(ReserveOutcome::Existing(rec)) => return self.view(rec, &issuer),
+                Ok(ReserveOutcome::InProgress(rec)) => return self.wait_issued(rec, &issuer).await,
+                Err(StoreError::SerialTaken) if attempt < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let signer = self.vault.signer(ca_id).map_err(map_vault)?;
+        let issued = prepared.sign(signer.as_ref()).map_err(map_issue)?;
+        let mut rec = intent;
+        rec.status = CertStatus::Issued;
+        let der = issued.der;
+        let (w_rec, w_der) = (rec.clone(), der.clone());
+        self.store
+            .write(move |txn| store::store_issued(txn, &w_rec, &w_der))
+            .await?;
+        tracing::info!(ca = %ca_id, serial = %rec.serial, profile = %rec.profile, by = %rec.requested_by, "issued");
+        Ok(CertView {
+            record: rec,
+            der,
+            chain_der: issuer.chain_der(),
+        })
+    }
+
+    fn view(&self, record: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+        let (_, der) = self
+            .store
+            .get_cert(&record.ca_id, &record.serial)?
+            .ok_or_else(|| ApiError::internal("idempotent replay", "record vanished"))?;
+        let der = der.ok_or_else(|| ApiError::internal("idempotent replay", "no DER"))?;
+        Ok(CertView {
+            record,
+            der,
+            chain_der: issuer.chain_der(),
+        })
+    }
+
+    /// Another request with the same idempotency token is signing: wait for it.
+    async fn wait_issued(&self, rec: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some((r, Some(_))) = self.store.get_cert(&rec.ca_id, &rec.serial)? {
+                if r.status != CertStatus::Reserved {
+                    return self.view(r, issuer);
+                }
+            }
+        }
+        Err(ApiError::conflict(
+            "a request with this idempotency token is still in progress; retry later",
+        ))
+    }
+
+    /// IssueCertificate: from a client's CSR.
+    pub async fn issue_from_csr(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        csr: &str,
+        profile: &str,
+        validity_days: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<CertView, ApiError> {
+        check_ca_id(ca_id)?;
+        let profile = parse_leaf_profile(profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(validity_days, limits, profile.name())?;
+        if let Some(t) = token {
+            if !ids::is_token(t) {
+                return Err(ApiError::invalid(
+                    "idempotency_token must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                ));
+            }
+        }
+        let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
+        let mut request = CertificateRequest::from_csr(&csr, profile);
+        request.validity_days = validity_days;
+        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
+        authorize(who, Action::IssueCertificate, Some(ca_id), &names)?;
+        let idempotency = token.map(|t| {
+            let days = validity_days.unwrap_or(0).to_be_bytes();
+            (
+                t.to_string(),
+                sha256_hex(&[ca_id.as_bytes(), &csr.der, profile.name().as_bytes(), &days]),
+            )
+        });
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            idempotency,
+            ..Default::default()
+        };
+        self.issue(ca_id, request, limits, meta).await
+    }
+
+    /// RequestCertificate with a server-made key: returns the certificate and
+    /// the key; the key is not kept.
+    pub async fn issue_with_new_key(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        names: &[String],
+        subject: Option<&str>,
+        profile: &str,
+        key_algorithm: &str,
+        validity_days: Option<u32>,
+    ) -> Result<(CertView, SoftwareKey), ApiError> {
+        check_ca_id(ca_id)?;
+        let profile = parse_leaf_profile(profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(validity_days, limits, profile.name())?;
+        let alg = parse_key_alg(key_algorithm)?;
+        if names.is_empty() && subject.is_none() {
+            return Err(ApiError::invalid(
+                "names must list at least one DNS name, IP or email",
+            ));
+        }
+        if names.len() > ca_core::csr::MAX_SANS {
+            return Err(ApiError::invalid("too many names"));
+        }
+        let sans = names
+            .iter()
+            .map(|n| SanEntry::parse(n).map_err(|e| ApiError::invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subject = match subject {
+            Some(s) => parse_subject(s)?,
+            None => {
+                let cn = names.first().map(|n| n.trim()).unwrap_or_default();
+                if cn.chars().count() <= 64 && !cn.is_empty() {
+                    let escaped = cn
+                        .replace('\\', "\\\\")
+                        .replace(',', "\\,")
+                        .replace('+', "\\+");
+                    Name::from_str(&format!("CN={escaped}")).unwrap_or_default()
+                } else {
+                    Name::default()
+                }
+            }
+        };
+        authorize(who, Action::RequestCertificate, Some(ca_id), names)?;
+        // Refuse early (before the costly key generation) if the CA cannot issue.
+        self.active_issuer(ca_id)?;
+        let key = generate_key(alg).await?;
+        let request = CertificateRequest {
+            subject,
+            spki_der: key.public_key_der().to_vec(),
+            sans,
+            profile,
+            validity_days,
+            name_constraints: None,
+        };
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            server_generated_key: true,
+            ..Default::default()
+        };
+        let view = self.issue(ca_id, request, limits, meta).await?;
+        Ok((view, key))
+    }
+
+    /// Find a certificate by serial (and CA, when given).
+    pub fn get_certificate(&self, ca_id: Option<&str>, serial: &str) -> Result<CertView, ApiError> {
+        let serial = parse_serial(serial)?;
+        let ca_id = match ca_id {
+            Some(c) => {
+                check_ca_id(c)?;
+                c.to_string()
+            }
+            None => self
+                .store
+                .ca_of_serial(&serial)?
+                .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
+        };
+        let (rec, der) = self
+            .store
+            .get_cert(&ca_id, &serial)?
+            .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?;
+        let der = match (rec.status, der) {
+            (CertStatus::Reserved, _) | (_, None) => {
+                return Err(ApiError::not_found(format!("no certificate {serial}")))
+            }
+            (_, Some(d)) => d,
+        };
+        let ca = self.get_ca(&ca_id)?;
+        let issuer = self.issuer(&ca)?;
+        Ok(CertView {
+            record: rec,
+            der,
+            chain_der: issuer.chain_der(),
+        })
+    }
+
+    pub fn list_certificates(
+        &self,
+        filter: CertFilter,
+        status: Option<&str>,
+    ) -> Result<(Vec<CertRecord>, Option<String>), ApiError> {
+        if let Some(c) = &filter.ca_id {
+            check_ca_id(c)?;
+        }
+        let now = now().unix_timestamp();
+        let status = status.map(str::to_string);
+        let (items, next) = self
+            .store
+            .list_certs(&filter, |r| match status.as_deref() {
+                None => r.status != CertStatus::Reserved,
+                Some(s) => effective_status(r, now) == s,
+            })?;
+        Ok((items, next))
+    }
+
+    /// RenewCertificate: same names and profile, new validity, optionally a new key.
+    pub async fn renew(
+        &self,
+        who: &Identity,
+        ca_id: Option<&str>,
+        serial: &str,
+        csr: Option<&str>,
+        validity_days: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<CertView, ApiError> {
+        let old = self.get_certificate(ca_id, serial)?;
+        let ca_id = old.record.ca_id.clone();
+        let profile = parse_leaf_profile(&old.record.profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(validity_days, limits, profile.name())?;
+        if let Some(t) = token {
+            if !ids::is_token(t) {
+                return Err(ApiError::invalid(
+                    "idempotency_token must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                ));
+            }
+        }
+        let cert = Certificate::from_der(&old.der)
+            .map_err(|e| ApiError::internal("stored certificate", e))?;
+        let spki_der = match csr {
+            Some(c) => parse_csr(c.as_bytes()).map_err(map_csr)?.spki_der,
+            None => {
+                if old.record.server_generated_key {
+                    return Err(ApiError::invalid(
+                        "this certificate's key was made by the server and not kept: renew with a csr, or request a new certificate",
+                    ));
+                }
+                cert.tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .map_err(|e| ApiError::internal("stored certificate", e))?
+            }
+        };
+        let request = CertificateRequest {
+            subject: cert.tbs_certificate.subject.clone(),
+            spki_der: spki_der.clone(),
+            sans: sans_of(&cert),
+            profile,
+            validity_days,
+            name_constraints: None,
+        };
+        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
+        authorize(who, Action::RenewCertificate, Some(&ca_id), &names)?;
+        let idempotency = token.map(|t| {
+            let days = validity_days.unwrap_or(0).to_be_bytes();
+            (
+                t.to_string(),
+                sha256_hex(&[b"renew", old.record.serial.as_bytes(), &spki_der, &days]),
+            )
+        });
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            renewed_from: Some(old.record.serial.clone()),
+            idempotency,
+            ..Default::default()
+        };
+        self.issue(&ca_id, request, limits, meta).await
+    }
+
+    pub async fn revoke(
+        &self,
+        who: &Identity,
+        ca_id: Option<&str>,
+        serial: &str,
+        reason: &RevocationReason,
+    ) -> Result<CertRecord, ApiError> {
+        let serial = parse_serial(serial)?;
+        let ca_id = match ca_id {
+            Some(c) => {
+                check_ca_id(c)?;
+                c.to_string()
+            }
+            None => self
+                .store
+                .ca_of_serial(&serial)?
+                .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
+        };
+        authorize(who, Action::RevokeCertificate, Some(&ca_id), &[])?;
+        let rev = Revocation {
+            reason_code: reason.code,
+            reason: reason.name.to_string(),
+            revoked_at: now().unix_timestamp(),
+            revoked_by: who.display(),
+        };
+        let (c, s) = (ca_id.clone(), serial.clone());
+        let rec = self
+            .store
+            .write(move |txn| store::revoke(txn, &c, &s, rev))
+            .await?;
+        tracing::info!(ca = %ca_id, serial = %serial, reason = reason.name, by = %who.display(), "revoked");
+        Ok(rec)
+    }
+
+    /// CreateCertificateAuthority.
+    pub async fn create_ca(&self, who: &Identity, new: NewCa) -> Result<CaRecord, ApiError> {
+        authorize(who, Action::CreateCa, new.parent_ca_id.as_deref(), &[])?;
+        let alg = parse_key_alg(&new.key_algorithm)?;
+        let subject = parse_subject(&new.subject)?;
+        let name_constraints = new
+            .name_constraints
+            .as_ref()
+            .map(parse_name_constraints)
+            .transpose()?;
+        let id = ids::new_ca_id().map_err(|e| ApiError::internal("CA id", e))?;
+        let t = now();
+        let mut rec = CaRecord {
+            id: id.clone(),
+            ca_type: new.ca_type,
+            status: CaStatus::Active,
+            subject: subject.to_string(),
+            key_algorithm: alg.name().to_string(),
+            certificate_pem: None,
+            chain_pem: vec![],
+            parent_ca_id: None,
+            external: false,
+            csr_pem: None,
+            serial: None,
+            not_before: None,
+            not_after: None,
+            path_len: new.path_len,
+            created_at: t.unix_timestamp(),
+            updated_at: t.unix_timestamp(),
+        };
+        match (new.ca_type, &new.parent_ca_id, new.external) {
+            (CaType::Root, None, false) => {
+                let days = new.validity_days.unwrap_or(ca_core::cert::DEFAULT_ROOT_DAYS);
+                if days == 0 || days > 36500 {
+                    return Err(ApiError::invalid("validity_days for a root must be 1 to 36500"));
+                }
+                let key = generate_key(alg).await?;
+                let mut params = RootParams::new(subject);
+                params.validity_days = days;
+                params.path_len = new.path_len;
+                params.name_constraints = name_constraints;
+                let cert = create_root(&key, &params, t).map_err(map_issue)?;
+                fill_cert(&mut rec, &cert, vec![]);
+                self.vault.store(&id, key).map_err(map_vault)?;
+            }
+            (CaType::Root, _, _) => {
+                return Err(ApiError::invalid(
+                    "a ROOT CA has no parent_ca_id and is not external",
+                ))
+            }
+            (CaType::Subordinate, Some(parent), false) => {
+                check_ca_id(parent)?;
+                let profile = Profile::SubordinateCa {
+                    path_len: new.path_len,
+                };
+                let limits = self.config.limits(profile);
+                check_validity(new.validity_days, limits, "subordinate CAs")?;
+                let (prec, pissuer) = self.active_issuer(parent)?;
+                let key = generate_key(alg).await?;
+                let spki = key.public_key_der().to_vec();
+                // The key is kept before the certificate exists, so a crash
+                // leaves at worst an unused key file.
+                self.vault.store(&id, key).map_err(map_vault)?;
+                let request = CertificateRequest {
+                    subject,
+                    spki_der: spki,
+                    sans: vec![],
+                    profile,
+                    validity_days: new.validity_days,
+                    name_constraints,
+                };
+                let meta = IssueMeta {
+                    requested_by: who.display(),
+                    ..Default::default()
+                };
+                let view = self.issue(&prec.id, request, limits, meta).await?;
+                let cert = CaCertificate::parse(&view.der)
+                    .map_err(|e| ApiError::internal("new CA certificate", e))?;
+                fill_cert(&mut rec, &cert, pissuer.chain_der());
+                rec.parent_ca_id = Some(prec.id.clone());
+            }
+            (CaType::Subordinate, None, true) => {
+                let key = generate_key(alg).await?;
+                let csr = create_csr(&key, &subject, &[])
+                    .map_err(|e| ApiError::internal("CA CSR", e))?;
+                self.vault.store(&id, key).map_err(map_vault)?;
+                rec.status = CaStatus::PendingCertificate;
+                rec.external = true;
+                rec.csr_pem = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &csr));
+            }
+            (CaType::Subordinate, _, _) => {
+                return Err(ApiError::invalid(
+                    "a SUBORDINATE CA needs either parent_ca_id (signed here) or external: true (signed elsewhere), not both",
+                ))
+            }
+        }
+        let w = rec.clone();
+        self.store
+            .write(move |txn| store::insert_ca(txn, &w))
+            .await?;
+        tracing::info!(ca = %rec.id, subject = %rec.subject, status = ?rec.status, by = %who.display(), "CA created");
+        Ok(rec)
+    }
+
+    /// ImportCertificateAuthorityCertificate: the externally signed certificate
+    /// of a pending CA, with its chain (issuer first, up to the root).
+    pub async fn import_ca_certificate(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        certificate: &str,
+        chain: &str,
+    ) -> Result<CaRecord, ApiError> {
+        let rec = self.get_ca(ca_id)?;
+        authorize(who, Action::ImportCaCertificate, Some(ca_id), &[])?;
+        if rec.status != CaStatus::PendingCertificate {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("CA {ca_id} is not waiting for a certificate"),
+            ));
+        }
+        let bad = |m: String| ApiError::new(ErrorCode::MalformedCertificate, m);
+        let parents = ca_core::pem::decode_all("CERTIFICATE", chain)
+            .map_err(|e| bad(format!("certificate_chain: {e}")))?
+            .iter()
+            .map(|d| CaCertificate::parse(d).map_err(|e| bad(format!("certificate_chain: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if parents.is_empty() {
+            return Err(bad(
+                "certificate_chain must hold the issuer up to the root".into()
+            ));
+        }
+        let signer = self.vault.signer(ca_id).map_err(map_vault)?;
+        let cert = import_signed_ca(
+            certificate.as_bytes(),
+            signer.public_key_der(),
+            &parents,
+            now(),
+        )
+        .map_err(|e| bad(e.to_string()))?;
+        let chain_der: Vec<Vec<u8>> = parents.iter().map(|p| p.der.clone()).collect();
+        let id = ca_id.to_string();
+        let updated = self
+            .store
+            .write(move |txn| {
+                store::update_ca(txn, &id, |r| {
+                    if r.status != CaStatus::PendingCertificate {
+                        return Err(StoreError::Conflict(
+                            "CA is not waiting for a certificate".into(),
+                        ));
+                    }
+                    fill_cert(r, &cert, chain_der);
+                    r.status = CaStatus::Active;
+                    r.updated_at = now().unix_timestamp();
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(ca = %ca_id, by = %who.display(), "CA certificate imported");
+        Ok(updated)
+    }
+
+    /// UpdateCertificateAuthority (status ACTIVE / DISABLED).
+    pub async fn update_ca_status(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        status: &str,
+    ) -> Result<CaRecord, ApiError> {
+        check_ca_id(ca_id)?;
+        authorize(who, Action::UpdateCa, Some(ca_id), &[])?;
+        let target = match status {
+            "ACTIVE" => CaStatus::Active,
+            "DISABLED" => CaStatus::Disabled,
+            _ => return Err(ApiError::invalid("status must be ACTIVE or DISABLED")),
+        };
+        let id = ca_id.to_string();
+        let rec = self
+            .store
+            .write(move |txn| {
+                store::update_ca(txn, &id, |r| {
+                    if r.status == CaStatus::PendingCertificate {
+                        return Err(StoreError::Conflict(
+                            "the CA is waiting for its certificate; import it first".into(),
+                        ));
+                    }
+                    r.status = target;
+                    r.updated_at = now().unix_timestamp();
+                    Ok(())
+                })
+            })
+            .await?;
+        tracing::info!(ca = %ca_id, status = ?target, by = %who.display(), "CA status changed");
+        Ok(rec)
+    }
+}
+
+fn fill_cert(rec: &mut CaRecord, cert: &CaCertificate, chain_der: Vec<Vec<u8>>) {
+    rec.certificate_pem = Some(cert.to_pem());
+    rec.chain_pem = chain_der
+        .iter()
+        .map(|d| ca_core::pem::encode("CERTIFICATE", d))
+        .collect();
+    rec.serial = Some(cert.serial().to_hex());
+    rec.not_before = Some(cert.not_before.unix_timestamp());
+    rec.not_after = Some(cert.not_after.unix_timestamp());
+    rec.path_len = cert.path_len;
+}
+
+fn parse_name_constraints(nc: &NameConstraintsInput) -> Result<NameConstraintsSpec, ApiError> {
+    let ip = |v: &[String]| {
+        v.iter()
+            .map(|s| {
+                IpNet::from_str(s).map_err(|e| ApiError::invalid(format!("name_constraints: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    for d in nc.permitted_dns.iter().chain(&nc.excluded_dns) {
+        ca_core::names::validate_dns_name(d.strip_prefix('.').unwrap_or(d))
+            .map_err(|e| ApiError::invalid(format!("name_constraints: {e}")))?;
+    }
+    Ok(NameConstraintsSpec {
+        permitted_dns: nc.permitted_dns.clone(),
+        excluded_dns: nc.excluded_dns.clone(),
+        permitted_ip: ip(&nc.permitted_ip)?,
+        excluded_ip: ip(&nc.excluded_ip)?,
+    })
+}
+
+/// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
+pub fn effective_status(r: &CertRecord, now: i64) -> &'static str {
+    match r.status {
+        CertStatus::Reserved => "RESERVED",
+        CertStatus::Revoked => "REVOKED",
+        CertStatus::Issued if r.not_after <= now => "EXPIRED",
+        CertStatus::Issued => "ISSUED",
+    }
+}
+
+/// RFC 5280 CRLReason, by code or by ACM PCA's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationReason {
+    pub code: u8,
+    pub name: &'static str,
+}
+
+const REASONS: &[(u8, &str)] = &[
+    (0, "UNSPECIFIED"),
+    (1, "KEY_COMPROMISE"),
+    (2, "CERTIFICATE_AUTHORITY_COMPROMISE"),
+    (3, "AFFILIATION_CHANGED"),
+    (4, "SUPERSEDED"),
+    (5, "CESSATION_OF_OPERATION"),
+    (6, "CERTIFICATE_HOLD"),
+    (9, "PRIVILEGE_WITHDRAWN"),
+    (10, "A_A_COMPROMISE"),
+];
+
+impl RevocationReason {
+    pub fn from_code(code: i64) -> Result<Self, ApiError> {
+        REASONS
+            .iter()
+            .find(|(c, _)| i64::from(*c) == code)
+            .map(|(c, n)| RevocationReason { code: *c, name: n })
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "reason must be an RFC 5280 CRLReason code (0-6, 9, 10) or its name",
+                )
+            })
+    }
+
+    pub fn from_name(name: &str) -> Result<Self, ApiError> {
+        REASONS
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(name))
+            .map(|(c, n)| RevocationReason { code: *c, name: n })
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "reason must be an RFC 5280 CRLReason code (0-6, 9, 10) or its name",
+                )
+            })
+    }
+}

@@ -1,0 +1,172 @@
+//! Server configuration: `DIR/config.toml`, written by `init`, overridden by flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ca_core::profile::{Profile, ValidityLimits};
+use serde::{Deserialize, Serialize};
+
+pub const CONFIG_FILE: &str = "config.toml";
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8443";
+pub const DEFAULT_PUBLIC_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("log format {other:?} is not text or json")),
+        }
+    }
+}
+
+/// Validity in days for one profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidityConfig {
+    pub default_days: u32,
+    pub max_days: u32,
+}
+
+impl From<ValidityLimits> for ValidityConfig {
+    fn from(l: ValidityLimits) -> Self {
+        ValidityConfig {
+            default_days: l.default_days,
+            max_days: l.max_days,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Management API (mutual TLS).
+    pub api_addr: String,
+    /// Public listener: CA certificates, CRLs, OCSP, health (plain HTTP).
+    pub public_addr: String,
+    /// Base URL put in issued certificates for CRL DP / OCSP / caIssuers.
+    /// Defaults to `http://` + the bound public address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// The CA whose certificates may call the management API.
+    pub client_auth_ca_id: String,
+    /// The default issuing CA (made by init).
+    pub issuing_ca_id: String,
+    pub root_ca_id: String,
+    /// The API's own TLS certificate chain and key, relative to the data dir.
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// Validity per profile name (tls-server, tls-client, tls-server-client, subordinate-ca).
+    #[serde(default)]
+    pub validity: BTreeMap<String, ValidityConfig>,
+}
+
+fn default_body() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+impl Config {
+    pub fn default_validity() -> BTreeMap<String, ValidityConfig> {
+        let mut m = BTreeMap::new();
+        for p in Profile::LEAF_PROFILES {
+            m.insert(p.name().to_string(), p.default_limits().into());
+        }
+        let ca = Profile::SubordinateCa { path_len: None };
+        m.insert(ca.name().to_string(), ca.default_limits().into());
+        m
+    }
+
+    pub fn load(dir: &Path) -> anyhow::Result<Config> {
+        use anyhow::Context;
+        let path = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let cfg: Config =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.api_addr
+            .parse::<SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("api_addr {:?} is not IP:port", self.api_addr))?;
+        self.public_addr
+            .parse::<SocketAddr>()
+            .map_err(|_| anyhow::anyhow!("public_addr {:?} is not IP:port", self.public_addr))?;
+        if self.max_body_bytes < 1024 {
+            anyhow::bail!("max_body_bytes must be at least 1024");
+        }
+        for (name, v) in &self.validity {
+            name.parse::<Profile>()
+                .map_err(|e| anyhow::anyhow!("validity: {e}"))?;
+            if v.default_days == 0 || v.default_days > v.max_days {
+                anyhow::bail!("validity.{name}: need 1 <= default_days <= max_days");
+            }
+        }
+        Ok(())
+    }
+
+    /// Limits for a profile: the configured ones, else ca-core's defaults.
+    pub fn limits(&self, profile: Profile) -> ValidityLimits {
+        match self.validity.get(profile.name()) {
+            Some(v) => ValidityLimits {
+                default_days: v.default_days,
+                max_days: v.max_days,
+            },
+            None => profile.default_limits(),
+        }
+    }
+}
+
+/// What the CLI (and the bench and tests) read to reach the API as a client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientProfile {
+    /// e.g. `https://127.0.0.1:8443`
+    pub server_url: String,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    pub root_ca: PathBuf,
+    /// The CA certificates are issued from unless a request names another.
+    pub default_ca_id: String,
+}
+
+impl ClientProfile {
+    pub fn load(path: &Path) -> anyhow::Result<ClientProfile> {
+        use anyhow::Context;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut p: ClientProfile =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for f in [&mut p.client_cert, &mut p.client_key, &mut p.root_ca] {
+            if f.is_relative() {
+                *f = base.join(&*f);
+            }
+        }
+        Ok(p)
+    }
+
+    /// `host:port` of `server_url`.
+    pub fn authority(&self) -> &str {
+        let s = self
+            .server_url
+            .strip_prefix("https://")
+            .unwrap_or(&self.server_url);
+        s.split('/').next().unwrap_or(s)
+    }
+}

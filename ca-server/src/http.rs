@@ -1,0 +1,613 @@
+//! The HTTP layer of the management API: routing, JSON in and out, errors.
+//! It never sees a CA private key; a server-made key leaves here only
+//! encrypted under the caller's passphrase.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::authority::{
+    check_ca_id, effective_status, fmt_unix, now, Authority, CertView, Identity,
+    NameConstraintsInput, NewCa, RevocationReason,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::store::{CaRecord, CaType, CertFilter, CertRecord};
+
+pub type Body = Full<Bytes>;
+
+/// PBKDF2 iterations for passphrase-encrypted keys (OWASP 2023 figure for SHA-256).
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+pub const MIN_PASSPHRASE: usize = 8;
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+
+pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(e.status(), &e.to_json())
+}
+
+/// Entry point for one request on the management API.
+pub async fn handle(
+    auth: Arc<Authority>,
+    identity: Arc<Identity>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let out = match route(&auth, &identity, req).await {
+        Ok((status, v)) => json_response(status, &v),
+        Err(e) => {
+            if e.code == ErrorCode::Internal {
+                tracing::error!(%method, %path, "request failed");
+            } else {
+                tracing::debug!(%method, %path, code = %e.code, msg = %e.message, "request refused");
+            }
+            error_response(&e)
+        }
+    };
+    tracing::debug!(%method, %path, status = out.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    Ok(out)
+}
+
+type Reply = Result<(StatusCode, Value), ApiError>;
+
+async fn read_body(auth: &Authority, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    let limit = auth.config.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::TooLarge,
+            format!("the request body is larger than {limit} bytes"),
+        )
+    };
+    if let Some(len) = req.headers().get(CONTENT_LENGTH) {
+        let n: Option<usize> = len.to_str().ok().and_then(|s| s.parse().ok());
+        match n {
+            Some(n) if n > limit => return Err(too_large()),
+            Some(_) => {}
+            None => return Err(ApiError::invalid("Content-Length is not a number")),
+        }
+    }
+    if let Some(ct) = req.headers().get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("").to_ascii_lowercase();
+        let base = ct.split(';').next().unwrap_or("").trim();
+        if base != "application/json" {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "the body must be application/json",
+            ));
+        }
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::invalid("the request body could not be read")),
+    }
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ApiError::invalid("the request needs a JSON body"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::invalid(format!("the body is not valid JSON: {e}"))
+            }
+            Category::Data => ApiError::invalid(format!("the JSON does not fit this request: {e}")),
+        }
+    })
+}
+
+fn percent_decode(s: &str) -> Result<String, ApiError> {
+    let bad = || ApiError::invalid("the query string is not valid percent-encoding");
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = s.get(i + 1..i + 3).ok_or_else(bad)?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+fn parse_query(q: Option<&str>, allowed: &[&str]) -> Result<HashMap<String, String>, ApiError> {
+    let mut m = HashMap::new();
+    let Some(q) = q else { return Ok(m) };
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k)?;
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "unknown query parameter {:?} (allowed: {})",
+                k.chars().take(40).collect::<String>(),
+                allowed.join(", ")
+            )));
+        }
+        m.insert(k, percent_decode(v)?);
+    }
+    Ok(m)
+}
+
+fn no_query(q: Option<&str>) -> Result<(), ApiError> {
+    parse_query(q, &[]).map(|_| ())
+}
+
+fn method_not_allowed(allowed: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("method not allowed here (allowed: {allowed})"),
+    )
+}
+
+async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) -> Reply {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    let q = query.as_deref();
+    if path.len() > 512 {
+        return Err(ApiError::not_found("no such resource"));
+    }
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["health"] => match method {
+            Method::GET => Ok((StatusCode::OK, health(auth))),
+            _ => Err(method_not_allowed("GET")),
+        },
+        ["v1", "cas"] => match method {
+            Method::GET => {
+                no_query(q)?;
+                let cas = auth.list_cas()?;
+                let items: Vec<Value> = cas.iter().map(ca_json).collect();
+                Ok((StatusCode::OK, json!({ "certificate_authorities": items })))
+            }
+            Method::POST => {
+                no_query(q)?;
+                let body: CreateCaBody = parse_json(&read_body(auth, req).await?)?;
+                create_ca(auth, who, body).await
+            }
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["v1", "cas", id] => {
+            check_ca_id(id)?;
+            no_query(q)?;
+            match method {
+                Method::GET => Ok((StatusCode::OK, ca_json(&auth.get_ca(id)?))),
+                Method::PATCH => {
+                    let body: UpdateCaBody = parse_json(&read_body(auth, req).await?)?;
+                    let rec = auth.update_ca_status(who, id, &body.status).await?;
+                    Ok((StatusCode::OK, ca_json(&rec)))
+                }
+                _ => Err(method_not_allowed("GET, PATCH")),
+            }
+        }
+        ["v1", "cas", id, "csr"] => {
+            check_ca_id(id)?;
+            no_query(q)?;
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            let rec = auth.get_ca(id)?;
+            match rec.csr_pem {
+                Some(csr) => Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr }))),
+                None => Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    "this CA was not created for an external signature, so it has no CSR",
+                )),
+            }
+        }
+        ["v1", "cas", id, "certificate"] => {
+            check_ca_id(id)?;
+            no_query(q)?;
+            match method {
+                Method::GET => {
+                    let rec = auth.get_ca(id)?;
+                    let cert = rec.certificate_pem.clone().ok_or_else(|| {
+                        ApiError::new(
+                            ErrorCode::InvalidState,
+                            "the CA has no certificate yet (PENDING_CERTIFICATE)",
+                        )
+                    })?;
+                    Ok((
+                        StatusCode::OK,
+                        json!({
+                            "ca_id": rec.id,
+                            "certificate": cert,
+                            "certificate_chain": rec.chain_pem.concat(),
+                        }),
+                    ))
+                }
+                Method::POST => {
+                    let body: ImportBody = parse_json(&read_body(auth, req).await?)?;
+                    let rec = auth
+                        .import_ca_certificate(who, id, &body.certificate, &body.certificate_chain)
+                        .await?;
+                    Ok((StatusCode::OK, ca_json(&rec)))
+                }
+                _ => Err(method_not_allowed("GET, POST")),
+            }
+        }
+        ["v1", "certificates"] => match method {
+            Method::GET => list_certificates(auth, q),
+            Method::POST => {
+                no_query(q)?;
+                let body: IssueBody = parse_json(&read_body(auth, req).await?)?;
+                let ca_id = body
+                    .ca_id
+                    .unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+                let view = auth
+                    .issue_from_csr(
+                        who,
+                        &ca_id,
+                        &body.csr,
+                        body.profile.as_deref().unwrap_or("tls-server"),
+                        body.validity_days,
+                        body.idempotency_token.as_deref(),
+                    )
+                    .await?;
+                Ok((StatusCode::CREATED, cert_json(&view)))
+            }
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["v1", "certificates", "request"] => {
+            no_query(q)?;
+            if method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let body: RequestBody = parse_json(&read_body(auth, req).await?)?;
+            request_certificate(auth, who, body).await
+        }
+        ["v1", "certificates", serial] => {
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            let params = parse_query(q, &["ca_id"])?;
+            let view = auth.get_certificate(params.get("ca_id").map(String::as_str), serial)?;
+            Ok((StatusCode::OK, cert_json(&view)))
+        }
+        ["v1", "certificates", serial, "renew"] => {
+            no_query(q)?;
+            if method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let body: RenewBody = parse_json(&read_body(auth, req).await?)?;
+            let view = auth
+                .renew(
+                    who,
+                    body.ca_id.as_deref(),
+                    serial,
+                    body.csr.as_deref(),
+                    body.validity_days,
+                    body.idempotency_token.as_deref(),
+                )
+                .await?;
+            Ok((StatusCode::CREATED, cert_json(&view)))
+        }
+        ["v1", "certificates", serial, "revoke"] => {
+            no_query(q)?;
+            if method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let body: RevokeBody = parse_json(&read_body(auth, req).await?)?;
+            let reason = match &body.reason {
+                Value::Number(n) => RevocationReason::from_code(n.as_i64().unwrap_or(-1))?,
+                Value::String(s) => RevocationReason::from_name(s)?,
+                _ => return Err(ApiError::invalid("reason must be a CRLReason code or name")),
+            };
+            let rec = auth
+                .revoke(who, body.ca_id.as_deref(), serial, &reason)
+                .await?;
+            Ok((StatusCode::OK, cert_summary(&rec)))
+        }
+        _ => Err(ApiError::not_found("no such resource")),
+    }
+}
+
+fn health(auth: &Authority) -> Value {
+    use std::sync::atomic::Ordering;
+    json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": {
+            "commits": auth.store.stats.commits.load(Ordering::Relaxed),
+            "writes": auth.store.stats.writes.load(Ordering::Relaxed),
+        }
+    })
+}
+
+fn default_key_alg() -> String {
+    "ec-p256".into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateCaBody {
+    #[serde(rename = "type")]
+    ca_type: String,
+    subject: String,
+    #[serde(default = "default_key_alg")]
+    key_algorithm: String,
+    parent_ca_id: Option<String>,
+    #[serde(default)]
+    external: bool,
+    validity_days: Option<u32>,
+    path_len: Option<u8>,
+    name_constraints: Option<NameConstraintsInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateCaBody {
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    certificate: String,
+    certificate_chain: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    ca_id: Option<String>,
+    csr: String,
+    profile: Option<String>,
+    validity_days: Option<u32>,
+    idempotency_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestBody {
+    ca_id: Option<String>,
+    names: Vec<String>,
+    subject: Option<String>,
+    profile: Option<String>,
+    #[serde(default = "default_key_alg")]
+    key_algorithm: String,
+    validity_days: Option<u32>,
+    passphrase: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    ca_id: Option<String>,
+    csr: Option<String>,
+    validity_days: Option<u32>,
+    idempotency_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    ca_id: Option<String>,
+    reason: Value,
+}
+
+async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: CreateCaBody) -> Reply {
+    let ca_type = match b.ca_type.as_str() {
+        "ROOT" => CaType::Root,
+        "SUBORDINATE" => CaType::Subordinate,
+        _ => return Err(ApiError::invalid("type must be ROOT or SUBORDINATE")),
+    };
+    if let Some(p) = &b.parent_ca_id {
+        check_ca_id(p)?;
+    }
+    let rec = auth
+        .create_ca(
+            who,
+            NewCa {
+                ca_type,
+                subject: b.subject,
+                key_algorithm: b.key_algorithm,
+                parent_ca_id: b.parent_ca_id,
+                external: b.external,
+                validity_days: b.validity_days,
+                path_len: b.path_len,
+                name_constraints: b.name_constraints,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, ca_json(&rec)))
+}
+
+async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBody) -> Reply {
+    let passphrase = Zeroizing::new(b.passphrase);
+    if passphrase.chars().count() < MIN_PASSPHRASE {
+        return Err(ApiError::invalid(format!(
+            "passphrase must be at least {MIN_PASSPHRASE} characters"
+        )));
+    }
+    if passphrase.len() > 1024 {
+        return Err(ApiError::invalid("passphrase is longer than 1024 bytes"));
+    }
+    let ca_id = b.ca_id.unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+    let (view, key) = auth
+        .issue_with_new_key(
+            who,
+            &ca_id,
+            &b.names,
+            b.subject.as_deref(),
+            b.profile.as_deref().unwrap_or("tls-server"),
+            &b.key_algorithm,
+            b.validity_days,
+        )
+        .await?;
+    let encrypted = tokio::task::spawn_blocking(move || encrypt_key(&key, &passphrase))
+        .await
+        .map_err(|e| ApiError::internal("key encryption task", e))??;
+    let mut v = cert_json(&view);
+    v["private_key"] = Value::String(encrypted.to_string());
+    Ok((StatusCode::CREATED, v))
+}
+
+/// PKCS#8 encrypted with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC): what
+/// `openssl pkey -passin` opens.
+pub fn encrypt_key(
+    key: &ca_core::keys::SoftwareKey,
+    passphrase: &str,
+) -> Result<Zeroizing<String>, ApiError> {
+    use der::Decode;
+    let der = key.to_pkcs8_der();
+    let info =
+        pkcs8::PrivateKeyInfo::from_der(&der).map_err(|e| ApiError::internal("key encoding", e))?;
+    let mut salt = [0u8; 16];
+    let mut iv = [0u8; 16];
+    getrandom::getrandom(&mut salt).map_err(|e| ApiError::internal("rng", e))?;
+    getrandom::getrandom(&mut iv).map_err(|e| ApiError::internal("rng", e))?;
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::pbkdf2_sha256_aes256cbc(PBKDF2_ITERATIONS, &salt, &iv)
+            .map_err(|e| ApiError::internal("PBES2 parameters", e))?;
+    let doc = info
+        .encrypt_with_params(params, passphrase.as_bytes())
+        .map_err(|e| ApiError::internal("key encryption", e))?;
+    doc.to_pem("ENCRYPTED PRIVATE KEY", der::pem::LineEnding::LF)
+        .map_err(|e| ApiError::internal("key encoding", e))
+}
+
+fn list_certificates(auth: &Arc<Authority>, q: Option<&str>) -> Reply {
+    let p = parse_query(
+        q,
+        &["ca_id", "status", "expiring_before", "limit", "cursor"],
+    )?;
+    let limit = match p.get("limit") {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        },
+        None => DEFAULT_PAGE,
+    };
+    let status = match p.get("status").map(String::as_str) {
+        None => None,
+        Some(s @ ("ISSUED" | "REVOKED" | "EXPIRED" | "RESERVED")) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "status must be ISSUED, REVOKED, EXPIRED or RESERVED",
+            ))
+        }
+    };
+    let expiring_before = match p.get("expiring_before") {
+        None => None,
+        Some(s) => Some(
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| ApiError::invalid("expiring_before must be an RFC 3339 time"))?
+                .unix_timestamp(),
+        ),
+    };
+    let ca_id = p.get("ca_id").cloned();
+    if let Some(c) = &ca_id {
+        check_ca_id(c)?;
+    }
+    let cursor = p.get("cursor").cloned();
+    if let Some(c) = &cursor {
+        if c.is_empty() || c.len() > 400 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::invalid("cursor is not one this server made"));
+        }
+    }
+    let filter = CertFilter {
+        ca_id,
+        status: None,
+        expiring_before,
+        limit,
+        cursor,
+    };
+    let (items, next) = auth.list_certificates(filter, status).map_err(|e| {
+        if e.code == ErrorCode::NotFound && e.message.contains("cursor") {
+            ApiError::invalid(e.message)
+        } else {
+            e
+        }
+    })?;
+    let items: Vec<Value> = items.iter().map(cert_summary).collect();
+    Ok((
+        StatusCode::OK,
+        json!({ "certificates": items, "next_cursor": next }),
+    ))
+}
+
+pub fn ca_json(r: &CaRecord) -> Value {
+    json!({
+        "id": r.id,
+        "type": r.ca_type,
+        "status": r.status,
+        "subject": r.subject,
+        "key_algorithm": r.key_algorithm,
+        "serial": r.serial,
+        "not_before": r.not_before.map(fmt_unix),
+        "not_after": r.not_after.map(fmt_unix),
+        "path_len": r.path_len,
+        "parent_ca_id": r.parent_ca_id,
+        "external": r.external,
+        "created_at": fmt_unix(r.created_at),
+        "updated_at": fmt_unix(r.updated_at),
+    })
+}
+
+pub fn cert_summary(r: &CertRecord) -> Value {
+    json!({
+        "ca_id": r.ca_id,
+        "serial": r.serial,
+        "status": effective_status(r, now().unix_timestamp()),
+        "profile": r.profile,
+        "subject": r.subject,
+        "sans": r.sans,
+        "key_algorithm": r.key_algorithm,
+        "not_before": fmt_unix(r.not_before),
+        "not_after": fmt_unix(r.not_after),
+        "created_at": fmt_unix(r.created_at),
+        "requested_by": r.requested_by,
+        "renewed_from": r.renewed_from,
+        "revocation": r.revocation.as_ref().map(|v| json!({
+            "reason_code": v.reason_code,
+            "reason": v.reason,
+            "revoked_at": fmt_unix(v.revoked_at),
+            "revoked_by": v.revoked_by,
+        })),
+    })
+}
+
+pub fn cert_json(v: &CertView) -> Value {
+    let mut j = cert_summary(&v.record);
+    j["certificate"] = Value::String(ca_core::pem::encode("CERTIFICATE", &v.der));
+    j["certificate_chain"] = Value::String(
+        v.chain_der
+            .iter()
+            .map(|d| ca_core::pem::encode("CERTIFICATE", d))
+            .collect(),
+    );
+    j
+}

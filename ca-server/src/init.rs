@@ -1,0 +1,219 @@
+//! `ca-server init`: bootstrap a root CA, an issuing intermediate, a client-auth
+//! intermediate, the API's TLS certificate and a first administrator.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::authority::{Identity, NewCa};
+use crate::config::{ClientProfile, Config, LogFormat, CONFIG_FILE};
+use crate::store::CaType;
+
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    pub tls_names: Vec<String>,
+    pub api_addr: String,
+    pub public_addr: String,
+    pub admin_name: String,
+}
+
+pub struct InitSummary {
+    pub config: PathBuf,
+    pub root_ca_pem: PathBuf,
+    pub admin_cert: PathBuf,
+    pub admin_key: PathBuf,
+    pub profile: PathBuf,
+    pub tls_cert: PathBuf,
+    pub root_ca_id: String,
+    pub issuing_ca_id: String,
+    pub client_auth_ca_id: String,
+}
+
+pub fn is_initialised(dir: &Path) -> bool {
+    dir.join(CONFIG_FILE).exists()
+}
+
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Write a file readable by its owner only.
+pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
+    let dir = &opts.data_dir;
+    if is_initialised(dir) {
+        anyhow::bail!(
+            "{} is already initialised ({} exists)",
+            dir.display(),
+            CONFIG_FILE
+        );
+    }
+    create_private_dir(dir)?;
+    let mut config = Config {
+        api_addr: opts.api_addr.clone(),
+        public_addr: opts.public_addr.clone(),
+        public_base_url: None,
+        max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+        log_format: LogFormat::Text,
+        client_auth_ca_id: String::new(),
+        issuing_ca_id: String::new(),
+        root_ca_id: String::new(),
+        tls_cert: PathBuf::from("tls/server.pem"),
+        tls_key: PathBuf::from("tls/server.key"),
+        validity: Config::default_validity(),
+    };
+    let base = format!("http://{}", opts.public_addr);
+    let auth = crate::server::open_authority(dir, config.clone(), base)?;
+    let who = Identity {
+        subject: "ca-server init".into(),
+        sans: vec![],
+    };
+    let e =
+        |what: &'static str| move |err: crate::error::ApiError| anyhow::anyhow!("{what}: {err}");
+    let root = auth
+        .create_ca(
+            &who,
+            NewCa {
+                ca_type: CaType::Root,
+                subject: "CN=Private Root CA,O=ca-server".into(),
+                key_algorithm: "ec-p384".into(),
+                parent_ca_id: None,
+                external: false,
+                validity_days: Some(3650),
+                path_len: Some(1),
+                name_constraints: None,
+            },
+        )
+        .await
+        .map_err(e("root CA"))?;
+    let sub = |subject: &str| NewCa {
+        ca_type: CaType::Subordinate,
+        subject: subject.into(),
+        key_algorithm: "ec-p256".into(),
+        parent_ca_id: Some(root.id.clone()),
+        external: false,
+        validity_days: Some(1825),
+        path_len: Some(0),
+        name_constraints: None,
+    };
+    let issuing = auth
+        .create_ca(&who, sub("CN=Private Issuing CA 1,O=ca-server"))
+        .await
+        .map_err(e("issuing CA"))?;
+    let client_ca = auth
+        .create_ca(&who, sub("CN=API Client CA,O=ca-server"))
+        .await
+        .map_err(e("client-auth CA"))?;
+
+    // The API's own TLS certificate.
+    let server_days = config.limits(ca_core::profile::Profile::TlsServer).max_days;
+    let (tls_view, tls_key) = auth
+        .issue_with_new_key(
+            &who,
+            &issuing.id,
+            &opts.tls_names,
+            None,
+            "tls-server",
+            "ec-p256",
+            Some(server_days),
+        )
+        .await
+        .map_err(e("API TLS certificate"))?;
+    let tls_dir = dir.join("tls");
+    create_private_dir(&tls_dir)?;
+    let mut chain = ca_core::pem::encode("CERTIFICATE", &tls_view.der);
+    // Leaf and intermediates; the root is what clients already trust.
+    let n = tls_view.chain_der.len();
+    for d in tls_view.chain_der.iter().take(n.saturating_sub(1)) {
+        chain.push_str(&ca_core::pem::encode("CERTIFICATE", d));
+    }
+    write_private(&dir.join(&config.tls_cert), chain.as_bytes())?;
+    write_private(
+        &dir.join(&config.tls_key),
+        tls_key.to_pkcs8_pem().as_bytes(),
+    )?;
+    drop(tls_key);
+
+    // The first administrator.
+    let client_days = config.limits(ca_core::profile::Profile::TlsClient).max_days;
+    let admin_subject = format!("CN={},O=ca-server administrators", opts.admin_name);
+    let (admin_view, admin_key) = auth
+        .issue_with_new_key(
+            &who,
+            &client_ca.id,
+            &[],
+            Some(&admin_subject),
+            "tls-client",
+            "ec-p256",
+            Some(client_days),
+        )
+        .await
+        .map_err(e("administrator certificate"))?;
+    let admin_dir = dir.join("admin");
+    create_private_dir(&admin_dir)?;
+    let admin_cert = admin_dir.join("admin.pem");
+    let admin_key_path = admin_dir.join("admin.key");
+    let root_pem = admin_dir.join("root.pem");
+    write_private(
+        &admin_cert,
+        ca_core::pem::encode("CERTIFICATE", &admin_view.der).as_bytes(),
+    )?;
+    write_private(&admin_key_path, admin_key.to_pkcs8_pem().as_bytes())?;
+    drop(admin_key);
+    write_private(
+        &root_pem,
+        root.certificate_pem
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+    )?;
+    let host = match opts.api_addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() != 0 => a.to_string(),
+        _ => opts.api_addr.clone(),
+    };
+    let profile = ClientProfile {
+        server_url: format!("https://{host}"),
+        client_cert: PathBuf::from("admin.pem"),
+        client_key: PathBuf::from("admin.key"),
+        root_ca: PathBuf::from("root.pem"),
+        default_ca_id: issuing.id.clone(),
+    };
+    let profile_path = admin_dir.join("profile.toml");
+    write_private(&profile_path, toml::to_string(&profile)?.as_bytes())?;
+
+    config.root_ca_id = root.id.clone();
+    config.issuing_ca_id = issuing.id.clone();
+    config.client_auth_ca_id = client_ca.id.clone();
+    let config_path = dir.join(CONFIG_FILE);
+    write_private(&config_path, toml::to_string(&config)?.as_bytes())?;
+    auth.store.close();
+    Ok(InitSummary {
+        config: config_path,
+        root_ca_pem: root_pem,
+        admin_cert,
+        admin_key: admin_key_path,
+        profile: profile_path,
+        tls_cert: dir.join(&config.tls_cert),
+        root_ca_id: root.id,
+        issuing_ca_id: issuing.id,
+        client_auth_ca_id: client_ca.id,
+    })
+}

@@ -1,0 +1,20 @@
+//! `ca-server`: the network service of the private CA.
+//!
+//! Layers, each seeing only what it needs (Boulder-style seams in one process):
+//! [`http`] (routing, JSON, errors; never sees a CA key) → [`authority`]
+//! (authorise, validate, decide, drive issuance) → [`vault`] (CA keys behind
+//! `ca_core::Signer`) and [`store`] (one interface over redb, group commit).
+
+#![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod init;
+pub mod server;
+pub mod store;
+pub mod tls;
+pub mod vault;

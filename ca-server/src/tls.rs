@@ -1,0 +1,65 @@
+//! TLS for the management API: TLS 1.3 and 1.2, client certificates required
+//! and verified against the client-auth CA.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use der::Decode;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::Certificate;
+
+use crate::authority::Identity;
+
+pub fn server_config(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+    client_ca_der: &[u8],
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
+        .collect::<Result<_, _>>()
+        .context("server certificate chain")?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem).context("server private key")?;
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(client_ca_der.to_vec()))
+        .context("client-auth CA certificate")?;
+    let verifier = WebPkiClientVerifier::builder(Arc::new(roots))
+        .build()
+        .context("client certificate verifier")?;
+    let mut cfg = ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ])
+    .with_client_cert_verifier(verifier)
+    .with_single_cert(chain, key)
+    .context("server certificate and key")?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// The caller's identity: subject and SANs of its verified client certificate.
+pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Identity {
+    let Some(leaf) = peer.and_then(|p| p.first()) else {
+        return Identity::default();
+    };
+    let Ok(cert) = Certificate::from_der(leaf.as_ref()) else {
+        return Identity::default();
+    };
+    let sans = match cert.tbs_certificate.get::<SubjectAltName>() {
+        Ok(Some((_, san))) => san
+            .0
+            .iter()
+            .filter_map(ca_core::names::SanEntry::from_general_name)
+            .map(|s| s.to_string())
+            .collect(),
+        _ => vec![],
+    };
+    Identity {
+        subject: cert.tbs_certificate.subject.to_string(),
+        sans,
+    }
+}
