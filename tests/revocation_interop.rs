@@ -1,0 +1,1 @@
+//! Revocation interop (filled in below).
