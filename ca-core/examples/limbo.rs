@@ -1,5 +1,6 @@
 //! x509-limbo harness: `cargo run --release -p ca-core --example limbo -- limbo.json.gz`
-//! writes limbo's result document on stdout.
+//! writes limbo's result document on stdout; `-- limbo.json.gz --explain ID` prints
+//! the explanation of one testcase instead.
 
 #[path = "../tests/limbo_support/mod.rs"]
 mod limbo_support;
@@ -18,6 +19,14 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if std::env::args().nth(2).as_deref() == Some("--explain") {
+        let id = std::env::args().nth(3).unwrap_or_default();
+        for tc in limbo.testcases.iter().filter(|tc| tc.id == id) {
+            let outcome = limbo_support::decide_explained(tc);
+            println!("{}: {}\n{}", tc.id, outcome.label(), outcome.context());
+        }
+        return;
+    }
     let results: Vec<serde_json::Value> = limbo
         .testcases
         .iter()

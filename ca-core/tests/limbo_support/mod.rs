@@ -108,13 +108,22 @@ fn peer_name(p: &LimboPeerName) -> Result<PeerName, String> {
 
 /// Decide one testcase.
 pub fn decide(tc: &Testcase) -> Outcome {
-    match decide_inner(tc) {
+    match decide_inner(tc, false) {
         Ok(o) => o,
         Err(e) => Outcome::Skipped(e),
     }
 }
 
-fn decide_inner(tc: &Testcase) -> Result<Outcome, String> {
+/// Decide one testcase, with the full explanation as context.
+#[allow(dead_code)] // used by the example only
+pub fn decide_explained(tc: &Testcase) -> Outcome {
+    match decide_inner(tc, true) {
+        Ok(o) => o,
+        Err(e) => Outcome::Skipped(e),
+    }
+}
+
+fn decide_inner(tc: &Testcase, explain: bool) -> Result<Outcome, String> {
     if tc
         .signature_algorithms
         .as_ref()
@@ -184,7 +193,14 @@ fn decide_inner(tc: &Testcase) -> Result<Outcome, String> {
     for name in names {
         opts.peer_name = name;
         match verify_chain(&leaf, &intermediates, &anchors, &opts) {
-            Ok(path) => context = format!("valid path of {} certificates", path.chain.len()),
+            Ok(path) => {
+                context = if explain {
+                    path.explanation.to_string()
+                } else {
+                    format!("valid path of {} certificates", path.chain.len())
+                }
+            }
+            Err(e) if explain => return Ok(Outcome::Failure(format!("{e}\n{}", e.explanation))),
             Err(e) => return Ok(Outcome::Failure(e.to_string())),
         }
     }
