@@ -1,0 +1,226 @@
+//! The command tree (clap derive) and dispatch.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use crate::output::{Out, OutputFormat};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ca-cli",
+    version,
+    about = "Operator tool and API client of the private CA, with a narrated walk-through",
+    long_about = "Operator tool and API client of the private CA.\n\n\
+        Local tools (no server): key generate, csr create, inspect, verify, walkthrough.\n\n\
+        Exit codes: 0 ok, 1 error, 2 usage error, 3 verification failed."
+)]
+pub struct Cli {
+    /// Output format: readable text, or one JSON document for scripts.
+    #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Never colour the output (colour is only used on a terminal anyway; NO_COLOR works too).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Private keys: generate a key pair locally.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Certificate signing requests: create one locally from your key.
+    #[command(subcommand)]
+    Csr(CsrCommand),
+    /// Show a certificate, CSR or CRL (PEM or DER) in readable form.
+    Inspect(InspectArgs),
+    /// Validate a certificate chain with ca-core's validator and explain the verdict.
+    Verify(VerifyArgs),
+    /// The public-key story, step by step: Bob, Alice, the CA and Mallory.
+    Walkthrough(crate::walkthrough::WalkthroughArgs),
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate a key pair and write the private key (PKCS#8 PEM, mode 0600).
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyAlg {
+    #[value(name = "ec-p256")]
+    EcP256,
+    #[value(name = "ec-p384")]
+    EcP384,
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+    #[value(name = "ed25519")]
+    Ed25519,
+}
+
+impl From<KeyAlg> for ca_core::KeyAlgorithm {
+    fn from(a: KeyAlg) -> Self {
+        use ca_core::KeyAlgorithm as K;
+        match a {
+            KeyAlg::EcP256 => K::EcdsaP256,
+            KeyAlg::EcP384 => K::EcdsaP384,
+            KeyAlg::Rsa2048 => K::Rsa2048,
+            KeyAlg::Rsa3072 => K::Rsa3072,
+            KeyAlg::Rsa4096 => K::Rsa4096,
+            KeyAlg::Ed25519 => K::Ed25519,
+        }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeyGenerateArgs {
+    /// Key algorithm.
+    #[arg(long, short = 'a', value_enum, default_value_t = KeyAlg::EcP256)]
+    pub algorithm: KeyAlg,
+    /// Where to write the private key (created with mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the public key (SubjectPublicKeyInfo PEM) here.
+    #[arg(long)]
+    pub public_out: Option<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CsrCommand {
+    /// Create a CSR signed with your private key (proof of possession).
+    Create(CsrCreateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CsrCreateArgs {
+    /// Your private key (PKCS#8 PEM, as `key generate` writes it).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Subject distinguished name, RFC 4514 form, e.g. "CN=www.example.internal,O=Example".
+    #[arg(long, value_parser = parse_subject)]
+    pub subject: x509_cert::name::Name,
+    /// Subject alternative name: DNS:name, IP:address or email:address (repeatable).
+    #[arg(long = "san", value_parser = parse_san)]
+    pub sans: Vec<ca_core::SanEntry>,
+    /// Where to write the CSR (PEM); standard output if omitted.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Files to show (certificate, bundle, CSR or CRL; PEM or DER; `-` for stdin).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageArg {
+    /// TLS server (serverAuth, CA/Browser Forum rules).
+    Server,
+    /// TLS client (clientAuth).
+    Client,
+    /// Any purpose (RFC 5280 rules only).
+    Any,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Trust anchors (PEM bundle or DER): the roots you trust.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Intermediate certificates (PEM bundle or DER), in any order (repeatable).
+    #[arg(long = "intermediates", alias = "chain")]
+    pub intermediates: Vec<PathBuf>,
+    /// The name the certificate must be valid for (DNS name, IP address or email).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What the certificate is for.
+    #[arg(long, value_enum, default_value_t = UsageArg::Server)]
+    pub usage: UsageArg,
+    /// CRLs to check revocation against (PEM or DER, repeatable).
+    #[arg(long = "crl")]
+    pub crls: Vec<PathBuf>,
+    /// Validate at this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<time::OffsetDateTime>,
+    /// The certificate to verify (PEM or DER; further certificates in a PEM
+    /// bundle are used as intermediates).
+    pub leaf: PathBuf,
+}
+
+pub fn parse_subject(s: &str) -> Result<x509_cert::name::Name, String> {
+    use std::str::FromStr;
+    if s.trim().is_empty() {
+        return Err(
+            "the subject is empty (expected e.g. CN=www.example.internal,O=Example)".into(),
+        );
+    }
+    let name = x509_cert::name::Name::from_str(s)
+        .map_err(|e| format!("not an RFC 4514 name like CN=host,O=Org: {e}"))?;
+    ca_core::names::check_subject(&name).map_err(|e| e.to_string())?;
+    Ok(name)
+}
+
+pub fn parse_san(s: &str) -> Result<ca_core::SanEntry, String> {
+    ca_core::SanEntry::parse(s).map_err(|e| e.to_string())
+}
+
+pub fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("not an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"))
+}
+
+pub fn run(cli: Cli, out: &Out) -> Result<()> {
+    match cli.command {
+        Command::Key(KeyCommand::Generate(a)) => crate::local::key_generate(&a, out),
+        Command::Csr(CsrCommand::Create(a)) => crate::local::csr_create(&a, out),
+        Command::Inspect(a) => crate::inspect::run(&a, out),
+        Command::Verify(a) => crate::verify::run(&a, out),
+        Command::Walkthrough(a) => crate::walkthrough::run(&a, out),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn subjects_and_sans_parse() {
+        assert!(parse_subject("CN=bob.example,O=Example").is_ok());
+        assert!(parse_subject("").is_err());
+        assert!(parse_subject("garbage").is_err());
+        assert!(parse_san("DNS:bob.example").is_ok());
+        assert!(parse_san("IP:not-an-ip").is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! How results reach the user: text for people, JSON for scripts, colour only
+//! where a person is looking (a TTY, without NO_COLOR), progress on stderr.
+
+use std::io::{IsTerminal, Write};
+
+use clap::ValueEnum;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// Readable text.
+    #[default]
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
+pub struct Out {
+    pub format: OutputFormat,
+    color: bool,
+    stderr_tty: bool,
+}
+
+impl Out {
+    pub fn new(format: OutputFormat, no_color: bool) -> Self {
+        // Colour codes in a pipe or a file are noise; NO_COLOR (no-color.org) opts out.
+        let color = !no_color
+            && format == OutputFormat::Text
+            && std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Out {
+            format,
+            color,
+            stderr_tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Print a JSON document (pretty, one per command) on stdout.
+    pub fn json(&self, value: &Value) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        println!("{text}");
+    }
+
+    /// Print text for people; ignored in JSON mode (the JSON carries the facts).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.is_json() {
+            println!("{}", text.as_ref());
+        }
+    }
+
+    /// Print either the JSON value or the text, by mode.
+    pub fn emit(&self, value: &Value, text: impl FnOnce() -> String) {
+        if self.is_json() {
+            self.json(value);
+        } else {
+            let t = text();
+            print!("{t}");
+            if !t.ends_with('\n') {
+                println!();
+            }
+        }
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    pub fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint("32", s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint("31", s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    pub fn cyan(&self, s: &str) -> String {
+        self.paint("36", s)
+    }
+
+    /// Tell a person at a terminal that something slow is happening. Never on
+    /// stdout, so it does not pollute output that is piped or parsed.
+    pub fn progress(&self, msg: &str) {
+        if self.stderr_tty {
+            let mut e = std::io::stderr();
+            let _ = writeln!(e, "… {msg}");
+        }
+    }
+
+    /// Report an error on stderr: `error: ...` with its causes, or JSON in JSON mode.
+    pub fn error(&self, e: &anyhow::Error, code: u8) {
+        let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
+        let message = chain.join(": ");
+        if self.is_json() {
+            let v = serde_json::json!({ "error": message, "exit_code": code });
+            eprintln!("{v}");
+        } else {
+            eprintln!("error: {message}");
+        }
+    }
+}
+
+/// Lower-case hex, the API's format for serials and key identifiers.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Upper-case colon-separated hex, the way openssl and browsers show fingerprints,
+/// so a person can compare them by eye.
+pub fn colon_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn sha256(data: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)
+        .as_ref()
+        .to_vec()
+}
+
+pub fn sha1(data: &[u8]) -> Vec<u8> {
+    // SHA-1 only as a fingerprint, because older tools still show it; never for security.
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, data)
+        .as_ref()
+        .to_vec()
+}
+
+/// "in 89 days", "3 hours ago": how far `t` is from now.
+pub fn relative(seconds: i64) -> String {
+    let abs = seconds.unsigned_abs();
+    let (n, unit) = if abs >= 2 * 86_400 {
+        (abs / 86_400, "days")
+    } else if abs >= 2 * 3600 {
+        (abs / 3600, "hours")
+    } else if abs >= 120 {
+        (abs / 60, "minutes")
+    } else {
+        (abs, "seconds")
+    };
+    if seconds >= 0 {
+        format!("in {n} {unit}")
+    } else {
+        format!("{n} {unit} ago")
+    }
+}
