@@ -916,8 +916,11 @@ mod tests {
             HashAlg::Sha512,
         ] {
             let id = CertIdInfo::for_serial(&a.cert, &serial, alg).unwrap();
-            let req =
-                parse_request(&request_der(&[id.clone()], Some(b"0123456789abcdef"))).unwrap();
+            let req = parse_request(&request_der(
+                std::slice::from_ref(&id),
+                Some(b"0123456789abcdef"),
+            ))
+            .unwrap();
             assert_eq!(req.cert_ids, vec![id.clone()]);
             assert_eq!(req.cert_ids[0].serial, serial);
             assert!(req.cert_ids[0].serial_is_positive);
@@ -938,7 +941,7 @@ mod tests {
         let a = ca(KeyAlgorithm::EcdsaP256);
         let id = CertIdInfo::for_serial(&a.cert, &Serial::from_hex("01").unwrap(), HashAlg::Sha1)
             .unwrap();
-        let good = request_der(&[id.clone()], None);
+        let good = request_der(std::slice::from_ref(&id), None);
         assert!(matches!(parse_request(&[]), Err(OcspError::Empty)));
         assert!(matches!(
             parse_request(&vec![0x30; MAX_REQUEST_BYTES + 1]),
@@ -969,7 +972,7 @@ mod tests {
             Err(OcspError::TooManyCertIds(_))
         ));
         assert!(matches!(
-            parse_request(&request_der(&[id.clone()], Some(&[7u8; 129]))),
+            parse_request(&request_der(std::slice::from_ref(&id), Some(&[7u8; 129]))),
             Err(OcspError::BadNonce(129))
         ));
         assert!(matches!(
@@ -1114,7 +1117,7 @@ mod tests {
                 .unwrap();
         assert_eq!(
             respond(
-                &request_der(&[foreign.clone()], None),
+                &request_der(std::slice::from_ref(&foreign), None),
                 &responder,
                 good,
                 now
@@ -1220,7 +1223,7 @@ mod tests {
             next_update: None,
         };
         assert!(matches!(
-            build_response(&identity, &a.key, &[single.clone()], None, now),
+            build_response(&identity, &a.key, std::slice::from_ref(&single), None, now),
             Err(OcspError::SignerMismatch)
         ));
         assert!(matches!(
@@ -1231,7 +1234,7 @@ mod tests {
             build_response(
                 &identity,
                 &responder_key,
-                &[single.clone()],
+                std::slice::from_ref(&single),
                 None,
                 now + time::Duration::days(60)
             ),
