@@ -16,6 +16,7 @@ use ca_core::cert::{
     create_intermediate, create_root, issue, CaCertificate, CertificateRequest, IntermediateParams,
     Issuer, IssuerUrls, RootParams,
 };
+use ca_core::crl::{build_crl, CrlParams, RevocationReason, RevokedEntry};
 use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use ca_core::verify::{verify_chain, PeerName, Usage, VerifyOptions};
 use ca_core::{Profile, SanEntry, Serial};
@@ -250,89 +251,22 @@ impl CaBackend for OfflineCa {
     fn crl(&mut self) -> Result<Vec<u8>> {
         self.crl_number += 1;
         let (issuer, key) = self.parts()?;
-        crl::build(issuer, key, &self.revoked, self.crl_number)
-    }
-}
-
-/// Building a CRL for the offline CA.
-mod crl {
-    use super::*;
-    use der::asn1::{BitString, OctetString};
-    use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, CrlNumber, CrlReason};
-    use x509_cert::ext::Extension;
-    use x509_cert::serial_number::SerialNumber;
-    use x509_cert::time::Time;
-
-    fn time(t: OffsetDateTime) -> Result<Time> {
-        let secs = u64::try_from(t.unix_timestamp()).map_err(|_| anyhow!("time before 1970"))?;
-        Ok(Time::UtcTime(der::asn1::UtcTime::from_unix_duration(
-            std::time::Duration::from_secs(secs),
-        )?))
-    }
-
-    fn ext(oid: const_oid::ObjectIdentifier, value: &impl Encode) -> Result<Extension> {
-        Ok(Extension {
-            extn_id: oid,
-            critical: false,
-            extn_value: OctetString::new(value.to_der()?)?,
-        })
-    }
-
-    /// A complete CRL (RFC 5280 5.1) signed by the issuing CA: the stand-in for
-    /// the online CA's CRL endpoint, small enough to read in one screen.
-    pub fn build(
-        issuer: &Issuer,
-        key: &SoftwareKey,
-        revoked: &[(Serial, OffsetDateTime)],
-        number: u64,
-    ) -> Result<Vec<u8>> {
         let now = OffsetDateTime::now_utc();
-        let entries = revoked
+        let params = CrlParams {
+            crl_number: self.crl_number,
+            this_update: now - time::Duration::minutes(1),
+            next_update: now + time::Duration::days(7),
+        };
+        let entries: Vec<RevokedEntry> = self
+            .revoked
             .iter()
-            .map(|(serial, at)| {
-                Ok(RevokedCert {
-                    serial_number: SerialNumber::new(serial.as_bytes())?,
-                    revocation_date: time(*at)?,
-                    crl_entry_extensions: Some(vec![ext(
-                        ca_core::oids::CRL_REASON,
-                        &CrlReason::KeyCompromise,
-                    )?]),
-                })
+            .map(|(serial, at)| RevokedEntry {
+                serial: serial.clone(),
+                revoked_at: *at,
+                reason: RevocationReason::KeyCompromise,
             })
-            .collect::<Result<Vec<_>>>()?;
-        let tbs = TbsCertList {
-            version: x509_cert::Version::V2,
-            signature: key.signature_algorithm().identifier(),
-            issuer: issuer.certificate.subject().clone(),
-            this_update: time(now - time::Duration::minutes(1))?,
-            next_update: Some(time(now + time::Duration::days(7))?),
-            revoked_certificates: if entries.is_empty() {
-                None
-            } else {
-                Some(entries)
-            },
-            crl_extensions: Some(vec![
-                ext(
-                    ca_core::oids::AUTHORITY_KEY_IDENTIFIER,
-                    &AuthorityKeyIdentifier {
-                        key_identifier: Some(OctetString::new(issuer.certificate.ski.clone())?),
-                        ..Default::default()
-                    },
-                )?,
-                ext(
-                    ca_core::oids::CRL_NUMBER,
-                    &CrlNumber(der::asn1::Uint::new(&number.to_be_bytes())?),
-                )?,
-            ]),
-        };
-        let sig = key.sign(&tbs.to_der()?)?;
-        let list = CertificateList {
-            tbs_cert_list: tbs,
-            signature_algorithm: key.signature_algorithm().identifier(),
-            signature: BitString::from_bytes(&sig)?,
-        };
-        Ok(list.to_der()?)
+            .collect();
+        build_crl(&issuer.certificate, key, &params, &entries).context("building the CRL")
     }
 }
 
