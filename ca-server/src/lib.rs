@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod init;
+pub mod load;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -8,7 +8,11 @@ use ca_server::init::{init, is_initialised, InitOptions};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ca-server", version, about = "Private certificate authority service (ACM-like API over mutual TLS)")]
+#[command(
+    name = "ca-server",
+    version,
+    about = "Private certificate authority service (ACM-like API over mutual TLS)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -108,7 +112,11 @@ async fn shutdown_signal() {
 fn print_init(s: &ca_server::init::InitSummary) {
     println!("ca-server: initialised");
     println!("  config:            {}", s.config.display());
-    println!("  root CA:           {} ({})", s.root_ca_id, s.root_ca_pem.display());
+    println!(
+        "  root CA:           {} ({})",
+        s.root_ca_id,
+        s.root_ca_pem.display()
+    );
     println!("  issuing CA:        {}", s.issuing_ca_id);
     println!("  client-auth CA:    {}", s.client_auth_ca_id);
     println!("  API TLS cert:      {}", s.tls_cert.display());
@@ -145,7 +153,10 @@ fn main() -> anyhow::Result<()> {
                 let summary = rt.block_on(init(InitOptions {
                     data_dir: dir.clone(),
                     tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-                    api_addr: a.api_addr.clone().unwrap_or_else(|| DEFAULT_API_ADDR.into()),
+                    api_addr: a
+                        .api_addr
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_API_ADDR.into()),
                     public_addr: a
                         .public_addr
                         .clone()

@@ -1,0 +1,108 @@
+//! A load generator over keep-alive mTLS connections: the bench's engine, also
+//! used by the crash test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Bytes;
+use hyper::Method;
+use rustls::ClientConfig;
+
+use crate::client::ApiClient;
+
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub ok: u64,
+    pub errors: u64,
+    /// Latency of each successful request, microseconds.
+    pub latencies_us: Vec<u64>,
+    /// Serials of every certificate received (when asked to keep them).
+    pub serials: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    pub fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// (p50, p99, max) in milliseconds.
+    pub fn percentiles_ms(&mut self) -> (f64, f64, f64) {
+        if self.latencies_us.is_empty() {
+            return (0.0, 0.0, 0.0);
+        }
+        self.latencies_us.sort_unstable();
+        let n = self.latencies_us.len();
+        let at = |q: f64| self.latencies_us[((n as f64 * q) as usize).min(n - 1)] as f64 / 1000.0;
+        (at(0.50), at(0.99), self.latencies_us[n - 1] as f64 / 1000.0)
+    }
+}
+
+/// POST `body` to `path` from `concurrency` connections for `duration`.
+/// Failed requests and dropped connections are counted and retried (with a
+/// new connection) until the time is up.
+pub async fn run_load(
+    addr: String,
+    tls: Arc<ClientConfig>,
+    path: &'static str,
+    body: Bytes,
+    concurrency: usize,
+    duration: Duration,
+    keep_serials: bool,
+) -> LoadReport {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (addr, tls, body) = (addr.clone(), tls.clone(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut r = LoadReport::default();
+            let mut client: Option<ApiClient> = None;
+            while Instant::now() < deadline {
+                if client.is_none() {
+                    match ApiClient::connect(&addr, tls.clone()).await {
+                        Ok(c) => client = Some(c),
+                        Err(_) => {
+                            r.errors += 1;
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    }
+                }
+                let Some(c) = client.as_mut() else { continue };
+                let t = Instant::now();
+                let left = deadline.saturating_duration_since(t) + Duration::from_secs(5);
+                match tokio::time::timeout(left, c.call_raw(Method::POST, path, body.clone(), true))
+                    .await
+                {
+                    Ok(Ok((status, v))) if (200..300).contains(&status) => {
+                        r.ok += 1;
+                        r.latencies_us.push(t.elapsed().as_micros() as u64);
+                        if keep_serials {
+                            if let Some(s) = v.get("serial").and_then(|s| s.as_str()) {
+                                r.serials.push(s.to_string());
+                            }
+                        }
+                    }
+                    Ok(Ok(_)) => r.errors += 1,
+                    _ => {
+                        r.errors += 1;
+                        client = None;
+                    }
+                }
+            }
+            r
+        }));
+    }
+    let mut total = LoadReport::default();
+    for t in tasks {
+        if let Ok(r) = t.await {
+            total.ok += r.ok;
+            total.errors += r.errors;
+            total.latencies_us.extend(r.latencies_us);
+            total.serials.extend(r.serials);
+        }
+    }
+    total.elapsed = start.elapsed();
+    total
+}
