@@ -1163,13 +1163,62 @@ mod tests {
     }
 
     #[test]
-    fn openssl_style_crl_with_unspecified_and_hold_parses() {
-        // A CRL another CA made may carry removeFromCRL-free generic entry
-        // extensions; the generic path decodes them.
-        let e = entry("05", RevocationReason::CertificateHold);
-        let der = encode_revoked_entry(&e).unwrap();
-        let (tlv, _) = read_tlv(&der).unwrap();
-        let view = decode_entry(tlv.content).unwrap();
-        assert_eq!(view.reason, RevocationReason::CertificateHold);
+    fn foreign_entry_extensions_take_the_generic_path() {
+        use x509_cert::crl::RevokedCert;
+        let (key, ca) = ca(KeyAlgorithm::EcdsaP256);
+        let when = x509_cert::time::Time::from_der(&[
+            0x17, 13, b'2', b'4', b'0', b'1', b'0', b'1', b'0', b'0', b'0', b'0', b'0', b'0', b'Z',
+        ])
+        .unwrap();
+        let reason = Extension {
+            extn_id: oids::CRL_REASON,
+            critical: false,
+            extn_value: OctetString::new(vec![0x0a, 0x01, 0x06]).unwrap(),
+        };
+        // invalidityDate (2.5.29.24), which another CA might add before the reason.
+        let invalidity = Extension {
+            extn_id: ObjectIdentifier::new_unwrap("2.5.29.24"),
+            critical: false,
+            extn_value: OctetString::new(
+                der::asn1::GeneralizedTime::from_unix_duration(std::time::Duration::from_secs(
+                    1_700_000_000,
+                ))
+                .unwrap()
+                .to_der()
+                .unwrap(),
+            )
+            .unwrap(),
+        };
+        let entry = |exts: Vec<Extension>| {
+            RevokedCert {
+                serial_number: Serial::from_hex("05").unwrap().to_x509().unwrap(),
+                revocation_date: when,
+                crl_entry_extensions: Some(exts),
+            }
+            .to_der()
+            .unwrap()
+        };
+        let good = [entry(vec![invalidity.clone(), reason])];
+        let der = build_crl_from_encoded(&ca, &key, &params(1), &good).unwrap();
+        let crl = parse_crl(&der).unwrap();
+        let found = crl.lookup(&Serial::from_hex("05").unwrap()).unwrap();
+        assert_eq!(found.reason, RevocationReason::CertificateHold);
+        assert_eq!(found.revoked_at.unix_timestamp(), 1_704_067_200);
+
+        // An unknown critical entry extension makes the CRL unusable.
+        let mut critical = invalidity;
+        critical.extn_id = ObjectIdentifier::new_unwrap("1.2.3.4");
+        critical.critical = true;
+        let bad = [entry(vec![critical])];
+        let der = build_crl_from_encoded(&ca, &key, &params(1), &bad).unwrap();
+        assert!(matches!(parse_crl(&der), Err(CrlError::Malformed(_))));
+        // A reason code outside RFC 5280 too.
+        let seven = Extension {
+            extn_id: oids::CRL_REASON,
+            critical: false,
+            extn_value: OctetString::new(vec![0x0a, 0x01, 0x07]).unwrap(),
+        };
+        let der = build_crl_from_encoded(&ca, &key, &params(1), &[entry(vec![seven])]).unwrap();
+        assert!(parse_crl(&der).is_err());
     }
 }

@@ -656,6 +656,11 @@ pub struct Responder<'a> {
 /// fitting status-only response. A request naming only other issuers gets
 /// `unauthorized` (RFC 5019 2.2.3); other issuers' CertIDs beside ours get
 /// `unknown`, as does a zero or negative serial.
+///
+/// `lookup` is the server's view of its store. When the issuing CA itself has
+/// been revoked, it should answer `Revoked` (with the CA's revocation time and
+/// `cACompromise` or the CA's reason) for every serial, so relying parties that
+/// only ask about the leaf still learn that it can no longer be trusted.
 pub fn respond(
     request_der: &[u8],
     responder: &Responder<'_>,
