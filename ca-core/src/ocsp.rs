@@ -270,6 +270,17 @@ impl OcspRequestInfo {
     pub fn cacheable(&self) -> bool {
         self.nonce.is_none()
     }
+
+    /// Cache key for the common request (one CertID, no nonce): the CertID's
+    /// DER, which the response echoes, so a cached response answers exactly
+    /// this question. Pair it with the serial ([`CertIdInfo::serial`]) to drop
+    /// entries on revocation. `None` when the request must be signed afresh.
+    pub fn cache_key(&self) -> Option<Vec<u8>> {
+        match self.cert_ids.as_slice() {
+            [id] if self.nonce.is_none() => id.to_der().ok(),
+            _ => None,
+        }
+    }
 }
 
 /// Parse a DER OCSPRequest. Never panics; every refusal is an [`OcspError`]
@@ -664,13 +675,23 @@ pub struct Responder<'a> {
 pub fn respond(
     request_der: &[u8],
     responder: &Responder<'_>,
+    lookup: impl FnMut(&Serial) -> CertStatusInput,
+    now: OffsetDateTime,
+) -> Vec<u8> {
+    match parse_request(request_der) {
+        Ok(request) => respond_to(&request, responder, lookup, now),
+        Err(e) => e.to_response(),
+    }
+}
+
+/// [`respond`] for an already parsed request: a server parses once, looks in
+/// its cache with [`OcspRequestInfo::cache_key`], and signs only on a miss.
+pub fn respond_to(
+    request: &OcspRequestInfo,
+    responder: &Responder<'_>,
     mut lookup: impl FnMut(&Serial) -> CertStatusInput,
     now: OffsetDateTime,
 ) -> Vec<u8> {
-    let request = match parse_request(request_der) {
-        Ok(r) => r,
-        Err(e) => return e.to_response(),
-    };
     if !request
         .cert_ids
         .iter()
@@ -682,15 +703,15 @@ pub fn respond(
     let next_update = Some(now + responder.validity);
     let singles: Vec<SingleResponseInput> = request
         .cert_ids
-        .into_iter()
+        .iter()
         .map(|id| {
-            let status = if responder.issuer.matches(&id) && id.serial_is_positive {
+            let status = if responder.issuer.matches(id) && id.serial_is_positive {
                 lookup(&id.serial)
             } else {
                 CertStatusInput::Unknown
             };
             SingleResponseInput {
-                cert_id: id,
+                cert_id: id.clone(),
                 status,
                 this_update: now,
                 next_update,
@@ -1097,6 +1118,44 @@ mod tests {
                 assert_eq!(next - this, 3600);
             }
         }
+    }
+
+    #[test]
+    fn cache_keys_only_for_single_nonceless_requests() {
+        let a = ca(KeyAlgorithm::EcdsaP256);
+        let id = |hex: &str| {
+            CertIdInfo::for_serial(&a.cert, &Serial::from_hex(hex).unwrap(), HashAlg::Sha1).unwrap()
+        };
+        let one = parse_request(&request_der(&[id("01")], None)).unwrap();
+        assert_eq!(one.cache_key(), Some(id("01").to_der().unwrap()));
+        assert_ne!(one.cache_key(), Some(id("02").to_der().unwrap()));
+        let nonce = parse_request(&request_der(&[id("01")], Some(b"n"))).unwrap();
+        assert_eq!(nonce.cache_key(), None);
+        let two = parse_request(&request_der(&[id("01"), id("02")], None)).unwrap();
+        assert_eq!(two.cache_key(), None);
+        // A cached response for the key answers the request it came from.
+        let identity = ResponderIdentity::ca(&a.cert).unwrap();
+        let hashes = IssuerHashes::new(&a.cert).unwrap();
+        let responder = Responder {
+            identity: &identity,
+            signer: &a.key,
+            issuer: &hashes,
+            validity: time::Duration::hours(1),
+        };
+        let resp = respond_to(
+            &one,
+            &responder,
+            |_| CertStatusInput::Good,
+            OffsetDateTime::now_utc(),
+        );
+        let basic = decode(&resp).1.unwrap();
+        assert_eq!(
+            basic.tbs_response_data.responses[0]
+                .cert_id
+                .to_der()
+                .unwrap(),
+            one.cache_key().unwrap()
+        );
     }
 
     #[test]
