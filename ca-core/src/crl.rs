@@ -205,12 +205,11 @@ pub struct CrlParams {
 // allocated once at its final size.
 
 fn len_of_len(len: usize) -> usize {
-    match len {
-        0..=0x7f => 1,
-        0x80..=0xff => 2,
-        0x100..=0xffff => 3,
-        0x1_0000..=0xff_ffff => 4,
-        _ => 5,
+    if len < 0x80 {
+        1
+    } else {
+        // Long form: one octet for the count, then the minimal big-endian length.
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
     }
 }
 
@@ -453,6 +452,10 @@ fn assemble(
     }
     if params.next_update <= params.this_update {
         return Err(CrlError::BadUpdateTimes);
+    }
+    // parse_crl indexes with u32 offsets; refuse what it could not read back.
+    if entries_len > (u32::MAX as usize) - (1 << 20) {
+        return Err(CrlError::TooLarge);
     }
     let alg = signer.signature_algorithm().identifier().to_der()?;
     let issuer_name = issuer.subject().to_der()?;
@@ -951,6 +954,24 @@ mod tests {
             serial: Serial::from_hex(hex).unwrap(),
             revoked_at: now() - Duration::hours(1),
             reason,
+        }
+    }
+
+    #[test]
+    fn der_lengths_are_minimal() {
+        for (len, header) in [
+            (0usize, vec![0x30, 0x00]),
+            (0x7f, vec![0x30, 0x7f]),
+            (0x80, vec![0x30, 0x81, 0x80]),
+            (0xff, vec![0x30, 0x81, 0xff]),
+            (0x100, vec![0x30, 0x82, 0x01, 0x00]),
+            (0x01_0000, vec![0x30, 0x83, 0x01, 0x00, 0x00]),
+            (0x0100_0000, vec![0x30, 0x84, 0x01, 0x00, 0x00, 0x00]),
+        ] {
+            let mut out = Vec::new();
+            push_header(&mut out, TAG_SEQUENCE, len);
+            assert_eq!(out, header, "{len:#x}");
+            assert_eq!(tlv_len(len), header.len() + len);
         }
     }
 
