@@ -1,0 +1,269 @@
+//! Helpers for the server end-to-end tests: a real `ca-server` process on
+//! 127.0.0.1 with free ports and a temporary data directory, driven by curl,
+//! openssl and the Rust client.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ca_server::client::ApiClient;
+use ca_server::config::{ClientProfile, Config};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ca-server");
+
+pub struct Server {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    child: Option<Child>,
+    pub api: String,
+    pub public: String,
+    pub profile: ClientProfile,
+    pub config: Config,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    out
+}
+
+impl Server {
+    /// `ca-server init` in a fresh temporary directory, then start it.
+    pub fn start_new() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        let out = run(Command::new(BIN)
+            .args(["init", "--data-dir"])
+            .arg(&dir)
+            .env("RUST_LOG", "warn"));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let profile = ClientProfile::load(&dir.join("admin/profile.toml")).expect("profile");
+        let config = Config::load(&dir).expect("config");
+        let mut s = Server {
+            tmp,
+            dir,
+            child: None,
+            api: String::new(),
+            public: String::new(),
+            profile,
+            config,
+        };
+        s.start();
+        s
+    }
+
+    /// Start (or restart) the server process; wait until it has bound its ports.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let addresses = self.dir.join(ca_server::server::ADDRESSES_FILE);
+        let _ = std::fs::remove_file(&addresses);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.tmp.path().join("server.log"))
+            .expect("log file");
+        let child = Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(&self.dir)
+            .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn ca-server");
+        self.child = Some(child);
+        let start = Instant::now();
+        loop {
+            if let Ok(b) = std::fs::read(&addresses) {
+                if let Ok(v) = serde_json::from_slice::<Value>(&b) {
+                    self.api = v["api"].as_str().unwrap_or_default().to_string();
+                    self.public = v["public"].as_str().unwrap_or_default().to_string();
+                    return;
+                }
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("ca-server exited at start: {st}\n{}", self.log());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not start\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("SIGKILL");
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(st.success());
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return st;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn admin_dir(&self) -> PathBuf {
+        self.dir.join("admin")
+    }
+
+    pub fn root_pem(&self) -> PathBuf {
+        self.admin_dir().join("root.pem")
+    }
+
+    /// curl with the admin's client certificate; returns (HTTP status, JSON body).
+    pub fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let admin = self.admin_dir();
+        let mut args: Vec<String> = vec![
+            "-sS".into(),
+            "--cert".into(),
+            admin.join("admin.pem").display().to_string(),
+            "--key".into(),
+            admin.join("admin.key").display().to_string(),
+            "--cacert".into(),
+            self.root_pem().display().to_string(),
+            "-X".into(),
+            method.into(),
+            "-w".into(),
+            "\n%{http_code}".into(),
+        ];
+        let body_file;
+        if let Some(b) = body {
+            body_file = self.tmp.path().join(format!(
+                "body-{}.json",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0)
+            ));
+            std::fs::write(&body_file, serde_json::to_vec(b).expect("json")).expect("write");
+            args.push("-H".into());
+            args.push("content-type: application/json".into());
+            args.push("--data-binary".into());
+            args.push(format!("@{}", body_file.display()));
+        }
+        args.push(format!("https://{}{}", self.api, path));
+        let out = run(Command::new("curl").args(&args));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "curl {path} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+        let v = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(body).unwrap_or(Value::String(body.to_string()))
+        };
+        (code.trim().parse().unwrap_or(0), v)
+    }
+
+    pub fn tls(&self) -> Arc<rustls::ClientConfig> {
+        ca_server::client::profile_config(&self.profile).expect("client config")
+    }
+
+    pub async fn client(&self) -> ApiClient {
+        ApiClient::connect(&self.api, self.tls())
+            .await
+            .expect("connect")
+    }
+
+    pub fn ca_key_path(&self, ca_id: &str) -> PathBuf {
+        self.dir.join("keys").join(format!("{ca_id}.p8"))
+    }
+}
+
+/// A P-256 key and CSR made by `openssl req`.
+pub fn openssl_csr(dir: &Path, name: &str, sans: &str) -> (PathBuf, String) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let out = run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+        ])
+        .arg(&key)
+        .args(["-subj", &format!("/CN={name}"), "-addext"])
+        .arg(format!("subjectAltName={sans}"))
+        .arg("-out")
+        .arg(&csr));
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, std::fs::read_to_string(&csr).expect("csr"))
+}
+
+/// A CSR made in-process with ca-core.
+pub fn core_csr(dns: &str) -> String {
+    use std::str::FromStr;
+    let key = ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256)
+        .expect("key");
+    let der = ca_core::csr::create_csr(
+        &key,
+        &x509_cert::name::Name::from_str(&format!("CN={dns}")).expect("name"),
+        &[ca_core::names::SanEntry::parse(dns).expect("san")],
+    )
+    .expect("csr");
+    ca_core::pem::encode("CERTIFICATE REQUEST", &der)
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/csr")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}

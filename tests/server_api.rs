@@ -1,0 +1,476 @@
+//! The real `ca-server` binary on 127.0.0.1, driven by curl, openssl and the
+//! Rust client: mutual TLS refusals, issuance verified by `openssl verify`,
+//! idempotency, disabled CAs, server-made keys, CA hierarchy, restart.
+
+mod common;
+
+use std::process::Command;
+use std::str::FromStr;
+
+use ca_core::cert::{create_root, prepare, CaCertificate, CertificateRequest, Issuer, IssuerUrls, RootParams};
+use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use ca_core::profile::Profile;
+use ca_core::serial::Serial;
+use common::{code, core_csr, openssl_csr, run, Server};
+use hyper::Method;
+use serde_json::{json, Value};
+use x509_cert::name::Name;
+
+fn write(path: &std::path::Path, data: impl AsRef<[u8]>) {
+    std::fs::write(path, data).expect("write");
+}
+
+/// A client certificate (tls-client) for a fresh key, signed by `issuer`,
+/// optionally with its validity moved into the past.
+fn client_cert(issuer: &Issuer, signer: &dyn Signer, expired: bool) -> (String, String) {
+    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+    let req = CertificateRequest {
+        subject: Name::from_str("CN=someone").expect("name"),
+        spki_der: key.public_key_der().to_vec(),
+        sans: vec![],
+        profile: Profile::TlsClient,
+        validity_days: Some(30),
+        name_constraints: None,
+    };
+    let mut p = prepare(
+        issuer,
+        &req,
+        Serial::random().expect("serial"),
+        time::OffsetDateTime::now_utc(),
+        Profile::TlsClient.default_limits(),
+    )
+    .expect("prepare");
+    if expired {
+        use der::asn1::UtcTime;
+        use der::Encode;
+        use std::time::Duration;
+        let t = |s: u64| {
+            x509_cert::time::Time::UtcTime(
+                UtcTime::from_unix_duration(Duration::from_secs(s)).expect("time"),
+            )
+        };
+        // 2020-01-01 .. 2020-02-01
+        p.tbs.validity.not_before = t(1_577_836_800);
+        p.tbs.validity.not_after = t(1_580_515_200);
+        p.tbs_der = p.tbs.to_der().expect("tbs");
+    }
+    let cert = p.sign(signer).expect("sign");
+    (cert.to_pem(), key.to_pkcs8_pem().to_string())
+}
+
+/// curl with the given client credentials; true if the request got an HTTP answer.
+fn curl_with(s: &Server, cert: Option<(&str, &str)>) -> (bool, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(s.root_pem());
+    if let Some((c, k)) = cert {
+        cmd.args(["--cert", c, "--key", k]);
+    }
+    cmd.arg(format!("https://{}/health", s.api));
+    let out = run(&mut cmd);
+    (
+        out.status.success() && String::from_utf8_lossy(&out.stdout) == "200",
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
+    let s = Server::start_new();
+    let tmp = s.tmp.path();
+
+    // The administrator gets in.
+    let admin = s.admin_dir();
+    let (ok, err) = curl_with(
+        &s,
+        Some((
+            admin.join("admin.pem").to_str().unwrap(),
+            admin.join("admin.key").to_str().unwrap(),
+        )),
+    );
+    assert!(ok, "admin refused: {err}");
+
+    // No client certificate.
+    let (ok, err) = curl_with(&s, None);
+    assert!(!ok, "no client certificate was accepted");
+    assert!(err.contains("alert") || err.contains("SSL"), "{err}");
+
+    // A certificate from another CA.
+    let foreign_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let foreign_root = create_root(
+        &foreign_key,
+        &RootParams::new(Name::from_str("CN=API Client CA,O=ca-server").unwrap()),
+        time::OffsetDateTime::now_utc(),
+    )
+    .unwrap();
+    let foreign = Issuer::new(foreign_root, vec![], IssuerUrls::default());
+    let (fc, fk) = client_cert(&foreign, &foreign_key, false);
+    write(&tmp.join("foreign.pem"), &fc);
+    write(&tmp.join("foreign.key"), &fk);
+    let (ok, err) = curl_with(
+        &s,
+        Some((
+            tmp.join("foreign.pem").to_str().unwrap(),
+            tmp.join("foreign.key").to_str().unwrap(),
+        )),
+    );
+    assert!(!ok, "a foreign-CA certificate was accepted");
+    assert!(err.contains("alert") || err.contains("SSL"), "{err}");
+
+    // An expired certificate from the right CA.
+    let ca_id = &s.config.client_auth_ca_id;
+    let (st, v) = s.curl("GET", &format!("/v1/cas/{ca_id}/certificate"), None);
+    assert_eq!(st, 200, "{v}");
+    let ca_cert = CaCertificate::parse(v["certificate"].as_str().unwrap().as_bytes()).unwrap();
+    let parents = ca_core::pem::decode_all("CERTIFICATE", v["certificate_chain"].as_str().unwrap())
+        .unwrap()
+        .iter()
+        .map(|d| CaCertificate::parse(d).unwrap())
+        .collect();
+    let ca_key = SoftwareKey::from_pkcs8_der(&std::fs::read(s.ca_key_path(ca_id)).unwrap()).unwrap();
+    let issuer = Issuer::new(ca_cert, parents, IssuerUrls::default());
+    let (ec, ek) = client_cert(&issuer, &ca_key, true);
+    write(&tmp.join("expired.pem"), &ec);
+    write(&tmp.join("expired.key"), &ek);
+    let (ok, err) = curl_with(
+        &s,
+        Some((
+            tmp.join("expired.pem").to_str().unwrap(),
+            tmp.join("expired.key").to_str().unwrap(),
+        )),
+    );
+    assert!(!ok, "an expired certificate was accepted");
+    assert!(err.contains("alert") || err.contains("SSL"), "{err}");
+    // Control: the same CA, not expired, is accepted.
+    let (gc, gk) = client_cert(&issuer, &ca_key, false);
+    write(&tmp.join("good.pem"), &gc);
+    write(&tmp.join("good.key"), &gk);
+    let (ok, err) = curl_with(
+        &s,
+        Some((
+            tmp.join("good.pem").to_str().unwrap(),
+            tmp.join("good.key").to_str().unwrap(),
+        )),
+    );
+    assert!(ok, "a valid client certificate was refused: {err}");
+
+    // The Rust client sees the same: refused without a certificate or with a foreign one.
+    let root = std::fs::read(s.root_pem()).unwrap();
+    for (cert, key) in [(None, None), (Some(fc.as_bytes()), Some(fk.as_bytes())), (Some(ec.as_bytes()), Some(ek.as_bytes()))] {
+        let tls = ca_server::client::client_config(&root, cert, key).unwrap();
+        let refused = match ca_server::client::ApiClient::connect(&s.api, tls).await {
+            Err(_) => true,
+            Ok(mut c) => c.call(Method::GET, "/health", None).await.is_err(),
+        };
+        assert!(refused, "Rust client without a valid certificate got an answer");
+    }
+    let mut c = s.client().await;
+    let (st, v) = c.call(Method::GET, "/health", None).await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(v["status"], "ok");
+    assert!(s.log().contains("TLS handshake refused"));
+}
+
+fn openssl_verify(dir: &std::path::Path, root: &std::path::Path, v: &Value) {
+    let leaf = dir.join("leaf.pem");
+    let chain = dir.join("chain.pem");
+    write(&leaf, v["certificate"].as_str().expect("certificate"));
+    write(&chain, v["certificate_chain"].as_str().expect("chain"));
+    let out = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(root)
+        .arg("-untrusted")
+        .arg(&chain)
+        .arg(&leaf));
+    assert!(
+        out.status.success(),
+        "openssl verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn issue_idempotency_disable_server_key_renew_revoke_restart() {
+    let mut s = Server::start_new();
+    let tmp = s.tmp.path().to_path_buf();
+    let issuing = s.config.issuing_ca_id.clone();
+
+    // A CSR from `openssl req`, issued and checked by `openssl verify`.
+    let (_key, csr) = openssl_csr(&tmp, "web.example.internal", "DNS:web.example.internal,IP:10.0.0.7");
+    let body = json!({"ca_id": issuing, "csr": csr, "profile": "tls-server", "validity_days": 30, "idempotency_token": "order-1"});
+    let (st, first) = s.curl("POST", "/v1/certificates", Some(&body));
+    assert_eq!(st, 201, "{first}");
+    assert_eq!(first["status"], "ISSUED");
+    openssl_verify(&tmp, &s.root_pem(), &first);
+    let text = run(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(tmp.join("leaf.pem")));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains(&format!("/crl/{issuing}.crl")), "{text}");
+    assert!(text.contains(&format!("/ocsp/{issuing}")), "{text}");
+    assert!(text.contains("DNS:web.example.internal"), "{text}");
+    let serial = first["serial"].as_str().unwrap().to_string();
+
+    // Same token, same request: the same certificate, not a second one.
+    let (st, again) = s.curl("POST", "/v1/certificates", Some(&body));
+    assert_eq!(st, 201, "{again}");
+    assert_eq!(again["serial"], first["serial"]);
+    assert_eq!(again["certificate"], first["certificate"]);
+    // Same token, different request: conflict.
+    let other = json!({"ca_id": issuing, "csr": core_csr("other.example.internal"), "idempotency_token": "order-1"});
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&other));
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
+
+    // A disabled CA issues nothing.
+    let (st, v) = s.curl("PATCH", &format!("/v1/cas/{issuing}"), Some(&json!({"status": "DISABLED"})));
+    assert_eq!((st, v["status"].as_str()), (200, Some("DISABLED")), "{v}");
+    let fresh = json!({"csr": core_csr("x.example.internal")});
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&fresh));
+    assert_eq!((st, code(&v)), (409, "CaDisabled"), "{v}");
+    let (st, v) = s.curl("POST", "/v1/certificates/request", Some(&json!({"names": ["y.example.internal"], "passphrase": "long enough"})));
+    assert_eq!((st, code(&v)), (409, "CaDisabled"), "{v}");
+    let (st, _) = s.curl("PATCH", &format!("/v1/cas/{issuing}"), Some(&json!({"status": "ACTIVE"})));
+    assert_eq!(st, 200);
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&fresh));
+    assert_eq!(st, 201, "{v}");
+
+    // A server-made key, encrypted under the passphrase, opens with openssl.
+    let (st, made) = s.curl(
+        "POST",
+        "/v1/certificates/request",
+        Some(&json!({"names": ["api.example.internal", "10.1.2.3"], "key_algorithm": "rsa-2048", "passphrase": "correct horse battery", "profile": "tls-server-client"})),
+    );
+    assert_eq!(st, 201, "{made}");
+    let enc = made["private_key"].as_str().unwrap();
+    assert!(enc.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    write(&tmp.join("made.key"), enc);
+    write(&tmp.join("made.pem"), made["certificate"].as_str().unwrap());
+    let pk = run(Command::new("openssl").args(["pkey", "-pubout", "-passin", "pass:correct horse battery", "-in"]).arg(tmp.join("made.key")));
+    assert!(pk.status.success(), "{}", String::from_utf8_lossy(&pk.stderr));
+    let cert_pub = run(Command::new("openssl").args(["x509", "-noout", "-pubkey", "-in"]).arg(tmp.join("made.pem")));
+    assert_eq!(pk.stdout, cert_pub.stdout, "the key does not match the certificate");
+    let wrong = run(Command::new("openssl").args(["pkey", "-noout", "-passin", "pass:wrong passphrase", "-in"]).arg(tmp.join("made.key")));
+    assert!(!wrong.status.success());
+    openssl_verify(&tmp, &s.root_pem(), &made);
+    // The server kept no copy of it: it is nowhere in the store.
+    let (st, got) = s.curl("GET", &format!("/v1/certificates/{}", made["serial"].as_str().unwrap()), None);
+    assert_eq!(st, 200);
+    assert!(got.get("private_key").is_none());
+
+    // Get, with and without the CA.
+    let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}?ca_id={issuing}"), None);
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["certificate"], first["certificate"]);
+    let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+    assert_eq!((st, got["ca_id"].as_str()), (200, Some(issuing.as_str())));
+
+    // Renew: same names and profile, a new serial; with a new CSR too.
+    let (st, renewed) = s.curl("POST", &format!("/v1/certificates/{serial}/renew"), Some(&json!({"validity_days": 60})));
+    assert_eq!(st, 201, "{renewed}");
+    assert_ne!(renewed["serial"], first["serial"]);
+    assert_eq!(renewed["sans"], first["sans"]);
+    assert_eq!(renewed["profile"], "tls-server");
+    assert_eq!(renewed["renewed_from"], first["serial"]);
+    openssl_verify(&tmp, &s.root_pem(), &renewed);
+    let (_k2, csr2) = openssl_csr(&tmp, "rekey", "DNS:rekey.example.internal");
+    let (st, rekeyed) = s.curl("POST", &format!("/v1/certificates/{serial}/renew"), Some(&json!({"csr": csr2})));
+    assert_eq!(st, 201, "{rekeyed}");
+    assert_eq!(rekeyed["sans"], first["sans"], "renewal keeps the names");
+
+    // Revoke with a reason; twice is a conflict.
+    let (st, rev) = s.curl("POST", &format!("/v1/certificates/{serial}/revoke"), Some(&json!({"reason": "KEY_COMPROMISE"})));
+    assert_eq!(st, 200, "{rev}");
+    assert_eq!(rev["status"], "REVOKED");
+    assert_eq!(rev["revocation"]["reason_code"], 1);
+    let (st, v) = s.curl("POST", &format!("/v1/certificates/{serial}/revoke"), Some(&json!({"reason": 4})));
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
+
+    // Listing: filters and a cursor.
+    let (st, all) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&limit=1000"), None);
+    assert_eq!(st, 200);
+    let all: Vec<String> = all["certificates"].as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    assert!(all.len() >= 6, "{all:?}");
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/certificates?ca_id={issuing}&limit=2&cursor={c}"),
+            None => format!("/v1/certificates?ca_id={issuing}&limit=2"),
+        };
+        let (st, page) = s.curl("GET", &q, None);
+        assert_eq!(st, 200, "{page}");
+        for c in page["certificates"].as_array().unwrap() {
+            paged.push(c["serial"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let (_, revoked) = s.curl("GET", "/v1/certificates?status=REVOKED", None);
+    let revoked = revoked["certificates"].as_array().unwrap();
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["serial"].as_str(), Some(serial.as_str()));
+    let (_, soon) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&expiring_before=2099-01-01T00:00:00Z&limit=1000"), None);
+    assert_eq!(soon["certificates"].as_array().unwrap().len(), all.len());
+    let (_, past) = s.curl("GET", "/v1/certificates?expiring_before=2020-01-01T00:00:00Z", None);
+    assert_eq!(past["certificates"].as_array().unwrap().len(), 0);
+    let mut by_expiry = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/v1/certificates?ca_id={issuing}&expiring_before=2099-01-01T00:00:00Z&limit=3&cursor={c}"),
+            None => format!("/v1/certificates?ca_id={issuing}&expiring_before=2099-01-01T00:00:00Z&limit=3"),
+        };
+        let (_, page) = s.curl("GET", &q, None);
+        for c in page["certificates"].as_array().unwrap() {
+            by_expiry.push(c["serial"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    by_expiry.sort();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(by_expiry, sorted);
+
+    // A graceful restart (SIGTERM) keeps everything.
+    let st = s.stop();
+    assert!(st.success(), "ca-server exited with {st} on SIGTERM\n{}", s.log());
+    s.start();
+    let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["certificate"], first["certificate"]);
+    assert_eq!(got["status"], "REVOKED");
+    let (_, after) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&limit=1000"), None);
+    let after: Vec<String> = after["certificates"].as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    assert_eq!(after, all);
+    let (st, again) = s.curl("POST", "/v1/certificates", Some(&body));
+    assert_eq!(st, 201);
+    assert_eq!(again["serial"].as_str(), Some(serial.as_str()), "the idempotency token survives a restart");
+    let (_, cas) = s.curl("GET", "/v1/cas", None);
+    assert_eq!(cas["certificate_authorities"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_hierarchy_root_subordinate_and_external_signature() {
+    let s = Server::start_new();
+    let tmp = s.tmp.path().to_path_buf();
+    let mut c = s.client().await;
+
+    // A new root and a subordinate signed by it, then a leaf from the subordinate.
+    let (st, root) = c
+        .call(Method::POST, "/v1/cas", Some(&json!({"type": "ROOT", "subject": "CN=Team Root,O=Example", "key_algorithm": "ec-p384", "validity_days": 365})))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{root}");
+    let root_id = root["id"].as_str().unwrap().to_string();
+    assert!(ca_server::ids::is_ca_id(&root_id));
+    let (st, sub) = c
+        .call(Method::POST, "/v1/cas", Some(&json!({"type": "SUBORDINATE", "subject": "CN=Team Issuing,O=Example", "parent_ca_id": root_id, "path_len": 0, "validity_days": 200, "name_constraints": {"permitted_dns": ["example.internal"]}})))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{sub}");
+    assert_eq!(sub["status"], "ACTIVE");
+    let sub_id = sub["id"].as_str().unwrap().to_string();
+    let (st, leaf) = c
+        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": sub_id, "csr": core_csr("svc.example.internal"), "validity_days": 7})))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{leaf}");
+    let (_, rootcert) = c.call(Method::GET, &format!("/v1/cas/{root_id}/certificate"), None).await.unwrap();
+    write(&tmp.join("team-root.pem"), rootcert["certificate"].as_str().unwrap());
+    openssl_verify(&tmp, &tmp.join("team-root.pem"), &leaf);
+    // Name constraints hold: a name outside them is refused by policy.
+    let (st, v) = c
+        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": sub_id, "csr": core_csr("evil.example.com")})))
+        .await
+        .unwrap();
+    assert_eq!((st, code(&v)), (403, "PolicyDenied"), "{v}");
+
+    // A subordinate pending an external signature: CSR out, signed certificate in.
+    let (st, ext) = c
+        .call(Method::POST, "/v1/cas", Some(&json!({"type": "SUBORDINATE", "subject": "CN=Externally Signed CA,O=Example", "external": true})))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{ext}");
+    assert_eq!(ext["status"], "PENDING_CERTIFICATE");
+    let ext_id = ext["id"].as_str().unwrap().to_string();
+    let (st, v) = c
+        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": ext_id, "csr": core_csr("a.example.internal")})))
+        .await
+        .unwrap();
+    assert_eq!((st, code(&v)), (409, "InvalidState"), "{v}");
+    let (st, csr) = c.call(Method::GET, &format!("/v1/cas/{ext_id}/csr"), None).await.unwrap();
+    assert_eq!(st, 200, "{csr}");
+    write(&tmp.join("ext-sub.csr"), csr["csr"].as_str().unwrap());
+    let out = run(Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "60", "-subj", "/CN=External Root", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout"])
+        .arg(tmp.join("ext-root.key"))
+        .arg("-out")
+        .arg(tmp.join("ext-root.pem")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    write(
+        &tmp.join("ext.cnf"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
+    );
+    let out = run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "30", "-in"])
+        .arg(tmp.join("ext-sub.csr"))
+        .arg("-CA")
+        .arg(tmp.join("ext-root.pem"))
+        .arg("-CAkey")
+        .arg(tmp.join("ext-root.key"))
+        .arg("-CAcreateserial")
+        .arg("-extfile")
+        .arg(tmp.join("ext.cnf"))
+        .arg("-out")
+        .arg(tmp.join("ext-sub.pem")));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let signed = std::fs::read_to_string(tmp.join("ext-sub.pem")).unwrap();
+    let ext_root = std::fs::read_to_string(tmp.join("ext-root.pem")).unwrap();
+    // The wrong chain is refused.
+    let (st, v) = c
+        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": rootcert["certificate"]})))
+        .await
+        .unwrap();
+    assert_eq!((st, code(&v)), (400, "MalformedCertificate"), "{v}");
+    let (st, v) = c
+        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": ext_root})))
+        .await
+        .unwrap();
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "ACTIVE");
+    let (st, leaf) = c
+        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": ext_id, "csr": core_csr("b.example.internal"), "validity_days": 10})))
+        .await
+        .unwrap();
+    assert_eq!(st, 201, "{leaf}");
+    openssl_verify(&tmp, &tmp.join("ext-root.pem"), &leaf);
+    // Importing twice is refused.
+    let (st, v) = c
+        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": ext_root})))
+        .await
+        .unwrap();
+    assert_eq!((st, code(&v)), (409, "InvalidState"), "{v}");
+
+    // Describe and list.
+    let (st, d) = c.call(Method::GET, &format!("/v1/cas/{sub_id}"), None).await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(d["parent_ca_id"].as_str(), Some(root_id.as_str()));
+    assert_eq!(d["type"], "SUBORDINATE");
+    let (_, list) = c.call(Method::GET, "/v1/cas", None).await.unwrap();
+    assert_eq!(list["certificate_authorities"].as_array().unwrap().len(), 6);
+
+    // The public listener serves CA certificates without a client certificate.
+    let out = run(Command::new("curl").args(["-sS", "-f", &format!("http://{}/ca/{root_id}.pem", s.public)]));
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), rootcert["certificate"].as_str().unwrap());
+    let out = run(Command::new("curl").args(["-sS", "-f", &format!("http://{}/health", s.public)]));
+    assert!(out.status.success());
+    let out = run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/ca/..%2f..%2fconfig.toml.pem", s.public)]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}
