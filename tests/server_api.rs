@@ -7,7 +7,9 @@ mod common;
 use std::process::Command;
 use std::str::FromStr;
 
-use ca_core::cert::{create_root, prepare, CaCertificate, CertificateRequest, Issuer, IssuerUrls, RootParams};
+use ca_core::cert::{
+    create_root, prepare, CaCertificate, CertificateRequest, Issuer, IssuerUrls, RootParams,
+};
 use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use ca_core::profile::Profile;
 use ca_core::serial::Serial;
@@ -127,7 +129,8 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
         .iter()
         .map(|d| CaCertificate::parse(d).unwrap())
         .collect();
-    let ca_key = SoftwareKey::from_pkcs8_der(&std::fs::read(s.ca_key_path(ca_id)).unwrap()).unwrap();
+    let ca_key =
+        SoftwareKey::from_pkcs8_der(&std::fs::read(s.ca_key_path(ca_id)).unwrap()).unwrap();
     let issuer = Issuer::new(ca_cert, parents, IssuerUrls::default());
     let (ec, ek) = client_cert(&issuer, &ca_key, true);
     write(&tmp.join("expired.pem"), &ec);
@@ -156,13 +159,20 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
 
     // The Rust client sees the same: refused without a certificate or with a foreign one.
     let root = std::fs::read(s.root_pem()).unwrap();
-    for (cert, key) in [(None, None), (Some(fc.as_bytes()), Some(fk.as_bytes())), (Some(ec.as_bytes()), Some(ek.as_bytes()))] {
+    for (cert, key) in [
+        (None, None),
+        (Some(fc.as_bytes()), Some(fk.as_bytes())),
+        (Some(ec.as_bytes()), Some(ek.as_bytes())),
+    ] {
         let tls = ca_server::client::client_config(&root, cert, key).unwrap();
         let refused = match ca_server::client::ApiClient::connect(&s.api, tls).await {
             Err(_) => true,
             Ok(mut c) => c.call(Method::GET, "/health", None).await.is_err(),
         };
-        assert!(refused, "Rust client without a valid certificate got an answer");
+        assert!(
+            refused,
+            "Rust client without a valid certificate got an answer"
+        );
     }
     let mut c = s.client().await;
     let (st, v) = c.call(Method::GET, "/health", None).await.unwrap();
@@ -198,13 +208,19 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     let issuing = s.config.issuing_ca_id.clone();
 
     // A CSR from `openssl req`, issued and checked by `openssl verify`.
-    let (_key, csr) = openssl_csr(&tmp, "web.example.internal", "DNS:web.example.internal,IP:10.0.0.7");
+    let (_key, csr) = openssl_csr(
+        &tmp,
+        "web.example.internal",
+        "DNS:web.example.internal,IP:10.0.0.7",
+    );
     let body = json!({"ca_id": issuing, "csr": csr, "profile": "tls-server", "validity_days": 30, "idempotency_token": "order-1"});
     let (st, first) = s.curl("POST", "/v1/certificates", Some(&body));
     assert_eq!(st, 201, "{first}");
     assert_eq!(first["status"], "ISSUED");
     openssl_verify(&tmp, &s.root_pem(), &first);
-    let text = run(Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(tmp.join("leaf.pem")));
+    let text = run(Command::new("openssl")
+        .args(["x509", "-noout", "-text", "-in"])
+        .arg(tmp.join("leaf.pem")));
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&format!("/crl/{issuing}.crl")), "{text}");
     assert!(text.contains(&format!("/ocsp/{issuing}")), "{text}");
@@ -222,14 +238,26 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
 
     // A disabled CA issues nothing.
-    let (st, v) = s.curl("PATCH", &format!("/v1/cas/{issuing}"), Some(&json!({"status": "DISABLED"})));
+    let (st, v) = s.curl(
+        "PATCH",
+        &format!("/v1/cas/{issuing}"),
+        Some(&json!({"status": "DISABLED"})),
+    );
     assert_eq!((st, v["status"].as_str()), (200, Some("DISABLED")), "{v}");
     let fresh = json!({"csr": core_csr("x.example.internal")});
     let (st, v) = s.curl("POST", "/v1/certificates", Some(&fresh));
     assert_eq!((st, code(&v)), (409, "CaDisabled"), "{v}");
-    let (st, v) = s.curl("POST", "/v1/certificates/request", Some(&json!({"names": ["y.example.internal"], "passphrase": "long enough"})));
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates/request",
+        Some(&json!({"names": ["y.example.internal"], "passphrase": "long enough"})),
+    );
     assert_eq!((st, code(&v)), (409, "CaDisabled"), "{v}");
-    let (st, _) = s.curl("PATCH", &format!("/v1/cas/{issuing}"), Some(&json!({"status": "ACTIVE"})));
+    let (st, _) = s.curl(
+        "PATCH",
+        &format!("/v1/cas/{issuing}"),
+        Some(&json!({"status": "ACTIVE"})),
+    );
     assert_eq!(st, 200);
     let (st, v) = s.curl("POST", "/v1/certificates", Some(&fresh));
     assert_eq!(st, 201, "{v}");
@@ -245,27 +273,58 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     assert!(enc.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
     write(&tmp.join("made.key"), enc);
     write(&tmp.join("made.pem"), made["certificate"].as_str().unwrap());
-    let pk = run(Command::new("openssl").args(["pkey", "-pubout", "-passin", "pass:correct horse battery", "-in"]).arg(tmp.join("made.key")));
-    assert!(pk.status.success(), "{}", String::from_utf8_lossy(&pk.stderr));
-    let cert_pub = run(Command::new("openssl").args(["x509", "-noout", "-pubkey", "-in"]).arg(tmp.join("made.pem")));
-    assert_eq!(pk.stdout, cert_pub.stdout, "the key does not match the certificate");
-    let wrong = run(Command::new("openssl").args(["pkey", "-noout", "-passin", "pass:wrong passphrase", "-in"]).arg(tmp.join("made.key")));
+    let pk = run(Command::new("openssl")
+        .args([
+            "pkey",
+            "-pubout",
+            "-passin",
+            "pass:correct horse battery",
+            "-in",
+        ])
+        .arg(tmp.join("made.key")));
+    assert!(
+        pk.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pk.stderr)
+    );
+    let cert_pub = run(Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(tmp.join("made.pem")));
+    assert_eq!(
+        pk.stdout, cert_pub.stdout,
+        "the key does not match the certificate"
+    );
+    let wrong = run(Command::new("openssl")
+        .args(["pkey", "-noout", "-passin", "pass:wrong passphrase", "-in"])
+        .arg(tmp.join("made.key")));
     assert!(!wrong.status.success());
     openssl_verify(&tmp, &s.root_pem(), &made);
     // The server kept no copy of it: it is nowhere in the store.
-    let (st, got) = s.curl("GET", &format!("/v1/certificates/{}", made["serial"].as_str().unwrap()), None);
+    let (st, got) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{}", made["serial"].as_str().unwrap()),
+        None,
+    );
     assert_eq!(st, 200);
     assert!(got.get("private_key").is_none());
 
     // Get, with and without the CA.
-    let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}?ca_id={issuing}"), None);
+    let (st, got) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{serial}?ca_id={issuing}"),
+        None,
+    );
     assert_eq!(st, 200, "{got}");
     assert_eq!(got["certificate"], first["certificate"]);
     let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
     assert_eq!((st, got["ca_id"].as_str()), (200, Some(issuing.as_str())));
 
     // Renew: same names and profile, a new serial; with a new CSR too.
-    let (st, renewed) = s.curl("POST", &format!("/v1/certificates/{serial}/renew"), Some(&json!({"validity_days": 60})));
+    let (st, renewed) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/renew"),
+        Some(&json!({"validity_days": 60})),
+    );
     assert_eq!(st, 201, "{renewed}");
     assert_ne!(renewed["serial"], first["serial"]);
     assert_eq!(renewed["sans"], first["sans"]);
@@ -273,22 +332,43 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     assert_eq!(renewed["renewed_from"], first["serial"]);
     openssl_verify(&tmp, &s.root_pem(), &renewed);
     let (_k2, csr2) = openssl_csr(&tmp, "rekey", "DNS:rekey.example.internal");
-    let (st, rekeyed) = s.curl("POST", &format!("/v1/certificates/{serial}/renew"), Some(&json!({"csr": csr2})));
+    let (st, rekeyed) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/renew"),
+        Some(&json!({"csr": csr2})),
+    );
     assert_eq!(st, 201, "{rekeyed}");
     assert_eq!(rekeyed["sans"], first["sans"], "renewal keeps the names");
 
     // Revoke with a reason; twice is a conflict.
-    let (st, rev) = s.curl("POST", &format!("/v1/certificates/{serial}/revoke"), Some(&json!({"reason": "KEY_COMPROMISE"})));
+    let (st, rev) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(&json!({"reason": "KEY_COMPROMISE"})),
+    );
     assert_eq!(st, 200, "{rev}");
     assert_eq!(rev["status"], "REVOKED");
     assert_eq!(rev["revocation"]["reason_code"], 1);
-    let (st, v) = s.curl("POST", &format!("/v1/certificates/{serial}/revoke"), Some(&json!({"reason": 4})));
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(&json!({"reason": 4})),
+    );
     assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
 
     // Listing: filters and a cursor.
-    let (st, all) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&limit=1000"), None);
+    let (st, all) = s.curl(
+        "GET",
+        &format!("/v1/certificates?ca_id={issuing}&limit=1000"),
+        None,
+    );
     assert_eq!(st, 200);
-    let all: Vec<String> = all["certificates"].as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    let all: Vec<String> = all["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .collect();
     assert!(all.len() >= 6, "{all:?}");
     let mut paged = Vec::new();
     let mut cursor: Option<String> = None;
@@ -312,9 +392,19 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     let revoked = revoked["certificates"].as_array().unwrap();
     assert_eq!(revoked.len(), 1);
     assert_eq!(revoked[0]["serial"].as_str(), Some(serial.as_str()));
-    let (_, soon) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&expiring_before=2099-01-01T00:00:00Z&limit=1000"), None);
+    let (_, soon) = s.curl(
+        "GET",
+        &format!(
+            "/v1/certificates?ca_id={issuing}&expiring_before=2099-01-01T00:00:00Z&limit=1000"
+        ),
+        None,
+    );
     assert_eq!(soon["certificates"].as_array().unwrap().len(), all.len());
-    let (_, past) = s.curl("GET", "/v1/certificates?expiring_before=2020-01-01T00:00:00Z", None);
+    let (_, past) = s.curl(
+        "GET",
+        "/v1/certificates?expiring_before=2020-01-01T00:00:00Z",
+        None,
+    );
     assert_eq!(past["certificates"].as_array().unwrap().len(), 0);
     let mut by_expiry = Vec::new();
     let mut cursor: Option<String> = None;
@@ -339,18 +429,35 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
 
     // A graceful restart (SIGTERM) keeps everything.
     let st = s.stop();
-    assert!(st.success(), "ca-server exited with {st} on SIGTERM\n{}", s.log());
+    assert!(
+        st.success(),
+        "ca-server exited with {st} on SIGTERM\n{}",
+        s.log()
+    );
     s.start();
     let (st, got) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
     assert_eq!(st, 200, "{got}");
     assert_eq!(got["certificate"], first["certificate"]);
     assert_eq!(got["status"], "REVOKED");
-    let (_, after) = s.curl("GET", &format!("/v1/certificates?ca_id={issuing}&limit=1000"), None);
-    let after: Vec<String> = after["certificates"].as_array().unwrap().iter().map(|c| c["serial"].as_str().unwrap().to_string()).collect();
+    let (_, after) = s.curl(
+        "GET",
+        &format!("/v1/certificates?ca_id={issuing}&limit=1000"),
+        None,
+    );
+    let after: Vec<String> = after["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["serial"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(after, all);
     let (st, again) = s.curl("POST", "/v1/certificates", Some(&body));
     assert_eq!(st, 201);
-    assert_eq!(again["serial"].as_str(), Some(serial.as_str()), "the idempotency token survives a restart");
+    assert_eq!(
+        again["serial"].as_str(),
+        Some(serial.as_str()),
+        "the idempotency token survives a restart"
+    );
     let (_, cas) = s.curl("GET", "/v1/cas", None);
     assert_eq!(cas["certificate_authorities"].as_array().unwrap().len(), 3);
 }
@@ -381,12 +488,22 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
         .await
         .unwrap();
     assert_eq!(st, 201, "{leaf}");
-    let (_, rootcert) = c.call(Method::GET, &format!("/v1/cas/{root_id}/certificate"), None).await.unwrap();
-    write(&tmp.join("team-root.pem"), rootcert["certificate"].as_str().unwrap());
+    let (_, rootcert) = c
+        .call(Method::GET, &format!("/v1/cas/{root_id}/certificate"), None)
+        .await
+        .unwrap();
+    write(
+        &tmp.join("team-root.pem"),
+        rootcert["certificate"].as_str().unwrap(),
+    );
     openssl_verify(&tmp, &tmp.join("team-root.pem"), &leaf);
     // Name constraints hold: a name outside them is refused by policy.
     let (st, v) = c
-        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": sub_id, "csr": core_csr("evil.example.com")})))
+        .call(
+            Method::POST,
+            "/v1/certificates",
+            Some(&json!({"ca_id": sub_id, "csr": core_csr("evil.example.com")})),
+        )
         .await
         .unwrap();
     assert_eq!((st, code(&v)), (403, "PolicyDenied"), "{v}");
@@ -400,19 +517,47 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
     assert_eq!(ext["status"], "PENDING_CERTIFICATE");
     let ext_id = ext["id"].as_str().unwrap().to_string();
     let (st, v) = c
-        .call(Method::POST, "/v1/certificates", Some(&json!({"ca_id": ext_id, "csr": core_csr("a.example.internal")})))
+        .call(
+            Method::POST,
+            "/v1/certificates",
+            Some(&json!({"ca_id": ext_id, "csr": core_csr("a.example.internal")})),
+        )
         .await
         .unwrap();
     assert_eq!((st, code(&v)), (409, "InvalidState"), "{v}");
-    let (st, csr) = c.call(Method::GET, &format!("/v1/cas/{ext_id}/csr"), None).await.unwrap();
+    let (st, csr) = c
+        .call(Method::GET, &format!("/v1/cas/{ext_id}/csr"), None)
+        .await
+        .unwrap();
     assert_eq!(st, 200, "{csr}");
     write(&tmp.join("ext-sub.csr"), csr["csr"].as_str().unwrap());
     let out = run(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "60", "-subj", "/CN=External Root", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "60",
+            "-subj",
+            "/CN=External Root",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+        ])
         .arg(tmp.join("ext-root.key"))
         .arg("-out")
         .arg(tmp.join("ext-root.pem")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     write(
         &tmp.join("ext.cnf"),
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
@@ -429,17 +574,29 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
         .arg(tmp.join("ext.cnf"))
         .arg("-out")
         .arg(tmp.join("ext-sub.pem")));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let signed = std::fs::read_to_string(tmp.join("ext-sub.pem")).unwrap();
     let ext_root = std::fs::read_to_string(tmp.join("ext-root.pem")).unwrap();
     // The wrong chain is refused.
     let (st, v) = c
-        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": rootcert["certificate"]})))
+        .call(
+            Method::POST,
+            &format!("/v1/cas/{ext_id}/certificate"),
+            Some(&json!({"certificate": signed, "certificate_chain": rootcert["certificate"]})),
+        )
         .await
         .unwrap();
     assert_eq!((st, code(&v)), (400, "MalformedCertificate"), "{v}");
     let (st, v) = c
-        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": ext_root})))
+        .call(
+            Method::POST,
+            &format!("/v1/cas/{ext_id}/certificate"),
+            Some(&json!({"certificate": signed, "certificate_chain": ext_root})),
+        )
         .await
         .unwrap();
     assert_eq!(st, 200, "{v}");
@@ -452,13 +609,20 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
     openssl_verify(&tmp, &tmp.join("ext-root.pem"), &leaf);
     // Importing twice is refused.
     let (st, v) = c
-        .call(Method::POST, &format!("/v1/cas/{ext_id}/certificate"), Some(&json!({"certificate": signed, "certificate_chain": ext_root})))
+        .call(
+            Method::POST,
+            &format!("/v1/cas/{ext_id}/certificate"),
+            Some(&json!({"certificate": signed, "certificate_chain": ext_root})),
+        )
         .await
         .unwrap();
     assert_eq!((st, code(&v)), (409, "InvalidState"), "{v}");
 
     // Describe and list.
-    let (st, d) = c.call(Method::GET, &format!("/v1/cas/{sub_id}"), None).await.unwrap();
+    let (st, d) = c
+        .call(Method::GET, &format!("/v1/cas/{sub_id}"), None)
+        .await
+        .unwrap();
     assert_eq!(st, 200);
     assert_eq!(d["parent_ca_id"].as_str(), Some(root_id.as_str()));
     assert_eq!(d["type"], "SUBORDINATE");
@@ -466,11 +630,25 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
     assert_eq!(list["certificate_authorities"].as_array().unwrap().len(), 6);
 
     // The public listener serves CA certificates without a client certificate.
-    let out = run(Command::new("curl").args(["-sS", "-f", &format!("http://{}/ca/{root_id}.pem", s.public)]));
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "-f",
+        &format!("http://{}/ca/{root_id}.pem", s.public),
+    ]));
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), rootcert["certificate"].as_str().unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        rootcert["certificate"].as_str().unwrap()
+    );
     let out = run(Command::new("curl").args(["-sS", "-f", &format!("http://{}/health", s.public)]));
     assert!(out.status.success());
-    let out = run(Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{}/ca/..%2f..%2fconfig.toml.pem", s.public)]));
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{}/ca/..%2f..%2fconfig.toml.pem", s.public),
+    ]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }

@@ -246,8 +246,8 @@ pub fn openssl_csr(dir: &Path, name: &str, sans: &str) -> (PathBuf, String) {
 /// A CSR made in-process with ca-core.
 pub fn core_csr(dns: &str) -> String {
     use std::str::FromStr;
-    let key = ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256)
-        .expect("key");
+    let key =
+        ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256).expect("key");
     let der = ca_core::csr::create_csr(
         &key,
         &x509_cert::name::Name::from_str(&format!("CN={dns}")).expect("name"),
