@@ -13,7 +13,10 @@ use crate::output::{Out, OutputFormat};
     version,
     about = "Operator tool and API client of the private CA, with a narrated walk-through",
     long_about = "Operator tool and API client of the private CA.\n\n\
-        Local tools (no server): key generate, csr create, inspect, verify, walkthrough.\n\n\
+        Local tools (no server): key generate, csr create, inspect, verify, walkthrough.\n\
+        Online (management API over mutual TLS): ca, cert, crl. Connection settings come from\n\
+        --server/--client-cert/--client-key/--root, from CA_SERVER/CA_CLIENT_CERT/CA_CLIENT_KEY/CA_ROOT,\n\
+        or from the profile.toml that `ca-server init` writes (--profile, CA_PROFILE).\n\n\
         Exit codes: 0 ok, 1 error, 2 usage error, 3 verification failed."
 )]
 pub struct Cli {
@@ -43,6 +46,12 @@ pub enum Command {
     Verify(VerifyArgs),
     /// The public-key story, step by step: Bob, Alice, the CA and Mallory.
     Walkthrough(crate::walkthrough::WalkthroughArgs),
+    /// Certificate authorities on the server (create, list, describe, csr, import, enable, disable).
+    Ca(crate::online::CaArgs),
+    /// Certificates on the server (issue, request, get, list, renew, revoke).
+    Cert(crate::online::CertArgs),
+    /// Certificate revocation lists (fetch from the public listener, inspect).
+    Crl(crate::online::CrlArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -198,6 +207,9 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Inspect(a) => crate::inspect::run(&a, out),
         Command::Verify(a) => crate::verify::run(&a, out),
         Command::Walkthrough(a) => crate::walkthrough::run(&a, out),
+        Command::Ca(a) => crate::online::run_ca(&a, out),
+        Command::Cert(a) => crate::online::run_cert(&a, out),
+        Command::Crl(a) => crate::online::run_crl(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());
@@ -213,6 +225,63 @@ mod tests {
     #[test]
     fn command_tree_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn online_flags_do_not_clash() {
+        for args in [
+            &[
+                "ca-cli",
+                "cert",
+                "issue",
+                "--csr",
+                "r.csr",
+                "--cert-profile",
+                "tls-client",
+                "--profile",
+                "p.toml",
+            ][..],
+            &[
+                "ca-cli",
+                "cert",
+                "--server",
+                "https://h:1",
+                "request",
+                "--name",
+                "a.example",
+                "--passphrase-file",
+                "p",
+                "--key-out",
+                "k",
+                "--out",
+                "c",
+            ],
+            &[
+                "ca-cli",
+                "ca",
+                "create",
+                "--type",
+                "root",
+                "--subject",
+                "CN=R",
+                "--root",
+                "root.pem",
+            ],
+            &["ca-cli", "crl", "fetch", "--url", "http://h/crl"],
+            &[
+                "ca-cli",
+                "walkthrough",
+                "--yes",
+                "--server",
+                "https://h:1",
+                "--profile",
+                "p.toml",
+            ],
+        ] {
+            if let Err(e) = Cli::try_parse_from(args) {
+                panic!("{args:?}: {e}");
+            }
+        }
     }
 
     #[test]

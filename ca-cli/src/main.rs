@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod client;
 mod crypto;
 mod files;
 mod inspect;
 mod local;
+mod online;
 mod output;
 mod verify;
 mod walkthrough;

@@ -35,10 +35,13 @@ pub struct WalkthroughArgs {
     /// Run straight through without pausing between steps.
     #[arg(long, short = 'y')]
     pub yes: bool,
-    /// Do the CA's part through a running ca-server at this URL (online mode).
+    /// Online mode: do the CA's part through a running ca-server, with the
+    /// connection settings of `ca`/`cert` (implied by --server or CA_SERVER).
     /// Without it, everything runs in-process through ca-core (offline mode).
     #[arg(long)]
-    pub server: Option<String>,
+    pub online: bool,
+    #[command(flatten)]
+    pub conn: crate::client::ConnArgs,
     /// The message Alice sends Bob (any size: it is envelope-encrypted).
     #[arg(
         long,
@@ -160,8 +163,12 @@ trait CaBackend {
     fn issue(&mut self, csr_der: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)>;
     /// Revoke a certificate by serial (lower-case hex), for key compromise.
     fn revoke(&mut self, serial_hex: &str) -> Result<()>;
-    /// The current CRL of the issuing CA (DER).
-    fn crl(&mut self) -> Result<Vec<u8>>;
+    /// The current CRL of the CA that issued `leaf` (DER).
+    fn crl(&mut self, leaf: &[u8]) -> Result<Vec<u8>>;
+    /// What the CA's records say of a certificate (online only).
+    fn status(&mut self, _serial_hex: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 struct OfflineCa {
@@ -188,6 +195,142 @@ impl OfflineCa {
             (Some(i), Some(k)) => Ok((i, k)),
             _ => bail!("the CA has not been created yet"),
         }
+    }
+}
+
+/// The CA's part done by a running ca-server through its API.
+struct OnlineCa {
+    api: crate::client::Api,
+    issuing_ca: Option<String>,
+}
+
+impl OnlineCa {
+    fn ca_pem(&self, id: &str) -> Result<Vec<u8>> {
+        let v = self.api.call(
+            hyper::Method::GET,
+            &format!("/v1/cas/{id}/certificate"),
+            None,
+        )?;
+        let pem = v
+            .get("certificate")
+            .and_then(Value::as_str)
+            .context("the server sent no certificate")?;
+        ca_core::pem::decode("CERTIFICATE", pem).context("the server's CA certificate")
+    }
+}
+
+impl CaBackend for OnlineCa {
+    fn mode(&self) -> &'static str {
+        "online"
+    }
+
+    fn create(&mut self, n: &Narrator) -> Result<(Vec<u8>, Vec<u8>)> {
+        // A fresh pair of CAs per run, with a distinct name, so runs do not collide.
+        let tag = hex(&sha256(
+            &OffsetDateTime::now_utc()
+                .unix_timestamp_nanos()
+                .to_be_bytes(),
+        )[..3]);
+        n.say(&format!(
+            "Asking the CA service at {} to create a root CA (P-384) ...",
+            self.api.conn.server
+        ));
+        let root = self.api.call(
+            hyper::Method::POST,
+            "/v1/cas",
+            Some(&json!({
+                "type": "ROOT",
+                "subject": format!("CN=Walkthrough Root CA {tag},O=Example Trust"),
+                "key_algorithm": "ec-p384",
+                "validity_days": 3650,
+                "path_len": 1,
+            })),
+        )?;
+        let root_id = root
+            .get("id")
+            .and_then(Value::as_str)
+            .context("the server sent no CA id")?
+            .to_string();
+        n.say("... and an issuing intermediate (P-256) signed by that root. Their private keys stay inside the service.");
+        let sub = self.api.call(
+            hyper::Method::POST,
+            "/v1/cas",
+            Some(&json!({
+                "type": "SUBORDINATE",
+                "subject": format!("CN=Walkthrough Issuing CA {tag},O=Example Trust"),
+                "key_algorithm": "ec-p256",
+                "parent_ca_id": root_id,
+                "validity_days": 1825,
+                "path_len": 0,
+            })),
+        )?;
+        let sub_id = sub
+            .get("id")
+            .and_then(Value::as_str)
+            .context("the server sent no CA id")?
+            .to_string();
+        n.show("root CA id", &root_id);
+        n.show("issuing CA id", &sub_id);
+        let out = (self.ca_pem(&root_id)?, self.ca_pem(&sub_id)?);
+        self.issuing_ca = Some(sub_id);
+        Ok(out)
+    }
+
+    fn issue(&mut self, csr_der: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+        let v = self.api.call(
+            hyper::Method::POST,
+            "/v1/certificates",
+            Some(&json!({
+                "ca_id": self.issuing_ca,
+                "csr": ca_core::pem::encode("CERTIFICATE REQUEST", csr_der),
+                "profile": "tls-server",
+            })),
+        )?;
+        let leaf = ca_core::pem::decode(
+            "CERTIFICATE",
+            v.get("certificate")
+                .and_then(Value::as_str)
+                .context("no certificate in the answer")?,
+        )?;
+        let chain = ca_core::pem::decode_all(
+            "CERTIFICATE",
+            v.get("certificate_chain")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        )?;
+        Ok((leaf, chain))
+    }
+
+    fn revoke(&mut self, serial_hex: &str) -> Result<()> {
+        self.api.call(
+            hyper::Method::POST,
+            &format!("/v1/certificates/{serial_hex}/revoke"),
+            // 1 = keyCompromise (RFC 5280 CRLReason).
+            Some(&json!({ "ca_id": self.issuing_ca, "reason": 1 })),
+        )?;
+        Ok(())
+    }
+
+    fn crl(&mut self, leaf: &[u8]) -> Result<Vec<u8>> {
+        // What a relying party does: follow the URL in the certificate.
+        let url = crate::online::crl_url_of(leaf)?;
+        let body = crate::client::http_get(&url)?;
+        ca_core::pem::der_or_pem("X509 CRL", &body)
+            .with_context(|| format!("{url} did not answer with a CRL"))
+    }
+
+    fn status(&mut self, serial_hex: &str) -> Result<Option<String>> {
+        let q = self
+            .issuing_ca
+            .as_ref()
+            .map(|c| format!("?ca_id={c}"))
+            .unwrap_or_default();
+        let v = self.api.call(
+            hyper::Method::GET,
+            &format!("/v1/certificates/{serial_hex}{q}"),
+            None,
+        )?;
+        Ok(v.get("status").and_then(Value::as_str).map(str::to_string))
     }
 }
 
@@ -248,7 +391,7 @@ impl CaBackend for OfflineCa {
         Ok(())
     }
 
-    fn crl(&mut self) -> Result<Vec<u8>> {
+    fn crl(&mut self, _leaf: &[u8]) -> Result<Vec<u8>> {
         self.crl_number += 1;
         let (issuer, key) = self.parts()?;
         let now = OffsetDateTime::now_utc();
@@ -327,11 +470,14 @@ pub fn run(a: &WalkthroughArgs, out: &Out) -> Result<()> {
     if a.message.is_empty() {
         return Err(crate::UsageError("--message must not be empty".into()).into());
     }
-    let mut backend: Box<dyn CaBackend> = match &a.server {
-        None => Box::new(OfflineCa::new()),
-        Some(url) => bail!(
-            "online mode ({url}) needs the ca-server API, which this build of ca-cli does not speak yet; run without --server for the offline walk-through"
-        ),
+    let mut backend: Box<dyn CaBackend> = if a.online || a.conn.server.is_some() {
+        let api = crate::client::Api::new(a.conn.resolve()?)?;
+        Box::new(OnlineCa {
+            api,
+            issuing_ca: None,
+        })
+    } else {
+        Box::new(OfflineCa::new())
     };
     if let Some(dir) = &a.keep {
         std::fs::create_dir(dir)
@@ -506,9 +652,11 @@ fn story(
         // Show what the CA's check catches: the same CSR with one bit of the
         // public key changed no longer matches its own signature.
         let tampered = tamper_csr_key(&v.csr);
-        let tampered_refusal = match tampered.as_deref().map(ca_core::parse_csr) {
-            Some(Ok(_)) => None,
-            Some(Err(e)) => Some(e.to_string()),
+        let tampered_refusal = match tampered {
+            Some(t) => match ca.issue(&t) {
+                Ok(_) => None,
+                Err(e) => Some(format!("{e:#}")),
+            },
             None => Some("could not build the tampered CSR".into()),
         };
         let pop = ca_core::parse_csr(&v.csr).is_ok();
@@ -820,51 +968,82 @@ fn story(
     );
     let target = variants.last().context("no certificate to revoke")?;
     let serial = serial_of_cert(&target.leaf)?;
-    let crl_before = ca.crl()?;
-    let before = alice_verifies(&target.leaf, &target.chain, &root, vec![crl_before]);
-    n.say(&format!(
-        "With the CA's current CRL, Bob's {} certificate is still fine: {}.",
-        target.id,
-        if before.valid() { "valid" } else { "NOT valid" }
-    ));
-    n.say(&format!(
-        "Bob reports his {} key stolen; the CA revokes serial {serial} (reason: key compromise).",
-        target.id
-    ));
-    ca.revoke(&serial)?;
-    let crl_after = ca.crl()?;
-    keep.pem("crl.pem", "X509 CRL", &[&crl_after])?;
-    let crl_view = crate::inspect::describe(&crate::inspect::Object::Crl(crl_after.clone()))?;
-    let listed = crl_view
-        .get("revoked")
-        .and_then(Value::as_array)
-        .is_some_and(|r| {
-            r.iter()
-                .any(|e| e.get("serial").and_then(Value::as_str) == Some(serial.as_str()))
-        });
-    n.show("new CRL lists the serial", listed);
-    let after = alice_verifies(&target.leaf, &target.chain, &root, vec![crl_after]);
-    let reason = after.reason().unwrap_or_default();
-    if after.valid() {
-        n.bad("Alice still accepts the revoked certificate");
-    } else {
-        n.ok(&format!("Alice refuses it: {reason}"));
+    s.fact("revoked_serial", serial.clone());
+    match ca.crl(&target.leaf) {
+        Ok(crl_before) => {
+            let before = alice_verifies(&target.leaf, &target.chain, &root, vec![crl_before]);
+            n.say(&format!(
+                "With the CA's current CRL, Bob's {} certificate is still fine: {}.",
+                target.id,
+                if before.valid() { "valid" } else { "NOT valid" }
+            ));
+            n.say(&format!(
+                "Bob reports his {} key stolen; the CA revokes serial {serial} (reason: key compromise).",
+                target.id
+            ));
+            ca.revoke(&serial)?;
+            let crl_after = ca.crl(&target.leaf)?;
+            keep.pem("crl.pem", "X509 CRL", &[&crl_after])?;
+            let crl_view =
+                crate::inspect::describe(&crate::inspect::Object::Crl(crl_after.clone()))?;
+            let listed = crl_view
+                .get("revoked")
+                .and_then(Value::as_array)
+                .is_some_and(|r| {
+                    r.iter()
+                        .any(|e| e.get("serial").and_then(Value::as_str) == Some(serial.as_str()))
+                });
+            n.show("new CRL lists the serial", listed);
+            let after = alice_verifies(&target.leaf, &target.chain, &root, vec![crl_after]);
+            let reason = after.reason().unwrap_or_default();
+            if after.valid() {
+                n.bad("Alice still accepts the revoked certificate");
+            } else {
+                n.ok(&format!("Alice refuses it: {reason}"));
+            }
+            s.fact("valid_before_revocation", before.valid());
+            s.fact("crl_lists_serial", listed);
+            s.fact("refused_after_revocation", !after.valid());
+            s.fact("reason", reason.clone());
+            s.fact("revocation_source", "CRL");
+            s.expect(
+                before.valid(),
+                "Bob's certificate is valid before revocation",
+            );
+            s.expect(listed, "the CRL lists the revoked serial");
+            s.expect(
+                !after.valid() && reason.contains("revo"),
+                "Alice refuses the revoked certificate because it is revoked",
+            );
+        }
+        Err(e) => {
+            // Only online, against a server that does not publish CRLs (yet):
+            // say so, and fall back on the CA's own record of the revocation.
+            let why = format!("{e:#}");
+            n.say(&format!("The CA's CRL could not be fetched ({why})."));
+            n.say(&format!(
+                "Bob reports his {} key stolen; the CA revokes serial {serial}.",
+                target.id
+            ));
+            ca.revoke(&serial)?;
+            let status = ca.status(&serial)?.unwrap_or_default();
+            let refused = status == "REVOKED";
+            if refused {
+                n.ok(&format!("the CA now reports {serial} as {status}; a relying party asking it refuses the certificate"));
+            } else {
+                n.bad(&format!("the CA reports {serial} as {status}"));
+            }
+            s.fact("revocation_source", "CA status (no CRL available)");
+            s.fact("crl_unavailable", why);
+            s.fact("status_after_revocation", status.clone());
+            s.fact("refused_after_revocation", refused);
+            s.fact(
+                "reason",
+                format!("the CA reports the certificate as {status}"),
+            );
+            s.expect(refused, "the CA reports the certificate as REVOKED");
+        }
     }
-    s.fact("revoked_serial", serial);
-    s.fact("valid_before_revocation", before.valid());
-    s.fact("crl_lists_serial", listed);
-    s.fact("refused_after_revocation", !after.valid());
-    s.fact("reason", reason.clone());
-    s.fact("revocation_source", "CRL");
-    s.expect(
-        before.valid(),
-        "Bob's certificate is valid before revocation",
-    );
-    s.expect(listed, "the CRL lists the revoked serial");
-    s.expect(
-        !after.valid() && reason.contains("revo"),
-        "Alice refuses the revoked certificate because it is revoked",
-    );
     n.why("a certificate is a promise made for its whole lifetime; when the key behind it is lost, \
            the CA publishes a signed list of broken promises (a CRL, or an OCSP answer), and relying \
            parties who check it stop trusting the key before the certificate expires.");
