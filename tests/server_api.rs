@@ -91,6 +91,29 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
         )),
     );
     assert!(ok, "admin refused: {err}");
+    // TLS 1.2 is offered too.
+    let out = run(Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-o",
+            "/dev/null",
+            "--tlsv1.2",
+            "--tls-max",
+            "1.2",
+            "--cacert",
+        ])
+        .arg(s.root_pem())
+        .arg("--cert")
+        .arg(admin.join("admin.pem"))
+        .arg("--key")
+        .arg(admin.join("admin.key"))
+        .arg(format!("https://{}/health", s.api)));
+    assert!(
+        out.status.success(),
+        "TLS 1.2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // No client certificate.
     let (ok, err) = curl_with(&s, None);

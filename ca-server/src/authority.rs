@@ -95,6 +95,17 @@ pub struct CertView {
     pub chain_der: Vec<Vec<u8>>,
 }
 
+/// RequestCertificate with a server-made key.
+#[derive(Clone, Copy, Debug)]
+pub struct NewKeyRequest<'a> {
+    pub names: &'a [String],
+    /// RFC 4514 subject; default CN = the first name.
+    pub subject: Option<&'a str>,
+    pub profile: &'a str,
+    pub key_algorithm: &'a str,
+    pub validity_days: Option<u32>,
+}
+
 pub struct NewCa {
     pub ca_type: CaType,
     pub subject: String,
@@ -489,12 +500,15 @@ impl Authority {
         &self,
         who: &Identity,
         ca_id: &str,
-        names: &[String],
-        subject: Option<&str>,
-        profile: &str,
-        key_algorithm: &str,
-        validity_days: Option<u32>,
+        r: &NewKeyRequest<'_>,
     ) -> Result<(CertView, SoftwareKey), ApiError> {
+        let NewKeyRequest {
+            names,
+            subject,
+            profile,
+            key_algorithm,
+            validity_days,
+        } = *r;
         check_ca_id(ca_id)?;
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);

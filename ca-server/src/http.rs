@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::authority::{
     check_ca_id, effective_status, fmt_unix, now, Authority, CertView, Identity,
-    NameConstraintsInput, NewCa, RevocationReason,
+    NameConstraintsInput, NewCa, NewKeyRequest, RevocationReason,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{CaRecord, CaType, CertFilter, CertRecord};
@@ -460,11 +460,13 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
         .issue_with_new_key(
             who,
             &ca_id,
-            &b.names,
-            b.subject.as_deref(),
-            b.profile.as_deref().unwrap_or("tls-server"),
-            &b.key_algorithm,
-            b.validity_days,
+            &NewKeyRequest {
+                names: &b.names,
+                subject: b.subject.as_deref(),
+                profile: b.profile.as_deref().unwrap_or("tls-server"),
+                key_algorithm: &b.key_algorithm,
+                validity_days: b.validity_days,
+            },
         )
         .await?;
     let encrypted = tokio::task::spawn_blocking(move || encrypt_key(&key, &passphrase))

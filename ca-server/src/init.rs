@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::authority::{Identity, NewCa};
+use crate::authority::{Identity, NewCa, NewKeyRequest};
 use crate::config::{ClientProfile, Config, LogFormat, CONFIG_FILE};
 use crate::store::CaType;
 
@@ -129,11 +129,13 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .issue_with_new_key(
             &who,
             &issuing.id,
-            &opts.tls_names,
-            None,
-            "tls-server",
-            "ec-p256",
-            Some(server_days),
+            &NewKeyRequest {
+                names: &opts.tls_names,
+                subject: None,
+                profile: "tls-server",
+                key_algorithm: "ec-p256",
+                validity_days: Some(server_days),
+            },
         )
         .await
         .map_err(e("API TLS certificate"))?;
@@ -159,11 +161,13 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .issue_with_new_key(
             &who,
             &client_ca.id,
-            &[],
-            Some(&admin_subject),
-            "tls-client",
-            "ec-p256",
-            Some(client_days),
+            &NewKeyRequest {
+                names: &[],
+                subject: Some(&admin_subject),
+                profile: "tls-client",
+                key_algorithm: "ec-p256",
+                validity_days: Some(client_days),
+            },
         )
         .await
         .map_err(e("administrator certificate"))?;

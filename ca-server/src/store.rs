@@ -188,6 +188,9 @@ pub struct IdemRecord {
     pub serial: String,
 }
 
+/// A certificate record and its DER (absent while only the intent exists).
+pub type CertWithDer = (CertRecord, Option<Vec<u8>>);
+
 pub fn cert_key(ca_id: &str, serial: &str) -> String {
     format!("{ca_id}/{serial}")
 }
@@ -361,11 +364,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn get_cert(
-        &self,
-        ca_id: &str,
-        serial: &str,
-    ) -> Result<Option<(CertRecord, Option<Vec<u8>>)>, StoreError> {
+    pub fn get_cert(&self, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError> {
         let key = cert_key(ca_id, serial);
         let r = self.db.begin_read()?;
         let certs = r.open_table(CERTS)?;
@@ -708,4 +707,142 @@ pub fn revoke(
     txn.open_table(REVOCATIONS)?
         .insert(key.as_str(), rv.as_slice())?;
     Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp() -> tempfile::TempDir {
+        tempfile::tempdir().expect("tempdir")
+    }
+
+    #[test]
+    fn newer_schema_is_refused_with_a_clear_message() {
+        let dir = tmp();
+        Store::open(dir.path(), "a".into()).expect("open").close();
+        {
+            let db = Database::create(dir.path().join(DB_FILE)).expect("db");
+            let txn = db.begin_write().expect("txn");
+            txn.open_table(META)
+                .expect("meta")
+                .insert("schema_version", SCHEMA_VERSION + 1)
+                .expect("insert");
+            txn.commit().expect("commit");
+        }
+        let err = Store::open(dir.path(), "b".into()).err().expect("refused");
+        assert!(matches!(err, StoreError::NewerSchema { found } if found == SCHEMA_VERSION + 1));
+        assert!(err.to_string().contains("newer than this server supports"));
+    }
+
+    fn intent(serial: &str) -> CertRecord {
+        CertRecord {
+            ca_id: "ca-0000000000000001".into(),
+            serial: serial.into(),
+            status: CertStatus::Reserved,
+            profile: "tls-server".into(),
+            subject: "CN=x".into(),
+            sans: vec![],
+            key_algorithm: "ECDSA P-256".into(),
+            not_before: 0,
+            not_after: 100,
+            tbs_sha256: String::new(),
+            created_at: 0,
+            requested_by: "test".into(),
+            boot_id: "boot1".into(),
+            server_generated_key: false,
+            renewed_from: None,
+            revocation: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn serials_are_never_reused_and_tokens_bind_requests() {
+        let dir = tmp();
+        let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        let a = intent("01");
+        let r = store
+            .write(move |t| reserve(t, &a, None, "boot1"))
+            .await
+            .expect("reserve");
+        assert!(matches!(r, ReserveOutcome::Reserved));
+        let again = intent("01");
+        let r = store
+            .write(move |t| reserve(t, &again, None, "boot1"))
+            .await;
+        assert!(matches!(r, Err(StoreError::SerialTaken)));
+
+        let idem = IdemRecord {
+            request_sha256: "h1".into(),
+            ca_id: "ca-0000000000000001".into(),
+            serial: "02".into(),
+        };
+        let (b, i) = (intent("02"), idem.clone());
+        store
+            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot1"))
+            .await
+            .expect("reserve with token");
+        // Same token while the first is being signed by this process: in progress.
+        let (c, i) = (intent("03"), idem.clone());
+        let r = store
+            .write(move |t| reserve(t, &c, Some(("tok", &i)), "boot1"))
+            .await
+            .expect("replay");
+        assert!(matches!(r, ReserveOutcome::InProgress(ref rec) if rec.serial == "02"));
+        // Different request, same token: conflict.
+        let mut other = idem.clone();
+        other.request_sha256 = "h2".into();
+        let d = intent("04");
+        let r = store
+            .write(move |t| reserve(t, &d, Some(("tok", &other)), "boot1"))
+            .await;
+        assert!(matches!(r, Err(StoreError::Conflict(_))));
+        // Issued: the replay returns it.
+        let mut done = intent("02");
+        done.status = CertStatus::Issued;
+        store
+            .write(move |t| store_issued(t, &done, b"der"))
+            .await
+            .expect("store");
+        let (e, i) = (intent("05"), idem.clone());
+        let r = store
+            .write(move |t| reserve(t, &e, Some(("tok", &i)), "boot1"))
+            .await
+            .expect("replay");
+        assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn an_intent_orphaned_by_a_crash_frees_its_token_not_its_serial() {
+        let dir = tmp();
+        let idem = IdemRecord {
+            request_sha256: "h".into(),
+            ca_id: "ca-0000000000000001".into(),
+            serial: "0a".into(),
+        };
+        {
+            let store = Store::open(dir.path(), "boot1".into()).expect("open");
+            let (a, i) = (intent("0a"), idem.clone());
+            store
+                .write(move |t| reserve(t, &a, Some(("tok", &i)), "boot1"))
+                .await
+                .expect("reserve");
+            store.close();
+        }
+        let store = Store::open(dir.path(), "boot2".into()).expect("reopen");
+        let mut b = intent("0b");
+        b.boot_id = "boot2".into();
+        let mut i = idem.clone();
+        i.serial = "0b".into();
+        let r = store
+            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot2"))
+            .await
+            .expect("re-reserve");
+        assert!(matches!(r, ReserveOutcome::Reserved));
+        let a = intent("0a");
+        let r = store.write(move |t| reserve(t, &a, None, "boot2")).await;
+        assert!(matches!(r, Err(StoreError::SerialTaken)));
+        store.close();
+    }
 }
