@@ -1,0 +1,712 @@
+//! End-to-end tests of `ca-cli`'s online commands and online walk-through
+//! against the real `ca-server` binary on 127.0.0.1 (free ports, temp data dir).
+//!
+//! `cargo test --workspace` builds every binary before the tests run, so
+//! ca-server sits beside ca-cli in the target directory; when this test is run
+//! alone (`cargo test -p ca-cli`), it builds ca-server first.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ca-cli");
+
+fn ca_server_bin() -> PathBuf {
+    let dir = Path::new(BIN).parent().expect("target dir").to_path_buf();
+    let bin = dir.join("ca-server");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "ca-server", "--bin", "ca-server"]);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build -p ca-server");
+        assert!(st.success(), "building ca-server failed");
+    }
+    bin
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The running server; killed when dropped.
+struct Server {
+    child: Child,
+    data: PathBuf,
+    home: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start() -> Server {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let data = tmp.path().join("data");
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).expect("home");
+        let bin = ca_server_bin();
+        let (api, public) = (free_port(), free_port());
+        let init = Command::new(&bin)
+            .args(["init", "--data-dir", data.to_str().unwrap_or_default()])
+            .args(["--api-addr", &format!("127.0.0.1:{api}")])
+            .args(["--public-addr", &format!("127.0.0.1:{public}")])
+            .output()
+            .expect("ca-server init");
+        assert!(
+            init.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let child = Command::new(&bin)
+            .args(["serve", "--data-dir", data.to_str().unwrap_or_default()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ca-server serve");
+        let server = Server {
+            child,
+            data,
+            home,
+            _tmp: tmp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ca-server did not start listening"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn profile(&self) -> String {
+        self.data.join("admin/profile.toml").display().to_string()
+    }
+
+    /// Run ca-cli with the profile from `ca-server init` (and nothing else from
+    /// the environment), as an operator right after init would.
+    fn cli(&self, args: &[&str]) -> Output {
+        self.cli_env(args, &[("CA_PROFILE", &self.profile())])
+    }
+
+    fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        for k in [
+            "CA_SERVER",
+            "CA_CLIENT_CERT",
+            "CA_CLIENT_KEY",
+            "CA_ROOT",
+            "CA_PROFILE",
+            "CA_SERVER_DATA_DIR",
+            "XDG_DATA_HOME",
+        ] {
+            cmd.env_remove(k);
+        }
+        // An empty HOME: no default profile is found by accident.
+        cmd.env("HOME", &self.home);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run ca-cli")
+    }
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn ok(o: Output) -> Output {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stdout: {}\nstderr: {}",
+        out(&o),
+        err(&o)
+    );
+    o
+}
+
+fn json(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", out(o), err(o)))
+}
+
+fn fails(o: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {}",
+        out(o),
+        err(o)
+    );
+    let e = err(o);
+    assert!(
+        e.to_lowercase().contains(&needle.to_lowercase()),
+        "stderr lacks {needle:?}: {e}"
+    );
+    assert!(!e.contains("panicked"), "{e}");
+}
+
+fn p(dir: &Path, name: &str) -> String {
+    dir.join(name).display().to_string()
+}
+
+fn openssl(args: &[&str]) -> Output {
+    let o = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl");
+    assert!(o.status.success(), "openssl {args:?}: {}", err(&o));
+    o
+}
+
+#[test]
+fn every_online_command_against_a_real_server() {
+    let srv = Server::start();
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = t.path();
+    let root = srv.data.join("admin/root.pem").display().to_string();
+
+    // --- ca: the first command after init just works, from the profile.
+    let cas = json(&ok(srv.cli(&["ca", "list", "-o", "json"])));
+    let list = cas["certificate_authorities"].as_array().expect("list");
+    assert_eq!(list.len(), 3, "{cas}");
+    assert!(out(&ok(srv.cli(&["ca", "list"]))).contains("CN=Private Issuing CA 1"));
+    let r = json(&ok(srv.cli(&[
+        "ca",
+        "create",
+        "--type",
+        "root",
+        "--subject",
+        "CN=Ops Root,O=Test",
+        "--key-algorithm",
+        "ec-p384",
+        "--path-len",
+        "1",
+        "-o",
+        "json",
+    ])));
+    let root_id = r["id"].as_str().expect("id").to_string();
+    assert_eq!(r["type"], "ROOT");
+    let s = json(&ok(srv.cli(&[
+        "ca",
+        "create",
+        "--type",
+        "subordinate",
+        "--subject",
+        "CN=Ops Issuing,O=Test",
+        "--parent",
+        &root_id,
+        "--path-len",
+        "0",
+        "-o",
+        "json",
+    ])));
+    let sub_id = s["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        json(&ok(srv.cli(&["ca", "describe", &sub_id, "-o", "json"])))["parent_ca_id"],
+        root_id.as_str()
+    );
+    assert!(out(&ok(srv.cli(&["ca", "describe", &sub_id]))).contains("CN=Ops Issuing"));
+    let ca_bundle = p(d, "ops-ca.pem");
+    ok(srv.cli(&["ca", "certificate", &sub_id, "--out", &ca_bundle]));
+    assert!(
+        std::fs::read_to_string(&ca_bundle)
+            .expect("bundle")
+            .matches("BEGIN CERTIFICATE")
+            .count()
+            >= 2
+    );
+
+    // --- cert issue from a local key and CSR; the key never leaves.
+    let key = p(d, "web.key");
+    let csr = p(d, "web.csr");
+    let cert = p(d, "web.pem");
+    ok(srv.cli(&["key", "generate", "--algorithm", "ec-p256", "--out", &key]));
+    ok(srv.cli(&[
+        "csr",
+        "create",
+        "--key",
+        &key,
+        "--subject",
+        "CN=web.example.internal",
+        "--san",
+        "DNS:web.example.internal",
+        "--out",
+        &csr,
+    ]));
+    let issued =
+        json(&ok(srv.cli(&[
+            "cert", "issue", "--csr", &csr, "--out", &cert, "-o", "json",
+        ])));
+    let serial = issued["serial"].as_str().expect("serial").to_string();
+    assert_eq!(issued["status"], "ISSUED");
+    // The profile's default CA (the issuing CA init made) issued it; it verifies to the root.
+    ok(srv.cli(&[
+        "verify",
+        "--root",
+        &root,
+        "--name",
+        "web.example.internal",
+        &cert,
+    ]));
+    fails(
+        &srv.cli(&["cert", "issue", "--csr", &csr, "--out", &cert]),
+        1,
+        "already exists",
+    );
+    // From the new CA, as a client certificate.
+    let c2 = json(&ok(srv.cli(&[
+        "cert",
+        "issue",
+        "--csr",
+        &csr,
+        "--ca",
+        &sub_id,
+        "--cert-profile",
+        "tls-client",
+        "-o",
+        "json",
+    ])));
+    assert_eq!(c2["ca_id"], sub_id.as_str());
+    assert_eq!(c2["profile"], "tls-client");
+
+    // --- cert get / list / renew.
+    let got = json(&ok(srv.cli(&["cert", "get", &serial, "-o", "json"])));
+    assert_eq!(got["serial"], serial.as_str());
+    assert!(got["certificate"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("BEGIN CERTIFICATE"));
+    assert!(out(&ok(srv.cli(&["cert", "get", &serial]))).contains("web.example.internal"));
+    let listed = json(&ok(
+        srv.cli(&["cert", "list", "--status", "issued", "-o", "json"])
+    ));
+    assert!(listed["certificates"]
+        .as_array()
+        .expect("certs")
+        .iter()
+        .any(|c| c["serial"] == serial.as_str()));
+    let page = json(&ok(srv.cli(&["cert", "list", "--limit", "1", "-o", "json"])));
+    assert_eq!(page["certificates"].as_array().map(Vec::len), Some(1));
+    let renewed = json(&ok(srv.cli(&["cert", "renew", &serial, "-o", "json"])));
+    assert_ne!(renewed["serial"], serial.as_str());
+    assert_eq!(renewed["renewed_from"], serial.as_str());
+
+    // --- cert request: the server makes the key and returns it encrypted.
+    let pass = p(d, "pass.txt");
+    std::fs::write(&pass, "correct horse battery\n").expect("pass");
+    let rkey = p(d, "svc.key");
+    let rcert = p(d, "svc.pem");
+    let req = json(&ok(srv.cli(&[
+        "cert",
+        "request",
+        "--name",
+        "svc.example.internal",
+        "--passphrase-file",
+        &pass,
+        "--key-out",
+        &rkey,
+        "--out",
+        &rcert,
+        "-o",
+        "json",
+    ])));
+    assert!(!out(&ok(srv.cli(&[
+        "cert",
+        "get",
+        req["serial"].as_str().unwrap_or_default()
+    ])))
+    .contains("PRIVATE KEY"));
+    assert!(
+        !req["private_key"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("BEGIN"),
+        "the key is not printed"
+    );
+    assert_eq!(
+        std::fs::metadata(&rkey).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    openssl(&[
+        "pkey",
+        "-in",
+        &rkey,
+        "-passin",
+        &format!("file:{pass}"),
+        "-noout",
+    ]);
+    ok(srv.cli(&[
+        "verify",
+        "--root",
+        &root,
+        "--name",
+        "svc.example.internal",
+        &rcert,
+    ]));
+    let short = p(d, "short.txt");
+    std::fs::write(&short, "abc").expect("short");
+    fails(
+        &srv.cli(&[
+            "cert",
+            "request",
+            "--name",
+            "x.example",
+            "--passphrase-file",
+            &short,
+            "--key-out",
+            &p(d, "x.key"),
+            "--out",
+            &p(d, "x.pem"),
+        ]),
+        1,
+        "shorter than 8",
+    );
+
+    // --- revoke, then the listing and (when the server publishes CRLs) the CRL say so.
+    let rv = json(&ok(srv.cli(&[
+        "cert",
+        "revoke",
+        &serial,
+        "--reason",
+        "keyCompromise",
+        "-o",
+        "json",
+    ])));
+    assert_eq!(rv["status"], "REVOKED");
+    let revoked = json(&ok(
+        srv.cli(&["cert", "list", "--status", "revoked", "-o", "json"])
+    ));
+    assert!(revoked["certificates"]
+        .as_array()
+        .expect("certs")
+        .iter()
+        .any(|c| c["serial"] == serial.as_str()));
+    fails(
+        &srv.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]),
+        1,
+        "refused",
+    );
+    let crl_file = p(d, "web.crl");
+    let fetched = srv.cli(&[
+        "crl", "fetch", "--cert", &cert, "--out", &crl_file, "-o", "json",
+    ]);
+    if fetched.status.success() {
+        let v = json(&fetched);
+        assert!(v["revoked"]
+            .as_array()
+            .expect("revoked")
+            .iter()
+            .any(|e| e["serial"] == serial.as_str()));
+        ok(srv.cli(&["crl", "inspect", &crl_file]));
+        fails(
+            &srv.cli(&["verify", "--root", &root, "--crl", &crl_file, &cert]),
+            3,
+            "revoked",
+        );
+    } else {
+        // This server does not publish CRLs yet: a clear error, not a crash.
+        fails(&fetched, 1, "GET http://");
+    }
+
+    // --- enable / disable.
+    let dis = json(&ok(srv.cli(&["ca", "disable", &sub_id, "-o", "json"])));
+    assert_eq!(dis["status"], "DISABLED");
+    fails(
+        &srv.cli(&["cert", "issue", "--csr", &csr, "--ca", &sub_id]),
+        1,
+        "refused",
+    );
+    assert_eq!(
+        json(&ok(srv.cli(&["ca", "enable", &sub_id, "-o", "json"])))["status"],
+        "ACTIVE"
+    );
+    ok(srv.cli(&["cert", "issue", "--csr", &csr, "--ca", &sub_id]));
+
+    // --- an externally signed CA: create pending, get its CSR, sign it with an
+    // outside root (openssl), import it, and issue from it.
+    let ext = json(&ok(srv.cli(&[
+        "ca",
+        "create",
+        "--type",
+        "subordinate",
+        "--subject",
+        "CN=Ext Issuing,O=Test",
+        "--external",
+        "-o",
+        "json",
+    ])));
+    let ext_id = ext["id"].as_str().expect("id").to_string();
+    let ext_csr = p(d, "ext.csr");
+    ok(srv.cli(&["ca", "csr", &ext_id, "--out", &ext_csr]));
+    let (oroot_key, oroot) = (p(d, "outside-root.key"), p(d, "outside-root.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &oroot_key,
+        "-out",
+        &oroot,
+        "-subj",
+        "/CN=Outside Root",
+        "-days",
+        "365",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    let extfile = p(d, "ext.cnf");
+    std::fs::write(&extfile, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").expect("ext");
+    let signed = p(d, "ext.pem");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &ext_csr,
+        "-CA",
+        &oroot,
+        "-CAkey",
+        &oroot_key,
+        "-CAcreateserial",
+        "-out",
+        &signed,
+        "-days",
+        "300",
+        "-sha256",
+        "-extfile",
+        &extfile,
+    ]);
+    let imported = json(&ok(srv.cli(&[
+        "ca",
+        "import",
+        &ext_id,
+        "--certificate",
+        &signed,
+        "--chain",
+        &oroot,
+        "-o",
+        "json",
+    ])));
+    assert_eq!(imported["status"], "ACTIVE");
+    let from_ext = p(d, "from-ext.pem");
+    ok(srv.cli(&[
+        "cert", "issue", "--csr", &csr, "--ca", &ext_id, "--out", &from_ext,
+    ]));
+    ok(srv.cli(&["verify", "--root", &oroot, &from_ext]));
+
+    // --- settings: flags and environment instead of the profile.
+    let admin = srv.data.join("admin");
+    let server_url = std::fs::read_to_string(srv.profile()).expect("profile");
+    let url = server_url
+        .lines()
+        .find_map(|l| l.strip_prefix("server_url = "))
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    ok(srv.cli_env(
+        &[
+            "ca",
+            "list",
+            "--server",
+            &url,
+            "--client-cert",
+            &p(&admin, "admin.pem"),
+            "--client-key",
+            &p(&admin, "admin.key"),
+            "--root",
+            &root,
+        ],
+        &[],
+    ));
+    ok(srv.cli_env(
+        &["cert", "list"],
+        &[
+            ("CA_SERVER", &url),
+            ("CA_CLIENT_CERT", &p(&admin, "admin.pem")),
+            ("CA_CLIENT_KEY", &p(&admin, "admin.key")),
+            ("CA_ROOT", &root),
+        ],
+    ));
+    ok(srv.cli_env(
+        &["ca", "list"],
+        &[("CA_SERVER_DATA_DIR", srv.data.to_str().unwrap_or_default())],
+    ));
+
+    // --- bad input and bad settings: clear messages, non-zero exits.
+    fails(&srv.cli_env(&["ca", "list"], &[]), 1, "no server URL");
+    fails(
+        &srv.cli(&["ca", "list", "--server", "https://127.0.0.1:1"]),
+        1,
+        "cannot connect",
+    );
+    fails(
+        &srv.cli(&["ca", "list", "--server", "ftp://x"]),
+        1,
+        "https://",
+    );
+    fails(
+        &srv.cli(&["ca", "list", "--root", &oroot]),
+        1,
+        "TLS handshake",
+    );
+    fails(
+        &srv.cli(&["ca", "list", "--client-cert", &cert, "--client-key", &key]),
+        1,
+        "",
+    );
+    fails(
+        &srv.cli(&["ca", "list", "--client-key", &csr]),
+        1,
+        "not a PEM private key",
+    );
+    fails(
+        &srv.cli(&["ca", "describe", "ca-0000000000000000"]),
+        1,
+        "404",
+    );
+    fails(
+        &srv.cli(&["ca", "create", "--type", "root", "--subject", "bogus"]),
+        2,
+        "--subject",
+    );
+    fails(
+        &srv.cli(&[
+            "ca",
+            "create",
+            "--type",
+            "intermediate",
+            "--subject",
+            "CN=x",
+        ]),
+        2,
+        "invalid value",
+    );
+    fails(&srv.cli(&["ca", "csr", &sub_id]), 1, "refused");
+    fails(
+        &srv.cli(&[
+            "ca",
+            "import",
+            &sub_id,
+            "--certificate",
+            &signed,
+            "--chain",
+            &oroot,
+        ]),
+        1,
+        "refused",
+    );
+    fails(
+        &srv.cli(&["cert", "issue", "--csr", &key]),
+        1,
+        "CERTIFICATE REQUEST",
+    );
+    fails(
+        &srv.cli(&["cert", "issue", "--csr", &p(d, "missing.csr")]),
+        1,
+        "cannot open",
+    );
+    fails(&srv.cli(&["cert", "get", "00ff00ff00ff00ff"]), 1, "404");
+    fails(&srv.cli(&["cert", "get", "not/a serial"]), 1, "refused");
+    fails(
+        &srv.cli(&["cert", "renew", "00ff00ff00ff00ff"]),
+        1,
+        "refused",
+    );
+    fails(
+        &srv.cli(&[
+            "cert",
+            "revoke",
+            &renewed["serial"].as_str().unwrap_or_default().to_string(),
+            "--reason",
+            "because",
+        ]),
+        1,
+        "reason",
+    );
+    fails(&srv.cli(&["cert", "list", "--limit", "0"]), 1, "limit");
+    fails(
+        &srv.cli(&["cert", "list", "--expiring-before", "soon"]),
+        2,
+        "RFC 3339",
+    );
+    fails(
+        &srv.cli(&["crl", "fetch", "--cert", &root]),
+        1,
+        "distribution point",
+    );
+    fails(&srv.cli(&["crl", "fetch"]), 2, "--url");
+    fails(
+        &srv.cli(&["crl", "fetch", "--url", "http://127.0.0.1:1/x.crl"]),
+        1,
+        "cannot connect",
+    );
+
+    // --- the walk-through, online: the CA's part through the real API.
+    let w = srv.cli(&["walkthrough", "--yes", "--online", "-o", "json"]);
+    let v = json(&w);
+    assert_eq!(w.status.code(), Some(0), "{v}\n{}", err(&w));
+    assert_eq!(v["mode"], "online");
+    assert_eq!(v["ok"], true, "{v}");
+    let steps = v["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 8);
+    assert_eq!(steps[0]["intermediate_signed_by_root"], true);
+    for c in steps[2]["certificates"].as_array().expect("certs") {
+        assert_eq!(c["tampered_csr_rejected"], true);
+        assert!(
+            c["tampered_csr_reason"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("refused"),
+            "the server refused it: {c}"
+        );
+    }
+    assert_eq!(steps[3]["rsa"]["chain_valid"], true);
+    assert_eq!(steps[3]["p256"]["chain_valid"], true);
+    assert_eq!(steps[4]["decrypted_matches"], true);
+    assert_eq!(steps[5]["signature_valid"], true);
+    for id in ["self_signed", "own_ca", "forged_issuer"] {
+        assert_eq!(steps[6][id]["rejected"], true);
+    }
+    assert_eq!(steps[7]["refused_after_revocation"], true);
+    let text = ok(srv.cli(&[
+        "walkthrough",
+        "--yes",
+        "--server",
+        &url,
+        "--client-cert",
+        &p(&admin, "admin.pem"),
+        "--client-key",
+        &p(&admin, "admin.key"),
+        "--root",
+        &root,
+    ]));
+    assert!(out(&text).contains("(online mode)") && out(&text).contains("Every step held"));
+}
