@@ -644,7 +644,7 @@ fn every_online_command_against_a_real_server() {
         &srv.cli(&[
             "cert",
             "revoke",
-            &renewed["serial"].as_str().unwrap_or_default().to_string(),
+            renewed["serial"].as_str().unwrap_or_default(),
             "--reason",
             "because",
         ]),
