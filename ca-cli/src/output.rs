@@ -160,3 +160,23 @@ pub fn relative(seconds: i64) -> String {
         format!("{n} {unit} ago")
     }
 }
+
+/// Wrap `text` to `width` columns; lines after the first start with `indent`.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    let mut col = 0usize;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if col > 0 && col + 1 + len > width {
+            out.push('\n');
+            out.push_str(indent);
+            col = indent.chars().count();
+        } else if col > 0 {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += len;
+    }
+    out
+}

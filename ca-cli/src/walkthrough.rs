@@ -60,6 +60,9 @@ type Attempt = (&'static str, &'static str, Vec<u8>, Vec<Vec<u8>>);
 /// Bob's name, as his certificate carries it and Alice expects it.
 const BOB: &str = "bob.example";
 
+/// Column at which the narration wraps (comfortable in an 100-column terminal).
+const WIDTH: usize = 96;
+
 /// One step's record.
 struct Step {
     number: u32,
@@ -104,7 +107,8 @@ impl<'a> Narrator<'a> {
 
     /// What is happening, in plain words.
     fn say(&self, text: &str) {
-        self.out.line(format!("  {text}"));
+        self.out
+            .line(format!("  {}", crate::output::wrap(text, WIDTH - 2, "  ")));
     }
 
     /// A fact, shown as `name: value`.
@@ -125,8 +129,11 @@ impl<'a> Narrator<'a> {
 
     /// Why the step matters.
     fn why(&self, text: &str) {
+        // Wrap before painting, so escape codes do not count as columns.
+        let wrapped = crate::output::wrap(&format!("Why it matters: {text}"), WIDTH - 2, "  ");
+        let rest = wrapped.strip_prefix("Why it matters:").unwrap_or(&wrapped);
         self.out
-            .line(format!("  {} {text}", self.out.cyan("Why it matters:")));
+            .line(format!("  {}{rest}", self.out.cyan("Why it matters:")));
     }
 
     fn end(&mut self, step: Step) {
