@@ -675,3 +675,79 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
     ]));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
+
+#[test]
+fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let xdg = tmp.path().join("xdg");
+    let child = Command::new(common::BIN)
+        .args([
+            "serve",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--public-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("XDG_DATA_HOME", &xdg)
+        .env_remove("CA_SERVER_DATA_DIR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = xdg.join("ca-server");
+    let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
+    let start = std::time::Instant::now();
+    while !addresses.exists() {
+        assert!(start.elapsed().as_secs() < 30, "no start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let a: Value = serde_json::from_slice(&std::fs::read(&addresses).unwrap()).unwrap();
+    let api = a["api"].as_str().unwrap();
+    // Everything secret is owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    for f in [
+        "config.toml",
+        "ca.redb",
+        "admin/admin.key",
+        "admin/admin.pem",
+        "tls/server.key",
+    ] {
+        let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{f} has mode {mode:o}");
+    }
+    for entry in std::fs::read_dir(dir.join("keys")).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let admin = dir.join("admin");
+    let out = run(Command::new("curl")
+        .args(["-sS", "-f", "--cacert"])
+        .arg(admin.join("root.pem"))
+        .arg("--cert")
+        .arg(admin.join("admin.pem"))
+        .arg("--key")
+        .arg(admin.join("admin.key"))
+        .arg(format!("https://{api}/health")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // JSON logs, and no private key in them.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('{') && l.contains("\"ca-server listening\"")),
+        "{log}"
+    );
+    assert!(!log.contains("PRIVATE KEY"));
+}

@@ -54,6 +54,26 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
         s.start();
     }
 
+    // A graceful stop (SIGTERM) under load: in-flight requests finish, the
+    // store closes cleanly, the process exits 0.
+    let load = tokio::spawn(ca_server::load::run_load(
+        s.api.clone(),
+        s.tls(),
+        "/v1/certificates",
+        body.clone(),
+        16,
+        Duration::from_millis(2000),
+        true,
+    ));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let st = s.stop();
+    assert!(st.success(), "SIGTERM under load: exit {st}\n{}", s.log());
+    let report = load.await.unwrap();
+    assert!(report.ok > 50);
+    eprintln!("graceful round: {} certificates received", report.ok);
+    received.extend(report.serials);
+    s.start();
+
     // Everything received is listed, issued, exactly once.
     let mut client = s.client().await;
     let mut listed: Vec<String> = Vec::new();
