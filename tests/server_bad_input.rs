@@ -679,3 +679,64 @@ fn curl_raw(s: &Server, c: &Case) -> (u16, Value) {
         serde_json::from_str(body).unwrap_or(Value::Null),
     )
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_gets_429_throttled_and_a_small_body_limit_holds() {
+    let mut s = Server::start_new();
+    s.stop();
+    s.extra_args = vec![
+        "--max-in-flight".into(),
+        "1".into(),
+        "--max-body-bytes".into(),
+        "2048".into(),
+    ];
+    s.start();
+    // Many connections at once against one slot: some are turned away with 429.
+    let body = serde_json::to_vec(&json!({"csr": core_csr("many.example.internal")})).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (api, tls, body) = (s.api.clone(), s.tls(), body.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut c = ca_server::client::ApiClient::connect(&api, tls)
+                .await
+                .unwrap();
+            let mut seen = Vec::new();
+            for _ in 0..20 {
+                let (st, v) = c
+                    .call_raw(
+                        Method::POST,
+                        "/v1/certificates",
+                        Bytes::from(body.clone()),
+                        true,
+                    )
+                    .await
+                    .unwrap();
+                seen.push((st, v["error"]["code"].as_str().unwrap_or("").to_string()));
+            }
+            seen
+        }));
+    }
+    let mut ok = 0;
+    let mut throttled = 0;
+    for t in tasks {
+        for (st, code) in t.await.unwrap() {
+            match st {
+                201 => ok += 1,
+                429 => {
+                    assert_eq!(code, "Throttled");
+                    throttled += 1
+                }
+                other => panic!("unexpected status {other} {code}"),
+            }
+        }
+    }
+    assert!(ok > 0 && throttled > 0, "ok {ok}, throttled {throttled}");
+    // The configured body limit.
+    let mut c = s.client().await;
+    let big = format!("{{\"csr\": \"{}\"}}", "B".repeat(3000));
+    let (st, v) = c
+        .call_raw(Method::POST, "/v1/certificates", Bytes::from(big), true)
+        .await
+        .unwrap();
+    assert_eq!((st, common::code(&v)), (413, "TooLarge"), "{v}");
+}

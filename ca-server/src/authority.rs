@@ -136,6 +136,8 @@ pub struct Authority {
     pub config: Config,
     public_base: String,
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
+    /// Admission control for the management API.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 pub fn now() -> OffsetDateTime {
@@ -261,9 +263,10 @@ impl Authority {
         Authority {
             store,
             vault,
-            config,
             public_base: public_base.trim_end_matches('/').to_string(),
             issuers: RwLock::new(HashMap::new()),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+            config,
         }
     }
 

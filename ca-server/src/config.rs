@@ -11,6 +11,7 @@ pub const CONFIG_FILE: &str = "config.toml";
 pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8443";
 pub const DEFAULT_PUBLIC_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +61,9 @@ pub struct Config {
     pub public_base_url: Option<String>,
     #[serde(default = "default_body")]
     pub max_body_bytes: usize,
+    /// Most management requests handled at once; more get 429 Throttled.
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
     #[serde(default)]
     pub log_format: LogFormat,
     /// The CA whose certificates may call the management API.
@@ -73,6 +77,10 @@ pub struct Config {
     /// Validity per profile name (tls-server, tls-client, tls-server-client, subordinate-ca).
     #[serde(default)]
     pub validity: BTreeMap<String, ValidityConfig>,
+}
+
+fn default_in_flight() -> usize {
+    DEFAULT_MAX_IN_FLIGHT
 }
 
 fn default_body() -> usize {
@@ -108,6 +116,9 @@ impl Config {
         self.public_addr
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("public_addr {:?} is not IP:port", self.public_addr))?;
+        if self.max_in_flight == 0 {
+            anyhow::bail!("max_in_flight must be at least 1");
+        }
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes must be at least 1024");
         }

@@ -52,7 +52,18 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let out = match route(&auth, &identity, req).await {
+    let permit = match auth.in_flight.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            return Ok(error_response(&ApiError::new(
+                ErrorCode::Throttled,
+                "too many requests in flight; retry shortly",
+            )))
+        }
+    };
+    let result = route(&auth, &identity, req).await;
+    drop(permit);
+    let out = match result {
         Ok((status, v)) => json_response(status, &v),
         Err(e) => {
             if e.code == ErrorCode::Internal {

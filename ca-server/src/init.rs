@@ -72,6 +72,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         public_addr: opts.public_addr.clone(),
         public_base_url: None,
         max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
+        max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
         log_format: LogFormat::Text,
         client_auth_ca_id: String::new(),
         issuing_ca_id: String::new(),

@@ -65,6 +65,9 @@ struct ServeArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long)]
     max_body_bytes: Option<usize>,
+    /// Most management requests handled at once (more get 429).
+    #[arg(long)]
+    max_in_flight: Option<usize>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<LogFormat>,
@@ -185,6 +188,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = a.max_body_bytes {
                 config.max_body_bytes = v;
+            }
+            if let Some(v) = a.max_in_flight {
+                config.max_in_flight = v;
             }
             if let Some(v) = a.log_format {
                 config.log_format = v;

@@ -23,6 +23,8 @@ pub struct Server {
     pub public: String,
     pub profile: ClientProfile,
     pub config: Config,
+    /// Extra `serve` flags.
+    pub extra_args: Vec<String>,
 }
 
 impl Drop for Server {
@@ -65,6 +67,7 @@ impl Server {
             public: String::new(),
             profile,
             config,
+            extra_args: vec![],
         };
         s.start();
         s
@@ -84,6 +87,7 @@ impl Server {
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
             .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
+            .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
