@@ -84,6 +84,8 @@ pub enum CaCertError {
     KeyMismatch,
     #[error("the certificate is not signed by {0}")]
     NotSignedBy(String),
+    #[error("the certificate does not fit the chain's path length limits: {0}")]
+    PathLen(String),
     #[error("the chain does not end at a self-signed root")]
     NoRoot,
     #[error("the certificate is not valid now (valid {0} to {1})")]
@@ -257,9 +259,15 @@ impl NameConstraintsSpec {
         ) -> Result<Option<Vec<GeneralSubtree>>, IssueError> {
             let mut out = Vec::new();
             for d in dns {
-                // A leading dot (subdomains only) is kept; the rest must be a DNS name.
-                let bare = d.strip_prefix('.').unwrap_or(d);
-                crate::names::validate_dns_name(bare)?;
+                // RFC 5280 dNSName constraints are plain names: a leading dot or a
+                // wildcard means different things to different verifiers, so refuse them.
+                if d.contains('*') {
+                    return Err(IssueError::Name(NameError::BadDnsName {
+                        name: d.chars().take(80).collect(),
+                        why: "a name constraint may not contain a wildcard",
+                    }));
+                }
+                crate::names::validate_dns_name(d)?;
                 out.push(GeneralSubtree {
                     base: GeneralName::DnsName(Ia5String::new(&d.to_ascii_lowercase())?),
                     minimum: 0,
@@ -298,16 +306,20 @@ pub struct CertificateRequest {
 
 impl CertificateRequest {
     /// Take the subject, key and requested names from a verified CSR. Nothing
-    /// else the CSR asks for is honoured: the profile decides the rest. A CSR
-    /// with no SAN whose common name is a valid DNS name or IP gets it as SAN.
+    /// else the CSR asks for is honoured: the profile decides the rest. The
+    /// common name, when it is a DNS name or IP address, is treated as one more
+    /// requested name (as Let's Encrypt does): a CSR without SANs gets it as its
+    /// SAN, and a server certificate's CN is always among its SANs (BR 7.1.4.3),
+    /// so it is authorised and linted with them.
     pub fn from_csr(csr: &Csr, profile: Profile) -> Self {
         let mut sans = csr.requested_sans.clone();
-        if sans.is_empty() && !profile.is_ca() {
-            if let Some(entry) = common_name(&csr.subject).and_then(|cn| SanEntry::parse(&cn).ok())
-            {
-                if !matches!(entry, SanEntry::Email(_)) {
-                    sans.push(entry);
-                }
+        let cn_name = common_name(&csr.subject)
+            .and_then(|cn| SanEntry::parse(&cn).ok())
+            .filter(|entry| !matches!(entry, SanEntry::Email(_)));
+        if let Some(entry) = cn_name {
+            let wanted = !profile.is_ca() && (sans.is_empty() || profile.requires_server_san());
+            if wanted && !sans.contains(&entry) {
+                sans.push(entry);
             }
         }
         CertificateRequest {
@@ -403,6 +415,15 @@ pub(crate) fn to_x509_time(t: OffsetDateTime) -> Result<Time, IssueError> {
     } else {
         Time::GeneralTime(GeneralizedTime::from_date_time(dt))
     })
+}
+
+/// The last second of a lifetime of `days` starting at `not_before`: validity
+/// periods count both ends (RFC 5280 4.1.2.5), so `days` days end one second
+/// before `not_before + days`.
+fn lifetime_end(not_before: OffsetDateTime, days: u32) -> Result<OffsetDateTime, IssueError> {
+    not_before
+        .checked_add(time::Duration::days(i64::from(days)) - time::Duration::SECOND)
+        .ok_or(IssueError::TimeRange)
 }
 
 /// Certificates carry whole seconds; so must every comparison with them.
@@ -558,7 +579,7 @@ pub fn prepare(
     }
     let days = check_days(request.validity_days.unwrap_or(limits.default_days), limits)?;
     let not_before = (now - NOT_BEFORE_BACKDATE).max(ca.not_before);
-    let not_after = (now + time::Duration::days(i64::from(days))).min(ca.not_after);
+    let not_after = lifetime_end(not_before, days)?.min(ca.not_after);
     let spki = SubjectPublicKeyInfoOwned::from_der(&request.spki_der)?;
     let subject_key = PublicKeyKind::from_spki_der(&request.spki_der)?;
     let sans = request
@@ -603,7 +624,10 @@ pub fn prepare(
         issuer_key: ca.key_kind,
         issuer_not_before: ca.not_before,
         issuer_not_after: ca.not_after,
-        issuer_path_len: ca.path_len,
+        ancestor_path_lens: std::iter::once(ca)
+            .chain(&issuer.parents)
+            .map(|c| c.path_len)
+            .collect(),
         name_constraints: issuer.name_constraints(),
     };
     let tbs_der = lint_or_refuse(&tbs, &ctx)?;
@@ -668,7 +692,7 @@ pub fn create_root(
     let key = PublicKeyKind::from_spki_der(signer.public_key_der())?;
     let serial = Serial::random()?;
     let not_before = now - NOT_BEFORE_BACKDATE;
-    let not_after = now + time::Duration::days(i64::from(params.validity_days));
+    let not_after = lifetime_end(not_before, params.validity_days)?;
     let kind = CertKind::Root {
         path_len: params.path_len,
     };
@@ -697,7 +721,7 @@ pub fn create_root(
         issuer_key: key,
         issuer_not_before: not_before,
         issuer_not_after: not_after,
-        issuer_path_len: None,
+        ancestor_path_lens: vec![],
         name_constraints: vec![],
     };
     let tbs_der = lint_or_refuse(&tbs, &ctx)?;
@@ -780,8 +804,16 @@ pub fn import_signed_ca(
         if !child.is_signed_by(parent) {
             return Err(CaCertError::NotSignedBy(parent.subject().to_string()));
         }
+        if now < parent.not_before || now >= parent.not_after {
+            return Err(CaCertError::NotValidNow(
+                crate::fmt_time(parent.not_before),
+                crate::fmt_time(parent.not_after),
+            ));
+        }
         child = parent;
     }
+    let ancestors: Vec<Option<u8>> = parents.iter().map(|p| p.path_len).collect();
+    crate::lint::check_path_len(ca.path_len, &ancestors).map_err(CaCertError::PathLen)?;
     if !child.is_signed_by(child) {
         return Err(CaCertError::NoRoot);
     }

@@ -14,9 +14,9 @@ use x509_cert::ext::pkix::{
     SubjectKeyIdentifier,
 };
 
-use crate::cert::{from_x509_time, NOT_BEFORE_BACKDATE};
+use crate::cert::from_x509_time;
 use crate::keys::PublicKeyKind;
-use crate::names::{dns_in_constraint, ip_in_constraint, validate_dns_name, SanEntry};
+use crate::names::{validate_dns_name, SanEntry};
 use crate::profile::{Profile, ValidityLimits};
 
 /// What is being issued: a self-signed root, or a certificate from a profile.
@@ -46,8 +46,9 @@ pub struct LintContext<'a> {
     pub issuer_key: PublicKeyKind,
     pub issuer_not_before: OffsetDateTime,
     pub issuer_not_after: OffsetDateTime,
-    /// The issuer's pathLenConstraint (`None`: unlimited, or a root being made).
-    pub issuer_path_len: Option<u8>,
+    /// pathLenConstraint of the issuer and each CA above it, issuer first
+    /// (empty for a root being made).
+    pub ancestor_path_lens: Vec<Option<u8>>,
     /// Name constraints of the issuer and every CA above it.
     pub name_constraints: Vec<&'a NameConstraints>,
 }
@@ -103,6 +104,7 @@ pub const RULES: &[(&str, Rule)] = &[
         "names_within_name_constraints",
         names_within_name_constraints,
     ),
+    ("common_name_in_sans", common_name_in_sans),
 ];
 
 /// Run every rule; an empty result means the certificate may be signed.
@@ -185,8 +187,9 @@ fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Resul
     if na <= nb {
         return Err("notAfter is not after notBefore".into());
     }
-    let max = time::Duration::days(i64::from(ctx.limits.max_days)) + NOT_BEFORE_BACKDATE;
-    if na - nb > max {
+    // Both ends count (RFC 5280 4.1.2.5), as the CA/Browser Forum measures.
+    let max = time::Duration::days(i64::from(ctx.limits.max_days));
+    if na - nb + time::Duration::SECOND > max {
         return Err(format!(
             "lifetime exceeds the profile's {} days",
             ctx.limits.max_days
@@ -237,25 +240,41 @@ fn basic_constraints_match_profile(
     Ok(())
 }
 
+/// A CA certificate must fit under every pathLenConstraint above it: the CA at
+/// distance `d` (the issuer is 0) allows `p` more CAs below it, so it needs
+/// `p >= d + 1` and the new CA may promise at most `p - d - 1` below itself.
 fn path_len_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
-    let Some(issuer_len) = ctx.issuer_path_len else {
-        return Ok(());
-    };
     let Some((_, bc)) = ext::<BasicConstraints>(tbs)? else {
         return Ok(());
     };
     if !bc.ca || matches!(ctx.kind, CertKind::Root { .. }) {
         return Ok(());
     }
-    match bc.path_len_constraint {
-        _ if issuer_len == 0 => {
-            Err("the issuer's pathLen is 0: it may not issue CA certificates".into())
+    check_path_len(bc.path_len_constraint, &ctx.ancestor_path_lens)
+}
+
+/// Whether a CA certificate with `path_len` fits under `ancestors` (issuer first).
+pub(crate) fn check_path_len(path_len: Option<u8>, ancestors: &[Option<u8>]) -> Result<(), String> {
+    for (distance, limit) in ancestors.iter().enumerate() {
+        let Some(p) = limit.map(usize::from) else {
+            continue;
+        };
+        if p < distance + 1 {
+            return Err(format!(
+                "the CA {distance} level(s) above allows pathLen {p}: no further CA certificate fits"
+            ));
         }
-        Some(len) if len < issuer_len => Ok(()),
-        other => Err(format!(
-            "pathLen {other:?} must be below the issuer's {issuer_len}"
-        )),
+        let room = p - distance - 1;
+        match path_len.map(usize::from) {
+            Some(n) if n <= room => {}
+            other => {
+                return Err(format!(
+                "pathLen {other:?} must be at most {room} under the CA {distance} level(s) above"
+            ))
+            }
+        }
     }
+    Ok(())
 }
 
 fn subject_key_kind(tbs: &TbsCertificate) -> Result<PublicKeyKind, String> {
@@ -375,55 +394,42 @@ fn names_within_name_constraints(
     tbs: &TbsCertificate,
     ctx: &LintContext<'_>,
 ) -> Result<(), String> {
-    let entries: Vec<SanEntry> = sans(tbs)?
-        .iter()
-        .filter_map(SanEntry::from_general_name)
-        .collect();
+    let sans = sans(tbs)?;
+    let names = crate::verify::nc::tbs_names(&tbs.subject, &sans);
     for nc in &ctx.name_constraints {
-        for entry in &entries {
-            check_constraints(entry, nc)?;
-        }
+        crate::verify::nc::check(nc, &names)?;
     }
     Ok(())
 }
 
-/// Within the permitted subtrees of its type (when any are given) and outside
-/// every excluded subtree of its type.
-fn check_constraints(entry: &SanEntry, nc: &NameConstraints) -> Result<(), String> {
-    let matches = |base: &GeneralName| -> Option<bool> {
-        match (entry, base) {
-            (SanEntry::Dns(d), GeneralName::DnsName(b)) => Some(dns_in_constraint(d, b.as_str())),
-            (SanEntry::Ip(ip), GeneralName::IpAddress(b)) => {
-                Some(ip_in_constraint(ip, b.as_bytes()))
-            }
-            (SanEntry::Email(e), GeneralName::Rfc822Name(b)) => {
-                let b = b.as_str();
-                Some(if b.contains('@') {
-                    e.eq_ignore_ascii_case(b)
-                } else {
-                    e.rsplit_once('@')
-                        .is_some_and(|(_, domain)| dns_in_constraint(domain, b))
-                })
-            }
-            _ => None,
-        }
+/// CA/Browser Forum BR 7.1.4.3: a server certificate's common name is one of its
+/// SANs, spelled exactly as there (clients that still read the CN must not see a
+/// name nobody authorised). Client identities (`CN=Alice Smith`) are free-form.
+fn common_name_in_sans(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+    if !matches!(ctx.kind, CertKind::Issued(p) if p.requires_server_san()) {
+        return Ok(());
+    }
+    let entries: Vec<SanEntry> = sans(tbs)?
+        .iter()
+        .filter_map(SanEntry::from_general_name)
+        .collect();
+    let Some(cn) = crate::csr::common_name(&tbs.subject) else {
+        return Ok(());
     };
-    if let Some(excluded) = &nc.excluded_subtrees {
-        if excluded.iter().any(|s| matches(&s.base) == Some(true)) {
-            return Err(format!(
-                "{entry} is in an excluded subtree of the issuer's name constraints"
-            ));
-        }
+    if entries.is_empty() {
+        return Ok(());
     }
-    if let Some(permitted) = &nc.permitted_subtrees {
-        let of_type: Vec<bool> = permitted.iter().filter_map(|s| matches(&s.base)).collect();
-        if !of_type.is_empty() && !of_type.contains(&true) {
-            return Err(format!(
-                "{entry} is outside the permitted subtrees of the issuer's name constraints"
-            ));
-        }
+    let found = entries.iter().any(|e| match e {
+        SanEntry::Dns(d) | SanEntry::Email(d) => *d == cn,
+        SanEntry::Ip(ip) => ip.to_string() == cn,
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(format!(
+            "common name {cn:?} is not one of the subjectAltNames"
+        ))
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -493,7 +499,7 @@ mod tests {
             issuer_key: ca.key_kind,
             issuer_not_before: ca.not_before,
             issuer_not_after: ca.not_after,
-            issuer_path_len: Some(1),
+            ancestor_path_lens: vec![Some(1)],
             name_constraints: vec![&f.constraints],
         }
     }
@@ -560,7 +566,7 @@ mod tests {
         }),
         ("path_len_within_issuer", |t, c| {
             c.kind = CertKind::Issued(Profile::SubordinateCa { path_len: Some(0) });
-            c.issuer_path_len = Some(0);
+            c.ancestor_path_lens = vec![Some(0)];
             set_ext(
                 t,
                 &BasicConstraints {
@@ -614,6 +620,9 @@ mod tests {
         }),
         ("names_within_name_constraints", |t, _| {
             set_san(t, vec![dns("www.elsewhere.test")])
+        }),
+        ("common_name_in_sans", |t, _| {
+            set_san(t, vec![dns("other.example.internal")])
         }),
     ];
 

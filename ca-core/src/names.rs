@@ -309,20 +309,6 @@ impl fmt::Display for IpNet {
     }
 }
 
-/// Whether DNS name `name` (possibly a wildcard) lies inside constraint `base`
-/// (`example.com` covers itself and its subdomains; `.example.com` only subdomains).
-pub(crate) fn dns_in_constraint(name: &str, base: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    let base = base.to_ascii_lowercase();
-    if base.is_empty() {
-        return true;
-    }
-    if let Some(sub) = base.strip_prefix('.') {
-        return name.ends_with(&format!(".{sub}"));
-    }
-    name == base || name.ends_with(&format!(".{base}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,10 +366,6 @@ mod tests {
 
     #[test]
     fn constraints() {
-        assert!(dns_in_constraint("a.example.com", "example.com"));
-        assert!(dns_in_constraint("example.com", "example.com"));
-        assert!(!dns_in_constraint("badexample.com", "example.com"));
-        assert!(!dns_in_constraint("example.com", ".example.com"));
         let net: IpNet = "10.0.0.0/8".parse().unwrap();
         assert!(net.contains(&"10.1.2.3".parse().unwrap()));
         assert!(!net.contains(&"11.1.2.3".parse().unwrap()));

@@ -210,24 +210,63 @@ fn glob(pattern: &str, value: &str) -> bool {
 }
 
 /// DNS pattern match: `*.` stands for exactly one label; otherwise an exact match.
-fn name_matches(pattern: &str, name: &str) -> bool {
+fn name_matches(pattern: &str, name: &SanEntry) -> bool {
     let pattern = pattern.to_ascii_lowercase();
-    let name = name.to_ascii_lowercase();
-    if let Some((user, domain)) = pattern.rsplit_once('@') {
-        return name
-            .rsplit_once('@')
-            .is_some_and(|(u, d)| u == user && d == domain);
-    }
-    match pattern.strip_prefix("*.") {
-        // A wildcard name in the request matches only the same wildcard pattern.
-        Some(suffix) => {
-            name == pattern
-                || name.split_once('.').is_some_and(|(label, rest)| {
-                    label != "*" && !label.is_empty() && rest == suffix
-                })
+    match name {
+        // Email names match only email patterns: `user@domain` or `*@domain`.
+        SanEntry::Email(e) => {
+            let e = e.to_ascii_lowercase();
+            match (pattern.rsplit_once('@'), e.rsplit_once('@')) {
+                (Some((pu, pd)), Some((u, d))) => (pu == "*" || pu == u) && pd == d,
+                _ => false,
+            }
         }
-        None => name == pattern,
+        // DNS names match only DNS patterns; `*.` stands for exactly one label.
+        SanEntry::Dns(d) => {
+            let name = d.to_ascii_lowercase();
+            if pattern.contains('@') {
+                return false;
+            }
+            match pattern.strip_prefix("*.") {
+                // A wildcard name in the request matches only the same wildcard pattern.
+                Some(suffix) => {
+                    name == pattern
+                        || name.split_once('.').is_some_and(|(label, rest)| {
+                            label != "*" && !label.is_empty() && rest == suffix
+                        })
+                }
+                None => name == pattern,
+            }
+        }
+        SanEntry::Ip(_) => false,
     }
+}
+
+fn name_allowed(c: &Conditions, name: &SanEntry) -> bool {
+    match name {
+        SanEntry::Ip(ip) => c.ip_ranges.iter().any(|r| r.contains(ip)),
+        other => c.name_patterns.iter().any(|p| name_matches(p, other)),
+    }
+}
+
+/// Whether a deny statement covers this request. Each dimension a deny names
+/// narrows it, and the deny applies when the request touches every named
+/// dimension: any requested name in its names or ranges, its profile listed,
+/// a validity longer than its maximum. (Revoke scope does not narrow a deny.)
+fn deny_covers(c: &Conditions, req: &Request<'_>) -> bool {
+    let names_named = !c.name_patterns.is_empty() || !c.ip_ranges.is_empty();
+    let names_hit = !names_named || req.names.iter().any(|n| name_allowed(c, n));
+    let profile_hit = c.profiles.is_empty()
+        || req
+            .profile
+            .is_some_and(|p| c.profiles.iter().any(|q| q == p));
+    let validity_hit = match (c.max_validity_days, req.validity_days) {
+        (None, _) => true,
+        (Some(max), Some(days)) => days > max,
+        // Unknown validity: the server's default may exceed it, so the deny holds.
+        (Some(_), None) => true,
+    };
+    names_hit && profile_hit && validity_hit
 }
 
 fn principal_matches(p: &Principal, caller: &Caller) -> bool {
@@ -256,12 +295,7 @@ fn condition_failure(
             let unlimited = c.name_patterns.is_empty() && c.ip_ranges.is_empty();
             if !unlimited {
                 for name in req.names {
-                    let ok = match name {
-                        SanEntry::Dns(d) => c.name_patterns.iter().any(|p| name_matches(p, d)),
-                        SanEntry::Email(e) => c.name_patterns.iter().any(|p| name_matches(p, e)),
-                        SanEntry::Ip(ip) => c.ip_ranges.iter().any(|r| r.contains(ip)),
-                    };
-                    if !ok {
+                    if !name_allowed(c, name) {
                         return Some(format!("{name} is not among the allowed names"));
                     }
                 }
@@ -304,9 +338,7 @@ pub fn evaluate(
         .filter(|s| s.effect == Effect::Deny)
         .filter(applicable)
     {
-        let narrowed = s.conditions != Conditions::default();
-        let applies = !narrowed || condition_failure(action, &s.conditions, caller, req).is_none();
-        if applies {
+        if deny_covers(&s.conditions, req) {
             return Decision {
                 allowed: false,
                 statement: Some(s.id.clone()),
@@ -394,26 +426,44 @@ mod tests {
         assert!(glob("CN=web-*,O=Example", "CN=web-01,O=Example"));
         assert!(!glob("CN=web-*,O=Example", "CN=db-01,O=Example"));
         assert!(glob("*", ""));
+        let dns = |d: &str| SanEntry::Dns(d.into());
         assert!(name_matches(
             "*.svc.example.internal",
-            "a.svc.example.internal"
+            &dns("a.svc.example.internal")
         ));
         assert!(!name_matches(
             "*.svc.example.internal",
-            "a.b.svc.example.internal"
+            &dns("a.b.svc.example.internal")
         ));
         assert!(!name_matches(
             "*.svc.example.internal",
-            "svc.example.internal"
+            &dns("svc.example.internal")
         ));
         assert!(name_matches(
             "*.svc.example.internal",
-            "*.svc.example.internal"
+            &dns("*.svc.example.internal")
         ));
-        assert!(name_matches("api.example.internal", "API.example.internal"));
+        assert!(name_matches(
+            "api.example.internal",
+            &dns("API.example.internal")
+        ));
+        let email = |e: &str| SanEntry::Email(e.into());
         assert!(name_matches(
             "alice@example.internal",
-            "alice@example.internal"
+            &email("alice@example.internal")
+        ));
+        assert!(name_matches(
+            "*@example.internal",
+            &email("bob@example.internal")
+        ));
+        // A DNS pattern grants no email names, and an email pattern no DNS names.
+        assert!(!name_matches(
+            "*.example.internal",
+            &email("anyone@host.example.internal")
+        ));
+        assert!(!name_matches(
+            "alice@example.internal",
+            &dns("example.internal")
         ));
     }
 
@@ -501,6 +551,67 @@ mod tests {
             !d.allowed && d.statement.as_deref() == Some("no-web"),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn a_narrowed_deny_cannot_be_bypassed_by_adding_names() {
+        let c = caller("CN=svc", "svc.example.internal", &"e".repeat(64));
+        let grant = allow(
+            "broad",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions::default(),
+        );
+        let mut deny = allow(
+            "no-secret",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions {
+                name_patterns: vec!["secret.internal".into()],
+                ..Default::default()
+            },
+        );
+        deny.effect = Effect::Deny;
+        let names = [
+            SanEntry::Dns("secret.internal".into()),
+            SanEntry::Dns("x.dev.internal".into()),
+        ];
+        let req = Request {
+            ca: "ca-1",
+            names: &names,
+            ..Default::default()
+        };
+        let d = evaluate(&[grant.clone(), deny], &c, Action::Issue, &req);
+        assert!(
+            !d.allowed && d.statement.as_deref() == Some("no-secret"),
+            "{d:?}"
+        );
+        // A deny of long certificates denies long ones, not short ones.
+        let mut long = allow(
+            "no-long",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions {
+                max_validity_days: Some(30),
+                ..Default::default()
+            },
+        );
+        long.effect = Effect::Deny;
+        let short = Request {
+            ca: "ca-1",
+            validity_days: Some(7),
+            ..Default::default()
+        };
+        assert!(evaluate(&[grant.clone(), long.clone()], &c, Action::Issue, &short).allowed);
+        let year = Request {
+            ca: "ca-1",
+            validity_days: Some(365),
+            ..Default::default()
+        };
+        assert!(!evaluate(&[grant, long], &c, Action::Issue, &year).allowed);
     }
 
     #[test]

@@ -72,7 +72,24 @@ pub(crate) fn check(
                     has_number = true;
                 }
                 DELTA_CRL_INDICATOR => return Err("delta CRLs are not supported".into()),
-                oids::AUTHORITY_KEY_IDENTIFIER | oids::ISSUING_DISTRIBUTION_POINT => {}
+                oids::AUTHORITY_KEY_IDENTIFIER => {}
+                oids::ISSUING_DISTRIBUTION_POINT => {
+                    // A partitioned CRL covers only some certificates or reasons:
+                    // "not listed" would not mean "not revoked", so fail closed.
+                    use der::Decode;
+                    let idp = x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint::from_der(
+                        e.extn_value.as_bytes(),
+                    )
+                    .map_err(|_| "CRL has a malformed issuingDistributionPoint".to_string())?;
+                    if idp.only_contains_ca_certs
+                        || idp.only_contains_user_certs
+                        || idp.only_some_reasons.is_some()
+                        || idp.indirect_crl
+                        || idp.only_contains_attribute_certs
+                    {
+                        return Err("partitioned (scoped) CRLs are not supported".into());
+                    }
+                }
                 other if e.critical => {
                     return Err(format!("CRL has unsupported critical extension {other}"))
                 }

@@ -11,7 +11,7 @@ mod crl;
 mod der_util;
 mod explain;
 mod names;
-mod nc;
+pub(crate) mod nc;
 #[cfg(test)]
 mod tests;
 

@@ -183,7 +183,7 @@ pub(crate) fn cn_problem(cn: &str, dns: &[&str], ips: &[IpAddr]) -> Option<Strin
     }
     if cn
         .split('.')
-        .any(|l| l.len() > 4 && l[..4].eq_ignore_ascii_case("xn--"))
+        .any(|l| l.len() > 4 && l.as_bytes()[..4].eq_ignore_ascii_case(b"xn--"))
     {
         return Some(format!("commonName {cn:?} is an IDN not among the SANs"));
     }

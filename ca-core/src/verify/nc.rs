@@ -80,6 +80,35 @@ pub(crate) fn cert_names<'c>(cert: &'c Cert<'_>) -> Vec<NameRef<'c>> {
     out
 }
 
+/// The names of a to-be-signed certificate (its subject and decoded SANs) that
+/// constraints apply to, as [`cert_names`] gives them for a parsed one, so that
+/// pre-issuance lint and the validator judge names with the same matcher.
+pub(crate) fn tbs_names<'a>(
+    subject: &'a x509_cert::name::Name,
+    sans: &'a [GeneralName],
+) -> Vec<NameRef<'a>> {
+    let mut out = Vec::new();
+    if !subject.is_empty() {
+        out.push(NameRef::Dir(normalized_rdns(subject)));
+        for v in attrs(subject, AT_EMAIL_ADDRESS) {
+            match attr_string(v) {
+                Some(s) => out.push(NameRef::Email(s)),
+                None => out.push(NameRef::Other("emailAddress (non-string)")),
+            }
+        }
+    }
+    for gn in sans {
+        out.push(match gn {
+            GeneralName::DnsName(d) => NameRef::Dns(d.as_str()),
+            GeneralName::Rfc822Name(e) => NameRef::Email(e.as_str()),
+            GeneralName::IpAddress(ip) => NameRef::Ip(ip.as_bytes()),
+            GeneralName::DirectoryName(n) => NameRef::Dir(normalized_rdns(n)),
+            other => NameRef::Other(kind_of(other)),
+        });
+    }
+    out
+}
+
 /// Check the extension itself is usable (CA/B Forum and RFC 5280 syntax).
 pub(crate) fn validate(nc: &NameConstraints) -> Result<(), String> {
     let permitted = nc.permitted_subtrees.as_deref().unwrap_or(&[]);
