@@ -43,6 +43,9 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 
+/// An intent this old whose request never finished is abandoned (its client
+/// disconnected mid-request): its idempotency token may be reused.
+const ABANDONED_AFTER_SECS: i64 = 30;
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// Most rows one list page scans before returning a cursor.
@@ -626,11 +629,16 @@ pub fn reserve(
                     CertStatus::Issued | CertStatus::Revoked => {
                         return Ok(ReserveOutcome::Existing(rec))
                     }
-                    // Reserved by this process: another request is signing it now.
-                    CertStatus::Reserved if rec.boot_id == boot_id => {
+                    // Reserved by this process moments ago: another request is
+                    // signing it now.
+                    CertStatus::Reserved
+                        if rec.boot_id == boot_id
+                            && intent.created_at - rec.created_at < ABANDONED_AFTER_SECS =>
+                    {
                         return Ok(ReserveOutcome::InProgress(rec))
                     }
-                    // Reserved by a process that died before answering: nobody
+                    // Reserved by a process that died before answering, or by a
+                    // request abandoned long ago (its client went away): nobody
                     // received it, so the token may name a fresh certificate.
                     CertStatus::Reserved => {}
                 }
@@ -843,6 +851,32 @@ mod tests {
         let a = intent("0a");
         let r = store.write(move |t| reserve(t, &a, None, "boot2")).await;
         assert!(matches!(r, Err(StoreError::SerialTaken)));
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_long_abandoned_intent_frees_its_token() {
+        let dir = tmp();
+        let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        let idem = IdemRecord {
+            request_sha256: "h".into(),
+            ca_id: "ca-0000000000000001".into(),
+            serial: "1a".into(),
+        };
+        let (a, i) = (intent("1a"), idem.clone());
+        store
+            .write(move |t| reserve(t, &a, Some(("tok", &i)), "boot1"))
+            .await
+            .expect("reserve");
+        let mut later = intent("1b");
+        later.created_at = ABANDONED_AFTER_SECS + 1;
+        let mut i = idem.clone();
+        i.serial = "1b".into();
+        let r = store
+            .write(move |t| reserve(t, &later, Some(("tok", &i)), "boot1"))
+            .await
+            .expect("re-reserve");
+        assert!(matches!(r, ReserveOutcome::Reserved));
         store.close();
     }
 }
