@@ -198,6 +198,9 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
         );
     }
     let mut c = s.client().await;
+    let (st, v) = c.call(Method::GET, "/v1/whoami", None).await.unwrap();
+    assert_eq!(st, 200);
+    assert_eq!(v["subject"], "CN=admin,O=ca-server administrators", "{v}");
     let (st, v) = c.call(Method::GET, "/health", None).await.unwrap();
     assert_eq!(st, 200);
     assert_eq!(v["status"], "ok");

@@ -200,6 +200,16 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             Method::GET => Ok((StatusCode::OK, health(auth))),
             _ => Err(method_not_allowed("GET")),
         },
+        ["v1", "whoami"] => match method {
+            Method::GET => {
+                no_query(q)?;
+                Ok((
+                    StatusCode::OK,
+                    json!({"subject": who.subject, "sans": who.sans}),
+                ))
+            }
+            _ => Err(method_not_allowed("GET")),
+        },
         ["v1", "cas"] => match method {
             Method::GET => {
                 no_query(q)?;
