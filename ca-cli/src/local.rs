@@ -41,7 +41,7 @@ pub fn key_generate(a: &KeyGenerateArgs, out: &Out) -> Result<()> {
     });
     out.emit(&v, || {
         let mut s = format!(
-            "Generated a {} key.\n  private key: {} (mode 0600: keep it to yourself)\n",
+            "Generated an {} key pair.\n  private key: {} (mode 0600: keep it to yourself)\n",
             key.kind(),
             a.out.display()
         );
