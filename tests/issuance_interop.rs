@@ -245,3 +245,103 @@ fn validity_is_capped_by_profile_and_issuer() {
     req.validity_days = Some(0);
     assert!(issue(&h.issuer, &h.issuer_key, &req, now).is_err());
 }
+
+#[test]
+fn externally_signed_intermediate_is_imported_only_when_it_matches() {
+    use ca_core::cert::{
+        create_intermediate, import_signed_ca, CaCertError, IntermediateParams, Issuer, IssuerUrls,
+    };
+    use ca_core::keys::{Signer, SoftwareKey};
+    use std::str::FromStr;
+    use x509_cert::name::Name;
+
+    let now = time::OffsetDateTime::now_utc();
+    // "External" root: another hierarchy whose root signs our pending CA's CSR.
+    let external = Hierarchy::new(KeyAlgorithm::EcdsaP384);
+    let root = external.issuer.parents[0].clone();
+    let root_issuer = Issuer::new(root.clone(), vec![], IssuerUrls::default());
+    let pending = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let subject = Name::from_str("CN=Pending Issuing CA,O=ca-core tests").unwrap();
+    let csr_der = ca_core::csr::create_csr(&pending, &subject, &[]).unwrap();
+    let csr = parse_csr(&csr_der).expect("our own CA CSR parses and proves possession");
+    let params = IntermediateParams {
+        subject: csr.subject.clone(),
+        validity_days: Some(365),
+        path_len: Some(0),
+        name_constraints: None,
+    };
+    let signed = create_intermediate(
+        &root_issuer,
+        &external.root_key,
+        &csr.spki_der,
+        &params,
+        now,
+    )
+    .unwrap();
+
+    let imported = import_signed_ca(
+        &signed.der,
+        pending.public_key_der(),
+        std::slice::from_ref(&root),
+        now,
+    )
+    .unwrap();
+    assert_eq!(imported.spki_der(), csr.spki_der);
+    // The imported CA issues, and its bundle chains leaf → intermediate → root.
+    let issuer = Issuer::new(imported, vec![root.clone()], IssuerUrls::default());
+    let leaf_csr = parse_csr(&fixture("p256-sha256.csr")).unwrap();
+    let leaf = issue(
+        &issuer,
+        &pending,
+        &CertificateRequest::from_csr(&leaf_csr, Profile::TlsServer),
+        now,
+    )
+    .unwrap();
+    let bundle = ca_core::cert::CertificateBundle {
+        leaf_der: leaf.der.clone(),
+        chain_der: issuer.chain_der(),
+    };
+    assert_eq!(bundle.all_der().len(), 3);
+    assert_eq!(
+        bundle
+            .to_pem()
+            .matches("-----BEGIN CERTIFICATE-----")
+            .count(),
+        3
+    );
+    webpki_verify(
+        &leaf.der,
+        &issuer.chain_der()[..1],
+        &root.der,
+        webpki::KeyUsage::server_auth(),
+        "localhost",
+    );
+
+    // A certificate for another key, a non-CA certificate, or one that does not chain is refused.
+    let other = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+    let err = import_signed_ca(
+        &signed.der,
+        other.public_key_der(),
+        std::slice::from_ref(&root),
+        now,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaCertError::KeyMismatch), "{err}");
+    let err = import_signed_ca(
+        &leaf.der,
+        pending.public_key_der(),
+        std::slice::from_ref(&root),
+        now,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaCertError::NotCa), "{err}");
+    let stranger = Hierarchy::new(KeyAlgorithm::EcdsaP256);
+    let err = import_signed_ca(
+        &signed.der,
+        pending.public_key_der(),
+        &stranger.issuer.parents,
+        now,
+    )
+    .unwrap_err();
+    assert!(matches!(err, CaCertError::NotSignedBy(_)), "{err}");
+}
