@@ -24,17 +24,23 @@ use x509_cert::Certificate;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
+use crate::policy::Policies;
 use crate::store::{
     self, CaRecord, CaStatus, CaType, CertFilter, CertRecord, CertStatus, IdemRecord,
     ReserveOutcome, Revocation, Store, StoreError,
 };
 use crate::vault::{Vault, VaultError};
+use ca_core::policy::{Action as PolicyAction, Caller, Request as PolicyRequest};
 
 /// Who is calling: taken from the verified client certificate.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
     pub subject: String,
     pub sans: Vec<String>,
+    /// SHA-256 of the client certificate DER, lower-case hex.
+    pub fingerprint: String,
+    /// The server itself (init): never made from a TLS peer.
+    pub internal: bool,
 }
 
 impl Identity {
@@ -45,35 +51,15 @@ impl Identity {
             self.subject.clone()
         }
     }
-}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    CreateCa,
-    DescribeCa,
-    ListCas,
-    UpdateCa,
-    GetCaCsr,
-    ImportCaCertificate,
-    GetCaCertificate,
-    IssueCertificate,
-    RequestCertificate,
-    GetCertificate,
-    ListCertificates,
-    RenewCertificate,
-    RevokeCertificate,
-}
-
-/// The policy hook. For now: any client whose certificate chains to the
-/// client-auth CA (checked in the TLS handshake) may do anything.
-pub fn authorize(
-    identity: &Identity,
-    action: Action,
-    ca_id: Option<&str>,
-    names: &[String],
-) -> Result<(), ApiError> {
-    tracing::debug!(caller = %identity.display(), ?action, ca = ca_id.unwrap_or("-"), names = names.len(), "authorize");
-    Ok(())
+    /// The server acting for itself (bootstrap), allowed without a policy.
+    pub fn internal(name: &str) -> Identity {
+        Identity {
+            subject: name.to_string(),
+            internal: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// What a certificate request carries besides the TBS.
@@ -84,6 +70,8 @@ pub struct IssueMeta {
     pub renewed_from: Option<String>,
     /// (token, SHA-256 of the request)
     pub idempotency: Option<(String, String)>,
+    /// The requester's certificate fingerprint (revoke-own policies).
+    pub requester_fingerprint: Option<String>,
 }
 
 /// A certificate with what a client needs alongside it.
@@ -133,6 +121,7 @@ pub struct NameConstraintsInput {
 pub struct Authority {
     pub store: Arc<Store>,
     vault: Vault,
+    pub policies: Policies,
     pub config: Config,
     public_base: String,
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
@@ -257,14 +246,93 @@ fn sans_of(cert: &Certificate) -> Vec<SanEntry> {
 }
 
 impl Authority {
-    pub fn new(store: Arc<Store>, vault: Vault, config: Config, public_base: String) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        vault: Vault,
+        policies: Policies,
+        config: Config,
+        public_base: String,
+    ) -> Self {
         Authority {
             store,
             vault,
+            policies,
             config,
             public_base: public_base.trim_end_matches('/').to_string(),
             issuers: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The policy check of every API call: evaluate the statements for this
+    /// caller and request, record the decision for the audit trail, and refuse
+    /// with `PolicyDenied` naming the deciding statement (or deny by default).
+    pub fn authorize(
+        &self,
+        who: &Identity,
+        action: PolicyAction,
+        req: &PolicyRequest<'_>,
+    ) -> Result<(), ApiError> {
+        if who.internal {
+            crate::audit::record(true, None, "internal call".into(), req.ca);
+            return Ok(());
+        }
+        let caller = Caller {
+            subject: who.subject.clone(),
+            sans: who.sans.clone(),
+            fingerprint: who.fingerprint.clone(),
+        };
+        let d = ca_core::policy::evaluate(&self.policies.statements(), &caller, action, req);
+        tracing::debug!(caller = %who.display(), %action, ca = req.ca, allowed = d.allowed, statement = d.statement.as_deref().unwrap_or("-"), "policy decision");
+        crate::audit::record(d.allowed, d.statement.clone(), d.reason.clone(), req.ca);
+        if d.allowed {
+            return Ok(());
+        }
+        let why = match &d.statement {
+            Some(s) => format!("statement {s}"),
+            None => format!("deny by default: {}", d.reason),
+        };
+        Err(ApiError::new(
+            ErrorCode::PolicyDenied,
+            format!(
+                "{action} on {} is not allowed for this identity ({why})",
+                req.ca
+            ),
+        ))
+    }
+
+    /// Whether `who` may read CA `ca_id` (list filtering: not recorded).
+    pub fn may_read(&self, who: &Identity, ca_id: &str) -> bool {
+        if who.internal {
+            return true;
+        }
+        let caller = Caller {
+            subject: who.subject.clone(),
+            sans: who.sans.clone(),
+            fingerprint: who.fingerprint.clone(),
+        };
+        let req = PolicyRequest {
+            ca: ca_id,
+            ..Default::default()
+        };
+        ca_core::policy::evaluate(
+            &self.policies.statements(),
+            &caller,
+            PolicyAction::Read,
+            &req,
+        )
+        .allowed
+    }
+
+    /// `read` on one CA, recorded and refused like any decision.
+    pub fn authorize_read(&self, who: &Identity, ca_id: &str) -> Result<(), ApiError> {
+        self.authorize(
+            who,
+            PolicyAction::Read,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )
     }
 
     pub fn urls(&self, ca_id: &str) -> IssuerUrls {
@@ -376,6 +444,7 @@ impl Authority {
                 server_generated_key: meta.server_generated_key,
                 renewed_from: meta.renewed_from.clone(),
                 revocation: None,
+                requester_fingerprint: meta.requester_fingerprint.clone(),
             };
             let token = meta.idempotency.as_ref().map(|(t, h)| {
                 (
@@ -477,8 +546,17 @@ impl Authority {
         let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
         let mut request = CertificateRequest::from_csr(&csr, profile);
         request.validity_days = validity_days;
-        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
-        authorize(who, Action::IssueCertificate, Some(ca_id), &names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: ca_id,
+                names: &request.sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
@@ -488,6 +566,7 @@ impl Authority {
         });
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             idempotency,
             ..Default::default()
         };
@@ -541,7 +620,17 @@ impl Authority {
                 }
             }
         };
-        authorize(who, Action::RequestCertificate, Some(ca_id), names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: ca_id,
+                names: &sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         // Refuse early (before the costly key generation) if the CA cannot issue.
         self.active_issuer(ca_id)?;
         let key = generate_key(alg).await?;
@@ -555,6 +644,7 @@ impl Authority {
         };
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             server_generated_key: true,
             ..Default::default()
         };
@@ -659,8 +749,17 @@ impl Authority {
             validity_days,
             name_constraints: None,
         };
-        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
-        authorize(who, Action::RenewCertificate, Some(&ca_id), &names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: &ca_id,
+                names: &request.sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
@@ -670,6 +769,7 @@ impl Authority {
         });
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             renewed_from: Some(old.record.serial.clone()),
             idempotency,
             ..Default::default()
@@ -695,7 +795,21 @@ impl Authority {
                 .ca_of_serial(&serial)?
                 .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
         };
-        authorize(who, Action::RevokeCertificate, Some(&ca_id), &[])?;
+        // The owner is looked up first so a revoke-own grant can be judged; a
+        // caller without any revoke grant is refused before learning more.
+        let owner = self
+            .store
+            .get_cert(&ca_id, &serial)?
+            .and_then(|(r, _)| r.requester_fingerprint);
+        self.authorize(
+            who,
+            PolicyAction::Revoke,
+            &PolicyRequest {
+                ca: &ca_id,
+                owner_fingerprint: owner.as_deref(),
+                ..Default::default()
+            },
+        )?;
         let rev = Revocation {
             reason_code: reason.code,
             reason: reason.name.to_string(),
@@ -713,7 +827,15 @@ impl Authority {
 
     /// CreateCertificateAuthority.
     pub async fn create_ca(&self, who: &Identity, new: NewCa) -> Result<CaRecord, ApiError> {
-        authorize(who, Action::CreateCa, new.parent_ca_id.as_deref(), &[])?;
+        // A root has no parent to scope the grant to: it needs administer on `*`.
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: new.parent_ca_id.as_deref().unwrap_or("*"),
+                ..Default::default()
+            },
+        )?;
         let alg = parse_key_alg(&new.key_algorithm)?;
         let subject = parse_subject(&new.subject)?;
         let name_constraints = new
@@ -754,7 +876,7 @@ impl Authority {
                 params.name_constraints = name_constraints;
                 let cert = create_root(&key, &params, t).map_err(map_issue)?;
                 fill_cert(&mut rec, &cert, vec![]);
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
             }
             (CaType::Root, _, _) => {
                 return Err(ApiError::invalid(
@@ -773,7 +895,7 @@ impl Authority {
                 let spki = key.public_key_der().to_vec();
                 // The key is kept before the certificate exists, so a crash
                 // leaves at worst an unused key file.
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
                 let request = CertificateRequest {
                     subject,
                     spki_der: spki,
@@ -784,6 +906,7 @@ impl Authority {
                 };
                 let meta = IssueMeta {
                     requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
                     ..Default::default()
                 };
                 let view = self.issue(&prec.id, request, limits, meta).await?;
@@ -796,7 +919,7 @@ impl Authority {
                 let key = generate_key(alg).await?;
                 let csr = create_csr(&key, &subject, &[])
                     .map_err(|e| ApiError::internal("CA CSR", e))?;
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
                 rec.status = CaStatus::PendingCertificate;
                 rec.external = true;
                 rec.csr_pem = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &csr));
@@ -825,7 +948,14 @@ impl Authority {
         chain: &str,
     ) -> Result<CaRecord, ApiError> {
         let rec = self.get_ca(ca_id)?;
-        authorize(who, Action::ImportCaCertificate, Some(ca_id), &[])?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )?;
         if rec.status != CaStatus::PendingCertificate {
             return Err(ApiError::new(
                 ErrorCode::InvalidState,
@@ -881,7 +1011,14 @@ impl Authority {
         status: &str,
     ) -> Result<CaRecord, ApiError> {
         check_ca_id(ca_id)?;
-        authorize(who, Action::UpdateCa, Some(ca_id), &[])?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )?;
         let target = match status {
             "ACTIVE" => CaStatus::Active,
             "DISABLED" => CaStatus::Disabled,

@@ -17,6 +17,7 @@ pub struct InitOptions {
     pub api_addr: String,
     pub public_addr: String,
     pub admin_name: String,
+    pub master: crate::vault::MasterOptions,
 }
 
 pub struct InitSummary {
@@ -81,11 +82,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         validity: Config::default_validity(),
     };
     let base = format!("http://{}", opts.public_addr);
-    let auth = crate::server::open_authority(dir, config.clone(), base)?;
-    let who = Identity {
-        subject: "ca-server init".into(),
-        sans: vec![],
-    };
+    let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master)?;
+    let who = Identity::internal("ca-server init");
     let e =
         |what: &'static str| move |err: crate::error::ApiError| anyhow::anyhow!("{what}: {err}");
     let root = auth
@@ -182,6 +180,17 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     )?;
     write_private(&admin_key_path, admin_key.to_pkcs8_pem().as_bytes())?;
     drop(admin_key);
+    // The bootstrap administrator holds every permission, pinned to its certificate.
+    let admin_fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &admin_view.der);
+    let admin_fp = crate::ids::hex(admin_fp.as_ref());
+    auth.policies
+        .put(
+            &auth.store,
+            "bootstrap-admin",
+            crate::policy::bootstrap_admin(&admin_fp),
+        )
+        .await
+        .map_err(e("bootstrap policy"))?;
     write_private(
         &root_pem,
         root.certificate_pem

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod authority;
 pub mod client;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod init;
 pub mod load;
+pub mod policy;
 pub mod server;
 pub mod store;
 pub mod tls;

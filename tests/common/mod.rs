@@ -210,8 +210,16 @@ impl Server {
             .expect("connect")
     }
 
-    pub fn ca_key_path(&self, ca_id: &str) -> PathBuf {
-        self.dir.join("keys").join(format!("{ca_id}.p8"))
+    /// A CA's private key, opened from its sealed record with the master key.
+    /// The store must not be open (stop the server first).
+    pub fn ca_key(&self, ca_id: &str) -> ca_core::keys::SoftwareKey {
+        let der = ca_server::vault::open_sealed_offline(
+            &self.dir,
+            &ca_server::vault::MasterOptions::default(),
+            ca_id,
+        )
+        .expect("open sealed CA key");
+        ca_core::keys::SoftwareKey::from_pkcs8_der(&der).expect("CA key")
     }
 }
 
