@@ -242,6 +242,9 @@ pub fn bootstrap_admin(fingerprint: &str) -> StatementDto {
         principals: vec![PrincipalDto::Fingerprint(fingerprint.to_string())],
         actions: Action::ALL.iter().map(|a| a.name().to_string()).collect(),
         cas: vec!["*".into()],
-        conditions: ConditionsDto::default(),
+        conditions: ConditionsDto {
+            revoke_scope: Some("any".into()),
+            ..Default::default()
+        },
     }
 }
