@@ -188,14 +188,14 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
             what: what.to_string(),
         })
     };
-    for w in 0..who.len() {
+    for (w, me) in who.iter().enumerate() {
         // Create a CA under the root: administer only.
         add(
             w,
             "POST",
             "/v1/cas".into(),
             Some(
-                json!({"type": "SUBORDINATE", "subject": format!("CN=Made by {}", who[w].name), "parent_ca_id": root, "path_len": 0}),
+                json!({"type": "SUBORDINATE", "subject": format!("CN=Made by {}", me.name), "parent_ca_id": root, "path_len": 0}),
             ),
             w == adm,
             "create CA",
