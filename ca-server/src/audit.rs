@@ -156,6 +156,10 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         ("PUT", ["v1", "policies", id]) => ("PutPolicy", clip(id)),
         ("DELETE", ["v1", "policies", id]) => ("DeletePolicy", clip(id)),
         ("GET", ["v1", "audit"]) => ("ListAuditEntries", String::new()),
+        ("GET", ["v1", "aliases"]) => ("ListAliases", String::new()),
+        ("GET", ["v1", "aliases", a]) => ("GetAlias", clip(a)),
+        ("PUT", ["v1", "aliases", a]) => ("PutAlias", clip(a)),
+        ("POST", ["v1", "aliases", a, "rotate"]) => ("RotateAlias", clip(a)),
         _ => ("Unknown", clip(path)),
     };
     (action.to_string(), target)

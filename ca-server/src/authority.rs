@@ -335,6 +335,137 @@ impl Authority {
         )
     }
 
+    /// A CA id, or an alias resolved to its CA id (with the alias kept for
+    /// policies that name it).
+    pub fn resolve_ca(&self, id_or_alias: &str) -> Result<(String, Option<String>), ApiError> {
+        if ids::is_ca_id(id_or_alias) {
+            return Ok((id_or_alias.to_string(), None));
+        }
+        if crate::alias::is_alias(id_or_alias) {
+            if let Some(id) = crate::alias::get(&self.store, id_or_alias)? {
+                return Ok((id, Some(id_or_alias.to_string())));
+            }
+        }
+        Err(ApiError::not_found(
+            "no such CA or alias (CA ids look like ca-0123456789abcdef)",
+        ))
+    }
+
+    /// Where issuance goes when the request names no CA: the `issuing` alias,
+    /// else the configured issuing CA.
+    pub fn default_ca(&self) -> String {
+        match crate::alias::get(&self.store, crate::alias::DEFAULT_ALIAS) {
+            Ok(Some(_)) => crate::alias::DEFAULT_ALIAS.to_string(),
+            _ => self.config.issuing_ca_id.clone(),
+        }
+    }
+
+    /// Create or repoint an alias (administer on the target CA).
+    pub async fn set_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+        ca_id: &str,
+    ) -> Result<(), ApiError> {
+        if !crate::alias::is_alias(alias) {
+            return Err(ApiError::invalid(
+                "an alias is 1-64 of a-z 0-9 - _, starts with a letter, and is not shaped like a CA id",
+            ));
+        }
+        check_ca_id(ca_id)?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ca_alias: Some(alias),
+                ..Default::default()
+            },
+        )?;
+        self.active_issuer(ca_id)?;
+        let (a, c) = (alias.to_string(), ca_id.to_string());
+        self.store
+            .write(move |txn| crate::alias::put(txn, &a, &c))
+            .await?;
+        tracing::info!(%alias, ca = %ca_id, by = %who.display(), "alias set");
+        Ok(())
+    }
+
+    /// Rotate the CA behind `alias`: a new intermediate under the same parent
+    /// (same subject, profile and key algorithm, a new key), the alias
+    /// repointed and the old CA retired in one commit.
+    pub async fn rotate_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+    ) -> Result<(CaRecord, CaRecord), ApiError> {
+        let (old_id, _) = self.resolve_ca(alias)?;
+        if ids::is_ca_id(alias) {
+            return Err(ApiError::invalid("rotate an alias, not a CA id"));
+        }
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: &old_id,
+                ca_alias: Some(alias),
+                ..Default::default()
+            },
+        )?;
+        let old = self.get_ca(&old_id)?;
+        let parent =
+            match (&old.parent_ca_id, old.ca_type, old.external) {
+                (Some(p), CaType::Subordinate, false) => p.clone(),
+                _ => return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    "only a subordinate CA signed by this service can be rotated behind an alias",
+                )),
+            };
+        if old.status != CaStatus::Active {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("CA {old_id} is not ACTIVE"),
+            ));
+        }
+        let new = self
+            .create_ca(
+                who,
+                NewCa {
+                    ca_type: CaType::Subordinate,
+                    subject: old.subject.clone(),
+                    key_algorithm: old.key_algorithm.clone(),
+                    parent_ca_id: Some(parent),
+                    external: false,
+                    validity_days: None,
+                    path_len: old.path_len,
+                    name_constraints: None,
+                },
+            )
+            .await?;
+        let (a, o, n) = (alias.to_string(), old_id.clone(), new.id.clone());
+        let retired = self
+            .store
+            .write(move |txn| {
+                // Checked before writing: the alias must still point at the old CA.
+                let current = crate::alias::get_in(txn, &a)?;
+                if current.as_deref() != Some(o.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "alias {a} moved while rotating"
+                    )));
+                }
+                let rec = store::update_ca(txn, &o, |r| {
+                    r.status = CaStatus::Retired;
+                    r.updated_at = now().unix_timestamp();
+                    Ok(())
+                })?;
+                crate::alias::put(txn, &a, &n)?;
+                Ok(rec)
+            })
+            .await?;
+        tracing::info!(%alias, old = %old_id, new = %new.id, by = %who.display(), "CA rotated behind its alias");
+        Ok((retired, new))
+    }
+
     pub fn urls(&self, ca_id: &str) -> IssuerUrls {
         IssuerUrls {
             crl: Some(format!("{}/crl/{ca_id}.crl", self.public_base)),
@@ -402,6 +533,12 @@ impl Authority {
                 return Err(ApiError::new(
                     ErrorCode::InvalidState,
                     format!("CA {ca_id} is waiting for its signed certificate"),
+                ))
+            }
+            CaStatus::Retired => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    format!("CA {ca_id} is retired (rotated behind its alias): it serves its CRL and OCSP but issues nothing"),
                 ))
             }
         }
@@ -532,7 +669,8 @@ impl Authority {
         validity_days: Option<u32>,
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
-        check_ca_id(ca_id)?;
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -551,6 +689,7 @@ impl Authority {
             PolicyAction::Issue,
             &PolicyRequest {
                 ca: ca_id,
+                ca_alias: alias.as_deref(),
                 names: &request.sans,
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
@@ -588,7 +727,8 @@ impl Authority {
             key_algorithm,
             validity_days,
         } = *r;
-        check_ca_id(ca_id)?;
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -625,6 +765,7 @@ impl Authority {
             PolicyAction::Issue,
             &PolicyRequest {
                 ca: ca_id,
+                ca_alias: alias.as_deref(),
                 names: &sans,
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
@@ -1032,6 +1173,11 @@ impl Authority {
                     if r.status == CaStatus::PendingCertificate {
                         return Err(StoreError::Conflict(
                             "the CA is waiting for its certificate; import it first".into(),
+                        ));
+                    }
+                    if r.status == CaStatus::Retired {
+                        return Err(StoreError::Conflict(
+                            "the CA is retired; it stays retired".into(),
                         ));
                     }
                     r.status = target;

@@ -327,9 +327,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             Method::POST => {
                 no_query(q)?;
                 let body: IssueBody = parse_json(&read_body(auth, req).await?)?;
-                let ca_id = body
-                    .ca_id
-                    .unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+                let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
                     .issue_from_csr(
                         who,
@@ -450,6 +448,49 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 _ => Err(method_not_allowed("GET, PUT, DELETE")),
             }
         }
+        ["v1", "aliases"] => {
+            no_query(q)?;
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            let items: Vec<Value> = crate::alias::list(&auth.store)?
+                .into_iter()
+                .filter(|(_, ca)| auth.may_read(who, ca))
+                .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
+                .collect();
+            crate::audit::record(true, None, "listed the aliases of readable CAs".into(), "");
+            Ok((StatusCode::OK, json!({ "aliases": items })))
+        }
+        ["v1", "aliases", alias] => {
+            no_query(q)?;
+            match method {
+                Method::GET => {
+                    let (ca, _) = auth.resolve_ca(alias)?;
+                    auth.authorize_read(who, &ca)?;
+                    Ok((StatusCode::OK, json!({ "alias": alias, "ca_id": ca })))
+                }
+                Method::PUT => {
+                    let body: AliasBody = parse_json(&read_body(auth, req).await?)?;
+                    auth.set_alias(who, alias, &body.ca_id).await?;
+                    Ok((
+                        StatusCode::OK,
+                        json!({ "alias": alias, "ca_id": body.ca_id }),
+                    ))
+                }
+                _ => Err(method_not_allowed("GET, PUT")),
+            }
+        }
+        ["v1", "aliases", alias, "rotate"] => {
+            no_query(q)?;
+            if method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let (old, new) = auth.rotate_alias(who, alias).await?;
+            Ok((
+                StatusCode::OK,
+                json!({ "alias": alias, "ca_id": new.id, "new": ca_json(&new), "retired": ca_json(&old) }),
+            ))
+        }
         ["v1", "audit"] => {
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
@@ -542,6 +583,12 @@ struct CreateCaBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AliasBody {
+    ca_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct UpdateCaBody {
     status: String,
 }
@@ -629,7 +676,7 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     if passphrase.len() > 1024 {
         return Err(ApiError::invalid("passphrase is longer than 1024 bytes"));
     }
-    let ca_id = b.ca_id.unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+    let ca_id = b.ca_id.unwrap_or_else(|| auth.default_ca());
     let (view, key) = auth
         .issue_with_new_key(
             who,

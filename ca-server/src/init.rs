@@ -120,6 +120,10 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .create_ca(&who, sub("CN=API Client CA,O=ca-server"))
         .await
         .map_err(e("client-auth CA"))?;
+    // Clients issue through the alias, so rotating the CA changes nothing for them.
+    auth.set_alias(&who, crate::alias::DEFAULT_ALIAS, &issuing.id)
+        .await
+        .map_err(e("issuing alias"))?;
 
     // The API's own TLS certificate.
     let server_days = config.limits(ca_core::profile::Profile::TlsServer).max_days;

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alias;
 pub mod audit;
 pub mod authority;
 pub mod client;

@@ -97,6 +97,8 @@ pub enum CaStatus {
     PendingCertificate,
     Active,
     Disabled,
+    /// Replaced behind its alias: issues nothing, still serves CRL and OCSP.
+    Retired,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
