@@ -248,3 +248,35 @@ pub fn bootstrap_admin(fingerprint: &str) -> StatementDto {
         },
     }
 }
+
+/// A data directory from before access policies has no `policies` table:
+/// without a statement every call would be denied, so the administrator that
+/// init made (`DIR/admin/admin.pem`) gets the bootstrap statement. Only when
+/// the table has never existed: a policy set an administrator emptied stays empty.
+pub fn bootstrap_if_absent(store: &Store, dir: &std::path::Path) -> Result<bool, StoreError> {
+    {
+        let r = store.database().begin_read()?;
+        match r.open_table(POLICIES) {
+            Ok(_) => return Ok(false),
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let pem = match std::fs::read_to_string(dir.join("admin/admin.pem")) {
+        Ok(p) => p,
+        // A fresh directory: init writes the statement itself.
+        Err(_) => return Ok(false),
+    };
+    let der = ca_core::pem::decode("CERTIFICATE", &pem)
+        .map_err(|e| StoreError::Corrupt(format!("admin certificate: {e}")))?;
+    let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    let dto = bootstrap_admin(&crate::ids::hex(fp.as_ref()));
+    let bytes = serde_json::to_vec(&dto).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let txn = store.database().begin_write()?;
+    put_raw(&txn, "bootstrap-admin", &bytes)?;
+    txn.commit()?;
+    tracing::warn!(
+        "no access policies yet: the administrator in admin/admin.pem holds every permission"
+    );
+    Ok(true)
+}

@@ -50,7 +50,14 @@ pub fn open_authority(
             return Err(e.into());
         }
     };
+    let migrated = crate::vault::migrate_plaintext_keys(&store, data_dir, &key);
+    if let Err(e) = migrated {
+        store.close();
+        return Err(e.into());
+    }
     let vault = Vault::new(store.clone(), key);
+    crate::policy::bootstrap_if_absent(&store, data_dir)
+        .context("creating the bootstrap administrator's policy")?;
     let policies = Policies::load(&store).context("loading the access policies")?;
     Ok(Arc::new(Authority::new(
         store,

@@ -410,6 +410,68 @@ pub fn rotate_master_key(
     Ok(n)
 }
 
+/// Data directories from before envelope encryption kept CA keys as
+/// plaintext PKCS#8 files under `DIR/keys/`. Seal each into `ca_keys` (one
+/// commit), then overwrite and remove the files. Runs at start, before
+/// serving. Overwriting is best effort: on copy-on-write file systems or SSDs
+/// old blocks may survive, so operators should treat such keys as exposed.
+pub fn migrate_plaintext_keys(
+    store: &Store,
+    dir: &Path,
+    master: &MasterKey,
+) -> Result<usize, VaultError> {
+    let keys_dir = dir.join("keys");
+    let Ok(entries) = std::fs::read_dir(&keys_dir) else {
+        return Ok(0);
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".p8"))
+            .filter(|id| is_ca_id(id))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let der = Zeroizing::new(
+            std::fs::read(&path).map_err(|e| VaultError::Io(path.display().to_string(), e))?,
+        );
+        // Refuse to seal what is not a key we can use.
+        SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(id.clone(), e))?;
+        let sealed = envelope::seal(master, &id, &der)
+            .map_err(|e| VaultError::Sealed(id.clone(), e))?
+            .to_bytes();
+        found.push((id, path, der.len(), sealed));
+    }
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let txn = store.database().begin_write()?;
+    {
+        let mut t = txn.open_table(CA_KEYS)?;
+        for (id, _, _, sealed) in &found {
+            if t.get(id.as_str())?.is_none() {
+                t.insert(id.as_str(), sealed.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    for (_, path, len, _) in &found {
+        write_private(path, &vec![0u8; *len])?;
+        std::fs::remove_file(path).map_err(|e| VaultError::Io(path.display().to_string(), e))?;
+    }
+    let _ = std::fs::remove_dir(&keys_dir);
+    sync_dir(dir)?;
+    tracing::warn!(
+        count = found.len(),
+        "sealed plaintext CA key files from an older data directory and removed them"
+    );
+    Ok(found.len())
+}
+
 /// Open one CA's sealed key with the master key, outside a running server
 /// (tests, offline tools). The result is zeroised when dropped.
 pub fn open_sealed_offline(
