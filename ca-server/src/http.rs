@@ -355,12 +355,20 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             let params = parse_query(q, &["ca_id"])?;
-            if let Some(c) = params.get("ca_id") {
-                check_ca_id(c)?;
-                auth.authorize_read(who, c)?;
-            }
+            // Authorise before looking: an unknown serial is judged as a read
+            // on `*`, so a caller without read cannot probe which serials exist.
+            let ca = match params.get("ca_id") {
+                Some(c) => {
+                    check_ca_id(c)?;
+                    c.clone()
+                }
+                None => auth
+                    .store
+                    .ca_of_serial(&crate::authority::parse_serial(serial)?)?
+                    .unwrap_or_else(|| "*".into()),
+            };
+            auth.authorize_read(who, &ca)?;
             let view = auth.get_certificate(params.get("ca_id").map(String::as_str), serial)?;
-            auth.authorize_read(who, &view.record.ca_id)?;
             Ok((StatusCode::OK, cert_json(&view)))
         }
         ["v1", "certificates", serial, "renew"] => {
