@@ -340,6 +340,46 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
             w == adm || w == rdr || w == iss || w == pin,
             "get certificate on A",
         );
+        for target in [a.as_str(), "issuing", b.as_str()] {
+            add(
+                w,
+                "POST",
+                "/v1/certificates/request".into(),
+                Some(
+                    json!({"ca_id": target, "names": ["rq.svc.example.internal"],
+                            "profile": "tls-server", "validity_days": 30,
+                            "passphrase": "long enough passphrase"}),
+                ),
+                w == adm || (w == iss && target != b),
+                "request with a server-made key",
+            );
+            add(
+                w,
+                "POST",
+                "/v1/certificates/request".into(),
+                Some(json!({"ca_id": target, "names": ["rq.example.internal"],
+                            "profile": "tls-server", "validity_days": 30,
+                            "passphrase": "long enough passphrase"})),
+                w == adm,
+                "request a forbidden name with a server-made key",
+            );
+        }
+        add(
+            w,
+            "POST",
+            format!("/v1/certificates/{own3}/renew"),
+            Some(json!({"validity_days": 30})),
+            w == adm || w == iss,
+            "renew an allowed certificate",
+        );
+        add(
+            w,
+            "POST",
+            format!("/v1/certificates/{admins}/renew"),
+            Some(json!({"validity_days": 30})),
+            w == adm,
+            "renew a certificate with a forbidden name",
+        );
         add(
             w,
             "GET",
