@@ -165,6 +165,9 @@ fn full_run(s: &Server) {
     }
     let (st, _) = s.curl("POST", "/v1/cas", Some(&json!({"type": "ROOT"})));
     assert_eq!(st, 400);
+    let (st, v) = s.curl("POST", "/v1/aliases/issuing/rotate", None);
+    assert_eq!(st, 200, "{v}");
+    issue_ok(s);
 }
 
 #[test]
@@ -174,8 +177,8 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
     assert_eq!(s.stop().code(), Some(0));
     let opts = ca_server::vault::MasterOptions::default();
     let ids = ca_server::vault::sealed_ids_offline(&s.dir).expect("sealed ids");
-    // root, issuing, client-auth (init) + the three made above.
-    assert_eq!(ids.len(), 6, "{ids:?}");
+    // root, issuing, client-auth (init) + the three made above + the rotated issuing CA.
+    assert_eq!(ids.len(), 7, "{ids:?}");
     assert!(
         !s.dir.join("keys").exists(),
         "no plaintext key directory any more"
@@ -196,6 +199,19 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
         ));
         needles.push((format!("{id} raw private value"), raw));
     }
+    // Positive control: the same needles find the admin's key (not a CA key,
+    // stored in the clear on purpose for the CLI) in its file.
+    let admin_pem = std::fs::read_to_string(s.dir.join("admin/admin.key")).expect("admin key");
+    let admin = ca_core::keys::SoftwareKey::from_pkcs8_pem(&admin_pem).expect("admin key");
+    let admin_der = admin.to_pkcs8_der();
+    assert!(contains(
+        admin_pem.as_bytes(),
+        &base64(&admin_der).as_bytes()[..64]
+    ));
+    assert!(contains(
+        admin_pem.as_bytes(),
+        admin.to_pkcs8_pem().as_bytes()
+    ));
     let log = s.log();
     assert!(log.contains("DEBUG"), "the run logged at debug level");
     let mut scanned = 0;

@@ -260,16 +260,25 @@ fn main() -> anyhow::Result<()> {
                 &a.master.options(),
                 a.new_passphrase_file.as_deref(),
                 a.crash_after,
-            )?;
+            )
+            .with_context(|| {
+                format!(
+                    "rotating the master key of {} (the server must be stopped)",
+                    dir.display()
+                )
+            })?;
             println!("ca-server: master key rotated; {n} CA key(s) re-wrapped");
             Ok(())
         }
         Command::Audit(AuditCommand::Verify { data_dir }) => {
             init_logging(LogFormat::Text);
             let dir = data_dir.unwrap_or_else(default_data_dir);
-            match ca_server::audit::verify_dir(&dir)
-                .with_context(|| format!("reading the audit trail in {}", dir.display()))?
-            {
+            match ca_server::audit::verify_dir(&dir).with_context(|| {
+                format!(
+                    "reading the audit trail in {} (the server must be stopped)",
+                    dir.display()
+                )
+            })? {
                 Verdict::Ok { count } => {
                     println!("OK: {count} audit entries, hash chain intact");
                     Ok(())
