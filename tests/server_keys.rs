@@ -357,19 +357,55 @@ fn master_key_rotation_is_atomic_at_every_crash_point() {
     issue_ok(&s);
     s.stop();
 
-    // To a passphrase: the key file goes, the passphrase opens everything.
+    // To a passphrase, crashing after the commit: the passphrase is the key
+    // now, and the stale key file is removed at start.
     let pf = s.tmp.path().join("new-pass.txt");
     std::fs::write(&pf, "a new master passphrase\n").expect("write");
-    let out = rotate(&s, &["--new-passphrase-file", pf.to_str().expect("path")]);
+    let out = rotate(
+        &s,
+        &[
+            "--new-passphrase-file",
+            pf.to_str().expect("path"),
+            "--crash-after",
+            "committed",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    assert!(s.dir.join("master.key").exists());
+    let err = start_fails(&s, &[]);
+    assert!(err.contains("passphrase"), "{err}");
+    s.env = vec![("CA_MASTER_PASSPHRASE_FILE".into(), pf.display().to_string())];
+    s.start();
+    issue_ok(&s);
+    s.stop();
+    assert!(!s.dir.join("master.key").exists());
+
+    // Passphrase to passphrase, cleanly.
+    let pf2 = s.tmp.path().join("newer-pass.txt");
+    std::fs::write(&pf2, "an even newer passphrase\n").expect("write");
+    let out = rotate(
+        &s,
+        &[
+            "--master-passphrase-file",
+            pf.to_str().expect("path"),
+            "--new-passphrase-file",
+            pf2.to_str().expect("path"),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!s.dir.join("master.key").exists());
-    let err = start_fails(&s, &[]);
-    assert!(err.contains("passphrase"), "{err}");
-    s.env = vec![("CA_MASTER_PASSPHRASE_FILE".into(), pf.display().to_string())];
+    let err = start_fails(
+        &s,
+        &[("CA_MASTER_PASSPHRASE_FILE", pf.to_str().expect("path"))],
+    );
+    assert!(err.contains("does not match"), "{err}");
+    s.env = vec![(
+        "CA_MASTER_PASSPHRASE_FILE".into(),
+        pf2.display().to_string(),
+    )];
     s.start();
     issue_ok(&s);
 }

@@ -270,6 +270,15 @@ pub fn unlock(store: &Store, dir: &Path, opts: &MasterOptions) -> Result<MasterK
                     .map_err(|e| VaultError::Io(MASTER_KEY_NEW_FILE.into(), e))?;
                 tracing::warn!("discarded an interrupted master-key rotation (old key kept)");
             }
+            Found::Passphrase if dir.join(MASTER_KEY_FILE).exists() => {
+                // A rotation to a passphrase committed but did not remove the
+                // old key file; it opens nothing current.
+                std::fs::remove_file(dir.join(MASTER_KEY_FILE))
+                    .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+                tracing::warn!(
+                    "removed the key file left by an interrupted rotation to a passphrase"
+                );
+            }
             _ => {}
         }
         return Ok(key);
