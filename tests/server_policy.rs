@@ -407,6 +407,24 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
             "policy edit",
         );
     }
+    // No probing: an unknown serial is refused, not "not found", without the grant.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    add(
+        nob,
+        "GET",
+        format!("/v1/certificates/{unknown}"),
+        None,
+        false,
+        "probe an unknown serial",
+    );
+    add(
+        iss,
+        "POST",
+        format!("/v1/certificates/{unknown}/revoke"),
+        Some(json!({"reason": 0})),
+        false,
+        "probe-revoke an unknown serial",
+    );
     // The auditor's explicit deny on B.
     add(
         aud,

@@ -931,10 +931,22 @@ impl Authority {
                 check_ca_id(c)?;
                 c.to_string()
             }
-            None => self
-                .store
-                .ca_of_serial(&serial)?
-                .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
+            None => match self.store.ca_of_serial(&serial)? {
+                Some(c) => c,
+                None => {
+                    // An unknown serial is judged as a revoke on `*`, so a
+                    // caller without the grant cannot probe which serials exist.
+                    self.authorize(
+                        who,
+                        PolicyAction::Revoke,
+                        &PolicyRequest {
+                            ca: "*",
+                            ..Default::default()
+                        },
+                    )?;
+                    return Err(ApiError::not_found(format!("no certificate {serial}")));
+                }
+            },
         };
         // The owner is looked up first so a revoke-own grant can be judged; a
         // caller without any revoke grant is refused before learning more.
