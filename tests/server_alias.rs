@@ -41,6 +41,22 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
         assert_eq!(st, 201, "{v}");
         assert_eq!(v["ca_id"], new.as_str(), "issued by the new CA");
     }
+    // A certificate of the retired CA renews through the alias, from the new CA
+    // (what the CLI does: its profile names the alias).
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{old_serial}/renew"),
+        Some(&json!({"ca_id": "issuing"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["ca_id"], new.as_str());
+    let (st, v) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{old_serial}?ca_id=issuing"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ca_id"], old.as_str());
     // The old CA issues nothing, but stays readable, published and revocable.
     let (st, v) = issue(Some(&old));
     assert_eq!(st, 409, "{v}");

@@ -156,6 +156,13 @@ pub fn check_ca_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The CA named alongside a serial: an alias names a lineage of CAs (the
+/// certificate may come from one it retired), and serials are unique across
+/// the store, so an alias means "find it by serial".
+pub fn ca_hint(ca_id: Option<&str>) -> Option<&str> {
+    ca_id.filter(|c| !crate::alias::is_alias(c))
+}
+
 /// Normalise a serial from input to the stored lower-case hex form.
 pub fn parse_serial(s: &str) -> Result<String, ApiError> {
     Serial::from_hex(s)
@@ -796,7 +803,7 @@ impl Authority {
     /// Find a certificate by serial (and CA, when given).
     pub fn get_certificate(&self, ca_id: Option<&str>, serial: &str) -> Result<CertView, ApiError> {
         let serial = parse_serial(serial)?;
-        let ca_id = match ca_id {
+        let ca_id = match ca_hint(ca_id) {
             Some(c) => {
                 check_ca_id(c)?;
                 c.to_string()
@@ -855,7 +862,12 @@ impl Authority {
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
         let old = self.get_certificate(ca_id, serial)?;
-        let ca_id = old.record.ca_id.clone();
+        // Renewing through an alias issues from the CA it names now, so a
+        // certificate of a retired CA renews from its successor.
+        let (ca_id, alias) = match ca_id.filter(|c| crate::alias::is_alias(c)) {
+            Some(a) => self.resolve_ca(a)?,
+            None => (old.record.ca_id.clone(), None),
+        };
         let profile = parse_leaf_profile(&old.record.profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -895,6 +907,7 @@ impl Authority {
             PolicyAction::Issue,
             &PolicyRequest {
                 ca: &ca_id,
+                ca_alias: alias.as_deref(),
                 names: &request.sans,
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
@@ -926,7 +939,7 @@ impl Authority {
         reason: &RevocationReason,
     ) -> Result<CertRecord, ApiError> {
         let serial = parse_serial(serial)?;
-        let ca_id = match ca_id {
+        let ca_id = match ca_hint(ca_id) {
             Some(c) => {
                 check_ca_id(c)?;
                 c.to_string()

@@ -357,10 +357,11 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             let params = parse_query(q, &["ca_id"])?;
             // Authorise before looking: an unknown serial is judged as a read
             // on `*`, so a caller without read cannot probe which serials exist.
-            let ca = match params.get("ca_id") {
+            let hint = crate::authority::ca_hint(params.get("ca_id").map(String::as_str));
+            let ca = match hint {
                 Some(c) => {
                     check_ca_id(c)?;
-                    c.clone()
+                    c.to_string()
                 }
                 None => auth
                     .store
@@ -368,7 +369,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                     .unwrap_or_else(|| "*".into()),
             };
             auth.authorize_read(who, &ca)?;
-            let view = auth.get_certificate(params.get("ca_id").map(String::as_str), serial)?;
+            let view = auth.get_certificate(hint, serial)?;
             Ok((StatusCode::OK, cert_json(&view)))
         }
         ["v1", "certificates", serial, "renew"] => {

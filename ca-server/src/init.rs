@@ -211,7 +211,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         client_cert: PathBuf::from("admin.pem"),
         client_key: PathBuf::from("admin.key"),
         root_ca: PathBuf::from("root.pem"),
-        default_ca_id: issuing.id.clone(),
+        // The alias: the CLI keeps issuing from the current CA across rotations.
+        default_ca_id: crate::alias::DEFAULT_ALIAS.to_string(),
     };
     let profile_path = admin_dir.join("profile.toml");
     write_private(&profile_path, toml::to_string(&profile)?.as_bytes())?;
