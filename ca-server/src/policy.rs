@@ -135,6 +135,8 @@ impl StatementDto {
 /// The policies, cached in memory; the store is the truth.
 pub struct Policies {
     cache: RwLock<Arc<Vec<(StatementDto, Statement)>>>,
+    /// One change at a time, so the cache follows the commit order.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl Policies {
@@ -163,6 +165,7 @@ impl Policies {
         }
         Ok(Policies {
             cache: RwLock::new(Arc::new(v)),
+            changes: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -180,6 +183,7 @@ impl Policies {
     /// Create or replace a statement; committed before the cache changes.
     pub async fn put(&self, store: &Store, id: &str, dto: StatementDto) -> Result<(), ApiError> {
         let stmt = dto.to_statement(id).map_err(ApiError::invalid)?;
+        let _one_at_a_time = self.changes.lock().await;
         let mut stored = dto.clone();
         stored.id = Some(id.to_string());
         let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal("policy", e))?;
@@ -203,6 +207,7 @@ impl Policies {
     }
 
     pub async fn delete(&self, store: &Store, id: &str) -> Result<(), ApiError> {
+        let _one_at_a_time = self.changes.lock().await;
         let key = id.to_string();
         let existed = store
             .write(move |txn| {
