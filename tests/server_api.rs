@@ -78,8 +78,9 @@ fn curl_with(s: &Server, cert: Option<(&str, &str)>) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
-    let s = Server::start_new();
-    let tmp = s.tmp.path();
+    let mut s = Server::start_new();
+    let tmp = s.tmp.path().to_path_buf();
+    let tmp = tmp.as_path();
 
     // The administrator gets in.
     let admin = s.admin_dir();
@@ -143,7 +144,7 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
     assert!(err.contains("alert") || err.contains("SSL"), "{err}");
 
     // An expired certificate from the right CA.
-    let ca_id = &s.config.client_auth_ca_id;
+    let ca_id = &s.config.client_auth_ca_id.clone();
     let (st, v) = s.curl("GET", &format!("/v1/cas/{ca_id}/certificate"), None);
     assert_eq!(st, 200, "{v}");
     let ca_cert = CaCertificate::parse(v["certificate"].as_str().unwrap().as_bytes()).unwrap();
@@ -152,8 +153,10 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
         .iter()
         .map(|d| CaCertificate::parse(d).unwrap())
         .collect();
-    let ca_key =
-        SoftwareKey::from_pkcs8_der(&std::fs::read(s.ca_key_path(ca_id)).unwrap()).unwrap();
+    // The CA key is sealed in the store: read it with the server stopped.
+    s.stop();
+    let ca_key = s.ca_key(ca_id);
+    s.start();
     let issuer = Issuer::new(ca_cert, parents, IssuerUrls::default());
     let (ec, ek) = client_cert(&issuer, &ca_key, true);
     write(&tmp.join("expired.pem"), &ec);
@@ -721,10 +724,14 @@ fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
         let mode = std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{f} has mode {mode:o}");
     }
-    for entry in std::fs::read_dir(dir.join("keys")).unwrap() {
-        let mode = entry.unwrap().metadata().unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-    }
+    // CA keys are sealed inside the store; the master key file is owner-only.
+    let mode = std::fs::metadata(dir.join("master.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "master.key has mode {mode:o}");
+    assert!(!dir.join("keys").exists(), "no plaintext key directory");
     let admin = dir.join("admin");
     let out = run(Command::new("curl")
         .args(["-sS", "-f", "--cacert"])

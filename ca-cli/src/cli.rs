@@ -52,6 +52,12 @@ pub enum Command {
     Cert(crate::online::CertArgs),
     /// Certificate revocation lists (fetch from the public listener, inspect).
     Crl(crate::online::CrlArgs),
+    /// Access policies on the server (list, get, put, delete).
+    Policy(crate::admin::PolicyArgs),
+    /// The server's audit trail (list with filters).
+    Audit(crate::admin::AuditArgs),
+    /// CA aliases (list, set, rotate the CA behind one).
+    Alias(crate::admin::AliasArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -210,6 +216,9 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Ca(a) => crate::online::run_ca(&a, out),
         Command::Cert(a) => crate::online::run_cert(&a, out),
         Command::Crl(a) => crate::online::run_crl(&a, out),
+        Command::Policy(a) => crate::admin::run_policy(&a, out),
+        Command::Audit(a) => crate::admin::run_audit(&a, out),
+        Command::Alias(a) => crate::admin::run_alias(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());

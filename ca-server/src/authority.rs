@@ -24,17 +24,23 @@ use x509_cert::Certificate;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
+use crate::policy::Policies;
 use crate::store::{
     self, CaRecord, CaStatus, CaType, CertFilter, CertRecord, CertStatus, IdemRecord,
     ReserveOutcome, Revocation, Store, StoreError,
 };
 use crate::vault::{Vault, VaultError};
+use ca_core::policy::{Action as PolicyAction, Caller, Request as PolicyRequest};
 
 /// Who is calling: taken from the verified client certificate.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
     pub subject: String,
     pub sans: Vec<String>,
+    /// SHA-256 of the client certificate DER, lower-case hex.
+    pub fingerprint: String,
+    /// The server itself (init): never made from a TLS peer.
+    pub internal: bool,
 }
 
 impl Identity {
@@ -45,35 +51,15 @@ impl Identity {
             self.subject.clone()
         }
     }
-}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    CreateCa,
-    DescribeCa,
-    ListCas,
-    UpdateCa,
-    GetCaCsr,
-    ImportCaCertificate,
-    GetCaCertificate,
-    IssueCertificate,
-    RequestCertificate,
-    GetCertificate,
-    ListCertificates,
-    RenewCertificate,
-    RevokeCertificate,
-}
-
-/// The policy hook. For now: any client whose certificate chains to the
-/// client-auth CA (checked in the TLS handshake) may do anything.
-pub fn authorize(
-    identity: &Identity,
-    action: Action,
-    ca_id: Option<&str>,
-    names: &[String],
-) -> Result<(), ApiError> {
-    tracing::debug!(caller = %identity.display(), ?action, ca = ca_id.unwrap_or("-"), names = names.len(), "authorize");
-    Ok(())
+    /// The server acting for itself (bootstrap), allowed without a policy.
+    pub fn internal(name: &str) -> Identity {
+        Identity {
+            subject: name.to_string(),
+            internal: true,
+            ..Default::default()
+        }
+    }
 }
 
 /// What a certificate request carries besides the TBS.
@@ -84,6 +70,8 @@ pub struct IssueMeta {
     pub renewed_from: Option<String>,
     /// (token, SHA-256 of the request)
     pub idempotency: Option<(String, String)>,
+    /// The requester's certificate fingerprint (revoke-own policies).
+    pub requester_fingerprint: Option<String>,
 }
 
 /// A certificate with what a client needs alongside it.
@@ -133,6 +121,7 @@ pub struct NameConstraintsInput {
 pub struct Authority {
     pub store: Arc<Store>,
     vault: Vault,
+    pub policies: Policies,
     pub config: Config,
     public_base: String,
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
@@ -167,6 +156,13 @@ pub fn check_ca_id(id: &str) -> Result<(), ApiError> {
             "no such CA (CA ids look like ca-0123456789abcdef)",
         ))
     }
+}
+
+/// The CA named alongside a serial: an alias names a lineage of CAs (the
+/// certificate may come from one it retired), and serials are unique across
+/// the store, so an alias means "find it by serial".
+pub fn ca_hint(ca_id: Option<&str>) -> Option<&str> {
+    ca_id.filter(|c| !crate::alias::is_alias(c))
 }
 
 /// Normalise a serial from input to the stored lower-case hex form.
@@ -259,15 +255,225 @@ fn sans_of(cert: &Certificate) -> Vec<SanEntry> {
 }
 
 impl Authority {
-    pub fn new(store: Arc<Store>, vault: Vault, config: Config, public_base: String) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        vault: Vault,
+        policies: Policies,
+        config: Config,
+        public_base: String,
+    ) -> Self {
         Authority {
             store,
             vault,
+            policies,
             public_base: public_base.trim_end_matches('/').to_string(),
             issuers: RwLock::new(HashMap::new()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             config,
         }
+    }
+
+    /// The policy check of every API call: evaluate the statements for this
+    /// caller and request, record the decision for the audit trail, and refuse
+    /// with `PolicyDenied` naming the deciding statement (or deny by default).
+    pub fn authorize(
+        &self,
+        who: &Identity,
+        action: PolicyAction,
+        req: &PolicyRequest<'_>,
+    ) -> Result<(), ApiError> {
+        if who.internal {
+            crate::audit::record(true, None, "internal call".into(), req.ca);
+            return Ok(());
+        }
+        let caller = Caller {
+            subject: who.subject.clone(),
+            sans: who.sans.clone(),
+            fingerprint: who.fingerprint.clone(),
+        };
+        let d = ca_core::policy::evaluate(&self.policies.statements(), &caller, action, req);
+        tracing::debug!(caller = %who.display(), %action, ca = req.ca, allowed = d.allowed, statement = d.statement.as_deref().unwrap_or("-"), "policy decision");
+        crate::audit::record(d.allowed, d.statement.clone(), d.reason.clone(), req.ca);
+        if d.allowed {
+            return Ok(());
+        }
+        let why = match &d.statement {
+            Some(s) => format!("statement {s}"),
+            None => format!("deny by default: {}", d.reason),
+        };
+        Err(ApiError::new(
+            ErrorCode::PolicyDenied,
+            format!(
+                "{action} on {} is not allowed for this identity ({why})",
+                req.ca
+            ),
+        ))
+    }
+
+    /// Whether `who` may read CA `ca_id` (list filtering: not recorded).
+    pub fn may_read(&self, who: &Identity, ca_id: &str) -> bool {
+        if who.internal {
+            return true;
+        }
+        let caller = Caller {
+            subject: who.subject.clone(),
+            sans: who.sans.clone(),
+            fingerprint: who.fingerprint.clone(),
+        };
+        let req = PolicyRequest {
+            ca: ca_id,
+            ..Default::default()
+        };
+        ca_core::policy::evaluate(
+            &self.policies.statements(),
+            &caller,
+            PolicyAction::Read,
+            &req,
+        )
+        .allowed
+    }
+
+    /// `read` on one CA, recorded and refused like any decision.
+    pub fn authorize_read(&self, who: &Identity, ca_id: &str) -> Result<(), ApiError> {
+        self.authorize(
+            who,
+            PolicyAction::Read,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )
+    }
+
+    /// A CA id, or an alias resolved to its CA id (with the alias kept for
+    /// policies that name it).
+    pub fn resolve_ca(&self, id_or_alias: &str) -> Result<(String, Option<String>), ApiError> {
+        if ids::is_ca_id(id_or_alias) {
+            return Ok((id_or_alias.to_string(), None));
+        }
+        if crate::alias::is_alias(id_or_alias) {
+            if let Some(id) = crate::alias::get(&self.store, id_or_alias)? {
+                return Ok((id, Some(id_or_alias.to_string())));
+            }
+        }
+        Err(ApiError::not_found(
+            "no such CA or alias (CA ids look like ca-0123456789abcdef)",
+        ))
+    }
+
+    /// Where issuance goes when the request names no CA: the `issuing` alias,
+    /// else the configured issuing CA.
+    pub fn default_ca(&self) -> String {
+        match crate::alias::get(&self.store, crate::alias::DEFAULT_ALIAS) {
+            Ok(Some(_)) => crate::alias::DEFAULT_ALIAS.to_string(),
+            _ => self.config.issuing_ca_id.clone(),
+        }
+    }
+
+    /// Create or repoint an alias (administer on the target CA).
+    pub async fn set_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+        ca_id: &str,
+    ) -> Result<(), ApiError> {
+        if !crate::alias::is_alias(alias) {
+            return Err(ApiError::invalid(
+                "an alias is 1-64 of a-z 0-9 - _, starts with a letter, and is not shaped like a CA id",
+            ));
+        }
+        check_ca_id(ca_id)?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ca_alias: Some(alias),
+                ..Default::default()
+            },
+        )?;
+        self.active_issuer(ca_id)?;
+        let (a, c) = (alias.to_string(), ca_id.to_string());
+        self.store
+            .write(move |txn| crate::alias::put(txn, &a, &c))
+            .await?;
+        tracing::info!(%alias, ca = %ca_id, by = %who.display(), "alias set");
+        Ok(())
+    }
+
+    /// Rotate the CA behind `alias`: a new intermediate under the same parent
+    /// (same subject, profile and key algorithm, a new key), the alias
+    /// repointed and the old CA retired in one commit.
+    pub async fn rotate_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+    ) -> Result<(CaRecord, CaRecord), ApiError> {
+        let (old_id, _) = self.resolve_ca(alias)?;
+        if ids::is_ca_id(alias) {
+            return Err(ApiError::invalid("rotate an alias, not a CA id"));
+        }
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: &old_id,
+                ca_alias: Some(alias),
+                ..Default::default()
+            },
+        )?;
+        let old = self.get_ca(&old_id)?;
+        let parent =
+            match (&old.parent_ca_id, old.ca_type, old.external) {
+                (Some(p), CaType::Subordinate, false) => p.clone(),
+                _ => return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    "only a subordinate CA signed by this service can be rotated behind an alias",
+                )),
+            };
+        if old.status != CaStatus::Active {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("CA {old_id} is not ACTIVE"),
+            ));
+        }
+        let new = self
+            .create_ca(
+                who,
+                NewCa {
+                    ca_type: CaType::Subordinate,
+                    subject: old.subject.clone(),
+                    key_algorithm: old.key_algorithm.clone(),
+                    parent_ca_id: Some(parent),
+                    external: false,
+                    validity_days: None,
+                    path_len: old.path_len,
+                    name_constraints: None,
+                },
+            )
+            .await?;
+        let (a, o, n) = (alias.to_string(), old_id.clone(), new.id.clone());
+        let retired = self
+            .store
+            .write(move |txn| {
+                // Checked before writing: the alias must still point at the old CA.
+                let current = crate::alias::get_in(txn, &a)?;
+                if current.as_deref() != Some(o.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "alias {a} moved while rotating"
+                    )));
+                }
+                let rec = store::update_ca(txn, &o, |r| {
+                    r.status = CaStatus::Retired;
+                    r.updated_at = now().unix_timestamp();
+                    Ok(())
+                })?;
+                crate::alias::put(txn, &a, &n)?;
+                Ok(rec)
+            })
+            .await?;
+        tracing::info!(%alias, old = %old_id, new = %new.id, by = %who.display(), "CA rotated behind its alias");
+        Ok((retired, new))
     }
 
     pub fn urls(&self, ca_id: &str) -> IssuerUrls {
@@ -339,6 +545,12 @@ impl Authority {
                     format!("CA {ca_id} is waiting for its signed certificate"),
                 ))
             }
+            CaStatus::Retired => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    format!("CA {ca_id} is retired (rotated behind its alias): it serves its CRL and OCSP but issues nothing"),
+                ))
+            }
         }
         let issuer = self.issuer(&rec)?;
         Ok((rec, issuer))
@@ -379,6 +591,7 @@ impl Authority {
                 server_generated_key: meta.server_generated_key,
                 renewed_from: meta.renewed_from.clone(),
                 revocation: None,
+                requester_fingerprint: meta.requester_fingerprint.clone(),
             };
             let token = meta.idempotency.as_ref().map(|(t, h)| {
                 (
@@ -466,7 +679,8 @@ impl Authority {
         validity_days: Option<u32>,
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
-        check_ca_id(ca_id)?;
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -480,8 +694,18 @@ impl Authority {
         let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
         let mut request = CertificateRequest::from_csr(&csr, profile);
         request.validity_days = validity_days;
-        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
-        authorize(who, Action::IssueCertificate, Some(ca_id), &names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: ca_id,
+                ca_alias: alias.as_deref(),
+                names: &request.sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
@@ -491,6 +715,7 @@ impl Authority {
         });
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             idempotency,
             ..Default::default()
         };
@@ -512,7 +737,8 @@ impl Authority {
             key_algorithm,
             validity_days,
         } = *r;
-        check_ca_id(ca_id)?;
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -544,7 +770,18 @@ impl Authority {
                 }
             }
         };
-        authorize(who, Action::RequestCertificate, Some(ca_id), names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: ca_id,
+                ca_alias: alias.as_deref(),
+                names: &sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         // Refuse early (before the costly key generation) if the CA cannot issue.
         self.active_issuer(ca_id)?;
         let key = generate_key(alg).await?;
@@ -558,6 +795,7 @@ impl Authority {
         };
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             server_generated_key: true,
             ..Default::default()
         };
@@ -568,7 +806,7 @@ impl Authority {
     /// Find a certificate by serial (and CA, when given).
     pub fn get_certificate(&self, ca_id: Option<&str>, serial: &str) -> Result<CertView, ApiError> {
         let serial = parse_serial(serial)?;
-        let ca_id = match ca_id {
+        let ca_id = match ca_hint(ca_id) {
             Some(c) => {
                 check_ca_id(c)?;
                 c.to_string()
@@ -627,7 +865,12 @@ impl Authority {
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
         let old = self.get_certificate(ca_id, serial)?;
-        let ca_id = old.record.ca_id.clone();
+        // Renewing through an alias issues from the CA it names now, so a
+        // certificate of a retired CA renews from its successor.
+        let (ca_id, alias) = match ca_id.filter(|c| crate::alias::is_alias(c)) {
+            Some(a) => self.resolve_ca(a)?,
+            None => (old.record.ca_id.clone(), None),
+        };
         let profile = parse_leaf_profile(&old.record.profile)?;
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
@@ -662,8 +905,18 @@ impl Authority {
             validity_days,
             name_constraints: None,
         };
-        let names: Vec<String> = request.sans.iter().map(|s| s.to_string()).collect();
-        authorize(who, Action::RenewCertificate, Some(&ca_id), &names)?;
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca: &ca_id,
+                ca_alias: alias.as_deref(),
+                names: &request.sans,
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
+                ..Default::default()
+            },
+        )?;
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
@@ -673,6 +926,7 @@ impl Authority {
         });
         let meta = IssueMeta {
             requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
             renewed_from: Some(old.record.serial.clone()),
             idempotency,
             ..Default::default()
@@ -688,17 +942,43 @@ impl Authority {
         reason: &RevocationReason,
     ) -> Result<CertRecord, ApiError> {
         let serial = parse_serial(serial)?;
-        let ca_id = match ca_id {
+        let ca_id = match ca_hint(ca_id) {
             Some(c) => {
                 check_ca_id(c)?;
                 c.to_string()
             }
-            None => self
-                .store
-                .ca_of_serial(&serial)?
-                .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
+            None => match self.store.ca_of_serial(&serial)? {
+                Some(c) => c,
+                None => {
+                    // An unknown serial is judged as a revoke on `*`, so a
+                    // caller without the grant cannot probe which serials exist.
+                    self.authorize(
+                        who,
+                        PolicyAction::Revoke,
+                        &PolicyRequest {
+                            ca: "*",
+                            ..Default::default()
+                        },
+                    )?;
+                    return Err(ApiError::not_found(format!("no certificate {serial}")));
+                }
+            },
         };
-        authorize(who, Action::RevokeCertificate, Some(&ca_id), &[])?;
+        // The owner is looked up first so a revoke-own grant can be judged; a
+        // caller without any revoke grant is refused before learning more.
+        let owner = self
+            .store
+            .get_cert(&ca_id, &serial)?
+            .and_then(|(r, _)| r.requester_fingerprint);
+        self.authorize(
+            who,
+            PolicyAction::Revoke,
+            &PolicyRequest {
+                ca: &ca_id,
+                owner_fingerprint: owner.as_deref(),
+                ..Default::default()
+            },
+        )?;
         let rev = Revocation {
             reason_code: reason.code,
             reason: reason.name.to_string(),
@@ -716,7 +996,15 @@ impl Authority {
 
     /// CreateCertificateAuthority.
     pub async fn create_ca(&self, who: &Identity, new: NewCa) -> Result<CaRecord, ApiError> {
-        authorize(who, Action::CreateCa, new.parent_ca_id.as_deref(), &[])?;
+        // A root has no parent to scope the grant to: it needs administer on `*`.
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: new.parent_ca_id.as_deref().unwrap_or("*"),
+                ..Default::default()
+            },
+        )?;
         let alg = parse_key_alg(&new.key_algorithm)?;
         let subject = parse_subject(&new.subject)?;
         let name_constraints = new
@@ -757,7 +1045,7 @@ impl Authority {
                 params.name_constraints = name_constraints;
                 let cert = create_root(&key, &params, t).map_err(map_issue)?;
                 fill_cert(&mut rec, &cert, vec![]);
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
             }
             (CaType::Root, _, _) => {
                 return Err(ApiError::invalid(
@@ -776,7 +1064,7 @@ impl Authority {
                 let spki = key.public_key_der().to_vec();
                 // The key is kept before the certificate exists, so a crash
                 // leaves at worst an unused key file.
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
                 let request = CertificateRequest {
                     subject,
                     spki_der: spki,
@@ -787,6 +1075,7 @@ impl Authority {
                 };
                 let meta = IssueMeta {
                     requested_by: who.display(),
+            requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
                     ..Default::default()
                 };
                 let view = self.issue(&prec.id, request, limits, meta).await?;
@@ -799,7 +1088,7 @@ impl Authority {
                 let key = generate_key(alg).await?;
                 let csr = create_csr(&key, &subject, &[])
                     .map_err(|e| ApiError::internal("CA CSR", e))?;
-                self.vault.store(&id, key).map_err(map_vault)?;
+                self.vault.store(&id, key).await.map_err(map_vault)?;
                 rec.status = CaStatus::PendingCertificate;
                 rec.external = true;
                 rec.csr_pem = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &csr));
@@ -828,7 +1117,14 @@ impl Authority {
         chain: &str,
     ) -> Result<CaRecord, ApiError> {
         let rec = self.get_ca(ca_id)?;
-        authorize(who, Action::ImportCaCertificate, Some(ca_id), &[])?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )?;
         if rec.status != CaStatus::PendingCertificate {
             return Err(ApiError::new(
                 ErrorCode::InvalidState,
@@ -884,7 +1180,14 @@ impl Authority {
         status: &str,
     ) -> Result<CaRecord, ApiError> {
         check_ca_id(ca_id)?;
-        authorize(who, Action::UpdateCa, Some(ca_id), &[])?;
+        self.authorize(
+            who,
+            PolicyAction::Administer,
+            &PolicyRequest {
+                ca: ca_id,
+                ..Default::default()
+            },
+        )?;
         let target = match status {
             "ACTIVE" => CaStatus::Active,
             "DISABLED" => CaStatus::Disabled,
@@ -898,6 +1201,11 @@ impl Authority {
                     if r.status == CaStatus::PendingCertificate {
                         return Err(StoreError::Conflict(
                             "the CA is waiting for its certificate; import it first".into(),
+                        ));
+                    }
+                    if r.status == CaStatus::Retired {
+                        return Err(StoreError::Conflict(
+                            "the CA is retired; it stays retired".into(),
                         ));
                     }
                     r.status = target;

@@ -18,7 +18,9 @@ use crate::authority::{
     NameConstraintsInput, NewCa, NewKeyRequest, RevocationReason,
 };
 use crate::error::{ApiError, ErrorCode};
+use crate::policy::StatementDto;
 use crate::store::{CaRecord, CaType, CertFilter, CertRecord};
+use ca_core::policy::{Action as PolicyAction, Request as PolicyRequest};
 
 pub type Body = Full<Bytes>;
 
@@ -54,17 +56,44 @@ pub async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
+    // Admission control first: under overload a call is refused (and still
+    // audited) before it costs any work.
     let permit = match auth.in_flight.clone().try_acquire_owned() {
         Ok(p) => p,
         Err(_) => {
-            return Ok(error_response(&ApiError::new(
+            let e = ApiError::new(
                 ErrorCode::Throttled,
                 "too many requests in flight; retry shortly",
-            )))
+            );
+            let code = e.code.as_str().to_string();
+            let decisions = crate::audit::Decisions::default();
+            if let Err(audit_err) = audit_call(
+                &auth,
+                &identity,
+                &method,
+                &path,
+                decisions,
+                e.status().as_u16(),
+                code,
+            )
+            .await
+            {
+                return Ok(error_response(&audit_err));
+            }
+            return Ok(error_response(&e));
         }
     };
-    let result = route(&auth, &identity, req).await;
+    let (result, decisions) = crate::audit::with_decisions(route(&auth, &identity, req)).await;
     drop(permit);
+    let (status, code) = match &result {
+        Ok((status, _)) => (status.as_u16(), "success".to_string()),
+        Err(e) => (e.status().as_u16(), e.code.as_str().to_string()),
+    };
+    // Every call is audited before it is answered; a failed audit write
+    // fails the call (see `audit` for the ordering this implies).
+    if let Err(e) = audit_call(&auth, &identity, &method, &path, decisions, status, code).await {
+        return Ok(error_response(&e));
+    }
     let out = match result {
         Ok((status, v)) => json_response(status, &v),
         Err(e) => {
@@ -81,6 +110,42 @@ pub async fn handle(
 }
 
 type Reply = Result<(StatusCode, Value), ApiError>;
+
+async fn audit_call(
+    auth: &Authority,
+    who: &Identity,
+    method: &Method,
+    path: &str,
+    decisions: crate::audit::Decisions,
+    status: u16,
+    code: String,
+) -> Result<(), ApiError> {
+    use crate::audit::{AuditIdentity, AuditOutcome, AuditResult, Draft};
+    let (action, mut target) = crate::audit::classify(method.as_str(), path);
+    if target.is_empty() {
+        target = decisions.ca.clone().unwrap_or_default();
+    }
+    let draft = Draft {
+        unix: now().unix_timestamp(),
+        identity: AuditIdentity {
+            subject: who.display(),
+            fingerprint: who.fingerprint.clone(),
+        },
+        action,
+        target,
+        outcome: decisions.outcome.unwrap_or(AuditOutcome {
+            decision: "not_evaluated".into(),
+            statement: None,
+            reason: "refused before the policy check".into(),
+        }),
+        result: AuditResult { status, code },
+    };
+    auth.store
+        .write(move |txn| crate::audit::append(txn, &draft))
+        .await
+        .map(|_| ())
+        .map_err(|e| ApiError::internal("audit append", e))
+}
 
 async fn read_body(auth: &Authority, req: Request<Incoming>) -> Result<Bytes, ApiError> {
     let limit = auth.config.max_body_bytes;
@@ -214,7 +279,18 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             Method::GET => {
                 no_query(q)?;
                 let cas = auth.list_cas()?;
-                let items: Vec<Value> = cas.iter().map(ca_json).collect();
+                // Only the CAs this caller may read are listed.
+                let items: Vec<Value> = cas
+                    .iter()
+                    .filter(|c| auth.may_read(who, &c.id))
+                    .map(ca_json)
+                    .collect();
+                crate::audit::record(
+                    true,
+                    None,
+                    format!("listed the {} CA(s) this identity may read", items.len()),
+                    "",
+                );
                 Ok((StatusCode::OK, json!({ "certificate_authorities": items })))
             }
             Method::POST => {
@@ -228,7 +304,10 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             check_ca_id(id)?;
             no_query(q)?;
             match method {
-                Method::GET => Ok((StatusCode::OK, ca_json(&auth.get_ca(id)?))),
+                Method::GET => {
+                    auth.authorize_read(who, id)?;
+                    Ok((StatusCode::OK, ca_json(&auth.get_ca(id)?)))
+                }
                 Method::PATCH => {
                     let body: UpdateCaBody = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth.update_ca_status(who, id, &body.status).await?;
@@ -243,6 +322,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
+            auth.authorize_read(who, id)?;
             let rec = auth.get_ca(id)?;
             match rec.csr_pem {
                 Some(csr) => Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr }))),
@@ -257,6 +337,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             no_query(q)?;
             match method {
                 Method::GET => {
+                    auth.authorize_read(who, id)?;
                     let rec = auth.get_ca(id)?;
                     let cert = rec.certificate_pem.clone().ok_or_else(|| {
                         ApiError::new(
@@ -284,13 +365,11 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             }
         }
         ["v1", "certificates"] => match method {
-            Method::GET => list_certificates(auth, q),
+            Method::GET => list_certificates(auth, who, q),
             Method::POST => {
                 no_query(q)?;
                 let body: IssueBody = parse_json(&read_body(auth, req).await?)?;
-                let ca_id = body
-                    .ca_id
-                    .unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+                let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
                     .issue_from_csr(
                         who,
@@ -318,7 +397,21 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             let params = parse_query(q, &["ca_id"])?;
-            let view = auth.get_certificate(params.get("ca_id").map(String::as_str), serial)?;
+            // Authorise before looking: an unknown serial is judged as a read
+            // on `*`, so a caller without read cannot probe which serials exist.
+            let hint = crate::authority::ca_hint(params.get("ca_id").map(String::as_str));
+            let ca = match hint {
+                Some(c) => {
+                    check_ca_id(c)?;
+                    c.to_string()
+                }
+                None => auth
+                    .store
+                    .ca_of_serial(&crate::authority::parse_serial(serial)?)?
+                    .unwrap_or_else(|| "*".into()),
+            };
+            auth.authorize_read(who, &ca)?;
+            let view = auth.get_certificate(hint, serial)?;
             Ok((StatusCode::OK, cert_json(&view)))
         }
         ["v1", "certificates", serial, "renew"] => {
@@ -355,8 +448,156 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 .await?;
             Ok((StatusCode::OK, cert_summary(&rec)))
         }
+        ["v1", "policies"] => {
+            no_query(q)?;
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
+            let items: Vec<Value> = auth
+                .policies
+                .snapshot()
+                .iter()
+                .map(|(d, _)| serde_json::to_value(d).unwrap_or(Value::Null))
+                .collect();
+            Ok((StatusCode::OK, json!({ "statements": items })))
+        }
+        ["v1", "policies", id] => {
+            no_query(q)?;
+            let id = (*id).to_string();
+            match method {
+                Method::GET => {
+                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
+                    let snap = auth.policies.snapshot();
+                    let found = snap
+                        .iter()
+                        .find(|(_, s)| s.id == id)
+                        .ok_or_else(|| ApiError::not_found(format!("no policy statement {id}")))?;
+                    Ok((
+                        StatusCode::OK,
+                        serde_json::to_value(&found.0).unwrap_or(Value::Null),
+                    ))
+                }
+                Method::PUT => {
+                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
+                    let body: StatementDto = parse_json(&read_body(auth, req).await?)?;
+                    auth.policies.put(&auth.store, &id, body).await?;
+                    tracing::info!(statement = %id, by = %who.display(), "policy statement stored");
+                    let mut v = Value::Null;
+                    if let Some((d, _)) = auth.policies.snapshot().iter().find(|(_, s)| s.id == id)
+                    {
+                        v = serde_json::to_value(d).unwrap_or(Value::Null);
+                    }
+                    Ok((StatusCode::OK, v))
+                }
+                Method::DELETE => {
+                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
+                    auth.policies.delete(&auth.store, &id).await?;
+                    tracing::info!(statement = %id, by = %who.display(), "policy statement deleted");
+                    Ok((StatusCode::OK, json!({ "deleted": id })))
+                }
+                _ => Err(method_not_allowed("GET, PUT, DELETE")),
+            }
+        }
+        ["v1", "aliases"] => {
+            no_query(q)?;
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            let items: Vec<Value> = crate::alias::list(&auth.store)?
+                .into_iter()
+                .filter(|(_, ca)| auth.may_read(who, ca))
+                .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
+                .collect();
+            crate::audit::record(true, None, "listed the aliases of readable CAs".into(), "");
+            Ok((StatusCode::OK, json!({ "aliases": items })))
+        }
+        ["v1", "aliases", alias] => {
+            no_query(q)?;
+            match method {
+                Method::GET => {
+                    let (ca, _) = auth.resolve_ca(alias)?;
+                    auth.authorize_read(who, &ca)?;
+                    Ok((StatusCode::OK, json!({ "alias": alias, "ca_id": ca })))
+                }
+                Method::PUT => {
+                    let body: AliasBody = parse_json(&read_body(auth, req).await?)?;
+                    auth.set_alias(who, alias, &body.ca_id).await?;
+                    Ok((
+                        StatusCode::OK,
+                        json!({ "alias": alias, "ca_id": body.ca_id }),
+                    ))
+                }
+                _ => Err(method_not_allowed("GET, PUT")),
+            }
+        }
+        ["v1", "aliases", alias, "rotate"] => {
+            no_query(q)?;
+            if method != Method::POST {
+                return Err(method_not_allowed("POST"));
+            }
+            let (old, new) = auth.rotate_alias(who, alias).await?;
+            Ok((
+                StatusCode::OK,
+                json!({ "alias": alias, "ca_id": new.id, "new": ca_json(&new), "retired": ca_json(&old) }),
+            ))
+        }
+        ["v1", "audit"] => {
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            list_audit(auth, who, q)
+        }
         _ => Err(ApiError::not_found("no such resource")),
     }
+}
+
+/// Policies and the audit trail are service-wide: grants on `*`.
+fn admin_scope() -> PolicyRequest<'static> {
+    PolicyRequest {
+        ca: "*",
+        ..Default::default()
+    }
+}
+
+fn parse_time(s: &str, what: &str) -> Result<i64, ApiError> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| ApiError::invalid(format!("{what} must be an RFC 3339 time")))
+}
+
+fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
+    let p = parse_query(
+        q,
+        &["since", "until", "identity", "action", "limit", "cursor"],
+    )?;
+    let limit = match p.get("limit") {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        },
+        None => DEFAULT_PAGE,
+    };
+    let filter = crate::audit::AuditFilter {
+        since: p.get("since").map(|s| parse_time(s, "since")).transpose()?,
+        until: p.get("until").map(|s| parse_time(s, "until")).transpose()?,
+        identity: p.get("identity").cloned(),
+        action: p.get("action").cloned(),
+        limit,
+        cursor: p
+            .get("cursor")
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| ApiError::invalid("cursor is not one this server made"))
+            })
+            .transpose()?,
+    };
+    auth.authorize(who, PolicyAction::Audit, &admin_scope())?;
+    let (items, next) = crate::audit::list(auth.store.database(), &filter)?;
+    Ok((
+        StatusCode::OK,
+        json!({ "entries": items, "next_cursor": next.map(|n| n.to_string()) }),
+    ))
 }
 
 fn health(auth: &Authority) -> Value {
@@ -389,6 +630,12 @@ struct CreateCaBody {
     validity_days: Option<u32>,
     path_len: Option<u8>,
     name_constraints: Option<NameConstraintsInput>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    ca_id: String,
 }
 
 #[derive(Deserialize)]
@@ -480,7 +727,7 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     if passphrase.len() > 1024 {
         return Err(ApiError::invalid("passphrase is longer than 1024 bytes"));
     }
-    let ca_id = b.ca_id.unwrap_or_else(|| auth.config.issuing_ca_id.clone());
+    let ca_id = b.ca_id.unwrap_or_else(|| auth.default_ca());
     let (view, key) = auth
         .issue_with_new_key(
             who,
@@ -526,7 +773,7 @@ pub fn encrypt_key(
         .map_err(|e| ApiError::internal("key encoding", e))
 }
 
-fn list_certificates(auth: &Arc<Authority>, q: Option<&str>) -> Reply {
+fn list_certificates(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
     let p = parse_query(
         q,
         &["ca_id", "status", "expiring_before", "limit", "cursor"],
@@ -558,6 +805,7 @@ fn list_certificates(auth: &Arc<Authority>, q: Option<&str>) -> Reply {
     let ca_id = p.get("ca_id").cloned();
     if let Some(c) = &ca_id {
         check_ca_id(c)?;
+        auth.authorize_read(who, c)?;
     }
     let cursor = p.get("cursor").cloned();
     if let Some(c) = &cursor {
@@ -566,7 +814,7 @@ fn list_certificates(auth: &Arc<Authority>, q: Option<&str>) -> Reply {
         }
     }
     let filter = CertFilter {
-        ca_id,
+        ca_id: ca_id.clone(),
         status: None,
         expiring_before,
         limit,
@@ -579,7 +827,25 @@ fn list_certificates(auth: &Arc<Authority>, q: Option<&str>) -> Reply {
             e
         }
     })?;
-    let items: Vec<Value> = items.iter().map(cert_summary).collect();
+    // Without a ca_id, only certificates of CAs this caller may read are listed.
+    let mut readable: HashMap<String, bool> = HashMap::new();
+    let items: Vec<Value> = items
+        .iter()
+        .filter(|r| {
+            *readable
+                .entry(r.ca_id.clone())
+                .or_insert_with(|| auth.may_read(who, &r.ca_id))
+        })
+        .map(cert_summary)
+        .collect();
+    if ca_id.is_none() {
+        crate::audit::record(
+            true,
+            None,
+            "listed certificates of the CAs this identity may read".into(),
+            "",
+        );
+    }
     Ok((
         StatusCode::OK,
         json!({ "certificates": items, "next_cursor": next }),

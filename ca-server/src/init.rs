@@ -17,6 +17,7 @@ pub struct InitOptions {
     pub api_addr: String,
     pub public_addr: String,
     pub admin_name: String,
+    pub master: crate::vault::MasterOptions,
 }
 
 pub struct InitSummary {
@@ -82,11 +83,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         validity: Config::default_validity(),
     };
     let base = format!("http://{}", opts.public_addr);
-    let auth = crate::server::open_authority(dir, config.clone(), base)?;
-    let who = Identity {
-        subject: "ca-server init".into(),
-        sans: vec![],
-    };
+    let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master)?;
+    let who = Identity::internal("ca-server init");
     let e =
         |what: &'static str| move |err: crate::error::ApiError| anyhow::anyhow!("{what}: {err}");
     let root = auth
@@ -123,6 +121,10 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .create_ca(&who, sub("CN=API Client CA,O=ca-server"))
         .await
         .map_err(e("client-auth CA"))?;
+    // Clients issue through the alias, so rotating the CA changes nothing for them.
+    auth.set_alias(&who, crate::alias::DEFAULT_ALIAS, &issuing.id)
+        .await
+        .map_err(e("issuing alias"))?;
 
     // The API's own TLS certificate.
     let server_days = config.limits(ca_core::profile::Profile::TlsServer).max_days;
@@ -183,6 +185,17 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     )?;
     write_private(&admin_key_path, admin_key.to_pkcs8_pem().as_bytes())?;
     drop(admin_key);
+    // The bootstrap administrator holds every permission, pinned to its certificate.
+    let admin_fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &admin_view.der);
+    let admin_fp = crate::ids::hex(admin_fp.as_ref());
+    auth.policies
+        .put(
+            &auth.store,
+            "bootstrap-admin",
+            crate::policy::bootstrap_admin(&admin_fp),
+        )
+        .await
+        .map_err(e("bootstrap policy"))?;
     write_private(
         &root_pem,
         root.certificate_pem
@@ -199,7 +212,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         client_cert: PathBuf::from("admin.pem"),
         client_key: PathBuf::from("admin.key"),
         root_ca: PathBuf::from("root.pem"),
-        default_ca_id: issuing.id.clone(),
+        // The alias: the CLI keeps issuing from the current CA across rotations.
+        default_ca_id: crate::alias::DEFAULT_ALIAS.to_string(),
     };
     let profile_path = admin_dir.join("profile.toml");
     write_private(&profile_path, toml::to_string(&profile)?.as_bytes())?;

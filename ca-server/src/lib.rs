@@ -7,6 +7,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alias;
+pub mod audit;
 pub mod authority;
 pub mod client;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod http;
 pub mod ids;
 pub mod init;
 pub mod load;
+pub mod policy;
 pub mod server;
 pub mod store;
 pub mod tls;

@@ -3,8 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
+use ca_server::audit::Verdict;
 use ca_server::config::{Config, LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
 use ca_server::init::{init, is_initialised, InitOptions};
+use ca_server::vault::{rotate_master_key, CrashPoint, MasterOptions};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -25,6 +27,52 @@ enum Command {
     Init(InitArgs),
     /// Run the service (initialising the data directory on first start).
     Serve(ServeArgs),
+    /// Re-wrap every CA data key under a new master key (server stopped).
+    RotateMasterKey(RotateArgs),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of the audit trail (works on a stopped server):
+    /// prints OK and the count, or the first broken entry (exit status 1).
+    Verify {
+        #[arg(long, env = "CA_SERVER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+struct MasterArgs {
+    /// File holding the master-key passphrase (Argon2id); without it, the
+    /// environment variable CA_MASTER_PASSPHRASE, else DIR/master.key.
+    #[arg(long, env = "CA_MASTER_PASSPHRASE_FILE")]
+    master_passphrase_file: Option<PathBuf>,
+}
+
+impl MasterArgs {
+    fn options(&self) -> MasterOptions {
+        MasterOptions {
+            passphrase_file: self.master_passphrase_file.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct RotateArgs {
+    #[arg(long, env = "CA_SERVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    master: MasterArgs,
+    /// Derive the new master key from this passphrase file instead of making
+    /// a new random key file.
+    #[arg(long)]
+    new_passphrase_file: Option<PathBuf>,
+    /// Test hook: exit at a stage to simulate a crash (new-key-written, committed).
+    #[arg(long, hide = true)]
+    crash_after: Option<CrashPoint>,
 }
 
 #[derive(Args)]
@@ -42,6 +90,8 @@ struct InitArgs {
     /// Common name of the first administrator.
     #[arg(long, default_value = "admin")]
     admin_name: String,
+    #[command(flatten)]
+    master: MasterArgs,
 }
 
 #[derive(Args)]
@@ -71,6 +121,8 @@ struct ServeArgs {
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<LogFormat>,
+    #[command(flatten)]
+    master: MasterArgs,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -144,6 +196,7 @@ fn main() -> anyhow::Result<()> {
                 api_addr: a.api_addr,
                 public_addr: a.public_addr,
                 admin_name: a.admin_name,
+                master: a.master.options(),
             }))?;
             print_init(&summary);
             Ok(())
@@ -165,6 +218,7 @@ fn main() -> anyhow::Result<()> {
                         .clone()
                         .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.into()),
                     admin_name: "admin".into(),
+                    master: a.master.options(),
                 }))?;
                 print_init(&summary);
             }
@@ -197,7 +251,49 @@ fn main() -> anyhow::Result<()> {
             }
             config.check()?;
             init_logging(config.log_format);
-            rt.block_on(ca_server::server::serve(dir, config, shutdown_signal()))
+            rt.block_on(ca_server::server::serve(
+                dir,
+                config,
+                a.master.options(),
+                shutdown_signal(),
+            ))
+        }
+        Command::RotateMasterKey(a) => {
+            init_logging(LogFormat::Text);
+            let dir = a.data_dir.unwrap_or_else(default_data_dir);
+            let n = rotate_master_key(
+                &dir,
+                &a.master.options(),
+                a.new_passphrase_file.as_deref(),
+                a.crash_after,
+            )
+            .with_context(|| {
+                format!(
+                    "rotating the master key of {} (the server must be stopped)",
+                    dir.display()
+                )
+            })?;
+            println!("ca-server: master key rotated; {n} CA key(s) re-wrapped");
+            Ok(())
+        }
+        Command::Audit(AuditCommand::Verify { data_dir }) => {
+            init_logging(LogFormat::Text);
+            let dir = data_dir.unwrap_or_else(default_data_dir);
+            match ca_server::audit::verify_dir(&dir).with_context(|| {
+                format!(
+                    "reading the audit trail in {} (the server must be stopped)",
+                    dir.display()
+                )
+            })? {
+                Verdict::Ok { count } => {
+                    println!("OK: {count} audit entries, hash chain intact");
+                    Ok(())
+                }
+                Verdict::Broken { seq, why } => {
+                    println!("BROKEN at entry {seq}: {why}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
 }

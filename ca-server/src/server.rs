@@ -23,27 +23,46 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{error_response, json_response, Body};
 use crate::ids;
+use crate::policy::Policies;
 use crate::store::Store;
-use crate::vault::Vault;
+use crate::vault::{MasterOptions, Vault};
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
 
-pub fn keys_dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("keys")
-}
-
-/// Open the store and build the authority for `data_dir`.
+/// Open the store and build the authority for `data_dir`. The master key is
+/// checked against the data directory before the store is opened for writing,
+/// so a wrong key fails here and changes nothing.
 pub fn open_authority(
     data_dir: &Path,
     config: Config,
     public_base: String,
+    master: &MasterOptions,
 ) -> anyhow::Result<Arc<Authority>> {
-    let store = Store::open(data_dir, ids::boot_id())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let vault = Vault::new(keys_dir(data_dir));
+    crate::vault::precheck(data_dir, master)?;
+    let store = Arc::new(
+        Store::open(data_dir, ids::boot_id())
+            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
+    );
+    let key = match crate::vault::unlock(&store, data_dir, master) {
+        Ok(k) => k,
+        Err(e) => {
+            store.close();
+            return Err(e.into());
+        }
+    };
+    let migrated = crate::vault::migrate_plaintext_keys(&store, data_dir, &key);
+    if let Err(e) = migrated {
+        store.close();
+        return Err(e.into());
+    }
+    let vault = Vault::new(store.clone(), key);
+    crate::policy::bootstrap_if_absent(&store, data_dir)
+        .context("creating the bootstrap administrator's policy")?;
+    let policies = Policies::load(&store).context("loading the access policies")?;
     Ok(Arc::new(Authority::new(
-        Arc::new(store),
+        store,
         vault,
+        policies,
         config,
         public_base,
     )))
@@ -53,6 +72,7 @@ pub fn open_authority(
 pub async fn serve(
     data_dir: PathBuf,
     config: Config,
+    master: MasterOptions,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let api_addr: SocketAddr = config.api_addr.parse().context("api_addr")?;
@@ -70,7 +90,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{public_bound}"));
 
-    let auth = open_authority(&data_dir, config.clone(), public_base.clone())?;
+    let auth = open_authority(&data_dir, config.clone(), public_base.clone(), &master)?;
     let client_ca = auth
         .get_ca(&config.client_auth_ca_id)
         .map_err(|e| anyhow::anyhow!("client-auth CA {}: {e}", config.client_auth_ca_id))?;

@@ -100,6 +100,8 @@ pub enum CaStatus {
     PendingCertificate,
     Active,
     Disabled,
+    /// Replaced behind its alias: issues nothing, still serves CRL and OCSP.
+    Retired,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +178,9 @@ pub struct CertRecord {
     pub renewed_from: Option<String>,
     #[serde(default)]
     pub revocation: Option<Revocation>,
+    /// SHA-256 fingerprint of the requester's client certificate (revoke-own policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_fingerprint: Option<String>,
 }
 
 impl CertRecord {
@@ -302,6 +307,13 @@ impl Store {
 
     pub fn boot_id(&self) -> &str {
         &self.boot_id
+    }
+
+    /// The database, for modules that keep their own tables (vault, policy,
+    /// audit): reads, and synchronous writes at start-up or offline only.
+    /// While serving, writes go through [`Store::write`].
+    pub fn database(&self) -> &Arc<Database> {
+        &self.db
     }
 
     /// Stop taking writes, let the writer finish what is queued, and wait for it.
@@ -761,6 +773,7 @@ mod tests {
             server_generated_key: false,
             renewed_from: None,
             revocation: None,
+            requester_fingerprint: None,
         }
     }
 

@@ -58,8 +58,11 @@ pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Identity {
             .collect(),
         _ => vec![],
     };
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
     Identity {
         subject: cert.tbs_certificate.subject.to_string(),
         sans,
+        fingerprint: crate::ids::hex(digest.as_ref()),
+        internal: false,
     }
 }

@@ -1,19 +1,45 @@
 //! The signer holder: CA private keys, reachable only as `ca_core::Signer`.
 //!
-//! Keys live under `DIR/keys/` (directory 0700, files 0600) as PKCS#8 DER, one
-//! file per CA id. Loading goes through [`load_ca_key`] and storing through
-//! [`save_ca_key`] only, so envelope encryption can replace both later without
-//! touching callers. No key material is ever logged or returned.
+//! CA keys are stored only under envelope encryption (`ca_core::envelope`):
+//! each key is sealed under its own random data key (AES-256-GCM, the CA id as
+//! associated data) and the data key under the master key. Sealed keys live in
+//! the redb table `ca_keys` (CA id → [`SealedKey`] bytes), so master-key
+//! rotation re-wraps every data key in one write transaction.
+//!
+//! The master key comes from `DIR/master.key` (32 random bytes, 0600, made at
+//! init) or from a passphrase (`--master-passphrase-file` or the environment
+//! variable `CA_MASTER_PASSPHRASE`) through Argon2id; in that case the KDF
+//! parameters are stored in the `key_meta` table. The master key's check value
+//! is stored there too, so a wrong key is refused at start before any CA key is
+//! opened and before anything in the data directory is written.
+//!
+//! Plaintext keys exist only in this module's cache (`SoftwareKey` keeps its
+//! PKCS#8 in `Zeroizing`; aws-lc cleanses its key structs when freed). Nothing
+//! here logs or returns key material; errors name CA ids only.
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use ca_core::envelope::{self, EnvelopeError, KdfParams, MasterKey, SealedKey};
 use ca_core::keys::{KeyError, Signer, SoftwareKey};
+use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use zeroize::Zeroizing;
 
 use crate::ids::is_ca_id;
+use crate::store::{Store, StoreError, DB_FILE};
+
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Written first during rotation; renamed over `master.key` once the new
+/// wrapping is committed.
+pub const MASTER_KEY_NEW_FILE: &str = "master.key.new";
+pub const PASSPHRASE_ENV: &str = "CA_MASTER_PASSPHRASE";
+
+const CA_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ca_keys");
+/// `check_value` → hex; `kdf` → encoded Argon2id parameters (passphrase mode only).
+const KEY_META: TableDefinition<&str, &str> = TableDefinition::new("key_meta");
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -21,77 +47,511 @@ pub enum VaultError {
     BadId,
     #[error("no key for CA {0}")]
     Missing(String),
-    #[error("key file for CA {0}: {1}")]
-    Io(String, std::io::Error),
     #[error("key for CA {0} does not load: {1}")]
     Key(String, KeyError),
+    #[error("key for CA {0}: {1}")]
+    Sealed(String, EnvelopeError),
+    #[error("the master key does not match this data directory (check value {found}, expected {expected}); nothing was changed")]
+    WrongMasterKey { expected: String, found: String },
+    #[error("this data directory's master key comes from a passphrase: give --master-passphrase-file or set {PASSPHRASE_ENV}")]
+    PassphraseRequired,
+    #[error("no master key: {0} is missing")]
+    NoKeyFile(PathBuf),
+    #[error("master key: {0}")]
+    Master(EnvelopeError),
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("store: {0}")]
+    Store(String),
 }
 
-pub struct Vault {
-    dir: PathBuf,
-    cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
-}
-
-fn key_path(dir: &Path, ca_id: &str) -> Result<PathBuf, VaultError> {
-    // The id is checked strictly before it names a file.
-    if !is_ca_id(ca_id) {
-        return Err(VaultError::BadId);
+impl From<StoreError> for VaultError {
+    fn from(e: StoreError) -> Self {
+        VaultError::Store(e.to_string())
     }
-    Ok(dir.join(format!("{ca_id}.p8")))
 }
 
-/// Write a new CA key durably with owner-only permissions.
-pub fn save_ca_key(dir: &Path, ca_id: &str, key: &SoftwareKey) -> Result<(), VaultError> {
-    let io = |e| VaultError::Io(ca_id.to_string(), e);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io)?;
-    let path = key_path(dir, ca_id)?;
-    let tmp = path.with_extension("p8.tmp");
-    {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io)?;
-        f.write_all(&key.to_pkcs8_der()).map_err(io)?;
-        f.sync_all().map_err(io)?;
+macro_rules! redb_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for VaultError {
+            fn from(e: $t) -> Self {
+                VaultError::Store(e.to_string())
+            }
+        }
+    )*};
+}
+redb_err!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// Where the master key comes from, as the operator gave it.
+#[derive(Clone, Debug, Default)]
+pub struct MasterOptions {
+    /// A file holding the passphrase (first line).
+    pub passphrase_file: Option<PathBuf>,
+}
+
+impl MasterOptions {
+    /// The passphrase from the file, else from `CA_MASTER_PASSPHRASE`, if any.
+    pub fn passphrase(&self) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
+        if let Some(f) = &self.passphrase_file {
+            let raw = Zeroizing::new(
+                std::fs::read(f).map_err(|e| VaultError::Io(f.display().to_string(), e))?,
+            );
+            let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            return Ok(Some(Zeroizing::new(line.to_vec())));
+        }
+        Ok(std::env::var_os(PASSPHRASE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| Zeroizing::new(v.into_encoded_bytes())))
     }
-    std::fs::rename(&tmp, &path).map_err(io)?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io)?;
+}
+
+/// What `key_meta` holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub check_value: Option<String>,
+    pub kdf: Option<String>,
+}
+
+fn read_meta(txn: &ReadTransaction) -> Result<KeyMeta, VaultError> {
+    let t = match txn.open_table(KEY_META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(KeyMeta::default()),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(KeyMeta {
+        check_value: t.get("check_value")?.map(|v| v.value().to_string()),
+        kdf: t.get("kdf")?.map(|v| v.value().to_string()),
+    })
+}
+
+fn write_meta(txn: &WriteTransaction, meta: &KeyMeta) -> Result<(), VaultError> {
+    let mut t = txn.open_table(KEY_META)?;
+    match &meta.check_value {
+        Some(c) => t.insert("check_value", c.as_str())?,
+        None => t.remove("check_value")?,
+    };
+    match &meta.kdf {
+        Some(k) => t.insert("kdf", k.as_str())?,
+        None => t.remove("kdf")?,
+    };
     Ok(())
 }
 
-/// Load a CA key. The one place that reads CA key material from disk.
-pub fn load_ca_key(dir: &Path, ca_id: &str) -> Result<SoftwareKey, VaultError> {
-    let path = key_path(dir, ca_id)?;
-    let der = match std::fs::read(&path) {
-        Ok(d) => zeroize::Zeroizing::new(d),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(VaultError::Missing(ca_id.to_string()))
+/// Write a file readable by its owner only, durably.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
+    let io = |e| VaultError::Io(path.display().to_string(), e);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(data).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), VaultError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| VaultError::Io(dir.display().to_string(), e))
+}
+
+fn read_key_file(path: &Path) -> Result<Option<MasterKey>, VaultError> {
+    match std::fs::read(path) {
+        Ok(b) => {
+            let b = Zeroizing::new(b);
+            MasterKey::from_bytes(&b)
+                .map(Some)
+                .map_err(VaultError::Master)
         }
-        Err(e) => return Err(VaultError::Io(ca_id.to_string(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(VaultError::Io(path.display().to_string(), e)),
+    }
+}
+
+/// Which key file held the matching master key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Found {
+    Current,
+    /// `master.key.new`: a rotation committed but did not rename the file.
+    New,
+    Passphrase,
+}
+
+/// Find the master key that matches the stored check value. Reads only.
+fn find_master(
+    dir: &Path,
+    meta: &KeyMeta,
+    opts: &MasterOptions,
+) -> Result<(MasterKey, Found), VaultError> {
+    let expected = meta.check_value.clone().unwrap_or_default();
+    if let Some(kdf) = &meta.kdf {
+        let pass = opts.passphrase()?.ok_or(VaultError::PassphraseRequired)?;
+        let params = KdfParams::decode(kdf).map_err(VaultError::Master)?;
+        let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
+        let found = key.check_value();
+        if found != expected {
+            return Err(VaultError::WrongMasterKey { expected, found });
+        }
+        return Ok((key, Found::Passphrase));
+    }
+    let current = read_key_file(&dir.join(MASTER_KEY_FILE))?;
+    let new = read_key_file(&dir.join(MASTER_KEY_NEW_FILE))?;
+    let mut found = String::new();
+    for (key, which) in [(current, Found::Current), (new, Found::New)] {
+        if let Some(k) = key {
+            let cv = k.check_value();
+            if cv == expected {
+                return Ok((k, which));
+            }
+            if found.is_empty() {
+                found = cv;
+            }
+        }
+    }
+    if found.is_empty() {
+        return Err(VaultError::NoKeyFile(dir.join(MASTER_KEY_FILE)));
+    }
+    Err(VaultError::WrongMasterKey { expected, found })
+}
+
+/// Before the store is opened for writing: if the data directory already has
+/// a master key check value, make sure the given master key matches it, so a
+/// wrong key changes nothing. Returns `false` when the check could not be made
+/// read-only (a database that needs crash recovery); [`unlock`] checks again.
+pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
+    let path = dir.join(DB_FILE);
+    if !path.exists() {
+        return Ok(true);
+    }
+    let db = match redb::Builder::new().open_read_only(&path) {
+        Ok(db) => db,
+        Err(e) => {
+            tracing::debug!(error = %e, "read-only pre-check not possible; checking after open");
+            return Ok(false);
+        }
     };
-    SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(ca_id.to_string(), e))
+    let meta = read_meta(&db.begin_read()?)?;
+    drop(db);
+    if meta.check_value.is_none() {
+        return Ok(true);
+    }
+    find_master(dir, &meta, opts).map(|_| true)
+}
+
+/// After the store is open: the master key, made on first use (init). Finishes
+/// an interrupted master-key rotation: whichever key matches the stored check
+/// value wins and the other file is cleaned up.
+pub fn unlock(store: &Store, dir: &Path, opts: &MasterOptions) -> Result<MasterKey, VaultError> {
+    let db = store.database();
+    let meta = read_meta(&db.begin_read()?)?;
+    if meta.check_value.is_some() {
+        let (key, found) = find_master(dir, &meta, opts)?;
+        match found {
+            Found::New => {
+                // The rotation committed; finish it.
+                std::fs::rename(dir.join(MASTER_KEY_NEW_FILE), dir.join(MASTER_KEY_FILE))
+                    .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+                sync_dir(dir)?;
+                tracing::warn!("finished an interrupted master-key rotation (new key in place)");
+            }
+            Found::Current if dir.join(MASTER_KEY_NEW_FILE).exists() => {
+                // The rotation did not commit: the old key is still the key.
+                std::fs::remove_file(dir.join(MASTER_KEY_NEW_FILE))
+                    .map_err(|e| VaultError::Io(MASTER_KEY_NEW_FILE.into(), e))?;
+                tracing::warn!("discarded an interrupted master-key rotation (old key kept)");
+            }
+            Found::Passphrase if dir.join(MASTER_KEY_FILE).exists() => {
+                // A rotation to a passphrase committed but did not remove the
+                // old key file; it opens nothing current.
+                std::fs::remove_file(dir.join(MASTER_KEY_FILE))
+                    .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+                tracing::warn!(
+                    "removed the key file left by an interrupted rotation to a passphrase"
+                );
+            }
+            _ => {}
+        }
+        return Ok(key);
+    }
+    // First use: make the master key and record its check value.
+    let (key, kdf) = match opts.passphrase()? {
+        Some(pass) => {
+            let params = KdfParams::generate().map_err(VaultError::Master)?;
+            let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
+            (key, Some(params.encode()))
+        }
+        None => {
+            let path = dir.join(MASTER_KEY_FILE);
+            let key = match read_key_file(&path)? {
+                // A key file placed by the operator before init.
+                Some(k) => k,
+                None => {
+                    let k = MasterKey::generate().map_err(VaultError::Master)?;
+                    write_private(&path, &k.to_bytes())?;
+                    sync_dir(dir)?;
+                    k
+                }
+            };
+            (key, None)
+        }
+    };
+    let meta = KeyMeta {
+        check_value: Some(key.check_value()),
+        kdf,
+    };
+    let txn = db.begin_write()?;
+    write_meta(&txn, &meta)?;
+    txn.commit()?;
+    Ok(key)
+}
+
+/// Which stage a test asks `rotate_master_key` to stop after (crash simulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashPoint {
+    /// `master.key.new` written, nothing committed.
+    NewKeyWritten,
+    /// Re-wrapped and committed, `master.key.new` not yet renamed.
+    Committed,
+}
+
+impl std::str::FromStr for CrashPoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "new-key-written" => Ok(CrashPoint::NewKeyWritten),
+            "committed" => Ok(CrashPoint::Committed),
+            _ => Err("crash point is new-key-written or committed".into()),
+        }
+    }
+}
+
+/// `ca-server rotate-master-key`: re-wrap every data key under a new master
+/// key. Runs on a stopped server (the store's file lock refuses a running one).
+/// Order, so that a crash anywhere leaves a usable state:
+/// 1. write the new key to `master.key.new` (key-file mode);
+/// 2. in ONE write transaction, re-wrap every data key and record the new
+///    check value (and KDF parameters);
+/// 3. rename `master.key.new` over `master.key`.
+///
+/// At start, [`unlock`] picks whichever file matches the committed check value.
+/// Returns how many CA keys were re-wrapped.
+pub fn rotate_master_key(
+    dir: &Path,
+    opts: &MasterOptions,
+    new_passphrase_file: Option<&Path>,
+    crash: Option<CrashPoint>,
+) -> Result<usize, VaultError> {
+    precheck(dir, opts)?;
+    let store = Store::open(dir, crate::ids::boot_id())?;
+    let old = unlock(&store, dir, opts)?;
+    let (new, kdf) = match new_passphrase_file {
+        Some(f) => {
+            let pass = MasterOptions {
+                passphrase_file: Some(f.to_path_buf()),
+            }
+            .passphrase()?
+            .ok_or(VaultError::Master(EnvelopeError::EmptyPassphrase))?;
+            let params = KdfParams::generate().map_err(VaultError::Master)?;
+            let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
+            (key, Some(params.encode()))
+        }
+        None => {
+            let key = MasterKey::generate().map_err(VaultError::Master)?;
+            write_private(&dir.join(MASTER_KEY_NEW_FILE), &key.to_bytes())?;
+            sync_dir(dir)?;
+            (key, None)
+        }
+    };
+    if crash == Some(CrashPoint::NewKeyWritten) {
+        std::process::exit(3);
+    }
+    let db = store.database();
+    let txn = db.begin_write()?;
+    let mut n = 0usize;
+    {
+        let mut t = txn.open_table(CA_KEYS)?;
+        let mut rewrapped = Vec::new();
+        for item in t.iter()? {
+            let (k, v) = item?;
+            let id = k.value().to_string();
+            let sealed =
+                SealedKey::from_bytes(v.value()).map_err(|e| VaultError::Sealed(id.clone(), e))?;
+            let re = envelope::rewrap(&old, &new, &id, &sealed)
+                .map_err(|e| VaultError::Sealed(id.clone(), e))?;
+            rewrapped.push((id, re.to_bytes()));
+        }
+        for (id, bytes) in &rewrapped {
+            t.insert(id.as_str(), bytes.as_slice())?;
+            n += 1;
+        }
+    }
+    write_meta(
+        &txn,
+        &KeyMeta {
+            check_value: Some(new.check_value()),
+            kdf: kdf.clone(),
+        },
+    )?;
+    txn.commit()?;
+    if crash == Some(CrashPoint::Committed) {
+        std::process::exit(3);
+    }
+    if kdf.is_none() {
+        std::fs::rename(dir.join(MASTER_KEY_NEW_FILE), dir.join(MASTER_KEY_FILE))
+            .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+    } else if dir.join(MASTER_KEY_FILE).exists() {
+        // Passphrase mode now: the old key file opens nothing current.
+        std::fs::remove_file(dir.join(MASTER_KEY_FILE))
+            .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+    }
+    sync_dir(dir)?;
+    store.close();
+    Ok(n)
+}
+
+/// Data directories from before envelope encryption kept CA keys as
+/// plaintext PKCS#8 files under `DIR/keys/`. Seal each into `ca_keys` (one
+/// commit), then overwrite and remove the files. Runs at start, before
+/// serving. Overwriting is best effort: on copy-on-write file systems or SSDs
+/// old blocks may survive, so operators should treat such keys as exposed.
+pub fn migrate_plaintext_keys(
+    store: &Store,
+    dir: &Path,
+    master: &MasterKey,
+) -> Result<usize, VaultError> {
+    let keys_dir = dir.join("keys");
+    let Ok(entries) = std::fs::read_dir(&keys_dir) else {
+        return Ok(0);
+    };
+    let mut found = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let Some(id) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".p8"))
+            .filter(|id| is_ca_id(id))
+            .map(str::to_string)
+        else {
+            continue;
+        };
+        let der = Zeroizing::new(
+            std::fs::read(&path).map_err(|e| VaultError::Io(path.display().to_string(), e))?,
+        );
+        // Refuse to seal what is not a key we can use.
+        SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(id.clone(), e))?;
+        let sealed = envelope::seal(master, &id, &der)
+            .map_err(|e| VaultError::Sealed(id.clone(), e))?
+            .to_bytes();
+        found.push((id, path, der.len(), sealed));
+    }
+    if found.is_empty() {
+        return Ok(0);
+    }
+    let txn = store.database().begin_write()?;
+    {
+        let mut t = txn.open_table(CA_KEYS)?;
+        for (id, _, _, sealed) in &found {
+            if t.get(id.as_str())?.is_none() {
+                t.insert(id.as_str(), sealed.as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    for (_, path, len, _) in &found {
+        write_private(path, &vec![0u8; *len])?;
+        std::fs::remove_file(path).map_err(|e| VaultError::Io(path.display().to_string(), e))?;
+    }
+    let _ = std::fs::remove_dir(&keys_dir);
+    sync_dir(dir)?;
+    tracing::warn!(
+        count = found.len(),
+        "sealed plaintext CA key files from an older data directory and removed them"
+    );
+    Ok(found.len())
+}
+
+/// Open one CA's sealed key with the master key, outside a running server
+/// (tests, offline tools). The result is zeroised when dropped.
+pub fn open_sealed_offline(
+    dir: &Path,
+    opts: &MasterOptions,
+    ca_id: &str,
+) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    let db = redb::Builder::new().open_read_only(dir.join(DB_FILE))?;
+    let txn = db.begin_read()?;
+    let meta = read_meta(&txn)?;
+    let (master, _) = find_master(dir, &meta, opts)?;
+    let t = txn.open_table(CA_KEYS)?;
+    let v = t
+        .get(ca_id)?
+        .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
+    let sealed =
+        SealedKey::from_bytes(v.value()).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
+    envelope::open(&master, ca_id, &sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))
+}
+
+/// Every CA id with a sealed key (offline).
+pub fn sealed_ids_offline(dir: &Path) -> Result<Vec<String>, VaultError> {
+    let db = redb::Builder::new().open_read_only(dir.join(DB_FILE))?;
+    let txn = db.begin_read()?;
+    let t = txn.open_table(CA_KEYS)?;
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (k, _) = item?;
+        out.push(k.value().to_string());
+    }
+    Ok(out)
+}
+
+pub struct Vault {
+    store: Arc<Store>,
+    master: MasterKey,
+    cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
 }
 
 impl Vault {
-    pub fn new(dir: PathBuf) -> Self {
+    pub fn new(store: Arc<Store>, master: MasterKey) -> Self {
         Vault {
-            dir,
+            store,
+            master,
             cache: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Generate nothing, just keep: store a freshly made CA key.
-    pub fn store(&self, ca_id: &str, key: SoftwareKey) -> Result<Arc<dyn Signer>, VaultError> {
-        save_ca_key(&self.dir, ca_id, &key)?;
+    /// Seal a freshly made CA key and store it durably (committed before this returns).
+    pub async fn store(
+        &self,
+        ca_id: &str,
+        key: SoftwareKey,
+    ) -> Result<Arc<dyn Signer>, VaultError> {
+        if !is_ca_id(ca_id) {
+            return Err(VaultError::BadId);
+        }
+        let sealed = envelope::seal(&self.master, ca_id, &key.to_pkcs8_der())
+            .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
+            .to_bytes();
+        let id = ca_id.to_string();
+        self.store
+            .write(move |txn| {
+                let mut t = txn.open_table(CA_KEYS)?;
+                if t.get(id.as_str())?.is_some() {
+                    return Err(StoreError::Conflict(format!("CA {id} already has a key")));
+                }
+                t.insert(id.as_str(), sealed.as_slice())?;
+                Ok(())
+            })
+            .await?;
         let key = Arc::new(key);
         if let Ok(mut c) = self.cache.write() {
             c.insert(ca_id.to_string(), key.clone());
@@ -99,12 +559,35 @@ impl Vault {
         Ok(key)
     }
 
-    /// The signer of a CA.
+    /// The signer of a CA: opened from its sealed record on first use.
     pub fn signer(&self, ca_id: &str) -> Result<Arc<dyn Signer>, VaultError> {
+        if !is_ca_id(ca_id) {
+            return Err(VaultError::BadId);
+        }
         if let Some(k) = self.cache.read().ok().and_then(|c| c.get(ca_id).cloned()) {
             return Ok(k);
         }
-        let key = Arc::new(load_ca_key(&self.dir, ca_id)?);
+        let sealed = {
+            let txn = self.store.database().begin_read()?;
+            let t = match txn.open_table(CA_KEYS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => {
+                    return Err(VaultError::Missing(ca_id.to_string()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let v = t
+                .get(ca_id)?
+                .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
+            SealedKey::from_bytes(v.value())
+                .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
+        };
+        let der = envelope::open(&self.master, ca_id, &sealed)
+            .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
+        let key = Arc::new(
+            SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(ca_id.to_string(), e))?,
+        );
+        drop(der);
         if let Ok(mut c) = self.cache.write() {
             c.insert(ca_id.to_string(), key.clone());
         }

@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,8 @@ pub struct Server {
     pub config: Config,
     /// Extra `serve` flags.
     pub extra_args: Vec<String>,
+    /// Extra environment for the server process (overrides RUST_LOG=info).
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Server {
@@ -46,17 +48,30 @@ pub fn run(cmd: &mut Command) -> Output {
 impl Server {
     /// `ca-server init` in a fresh temporary directory, then start it.
     pub fn start_new() -> Server {
+        Self::start_new_with(&[])
+    }
+
+    /// Like [`Server::start_new`], with extra environment for init and serve;
+    /// init's output goes to the server log too.
+    pub fn start_new_with(env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
-        let out = run(Command::new(BIN)
-            .args(["init", "--data-dir"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["init", "--data-dir"])
             .arg(&dir)
-            .env("RUST_LOG", "warn"));
+            .env("RUST_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
         assert!(
             out.status.success(),
             "init failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let mut init_log = out.stdout.clone();
+        init_log.extend_from_slice(&out.stderr);
+        std::fs::write(tmp.path().join("server.log"), init_log).expect("log");
         let profile = ClientProfile::load(&dir.join("admin/profile.toml")).expect("profile");
         let config = Config::load(&dir).expect("config");
         let mut s = Server {
@@ -68,6 +83,10 @@ impl Server {
             profile,
             config,
             extra_args: vec![],
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.start();
         s
@@ -83,13 +102,18 @@ impl Server {
             .append(true)
             .open(self.tmp.path().join("server.log"))
             .expect("log file");
-        let child = Command::new(BIN)
-            .args(["serve", "--data-dir"])
+        let out_log = log.try_clone().expect("log file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--data-dir"])
             .arg(&self.dir)
             .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
             .args(&self.extra_args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "info");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdout(out_log)
             .stderr(log)
             .spawn()
             .expect("spawn ca-server");
@@ -159,12 +183,30 @@ impl Server {
     /// curl with the admin's client certificate; returns (HTTP status, JSON body).
     pub fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let admin = self.admin_dir();
+        self.curl_as(
+            &admin.join("admin.pem"),
+            &admin.join("admin.key"),
+            method,
+            path,
+            body,
+        )
+    }
+
+    /// curl with another client certificate and key.
+    pub fn curl_as(
+        &self,
+        cert: &Path,
+        key: &Path,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
         let mut args: Vec<String> = vec![
             "-sS".into(),
             "--cert".into(),
-            admin.join("admin.pem").display().to_string(),
+            cert.display().to_string(),
             "--key".into(),
-            admin.join("admin.key").display().to_string(),
+            key.display().to_string(),
             "--cacert".into(),
             self.root_pem().display().to_string(),
             "-X".into(),
@@ -214,8 +256,16 @@ impl Server {
             .expect("connect")
     }
 
-    pub fn ca_key_path(&self, ca_id: &str) -> PathBuf {
-        self.dir.join("keys").join(format!("{ca_id}.p8"))
+    /// A CA's private key, opened from its sealed record with the master key.
+    /// The store must not be open (stop the server first).
+    pub fn ca_key(&self, ca_id: &str) -> ca_core::keys::SoftwareKey {
+        let der = ca_server::vault::open_sealed_offline(
+            &self.dir,
+            &ca_server::vault::MasterOptions::default(),
+            ca_id,
+        )
+        .expect("open sealed CA key");
+        ca_core::keys::SoftwareKey::from_pkcs8_der(&der).expect("CA key")
     }
 }
 
@@ -266,6 +316,42 @@ pub fn fixture(name: &str) -> Vec<u8> {
         .join("../fixtures/csr")
         .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// A client certificate for `subject` issued by the admin from the client-auth
+/// CA; returns (cert path, key path, SHA-256 fingerprint hex).
+pub fn client_identity(s: &Server, name: &str, subject: &str) -> (PathBuf, PathBuf, String) {
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates/request",
+        Some(&serde_json::json!({
+            "ca_id": s.config.client_auth_ca_id,
+            "names": [],
+            "subject": subject,
+            "profile": "tls-client",
+            "passphrase": "test-passphrase",
+        })),
+    );
+    assert_eq!(st, 201, "client certificate for {subject}: {v}");
+    let cert_pem = v["certificate"].as_str().expect("certificate").to_string();
+    let der = ca_core::pem::decode("CERTIFICATE", &cert_pem).expect("cert der");
+    let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    let fp: String = fp.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let enc = ca_core::pem::decode(
+        "ENCRYPTED PRIVATE KEY",
+        v["private_key"].as_str().expect("key"),
+    )
+    .expect("key der");
+    let info = pkcs8::EncryptedPrivateKeyInfo::try_from(enc.as_slice()).expect("encrypted key");
+    let doc = info.decrypt("test-passphrase").expect("decrypt");
+    let key_pem = doc
+        .to_pem("PRIVATE KEY", der::pem::LineEnding::LF)
+        .expect("pem");
+    let cert = s.tmp.path().join(format!("{name}.pem"));
+    let key = s.tmp.path().join(format!("{name}.key"));
+    std::fs::write(&cert, cert_pem).expect("write cert");
+    std::fs::write(&key, key_pem.as_bytes()).expect("write key");
+    (cert, key, fp)
 }
 
 pub fn code(v: &Value) -> &str {

@@ -1,0 +1,266 @@
+//! Operator commands for access policies, the audit trail and CA aliases
+//! (thin wrappers over `/v1/policies`, `/v1/audit` and `/v1/aliases`).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::client::{Api, ConnArgs};
+use crate::files::read_text;
+use crate::output::Out;
+
+#[derive(Args, Debug)]
+pub struct PolicyArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(subcommand)]
+    pub command: PolicyCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCommand {
+    /// List the policy statements.
+    List,
+    /// Show one statement.
+    Get { id: String },
+    /// Create or replace a statement from a JSON file (see ca-server/SECURITY.md).
+    Put {
+        id: String,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Delete a statement.
+    Delete { id: String },
+}
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// List audit entries, oldest first.
+    List {
+        /// RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Subject or certificate fingerprint.
+        #[arg(long)]
+        identity: Option<String>,
+        /// API action, e.g. IssueCertificate.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct AliasArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+    #[command(subcommand)]
+    pub command: AliasCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AliasCommand {
+    /// List aliases and the CAs they name.
+    List,
+    /// Point an alias at a CA.
+    Set {
+        alias: String,
+        #[arg(long)]
+        ca: String,
+    },
+    /// Rotate the CA behind an alias: a new intermediate, the old one retired.
+    Rotate { alias: String },
+}
+
+/// Percent-encode a path segment or query value (unreserved characters kept).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn text(v: &Value, k: &str) -> String {
+    match v.get(k) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn run_policy(a: &PolicyArgs, out: &Out) -> Result<()> {
+    let api = Api::new(a.conn.resolve()?)?;
+    match &a.command {
+        PolicyCommand::List => {
+            let v = api.call(Method::GET, "/v1/policies", None)?;
+            out.emit(&v, || {
+                let items = v
+                    .get("statements")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                items
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{}  {}  actions={}  cas={}\n",
+                            text(s, "id"),
+                            text(s, "effect"),
+                            s.get("actions").cloned().unwrap_or(Value::Null),
+                            s.get("cas").cloned().unwrap_or(Value::Null),
+                        )
+                    })
+                    .collect()
+            });
+        }
+        PolicyCommand::Get { id } => {
+            let v = api.call(Method::GET, &format!("/v1/policies/{}", enc(id)), None)?;
+            out.emit(&v, || {
+                format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+            });
+        }
+        PolicyCommand::Put { id, file } => {
+            let body: Value = serde_json::from_str(&read_text(file)?)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            let v = api.call(
+                Method::PUT,
+                &format!("/v1/policies/{}", enc(id)),
+                Some(&body),
+            )?;
+            out.emit(&v, || format!("stored policy statement {id}\n"));
+        }
+        PolicyCommand::Delete { id } => {
+            let v = api.call(Method::DELETE, &format!("/v1/policies/{}", enc(id)), None)?;
+            out.emit(&v, || format!("deleted policy statement {id}\n"));
+        }
+    }
+    Ok(())
+}
+
+pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
+    let api = Api::new(a.conn.resolve()?)?;
+    let AuditCommand::List {
+        since,
+        until,
+        identity,
+        action,
+        limit,
+        cursor,
+    } = &a.command;
+    let limit = limit.map(|l| l.to_string());
+    let params: Vec<String> = [
+        ("since", since.as_ref()),
+        ("until", until.as_ref()),
+        ("identity", identity.as_ref()),
+        ("action", action.as_ref()),
+        ("limit", limit.as_ref()),
+        ("cursor", cursor.as_ref()),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.map(|v| format!("{k}={}", enc(v))))
+    .collect();
+    let path = if params.is_empty() {
+        "/v1/audit".to_string()
+    } else {
+        format!("/v1/audit?{}", params.join("&"))
+    };
+    let v = api.call(Method::GET, &path, None)?;
+    out.emit(&v, || {
+        let items = v
+            .get("entries")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut t: String = items
+            .iter()
+            .map(|e| {
+                let o = e.get("outcome").cloned().unwrap_or(json!({}));
+                let r = e.get("result").cloned().unwrap_or(json!({}));
+                format!(
+                    "{:>6}  {}  {}  {} {}  {} ({})  {}\n",
+                    text(e, "seq"),
+                    text(e, "time"),
+                    e.pointer("/identity/subject")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-"),
+                    text(e, "action"),
+                    text(e, "target"),
+                    text(&o, "decision"),
+                    text(&o, "reason"),
+                    text(&r, "code"),
+                )
+            })
+            .collect();
+        if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
+            t.push_str(&format!("more: --cursor {c}\n"));
+        }
+        t
+    });
+    Ok(())
+}
+
+pub fn run_alias(a: &AliasArgs, out: &Out) -> Result<()> {
+    let api = Api::new(a.conn.resolve()?)?;
+    match &a.command {
+        AliasCommand::List => {
+            let v = api.call(Method::GET, "/v1/aliases", None)?;
+            out.emit(&v, || {
+                v.get("aliases")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|x| format!("{} -> {}\n", text(x, "alias"), text(x, "ca_id")))
+                    .collect()
+            });
+        }
+        AliasCommand::Set { alias, ca } => {
+            let v = api.call(
+                Method::PUT,
+                &format!("/v1/aliases/{}", enc(alias)),
+                Some(&json!({ "ca_id": ca })),
+            )?;
+            out.emit(&v, || format!("{alias} -> {ca}\n"));
+        }
+        AliasCommand::Rotate { alias } => {
+            out.progress("creating the new CA (the server generates its key)");
+            let v = api.call(
+                Method::POST,
+                &format!("/v1/aliases/{}/rotate", enc(alias)),
+                None,
+            )?;
+            out.emit(&v, || {
+                format!(
+                    "{alias} -> {} (retired {})\n",
+                    text(&v, "ca_id"),
+                    v.pointer("/retired/id")
+                        .and_then(Value::as_str)
+                        .unwrap_or("-")
+                )
+            });
+        }
+    }
+    Ok(())
+}

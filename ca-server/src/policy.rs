@@ -1,0 +1,287 @@
+//! Access policies: statements (ca_core::policy) stored as JSON in the redb
+//! table `policies` (statement id → DTO JSON), cached in memory, evaluated on
+//! every API call. Deny by default; an explicit deny wins; each decision names
+//! its statement.
+//!
+//! Statement JSON (`PUT /v1/policies/{id}`):
+//! ```json
+//! {"effect": "allow",
+//!  "principals": [{"subject": "CN=web-*,O=Example"}, {"san": "*.svc"}, {"fingerprint": "<64 hex>"}, "anyone"],
+//!  "actions": ["issue", "read"],
+//!  "cas": ["ca-0123456789abcdef", "*"],
+//!  "conditions": {"name_patterns": ["*.svc.example.internal"], "ip_ranges": ["10.0.0.0/8"],
+//!                 "profiles": ["tls-server"], "max_validity_days": 30, "revoke_scope": "own"}}
+//! ```
+
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use ca_core::names::IpNet;
+use ca_core::policy::{Action, Conditions, Effect, Principal, RevokeScope, Statement};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::store::{Store, StoreError};
+
+const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+/// Every call evaluates every statement: keep the set small.
+pub const MAX_STATEMENTS_HINT: usize = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalDto {
+    Subject(String),
+    San(String),
+    Fingerprint(String),
+    Anyone,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConditionsDto {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub name_patterns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ip_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_validity_days: Option<u32>,
+    /// `own` (default) or `any`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_scope: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementDto {
+    /// Taken from the path on PUT; must match when given.
+    #[serde(default)]
+    pub id: Option<String>,
+    pub effect: String,
+    pub principals: Vec<PrincipalDto>,
+    pub actions: Vec<String>,
+    pub cas: Vec<String>,
+    #[serde(default)]
+    pub conditions: ConditionsDto,
+}
+
+impl StatementDto {
+    /// Check and convert; the error message is fit for the client.
+    pub fn to_statement(&self, id: &str) -> Result<Statement, String> {
+        if let Some(given) = &self.id {
+            if given != id {
+                return Err(format!("the body's id {given:?} is not the path's id"));
+            }
+        }
+        let effect = match self.effect.as_str() {
+            "allow" => Effect::Allow,
+            "deny" => Effect::Deny,
+            _ => return Err("effect must be allow or deny".into()),
+        };
+        let actions = self
+            .actions
+            .iter()
+            .map(|a| Action::from_str(a).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let principals = self
+            .principals
+            .iter()
+            .map(|p| match p {
+                PrincipalDto::Subject(s) => Principal::Subject(s.clone()),
+                PrincipalDto::San(s) => Principal::San(s.clone()),
+                PrincipalDto::Fingerprint(f) => Principal::Fingerprint(f.to_ascii_lowercase()),
+                PrincipalDto::Anyone => Principal::Anyone,
+            })
+            .collect();
+        let c = &self.conditions;
+        let ip_ranges = c
+            .ip_ranges
+            .iter()
+            .map(|r| IpNet::from_str(r).map_err(|e| format!("ip_ranges: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        for p in &c.profiles {
+            crate::authority::parse_leaf_profile(p)
+                .map_err(|e| format!("profiles: {}", e.message))?;
+        }
+        let revoke_scope = match c.revoke_scope.as_deref() {
+            None | Some("own") => RevokeScope::Own,
+            Some("any") => RevokeScope::Any,
+            Some(_) => return Err("revoke_scope must be own or any".into()),
+        };
+        if self.cas.iter().any(|c| c.is_empty() || c.len() > 64) {
+            return Err("cas must name CA ids, aliases or *".into());
+        }
+        let s = Statement {
+            id: id.to_string(),
+            effect,
+            principals,
+            actions,
+            cas: self.cas.clone(),
+            conditions: Conditions {
+                name_patterns: c.name_patterns.clone(),
+                ip_ranges,
+                profiles: c.profiles.clone(),
+                max_validity_days: c.max_validity_days,
+                revoke_scope,
+            },
+        };
+        s.validate().map_err(|e| e.to_string())?;
+        Ok(s)
+    }
+}
+
+/// The policies, cached in memory; the store is the truth.
+pub struct Policies {
+    cache: RwLock<Arc<Vec<(StatementDto, Statement)>>>,
+    /// One change at a time, so the cache follows the commit order.
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Policies {
+    /// Load every statement (at start; a stored statement that no longer
+    /// converts is skipped with an error log, which only narrows access).
+    pub fn load(store: &Store) -> Result<Policies, StoreError> {
+        let r = store.database().begin_read()?;
+        let mut v = Vec::new();
+        match r.open_table(POLICIES) {
+            Ok(t) => {
+                for item in t.iter()? {
+                    let (k, val) = item?;
+                    let id = k.value().to_string();
+                    let dto: StatementDto = serde_json::from_slice(val.value())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    match dto.to_statement(&id) {
+                        Ok(s) => v.push((dto, s)),
+                        Err(e) => {
+                            tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
+                        }
+                    }
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Policies {
+            cache: RwLock::new(Arc::new(v)),
+            changes: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn statements(&self) -> Vec<Statement> {
+        self.snapshot().iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    pub fn snapshot(&self) -> Arc<Vec<(StatementDto, Statement)>> {
+        self.cache
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Create or replace a statement; committed before the cache changes.
+    pub async fn put(&self, store: &Store, id: &str, dto: StatementDto) -> Result<(), ApiError> {
+        let stmt = dto.to_statement(id).map_err(ApiError::invalid)?;
+        let _one_at_a_time = self.changes.lock().await;
+        let mut stored = dto.clone();
+        stored.id = Some(id.to_string());
+        let bytes = serde_json::to_vec(&stored).map_err(|e| ApiError::internal("policy", e))?;
+        if self.snapshot().len() >= MAX_STATEMENTS_HINT
+            && !self
+                .snapshot()
+                .iter()
+                .any(|(d, _)| d.id.as_deref() == Some(id))
+        {
+            return Err(ApiError::invalid(format!(
+                "at most {MAX_STATEMENTS_HINT} policy statements"
+            )));
+        }
+        let key = id.to_string();
+        store.write(move |txn| put_raw(txn, &key, &bytes)).await?;
+        self.replace(|v| {
+            v.retain(|(_, s)| s.id != stmt.id);
+            v.push((stored, stmt));
+        });
+        Ok(())
+    }
+
+    pub async fn delete(&self, store: &Store, id: &str) -> Result<(), ApiError> {
+        let _one_at_a_time = self.changes.lock().await;
+        let key = id.to_string();
+        let existed = store
+            .write(move |txn| {
+                let mut t = txn.open_table(POLICIES)?;
+                let r = t.remove(key.as_str())?.is_some();
+                Ok(r)
+            })
+            .await?;
+        if !existed {
+            return Err(ApiError::not_found(format!("no policy statement {id}")));
+        }
+        self.replace(|v| v.retain(|(_, s)| s.id != id));
+        Ok(())
+    }
+
+    fn replace(&self, f: impl FnOnce(&mut Vec<(StatementDto, Statement)>)) {
+        let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        let mut v: Vec<_> = g.as_ref().clone();
+        f(&mut v);
+        v.sort_by(|a, b| a.1.id.cmp(&b.1.id));
+        *g = Arc::new(v);
+    }
+}
+
+/// Write one statement's stored JSON (inside a write transaction).
+pub fn put_raw(txn: &WriteTransaction, id: &str, json: &[u8]) -> Result<(), StoreError> {
+    txn.open_table(POLICIES)?.insert(id, json)?;
+    Ok(())
+}
+
+/// The statement init writes: the bootstrap administrator, pinned by the
+/// fingerprint of its certificate, may do everything on every CA.
+pub fn bootstrap_admin(fingerprint: &str) -> StatementDto {
+    StatementDto {
+        id: Some("bootstrap-admin".into()),
+        effect: "allow".into(),
+        principals: vec![PrincipalDto::Fingerprint(fingerprint.to_string())],
+        actions: Action::ALL.iter().map(|a| a.name().to_string()).collect(),
+        cas: vec!["*".into()],
+        conditions: ConditionsDto {
+            revoke_scope: Some("any".into()),
+            ..Default::default()
+        },
+    }
+}
+
+/// A data directory from before access policies has no `policies` table:
+/// without a statement every call would be denied, so the administrator that
+/// init made (`DIR/admin/admin.pem`) gets the bootstrap statement. Only when
+/// the table has never existed: a policy set an administrator emptied stays empty.
+pub fn bootstrap_if_absent(store: &Store, dir: &std::path::Path) -> Result<bool, StoreError> {
+    {
+        let r = store.database().begin_read()?;
+        match r.open_table(POLICIES) {
+            Ok(_) => return Ok(false),
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let pem = match std::fs::read_to_string(dir.join("admin/admin.pem")) {
+        Ok(p) => p,
+        // A fresh directory: init writes the statement itself.
+        Err(_) => return Ok(false),
+    };
+    let der = ca_core::pem::decode("CERTIFICATE", &pem)
+        .map_err(|e| StoreError::Corrupt(format!("admin certificate: {e}")))?;
+    let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    let dto = bootstrap_admin(&crate::ids::hex(fp.as_ref()));
+    let bytes = serde_json::to_vec(&dto).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let txn = store.database().begin_write()?;
+    put_raw(&txn, "bootstrap-admin", &bytes)?;
+    txn.commit()?;
+    tracing::warn!(
+        "no access policies yet: the administrator in admin/admin.pem holds every permission"
+    );
+    Ok(true)
+}

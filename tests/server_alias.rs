@@ -1,0 +1,120 @@
+//! CA rotation behind an alias: clients that issue by alias keep working, the
+//! old CA is retired (issues nothing) yet its certificates stay revocable and
+//! its certificate stays published; policies may name the alias.
+
+mod common;
+
+use common::{core_csr, Server};
+use serde_json::json;
+
+#[test]
+fn rotating_the_issuing_alias_keeps_clients_working() {
+    let s = Server::start_new();
+    let old = s.config.issuing_ca_id.clone();
+    let (st, v) = s.curl("GET", "/v1/aliases/issuing", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ca_id"], old.as_str());
+
+    // Issue by alias and by default: both from the current CA.
+    let issue = |ca: Option<&str>| {
+        let mut b = json!({"csr": core_csr("svc.example.internal")});
+        if let Some(c) = ca {
+            b["ca_id"] = json!(c);
+        }
+        s.curl("POST", "/v1/certificates", Some(&b))
+    };
+    let (st, v) = issue(Some("issuing"));
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["ca_id"], old.as_str());
+    let old_serial = v["serial"].as_str().expect("serial").to_string();
+
+    let (st, v) = s.curl("POST", "/v1/aliases/issuing/rotate", None);
+    assert_eq!(st, 200, "{v}");
+    let new = v["ca_id"].as_str().expect("new id").to_string();
+    assert_ne!(new, old);
+    assert_eq!(v["retired"]["status"], "RETIRED");
+    assert_eq!(v["new"]["status"], "ACTIVE");
+    assert_eq!(v["new"]["parent_ca_id"], s.config.root_ca_id.as_str());
+
+    for ca in [Some("issuing"), None] {
+        let (st, v) = issue(ca);
+        assert_eq!(st, 201, "{v}");
+        assert_eq!(v["ca_id"], new.as_str(), "issued by the new CA");
+    }
+    // A certificate of the retired CA renews through the alias, from the new CA
+    // (what the CLI does: its profile names the alias).
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{old_serial}/renew"),
+        Some(&json!({"ca_id": "issuing"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["ca_id"], new.as_str());
+    let (st, v) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{old_serial}?ca_id=issuing"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["ca_id"], old.as_str());
+    // The old CA issues nothing, but stays readable, published and revocable.
+    let (st, v) = issue(Some(&old));
+    assert_eq!(st, 409, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("retired"),
+        "{v}"
+    );
+    let (st, v) = s.curl("GET", &format!("/v1/cas/{old}"), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["status"], "RETIRED");
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{old_serial}/revoke"),
+        Some(&json!({"reason": "SUPERSEDED"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, _) = s.curl(
+        "PATCH",
+        &format!("/v1/cas/{old}"),
+        Some(&json!({"status": "ACTIVE"})),
+    );
+    assert_eq!(st, 409, "a retired CA stays retired");
+    let out = common::run(std::process::Command::new("curl").args([
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://{}/ca/{old}.pem", s.public),
+    ]));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+
+    // A policy naming the alias: an identity may issue through it.
+    let (cert, key, _) = common::client_identity(&s, "svc", "CN=svc-by-alias,O=test");
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/by-alias",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=svc-by-alias*"}],
+                     "actions": ["issue"], "cas": ["issuing"]}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let body = json!({"ca_id": "issuing", "csr": core_csr("x.example.internal")});
+    let (st, v) = s.curl_as(&cert, &key, "POST", "/v1/certificates", Some(&body));
+    assert_eq!(st, 201, "{v}");
+    let body = json!({"ca_id": s.config.root_ca_id, "csr": core_csr("x.example.internal")});
+    let (st, v) = s.curl_as(&cert, &key, "POST", "/v1/certificates", Some(&body));
+    assert_eq!(st, 403, "{v}");
+    // Bad aliases.
+    let (st, _) = s.curl("POST", "/v1/aliases/nope/rotate", None);
+    assert_eq!(st, 404);
+    let (st, _) = s.curl("PUT", "/v1/aliases/Bad!", Some(&json!({"ca_id": new})));
+    assert_eq!(st, 400);
+    let (st, v) = s.curl("GET", "/v1/aliases", None);
+    assert_eq!(st, 200);
+    assert_eq!(v["aliases"], json!([{"alias": "issuing", "ca_id": new}]));
+}

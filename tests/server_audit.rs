@@ -1,0 +1,188 @@
+//! The audit trail end to end: every call is recorded (denied and failed ones
+//! too), readable through the API with filters, and `ca-server audit verify`
+//! finds an entry altered, removed or reordered directly in the redb file.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{core_csr, run, Server, BIN};
+use redb::{ReadableTable, TableDefinition};
+use serde_json::{json, Value};
+
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+fn verify(dir: &Path) -> (bool, String) {
+    let out = run(Command::new(BIN)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A copy of the data directory to tamper with.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
+fn with_audit_table(dir: &Path, f: impl FnOnce(&mut redb::Table<u64, &[u8]>)) {
+    let db = redb::Database::open(dir.join("ca.redb")).expect("open redb");
+    let txn = db.begin_write().expect("txn");
+    {
+        let mut t = txn.open_table(AUDIT).expect("audit table");
+        f(&mut t);
+    }
+    txn.commit().expect("commit");
+}
+
+fn get(t: &redb::Table<u64, &[u8]>, seq: u64) -> Vec<u8> {
+    t.get(seq).expect("get").expect("entry").value().to_vec()
+}
+
+#[test]
+fn every_call_is_audited_and_tampering_is_found() {
+    let mut s = Server::start_new();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr("a.example.internal")})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    let (st, _) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+    assert_eq!(st, 200);
+    let (st, _) = s.curl("POST", "/v1/certificates", Some(&json!({"csr": "junk"})));
+    assert_eq!(st, 400);
+    let (st, _) = s.curl("GET", "/v1/no-such-thing", None);
+    assert_eq!(st, 404);
+    // A client with no policy: denied, and audited as denied.
+    let (cert, key, fp) = common::client_identity(&s, "nobody", "CN=nobody,O=test");
+    let (st, v) = s.curl_as(&cert, &key, "GET", "/v1/cas", None);
+    assert_eq!(st, 200, "listing is filtered, not refused: {v}");
+    assert_eq!(v["certificate_authorities"], json!([]));
+    let (st, v) = s.curl_as(
+        &cert,
+        &key,
+        "GET",
+        &format!("/v1/cas/{}", s.config.issuing_ca_id),
+        None,
+    );
+    assert_eq!(st, 403, "{v}");
+    assert_eq!(common::code(&v), "PolicyDenied");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("deny by default"),
+        "{v}"
+    );
+    let (st, v) = s.curl_as(&cert, &key, "GET", "/v1/audit", None);
+    assert_eq!(st, 403, "{v}");
+
+    // Read back through the API with filters.
+    let (st, v) = s.curl("GET", "/v1/audit?action=IssueCertificate", None);
+    assert_eq!(st, 200, "{v}");
+    let entries = v["entries"].as_array().expect("entries").clone();
+    assert_eq!(entries.len(), 2, "{v}");
+    assert_eq!(entries[0]["outcome"]["decision"], "allowed");
+    assert_eq!(entries[0]["outcome"]["statement"], "bootstrap-admin");
+    assert_eq!(entries[0]["result"]["code"], "success");
+    assert_eq!(entries[1]["outcome"]["decision"], "not_evaluated");
+    assert_eq!(entries[1]["result"]["code"], "MalformedCsr");
+    let (st, v) = s.curl("GET", &format!("/v1/audit?identity={fp}"), None);
+    assert_eq!(st, 200);
+    let mine: Vec<&Value> = v["entries"].as_array().expect("entries").iter().collect();
+    assert_eq!(mine.len(), 3, "{v}");
+    assert_eq!(mine[1]["outcome"]["decision"], "denied");
+    assert_eq!(mine[1]["result"]["status"], 403);
+    assert_eq!(mine[1]["target"], s.config.issuing_ca_id.as_str());
+    let (st, v) = s.curl("GET", "/v1/audit?since=2999-01-01T00:00:00Z", None);
+    assert_eq!(st, 200);
+    assert_eq!(v["entries"], json!([]));
+    let (st, v) = s.curl("GET", "/v1/audit?limit=2", None);
+    assert_eq!(st, 200);
+    assert_eq!(v["entries"].as_array().map(Vec::len), Some(2));
+    let cursor = v["next_cursor"].as_str().expect("cursor").to_string();
+    let (st, v) = s.curl("GET", &format!("/v1/audit?limit=2&cursor={cursor}"), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["entries"][0]["seq"], 3);
+    let (st, _) = s.curl("GET", "/v1/audit?since=yesterday", None);
+    assert_eq!(st, 400);
+    s.stop();
+
+    let (ok, out) = verify(&s.dir);
+    assert!(ok, "{out}");
+    assert!(out.contains("OK"), "{out}");
+    let total: u64 = out
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .expect("count");
+    assert!(total >= 14, "{out}");
+
+    // Alter one byte of entry 5's action.
+    let altered = s.tmp.path().join("altered");
+    copy_dir(&s.dir, &altered);
+    with_audit_table(&altered, |t| {
+        let raw = String::from_utf8(get(t, 5)).expect("utf8");
+        let changed = raw.replacen("\"action\":\"", "\"action\":\"X", 1);
+        assert_ne!(raw, changed);
+        t.insert(5, changed.as_bytes()).expect("insert");
+    });
+    let (ok, out) = verify(&altered);
+    assert!(!ok, "{out}");
+    assert!(out.contains("entry 5"), "{out}");
+    assert!(out.contains("altered"), "{out}");
+
+    // Remove entry 4.
+    let removed = s.tmp.path().join("removed");
+    copy_dir(&s.dir, &removed);
+    with_audit_table(&removed, |t| {
+        t.remove(4).expect("remove");
+    });
+    let (ok, out) = verify(&removed);
+    assert!(!ok, "{out}");
+    assert!(out.contains("entry 4"), "{out}");
+
+    // Swap entries 6 and 7 (with their keys: a plain reorder).
+    let reordered = s.tmp.path().join("reordered");
+    copy_dir(&s.dir, &reordered);
+    with_audit_table(&reordered, |t| {
+        let (a, b) = (get(t, 6), get(t, 7));
+        t.insert(6, b.as_slice()).expect("insert");
+        t.insert(7, a.as_slice()).expect("insert");
+    });
+    let (ok, out) = verify(&reordered);
+    assert!(!ok, "{out}");
+    assert!(out.contains("entry 6"), "{out}");
+
+    // Remove the newest entry: the recorded head catches it.
+    let truncated = s.tmp.path().join("truncated");
+    copy_dir(&s.dir, &truncated);
+    with_audit_table(&truncated, |t| {
+        t.remove(total).expect("remove");
+    });
+    let (ok, out) = verify(&truncated);
+    assert!(!ok, "{out}");
+    assert!(out.contains(&format!("entry {total}")), "{out}");
+
+    // The original still verifies, and the server still starts on it.
+    let (ok, out) = verify(&s.dir);
+    assert!(ok, "{out}");
+    s.start();
+    let (st, _) = s.curl("GET", "/v1/cas", None);
+    assert_eq!(st, 200);
+}
