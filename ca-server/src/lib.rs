@@ -15,6 +15,8 @@ pub mod http;
 pub mod ids;
 pub mod init;
 pub mod load;
+pub mod public;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod tls;

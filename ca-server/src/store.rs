@@ -14,6 +14,12 @@
 //! | `expiry`      | (notAfter unix, `ca-id/serial`) | ()                         |
 //! | `revocations` | `ca-id/serial`               | [`Revocation`] JSON           |
 //! | `idempotency` | token                        | [`IdemRecord`] JSON           |
+//! | `crl_entries` | `ca-id/serial`               | DER revokedCertificates entry |
+//! | `crls`        | CA id                        | last signed CRL (DER)         |
+//! | `crl_meta`    | CA id                        | [`CrlMeta`] JSON              |
+//!
+//! `crl_entries` is written in the revocation's own transaction, so a CRL is
+//! one range scan of that CA's pre-encoded entries, never a walk of `certs`.
 //!
 //! Writes go through a single writer thread that owns write transactions and
 //! batches whatever is queued into one durable commit (group commit); each
@@ -42,6 +48,9 @@ const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+const CRL_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_entries");
+const CRLS: TableDefinition<&str, &[u8]> = TableDefinition::new("crls");
+const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
 
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
@@ -188,6 +197,24 @@ pub struct IdemRecord {
     pub serial: String,
 }
 
+/// The last signed CRL of a CA (its DER is kept beside, in `crls`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlMeta {
+    pub crl_number: u64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: u64,
+}
+
+/// What the store knows about one serial of one CA (OCSP, client lockout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialStatus {
+    Issued,
+    Revoked(Revocation),
+    /// Never issued here (or only reserved: never handed out).
+    Unknown,
+}
+
 /// A certificate record and its DER (absent while only the intent exists).
 pub type CertWithDer = (CertRecord, Option<Vec<u8>>);
 
@@ -275,6 +302,9 @@ impl Store {
             txn.open_table(EXPIRY)?;
             txn.open_table(REVOCATIONS)?;
             txn.open_table(IDEMPOTENCY)?;
+            txn.open_table(CRL_ENTRIES)?;
+            txn.open_table(CRLS)?;
+            txn.open_table(CRL_META)?;
         }
         txn.commit()?;
         let db = Arc::new(db);
@@ -383,6 +413,69 @@ impl Store {
         let t = r.open_table(SERIALS)?;
         let v = t.get(serial)?;
         Ok(v.map(|v| v.value().to_string()))
+    }
+
+    /// Status of one serial: point reads only (revocations, then certs).
+    pub fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {
+        let key = cert_key(ca_id, serial);
+        let r = self.db.begin_read()?;
+        if let Some(v) = r.open_table(REVOCATIONS)?.get(key.as_str())? {
+            return Ok(SerialStatus::Revoked(unjson(v.value())?));
+        }
+        let certs = r.open_table(CERTS)?;
+        let Some(v) = certs.get(key.as_str())? else {
+            return Ok(SerialStatus::Unknown);
+        };
+        let rec: CertRecord = unjson(v.value())?;
+        Ok(match rec.status {
+            CertStatus::Issued => SerialStatus::Issued,
+            CertStatus::Revoked => match rec.revocation {
+                Some(rv) => SerialStatus::Revoked(rv),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{key}: revoked without record"
+                    )))
+                }
+            },
+            CertStatus::Reserved => SerialStatus::Unknown,
+        })
+    }
+
+    /// Every pre-encoded CRL entry of a CA, concatenated, and their count:
+    /// one range scan of `crl_entries`.
+    pub fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(CRL_ENTRIES)?;
+        let (lo, hi) = (format!("{ca_id}/"), format!("{ca_id}0"));
+        let mut out = Vec::new();
+        let mut n = 0u64;
+        for item in t.range::<&str>(lo.as_str()..hi.as_str())? {
+            let (_, v) = item?;
+            out.extend_from_slice(v.value());
+            n += 1;
+        }
+        Ok((out, n))
+    }
+
+    pub fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
+        let r = self.db.begin_read()?;
+        let v = r.open_table(CRL_META)?.get(ca_id)?;
+        v.map(|v| unjson(v.value())).transpose()
+    }
+
+    /// The last signed CRL of a CA, if one was ever built.
+    pub fn crl(&self, ca_id: &str) -> Result<Option<(CrlMeta, Vec<u8>)>, StoreError> {
+        let r = self.db.begin_read()?;
+        let Some(meta) = r.open_table(CRL_META)?.get(ca_id)? else {
+            return Ok(None);
+        };
+        let meta: CrlMeta = unjson(meta.value())?;
+        let der = r
+            .open_table(CRLS)?
+            .get(ca_id)?
+            .map(|d| d.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("CRL of {ca_id} missing")))?;
+        Ok(Some((meta, der)))
     }
 
     pub fn count_certs(&self) -> Result<u64, StoreError> {
@@ -671,7 +764,9 @@ pub fn store_issued(
     Ok(())
 }
 
-/// Mark a certificate revoked; refuses unknown, unissued or already revoked ones.
+/// Mark a certificate revoked and keep its encoded CRL entry beside it.
+/// Unknown or unissued serials are NotFound; revoking again is idempotent and
+/// returns the record with its first revocation (reason and time unchanged).
 pub fn revoke(
     txn: &WriteTransaction,
     ca_id: &str,
@@ -692,13 +787,10 @@ pub fn revoke(
                 "no certificate {serial} from {ca_id}"
             )))
         }
-        CertStatus::Revoked => {
-            return Err(StoreError::Conflict(format!(
-                "certificate {serial} is already revoked"
-            )))
-        }
+        CertStatus::Revoked => return Ok(rec),
         CertStatus::Issued => {}
     }
+    let entry = crl_entry(serial, &revocation)?;
     rec.status = CertStatus::Revoked;
     rec.revocation = Some(revocation.clone());
     let v = json(&rec)?;
@@ -706,7 +798,35 @@ pub fn revoke(
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
     txn.open_table(REVOCATIONS)?
         .insert(key.as_str(), rv.as_slice())?;
+    txn.open_table(CRL_ENTRIES)?
+        .insert(key.as_str(), entry.as_slice())?;
     Ok(rec)
+}
+
+/// The DER revokedCertificates entry of one revocation (what CRLs list).
+pub fn crl_entry(serial: &str, rv: &Revocation) -> Result<Vec<u8>, StoreError> {
+    use ca_core::crl::{encode_revoked_entry, RevocationReason, RevokedEntry};
+    let bad = |what: &str| StoreError::Conflict(format!("cannot list {serial} in a CRL: {what}"));
+    let entry = RevokedEntry {
+        serial: ca_core::serial::Serial::from_hex(serial).map_err(|_| bad("serial"))?,
+        revoked_at: time::OffsetDateTime::from_unix_timestamp(rv.revoked_at)
+            .map_err(|_| bad("time"))?,
+        reason: RevocationReason::from_code(rv.reason_code).ok_or_else(|| bad("reason"))?,
+    };
+    encode_revoked_entry(&entry).map_err(|e| bad(&e.to_string()))
+}
+
+/// Record a newly signed CRL (replacing the previous one in the same commit).
+pub fn put_crl(
+    txn: &WriteTransaction,
+    ca_id: &str,
+    meta: &CrlMeta,
+    der: &[u8],
+) -> Result<(), StoreError> {
+    let m = json(meta)?;
+    txn.open_table(CRLS)?.insert(ca_id, der)?;
+    txn.open_table(CRL_META)?.insert(ca_id, m.as_slice())?;
+    Ok(())
 }
 
 #[cfg(test)]
