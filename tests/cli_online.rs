@@ -422,7 +422,7 @@ fn every_online_command_against_a_real_server() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
         fetched = srv.cli(&[
-            "crl", "fetch", "--cert", &cert, "--out", &crl_file, "-o", "json",
+            "crl", "fetch", "--cert", &cert, "--out", &crl_file, "--force", "-o", "json",
         ]);
     }
     if fetched.status.success() {
