@@ -41,7 +41,13 @@ fn public(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
         .args(["-w", "%{http_code} %{content_type}"])
         .args(extra)
         .arg(url));
-    assert!(out.status.success(), "curl {url}: {}", text(&out));
+    // 55 (send failure): the server answered an oversized body without
+    // reading all of it, and closed; the answer itself arrived.
+    assert!(
+        out.status.success() || out.status.code() == Some(55),
+        "curl {url}: {}",
+        text(&out)
+    );
     let meta = String::from_utf8_lossy(&out.stdout).into_owned();
     let (status, ctype) = meta.split_once(' ').unwrap_or((&meta, ""));
     (

@@ -9,15 +9,20 @@
 //!   not depend on the CRL's size.
 //! - One builder task per server debounces those marks, reads the CA's entries
 //!   with one range scan (never the certificate table), signs with
-//!   [`build_crl_from_encoded`], commits the CRL with its number, and only then
-//!   swaps the served copy: the previous CRL is served until its successor is
-//!   signed, and the last one survives restarts.
+//!   [`build_crl_from_encoded`], writes the CRL to `crls/{ca}.{number}.crl`
+//!   (fsync + rename), commits only its small record (number, times) through
+//!   the store, and then swaps the served copy: the previous CRL is served
+//!   until its successor is signed, and the last one survives restarts. A
+//!   crash before the commit leaves a file nobody names; the next build of
+//!   that number overwrites it.
 //! - Start-up reads nothing big: the builder's first pass looks at each CA's
 //!   small CRL record; a CRL's DER is loaded on its first request.
 //! - OCSP status is a point read; signed answers to nonce-less single-CertID
 //!   requests are cached until half their validity, and dropped on revocation.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
@@ -63,6 +68,8 @@ pub enum RevocationError {
     Ocsp(#[from] OcspError),
     #[error("background task: {0}")]
     Task(String),
+    #[error("CRL file {0}: {1}")]
+    Io(String, std::io::Error),
 }
 
 impl From<RevocationError> for ApiError {
@@ -131,6 +138,7 @@ pub struct RevocationStats {
 pub struct RevocationService {
     auth: Arc<Authority>,
     cfg: RevocationConfig,
+    crl_dir: PathBuf,
     served: RwLock<HashMap<String, Arc<ServedCrl>>>,
     dirty: Mutex<HashSet<String>>,
     wake: Notify,
@@ -166,9 +174,11 @@ fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 }
 
 impl RevocationService {
-    /// Make the service and hook it to the authority's revoke path.
-    pub fn new(auth: Arc<Authority>) -> Arc<Self> {
+    /// Make the service and hook it to the authority's revoke path. Signed
+    /// CRLs are kept in `crl_dir` (made on first build).
+    pub fn new(auth: Arc<Authority>, crl_dir: PathBuf) -> Arc<Self> {
         let svc = Arc::new(RevocationService {
+            crl_dir,
             cfg: auth.config.revocation.clone(),
             auth: auth.clone(),
             served: RwLock::new(HashMap::new()),
@@ -398,16 +408,18 @@ impl RevocationService {
         let store = self.auth.store.clone();
         let id = ca_id.to_string();
         let validity = time::Duration::hours(i64::from(self.cfg.crl_validity_hours));
+        let dir = self.crl_dir.clone();
         let (meta, der) = tokio::task::spawn_blocking(move || {
             let prev = store.crl_meta(&id)?;
             let (entries, count) = store.crl_entries(&id)?;
             let this_update = now();
             let params = CrlParams {
-                crl_number: prev.map_or(1, |p| p.crl_number.saturating_add(1)),
+                crl_number: prev.as_ref().map_or(1, |p| p.crl_number.saturating_add(1)),
                 this_update,
                 next_update: this_update + validity,
             };
             let der = build_crl_from_encoded(&cert, signer.as_ref(), &params, &[entries])?;
+            write_crl_file(&dir, &id, params.crl_number, &der)?;
             let meta = CrlMeta {
                 crl_number: params.crl_number,
                 this_update: this_update.unix_timestamp(),
@@ -419,13 +431,14 @@ impl RevocationService {
         .await
         .map_err(|e| RevocationError::Task(e.to_string()))??;
         let served = Arc::new(ServedCrl::new(meta, der));
-        let (w_id, w) = (ca_id.to_string(), served.clone());
+        let (w_id, w_meta) = (ca_id.to_string(), served.meta.clone());
         self.auth
             .store
-            .write(move |txn| store::put_crl(txn, &w_id, &w.meta, &w.der))
+            .write(move |txn| store::put_crl_meta(txn, &w_id, &w_meta))
             .await?;
         write(&self.served).insert(ca_id.to_string(), served.clone());
         self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
+        remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);
         Ok(served)
     }
 
@@ -436,9 +449,20 @@ impl RevocationService {
         }
         let store = self.auth.store.clone();
         let id = ca_id.to_string();
-        let stored = tokio::task::spawn_blocking(move || store.crl(&id))
-            .await
-            .map_err(|e| RevocationError::Task(e.to_string()))??;
+        let dir = self.crl_dir.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let Some(meta) = store.crl_meta(&id)? else {
+                return Ok(None);
+            };
+            match std::fs::read(crl_path(&dir, &id, meta.crl_number)) {
+                Ok(der) => Ok(Some((meta, der))),
+                // Lost (e.g. a restored backup without the files): build anew.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(RevocationError::Io(id.clone(), e)),
+            }
+        })
+        .await
+        .map_err(|e| RevocationError::Task(e.to_string()))??;
         match stored {
             Some((meta, der)) => {
                 let mut served = write(&self.served);
@@ -624,6 +648,49 @@ impl RevocationService {
             self.cache_put(key, cert_id, response.clone(), expires, epoch);
         }
         response
+    }
+}
+
+fn crl_path(dir: &Path, ca_id: &str, number: u64) -> PathBuf {
+    dir.join(format!("{ca_id}.{number}.crl"))
+}
+
+/// Write a signed CRL durably: temporary file, fsync, rename, fsync the directory.
+fn write_crl_file(dir: &Path, ca_id: &str, number: u64, der: &[u8]) -> Result<(), RevocationError> {
+    let io = |e| RevocationError::Io(ca_id.to_string(), e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let path = crl_path(dir, ca_id, number);
+    let tmp = path.with_extension("crl.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(der).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
+/// Delete a CA's CRL files older than `keep` (best effort: leftovers are harmless).
+fn remove_older_crls(dir: &Path, ca_id: &str, keep: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{ca_id}.");
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".crl"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if n < keep {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

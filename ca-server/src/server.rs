@@ -24,6 +24,8 @@ use crate::store::Store;
 use crate::vault::Vault;
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
+/// Signed CRLs, one file per CA and CRL number.
+pub const CRL_DIR: &str = "crls";
 
 pub fn keys_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("keys")
@@ -82,7 +84,8 @@ pub async fn serve(
     let tls = crate::tls::server_config(&cert_pem, &key_pem, &client_ca_der)?;
     drop(key_pem);
 
-    let revocation = crate::revocation::RevocationService::new(auth.clone());
+    let revocation =
+        crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
 
     write_addresses(&data_dir, api_bound, public_bound)?;

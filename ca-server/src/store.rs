@@ -15,11 +15,13 @@
 //! | `revocations` | `ca-id/serial`               | [`Revocation`] JSON           |
 //! | `idempotency` | token                        | [`IdemRecord`] JSON           |
 //! | `crl_entries` | `ca-id/serial`               | DER revokedCertificates entry |
-//! | `crls`        | CA id                        | last signed CRL (DER)         |
 //! | `crl_meta`    | CA id                        | [`CrlMeta`] JSON              |
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries, never a walk of `certs`.
+//! The signed CRL itself (tens of MB at a million entries) is a file the
+//! revocation service writes before committing its `crl_meta`, so the
+//! group-commit writer, and with it every revoke, never waits for it.
 //!
 //! Writes go through a single writer thread that owns write transactions and
 //! batches whatever is queued into one durable commit (group commit); each
@@ -49,7 +51,6 @@ const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
 const CRL_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_entries");
-const CRLS: TableDefinition<&str, &[u8]> = TableDefinition::new("crls");
 const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
 
 /// Most writes one group commit takes.
@@ -197,7 +198,7 @@ pub struct IdemRecord {
     pub serial: String,
 }
 
-/// The last signed CRL of a CA (its DER is kept beside, in `crls`).
+/// The last signed CRL of a CA (its DER is a file named by CA id and number).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CrlMeta {
     pub crl_number: u64,
@@ -303,7 +304,6 @@ impl Store {
             txn.open_table(REVOCATIONS)?;
             txn.open_table(IDEMPOTENCY)?;
             txn.open_table(CRL_ENTRIES)?;
-            txn.open_table(CRLS)?;
             txn.open_table(CRL_META)?;
         }
         txn.commit()?;
@@ -461,21 +461,6 @@ impl Store {
         let r = self.db.begin_read()?;
         let v = r.open_table(CRL_META)?.get(ca_id)?;
         v.map(|v| unjson(v.value())).transpose()
-    }
-
-    /// The last signed CRL of a CA, if one was ever built.
-    pub fn crl(&self, ca_id: &str) -> Result<Option<(CrlMeta, Vec<u8>)>, StoreError> {
-        let r = self.db.begin_read()?;
-        let Some(meta) = r.open_table(CRL_META)?.get(ca_id)? else {
-            return Ok(None);
-        };
-        let meta: CrlMeta = unjson(meta.value())?;
-        let der = r
-            .open_table(CRLS)?
-            .get(ca_id)?
-            .map(|d| d.value().to_vec())
-            .ok_or_else(|| StoreError::Corrupt(format!("CRL of {ca_id} missing")))?;
-        Ok(Some((meta, der)))
     }
 
     pub fn count_certs(&self) -> Result<u64, StoreError> {
@@ -816,15 +801,9 @@ pub fn crl_entry(serial: &str, rv: &Revocation) -> Result<Vec<u8>, StoreError> {
     encode_revoked_entry(&entry).map_err(|e| bad(&e.to_string()))
 }
 
-/// Record a newly signed CRL (replacing the previous one in the same commit).
-pub fn put_crl(
-    txn: &WriteTransaction,
-    ca_id: &str,
-    meta: &CrlMeta,
-    der: &[u8],
-) -> Result<(), StoreError> {
+/// Record that CRL `meta.crl_number` of `ca_id` is signed and stored.
+pub fn put_crl_meta(txn: &WriteTransaction, ca_id: &str, meta: &CrlMeta) -> Result<(), StoreError> {
     let m = json(meta)?;
-    txn.open_table(CRLS)?.insert(ca_id, der)?;
     txn.open_table(CRL_META)?.insert(ca_id, m.as_slice())?;
     Ok(())
 }
@@ -930,6 +909,82 @@ mod tests {
             .await
             .expect("replay");
         assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn revocation_is_idempotent_keeps_its_crl_entry_and_scans_by_ca() {
+        let dir = tmp();
+        let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        for (ca, serial) in [
+            ("ca-0000000000000001", "0a"),
+            ("ca-0000000000000001", "0b"),
+            ("ca-0000000000000002", "0c"),
+        ] {
+            let mut rec = intent(serial);
+            rec.ca_id = ca.into();
+            let r2 = rec.clone();
+            store
+                .write(move |t| reserve(t, &r2, None, "boot1"))
+                .await
+                .expect("reserve");
+            rec.status = CertStatus::Issued;
+            store
+                .write(move |t| store_issued(t, &rec, b"der"))
+                .await
+                .expect("issue");
+        }
+        let rv = |code: u8, at: i64| Revocation {
+            reason_code: code,
+            reason: "x".into(),
+            revoked_at: at,
+            revoked_by: "test".into(),
+        };
+        let ca1 = "ca-0000000000000001";
+        assert_eq!(
+            store.serial_status(ca1, "0a").expect("status"),
+            SerialStatus::Issued
+        );
+        let first = rv(1, 1_700_000_000);
+        let r = store
+            .write(move |t| revoke(t, ca1, "0a", first))
+            .await
+            .expect("revoke");
+        assert_eq!(r.revocation.as_ref().map(|r| r.reason_code), Some(1));
+        // Again, with another reason: the first one stays.
+        let again = rv(4, 1_800_000_000);
+        let r = store
+            .write(move |t| revoke(t, ca1, "0a", again))
+            .await
+            .expect("idempotent");
+        assert_eq!(
+            r.revocation.as_ref().map(|r| r.revoked_at),
+            Some(1_700_000_000)
+        );
+        let unknown = rv(1, 0);
+        let e = store.write(move |t| revoke(t, ca1, "ff", unknown)).await;
+        assert!(matches!(e, Err(StoreError::NotFound(_))));
+        let other = rv(0, 1_700_000_001);
+        store
+            .write(move |t| revoke(t, "ca-0000000000000002", "0c", other))
+            .await
+            .expect("revoke other CA");
+        assert!(matches!(
+            store.serial_status(ca1, "0a").expect("status"),
+            SerialStatus::Revoked(r) if r.reason_code == 1
+        ));
+        assert_eq!(
+            store.serial_status(ca1, "ff").expect("status"),
+            SerialStatus::Unknown
+        );
+        // One entry for CA 1 (not CA 2's), exactly the encoded entry.
+        let (entries, n) = store.crl_entries(ca1).expect("entries");
+        assert_eq!(n, 1);
+        assert_eq!(
+            entries,
+            crl_entry("0a", &rv(1, 1_700_000_000)).expect("entry")
+        );
+        assert_eq!(store.crl_entries("ca-0000000000000002").expect("e").1, 1);
         store.close();
     }
 

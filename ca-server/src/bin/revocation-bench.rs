@@ -444,7 +444,10 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     // 6. CRL build through the builder path, in-process.
     let auth = ca_server::server::open_authority(dir, config.clone(), format!("http://{public}"))?;
-    let svc = ca_server::revocation::RevocationService::new(auth.clone());
+    let svc = ca_server::revocation::RevocationService::new(
+        auth.clone(),
+        dir.join(ca_server::server::CRL_DIR),
+    );
     let t = Instant::now();
     let crl = svc.build(&ca_id).await?;
     let build_time = t.elapsed();
