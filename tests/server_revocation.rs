@@ -472,6 +472,33 @@ fn a_revoked_sub_ca_makes_its_certificates_revoked() {
         "-noout",
     ]);
     assert!(text(&out).contains("verify OK"), "{}", text(&out));
+    // A validator checking every link (openssl -crl_check_all, with both CRLs)
+    // refuses the leaf: its issuer is revoked.
+    let (st, _, sub_crl) = public(&crl_url(&s, &sub_id), &[]);
+    assert_eq!(st, 200);
+    let sub_der = f.dir.join("sub.der");
+    std::fs::write(&sub_der, sub_crl).expect("write");
+    let mut both = String::new();
+    for der in [&sub_der, &crl] {
+        let out = openssl(&["crl", "-inform", "DER", "-in", p(der)]);
+        assert!(out.status.success(), "{}", text(&out));
+        both.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let crls = f.dir.join("both.pem");
+    std::fs::write(&crls, both).expect("write");
+    let out = openssl(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        p(&f.root),
+        "-untrusted",
+        p(&f.chain),
+        "-CRLfile",
+        p(&crls),
+        p(&leaf_pem),
+    ]);
+    assert!(!out.status.success(), "a leaf of a revoked CA verified");
+    assert!(text(&out).contains("certificate revoked"), "{}", text(&out));
 }
 
 /// curl /health on the API with a client certificate: (HTTP status, body).

@@ -232,6 +232,7 @@ impl RevocationService {
                 }
                 Err(e) => tracing::warn!(error = %e, "CRL schedule check failed"),
             }
+            let started = std::time::Instant::now();
             for ca in todo {
                 match self.build(&ca).await {
                     Ok(c) => {
@@ -244,6 +245,14 @@ impl RevocationService {
                         lock(&self.dirty).insert(ca);
                     }
                 }
+            }
+            // Building costs CPU and disk that revokes and OCSP share: after a
+            // pass that took d, rest 3d (at most 10 s) so a stream of
+            // revocations against a huge CRL spends at most a quarter of the
+            // time rebuilding. Small CRLs take milliseconds, so they stay prompt.
+            let pause = (started.elapsed() * 3).min(Duration::from_secs(10));
+            if pause > Duration::from_millis(5) {
+                tokio::time::sleep(pause).await;
             }
         }
     }
