@@ -406,6 +406,30 @@ fn every_online_command_against_a_real_server() {
         .any(|c| c["serial"] == serial.as_str()));
     // Revoking again is idempotent.
     ok(srv.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]));
+    // OCSP, as a relying party: URL and issuer from the certificate, the
+    // signed answer verified; with a nonce (echoed) and without.
+    let q = json(&ok(
+        srv.cli(&["ocsp", "query", "--cert", &cert, "-o", "json"])
+    ));
+    assert_eq!(q["status"], "revoked", "{q}");
+    assert_eq!(q["reason"], "keyCompromise", "{q}");
+    assert_eq!(q["signature_verified"], true, "{q}");
+    assert_eq!(q["nonce_echoed"], true, "{q}");
+    assert_eq!(q["serial"], serial.as_str(), "{q}");
+    let q = ok(srv.cli(&["ocsp", "query", "--cert", &cert, "--no-nonce"]));
+    assert!(out(&q).contains(": revoked"), "{}", out(&q));
+    fails(
+        &srv.cli(&[
+            "ocsp",
+            "query",
+            "--cert",
+            &cert,
+            "--url",
+            "http://127.0.0.1:1/ocsp",
+        ]),
+        1,
+        "cannot connect",
+    );
     let crl_file = p(d, "web.crl");
     // The CRL is rebuilt in the background shortly after a revocation; until
     // then the previous one is served.

@@ -52,6 +52,8 @@ pub enum Command {
     Cert(crate::online::CertArgs),
     /// Certificate revocation lists (fetch from the public listener, inspect).
     Crl(crate::online::CrlArgs),
+    /// OCSP: ask a CA's responder about a certificate and verify the signed answer.
+    Ocsp(crate::ocsp::OcspArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -210,6 +212,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Ca(a) => crate::online::run_ca(&a, out),
         Command::Cert(a) => crate::online::run_cert(&a, out),
         Command::Crl(a) => crate::online::run_crl(&a, out),
+        Command::Ocsp(a) => crate::ocsp::run(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());
