@@ -212,6 +212,13 @@ impl RevocationService {
     async fn builder_loop(self: Arc<Self>) {
         let refresh = Duration::from_secs(self.cfg.crl_refresh_secs);
         let debounce = Duration::from_millis(self.cfg.crl_debounce_ms);
+        // Stores older than `crl_entries` get their entries once, before the
+        // first CRL, in the background (start-up does not wait for it).
+        match self.auth.store.complete_crl_entries().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "CRL entries completed for earlier revocations"),
+            Err(e) => tracing::warn!(error = %e, "completing CRL entries failed"),
+        }
         let mut first = true;
         loop {
             if !first {

@@ -53,6 +53,10 @@ const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempote
 const CRL_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_entries");
 const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
 
+/// Set once every revocation has its `crl_entries` row (stores made before
+/// that table existed are completed once, in the background).
+const CRL_ENTRIES_COMPLETE: &str = "crl_entries_complete";
+
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// Most rows one list page scans before returning a cursor.
@@ -294,6 +298,8 @@ impl Store {
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
+                    // A new store has no revocations without CRL entries.
+                    meta.insert(CRL_ENTRIES_COMPLETE, 1)?;
                 }
             }
             txn.open_table(CAS)?;
@@ -455,6 +461,48 @@ impl Store {
             n += 1;
         }
         Ok((out, n))
+    }
+
+    /// Give every revocation recorded before `crl_entries` existed its entry.
+    /// Runs once per store (a flag in `meta`), as one write job; returns how
+    /// many entries it added. New stores are born complete and never scan.
+    pub async fn complete_crl_entries(&self) -> Result<u64, StoreError> {
+        {
+            let r = self.db.begin_read()?;
+            if r.open_table(META)?.get(CRL_ENTRIES_COMPLETE)?.is_some() {
+                return Ok(0);
+            }
+        }
+        self.write(|txn| {
+            let mut missing = Vec::new();
+            {
+                let revs = txn.open_table(REVOCATIONS)?;
+                let entries = txn.open_table(CRL_ENTRIES)?;
+                for item in revs.iter()? {
+                    let (k, v) = item?;
+                    let key = k.value();
+                    if entries.get(key)?.is_none() {
+                        let rv: Revocation = unjson(v.value())?;
+                        let serial = key.rsplit('/').next().unwrap_or_default();
+                        // An entry that cannot be encoded is logged, not fatal.
+                        match crl_entry(serial, &rv) {
+                            Ok(e) => missing.push((key.to_string(), e)),
+                            Err(e) => {
+                                tracing::warn!(%key, error = %e, "revocation left out of CRLs")
+                            }
+                        }
+                    }
+                }
+            }
+            let n = missing.len() as u64;
+            let mut entries = txn.open_table(CRL_ENTRIES)?;
+            for (k, e) in missing {
+                entries.insert(k.as_str(), e.as_slice())?;
+            }
+            txn.open_table(META)?.insert(CRL_ENTRIES_COMPLETE, 1)?;
+            Ok(n)
+        })
+        .await
     }
 
     pub fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
@@ -985,6 +1033,21 @@ mod tests {
             crl_entry("0a", &rv(1, 1_700_000_000)).expect("entry")
         );
         assert_eq!(store.crl_entries("ca-0000000000000002").expect("e").1, 1);
+        // A store from before crl_entries: the entry is made once, in the background.
+        assert_eq!(store.complete_crl_entries().await.expect("complete"), 0);
+        store
+            .write(|t| {
+                t.open_table(CRL_ENTRIES)?
+                    .remove("ca-0000000000000001/0a")?;
+                t.open_table(META)?.remove(CRL_ENTRIES_COMPLETE)?;
+                Ok(())
+            })
+            .await
+            .expect("forget");
+        assert_eq!(store.crl_entries(ca1).expect("entries").1, 0);
+        assert_eq!(store.complete_crl_entries().await.expect("complete"), 1);
+        assert_eq!(store.crl_entries(ca1).expect("entries").0, entries);
+        assert_eq!(store.complete_crl_entries().await.expect("again"), 0);
         store.close();
     }
 
