@@ -246,6 +246,13 @@ fn crls_and_ocsp_interoperate_with_openssl() {
         let t = f.ocsp(&ocsp_url, &["-cert", p(&bad_pem)], false);
         assert!(t.contains(&format!("{}: good", p(&bad_pem))), "{t}");
     }
+    // Signed by a delegated responder certificate the CA issued for it.
+    let t = f.ocsp(&ocsp_url, &["-cert", p(&good_pem), "-resp_text"], true);
+    assert!(t.contains("CN=OCSP Responder"), "{t}");
+    assert!(
+        t.contains("OCSP Signing") && t.contains("OCSP No Check"),
+        "{t}"
+    );
     // A serial this CA never issued: unknown.
     let t = f.ocsp(&ocsp_url, &["-serial", "0x0123456789abcdef"], true);
     assert!(t.contains("0x0123456789abcdef: unknown"), "{t}");
@@ -571,4 +578,28 @@ async fn a_revoked_operator_is_locked_out_at_once() {
         None,
     );
     assert_eq!(st, 200, "{v}");
+}
+
+#[test]
+fn the_ca_itself_signs_ocsp_when_configured() {
+    let mut s = Server::start_new();
+    s.stop();
+    let path = s.dir.join("config.toml");
+    let cfg = std::fs::read_to_string(&path).expect("config");
+    assert!(cfg.contains("ocsp_signer = \"delegated\""), "{cfg}");
+    std::fs::write(
+        &path,
+        cfg.replace("ocsp_signer = \"delegated\"", "ocsp_signer = \"ca\""),
+    )
+    .expect("write");
+    s.start();
+    let ca = s.config.issuing_ca_id.clone();
+    let leaf = issue(&s, &ca, "ca-signed.example");
+    let f = Files::new(&s, &ca, &leaf);
+    let leaf_pem = f.leaf("leaf", &leaf);
+    let url = format!("http://{}/ocsp/{ca}", s.public);
+    let t = f.ocsp(&url, &["-cert", p(&leaf_pem), "-resp_text"], true);
+    assert!(t.contains(&format!("{}: good", p(&leaf_pem))), "{t}");
+    // No responder certificate travels with a CA-signed response.
+    assert!(!t.contains("OCSP Responder"), "{t}");
 }
