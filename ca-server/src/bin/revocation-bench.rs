@@ -481,7 +481,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         to_revoke.len() as f64 / revoke_total.as_secs_f64()
     );
     println!(
-        "| CRL build (scan + sign + commit + swap), {crl_entries} entries, CRL #{crl_number} | {:.2} s, {:.1} MiB DER (parses: {parse_ok}) |",
+        "| CRL build through the builder (range scan + sign + fsync file + commit record + swap), {crl_entries} entries, CRL #{crl_number} | {:.2} s, {:.1} MiB DER (parses: {parse_ok}) |",
         build_time.as_secs_f64(),
         crl_size as f64 / 1048576.0
     );
