@@ -58,6 +58,8 @@ pub enum Command {
     Audit(crate::admin::AuditArgs),
     /// CA aliases (list, set, rotate the CA behind one).
     Alias(crate::admin::AliasArgs),
+    /// OCSP: ask a CA's responder about a certificate and verify the signed answer.
+    Ocsp(crate::ocsp::OcspArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -219,6 +221,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Policy(a) => crate::admin::run_policy(&a, out),
         Command::Audit(a) => crate::admin::run_audit(&a, out),
         Command::Alias(a) => crate::admin::run_alias(&a, out),
+        Command::Ocsp(a) => crate::ocsp::run(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());

@@ -13,6 +13,7 @@ mod crypto;
 mod files;
 mod inspect;
 mod local;
+mod ocsp;
 mod online;
 mod output;
 mod verify;

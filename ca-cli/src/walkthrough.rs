@@ -989,7 +989,17 @@ fn story(
                 target.id
             ));
             ca.revoke(&serial)?;
-            let crl_after = ca.crl(&target.leaf)?;
+            // An online CA signs its next CRL shortly after the revocation and
+            // serves the previous one until then: wait for it (up to 10 s).
+            let wanted = Serial::from_hex(&serial)?;
+            let mut crl_after = ca.crl(&target.leaf)?;
+            for _ in 0..100 {
+                if ca_core::crl::parse_crl(&crl_after).is_ok_and(|c| c.is_revoked(&wanted)) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                crl_after = ca.crl(&target.leaf)?;
+            }
             keep.pem("crl.pem", "X509 CRL", &[&crl_after])?;
             let crl_view =
                 crate::inspect::describe(&crate::inspect::Object::Crl(crl_after.clone()))?;

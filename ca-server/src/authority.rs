@@ -127,7 +127,13 @@ pub struct Authority {
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
     /// Admission control for the management API.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Told of every revocation once it is durable and before the caller is
+    /// answered (CRL rebuild, OCSP cache), so nothing serves a stale "good".
+    revoke_hook: std::sync::OnceLock<RevokeHook>,
 }
+
+/// Called with (CA id, serial) after a revocation commits.
+pub type RevokeHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -270,7 +276,18 @@ impl Authority {
             issuers: RwLock::new(HashMap::new()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             config,
+            revoke_hook: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Install the revocation hook (once; later calls are ignored).
+    pub fn set_revoke_hook(&self, hook: RevokeHook) {
+        let _ = self.revoke_hook.set(hook);
+    }
+
+    /// The signer of a CA, for CRLs and OCSP (the key itself stays in the vault).
+    pub fn ca_signer(&self, ca_id: &str) -> Result<Arc<dyn Signer>, ApiError> {
+        self.vault.signer(ca_id).map_err(map_vault)
     }
 
     /// The policy check of every API call: evaluate the statements for this
@@ -990,6 +1007,9 @@ impl Authority {
             .store
             .write(move |txn| store::revoke(txn, &c, &s, rev))
             .await?;
+        if let Some(hook) = self.revoke_hook.get() {
+            hook(&ca_id, &serial);
+        }
         tracing::info!(ca = %ca_id, serial = %serial, reason = reason.name, by = %who.display(), "revoked");
         Ok(rec)
     }

@@ -77,6 +77,50 @@ pub struct Config {
     /// Validity per profile name (tls-server, tls-client, tls-server-client, subordinate-ca).
     #[serde(default)]
     pub validity: BTreeMap<String, ValidityConfig>,
+    /// CRL and OCSP publication.
+    #[serde(default)]
+    pub revocation: RevocationConfig,
+}
+
+/// Who signs OCSP responses.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OcspSigner {
+    /// A short-lived delegated OCSP-signing certificate per CA (id-kp-OCSPSigning,
+    /// id-pkix-ocsp-nocheck), so the CA key signs only once per renewal.
+    #[default]
+    Delegated,
+    /// The CA key signs every response.
+    Ca,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    /// nextUpdate - thisUpdate of each CRL.
+    pub crl_validity_hours: u32,
+    /// How often the builder checks for CRLs past half their validity.
+    pub crl_refresh_secs: u64,
+    /// Wait after a revocation before rebuilding, so a burst makes one CRL.
+    pub crl_debounce_ms: u64,
+    /// nextUpdate - thisUpdate of each OCSP response.
+    pub ocsp_validity_minutes: u32,
+    pub ocsp_signer: OcspSigner,
+    /// Lifetime of a delegated OCSP-signing certificate (renewed at half).
+    pub ocsp_signer_days: u32,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        RevocationConfig {
+            crl_validity_hours: 24,
+            crl_refresh_secs: 60,
+            crl_debounce_ms: 200,
+            ocsp_validity_minutes: 60,
+            ocsp_signer: OcspSigner::Delegated,
+            ocsp_signer_days: 30,
+        }
+    }
 }
 
 fn default_in_flight() -> usize {
@@ -121,6 +165,16 @@ impl Config {
         }
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes must be at least 1024");
+        }
+        let r = &self.revocation;
+        if r.crl_validity_hours == 0 || r.ocsp_validity_minutes == 0 || r.crl_refresh_secs == 0 {
+            anyhow::bail!("revocation: validity and refresh periods must be positive");
+        }
+        if r.ocsp_signer_days == 0 || r.ocsp_signer_days > ca_core::ocsp::MAX_OCSP_SIGNER_DAYS {
+            anyhow::bail!(
+                "revocation.ocsp_signer_days must be 1 to {}",
+                ca_core::ocsp::MAX_OCSP_SIGNER_DAYS
+            );
         }
         for (name, v) in &self.validity {
             name.parse::<Profile>()

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     PolicyDenied,
     /// No client identity.
     Unauthenticated,
+    /// The client's certificate (or a CA above it) has been revoked.
+    ClientRevoked,
     /// The body is larger than the configured limit.
     TooLarge,
     /// The method is not allowed on this path.
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::Conflict => "Conflict",
             ErrorCode::PolicyDenied => "PolicyDenied",
             ErrorCode::Unauthenticated => "Unauthenticated",
+            ErrorCode::ClientRevoked => "ClientRevoked",
             ErrorCode::TooLarge => "TooLarge",
             ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::UnsupportedMediaType => "UnsupportedMediaType",
@@ -72,7 +75,7 @@ impl ErrorCode {
             ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
                 StatusCode::CONFLICT
             }
-            ErrorCode::PolicyDenied => StatusCode::FORBIDDEN,
+            ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
             ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
             ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

@@ -81,6 +81,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         tls_cert: PathBuf::from("tls/server.pem"),
         tls_key: PathBuf::from("tls/server.key"),
         validity: Config::default_validity(),
+        revocation: Default::default(),
     };
     let base = format!("http://{}", opts.public_addr);
     let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master)?;

@@ -18,6 +18,8 @@ pub mod ids;
 pub mod init;
 pub mod load;
 pub mod policy;
+pub mod public;
+pub mod revocation;
 pub mod server;
 pub mod store;
 pub mod tls;

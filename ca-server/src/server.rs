@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
@@ -20,14 +18,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::authority::Authority;
 use crate::config::Config;
-use crate::error::ApiError;
-use crate::http::{error_response, json_response, Body};
+use crate::http::error_response;
 use crate::ids;
 use crate::policy::Policies;
 use crate::store::Store;
 use crate::vault::{MasterOptions, Vault};
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
+/// Signed CRLs, one file per CA and CRL number.
+pub const CRL_DIR: &str = "crls";
 
 /// Open the store and build the authority for `data_dir`. The master key is
 /// checked against the data directory before the store is opened for writing,
@@ -105,6 +104,10 @@ pub async fn serve(
     let tls = crate::tls::server_config(&cert_pem, &key_pem, &client_ca_der)?;
     drop(key_pem);
 
+    let revocation =
+        crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
+    let builder = revocation.spawn_builder();
+
     write_addresses(&data_dir, api_bound, public_bound)?;
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
     println!("ca-server: management API (mTLS) on https://{api_bound}");
@@ -124,6 +127,7 @@ pub async fn serve(
                 let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let auth = auth.clone();
+                let revocation = revocation.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
@@ -133,7 +137,18 @@ pub async fn serve(
                     };
                     let identity = Arc::new(crate::tls::identity_of(tls.get_ref().1.peer_certificates()));
                     tracing::debug!(%peer, caller = %identity.display(), "client connected");
-                    let svc = service_fn(move |req| crate::http::handle(auth.clone(), identity.clone(), req));
+                    let client_serial = Arc::new(crate::revocation::client_serial(tls.get_ref().1.peer_certificates()));
+                    let svc = service_fn(move |req| {
+                        let (auth, identity, revocation, serial) = (auth.clone(), identity.clone(), revocation.clone(), client_serial.clone());
+                        async move {
+                            // Checked on every request, not once per connection:
+                            // a revoked client is locked out at once, keep-alive or not.
+                            if let Some(e) = revocation.client_refusal(serial.as_deref()) {
+                                return Ok(error_response(&e));
+                            }
+                            crate::http::handle(auth, identity, req).await
+                        }
+                    });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
@@ -146,9 +161,10 @@ pub async fn serve(
             r = public_listener.accept() => {
                 let Ok((tcp, _)) = r else { continue };
                 let auth = auth.clone();
+                let revocation = revocation.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| public_handle(auth.clone(), req));
+                    let svc = service_fn(move |req| crate::public::handle(auth.clone(), revocation.clone(), req));
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
@@ -159,6 +175,7 @@ pub async fn serve(
         }
     }
     tracing::info!("shutting down: finishing in-flight requests");
+    builder.abort();
     drop(api_listener);
     drop(public_listener);
     if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())
@@ -178,57 +195,4 @@ fn write_addresses(dir: &Path, api: SocketAddr, public: SocketAddr) -> anyhow::R
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, dir.join(ADDRESSES_FILE))?;
     Ok(())
-}
-
-/// The public listener: CA certificates for relying parties, health. CRLs and
-/// OCSP arrive with the revocation work; their URLs are already in certificates.
-async fn public_handle(
-    auth: Arc<Authority>,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, std::convert::Infallible> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return Ok(error_response(&ApiError::new(
-            crate::error::ErrorCode::MethodNotAllowed,
-            "the public listener serves GET only",
-        )));
-    }
-    let path = req.uri().path();
-    if path == "/health" {
-        return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
-    }
-    if let Some(name) = path.strip_prefix("/ca/") {
-        let (id, ext) = match name.rsplit_once('.') {
-            Some((id, ext @ ("pem" | "der"))) => (id, ext),
-            _ => return Ok(error_response(&ApiError::not_found("no such resource"))),
-        };
-        let rec = match auth.get_ca(id) {
-            Ok(r) => r,
-            Err(e) => return Ok(error_response(&e)),
-        };
-        let Some(pem) = rec.certificate_pem else {
-            return Ok(error_response(&ApiError::not_found(
-                "the CA has no certificate yet",
-            )));
-        };
-        let (body, ctype) = if ext == "pem" {
-            (pem.into_bytes(), "application/x-pem-file")
-        } else {
-            match ca_core::pem::decode("CERTIFICATE", &pem) {
-                Ok(d) => (d, "application/pkix-cert"),
-                Err(e) => return Ok(error_response(&ApiError::internal("CA PEM", e))),
-            }
-        };
-        let mut r = Response::new(http_body_util::Full::new(hyper::body::Bytes::from(body)));
-        r.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(ctype),
-        );
-        return Ok(r);
-    }
-    if path.starts_with("/crl/") || path.starts_with("/ocsp/") {
-        return Ok(error_response(&ApiError::not_found(
-            "CRLs and OCSP are not served yet",
-        )));
-    }
-    Ok(error_response(&ApiError::not_found("no such resource")))
 }

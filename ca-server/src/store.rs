@@ -14,6 +14,14 @@
 //! | `expiry`      | (notAfter unix, `ca-id/serial`) | ()                         |
 //! | `revocations` | `ca-id/serial`               | [`Revocation`] JSON           |
 //! | `idempotency` | token                        | [`IdemRecord`] JSON           |
+//! | `crl_entries` | `ca-id/serial`               | DER revokedCertificates entry |
+//! | `crl_meta`    | CA id                        | [`CrlMeta`] JSON              |
+//!
+//! `crl_entries` is written in the revocation's own transaction, so a CRL is
+//! one range scan of that CA's pre-encoded entries, never a walk of `certs`.
+//! The signed CRL itself (tens of MB at a million entries) is a file the
+//! revocation service writes before committing its `crl_meta`, so the
+//! group-commit writer, and with it every revoke, never waits for it.
 //!
 //! Writes go through a single writer thread that owns write transactions and
 //! batches whatever is queued into one durable commit (group commit); each
@@ -42,6 +50,12 @@ const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
 const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+const CRL_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_entries");
+const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
+
+/// Set once every revocation has its `crl_entries` row (stores made before
+/// that table existed are completed once, in the background).
+const CRL_ENTRIES_COMPLETE: &str = "crl_entries_complete";
 
 /// An intent this old whose request never finished is abandoned (its client
 /// disconnected mid-request): its idempotency token may be reused.
@@ -196,6 +210,24 @@ pub struct IdemRecord {
     pub serial: String,
 }
 
+/// The last signed CRL of a CA (its DER is a file named by CA id and number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlMeta {
+    pub crl_number: u64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: u64,
+}
+
+/// What the store knows about one serial of one CA (OCSP, client lockout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialStatus {
+    Issued,
+    Revoked(Revocation),
+    /// Never issued here (or only reserved: never handed out).
+    Unknown,
+}
+
 /// A certificate record and its DER (absent while only the intent exists).
 pub type CertWithDer = (CertRecord, Option<Vec<u8>>);
 
@@ -274,6 +306,8 @@ impl Store {
                 Some(_) => {}
                 None => {
                     meta.insert("schema_version", SCHEMA_VERSION)?;
+                    // A new store has no revocations without CRL entries.
+                    meta.insert(CRL_ENTRIES_COMPLETE, 1)?;
                 }
             }
             txn.open_table(CAS)?;
@@ -283,6 +317,8 @@ impl Store {
             txn.open_table(EXPIRY)?;
             txn.open_table(REVOCATIONS)?;
             txn.open_table(IDEMPOTENCY)?;
+            txn.open_table(CRL_ENTRIES)?;
+            txn.open_table(CRL_META)?;
         }
         txn.commit()?;
         let db = Arc::new(db);
@@ -398,6 +434,96 @@ impl Store {
         let t = r.open_table(SERIALS)?;
         let v = t.get(serial)?;
         Ok(v.map(|v| v.value().to_string()))
+    }
+
+    /// Status of one serial: point reads only (revocations, then certs).
+    pub fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {
+        let key = cert_key(ca_id, serial);
+        let r = self.db.begin_read()?;
+        if let Some(v) = r.open_table(REVOCATIONS)?.get(key.as_str())? {
+            return Ok(SerialStatus::Revoked(unjson(v.value())?));
+        }
+        let certs = r.open_table(CERTS)?;
+        let Some(v) = certs.get(key.as_str())? else {
+            return Ok(SerialStatus::Unknown);
+        };
+        let rec: CertRecord = unjson(v.value())?;
+        Ok(match rec.status {
+            CertStatus::Issued => SerialStatus::Issued,
+            CertStatus::Revoked => match rec.revocation {
+                Some(rv) => SerialStatus::Revoked(rv),
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{key}: revoked without record"
+                    )))
+                }
+            },
+            CertStatus::Reserved => SerialStatus::Unknown,
+        })
+    }
+
+    /// Every pre-encoded CRL entry of a CA, concatenated, and their count:
+    /// one range scan of `crl_entries`.
+    pub fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(CRL_ENTRIES)?;
+        let (lo, hi) = (format!("{ca_id}/"), format!("{ca_id}0"));
+        let mut out = Vec::new();
+        let mut n = 0u64;
+        for item in t.range::<&str>(lo.as_str()..hi.as_str())? {
+            let (_, v) = item?;
+            out.extend_from_slice(v.value());
+            n += 1;
+        }
+        Ok((out, n))
+    }
+
+    /// Give every revocation recorded before `crl_entries` existed its entry.
+    /// Runs once per store (a flag in `meta`), as one write job; returns how
+    /// many entries it added. New stores are born complete and never scan.
+    pub async fn complete_crl_entries(&self) -> Result<u64, StoreError> {
+        {
+            let r = self.db.begin_read()?;
+            if r.open_table(META)?.get(CRL_ENTRIES_COMPLETE)?.is_some() {
+                return Ok(0);
+            }
+        }
+        self.write(|txn| {
+            let mut missing = Vec::new();
+            {
+                let revs = txn.open_table(REVOCATIONS)?;
+                let entries = txn.open_table(CRL_ENTRIES)?;
+                for item in revs.iter()? {
+                    let (k, v) = item?;
+                    let key = k.value();
+                    if entries.get(key)?.is_none() {
+                        let rv: Revocation = unjson(v.value())?;
+                        let serial = key.rsplit('/').next().unwrap_or_default();
+                        // An entry that cannot be encoded is logged, not fatal.
+                        match crl_entry(serial, &rv) {
+                            Ok(e) => missing.push((key.to_string(), e)),
+                            Err(e) => {
+                                tracing::warn!(%key, error = %e, "revocation left out of CRLs")
+                            }
+                        }
+                    }
+                }
+            }
+            let n = missing.len() as u64;
+            let mut entries = txn.open_table(CRL_ENTRIES)?;
+            for (k, e) in missing {
+                entries.insert(k.as_str(), e.as_slice())?;
+            }
+            txn.open_table(META)?.insert(CRL_ENTRIES_COMPLETE, 1)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    pub fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
+        let r = self.db.begin_read()?;
+        let v = r.open_table(CRL_META)?.get(ca_id)?;
+        v.map(|v| unjson(v.value())).transpose()
     }
 
     pub fn count_certs(&self) -> Result<u64, StoreError> {
@@ -691,7 +817,9 @@ pub fn store_issued(
     Ok(())
 }
 
-/// Mark a certificate revoked; refuses unknown, unissued or already revoked ones.
+/// Mark a certificate revoked and keep its encoded CRL entry beside it.
+/// Unknown or unissued serials are NotFound; revoking again is idempotent and
+/// returns the record with its first revocation (reason and time unchanged).
 pub fn revoke(
     txn: &WriteTransaction,
     ca_id: &str,
@@ -712,13 +840,10 @@ pub fn revoke(
                 "no certificate {serial} from {ca_id}"
             )))
         }
-        CertStatus::Revoked => {
-            return Err(StoreError::Conflict(format!(
-                "certificate {serial} is already revoked"
-            )))
-        }
+        CertStatus::Revoked => return Ok(rec),
         CertStatus::Issued => {}
     }
+    let entry = crl_entry(serial, &revocation)?;
     rec.status = CertStatus::Revoked;
     rec.revocation = Some(revocation.clone());
     let v = json(&rec)?;
@@ -726,7 +851,29 @@ pub fn revoke(
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
     txn.open_table(REVOCATIONS)?
         .insert(key.as_str(), rv.as_slice())?;
+    txn.open_table(CRL_ENTRIES)?
+        .insert(key.as_str(), entry.as_slice())?;
     Ok(rec)
+}
+
+/// The DER revokedCertificates entry of one revocation (what CRLs list).
+pub fn crl_entry(serial: &str, rv: &Revocation) -> Result<Vec<u8>, StoreError> {
+    use ca_core::crl::{encode_revoked_entry, RevocationReason, RevokedEntry};
+    let bad = |what: &str| StoreError::Conflict(format!("cannot list {serial} in a CRL: {what}"));
+    let entry = RevokedEntry {
+        serial: ca_core::serial::Serial::from_hex(serial).map_err(|_| bad("serial"))?,
+        revoked_at: time::OffsetDateTime::from_unix_timestamp(rv.revoked_at)
+            .map_err(|_| bad("time"))?,
+        reason: RevocationReason::from_code(rv.reason_code).ok_or_else(|| bad("reason"))?,
+    };
+    encode_revoked_entry(&entry).map_err(|e| bad(&e.to_string()))
+}
+
+/// Record that CRL `meta.crl_number` of `ca_id` is signed and stored.
+pub fn put_crl_meta(txn: &WriteTransaction, ca_id: &str, meta: &CrlMeta) -> Result<(), StoreError> {
+    let m = json(meta)?;
+    txn.open_table(CRL_META)?.insert(ca_id, m.as_slice())?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -831,6 +978,97 @@ mod tests {
             .await
             .expect("replay");
         assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn revocation_is_idempotent_keeps_its_crl_entry_and_scans_by_ca() {
+        let dir = tmp();
+        let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        for (ca, serial) in [
+            ("ca-0000000000000001", "0a"),
+            ("ca-0000000000000001", "0b"),
+            ("ca-0000000000000002", "0c"),
+        ] {
+            let mut rec = intent(serial);
+            rec.ca_id = ca.into();
+            let r2 = rec.clone();
+            store
+                .write(move |t| reserve(t, &r2, None, "boot1"))
+                .await
+                .expect("reserve");
+            rec.status = CertStatus::Issued;
+            store
+                .write(move |t| store_issued(t, &rec, b"der"))
+                .await
+                .expect("issue");
+        }
+        let rv = |code: u8, at: i64| Revocation {
+            reason_code: code,
+            reason: "x".into(),
+            revoked_at: at,
+            revoked_by: "test".into(),
+        };
+        let ca1 = "ca-0000000000000001";
+        assert_eq!(
+            store.serial_status(ca1, "0a").expect("status"),
+            SerialStatus::Issued
+        );
+        let first = rv(1, 1_700_000_000);
+        let r = store
+            .write(move |t| revoke(t, ca1, "0a", first))
+            .await
+            .expect("revoke");
+        assert_eq!(r.revocation.as_ref().map(|r| r.reason_code), Some(1));
+        // Again, with another reason: the first one stays.
+        let again = rv(4, 1_800_000_000);
+        let r = store
+            .write(move |t| revoke(t, ca1, "0a", again))
+            .await
+            .expect("idempotent");
+        assert_eq!(
+            r.revocation.as_ref().map(|r| r.revoked_at),
+            Some(1_700_000_000)
+        );
+        let unknown = rv(1, 0);
+        let e = store.write(move |t| revoke(t, ca1, "ff", unknown)).await;
+        assert!(matches!(e, Err(StoreError::NotFound(_))));
+        let other = rv(0, 1_700_000_001);
+        store
+            .write(move |t| revoke(t, "ca-0000000000000002", "0c", other))
+            .await
+            .expect("revoke other CA");
+        assert!(matches!(
+            store.serial_status(ca1, "0a").expect("status"),
+            SerialStatus::Revoked(r) if r.reason_code == 1
+        ));
+        assert_eq!(
+            store.serial_status(ca1, "ff").expect("status"),
+            SerialStatus::Unknown
+        );
+        // One entry for CA 1 (not CA 2's), exactly the encoded entry.
+        let (entries, n) = store.crl_entries(ca1).expect("entries");
+        assert_eq!(n, 1);
+        assert_eq!(
+            entries,
+            crl_entry("0a", &rv(1, 1_700_000_000)).expect("entry")
+        );
+        assert_eq!(store.crl_entries("ca-0000000000000002").expect("e").1, 1);
+        // A store from before crl_entries: the entry is made once, in the background.
+        assert_eq!(store.complete_crl_entries().await.expect("complete"), 0);
+        store
+            .write(|t| {
+                t.open_table(CRL_ENTRIES)?
+                    .remove("ca-0000000000000001/0a")?;
+                t.open_table(META)?.remove(CRL_ENTRIES_COMPLETE)?;
+                Ok(())
+            })
+            .await
+            .expect("forget");
+        assert_eq!(store.crl_entries(ca1).expect("entries").1, 0);
+        assert_eq!(store.complete_crl_entries().await.expect("complete"), 1);
+        assert_eq!(store.crl_entries(ca1).expect("entries").0, entries);
+        assert_eq!(store.complete_crl_entries().await.expect("again"), 0);
         store.close();
     }
 

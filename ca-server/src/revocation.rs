@@ -1,0 +1,720 @@
+//! Revocation publication: per-CA CRLs built in the background from
+//! pre-encoded entries, an OCSP responder with a response cache, and the
+//! revoked-client check of the management API.
+//!
+//! Why this shape (Vault rebuilds its CRL inside every revoke, hashicorp/vault#9176):
+//!
+//! - A revocation writes its DER CRL entry in its own transaction
+//!   (`store::revoke`) and then only marks the CA dirty, so revoke latency does
+//!   not depend on the CRL's size.
+//! - One builder task per server debounces those marks, reads the CA's entries
+//!   with one range scan (never the certificate table), signs with
+//!   [`build_crl_from_encoded`], writes the CRL to `crls/{ca}.{number}.crl`
+//!   (fsync + rename), commits only its small record (number, times) through
+//!   the store, and then swaps the served copy: the previous CRL is served
+//!   until its successor is signed, and the last one survives restarts. A
+//!   crash before the commit leaves a file nobody names; the next build of
+//!   that number overwrites it.
+//! - Start-up reads nothing big: the builder's first pass looks at each CA's
+//!   small CRL record; a CRL's DER is loaded on its first request.
+//! - OCSP status is a point read; signed answers to nonce-less single-CertID
+//!   requests are cached until half their validity, and dropped on revocation.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::time::Duration;
+
+use ca_core::cert::CaCertificate;
+use ca_core::crl::{build_crl_from_encoded, CrlError, CrlParams, RevocationReason};
+use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use ca_core::ocsp::{
+    create_ocsp_signing_certificate, parse_request, respond_to, try_later_response,
+    unauthorized_response, CertStatusInput, IssuerHashes, OcspError, Responder, ResponderIdentity,
+};
+use hyper::body::Bytes;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use x509_cert::name::Name;
+
+use crate::authority::Authority;
+use crate::config::{OcspSigner, RevocationConfig};
+use crate::error::{ApiError, ErrorCode};
+use crate::store::{self, CrlMeta, SerialStatus, StoreError};
+
+/// Most cached OCSP responses (about 0.5 KiB each); past it the cache restarts.
+const MAX_CACHED: usize = 500_000;
+/// Longest chain of CAs walked for "is an issuer above revoked".
+const MAX_CHAIN: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RevocationError {
+    #[error("no CA {0}")]
+    NoCa(String),
+    #[error("CA {0} has no certificate yet")]
+    NoCertificate(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("stored CA certificate: {0}")]
+    CaCertificate(String),
+    #[error("CA key: {0}")]
+    Key(String),
+    #[error("CRL: {0}")]
+    Crl(#[from] CrlError),
+    #[error("OCSP responder: {0}")]
+    Ocsp(#[from] OcspError),
+    #[error("background task: {0}")]
+    Task(String),
+    #[error("CRL file {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+impl From<RevocationError> for ApiError {
+    fn from(e: RevocationError) -> Self {
+        match e {
+            RevocationError::NoCa(_) | RevocationError::NoCertificate(_) => {
+                ApiError::not_found(e.to_string())
+            }
+            RevocationError::Store(s) => s.into(),
+            other => ApiError::internal("revocation", other),
+        }
+    }
+}
+
+/// The CRL currently served for one CA.
+pub struct ServedCrl {
+    pub meta: CrlMeta,
+    pub der: Bytes,
+    pem: OnceLock<Bytes>,
+}
+
+impl ServedCrl {
+    fn new(meta: CrlMeta, der: Vec<u8>) -> Self {
+        ServedCrl {
+            meta,
+            der: Bytes::from(der),
+            pem: OnceLock::new(),
+        }
+    }
+
+    /// PEM, made on first request only (most relying parties want DER).
+    pub fn pem(&self) -> Bytes {
+        self.pem
+            .get_or_init(|| Bytes::from(ca_core::crl::to_pem(&self.der)))
+            .clone()
+    }
+}
+
+/// (parent CA id, serial of the CA's certificate under it), from a CA up to the root.
+type Links = Arc<Vec<(String, String)>>;
+
+/// Everything needed to answer OCSP for one CA, set up once (and again when a
+/// delegated responder certificate passes half its life).
+struct OcspCa {
+    hashes: IssuerHashes,
+    identity: ResponderIdentity,
+    signer: Arc<dyn Signer>,
+    links: Links,
+    renew_at: OffsetDateTime,
+}
+
+struct Cached {
+    cert_id: Vec<u8>,
+    response: Bytes,
+    expires: i64,
+}
+
+/// Counters for the bench and the health endpoint.
+#[derive(Default)]
+pub struct RevocationStats {
+    pub crls_built: AtomicU64,
+    pub ocsp_cache_hits: AtomicU64,
+    pub ocsp_signed: AtomicU64,
+}
+
+pub struct RevocationService {
+    auth: Arc<Authority>,
+    cfg: RevocationConfig,
+    crl_dir: PathBuf,
+    served: RwLock<HashMap<String, Arc<ServedCrl>>>,
+    dirty: Mutex<HashSet<String>>,
+    wake: Notify,
+    build_lock: tokio::sync::Mutex<()>,
+    responders: RwLock<HashMap<String, Arc<OcspCa>>>,
+    responder_lock: Mutex<()>,
+    links: RwLock<HashMap<String, Links>>,
+    /// `ca-id/serial` → signed responses (one per CertID form asked).
+    cache: RwLock<HashMap<String, Vec<Cached>>>,
+    /// Bumped by every invalidation: a response signed from a status read
+    /// before a revocation is never cached after it.
+    epoch: AtomicU64,
+    pub stats: RevocationStats,
+}
+
+fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic elsewhere must not stop revocation publication: the data under
+    // these locks (sets, maps of caches) stays consistent at every step.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RevocationService {
+    /// Make the service and hook it to the authority's revoke path. Signed
+    /// CRLs are kept in `crl_dir` (made on first build).
+    pub fn new(auth: Arc<Authority>, crl_dir: PathBuf) -> Arc<Self> {
+        let svc = Arc::new(RevocationService {
+            crl_dir,
+            cfg: auth.config.revocation.clone(),
+            auth: auth.clone(),
+            served: RwLock::new(HashMap::new()),
+            dirty: Mutex::new(HashSet::new()),
+            wake: Notify::new(),
+            build_lock: tokio::sync::Mutex::new(()),
+            responders: RwLock::new(HashMap::new()),
+            responder_lock: Mutex::new(()),
+            links: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
+            epoch: AtomicU64::new(0),
+            stats: RevocationStats::default(),
+        });
+        // Weak: the authority outlives no one, but a cycle would keep both alive.
+        let weak: Weak<RevocationService> = Arc::downgrade(&svc);
+        auth.set_revoke_hook(Arc::new(move |ca, serial| {
+            if let Some(s) = weak.upgrade() {
+                s.on_revoked(ca, serial);
+            }
+        }));
+        svc
+    }
+
+    /// Start the CRL builder: a first pass at once (CAs without a CRL or past
+    /// half its validity), then on revocations and every `crl_refresh_secs`.
+    pub fn spawn_builder(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move { me.builder_loop().await })
+    }
+
+    async fn builder_loop(self: Arc<Self>) {
+        let refresh = Duration::from_secs(self.cfg.crl_refresh_secs);
+        let debounce = Duration::from_millis(self.cfg.crl_debounce_ms);
+        // Stores older than `crl_entries` get their entries once, before the
+        // first CRL, in the background (start-up does not wait for it).
+        match self.auth.store.complete_crl_entries().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(entries = n, "CRL entries completed for earlier revocations"),
+            Err(e) => tracing::warn!(error = %e, "completing CRL entries failed"),
+        }
+        let mut first = true;
+        loop {
+            if !first {
+                tokio::select! {
+                    _ = self.wake.notified() => tokio::time::sleep(debounce).await,
+                    _ = tokio::time::sleep(refresh) => {}
+                }
+            }
+            first = false;
+            let mut todo: Vec<String> = lock(&self.dirty).iter().cloned().collect();
+            match self.stale_cas() {
+                Ok(stale) => {
+                    for c in stale {
+                        if !todo.contains(&c) {
+                            todo.push(c);
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "CRL schedule check failed"),
+            }
+            let started = std::time::Instant::now();
+            for ca in todo {
+                match self.build(&ca).await {
+                    Ok(c) => {
+                        tracing::debug!(ca = %ca, number = c.meta.crl_number, entries = c.meta.entries, "CRL published")
+                    }
+                    Err(RevocationError::NoCertificate(_)) => {}
+                    Err(e) => {
+                        // Retried at the next refresh, not in a hot loop.
+                        tracing::warn!(ca = %ca, error = %e, "CRL build failed");
+                        lock(&self.dirty).insert(ca);
+                    }
+                }
+            }
+            // Building costs CPU and disk that revokes and OCSP share: after a
+            // pass that took d, rest 3d (at most 10 s) so a stream of
+            // revocations against a huge CRL spends at most a quarter of the
+            // time rebuilding. Small CRLs take milliseconds, so they stay prompt.
+            let pause = (started.elapsed() * 3).min(Duration::from_secs(10));
+            if pause > Duration::from_millis(5) {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+
+    /// CAs whose CRL is missing or past half its validity (small reads only).
+    fn stale_cas(&self) -> Result<Vec<String>, StoreError> {
+        let store = &self.auth.store;
+        let now = now().unix_timestamp();
+        let mut out = Vec::new();
+        for ca in store.list_cas()? {
+            if ca.certificate_pem.is_none() {
+                continue;
+            }
+            let stale = match store.crl_meta(&ca.id)? {
+                None => true,
+                Some(m) => now >= m.this_update + (m.next_update - m.this_update) / 2,
+            };
+            if stale {
+                out.push(ca.id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Called after a revocation commits, before the caller is answered.
+    pub fn on_revoked(&self, ca_id: &str, serial: &str) {
+        self.invalidate(Some(&format!("{ca_id}/{serial}")));
+        // A CA's own certificate: every answer for it and below may change.
+        if let Ok(cas) = self.auth.store.list_cas() {
+            if cas.iter().any(|c| {
+                c.parent_ca_id.as_deref() == Some(ca_id) && c.serial.as_deref() == Some(serial)
+            }) {
+                self.invalidate(None);
+            }
+        }
+        lock(&self.dirty).insert(ca_id.to_string());
+        self.wake.notify_one();
+    }
+
+    /// Drop one `ca/serial` from the OCSP cache, or everything.
+    fn invalidate(&self, key: Option<&str>) {
+        let mut c = write(&self.cache);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        match key {
+            Some(k) => {
+                c.remove(k);
+            }
+            None => c.clear(),
+        }
+    }
+
+    // ---- CA facts ------------------------------------------------------------
+
+    fn ca_cert(&self, ca_id: &str) -> Result<CaCertificate, RevocationError> {
+        let rec = self
+            .auth
+            .store
+            .get_ca(ca_id)?
+            .ok_or_else(|| RevocationError::NoCa(ca_id.to_string()))?;
+        let pem = rec
+            .certificate_pem
+            .as_deref()
+            .ok_or_else(|| RevocationError::NoCertificate(ca_id.to_string()))?;
+        CaCertificate::parse(pem.as_bytes())
+            .map_err(|e| RevocationError::CaCertificate(e.to_string()))
+    }
+
+    /// The chain of (parent, serial) links above a CA; fixed once the CA has
+    /// its certificate, so cached.
+    fn links(&self, ca_id: &str) -> Result<Links, RevocationError> {
+        if let Some(l) = read(&self.links).get(ca_id) {
+            return Ok(l.clone());
+        }
+        let store = &self.auth.store;
+        let mut cur = store
+            .get_ca(ca_id)?
+            .ok_or_else(|| RevocationError::NoCa(ca_id.to_string()))?;
+        if cur.certificate_pem.is_none() {
+            return Err(RevocationError::NoCertificate(ca_id.to_string()));
+        }
+        let mut links = Vec::new();
+        for _ in 0..MAX_CHAIN {
+            let (Some(parent), Some(serial)) = (cur.parent_ca_id.clone(), cur.serial.clone())
+            else {
+                break;
+            };
+            links.push((parent.clone(), serial));
+            match store.get_ca(&parent)? {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        let links = Arc::new(links);
+        write(&self.links).insert(ca_id.to_string(), links.clone());
+        Ok(links)
+    }
+
+    /// When a CA above (its own certificate or an ancestor's) was revoked.
+    fn chain_revoked(&self, links: &[(String, String)]) -> Result<Option<i64>, StoreError> {
+        for (parent, serial) in links {
+            if let SerialStatus::Revoked(rv) = self.auth.store.serial_status(parent, serial)? {
+                return Ok(Some(rv.revoked_at));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whether the management API must refuse a client certificate of the
+    /// client-auth CA: the certificate, or a CA above it, is revoked.
+    /// Point reads, done on every request, so a revocation locks out at once.
+    pub fn client_refusal(&self, serial: Option<&str>) -> Option<ApiError> {
+        let Some(serial) = serial else {
+            return Some(ApiError::new(
+                ErrorCode::Unauthenticated,
+                "no usable client certificate",
+            ));
+        };
+        let ca_id = &self.auth.config.client_auth_ca_id;
+        let revoked = self
+            .auth
+            .store
+            .serial_status(ca_id, serial)
+            .map(|s| matches!(s, SerialStatus::Revoked(_)))
+            .map_err(RevocationError::from)
+            .and_then(|r| {
+                if r {
+                    return Ok(true);
+                }
+                let links = self.links(ca_id)?;
+                Ok(self.chain_revoked(&links)?.is_some())
+            });
+        match revoked {
+            Ok(false) => None,
+            Ok(true) => Some(ApiError::new(
+                ErrorCode::ClientRevoked,
+                "the client certificate has been revoked",
+            )),
+            Err(e) => {
+                // Fail closed: no answer about revocation, no access.
+                tracing::error!(error = %e, "client revocation check failed");
+                Some(ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the client certificate's status cannot be checked now",
+                ))
+            }
+        }
+    }
+
+    // ---- CRLs ----------------------------------------------------------------
+
+    /// Build, sign, commit and start serving a new CRL for `ca_id`.
+    pub async fn build(&self, ca_id: &str) -> Result<Arc<ServedCrl>, RevocationError> {
+        let _one_at_a_time = self.build_lock.lock().await;
+        // Cleared before the scan: a revocation committed from here on marks
+        // the CA again, so it is never left out of every CRL.
+        lock(&self.dirty).remove(ca_id);
+        let cert = self.ca_cert(ca_id)?;
+        let signer = self
+            .auth
+            .ca_signer(ca_id)
+            .map_err(|e| RevocationError::Key(e.message))?;
+        let store = self.auth.store.clone();
+        let id = ca_id.to_string();
+        let validity = time::Duration::hours(i64::from(self.cfg.crl_validity_hours));
+        let dir = self.crl_dir.clone();
+        let (meta, der) = tokio::task::spawn_blocking(move || {
+            let prev = store.crl_meta(&id)?;
+            let (entries, count) = store.crl_entries(&id)?;
+            let this_update = now();
+            let params = CrlParams {
+                crl_number: prev.as_ref().map_or(1, |p| p.crl_number.saturating_add(1)),
+                this_update,
+                next_update: this_update + validity,
+            };
+            let der = build_crl_from_encoded(&cert, signer.as_ref(), &params, &[entries])?;
+            write_crl_file(&dir, &id, params.crl_number, &der)?;
+            let meta = CrlMeta {
+                crl_number: params.crl_number,
+                this_update: this_update.unix_timestamp(),
+                next_update: params.next_update.unix_timestamp(),
+                entries: count,
+            };
+            Ok::<_, RevocationError>((meta, der))
+        })
+        .await
+        .map_err(|e| RevocationError::Task(e.to_string()))??;
+        let served = Arc::new(ServedCrl::new(meta, der));
+        let (w_id, w_meta) = (ca_id.to_string(), served.meta.clone());
+        self.auth
+            .store
+            .write(move |txn| store::put_crl_meta(txn, &w_id, &w_meta))
+            .await?;
+        write(&self.served).insert(ca_id.to_string(), served.clone());
+        self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
+        remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);
+        Ok(served)
+    }
+
+    /// The CRL to serve now: in memory, else the last one stored, else built.
+    pub async fn current_crl(&self, ca_id: &str) -> Result<Arc<ServedCrl>, RevocationError> {
+        if let Some(c) = read(&self.served).get(ca_id) {
+            return Ok(c.clone());
+        }
+        let store = self.auth.store.clone();
+        let id = ca_id.to_string();
+        let dir = self.crl_dir.clone();
+        let stored = tokio::task::spawn_blocking(move || {
+            let Some(meta) = store.crl_meta(&id)? else {
+                return Ok(None);
+            };
+            match std::fs::read(crl_path(&dir, &id, meta.crl_number)) {
+                Ok(der) => Ok(Some((meta, der))),
+                // Lost (e.g. a restored backup without the files): build anew.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(RevocationError::Io(id.clone(), e)),
+            }
+        })
+        .await
+        .map_err(|e| RevocationError::Task(e.to_string()))??;
+        match stored {
+            Some((meta, der)) => {
+                let mut served = write(&self.served);
+                // The builder may have swapped in a newer one meanwhile.
+                let entry = served
+                    .entry(ca_id.to_string())
+                    .or_insert_with(|| Arc::new(ServedCrl::new(meta, der)));
+                Ok(entry.clone())
+            }
+            None => self.build(ca_id).await,
+        }
+    }
+
+    // ---- OCSP ----------------------------------------------------------------
+
+    fn responder(&self, ca_id: &str) -> Result<Arc<OcspCa>, RevocationError> {
+        let t = now();
+        let fresh = |r: &Arc<OcspCa>| t < r.renew_at;
+        if let Some(r) = read(&self.responders).get(ca_id).filter(|r| fresh(r)) {
+            return Ok(r.clone());
+        }
+        // One creation at a time, so a burst of first requests makes one certificate.
+        let _one = lock(&self.responder_lock);
+        if let Some(r) = read(&self.responders).get(ca_id).filter(|r| fresh(r)) {
+            return Ok(r.clone());
+        }
+        let cert = self.ca_cert(ca_id)?;
+        let links = self.links(ca_id)?;
+        let ca_signer = self
+            .auth
+            .ca_signer(ca_id)
+            .map_err(|e| RevocationError::Key(e.message))?;
+        let hashes = IssuerHashes::new(&cert)?;
+        let (identity, signer, renew_at) = match self.cfg.ocsp_signer {
+            OcspSigner::Ca => (ResponderIdentity::ca(&cert)?, ca_signer, cert.not_after),
+            OcspSigner::Delegated => {
+                // The responder key lives in memory only: a restart makes a new
+                // one with a new short-lived certificate, so it is never on disk.
+                let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)
+                    .map_err(|e| RevocationError::Key(e.to_string()))?;
+                let subject = Name::from_str(&format!("CN=OCSP Responder {ca_id}"))
+                    .map_err(|e| RevocationError::CaCertificate(e.to_string()))?;
+                let issued = create_ocsp_signing_certificate(
+                    &cert,
+                    ca_signer.as_ref(),
+                    key.public_key_der(),
+                    &subject,
+                    self.cfg.ocsp_signer_days,
+                    t,
+                )?;
+                let identity = ResponderIdentity::delegated(&issued.der, &cert)?;
+                // Renewed when less than half its life remains.
+                let renew_at = t + (identity.not_after() - t) / 2_i32;
+                tracing::info!(ca = %ca_id, serial = %issued.serial, "delegated OCSP responder certificate made");
+                let signer: Arc<dyn Signer> = Arc::new(key);
+                (identity, signer, renew_at)
+            }
+        };
+        let r = Arc::new(OcspCa {
+            hashes,
+            identity,
+            signer,
+            links,
+            renew_at,
+        });
+        write(&self.responders).insert(ca_id.to_string(), r.clone());
+        Ok(r)
+    }
+
+    fn cache_get(&self, key: &str, cert_id: &[u8], now: i64) -> Option<Bytes> {
+        let c = read(&self.cache);
+        c.get(key)?
+            .iter()
+            .find(|e| e.cert_id == cert_id && e.expires > now)
+            .map(|e| e.response.clone())
+    }
+
+    fn cache_put(&self, key: String, cert_id: Vec<u8>, response: Bytes, expires: i64, epoch: u64) {
+        let mut c = write(&self.cache);
+        if self.epoch.load(Ordering::SeqCst) != epoch {
+            return;
+        }
+        if c.len() >= MAX_CACHED {
+            c.clear();
+        }
+        let list = c.entry(key).or_default();
+        list.retain(|e| e.cert_id != cert_id);
+        list.push(Cached {
+            cert_id,
+            response,
+            expires,
+        });
+    }
+
+    /// Answer one DER OCSP request for `ca_id`. Never fails: every problem is
+    /// the fitting status-only response (malformedRequest, unauthorized, tryLater).
+    pub fn ocsp(&self, ca_id: &str, request_der: &[u8]) -> Bytes {
+        let req = match parse_request(request_der) {
+            Ok(r) => r,
+            Err(e) => return Bytes::from(e.to_response()),
+        };
+        let t = now();
+        let cache = match (req.cache_key(), req.cert_ids.first()) {
+            (Some(k), Some(id)) => Some((format!("{ca_id}/{}", id.serial.to_hex()), k)),
+            _ => None,
+        };
+        if let Some((key, cert_id)) = &cache {
+            if let Some(hit) = self.cache_get(key, cert_id, t.unix_timestamp()) {
+                self.stats.ocsp_cache_hits.fetch_add(1, Ordering::Relaxed);
+                return hit;
+            }
+        }
+        let responder = match self.responder(ca_id) {
+            Ok(r) => r,
+            Err(RevocationError::NoCa(_) | RevocationError::NoCertificate(_)) => {
+                return Bytes::from(unauthorized_response())
+            }
+            Err(e) => {
+                tracing::warn!(ca = %ca_id, error = %e, "OCSP responder unavailable");
+                return Bytes::from(try_later_response());
+            }
+        };
+        let epoch = self.epoch.load(Ordering::SeqCst);
+        let above = match self.chain_revoked(&responder.links) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "OCSP status read failed");
+                return Bytes::from(try_later_response());
+            }
+        };
+        let validity = time::Duration::minutes(i64::from(self.cfg.ocsp_validity_minutes));
+        let mut store_failed = false;
+        let mut cacheable = true;
+        let r = Responder {
+            identity: &responder.identity,
+            signer: responder.signer.as_ref(),
+            issuer: &responder.hashes,
+            validity,
+        };
+        let store = &self.auth.store;
+        let response = respond_to(
+            &req,
+            &r,
+            |serial| {
+                let status = store.serial_status(ca_id, &serial.to_hex());
+                match (above, status) {
+                    (_, Err(e)) => {
+                        tracing::warn!(error = %e, "OCSP status read failed");
+                        store_failed = true;
+                        CertStatusInput::Unknown
+                    }
+                    // Not ours: a revoked issuer does not make it ours.
+                    (_, Ok(SerialStatus::Unknown)) => {
+                        // Not cached: "unknown" is not final, and caching
+                        // arbitrary serials would let anyone fill the cache.
+                        cacheable = false;
+                        CertStatusInput::Unknown
+                    }
+                    (Some(at), Ok(_)) => CertStatusInput::Revoked {
+                        time: OffsetDateTime::from_unix_timestamp(at)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        reason: RevocationReason::CaCompromise,
+                    },
+                    (None, Ok(SerialStatus::Issued)) => CertStatusInput::Good,
+                    (None, Ok(SerialStatus::Revoked(rv))) => CertStatusInput::Revoked {
+                        time: OffsetDateTime::from_unix_timestamp(rv.revoked_at)
+                            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                        reason: RevocationReason::from_code(rv.reason_code)
+                            .unwrap_or(RevocationReason::Unspecified),
+                    },
+                }
+            },
+            t,
+        );
+        if store_failed {
+            return Bytes::from(try_later_response());
+        }
+        self.stats.ocsp_signed.fetch_add(1, Ordering::Relaxed);
+        let response = Bytes::from(response);
+        // Status-only responses are 5 octets; only signed answers are kept.
+        if let (true, Some((key, cert_id)), true) = (cacheable, cache, response.len() > 5) {
+            let expires = (t + validity / 2_i32).unix_timestamp();
+            self.cache_put(key, cert_id, response.clone(), expires, epoch);
+        }
+        response
+    }
+}
+
+fn crl_path(dir: &Path, ca_id: &str, number: u64) -> PathBuf {
+    dir.join(format!("{ca_id}.{number}.crl"))
+}
+
+/// Write a signed CRL durably: temporary file, fsync, rename, fsync the directory.
+fn write_crl_file(dir: &Path, ca_id: &str, number: u64, der: &[u8]) -> Result<(), RevocationError> {
+    let io = |e| RevocationError::Io(ca_id.to_string(), e);
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let path = crl_path(dir, ca_id, number);
+    let tmp = path.with_extension("crl.tmp");
+    {
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(der).map_err(io)?;
+        f.sync_all().map_err(io)?;
+    }
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
+
+/// Delete a CA's CRL files older than `keep` (best effort: leftovers are harmless).
+fn remove_older_crls(dir: &Path, ca_id: &str, keep: u64) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{ca_id}.");
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".crl"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if n < keep {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// The serial (lower-case hex, as stored) of a verified client certificate.
+pub fn client_serial(peer: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> Option<String> {
+    use der::Decode;
+    let leaf = peer?.first()?;
+    let cert = x509_cert::Certificate::from_der(leaf.as_ref()).ok()?;
+    let serial = ca_core::serial::Serial::from_bytes(cert.tbs_certificate.serial_number.as_bytes());
+    Some(serial.to_hex())
+}

@@ -1,0 +1,605 @@
+//! Revocation through the real `ca-server` binary: CRLs checked by `openssl crl
+//! -verify` and `openssl verify -crl_check`, the OCSP responder queried by
+//! `openssl ocsp -url` (POST) and by curl (GET and POST), malformed OCSP input,
+//! idempotent revocation, sub-CA revocation, and a revoked operator locked out
+//! of the management API at once.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{code, core_csr, openssl_csr, run, Server};
+use hyper::Method;
+use serde_json::{json, Value};
+
+const MALFORMED: [u8; 5] = [0x30, 0x03, 0x0a, 0x01, 0x01];
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn openssl(args: &[&str]) -> Output {
+    run(Command::new("openssl").args(args))
+}
+
+/// curl on the public listener: (status, content type, body).
+fn public(url: &str, extra: &[&str]) -> (u16, String, Vec<u8>) {
+    let tmp = tempfile::NamedTempFile::new().expect("tmp");
+    let out = run(Command::new("curl")
+        .args(["-sS", "-o"])
+        .arg(tmp.path())
+        .args(["-w", "%{http_code} %{content_type}"])
+        .args(extra)
+        .arg(url));
+    // 55 (send failure): the server answered an oversized body without
+    // reading all of it, and closed; the answer itself arrived.
+    assert!(
+        out.status.success() || out.status.code() == Some(55),
+        "curl {url}: {}",
+        text(&out)
+    );
+    let meta = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (status, ctype) = meta.split_once(' ').unwrap_or((&meta, ""));
+    (
+        status.parse().unwrap_or(0),
+        ctype.to_string(),
+        std::fs::read(tmp.path()).expect("body"),
+    )
+}
+
+fn issue(s: &Server, ca_id: &str, dns: &str) -> Value {
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr(dns), "ca_id": ca_id})),
+    );
+    assert_eq!(st, 201, "{v}");
+    v
+}
+
+fn revoke(s: &Server, serial: &str, reason: &str) -> (u16, Value) {
+    s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(&json!({ "reason": reason })),
+    )
+}
+
+fn crl_url(s: &Server, ca_id: &str) -> String {
+    format!("http://{}/crl/{ca_id}.crl", s.public)
+}
+
+/// The CRL number of a DER CRL file.
+fn crl_number(file: &Path) -> u64 {
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(file),
+        "-noout",
+        "-crlnumber",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    let hex = t.trim().trim_start_matches("crlNumber=0x");
+    u64::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("crl number in {t:?}"))
+}
+
+/// Fetch the CRL until it lists `serial` (the builder runs shortly after a revocation).
+fn fetch_crl_listing(s: &Server, ca_id: &str, serial: &str, file: &Path) {
+    let start = Instant::now();
+    loop {
+        let (st, _, body) = public(&crl_url(s, ca_id), &[]);
+        assert_eq!(st, 200);
+        std::fs::write(file, &body).expect("write");
+        let out = openssl(&["crl", "-inform", "DER", "-in", p(file), "-noout", "-text"]);
+        if text(&out).contains(&serial.to_ascii_uppercase()) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "CRL never listed {serial}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+struct Files {
+    dir: PathBuf,
+    /// The issuing CA's certificate.
+    issuer: PathBuf,
+    /// Issuing CA and root: what a relying party trusts and can chain with.
+    chain: PathBuf,
+    root: PathBuf,
+}
+
+impl Files {
+    fn new(s: &Server, ca_id: &str, v: &Value) -> Files {
+        let dir = s.tmp.path().join(format!("f-{ca_id}"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let (st, _, issuer) = public(&format!("http://{}/ca/{ca_id}.pem", s.public), &[]);
+        assert_eq!(st, 200);
+        let issuer_path = dir.join("issuer.pem");
+        std::fs::write(&issuer_path, issuer).expect("write");
+        let chain = dir.join("chain.pem");
+        std::fs::write(&chain, v["certificate_chain"].as_str().expect("chain")).expect("write");
+        Files {
+            dir,
+            issuer: issuer_path,
+            chain,
+            root: s.root_pem(),
+        }
+    }
+
+    fn leaf(&self, name: &str, v: &Value) -> PathBuf {
+        let f = self.dir.join(format!("{name}.pem"));
+        std::fs::write(&f, v["certificate"].as_str().expect("certificate")).expect("write");
+        f
+    }
+
+    /// `openssl ocsp -url` (POST) for a certificate (or `-serial`), verified
+    /// against the chain; returns the combined output.
+    fn ocsp(&self, url: &str, target: &[&str], nonce: bool) -> String {
+        let mut args = vec!["ocsp", "-issuer", p(&self.issuer)];
+        args.extend_from_slice(target);
+        args.extend_from_slice(&["-url", url, "-CAfile", p(&self.chain)]);
+        args.push(if nonce { "-nonce" } else { "-no_nonce" });
+        let out = openssl(&args);
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains("Response verify OK"), "{t}");
+        assert!(!t.contains("WARNING"), "{t}");
+        assert!(!t.contains("Nonce Verify error"), "{t}");
+        t
+    }
+}
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn url_escape(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
+}
+
+#[test]
+fn crls_and_ocsp_interoperate_with_openssl() {
+    let mut s = Server::start_new();
+    let ca = s.config.issuing_ca_id.clone();
+    let good = issue(&s, &ca, "good.example");
+    let bad = issue(&s, &ca, "bad.example");
+    let f = Files::new(&s, &ca, &good);
+    let good_pem = f.leaf("good", &good);
+    let bad_pem = f.leaf("bad", &bad);
+    let bad_serial = bad["serial"].as_str().expect("serial").to_string();
+    let ocsp_url = format!("http://{}/ocsp/{ca}", s.public);
+
+    // The URLs in the certificate are the ones served.
+    let out = openssl(&["x509", "-in", p(&good_pem), "-noout", "-text"]);
+    let t = text(&out);
+    assert!(t.contains(&crl_url(&s, &ca)), "{t}");
+    assert!(t.contains(&format!("OCSP - URI:{ocsp_url}")), "{t}");
+
+    // The first CRL: DER, verified by openssl, number n.
+    let crl1 = f.dir.join("crl1.der");
+    let (st, ctype, body) = public(&crl_url(&s, &ca), &[]);
+    assert_eq!((st, ctype.as_str()), (200, "application/pkix-crl"));
+    std::fs::write(&crl1, &body).expect("write");
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl1),
+        "-CAfile",
+        p(&f.chain),
+        "-noout",
+    ]);
+    assert!(text(&out).contains("verify OK"), "{}", text(&out));
+    let n1 = crl_number(&crl1);
+    let out = openssl(&["crl", "-inform", "DER", "-in", p(&crl1), "-noout", "-text"]);
+    let t = text(&out);
+    assert!(t.contains("Next Update"), "{t}");
+    assert!(t.contains("X509v3 Authority Key Identifier"), "{t}");
+    assert!(t.contains("Version 2"), "{t}");
+
+    // OCSP before revocation: good, with the nonce echoed; again without a
+    // nonce (the second answer comes from the cache).
+    let t = f.ocsp(&ocsp_url, &["-cert", p(&good_pem)], true);
+    assert!(t.contains(&format!("{}: good", p(&good_pem))), "{t}");
+    assert!(
+        t.contains("This Update") && t.contains("Next Update"),
+        "{t}"
+    );
+    for _ in 0..2 {
+        let t = f.ocsp(&ocsp_url, &["-cert", p(&bad_pem)], false);
+        assert!(t.contains(&format!("{}: good", p(&bad_pem))), "{t}");
+    }
+    // Signed by a delegated responder certificate the CA issued for it.
+    let t = f.ocsp(&ocsp_url, &["-cert", p(&good_pem), "-resp_text"], true);
+    assert!(t.contains("CN=OCSP Responder"), "{t}");
+    assert!(
+        t.contains("OCSP Signing") && t.contains("OCSP No Check"),
+        "{t}"
+    );
+    // A serial this CA never issued: unknown.
+    let t = f.ocsp(&ocsp_url, &["-serial", "0x0123456789abcdef"], true);
+    assert!(t.contains("0x0123456789abcdef: unknown"), "{t}");
+
+    // Revoke: OCSP says revoked at once, even for the cached no-nonce question.
+    let (st, v) = revoke(&s, &bad_serial, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["revocation"]["reason_code"], 1);
+    let t = f.ocsp(&ocsp_url, &["-cert", p(&bad_pem)], false);
+    assert!(t.contains(&format!("{}: revoked", p(&bad_pem))), "{t}");
+    assert!(t.contains("Reason: keyCompromise"), "{t}");
+    assert!(t.contains("Revocation Time"), "{t}");
+    let t = f.ocsp(&ocsp_url, &["-cert", p(&good_pem)], true);
+    assert!(t.contains(&format!("{}: good", p(&good_pem))), "{t}");
+
+    // Twice is idempotent; an unknown serial is NotFound.
+    let (st, v) = revoke(&s, &bad_serial, "SUPERSEDED");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["revocation"]["reason_code"], 1, "{v}");
+    let (st, v) = revoke(&s, "0badbadbadbad0", "KEY_COMPROMISE");
+    assert_eq!((st, code(&v)), (404, "NotFound"), "{v}");
+
+    // The next CRL lists it, with a higher number, and openssl agrees.
+    let crl2 = f.dir.join("crl2.der");
+    fetch_crl_listing(&s, &ca, &bad_serial, &crl2);
+    let n2 = crl_number(&crl2);
+    assert!(n2 > n1, "CRL number {n2} after {n1}");
+    let out = openssl(&["crl", "-inform", "DER", "-in", p(&crl2), "-noout", "-text"]);
+    assert!(text(&out).contains("Key Compromise"), "{}", text(&out));
+    let crl_pem = f.dir.join("crl2.pem");
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl2),
+        "-out",
+        p(&crl_pem),
+    ]);
+    assert!(out.status.success());
+    let verify = |leaf: &Path| {
+        openssl(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            p(&f.root),
+            "-untrusted",
+            p(&f.chain),
+            "-CRLfile",
+            p(&crl_pem),
+            p(leaf),
+        ])
+    };
+    let out = verify(&good_pem);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = verify(&bad_pem);
+    assert!(!out.status.success(), "a revoked certificate verified");
+    assert!(text(&out).contains("certificate revoked"), "{}", text(&out));
+
+    // PEM on request: ?format=pem and Accept.
+    for extra in [
+        (format!("{}?format=pem", crl_url(&s, &ca)), vec![]),
+        (
+            crl_url(&s, &ca),
+            vec!["-H", "Accept: application/x-pem-file"],
+        ),
+    ] {
+        let (st, ctype, body) = public(&extra.0, &extra.1);
+        assert_eq!((st, ctype.as_str()), (200, "application/x-pem-file"));
+        assert!(body.starts_with(b"-----BEGIN X509 CRL-----"));
+        let file = f.dir.join("fetched.pem");
+        std::fs::write(&file, &body).expect("write");
+        let out = openssl(&["crl", "-in", p(&file), "-CAfile", p(&f.chain), "-noout"]);
+        assert!(text(&out).contains("verify OK"), "{}", text(&out));
+    }
+
+    // GET and POST by hand (curl), read back by openssl.
+    let req = f.dir.join("req.der");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&f.issuer),
+        "-cert",
+        p(&bad_pem),
+        "-no_nonce",
+        "-reqout",
+        p(&req),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let req_der = std::fs::read(&req).expect("req");
+    let get_url = format!("{ocsp_url}/{}", url_escape(&b64(&req_der)));
+    let post_args = [
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/ocsp-request",
+        "--data-binary",
+    ];
+    let post_body = format!("@{}", p(&req));
+    for (url, extra) in [
+        (get_url.as_str(), vec![]),
+        (ocsp_url.as_str(), {
+            let mut v = post_args.to_vec();
+            v.push(&post_body);
+            v
+        }),
+    ] {
+        let (st, ctype, body) = public(url, &extra);
+        assert_eq!((st, ctype.as_str()), (200, "application/ocsp-response"));
+        let resp = f.dir.join("resp.der");
+        std::fs::write(&resp, &body).expect("write");
+        let out = openssl(&[
+            "ocsp",
+            "-respin",
+            p(&resp),
+            "-issuer",
+            p(&f.issuer),
+            "-cert",
+            p(&bad_pem),
+            "-CAfile",
+            p(&f.chain),
+            "-no_nonce",
+        ]);
+        let t = text(&out);
+        assert!(t.contains("Response verify OK"), "{t}");
+        assert!(t.contains(&format!("{}: revoked", p(&bad_pem))), "{t}");
+    }
+
+    // Malformed, garbage, empty and huge requests: malformedRequest, and the
+    // server keeps serving.
+    let garbage = f.dir.join("garbage.bin");
+    std::fs::write(&garbage, b"\x30\x82\xff\xffnot an OCSP request").expect("write");
+    let huge = f.dir.join("huge.bin");
+    std::fs::write(&huge, vec![0x30u8; 1 << 20]).expect("write");
+    let empty = f.dir.join("empty.bin");
+    std::fs::write(&empty, b"").expect("write");
+    for file in [&garbage, &huge, &empty, &req] {
+        let mut bytes = std::fs::read(file).expect("read");
+        if file == &req {
+            // A valid request with its last octet cut.
+            bytes.pop();
+            std::fs::write(f.dir.join("cut.der"), &bytes).expect("write");
+        }
+        let body = if file == &req {
+            format!("@{}", p(&f.dir.join("cut.der")))
+        } else {
+            format!("@{}", p(file))
+        };
+        let mut extra = post_args.to_vec();
+        extra.push(&body);
+        let (st, ctype, resp) = public(&ocsp_url, &extra);
+        assert_eq!((st, ctype.as_str()), (200, "application/ocsp-response"));
+        assert_eq!(resp, MALFORMED, "{}", file.display());
+    }
+    for bad_get in ["!!!notbase64", "AAAA", "%zz", ""] {
+        let (st, _, resp) = public(&format!("{ocsp_url}/{bad_get}"), &[]);
+        assert_eq!(st, 200);
+        assert_eq!(resp, MALFORMED, "GET {bad_get:?}");
+    }
+    let (st, _, _) = public(&format!("http://{}/health", s.public), &[]);
+    assert_eq!(st, 200, "the server stopped serving");
+    // Unknown CAs and paths.
+    let (st, _, _) = public(&crl_url(&s, "ca-0000000000000000"), &[]);
+    assert_eq!(st, 404);
+    let (st, _, _) = public(&format!("http://{}/crl/../../etc/passwd", s.public), &[]);
+    assert_eq!(st, 404);
+
+    // The last CRL survives a restart and is served at once; the next has a
+    // higher number.
+    s.stop();
+    s.start();
+    let crl3 = f.dir.join("crl3.der");
+    let (st, _, body) = public(&crl_url(&s, &ca), &[]);
+    assert_eq!(st, 200);
+    std::fs::write(&crl3, &body).expect("write");
+    assert!(crl_number(&crl3) >= n2);
+    let another = issue(&s, &ca, "another.example");
+    let another_serial = another["serial"].as_str().expect("serial");
+    let (st, _) = revoke(&s, another_serial, "SUPERSEDED");
+    assert_eq!(st, 200);
+    let crl4 = f.dir.join("crl4.der");
+    fetch_crl_listing(&s, &ca, another_serial, &crl4);
+    assert!(crl_number(&crl4) > crl_number(&crl3));
+    let out = openssl(&["crl", "-inform", "DER", "-in", p(&crl4), "-noout", "-text"]);
+    let t = text(&out);
+    assert!(t.contains(&bad_serial.to_ascii_uppercase()), "{t}");
+}
+
+#[test]
+fn a_revoked_sub_ca_makes_its_certificates_revoked() {
+    let s = Server::start_new();
+    let root = s.config.root_ca_id.clone();
+    let (st, sub) = s.curl(
+        "POST",
+        "/v1/cas",
+        Some(&json!({"type": "SUBORDINATE", "subject": "CN=Doomed Issuing CA", "parent_ca_id": root, "path_len": 0})),
+    );
+    assert_eq!(st, 201, "{sub}");
+    let sub_id = sub["id"].as_str().expect("id").to_string();
+    let leaf = issue(&s, &sub_id, "leaf.example");
+    let f = Files::new(&s, &sub_id, &leaf);
+    let leaf_pem = f.leaf("leaf", &leaf);
+    let url = format!("http://{}/ocsp/{sub_id}", s.public);
+    let t = f.ocsp(&url, &["-cert", p(&leaf_pem)], false);
+    assert!(t.contains(&format!("{}: good", p(&leaf_pem))), "{t}");
+
+    let sub_serial = sub["serial"].as_str().expect("serial");
+    let (st, v) = revoke(&s, sub_serial, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
+    let t = f.ocsp(&url, &["-cert", p(&leaf_pem)], false);
+    assert!(t.contains(&format!("{}: revoked", p(&leaf_pem))), "{t}");
+    assert!(t.contains("Reason: cACompromise"), "{t}");
+    // The root's CRL lists the sub-CA.
+    let crl = f.dir.join("root.der");
+    fetch_crl_listing(&s, &root, sub_serial, &crl);
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl),
+        "-CAfile",
+        p(&f.root),
+        "-noout",
+    ]);
+    assert!(text(&out).contains("verify OK"), "{}", text(&out));
+    // A validator checking every link (openssl -crl_check_all, with both CRLs)
+    // refuses the leaf: its issuer is revoked.
+    let (st, _, sub_crl) = public(&crl_url(&s, &sub_id), &[]);
+    assert_eq!(st, 200);
+    let sub_der = f.dir.join("sub.der");
+    std::fs::write(&sub_der, sub_crl).expect("write");
+    let mut both = String::new();
+    for der in [&sub_der, &crl] {
+        let out = openssl(&["crl", "-inform", "DER", "-in", p(der)]);
+        assert!(out.status.success(), "{}", text(&out));
+        both.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    let crls = f.dir.join("both.pem");
+    std::fs::write(&crls, both).expect("write");
+    let out = openssl(&[
+        "verify",
+        "-crl_check_all",
+        "-CAfile",
+        p(&f.root),
+        "-untrusted",
+        p(&f.chain),
+        "-CRLfile",
+        p(&crls),
+        p(&leaf_pem),
+    ]);
+    assert!(!out.status.success(), "a leaf of a revoked CA verified");
+    assert!(text(&out).contains("certificate revoked"), "{}", text(&out));
+}
+
+/// curl /health on the API with a client certificate: (HTTP status, body).
+fn api_health(s: &Server, cert: &Path, key: &Path) -> (u16, Value) {
+    let out = run(Command::new("curl")
+        .args(["-sS", "-w", "\n%{http_code}", "--cacert"])
+        .arg(s.root_pem())
+        .arg("--cert")
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg(format!("https://{}/health", s.api)));
+    let t = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = t.rsplit_once('\n').unwrap_or(("", &t));
+    (
+        status.trim().parse().unwrap_or(0),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_operator_is_locked_out_at_once() {
+    let s = Server::start_new();
+    let dir = s.tmp.path().to_path_buf();
+    let client_ca = s.config.client_auth_ca_id.clone();
+    // A second operator's client certificate, issued through the API.
+    let (key, csr) = openssl_csr(&dir, "operator2", "DNS:operator2.example");
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": csr, "ca_id": client_ca, "profile": "tls-client"})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let cert = dir.join("operator2.pem");
+    std::fs::write(&cert, v["certificate"].as_str().expect("certificate")).expect("write");
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    assert_eq!(api_health(&s, &cert, &key).0, 200);
+
+    // A keep-alive connection opened before the revocation.
+    let root = std::fs::read(s.root_pem()).expect("root");
+    let tls = ca_server::client::client_config(
+        &root,
+        Some(&std::fs::read(&cert).expect("cert")),
+        Some(&std::fs::read(&key).expect("key")),
+    )
+    .expect("tls");
+    let mut conn = ca_server::client::ApiClient::connect(&s.api, tls)
+        .await
+        .expect("connect");
+    let (st, _) = conn.call(Method::GET, "/health", None).await.expect("call");
+    assert_eq!(st, 200);
+
+    let (st, v) = revoke(&s, &serial, "PRIVILEGE_WITHDRAWN");
+    assert_eq!(st, 200, "{v}");
+    // Refused at once: a new connection and the open one.
+    let (st, v) = api_health(&s, &cert, &key);
+    assert_eq!((st, code(&v)), (403, "ClientRevoked"), "{v}");
+    let (st, v) = conn.call(Method::GET, "/v1/cas", None).await.expect("call");
+    assert_eq!((st, code(&v)), (403, "ClientRevoked"), "{v}");
+    // The administrator is unaffected.
+    let (st, _) = s.curl("GET", "/health", None);
+    assert_eq!(st, 200);
+    // init's administrator certificate is in the store too, so it can be revoked.
+    let admin = std::fs::read_to_string(s.admin_dir().join("admin.pem")).expect("admin");
+    let der = ca_core::pem::decode("CERTIFICATE", &admin).expect("pem");
+    let admin_serial = ca_server::revocation::client_serial(Some(&[der.into()])).expect("serial");
+    let (st, v) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{admin_serial}?ca_id={client_ca}"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+}
+
+#[test]
+fn the_ca_itself_signs_ocsp_when_configured() {
+    let mut s = Server::start_new();
+    s.stop();
+    let path = s.dir.join("config.toml");
+    let cfg = std::fs::read_to_string(&path).expect("config");
+    assert!(cfg.contains("ocsp_signer = \"delegated\""), "{cfg}");
+    std::fs::write(
+        &path,
+        cfg.replace("ocsp_signer = \"delegated\"", "ocsp_signer = \"ca\""),
+    )
+    .expect("write");
+    s.start();
+    let ca = s.config.issuing_ca_id.clone();
+    let leaf = issue(&s, &ca, "ca-signed.example");
+    let f = Files::new(&s, &ca, &leaf);
+    let leaf_pem = f.leaf("leaf", &leaf);
+    let url = format!("http://{}/ocsp/{ca}", s.public);
+    let t = f.ocsp(&url, &["-cert", p(&leaf_pem), "-resp_text"], true);
+    assert!(t.contains(&format!("{}: good", p(&leaf_pem))), "{t}");
+    // No responder certificate travels with a CA-signed response.
+    assert!(!t.contains("OCSP Responder"), "{t}");
+}
