@@ -189,6 +189,71 @@ impl SanEntry {
     }
 }
 
+/// Attribute short names accepted in subjects written as text.
+const SUBJECT_SHORT_NAMES: &[&str] = &[
+    "CN",
+    "O",
+    "OU",
+    "C",
+    "ST",
+    "L",
+    "STREET",
+    "DC",
+    "UID",
+    "SERIALNUMBER",
+];
+
+/// Parse a subject written as RFC 4514 text (`CN=www.example.internal,O=Example`),
+/// allowing only well-known attribute names (no numeric OIDs, whose arcs the
+/// underlying parser does not bound), then check it with [`check_subject`].
+pub fn parse_subject(text: &str) -> Result<x509_cert::name::Name, NameError> {
+    use std::str::FromStr;
+    let bad = |why: &str| NameError::BadSubject(why.to_string());
+    if text.len() > MAX_SUBJECT_DER_LEN {
+        return Err(bad("longer than 1 KiB"));
+    }
+    // Attribute types start each RDN component: after the start, an unescaped
+    // ',' or '+'. A conservative scan: every `type=` must be a known short name.
+    let mut escaped = false;
+    let mut at_type = true;
+    let mut current = String::new();
+    for ch in text.chars() {
+        if at_type {
+            if ch == '=' {
+                let t = current.trim().to_ascii_uppercase();
+                if !SUBJECT_SHORT_NAMES.contains(&t.as_str()) {
+                    return Err(NameError::BadSubject(format!(
+                        "attribute type {:?} is not one of {}",
+                        current.trim().chars().take(20).collect::<String>(),
+                        SUBJECT_SHORT_NAMES.join(", ")
+                    )));
+                }
+                current.clear();
+                at_type = false;
+            } else {
+                current.push(ch);
+            }
+            continue;
+        }
+        if escaped {
+            escaped = false;
+        } else if ch == '\\' {
+            escaped = true;
+        } else if ch == ',' || ch == '+' {
+            at_type = true;
+        }
+    }
+    if at_type {
+        return Err(bad(
+            "expected TYPE=value components, e.g. CN=www.example.internal,O=Example",
+        ));
+    }
+    let name =
+        x509_cert::name::Name::from_str(text).map_err(|e| NameError::BadSubject(e.to_string()))?;
+    check_subject(&name)?;
+    Ok(name)
+}
+
 /// Longest common name (X.520 ub-common-name).
 pub const MAX_COMMON_NAME_LEN: usize = 64;
 /// Longest encoded subject accepted.
@@ -351,6 +416,24 @@ mod tests {
         );
         assert!(SanEntry::parse("ip:nope").is_err());
         assert!(SanEntry::parse("../etc/passwd").is_err());
+    }
+
+    #[test]
+    fn subject_text() {
+        assert!(parse_subject("CN=bob.example,O=Example").is_ok());
+        assert!(parse_subject("cn=bob,ou=a+ou=b,dc=example").is_ok());
+        assert!(parse_subject("CN=a\\,b,O=x").is_ok());
+        for bad in [
+            "2.4294967296=x",
+            "2.99999999999999999999999=x",
+            "CN",
+            "",
+            "CN=a,",
+            "X=1",
+            "CN=a,2.5.4.3=b",
+        ] {
+            assert!(parse_subject(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
