@@ -429,3 +429,32 @@ fn malformed_ocsp_requests_get_malformed_request_and_openssl_reads_it() {
     let t = text(&out);
     assert!(t.to_lowercase().contains("malformedrequest"), "{t}");
 }
+
+/// ca-core's own validator, given the CRLs, refuses a leaf whose issuing sub-CA
+/// its parent has revoked, though the leaf itself is not listed anywhere.
+#[test]
+fn ca_core_validator_treats_certificates_of_a_revoked_sub_ca_as_revoked() {
+    use ca_core::verify::{verify_chain, PeerName, Usage, VerifyOptions};
+    let h = Hierarchy::new(KeyAlgorithm::EcdsaP256);
+    let leaf = leaf(&h, "leaf.example.internal");
+    let inter = &h.issuer.certificate;
+    let root = &h.issuer.parents[0];
+    let sub_crl = build_crl(inter, &h.issuer_key, &params(1), &[]).expect("sub-CA CRL");
+    let clean_root_crl = build_crl(root, &h.root_key, &params(1), &[]).expect("root CRL");
+    let revoked_sub = RevokedEntry {
+        serial: inter.serial(),
+        revoked_at: OffsetDateTime::now_utc() - Duration::seconds(30),
+        reason: RevocationReason::CaCompromise,
+    };
+    let revoking_root_crl =
+        build_crl(root, &h.root_key, &params(2), &[revoked_sub]).expect("root CRL");
+    let mut opts = VerifyOptions::new(Usage::TlsServer, OffsetDateTime::now_utc());
+    opts.peer_name = Some(PeerName::Dns("leaf.example.internal".into()));
+    opts.crls = vec![sub_crl.clone(), clean_root_crl];
+    verify_chain(&leaf.der, &[inter.der.clone()], &[root.der.clone()], &opts)
+        .unwrap_or_else(|e| panic!("with clean CRLs the chain is valid: {e}"));
+    opts.crls = vec![sub_crl, revoking_root_crl];
+    let err = verify_chain(&leaf.der, &[inter.der.clone()], &[root.der.clone()], &opts)
+        .expect_err("the revoked sub-CA's leaf must be refused");
+    assert!(err.to_string().to_lowercase().contains("revoked"), "{err}");
+}
