@@ -451,10 +451,20 @@ fn ca_core_validator_treats_certificates_of_a_revoked_sub_ca_as_revoked() {
     let mut opts = VerifyOptions::new(Usage::TlsServer, OffsetDateTime::now_utc());
     opts.peer_name = Some(PeerName::Dns("leaf.example.internal".into()));
     opts.crls = vec![sub_crl.clone(), clean_root_crl];
-    verify_chain(&leaf.der, &[inter.der.clone()], &[root.der.clone()], &opts)
-        .unwrap_or_else(|e| panic!("with clean CRLs the chain is valid: {e}"));
+    verify_chain(
+        &leaf.der,
+        std::slice::from_ref(&inter.der),
+        std::slice::from_ref(&root.der),
+        &opts,
+    )
+    .unwrap_or_else(|e| panic!("with clean CRLs the chain is valid: {e}"));
     opts.crls = vec![sub_crl, revoking_root_crl];
-    let err = verify_chain(&leaf.der, &[inter.der.clone()], &[root.der.clone()], &opts)
-        .expect_err("the revoked sub-CA's leaf must be refused");
+    let err = verify_chain(
+        &leaf.der,
+        std::slice::from_ref(&inter.der),
+        std::slice::from_ref(&root.der),
+        &opts,
+    )
+    .expect_err("the revoked sub-CA's leaf must be refused");
     assert!(err.to_string().to_lowercase().contains("revoked"), "{err}");
 }
