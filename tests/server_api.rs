@@ -389,6 +389,16 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
         v["revocation"]["revoked_at"],
         rev["revocation"]["revoked_at"]
     );
+    // A revoked certificate is not renewed, with its old key or a new one.
+    for body in [json!({}), json!({"csr": csr2})] {
+        let (st, v) = s.curl(
+            "POST",
+            &format!("/v1/certificates/{serial}/renew"),
+            Some(&body),
+        );
+        assert_eq!(st, 409, "{v}");
+        assert_eq!(v["error"]["code"], "InvalidState", "{v}");
+    }
 
     // Listing: filters and a cursor.
     let (st, all) = s.curl(

@@ -934,6 +934,15 @@ impl Authority {
                 ..Default::default()
             },
         )?;
+        // A revoked certificate's key may be compromised: renewal (which by
+        // default keeps the key) would certify it again. Checked after the
+        // policy so callers without issue rights learn nothing more.
+        if old.record.status == CertStatus::Revoked {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                "revoked certificates cannot be renewed; request a new certificate with a new key",
+            ));
+        }
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
