@@ -223,11 +223,13 @@ fn parse_subject(s: &str) -> Result<Name, ApiError> {
     if s.trim().is_empty() {
         return Err(ApiError::invalid("subject must not be empty"));
     }
-    let name = Name::from_str(s).map_err(|_| {
-        ApiError::invalid("subject is not an RFC 4514 name such as CN=Example CA,O=Example")
-    })?;
-    ca_core::names::check_subject(&name).map_err(|e| ApiError::invalid(e.to_string()))?;
-    Ok(name)
+    // Only known attribute names: the underlying RFC 4514 parser overflows on
+    // numeric OID arcs such as `2.4294967296=x`, which request text can carry.
+    ca_core::names::parse_subject(s).map_err(|e| {
+        ApiError::invalid(format!(
+            "subject is not an RFC 4514 name such as CN=Example CA,O=Example: {e}"
+        ))
+    })
 }
 
 fn check_validity(days: Option<u32>, limits: ValidityLimits, what: &str) -> Result<(), ApiError> {
@@ -781,7 +783,7 @@ impl Authority {
                         .replace('\\', "\\\\")
                         .replace(',', "\\,")
                         .replace('+', "\\+");
-                    Name::from_str(&format!("CN={escaped}")).unwrap_or_default()
+                    ca_core::names::parse_subject(&format!("CN={escaped}")).unwrap_or_default()
                 } else {
                     Name::default()
                 }
