@@ -177,3 +177,57 @@ fn policy_audit_and_alias_commands() {
     assert!(!bad.status.success());
     drop(s);
 }
+
+#[test]
+fn audit_verify_checks_the_chain_over_the_api_and_locates_tampering() {
+    let mut s = Server::start();
+    ok(s.cli(&["ca", "list"]));
+    ok(s.cli(&["cert", "list"]));
+    let text = ok(s.cli(&["audit", "verify"]));
+    assert!(text.starts_with("OK: "), "{text}");
+    let report: Value =
+        serde_json::from_str(&ok(s.cli(&["-o", "json", "audit", "verify"]))).expect("json");
+    assert_eq!(report["ok"], Value::Bool(true));
+    assert!(report["checked"].as_u64().unwrap_or(0) >= 3, "{report}");
+
+    // Alter entry 2 in the stopped server's store, then ask the running server again.
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    {
+        const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
+        let db = redb::Database::open(s.data.join("ca.redb")).expect("open store");
+        let txn = db.begin_write().expect("write txn");
+        {
+            let mut table = txn.open_table(AUDIT).expect("audit table");
+            use redb::ReadableTable;
+            let raw = table
+                .get(2)
+                .expect("read")
+                .expect("entry 2")
+                .value()
+                .to_vec();
+            let mut entry: Value = serde_json::from_slice(&raw).expect("entry json");
+            entry["action"] = Value::String("NothingToSeeHere".into());
+            let altered = serde_json::to_vec(&entry).expect("encode");
+            table.insert(2, altered.as_slice()).expect("write");
+        }
+        txn.commit().expect("commit");
+    }
+    s.child = Command::new(ca_server_bin())
+        .args(["serve", "--data-dir", s.data.to_str().unwrap_or_default()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("restart ca-server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let broken = loop {
+        let o = s.cli(&["audit", "verify"]);
+        if o.status.code() == Some(3) || Instant::now() > deadline {
+            break o;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(broken.status.code(), Some(3), "{broken:?}");
+    let text = String::from_utf8_lossy(&broken.stdout);
+    assert!(text.contains("BROKEN at entry 2"), "{text}");
+}

@@ -65,6 +65,9 @@ pub enum AuditCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
+    /// Fetch the whole trail and check its hash chain: every entry's hash, and
+    /// that each links to the one before (exit 3 at the first broken link).
+    Verify,
 }
 
 #[derive(Args, Debug)]
@@ -161,14 +164,17 @@ pub fn run_policy(a: &PolicyArgs, out: &Out) -> Result<()> {
 
 pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
     let api = Api::new(a.conn.resolve()?)?;
-    let AuditCommand::List {
-        since,
-        until,
-        identity,
-        action,
-        limit,
-        cursor,
-    } = &a.command;
+    let (since, until, identity, action, limit, cursor) = match &a.command {
+        AuditCommand::Verify => return verify_audit(&api, out),
+        AuditCommand::List {
+            since,
+            until,
+            identity,
+            action,
+            limit,
+            cursor,
+        } => (since, until, identity, action, limit, cursor),
+    };
     let limit = limit.map(|l| l.to_string());
     let params: Vec<String> = [
         ("since", since.as_ref()),
@@ -217,6 +223,55 @@ pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
             t.push_str(&format!("more: --cursor {c}\n"));
         }
         t
+    });
+    Ok(())
+}
+
+/// Page through `/v1/audit` from the first entry and check the chain with the
+/// same code the server's offline `audit verify` uses. It checks what the API
+/// serves; removal of the newest entries is caught only offline, where the
+/// recorded head is visible.
+fn verify_audit(api: &Api, out: &Out) -> Result<()> {
+    use ca_core::audit_chain::{AuditEntry, ChainVerifier};
+    let mut chain = ChainVerifier::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            None => "/v1/audit?limit=1000".to_string(),
+            Some(c) => format!("/v1/audit?limit=1000&cursor={}", enc(c)),
+        };
+        let v = api.call(Method::GET, &path, None)?;
+        let entries: Vec<AuditEntry> =
+            serde_json::from_value(v.get("entries").cloned().unwrap_or(Value::Null))
+                .context("the server's audit entries are not in the expected form")?;
+        for e in &entries {
+            if let Err(broken) = chain.push(e.seq, e) {
+                let report = json!({ "ok": false, "checked": chain.count(), "broken_at": broken.seq, "why": broken.why });
+                out.emit(&report, || {
+                    format!("BROKEN at entry {}: {}\n", broken.seq, broken.why)
+                });
+                return Err(crate::VerificationFailed(format!(
+                    "the audit chain is broken at entry {}",
+                    broken.seq
+                ))
+                .into());
+            }
+        }
+        cursor = v
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if cursor.is_none() || entries.is_empty() {
+            break;
+        }
+    }
+    let report = json!({ "ok": true, "checked": chain.count(), "last_hash": chain.last_hash() });
+    out.emit(&report, || {
+        format!(
+            "OK: {} audit entries, each hash-chained to the one before (last {})\n",
+            chain.count(),
+            chain.last_hash()
+        )
     });
     Ok(())
 }

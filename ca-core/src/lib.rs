@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit_chain;
 pub mod cert;
 pub mod crl;
 pub mod csr;

@@ -17,71 +17,16 @@
 use std::cell::RefCell;
 
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-use serde::{Deserialize, Serialize};
 
 use crate::store::{StoreError, DB_FILE};
 
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 const AUDIT_HEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_head");
-/// The hash the first entry chains to.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditIdentity {
-    pub subject: String,
-    pub fingerprint: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditOutcome {
-    /// `allowed`, `denied`, or `not_evaluated` (refused before any policy check,
-    /// e.g. malformed input or an unknown path).
-    pub decision: String,
-    pub statement: Option<String>,
-    pub reason: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditResult {
-    pub status: u16,
-    /// `success` or the error code.
-    pub code: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub seq: u64,
-    /// RFC 3339 UTC.
-    pub time: String,
-    /// Unix seconds (for filtering).
-    pub unix: i64,
-    pub identity: AuditIdentity,
-    pub action: String,
-    pub target: String,
-    pub outcome: AuditOutcome,
-    pub result: AuditResult,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-fn sha256_hex(parts: &[&[u8]]) -> String {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for p in parts {
-        ctx.update(p);
-    }
-    crate::ids::hex(ctx.finish().as_ref())
-}
-
-impl AuditEntry {
-    /// The hash over everything but the hash itself.
-    pub fn compute_hash(&self) -> Result<String, StoreError> {
-        let mut e = self.clone();
-        e.hash = String::new();
-        // serde_json writes struct fields in declaration order: canonical.
-        let bytes = serde_json::to_vec(&e).map_err(|x| StoreError::Corrupt(x.to_string()))?;
-        Ok(sha256_hex(&[self.prev_hash.as_bytes(), &bytes]))
-    }
-}
+// The entry format and its hash chain live in ca-core, so the CLI verifies
+// entries fetched over the API with the same code.
+pub use ca_core::audit_chain::{
+    AuditEntry, AuditIdentity, AuditOutcome, AuditResult, ChainVerifier, GENESIS,
+};
 
 /// The policy decisions made while one request runs.
 #[derive(Clone, Debug, Default)]
@@ -199,7 +144,9 @@ pub fn append(txn: &WriteTransaction, d: &Draft) -> Result<AuditEntry, StoreErro
         prev_hash,
         hash: String::new(),
     };
-    e.hash = e.compute_hash()?;
+    e.hash = e
+        .compute_hash()
+        .map_err(|x| StoreError::Corrupt(x.to_string()))?;
     let bytes = serde_json::to_vec(&e).map_err(|x| StoreError::Corrupt(x.to_string()))?;
     t.insert(seq, bytes.as_slice())?;
     let head =
@@ -288,18 +235,10 @@ pub fn verify_dir(dir: &std::path::Path) -> Result<Verdict, StoreError> {
         },
         Err(_) => None,
     };
-    let mut expected_seq = 1u64;
-    let mut prev = GENESIS.to_string();
-    let mut count = 0u64;
+    let mut chain = ChainVerifier::new();
     for item in t.iter()? {
         let (k, v) = item?;
         let key = k.value();
-        if key != expected_seq {
-            return Ok(Verdict::Broken {
-                seq: expected_seq,
-                why: format!("entry {expected_seq} is missing (next present is {key})"),
-            });
-        }
         let e: AuditEntry = match serde_json::from_slice(v.value()) {
             Ok(e) => e,
             Err(x) => {
@@ -309,29 +248,14 @@ pub fn verify_dir(dir: &std::path::Path) -> Result<Verdict, StoreError> {
                 })
             }
         };
-        if e.seq != key {
+        if let Err(b) = chain.push(key, &e) {
             return Ok(Verdict::Broken {
-                seq: key,
-                why: format!("entry stored at {key} says it is {} (reordered)", e.seq),
+                seq: b.seq,
+                why: b.why,
             });
         }
-        if e.prev_hash != prev {
-            return Ok(Verdict::Broken {
-                seq: key,
-                why: "prev_hash does not match the previous entry's hash (removed or reordered)"
-                    .into(),
-            });
-        }
-        if e.compute_hash()? != e.hash {
-            return Ok(Verdict::Broken {
-                seq: key,
-                why: "the entry's content does not match its hash (altered)".into(),
-            });
-        }
-        prev = e.hash;
-        expected_seq = key.saturating_add(1);
-        count += 1;
     }
+    let (count, prev) = (chain.count(), chain.last_hash().to_string());
     match head {
         Some((hseq, hhash)) if hseq != count || hhash != prev => Ok(Verdict::Broken {
             seq: count.saturating_add(1).min(hseq),
