@@ -250,6 +250,28 @@ fn csr_create_is_accepted_by_openssl_and_by_inspect() {
         2,
         "--subject",
     );
+    // Numeric attribute types used to overflow (panic, exit 101) in const-oid:
+    // only known short names are accepted.
+    for subject in [
+        "2.4294967296=x",
+        "CN=a,1.2.99999999999999999999=b",
+        "2.5.4.3=a",
+    ] {
+        fails(
+            &cli(&[
+                "csr",
+                "create",
+                "--key",
+                &key,
+                "--subject",
+                subject,
+                "--out",
+                &p(t.path(), "x"),
+            ]),
+            2,
+            "--subject",
+        );
+    }
     fails(
         &cli(&[
             "csr",

@@ -9,7 +9,6 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ca_core::cert::{
@@ -342,7 +341,8 @@ impl CaBackend for OnlineCa {
 }
 
 fn name(s: &str) -> Result<Name> {
-    Name::from_str(s).map_err(|e| anyhow!("name {s}: {e}"))
+    // ca-core's parser, not `Name::from_str`, which panics on numeric attribute types.
+    ca_core::names::parse_subject(s).map_err(|e| anyhow!("name {s}: {e}"))
 }
 
 impl CaBackend for OfflineCa {
