@@ -3,8 +3,8 @@
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
@@ -77,29 +77,54 @@ pub fn write_output(path: &Path, data: &[u8], secret: bool, force: bool) -> Resu
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
+    let (mut f, tmp) = create_temp(dir, &name.to_string_lossy(), mode)?;
     let result = (|| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(mode)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        // The mode above only applies to new files; make sure of it.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(data)?;
-        f.sync_all()?;
+        f.write_all(data)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        // rename replaces the directory entry itself: a symlink at `path` is
+        // replaced, not followed.
         std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Create a fresh temporary file beside the target. The name carries a random
+/// suffix and the file is opened with `create_new` (O_EXCL, which also refuses a
+/// symlink in its place), so nobody can plant a file or a symlink at the name
+/// in advance and have the secret written there or with their permissions.
+fn create_temp(dir: &Path, name: &str, mode: u32) -> Result<(std::fs::File, PathBuf)> {
+    const ATTEMPTS: usize = 8;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let mut suffix = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut suffix)
+            .map_err(|_| anyhow::anyhow!("no randomness for a temporary file name"))?;
+        let tmp = dir.join(format!(".{name}.{}.tmp", crate::output::hex(&suffix)));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => return Ok((f, tmp)),
+            // A clash with 64 random bits is someone else's file: try another name.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => {
+                return Err(
+                    anyhow::Error::new(e).context(format!("cannot create {}", tmp.display()))
+                )
+            }
+        }
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::other("no attempt made"));
+    Err(anyhow::Error::new(e).context(format!(
+        "cannot create a temporary file in {}",
+        dir.display()
+    )))
 }
 
 /// Write to `path`, or to stdout when it is `None` or `-`.
@@ -115,5 +140,57 @@ pub fn write_or_stdout(path: Option<&Path>, data: &[u8], force: bool) -> Result<
                 .context("writing standard output")?;
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn force_write_does_not_follow_a_planted_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("k.pem");
+        std::fs::write(&target, b"old").unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"victim").unwrap();
+        // The temporary name this function used to write through (create +
+        // truncate, so a symlink there was followed).
+        let old_tmp = t.path().join(format!(".k.pem.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+
+        write_output(&target, b"secret", true, true).unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+        assert_eq!(std::fs::read(&target).unwrap(), b"secret");
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        // No temporary file left behind: only the three entries we made.
+        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 3);
+    }
+
+    #[test]
+    fn force_write_replaces_a_symlinked_target_instead_of_following_it() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, b"victim").unwrap();
+        let target = t.path().join("k.pem");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+
+        write_output(&target, b"secret", true, true).unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+        let meta = std::fs::symlink_metadata(&target).unwrap();
+        assert!(meta.file_type().is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn temporary_names_are_not_predictable() {
+        let t = tempfile::tempdir().unwrap();
+        let (_a, pa) = create_temp(t.path(), "k.pem", 0o600).unwrap();
+        let (_b, pb) = create_temp(t.path(), "k.pem", 0o600).unwrap();
+        assert_ne!(pa, pb);
     }
 }
