@@ -7,6 +7,7 @@ use common::{core_csr, fixture, Server};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
+use std::time::Duration;
 
 struct Case {
     what: &'static str,
@@ -775,4 +776,80 @@ async fn overload_gets_429_throttled_and_a_small_body_limit_holds() {
         .await
         .unwrap();
     assert_eq!((st, common::code(&v)), (413, "TooLarge"), "{v}");
+}
+
+/// A connection to the public listener with a whole GET /health sent.
+async fn send_health(addr: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut probe = tokio::net::TcpStream::connect(addr).await.unwrap();
+    probe
+        .write_all(b"GET /health HTTP/1.1\r\nHost: ca\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    probe
+}
+
+/// The whole answer (the server closes after it), unless `wait` runs out.
+async fn read_answer(mut probe: tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    match tokio::time::timeout(wait, probe.read_to_end(&mut out)).await {
+        Ok(Ok(_)) if !out.is_empty() => Some(String::from_utf8_lossy(&out).into_owned()),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_caps_hold_new_connections_until_others_close() {
+    let mut s = Server::start_new();
+    s.stop();
+    s.extra_args = vec![
+        "--max-connections".into(),
+        "4".into(),
+        "--public-max-connections".into(),
+        "4".into(),
+    ];
+    s.start();
+
+    // Public listener: four idle connections fill it; a fifth is not served
+    // while they stay open, and is (not dropped) once they close.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&s.public).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let probe = send_health(&s.public).await;
+    let waiting = send_health(&s.public).await;
+    let early = read_answer(probe, Duration::from_millis(700)).await;
+    assert_eq!(early, None, "answered beyond the cap");
+    drop(held);
+    let answer = read_answer(waiting, Duration::from_secs(10))
+        .await
+        .unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+
+    // Management API: the same with connections that never start TLS.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(&s.api).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let blocked = tokio::time::timeout(
+        Duration::from_millis(700),
+        ca_server::client::ApiClient::connect(&s.api, s.tls()),
+    )
+    .await;
+    assert!(blocked.is_err(), "a TLS handshake completed beyond the cap");
+    drop(held);
+    let mut c = tokio::time::timeout(Duration::from_secs(10), s.client())
+        .await
+        .unwrap();
+    let (st, v) = c.call(Method::GET, "/v1/cas", None).await.unwrap();
+    assert_eq!(st, 200, "{v}");
+    // More connections than the cap, one after another, are all served.
+    for _ in 0..10 {
+        let mut c = s.client().await;
+        let (st, _) = c.call(Method::GET, "/v1/cas", None).await.unwrap();
+        assert_eq!(st, 200);
+    }
 }

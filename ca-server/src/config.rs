@@ -12,6 +12,8 @@ pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8443";
 pub const DEFAULT_PUBLIC_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_PUBLIC_MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +66,13 @@ pub struct Config {
     /// Most management requests handled at once; more get 429 Throttled.
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
+    /// Most open connections on the management API; beyond it the server
+    /// stops accepting until one closes (bounds sockets, tasks and memory).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Most open connections on the public listener, likewise.
+    #[serde(default = "default_public_max_connections")]
+    pub public_max_connections: usize,
     #[serde(default)]
     pub log_format: LogFormat,
     /// The CA whose certificates may call the management API.
@@ -127,6 +136,14 @@ fn default_in_flight() -> usize {
     DEFAULT_MAX_IN_FLIGHT
 }
 
+fn default_max_connections() -> usize {
+    DEFAULT_MAX_CONNECTIONS
+}
+
+fn default_public_max_connections() -> usize {
+    DEFAULT_PUBLIC_MAX_CONNECTIONS
+}
+
 fn default_body() -> usize {
     DEFAULT_MAX_BODY_BYTES
 }
@@ -162,6 +179,9 @@ impl Config {
             .map_err(|_| anyhow::anyhow!("public_addr {:?} is not IP:port", self.public_addr))?;
         if self.max_in_flight == 0 {
             anyhow::bail!("max_in_flight must be at least 1");
+        }
+        if self.max_connections == 0 || self.public_max_connections == 0 {
+            anyhow::bail!("max_connections and public_max_connections must be at least 1");
         }
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes must be at least 1024");

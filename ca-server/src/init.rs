@@ -74,6 +74,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         public_base_url: None,
         max_body_bytes: crate::config::DEFAULT_MAX_BODY_BYTES,
         max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
+        max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
+        public_max_connections: crate::config::DEFAULT_PUBLIC_MAX_CONNECTIONS,
         log_format: LogFormat::Text,
         client_auth_ca_id: String::new(),
         issuing_ca_id: String::new(),

@@ -118,6 +118,12 @@ struct ServeArgs {
     /// Most management requests handled at once (more get 429).
     #[arg(long)]
     max_in_flight: Option<usize>,
+    /// Most open management API connections (more wait to be accepted).
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Most open public listener connections (more wait to be accepted).
+    #[arg(long)]
+    public_max_connections: Option<usize>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<LogFormat>,
@@ -245,6 +251,12 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = a.max_in_flight {
                 config.max_in_flight = v;
+            }
+            if let Some(v) = a.max_connections {
+                config.max_connections = v;
+            }
+            if let Some(v) = a.public_max_connections {
+                config.public_max_connections = v;
             }
             if let Some(v) = a.log_format {
                 config.log_format = v;

@@ -13,7 +13,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use crate::authority::Authority;
@@ -116,62 +117,88 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            r = api_listener.accept() => {
-                let (tcp, peer) = match r {
-                    Ok(x) => x,
-                    Err(e) => { tracing::warn!(error = %e, "accept failed"); tokio::time::sleep(Duration::from_millis(50)).await; continue }
+    {
+        let api_limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let public_limit = Arc::new(Semaphore::new(config.public_max_connections.max(1)));
+        let api_loop = accept_loop(&api_listener, api_limit, "api", |tcp, peer, permit| {
+            let _ = tcp.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            let auth = auth.clone();
+            let revocation = revocation.clone();
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                // Held until the connection ends: the slot frees only then.
+                let _permit = permit;
+                let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "TLS handshake timed out");
+                        return;
+                    }
                 };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                let auth = auth.clone();
-                let revocation = revocation.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => { tracing::info!(%peer, error = %e, "TLS handshake refused"); return }
-                        Err(_) => { tracing::info!(%peer, "TLS handshake timed out"); return }
-                    };
-                    let identity = Arc::new(crate::tls::identity_of(tls.get_ref().1.peer_certificates()));
-                    tracing::debug!(%peer, caller = %identity.display(), "client connected");
-                    let client_serial = Arc::new(crate::revocation::client_serial(tls.get_ref().1.peer_certificates()));
-                    let svc = service_fn(move |req| {
-                        let (auth, identity, revocation, serial) = (auth.clone(), identity.clone(), revocation.clone(), client_serial.clone());
-                        async move {
-                            // Checked on every request, not once per connection:
-                            // a revoked client is locked out at once, keep-alive or not.
-                            if let Some(e) = revocation.client_refusal(serial.as_deref()) {
-                                return Ok(error_response(&e));
-                            }
-                            crate::http::handle(auth, identity, req).await
+                let identity =
+                    Arc::new(crate::tls::identity_of(tls.get_ref().1.peer_certificates()));
+                tracing::debug!(%peer, caller = %identity.display(), "client connected");
+                let client_serial = Arc::new(crate::revocation::client_serial(
+                    tls.get_ref().1.peer_certificates(),
+                ));
+                let svc = service_fn(move |req| {
+                    let (auth, identity, revocation, serial) = (
+                        auth.clone(),
+                        identity.clone(),
+                        revocation.clone(),
+                        client_serial.clone(),
+                    );
+                    async move {
+                        // Checked on every request, not once per connection:
+                        // a revoked client is locked out at once, keep-alive or not.
+                        if let Some(e) = revocation.client_refusal(serial.as_deref()) {
+                            return Ok(error_response(&e));
                         }
-                    });
-                    let conn = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(tls), svc);
-                    if let Err(e) = watcher.watch(conn).await {
-                        tracing::debug!(%peer, error = %e, "connection ended");
+                        crate::http::handle(auth, identity, req).await
                     }
                 });
-            }
-            r = public_listener.accept() => {
-                let Ok((tcp, _)) = r else { continue };
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(tls), svc);
+                if let Err(e) = watcher.watch(conn).await {
+                    tracing::debug!(%peer, error = %e, "connection ended");
+                }
+            });
+        });
+        let public_loop = accept_loop(
+            &public_listener,
+            public_limit,
+            "public",
+            |tcp, _peer, permit| {
                 let auth = auth.clone();
                 let revocation = revocation.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| crate::public::handle(auth.clone(), revocation.clone(), req));
+                    let _permit = permit;
+                    let svc = service_fn(move |req| {
+                        crate::public::handle(auth.clone(), revocation.clone(), req)
+                    });
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(Duration::from_secs(30))
                         .serve_connection(TokioIo::new(tcp), svc);
                     let _ = watcher.watch(conn).await;
                 });
-            }
+            },
+        );
+        // The loops borrow `graceful`; this block ends them before it shuts down.
+        tokio::select! {
+            _ = &mut shutdown => {}
+            _ = api_loop => {}
+            _ = public_loop => {}
         }
     }
     tracing::info!("shutting down: finishing in-flight requests");
@@ -189,10 +216,99 @@ pub async fn serve(
     Ok(())
 }
 
+/// Pause after a failed accept: errors such as EMFILE persist until some
+/// connection closes, and retrying at once would spin a core.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Accept connections on `listener` forever, each with a permit from `limit`
+/// that `on_conn` keeps for the connection's lifetime. With no permit free it
+/// stops accepting (new connections wait in the kernel's backlog) rather than
+/// accepting and dropping them.
+pub async fn accept_loop<F>(
+    listener: &TcpListener,
+    limit: Arc<Semaphore>,
+    name: &'static str,
+    mut on_conn: F,
+) where
+    F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
+{
+    let mut full_logged = false;
+    loop {
+        let permit = match limit.clone().try_acquire_owned() {
+            Ok(p) => {
+                full_logged = false;
+                p
+            }
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                if !full_logged {
+                    tracing::warn!(
+                        listener = name,
+                        "connection limit reached; waiting for a connection to close"
+                    );
+                    full_logged = true;
+                }
+                match limit.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    // Never closed by this module; stop accepting if it ever is.
+                    Err(_) => return,
+                }
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => return,
+        };
+        match listener.accept().await {
+            Ok((tcp, peer)) => on_conn(tcp, peer, permit),
+            Err(e) => {
+                tracing::warn!(listener = name, error = %e, "accept failed");
+                drop(permit);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
 fn write_addresses(dir: &Path, api: SocketAddr, public: SocketAddr) -> anyhow::Result<()> {
     let body = json!({"api": api.to_string(), "public": public.to_string()}).to_string();
     let tmp = dir.join(format!("{ADDRESSES_FILE}.tmp"));
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, dir.join(ADDRESSES_FILE))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accept_loop_stops_accepting_while_all_permits_are_held() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limit = Arc::new(Semaphore::new(2));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            accept_loop(&listener, limit, "test", move |tcp, _, permit| {
+                let _ = tx.send((tcp, permit));
+            })
+            .await
+        });
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+        }
+        let wait = Duration::from_secs(5);
+        let first = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        let second = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert!(first.is_some() && second.is_some());
+        // Both permits are held: the third connection waits in the backlog.
+        let short = Duration::from_millis(300);
+        assert!(tokio::time::timeout(short, rx.recv()).await.is_err());
+        // A connection ends (its permit with it): the next one is accepted.
+        drop(first);
+        let third = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert!(third.is_some());
+        assert!(tokio::time::timeout(short, rx.recv()).await.is_err());
+        drop((second, third));
+        let fourth = tokio::time::timeout(wait, rx.recv()).await.unwrap();
+        assert!(fourth.is_some());
+        task.abort();
+    }
 }
