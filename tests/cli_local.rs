@@ -721,3 +721,38 @@ fn completions_and_usage_errors() {
     assert!(stdout(&h).contains("Exit codes"));
     fails(&cli(&["inspect", "-o", "yaml", "x"]), 2, "invalid value");
 }
+
+#[test]
+fn cert_request_refuses_one_path_for_key_and_certificate() {
+    let t = tempfile::tempdir().unwrap();
+    let pass = p(t.path(), "pass");
+    std::fs::write(&pass, "correct horse battery\n").unwrap();
+    let same = p(t.path(), "svc.pem");
+    let sub = t.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    // Written differently, one file: the check compares canonical directories.
+    let other_spelling = sub.join("..").join("svc.pem").display().to_string();
+    for out in [same.as_str(), other_spelling.as_str()] {
+        // Refused before any connection: the server address is unreachable and
+        // no profile or client certificate exists.
+        fails(
+            &cli(&[
+                "cert",
+                "--server",
+                "https://127.0.0.1:1",
+                "request",
+                "--name",
+                "svc.example.internal",
+                "--passphrase-file",
+                &pass,
+                "--key-out",
+                &same,
+                "--out",
+                out,
+            ]),
+            2,
+            "same file",
+        );
+    }
+    assert!(!t.path().join("svc.pem").exists());
+}

@@ -384,6 +384,48 @@ fn every_online_command_against_a_real_server() {
         1,
         "shorter than 8",
     );
+    // The key file cannot be written after issuance: the encrypted key, which
+    // exists nowhere else, goes to stdout instead of being lost; exit 1.
+    let lost = srv.cli(&[
+        "cert",
+        "request",
+        "--name",
+        "y.example.internal",
+        "--passphrase-file",
+        &pass,
+        "--key-out",
+        &p(d, "no-such-dir/y.key"),
+        "--out",
+        &p(d, "y.pem"),
+    ]);
+    fails(&lost, 1, "could not be written");
+    assert!(err(&lost).contains("warning"), "{}", err(&lost));
+    assert!(
+        out(&lost).contains("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{}",
+        out(&lost)
+    );
+    assert!(
+        Path::new(&p(d, "y.pem")).exists(),
+        "the certificate is saved"
+    );
+    // One path for both is refused before asking the server.
+    fails(
+        &srv.cli(&[
+            "cert",
+            "request",
+            "--name",
+            "z.example.internal",
+            "--passphrase-file",
+            &pass,
+            "--key-out",
+            &p(d, "z.pem"),
+            "--out",
+            &p(d, "z.pem"),
+        ]),
+        2,
+        "same file",
+    );
 
     // --- revoke, then the listing and (when the server publishes CRLs) the CRL say so.
     let rv = json(&ok(srv.cli(&[

@@ -470,6 +470,20 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
 }
 
 pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
+    // Checked before connecting: with one path for both, writing the certificate
+    // would replace the only copy of the server-made key.
+    if let CertCommand::Request {
+        key_out, out: path, ..
+    } = &a.command
+    {
+        if same_path(key_out, path) {
+            return Err(crate::UsageError(format!(
+                "--key-out and --out are the same file ({}): the certificate would replace the key",
+                path.display()
+            ))
+            .into());
+        }
+    }
     let api = Api::new(a.conn.resolve()?)?;
     match &a.command {
         CertCommand::Issue {
@@ -538,7 +552,9 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
             if !key.contains("ENCRYPTED PRIVATE KEY") {
                 bail!("the server did not return an encrypted private key");
             }
-            write_output(key_out, key.as_bytes(), true, *force)?;
+            if let Err(e) = write_output(key_out, key.as_bytes(), true, *force) {
+                return Err(rescue_key(&e, key_out, key.as_str(), &v, path, *force, out));
+            }
             // The encrypted key is in the file; keep it out of the printed output.
             if let Some(m) = v.as_object_mut() {
                 m.insert(
@@ -687,6 +703,68 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether two output paths name the same file: the same file name in the same
+/// (canonical) directory, or, when both exist, the same inode (a hard link).
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let parts = |p: &std::path::Path| {
+        let dir = match p.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        // A directory that does not exist yet cannot be canonicalised; the
+        // written form is the best there is (the write will fail anyway).
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        (dir, p.file_name().map(ToOwned::to_owned))
+    };
+    if parts(a) == parts(b) {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// The key file could not be written after the server issued: the encrypted key
+/// exists nowhere else, so print it on stdout rather than drop it, still save
+/// the certificate if possible, and fail (exit 1).
+fn rescue_key(
+    e: &anyhow::Error,
+    key_out: &std::path::Path,
+    key_pem: &str,
+    v: &Value,
+    cert_path: &PathBuf,
+    force: bool,
+    out: &Out,
+) -> anyhow::Error {
+    use std::io::Write;
+    eprintln!(
+        "warning: cannot write the key to {}: {e:#}. The encrypted private key follows on \
+         standard output; save it now, it cannot be fetched again.",
+        key_out.display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    let printed = stdout
+        .write_all(key_pem.as_bytes())
+        .and_then(|()| stdout.flush());
+    drop(stdout);
+    let cert = save_bundle(v, Some(cert_path), force, out);
+    let mut err = anyhow::anyhow!(
+        "the certificate was issued but its key could not be written to {}: {e:#}",
+        key_out.display()
+    );
+    if let Err(pe) = printed {
+        err = err.context(format!(
+            "printing the key on standard output failed too: {pe}"
+        ));
+    }
+    if let Err(ce) = cert {
+        err = err.context(format!("the certificate was not saved either: {ce:#}"));
+    }
+    err
 }
 
 fn refuse_existing(path: Option<&PathBuf>, force: bool) -> Result<()> {
