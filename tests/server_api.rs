@@ -265,6 +265,22 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     let other = json!({"ca_id": issuing, "csr": core_csr("other.example.internal"), "idempotency_token": "order-1"});
     let (st, v) = s.curl("POST", "/v1/certificates", Some(&other));
     assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
+    // Tokens belong to their caller: another client's "order-1" is its own.
+    let (cert, key, _) = common::client_identity(&s, "second", "CN=second-client,O=test");
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/second-issues",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=second-client*"}],
+                     "actions": ["issue"], "cas": [issuing]}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, theirs) = s.curl_as(&cert, &key, "POST", "/v1/certificates", Some(&other));
+    assert_eq!(st, 201, "{theirs}");
+    assert_ne!(theirs["serial"], first["serial"]);
+    let (st, again) = s.curl_as(&cert, &key, "POST", "/v1/certificates", Some(&other));
+    assert_eq!((st, &again["serial"]), (201, &theirs["serial"]), "{again}");
 
     // A disabled CA issues nothing.
     let (st, v) = s.curl(

@@ -127,6 +127,8 @@ pub struct Authority {
     issuers: RwLock<HashMap<String, Arc<Issuer>>>,
     /// Admission control for the management API.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Idempotency tokens of issuance requests running now.
+    idempotency_in_flight: Arc<store::InFlightTokens>,
     /// Told of every revocation once it is durable and before the caller is
     /// answered (CRL rebuild, OCSP cache), so nothing serves a stale "good".
     revoke_hook: std::sync::OnceLock<RevokeHook>,
@@ -277,6 +279,7 @@ impl Authority {
             public_base: public_base.trim_end_matches('/').to_string(),
             issuers: RwLock::new(HashMap::new()),
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
+            idempotency_in_flight: Arc::default(),
             config,
             revoke_hook: std::sync::OnceLock::new(),
         }
@@ -588,6 +591,17 @@ impl Authority {
         let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
             .map(|k| k.to_string())
             .unwrap_or_default();
+        // Tokens are per caller, so two clients choosing the same one do not
+        // collide (fingerprints are hex and tokens have no '/').
+        let scoped_token = meta.idempotency.as_ref().map(|(t, h)| {
+            let who = meta.requester_fingerprint.as_deref().unwrap_or("-");
+            (format!("{who}/{t}"), h.clone())
+        });
+        // Held until this request ends (after the final store, or on failure or
+        // cancellation): while held, a retry waits instead of issuing again.
+        let _in_flight = scoped_token
+            .as_ref()
+            .map(|(t, _)| self.idempotency_in_flight.enter(t));
         let mut attempt = 0;
         let (prepared, intent) = loop {
             attempt += 1;
@@ -612,7 +626,7 @@ impl Authority {
                 revocation: None,
                 requester_fingerprint: meta.requester_fingerprint.clone(),
             };
-            let token = meta.idempotency.as_ref().map(|(t, h)| {
+            let token = scoped_token.as_ref().map(|(t, h)| {
                 (
                     t.clone(),
                     IdemRecord {
@@ -624,14 +638,18 @@ impl Authority {
             });
             let boot = self.store.boot_id().to_string();
             let w_intent = intent.clone();
+            let tokens = self.idempotency_in_flight.clone();
             let outcome = self
                 .store
                 .write(move |txn| {
+                    // Asked in the writer, so no other reservation interleaves.
+                    let busy = token.as_ref().is_some_and(|(t, _)| tokens.others(t));
                     store::reserve(
                         txn,
                         &w_intent,
                         token.as_ref().map(|(t, i)| (t.as_str(), i)),
                         &boot,
+                        busy,
                     )
                 })
                 .await;

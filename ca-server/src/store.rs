@@ -13,7 +13,7 @@
 //! | `serials`     | serial (hex)                 | CA id (global lookup, reuse guard) |
 //! | `expiry`      | (notAfter unix, `ca-id/serial`) | ()                         |
 //! | `revocations` | `ca-id/serial`               | [`Revocation`] JSON           |
-//! | `idempotency` | token                        | [`IdemRecord`] JSON           |
+//! | `idempotency` | caller fingerprint/token     | [`IdemRecord`] JSON           |
 //! | `crl_entries` | `ca-id/serial`               | DER revokedCertificates entry |
 //! | `crl_meta`    | CA id                        | [`CrlMeta`] JSON              |
 //!
@@ -27,6 +27,7 @@
 //! batches whatever is queued into one durable commit (group commit); each
 //! caller is answered only after the commit that holds its write.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,9 +58,6 @@ const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
 /// that table existed are completed once, in the background).
 const CRL_ENTRIES_COMPLETE: &str = "crl_entries_complete";
 
-/// An intent this old whose request never finished is abandoned (its client
-/// disconnected mid-request): its idempotency token may be reused.
-const ABANDONED_AFTER_SECS: i64 = 30;
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
 /// Most rows one list page scans before returning a cursor.
@@ -735,13 +733,62 @@ pub fn update_ca(
     Ok(rec)
 }
 
+/// Idempotency tokens of the requests running in this process, counted: a
+/// retry may carry the same token as a request still signing.
+#[derive(Debug, Default)]
+pub struct InFlightTokens(Mutex<HashMap<String, usize>>);
+
+impl InFlightTokens {
+    /// Count a request carrying `token` until the guard drops (when the
+    /// request ends, answered or cancelled).
+    pub fn enter(self: &Arc<Self>, token: &str) -> InFlightGuard {
+        *self.lock().entry(token.to_string()).or_insert(0) += 1;
+        InFlightGuard {
+            set: self.clone(),
+            token: token.to_string(),
+        }
+    }
+
+    /// Whether a request other than the caller's (which has entered) carries `token`.
+    pub fn others(&self, token: &str) -> bool {
+        self.lock().get(token).is_some_and(|n| *n > 1)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // A counter map stays consistent even if a holder panicked.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One in-flight request's hold on its idempotency token.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    set: Arc<InFlightTokens>,
+    token: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut map = self.set.lock();
+        if let Some(n) = map.get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.token);
+            }
+        }
+    }
+}
+
 /// Record the intent to sign: reserve the serial (never reused) and the
 /// to-be-signed digest, and bind the idempotency token to it.
+/// `token_in_flight` says whether another request of this process carrying the
+/// token is still running: only then is a reservation of this boot in progress.
 pub fn reserve(
     txn: &WriteTransaction,
     intent: &CertRecord,
     token: Option<(&str, &IdemRecord)>,
     boot_id: &str,
+    token_in_flight: bool,
 ) -> Result<ReserveOutcome, StoreError> {
     let certs_ro = txn.open_table(CERTS)?;
     if let Some((token, idem)) = token {
@@ -767,17 +814,15 @@ pub fn reserve(
                     CertStatus::Issued | CertStatus::Revoked => {
                         return Ok(ReserveOutcome::Existing(rec))
                     }
-                    // Reserved by this process moments ago: another request is
-                    // signing it now.
-                    CertStatus::Reserved
-                        if rec.boot_id == boot_id
-                            && intent.created_at - rec.created_at < ABANDONED_AFTER_SECS =>
-                    {
+                    // Reserved by this process and its request is still
+                    // running (however slow): it is signing now.
+                    CertStatus::Reserved if rec.boot_id == boot_id && token_in_flight => {
                         return Ok(ReserveOutcome::InProgress(rec))
                     }
                     // Reserved by a process that died before answering, or by a
-                    // request abandoned long ago (its client went away): nobody
-                    // received it, so the token may name a fresh certificate.
+                    // request of this one that ended without storing it (failed,
+                    // or its client went away): nobody received it, so the
+                    // token may name a fresh certificate.
                     CertStatus::Reserved => {}
                 }
             }
@@ -930,13 +975,13 @@ mod tests {
         let store = Store::open(dir.path(), "boot1".into()).expect("open");
         let a = intent("01");
         let r = store
-            .write(move |t| reserve(t, &a, None, "boot1"))
+            .write(move |t| reserve(t, &a, None, "boot1", false))
             .await
             .expect("reserve");
         assert!(matches!(r, ReserveOutcome::Reserved));
         let again = intent("01");
         let r = store
-            .write(move |t| reserve(t, &again, None, "boot1"))
+            .write(move |t| reserve(t, &again, None, "boot1", false))
             .await;
         assert!(matches!(r, Err(StoreError::SerialTaken)));
 
@@ -947,13 +992,13 @@ mod tests {
         };
         let (b, i) = (intent("02"), idem.clone());
         store
-            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot1"))
+            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot1", false))
             .await
             .expect("reserve with token");
         // Same token while the first is being signed by this process: in progress.
         let (c, i) = (intent("03"), idem.clone());
         let r = store
-            .write(move |t| reserve(t, &c, Some(("tok", &i)), "boot1"))
+            .write(move |t| reserve(t, &c, Some(("tok", &i)), "boot1", true))
             .await
             .expect("replay");
         assert!(matches!(r, ReserveOutcome::InProgress(ref rec) if rec.serial == "02"));
@@ -962,7 +1007,7 @@ mod tests {
         other.request_sha256 = "h2".into();
         let d = intent("04");
         let r = store
-            .write(move |t| reserve(t, &d, Some(("tok", &other)), "boot1"))
+            .write(move |t| reserve(t, &d, Some(("tok", &other)), "boot1", true))
             .await;
         assert!(matches!(r, Err(StoreError::Conflict(_))));
         // Issued: the replay returns it.
@@ -974,7 +1019,7 @@ mod tests {
             .expect("store");
         let (e, i) = (intent("05"), idem.clone());
         let r = store
-            .write(move |t| reserve(t, &e, Some(("tok", &i)), "boot1"))
+            .write(move |t| reserve(t, &e, Some(("tok", &i)), "boot1", false))
             .await
             .expect("replay");
         assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
@@ -994,7 +1039,7 @@ mod tests {
             rec.ca_id = ca.into();
             let r2 = rec.clone();
             store
-                .write(move |t| reserve(t, &r2, None, "boot1"))
+                .write(move |t| reserve(t, &r2, None, "boot1", false))
                 .await
                 .expect("reserve");
             rec.status = CertStatus::Issued;
@@ -1084,7 +1129,7 @@ mod tests {
             let store = Store::open(dir.path(), "boot1".into()).expect("open");
             let (a, i) = (intent("0a"), idem.clone());
             store
-                .write(move |t| reserve(t, &a, Some(("tok", &i)), "boot1"))
+                .write(move |t| reserve(t, &a, Some(("tok", &i)), "boot1", false))
                 .await
                 .expect("reserve");
             store.close();
@@ -1095,39 +1140,61 @@ mod tests {
         let mut i = idem.clone();
         i.serial = "0b".into();
         let r = store
-            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot2"))
+            .write(move |t| reserve(t, &b, Some(("tok", &i)), "boot2", false))
             .await
             .expect("re-reserve");
         assert!(matches!(r, ReserveOutcome::Reserved));
         let a = intent("0a");
-        let r = store.write(move |t| reserve(t, &a, None, "boot2")).await;
+        let r = store
+            .write(move |t| reserve(t, &a, None, "boot2", false))
+            .await;
         assert!(matches!(r, Err(StoreError::SerialTaken)));
         store.close();
     }
 
     #[tokio::test]
-    async fn a_long_abandoned_intent_frees_its_token() {
+    async fn a_reservation_of_this_boot_is_in_progress_only_while_its_token_is_in_flight() {
         let dir = tmp();
         let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        let tokens = Arc::new(InFlightTokens::default());
         let idem = IdemRecord {
             request_sha256: "h".into(),
             ca_id: "ca-0000000000000001".into(),
             serial: "1a".into(),
         };
+        let slow = tokens.enter("fp/tok");
+        assert!(!tokens.others("fp/tok"), "alone");
         let (a, i) = (intent("1a"), idem.clone());
         store
-            .write(move |t| reserve(t, &a, Some(("tok", &i)), "boot1"))
+            .write(move |t| reserve(t, &a, Some(("fp/tok", &i)), "boot1", false))
             .await
             .expect("reserve");
+        // A retry long after (wall clock alone proves nothing) while the slow
+        // request still runs: in progress, not a second certificate.
+        let retry = tokens.enter("fp/tok");
+        assert!(tokens.others("fp/tok"));
         let mut later = intent("1b");
-        later.created_at = ABANDONED_AFTER_SECS + 1;
+        later.created_at = 3600;
         let mut i = idem.clone();
         i.serial = "1b".into();
+        let (l, i2) = (later.clone(), i.clone());
+        let busy = tokens.others("fp/tok");
         let r = store
-            .write(move |t| reserve(t, &later, Some(("tok", &i)), "boot1"))
+            .write(move |t| reserve(t, &l, Some(("fp/tok", &i2)), "boot1", busy))
+            .await
+            .expect("replay");
+        assert!(matches!(r, ReserveOutcome::InProgress(ref rec) if rec.serial == "1a"));
+        // The slow request ends without storing its certificate: the token is free.
+        drop(slow);
+        assert!(!tokens.others("fp/tok"));
+        let busy = tokens.others("fp/tok");
+        let r = store
+            .write(move |t| reserve(t, &later, Some(("fp/tok", &i)), "boot1", busy))
             .await
             .expect("re-reserve");
         assert!(matches!(r, ReserveOutcome::Reserved));
+        drop(retry);
+        assert!(tokens.lock().is_empty(), "guards leave nothing behind");
         store.close();
     }
 }

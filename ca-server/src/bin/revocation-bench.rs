@@ -339,7 +339,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                     };
                     let mut intent = rec.clone();
                     intent.status = CertStatus::Reserved;
-                    store::reserve(txn, &intent, None, "bench-seed")?;
+                    store::reserve(txn, &intent, None, "bench-seed", false)?;
                     store::store_issued(txn, &rec, &template)?;
                     if revoke {
                         let rv = Revocation {
