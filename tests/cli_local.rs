@@ -756,3 +756,28 @@ fn cert_request_refuses_one_path_for_key_and_certificate() {
     }
     assert!(!t.path().join("svc.pem").exists());
 }
+
+/// A reader that goes away (`ca-cli inspect ... | head -1`) ends the output
+/// quietly with exit 0, as with other Unix tools, rather than a panic (101).
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    let csr = fixture("p256-sha256.csr");
+    // More output than a pipe buffers, so a write fails even if the child
+    // starts writing before the read end is closed.
+    let files = vec![csr.as_str(); 400];
+    for format in ["text", "json"] {
+        let mut child = Command::new(BIN)
+            .arg("inspect")
+            .args(["-o", format])
+            .args(&files)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{format}: {err}");
+        assert_eq!(code(&o), 0, "{format}: {err}");
+    }
+}

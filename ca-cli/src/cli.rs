@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::output::{Out, OutputFormat};
@@ -225,8 +225,11 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Ocsp(a) => crate::ocsp::run(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "ca-cli", &mut std::io::stdout());
-            Ok(())
+            // Generated into memory: clap_complete panics on a failed write, and
+            // stdout may be a closed pipe.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ca-cli", &mut script);
+            crate::output::write_stdout(&script).context("writing standard output")
         }
     }
 }

@@ -135,9 +135,7 @@ pub fn write_or_stdout(path: Option<&Path>, data: &[u8], force: bool) -> Result<
             Ok(true)
         }
         _ => {
-            std::io::stdout()
-                .write_all(data)
-                .context("writing standard output")?;
+            crate::output::write_stdout(data).context("writing standard output")?;
             Ok(false)
         }
     }

@@ -110,7 +110,7 @@ pub fn run(a: &InspectArgs, out: &Out) -> Result<()> {
             out.json(&Value::Array(values));
         }
     } else {
-        print!("{}", texts.join("\n"));
+        crate::output::print(&texts.join("\n"));
     }
     Ok(())
 }

@@ -98,14 +98,14 @@ pub fn csr_create(a: &CsrCreateArgs, out: &Out) -> Result<()> {
     } else {
         write_or_stdout(to_file.map(|p| p.as_path()), pem.as_bytes(), a.force)?;
         if let Some(p) = to_file {
-            println!(
-                "Wrote a CSR for {} ({} key, {} SAN{}) to {}",
+            crate::output::print(&format!(
+                "Wrote a CSR for {} ({} key, {} SAN{}) to {}\n",
                 a.subject,
                 parsed.key_kind,
                 a.sans.len(),
                 if a.sans.len() == 1 { "" } else { "s" },
                 p.display()
-            );
+            ));
         }
     }
     Ok(())

@@ -242,7 +242,7 @@ pub fn run(a: &OcspArgs, out: &Out) -> Result<()> {
     if out.is_json() {
         out.json(&v);
     } else {
-        print!("{}", render(&v));
+        crate::output::print(&render(&v));
     }
     Ok(())
 }

@@ -852,7 +852,7 @@ pub fn run_crl(a: &CrlArgs, out: &Out) -> Result<()> {
             } else {
                 let wrote = write_or_stdout(path.as_deref(), pem.as_bytes(), *force)?;
                 if wrote {
-                    print!("{}", crate::inspect::render(&v, out));
+                    crate::output::print(&crate::inspect::render(&v, out));
                 }
             }
             Ok(())

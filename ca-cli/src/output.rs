@@ -41,14 +41,15 @@ impl Out {
 
     /// Print a JSON document (pretty, one per command) on stdout.
     pub fn json(&self, value: &Value) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
-        println!("{text}");
+        let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        text.push('\n');
+        print(&text);
     }
 
     /// Print text for people; ignored in JSON mode (the JSON carries the facts).
     pub fn line(&self, text: impl AsRef<str>) {
         if !self.is_json() {
-            println!("{}", text.as_ref());
+            print(&format!("{}\n", text.as_ref()));
         }
     }
 
@@ -57,11 +58,11 @@ impl Out {
         if self.is_json() {
             self.json(value);
         } else {
-            let t = text();
-            print!("{t}");
+            let mut t = text();
             if !t.ends_with('\n') {
-                println!();
+                t.push('\n');
             }
+            print(&t);
         }
     }
 
@@ -111,6 +112,28 @@ impl Out {
         } else {
             eprintln!("error: {message}");
         }
+    }
+}
+
+/// Write all of `data` to stdout. A reader that went away (`ca-cli ... | head`)
+/// is a normal end for a Unix tool: exit 0 quietly. (`print!` would panic, as
+/// Rust ignores SIGPIPE and the write fails with EPIPE.) Other errors are returned.
+pub fn write_stdout(data: &[u8]) -> std::io::Result<()> {
+    let mut o = std::io::stdout().lock();
+    match o.write_all(data).and_then(|()| o.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(crate::EXIT_OK.into())
+        }
+        r => r,
+    }
+}
+
+/// `print!` without its panic: a closed pipe exits 0 (see [`write_stdout`]);
+/// any other failure (a full disk) is an error, exit 1, as the output is lost.
+pub fn print(text: &str) {
+    if let Err(e) = write_stdout(text.as_bytes()) {
+        eprintln!("error: writing standard output: {e}");
+        std::process::exit(crate::EXIT_ERROR.into());
     }
 }
 

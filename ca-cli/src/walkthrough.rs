@@ -7,7 +7,7 @@
 //! valid) fails the run with exit code 1, so tests can rely on the exit code
 //! and on the `--output json` facts.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -149,8 +149,7 @@ impl<'a> Narrator<'a> {
         v.extend(step.facts);
         self.steps.push(Value::Object(v));
         if self.interactive && !self.quit {
-            print!("{}", self.out.dim("  [Enter] next step, [q] quit > "));
-            let _ = std::io::stdout().flush();
+            crate::output::print(&self.out.dim("  [Enter] next step, [q] quit > "));
             let mut line = String::new();
             if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 || line.trim() == "q"
             {
@@ -729,7 +728,7 @@ fn story(
         let verdict = alice_verifies(&v.leaf, &v.chain, &root, vec![]);
         n.say(&format!("Alice checks Bob's {} certificate:", v.id));
         if !n.out.is_json() {
-            print!("{}", explanation_text(verdict.explanation(), n.out));
+            crate::output::print(&explanation_text(verdict.explanation(), n.out));
         }
         let path: Vec<String> = verdict
             .explanation()
