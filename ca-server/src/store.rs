@@ -28,6 +28,7 @@
 //! caller is answered only after the commit that holds its write.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,11 +80,16 @@ pub enum StoreError {
     NewerSchema { found: u64 },
     #[error("the store is closed")]
     Closed,
+    #[error("a write panicked; nothing in its batch was committed")]
+    Panicked,
 }
 
 impl StoreError {
     fn is_fatal(&self) -> bool {
-        matches!(self, StoreError::Db(_) | StoreError::Corrupt(_))
+        matches!(
+            self,
+            StoreError::Db(_) | StoreError::Corrupt(_) | StoreError::Panicked
+        )
     }
 }
 
@@ -371,7 +377,10 @@ impl Store {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |txn| {
-            let r = f(txn);
+            // A panicking write must not take the writer thread (and every
+            // later write) with it: it fails its batch, and its caller hears so.
+            let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(txn)))
+                .unwrap_or(Err(StoreError::Panicked));
             let fatal = matches!(&r, Err(e) if e.is_fatal());
             let done: Completion = Box::new(move |commit: Result<(), String>| {
                 let out = match commit {
@@ -632,9 +641,18 @@ fn writer_loop(db: Arc<Database>, mut rx: mpsc::UnboundedReceiver<Job>, stats: A
         let mut done = Vec::with_capacity(jobs.len());
         let mut fatal = false;
         for job in jobs {
-            let (f, c) = job(&txn);
-            fatal |= f;
-            done.push(c);
+            // Jobs from `write` catch their own panics; this keeps the writer
+            // alive whatever a job does (its caller then sees the store closed).
+            match std::panic::catch_unwind(AssertUnwindSafe(|| job(&txn))) {
+                Ok((f, c)) => {
+                    fatal |= f;
+                    done.push(c);
+                }
+                Err(_) => {
+                    tracing::error!("store: a write job panicked");
+                    fatal = true;
+                }
+            }
         }
         let result = if fatal {
             let _ = txn.abort();
@@ -1195,6 +1213,35 @@ mod tests {
         assert!(matches!(r, ReserveOutcome::Reserved));
         drop(retry);
         assert!(tokens.lock().is_empty(), "guards leave nothing behind");
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_keeps_going() {
+        let dir = tmp();
+        let store = Store::open(dir.path(), "boot1".into()).expect("open");
+        let a = intent("2a");
+        let r = store
+            .write(move |t| {
+                reserve(t, &a, None, "boot1", false)?;
+                panic!("a bug in a write job");
+                #[allow(unreachable_code)]
+                Ok(())
+            })
+            .await;
+        assert!(matches!(r, Err(StoreError::Panicked)), "{r:?}");
+        // Its transaction was aborted: the serial is still free.
+        let a = intent("2a");
+        let r = store
+            .write(move |t| reserve(t, &a, None, "boot1", false))
+            .await
+            .expect("the writer still writes");
+        assert!(matches!(r, ReserveOutcome::Reserved));
+        let b = intent("2a");
+        let r = store
+            .write(move |t| reserve(t, &b, None, "boot1", false))
+            .await;
+        assert!(matches!(r, Err(StoreError::SerialTaken)));
         store.close();
     }
 }
