@@ -720,6 +720,20 @@ fn completions_and_usage_errors() {
     let h = ok(cli(&["--help"]));
     assert!(stdout(&h).contains("Exit codes"));
     fails(&cli(&["inspect", "-o", "yaml", "x"]), 2, "invalid value");
+    // Checks made after clap are usage errors too (exit 2), and come before
+    // any file is read.
+    fails(
+        &cli(&[
+            "verify",
+            "--root",
+            "/nonexistent/root.pem",
+            "--name",
+            " ",
+            "/nonexistent/leaf.pem",
+        ]),
+        2,
+        "--name is empty",
+    );
 }
 
 #[test]

@@ -833,7 +833,8 @@ pub fn run_crl(a: &CrlArgs, out: &Out) -> Result<()> {
                         .with_context(|| format!("{} holds no certificate", c.display()))?;
                     crl_url_of(first)?
                 }
-                (None, None) => bail!("give --url or --cert"),
+                // clap requires one of them; kept as a usage error should that change.
+                (None, None) => return Err(crate::UsageError("give --url or --cert".into()).into()),
             };
             out.progress(&format!("fetching {url}"));
             let body = crate::client::http_get(&url)?;

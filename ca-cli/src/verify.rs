@@ -11,7 +11,7 @@ use crate::cli::{UsageArg, VerifyArgs};
 use crate::files::read_input;
 use crate::inspect::{objects, Object};
 use crate::output::Out;
-use crate::VerificationFailed;
+use crate::{UsageError, VerificationFailed};
 
 /// Certificates in a file: every certificate of a PEM bundle, or one DER.
 pub fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
@@ -44,7 +44,8 @@ pub fn load_crls(path: &Path) -> Result<Vec<Vec<u8>>> {
 pub fn peer_name(s: &str) -> Result<PeerName> {
     let s = s.trim();
     if s.is_empty() {
-        bail!("--name is empty");
+        // The command line is wrong, not a file or the chain: exit 2.
+        return Err(UsageError("--name is empty".into()).into());
     }
     if let Ok(ip) = s.parse::<IpAddr>() {
         return Ok(PeerName::Ip(ip));
@@ -129,6 +130,9 @@ impl Verdict {
 }
 
 pub fn run(a: &VerifyArgs, out: &Out) -> Result<()> {
+    // The command line first, so a usage error is reported as one (exit 2)
+    // whatever the state of the files.
+    let name = a.name.as_deref().map(peer_name).transpose()?;
     let anchors = load_certs(&a.root).context("reading the trust anchors (--root)")?;
     let mut leaf_file = load_certs(&a.leaf).context("reading the certificate to verify")?;
     if leaf_file.is_empty() {
@@ -148,9 +152,7 @@ pub fn run(a: &VerifyArgs, out: &Out) -> Result<()> {
         usage(a.usage),
         a.at.unwrap_or_else(time::OffsetDateTime::now_utc),
     );
-    if let Some(n) = &a.name {
-        opts.peer_name = Some(peer_name(n)?);
-    }
+    opts.peer_name = name;
     opts.crls = crls;
     let verdict = Verdict {
         result: verify_chain(&leaf, &intermediates, &anchors, &opts),
