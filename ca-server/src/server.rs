@@ -142,9 +142,17 @@ pub async fn serve(
                         return;
                     }
                 };
-                let identity =
-                    Arc::new(crate::tls::identity_of(tls.get_ref().1.peer_certificates()));
-                tracing::debug!(%peer, caller = %identity.display(), "client connected");
+                // An unusable client certificate gets a JSON 401 on every request.
+                let identity = match crate::tls::identity_of(tls.get_ref().1.peer_certificates()) {
+                    Ok(i) => {
+                        tracing::debug!(%peer, caller = %i.display(), "client connected");
+                        Ok(Arc::new(i))
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "client certificate refused");
+                        Err(e)
+                    }
+                };
                 let client_serial = Arc::new(crate::revocation::client_serial(
                     tls.get_ref().1.peer_certificates(),
                 ));
@@ -156,6 +164,10 @@ pub async fn serve(
                         client_serial.clone(),
                     );
                     async move {
+                        let identity = match identity {
+                            Ok(i) => i,
+                            Err(e) => return Ok(error_response(&e)),
+                        };
                         // Checked on every request, not once per connection:
                         // a revoked client is locked out at once, keep-alive or not.
                         if let Some(e) = revocation.client_refusal(serial.as_deref()) {

@@ -13,6 +13,7 @@ use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
 
 use crate::authority::Identity;
+use crate::error::{ApiError, ErrorCode};
 
 pub fn server_config(
     cert_chain_pem: &[u8],
@@ -42,12 +43,15 @@ pub fn server_config(
 }
 
 /// The caller's identity: subject and SANs of its verified client certificate.
-pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Identity {
+/// A certificate rustls accepted but that does not parse here is refused: an
+/// empty identity could still match policies (e.g. "anyone"), so no fallback.
+pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Result<Identity, ApiError> {
+    let refuse = |why: &str| ApiError::new(ErrorCode::Unauthenticated, why);
     let Some(leaf) = peer.and_then(|p| p.first()) else {
-        return Identity::default();
+        return Err(refuse("a client certificate is required"));
     };
     let Ok(cert) = Certificate::from_der(leaf.as_ref()) else {
-        return Identity::default();
+        return Err(refuse("the client certificate could not be parsed"));
     };
     let sans = match cert.tbs_certificate.get::<SubjectAltName>() {
         Ok(Some((_, san))) => san
@@ -59,10 +63,42 @@ pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Identity {
         _ => vec![],
     };
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
-    Identity {
+    Ok(Identity {
         subject: cert.tbs_certificate.subject.to_string(),
         sans,
         fingerprint: crate::ids::hex(digest.as_ref()),
         internal: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unparsable_or_missing_client_certificate_is_refused() {
+        let code = |r: Result<Identity, ApiError>| r.err().map(|e| e.code);
+        assert_eq!(code(identity_of(None)), Some(ErrorCode::Unauthenticated));
+        assert_eq!(
+            code(identity_of(Some(&[]))),
+            Some(ErrorCode::Unauthenticated)
+        );
+        let garbage = [CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01])];
+        assert_eq!(
+            code(identity_of(Some(&garbage))),
+            Some(ErrorCode::Unauthenticated)
+        );
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params =
+            rcgen::CertificateParams::new(vec!["client.example.internal".into()]).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "client");
+        let cert = params.self_signed(&key).expect("cert");
+        let good = [cert.der().clone()];
+        let who = identity_of(Some(&good)).expect("identity");
+        assert_eq!(who.subject, "CN=client");
+        assert_eq!(who.sans, vec!["DNS:client.example.internal".to_string()]);
+        assert_eq!(who.fingerprint.len(), 64);
     }
 }
