@@ -47,6 +47,15 @@ fn policy_audit_and_alias_commands() {
     assert!(aliases.starts_with("issuing -> ca-"), "{aliases}");
     let rotated = ok(s.cli(&["alias", "rotate", "issuing"]));
     assert!(rotated.contains("retired ca-"), "{rotated}");
+    // `ca rotate` is the same operation where an operator looks for it first.
+    let again = ok(s.cli(&["ca", "rotate", "issuing"]));
+    assert!(again.contains("retired ca-"), "{again}");
+    let new_ca = |t: &str| t.split_whitespace().nth(2).map(str::to_string);
+    assert_ne!(
+        new_ca(&rotated),
+        new_ca(&again),
+        "each rotation makes a new CA"
+    );
 
     let audit = ok(s.cli(&["audit", "list", "--action", "PutPolicy"]));
     assert_eq!(audit.lines().count(), 1, "{audit}");

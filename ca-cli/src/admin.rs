@@ -276,6 +276,28 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
     Ok(())
 }
 
+/// Rotate the CA behind an alias: the server makes a new intermediate under the
+/// same parent, points the alias at it and retires the old CA (which keeps
+/// answering CRL and OCSP for what it issued). `ca rotate` and `alias rotate`.
+pub fn rotate_alias(api: &Api, alias: &str, out: &Out) -> Result<()> {
+    out.progress("creating the new CA (the server generates its key)");
+    let v = api.call(
+        Method::POST,
+        &format!("/v1/aliases/{}/rotate", enc(alias)),
+        None,
+    )?;
+    out.emit(&v, || {
+        format!(
+            "{alias} -> {} (retired {})\n",
+            text(&v, "ca_id"),
+            v.pointer("/retired/id")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+        )
+    });
+    Ok(())
+}
+
 pub fn run_alias(a: &AliasArgs, out: &Out) -> Result<()> {
     let api = Api::new(a.conn.resolve()?)?;
     match &a.command {
@@ -299,23 +321,7 @@ pub fn run_alias(a: &AliasArgs, out: &Out) -> Result<()> {
             )?;
             out.emit(&v, || format!("{alias} -> {ca}\n"));
         }
-        AliasCommand::Rotate { alias } => {
-            out.progress("creating the new CA (the server generates its key)");
-            let v = api.call(
-                Method::POST,
-                &format!("/v1/aliases/{}/rotate", enc(alias)),
-                None,
-            )?;
-            out.emit(&v, || {
-                format!(
-                    "{alias} -> {} (retired {})\n",
-                    text(&v, "ca_id"),
-                    v.pointer("/retired/id")
-                        .and_then(Value::as_str)
-                        .unwrap_or("-")
-                )
-            });
-        }
+        AliasCommand::Rotate { alias } => rotate_alias(&api, alias, out)?,
     }
     Ok(())
 }

@@ -76,6 +76,9 @@ pub enum CaCommand {
     Enable { id: String },
     /// Stop a CA from issuing (it still answers for what it issued).
     Disable { id: String },
+    /// Rotate the CA behind an alias (e.g. `issuing`): a new intermediate takes
+    /// over issuing, the old one is retired but keeps its CRL and OCSP.
+    Rotate { alias: String },
     /// Get a CA's certificate and chain.
     Certificate {
         id: String,
@@ -367,6 +370,7 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             let v = api.call(Method::POST, "/v1/cas", Some(&body))?;
             out.emit(&v, || format!("created CA\n{}", ca_text(&v)));
         }
+        CaCommand::Rotate { alias } => crate::admin::rotate_alias(&api, alias, out)?,
         CaCommand::List => {
             let v = api.call(Method::GET, "/v1/cas", None)?;
             out.emit(&v, || {
