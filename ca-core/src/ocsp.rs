@@ -700,7 +700,11 @@ pub fn respond_to(
         return unauthorized_response();
     }
     let now = now.replace_nanosecond(0).unwrap_or(now);
-    let next_update = Some(now + responder.validity);
+    // An absurd configured validity must not overflow the clock arithmetic.
+    let Some(next_update) = now.checked_add(responder.validity) else {
+        return internal_error_response();
+    };
+    let next_update = Some(next_update);
     let singles: Vec<SingleResponseInput> = request
         .cert_ids
         .iter()
