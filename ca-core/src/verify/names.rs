@@ -159,8 +159,17 @@ pub(crate) fn is_valid_email(addr: &str) -> bool {
 /// this one) matches SANs only, so that alone is accepted. What is refused is a CN
 /// built to be misread by clients that still look at it: an IP address written
 /// non-canonically (hex, leading zeros, uppercase or uncompressed IPv6), a non-ASCII
-/// (U-label) host name, a SAN differing only in case, or a punycode name that is
-/// not among the SANs.
+/// (U-label) host name, a SAN differing only in case, a punycode name that is
+/// not among the SANs, or a host name that is a sibling of a SAN.
+///
+/// The sibling rule is the narrow form of CA/B BR 7.1.4.3 that this validator
+/// enforces: a CN naming another host of the same zone as a SAN
+/// (`notinsan.example.com` beside `valid.example.com`), not covered by any SAN,
+/// names a host the certificate was never issued for, under the same owner, which
+/// is what a client that displays, logs or falls back to the CN would get wrong.
+/// Applying BR 7.1.4.3 verbatim would also refuse the widespread unrelated-CN
+/// certificates (`EE`, or a CN from another domain entirely) that SAN-only
+/// matching makes harmless, and those stay accepted.
 pub(crate) fn cn_problem(cn: &str, dns: &[&str], ips: &[IpAddr]) -> Option<String> {
     if dns.contains(&cn) {
         return None;
@@ -187,8 +196,33 @@ pub(crate) fn cn_problem(cn: &str, dns: &[&str], ips: &[IpAddr]) -> Option<Strin
     {
         return Some(format!("commonName {cn:?} is an IDN not among the SANs"));
     }
+    if let Some(san) = sibling_san(cn, dns) {
+        return Some(format!(
+            "commonName {cn:?} is not among the SANs but is a sibling of SAN {san:?}"
+        ));
+    }
     let _ = ips;
     None
+}
+
+/// The SAN of which `cn` is a sibling host (same parent zone, below a registrable
+/// domain), when no SAN covers `cn` itself.
+fn sibling_san<'a>(cn: &str, dns: &[&'a str]) -> Option<&'a str> {
+    if !is_valid_dns_name(cn, false) || dns.iter().any(|d| dns_name_matches(d, cn)) {
+        return None;
+    }
+    let zone = |name: &str| -> Option<String> {
+        let parent = name.split_once('.')?.1.to_ascii_lowercase();
+        // A TLD or a public suffix is not one owner's zone: `a.com` and `b.com`
+        // are unrelated.
+        let below_registrable = parent.contains('.')
+            && !MULTI_LABEL_PUBLIC_SUFFIXES.contains(&parent.as_str());
+        below_registrable.then_some(parent)
+    };
+    let cn_zone = zone(cn)?;
+    dns.iter()
+        .find(|d| !d.starts_with("*.") && zone(d).as_deref() == Some(cn_zone.as_str()))
+        .copied()
 }
 
 /// Parse an IP address the way permissive resolvers do (inet_aton forms: hex or
@@ -299,5 +333,15 @@ mod tests {
         assert!(cn_problem("xn--nxasmq6b.com", &["xn--n3h.com"], &[]).is_some());
         assert!(cn_problem("test-測試.com", &["xn--test--wg5h0h.com"], &[]).is_some());
         assert!(cn_problem("EE", &["localhost"], &[]).is_none());
+        // Sibling hosts of one zone are refused; parents, other zones, hosts
+        // covered by a wildcard and siblings under a TLD or public suffix are not.
+        let sans = ["valid.example.com", "another.example.com"];
+        assert!(cn_problem("notinsan.example.com", &sans, &[]).is_some());
+        assert!(cn_problem("example.com", &["foo.bar.example.com"], &[]).is_none());
+        assert!(cn_problem("example.com", &["*.example.com"], &[]).is_none());
+        assert!(cn_problem("foo.example.com", &["*.example.com"], &[]).is_none());
+        assert!(cn_problem("bad.example.com", &["test.localhost"], &[]).is_none());
+        assert!(cn_problem("a.com", &["b.com"], &[]).is_none());
+        assert!(cn_problem("a.co.uk", &["b.co.uk"], &[]).is_none());
     }
 }
