@@ -525,7 +525,7 @@ fn every_online_command_against_a_real_server() {
     ));
 
     // --- bad input and bad settings: clear messages, non-zero exits.
-    fails(&srv.cli_env(&["ca", "list"], &[]), 1, "no server URL");
+    fails(&srv.cli_env(&["ca", "list"], &[]), 2, "no server URL");
     fails(
         &srv.cli(&["ca", "list", "--server", "https://127.0.0.1:1"]),
         1,

@@ -109,10 +109,11 @@ impl ConnArgs {
             Some(p) => format!("flags, environment and profile {}", p.display()),
             None => "flags and environment (no profile found)".to_string(),
         };
+        // A missing setting is a usage error (exit 2), like a missing flag.
         let missing = |what: &str, flag: &str, env: &str| {
-            anyhow!(
+            anyhow::Error::from(crate::UsageError(format!(
                 "no {what}: pass {flag}, set {env}, or point --profile at the profile.toml that `ca-server init` wrote"
-            )
+            )))
         };
         let server = self
             .server

@@ -215,8 +215,8 @@ fn sibling_san<'a>(cn: &str, dns: &[&'a str]) -> Option<&'a str> {
         let parent = name.split_once('.')?.1.to_ascii_lowercase();
         // A TLD or a public suffix is not one owner's zone: `a.com` and `b.com`
         // are unrelated.
-        let below_registrable = parent.contains('.')
-            && !MULTI_LABEL_PUBLIC_SUFFIXES.contains(&parent.as_str());
+        let below_registrable =
+            parent.contains('.') && !MULTI_LABEL_PUBLIC_SUFFIXES.contains(&parent.as_str());
         below_registrable.then_some(parent)
     };
     let cn_zone = zone(cn)?;
