@@ -89,6 +89,22 @@ pub struct Config {
     /// CRL and OCSP publication.
     #[serde(default)]
     pub revocation: RevocationConfig,
+    /// Renewal of the API's own TLS certificate.
+    #[serde(default)]
+    pub api_tls: ApiTlsConfig,
+}
+
+/// The management API's TLS certificate is renewed by the server itself, from
+/// the issuing CA, with the same names, before it expires.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiTlsConfig {
+    /// Lifetime of a renewed certificate (default: the tls-server maximum).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validity_days: Option<u32>,
+    /// Renew once fewer days than this are left (default: a third of the lifetime).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renew_before_days: Option<u32>,
 }
 
 /// Who signs OCSP responses.
@@ -203,7 +219,38 @@ impl Config {
                 anyhow::bail!("validity.{name}: need 1 <= default_days <= max_days");
             }
         }
+        let max = self.limits(Profile::TlsServer).max_days;
+        if let Some(d) = self.api_tls.validity_days {
+            if d == 0 || d > max {
+                anyhow::bail!("api_tls.validity_days must be 1 to {max} (the tls-server maximum)");
+            }
+        }
+        if let Some(before) = self.api_tls.renew_before_days {
+            // A renewal that is due again at once would renew on every check.
+            let life = self.api_tls_validity_days();
+            if before == 0 || before >= life {
+                anyhow::bail!(
+                    "api_tls.renew_before_days must be 1 to {} (below the certificate lifetime of {life} days)",
+                    life.saturating_sub(1)
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Lifetime of a (re)issued API TLS certificate, in days.
+    pub fn api_tls_validity_days(&self) -> u32 {
+        self.api_tls
+            .validity_days
+            .unwrap_or(self.limits(Profile::TlsServer).max_days)
+    }
+
+    /// How long before its notAfter the API TLS certificate is renewed.
+    pub fn api_tls_renew_before(&self) -> time::Duration {
+        match self.api_tls.renew_before_days {
+            Some(d) => time::Duration::days(i64::from(d)),
+            None => time::Duration::days(i64::from(self.api_tls_validity_days())) / 3,
+        }
     }
 
     /// Limits for a profile: the configured ones, else ca-core's defaults.

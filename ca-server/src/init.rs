@@ -17,6 +17,8 @@ pub struct InitOptions {
     pub api_addr: String,
     pub public_addr: String,
     pub admin_name: String,
+    /// Lifetime of the API TLS certificate (default: the tls-server maximum).
+    pub tls_days: Option<u32>,
     pub master: crate::vault::MasterOptions,
 }
 
@@ -84,7 +86,12 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         tls_key: PathBuf::from("tls/server.key"),
         validity: Config::default_validity(),
         revocation: Default::default(),
+        api_tls: crate::config::ApiTlsConfig {
+            validity_days: opts.tls_days,
+            renew_before_days: None,
+        },
     };
+    config.check()?;
     let base = format!("http://{}", opts.public_addr);
     let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master)?;
     let who = Identity::internal("ca-server init");
@@ -130,7 +137,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .map_err(e("issuing alias"))?;
 
     // The API's own TLS certificate.
-    let server_days = config.limits(ca_core::profile::Profile::TlsServer).max_days;
+    let server_days = config.api_tls_validity_days();
     let (tls_view, tls_key) = auth
         .issue_with_new_key(
             &who,
@@ -145,19 +152,9 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         )
         .await
         .map_err(e("API TLS certificate"))?;
-    let tls_dir = dir.join("tls");
-    create_private_dir(&tls_dir)?;
-    let mut chain = ca_core::pem::encode("CERTIFICATE", &tls_view.der);
-    // Leaf and intermediates; the root is what clients already trust.
-    let n = tls_view.chain_der.len();
-    for d in tls_view.chain_der.iter().take(n.saturating_sub(1)) {
-        chain.push_str(&ca_core::pem::encode("CERTIFICATE", d));
-    }
-    write_private(&dir.join(&config.tls_cert), chain.as_bytes())?;
-    write_private(
-        &dir.join(&config.tls_key),
-        tls_key.to_pkcs8_pem().as_bytes(),
-    )?;
+    create_private_dir(&dir.join("tls"))?;
+    let chain = crate::api_tls::chain_pem(&tls_view.der, &tls_view.chain_der);
+    crate::api_tls::store(dir, &config, &chain, &tls_key.to_pkcs8_pem())?;
     drop(tls_key);
 
     // The first administrator.

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alias;
+pub mod api_tls;
 pub mod audit;
 pub mod authority;
 pub mod client;

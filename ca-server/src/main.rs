@@ -90,6 +90,10 @@ struct InitArgs {
     /// Common name of the first administrator.
     #[arg(long, default_value = "admin")]
     admin_name: String,
+    /// Lifetime in days of the API's TLS certificate, which the server renews
+    /// itself (default: the tls-server maximum, 398).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    tls_days: Option<u32>,
     #[command(flatten)]
     master: MasterArgs,
 }
@@ -202,6 +206,7 @@ fn main() -> anyhow::Result<()> {
                 api_addr: a.api_addr,
                 public_addr: a.public_addr,
                 admin_name: a.admin_name,
+                tls_days: a.tls_days,
                 master: a.master.options(),
             }))?;
             print_init(&summary);
@@ -224,6 +229,7 @@ fn main() -> anyhow::Result<()> {
                         .clone()
                         .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.into()),
                     admin_name: "admin".into(),
+                    tls_days: None,
                     master: a.master.options(),
                 }))?;
                 print_init(&summary);

@@ -99,11 +99,14 @@ pub async fn serve(
         client_ca.certificate_pem.as_deref().unwrap_or(""),
     )
     .context("client-auth CA certificate")?;
-    let cert_pem = std::fs::read(data_dir.join(&config.tls_cert)).context("TLS certificate")?;
-    let key_pem =
-        zeroize::Zeroizing::new(std::fs::read(data_dir.join(&config.tls_key)).context("TLS key")?);
-    let tls = crate::tls::server_config(&cert_pem, &key_pem, &client_ca_der)?;
-    drop(key_pem);
+    let api_cert = crate::api_tls::ApiCertSlot::new(
+        crate::api_tls::load(&data_dir, &config).context("the API TLS certificate")?,
+    );
+    crate::api_tls::renew_if_due(&auth, &data_dir, &api_cert)
+        .await
+        .context("renewing the API TLS certificate")?;
+    let renewer = crate::api_tls::spawn_renewer(auth.clone(), data_dir.clone(), api_cert.clone());
+    let tls = crate::tls::server_config(api_cert, &client_ca_der)?;
 
     let revocation =
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
@@ -215,6 +218,7 @@ pub async fn serve(
     }
     tracing::info!("shutting down: finishing in-flight requests");
     builder.abort();
+    renewer.abort();
     drop(api_listener);
     drop(public_listener);
     if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())

@@ -7,8 +7,7 @@ use anyhow::Context;
 use der::Decode;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::CertificateDer;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
 
@@ -16,14 +15,9 @@ use crate::authority::Identity;
 use crate::error::{ApiError, ErrorCode};
 
 pub fn server_config(
-    cert_chain_pem: &[u8],
-    key_pem: &[u8],
+    certificate: Arc<crate::api_tls::ApiCertSlot>,
     client_ca_der: &[u8],
 ) -> anyhow::Result<Arc<ServerConfig>> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_chain_pem)
-        .collect::<Result<_, _>>()
-        .context("server certificate chain")?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem).context("server private key")?;
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from(client_ca_der.to_vec()))
@@ -36,8 +30,7 @@ pub fn server_config(
         &rustls::version::TLS12,
     ])
     .with_client_cert_verifier(verifier)
-    .with_single_cert(chain, key)
-    .context("server certificate and key")?;
+    .with_cert_resolver(certificate);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

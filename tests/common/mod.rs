@@ -54,11 +54,20 @@ impl Server {
     /// Like [`Server::start_new`], with extra environment for init and serve;
     /// init's output goes to the server log too.
     pub fn start_new_with(env: &[(&str, &str)]) -> Server {
+        let mut s = Self::init_with(&[], env);
+        s.start();
+        s
+    }
+
+    /// `ca-server init` with extra arguments in a fresh temporary directory,
+    /// not started.
+    pub fn init_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
         let mut cmd = Command::new(BIN);
         cmd.args(["init", "--data-dir"])
             .arg(&dir)
+            .args(args)
             .env("RUST_LOG", "warn");
         for (k, v) in env {
             cmd.env(k, v);
@@ -74,7 +83,7 @@ impl Server {
         std::fs::write(tmp.path().join("server.log"), init_log).expect("log");
         let profile = ClientProfile::load(&dir.join("admin/profile.toml")).expect("profile");
         let config = Config::load(&dir).expect("config");
-        let mut s = Server {
+        Server {
             tmp,
             dir,
             child: None,
@@ -87,9 +96,7 @@ impl Server {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        s.start();
-        s
+        }
     }
 
     /// Start (or restart) the server process; wait until it has bound its ports.

@@ -1,0 +1,165 @@
+//! The API's own TLS certificate is renewed by the server before it expires:
+//! same names, from the issuing CA, served at once and kept on disk; a renewal
+//! cut short by a crash is finished or dropped at the next start.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, Server};
+use der::{Decode, Encode};
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::Certificate;
+
+/// The leaf the API serves, as seen by `openssl s_client` (with the admin's
+/// client certificate), after checking that openssl validated the chain.
+fn served_leaf(s: &Server) -> Vec<u8> {
+    let admin = s.admin_dir();
+    let out = run(Command::new("openssl")
+        .args(["s_client", "-connect", &s.api, "-servername", "localhost"])
+        .arg("-cert")
+        .arg(admin.join("admin.pem"))
+        .arg("-key")
+        .arg(admin.join("admin.key"))
+        .arg("-CAfile")
+        .arg(s.root_pem())
+        .args(["-verify_return_error", "-verify_hostname", "localhost"])
+        .stdin(std::process::Stdio::null()));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("Verify return code: 0 (ok)"),
+        "openssl s_client did not validate the API certificate:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    first_certificate(&text)
+}
+
+fn first_certificate(pem_text: &str) -> Vec<u8> {
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let start = pem_text.find(begin).expect("a certificate");
+    let stop = pem_text[start..].find(end).expect("end of certificate") + start + end.len();
+    ca_core::pem::decode("CERTIFICATE", &pem_text[start..stop]).expect("PEM")
+}
+
+fn file_leaf(s: &Server) -> Vec<u8> {
+    first_certificate(&std::fs::read_to_string(s.dir.join("tls/server.pem")).expect("server.pem"))
+}
+
+fn lifetime_days(der: &[u8]) -> u64 {
+    let c = Certificate::from_der(der).expect("certificate");
+    let v = &c.tbs_certificate.validity;
+    let secs = v.not_after.to_unix_duration() - v.not_before.to_unix_duration();
+    secs.as_secs() / 86_400
+}
+
+fn sans(der: &[u8]) -> Vec<u8> {
+    let c = Certificate::from_der(der).expect("certificate");
+    let (_, san) = c
+        .tbs_certificate
+        .get::<SubjectAltName>()
+        .expect("SAN decodes")
+        .expect("SAN present");
+    san.to_der().expect("encode")
+}
+
+fn renewals(s: &Server) -> usize {
+    s.log().matches("renewed the API TLS certificate").count()
+}
+
+fn set_api_tls(dir: &Path, section: &str) {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = match text.find("[api_tls]") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    std::fs::write(&path, format!("{text}\n[api_tls]\n{section}")).expect("config");
+}
+
+#[test]
+fn the_api_certificate_is_renewed_before_it_expires() {
+    let mut s = Server::init_with(&["--tls-days", "2"], &[]);
+    s.start();
+    let first = served_leaf(&s);
+    assert_eq!(first, file_leaf(&s), "serves the certificate on disk");
+    assert!(
+        lifetime_days(&first) <= 2,
+        "init honours --tls-days: {} days",
+        lifetime_days(&first)
+    );
+    assert_eq!(renewals(&s), 0, "a fresh certificate is not due");
+    let old_pair = (
+        std::fs::read(s.dir.join("tls/server.pem")).expect("pem"),
+        std::fs::read(s.dir.join("tls/server.key")).expect("key"),
+    );
+
+    // Renewed at start-up once fewer than renew_before_days are left.
+    assert!(s.stop().success());
+    set_api_tls(&s.dir, "validity_days = 30\nrenew_before_days = 10\n");
+    s.start();
+    assert_eq!(renewals(&s), 1, "renewed once:\n{}", s.log());
+    let second = served_leaf(&s);
+    assert_ne!(second, first, "the new certificate is served");
+    assert_eq!(second, file_leaf(&s), "and stored");
+    assert_eq!(sans(&second), sans(&first), "with the same names");
+    let days = lifetime_days(&second);
+    assert!((29..=30).contains(&days), "lifetime {days} days");
+    let (status, body) = s.curl("GET", "/v1/cas", None);
+    assert_eq!(
+        status, 200,
+        "the API works over the new certificate: {body}"
+    );
+
+    // Not due again: a restart serves the same certificate.
+    assert!(s.stop().success());
+    s.start();
+    assert_eq!(renewals(&s), 1, "no second renewal");
+    assert_eq!(served_leaf(&s), second);
+
+    // A crash while writing the new files: an incomplete pair is dropped.
+    assert!(s.stop().success());
+    std::fs::write(s.dir.join("tls/server.pem.new"), b"-----BEGIN CERT").expect("write");
+    s.start();
+    assert!(s.log().contains("dropping an incomplete renewal"));
+    assert!(!s.dir.join("tls/server.pem.new").exists());
+    assert_eq!(served_leaf(&s), second, "the current pair stays");
+
+    // A crash between the two renames (certificate replaced, key not yet):
+    // the pending key matches the certificate, so the renewal is finished.
+    // The pair used here is the first (2-day) one, which is due again, so it is
+    // then renewed at once.
+    assert!(s.stop().success());
+    std::fs::write(s.dir.join("tls/server.pem"), &old_pair.0).expect("write");
+    std::fs::write(s.dir.join("tls/server.key.new"), &old_pair.1).expect("write");
+    s.start();
+    assert!(
+        s.log().contains("finishing an interrupted renewal"),
+        "{}",
+        s.log()
+    );
+    assert!(!s.dir.join("tls/server.key.new").exists());
+    assert_eq!(renewals(&s), 2, "the finished 2-day pair was renewed");
+    let third = served_leaf(&s);
+    assert!(third != first && third != second);
+    assert_eq!(third, file_leaf(&s));
+    let (status, _) = s.curl("GET", "/v1/cas", None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn an_impossible_renewal_setting_is_refused_at_start() {
+    let mut s = Server::init_with(&[], &[]);
+    set_api_tls(&s.dir, "validity_days = 30\nrenew_before_days = 30\n");
+    let out = run(Command::new(common::BIN)
+        .args(["serve", "--data-dir"])
+        .arg(&s.dir)
+        .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("renew_before_days"), "{err}");
+    // A sound setting starts.
+    set_api_tls(&s.dir, "validity_days = 30\nrenew_before_days = 7\n");
+    s.start();
+}
