@@ -27,6 +27,16 @@ struct Call {
 
 fn csr_body(ca: &str, names: &[&str], profile: &str, days: Option<u32>) -> Value {
     // A CSR for the first name (or an IP), with every name as a SAN.
+    csr_body_with_subject(ca, &format!("CN={}", names[0]), names, profile, days)
+}
+
+fn csr_body_with_subject(
+    ca: &str,
+    subject: &str,
+    names: &[&str],
+    profile: &str,
+    days: Option<u32>,
+) -> Value {
     use std::str::FromStr;
     let key =
         ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256).expect("key");
@@ -36,7 +46,7 @@ fn csr_body(ca: &str, names: &[&str], profile: &str, days: Option<u32>) -> Value
         .collect();
     let der = ca_core::csr::create_csr(
         &key,
-        &x509_cert::name::Name::from_str(&format!("CN={}", names[0])).expect("name"),
+        &x509_cert::name::Name::from_str(subject).expect("name"),
         &sans,
     )
     .expect("csr");
@@ -214,6 +224,22 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
                 )),
                 issuer_ok,
                 "issue allowed name",
+            );
+            // An allowed name under a subject that names someone else: the
+            // name limits bind the subject too.
+            add(
+                w,
+                "POST",
+                "/v1/certificates".into(),
+                Some(csr_body_with_subject(
+                    ca,
+                    "CN=svc-auditor,O=test",
+                    &["web.svc.example.internal"],
+                    "tls-server",
+                    Some(30),
+                )),
+                w == adm,
+                "issue allowed name under a forged subject",
             );
             add(
                 w,
@@ -569,4 +595,82 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
         )
     };
     assert!(ok, "{out}");
+}
+
+/// Whoever may issue client certificates under name limits cannot mint one
+/// whose subject a `subject` principal trusts: the escalation is refused, the
+/// names it was granted still work, and `subject_patterns` opens exactly what
+/// it names.
+#[test]
+fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
+    let s = Server::start_new();
+    let client_ca = s.config.client_auth_ca_id.clone();
+    let put = |id: &str, body: Value| {
+        let (st, v) = s.curl("PUT", &format!("/v1/policies/{id}"), Some(&body));
+        assert_eq!(st, 200, "{id}: {v}");
+    };
+    // Operators trust a subject...
+    put(
+        "ops-admins",
+        json!({"effect": "allow", "principals": [{"subject": "CN=*,O=ops admins"}],
+               "actions": ["administer", "issue", "revoke", "read", "audit"], "cas": ["*"],
+               "conditions": {"revoke_scope": "any"}}),
+    );
+    // ...and let a provisioning service issue client certificates for workloads.
+    let (cert, key, _) = common::client_identity(&s, "provisioner", "CN=provisioner,O=test");
+    put(
+        "provisioner",
+        json!({"effect": "allow", "principals": [{"subject": "CN=provisioner,O=test"}],
+               "actions": ["issue"], "cas": [client_ca],
+               "conditions": {"name_patterns": ["*.workloads.example.internal"],
+                              "profiles": ["tls-client"]}}),
+    );
+    let request = |subject: Option<&str>, names: &[&str]| {
+        let mut body = json!({"ca_id": client_ca, "names": names, "profile": "tls-client",
+                              "passphrase": "test-passphrase"});
+        if let Some(subj) = subject {
+            body["subject"] = json!(subj);
+        }
+        s.curl_as(&cert, &key, "POST", "/v1/certificates/request", Some(&body))
+    };
+    for forged in [
+        "CN=mallory,O=ops admins",
+        "CN=job.workloads.example.internal,O=ops admins",
+    ] {
+        let (st, v) = request(Some(forged), &["job.workloads.example.internal"]);
+        assert_eq!(st, 403, "{forged}: {v}");
+        assert_eq!(common::code(&v), "PolicyDenied");
+    }
+    let (st, v) = request(None, &["job.workloads.example.internal"]);
+    assert_eq!(st, 201, "CN = the requested name: {v}");
+    let (st, v) = request(
+        Some("CN=job.workloads.example.internal"),
+        &["job.workloads.example.internal"],
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = request(
+        Some("CN=other.workloads.example.internal"),
+        &["job.workloads.example.internal"],
+    );
+    assert_eq!(st, 403, "a CN that is not a requested name: {v}");
+
+    // subject_patterns allow exactly the subjects they name.
+    put(
+        "provisioner",
+        json!({"effect": "allow", "principals": [{"subject": "CN=provisioner,O=test"}],
+               "actions": ["issue"], "cas": [client_ca],
+               "conditions": {"name_patterns": ["*.workloads.example.internal"],
+                              "subject_patterns": ["CN=*,OU=batch,O=workloads"],
+                              "profiles": ["tls-client"]}}),
+    );
+    let (st, v) = request(
+        Some("CN=job-7,OU=batch,O=workloads"),
+        &["job.workloads.example.internal"],
+    );
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = request(
+        Some("CN=mallory,O=ops admins"),
+        &["job.workloads.example.internal"],
+    );
+    assert_eq!(st, 403, "{v}");
 }

@@ -90,6 +90,12 @@ pub struct Conditions {
     /// unless `ip_ranges` is empty too, which means no name limits at all.
     pub name_patterns: Vec<String>,
     pub ip_ranges: Vec<IpNet>,
+    /// Subjects allowed, as RFC 4514 strings where `*` matches any run of
+    /// characters (`CN=*,OU=batch,O=Example`). Empty: a grant with name limits
+    /// allows only an empty subject or a lone CN that is one of the requested
+    /// names, so an issuer cannot mint a subject that a `Subject` principal
+    /// elsewhere would trust; a grant without name limits allows any subject.
+    pub subject_patterns: Vec<String>,
     /// Allowed profile names; empty means any.
     pub profiles: Vec<String>,
     pub max_validity_days: Option<u32>,
@@ -143,6 +149,11 @@ impl Statement {
                 ));
             }
         }
+        for p in &self.conditions.subject_patterns {
+            if p.is_empty() || p.len() > 1024 {
+                return bad("subject patterns are 1 to 1024 characters".into());
+            }
+        }
         for p in &self.principals {
             if let Principal::Fingerprint(f) = p {
                 if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -170,10 +181,35 @@ pub struct Request<'a> {
     /// The alias the caller named the CA by, if any.
     pub ca_alias: Option<&'a str>,
     pub names: &'a [SanEntry],
+    /// For issuance: the subject asked for (RFC 4514; empty for an empty subject).
+    pub subject: Option<&'a RequestedSubject>,
     pub profile: Option<&'a str>,
     pub validity_days: Option<u32>,
     /// For revocation: the fingerprint of the identity that requested the certificate.
     pub owner_fingerprint: Option<&'a str>,
+}
+
+/// The subject of a certificate to be issued, as policies see it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RequestedSubject {
+    /// RFC 4514 form (as client identities are written), empty if no attributes.
+    pub rfc4514: String,
+    /// The CN's value when the subject is exactly one attribute, a commonName.
+    pub lone_cn: Option<String>,
+}
+
+impl RequestedSubject {
+    pub fn from_name(name: &x509_cert::name::Name) -> RequestedSubject {
+        let atvs: Vec<_> = name.0.iter().flat_map(|rdn| rdn.0.iter()).collect();
+        let lone_cn = match atvs.as_slice() {
+            [atv] if atv.oid == crate::oids::AT_COMMON_NAME => crate::csr::common_name(name),
+            _ => None,
+        };
+        RequestedSubject {
+            rfc4514: name.to_string(),
+            lone_cn,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -260,13 +296,52 @@ fn deny_covers(c: &Conditions, req: &Request<'_>) -> bool {
         || req
             .profile
             .is_some_and(|p| c.profiles.iter().any(|q| q == p));
+    let subject_hit = c.subject_patterns.is_empty()
+        || req
+            .subject
+            .is_some_and(|s| c.subject_patterns.iter().any(|p| glob(p, &s.rfc4514)));
     let validity_hit = match (c.max_validity_days, req.validity_days) {
         (None, _) => true,
         (Some(max), Some(days)) => days > max,
         // Unknown validity: the server's default may exceed it, so the deny holds.
         (Some(_), None) => true,
     };
-    names_hit && profile_hit && validity_hit
+    names_hit && subject_hit && profile_hit && validity_hit
+}
+
+fn san_value_is(name: &SanEntry, value: &str) -> bool {
+    match name {
+        SanEntry::Dns(d) | SanEntry::Email(d) => d.eq_ignore_ascii_case(value),
+        SanEntry::Ip(ip) => value.parse::<IpAddr>().is_ok_and(|v| v == *ip),
+    }
+}
+
+/// Why a grant's subject limits refuse the requested subject, if they do.
+fn subject_failure(c: &Conditions, names_limited: bool, req: &Request<'_>) -> Option<String> {
+    let subject = req.subject?;
+    if !c.subject_patterns.is_empty() {
+        if c.subject_patterns.iter().any(|p| glob(p, &subject.rfc4514)) {
+            return None;
+        }
+        return Some(format!(
+            "subject {:?} is not among the allowed subjects",
+            subject.rfc4514
+        ));
+    }
+    if !names_limited || subject.rfc4514.is_empty() {
+        return None;
+    }
+    let cn_is_a_requested_name = subject
+        .lone_cn
+        .as_deref()
+        .is_some_and(|cn| req.names.iter().any(|n| san_value_is(n, cn)));
+    if cn_is_a_requested_name {
+        return None;
+    }
+    Some(format!(
+        "subject {:?} is not allowed: this grant limits names, so the subject may only be empty or CN = one of the requested names (subject_patterns allows more)",
+        subject.rfc4514
+    ))
 }
 
 fn principal_matches(p: &Principal, caller: &Caller) -> bool {
@@ -299,6 +374,9 @@ fn condition_failure(
                         return Some(format!("{name} is not among the allowed names"));
                     }
                 }
+            }
+            if let Some(why) = subject_failure(c, !unlimited, req) {
+                return Some(why);
             }
             if let Some(profile) = req.profile {
                 if !c.profiles.is_empty() && !c.profiles.iter().any(|p| p == profile) {
@@ -465,6 +543,92 @@ mod tests {
             "alice@example.internal",
             &dns("example.internal")
         ));
+    }
+
+    fn subject(rfc4514: &str) -> RequestedSubject {
+        if rfc4514.is_empty() {
+            return RequestedSubject::from_name(&Default::default());
+        }
+        let name = crate::names::parse_subject(rfc4514).expect("subject parses");
+        RequestedSubject::from_name(&name)
+    }
+
+    #[test]
+    fn name_limited_grants_limit_the_subject_too() {
+        let issuer = caller("CN=deployer", "deployer.example.internal", &"b".repeat(64));
+        let limited = [allow(
+            "svc",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions {
+                name_patterns: vec!["*.svc.example.internal".into()],
+                ..Default::default()
+            },
+        )];
+        let names = [SanEntry::Dns("web.svc.example.internal".into())];
+        let decide = |statements: &[Statement], subj: &RequestedSubject| {
+            let req = Request {
+                ca: "ca-1",
+                names: &names,
+                subject: Some(subj),
+                ..Default::default()
+            };
+            evaluate(statements, &issuer, Action::Issue, &req)
+        };
+        // Allowed: no subject, or a lone CN that is a requested name.
+        assert!(decide(&limited, &subject("")).allowed);
+        assert!(decide(&limited, &subject("CN=WEB.svc.example.internal")).allowed);
+        // Refused: a subject another principal could be matched on.
+        for forged in [
+            "CN=admin",
+            "CN=admin,O=ca-server administrators",
+            "CN=web.svc.example.internal,O=ca-server administrators",
+            "CN=other.svc.example.internal",
+        ] {
+            let d = decide(&limited, &subject(forged));
+            assert!(!d.allowed, "{forged} was allowed");
+            assert!(d.reason.contains("subject"), "{}", d.reason);
+        }
+        // subject_patterns widen it, exactly as far as they say.
+        let patterned = [allow(
+            "batch",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions {
+                name_patterns: vec!["*.svc.example.internal".into()],
+                subject_patterns: vec!["CN=*,OU=batch,O=Example".into()],
+                ..Default::default()
+            },
+        )];
+        assert!(decide(&patterned, &subject("CN=job-7,OU=batch,O=Example")).allowed);
+        assert!(!decide(&patterned, &subject("CN=job-7,OU=ops,O=Example")).allowed);
+        assert!(!decide(&patterned, &subject("CN=admin")).allowed);
+        // A grant without name limits keeps allowing any subject.
+        let open = [allow(
+            "any",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions::default(),
+        )];
+        assert!(decide(&open, &subject("CN=admin,O=Example")).allowed);
+        // A deny naming subjects covers exactly those.
+        let mut deny = allow(
+            "no-admins",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions {
+                subject_patterns: vec!["*O=ca-server administrators*".into()],
+                ..Default::default()
+            },
+        );
+        deny.effect = Effect::Deny;
+        let with_deny = [deny, open[0].clone()];
+        assert!(!decide(&with_deny, &subject("CN=x,O=ca-server administrators")).allowed);
+        assert!(decide(&with_deny, &subject("CN=x,O=Example")).allowed);
     }
 
     #[test]

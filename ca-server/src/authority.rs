@@ -30,7 +30,7 @@ use crate::store::{
     ReserveOutcome, Revocation, Store, StoreError,
 };
 use crate::vault::{Vault, VaultError};
-use ca_core::policy::{Action as PolicyAction, Caller, Request as PolicyRequest};
+use ca_core::policy::{Action as PolicyAction, Caller, Request as PolicyRequest, RequestedSubject};
 
 /// Who is calling: taken from the verified client certificate.
 #[derive(Clone, Debug, Default)]
@@ -738,6 +738,7 @@ impl Authority {
                 ca: ca_id,
                 ca_alias: alias.as_deref(),
                 names: &request.sans,
+                subject: Some(&RequestedSubject::from_name(&request.subject)),
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
                 ..Default::default()
@@ -814,6 +815,7 @@ impl Authority {
                 ca: ca_id,
                 ca_alias: alias.as_deref(),
                 names: &sans,
+                subject: Some(&RequestedSubject::from_name(&subject)),
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
                 ..Default::default()
@@ -949,6 +951,7 @@ impl Authority {
                 ca: &ca_id,
                 ca_alias: alias.as_deref(),
                 names: &request.sans,
+                subject: Some(&RequestedSubject::from_name(&request.subject)),
                 profile: Some(profile.name()),
                 validity_days: Some(validity_days.unwrap_or(limits.default_days)),
                 ..Default::default()

@@ -10,8 +10,14 @@
 //!  "actions": ["issue", "read"],
 //!  "cas": ["ca-0123456789abcdef", "*"],
 //!  "conditions": {"name_patterns": ["*.svc.example.internal"], "ip_ranges": ["10.0.0.0/8"],
+//!                 "subject_patterns": ["CN=*,OU=batch,O=Example"],
 //!                 "profiles": ["tls-server"], "max_validity_days": 30, "revoke_scope": "own"}}
 //! ```
+//!
+//! An issue grant with name limits allows only an empty subject or a lone CN
+//! that is one of the requested names, unless `subject_patterns` allows more:
+//! otherwise whoever may issue from the client-auth CA could mint a subject
+//! that a `subject` principal trusts.
 
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
@@ -44,6 +50,8 @@ pub struct ConditionsDto {
     pub name_patterns: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ip_ranges: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subject_patterns: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +130,7 @@ impl StatementDto {
             conditions: Conditions {
                 name_patterns: c.name_patterns.clone(),
                 ip_ranges,
+                subject_patterns: c.subject_patterns.clone(),
                 profiles: c.profiles.clone(),
                 max_validity_days: c.max_validity_days,
                 revoke_scope,
