@@ -1,6 +1,7 @@
 //! The API's own TLS certificate is renewed by the server before it expires:
-//! same names, from the issuing CA, served at once and kept on disk; a renewal
-//! cut short by a crash is finished or dropped at the next start.
+//! same names, from the issuing CA, served at once (also while running) and
+//! kept on disk; a failed renewal never stops the server; a renewal cut short
+//! by a crash is finished or dropped at the next start.
 
 mod common;
 
@@ -78,6 +79,25 @@ fn set_api_tls(dir: &Path, section: &str) {
     std::fs::write(&path, format!("{text}\n[api_tls]\n{section}")).expect("config");
 }
 
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+fn set_issuing_status(s: &Server, status: &str) {
+    let path = format!("/v1/cas/{}", s.config.issuing_ca_id);
+    let (st, v) = s.curl(
+        "PATCH",
+        &path,
+        Some(&serde_json::json!({ "status": status })),
+    );
+    assert_eq!(st, 200, "{status}: {v}");
+}
+
 #[test]
 fn the_api_certificate_is_renewed_before_it_expires() {
     let mut s = Server::init_with(&["--tls-days", "2"], &[]);
@@ -95,17 +115,49 @@ fn the_api_certificate_is_renewed_before_it_expires() {
         std::fs::read(s.dir.join("tls/server.key")).expect("key"),
     );
 
-    // Renewed at start-up once fewer than renew_before_days are left.
+    // Due (fewer than renew_before_days left) while the issuing CA is disabled:
+    // the renewal fails, and the server still starts with the current certificate.
+    set_issuing_status(&s, "DISABLED");
     assert!(s.stop().success());
-    set_api_tls(&s.dir, "validity_days = 30\nrenew_before_days = 10\n");
+    set_api_tls(
+        &s.dir,
+        "validity_days = 30\nrenew_before_days = 10\ncheck_interval_secs = 1\n",
+    );
     s.start();
+    assert!(
+        s.log().contains("renewing the API TLS certificate failed"),
+        "{}",
+        s.log()
+    );
+    assert_eq!(
+        served_leaf(&s),
+        first,
+        "the current certificate stays served"
+    );
+
+    // Once the CA issues again, the running server renews at its next check
+    // and new handshakes get the new certificate, without a restart.
+    set_issuing_status(&s, "ACTIVE");
+    let started = std::time::Instant::now();
+    let second = loop {
+        let leaf = served_leaf(&s);
+        if leaf != first {
+            break leaf;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "not renewed while running:\n{}",
+            s.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(renewals(&s), 1, "renewed once:\n{}", s.log());
-    let second = served_leaf(&s);
-    assert_ne!(second, first, "the new certificate is served");
     assert_eq!(second, file_leaf(&s), "and stored");
     assert_eq!(sans(&second), sans(&first), "with the same names");
     let days = lifetime_days(&second);
     assert!((29..=30).contains(&days), "lifetime {days} days");
+    assert_eq!(mode(&s.dir.join("tls/server.key")), 0o600);
+    assert_eq!(mode(&s.dir.join("tls/server.pem")), 0o600);
     let (status, body) = s.curl("GET", "/v1/cas", None);
     assert_eq!(
         status, 200,
@@ -121,29 +173,45 @@ fn the_api_certificate_is_renewed_before_it_expires() {
     // A crash while writing the new files: an incomplete pair is dropped.
     assert!(s.stop().success());
     std::fs::write(s.dir.join("tls/server.pem.new"), b"-----BEGIN CERT").expect("write");
+    std::fs::write(s.dir.join("tls/server.key.new"), &old_pair.1[..40]).expect("write");
     s.start();
     assert!(s.log().contains("dropping an incomplete renewal"));
     assert!(!s.dir.join("tls/server.pem.new").exists());
+    assert!(!s.dir.join("tls/server.key.new").exists());
     assert_eq!(served_leaf(&s), second, "the current pair stays");
+
+    // A crash after both files were written, before any rename: the complete
+    // pending pair is put in place. (The pair used here is the first, 2-day
+    // one, which is due, so it is then renewed at once.)
+    assert!(s.stop().success());
+    std::fs::write(s.dir.join("tls/server.pem.new"), &old_pair.0).expect("write");
+    std::fs::write(s.dir.join("tls/server.key.new"), &old_pair.1).expect("write");
+    s.start();
+    assert_eq!(
+        s.log().matches("finishing an interrupted renewal").count(),
+        1,
+        "{}",
+        s.log()
+    );
+    assert_eq!(renewals(&s), 2, "the finished 2-day pair was renewed");
+    let third = served_leaf(&s);
+    assert!(third != first && third != second);
 
     // A crash between the two renames (certificate replaced, key not yet):
     // the pending key matches the certificate, so the renewal is finished.
-    // The pair used here is the first (2-day) one, which is due again, so it is
-    // then renewed at once.
     assert!(s.stop().success());
     std::fs::write(s.dir.join("tls/server.pem"), &old_pair.0).expect("write");
     std::fs::write(s.dir.join("tls/server.key.new"), &old_pair.1).expect("write");
     s.start();
-    assert!(
-        s.log().contains("finishing an interrupted renewal"),
-        "{}",
-        s.log()
+    assert_eq!(
+        s.log().matches("finishing an interrupted renewal").count(),
+        2
     );
     assert!(!s.dir.join("tls/server.key.new").exists());
-    assert_eq!(renewals(&s), 2, "the finished 2-day pair was renewed");
-    let third = served_leaf(&s);
-    assert!(third != first && third != second);
-    assert_eq!(third, file_leaf(&s));
+    assert_eq!(renewals(&s), 3);
+    let fourth = served_leaf(&s);
+    assert!(fourth != first && fourth != third);
+    assert_eq!(fourth, file_leaf(&s));
     let (status, _) = s.curl("GET", "/v1/cas", None);
     assert_eq!(status, 200);
 }

@@ -28,9 +28,6 @@ use zeroize::Zeroizing;
 use crate::authority::{Authority, Identity, NewKeyRequest};
 use crate::config::Config;
 
-/// How often a running server checks whether its certificate is due.
-const CHECK_EVERY: Duration = Duration::from_secs(3600);
-
 /// The certificate new handshakes get; replaced in place on renewal.
 #[derive(Debug)]
 pub struct ApiCertSlot {
@@ -129,6 +126,15 @@ fn recover(cert: &Path, key: &Path) -> anyhow::Result<()> {
             }
         }
     } else {
+        // The renamed certificate needs its pending key: dropping that would
+        // leave a pair that can never match, so stop and say what to do.
+        if let Err(e) = read_pair(cert, key) {
+            anyhow::bail!(
+                "an interrupted renewal left {} and {} unusable ({e:#}); restore a matching certificate and key",
+                cert.display(),
+                key.display()
+            );
+        }
         tracing::warn!("dropping an incomplete renewal of the API TLS certificate");
         for p in [&cert_new, &key_new] {
             if p.exists() {
@@ -136,7 +142,8 @@ fn recover(cert: &Path, key: &Path) -> anyhow::Result<()> {
             }
         }
     }
-    sync_parent(cert)
+    sync_parent(cert)?;
+    sync_parent(key)
 }
 
 fn sync_parent(path: &Path) -> anyhow::Result<()> {
@@ -163,12 +170,22 @@ pub fn store(
     key_pem: &Zeroizing<String>,
 ) -> anyhow::Result<()> {
     let (cert, key) = paths(data_dir, config);
+    for p in [pending(&cert), pending(&key)] {
+        // A stale file would keep its old mode: start from a new one (0600).
+        match std::fs::remove_file(&p) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", p.display()));
+            }
+            _ => {}
+        }
+    }
     crate::init::write_private(&pending(&cert), chain_pem.as_bytes())?;
     crate::init::write_private(&pending(&key), key_pem.as_bytes())?;
     std::fs::rename(pending(&cert), &cert)
         .with_context(|| format!("replacing {}", cert.display()))?;
     std::fs::rename(pending(&key), &key).with_context(|| format!("replacing {}", key.display()))?;
-    sync_parent(&cert)
+    sync_parent(&cert)?;
+    sync_parent(&key)
 }
 
 /// notAfter and the names (DNS and IP SANs) of a certificate.
@@ -206,7 +223,10 @@ pub fn renewal_due(not_after: OffsetDateTime, now: OffsetDateTime, config: &Conf
 
 /// Renew the served certificate if it is due: issue a new one with the same
 /// names from the default issuing CA, store it, and serve it. Returns whether
-/// it renewed.
+/// it renewed. It does not renew (and says why in the log) when renewal is
+/// switched off, when the issuing CA does not chain to this server's root
+/// (clients would not trust the new certificate), or when the issuing CA
+/// expires too soon for a renewal to help (it would renew on every check).
 pub async fn renew_if_due(
     auth: &Authority,
     data_dir: &Path,
@@ -214,22 +234,49 @@ pub async fn renew_if_due(
 ) -> anyhow::Result<bool> {
     let config = &auth.config;
     let (not_after, names) = expiry_and_names(&slot.leaf_der())?;
-    if !renewal_due(not_after, OffsetDateTime::now_utc(), config) {
+    let now = OffsetDateTime::now_utc();
+    if !renewal_due(not_after, now, config) {
+        return Ok(false);
+    }
+    if !config.api_tls.auto_renew {
+        tracing::warn!(%not_after, "the API TLS certificate is due for renewal, and api_tls.auto_renew is off");
         return Ok(false);
     }
     if names.is_empty() {
         anyhow::bail!("the API TLS certificate has no DNS or IP names to renew with");
     }
-    let key_algorithm = "ec-p256";
+    let (ca_id, _) = auth
+        .resolve_ca(&auth.default_ca())
+        .map_err(|e| anyhow::anyhow!("the issuing CA: {e}"))?;
+    let ca = auth
+        .get_ca(&ca_id)
+        .map_err(|e| anyhow::anyhow!("the issuing CA: {e}"))?;
+    if !chains_to_root(auth, &ca)? {
+        anyhow::bail!(
+            "the issuing CA {ca_id} does not chain to this server's root {}: clients would not trust a certificate from it",
+            config.root_ca_id
+        );
+    }
+    let ca_not_after = ca
+        .not_after
+        .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok())
+        .unwrap_or(now);
+    // Issuance never runs past the issuer, so a renewal must gain at least a
+    // day on the current certificate to be worth one.
+    if ca_not_after <= not_after + time::Duration::days(1) {
+        anyhow::bail!(
+            "the issuing CA {ca_id} expires {ca_not_after}, no later than the API certificate ({not_after}): rotate the issuing CA"
+        );
+    }
     let (view, key) = auth
         .issue_with_new_key(
             &Identity::internal("ca-server API TLS renewal"),
-            &auth.default_ca(),
+            &ca_id,
             &NewKeyRequest {
                 names: &names,
                 subject: None,
                 profile: "tls-server",
-                key_algorithm,
+                key_algorithm: "ec-p256",
                 validity_days: Some(config.api_tls_validity_days()),
             },
         )
@@ -249,13 +296,27 @@ pub async fn renew_if_due(
         "renewed the API TLS certificate"
     );
     if renewal_due(new_not_after, OffsetDateTime::now_utc(), config) {
-        // Capped by the issuing CA's own expiry: rotating that CA is the fix.
         tracing::warn!(
             not_after = %new_not_after,
-            "the renewed API TLS certificate is due again at once: the issuing CA expires soon; rotate it"
+            "the renewed API TLS certificate is already in its renewal window: the issuing CA expires soon; rotate it"
         );
     }
     Ok(true)
+}
+
+/// Whether `ca` is this server's root or chains to it (the chain ends at the root).
+fn chains_to_root(auth: &Authority, ca: &crate::store::CaRecord) -> anyhow::Result<bool> {
+    let root_id = &auth.config.root_ca_id;
+    if &ca.id == root_id {
+        return Ok(true);
+    }
+    let root = auth
+        .get_ca(root_id)
+        .map_err(|e| anyhow::anyhow!("this server's root CA: {e}"))?;
+    let root_pem = root.certificate_pem.unwrap_or_default();
+    let top = ca.chain_pem.last().map(String::as_str).unwrap_or_default();
+    let der = |pem: &str| ca_core::pem::decode("CERTIFICATE", pem).ok();
+    Ok(der(top).is_some() && der(top) == der(&root_pem))
 }
 
 /// Leaf and intermediates as PEM (the root is what clients already trust).
@@ -267,22 +328,31 @@ pub fn chain_pem(leaf_der: &[u8], chain_der: &[Vec<u8>]) -> String {
     pem
 }
 
-/// Check every `CHECK_EVERY` while the server runs; a failed renewal is logged
-/// and retried at the next check (the current certificate stays served).
+/// Renew if due; a failure is logged, never fatal: the current certificate
+/// stays served (it may have months left) and the next check retries, so an
+/// operator can still reach the API to fix the cause (e.g. re-enable the CA).
+pub async fn renew_or_log(auth: &Authority, data_dir: &Path, slot: &ApiCertSlot) {
+    if let Err(e) = renew_if_due(auth, data_dir, slot).await {
+        tracing::error!(error = %format!("{e:#}"), "renewing the API TLS certificate failed; serving the current one");
+    }
+}
+
+/// Check every `api_tls.check_interval_secs` while the server runs; a failed
+/// renewal is logged and retried at the next check (the current certificate
+/// stays served).
 pub fn spawn_renewer(
     auth: Arc<Authority>,
     data_dir: PathBuf,
     slot: Arc<ApiCertSlot>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(CHECK_EVERY);
+        let every = Duration::from_secs(auth.config.api_tls.check_interval_secs.max(1));
+        let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await; // the first tick is immediate; start-up already checked
         loop {
             tick.tick().await;
-            if let Err(e) = renew_if_due(&auth, &data_dir, &slot).await {
-                tracing::error!(error = %format!("{e:#}"), "renewing the API TLS certificate failed");
-            }
+            renew_or_log(&auth, &data_dir, &slot).await;
         }
     })
 }

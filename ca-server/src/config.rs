@@ -96,15 +96,30 @@ pub struct Config {
 
 /// The management API's TLS certificate is renewed by the server itself, from
 /// the issuing CA, with the same names, before it expires.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiTlsConfig {
+    /// Renew automatically (off: a due certificate is only warned about).
+    pub auto_renew: bool,
+    /// Seconds between checks while running.
+    pub check_interval_secs: u64,
     /// Lifetime of a renewed certificate (default: the tls-server maximum).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub validity_days: Option<u32>,
     /// Renew once fewer days than this are left (default: a third of the lifetime).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew_before_days: Option<u32>,
+}
+
+impl Default for ApiTlsConfig {
+    fn default() -> Self {
+        ApiTlsConfig {
+            auto_renew: true,
+            check_interval_secs: 3600,
+            validity_days: None,
+            renew_before_days: None,
+        }
+    }
 }
 
 /// Who signs OCSP responses.
@@ -218,6 +233,12 @@ impl Config {
             if v.default_days == 0 || v.default_days > v.max_days {
                 anyhow::bail!("validity.{name}: need 1 <= default_days <= max_days");
             }
+        }
+        if self.tls_cert == self.tls_key {
+            anyhow::bail!("tls_cert and tls_key must be two files (renewal replaces each)");
+        }
+        if self.api_tls.check_interval_secs == 0 {
+            anyhow::bail!("api_tls.check_interval_secs must be at least 1");
         }
         let max = self.limits(Profile::TlsServer).max_days;
         if let Some(d) = self.api_tls.validity_days {

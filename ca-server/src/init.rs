@@ -88,7 +88,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         revocation: Default::default(),
         api_tls: crate::config::ApiTlsConfig {
             validity_days: opts.tls_days,
-            renew_before_days: None,
+            ..Default::default()
         },
     };
     config.check()?;

@@ -102,9 +102,7 @@ pub async fn serve(
     let api_cert = crate::api_tls::ApiCertSlot::new(
         crate::api_tls::load(&data_dir, &config).context("the API TLS certificate")?,
     );
-    crate::api_tls::renew_if_due(&auth, &data_dir, &api_cert)
-        .await
-        .context("renewing the API TLS certificate")?;
+    crate::api_tls::renew_or_log(&auth, &data_dir, &api_cert).await;
     let renewer = crate::api_tls::spawn_renewer(auth.clone(), data_dir.clone(), api_cert.clone());
     let tls = crate::tls::server_config(api_cert, &client_ca_der)?;
 
