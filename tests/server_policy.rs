@@ -653,6 +653,43 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
         &["job.workloads.example.internal"],
     );
     assert_eq!(st, 403, "a CN that is not a requested name: {v}");
+    // Names in the CLI's `DNS:` form: the default CN is the bare name.
+    let (st, v) = request(None, &["DNS:job2.workloads.example.internal"]);
+    assert_eq!(st, 201, "{v}");
+    let der =
+        ca_core::pem::decode("CERTIFICATE", v["certificate"].as_str().expect("pem")).expect("der");
+    let issued = <x509_cert::Certificate as der::Decode>::from_der(&der).expect("certificate");
+    assert_eq!(
+        issued.tbs_certificate.subject.to_string(),
+        "CN=job2.workloads.example.internal"
+    );
+    // Renewing someone else's client certificate with one's own CSR would copy
+    // its subject onto a key one holds: refused like any other subject.
+    let admin_pem = std::fs::read_to_string(s.admin_dir().join("admin.pem")).expect("admin.pem");
+    let admin_der = ca_core::pem::decode("CERTIFICATE", &admin_pem).expect("der");
+    let admin_cert = <x509_cert::Certificate as der::Decode>::from_der(&admin_der).expect("cert");
+    let admin_serial: String = admin_cert
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let own_csr = csr_body(
+        &client_ca,
+        &["job.workloads.example.internal"],
+        "tls-client",
+        None,
+    );
+    let (st, v) = s.curl_as(
+        &cert,
+        &key,
+        "POST",
+        &format!("/v1/certificates/{admin_serial}/renew"),
+        Some(&json!({"csr": own_csr["csr"]})),
+    );
+    assert_eq!(st, 403, "renewing the admin's certificate: {v}");
+    assert_eq!(common::code(&v), "PolicyDenied");
 
     // subject_patterns allow exactly the subjects they name.
     put(
@@ -673,4 +710,15 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
         &["job.workloads.example.internal"],
     );
     assert_eq!(st, 403, "{v}");
+    // `*` stays inside one attribute value.
+    for smuggled in [
+        "CN=m,OU=ops admins,OU=batch,O=workloads",
+        "CN=m+O=ops admins,OU=batch,O=workloads",
+    ] {
+        let (st, v) = request(Some(smuggled), &["job.workloads.example.internal"]);
+        assert_eq!(st, 403, "{smuggled}: {v}");
+    }
+    // The patterns add to the default rule: CN = a requested name still works.
+    let (st, v) = request(None, &["job.workloads.example.internal"]);
+    assert_eq!(st, 201, "{v}");
 }

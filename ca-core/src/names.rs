@@ -127,6 +127,14 @@ pub fn validate_email(addr: &str) -> Result<String, NameError> {
 impl SanEntry {
     /// Parse a user-supplied name: `DNS:x`, `IP:x`, `email:x`, or a bare value
     /// (an IP address if it parses as one, an email if it has an `@`, else DNS).
+    /// The bare value, without the `DNS:` / `IP:` / `email:` prefix.
+    pub fn value(&self) -> String {
+        match self {
+            SanEntry::Dns(d) | SanEntry::Email(d) => d.clone(),
+            SanEntry::Ip(ip) => ip.to_string(),
+        }
+    }
+
     pub fn parse(input: &str) -> Result<SanEntry, NameError> {
         let input = input.trim();
         let lower = input.to_ascii_lowercase();

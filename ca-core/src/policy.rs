@@ -90,8 +90,10 @@ pub struct Conditions {
     /// unless `ip_ranges` is empty too, which means no name limits at all.
     pub name_patterns: Vec<String>,
     pub ip_ranges: Vec<IpNet>,
-    /// Subjects allowed, as RFC 4514 strings where `*` matches any run of
-    /// characters (`CN=*,OU=batch,O=Example`). Empty: a grant with name limits
+    /// Subjects allowed besides the default, as RFC 4514 strings where `*`
+    /// matches any run of characters within one attribute value (never a `,`
+    /// or `+`; in a deny statement it spans attributes, so a deny errs wide):
+    /// `CN=*,OU=batch,O=Example`. By default a grant with name limits
     /// allows only an empty subject or a lone CN that is one of the requested
     /// names, so an issuer cannot mint a subject that a `Subject` principal
     /// elsewhere would trust; a grant without name limits allows any subject.
@@ -245,6 +247,32 @@ fn glob(pattern: &str, value: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
+/// Subject pattern match: like [`glob`], but `*` stays inside one attribute
+/// value, so `CN=*,O=Example` cannot swallow extra attributes
+/// (`CN=x,OU=ops,O=Example`) or multi-valued RDNs (`CN=x+OU=ops,O=Example`).
+fn subject_glob(pattern: &str, value: &str) -> bool {
+    let p: Vec<char> = pattern.to_lowercase().chars().collect();
+    let v: Vec<char> = value.to_lowercase().chars().collect();
+    // matches[j]: the pattern so far matches v[..j]. One pass per pattern char.
+    let mut matches = vec![false; v.len() + 1];
+    matches[0] = true;
+    for pc in p {
+        let mut next = vec![false; v.len() + 1];
+        if pc == '*' {
+            for j in 0..=v.len() {
+                next[j] =
+                    matches[j] || (j > 0 && next[j - 1] && v[j - 1] != ',' && v[j - 1] != '+');
+            }
+        } else {
+            for j in 1..=v.len() {
+                next[j] = matches[j - 1] && v[j - 1] == pc;
+            }
+        }
+        matches = next;
+    }
+    matches[v.len()]
+}
+
 /// DNS pattern match: `*.` stands for exactly one label; otherwise an exact match.
 fn name_matches(pattern: &str, name: &SanEntry) -> bool {
     let pattern = pattern.to_ascii_lowercase();
@@ -299,6 +327,7 @@ fn deny_covers(c: &Conditions, req: &Request<'_>) -> bool {
     let subject_hit = c.subject_patterns.is_empty()
         || req
             .subject
+            // A deny errs wide: its `*` spans attributes too.
             .is_some_and(|s| c.subject_patterns.iter().any(|p| glob(p, &s.rfc4514)));
     let validity_hit = match (c.max_validity_days, req.validity_days) {
         (None, _) => true,
@@ -311,24 +340,22 @@ fn deny_covers(c: &Conditions, req: &Request<'_>) -> bool {
 
 fn san_value_is(name: &SanEntry, value: &str) -> bool {
     match name {
-        SanEntry::Dns(d) | SanEntry::Email(d) => d.eq_ignore_ascii_case(value),
         SanEntry::Ip(ip) => value.parse::<IpAddr>().is_ok_and(|v| v == *ip),
+        other => other.value().eq_ignore_ascii_case(value),
     }
 }
 
 /// Why a grant's subject limits refuse the requested subject, if they do.
 fn subject_failure(c: &Conditions, names_limited: bool, req: &Request<'_>) -> Option<String> {
     let subject = req.subject?;
-    if !c.subject_patterns.is_empty() {
-        if c.subject_patterns.iter().any(|p| glob(p, &subject.rfc4514)) {
-            return None;
-        }
-        return Some(format!(
-            "subject {:?} is not among the allowed subjects",
-            subject.rfc4514
-        ));
+    if c.subject_patterns
+        .iter()
+        .any(|p| subject_glob(p, &subject.rfc4514))
+    {
+        return None;
     }
-    if !names_limited || subject.rfc4514.is_empty() {
+    let limited = names_limited || !c.subject_patterns.is_empty();
+    if !limited || subject.rfc4514.is_empty() {
         return None;
     }
     let cn_is_a_requested_name = subject
@@ -339,7 +366,7 @@ fn subject_failure(c: &Conditions, names_limited: bool, req: &Request<'_>) -> Op
         return None;
     }
     Some(format!(
-        "subject {:?} is not allowed: this grant limits names, so the subject may only be empty or CN = one of the requested names (subject_patterns allows more)",
+        "subject {:?} is not allowed: this grant limits names or subjects, so the subject may only be empty, CN = one of the requested names, or match its subject_patterns",
         subject.rfc4514
     ))
 }
@@ -603,6 +630,12 @@ mod tests {
             },
         )];
         assert!(decide(&patterned, &subject("CN=job-7,OU=batch,O=Example")).allowed);
+        // `*` stays inside one value: no extra attributes, no multi-valued RDN.
+        assert!(!decide(&patterned, &subject("CN=m,OU=ops,OU=batch,O=Example")).allowed);
+        assert!(!decide(&patterned, &subject("CN=m+OU=ops,OU=batch,O=Example")).allowed);
+        // The patterns add to the default, they do not replace it.
+        assert!(decide(&patterned, &subject("")).allowed);
+        assert!(decide(&patterned, &subject("CN=web.svc.example.internal")).allowed);
         assert!(!decide(&patterned, &subject("CN=job-7,OU=ops,O=Example")).allowed);
         assert!(!decide(&patterned, &subject("CN=admin")).allowed);
         // A grant without name limits keeps allowing any subject.

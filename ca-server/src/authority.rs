@@ -796,7 +796,8 @@ impl Authority {
         let subject = match subject {
             Some(s) => parse_subject(s)?,
             None => {
-                let cn = names.first().map(|n| n.trim()).unwrap_or_default();
+                // The first name's value (`DNS:web.example` gives `web.example`).
+                let cn = sans.first().map(SanEntry::value).unwrap_or_default();
                 if cn.chars().count() <= 64 && !cn.is_empty() {
                     let escaped = cn
                         .replace('\\', "\\\\")
