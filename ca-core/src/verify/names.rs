@@ -206,22 +206,37 @@ pub(crate) fn cn_problem(cn: &str, dns: &[&str], ips: &[IpAddr]) -> Option<Strin
 }
 
 /// The SAN of which `cn` is a sibling host (same parent zone, below a registrable
-/// domain), when no SAN covers `cn` itself.
+/// domain), when no SAN covers `cn` itself. A wildcard CN (`*.example.com`)
+/// names every host of its base zone, so it is a sibling of each of them.
 fn sibling_san<'a>(cn: &str, dns: &[&'a str]) -> Option<&'a str> {
-    if !is_valid_dns_name(cn, false) || dns.iter().any(|d| dns_name_matches(d, cn)) {
+    let cn = cn.strip_suffix('.').unwrap_or(cn).to_ascii_lowercase();
+    let labels: Vec<&str> = cn.split('.').collect();
+    // Host-name shaped (underscores too, as some hosts use them); `*` leftmost only.
+    let host_shaped = labels.iter().enumerate().all(|(i, l)| {
+        (i == 0 && *l == "*")
+            || (!l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    });
+    if !host_shaped || dns.iter().any(|d| dns_name_matches(d, &cn)) {
         return None;
     }
-    let zone = |name: &str| -> Option<String> {
-        let parent = name.split_once('.')?.1.to_ascii_lowercase();
-        // A TLD or a public suffix is not one owner's zone: `a.com` and `b.com`
-        // are unrelated.
-        let below_registrable =
-            parent.contains('.') && !MULTI_LABEL_PUBLIC_SUFFIXES.contains(&parent.as_str());
-        below_registrable.then_some(parent)
+    // A TLD or a public suffix is not one owner's zone: `a.com` and `b.com`
+    // are unrelated.
+    let owned_zone = |zone: String| {
+        (zone.contains('.') && !MULTI_LABEL_PUBLIC_SUFFIXES.contains(&zone.as_str()))
+            .then_some(zone)
     };
-    let cn_zone = zone(cn)?;
+    let parent = |name: &str| name.split_once('.').map(|(_, p)| p.to_ascii_lowercase());
+    let cn_zone = match cn.strip_prefix("*.") {
+        Some(base) => owned_zone(base.to_string())?,
+        None => owned_zone(parent(&cn)?)?,
+    };
     dns.iter()
-        .find(|d| !d.starts_with("*.") && zone(d).as_deref() == Some(cn_zone.as_str()))
+        .find(|d| {
+            let d = d.strip_suffix('.').unwrap_or(d);
+            !d.starts_with("*.") && parent(d).as_deref() == Some(cn_zone.as_str())
+        })
         .copied()
 }
 
@@ -343,5 +358,13 @@ mod tests {
         assert!(cn_problem("bad.example.com", &["test.localhost"], &[]).is_none());
         assert!(cn_problem("a.com", &["b.com"], &[]).is_none());
         assert!(cn_problem("a.co.uk", &["b.co.uk"], &[]).is_none());
+        // Spelling does not dodge it: case, a trailing dot, underscores, wildcards.
+        assert!(cn_problem("NotInSan.Example.com", &sans, &[]).is_some());
+        assert!(cn_problem("notinsan.example.com.", &sans, &[]).is_some());
+        assert!(cn_problem("not_in_san.example.com", &sans, &[]).is_some());
+        assert!(cn_problem("*.example.com", &sans, &[]).is_some());
+        assert!(cn_problem("valid.example.com.", &sans, &[]).is_none());
+        assert!(cn_problem("*.example.com", &["*.example.com"], &[]).is_none());
+        assert!(cn_problem("x.example.com", &["VALID.example.com"], &[]).is_some());
     }
 }
