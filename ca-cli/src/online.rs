@@ -647,6 +647,7 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
                 if all.len() > 1_000_000 {
                     bail!("more than a million certificates: narrow the listing with --ca, --status or --limit");
                 }
+                out.progress(&format!("{} certificates so far, fetching more", all.len()));
             }
             let v = json!({ "certificates": all, "next_cursor": cursor });
             out.emit(&v, || {
