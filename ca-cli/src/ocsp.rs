@@ -61,31 +61,6 @@ fn aia_url(cert: &x509_cert::Certificate, method: const_oid::ObjectIdentifier) -
     })
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// OCSPRequest { TBSRequest { requestList { Request { CertID } }, [2] nonce } }.
-fn request_der(cert_id_der: &[u8], nonce_ext_value: Option<&[u8]>) -> Vec<u8> {
-    let mut tbs = tlv(0x30, &tlv(0x30, cert_id_der));
-    if let Some(v) = nonce_ext_value {
-        let mut ext = ID_PKIX_OCSP_NONCE.to_der().unwrap_or_default();
-        ext.extend(tlv(0x04, v));
-        tbs.extend(tlv(0xa2, &tlv(0x30, &tlv(0x30, &ext))));
-    }
-    tlv(0x30, &tlv(0x30, &tbs))
-}
-
 /// Base64 (standard alphabet) with the URL-special characters escaped (RFC 6960 A.1).
 fn url_base64(data: &[u8]) -> String {
     const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -152,15 +127,24 @@ pub fn run(a: &OcspArgs, out: &Out) -> Result<()> {
             .context("the certificate names no OCSP URL: give --url")?,
     };
     let serial = Serial::from_bytes(leaf.tbs_certificate.serial_number.as_bytes());
-    let cert_id = CertIdInfo::for_serial(&ca, &serial, HashAlg::Sha1)?.to_der()?;
+    let cert_id_info = CertIdInfo::for_serial(&ca, &serial, HashAlg::Sha1)?;
+    let cert_id = cert_id_info.to_der()?;
     let nonce = if *no_nonce {
         None
     } else {
         let mut n = [0u8; 16];
         aws_lc_rs::rand::fill(&mut n).map_err(|_| anyhow::anyhow!("random nonce"))?;
-        Some(tlv(0x04, &n))
+        Some(n)
     };
-    let req = request_der(&cert_id, nonce.as_deref());
+    let req = ca_core::ocsp::encode_request(
+        std::slice::from_ref(&cert_id_info),
+        nonce.as_ref().map(|n| &n[..]),
+    )?;
+    // The nonce extension's value, as the responder echoes it.
+    let nonce_ext_value = match &nonce {
+        Some(n) => Some(der::asn1::OctetString::new(&n[..])?.to_der()?),
+        None => None,
+    };
     let get = format!("{url}/{}", url_base64(&req));
     out.progress(&format!("asking {url}"));
     let body = crate::client::http_get(&get)?;
@@ -206,7 +190,7 @@ pub fn run(a: &OcspArgs, out: &Out) -> Result<()> {
         .iter()
         .find(|r| r.cert_id.to_der().is_ok_and(|d| d == cert_id))
         .context("the response does not answer for this certificate")?;
-    let nonce_echoed = nonce.as_ref().map(|n| {
+    let nonce_echoed = nonce_ext_value.as_ref().map(|n| {
         data.response_extensions
             .iter()
             .flatten()

@@ -283,6 +283,36 @@ impl OcspRequestInfo {
     }
 }
 
+/// An unsigned OCSPRequest for `ids` (RFC 6960 4.1.1), with the nonce
+/// extension (RFC 8954: an OCTET STRING of the nonce) when `nonce` is given:
+/// what a relying party sends.
+pub fn encode_request(ids: &[CertIdInfo], nonce: Option<&[u8]>) -> Result<Vec<u8>, OcspError> {
+    let request_extensions = match nonce {
+        Some(n) => Some(vec![Extension {
+            extn_id: ID_PKIX_OCSP_NONCE,
+            critical: false,
+            extn_value: OctetString::new(OctetString::new(n)?.to_der()?)?,
+        }]),
+        None => None,
+    };
+    let request = OcspRequest {
+        tbs_request: x509_ocsp::TbsRequest {
+            version: x509_ocsp::Version::V1,
+            requestor_name: None,
+            request_list: ids
+                .iter()
+                .map(|id| x509_ocsp::Request {
+                    req_cert: id.raw.clone(),
+                    single_request_extensions: None,
+                })
+                .collect(),
+            request_extensions,
+        },
+        optional_signature: None,
+    };
+    Ok(request.to_der()?)
+}
+
 /// Parse a DER OCSPRequest. Never panics; every refusal is an [`OcspError`]
 /// whose [`OcspError::to_response`] is the `malformedRequest` response.
 pub fn parse_request(der: &[u8]) -> Result<OcspRequestInfo, OcspError> {
@@ -859,31 +889,7 @@ mod tests {
     }
 
     fn request_der(ids: &[CertIdInfo], nonce: Option<&[u8]>) -> Vec<u8> {
-        let exts = nonce.map(|n| {
-            vec![Extension {
-                extn_id: ID_PKIX_OCSP_NONCE,
-                critical: false,
-                extn_value: OctetString::new(OctetString::new(n).unwrap().to_der().unwrap())
-                    .unwrap(),
-            }]
-        });
-        OcspRequest {
-            tbs_request: x509_ocsp::TbsRequest {
-                version: x509_ocsp::Version::V1,
-                requestor_name: None,
-                request_list: ids
-                    .iter()
-                    .map(|id| x509_ocsp::Request {
-                        req_cert: id.raw.clone(),
-                        single_request_extensions: None,
-                    })
-                    .collect(),
-                request_extensions: exts,
-            },
-            optional_signature: None,
-        }
-        .to_der()
-        .unwrap()
+        encode_request(ids, nonce).unwrap()
     }
 
     fn decode(resp: &[u8]) -> (OcspResponseStatus, Option<BasicOcspResponse>) {

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ca_core::cert::CaCertificate;
-use ca_core::ocsp::{CertIdInfo, HashAlg};
+use ca_core::ocsp::{encode_request, CertIdInfo, HashAlg};
 use ca_core::serial::Serial;
 use ca_server::client::ApiClient;
 use ca_server::config::{ClientProfile, Config};
@@ -138,37 +138,6 @@ fn pct(v: &mut [u64], q: f64) -> f64 {
     v.sort_unstable();
     let i = ((v.len() as f64 * q) as usize).min(v.len() - 1);
     v.get(i).copied().unwrap_or(0) as f64 / 1000.0
-}
-
-// ---- minimal DER for OCSP requests ---------------------------------------------
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend_from_slice(&[0x81, n as u8]);
-    } else {
-        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-/// OCSPRequest for one CertID, with a 16-octet nonce when given.
-fn ocsp_request(cert_id_der: &[u8], nonce: Option<[u8; 16]>) -> Vec<u8> {
-    let request = tlv(0x30, cert_id_der);
-    let mut tbs = tlv(0x30, &request);
-    if let Some(n) = nonce {
-        let oid = [
-            0x06, 0x09, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02,
-        ];
-        let mut ext = oid.to_vec();
-        ext.extend(tlv(0x04, &tlv(0x04, &n)));
-        tbs.extend(tlv(0xa2, &tlv(0x30, &tlv(0x30, &ext))));
-    }
-    tlv(0x30, &tlv(0x30, &tbs))
 }
 
 /// One OCSP run: `(ok, errors, latencies µs, elapsed)`.
@@ -401,27 +370,36 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     let ca = CaCertificate::parse(ca_pem.as_bytes())?;
     let ocsp_path = format!("/ocsp/{ca_id}");
     let first = revoked_serials.first().context("no serials")?.clone();
-    let cached_req = ocsp_request(
-        &CertIdInfo::for_serial(&ca, &Serial::from_hex(&first)?, HashAlg::Sha1)?.to_der()?,
+    let cached_req = encode_request(
+        &[CertIdInfo::for_serial(
+            &ca,
+            &Serial::from_hex(&first)?,
+            HashAlg::Sha1,
+        )?],
         None,
-    );
+    )?;
     let cached: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> = Arc::new(move |_| cached_req.clone());
     // Pre-built CertIDs of random seeded serials (the generator must stay cheap).
     let mut ids = Vec::with_capacity(4096);
     for k in 0..4096usize {
         let pick = (k.wrapping_mul(2_654_435_761)) % revoked_serials.len();
         let s = revoked_serials.get(pick).context("serial")?;
-        ids.push(CertIdInfo::for_serial(&ca, &Serial::from_hex(s)?, HashAlg::Sha1)?.to_der()?);
+        ids.push(CertIdInfo::for_serial(
+            &ca,
+            &Serial::from_hex(s)?,
+            HashAlg::Sha1,
+        )?);
     }
     let ids = Arc::new(ids);
     let uncached: Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync> = Arc::new(move |i| {
         let mut nonce = [0u8; 16];
         nonce[..8].copy_from_slice(&i.to_be_bytes());
-        let id = ids
-            .get((i as usize) % ids.len())
-            .cloned()
-            .unwrap_or_default();
-        ocsp_request(&id, Some(nonce))
+        let id = ids.get((i as usize) % ids.len());
+        encode_request(
+            id.map(std::slice::from_ref).unwrap_or_default(),
+            Some(&nonce),
+        )
+        .unwrap_or_default()
     });
     // Warm-up: the delegated responder certificate is made on first use.
     ocsp_load(public.clone(), ocsp_path.clone(), cached.clone(), 1, 0.3).await?;
