@@ -332,6 +332,33 @@ impl Authority {
         ))
     }
 
+    /// `issue` on a CA (and the alias it was named by) for a certificate as it
+    /// will be issued: its names and subject, its profile and its validity in
+    /// days (the profile's default when the request names none).
+    fn authorize_issue(
+        &self,
+        who: &Identity,
+        (ca, ca_alias): (&str, Option<&str>),
+        names: &[SanEntry],
+        subject: &Name,
+        profile: Profile,
+        validity_days: u32,
+    ) -> Result<(), ApiError> {
+        self.authorize(
+            who,
+            PolicyAction::Issue,
+            &PolicyRequest {
+                ca,
+                ca_alias,
+                names,
+                subject: Some(&RequestedSubject::from_name(subject)),
+                profile: Some(profile.name()),
+                validity_days: Some(validity_days),
+                ..Default::default()
+            },
+        )
+    }
+
     /// Whether `who` may read CA `ca_id` (list filtering: not recorded).
     pub fn may_read(&self, who: &Identity, ca_id: &str) -> bool {
         if who.internal {
@@ -731,18 +758,13 @@ impl Authority {
         let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
         let mut request = CertificateRequest::from_csr(&csr, profile);
         request.validity_days = validity_days;
-        self.authorize(
+        self.authorize_issue(
             who,
-            PolicyAction::Issue,
-            &PolicyRequest {
-                ca: ca_id,
-                ca_alias: alias.as_deref(),
-                names: &request.sans,
-                subject: Some(&RequestedSubject::from_name(&request.subject)),
-                profile: Some(profile.name()),
-                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
-                ..Default::default()
-            },
+            (ca_id, alias.as_deref()),
+            &request.sans,
+            &request.subject,
+            profile,
+            validity_days.unwrap_or(limits.default_days),
         )?;
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
@@ -809,18 +831,13 @@ impl Authority {
                 }
             }
         };
-        self.authorize(
+        self.authorize_issue(
             who,
-            PolicyAction::Issue,
-            &PolicyRequest {
-                ca: ca_id,
-                ca_alias: alias.as_deref(),
-                names: &sans,
-                subject: Some(&RequestedSubject::from_name(&subject)),
-                profile: Some(profile.name()),
-                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
-                ..Default::default()
-            },
+            (ca_id, alias.as_deref()),
+            &sans,
+            &subject,
+            profile,
+            validity_days.unwrap_or(limits.default_days),
         )?;
         // Refuse early (before the costly key generation) if the CA cannot issue.
         self.active_issuer(ca_id)?;
@@ -945,18 +962,13 @@ impl Authority {
             validity_days,
             name_constraints: None,
         };
-        self.authorize(
+        self.authorize_issue(
             who,
-            PolicyAction::Issue,
-            &PolicyRequest {
-                ca: &ca_id,
-                ca_alias: alias.as_deref(),
-                names: &request.sans,
-                subject: Some(&RequestedSubject::from_name(&request.subject)),
-                profile: Some(profile.name()),
-                validity_days: Some(validity_days.unwrap_or(limits.default_days)),
-                ..Default::default()
-            },
+            (&ca_id, alias.as_deref()),
+            &request.sans,
+            &request.subject,
+            profile,
+            validity_days.unwrap_or(limits.default_days),
         )?;
         // A revoked certificate's key may be compromised: renewal (which by
         // default keeps the key) would certify it again. Checked after the
