@@ -51,6 +51,11 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+/// Upper bounds on stored Argon2id parameters (4 GiB, 64 passes, 16 lanes).
+const MAX_KDF_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+const MAX_KDF_ITERATIONS: u32 = 64;
+const MAX_KDF_PARALLELISM: u32 = 16;
+
 impl KdfParams {
     /// OWASP's first Argon2id recommendation: 19 MiB, 2 iterations, 1 lane.
     pub fn generate() -> Result<Self, EnvelopeError> {
@@ -99,11 +104,21 @@ impl KdfParams {
             *b = u8::from_str_radix(hex.get(i * 2..i * 2 + 2).ok_or_else(bad)?, 16)
                 .map_err(|_| bad())?;
         }
+        let (memory_kib, iterations, parallelism) =
+            (m.ok_or_else(bad)?, t.ok_or_else(bad)?, p.ok_or_else(bad)?);
+        // Stored parameters are input: bound them so a damaged or hostile
+        // data directory cannot make start-up allocate terabytes or spin for ever.
+        if memory_kib > MAX_KDF_MEMORY_KIB
+            || !(1..=MAX_KDF_ITERATIONS).contains(&iterations)
+            || !(1..=MAX_KDF_PARALLELISM).contains(&parallelism)
+        {
+            return Err(bad());
+        }
         Ok(KdfParams {
             salt,
-            memory_kib: m.ok_or_else(bad)?,
-            iterations: t.ok_or_else(bad)?,
-            parallelism: p.ok_or_else(bad)?,
+            memory_kib,
+            iterations,
+            parallelism,
         })
     }
 }
@@ -354,5 +369,11 @@ mod tests {
         assert!(MasterKey::from_passphrase(b"", &params).is_err());
         assert!(KdfParams::decode("argon2id$m=1,t=1$00").is_err());
         assert!(KdfParams::decode("scrypt$m=1,t=1,p=1$00000000000000000000000000000000").is_err());
+        // Stored parameters are bounded: no 4 TiB allocation, no endless passes.
+        let salt = "00000000000000000000000000000000";
+        assert!(KdfParams::decode(&format!("argon2id$m=4294967295,t=2,p=1${salt}")).is_err());
+        assert!(KdfParams::decode(&format!("argon2id$m=19456,t=4000000000,p=1${salt}")).is_err());
+        assert!(KdfParams::decode(&format!("argon2id$m=19456,t=2,p=0${salt}")).is_err());
+        assert!(KdfParams::decode(&format!("argon2id$m=19456,t=2,p=1${salt}")).is_ok());
     }
 }

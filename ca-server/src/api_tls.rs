@@ -218,7 +218,8 @@ fn expiry_and_names(der: &[u8]) -> anyhow::Result<(OffsetDateTime, Vec<String>)>
 
 /// Whether a certificate expiring at `not_after` is due for renewal at `now`.
 pub fn renewal_due(not_after: OffsetDateTime, now: OffsetDateTime, config: &Config) -> bool {
-    now + config.api_tls_renew_before() >= not_after
+    now.checked_add(config.api_tls_renew_before())
+        .is_none_or(|t| t >= not_after)
 }
 
 /// Renew the served certificate if it is due: issue a new one with the same
@@ -263,7 +264,10 @@ pub async fn renew_if_due(
         .unwrap_or(now);
     // Issuance never runs past the issuer, so a renewal must gain at least a
     // day on the current certificate to be worth one.
-    if ca_not_after <= not_after + time::Duration::days(1) {
+    if not_after
+        .checked_add(time::Duration::days(1))
+        .is_none_or(|t| ca_not_after <= t)
+    {
         anyhow::bail!(
             "the issuing CA {ca_id} expires {ca_not_after}, no later than the API certificate ({not_after}): rotate the issuing CA"
         );
@@ -388,6 +392,26 @@ tls_key = "tls/server.key"
         let c = config(Some(90), Some(7));
         assert!(!renewal_due(now + time::Duration::days(8), now, &c));
         assert!(renewal_due(now + time::Duration::days(6), now, &c));
+    }
+
+    #[test]
+    fn periods_that_would_overflow_dates_or_timers_are_refused() {
+        let mut c = config(None, None);
+        c.validity.insert(
+            "tls-server".into(),
+            crate::config::ValidityConfig {
+                default_days: 90,
+                max_days: 9_000_000,
+            },
+        );
+        assert!(c.check().is_err());
+        let mut c = config(None, None);
+        c.api_tls.check_interval_secs = u64::MAX;
+        assert!(c.check().is_err());
+        let mut c = config(None, None);
+        c.revocation.crl_validity_hours = u32::MAX;
+        assert!(c.check().is_err());
+        assert!(config(None, None).check().is_ok());
     }
 
     #[test]

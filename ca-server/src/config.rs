@@ -14,6 +14,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_PUBLIC_MAX_CONNECTIONS: usize = 4096;
+/// No profile's validity may be configured beyond a century.
+pub const MAX_VALIDITY_DAYS: u32 = 36_500;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -221,6 +223,35 @@ impl Config {
         if r.crl_validity_hours == 0 || r.ocsp_validity_minutes == 0 || r.crl_refresh_secs == 0 {
             anyhow::bail!("revocation: validity and refresh periods must be positive");
         }
+        // Upper bounds keep every date and timer computed from them in range.
+        let bounded = [
+            (
+                "revocation.crl_validity_hours",
+                u64::from(r.crl_validity_hours),
+                10 * 366 * 24,
+            ),
+            (
+                "revocation.ocsp_validity_minutes",
+                u64::from(r.ocsp_validity_minutes),
+                366 * 24 * 60,
+            ),
+            (
+                "revocation.crl_refresh_secs",
+                r.crl_refresh_secs,
+                7 * 24 * 3600,
+            ),
+            ("revocation.crl_debounce_ms", r.crl_debounce_ms, 3_600_000),
+            (
+                "api_tls.check_interval_secs",
+                self.api_tls.check_interval_secs,
+                30 * 24 * 3600,
+            ),
+        ];
+        for (name, value, max) in bounded {
+            if value > max {
+                anyhow::bail!("{name} must be at most {max}");
+            }
+        }
         if r.ocsp_signer_days == 0 || r.ocsp_signer_days > ca_core::ocsp::MAX_OCSP_SIGNER_DAYS {
             anyhow::bail!(
                 "revocation.ocsp_signer_days must be 1 to {}",
@@ -230,8 +261,11 @@ impl Config {
         for (name, v) in &self.validity {
             name.parse::<Profile>()
                 .map_err(|e| anyhow::anyhow!("validity: {e}"))?;
-            if v.default_days == 0 || v.default_days > v.max_days {
-                anyhow::bail!("validity.{name}: need 1 <= default_days <= max_days");
+            if v.default_days == 0 || v.default_days > v.max_days || v.max_days > MAX_VALIDITY_DAYS
+            {
+                anyhow::bail!(
+                    "validity.{name}: need 1 <= default_days <= max_days <= {MAX_VALIDITY_DAYS}"
+                );
             }
         }
         if self.tls_cert == self.tls_key {
