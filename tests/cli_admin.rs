@@ -89,24 +89,14 @@ fn audit_verify_checks_the_chain_over_the_api_and_locates_tampering() {
     let _ = s.child.kill();
     let _ = s.child.wait();
     {
-        const AUDIT: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("audit");
-        let db = redb::Database::open(s.data.join("ca.redb")).expect("open store");
-        let txn = db.begin_write().expect("write txn");
-        {
-            let mut table = txn.open_table(AUDIT).expect("audit table");
-            use redb::ReadableTable;
-            let raw = table
-                .get(2)
-                .expect("read")
-                .expect("entry 2")
-                .value()
-                .to_vec();
-            let mut entry: Value = serde_json::from_slice(&raw).expect("entry json");
-            entry["action"] = Value::String("NothingToSeeHere".into());
-            let altered = serde_json::to_vec(&entry).expect("encode");
-            table.insert(2, altered.as_slice()).expect("write");
-        }
-        txn.commit().expect("commit");
+        use ca_server::store::redb::forensics;
+        let raw = forensics::audit_entry(&s.data, 2)
+            .expect("read")
+            .expect("entry 2");
+        let mut entry: Value = serde_json::from_slice(&raw).expect("entry json");
+        entry["action"] = Value::String("NothingToSeeHere".into());
+        let altered = serde_json::to_vec(&entry).expect("encode");
+        forensics::set_audit_entry(&s.data, 2, Some(&altered)).expect("write");
     }
     s.child = Command::new(ca_server_bin())
         .args(["serve", "--data-dir", s.data.to_str().unwrap_or_default()])

@@ -7,11 +7,9 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
+use ca_server::store::redb::forensics;
 use common::{core_csr, run, Server, BIN};
-use redb::{ReadableTable, TableDefinition};
 use serde_json::{json, Value};
-
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 
 fn verify(dir: &Path) -> (bool, String) {
     let out = run(Command::new(BIN)
@@ -39,18 +37,14 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn with_audit_table(dir: &Path, f: impl FnOnce(&mut redb::Table<u64, &[u8]>)) {
-    let db = redb::Database::open(dir.join("ca.redb")).expect("open redb");
-    let txn = db.begin_write().expect("txn");
-    {
-        let mut t = txn.open_table(AUDIT).expect("audit table");
-        f(&mut t);
-    }
-    txn.commit().expect("commit");
+fn get(dir: &Path, seq: u64) -> Vec<u8> {
+    forensics::audit_entry(dir, seq)
+        .expect("get")
+        .expect("entry")
 }
 
-fn get(t: &redb::Table<u64, &[u8]>, seq: u64) -> Vec<u8> {
-    t.get(seq).expect("get").expect("entry").value().to_vec()
+fn set(dir: &Path, seq: u64, bytes: Option<&[u8]>) {
+    forensics::set_audit_entry(dir, seq, bytes).expect("set");
 }
 
 #[test]
@@ -136,12 +130,10 @@ fn every_call_is_audited_and_tampering_is_found() {
     // Alter one byte of entry 5's action.
     let altered = s.tmp.path().join("altered");
     copy_dir(&s.dir, &altered);
-    with_audit_table(&altered, |t| {
-        let raw = String::from_utf8(get(t, 5)).expect("utf8");
-        let changed = raw.replacen("\"action\":\"", "\"action\":\"X", 1);
-        assert_ne!(raw, changed);
-        t.insert(5, changed.as_bytes()).expect("insert");
-    });
+    let raw = String::from_utf8(get(&altered, 5)).expect("utf8");
+    let changed = raw.replacen("\"action\":\"", "\"action\":\"X", 1);
+    assert_ne!(raw, changed);
+    set(&altered, 5, Some(changed.as_bytes()));
     let (ok, out) = verify(&altered);
     assert!(!ok, "{out}");
     assert!(out.contains("entry 5"), "{out}");
@@ -150,9 +142,7 @@ fn every_call_is_audited_and_tampering_is_found() {
     // Remove entry 4.
     let removed = s.tmp.path().join("removed");
     copy_dir(&s.dir, &removed);
-    with_audit_table(&removed, |t| {
-        t.remove(4).expect("remove");
-    });
+    set(&removed, 4, None);
     let (ok, out) = verify(&removed);
     assert!(!ok, "{out}");
     assert!(out.contains("entry 4"), "{out}");
@@ -160,11 +150,9 @@ fn every_call_is_audited_and_tampering_is_found() {
     // Swap entries 6 and 7 (with their keys: a plain reorder).
     let reordered = s.tmp.path().join("reordered");
     copy_dir(&s.dir, &reordered);
-    with_audit_table(&reordered, |t| {
-        let (a, b) = (get(t, 6), get(t, 7));
-        t.insert(6, b.as_slice()).expect("insert");
-        t.insert(7, a.as_slice()).expect("insert");
-    });
+    let (a, b) = (get(&reordered, 6), get(&reordered, 7));
+    set(&reordered, 6, Some(&b));
+    set(&reordered, 7, Some(&a));
     let (ok, out) = verify(&reordered);
     assert!(!ok, "{out}");
     assert!(out.contains("entry 6"), "{out}");
@@ -172,9 +160,7 @@ fn every_call_is_audited_and_tampering_is_found() {
     // Remove the newest entry: the recorded head catches it.
     let truncated = s.tmp.path().join("truncated");
     copy_dir(&s.dir, &truncated);
-    with_audit_table(&truncated, |t| {
-        t.remove(total).expect("remove");
-    });
+    set(&truncated, total, None);
     let (ok, out) = verify(&truncated);
     assert!(!ok, "{out}");
     assert!(out.contains(&format!("entry {total}")), "{out}");

@@ -412,9 +412,7 @@ fn master_key_rotation_is_atomic_at_every_crash_point() {
 
 #[test]
 fn an_older_data_directory_is_migrated_to_sealed_keys_and_policies() {
-    use redb::{ReadableDatabase, TableDefinition};
-    const CA_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ca_keys");
-    const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+    use ca_server::store::redb::forensics;
     let mut s = Server::start_new();
     s.stop();
     // Rebuild the old layout: the issuing CA's key as a plaintext PKCS#8 file,
@@ -429,27 +427,18 @@ fn an_older_data_directory_is_migrated_to_sealed_keys_and_policies() {
     std::fs::create_dir_all(s.dir.join("keys")).expect("mkdir");
     let legacy = s.dir.join("keys").join(format!("{issuing}.p8"));
     std::fs::write(&legacy, der.as_slice()).expect("write");
-    {
-        let db = redb::Database::open(s.dir.join("ca.redb")).expect("db");
-        let txn = db.begin_write().expect("txn");
-        txn.open_table(CA_KEYS)
-            .expect("table")
-            .remove(issuing.as_str())
-            .expect("remove");
-        txn.delete_table(POLICIES).expect("drop policies");
-        txn.commit().expect("commit");
-    }
+    forensics::remove_sealed_key(&s.dir, &issuing).expect("remove key");
+    forensics::drop_policies(&s.dir).expect("drop policies");
     s.start();
     issue_ok(&s);
     s.stop();
     assert!(!legacy.exists(), "the plaintext key file is gone");
-    let db = redb::Database::open(s.dir.join("ca.redb")).expect("db");
-    let txn = db.begin_read().expect("txn");
-    let t = txn.open_table(CA_KEYS).expect("table");
+    let store = ca_server::store::open_read_only(&s.dir).expect("store");
     assert!(
-        t.get(issuing.as_str()).expect("get").is_some(),
+        store.sealed_key(&issuing).expect("get").is_some(),
         "sealed again"
     );
+    store.close();
     for f in files_under(&s.dir) {
         let bytes = std::fs::read(&f).expect("read");
         assert!(!contains(&bytes, &der), "plaintext key in {}", f.display());

@@ -553,15 +553,13 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
 
     // One audit entry per call, in order, with the right identity and outcome.
     s.stop();
-    let db = redb::Database::open(s.dir.join("ca.redb")).expect("db");
-    let (entries, _) = ca_server::audit::list(
-        &db,
-        &ca_server::audit::AuditFilter {
+    let (entries, _) = ca_server::store::open_read_only(&s.dir)
+        .expect("store")
+        .audit_page(&ca_server::store::AuditFilter {
             limit: 100_000,
             ..Default::default()
-        },
-    )
-    .expect("audit");
+        })
+        .expect("audit");
     // The admin's `GET /v1/audit` above was one more entry before the matrix.
     let matrix = &entries[before + 1..];
     assert_eq!(matrix.len(), calls.len(), "one audit entry per call");
@@ -582,7 +580,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
         .find(|e| e.outcome.statement.as_deref() == Some("no-audit-reads-b"))
         .expect("the explicit deny is named");
     assert_eq!(denied_by_statement.outcome.decision, "denied");
-    drop(db);
+
     let (ok, out) = {
         let o = common::run(
             std::process::Command::new(common::BIN)

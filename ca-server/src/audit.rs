@@ -1,40 +1,40 @@
 //! The audit trail (the CloudTrail idea): one entry per management API call —
 //! time, identity, action, target, the policy outcome (allowed / denied and
-//! why) and the result (success or error code) — in the redb table `audit`
-//! (u64 sequence → entry JSON). Entries are hash-chained: each carries the hash
-//! of the previous one, and `hash = SHA-256(prev_hash || canonical entry bytes
-//! without hash)`. The table `audit_head` keeps the last sequence and hash, so
-//! removing the newest entries is detected too.
+//! why) and the result (success or error code). The store keeps the entries
+//! hash-chained (`hash = SHA-256(prev_hash || entry without hash)`) with a
+//! recorded head, so an altered, removed or reordered entry is found.
 //!
-//! Write path: the entry is appended through the group-commit writer *after*
-//! the call has run, as a separate write (the call's own writes happen deep in
-//! the authority, several per call for issuance). The HTTP layer answers only
-//! once the audit append is durable, and answers 500 if it fails, so a caller
-//! never gets a success that is not audited. The price: if the audit write
-//! fails after the action committed, the action stands while the caller sees
-//! an error (it is logged at error level).
+//! Write path: a call that changes state hands [`commit_draft`]'s entry to the
+//! store operation that makes the change, so both commit in one transaction.
+//! Every other call (reads, refusals, failures) is appended by the HTTP layer
+//! once the call has run; the call is answered only after its entry is
+//! durable. Each request runs in its own task, so a client that hangs up
+//! cannot stop either write half-way.
 
 use std::cell::RefCell;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
-
-use crate::store::{StoreError, DB_FILE};
-
-const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
-const AUDIT_HEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_head");
+use crate::store::AuditDraft;
 // The entry format and its hash chain live in ca-core, so the CLI verifies
 // entries fetched over the API with the same code.
 pub use ca_core::audit_chain::{
     AuditEntry, AuditIdentity, AuditOutcome, AuditResult, ChainVerifier, GENESIS,
 };
 
-/// The policy decisions made while one request runs.
+/// What is known of one API call while it runs: who, what, the policy
+/// decisions made, and whether its entry was already committed with its effect.
 #[derive(Clone, Debug, Default)]
 pub struct Decisions {
+    pub identity: Option<AuditIdentity>,
+    pub action: String,
+    pub target: String,
+    /// The status the call answers with when it succeeds.
+    pub success_status: u16,
     pub outcome: Option<AuditOutcome>,
     /// The CA the decision was about (a better target than the path for
     /// requests that name their CA in the body).
     pub ca: Option<String>,
+    /// The call's entry committed with its effect.
+    pub audited: bool,
 }
 
 tokio::task_local! {
@@ -42,9 +42,9 @@ tokio::task_local! {
 }
 
 /// Run a request's future with a place to record its policy decisions.
-pub async fn with_decisions<F: std::future::Future>(f: F) -> (F::Output, Decisions) {
+pub async fn with_call<F: std::future::Future>(call: Decisions, f: F) -> (F::Output, Decisions) {
     DECISIONS
-        .scope(RefCell::new(Decisions::default()), async move {
+        .scope(RefCell::new(call), async move {
             let out = f.await;
             let d = DECISIONS
                 .try_with(|d| d.borrow().clone())
@@ -52,6 +52,62 @@ pub async fn with_decisions<F: std::future::Future>(f: F) -> (F::Output, Decisio
             (out, d)
         })
         .await
+}
+
+/// The entry of the running call, as the success it is about to commit, for
+/// the store operation that makes the call's change. Outside an API call (the
+/// server acting for itself at init or when renewing its TLS certificate) the
+/// entry names the internal caller and an `Internal…` action.
+pub fn commit_draft(internal_caller: &str, op: &str, target: &str) -> AuditDraft {
+    let unix = crate::clock::now().unix_timestamp();
+    let from_call = DECISIONS.try_with(|d| {
+        let d = d.borrow();
+        AuditDraft {
+            unix,
+            identity: d.identity.clone().unwrap_or(AuditIdentity {
+                subject: internal_caller.to_string(),
+                fingerprint: String::new(),
+            }),
+            action: d.action.clone(),
+            target: if target.is_empty() {
+                d.target.clone()
+            } else {
+                target.to_string()
+            },
+            outcome: d.outcome.clone().unwrap_or(AuditOutcome {
+                decision: "allowed".into(),
+                statement: None,
+                reason: "internal call".into(),
+            }),
+            result: AuditResult {
+                status: d.success_status,
+                code: "success".into(),
+            },
+        }
+    });
+    from_call.unwrap_or_else(|_| AuditDraft {
+        unix,
+        identity: AuditIdentity {
+            subject: internal_caller.to_string(),
+            fingerprint: String::new(),
+        },
+        action: format!("Internal{op}"),
+        target: target.to_string(),
+        outcome: AuditOutcome {
+            decision: "allowed".into(),
+            statement: None,
+            reason: "internal call".into(),
+        },
+        result: AuditResult {
+            status: 0,
+            code: "success".into(),
+        },
+    })
+}
+
+/// Note that the running call's entry committed with its effect.
+pub fn committed() {
+    let _ = DECISIONS.try_with(|d| d.borrow_mut().audited = true);
 }
 
 /// Record a decision; a denial is kept over later allows (it decided the call).
@@ -70,6 +126,19 @@ pub fn record(allowed: bool, statement: Option<String>, reason: String, ca: &str
             d.ca = Some(ca.to_string());
         }
     });
+}
+
+/// The status a call answers with when it succeeds (recorded with its
+/// change, before the answer exists).
+pub fn success_status(method: &str, path: &str) -> u16 {
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        ("POST", ["v1", "cas"])
+        | ("POST", ["v1", "certificates"])
+        | ("POST", ["v1", "certificates", "request"])
+        | ("POST", ["v1", "certificates", _, "renew"]) => 201,
+        _ => 200,
+    }
 }
 
 /// API action name and target from the method and path (for every request,
@@ -108,165 +177,4 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         _ => ("Unknown", clip(path)),
     };
     (action.to_string(), target)
-}
-
-/// What the caller of [`append`] knows; the chain fields are filled in here.
-#[derive(Clone, Debug)]
-pub struct Draft {
-    pub unix: i64,
-    pub identity: AuditIdentity,
-    pub action: String,
-    pub target: String,
-    pub outcome: AuditOutcome,
-    pub result: AuditResult,
-}
-
-/// Append one entry inside a write transaction (run through `Store::write`).
-pub fn append(txn: &WriteTransaction, d: &Draft) -> Result<AuditEntry, StoreError> {
-    let mut t = txn.open_table(AUDIT)?;
-    let (seq, prev_hash) = match t.last()? {
-        Some((k, v)) => {
-            let prev: AuditEntry = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            (k.value().saturating_add(1), prev.hash)
-        }
-        None => (1, GENESIS.to_string()),
-    };
-    let mut e = AuditEntry {
-        seq,
-        time: crate::authority::fmt_unix(d.unix),
-        unix: d.unix,
-        identity: d.identity.clone(),
-        action: d.action.clone(),
-        target: d.target.clone(),
-        outcome: d.outcome.clone(),
-        result: d.result.clone(),
-        prev_hash,
-        hash: String::new(),
-    };
-    e.hash = e
-        .compute_hash()
-        .map_err(|x| StoreError::Corrupt(x.to_string()))?;
-    let bytes = serde_json::to_vec(&e).map_err(|x| StoreError::Corrupt(x.to_string()))?;
-    t.insert(seq, bytes.as_slice())?;
-    let head =
-        serde_json::to_vec(&(seq, &e.hash)).map_err(|x| StoreError::Corrupt(x.to_string()))?;
-    txn.open_table(AUDIT_HEAD)?
-        .insert("head", head.as_slice())?;
-    Ok(e)
-}
-
-/// Filters for listing.
-#[derive(Clone, Debug, Default)]
-pub struct AuditFilter {
-    pub since: Option<i64>,
-    pub until: Option<i64>,
-    /// Matches the subject or the fingerprint exactly.
-    pub identity: Option<String>,
-    pub action: Option<String>,
-    pub limit: usize,
-    /// The next sequence number to look at.
-    pub cursor: Option<u64>,
-}
-
-/// Most entries one page scans before returning a cursor.
-const MAX_SCAN: usize = 50_000;
-
-/// One page of entries, oldest first, and the cursor of the next page.
-pub fn list(
-    db: &redb::Database,
-    f: &AuditFilter,
-) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
-    let r = db.begin_read()?;
-    let t = match r.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((vec![], None)),
-        Err(e) => return Err(e.into()),
-    };
-    let mut out = Vec::new();
-    let limit = f.limit.max(1);
-    for (scanned, item) in t.range(f.cursor.unwrap_or(0)..)?.enumerate() {
-        let (k, v) = item?;
-        if scanned >= MAX_SCAN {
-            return Ok((out, Some(k.value())));
-        }
-        let e: AuditEntry =
-            serde_json::from_slice(v.value()).map_err(|x| StoreError::Corrupt(x.to_string()))?;
-        if f.since.is_some_and(|s| e.unix < s) || f.until.is_some_and(|u| e.unix > u) {
-            continue;
-        }
-        if let Some(id) = &f.identity {
-            if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
-                continue;
-            }
-        }
-        if f.action.as_ref().is_some_and(|a| &e.action != a) {
-            continue;
-        }
-        out.push(e);
-        if out.len() == limit {
-            return Ok((out, Some(k.value().saturating_add(1))));
-        }
-    }
-    Ok((out, None))
-}
-
-/// How verification ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    Ok { count: u64 },
-    Broken { seq: u64, why: String },
-}
-
-/// Verify the chain from the first entry to the recorded head. Reads only;
-/// works on a stopped server's data directory.
-pub fn verify_dir(dir: &std::path::Path) -> Result<Verdict, StoreError> {
-    let db = redb::Builder::new().open_read_only(dir.join(DB_FILE))?;
-    let r = db.begin_read()?;
-    let t = match r.open_table(AUDIT) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Verdict::Ok { count: 0 }),
-        Err(e) => return Err(e.into()),
-    };
-    let head: Option<(u64, String)> = match r.open_table(AUDIT_HEAD) {
-        Ok(h) => match h.get("head")? {
-            Some(v) => serde_json::from_slice(v.value()).ok(),
-            None => None,
-        },
-        Err(_) => None,
-    };
-    let mut chain = ChainVerifier::new();
-    for item in t.iter()? {
-        let (k, v) = item?;
-        let key = k.value();
-        let e: AuditEntry = match serde_json::from_slice(v.value()) {
-            Ok(e) => e,
-            Err(x) => {
-                return Ok(Verdict::Broken {
-                    seq: key,
-                    why: format!("entry does not parse: {x}"),
-                })
-            }
-        };
-        if let Err(b) = chain.push(key, &e) {
-            return Ok(Verdict::Broken {
-                seq: b.seq,
-                why: b.why,
-            });
-        }
-    }
-    let (count, prev) = (chain.count(), chain.last_hash().to_string());
-    match head {
-        Some((hseq, hhash)) if hseq != count || hhash != prev => Ok(Verdict::Broken {
-            seq: count.saturating_add(1).min(hseq),
-            why: format!(
-                "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
-            ),
-        }),
-        None if count > 0 => Ok(Verdict::Broken {
-            seq: 1,
-            why: "the audit head record is missing".into(),
-        }),
-        _ => Ok(Verdict::Ok { count }),
-    }
 }

@@ -16,17 +16,17 @@ use ca_core::names::{IpNet, SanEntry};
 use ca_core::profile::{Profile, ValidityLimits};
 use ca_core::serial::Serial;
 use der::{Decode, Encode};
-use time::OffsetDateTime;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
+use crate::audit::commit_draft;
 use crate::config::Config;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
 use crate::policy::Policies;
 use crate::store::{
-    self, CaRecord, CaStatus, CaType, CertFilter, CertRecord, CertStatus, IdemRecord,
+    CaRecord, CaStatus, CaType, CertFilter, CertRecord, CertStatus, IdemRecord, NewCaRecord,
     ReserveOutcome, Revocation, Store, StoreError,
 };
 use crate::vault::{Vault, VaultError};
@@ -83,6 +83,14 @@ pub struct CertView {
     pub chain_der: Vec<Vec<u8>>,
 }
 
+/// What signing under a reservation gave.
+enum Signed {
+    /// Signed now; not stored yet.
+    New(CertView),
+    /// The idempotency token named a certificate already stored.
+    Stored(CertView),
+}
+
 /// RequestCertificate with a server-made key.
 #[derive(Clone, Copy, Debug)]
 pub struct NewKeyRequest<'a> {
@@ -119,7 +127,7 @@ pub struct NameConstraintsInput {
 }
 
 pub struct Authority {
-    pub store: Arc<Store>,
+    pub store: Arc<dyn Store>,
     vault: Vault,
     pub policies: Policies,
     pub config: Config,
@@ -128,24 +136,10 @@ pub struct Authority {
     /// Admission control for the management API.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Idempotency tokens of issuance requests running now.
-    idempotency_in_flight: Arc<store::InFlightTokens>,
-    /// Told of every revocation once it is durable and before the caller is
-    /// answered (CRL rebuild, OCSP cache), so nothing serves a stale "good".
-    revoke_hook: std::sync::OnceLock<RevokeHook>,
+    idempotency_in_flight: Arc<crate::store::InFlightTokens>,
 }
 
-/// Called with (CA id, serial) after a revocation commits.
-pub type RevokeHook = Arc<dyn Fn(&str, &str) + Send + Sync>;
-
-pub fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
-pub fn fmt_unix(t: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(t)
-        .map(ca_core::fmt_time)
-        .unwrap_or_default()
-}
+pub use crate::clock::{fmt_unix, now};
 
 fn sha256_hex(parts: &[&[u8]]) -> String {
     let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
@@ -266,7 +260,7 @@ fn sans_of(cert: &Certificate) -> Vec<SanEntry> {
 
 impl Authority {
     pub fn new(
-        store: Arc<Store>,
+        store: Arc<dyn Store>,
         vault: Vault,
         policies: Policies,
         config: Config,
@@ -281,13 +275,7 @@ impl Authority {
             in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight.max(1))),
             idempotency_in_flight: Arc::default(),
             config,
-            revoke_hook: std::sync::OnceLock::new(),
         }
-    }
-
-    /// Install the revocation hook (once; later calls are ignored).
-    pub fn set_revoke_hook(&self, hook: RevokeHook) {
-        let _ = self.revoke_hook.set(hook);
     }
 
     /// The signer of a CA, for CRLs and OCSP (the key itself stays in the vault).
@@ -401,7 +389,7 @@ impl Authority {
             return Ok((id_or_alias.to_string(), None));
         }
         if crate::alias::is_alias(id_or_alias) {
-            if let Some(id) = crate::alias::get(&self.store, id_or_alias)? {
+            if let Some(id) = self.store.get_alias(id_or_alias)? {
                 return Ok((id, Some(id_or_alias.to_string())));
             }
         }
@@ -413,7 +401,7 @@ impl Authority {
     /// Where issuance goes when the request names no CA: the `issuing` alias,
     /// else the configured issuing CA.
     pub fn default_ca(&self) -> String {
-        match crate::alias::get(&self.store, crate::alias::DEFAULT_ALIAS) {
+        match self.store.get_alias(crate::alias::DEFAULT_ALIAS) {
             Ok(Some(_)) => crate::alias::DEFAULT_ALIAS.to_string(),
             _ => self.config.issuing_ca_id.clone(),
         }
@@ -442,10 +430,9 @@ impl Authority {
             },
         )?;
         self.active_issuer(ca_id)?;
-        let (a, c) = (alias.to_string(), ca_id.to_string());
-        self.store
-            .write(move |txn| crate::alias::put(txn, &a, &c))
-            .await?;
+        let draft = commit_draft(&who.display(), "PutAlias", alias);
+        self.store.put_alias(alias, ca_id, draft).await?;
+        crate::audit::committed();
         tracing::info!(%alias, ca = %ca_id, by = %who.display(), "alias set");
         Ok(())
     }
@@ -486,8 +473,8 @@ impl Authority {
                 format!("CA {old_id} is not ACTIVE"),
             ));
         }
-        let new = self
-            .create_ca(
+        let (new, key) = self
+            .prepare_ca(
                 who,
                 NewCa {
                     ca_type: CaType::Subordinate,
@@ -501,26 +488,15 @@ impl Authority {
                 },
             )
             .await?;
-        let (a, o, n) = (alias.to_string(), old_id.clone(), new.id.clone());
+        let new_id = new.ca.id.clone();
+        let draft = commit_draft(&who.display(), "RotateAlias", alias);
         let retired = self
             .store
-            .write(move |txn| {
-                // Checked before writing: the alias must still point at the old CA.
-                let current = crate::alias::get_in(txn, &a)?;
-                if current.as_deref() != Some(o.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "alias {a} moved while rotating"
-                    )));
-                }
-                let rec = store::update_ca(txn, &o, |r| {
-                    r.status = CaStatus::Retired;
-                    r.updated_at = now().unix_timestamp();
-                    Ok(())
-                })?;
-                crate::alias::put(txn, &a, &n)?;
-                Ok(rec)
-            })
+            .rotate_alias(alias, &old_id, new.clone(), draft)
             .await?;
+        crate::audit::committed();
+        self.vault.cache(&new_id, key);
+        let new = new.ca;
         tracing::info!(%alias, old = %old_id, new = %new.id, by = %who.display(), "CA rotated behind its alias");
         Ok((retired, new))
     }
@@ -605,15 +581,15 @@ impl Authority {
         Ok((rec, issuer))
     }
 
-    /// The heart of issuance: prepare + lint, record the intent durably, sign,
-    /// store durably, and only then return.
-    async fn issue(
+    /// The heart of issuance: prepare + lint, record the intent durably and
+    /// sign; the caller stores the result (alone, or with the CA it makes).
+    async fn sign_reserved(
         &self,
         ca_id: &str,
         request: CertificateRequest,
         limits: ValidityLimits,
         meta: IssueMeta,
-    ) -> Result<CertView, ApiError> {
+    ) -> Result<Signed, ApiError> {
         let (_, issuer) = self.active_issuer(ca_id)?;
         let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
             .map(|k| k.to_string())
@@ -663,27 +639,18 @@ impl Authority {
                     },
                 )
             });
-            let boot = self.store.boot_id().to_string();
-            let w_intent = intent.clone();
-            let tokens = self.idempotency_in_flight.clone();
             let outcome = self
                 .store
-                .write(move |txn| {
-                    // Asked in the writer, so no other reservation interleaves.
-                    let busy = token.as_ref().is_some_and(|(t, _)| tokens.others(t));
-                    store::reserve(
-                        txn,
-                        &w_intent,
-                        token.as_ref().map(|(t, i)| (t.as_str(), i)),
-                        &boot,
-                        busy,
-                    )
-                })
+                .reserve(intent.clone(), token, self.idempotency_in_flight.clone())
                 .await;
             match outcome {
                 Ok(ReserveOutcome::Reserved) => break (prepared, intent),
-                Ok(ReserveOutcome::Existing(rec)) => return self.view(rec, &issuer),
-                Ok(ReserveOutcome::InProgress(rec)) => return self.wait_issued(rec, &issuer).await,
+                Ok(ReserveOutcome::Existing(rec)) => {
+                    return self.view(rec, &issuer).map(Signed::Stored)
+                }
+                Ok(ReserveOutcome::InProgress(rec)) => {
+                    return self.wait_issued(rec, &issuer).await.map(Signed::Stored)
+                }
                 Err(StoreError::SerialTaken) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -692,17 +659,36 @@ impl Authority {
         let issued = prepared.sign(signer.as_ref()).map_err(map_issue)?;
         let mut rec = intent;
         rec.status = CertStatus::Issued;
-        let der = issued.der;
-        let (w_rec, w_der) = (rec.clone(), der.clone());
-        self.store
-            .write(move |txn| store::store_issued(txn, &w_rec, &w_der))
-            .await?;
-        tracing::info!(ca = %ca_id, serial = %rec.serial, profile = %rec.profile, by = %rec.requested_by, "issued");
-        Ok(CertView {
+        Ok(Signed::New(CertView {
             record: rec,
-            der,
+            der: issued.der,
             chain_der: issuer.chain_der(),
-        })
+        }))
+    }
+
+    /// Issue and store: the certificate and the call's audit entry in one
+    /// commit, before anyone sees it.
+    async fn issue(
+        &self,
+        ca_id: &str,
+        request: CertificateRequest,
+        limits: ValidityLimits,
+        meta: IssueMeta,
+    ) -> Result<CertView, ApiError> {
+        let caller = meta.requested_by.clone();
+        let view = match self.sign_reserved(ca_id, request, limits, meta).await? {
+            Signed::Stored(v) => return Ok(v),
+            Signed::New(v) => v,
+        };
+        let rec = &view.record;
+        let target = format!("{}/{}", rec.ca_id, rec.serial);
+        let draft = commit_draft(&caller, "IssueCertificate", &target);
+        self.store
+            .issue(rec.clone(), view.der.clone(), draft)
+            .await?;
+        crate::audit::committed();
+        tracing::info!(ca = %ca_id, serial = %rec.serial, profile = %rec.profile, by = %rec.requested_by, "issued");
+        Ok(view)
     }
 
     fn view(&self, record: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
@@ -904,7 +890,7 @@ impl Authority {
         let status = status.map(str::to_string);
         let (items, next) = self
             .store
-            .list_certs(&filter, |r| match status.as_deref() {
+            .list_certs(&filter, &|r: &CertRecord| match status.as_deref() {
                 None => r.status != CertStatus::Reserved,
                 Some(s) => effective_status(r, now) == s,
             })?;
@@ -1047,20 +1033,37 @@ impl Authority {
             revoked_at: now().unix_timestamp(),
             revoked_by: who.display(),
         };
-        let (c, s) = (ca_id.clone(), serial.clone());
-        let rec = self
-            .store
-            .write(move |txn| store::revoke(txn, &c, &s, rev))
-            .await?;
-        if let Some(hook) = self.revoke_hook.get() {
-            hook(&ca_id, &serial);
-        }
+        let draft = commit_draft(
+            &who.display(),
+            "RevokeCertificate",
+            &format!("{ca_id}/{serial}"),
+        );
+        let rec = self.store.revoke(&ca_id, &serial, rev, draft).await?;
+        crate::audit::committed();
         tracing::info!(ca = %ca_id, serial = %serial, reason = reason.name, by = %who.display(), "revoked");
         Ok(rec)
     }
 
-    /// CreateCertificateAuthority.
+    /// CreateCertificateAuthority: the key, the certificate, the record and
+    /// the audit entry in one commit.
     pub async fn create_ca(&self, who: &Identity, new: NewCa) -> Result<CaRecord, ApiError> {
+        let (new, key) = self.prepare_ca(who, new).await?;
+        let id = new.ca.id.clone();
+        let draft = commit_draft(&who.display(), "CreateCertificateAuthority", &id);
+        let rec = self.store.create_ca(new, draft).await?;
+        crate::audit::committed();
+        self.vault.cache(&id, key);
+        tracing::info!(ca = %rec.id, subject = %rec.subject, status = ?rec.status, by = %who.display(), "CA created");
+        Ok(rec)
+    }
+
+    /// Everything a new CA needs before its one commit: authorised, its key
+    /// made and sealed, its certificate signed (under a reservation).
+    async fn prepare_ca(
+        &self,
+        who: &Identity,
+        new: NewCa,
+    ) -> Result<(NewCaRecord, SoftwareKey), ApiError> {
         // A root has no parent to scope the grant to: it needs administer on `*`.
         self.authorize(
             who,
@@ -1110,7 +1113,15 @@ impl Authority {
                 params.name_constraints = name_constraints;
                 let cert = create_root(&key, &params, t).map_err(map_issue)?;
                 fill_cert(&mut rec, &cert, vec![]);
-                self.vault.store(&id, key).await.map_err(map_vault)?;
+                let sealed = self.vault.seal(&id, &key).map_err(map_vault)?;
+                Ok((
+                    NewCaRecord {
+                        ca: rec,
+                        sealed_key: sealed,
+                        certificate: None,
+                    },
+                    key,
+                ))
             }
             (CaType::Root, _, _) => {
                 return Err(ApiError::invalid(
@@ -1127,9 +1138,7 @@ impl Authority {
                 let (prec, pissuer) = self.active_issuer(parent)?;
                 let key = generate_key(alg).await?;
                 let spki = key.public_key_der().to_vec();
-                // The key is kept before the certificate exists, so a crash
-                // leaves at worst an unused key file.
-                self.vault.store(&id, key).await.map_err(map_vault)?;
+                let sealed = self.vault.seal(&id, &key).map_err(map_vault)?;
                 let request = CertificateRequest {
                     subject,
                     spki_der: spki,
@@ -1143,20 +1152,41 @@ impl Authority {
             requester_fingerprint: Some(who.fingerprint.clone()).filter(|f| !f.is_empty()),
                     ..Default::default()
                 };
-                let view = self.issue(&prec.id, request, limits, meta).await?;
+                let view = match self.sign_reserved(&prec.id, request, limits, meta).await? {
+                    Signed::New(v) => v,
+                    Signed::Stored(_) => {
+                        return Err(ApiError::internal("new CA certificate", "replayed"))
+                    }
+                };
                 let cert = CaCertificate::parse(&view.der)
                     .map_err(|e| ApiError::internal("new CA certificate", e))?;
                 fill_cert(&mut rec, &cert, pissuer.chain_der());
                 rec.parent_ca_id = Some(prec.id.clone());
+                Ok((
+                    NewCaRecord {
+                        ca: rec,
+                        sealed_key: sealed,
+                        certificate: Some((view.record, view.der)),
+                    },
+                    key,
+                ))
             }
             (CaType::Subordinate, None, true) => {
                 let key = generate_key(alg).await?;
                 let csr = create_csr(&key, &subject, &[])
                     .map_err(|e| ApiError::internal("CA CSR", e))?;
-                self.vault.store(&id, key).await.map_err(map_vault)?;
+                let sealed = self.vault.seal(&id, &key).map_err(map_vault)?;
                 rec.status = CaStatus::PendingCertificate;
                 rec.external = true;
                 rec.csr_pem = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &csr));
+                Ok((
+                    NewCaRecord {
+                        ca: rec,
+                        sealed_key: sealed,
+                        certificate: None,
+                    },
+                    key,
+                ))
             }
             (CaType::Subordinate, _, _) => {
                 return Err(ApiError::invalid(
@@ -1164,12 +1194,6 @@ impl Authority {
                 ))
             }
         }
-        let w = rec.clone();
-        self.store
-            .write(move |txn| store::insert_ca(txn, &w))
-            .await?;
-        tracing::info!(ca = %rec.id, subject = %rec.subject, status = ?rec.status, by = %who.display(), "CA created");
-        Ok(rec)
     }
 
     /// ImportCertificateAuthorityCertificate: the externally signed certificate
@@ -1216,11 +1240,16 @@ impl Authority {
         )
         .map_err(|e| bad(e.to_string()))?;
         let chain_der: Vec<Vec<u8>> = parents.iter().map(|p| p.der.clone()).collect();
-        let id = ca_id.to_string();
+        let draft = commit_draft(
+            &who.display(),
+            "ImportCertificateAuthorityCertificate",
+            ca_id,
+        );
         let updated = self
             .store
-            .write(move |txn| {
-                store::update_ca(txn, &id, |r| {
+            .update_ca(
+                ca_id,
+                Box::new(move |r| {
                     if r.status != CaStatus::PendingCertificate {
                         return Err(StoreError::Conflict(
                             "CA is not waiting for a certificate".into(),
@@ -1230,9 +1259,11 @@ impl Authority {
                     r.status = CaStatus::Active;
                     r.updated_at = now().unix_timestamp();
                     Ok(())
-                })
-            })
+                }),
+                draft,
+            )
             .await?;
+        crate::audit::committed();
         tracing::info!(ca = %ca_id, by = %who.display(), "CA certificate imported");
         Ok(updated)
     }
@@ -1258,11 +1289,12 @@ impl Authority {
             "DISABLED" => CaStatus::Disabled,
             _ => return Err(ApiError::invalid("status must be ACTIVE or DISABLED")),
         };
-        let id = ca_id.to_string();
+        let draft = commit_draft(&who.display(), "UpdateCertificateAuthority", ca_id);
         let rec = self
             .store
-            .write(move |txn| {
-                store::update_ca(txn, &id, |r| {
+            .update_ca(
+                ca_id,
+                Box::new(move |r| {
                     if r.status == CaStatus::PendingCertificate {
                         return Err(StoreError::Conflict(
                             "the CA is waiting for its certificate; import it first".into(),
@@ -1276,9 +1308,11 @@ impl Authority {
                     r.status = target;
                     r.updated_at = now().unix_timestamp();
                     Ok(())
-                })
-            })
+                }),
+                draft,
+            )
             .await?;
+        crate::audit::committed();
         tracing::info!(ca = %ca_id, status = ?target, by = %who.display(), "CA status changed");
         Ok(rec)
     }

@@ -157,6 +157,15 @@ impl From<crate::store::StoreError> for ApiError {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
             StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the store is closed"),
+            // The cause (such as a full disk) is the operator's to fix and
+            // names no internals; the store recovers by itself.
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "store unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("the store cannot write now: {m}"),
+                )
+            }
             other => ApiError::internal("store", other),
         }
     }

@@ -66,34 +66,29 @@ pub async fn handle(
                 "too many requests in flight; retry shortly",
             );
             let code = e.code.as_str().to_string();
-            let decisions = crate::audit::Decisions::default();
-            if let Err(audit_err) = audit_call(
-                &auth,
-                &identity,
-                &method,
-                &path,
-                decisions,
-                e.status().as_u16(),
-                code,
-            )
-            .await
-            {
+            let call = call_of(&identity, &method, &path);
+            if let Err(audit_err) = audit_call(&auth, call, e.status().as_u16(), code).await {
                 return Ok(error_response(&audit_err));
             }
             return Ok(error_response(&e));
         }
     };
-    let (result, decisions) = crate::audit::with_decisions(route(&auth, &identity, req)).await;
-    drop(permit);
+    let call = call_of(&identity, &method, &path);
+    let (result, decisions) = crate::audit::with_call(call, route(&auth, &identity, req)).await;
     let (status, code) = match &result {
         Ok((status, _)) => (status.as_u16(), "success".to_string()),
         Err(e) => (e.status().as_u16(), e.code.as_str().to_string()),
     };
-    // Every call is audited before it is answered; a failed audit write
-    // fails the call (see `audit` for the ordering this implies).
-    if let Err(e) = audit_call(&auth, &identity, &method, &path, decisions, status, code).await {
-        return Ok(error_response(&e));
+    // Every call is audited before it is answered. A call that changed
+    // state committed its entry with the change; every other call (and one
+    // that failed after its change committed) is appended here. A failed
+    // audit write fails the call.
+    if !(decisions.audited && result.is_ok()) {
+        if let Err(e) = audit_call(&auth, decisions, status, code).await {
+            return Ok(error_response(&e));
+        }
     }
+    drop(permit);
     let out = match result {
         Ok((status, v)) => json_response(status, &v),
         Err(e) => {
@@ -111,27 +106,39 @@ pub async fn handle(
 
 type Reply = Result<(StatusCode, Value), ApiError>;
 
+/// What the audit trail will say of this call, before it runs.
+fn call_of(who: &Identity, method: &Method, path: &str) -> crate::audit::Decisions {
+    let (action, target) = crate::audit::classify(method.as_str(), path);
+    crate::audit::Decisions {
+        identity: Some(crate::audit::AuditIdentity {
+            subject: who.display(),
+            fingerprint: who.fingerprint.clone(),
+        }),
+        success_status: crate::audit::success_status(method.as_str(), path),
+        action,
+        target,
+        ..Default::default()
+    }
+}
+
 async fn audit_call(
     auth: &Authority,
-    who: &Identity,
-    method: &Method,
-    path: &str,
     decisions: crate::audit::Decisions,
     status: u16,
     code: String,
 ) -> Result<(), ApiError> {
-    use crate::audit::{AuditIdentity, AuditOutcome, AuditResult, Draft};
-    let (action, mut target) = crate::audit::classify(method.as_str(), path);
+    use crate::audit::{AuditIdentity, AuditOutcome, AuditResult};
+    let mut target = decisions.target.clone();
     if target.is_empty() {
         target = decisions.ca.clone().unwrap_or_default();
     }
-    let draft = Draft {
+    let draft = crate::store::AuditDraft {
         unix: now().unix_timestamp(),
-        identity: AuditIdentity {
-            subject: who.display(),
-            fingerprint: who.fingerprint.clone(),
-        },
-        action,
+        identity: decisions.identity.clone().unwrap_or(AuditIdentity {
+            subject: String::new(),
+            fingerprint: String::new(),
+        }),
+        action: decisions.action.clone(),
         target,
         outcome: decisions.outcome.unwrap_or(AuditOutcome {
             decision: "not_evaluated".into(),
@@ -140,11 +147,11 @@ async fn audit_call(
         }),
         result: AuditResult { status, code },
     };
-    auth.store
-        .write(move |txn| crate::audit::append(txn, &draft))
-        .await
-        .map(|_| ())
-        .map_err(|e| ApiError::internal("audit append", e))
+    match auth.store.append_audit(draft).await {
+        Ok(_) => Ok(()),
+        Err(e @ crate::store::StoreError::Unavailable(_)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal("audit append", e)),
+    }
 }
 
 async fn read_body(auth: &Authority, req: Request<Incoming>) -> Result<Bytes, ApiError> {
@@ -481,7 +488,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 Method::PUT => {
                     auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
                     let body: StatementDto = parse_json(&read_body(auth, req).await?)?;
-                    auth.policies.put(&auth.store, &id, body).await?;
+                    auth.policies.put(auth.store.as_ref(), &id, body).await?;
                     tracing::info!(statement = %id, by = %who.display(), "policy statement stored");
                     let mut v = Value::Null;
                     if let Some((d, _)) = auth.policies.snapshot().iter().find(|(_, s)| s.id == id)
@@ -492,7 +499,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 }
                 Method::DELETE => {
                     auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
-                    auth.policies.delete(&auth.store, &id).await?;
+                    auth.policies.delete(auth.store.as_ref(), &id).await?;
                     tracing::info!(statement = %id, by = %who.display(), "policy statement deleted");
                     Ok((StatusCode::OK, json!({ "deleted": id })))
                 }
@@ -504,7 +511,9 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            let items: Vec<Value> = crate::alias::list(&auth.store)?
+            let items: Vec<Value> = auth
+                .store
+                .list_aliases()?
                 .into_iter()
                 .filter(|(_, ca)| auth.may_read(who, ca))
                 .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
@@ -578,7 +587,7 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
         },
         None => DEFAULT_PAGE,
     };
-    let filter = crate::audit::AuditFilter {
+    let filter = crate::store::AuditFilter {
         since: p.get("since").map(|s| parse_time(s, "since")).transpose()?,
         until: p.get("until").map(|s| parse_time(s, "until")).transpose()?,
         identity: p.get("identity").cloned(),
@@ -593,7 +602,7 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
             .transpose()?,
     };
     auth.authorize(who, PolicyAction::Audit, &admin_scope())?;
-    let (items, next) = crate::audit::list(auth.store.database(), &filter)?;
+    let (items, next) = auth.store.audit_page(&filter)?;
     Ok((
         StatusCode::OK,
         json!({ "entries": items, "next_cursor": next.map(|n| n.to_string()) }),
@@ -601,13 +610,14 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
 }
 
 fn health(auth: &Authority) -> Value {
-    use std::sync::atomic::Ordering;
+    let stats = auth.store.stats();
     json!({
-        "status": "ok",
+        "status": if stats.writable { "ok" } else { "degraded" },
         "version": env!("CARGO_PKG_VERSION"),
         "store": {
-            "commits": auth.store.stats.commits.load(Ordering::Relaxed),
-            "writes": auth.store.stats.writes.load(Ordering::Relaxed),
+            "writable": stats.writable,
+            "commits": stats.commits,
+            "writes": stats.writes,
         }
     })
 }

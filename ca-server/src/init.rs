@@ -93,7 +93,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);
-    let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master)?;
+    let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master).await?;
     let who = Identity::internal("ca-server init");
     let e =
         |what: &'static str| move |err: crate::error::ApiError| anyhow::anyhow!("{what}: {err}");
@@ -190,7 +190,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     let admin_fp = crate::ids::hex(admin_fp.as_ref());
     auth.policies
         .put(
-            &auth.store,
+            auth.store.as_ref(),
             "bootstrap-admin",
             crate::policy::bootstrap_admin(&admin_fp),
         )

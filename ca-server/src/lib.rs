@@ -3,7 +3,7 @@
 //! Layers, each seeing only what it needs (Boulder-style seams in one process):
 //! [`http`] (routing, JSON, errors; never sees a CA key) → [`authority`]
 //! (authorise, validate, decide, drive issuance) → [`vault`] (CA keys behind
-//! `ca_core::Signer`) and [`store`] (one interface over redb, group commit).
+//! `ca_core::Signer`) and [`store`] (the storage authority: one trait, redb embedded).
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +12,7 @@ pub mod api_tls;
 pub mod audit;
 pub mod authority;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use ca_server::audit::Verdict;
 use ca_server::config::{Config, LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
 use ca_server::init::{init, is_initialised, InitOptions};
+use ca_server::store::Verdict;
 use ca_server::vault::{rotate_master_key, CrashPoint, MasterOptions};
 use clap::{Args, Parser, Subcommand};
 
@@ -297,12 +297,14 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify { data_dir }) => {
             init_logging(LogFormat::Text);
             let dir = data_dir.unwrap_or_else(default_data_dir);
-            match ca_server::audit::verify_dir(&dir).with_context(|| {
-                format!(
-                    "reading the audit trail in {} (the server must be stopped)",
-                    dir.display()
-                )
-            })? {
+            match ca_server::store::open_read_only(&dir)
+                .and_then(|s| s.verify_audit())
+                .with_context(|| {
+                    format!(
+                        "reading the audit trail in {} (the server must be stopped)",
+                        dir.display()
+                    )
+                })? {
                 Verdict::Ok { count } => {
                     println!("OK: {count} audit entries, hash chain intact");
                     Ok(())

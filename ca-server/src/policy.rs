@@ -1,6 +1,5 @@
-//! Access policies: statements (ca_core::policy) stored as JSON in the redb
-//! table `policies` (statement id → DTO JSON), cached in memory, evaluated on
-//! every API call. Deny by default; an explicit deny wins; each decision names
+//! Access policies: statements (ca_core::policy) kept by the store as JSON
+//! (statement id → DTO JSON), cached in memory, evaluated on every API call. Deny by default; an explicit deny wins; each decision names
 //! its statement.
 //!
 //! Statement JSON (`PUT /v1/policies/{id}`):
@@ -24,13 +23,10 @@ use std::sync::{Arc, RwLock};
 
 use ca_core::names::IpNet;
 use ca_core::policy::{Action, Conditions, Effect, Principal, RevokeScope, Statement};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
-
-const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
 /// Every call evaluates every statement: keep the set small.
 pub const MAX_STATEMENTS_HINT: usize = 1000;
 
@@ -151,26 +147,17 @@ pub struct Policies {
 impl Policies {
     /// Load every statement (at start; a stored statement that no longer
     /// converts is skipped with an error log, which only narrows access).
-    pub fn load(store: &Store) -> Result<Policies, StoreError> {
-        let r = store.database().begin_read()?;
+    pub fn load(store: &dyn Store) -> Result<Policies, StoreError> {
         let mut v = Vec::new();
-        match r.open_table(POLICIES) {
-            Ok(t) => {
-                for item in t.iter()? {
-                    let (k, val) = item?;
-                    let id = k.value().to_string();
-                    let dto: StatementDto = serde_json::from_slice(val.value())
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    match dto.to_statement(&id) {
-                        Ok(s) => v.push((dto, s)),
-                        Err(e) => {
-                            tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
-                        }
-                    }
+        for (id, json) in store.list_policies()?.unwrap_or_default() {
+            let dto: StatementDto =
+                serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            match dto.to_statement(&id) {
+                Ok(s) => v.push((dto, s)),
+                Err(e) => {
+                    tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
                 }
             }
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
         }
         Ok(Policies {
             cache: RwLock::new(Arc::new(v)),
@@ -190,7 +177,12 @@ impl Policies {
     }
 
     /// Create or replace a statement; committed before the cache changes.
-    pub async fn put(&self, store: &Store, id: &str, dto: StatementDto) -> Result<(), ApiError> {
+    pub async fn put(
+        &self,
+        store: &dyn Store,
+        id: &str,
+        dto: StatementDto,
+    ) -> Result<(), ApiError> {
         let stmt = dto.to_statement(id).map_err(ApiError::invalid)?;
         let _one_at_a_time = self.changes.lock().await;
         let mut stored = dto.clone();
@@ -206,8 +198,9 @@ impl Policies {
                 "at most {MAX_STATEMENTS_HINT} policy statements"
             )));
         }
-        let key = id.to_string();
-        store.write(move |txn| put_raw(txn, &key, &bytes)).await?;
+        let draft = crate::audit::commit_draft("ca-server", "PutPolicy", id);
+        store.put_policy(id, bytes, draft).await?;
+        crate::audit::committed();
         self.replace(|v| {
             v.retain(|(_, s)| s.id != stmt.id);
             v.push((stored, stmt));
@@ -215,16 +208,14 @@ impl Policies {
         Ok(())
     }
 
-    pub async fn delete(&self, store: &Store, id: &str) -> Result<(), ApiError> {
+    pub async fn delete(&self, store: &dyn Store, id: &str) -> Result<(), ApiError> {
         let _one_at_a_time = self.changes.lock().await;
-        let key = id.to_string();
-        let existed = store
-            .write(move |txn| {
-                let mut t = txn.open_table(POLICIES)?;
-                let r = t.remove(key.as_str())?.is_some();
-                Ok(r)
-            })
-            .await?;
+        if !self.snapshot().iter().any(|(_, s)| s.id == id) {
+            return Err(ApiError::not_found(format!("no policy statement {id}")));
+        }
+        let draft = crate::audit::commit_draft("ca-server", "DeletePolicy", id);
+        let existed = store.delete_policy(id, draft).await?;
+        crate::audit::committed();
         if !existed {
             return Err(ApiError::not_found(format!("no policy statement {id}")));
         }
@@ -239,12 +230,6 @@ impl Policies {
         v.sort_by(|a, b| a.1.id.cmp(&b.1.id));
         *g = Arc::new(v);
     }
-}
-
-/// Write one statement's stored JSON (inside a write transaction).
-pub fn put_raw(txn: &WriteTransaction, id: &str, json: &[u8]) -> Result<(), StoreError> {
-    txn.open_table(POLICIES)?.insert(id, json)?;
-    Ok(())
 }
 
 /// The statement init writes: the bootstrap administrator, pinned by the
@@ -267,14 +252,12 @@ pub fn bootstrap_admin(fingerprint: &str) -> StatementDto {
 /// without a statement every call would be denied, so the administrator that
 /// init made (`DIR/admin/admin.pem`) gets the bootstrap statement. Only when
 /// the table has never existed: a policy set an administrator emptied stays empty.
-pub fn bootstrap_if_absent(store: &Store, dir: &std::path::Path) -> Result<bool, StoreError> {
-    {
-        let r = store.database().begin_read()?;
-        match r.open_table(POLICIES) {
-            Ok(_) => return Ok(false),
-            Err(redb::TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
+pub async fn bootstrap_if_absent(
+    store: &dyn Store,
+    dir: &std::path::Path,
+) -> Result<bool, StoreError> {
+    if store.list_policies()?.is_some() {
+        return Ok(false);
     }
     let pem = match std::fs::read_to_string(dir.join("admin/admin.pem")) {
         Ok(p) => p,
@@ -286,9 +269,8 @@ pub fn bootstrap_if_absent(store: &Store, dir: &std::path::Path) -> Result<bool,
     let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
     let dto = bootstrap_admin(&crate::ids::hex(fp.as_ref()));
     let bytes = serde_json::to_vec(&dto).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let txn = store.database().begin_write()?;
-    put_raw(&txn, "bootstrap-admin", &bytes)?;
-    txn.commit()?;
+    let draft = crate::audit::commit_draft("ca-server (upgrade)", "PutPolicy", "bootstrap-admin");
+    store.put_policy("bootstrap-admin", bytes, draft).await?;
     tracing::warn!(
         "no access policies yet: the administrator in admin/admin.pem holds every permission"
     );

@@ -43,7 +43,7 @@ use x509_cert::name::Name;
 use crate::authority::Authority;
 use crate::config::{OcspSigner, RevocationConfig};
 use crate::error::{ApiError, ErrorCode};
-use crate::store::{self, CrlMeta, SerialStatus, StoreError};
+use crate::store::{CrlMeta, SerialStatus, StoreError};
 
 /// Most cached OCSP responses (about 0.5 KiB each); past it the cache restarts.
 const MAX_CACHED: usize = 500_000;
@@ -194,9 +194,13 @@ impl RevocationService {
         });
         // Weak: the authority outlives no one, but a cycle would keep both alive.
         let weak: Weak<RevocationService> = Arc::downgrade(&svc);
-        auth.set_revoke_hook(Arc::new(move |ca, serial| {
-            if let Some(s) = weak.upgrade() {
-                s.on_revoked(ca, serial);
+        // Driven by the committed write (on the store's thread, before the
+        // revoker is answered), never by the request, which may be gone.
+        auth.store.subscribe(Arc::new(move |event| {
+            if let crate::store::Committed::Revoked { ca_id, serial } = event {
+                if let Some(s) = weak.upgrade() {
+                    s.on_revoked(ca_id, serial);
+                }
             }
         }));
         svc
@@ -448,10 +452,7 @@ impl RevocationService {
         .map_err(|e| RevocationError::Task(e.to_string()))??;
         let served = Arc::new(ServedCrl::new(meta, der));
         let (w_id, w_meta) = (ca_id.to_string(), served.meta.clone());
-        self.auth
-            .store
-            .write(move |txn| store::put_crl_meta(txn, &w_id, &w_meta))
-            .await?;
+        self.auth.store.put_crl_meta(&w_id, w_meta).await?;
         write(&self.served).insert(ca_id.to_string(), served.clone());
         self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
         remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);

@@ -22,7 +22,6 @@ use crate::config::Config;
 use crate::http::error_response;
 use crate::ids;
 use crate::policy::Policies;
-use crate::store::Store;
 use crate::vault::{MasterOptions, Vault};
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
@@ -32,33 +31,32 @@ pub const CRL_DIR: &str = "crls";
 /// Open the store and build the authority for `data_dir`. The master key is
 /// checked against the data directory before the store is opened for writing,
 /// so a wrong key fails here and changes nothing.
-pub fn open_authority(
+pub async fn open_authority(
     data_dir: &Path,
     config: Config,
     public_base: String,
     master: &MasterOptions,
 ) -> anyhow::Result<Arc<Authority>> {
     crate::vault::precheck(data_dir, master)?;
-    let store = Arc::new(
-        Store::open(data_dir, ids::boot_id())
-            .with_context(|| format!("opening the store in {}", data_dir.display()))?,
-    );
-    let key = match crate::vault::unlock(&store, data_dir, master) {
+    let store = crate::store::open(data_dir, ids::boot_id())
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let key = match crate::vault::unlock(store.as_ref(), data_dir, master) {
         Ok(k) => k,
         Err(e) => {
             store.close();
             return Err(e.into());
         }
     };
-    let migrated = crate::vault::migrate_plaintext_keys(&store, data_dir, &key);
+    let migrated = crate::vault::migrate_plaintext_keys(store.as_ref(), data_dir, &key);
     if let Err(e) = migrated {
         store.close();
         return Err(e.into());
     }
     let vault = Vault::new(store.clone(), key);
-    crate::policy::bootstrap_if_absent(&store, data_dir)
+    crate::policy::bootstrap_if_absent(store.as_ref(), data_dir)
+        .await
         .context("creating the bootstrap administrator's policy")?;
-    let policies = Policies::load(&store).context("loading the access policies")?;
+    let policies = Policies::load(store.as_ref()).context("loading the access policies")?;
     Ok(Arc::new(Authority::new(
         store,
         vault,
@@ -90,7 +88,7 @@ pub async fn serve(
         .clone()
         .unwrap_or_else(|| format!("http://{public_bound}"));
 
-    let auth = open_authority(&data_dir, config.clone(), public_base.clone(), &master)?;
+    let auth = open_authority(&data_dir, config.clone(), public_base.clone(), &master).await?;
     let client_ca = auth
         .get_ca(&config.client_auth_ca_id)
         .map_err(|e| anyhow::anyhow!("client-auth CA {}: {e}", config.client_auth_ca_id))?;
@@ -174,7 +172,18 @@ pub async fn serve(
                         if let Some(e) = revocation.client_refusal(serial.as_deref()) {
                             return Ok(error_response(&e));
                         }
-                        crate::http::handle(auth, identity, req).await
+                        // Its own task: a client that hangs up drops this
+                        // future, never the request half-way through.
+                        match tokio::spawn(crate::http::handle(auth, identity, req)).await {
+                            Ok(r) => r,
+                            Err(e) => {
+                                tracing::error!(error = %e, "request task failed");
+                                Ok(error_response(&crate::error::ApiError::new(
+                                    crate::error::ErrorCode::Internal,
+                                    "internal error; the server log has details",
+                                )))
+                            }
+                        }
                     }
                 });
                 let conn = http1::Builder::new()
@@ -224,6 +233,14 @@ pub async fn serve(
         .is_err()
     {
         tracing::warn!("some connections did not finish in time");
+    }
+    // Requests whose clients hung up still run to the end: wait for them.
+    let all = u32::try_from(config.max_in_flight.max(1)).unwrap_or(u32::MAX);
+    if tokio::time::timeout(Duration::from_secs(15), auth.in_flight.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some requests did not finish in time");
     }
     auth.store.close();
     tracing::info!("store closed; bye");

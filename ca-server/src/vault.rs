@@ -2,14 +2,14 @@
 //!
 //! CA keys are stored only under envelope encryption (`ca_core::envelope`):
 //! each key is sealed under its own random data key (AES-256-GCM, the CA id as
-//! associated data) and the data key under the master key. Sealed keys live in
-//! the redb table `ca_keys` (CA id → [`SealedKey`] bytes), so master-key
-//! rotation re-wraps every data key in one write transaction.
+//! associated data) and the data key under the master key. The store keeps
+//! the sealed keys (CA id → [`SealedKey`] bytes), so master-key rotation
+//! re-wraps every data key in one transaction.
 //!
 //! The master key comes from `DIR/master.key` (32 random bytes, 0600, made at
 //! init) or from a passphrase (`--master-passphrase-file` or the environment
 //! variable `CA_MASTER_PASSPHRASE`) through Argon2id; in that case the KDF
-//! parameters are stored in the `key_meta` table. The master key's check value
+//! parameters are stored beside the sealed keys. The master key's check value
 //! is stored there too, so a wrong key is refused at start before any CA key is
 //! opened and before anything in the data directory is written.
 //!
@@ -25,21 +25,17 @@ use std::sync::{Arc, RwLock};
 
 use ca_core::envelope::{self, EnvelopeError, KdfParams, MasterKey, SealedKey};
 use ca_core::keys::{KeyError, Signer, SoftwareKey};
-use redb::{ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use zeroize::Zeroizing;
 
 use crate::ids::is_ca_id;
-use crate::store::{Store, StoreError, DB_FILE};
+pub use crate::store::KeyMeta;
+use crate::store::{Store, StoreError};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
 /// Written first during rotation; renamed over `master.key` once the new
 /// wrapping is committed.
 pub const MASTER_KEY_NEW_FILE: &str = "master.key.new";
 pub const PASSPHRASE_ENV: &str = "CA_MASTER_PASSPHRASE";
-
-const CA_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ca_keys");
-/// `check_value` → hex; `kdf` → encoded Argon2id parameters (passphrase mode only).
-const KEY_META: TableDefinition<&str, &str> = TableDefinition::new("key_meta");
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -71,23 +67,6 @@ impl From<StoreError> for VaultError {
     }
 }
 
-macro_rules! redb_err {
-    ($($t:ty),*) => {$(
-        impl From<$t> for VaultError {
-            fn from(e: $t) -> Self {
-                VaultError::Store(e.to_string())
-            }
-        }
-    )*};
-}
-redb_err!(
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::DatabaseError
-);
-
 /// Where the master key comes from, as the operator gave it.
 #[derive(Clone, Debug, Default)]
 pub struct MasterOptions {
@@ -110,38 +89,6 @@ impl MasterOptions {
             .filter(|v| !v.is_empty())
             .map(|v| Zeroizing::new(v.into_encoded_bytes())))
     }
-}
-
-/// What `key_meta` holds.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyMeta {
-    pub check_value: Option<String>,
-    pub kdf: Option<String>,
-}
-
-fn read_meta(txn: &ReadTransaction) -> Result<KeyMeta, VaultError> {
-    let t = match txn.open_table(KEY_META) {
-        Ok(t) => t,
-        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(KeyMeta::default()),
-        Err(e) => return Err(e.into()),
-    };
-    Ok(KeyMeta {
-        check_value: t.get("check_value")?.map(|v| v.value().to_string()),
-        kdf: t.get("kdf")?.map(|v| v.value().to_string()),
-    })
-}
-
-fn write_meta(txn: &WriteTransaction, meta: &KeyMeta) -> Result<(), VaultError> {
-    let mut t = txn.open_table(KEY_META)?;
-    match &meta.check_value {
-        Some(c) => t.insert("check_value", c.as_str())?,
-        None => t.remove("check_value")?,
-    };
-    match &meta.kdf {
-        Some(k) => t.insert("kdf", k.as_str())?,
-        None => t.remove("kdf")?,
-    };
-    Ok(())
 }
 
 /// Write a file readable by its owner only, durably.
@@ -229,19 +176,18 @@ fn find_master(
 /// wrong key changes nothing. Returns `false` when the check could not be made
 /// read-only (a database that needs crash recovery); [`unlock`] checks again.
 pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
-    let path = dir.join(DB_FILE);
-    if !path.exists() {
+    if !dir.join(crate::store::redb::DB_FILE).exists() {
         return Ok(true);
     }
-    let db = match redb::Builder::new().open_read_only(&path) {
-        Ok(db) => db,
+    let store = match crate::store::open_read_only(dir) {
+        Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "read-only pre-check not possible; checking after open");
             return Ok(false);
         }
     };
-    let meta = read_meta(&db.begin_read()?)?;
-    drop(db);
+    let meta = store.key_meta()?;
+    store.close();
     if meta.check_value.is_none() {
         return Ok(true);
     }
@@ -251,9 +197,12 @@ pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
 /// After the store is open: the master key, made on first use (init). Finishes
 /// an interrupted master-key rotation: whichever key matches the stored check
 /// value wins and the other file is cleaned up.
-pub fn unlock(store: &Store, dir: &Path, opts: &MasterOptions) -> Result<MasterKey, VaultError> {
-    let db = store.database();
-    let meta = read_meta(&db.begin_read()?)?;
+pub fn unlock(
+    store: &dyn Store,
+    dir: &Path,
+    opts: &MasterOptions,
+) -> Result<MasterKey, VaultError> {
+    let meta = store.key_meta()?;
     if meta.check_value.is_some() {
         let (key, found) = find_master(dir, &meta, opts)?;
         match found {
@@ -309,9 +258,7 @@ pub fn unlock(store: &Store, dir: &Path, opts: &MasterOptions) -> Result<MasterK
         check_value: Some(key.check_value()),
         kdf,
     };
-    let txn = db.begin_write()?;
-    write_meta(&txn, &meta)?;
-    txn.commit()?;
+    store.set_key_meta(&meta)?;
     Ok(key)
 }
 
@@ -352,8 +299,8 @@ pub fn rotate_master_key(
     crash: Option<CrashPoint>,
 ) -> Result<usize, VaultError> {
     precheck(dir, opts)?;
-    let store = Store::open(dir, crate::ids::boot_id())?;
-    let old = unlock(&store, dir, opts)?;
+    let store = crate::store::open(dir, crate::ids::boot_id())?;
+    let old = unlock(store.as_ref(), dir, opts)?;
     let (new, kdf) = match new_passphrase_file {
         Some(f) => {
             let pass = MasterOptions {
@@ -375,34 +322,17 @@ pub fn rotate_master_key(
     if crash == Some(CrashPoint::NewKeyWritten) {
         std::process::exit(3);
     }
-    let db = store.database();
-    let txn = db.begin_write()?;
-    let mut n = 0usize;
-    {
-        let mut t = txn.open_table(CA_KEYS)?;
-        let mut rewrapped = Vec::new();
-        for item in t.iter()? {
-            let (k, v) = item?;
-            let id = k.value().to_string();
-            let sealed =
-                SealedKey::from_bytes(v.value()).map_err(|e| VaultError::Sealed(id.clone(), e))?;
-            let re = envelope::rewrap(&old, &new, &id, &sealed)
-                .map_err(|e| VaultError::Sealed(id.clone(), e))?;
-            rewrapped.push((id, re.to_bytes()));
-        }
-        for (id, bytes) in &rewrapped {
-            t.insert(id.as_str(), bytes.as_slice())?;
-            n += 1;
-        }
-    }
-    write_meta(
-        &txn,
-        &KeyMeta {
-            check_value: Some(new.check_value()),
-            kdf: kdf.clone(),
-        },
-    )?;
-    txn.commit()?;
+    let mut rewrap = |id: &str, sealed: &[u8]| -> Result<Vec<u8>, String> {
+        let sealed = SealedKey::from_bytes(sealed).map_err(|e| e.to_string())?;
+        envelope::rewrap(&old, &new, id, &sealed)
+            .map(|k| k.to_bytes())
+            .map_err(|e| e.to_string())
+    };
+    let meta = KeyMeta {
+        check_value: Some(new.check_value()),
+        kdf: kdf.clone(),
+    };
+    let n = store.rewrap_keys(&mut rewrap, &meta)?;
     if crash == Some(CrashPoint::Committed) {
         std::process::exit(3);
     }
@@ -425,7 +355,7 @@ pub fn rotate_master_key(
 /// serving. Overwriting is best effort: on copy-on-write file systems or SSDs
 /// old blocks may survive, so operators should treat such keys as exposed.
 pub fn migrate_plaintext_keys(
-    store: &Store,
+    store: &dyn Store,
     dir: &Path,
     master: &MasterKey,
 ) -> Result<usize, VaultError> {
@@ -458,16 +388,11 @@ pub fn migrate_plaintext_keys(
     if found.is_empty() {
         return Ok(0);
     }
-    let txn = store.database().begin_write()?;
-    {
-        let mut t = txn.open_table(CA_KEYS)?;
-        for (id, _, _, sealed) in &found {
-            if t.get(id.as_str())?.is_none() {
-                t.insert(id.as_str(), sealed.as_slice())?;
-            }
-        }
-    }
-    txn.commit()?;
+    let keys: Vec<(String, Vec<u8>)> = found
+        .iter()
+        .map(|(id, _, _, sealed)| (id.clone(), sealed.clone()))
+        .collect();
+    store.import_sealed_keys(&keys)?;
     for (_, path, len, _) in &found {
         write_private(path, &vec![0u8; *len])?;
         std::fs::remove_file(path).map_err(|e| VaultError::Io(path.display().to_string(), e))?;
@@ -488,40 +413,33 @@ pub fn open_sealed_offline(
     opts: &MasterOptions,
     ca_id: &str,
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let db = redb::Builder::new().open_read_only(dir.join(DB_FILE))?;
-    let txn = db.begin_read()?;
-    let meta = read_meta(&txn)?;
+    let store = crate::store::open_read_only(dir)?;
+    let meta = store.key_meta()?;
     let (master, _) = find_master(dir, &meta, opts)?;
-    let t = txn.open_table(CA_KEYS)?;
-    let v = t
-        .get(ca_id)?
+    let v = store
+        .sealed_key(ca_id)?
         .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
-    let sealed =
-        SealedKey::from_bytes(v.value()).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
+    store.close();
+    let sealed = SealedKey::from_bytes(&v).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
     envelope::open(&master, ca_id, &sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))
 }
 
 /// Every CA id with a sealed key (offline).
 pub fn sealed_ids_offline(dir: &Path) -> Result<Vec<String>, VaultError> {
-    let db = redb::Builder::new().open_read_only(dir.join(DB_FILE))?;
-    let txn = db.begin_read()?;
-    let t = txn.open_table(CA_KEYS)?;
-    let mut out = Vec::new();
-    for item in t.iter()? {
-        let (k, _) = item?;
-        out.push(k.value().to_string());
-    }
-    Ok(out)
+    let store = crate::store::open_read_only(dir)?;
+    let ids = store.sealed_key_ids()?;
+    store.close();
+    Ok(ids)
 }
 
 pub struct Vault {
-    store: Arc<Store>,
+    store: Arc<dyn Store>,
     master: MasterKey,
     cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
 }
 
 impl Vault {
-    pub fn new(store: Arc<Store>, master: MasterKey) -> Self {
+    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
         Vault {
             store,
             master,
@@ -529,34 +447,23 @@ impl Vault {
         }
     }
 
-    /// Seal a freshly made CA key and store it durably (committed before this returns).
-    pub async fn store(
-        &self,
-        ca_id: &str,
-        key: SoftwareKey,
-    ) -> Result<Arc<dyn Signer>, VaultError> {
+    /// Seal a freshly made CA key for the store (the caller commits it with
+    /// the CA it belongs to).
+    pub fn seal(&self, ca_id: &str, key: &SoftwareKey) -> Result<Vec<u8>, VaultError> {
         if !is_ca_id(ca_id) {
             return Err(VaultError::BadId);
         }
-        let sealed = envelope::seal(&self.master, ca_id, &key.to_pkcs8_der())
+        Ok(envelope::seal(&self.master, ca_id, &key.to_pkcs8_der())
             .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
-            .to_bytes();
-        let id = ca_id.to_string();
-        self.store
-            .write(move |txn| {
-                let mut t = txn.open_table(CA_KEYS)?;
-                if t.get(id.as_str())?.is_some() {
-                    return Err(StoreError::Conflict(format!("CA {id} already has a key")));
-                }
-                t.insert(id.as_str(), sealed.as_slice())?;
-                Ok(())
-            })
-            .await?;
-        let key = Arc::new(key);
+            .to_bytes())
+    }
+
+    /// Keep a key whose sealed copy is committed, so the first signature does
+    /// not unseal it again.
+    pub fn cache(&self, ca_id: &str, key: SoftwareKey) {
         if let Ok(mut c) = self.cache.write() {
-            c.insert(ca_id.to_string(), key.clone());
+            c.insert(ca_id.to_string(), Arc::new(key));
         }
-        Ok(key)
     }
 
     /// The signer of a CA: opened from its sealed record on first use.
@@ -567,21 +474,12 @@ impl Vault {
         if let Some(k) = self.cache.read().ok().and_then(|c| c.get(ca_id).cloned()) {
             return Ok(k);
         }
-        let sealed = {
-            let txn = self.store.database().begin_read()?;
-            let t = match txn.open_table(CA_KEYS) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => {
-                    return Err(VaultError::Missing(ca_id.to_string()))
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let v = t
-                .get(ca_id)?
-                .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
-            SealedKey::from_bytes(v.value())
-                .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
-        };
+        let sealed = self
+            .store
+            .sealed_key(ca_id)?
+            .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
+        let sealed =
+            SealedKey::from_bytes(&sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
         let der = envelope::open(&self.master, ca_id, &sealed)
             .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
         let key = Arc::new(

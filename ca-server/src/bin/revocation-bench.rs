@@ -32,7 +32,7 @@ use ca_core::ocsp::{encode_request, CertIdInfo, HashAlg};
 use ca_core::serial::Serial;
 use ca_server::client::ApiClient;
 use ca_server::config::{ClientProfile, Config};
-use ca_server::store::{self, CertRecord, CertStatus, Revocation, Store};
+use ca_server::store::{self, CertRecord, CertStatus, Revocation};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -262,7 +262,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     // 2. Seed.
     let t = Instant::now();
-    let store = Arc::new(Store::open(dir, "bench-seed".into())?);
+    let store = store::open(dir, "bench-seed".into())?;
     let template = Arc::new(template);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let mut revoked_serials: Vec<String> = Vec::with_capacity(args.count);
@@ -283,46 +283,41 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
             }
             batch.push((serial, revoke));
         }
-        let (ca, template) = (ca_id.clone(), template.clone());
-        store
-            .write(move |txn| {
-                for (serial, revoke) in batch {
-                    let rec = CertRecord {
-                        ca_id: ca.clone(),
-                        serial: serial.clone(),
-                        status: CertStatus::Issued,
-                        profile: "tls-server".into(),
-                        subject: format!("CN=seed-{serial}.example"),
-                        sans: vec![format!("seed-{serial}.example")],
-                        key_algorithm: "ECDSA P-256".into(),
-                        not_before: now - 3600,
-                        not_after: now + 90 * 86400,
-                        tbs_sha256: String::new(),
-                        created_at: now,
-                        requested_by: "revocation-bench".into(),
-                        requester_fingerprint: None,
-                        boot_id: "bench-seed".into(),
-                        server_generated_key: false,
-                        renewed_from: None,
-                        revocation: None,
-                    };
-                    let mut intent = rec.clone();
-                    intent.status = CertStatus::Reserved;
-                    store::reserve(txn, &intent, None, "bench-seed", false)?;
-                    store::store_issued(txn, &rec, &template)?;
-                    if revoke {
-                        let rv = Revocation {
-                            reason_code: 1,
-                            reason: "KEY_COMPROMISE".into(),
-                            revoked_at: now - 60,
-                            revoked_by: "revocation-bench".into(),
-                        };
-                        store::revoke(txn, &ca, &serial, rv)?;
-                    }
-                }
-                Ok(())
-            })
-            .await?;
+        let mut certs = Vec::with_capacity(n);
+        for (serial, revoke) in batch {
+            let rec = CertRecord {
+                ca_id: ca_id.clone(),
+                serial: serial.clone(),
+                status: if revoke {
+                    CertStatus::Revoked
+                } else {
+                    CertStatus::Issued
+                },
+                profile: "tls-server".into(),
+                subject: format!("CN=seed-{serial}.example"),
+                sans: vec![format!("seed-{serial}.example")],
+                key_algorithm: "ECDSA P-256".into(),
+                not_before: now - 3600,
+                not_after: now + 90 * 86400,
+                tbs_sha256: String::new(),
+                created_at: now,
+                requested_by: "revocation-bench".into(),
+                requester_fingerprint: None,
+                boot_id: "bench-seed".into(),
+                server_generated_key: false,
+                renewed_from: None,
+                revocation: revoke.then(|| Revocation {
+                    reason_code: 1,
+                    reason: "KEY_COMPROMISE".into(),
+                    revoked_at: now - 60,
+                    revoked_by: "revocation-bench".into(),
+                }),
+            };
+            certs.push((rec, template.as_ref().clone()));
+        }
+        let draft =
+            ca_server::audit::commit_draft("revocation-bench", "ImportCertificates", &ca_id);
+        store.import_certs(certs, draft).await?;
         done += n;
     }
     let ca_pem = store
@@ -332,7 +327,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     store.close();
     drop(store);
     let seed_time = t.elapsed();
-    let db_size = std::fs::metadata(dir.join(store::DB_FILE))?.len();
+    let db_size = std::fs::metadata(dir.join(store::redb::DB_FILE))?.len();
     println!(
         "seeded {} revoked + {} issued records in {:.1} s ({:.0}/s), store {:.0} MiB",
         args.count,
@@ -427,7 +422,8 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         config.clone(),
         format!("http://{public}"),
         &ca_server::vault::MasterOptions::default(),
-    )?;
+    )
+    .await?;
     let svc = ca_server::revocation::RevocationService::new(
         auth.clone(),
         dir.join(ca_server::server::CRL_DIR),

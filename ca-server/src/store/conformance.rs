@@ -1,0 +1,588 @@
+//! The backend conformance suite: what every [`Store`] must do, written
+//! against the trait alone. Each backend runs every case through [`Backend`]
+//! (redb below; a second backend adds one line).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ca_core::audit_chain::{AuditIdentity, AuditOutcome, AuditResult};
+
+use super::*;
+
+/// How a backend opens a store at a place (the same place twice = reopen,
+/// as after a crash or a restart, with another boot id).
+trait Backend {
+    fn open(&self, dir: &Path, boot: &str) -> Arc<dyn Store>;
+}
+
+struct Redb;
+
+impl Backend for Redb {
+    fn open(&self, dir: &Path, boot: &str) -> Arc<dyn Store> {
+        Arc::new(redb::RedbStore::open(dir, boot.into()).expect("open redb"))
+    }
+}
+
+const CA1: &str = "ca-0000000000000001";
+const CA2: &str = "ca-0000000000000002";
+
+fn draft(action: &str, target: &str) -> AuditDraft {
+    AuditDraft {
+        unix: 1_700_000_000,
+        identity: AuditIdentity {
+            subject: "CN=tester".into(),
+            fingerprint: "ff".into(),
+        },
+        action: action.into(),
+        target: target.into(),
+        outcome: AuditOutcome {
+            decision: "allowed".into(),
+            statement: Some("s".into()),
+            reason: "test".into(),
+        },
+        result: AuditResult {
+            status: 201,
+            code: "success".into(),
+        },
+    }
+}
+
+fn intent(ca: &str, serial: &str, boot: &str) -> CertRecord {
+    CertRecord {
+        ca_id: ca.into(),
+        serial: serial.into(),
+        status: CertStatus::Reserved,
+        profile: "tls-server".into(),
+        subject: "CN=x".into(),
+        sans: vec![],
+        key_algorithm: "ECDSA P-256".into(),
+        not_before: 0,
+        not_after: 100,
+        tbs_sha256: format!("tbs-{serial}"),
+        created_at: 0,
+        requested_by: "test".into(),
+        boot_id: boot.into(),
+        server_generated_key: false,
+        renewed_from: None,
+        revocation: None,
+        requester_fingerprint: None,
+    }
+}
+
+fn issued(mut r: CertRecord) -> CertRecord {
+    r.status = CertStatus::Issued;
+    r
+}
+
+fn idem(serial: &str, hash: &str) -> IdemRecord {
+    IdemRecord {
+        request_sha256: hash.into(),
+        ca_id: CA1.into(),
+        serial: serial.into(),
+    }
+}
+
+fn no_tokens() -> Arc<InFlightTokens> {
+    Arc::new(InFlightTokens::default())
+}
+
+fn rv(code: u8, at: i64) -> Revocation {
+    Revocation {
+        reason_code: code,
+        reason: "x".into(),
+        revoked_at: at,
+        revoked_by: "test".into(),
+    }
+}
+
+fn ca(id: &str) -> CaRecord {
+    CaRecord {
+        id: id.into(),
+        ca_type: CaType::Root,
+        status: CaStatus::Active,
+        subject: "CN=Test CA".into(),
+        key_algorithm: "ECDSA P-256".into(),
+        certificate_pem: None,
+        chain_pem: vec![],
+        parent_ca_id: None,
+        external: false,
+        csr_pem: None,
+        serial: None,
+        not_before: None,
+        not_after: None,
+        path_len: None,
+        created_at: 0,
+        updated_at: 0,
+    }
+}
+
+async fn issue_one(s: &dyn Store, ca: &str, serial: &str) {
+    let r = s
+        .reserve(intent(ca, serial, s.boot_id()), None, no_tokens())
+        .await
+        .expect("reserve");
+    assert!(matches!(r, ReserveOutcome::Reserved));
+    s.issue(
+        issued(intent(ca, serial, s.boot_id())),
+        b"der".to_vec(),
+        draft("IssueCertificate", serial),
+    )
+    .await
+    .expect("issue");
+}
+
+fn audit_actions(s: &dyn Store) -> Vec<(String, String)> {
+    let (entries, _) = s
+        .audit_page(&AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .expect("audit");
+    entries.into_iter().map(|e| (e.action, e.target)).collect()
+}
+
+async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    let r = s
+        .reserve(intent(CA1, "01", "boot1"), None, no_tokens())
+        .await;
+    assert!(matches!(r, Ok(ReserveOutcome::Reserved)));
+    let r = s
+        .reserve(intent(CA1, "01", "boot1"), None, no_tokens())
+        .await;
+    assert!(matches!(r, Err(StoreError::SerialTaken)), "{r:?}");
+    // A token binds a request; the same token while its request still runs
+    // in this process is in progress.
+    let tokens = no_tokens();
+    let _first = tokens.enter("tok");
+    let tok = |serial: &str, hash: &str| Some(("tok".to_string(), idem(serial, hash)));
+    let r = s
+        .reserve(intent(CA1, "02", "boot1"), tok("02", "h1"), tokens.clone())
+        .await
+        .expect("reserve with token");
+    assert!(matches!(r, ReserveOutcome::Reserved));
+    let _retry = tokens.enter("tok");
+    let r = s
+        .reserve(intent(CA1, "03", "boot1"), tok("03", "h1"), tokens.clone())
+        .await
+        .expect("replay");
+    assert!(matches!(r, ReserveOutcome::InProgress(ref rec) if rec.serial == "02"));
+    // The same token with another request: conflict.
+    let r = s
+        .reserve(intent(CA1, "04", "boot1"), tok("04", "h2"), tokens.clone())
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    // Once issued, a replay returns the certificate.
+    s.issue(
+        issued(intent(CA1, "02", "boot1")),
+        b"der".to_vec(),
+        draft("IssueCertificate", "02"),
+    )
+    .await
+    .expect("issue");
+    let r = s
+        .reserve(intent(CA1, "05", "boot1"), tok("05", "h1"), no_tokens())
+        .await
+        .expect("replay");
+    assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
+    // Issuing twice, or without a reservation, is refused.
+    let again = s
+        .issue(
+            issued(intent(CA1, "02", "boot1")),
+            b"der".to_vec(),
+            draft("IssueCertificate", "02"),
+        )
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    let unreserved = s
+        .issue(
+            issued(intent(CA1, "77", "boot1")),
+            b"der".to_vec(),
+            draft("IssueCertificate", "77"),
+        )
+        .await;
+    assert!(
+        matches!(unreserved, Err(StoreError::NotFound(_))),
+        "{unreserved:?}"
+    );
+    s.close();
+}
+
+async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    issue_one(s.as_ref(), CA1, "0a").await;
+    // A refused issue writes neither certificate nor entry.
+    let refused = s
+        .issue(
+            issued(intent(CA1, "0b", "boot1")),
+            b"der".to_vec(),
+            draft("IssueCertificate", "0b"),
+        )
+        .await;
+    assert!(refused.is_err());
+    s.revoke(CA1, "0a", rv(1, 5), draft("RevokeCertificate", "0a"))
+        .await
+        .expect("revoke");
+    let unknown = s
+        .revoke(CA1, "ff", rv(1, 5), draft("RevokeCertificate", "ff"))
+        .await;
+    assert!(matches!(unknown, Err(StoreError::NotFound(_))));
+    s.put_alias("issuing", CA1, draft("PutAlias", "issuing"))
+        .await
+        .expect("alias");
+    s.put_policy("p1", b"{}".to_vec(), draft("PutPolicy", "p1"))
+        .await
+        .expect("policy");
+    assert!(s
+        .delete_policy("p1", draft("DeletePolicy", "p1"))
+        .await
+        .expect("delete"));
+    s.append_audit(draft("GetCertificate", "0a"))
+        .await
+        .expect("append");
+    assert_eq!(
+        audit_actions(s.as_ref()),
+        vec![
+            ("IssueCertificate".into(), "0a".into()),
+            ("RevokeCertificate".into(), "0a".into()),
+            ("PutAlias".into(), "issuing".into()),
+            ("PutPolicy".into(), "p1".into()),
+            ("DeletePolicy".into(), "p1".into()),
+            ("GetCertificate".into(), "0a".into()),
+        ]
+    );
+    assert_eq!(s.verify_audit().expect("verify"), Verdict::Ok { count: 6 });
+    s.close();
+}
+
+async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    let seen: Arc<Mutex<Vec<Committed>>> = Arc::default();
+    let sink = seen.clone();
+    s.subscribe(Arc::new(move |e| {
+        sink.lock().expect("lock").push(e.clone());
+    }));
+    for (c, serial) in [(CA1, "0a"), (CA1, "0b"), (CA2, "0c")] {
+        issue_one(s.as_ref(), c, serial).await;
+    }
+    assert_eq!(
+        s.serial_status(CA1, "0a").expect("status"),
+        SerialStatus::Issued
+    );
+    let r = s
+        .revoke(
+            CA1,
+            "0a",
+            rv(1, 1_700_000_000),
+            draft("RevokeCertificate", "0a"),
+        )
+        .await
+        .expect("revoke");
+    assert_eq!(r.revocation.as_ref().map(|r| r.reason_code), Some(1));
+    // Again, with another reason: the first one stays.
+    let r = s
+        .revoke(
+            CA1,
+            "0a",
+            rv(4, 1_800_000_000),
+            draft("RevokeCertificate", "0a"),
+        )
+        .await
+        .expect("idempotent");
+    assert_eq!(r.revocation.map(|r| r.revoked_at), Some(1_700_000_000));
+    s.revoke(
+        CA2,
+        "0c",
+        rv(0, 1_700_000_001),
+        draft("RevokeCertificate", "0c"),
+    )
+    .await
+    .expect("revoke other CA");
+    assert!(matches!(
+        s.serial_status(CA1, "0a").expect("status"),
+        SerialStatus::Revoked(r) if r.reason_code == 1
+    ));
+    assert_eq!(
+        s.serial_status(CA1, "ff").expect("status"),
+        SerialStatus::Unknown
+    );
+    let (entries, n) = s.crl_entries(CA1).expect("entries");
+    assert_eq!(n, 1);
+    assert_eq!(
+        entries,
+        crl_entry("0a", &rv(1, 1_700_000_000)).expect("entry")
+    );
+    assert_eq!(s.crl_entries(CA2).expect("entries").1, 1);
+    assert_eq!(s.complete_crl_entries().await.expect("complete"), 0);
+    // Hooks heard every committed revocation (the repeat too), before the
+    // revoker was answered.
+    let revoked: Vec<Committed> = seen
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| matches!(e, Committed::Revoked { .. }))
+        .cloned()
+        .collect();
+    assert_eq!(revoked.len(), 3, "{revoked:?}");
+    assert_eq!(
+        revoked[0],
+        Committed::Revoked {
+            ca_id: CA1.into(),
+            serial: "0a".into()
+        }
+    );
+    s.close();
+}
+
+async fn an_intent_orphaned_by_a_crash_frees_its_token_not_its_serial(b: &dyn Backend, dir: &Path) {
+    {
+        let s = b.open(dir, "boot1");
+        s.reserve(
+            intent(CA1, "0a", "boot1"),
+            Some(("tok".into(), idem("0a", "h"))),
+            no_tokens(),
+        )
+        .await
+        .expect("reserve");
+        s.close();
+    }
+    let s = b.open(dir, "boot2");
+    let r = s
+        .reserve(
+            intent(CA1, "0b", "boot2"),
+            Some(("tok".into(), idem("0b", "h"))),
+            no_tokens(),
+        )
+        .await
+        .expect("re-reserve");
+    assert!(matches!(r, ReserveOutcome::Reserved));
+    let r = s
+        .reserve(intent(CA1, "0a", "boot2"), None, no_tokens())
+        .await;
+    assert!(matches!(r, Err(StoreError::SerialTaken)));
+    // The orphan is listed nowhere a client looks, and serves as unknown.
+    assert_eq!(
+        s.serial_status(CA1, "0a").expect("status"),
+        SerialStatus::Unknown
+    );
+    s.close();
+}
+
+async fn paging_walks_every_certificate_once(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    for i in 0..25u32 {
+        let serial = format!("{:02x}", i + 1);
+        let mut r = intent(CA1, &serial, "boot1");
+        r.not_after = 1000 + i64::from(i % 5);
+        s.reserve(r.clone(), None, no_tokens())
+            .await
+            .expect("reserve");
+        s.issue(issued(r), b"d".to_vec(), draft("IssueCertificate", &serial))
+            .await
+            .expect("issue");
+    }
+    issue_one(s.as_ref(), CA2, "ff").await;
+    for expiring in [None, Some(2000)] {
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let f = CertFilter {
+                ca_id: Some(CA1.into()),
+                expiring_before: expiring,
+                limit: 7,
+                cursor: cursor.clone(),
+                ..Default::default()
+            };
+            let (page, next) = s.list_certs(&f, &|_| true).expect("page");
+            assert!(page.len() <= 7);
+            seen.extend(page.into_iter().map(|r| r.serial));
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 25, "expiring {expiring:?}: {seen:?}");
+    }
+    let bad = CertFilter {
+        cursor: Some("zz".into()),
+        limit: 5,
+        ..Default::default()
+    };
+    assert!(s.list_certs(&bad, &|_| true).is_err());
+    assert_eq!(s.count_certs().expect("count"), 26);
+    s.close();
+}
+
+async fn concurrent_writers_each_get_their_own_answer(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let serial = format!("{:04x}", i % 48);
+            let r = s
+                .reserve(intent(CA1, &serial, "boot1"), None, no_tokens())
+                .await;
+            (serial, r.is_ok())
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        let (_, ok) = t.await.expect("task");
+        won += usize::from(ok);
+    }
+    // 48 distinct serials: 48 reservations win, 16 duplicates lose.
+    assert_eq!(won, 48);
+    s.close();
+}
+
+async fn a_new_ca_is_one_commit(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "boot1");
+    let new = NewCaRecord {
+        ca: ca(CA1),
+        sealed_key: b"sealed".to_vec(),
+        certificate: None,
+    };
+    s.create_ca(new.clone(), draft("CreateCertificateAuthority", CA1))
+        .await
+        .expect("create");
+    let twice = s
+        .create_ca(new, draft("CreateCertificateAuthority", CA1))
+        .await;
+    assert!(matches!(twice, Err(StoreError::Conflict(_))));
+    assert_eq!(s.sealed_key(CA1).expect("key"), Some(b"sealed".to_vec()));
+    // A sub-CA whose certificate has no reservation: nothing of it is kept.
+    let orphan = NewCaRecord {
+        ca: ca(CA2),
+        sealed_key: b"k2".to_vec(),
+        certificate: Some((issued(intent(CA1, "0c", "boot1")), b"der".to_vec())),
+    };
+    assert!(s
+        .create_ca(orphan, draft("CreateCertificateAuthority", CA2))
+        .await
+        .is_err());
+    assert_eq!(s.get_ca(CA2).expect("get"), None);
+    assert_eq!(s.sealed_key(CA2).expect("key"), None);
+    // Rotation: the new CA, the retired old one and the alias move together.
+    s.put_alias("issuing", CA1, draft("PutAlias", "issuing"))
+        .await
+        .expect("alias");
+    let rotated = NewCaRecord {
+        ca: ca(CA2),
+        sealed_key: b"k2".to_vec(),
+        certificate: None,
+    };
+    let retired = s
+        .rotate_alias(
+            "issuing",
+            CA1,
+            rotated.clone(),
+            draft("RotateAlias", "issuing"),
+        )
+        .await
+        .expect("rotate");
+    assert_eq!(retired.status, CaStatus::Retired);
+    assert_eq!(s.get_alias("issuing").expect("alias"), Some(CA2.into()));
+    let moved = s
+        .rotate_alias("issuing", CA1, rotated, draft("RotateAlias", "issuing"))
+        .await;
+    assert!(matches!(moved, Err(StoreError::Conflict(_))));
+    let actions: Vec<String> = audit_actions(s.as_ref()).into_iter().map(|a| a.0).collect();
+    assert_eq!(
+        actions,
+        ["CreateCertificateAuthority", "PutAlias", "RotateAlias"]
+    );
+    s.close();
+}
+
+async fn keys_and_policies_survive_a_restart(b: &dyn Backend, dir: &Path) {
+    {
+        let s = b.open(dir, "boot1");
+        assert_eq!(s.list_policies().expect("policies"), None);
+        assert_eq!(s.key_meta().expect("meta"), KeyMeta::default());
+        s.set_key_meta(&KeyMeta {
+            check_value: Some("cv".into()),
+            kdf: None,
+        })
+        .expect("meta");
+        s.import_sealed_keys(&[(CA1.into(), b"k1".to_vec())])
+            .expect("import");
+        s.put_policy("p", b"{\"a\":1}".to_vec(), draft("PutPolicy", "p"))
+            .await
+            .expect("policy");
+        s.close();
+    }
+    let s = b.open(dir, "boot2");
+    assert_eq!(
+        s.list_policies().expect("policies"),
+        Some(vec![("p".into(), b"{\"a\":1}".to_vec())])
+    );
+    let calls = AtomicUsize::new(0);
+    let mut rewrap = |id: &str, old: &[u8]| {
+        calls.fetch_add(1, Ordering::Relaxed);
+        Ok([id.as_bytes(), old].concat())
+    };
+    let meta = KeyMeta {
+        check_value: Some("cv2".into()),
+        kdf: Some("kdf".into()),
+    };
+    assert_eq!(s.rewrap_keys(&mut rewrap, &meta).expect("rewrap"), 1);
+    assert_eq!(s.key_meta().expect("meta"), meta);
+    assert_eq!(
+        s.sealed_key(CA1).expect("key"),
+        Some([CA1.as_bytes(), b"k1"].concat())
+    );
+    assert_eq!(s.sealed_key_ids().expect("ids"), vec![CA1.to_string()]);
+    s.close();
+}
+
+async fn run_all(b: &dyn Backend) {
+    macro_rules! case {
+        ($f:ident) => {{
+            let dir = tempfile::tempdir().expect("tempdir");
+            $f(b, dir.path()).await;
+        }};
+    }
+    case!(serials_are_never_reused_and_tokens_bind_requests);
+    case!(an_action_and_its_audit_entry_commit_together);
+    case!(revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks);
+    case!(an_intent_orphaned_by_a_crash_frees_its_token_not_its_serial);
+    case!(paging_walks_every_certificate_once);
+    case!(concurrent_writers_each_get_their_own_answer);
+    case!(a_new_ca_is_one_commit);
+    case!(keys_and_policies_survive_a_restart);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_passes_the_conformance_suite() {
+    run_all(&Redb).await;
+}
+
+#[tokio::test]
+async fn redb_refuses_a_newer_schema_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Redb.open(dir.path(), "a").close();
+    {
+        use ::redb::ReadableDatabase as _;
+        let db = ::redb::Database::create(dir.path().join(redb::DB_FILE)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(::redb::TableDefinition::<&str, u64>::new("meta"))
+            .expect("meta")
+            .insert("schema_version", SCHEMA_VERSION + 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+        let _ = db.begin_read();
+    }
+    let err = redb::RedbStore::open(dir.path(), "b".into())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::NewerSchema { found } if found == SCHEMA_VERSION + 1));
+    assert!(err.to_string().contains("newer than this server supports"));
+    let err = redb::RedbStore::open_read_only(dir.path())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::NewerSchema { .. }));
+}

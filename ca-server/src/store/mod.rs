@@ -1,0 +1,250 @@
+//! The storage authority: the only code that knows how the CA's records are
+//! kept. Everything else speaks to it in the CA's own operations (reserve a
+//! serial, issue, revoke, create a CA, set an alias, put a policy, seal keys,
+//! append to the audit trail, page through certificates) through the
+//! [`Store`] trait; [`redb`](self::redb) is the embedded backend.
+//!
+//! Two promises every backend keeps:
+//! - **An action and its audit entry commit together.** Every operation that
+//!   changes state takes the [`AuditDraft`] of the call that caused it and
+//!   appends the entry in the same transaction, so neither can exist without
+//!   the other, whatever crashes or hangs up.
+//! - **Effects follow commits, not requests.** After a commit is durable the
+//!   backend tells every [`CommitHook`] what it changed ([`Committed`]), on its
+//!   own thread, before the caller is answered and whether or not the caller
+//!   is still there.
+//!
+//! Reads are synchronous point lookups and short range scans; writes are
+//! futures resolved once durable. A write that fails for lack of space or an
+//! I/O error is [`StoreError::Unavailable`] (503), and the backend recovers by
+//! itself once the cause is gone.
+//!
+//! # Schema (redb backend)
+//!
+//! | table         | key                             | value                                   |
+//! |---------------|---------------------------------|-----------------------------------------|
+//! | `meta`        | name                            | u64: `schema_version`, `crl_entries_complete` |
+//! | `cas`         | CA id                           | [`CaRecord`] JSON                       |
+//! | `certs`       | `ca-id/serial`                  | [`CertRecord`] JSON (no DER)            |
+//! | `cert_der`    | `ca-id/serial`                  | certificate DER                         |
+//! | `serials`     | serial (hex)                    | CA id (global lookup, reuse guard)      |
+//! | `expiry`      | (notAfter unix, `ca-id/serial`) | ()                                      |
+//! | `revocations` | `ca-id/serial`                  | [`Revocation`] JSON                     |
+//! | `idempotency` | caller fingerprint/token        | [`IdemRecord`] JSON                     |
+//! | `crl_entries` | `ca-id/serial`                  | DER revokedCertificates entry           |
+//! | `crl_meta`    | CA id                           | [`CrlMeta`] JSON                        |
+//! | `aliases`     | alias                           | CA id                                   |
+//! | `policies`    | statement id                    | policy statement JSON                   |
+//! | `ca_keys`     | CA id                           | sealed CA key (envelope, see `vault`)   |
+//! | `key_meta`    | `check_value`, `kdf`            | master-key check value, Argon2id params |
+//! | `audit`       | sequence (u64)                  | audit entry JSON (hash-chained)         |
+//! | `audit_head`  | `head`                          | JSON (last sequence, last hash)         |
+//!
+//! `crl_entries` is written in the revocation's own transaction, so a CRL is
+//! one range scan of that CA's pre-encoded entries. The signed CRL itself is
+//! a file the revocation service writes before committing its `crl_meta`.
+
+mod records;
+pub mod redb;
+
+#[cfg(test)]
+mod conformance;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use ca_core::audit_chain::AuditEntry;
+pub use records::*;
+
+/// The schema this binary writes; a newer one is refused at open.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// A write: resolved once its commit is durable (or failed).
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
+
+/// A change to a CA record, checked and applied inside the transaction.
+pub type CaChange = Box<dyn FnOnce(&mut CaRecord) -> Result<(), StoreError> + Send>;
+
+/// Re-seal one CA key: (CA id, sealed bytes) → new sealed bytes.
+pub type Rewrap<'a> = &'a mut dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A fault of the database that is not the caller's and not transient.
+    #[error("database: {0}")]
+    Db(String),
+    /// The store cannot write now (disk full, I/O error); it recovers by itself.
+    #[error("the store cannot write now: {0}")]
+    Unavailable(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("serial number already taken")]
+    SerialTaken,
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the database schema version {found} is newer than this server supports ({SCHEMA_VERSION}); run a newer ca-server")]
+    NewerSchema { found: u64 },
+    #[error("the store is closed")]
+    Closed,
+    #[error("the store was opened read-only")]
+    ReadOnly,
+    #[error("a write panicked; nothing in its batch was committed")]
+    Panicked,
+}
+
+impl StoreError {
+    /// Whether the error spoils the whole transaction it happened in (as
+    /// opposed to a refusal checked before anything was written).
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Corrupt(_)
+                | StoreError::Panicked
+        )
+    }
+}
+
+/// The counters a backend keeps for health and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub commits: u64,
+    pub writes: u64,
+    /// False while writes fail for lack of space or an I/O error.
+    pub writable: bool,
+}
+
+/// The storage authority. Reads take `&self` and return at once; writes are
+/// futures that resolve once their commit is durable. Every state-changing
+/// write takes the audit entry of the call that caused it.
+pub trait Store: Send + Sync {
+    /// Which process is running (orphaned intents are recognised by it).
+    fn boot_id(&self) -> &str;
+    fn stats(&self) -> StoreStats;
+    /// Stop taking writes, finish what is queued and release the store.
+    fn close(&self);
+    /// Register a hook told of every durable commit.
+    fn subscribe(&self, hook: CommitHook);
+
+    // ---- CAs and aliases ---------------------------------------------------
+
+    fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError>;
+    fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError>;
+    /// A new CA with its sealed key (and certificate), refused if the id exists.
+    fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord>;
+    /// Change a CA under a check of its current state; returns the new record.
+    fn update_ca(&self, id: &str, change: CaChange, audit: AuditDraft)
+        -> StoreFuture<'_, CaRecord>;
+    fn get_alias(&self, alias: &str) -> Result<Option<String>, StoreError>;
+    fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError>;
+    fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// Rotation in one commit: create `new`, retire `old_id` and repoint
+    /// `alias`, refused if the alias no longer points at `old_id`.
+    /// Returns the retired record.
+    fn rotate_alias(
+        &self,
+        alias: &str,
+        old_id: &str,
+        new: NewCaRecord,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, CaRecord>;
+
+    // ---- certificates ------------------------------------------------------
+
+    /// Record the intent to sign: reserve the serial (never reused) and the
+    /// to-be-signed digest, and bind the idempotency token to it.
+    /// `in_flight` says which tokens other requests of this process hold.
+    fn reserve(
+        &self,
+        intent: CertRecord,
+        token: Option<(String, IdemRecord)>,
+        in_flight: Arc<InFlightTokens>,
+    ) -> StoreFuture<'_, ReserveOutcome>;
+    /// Replace an intent by the signed certificate, with its audit entry.
+    fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// Mark a certificate revoked and keep its CRL entry beside it. Unknown or
+    /// unissued serials are NotFound; revoking again returns the record with
+    /// its first revocation (and still records the call).
+    fn revoke(
+        &self,
+        ca_id: &str,
+        serial: &str,
+        revocation: Revocation,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, CertRecord>;
+    /// Bulk import of issued (or revoked) certificates made elsewhere: a
+    /// migration, or a benchmark's seed. Refused whole if a serial is taken.
+    fn import_certs(
+        &self,
+        certs: Vec<(CertRecord, Vec<u8>)>,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, u64>;
+    fn get_cert(&self, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError>;
+    /// Which CA issued `serial` (serials are unique across the store).
+    fn ca_of_serial(&self, serial: &str) -> Result<Option<String>, StoreError>;
+    fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError>;
+    fn count_certs(&self) -> Result<u64, StoreError>;
+    /// One page of certificates and the cursor of the next page, if any.
+    fn list_certs(
+        &self,
+        filter: &CertFilter,
+        wanted: &dyn Fn(&CertRecord) -> bool,
+    ) -> Result<(Vec<CertRecord>, Option<String>), StoreError>;
+
+    // ---- CRLs --------------------------------------------------------------
+
+    /// Every pre-encoded CRL entry of a CA, concatenated, and their count.
+    fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError>;
+    fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError>;
+    /// Record that CRL `meta.crl_number` of `ca_id` is signed and stored.
+    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta) -> StoreFuture<'_, ()>;
+    /// Give every revocation recorded before `crl_entries` existed its entry
+    /// (once per store); returns how many it added.
+    fn complete_crl_entries(&self) -> StoreFuture<'_, u64>;
+
+    // ---- policies ----------------------------------------------------------
+
+    /// Every stored statement (id, JSON), or None if the store has never had
+    /// a policy set (a data directory from before policies).
+    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError>;
+    fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// Whether the statement existed (the call is recorded either way).
+    fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool>;
+
+    // ---- keys (start-up and offline operations: synchronous) ---------------
+
+    fn key_meta(&self) -> Result<KeyMeta, StoreError>;
+    fn set_key_meta(&self, meta: &KeyMeta) -> Result<(), StoreError>;
+    fn sealed_key(&self, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Keep sealed keys of CAs that have none yet (a migration); returns how many.
+    fn import_sealed_keys(&self, keys: &[(String, Vec<u8>)]) -> Result<usize, StoreError>;
+    /// Re-seal every CA key and record the new master key in one transaction.
+    fn rewrap_keys(&self, rewrap: Rewrap<'_>, meta: &KeyMeta) -> Result<usize, StoreError>;
+
+    // ---- the audit trail ---------------------------------------------------
+
+    /// Append the entry of a call that changed nothing (a read, a refusal).
+    fn append_audit(&self, audit: AuditDraft) -> StoreFuture<'_, AuditEntry>;
+    /// One page of entries, oldest first, and the cursor of the next page.
+    fn audit_page(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError>;
+    /// Verify the chain from the first entry to the recorded head.
+    fn verify_audit(&self) -> Result<Verdict, StoreError>;
+}
+
+/// The embedded default: open (or create) the redb store in `dir`.
+pub fn open(dir: &std::path::Path, boot_id: String) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(redb::RedbStore::open(dir, boot_id)?))
+}
+
+/// Open a stopped server's store to read (offline tools, verification).
+pub fn open_read_only(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(redb::RedbStore::open_read_only(dir)?))
+}

@@ -1,0 +1,279 @@
+//! The records the store keeps and the values its operations take and give.
+//! Backend-neutral: a backend decides how they are laid out, not what they are.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+/// CA lifecycle states (ACM PCA's CertificateAuthorityStatus).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaStatus {
+    PendingCertificate,
+    Active,
+    Disabled,
+    /// Replaced behind its alias: issues nothing, still serves CRL and OCSP.
+    Retired,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CaType {
+    Root,
+    Subordinate,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub ca_type: CaType,
+    pub status: CaStatus,
+    pub subject: String,
+    pub key_algorithm: String,
+    /// The CA's own certificate (absent while pending an external signature).
+    pub certificate_pem: Option<String>,
+    /// The CA's issuer and up to the root, issuer first.
+    #[serde(default)]
+    pub chain_pem: Vec<String>,
+    pub parent_ca_id: Option<String>,
+    /// Signed by a CA outside this service.
+    #[serde(default)]
+    pub external: bool,
+    pub csr_pem: Option<String>,
+    pub serial: Option<String>,
+    pub not_before: Option<i64>,
+    pub not_after: Option<i64>,
+    pub path_len: Option<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Certificate states (ACM's CertificateStatus, plus RESERVED for an intent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CertStatus {
+    /// Serial reserved and the to-be-signed digest recorded; not (yet) handed out.
+    Reserved,
+    Issued,
+    Revoked,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub reason_code: u8,
+    pub reason: String,
+    pub revoked_at: i64,
+    pub revoked_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertRecord {
+    pub ca_id: String,
+    pub serial: String,
+    pub status: CertStatus,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_algorithm: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    /// SHA-256 of the to-be-signed certificate, recorded before signing.
+    pub tbs_sha256: String,
+    pub created_at: i64,
+    pub requested_by: String,
+    /// Which server process made the intent (orphaned intents are recognised by it).
+    pub boot_id: String,
+    #[serde(default)]
+    pub server_generated_key: bool,
+    #[serde(default)]
+    pub renewed_from: Option<String>,
+    #[serde(default)]
+    pub revocation: Option<Revocation>,
+    /// SHA-256 fingerprint of the requester's client certificate (revoke-own policies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requester_fingerprint: Option<String>,
+}
+
+impl CertRecord {
+    pub fn key(&self) -> String {
+        cert_key(&self.ca_id, &self.serial)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemRecord {
+    pub request_sha256: String,
+    pub ca_id: String,
+    pub serial: String,
+}
+
+/// The last signed CRL of a CA (its DER is a file named by CA id and number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CrlMeta {
+    pub crl_number: u64,
+    pub this_update: i64,
+    pub next_update: i64,
+    pub entries: u64,
+}
+
+/// What the store knows about one serial of one CA (OCSP, client lockout).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SerialStatus {
+    Issued,
+    Revoked(Revocation),
+    /// Never issued here (or only reserved: never handed out).
+    Unknown,
+}
+
+/// A certificate record and its DER (absent while only the intent exists).
+pub type CertWithDer = (CertRecord, Option<Vec<u8>>);
+
+pub fn cert_key(ca_id: &str, serial: &str) -> String {
+    format!("{ca_id}/{serial}")
+}
+
+/// What reserving a serial found.
+#[derive(Debug)]
+pub enum ReserveOutcome {
+    /// The intent is recorded; go ahead and sign.
+    Reserved,
+    /// The idempotency token already names this certificate, issued.
+    Existing(CertRecord),
+    /// The idempotency token names a certificate another request is signing now.
+    InProgress(CertRecord),
+}
+
+/// Filters for listing certificates.
+#[derive(Clone, Debug, Default)]
+pub struct CertFilter {
+    pub ca_id: Option<String>,
+    pub status: Option<CertStatus>,
+    /// Only certificates whose notAfter is before this (unix seconds).
+    pub expiring_before: Option<i64>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+/// Idempotency tokens of the requests running in this process, counted: a
+/// retry may carry the same token as a request still signing.
+#[derive(Debug, Default)]
+pub struct InFlightTokens(Mutex<HashMap<String, usize>>);
+
+impl InFlightTokens {
+    /// Count a request carrying `token` until the guard drops (when the
+    /// request ends, answered or cancelled).
+    pub fn enter(self: &Arc<Self>, token: &str) -> InFlightGuard {
+        *self.lock().entry(token.to_string()).or_insert(0) += 1;
+        InFlightGuard {
+            set: self.clone(),
+            token: token.to_string(),
+        }
+    }
+
+    /// Whether a request other than the caller's (which has entered) carries `token`.
+    pub fn others(&self, token: &str) -> bool {
+        self.lock().get(token).is_some_and(|n| *n > 1)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        // A counter map stays consistent even if a holder panicked.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One in-flight request's hold on its idempotency token.
+#[derive(Debug)]
+pub struct InFlightGuard {
+    set: Arc<InFlightTokens>,
+    token: String,
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut map = self.set.lock();
+        if let Some(n) = map.get_mut(&self.token) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.token);
+            }
+        }
+    }
+}
+
+/// The DER revokedCertificates entry of one revocation (what CRLs list).
+pub fn crl_entry(serial: &str, rv: &Revocation) -> Result<Vec<u8>, super::StoreError> {
+    use ca_core::crl::{encode_revoked_entry, RevocationReason, RevokedEntry};
+    let bad =
+        |what: &str| super::StoreError::Conflict(format!("cannot list {serial} in a CRL: {what}"));
+    let entry = RevokedEntry {
+        serial: ca_core::serial::Serial::from_hex(serial).map_err(|_| bad("serial"))?,
+        revoked_at: time::OffsetDateTime::from_unix_timestamp(rv.revoked_at)
+            .map_err(|_| bad("time"))?,
+        reason: RevocationReason::from_code(rv.reason_code).ok_or_else(|| bad("reason"))?,
+    };
+    encode_revoked_entry(&entry).map_err(|e| bad(&e.to_string()))
+}
+
+/// What the writer of an audit entry knows; the store fills in the sequence
+/// number and the hash chain inside the transaction that appends it.
+#[derive(Clone, Debug)]
+pub struct AuditDraft {
+    pub unix: i64,
+    pub identity: ca_core::audit_chain::AuditIdentity,
+    pub action: String,
+    pub target: String,
+    pub outcome: ca_core::audit_chain::AuditOutcome,
+    pub result: ca_core::audit_chain::AuditResult,
+}
+
+/// Filters for listing the audit trail.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// Matches the subject or the fingerprint exactly.
+    pub identity: Option<String>,
+    pub action: Option<String>,
+    pub limit: usize,
+    /// The next sequence number to look at.
+    pub cursor: Option<u64>,
+}
+
+/// How verification of the audit chain ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Ok { count: u64 },
+    Broken { seq: u64, why: String },
+}
+
+/// The master key's record: its check value, and the KDF parameters when it
+/// comes from a passphrase.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub check_value: Option<String>,
+    pub kdf: Option<String>,
+}
+
+/// A new CA as one commit: its record, its sealed key, and (when this
+/// service signed it) its certificate's record and DER.
+#[derive(Clone, Debug)]
+pub struct NewCaRecord {
+    pub ca: CaRecord,
+    pub sealed_key: Vec<u8>,
+    pub certificate: Option<(CertRecord, Vec<u8>)>,
+}
+
+/// What a commit changed, told to subscribers after it is durable (CRL
+/// dirty marks, OCSP and policy caches), whether or not the request that
+/// caused it is still waiting.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Committed {
+    Revoked { ca_id: String, serial: String },
+    CaChanged { ca_id: String },
+    AliasChanged { alias: String },
+    PolicyChanged { id: String },
+}
+
+/// Called on the committing thread after each durable commit; must be quick.
+pub type CommitHook = Arc<dyn Fn(&Committed) + Send + Sync>;

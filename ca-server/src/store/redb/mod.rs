@@ -1,0 +1,624 @@
+//! The embedded backend: one redb file (`DIR/ca.redb`), ACID, no server to
+//! run. Tables are narrow and keyed for the queries served, so start-up reads
+//! nothing but the schema version and memory does not grow with the number of
+//! certificates (the layout is in the [`store`](super) docs).
+
+mod reads;
+mod tables;
+mod writer;
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{ReadableTable, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use self::tables::*;
+use self::writer::{Handle, Job, JobOutput, Shared};
+use super::{
+    AuditDraft, AuditEntry, AuditFilter, CaChange, CaRecord, CertFilter, CertRecord, CertWithDer,
+    CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord,
+    ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture, StoreStats,
+    Verdict, SCHEMA_VERSION,
+};
+
+pub const DB_FILE: &str = "ca.redb";
+
+pub struct RedbStore {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    boot_id: String,
+}
+
+impl RedbStore {
+    /// Open (or create) the store in `dir`, check its schema version and start
+    /// the writer. Reads nothing else: start-up does not depend on the data size.
+    pub fn open(dir: &Path, boot_id: String) -> Result<RedbStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        let db = writer::open_database(&path)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| StoreError::Db(format!("setting permissions: {e}")))?;
+        }
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
+            match found {
+                Some(v) if v > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema { found: v });
+                }
+                Some(_) => {}
+                None => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
+                    // A new store has no revocations without CRL entries.
+                    meta.insert(CRL_ENTRIES_COMPLETE, 1)?;
+                }
+            }
+        }
+        for t in [
+            CAS,
+            CERTS,
+            CERT_DER,
+            REVOCATIONS,
+            IDEMPOTENCY,
+            CRL_ENTRIES,
+            CRL_META,
+            CA_KEYS,
+        ] {
+            txn.open_table(t)?;
+        }
+        txn.open_table(SERIALS)?;
+        txn.open_table(EXPIRY)?;
+        txn.open_table(ALIASES)?;
+        txn.open_table(KEY_META)?;
+        txn.open_table(AUDIT)?;
+        txn.open_table(AUDIT_HEAD)?;
+        txn.commit()?;
+        let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
+        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || writer::writer_loop(shared, rx))
+                .map_err(|e| StoreError::Db(e.to_string()))?
+        };
+        Ok(RedbStore {
+            shared,
+            sender: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
+            boot_id,
+        })
+    }
+
+    /// Open a stopped server's store without changing it. Writes are refused.
+    pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
+        let path = dir.join(DB_FILE);
+        let db = redb::Builder::new().open_read_only(&path)?;
+        let store = RedbStore {
+            shared: Arc::new(Shared::new(path, Handle::Ro(db))),
+            sender: Mutex::new(None),
+            writer: Mutex::new(None),
+            boot_id: String::new(),
+        };
+        let meta = reads::meta_value(store.shared.handle()?.as_ref(), SCHEMA_KEY)?;
+        if let Some(v) = meta.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::NewerSchema { found: v });
+        }
+        Ok(store)
+    }
+
+    fn handle(&self) -> Result<Arc<Handle>, StoreError> {
+        self.shared.handle()
+    }
+
+    /// Run `f` inside the next group commit, then append `audit` (when given)
+    /// in the same transaction; resolve once that commit is durable. `f` must
+    /// do every check before its first write: a refusal it returns must leave
+    /// the transaction untouched. `events` says what a success changed.
+    fn write<T, F>(
+        &self,
+        audit: Option<AuditDraft>,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Job = Box::new(move |txn| {
+            // A panicking write must not take the writer thread (and every
+            // later write) with it: it fails its batch, and its caller hears so.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (v, events) = f(txn)?;
+                if let Some(d) = &audit {
+                    append_audit(txn, d)?;
+                }
+                Ok((v, events))
+            }))
+            .unwrap_or(Err(StoreError::Panicked));
+            let fatal = matches!(&r, Err(e) if e.is_fatal());
+            let (r, events) = match r {
+                Ok((v, ev)) => (Ok(v), ev),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
+                let out = match commit {
+                    Ok(()) => r,
+                    Err(e) => Err(match r {
+                        Err(inner) if inner.is_fatal() => inner,
+                        _ => e,
+                    }),
+                };
+                let _ = tx.send(out);
+            });
+            JobOutput {
+                fatal,
+                done,
+                events,
+            }
+        });
+        let sent = self
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)
+            .and_then(|g| {
+                let s = g.as_ref().ok_or(StoreError::ReadOnly)?;
+                s.send(job).map_err(|_| StoreError::Closed)
+            });
+        let shared = self.shared.clone();
+        async move {
+            sent?;
+            match rx.await {
+                Ok(r) => r,
+                // The writer dropped the job unrun: the store is broken.
+                Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
+                    "the store cannot write now; retrying".into(),
+                )),
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
+    }
+
+    /// A synchronous write on the caller's thread (start-up and offline
+    /// operations, which run before or without the writer's traffic).
+    fn write_now<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let handle = self.handle()?;
+        let txn = handle.rw()?.begin_write()?;
+        match f(&txn) {
+            Ok(v) => {
+                txn.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn boot_id(&self) -> &str {
+        &self.boot_id
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            commits: self.shared.commits.load(Ordering::Relaxed),
+            writes: self.shared.writes.load(Ordering::Relaxed),
+            writable: self.shared.writable.load(Ordering::Acquire)
+                && self.sender.lock().map(|s| s.is_some()).unwrap_or(false),
+        }
+    }
+
+    fn close(&self) {
+        if let Ok(mut s) = self.sender.lock() {
+            s.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut w| w.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+        self.shared.close();
+    }
+
+    fn subscribe(&self, hook: CommitHook) {
+        self.shared.subscribe(hook);
+    }
+
+    fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
+        reads::get_ca(self.handle()?.as_ref(), id)
+    }
+
+    fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
+        reads::list_cas(self.handle()?.as_ref())
+    }
+
+    fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            create_ca(txn, &new)?;
+            let ev = vec![Committed::CaChanged {
+                ca_id: new.ca.id.clone(),
+            }];
+            Ok((new.ca, ev))
+        }))
+    }
+
+    fn update_ca(
+        &self,
+        id: &str,
+        change: CaChange,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, CaRecord> {
+        let id = id.to_string();
+        Box::pin(self.write(Some(audit), move |txn| {
+            let rec = update_ca(txn, &id, change)?;
+            Ok((rec, vec![Committed::CaChanged { ca_id: id }]))
+        }))
+    }
+
+    fn get_alias(&self, alias: &str) -> Result<Option<String>, StoreError> {
+        reads::get_alias(self.handle()?.as_ref(), alias)
+    }
+
+    fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
+        reads::list_aliases(self.handle()?.as_ref())
+    }
+
+    fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()> {
+        let (a, c) = (alias.to_string(), ca_id.to_string());
+        Box::pin(self.write(Some(audit), move |txn| {
+            put_alias(txn, &a, &c)?;
+            Ok(((), vec![Committed::AliasChanged { alias: a }]))
+        }))
+    }
+
+    fn rotate_alias(
+        &self,
+        alias: &str,
+        old_id: &str,
+        new: NewCaRecord,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, CaRecord> {
+        let (a, o) = (alias.to_string(), old_id.to_string());
+        Box::pin(self.write(Some(audit), move |txn| {
+            // Checked before writing: the alias must still point at the old CA.
+            if get_alias(txn, &a)?.as_deref() != Some(o.as_str()) {
+                return Err(StoreError::Conflict(format!(
+                    "alias {a} moved while rotating"
+                )));
+            }
+            let old: CaRecord = {
+                let t = txn.open_table(CAS)?;
+                let v = t
+                    .get(o.as_str())?
+                    .ok_or_else(|| StoreError::NotFound(format!("no CA {o}")))?;
+                unjson(v.value())?
+            };
+            if old.status != super::CaStatus::Active {
+                return Err(StoreError::Conflict(format!("CA {o} is not ACTIVE")));
+            }
+            create_ca(txn, &new)?;
+            let now = crate::clock::now().unix_timestamp();
+            let retired = update_ca(
+                txn,
+                &o,
+                Box::new(move |r| {
+                    r.status = super::CaStatus::Retired;
+                    r.updated_at = now;
+                    Ok(())
+                }),
+            )?;
+            put_alias(txn, &a, &new.ca.id)?;
+            let ev = vec![
+                Committed::CaChanged { ca_id: o },
+                Committed::CaChanged {
+                    ca_id: new.ca.id.clone(),
+                },
+                Committed::AliasChanged { alias: a },
+            ];
+            Ok((retired, ev))
+        }))
+    }
+
+    fn reserve(
+        &self,
+        intent: CertRecord,
+        token: Option<(String, IdemRecord)>,
+        in_flight: Arc<InFlightTokens>,
+    ) -> StoreFuture<'_, ReserveOutcome> {
+        let boot = self.boot_id.clone();
+        Box::pin(self.write(None, move |txn| {
+            // Asked in the writer, so no other reservation interleaves.
+            let busy = token.as_ref().is_some_and(|(t, _)| in_flight.others(t));
+            let out = reserve(
+                txn,
+                &intent,
+                token.as_ref().map(|(t, i)| (t.as_str(), i)),
+                &boot,
+                busy,
+            )?;
+            Ok((out, Vec::new()))
+        }))
+    }
+
+    fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            issue(txn, &rec, &der)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn revoke(
+        &self,
+        ca_id: &str,
+        serial: &str,
+        revocation: Revocation,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, CertRecord> {
+        let (c, s) = (ca_id.to_string(), serial.to_string());
+        Box::pin(self.write(Some(audit), move |txn| {
+            let rec = revoke(txn, &c, &s, revocation)?;
+            Ok((
+                rec,
+                vec![Committed::Revoked {
+                    ca_id: c,
+                    serial: s,
+                }],
+            ))
+        }))
+    }
+
+    fn import_certs(
+        &self,
+        certs: Vec<(CertRecord, Vec<u8>)>,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, u64> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            let n = import_certs(txn, &certs)?;
+            Ok((n, Vec::new()))
+        }))
+    }
+
+    fn get_cert(&self, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError> {
+        reads::get_cert(self.handle()?.as_ref(), ca_id, serial)
+    }
+
+    fn ca_of_serial(&self, serial: &str) -> Result<Option<String>, StoreError> {
+        reads::ca_of_serial(self.handle()?.as_ref(), serial)
+    }
+
+    fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {
+        reads::serial_status(self.handle()?.as_ref(), ca_id, serial)
+    }
+
+    fn count_certs(&self) -> Result<u64, StoreError> {
+        reads::count_certs(self.handle()?.as_ref())
+    }
+
+    fn list_certs(
+        &self,
+        filter: &CertFilter,
+        wanted: &dyn Fn(&CertRecord) -> bool,
+    ) -> Result<(Vec<CertRecord>, Option<String>), StoreError> {
+        reads::list_certs(self.handle()?.as_ref(), filter, wanted)
+    }
+
+    fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
+        reads::crl_entries(self.handle()?.as_ref(), ca_id)
+    }
+
+    fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
+        reads::crl_meta(self.handle()?.as_ref(), ca_id)
+    }
+
+    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta) -> StoreFuture<'_, ()> {
+        let id = ca_id.to_string();
+        Box::pin(self.write(None, move |txn| {
+            put_crl_meta(txn, &id, &meta)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn complete_crl_entries(&self) -> StoreFuture<'_, u64> {
+        let done = self
+            .handle()
+            .and_then(|h| reads::meta_value(&h, CRL_ENTRIES_COMPLETE));
+        if let Ok(Some(_)) = done {
+            return Box::pin(async { Ok(0) });
+        }
+        Box::pin(self.write(None, |txn| {
+            let n = complete_crl_entries(txn)?;
+            Ok((n, Vec::new()))
+        }))
+    }
+
+    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError> {
+        reads::list_policies(self.handle()?.as_ref())
+    }
+
+    fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(self.write(Some(audit), move |txn| {
+            put_policy(txn, &id, &json)?;
+            Ok(((), vec![Committed::PolicyChanged { id }]))
+        }))
+    }
+
+    fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool> {
+        let id = id.to_string();
+        Box::pin(self.write(Some(audit), move |txn| {
+            let existed = txn.open_table(POLICIES)?.remove(id.as_str())?.is_some();
+            Ok((existed, vec![Committed::PolicyChanged { id }]))
+        }))
+    }
+
+    fn key_meta(&self) -> Result<KeyMeta, StoreError> {
+        reads::key_meta(self.handle()?.as_ref())
+    }
+
+    fn set_key_meta(&self, meta: &KeyMeta) -> Result<(), StoreError> {
+        self.write_now(|txn| write_key_meta(txn, meta))
+    }
+
+    fn sealed_key(&self, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        reads::sealed_key(self.handle()?.as_ref(), ca_id)
+    }
+
+    fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
+        reads::sealed_key_ids(self.handle()?.as_ref())
+    }
+
+    fn import_sealed_keys(&self, keys: &[(String, Vec<u8>)]) -> Result<usize, StoreError> {
+        self.write_now(|txn| {
+            let mut t = txn.open_table(CA_KEYS)?;
+            let mut n = 0;
+            for (id, sealed) in keys {
+                if t.get(id.as_str())?.is_none() {
+                    t.insert(id.as_str(), sealed.as_slice())?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
+    fn rewrap_keys(&self, rewrap: Rewrap<'_>, meta: &KeyMeta) -> Result<usize, StoreError> {
+        self.write_now(|txn| {
+            let mut rewrapped = Vec::new();
+            {
+                let t = txn.open_table(CA_KEYS)?;
+                for item in t.iter()? {
+                    let (k, v) = item?;
+                    let id = k.value().to_string();
+                    let re = rewrap(&id, v.value())
+                        .map_err(|e| StoreError::Conflict(format!("key of CA {id}: {e}")))?;
+                    rewrapped.push((id, re));
+                }
+            }
+            let mut t = txn.open_table(CA_KEYS)?;
+            for (id, bytes) in &rewrapped {
+                t.insert(id.as_str(), bytes.as_slice())?;
+            }
+            drop(t);
+            write_key_meta(txn, meta)?;
+            Ok(rewrapped.len())
+        })
+    }
+
+    fn append_audit(&self, audit: AuditDraft) -> StoreFuture<'_, AuditEntry> {
+        Box::pin(self.write(None, move |txn| {
+            let e = append_audit(txn, &audit)?;
+            Ok((e, Vec::new()))
+        }))
+    }
+
+    fn audit_page(
+        &self,
+        filter: &AuditFilter,
+    ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
+        reads::audit_page(self.handle()?.as_ref(), filter)
+    }
+
+    fn verify_audit(&self) -> Result<Verdict, StoreError> {
+        reads::verify_audit(self.handle()?.as_ref())
+    }
+}
+
+/// Give every revocation recorded before `crl_entries` existed its entry.
+fn complete_crl_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
+    let mut missing = Vec::new();
+    {
+        let revs = txn.open_table(REVOCATIONS)?;
+        let entries = txn.open_table(CRL_ENTRIES)?;
+        for item in revs.iter()? {
+            let (k, v) = item?;
+            let key = k.value();
+            if entries.get(key)?.is_none() {
+                let rv: Revocation = unjson(v.value())?;
+                let serial = key.rsplit('/').next().unwrap_or_default();
+                // An entry that cannot be encoded is logged, not fatal.
+                match super::crl_entry(serial, &rv) {
+                    Ok(e) => missing.push((key.to_string(), e)),
+                    Err(e) => {
+                        tracing::warn!(%key, error = %e, "revocation left out of CRLs")
+                    }
+                }
+            }
+        }
+    }
+    let n = missing.len() as u64;
+    let mut entries = txn.open_table(CRL_ENTRIES)?;
+    for (k, e) in missing {
+        entries.insert(k.as_str(), e.as_slice())?;
+    }
+    txn.open_table(META)?.insert(CRL_ENTRIES_COMPLETE, 1)?;
+    Ok(n)
+}
+
+/// Offline surgery for tests and forensics on a stopped server's store: the
+/// audit trail's raw entries, so a test can alter one and see verification
+/// name it. Nothing in the server calls these.
+pub mod forensics {
+    use super::*;
+
+    fn open(dir: &Path) -> Result<redb::Database, StoreError> {
+        Ok(redb::Database::open(dir.join(DB_FILE))?)
+    }
+
+    /// The stored bytes of audit entry `seq`.
+    pub fn audit_entry(dir: &Path, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        use redb::ReadableDatabase;
+        let db = open(dir)?;
+        let r = db.begin_read()?;
+        let t = r.open_table(AUDIT)?;
+        let v = t.get(seq)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+
+    /// Replace (Some) or remove (None) the stored bytes of audit entry `seq`.
+    pub fn set_audit_entry(dir: &Path, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+        let db = open(dir)?;
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(AUDIT)?;
+            match bytes {
+                Some(b) => {
+                    t.insert(seq, b)?;
+                }
+                None => {
+                    t.remove(seq)?;
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Drop the policies table (a data directory from before policies).
+    pub fn drop_policies(dir: &Path) -> Result<(), StoreError> {
+        let db = open(dir)?;
+        let txn = db.begin_write()?;
+        txn.delete_table(POLICIES)?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Remove the sealed key of a CA (a store that lost a key).
+    pub fn remove_sealed_key(dir: &Path, ca_id: &str) -> Result<(), StoreError> {
+        let db = open(dir)?;
+        let txn = db.begin_write()?;
+        txn.open_table(CA_KEYS)?.remove(ca_id)?;
+        txn.commit()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,354 @@
+//! Read paths: point lookups and short range scans, each in its own read
+//! transaction (a snapshot), never blocked by the writer.
+
+use ca_core::audit_chain::{AuditEntry, ChainVerifier};
+use redb::{ReadableTable, ReadableTableMetadata};
+
+use super::tables::*;
+use super::writer::Handle;
+use crate::store::{
+    cert_key, AuditFilter, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CrlMeta,
+    KeyMeta, Revocation, SerialStatus, StoreError, Verdict,
+};
+
+/// Most rows one certificate page scans before returning a cursor.
+const MAX_SCAN: usize = 20_000;
+/// Most entries one audit page scans before returning a cursor.
+const MAX_AUDIT_SCAN: usize = 50_000;
+
+pub fn meta_value(h: &Handle, key: &str) -> Result<Option<u64>, StoreError> {
+    let r = h.begin_read()?;
+    let v = r.open_table(META)?.get(key)?.map(|v| v.value());
+    Ok(v)
+}
+
+pub fn get_ca(h: &Handle, id: &str) -> Result<Option<CaRecord>, StoreError> {
+    let r = h.begin_read()?;
+    let t = r.open_table(CAS)?;
+    let v = t.get(id)?;
+    v.map(|v| unjson(v.value())).transpose()
+}
+
+pub fn list_cas(h: &Handle) -> Result<Vec<CaRecord>, StoreError> {
+    let r = h.begin_read()?;
+    let t = r.open_table(CAS)?;
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (_, v) = item?;
+        out.push(unjson(v.value())?);
+    }
+    Ok(out)
+}
+
+pub fn get_alias(h: &Handle, alias: &str) -> Result<Option<String>, StoreError> {
+    let r = h.begin_read()?;
+    let v = r
+        .open_table(ALIASES)?
+        .get(alias)?
+        .map(|v| v.value().to_string());
+    Ok(v)
+}
+
+pub fn list_aliases(h: &Handle) -> Result<Vec<(String, String)>, StoreError> {
+    let r = h.begin_read()?;
+    let t = r.open_table(ALIASES)?;
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        out.push((k.value().to_string(), v.value().to_string()));
+    }
+    Ok(out)
+}
+
+pub fn get_cert(h: &Handle, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError> {
+    let key = cert_key(ca_id, serial);
+    let r = h.begin_read()?;
+    let certs = r.open_table(CERTS)?;
+    let Some(rec) = certs.get(key.as_str())? else {
+        return Ok(None);
+    };
+    let rec: CertRecord = unjson(rec.value())?;
+    let der = r.open_table(CERT_DER)?;
+    let der = der.get(key.as_str())?.map(|d| d.value().to_vec());
+    Ok(Some((rec, der)))
+}
+
+pub fn ca_of_serial(h: &Handle, serial: &str) -> Result<Option<String>, StoreError> {
+    let r = h.begin_read()?;
+    let t = r.open_table(SERIALS)?;
+    let v = t.get(serial)?;
+    Ok(v.map(|v| v.value().to_string()))
+}
+
+/// Status of one serial: point reads only (revocations, then certs).
+pub fn serial_status(h: &Handle, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {
+    let key = cert_key(ca_id, serial);
+    let r = h.begin_read()?;
+    if let Some(v) = r.open_table(REVOCATIONS)?.get(key.as_str())? {
+        let rv: Revocation = unjson(v.value())?;
+        return Ok(SerialStatus::Revoked(rv));
+    }
+    let certs = r.open_table(CERTS)?;
+    let Some(v) = certs.get(key.as_str())? else {
+        return Ok(SerialStatus::Unknown);
+    };
+    let rec: CertRecord = unjson(v.value())?;
+    Ok(match rec.status {
+        CertStatus::Issued => SerialStatus::Issued,
+        CertStatus::Revoked => match rec.revocation {
+            Some(rv) => SerialStatus::Revoked(rv),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "{key}: revoked without record"
+                )))
+            }
+        },
+        CertStatus::Reserved => SerialStatus::Unknown,
+    })
+}
+
+pub fn count_certs(h: &Handle) -> Result<u64, StoreError> {
+    let r = h.begin_read()?;
+    let n = r.open_table(CERTS)?.len()?;
+    Ok(n)
+}
+
+pub fn crl_entries(h: &Handle, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
+    let r = h.begin_read()?;
+    let t = r.open_table(CRL_ENTRIES)?;
+    let (lo, hi) = (format!("{ca_id}/"), format!("{ca_id}0"));
+    let mut out = Vec::new();
+    let mut n = 0u64;
+    for item in t.range::<&str>(lo.as_str()..hi.as_str())? {
+        let (_, v) = item?;
+        out.extend_from_slice(v.value());
+        n += 1;
+    }
+    Ok((out, n))
+}
+
+pub fn crl_meta(h: &Handle, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
+    let r = h.begin_read()?;
+    let v = r.open_table(CRL_META)?.get(ca_id)?;
+    v.map(|v| unjson(v.value())).transpose()
+}
+
+/// One page of certificates and the cursor of the next page, if any.
+pub fn list_certs(
+    h: &Handle,
+    f: &CertFilter,
+    wanted: &dyn Fn(&CertRecord) -> bool,
+) -> Result<(Vec<CertRecord>, Option<String>), StoreError> {
+    let r = h.begin_read()?;
+    let certs = r.open_table(CERTS)?;
+    let prefix = f.ca_id.as_ref().map(|c| format!("{c}/"));
+    let limit = f.limit.max(1);
+    let mut out = Vec::new();
+    let mut scanned = 0usize;
+    if let Some(before) = f.expiring_before {
+        let before = u64::try_from(before).unwrap_or(0);
+        let (start_t, start_k) = match &f.cursor {
+            Some(c) => decode_expiry_cursor(c)?,
+            None => (0, String::new()),
+        };
+        let exp = r.open_table(EXPIRY)?;
+        let range = exp.range::<(u64, &str)>((start_t, start_k.as_str())..(before, ""))?;
+        for item in range {
+            let (k, _) = item?;
+            let (t, key) = k.value();
+            if f.cursor.is_some() && t == start_t && key == start_k {
+                continue;
+            }
+            scanned += 1;
+            if scanned > MAX_SCAN {
+                return Ok((out, Some(encode_cursor(&format!("e{t}|{key}")))));
+            }
+            if let Some(p) = &prefix {
+                if !key.starts_with(p.as_str()) {
+                    continue;
+                }
+            }
+            let Some(v) = certs.get(key)? else { continue };
+            let rec: CertRecord = unjson(v.value())?;
+            if !wanted(&rec) {
+                continue;
+            }
+            out.push(rec);
+            if out.len() == limit {
+                return Ok((out, Some(encode_cursor(&format!("e{t}|{key}")))));
+            }
+        }
+        return Ok((out, None));
+    }
+    let start = match &f.cursor {
+        Some(c) => decode_key_cursor(c)?,
+        None => prefix.clone().unwrap_or_default(),
+    };
+    for item in certs.range::<&str>(start.as_str()..)? {
+        let (k, v) = item?;
+        let key = k.value();
+        if f.cursor.is_some() && key == start {
+            continue;
+        }
+        if let Some(p) = &prefix {
+            if !key.starts_with(p.as_str()) {
+                break;
+            }
+        }
+        scanned += 1;
+        if scanned > MAX_SCAN {
+            return Ok((out, Some(encode_cursor(&format!("k{key}")))));
+        }
+        let rec: CertRecord = unjson(v.value())?;
+        if !wanted(&rec) {
+            continue;
+        }
+        out.push(rec);
+        if out.len() == limit {
+            return Ok((out, Some(encode_cursor(&format!("k{key}")))));
+        }
+    }
+    Ok((out, None))
+}
+
+/// Every stored statement, or None if no policy was ever stored: the
+/// `policies` table is made by the first statement written, so a set an
+/// administrator emptied stays empty instead of being bootstrapped again.
+pub fn list_policies(h: &Handle) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(POLICIES).map(Some).or_else(none_if_absent)? else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        out.push((k.value().to_string(), v.value().to_vec()));
+    }
+    Ok(Some(out))
+}
+
+fn none_if_absent<T>(e: redb::TableError) -> Result<Option<T>, StoreError> {
+    match e {
+        redb::TableError::TableDoesNotExist(_) => Ok(None),
+        e => Err(e.into()),
+    }
+}
+
+pub fn key_meta(h: &Handle) -> Result<KeyMeta, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(KEY_META).map(Some).or_else(none_if_absent)? else {
+        return Ok(KeyMeta::default());
+    };
+    let meta = KeyMeta {
+        check_value: t.get("check_value")?.map(|v| v.value().to_string()),
+        kdf: t.get("kdf")?.map(|v| v.value().to_string()),
+    };
+    Ok(meta)
+}
+
+pub fn sealed_key(h: &Handle, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(CA_KEYS).map(Some).or_else(none_if_absent)? else {
+        return Ok(None);
+    };
+    let v = t.get(ca_id)?.map(|v| v.value().to_vec());
+    Ok(v)
+}
+
+pub fn sealed_key_ids(h: &Handle) -> Result<Vec<String>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(CA_KEYS).map(Some).or_else(none_if_absent)? else {
+        return Ok(vec![]);
+    };
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (k, _) = item?;
+        out.push(k.value().to_string());
+    }
+    Ok(out)
+}
+
+/// One page of audit entries, oldest first, and the cursor of the next page.
+pub fn audit_page(
+    h: &Handle,
+    f: &AuditFilter,
+) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(AUDIT).map(Some).or_else(none_if_absent)? else {
+        return Ok((vec![], None));
+    };
+    let mut out = Vec::new();
+    let limit = f.limit.max(1);
+    for (scanned, item) in t.range(f.cursor.unwrap_or(0)..)?.enumerate() {
+        let (k, v) = item?;
+        if scanned >= MAX_AUDIT_SCAN {
+            return Ok((out, Some(k.value())));
+        }
+        let e: AuditEntry = unjson(v.value())?;
+        if f.since.is_some_and(|s| e.unix < s) || f.until.is_some_and(|u| e.unix > u) {
+            continue;
+        }
+        if let Some(id) = &f.identity {
+            if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
+                continue;
+            }
+        }
+        if f.action.as_ref().is_some_and(|a| &e.action != a) {
+            continue;
+        }
+        out.push(e);
+        if out.len() == limit {
+            return Ok((out, Some(k.value().saturating_add(1))));
+        }
+    }
+    Ok((out, None))
+}
+
+/// Verify the chain from the first entry to the recorded head.
+pub fn verify_audit(h: &Handle) -> Result<Verdict, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(AUDIT).map(Some).or_else(none_if_absent)? else {
+        return Ok(Verdict::Ok { count: 0 });
+    };
+    let head: Option<(u64, String)> = match r.open_table(AUDIT_HEAD) {
+        Ok(h) => match h.get("head")? {
+            Some(v) => serde_json::from_slice(v.value()).ok(),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let mut chain = ChainVerifier::new();
+    for item in t.iter()? {
+        let (k, v) = item?;
+        let key = k.value();
+        let e: AuditEntry = match serde_json::from_slice(v.value()) {
+            Ok(e) => e,
+            Err(x) => {
+                return Ok(Verdict::Broken {
+                    seq: key,
+                    why: format!("entry does not parse: {x}"),
+                })
+            }
+        };
+        if let Err(b) = chain.push(key, &e) {
+            return Ok(Verdict::Broken {
+                seq: b.seq,
+                why: b.why,
+            });
+        }
+    }
+    let (count, prev) = (chain.count(), chain.last_hash().to_string());
+    match head {
+        Some((hseq, hhash)) if hseq != count || hhash != prev => Ok(Verdict::Broken {
+            seq: count.saturating_add(1).min(hseq),
+            why: format!(
+                "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
+            ),
+        }),
+        None if count > 0 => Ok(Verdict::Broken {
+            seq: 1,
+            why: "the audit head record is missing".into(),
+        }),
+        _ => Ok(Verdict::Ok { count }),
+    }
+}

@@ -1,0 +1,430 @@
+//! The redb layout: table definitions and the operations that run inside one
+//! write transaction. Each checks everything first and writes last, so a
+//! refused operation leaves the shared group-commit transaction untouched.
+
+use ca_core::audit_chain::{AuditEntry, GENESIS};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{
+    cert_key, crl_entry, AuditDraft, CaChange, CaRecord, CertRecord, CertStatus, CrlMeta,
+    IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation, StoreError,
+};
+
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
+pub const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certs");
+pub const CERT_DER: TableDefinition<&str, &[u8]> = TableDefinition::new("cert_der");
+pub const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
+pub const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
+pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+pub const IDEMPOTENCY: TableDefinition<&str, &[u8]> = TableDefinition::new("idempotency");
+pub const CRL_ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_entries");
+pub const CRL_META: TableDefinition<&str, &[u8]> = TableDefinition::new("crl_meta");
+pub const ALIASES: TableDefinition<&str, &str> = TableDefinition::new("aliases");
+pub const POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("policies");
+pub const CA_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ca_keys");
+pub const KEY_META: TableDefinition<&str, &str> = TableDefinition::new("key_meta");
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+pub const AUDIT_HEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_head");
+
+/// `meta` keys.
+pub const SCHEMA_KEY: &str = "schema_version";
+/// Set once every revocation has its `crl_entries` row.
+pub const CRL_ENTRIES_COMPLETE: &str = "crl_entries_complete";
+
+pub fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+pub fn unjson<T: for<'de> Deserialize<'de>>(b: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// redb's errors, sorted into what the caller can do about them: an I/O
+/// error (disk full, a failed device, or redb refusing after one) is
+/// `Unavailable` and makes the writer reopen the database.
+pub fn classify(e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Io(io) => StoreError::Unavailable(io_reason(&io)),
+        redb::Error::PreviousIo => {
+            StoreError::Unavailable("an earlier write failed; the store is reopening".into())
+        }
+        redb::Error::Corrupted(m) => StoreError::Corrupt(m),
+        other => StoreError::Db(other.to_string()),
+    }
+}
+
+fn io_reason(io: &std::io::Error) -> String {
+    if io.raw_os_error() == Some(28) || io.kind() == std::io::ErrorKind::StorageFull {
+        "no space left on the device that holds the store".into()
+    } else {
+        format!("I/O error: {}", io.kind())
+    }
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                classify(e.into())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+// ---- CAs and aliases ----------------------------------------------------------
+
+/// Create or replace a CA record (and keep its serial in the global index).
+pub fn put_ca(txn: &WriteTransaction, ca: &CaRecord) -> Result<(), StoreError> {
+    let v = json(ca)?;
+    let mut t = txn.open_table(CAS)?;
+    t.insert(ca.id.as_str(), v.as_slice())?;
+    if let Some(serial) = &ca.serial {
+        let mut s = txn.open_table(SERIALS)?;
+        if s.get(serial.as_str())?.is_none() {
+            s.insert(serial.as_str(), ca.id.as_str())?;
+        }
+    }
+    Ok(())
+}
+
+/// A new CA, its sealed key and its certificate, refused if any exists.
+pub fn create_ca(txn: &WriteTransaction, new: &NewCaRecord) -> Result<(), StoreError> {
+    let id = new.ca.id.as_str();
+    if txn.open_table(CAS)?.get(id)?.is_some() {
+        return Err(StoreError::Conflict(format!("CA {id} already exists")));
+    }
+    if txn.open_table(CA_KEYS)?.get(id)?.is_some() {
+        return Err(StoreError::Conflict(format!("CA {id} already has a key")));
+    }
+    if let Some((rec, _)) = &new.certificate {
+        check_issuable(txn, rec)?;
+    }
+    txn.open_table(CA_KEYS)?
+        .insert(id, new.sealed_key.as_slice())?;
+    if let Some((rec, der)) = &new.certificate {
+        store_issued(txn, rec, der)?;
+    }
+    put_ca(txn, &new.ca)
+}
+
+pub fn update_ca(
+    txn: &WriteTransaction,
+    id: &str,
+    change: CaChange,
+) -> Result<CaRecord, StoreError> {
+    let mut rec: CaRecord = {
+        let t = txn.open_table(CAS)?;
+        let v = t
+            .get(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("no CA {id}")))?;
+        unjson(v.value())?
+    };
+    change(&mut rec)?;
+    put_ca(txn, &rec)?;
+    Ok(rec)
+}
+
+pub fn get_alias(txn: &WriteTransaction, alias: &str) -> Result<Option<String>, StoreError> {
+    let t = txn.open_table(ALIASES)?;
+    let v = t.get(alias)?.map(|v| v.value().to_string());
+    Ok(v)
+}
+
+pub fn put_alias(txn: &WriteTransaction, alias: &str, ca_id: &str) -> Result<(), StoreError> {
+    txn.open_table(ALIASES)?.insert(alias, ca_id)?;
+    Ok(())
+}
+
+// ---- certificates ------------------------------------------------------------
+
+/// Record the intent to sign: reserve the serial (never reused) and the
+/// to-be-signed digest, and bind the idempotency token to it.
+/// `token_in_flight` says whether another request of this process carrying the
+/// token is still running: only then is a reservation of this boot in progress.
+pub fn reserve(
+    txn: &WriteTransaction,
+    intent: &CertRecord,
+    token: Option<(&str, &IdemRecord)>,
+    boot_id: &str,
+    token_in_flight: bool,
+) -> Result<ReserveOutcome, StoreError> {
+    let certs_ro = txn.open_table(CERTS)?;
+    if let Some((token, idem)) = token {
+        let idem_t = txn.open_table(IDEMPOTENCY)?;
+        let prev: Option<IdemRecord> = match idem_t.get(token)? {
+            Some(v) => Some(unjson(v.value())?),
+            None => None,
+        };
+        drop(idem_t);
+        if let Some(prev) = prev {
+            if prev.request_sha256 != idem.request_sha256 {
+                return Err(StoreError::Conflict(
+                    "this idempotency token was already used with a different request".into(),
+                ));
+            }
+            let key = cert_key(&prev.ca_id, &prev.serial);
+            let found: Option<CertRecord> = match certs_ro.get(key.as_str())? {
+                Some(c) => Some(unjson(c.value())?),
+                None => None,
+            };
+            if let Some(rec) = found {
+                match rec.status {
+                    CertStatus::Issued | CertStatus::Revoked => {
+                        return Ok(ReserveOutcome::Existing(rec))
+                    }
+                    // Reserved by this process and its request is still
+                    // running (however slow): it is signing now.
+                    CertStatus::Reserved if rec.boot_id == boot_id && token_in_flight => {
+                        return Ok(ReserveOutcome::InProgress(rec))
+                    }
+                    // Reserved by a process that died before answering, or by a
+                    // request of this one that ended without storing it (failed,
+                    // or its client went away): nobody received it, so the
+                    // token may name a fresh certificate.
+                    CertStatus::Reserved => {}
+                }
+            }
+        }
+    }
+    {
+        let serials = txn.open_table(SERIALS)?;
+        if serials.get(intent.serial.as_str())?.is_some() {
+            return Err(StoreError::SerialTaken);
+        }
+    }
+    drop(certs_ro);
+    let key = intent.key();
+    let v = json(intent)?;
+    let idem_v = token.map(|(_, i)| json(i)).transpose()?;
+    txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
+    txn.open_table(SERIALS)?
+        .insert(intent.serial.as_str(), intent.ca_id.as_str())?;
+    if let (Some((token, _)), Some(iv)) = (token, idem_v) {
+        txn.open_table(IDEMPOTENCY)?.insert(token, iv.as_slice())?;
+    }
+    Ok(ReserveOutcome::Reserved)
+}
+
+/// Replace an intent by the signed certificate.
+pub fn store_issued(
+    txn: &WriteTransaction,
+    rec: &CertRecord,
+    der: &[u8],
+) -> Result<(), StoreError> {
+    let key = rec.key();
+    let v = json(rec)?;
+    txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
+    txn.open_table(CERT_DER)?.insert(key.as_str(), der)?;
+    let exp = u64::try_from(rec.not_after).unwrap_or(0);
+    txn.open_table(EXPIRY)?.insert((exp, key.as_str()), ())?;
+    Ok(())
+}
+
+/// The intent a signed certificate replaces must exist and be unissued.
+fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreError> {
+    let key = rec.key();
+    let t = txn.open_table(CERTS)?;
+    let found: Option<CertRecord> = match t.get(key.as_str())? {
+        Some(v) => Some(unjson(v.value())?),
+        None => None,
+    };
+    match found {
+        Some(r) if r.status == CertStatus::Reserved && r.tbs_sha256 == rec.tbs_sha256 => Ok(()),
+        Some(_) => Err(StoreError::Conflict(format!(
+            "certificate {} is already stored",
+            rec.serial
+        ))),
+        None => Err(StoreError::NotFound(format!(
+            "no reservation for serial {}",
+            rec.serial
+        ))),
+    }
+}
+
+/// Replace an intent by the signed certificate, after [`check_issuable`].
+pub fn issue(txn: &WriteTransaction, rec: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
+    check_issuable(txn, rec)?;
+    store_issued(txn, rec, der)
+}
+
+/// Store certificates made elsewhere, all or none.
+pub fn import_certs(
+    txn: &WriteTransaction,
+    certs: &[(CertRecord, Vec<u8>)],
+) -> Result<u64, StoreError> {
+    {
+        let serials = txn.open_table(SERIALS)?;
+        for (rec, _) in certs {
+            if rec.status == CertStatus::Reserved {
+                return Err(StoreError::Conflict(format!(
+                    "{} is only a reservation",
+                    rec.serial
+                )));
+            }
+            if serials.get(rec.serial.as_str())?.is_some() {
+                return Err(StoreError::SerialTaken);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for (rec, _) in certs {
+        if let Some(rv) = &rec.revocation {
+            entries.push((rec.key(), json(rv)?, crl_entry(&rec.serial, rv)?));
+        }
+    }
+    for (rec, der) in certs {
+        txn.open_table(SERIALS)?
+            .insert(rec.serial.as_str(), rec.ca_id.as_str())?;
+        store_issued(txn, rec, der)?;
+    }
+    for (key, rv, entry) in entries {
+        txn.open_table(REVOCATIONS)?
+            .insert(key.as_str(), rv.as_slice())?;
+        txn.open_table(CRL_ENTRIES)?
+            .insert(key.as_str(), entry.as_slice())?;
+    }
+    Ok(certs.len() as u64)
+}
+
+/// Mark a certificate revoked and keep its encoded CRL entry beside it.
+/// Unknown or unissued serials are NotFound; revoking again is idempotent and
+/// returns the record with its first revocation (reason and time unchanged).
+pub fn revoke(
+    txn: &WriteTransaction,
+    ca_id: &str,
+    serial: &str,
+    revocation: Revocation,
+) -> Result<CertRecord, StoreError> {
+    let key = cert_key(ca_id, serial);
+    let mut rec: CertRecord = {
+        let t = txn.open_table(CERTS)?;
+        let v = t
+            .get(key.as_str())?
+            .ok_or_else(|| StoreError::NotFound(format!("no certificate {serial} from {ca_id}")))?;
+        unjson(v.value())?
+    };
+    match rec.status {
+        CertStatus::Reserved => {
+            return Err(StoreError::NotFound(format!(
+                "no certificate {serial} from {ca_id}"
+            )))
+        }
+        CertStatus::Revoked => return Ok(rec),
+        CertStatus::Issued => {}
+    }
+    let entry = crl_entry(serial, &revocation)?;
+    rec.status = CertStatus::Revoked;
+    rec.revocation = Some(revocation.clone());
+    let v = json(&rec)?;
+    let rv = json(&revocation)?;
+    txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
+    txn.open_table(REVOCATIONS)?
+        .insert(key.as_str(), rv.as_slice())?;
+    txn.open_table(CRL_ENTRIES)?
+        .insert(key.as_str(), entry.as_slice())?;
+    Ok(rec)
+}
+
+pub fn put_crl_meta(txn: &WriteTransaction, ca_id: &str, meta: &CrlMeta) -> Result<(), StoreError> {
+    let m = json(meta)?;
+    txn.open_table(CRL_META)?.insert(ca_id, m.as_slice())?;
+    Ok(())
+}
+
+// ---- policies and keys ---------------------------------------------------------
+
+pub fn put_policy(txn: &WriteTransaction, id: &str, json: &[u8]) -> Result<(), StoreError> {
+    txn.open_table(POLICIES)?.insert(id, json)?;
+    Ok(())
+}
+
+pub fn write_key_meta(txn: &WriteTransaction, meta: &KeyMeta) -> Result<(), StoreError> {
+    let mut t = txn.open_table(KEY_META)?;
+    match &meta.check_value {
+        Some(c) => t.insert("check_value", c.as_str())?,
+        None => t.remove("check_value")?,
+    };
+    match &meta.kdf {
+        Some(k) => t.insert("kdf", k.as_str())?,
+        None => t.remove("kdf")?,
+    };
+    Ok(())
+}
+
+// ---- the audit trail -------------------------------------------------------------
+
+/// Append one entry, chained to the last one, and move the head.
+pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry, StoreError> {
+    let mut t = txn.open_table(AUDIT)?;
+    let (seq, prev_hash) = match t.last()? {
+        Some((k, v)) => {
+            let prev: AuditEntry = unjson(v.value())?;
+            (k.value().saturating_add(1), prev.hash)
+        }
+        None => (1, GENESIS.to_string()),
+    };
+    let mut e = AuditEntry {
+        seq,
+        time: crate::clock::fmt_unix(d.unix),
+        unix: d.unix,
+        identity: d.identity.clone(),
+        action: d.action.clone(),
+        target: d.target.clone(),
+        outcome: d.outcome.clone(),
+        result: d.result.clone(),
+        prev_hash,
+        hash: String::new(),
+    };
+    e.hash = e
+        .compute_hash()
+        .map_err(|x| StoreError::Corrupt(x.to_string()))?;
+    let bytes = json(&e)?;
+    t.insert(seq, bytes.as_slice())?;
+    let head = json(&(seq, &e.hash))?;
+    txn.open_table(AUDIT_HEAD)?
+        .insert("head", head.as_slice())?;
+    Ok(e)
+}
+
+// ---- list cursors ------------------------------------------------------------------
+
+pub(super) fn encode_cursor(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode_cursor(c: &str) -> Result<String, StoreError> {
+    let bad = || StoreError::NotFound("the cursor is not valid".into());
+    if c.len() % 2 != 0 || c.len() > 400 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..c.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&c[i..i + 2], 16).map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    String::from_utf8(bytes).map_err(|_| bad())
+}
+
+pub(super) fn decode_key_cursor(c: &str) -> Result<String, StoreError> {
+    let s = decode_cursor(c)?;
+    s.strip_prefix('k')
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::NotFound("the cursor does not belong to this listing".into()))
+}
+
+pub(super) fn decode_expiry_cursor(c: &str) -> Result<(u64, String), StoreError> {
+    let s = decode_cursor(c)?;
+    let bad = || StoreError::NotFound("the cursor does not belong to this listing".into());
+    let rest = s.strip_prefix('e').ok_or_else(bad)?;
+    let (t, k) = rest.split_once('|').ok_or_else(bad)?;
+    Ok((t.parse().map_err(|_| bad())?, k.to_string()))
+}

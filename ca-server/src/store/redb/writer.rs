@@ -1,0 +1,271 @@
+//! The group-commit writer: one thread owns write transactions and batches
+//! whatever is queued into one durable commit; each caller is answered only
+//! after the commit that holds its write, and commit hooks run before that.
+//!
+//! Recovery: after an I/O error (a full disk, a failing device) redb refuses
+//! every later write until the database is reopened. The writer then drops
+//! its handle, answers queued writes `Unavailable`, and tries to reopen on the
+//! next write (at most every [`REOPEN_EVERY`]), so writes succeed again as soon
+//! as space returns, without a restart.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
+use tokio::sync::mpsc;
+
+use crate::store::{CommitHook, Committed, StoreError};
+
+/// Most writes one group commit takes.
+const MAX_BATCH: usize = 4096;
+/// How often a broken store tries to reopen (while writes keep coming).
+pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
+/// redb's page cache.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What one job did inside the shared transaction.
+pub struct JobOutput {
+    /// The transaction is spoilt: abort the batch.
+    pub fatal: bool,
+    pub done: Completion,
+    /// What the job changed, told to hooks once committed.
+    pub events: Vec<Committed>,
+}
+
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub type Job = Box<dyn FnOnce(&WriteTransaction) -> JobOutput + Send>;
+
+/// The open database, read-write or read-only (offline tools).
+pub enum Handle {
+    Rw(Database),
+    Ro(ReadOnlyDatabase),
+}
+
+impl Handle {
+    pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(match self {
+            Handle::Rw(d) => d.begin_read()?,
+            Handle::Ro(d) => d.begin_read()?,
+        })
+    }
+
+    pub fn rw(&self) -> Result<&Database, StoreError> {
+        match self {
+            Handle::Rw(d) => Ok(d),
+            Handle::Ro(_) => Err(StoreError::ReadOnly),
+        }
+    }
+}
+
+/// What the writer and the readers share.
+pub struct Shared {
+    pub path: PathBuf,
+    /// None while closed or while reopening after an I/O error.
+    slot: RwLock<Option<Arc<Handle>>>,
+    closed: AtomicBool,
+    pub commits: AtomicU64,
+    pub writes: AtomicU64,
+    pub writable: AtomicBool,
+    hooks: RwLock<Vec<CommitHook>>,
+}
+
+pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    Ok(builder.create(path)?)
+}
+
+impl Shared {
+    pub fn new(path: PathBuf, handle: Handle) -> Shared {
+        Shared {
+            path,
+            slot: RwLock::new(Some(Arc::new(handle))),
+            closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+            writable: AtomicBool::new(true),
+            hooks: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The database handle for one read (or a synchronous write).
+    pub fn handle(&self) -> Result<Arc<Handle>, StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let slot = self.slot.read().unwrap_or_else(|p| p.into_inner());
+        slot.clone().ok_or_else(|| {
+            StoreError::Unavailable("the store is reopening after a write failure".into())
+        })
+    }
+
+    pub fn subscribe(&self, hook: CommitHook) {
+        self.hooks
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    fn tell(&self, events: &[Committed]) {
+        if events.is_empty() {
+            return;
+        }
+        let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for e in events {
+            for h in &hooks {
+                h(e);
+            }
+        }
+    }
+
+    /// Release the database (its file lock goes with the last reader).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let taken = self.slot.write().unwrap_or_else(|p| p.into_inner()).take();
+        drop(taken);
+    }
+
+    /// Drop the broken handle, waiting briefly for readers to let go of it.
+    fn drop_handle(&self) {
+        let taken = self.slot.write().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(arc) = taken {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Arc::strong_count(&arc) > 1 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            drop(arc);
+        }
+    }
+
+    /// Try to open the database again; true once it is back.
+    fn reopen(&self) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        self.drop_handle();
+        match open_database(&self.path) {
+            Ok(db) => {
+                *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(Handle::Rw(db)));
+                self.writable.store(true, Ordering::Release);
+                tracing::warn!("store: reopened after a write failure; writes succeed again");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "store: still cannot reopen");
+                false
+            }
+        }
+    }
+}
+
+/// A copy of an error for every caller of a failed batch.
+fn copy(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        StoreError::Closed => StoreError::Closed,
+        other => StoreError::Db(other.to_string()),
+    }
+}
+
+pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut broken_since: Option<Instant> = None;
+    let mut last_try = Instant::now();
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let n = jobs.len() as u64;
+        if broken_since.is_some() {
+            if last_try.elapsed() >= REOPEN_EVERY && shared.reopen() {
+                broken_since = None;
+            }
+            last_try = Instant::now();
+        }
+        let result = match broken_since {
+            Some(_) => Err(StoreError::Unavailable(
+                "an earlier write failed (is the disk full?); retrying".into(),
+            )),
+            None => run_batch(&shared, std::mem::take(&mut jobs)),
+        };
+        let (outputs, result) = match result {
+            Ok((outputs, r)) => (outputs, r),
+            Err(e) => (Vec::new(), Err(e)),
+        };
+        if let Err(e) = &result {
+            if matches!(e, StoreError::Unavailable(_)) && broken_since.is_none() {
+                tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
+                shared.writable.store(false, Ordering::Release);
+                broken_since = Some(Instant::now());
+                last_try = Instant::now();
+                shared.drop_handle();
+            } else if !matches!(e, StoreError::Unavailable(_)) {
+                tracing::error!(error = %e, "store: group commit failed");
+            }
+        }
+        shared.commits.fetch_add(1, Ordering::Relaxed);
+        shared.writes.fetch_add(n, Ordering::Relaxed);
+        if result.is_ok() {
+            for o in &outputs {
+                shared.tell(&o.events);
+            }
+        }
+        for o in outputs {
+            (o.done)(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(copy(e)),
+            });
+        }
+        // Jobs never run (the store was broken) are dropped here: their
+        // callers see their reply channel close while the store is not
+        // writable, which `RedbStore::write` reports as Unavailable.
+        drop(jobs);
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Run every job of a batch in one transaction and commit it.
+#[allow(clippy::type_complexity)]
+fn run_batch(
+    shared: &Shared,
+    jobs: Vec<Job>,
+) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
+    let handle = shared.handle()?;
+    let txn = handle.rw()?.begin_write()?;
+    let mut outputs = Vec::with_capacity(jobs.len());
+    let mut fatal: Option<StoreError> = None;
+    for job in jobs {
+        // Jobs catch their own panics; this keeps the writer alive whatever a
+        // job does (its caller then sees the store closed).
+        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&txn))) {
+            Ok(o) => {
+                if o.fatal && fatal.is_none() {
+                    fatal = Some(StoreError::Db(
+                        "a write in this batch failed; nothing was committed".into(),
+                    ));
+                }
+                outputs.push(o);
+            }
+            Err(_) => {
+                tracing::error!("store: a write job panicked");
+                fatal = Some(StoreError::Panicked);
+            }
+        }
+    }
+    let result = match fatal {
+        Some(e) => {
+            let _ = txn.abort();
+            Err(e)
+        }
+        None => txn.commit().map_err(StoreError::from),
+    };
+    drop(handle);
+    Ok((outputs, result))
+}
