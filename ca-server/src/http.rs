@@ -269,7 +269,14 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["health"] => match method {
-            Method::GET => Ok((StatusCode::OK, health(auth))),
+            Method::GET => {
+                let status = if auth.store.stats().writable {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                Ok((status, health(auth)))
+            }
             _ => Err(method_not_allowed("GET")),
         },
         ["v1", "whoami"] => match method {

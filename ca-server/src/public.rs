@@ -96,7 +96,18 @@ async fn route(
         ));
     }
     if path == "/health" {
-        return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        // The public health says whether the store can take writes: a full
+        // disk makes issuance fail, so a load balancer should hear of it.
+        let writable = auth.store.stats().writable;
+        let (status, word) = if writable {
+            (StatusCode::OK, "ok")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        };
+        return json_response(
+            status,
+            &json!({"status": word, "checks": {"store_writable": writable}}),
+        );
     }
     if let Some(name) = path.strip_prefix("/crl/") {
         let (id, pem_ext) = match name.rsplit_once('.') {

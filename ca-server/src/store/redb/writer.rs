@@ -171,10 +171,37 @@ fn copy(e: &StoreError) -> StoreError {
     }
 }
 
+/// The next job: blocking while the store is healthy; while it is broken,
+/// polling, so it also retries to reopen when no write comes.
+fn next_job(
+    shared: &Shared,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
+    broken: &mut bool,
+    last_try: &mut Instant,
+) -> Option<Job> {
+    loop {
+        if !*broken {
+            return rx.blocking_recv();
+        }
+        if last_try.elapsed() >= REOPEN_EVERY {
+            *last_try = Instant::now();
+            if shared.reopen() {
+                *broken = false;
+                continue;
+            }
+        }
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+        }
+    }
+}
+
 pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    let mut broken_since: Option<Instant> = None;
+    let mut broken = false;
     let mut last_try = Instant::now();
-    while let Some(first) = rx.blocking_recv() {
+    while let Some(first) = next_job(&shared, &mut rx, &mut broken, &mut last_try) {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -183,27 +210,22 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         let n = jobs.len() as u64;
-        if broken_since.is_some() {
-            if last_try.elapsed() >= REOPEN_EVERY && shared.reopen() {
-                broken_since = None;
-            }
-            last_try = Instant::now();
-        }
-        let result = match broken_since {
-            Some(_) => Err(StoreError::Unavailable(
+        let result = if broken {
+            Err(StoreError::Unavailable(
                 "an earlier write failed (is the disk full?); retrying".into(),
-            )),
-            None => run_batch(&shared, std::mem::take(&mut jobs)),
+            ))
+        } else {
+            run_batch(&shared, std::mem::take(&mut jobs))
         };
         let (outputs, result) = match result {
             Ok((outputs, r)) => (outputs, r),
             Err(e) => (Vec::new(), Err(e)),
         };
         if let Err(e) = &result {
-            if matches!(e, StoreError::Unavailable(_)) && broken_since.is_none() {
+            if matches!(e, StoreError::Unavailable(_)) && !broken {
                 tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
                 shared.writable.store(false, Ordering::Release);
-                broken_since = Some(Instant::now());
+                broken = true;
                 last_try = Instant::now();
                 shared.drop_handle();
             } else if !matches!(e, StoreError::Unavailable(_)) {

@@ -1,0 +1,172 @@
+//! A full disk is survivable: on a small tmpfs the test mounts for the data
+//! directory, writes that fail for lack of space answer 503 `Unavailable`
+//! naming the cause, health reports the store not writable, and writes
+//! succeed again as soon as space returns, without a restart. Nothing
+//! answered is lost and the audit trail still verifies.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{code, core_csr, run, Server, BIN};
+use serde_json::json;
+
+/// A tmpfs mounted over a directory, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let out = run(Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(dir));
+        assert!(
+            out.status.success(),
+            "this test needs to mount a small tmpfs (run as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = run(Command::new("umount").arg("-l").arg(&self.0));
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let out = run(Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to));
+    assert!(
+        out.status.success(),
+        "cp: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Fill the file system until it is full; returns the filler's path.
+fn fill(dir: &Path) -> PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let small = [0u8; 512];
+    while f.write_all(&small).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+fn health(s: &Server) -> (u16, u16) {
+    let (api, _) = s.curl("GET", "/health", None);
+    let out = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!("http://{}/health", s.public)));
+    let public = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (api, public)
+}
+
+#[test]
+fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
+    let mut s = Server::init_with(&[], &[]);
+    // Move the data directory onto a 12 MiB tmpfs.
+    let orig = s.dir.with_extension("orig");
+    std::fs::rename(&s.dir, &orig).expect("move");
+    std::fs::create_dir(&s.dir).expect("mkdir");
+    let mount = Tmpfs::mount(&s.dir, "12m");
+    copy_tree(&orig, &s.dir);
+    s.start();
+    let ca = s.config.issuing_ca_id.clone();
+    let csr = core_csr("full.example.internal");
+    let issue = |s: &Server| {
+        s.curl(
+            "POST",
+            "/v1/certificates",
+            Some(&json!({"ca_id": ca, "csr": csr})),
+        )
+    };
+
+    let (st, v) = issue(&s);
+    assert_eq!(st, 201, "{v}");
+    let mut answered = vec![v["serial"].as_str().expect("serial").to_string()];
+    assert_eq!(health(&s), (200, 200));
+
+    let filler = fill(&s.dir);
+    let mut refusal = None;
+    for _ in 0..20_000 {
+        let (st, v) = issue(&s);
+        match st {
+            201 => answered.push(v["serial"].as_str().expect("serial").to_string()),
+            _ => {
+                refusal = Some((st, v));
+                break;
+            }
+        }
+    }
+    let (st, v) = refusal.expect("the disk never filled");
+    assert_eq!(st, 503, "a full disk is Unavailable, not {st}: {v}");
+    assert_eq!(code(&v), "Unavailable", "{v}");
+    let msg = v["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        msg.contains("no space") || msg.contains("retrying"),
+        "the message names the cause: {msg}"
+    );
+    // Still full: refused again, and health says so on both listeners.
+    let (st, v) = issue(&s);
+    assert_eq!(st, 503, "{v}");
+    assert_eq!(health(&s), (503, 503), "health while the disk is full");
+
+    // Space comes back: writes succeed again without a restart.
+    std::fs::remove_file(&filler).expect("free space");
+    let start = Instant::now();
+    loop {
+        let (st, v) = issue(&s);
+        if st == 201 {
+            answered.push(v["serial"].as_str().expect("serial").to_string());
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "writes did not resume once space returned: {st} {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(health(&s), (200, 200), "health once space returned");
+    eprintln!(
+        "{} certificates answered; 503 while full; resumed after {:?}",
+        answered.len(),
+        start.elapsed()
+    );
+
+    // Nothing answered was lost, across a restart; the trail verifies.
+    s.stop();
+    let out = run(Command::new(BIN)
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&s.dir));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.start();
+    for serial in &answered {
+        let (st, v) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+        assert_eq!(st, 200, "{serial} answered but not stored: {v}");
+    }
+    s.stop();
+    drop(mount);
+}
