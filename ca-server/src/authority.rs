@@ -1124,7 +1124,7 @@ impl Authority {
                 ))
             }
             (CaType::Root, _, _) => {
-                return Err(ApiError::invalid(
+                Err(ApiError::invalid(
                     "a ROOT CA has no parent_ca_id and is not external",
                 ))
             }
@@ -1189,7 +1189,7 @@ impl Authority {
                 ))
             }
             (CaType::Subordinate, _, _) => {
-                return Err(ApiError::invalid(
+                Err(ApiError::invalid(
                     "a SUBORDINATE CA needs either parent_ca_id (signed here) or external: true (signed elsewhere), not both",
                 ))
             }

@@ -210,7 +210,7 @@ pub trait Store: Send + Sync {
 
     /// Every stored statement (id, JSON), or None if the store has never had
     /// a policy set (a data directory from before policies).
-    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError>;
+    fn list_policies(&self) -> Result<Option<PolicyRows>, StoreError>;
     fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
     /// Whether the statement existed (the call is recorded either way).
     fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool>;

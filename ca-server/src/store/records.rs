@@ -277,3 +277,6 @@ pub enum Committed {
 
 /// Called on the committing thread after each durable commit; must be quick.
 pub type CommitHook = Arc<dyn Fn(&Committed) + Send + Sync>;
+
+/// Stored policy statements: (statement id, JSON).
+pub type PolicyRows = Vec<(String, Vec<u8>)>;

@@ -19,7 +19,7 @@ use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
     AuditDraft, AuditEntry, AuditFilter, CaChange, CaRecord, CertFilter, CertRecord, CertWithDer,
-    CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord,
+    CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord, PolicyRows,
     ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture, StoreStats,
     Verdict, SCHEMA_VERSION,
 };
@@ -442,7 +442,7 @@ impl Store for RedbStore {
         }))
     }
 
-    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError> {
+    fn list_policies(&self) -> Result<Option<PolicyRows>, StoreError> {
         reads::list_policies(self.handle()?.as_ref())
     }
 
