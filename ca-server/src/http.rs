@@ -43,8 +43,30 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
+/// The HTTP status of an error code: the one place the domain's codes meet
+/// HTTP (the domain errors know nothing of it).
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest | ErrorCode::MalformedCsr | ErrorCode::MalformedCertificate => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.status(), &e.to_json())
+    json_response(status_of(e.code), &e.to_json())
 }
 
 /// Entry point for one request on the management API.
@@ -67,7 +89,7 @@ pub async fn handle(
             );
             let code = e.code.as_str().to_string();
             let call = call_of(&identity, &method, &path);
-            if let Err(audit_err) = audit_call(&auth, call, e.status().as_u16(), code).await {
+            if let Err(audit_err) = audit_call(&auth, call, status_of(e.code).as_u16(), code).await {
                 return Ok(error_response(&audit_err));
             }
             return Ok(error_response(&e));
@@ -77,7 +99,7 @@ pub async fn handle(
     let (result, decisions) = crate::audit::with_call(call, route(&auth, &identity, req)).await;
     let (status, code) = match &result {
         Ok((status, _)) => (status.as_u16(), "success".to_string()),
-        Err(e) => (e.status().as_u16(), e.code.as_str().to_string()),
+        Err(e) => (status_of(e.code).as_u16(), e.code.as_str().to_string()),
     };
     // Every call is audited before it is answered. A call that changed
     // state committed its entry with the change; every other call (and one
