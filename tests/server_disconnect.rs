@@ -47,7 +47,7 @@ async fn send_and_reset(
     stream
         .get_ref()
         .0
-        .set_linger(Some(Duration::ZERO))
+        .set_zero_linger()
         .expect("linger");
     // Dropped without close_notify: the kernel sends RST.
     drop(stream);

@@ -210,7 +210,7 @@ pub trait Store: Send + Sync {
 
     /// Every stored statement (id, JSON), or None if the store has never had
     /// a policy set (a data directory from before policies).
-    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError>;
+    fn list_policies(&self) -> Result<Option<PolicyRows>, StoreError>;
     fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
     /// Whether the statement existed (the call is recorded either way).
     fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool>;
@@ -238,6 +238,9 @@ pub trait Store: Send + Sync {
     /// Verify the chain from the first entry to the recorded head.
     fn verify_audit(&self) -> Result<Verdict, StoreError>;
 }
+
+/// Stored policy statements: (id, JSON).
+pub type PolicyRows = Vec<(String, Vec<u8>)>;
 
 /// The embedded default: open (or create) the redb store in `dir`.
 pub fn open(dir: &std::path::Path, boot_id: String) -> Result<Arc<dyn Store>, StoreError> {

@@ -442,7 +442,7 @@ impl Store for RedbStore {
         }))
     }
 
-    fn list_policies(&self) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError> {
+    fn list_policies(&self) -> Result<Option<crate::store::PolicyRows>, StoreError> {
         reads::list_policies(self.handle()?.as_ref())
     }
 

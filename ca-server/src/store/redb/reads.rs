@@ -214,7 +214,7 @@ pub fn list_certs(
 /// Every stored statement, or None if no policy was ever stored: the
 /// `policies` table is made by the first statement written, so a set an
 /// administrator emptied stays empty instead of being bootstrapped again.
-pub fn list_policies(h: &Handle) -> Result<Option<Vec<(String, Vec<u8>)>>, StoreError> {
+pub fn list_policies(h: &Handle) -> Result<Option<crate::store::PolicyRows>, StoreError> {
     let r = h.begin_read()?;
     let Some(t) = r.open_table(POLICIES).map(Some).or_else(none_if_absent)? else {
         return Ok(None);
