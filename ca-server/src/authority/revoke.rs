@@ -108,3 +108,31 @@ impl Authority {
         Ok(rec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acm_names_and_codes_map_to_the_rfc_reasons() {
+        for (reason, name) in ACM_REASONS {
+            assert_eq!(reason_from_name(name).expect("name"), *reason);
+            assert_eq!(
+                reason_from_name(&name.to_lowercase()).expect("any case"),
+                *reason
+            );
+            assert_eq!(
+                reason_from_code(i64::from(reason.code())).expect("code"),
+                *reason
+            );
+            assert_eq!(acm_name(*reason), *name);
+        }
+        // removeFromCRL (8), the unassigned 7 and RFC spellings are refused,
+        // as before: the API speaks ACM's names.
+        for code in [7, 8, 11, -1] {
+            assert!(reason_from_code(code).is_err(), "{code}");
+        }
+        assert!(reason_from_name("keyCompromise").is_err());
+        assert!(reason_from_name("REMOVE_FROM_CRL").is_err());
+    }
+}
