@@ -44,11 +44,7 @@ async fn send_and_reset(
     stream.write_all(&body).await.expect("write body");
     stream.flush().await.expect("flush");
     tokio::time::sleep(delay).await;
-    stream
-        .get_ref()
-        .0
-        .set_zero_linger()
-        .expect("linger");
+    stream.get_ref().0.set_zero_linger().expect("linger");
     // Dropped without close_notify: the kernel sends RST.
     drop(stream);
 }
