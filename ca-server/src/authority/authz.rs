@@ -3,6 +3,10 @@
 //! changes anything; a decision is recorded for the audit trail (except
 //! list filtering, which only narrows what a caller sees) and a refusal is
 //! `PolicyDenied` naming the deciding statement, or deny by default.
+//!
+//! The decisions are private to the authority: front ends (http.rs, a
+//! future ACME server) call operations that decide and act together, so no
+//! front end can read or change anything without a decision.
 
 use ca_core::names::SanEntry;
 use ca_core::policy::{Action as PolicyAction, Caller, Request as PolicyRequest, RequestedSubject};
@@ -32,7 +36,7 @@ impl Authority {
     /// The policy check of every API call: evaluate the statements for this
     /// caller and request, record the decision for the audit trail, and refuse
     /// with `PolicyDenied` naming the deciding statement (or deny by default).
-    pub fn authorize(
+    pub(super) fn authorize(
         &self,
         who: &Identity,
         action: PolicyAction,
@@ -90,7 +94,7 @@ impl Authority {
     }
 
     /// Whether `who` may read CA `ca_id` (list filtering: not recorded).
-    pub fn may_read(&self, who: &Identity, ca_id: &str) -> bool {
+    pub(super) fn may_read(&self, who: &Identity, ca_id: &str) -> bool {
         if who.internal {
             return true;
         }
@@ -108,7 +112,7 @@ impl Authority {
     }
 
     /// `read` on one CA, recorded and refused like any decision.
-    pub fn authorize_read(&self, who: &Identity, ca_id: &str) -> Result<(), ApiError> {
+    pub(super) fn authorize_read(&self, who: &Identity, ca_id: &str) -> Result<(), ApiError> {
         self.authorize(
             who,
             PolicyAction::Read,

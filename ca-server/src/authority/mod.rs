@@ -35,6 +35,7 @@ mod revoke;
 mod tests;
 
 pub use crate::clock::{fmt_unix, now};
+pub use cas::{NameConstraintsInput, NewCa};
 pub use parse::{ca_hint, check_ca_id, parse_leaf_profile, parse_serial};
 pub use revoke::{reason_from_code, reason_from_name, RevocationReason};
 
@@ -105,8 +106,6 @@ pub struct NewKeyRequest<'a> {
     pub key_algorithm: &'a str,
     pub validity_days: Option<u32>,
 }
-
-pub use cas::{NameConstraintsInput, NewCa};
 
 pub struct Authority {
     pub store: Arc<dyn Store>,
