@@ -415,3 +415,29 @@ async fn each_state_change_leaves_exactly_one_audit_entry() {
         .expect("get");
     assert_eq!(f.audit().len(), before);
 }
+
+#[tokio::test]
+async fn decisions_inside_an_api_call_are_recorded_for_its_audit_entry() {
+    let f = fixture().await;
+    let call = crate::audit::Decisions {
+        action: "ListPolicies".into(),
+        ..Default::default()
+    };
+    let (out, d) = crate::audit::with_call(call, async { f.auth.list_policies(&alice()) }).await;
+    assert_eq!(
+        out.expect_err("listed without a grant").code,
+        ErrorCode::PolicyDenied
+    );
+    let outcome = d.outcome.expect("a decision");
+    assert_eq!(outcome.decision, "denied");
+    assert!(!d.audited, "a refusal commits nothing");
+
+    // List filtering records one allowed decision saying what was listed.
+    let call = crate::audit::Decisions::default();
+    let (out, d) =
+        crate::audit::with_call(call, async { f.auth.list_readable_cas(&alice()) }).await;
+    assert!(out.expect("list").is_empty());
+    let outcome = d.outcome.expect("a decision");
+    assert_eq!(outcome.decision, "allowed");
+    assert_eq!(outcome.reason, "listed the 0 CA(s) this identity may read");
+}
