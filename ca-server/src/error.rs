@@ -1,11 +1,11 @@
-//! API errors: a stable machine-readable code, a human message and an HTTP status.
+//! API errors: a stable machine-readable code and a human message. The
+//! domain knows nothing of HTTP: the HTTP layer maps a code to its status
+//! (`crate::http::status_of`).
 //!
 //! Every failure a client can see goes through [`ApiError`]; its message never
 //! carries internals (paths, database errors, key material).
 
 use std::fmt;
-
-use hyper::StatusCode;
 
 /// Stable error codes (the `code` field of every error body).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,26 +65,6 @@ impl ErrorCode {
             ErrorCode::Unavailable => "Unavailable",
         }
     }
-
-    pub fn status(self) -> StatusCode {
-        match self {
-            ErrorCode::InvalidRequest
-            | ErrorCode::MalformedCsr
-            | ErrorCode::MalformedCertificate => StatusCode::BAD_REQUEST,
-            ErrorCode::NotFound => StatusCode::NOT_FOUND,
-            ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
-                StatusCode::CONFLICT
-            }
-            ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
-            ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
 }
 
 impl fmt::Display for ErrorCode {
@@ -131,10 +111,6 @@ impl ApiError {
             ErrorCode::Internal,
             "internal error; the server log has details",
         )
-    }
-
-    pub fn status(&self) -> StatusCode {
-        self.code.status()
     }
 
     pub fn to_json(&self) -> serde_json::Value {

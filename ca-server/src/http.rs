@@ -14,13 +14,12 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::authority::{
-    check_ca_id, effective_status, fmt_unix, now, Authority, CertView, Identity,
-    NameConstraintsInput, NewCa, NewKeyRequest, RevocationReason,
+    check_ca_id, effective_status, fmt_unix, now, reason_from_code, reason_from_name, Authority,
+    CertView, Identity, NameConstraintsInput, NewCa, NewKeyRequest,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::policy::StatementDto;
 use crate::store::{CaRecord, CaType, CertFilter, CertRecord};
-use ca_core::policy::{Action as PolicyAction, Request as PolicyRequest};
 
 pub type Body = Full<Bytes>;
 
@@ -43,8 +42,30 @@ pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     r
 }
 
+/// The HTTP status of an error code: the one place the domain's codes meet
+/// HTTP (the domain errors know nothing of it).
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest | ErrorCode::MalformedCsr | ErrorCode::MalformedCertificate => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(e.status(), &e.to_json())
+    json_response(status_of(e.code), &e.to_json())
 }
 
 /// Entry point for one request on the management API.
@@ -67,7 +88,8 @@ pub async fn handle(
             );
             let code = e.code.as_str().to_string();
             let call = call_of(&identity, &method, &path);
-            if let Err(audit_err) = audit_call(&auth, call, e.status().as_u16(), code).await {
+            if let Err(audit_err) = audit_call(&auth, call, status_of(e.code).as_u16(), code).await
+            {
                 return Ok(error_response(&audit_err));
             }
             return Ok(error_response(&e));
@@ -77,7 +99,7 @@ pub async fn handle(
     let (result, decisions) = crate::audit::with_call(call, route(&auth, &identity, req)).await;
     let (status, code) = match &result {
         Ok((status, _)) => (status.as_u16(), "success".to_string()),
-        Err(e) => (e.status().as_u16(), e.code.as_str().to_string()),
+        Err(e) => (status_of(e.code).as_u16(), e.code.as_str().to_string()),
     };
     // Every call is audited before it is answered. A call that changed
     // state committed its entry with the change; every other call (and one
@@ -292,19 +314,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
         ["v1", "cas"] => match method {
             Method::GET => {
                 no_query(q)?;
-                let cas = auth.list_cas()?;
-                // Only the CAs this caller may read are listed.
-                let items: Vec<Value> = cas
-                    .iter()
-                    .filter(|c| auth.may_read(who, &c.id))
-                    .map(ca_json)
-                    .collect();
-                crate::audit::record(
-                    true,
-                    None,
-                    format!("listed the {} CA(s) this identity may read", items.len()),
-                    "",
-                );
+                let items: Vec<Value> = auth.list_readable_cas(who)?.iter().map(ca_json).collect();
                 Ok((StatusCode::OK, json!({ "certificate_authorities": items })))
             }
             Method::POST => {
@@ -318,10 +328,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             check_ca_id(id)?;
             no_query(q)?;
             match method {
-                Method::GET => {
-                    auth.authorize_read(who, id)?;
-                    Ok((StatusCode::OK, ca_json(&auth.get_ca(id)?)))
-                }
+                Method::GET => Ok((StatusCode::OK, ca_json(&auth.describe_ca(who, id)?))),
                 Method::PATCH => {
                     let body: UpdateCaBody = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth.update_ca_status(who, id, &body.status).await?;
@@ -336,29 +343,15 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            auth.authorize_read(who, id)?;
-            let rec = auth.get_ca(id)?;
-            match rec.csr_pem {
-                Some(csr) => Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr }))),
-                None => Err(ApiError::new(
-                    ErrorCode::InvalidState,
-                    "this CA was not created for an external signature, so it has no CSR",
-                )),
-            }
+            let (rec, csr) = auth.ca_csr(who, id)?;
+            Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr })))
         }
         ["v1", "cas", id, "certificate"] => {
             check_ca_id(id)?;
             no_query(q)?;
             match method {
                 Method::GET => {
-                    auth.authorize_read(who, id)?;
-                    let rec = auth.get_ca(id)?;
-                    let cert = rec.certificate_pem.clone().ok_or_else(|| {
-                        ApiError::new(
-                            ErrorCode::InvalidState,
-                            "the CA has no certificate yet (PENDING_CERTIFICATE)",
-                        )
-                    })?;
+                    let (rec, cert) = auth.ca_certificate(who, id)?;
                     Ok((
                         StatusCode::OK,
                         json!({
@@ -411,21 +404,8 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             let params = parse_query(q, &["ca_id"])?;
-            // Authorise before looking: an unknown serial is judged as a read
-            // on `*`, so a caller without read cannot probe which serials exist.
-            let hint = crate::authority::ca_hint(params.get("ca_id").map(String::as_str));
-            let ca = match hint {
-                Some(c) => {
-                    check_ca_id(c)?;
-                    c.to_string()
-                }
-                None => auth
-                    .store
-                    .ca_of_serial(&crate::authority::parse_serial(serial)?)?
-                    .unwrap_or_else(|| "*".into()),
-            };
-            auth.authorize_read(who, &ca)?;
-            let view = auth.get_certificate(hint, serial)?;
+            let view =
+                auth.get_certificate(who, params.get("ca_id").map(String::as_str), serial)?;
             Ok((StatusCode::OK, cert_json(&view)))
         }
         ["v1", "certificates", serial, "renew"] => {
@@ -453,12 +433,12 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             }
             let body: RevokeBody = parse_json(&read_body(auth, req).await?)?;
             let reason = match &body.reason {
-                Value::Number(n) => RevocationReason::from_code(n.as_i64().unwrap_or(-1))?,
-                Value::String(s) => RevocationReason::from_name(s)?,
+                Value::Number(n) => reason_from_code(n.as_i64().unwrap_or(-1))?,
+                Value::String(s) => reason_from_name(s)?,
                 _ => return Err(ApiError::invalid("reason must be a CRLReason code or name")),
             };
             let rec = auth
-                .revoke(who, body.ca_id.as_deref(), serial, &reason)
+                .revoke(who, body.ca_id.as_deref(), serial, reason)
                 .await?;
             Ok((StatusCode::OK, cert_summary(&rec)))
         }
@@ -467,12 +447,10 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
             let items: Vec<Value> = auth
-                .policies
-                .snapshot()
+                .list_policies(who)?
                 .iter()
-                .map(|(d, _)| serde_json::to_value(d).unwrap_or(Value::Null))
+                .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
                 .collect();
             Ok((StatusCode::OK, json!({ "statements": items })))
         }
@@ -481,33 +459,24 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             let id = (*id).to_string();
             match method {
                 Method::GET => {
-                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
-                    let snap = auth.policies.snapshot();
-                    let found = snap
-                        .iter()
-                        .find(|(_, s)| s.id == id)
-                        .ok_or_else(|| ApiError::not_found(format!("no policy statement {id}")))?;
+                    let found = auth.get_policy(who, &id)?;
                     Ok((
                         StatusCode::OK,
-                        serde_json::to_value(&found.0).unwrap_or(Value::Null),
+                        serde_json::to_value(&found).unwrap_or(Value::Null),
                     ))
                 }
                 Method::PUT => {
-                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
-                    let body: StatementDto = parse_json(&read_body(auth, req).await?)?;
-                    auth.policies.put(auth.store.as_ref(), &id, body).await?;
-                    tracing::info!(statement = %id, by = %who.display(), "policy statement stored");
+                    // The body is read only once the caller may change policies.
+                    let body = async { parse_json::<StatementDto>(&read_body(auth, req).await?) };
+                    let stored = auth.put_policy(who, &id, body).await?;
                     let mut v = Value::Null;
-                    if let Some((d, _)) = auth.policies.snapshot().iter().find(|(_, s)| s.id == id)
-                    {
+                    if let Some(d) = stored {
                         v = serde_json::to_value(d).unwrap_or(Value::Null);
                     }
                     Ok((StatusCode::OK, v))
                 }
                 Method::DELETE => {
-                    auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
-                    auth.policies.delete(auth.store.as_ref(), &id).await?;
-                    tracing::info!(statement = %id, by = %who.display(), "policy statement deleted");
+                    auth.delete_policy(who, &id).await?;
                     Ok((StatusCode::OK, json!({ "deleted": id })))
                 }
                 _ => Err(method_not_allowed("GET, PUT, DELETE")),
@@ -519,21 +488,17 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             let items: Vec<Value> = auth
-                .store
-                .list_aliases()?
+                .list_aliases(who)?
                 .into_iter()
-                .filter(|(_, ca)| auth.may_read(who, ca))
                 .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
                 .collect();
-            crate::audit::record(true, None, "listed the aliases of readable CAs".into(), "");
             Ok((StatusCode::OK, json!({ "aliases": items })))
         }
         ["v1", "aliases", alias] => {
             no_query(q)?;
             match method {
                 Method::GET => {
-                    let (ca, _) = auth.resolve_ca(alias)?;
-                    auth.authorize_read(who, &ca)?;
+                    let ca = auth.get_alias(who, alias)?;
                     Ok((StatusCode::OK, json!({ "alias": alias, "ca_id": ca })))
                 }
                 Method::PUT => {
@@ -565,14 +530,6 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             list_audit(auth, who, q)
         }
         _ => Err(ApiError::not_found("no such resource")),
-    }
-}
-
-/// Policies and the audit trail are service-wide: grants on `*`.
-fn admin_scope() -> PolicyRequest<'static> {
-    PolicyRequest {
-        ca: "*",
-        ..Default::default()
     }
 }
 
@@ -608,8 +565,7 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
             })
             .transpose()?,
     };
-    auth.authorize(who, PolicyAction::Audit, &admin_scope())?;
-    let (items, next) = auth.store.audit_page(&filter)?;
+    let (items, next) = auth.audit_page(who, &filter)?;
     Ok((
         StatusCode::OK,
         json!({ "entries": items, "next_cursor": next.map(|n| n.to_string()) }),
@@ -819,50 +775,15 @@ fn list_certificates(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> 
                 .unix_timestamp(),
         ),
     };
-    let ca_id = p.get("ca_id").cloned();
-    if let Some(c) = &ca_id {
-        check_ca_id(c)?;
-        auth.authorize_read(who, c)?;
-    }
-    let cursor = p.get("cursor").cloned();
-    if let Some(c) = &cursor {
-        if c.is_empty() || c.len() > 400 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ApiError::invalid("cursor is not one this server made"));
-        }
-    }
     let filter = CertFilter {
-        ca_id: ca_id.clone(),
+        ca_id: p.get("ca_id").cloned(),
         status: None,
         expiring_before,
         limit,
-        cursor,
+        cursor: p.get("cursor").cloned(),
     };
-    let (items, next) = auth.list_certificates(filter, status).map_err(|e| {
-        if e.code == ErrorCode::NotFound && e.message.contains("cursor") {
-            ApiError::invalid(e.message)
-        } else {
-            e
-        }
-    })?;
-    // Without a ca_id, only certificates of CAs this caller may read are listed.
-    let mut readable: HashMap<String, bool> = HashMap::new();
-    let items: Vec<Value> = items
-        .iter()
-        .filter(|r| {
-            *readable
-                .entry(r.ca_id.clone())
-                .or_insert_with(|| auth.may_read(who, &r.ca_id))
-        })
-        .map(cert_summary)
-        .collect();
-    if ca_id.is_none() {
-        crate::audit::record(
-            true,
-            None,
-            "listed certificates of the CAs this identity may read".into(),
-            "",
-        );
-    }
+    let (items, next) = auth.list_certificates(who, filter, status)?;
+    let items: Vec<Value> = items.iter().map(cert_summary).collect();
     Ok((
         StatusCode::OK,
         json!({ "certificates": items, "next_cursor": next }),

@@ -1,0 +1,104 @@
+//! Aliases: stable names for a lineage of CAs, so clients keep issuing
+//! through the same name while the CA behind it is rotated (a new key under
+//! the same parent, the old CA retired but still serving CRL and OCSP).
+
+use super::cas::NewCa;
+use super::{check_ca_id, Authority, Identity};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids;
+use crate::store::{CaRecord, CaStatus, CaType};
+
+impl Authority {
+    /// GetAlias: the CA an alias names now (read on that CA).
+    pub fn get_alias(&self, who: &Identity, alias: &str) -> Result<String, ApiError> {
+        let (ca, _) = self.resolve_ca(alias)?;
+        self.authorize_read(who, &ca)?;
+        Ok(ca)
+    }
+
+    /// ListAliases: (alias, CA id) of the CAs this caller may read.
+    pub fn list_aliases(&self, who: &Identity) -> Result<Vec<(String, String)>, ApiError> {
+        let mut items = self.store.list_aliases()?;
+        items.retain(|(_, ca)| self.may_read(who, ca));
+        crate::audit::record(true, None, "listed the aliases of readable CAs".into(), "");
+        Ok(items)
+    }
+
+    /// Create or repoint an alias (administer on the target CA).
+    pub async fn set_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+        ca_id: &str,
+    ) -> Result<(), ApiError> {
+        if !crate::alias::is_alias(alias) {
+            return Err(ApiError::invalid(
+                "an alias is 1-64 of a-z 0-9 - _, starts with a letter, and is not shaped like a CA id",
+            ));
+        }
+        check_ca_id(ca_id)?;
+        self.authorize_administer(who, ca_id, Some(alias))?;
+        self.active_issuer(ca_id)?;
+        let draft = self.draft(&who.display(), "PutAlias", alias);
+        self.store.put_alias(alias, ca_id, draft).await?;
+        crate::audit::committed();
+        tracing::info!(%alias, ca = %ca_id, by = %who.display(), "alias set");
+        Ok(())
+    }
+
+    /// Rotate the CA behind `alias`: a new intermediate under the same parent
+    /// (same subject, profile and key algorithm, a new key), the alias
+    /// repointed and the old CA retired in one commit.
+    pub async fn rotate_alias(
+        &self,
+        who: &Identity,
+        alias: &str,
+    ) -> Result<(CaRecord, CaRecord), ApiError> {
+        let (old_id, _) = self.resolve_ca(alias)?;
+        if ids::is_ca_id(alias) {
+            return Err(ApiError::invalid("rotate an alias, not a CA id"));
+        }
+        self.authorize_administer(who, &old_id, Some(alias))?;
+        let old = self.get_ca(&old_id)?;
+        let parent =
+            match (&old.parent_ca_id, old.ca_type, old.external) {
+                (Some(p), CaType::Subordinate, false) => p.clone(),
+                _ => return Err(ApiError::new(
+                    ErrorCode::InvalidState,
+                    "only a subordinate CA signed by this service can be rotated behind an alias",
+                )),
+            };
+        if old.status != CaStatus::Active {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                format!("CA {old_id} is not ACTIVE"),
+            ));
+        }
+        let (new, key) = self
+            .prepare_ca(
+                who,
+                NewCa {
+                    ca_type: CaType::Subordinate,
+                    subject: old.subject.clone(),
+                    key_algorithm: old.key_algorithm.clone(),
+                    parent_ca_id: Some(parent),
+                    external: false,
+                    validity_days: None,
+                    path_len: old.path_len,
+                    name_constraints: None,
+                },
+            )
+            .await?;
+        let new_id = new.ca.id.clone();
+        let draft = self.draft(&who.display(), "RotateAlias", alias);
+        let retired = self
+            .store
+            .rotate_alias(alias, &old_id, new.clone(), draft)
+            .await?;
+        crate::audit::committed();
+        self.vault.cache(&new_id, key);
+        let new = new.ca;
+        tracing::info!(%alias, old = %old_id, new = %new.id, by = %who.display(), "CA rotated behind its alias");
+        Ok((retired, new))
+    }
+}

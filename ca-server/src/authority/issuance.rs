@@ -1,0 +1,446 @@
+//! Issuance: a certificate from a client's CSR, from a key the server makes,
+//! or renewed from one already issued; and the policy-checked reads of
+//! issued certificates. Every path goes through one `sign_reserved`: the
+//! intent is recorded durably before the signer signs, and the certificate
+//! commits with its audit entry before anyone sees it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ca_core::cert::{prepare, CertificateRequest, Issuer};
+use ca_core::csr::parse_csr;
+use ca_core::keys::{Signer, SoftwareKey};
+use ca_core::profile::ValidityLimits;
+use ca_core::serial::Serial;
+use der::{Decode, Encode};
+use x509_cert::Certificate;
+
+use super::parse::{
+    check_token, check_validity, generate_key, parse_key_alg, parse_names, sans_of, sha256_hex,
+};
+use super::{
+    ca_hint, check_ca_id, effective_status, map_csr, map_issue, map_vault, parse_leaf_profile,
+    parse_serial, Authority, CertView, Identity, IssueMeta, NewKeyRequest,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids;
+use crate::store::{CertFilter, CertRecord, CertStatus, IdemRecord, ReserveOutcome, StoreError};
+
+/// What signing under a reservation gave.
+pub(super) enum Signed {
+    /// Signed now; not stored yet.
+    New(CertView),
+    /// The idempotency token named a certificate already stored.
+    Stored(CertView),
+}
+
+/// A request that keeps a serial clash (random 128-bit serials: next to
+/// impossible) from looping.
+const SERIAL_ATTEMPTS: u32 = 3;
+
+impl Authority {
+    /// The heart of issuance: prepare + lint, record the intent durably and
+    /// sign; the caller stores the result (alone, or with the CA it makes).
+    pub(super) async fn sign_reserved(
+        &self,
+        ca_id: &str,
+        request: CertificateRequest,
+        limits: ValidityLimits,
+        meta: IssueMeta,
+    ) -> Result<Signed, ApiError> {
+        let (_, issuer) = self.active_issuer(ca_id)?;
+        let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
+            .map(|k| k.to_string())
+            .unwrap_or_default();
+        // Tokens are per caller, so two clients choosing the same one do not
+        // collide (fingerprints are hex and tokens have no '/').
+        let scoped_token = meta.idempotency.as_ref().map(|(t, h)| {
+            let who = meta.requester_fingerprint.as_deref().unwrap_or("-");
+            (format!("{who}/{t}"), h.clone())
+        });
+        // Held until this request ends (after the final store, or on failure or
+        // cancellation): while held, a retry waits instead of issuing again.
+        let _in_flight = scoped_token
+            .as_ref()
+            .map(|(t, _)| self.idempotency_in_flight.enter(t));
+        let mut attempt = 0;
+        let (prepared, intent) = loop {
+            attempt += 1;
+            let serial = Serial::random().map_err(|e| ApiError::internal("serial", e))?;
+            let now = self.now();
+            let prepared = prepare(&issuer, &request, serial, now, limits).map_err(map_issue)?;
+            let intent = CertRecord {
+                ca_id: ca_id.to_string(),
+                serial: prepared.serial.to_hex(),
+                status: CertStatus::Reserved,
+                profile: request.profile.name().to_string(),
+                subject: request.subject.to_string(),
+                sans: request.sans.iter().map(|s| s.to_string()).collect(),
+                key_algorithm: key_algorithm.clone(),
+                not_before: prepared.not_before.unix_timestamp(),
+                not_after: prepared.not_after.unix_timestamp(),
+                tbs_sha256: ids::hex(&prepared.digest()),
+                created_at: now.unix_timestamp(),
+                requested_by: meta.requested_by.clone(),
+                boot_id: self.store.boot_id().to_string(),
+                server_generated_key: meta.server_generated_key,
+                renewed_from: meta.renewed_from.clone(),
+                revocation: None,
+                requester_fingerprint: meta.requester_fingerprint.clone(),
+            };
+            let token = scoped_token.as_ref().map(|(t, h)| {
+                (
+                    t.clone(),
+                    IdemRecord {
+                        request_sha256: h.clone(),
+                        ca_id: ca_id.to_string(),
+                        serial: intent.serial.clone(),
+                    },
+                )
+            });
+            let outcome = self
+                .store
+                .reserve(intent.clone(), token, self.idempotency_in_flight.clone())
+                .await;
+            match outcome {
+                Ok(ReserveOutcome::Reserved) => break (prepared, intent),
+                Ok(ReserveOutcome::Existing(rec)) => {
+                    return self.view(rec, &issuer).map(Signed::Stored)
+                }
+                Ok(ReserveOutcome::InProgress(rec)) => {
+                    return self.wait_issued(rec, &issuer).await.map(Signed::Stored)
+                }
+                Err(StoreError::SerialTaken) if attempt < SERIAL_ATTEMPTS => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let signer = self.vault.signer(ca_id).map_err(map_vault)?;
+        let issued = prepared.sign(signer.as_ref()).map_err(map_issue)?;
+        let mut rec = intent;
+        rec.status = CertStatus::Issued;
+        Ok(Signed::New(CertView {
+            record: rec,
+            der: issued.der,
+            chain_der: issuer.chain_der(),
+        }))
+    }
+
+    /// Issue and store: the certificate and the call's audit entry in one
+    /// commit, before anyone sees it.
+    async fn issue(
+        &self,
+        ca_id: &str,
+        request: CertificateRequest,
+        limits: ValidityLimits,
+        meta: IssueMeta,
+    ) -> Result<CertView, ApiError> {
+        let caller = meta.requested_by.clone();
+        let view = match self.sign_reserved(ca_id, request, limits, meta).await? {
+            Signed::Stored(v) => return Ok(v),
+            Signed::New(v) => v,
+        };
+        let rec = &view.record;
+        let target = format!("{}/{}", rec.ca_id, rec.serial);
+        let draft = self.draft(&caller, "IssueCertificate", &target);
+        self.store
+            .issue(rec.clone(), view.der.clone(), draft)
+            .await?;
+        crate::audit::committed();
+        tracing::info!(ca = %ca_id, serial = %rec.serial, profile = %rec.profile, by = %rec.requested_by, "issued");
+        Ok(view)
+    }
+
+    fn view(&self, record: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+        let (_, der) = self
+            .store
+            .get_cert(&record.ca_id, &record.serial)?
+            .ok_or_else(|| ApiError::internal("idempotent replay", "record vanished"))?;
+        let der = der.ok_or_else(|| ApiError::internal("idempotent replay", "no DER"))?;
+        Ok(CertView {
+            record,
+            der,
+            chain_der: issuer.chain_der(),
+        })
+    }
+
+    /// Another request with the same idempotency token is signing: wait for it.
+    async fn wait_issued(&self, rec: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+        for _ in 0..500 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            if let Some((r, Some(_))) = self.store.get_cert(&rec.ca_id, &rec.serial)? {
+                if r.status != CertStatus::Reserved {
+                    return self.view(r, issuer);
+                }
+            }
+        }
+        Err(ApiError::conflict(
+            "a request with this idempotency token is still in progress; retry later",
+        ))
+    }
+
+    /// IssueCertificate: from a client's CSR.
+    pub async fn issue_from_csr(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        csr: &str,
+        profile: &str,
+        validity_days: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<CertView, ApiError> {
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
+        let profile = parse_leaf_profile(profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(validity_days, limits, profile.name())?;
+        check_token(token)?;
+        let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
+        let mut request = CertificateRequest::from_csr(&csr, profile);
+        request.validity_days = validity_days;
+        self.authorize_issue(
+            who,
+            (ca_id, alias.as_deref()),
+            &request.sans,
+            &request.subject,
+            profile,
+            validity_days.unwrap_or(limits.default_days),
+        )?;
+        let idempotency = token.map(|t| {
+            let days = validity_days.unwrap_or(0).to_be_bytes();
+            (
+                t.to_string(),
+                sha256_hex(&[ca_id.as_bytes(), &csr.der, profile.name().as_bytes(), &days]),
+            )
+        });
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            requester_fingerprint: who.requester_fingerprint(),
+            idempotency,
+            ..Default::default()
+        };
+        self.issue(ca_id, request, limits, meta).await
+    }
+
+    /// RequestCertificate with a server-made key: returns the certificate and
+    /// the key; the key is not kept.
+    pub async fn issue_with_new_key(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        r: &NewKeyRequest<'_>,
+    ) -> Result<(CertView, SoftwareKey), ApiError> {
+        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = ca_id.as_str();
+        let profile = parse_leaf_profile(r.profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(r.validity_days, limits, profile.name())?;
+        let alg = parse_key_alg(r.key_algorithm)?;
+        let (sans, subject) = parse_names(r.names, r.subject)?;
+        self.authorize_issue(
+            who,
+            (ca_id, alias.as_deref()),
+            &sans,
+            &subject,
+            profile,
+            r.validity_days.unwrap_or(limits.default_days),
+        )?;
+        // Refuse early (before the costly key generation) if the CA cannot issue.
+        self.active_issuer(ca_id)?;
+        let key = generate_key(alg).await?;
+        let request = CertificateRequest {
+            subject,
+            spki_der: key.public_key_der().to_vec(),
+            sans,
+            profile,
+            validity_days: r.validity_days,
+            name_constraints: None,
+        };
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            requester_fingerprint: who.requester_fingerprint(),
+            server_generated_key: true,
+            ..Default::default()
+        };
+        let view = self.issue(ca_id, request, limits, meta).await?;
+        Ok((view, key))
+    }
+
+    /// RenewCertificate: same names and profile, new validity, optionally a new key.
+    pub async fn renew(
+        &self,
+        who: &Identity,
+        ca_id: Option<&str>,
+        serial: &str,
+        csr: Option<&str>,
+        validity_days: Option<u32>,
+        token: Option<&str>,
+    ) -> Result<CertView, ApiError> {
+        let old = self.find_certificate(ca_id, serial)?;
+        // Renewing through an alias issues from the CA it names now, so a
+        // certificate of a retired CA renews from its successor.
+        let (ca_id, alias) = match ca_id.filter(|c| crate::alias::is_alias(c)) {
+            Some(a) => self.resolve_ca(a)?,
+            None => (old.record.ca_id.clone(), None),
+        };
+        let profile = parse_leaf_profile(&old.record.profile)?;
+        let limits = self.config.limits(profile);
+        check_validity(validity_days, limits, profile.name())?;
+        check_token(token)?;
+        let cert = Certificate::from_der(&old.der)
+            .map_err(|e| ApiError::internal("stored certificate", e))?;
+        let spki_der = match csr {
+            Some(c) => parse_csr(c.as_bytes()).map_err(map_csr)?.spki_der,
+            None => {
+                if old.record.server_generated_key {
+                    return Err(ApiError::invalid(
+                        "this certificate's key was made by the server and not kept: renew with a csr, or request a new certificate",
+                    ));
+                }
+                cert.tbs_certificate
+                    .subject_public_key_info
+                    .to_der()
+                    .map_err(|e| ApiError::internal("stored certificate", e))?
+            }
+        };
+        let request = CertificateRequest {
+            subject: cert.tbs_certificate.subject.clone(),
+            spki_der: spki_der.clone(),
+            sans: sans_of(&cert),
+            profile,
+            validity_days,
+            name_constraints: None,
+        };
+        self.authorize_issue(
+            who,
+            (&ca_id, alias.as_deref()),
+            &request.sans,
+            &request.subject,
+            profile,
+            validity_days.unwrap_or(limits.default_days),
+        )?;
+        // A revoked certificate's key may be compromised: renewal (which by
+        // default keeps the key) would certify it again. Checked after the
+        // policy so callers without issue rights learn nothing more.
+        if old.record.status == CertStatus::Revoked {
+            return Err(ApiError::new(
+                ErrorCode::InvalidState,
+                "revoked certificates cannot be renewed; request a new certificate with a new key",
+            ));
+        }
+        let idempotency = token.map(|t| {
+            let days = validity_days.unwrap_or(0).to_be_bytes();
+            (
+                t.to_string(),
+                sha256_hex(&[b"renew", old.record.serial.as_bytes(), &spki_der, &days]),
+            )
+        });
+        let meta = IssueMeta {
+            requested_by: who.display(),
+            requester_fingerprint: who.requester_fingerprint(),
+            renewed_from: Some(old.record.serial.clone()),
+            idempotency,
+            ..Default::default()
+        };
+        self.issue(&ca_id, request, limits, meta).await
+    }
+
+    /// GetCertificate: read on its CA, judged before looking (see
+    /// `authorize_cert_read`), then the certificate with its chain.
+    pub fn get_certificate(
+        &self,
+        who: &Identity,
+        ca_id: Option<&str>,
+        serial: &str,
+    ) -> Result<CertView, ApiError> {
+        let hint = ca_hint(ca_id);
+        self.authorize_cert_read(who, hint, serial)?;
+        self.find_certificate(hint, serial)
+    }
+
+    /// Find a certificate by serial (and CA, when given), without a policy check.
+    fn find_certificate(&self, ca_id: Option<&str>, serial: &str) -> Result<CertView, ApiError> {
+        let serial = parse_serial(serial)?;
+        let ca_id = match ca_hint(ca_id) {
+            Some(c) => {
+                check_ca_id(c)?;
+                c.to_string()
+            }
+            None => self
+                .store
+                .ca_of_serial(&serial)?
+                .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?,
+        };
+        let (rec, der) = self
+            .store
+            .get_cert(&ca_id, &serial)?
+            .ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?;
+        let der = match (rec.status, der) {
+            (CertStatus::Reserved, _) | (_, None) => {
+                return Err(ApiError::not_found(format!("no certificate {serial}")))
+            }
+            (_, Some(d)) => d,
+        };
+        let ca = self.get_ca(&ca_id)?;
+        let issuer = self.issuer(&ca)?;
+        Ok(CertView {
+            record: rec,
+            der,
+            chain_der: issuer.chain_der(),
+        })
+    }
+
+    /// ListCertificates: of one CA (read on it), or of every CA this caller
+    /// may read; `status` as a client sees it now (see [`effective_status`]).
+    pub fn list_certificates(
+        &self,
+        who: &Identity,
+        filter: CertFilter,
+        status: Option<&str>,
+    ) -> Result<(Vec<CertRecord>, Option<String>), ApiError> {
+        if let Some(c) = &filter.ca_id {
+            check_ca_id(c)?;
+            self.authorize_read(who, c)?;
+        }
+        if let Some(c) = &filter.cursor {
+            if c.is_empty() || c.len() > 400 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(ApiError::invalid("cursor is not one this server made"));
+            }
+        }
+        let now = self.now().unix_timestamp();
+        let status = status.map(str::to_string);
+        let (items, next) = self
+            .store
+            .list_certs(&filter, &|r: &CertRecord| match status.as_deref() {
+                None => r.status != CertStatus::Reserved,
+                Some(s) => effective_status(r, now) == s,
+            })
+            .map_err(ApiError::from)
+            .map_err(|e| {
+                // A cursor past what the store knows is the client's input.
+                if e.code == ErrorCode::NotFound && e.message.contains("cursor") {
+                    ApiError::invalid(e.message)
+                } else {
+                    e
+                }
+            })?;
+        // Without a ca_id, only certificates of CAs this caller may read are listed.
+        let mut readable: HashMap<String, bool> = HashMap::new();
+        let items: Vec<CertRecord> = items
+            .into_iter()
+            .filter(|r| {
+                *readable
+                    .entry(r.ca_id.clone())
+                    .or_insert_with(|| self.may_read(who, &r.ca_id))
+            })
+            .collect();
+        if filter.ca_id.is_none() {
+            crate::audit::record(
+                true,
+                None,
+                "listed certificates of the CAs this identity may read".into(),
+                "",
+            );
+        }
+        Ok((items, next))
+    }
+}
