@@ -239,8 +239,6 @@ pub trait Store: Send + Sync {
     fn verify_audit(&self) -> Result<Verdict, StoreError>;
 }
 
-/// Stored policy statements: (id, JSON).
-
 /// The embedded default: open (or create) the redb store in `dir`.
 pub fn open(dir: &std::path::Path, boot_id: String) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(redb::RedbStore::open(dir, boot_id)?))
