@@ -179,8 +179,8 @@ pub fn store(
             _ => {}
         }
     }
-    crate::init::write_private(&pending(&cert), chain_pem.as_bytes())?;
-    crate::init::write_private(&pending(&key), key_pem.as_bytes())?;
+    crate::files::write_private(&pending(&cert), chain_pem.as_bytes())?;
+    crate::files::write_private(&pending(&key), key_pem.as_bytes())?;
     std::fs::rename(pending(&cert), &cert)
         .with_context(|| format!("replacing {}", cert.display()))?;
     std::fs::rename(pending(&key), &key).with_context(|| format!("replacing {}", key.display()))?;

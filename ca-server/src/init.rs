@@ -1,8 +1,7 @@
 //! `ca-server init`: bootstrap a root CA, an issuing intermediate, a client-auth
 //! intermediate, the API's TLS certificate and a first administrator.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -46,18 +45,9 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating {}", dir.display()))
 }
 
-/// Write a file readable by its owner only.
+/// Write a file readable by its owner only, durably.
 pub fn write_private(path: &Path, data: &[u8]) -> anyhow::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(data)?;
-    f.sync_all()?;
-    Ok(())
+    crate::files::write_private(path, data).with_context(|| format!("writing {}", path.display()))
 }
 
 pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
@@ -93,7 +83,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);
-    let auth = crate::server::open_authority(dir, config.clone(), base, &opts.master).await?;
+    let auth = crate::authority::open(dir, config.clone(), base, &opts.master).await?;
     let who = Identity::internal("ca-server init");
     let e =
         |what: &'static str| move |err: crate::error::ApiError| anyhow::anyhow!("{what}: {err}");

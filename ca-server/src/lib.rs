@@ -15,6 +15,7 @@ pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod ids;
 pub mod init;

@@ -106,8 +106,11 @@ impl StatementDto {
             .map(|r| IpNet::from_str(r).map_err(|e| format!("ip_ranges: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         for p in &c.profiles {
-            crate::authority::parse_leaf_profile(p)
-                .map_err(|e| format!("profiles: {}", e.message))?;
+            match ca_core::profile::Profile::from_str(p) {
+                Ok(profile) if !profile.is_ca() => {}
+                Ok(_) => return Err(format!("profiles: {p} is a CA profile, not issued here")),
+                Err(e) => return Err(format!("profiles: {e}")),
+            }
         }
         let revoke_scope = match c.revoke_scope.as_deref() {
             None | Some("own") => RevokeScope::Own,

@@ -17,54 +17,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
-use crate::authority::Authority;
 use crate::config::Config;
 use crate::http::error_response;
-use crate::ids;
-use crate::policy::Policies;
-use crate::vault::{MasterOptions, Vault};
+use crate::vault::MasterOptions;
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
 /// Signed CRLs, one file per CA and CRL number.
 pub const CRL_DIR: &str = "crls";
 
-/// Open the store and build the authority for `data_dir`. The master key is
-/// checked against the data directory before the store is opened for writing,
-/// so a wrong key fails here and changes nothing.
-pub async fn open_authority(
-    data_dir: &Path,
-    config: Config,
-    public_base: String,
-    master: &MasterOptions,
-) -> anyhow::Result<Arc<Authority>> {
-    crate::vault::precheck(data_dir, master)?;
-    let store = crate::store::open(data_dir, ids::boot_id())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let key = match crate::vault::unlock(store.as_ref(), data_dir, master) {
-        Ok(k) => k,
-        Err(e) => {
-            store.close();
-            return Err(e.into());
-        }
-    };
-    let migrated = crate::vault::migrate_plaintext_keys(store.as_ref(), data_dir, &key);
-    if let Err(e) = migrated {
-        store.close();
-        return Err(e.into());
-    }
-    let vault = Vault::new(store.clone(), key);
-    crate::policy::bootstrap_if_absent(store.as_ref(), data_dir)
-        .await
-        .context("creating the bootstrap administrator's policy")?;
-    let policies = Policies::load(store.as_ref()).context("loading the access policies")?;
-    Ok(Arc::new(Authority::new(
-        store,
-        vault,
-        policies,
-        config,
-        public_base,
-    )))
-}
+/// Where the authority of a data directory is opened (kept under its old name).
+pub use crate::authority::open as open_authority;
 
 /// Serve until `shutdown` resolves, then finish in-flight requests and close the store.
 pub async fn serve(

@@ -18,8 +18,6 @@
 //! here logs or returns key material; errors name CA ids only.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
@@ -92,24 +90,13 @@ impl MasterOptions {
 }
 
 /// Write a file readable by its owner only, durably.
-pub fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
-    let io = |e| VaultError::Io(path.display().to_string(), e);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(data).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    Ok(())
+fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
+    crate::files::write_private(path, data)
+        .map_err(|e| VaultError::Io(path.display().to_string(), e))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), VaultError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| VaultError::Io(dir.display().to_string(), e))
+    crate::files::sync_dir(dir).map_err(|e| VaultError::Io(dir.display().to_string(), e))
 }
 
 fn read_key_file(path: &Path) -> Result<Option<MasterKey>, VaultError> {

@@ -9,6 +9,8 @@
 //! [`parse`] (request values into domain values).
 
 use std::collections::HashMap;
+
+use anyhow::Context as _;
 use std::sync::{Arc, RwLock};
 
 use ca_core::cert::{CaCertificate, IssueError, Issuer, IssuerUrls};
@@ -319,4 +321,43 @@ impl Authority {
         let issuer = self.issuer(&rec)?;
         Ok((rec, issuer))
     }
+}
+
+/// Open the store and build the authority for `data_dir`. The master key is
+/// checked against the data directory before the store is opened for writing,
+/// so a wrong key fails here and changes nothing.
+pub async fn open(
+    data_dir: &std::path::Path,
+    config: crate::config::Config,
+    public_base: String,
+    master: &crate::vault::MasterOptions,
+) -> anyhow::Result<Arc<Authority>> {
+    crate::vault::precheck(data_dir, master)?;
+    let store = crate::store::open(data_dir, crate::ids::boot_id())
+        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let key = match crate::vault::unlock(store.as_ref(), data_dir, master) {
+        Ok(k) => k,
+        Err(e) => {
+            store.close();
+            return Err(e.into());
+        }
+    };
+    let migrated = crate::vault::migrate_plaintext_keys(store.as_ref(), data_dir, &key);
+    if let Err(e) = migrated {
+        store.close();
+        return Err(e.into());
+    }
+    let vault = crate::vault::Vault::new(store.clone(), key);
+    crate::policy::bootstrap_if_absent(store.as_ref(), data_dir)
+        .await
+        .context("creating the bootstrap administrator's policy")?;
+    let policies =
+        crate::policy::Policies::load(store.as_ref()).context("loading the access policies")?;
+    Ok(Arc::new(Authority::new(
+        store,
+        vault,
+        policies,
+        config,
+        public_base,
+    )))
 }
