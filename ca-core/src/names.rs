@@ -267,6 +267,24 @@ pub const MAX_COMMON_NAME_LEN: usize = 64;
 /// Longest encoded subject accepted.
 pub const MAX_SUBJECT_DER_LEN: usize = 1024;
 
+/// A subject holding one common name, built as a value (no RFC 4514 text to
+/// escape), and checked like any subject.
+pub fn common_name_subject(cn: &str) -> Result<x509_cert::name::Name, NameError> {
+    use der::asn1::{SetOfVec, Utf8StringRef};
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let bad = |e: der::Error| NameError::BadSubject(e.to_string());
+    let value = der::Any::from(Utf8StringRef::new(cn).map_err(bad)?);
+    let atv = AttributeTypeAndValue {
+        oid: crate::oids::AT_COMMON_NAME,
+        value,
+    };
+    let rdn = RelativeDistinguishedName::from(SetOfVec::try_from(vec![atv]).map_err(bad)?);
+    let name = RdnSequence::from(vec![rdn]);
+    check_subject(&name)?;
+    Ok(name)
+}
+
 /// Check a subject distinguished name as a certificate may carry it: every
 /// attribute value a UTF8String, PrintableString or IA5String without control
 /// characters, common names at most 64 characters, the whole at most 1 KiB.
@@ -385,6 +403,20 @@ impl fmt::Display for IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_common_name_subject_keeps_the_name_as_given() {
+        for cn in ["a.example", "weird,name+x\\y", "ünï.example"] {
+            let name = common_name_subject(cn).expect("subject");
+            assert_eq!(crate::csr::common_name(&name).as_deref(), Some(cn));
+            assert_eq!(name.0.len(), 1, "one RDN");
+        }
+        assert!(common_name_subject(&"a".repeat(65)).is_err(), "CN over 64");
+        assert!(
+            common_name_subject("bad\u{1}").is_err(),
+            "control character"
+        );
+    }
 
     #[test]
     fn dns_names() {

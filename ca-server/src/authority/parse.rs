@@ -142,15 +142,15 @@ pub(super) fn parse_names(
     let subject = match subject {
         Some(s) => parse_subject(s)?,
         None => {
+            // The bare first name as CN when it fits; a longer one leaves the
+            // subject empty (the names are in the SAN), never a silent fallback
+            // on a name that could not be encoded.
             let cn = sans.first().map(SanEntry::value).unwrap_or_default();
-            if cn.chars().count() <= 64 && !cn.is_empty() {
-                let escaped = cn
-                    .replace('\\', "\\\\")
-                    .replace(',', "\\,")
-                    .replace('+', "\\+");
-                ca_core::names::parse_subject(&format!("CN={escaped}")).unwrap_or_default()
-            } else {
+            if cn.is_empty() || cn.chars().count() > ca_core::names::MAX_COMMON_NAME_LEN {
                 Name::default()
+            } else {
+                ca_core::names::common_name_subject(&cn)
+                    .map_err(|e| ApiError::invalid(format!("names: {e}")))?
             }
         }
     };
