@@ -1,0 +1,60 @@
+//! Offline surgery for tests and forensics on a stopped server's store: the
+//! audit trail's raw entries, so a test can alter one and see verification
+//! name it. Nothing in the server calls these.
+
+use std::path::Path;
+
+use super::tables::{AUDIT, CA_KEYS, POLICIES};
+use super::DB_FILE;
+use crate::store::StoreError;
+
+fn open(dir: &Path) -> Result<redb::Database, StoreError> {
+    Ok(redb::Database::open(dir.join(DB_FILE))?)
+}
+
+/// The stored bytes of audit entry `seq`.
+pub fn audit_entry(dir: &Path, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+    use redb::ReadableDatabase;
+    let db = open(dir)?;
+    let r = db.begin_read()?;
+    let t = r.open_table(AUDIT)?;
+    let v = t.get(seq)?.map(|v| v.value().to_vec());
+    Ok(v)
+}
+
+/// Replace (Some) or remove (None) the stored bytes of audit entry `seq`.
+pub fn set_audit_entry(dir: &Path, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    {
+        let mut t = txn.open_table(AUDIT)?;
+        match bytes {
+            Some(b) => {
+                t.insert(seq, b)?;
+            }
+            None => {
+                t.remove(seq)?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Drop the policies table (a data directory from before policies).
+pub fn drop_policies(dir: &Path) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.delete_table(POLICIES)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Remove the sealed key of a CA (a store that lost a key).
+pub fn remove_sealed_key(dir: &Path, ca_id: &str) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.open_table(CA_KEYS)?.remove(ca_id)?;
+    txn.commit()?;
+    Ok(())
+}
