@@ -139,4 +139,52 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
             .unwrap()
             .starts_with("-----BEGIN CERTIFICATE-----"));
     }
+    // A kill between an action and its audit entry cannot leave one without
+    // the other: every stored certificate has exactly one IssueCertificate
+    // entry, and every such entry its certificate.
+    // (init's own TLS certificate is audited as InternalIssueCertificate)
+    let mut audited: Vec<String> = Vec::new();
+    for action in ["IssueCertificate", "InternalIssueCertificate"] {
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/audit?action={action}&limit=1000&cursor={c}"),
+                None => format!("/v1/audit?action={action}&limit=1000"),
+            };
+            let (st, page) = client.call(Method::GET, &path, None).await.unwrap();
+            assert_eq!(st, 200, "{page}");
+            for e in page["entries"].as_array().unwrap() {
+                let target = e["target"].as_str().unwrap();
+                if e["result"]["code"] == "success" && target.starts_with(ca.as_str()) {
+                    audited.push(target.to_string());
+                }
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+    }
+    let audited_set: HashSet<&String> = audited.iter().collect();
+    assert_eq!(
+        audited_set.len(),
+        audited.len(),
+        "a certificate audited twice"
+    );
+    let stored: HashSet<String> = listed.iter().map(|s| format!("{ca}/{s}")).collect();
+    let unaudited: Vec<&String> = stored.iter().filter(|t| !audited_set.contains(t)).collect();
+    assert!(
+        unaudited.is_empty(),
+        "stored without an audit entry: {unaudited:?}"
+    );
+    let phantom: Vec<&&String> = audited_set
+        .iter()
+        .filter(|t| !stored.contains(**t))
+        .collect();
+    assert!(phantom.is_empty(), "audited but not stored: {phantom:?}");
+    eprintln!(
+        "{} certificates, {} audit entries: one each",
+        stored.len(),
+        audited.len()
+    );
 }
