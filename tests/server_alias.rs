@@ -118,3 +118,79 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
     assert_eq!(st, 200);
     assert_eq!(v["aliases"], json!([{"alias": "issuing", "ca_id": new}]));
 }
+
+/// Security review H1: whoever may change an alias must not be able to issue
+/// from any CA through it. Repointing is judged by CA id on both the current
+/// and the new target, and moving `issuing` or pointing at a root or the
+/// client-auth CA needs administer over everything.
+#[test]
+fn an_alias_grant_cannot_repoint_its_alias_at_a_ca_it_does_not_administer() {
+    let s = Server::start_new();
+    let root = s.config.root_ca_id.clone();
+    let client_ca = s.config.client_auth_ca_id.clone();
+    let sub = |name: &str| {
+        let (st, v) = s.curl(
+            "POST",
+            "/v1/cas",
+            Some(&json!({"type": "SUBORDINATE", "subject": format!("CN={name}"), "parent_ca_id": root, "path_len": 0})),
+        );
+        assert_eq!(st, 201, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    };
+    let team = sub("Team CA");
+    let team2 = sub("Team CA 2");
+    let (st, v) = s.curl("PUT", "/v1/aliases/team", Some(&json!({"ca_id": team})));
+    assert_eq!(st, 200, "{v}");
+    let (lead_cert, lead_key, _) = common::client_identity(&s, "lead", "CN=team-lead,O=test");
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/team-lead",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=team-lead*"}],
+                     "actions": ["administer", "issue", "read"], "cas": ["team", team2],
+                     "conditions": {"name_patterns": ["*.team.example"]}}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let lead = |method: &str, path: &str, body: serde_json::Value| {
+        s.curl_as(&lead_cert, &lead_key, method, path, Some(&body))
+    };
+    // The attacks of the review: each refused, the alias left where it was.
+    for (alias, target) in [
+        ("team", client_ca.as_str()),
+        ("team", root.as_str()),
+        ("issuing", team.as_str()),
+        ("issuing", team2.as_str()),
+    ] {
+        let (st, v) = lead(
+            "PUT",
+            &format!("/v1/aliases/{alias}"),
+            json!({"ca_id": target}),
+        );
+        assert_eq!(st, 403, "{alias} -> {target}: {v}");
+        assert_eq!(common::code(&v), "PolicyDenied", "{v}");
+    }
+    let (_, v) = s.curl("GET", "/v1/aliases/team", None);
+    assert_eq!(v["ca_id"], team.as_str());
+    let (_, v) = s.curl("GET", "/v1/aliases/issuing", None);
+    assert_eq!(v["ca_id"], s.config.issuing_ca_id.as_str());
+    // A grant by alias name alone does not reach the CA behind it by id:
+    // moving `team` to team2 needs administer on `team`'s CA by id too.
+    let (st, v) = lead("PUT", "/v1/aliases/team", json!({"ca_id": team2}));
+    assert_eq!(st, 403, "{v}");
+    // With administer on both CAs by id, the lead may move it between them.
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/team-lead-ids",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=team-lead*"}],
+                     "actions": ["administer"], "cas": [team, team2]}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = lead("PUT", "/v1/aliases/team", json!({"ca_id": team2}));
+    assert_eq!(st, 200, "{v}");
+    // The administrator (administer on *) may still move `issuing`.
+    let (st, v) = s.curl("PUT", "/v1/aliases/issuing", Some(&json!({"ca_id": team2})));
+    assert_eq!(st, 200, "{v}");
+}

@@ -24,7 +24,47 @@ impl Authority {
         Ok(items)
     }
 
-    /// Create or repoint an alias (administer on the target CA).
+    /// Who may point `alias` at `new_target`. Judged by CA id, never by the
+    /// alias name (a grant naming the alias would otherwise follow it to any
+    /// CA): administer on the new target and on the current one; and over
+    /// everything (`*`) to move the `issuing` alias (the default of issuance,
+    /// CLI profiles and the API's own TLS renewal) or to point any alias at
+    /// or away from a root or the client-auth CA (whose certificates are API
+    /// identities).
+    fn authorize_alias_change(
+        &self,
+        who: &Identity,
+        alias: &str,
+        new_target: &str,
+    ) -> Result<(), ApiError> {
+        let current = self.store.get_alias(alias)?;
+        let sensitive = |id: &str| -> Result<bool, ApiError> {
+            if id == self.config.client_auth_ca_id || id == self.config.root_ca_id {
+                return Ok(true);
+            }
+            Ok(self
+                .store
+                .get_ca(id)?
+                .is_some_and(|c| c.ca_type == CaType::Root))
+        };
+        let everything = alias == crate::alias::DEFAULT_ALIAS
+            || sensitive(new_target)?
+            || current
+                .as_deref()
+                .map(sensitive)
+                .transpose()?
+                .unwrap_or(false);
+        if everything {
+            return self.authorize_administer(who, "*", None);
+        }
+        self.authorize_administer(who, new_target, None)?;
+        if let Some(cur) = current.as_deref().filter(|c| *c != new_target) {
+            self.authorize_administer(who, cur, None)?;
+        }
+        Ok(())
+    }
+
+    /// Create or repoint an alias (see [`Self::authorize_alias_change`]).
     pub async fn set_alias(
         &self,
         who: &Identity,
@@ -37,7 +77,7 @@ impl Authority {
             ));
         }
         check_ca_id(ca_id)?;
-        self.authorize_administer(who, ca_id, Some(alias))?;
+        self.authorize_alias_change(who, alias, ca_id)?;
         self.active_issuer(ca_id)?;
         let draft = self.draft(&who.display(), "PutAlias", alias);
         self.store.put_alias(alias, ca_id, draft).await?;
@@ -58,7 +98,11 @@ impl Authority {
         if ids::is_ca_id(alias) {
             return Err(ApiError::invalid("rotate an alias, not a CA id"));
         }
-        self.authorize_administer(who, &old_id, Some(alias))?;
+        // By id: the new CA takes the old one's place under the same parent.
+        self.authorize_administer(who, &old_id, None)?;
+        if alias == crate::alias::DEFAULT_ALIAS {
+            self.authorize_administer(who, "*", None)?;
+        }
         let old = self.get_ca(&old_id)?;
         let parent =
             match (&old.parent_ca_id, old.ca_type, old.external) {
