@@ -9,10 +9,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::api::wire;
 use crate::authority::{
     check_ca_id, effective_status, fmt_unix, now, Authority, CertView, Identity,
     NameConstraintsInput, NewCa, NewKeyRequest, RevocationReason,
@@ -110,6 +111,14 @@ pub async fn handle(
 }
 
 type Reply = Result<(StatusCode, Value), ApiError>;
+
+/// A typed answer as the JSON value `handle` sends. Going through `Value`
+/// keeps the keys in the order the API has always written them (sorted).
+fn reply<T: Serialize>(status: StatusCode, answer: &T) -> Reply {
+    serde_json::to_value(answer)
+        .map(|v| (status, v))
+        .map_err(|e| ApiError::internal("answer encoding", e))
+}
 
 async fn audit_call(
     auth: &Authority,
@@ -262,16 +271,19 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segs.as_slice() {
         ["health"] => match method {
-            Method::GET => Ok((StatusCode::OK, health(auth))),
+            Method::GET => reply(StatusCode::OK, &health(auth)),
             _ => Err(method_not_allowed("GET")),
         },
         ["v1", "whoami"] => match method {
             Method::GET => {
                 no_query(q)?;
-                Ok((
+                reply(
                     StatusCode::OK,
-                    json!({"subject": who.subject, "sans": who.sans}),
-                ))
+                    &wire::WhoAmI {
+                        subject: who.subject.clone(),
+                        sans: who.sans.clone(),
+                    },
+                )
             }
             _ => Err(method_not_allowed("GET")),
         },
@@ -280,7 +292,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 no_query(q)?;
                 let cas = auth.list_cas()?;
                 // Only the CAs this caller may read are listed.
-                let items: Vec<Value> = cas
+                let items: Vec<wire::CaDescription> = cas
                     .iter()
                     .filter(|c| auth.may_read(who, &c.id))
                     .map(ca_json)
@@ -291,11 +303,16 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                     format!("listed the {} CA(s) this identity may read", items.len()),
                     "",
                 );
-                Ok((StatusCode::OK, json!({ "certificate_authorities": items })))
+                reply(
+                    StatusCode::OK,
+                    &wire::CaList {
+                        certificate_authorities: items,
+                    },
+                )
             }
             Method::POST => {
                 no_query(q)?;
-                let body: CreateCaBody = parse_json(&read_body(auth, req).await?)?;
+                let body: wire::CreateCa = parse_json(&read_body(auth, req).await?)?;
                 create_ca(auth, who, body).await
             }
             _ => Err(method_not_allowed("GET, POST")),
@@ -306,12 +323,12 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             match method {
                 Method::GET => {
                     auth.authorize_read(who, id)?;
-                    Ok((StatusCode::OK, ca_json(&auth.get_ca(id)?)))
+                    reply(StatusCode::OK, &ca_json(&auth.get_ca(id)?))
                 }
                 Method::PATCH => {
-                    let body: UpdateCaBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::UpdateCaStatus = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth.update_ca_status(who, id, &body.status).await?;
-                    Ok((StatusCode::OK, ca_json(&rec)))
+                    reply(StatusCode::OK, &ca_json(&rec))
                 }
                 _ => Err(method_not_allowed("GET, PATCH")),
             }
@@ -325,7 +342,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             auth.authorize_read(who, id)?;
             let rec = auth.get_ca(id)?;
             match rec.csr_pem {
-                Some(csr) => Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr }))),
+                Some(csr) => reply(StatusCode::OK, &wire::CaCsr { ca_id: rec.id, csr }),
                 None => Err(ApiError::new(
                     ErrorCode::InvalidState,
                     "this CA was not created for an external signature, so it has no CSR",
@@ -345,21 +362,21 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                             "the CA has no certificate yet (PENDING_CERTIFICATE)",
                         )
                     })?;
-                    Ok((
+                    reply(
                         StatusCode::OK,
-                        json!({
-                            "ca_id": rec.id,
-                            "certificate": cert,
-                            "certificate_chain": rec.chain_pem.concat(),
-                        }),
-                    ))
+                        &wire::CaCertificate {
+                            certificate_chain: rec.chain_pem.concat(),
+                            ca_id: rec.id,
+                            certificate: cert,
+                        },
+                    )
                 }
                 Method::POST => {
-                    let body: ImportBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::ImportCaCertificate = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth
                         .import_ca_certificate(who, id, &body.certificate, &body.certificate_chain)
                         .await?;
-                    Ok((StatusCode::OK, ca_json(&rec)))
+                    reply(StatusCode::OK, &ca_json(&rec))
                 }
                 _ => Err(method_not_allowed("GET, POST")),
             }
@@ -368,7 +385,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             Method::GET => list_certificates(auth, who, q),
             Method::POST => {
                 no_query(q)?;
-                let body: IssueBody = parse_json(&read_body(auth, req).await?)?;
+                let body: wire::IssueCertificate = parse_json(&read_body(auth, req).await?)?;
                 let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
                     .issue_from_csr(
@@ -380,7 +397,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                         body.idempotency_token.as_deref(),
                     )
                     .await?;
-                Ok((StatusCode::CREATED, cert_json(&view)))
+                reply(StatusCode::CREATED, &cert_json(&view))
             }
             _ => Err(method_not_allowed("GET, POST")),
         },
@@ -389,7 +406,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RequestBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RequestCertificate = parse_json(&read_body(auth, req).await?)?;
             request_certificate(auth, who, body).await
         }
         ["v1", "certificates", serial] => {
@@ -412,14 +429,14 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             };
             auth.authorize_read(who, &ca)?;
             let view = auth.get_certificate(hint, serial)?;
-            Ok((StatusCode::OK, cert_json(&view)))
+            reply(StatusCode::OK, &cert_json(&view))
         }
         ["v1", "certificates", serial, "renew"] => {
             no_query(q)?;
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RenewBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RenewCertificate = parse_json(&read_body(auth, req).await?)?;
             let view = auth
                 .renew(
                     who,
@@ -430,23 +447,27 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                     body.idempotency_token.as_deref(),
                 )
                 .await?;
-            Ok((StatusCode::CREATED, cert_json(&view)))
+            reply(StatusCode::CREATED, &cert_json(&view))
         }
         ["v1", "certificates", serial, "revoke"] => {
             no_query(q)?;
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RevokeBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RevokeCertificate = parse_json(&read_body(auth, req).await?)?;
             let reason = match &body.reason {
-                Value::Number(n) => RevocationReason::from_code(n.as_i64().unwrap_or(-1))?,
-                Value::String(s) => RevocationReason::from_name(s)?,
-                _ => return Err(ApiError::invalid("reason must be a CRLReason code or name")),
+                wire::RevocationReason::Code(n) => {
+                    RevocationReason::from_code(n.as_i64().unwrap_or(-1))?
+                }
+                wire::RevocationReason::Name(s) => RevocationReason::from_name(s)?,
+                wire::RevocationReason::Other(_) => {
+                    return Err(ApiError::invalid("reason must be a CRLReason code or name"))
+                }
             };
             let rec = auth
                 .revoke(who, body.ca_id.as_deref(), serial, &reason)
                 .await?;
-            Ok((StatusCode::OK, cert_summary(&rec)))
+            reply(StatusCode::OK, &cert_summary(&rec))
         }
         ["v1", "policies"] => {
             no_query(q)?;
@@ -454,13 +475,13 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
-            let items: Vec<Value> = auth
+            let statements = auth
                 .policies
                 .snapshot()
                 .iter()
-                .map(|(d, _)| serde_json::to_value(d).unwrap_or(Value::Null))
+                .map(|(d, _)| d.clone())
                 .collect();
-            Ok((StatusCode::OK, json!({ "statements": items })))
+            reply(StatusCode::OK, &wire::PolicyList { statements })
         }
         ["v1", "policies", id] => {
             no_query(q)?;
@@ -473,28 +494,27 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                         .iter()
                         .find(|(_, s)| s.id == id)
                         .ok_or_else(|| ApiError::not_found(format!("no policy statement {id}")))?;
-                    Ok((
-                        StatusCode::OK,
-                        serde_json::to_value(&found.0).unwrap_or(Value::Null),
-                    ))
+                    reply(StatusCode::OK, &found.0)
                 }
                 Method::PUT => {
                     auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
                     let body: StatementDto = parse_json(&read_body(auth, req).await?)?;
                     auth.policies.put(&auth.store, &id, body).await?;
                     tracing::info!(statement = %id, by = %who.display(), "policy statement stored");
-                    let mut v = Value::Null;
-                    if let Some((d, _)) = auth.policies.snapshot().iter().find(|(_, s)| s.id == id)
-                    {
-                        v = serde_json::to_value(d).unwrap_or(Value::Null);
-                    }
-                    Ok((StatusCode::OK, v))
+                    // `null` should the statement be gone again already.
+                    let stored: Option<wire::PolicyStatement> = auth
+                        .policies
+                        .snapshot()
+                        .iter()
+                        .find(|(_, s)| s.id == id)
+                        .map(|(d, _)| d.clone());
+                    reply(StatusCode::OK, &stored)
                 }
                 Method::DELETE => {
                     auth.authorize(who, PolicyAction::Administer, &admin_scope())?;
                     auth.policies.delete(&auth.store, &id).await?;
                     tracing::info!(statement = %id, by = %who.display(), "policy statement deleted");
-                    Ok((StatusCode::OK, json!({ "deleted": id })))
+                    reply(StatusCode::OK, &wire::PolicyDeleted { deleted: id })
                 }
                 _ => Err(method_not_allowed("GET, PUT, DELETE")),
             }
@@ -504,13 +524,13 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            let items: Vec<Value> = crate::alias::list(&auth.store)?
+            let aliases = crate::alias::list(&auth.store)?
                 .into_iter()
                 .filter(|(_, ca)| auth.may_read(who, ca))
-                .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
+                .map(|(alias, ca_id)| wire::AliasBinding { alias, ca_id })
                 .collect();
             crate::audit::record(true, None, "listed the aliases of readable CAs".into(), "");
-            Ok((StatusCode::OK, json!({ "aliases": items })))
+            reply(StatusCode::OK, &wire::AliasList { aliases })
         }
         ["v1", "aliases", alias] => {
             no_query(q)?;
@@ -518,15 +538,24 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 Method::GET => {
                     let (ca, _) = auth.resolve_ca(alias)?;
                     auth.authorize_read(who, &ca)?;
-                    Ok((StatusCode::OK, json!({ "alias": alias, "ca_id": ca })))
+                    reply(
+                        StatusCode::OK,
+                        &wire::AliasBinding {
+                            alias: (*alias).to_string(),
+                            ca_id: ca,
+                        },
+                    )
                 }
                 Method::PUT => {
-                    let body: AliasBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::SetAlias = parse_json(&read_body(auth, req).await?)?;
                     auth.set_alias(who, alias, &body.ca_id).await?;
-                    Ok((
+                    reply(
                         StatusCode::OK,
-                        json!({ "alias": alias, "ca_id": body.ca_id }),
-                    ))
+                        &wire::AliasBinding {
+                            alias: (*alias).to_string(),
+                            ca_id: body.ca_id,
+                        },
+                    )
                 }
                 _ => Err(method_not_allowed("GET, PUT")),
             }
@@ -537,10 +566,15 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("POST"));
             }
             let (old, new) = auth.rotate_alias(who, alias).await?;
-            Ok((
+            reply(
                 StatusCode::OK,
-                json!({ "alias": alias, "ca_id": new.id, "new": ca_json(&new), "retired": ca_json(&old) }),
-            ))
+                &wire::AliasRotation {
+                    alias: (*alias).to_string(),
+                    ca_id: new.id.clone(),
+                    new: ca_json(&new),
+                    retired: ca_json(&old),
+                },
+            )
         }
         ["v1", "audit"] => {
             if method != Method::GET {
@@ -594,103 +628,28 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
     };
     auth.authorize(who, PolicyAction::Audit, &admin_scope())?;
     let (items, next) = crate::audit::list(auth.store.database(), &filter)?;
-    Ok((
+    reply(
         StatusCode::OK,
-        json!({ "entries": items, "next_cursor": next.map(|n| n.to_string()) }),
-    ))
+        &wire::AuditPage {
+            entries: items,
+            next_cursor: next.map(|n| n.to_string()),
+        },
+    )
 }
 
-fn health(auth: &Authority) -> Value {
+fn health(auth: &Authority) -> wire::Health {
     use std::sync::atomic::Ordering;
-    json!({
-        "status": "ok",
-        "version": env!("CARGO_PKG_VERSION"),
-        "store": {
-            "commits": auth.store.stats.commits.load(Ordering::Relaxed),
-            "writes": auth.store.stats.writes.load(Ordering::Relaxed),
-        }
-    })
+    wire::Health {
+        status: "ok".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        store: wire::StoreStats {
+            commits: auth.store.stats.commits.load(Ordering::Relaxed),
+            writes: auth.store.stats.writes.load(Ordering::Relaxed),
+        },
+    }
 }
 
-fn default_key_alg() -> String {
-    "ec-p256".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateCaBody {
-    #[serde(rename = "type")]
-    ca_type: String,
-    subject: String,
-    #[serde(default = "default_key_alg")]
-    key_algorithm: String,
-    parent_ca_id: Option<String>,
-    #[serde(default)]
-    external: bool,
-    validity_days: Option<u32>,
-    path_len: Option<u8>,
-    name_constraints: Option<NameConstraintsInput>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AliasBody {
-    ca_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateCaBody {
-    status: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportBody {
-    certificate: String,
-    certificate_chain: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IssueBody {
-    ca_id: Option<String>,
-    csr: String,
-    profile: Option<String>,
-    validity_days: Option<u32>,
-    idempotency_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    ca_id: Option<String>,
-    names: Vec<String>,
-    subject: Option<String>,
-    profile: Option<String>,
-    #[serde(default = "default_key_alg")]
-    key_algorithm: String,
-    validity_days: Option<u32>,
-    passphrase: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenewBody {
-    ca_id: Option<String>,
-    csr: Option<String>,
-    validity_days: Option<u32>,
-    idempotency_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeBody {
-    ca_id: Option<String>,
-    reason: Value,
-}
-
-async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: CreateCaBody) -> Reply {
+async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::CreateCa) -> Reply {
     let ca_type = match b.ca_type.as_str() {
         "ROOT" => CaType::Root,
         "SUBORDINATE" => CaType::Subordinate,
@@ -710,15 +669,26 @@ async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: CreateCaBody) -> Re
                 external: b.external,
                 validity_days: b.validity_days,
                 path_len: b.path_len,
-                name_constraints: b.name_constraints,
+                name_constraints: b.name_constraints.map(|n| NameConstraintsInput {
+                    permitted_dns: n.permitted_dns,
+                    excluded_dns: n.excluded_dns,
+                    permitted_ip: n.permitted_ip,
+                    excluded_ip: n.excluded_ip,
+                }),
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, ca_json(&rec)))
+    reply(StatusCode::CREATED, &ca_json(&rec))
 }
 
-async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBody) -> Reply {
-    let passphrase = Zeroizing::new(b.passphrase);
+async fn request_certificate(
+    auth: &Arc<Authority>,
+    who: &Identity,
+    mut b: wire::RequestCertificate,
+) -> Reply {
+    // The body wipes itself when dropped; the passphrase moves out into a
+    // wrapper that does the same, for the encryption task.
+    let passphrase = Zeroizing::new(std::mem::take(&mut b.passphrase));
     if passphrase.chars().count() < MIN_PASSPHRASE {
         return Err(ApiError::invalid(format!(
             "passphrase must be at least {MIN_PASSPHRASE} characters"
@@ -727,7 +697,7 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     if passphrase.len() > 1024 {
         return Err(ApiError::invalid("passphrase is longer than 1024 bytes"));
     }
-    let ca_id = b.ca_id.unwrap_or_else(|| auth.default_ca());
+    let ca_id = b.ca_id.clone().unwrap_or_else(|| auth.default_ca());
     let (view, key) = auth
         .issue_with_new_key(
             who,
@@ -744,9 +714,13 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     let encrypted = tokio::task::spawn_blocking(move || encrypt_key(&key, &passphrase))
         .await
         .map_err(|e| ApiError::internal("key encryption task", e))??;
-    let mut v = cert_json(&view);
-    v["private_key"] = Value::String(encrypted.to_string());
-    Ok((StatusCode::CREATED, v))
+    reply(
+        StatusCode::CREATED,
+        &wire::CertificateWithKey {
+            certificate: cert_json(&view),
+            private_key: encrypted.to_string(),
+        },
+    )
 }
 
 /// PKCS#8 encrypted with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC): what
@@ -829,7 +803,7 @@ fn list_certificates(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> 
     })?;
     // Without a ca_id, only certificates of CAs this caller may read are listed.
     let mut readable: HashMap<String, bool> = HashMap::new();
-    let items: Vec<Value> = items
+    let items: Vec<wire::CertificateSummary> = items
         .iter()
         .filter(|r| {
             *readable
@@ -846,61 +820,73 @@ fn list_certificates(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> 
             "",
         );
     }
-    Ok((
+    reply(
         StatusCode::OK,
-        json!({ "certificates": items, "next_cursor": next }),
-    ))
+        &wire::CertificateList {
+            certificates: items,
+            next_cursor: next,
+        },
+    )
 }
 
-pub fn ca_json(r: &CaRecord) -> Value {
-    json!({
-        "id": r.id,
-        "type": r.ca_type,
-        "status": r.status,
-        "subject": r.subject,
-        "key_algorithm": r.key_algorithm,
-        "serial": r.serial,
-        "not_before": r.not_before.map(fmt_unix),
-        "not_after": r.not_after.map(fmt_unix),
-        "path_len": r.path_len,
-        "parent_ca_id": r.parent_ca_id,
-        "external": r.external,
-        "created_at": fmt_unix(r.created_at),
-        "updated_at": fmt_unix(r.updated_at),
-    })
+/// The API name of a store enum (`ACTIVE`, `ROOT`): the store's own serde
+/// name, so the two cannot disagree.
+fn api_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
-pub fn cert_summary(r: &CertRecord) -> Value {
-    json!({
-        "ca_id": r.ca_id,
-        "serial": r.serial,
-        "status": effective_status(r, now().unix_timestamp()),
-        "profile": r.profile,
-        "subject": r.subject,
-        "sans": r.sans,
-        "key_algorithm": r.key_algorithm,
-        "not_before": fmt_unix(r.not_before),
-        "not_after": fmt_unix(r.not_after),
-        "created_at": fmt_unix(r.created_at),
-        "requested_by": r.requested_by,
-        "renewed_from": r.renewed_from,
-        "revocation": r.revocation.as_ref().map(|v| json!({
-            "reason_code": v.reason_code,
-            "reason": v.reason,
-            "revoked_at": fmt_unix(v.revoked_at),
-            "revoked_by": v.revoked_by,
-        })),
-    })
+pub fn ca_json(r: &CaRecord) -> wire::CaDescription {
+    wire::CaDescription {
+        id: r.id.clone(),
+        ca_type: api_name(&r.ca_type),
+        status: api_name(&r.status),
+        subject: r.subject.clone(),
+        key_algorithm: r.key_algorithm.clone(),
+        serial: r.serial.clone(),
+        not_before: r.not_before.map(fmt_unix),
+        not_after: r.not_after.map(fmt_unix),
+        path_len: r.path_len,
+        parent_ca_id: r.parent_ca_id.clone(),
+        external: r.external,
+        created_at: fmt_unix(r.created_at),
+        updated_at: fmt_unix(r.updated_at),
+    }
 }
 
-pub fn cert_json(v: &CertView) -> Value {
-    let mut j = cert_summary(&v.record);
-    j["certificate"] = Value::String(ca_core::pem::encode("CERTIFICATE", &v.der));
-    j["certificate_chain"] = Value::String(
-        v.chain_der
+pub fn cert_summary(r: &CertRecord) -> wire::CertificateSummary {
+    wire::CertificateSummary {
+        ca_id: r.ca_id.clone(),
+        serial: r.serial.clone(),
+        status: effective_status(r, now().unix_timestamp()).into(),
+        profile: r.profile.clone(),
+        subject: r.subject.clone(),
+        sans: r.sans.clone(),
+        key_algorithm: r.key_algorithm.clone(),
+        not_before: fmt_unix(r.not_before),
+        not_after: fmt_unix(r.not_after),
+        created_at: fmt_unix(r.created_at),
+        requested_by: r.requested_by.clone(),
+        renewed_from: r.renewed_from.clone(),
+        revocation: r.revocation.as_ref().map(|v| wire::RevocationInfo {
+            reason_code: v.reason_code,
+            reason: v.reason.clone(),
+            revoked_at: fmt_unix(v.revoked_at),
+            revoked_by: v.revoked_by.clone(),
+        }),
+    }
+}
+
+pub fn cert_json(v: &CertView) -> wire::Certificate {
+    wire::Certificate {
+        summary: cert_summary(&v.record),
+        certificate: ca_core::pem::encode("CERTIFICATE", &v.der),
+        certificate_chain: v
+            .chain_der
             .iter()
             .map(|d| ca_core::pem::encode("CERTIFICATE", d))
             .collect(),
-    );
-    j
+    }
 }

@@ -4,20 +4,22 @@
 //! [`http`] (routing, JSON, errors; never sees a CA key) → [`authority`]
 //! (authorise, validate, decide, drive issuance) → [`vault`] (CA keys behind
 //! `ca_core::Signer`) and [`store`] (one interface over redb, group commit).
+//! [`api`] holds what clients share with the server: the wire types and the
+//! mTLS client (`ca-cli` depends on it). Bench tooling lives with the bench
+//! binaries, not here.
 
 #![forbid(unsafe_code)]
 
 pub mod alias;
+pub mod api;
 pub mod api_tls;
 pub mod audit;
 pub mod authority;
-pub mod client;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod ids;
 pub mod init;
-pub mod load;
 pub mod policy;
 pub mod public;
 pub mod revocation;
