@@ -40,8 +40,10 @@ pub enum ClientError {
         path: PathBuf,
         source: toml::de::Error,
     },
-    #[error("the {0} is not PEM")]
-    NotPem(&'static str),
+    #[error("the {0} is not a PEM certificate")]
+    NotPemCertificate(&'static str),
+    #[error("the client key is not a PEM private key")]
+    NotPemKey,
     #[error("the {0} holds no PEM certificate")]
     NoCertificate(&'static str),
     #[error("the root certificate is not a usable trust anchor: {0}")]
@@ -207,7 +209,7 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, ClientError> {
     let mut roots = RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(root_pem) {
-        let c = c.map_err(|_| ClientError::NotPem("root certificate"))?;
+        let c = c.map_err(|_| ClientError::NotPemCertificate("root certificate"))?;
         roots.add(c).map_err(ClientError::BadRoot)?;
     }
     if roots.is_empty() {
@@ -223,12 +225,11 @@ pub fn client_config(
         (Some(c), Some(k)) => {
             let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(c)
                 .collect::<Result<_, _>>()
-                .map_err(|_| ClientError::NotPem("client certificate"))?;
+                .map_err(|_| ClientError::NotPemCertificate("client certificate"))?;
             if chain.is_empty() {
                 return Err(ClientError::NoCertificate("client certificate file"));
             }
-            let key =
-                PrivateKeyDer::from_pem_slice(k).map_err(|_| ClientError::NotPem("client key"))?;
+            let key = PrivateKeyDer::from_pem_slice(k).map_err(|_| ClientError::NotPemKey)?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(ClientError::ClientAuth)?
