@@ -190,8 +190,8 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
         (Some(fc.as_bytes()), Some(fk.as_bytes())),
         (Some(ec.as_bytes()), Some(ek.as_bytes())),
     ] {
-        let tls = ca_server::client::client_config(&root, cert, key).unwrap();
-        let refused = match ca_server::client::ApiClient::connect(&s.api, tls).await {
+        let tls = ca_server::api::client::client_config(&root, cert, key).unwrap();
+        let refused = match ca_server::api::client::ApiClient::connect(&s.api, tls).await {
             Err(_) => true,
             Ok(mut c) => c.call(Method::GET, "/health", None).await.is_err(),
         };

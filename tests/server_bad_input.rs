@@ -627,7 +627,7 @@ async fn malformed_requests_get_json_errors_and_the_server_keeps_serving() {
     let tls = s.tls();
     let mut mismatches = Vec::new();
     for c in cases.drain(..) {
-        let mut client = ca_server::client::ApiClient::connect(&s.api, tls.clone())
+        let mut client = ca_server::api::client::ApiClient::connect(&s.api, tls.clone())
             .await
             .expect("connect");
         let has_body = c.body.is_some();
@@ -734,7 +734,7 @@ async fn overload_gets_429_throttled_and_a_small_body_limit_holds() {
     for _ in 0..16 {
         let (api, tls, body) = (s.api.clone(), s.tls(), body.clone());
         tasks.push(tokio::spawn(async move {
-            let mut c = ca_server::client::ApiClient::connect(&api, tls)
+            let mut c = ca_server::api::client::ApiClient::connect(&api, tls)
                 .await
                 .unwrap();
             let mut seen = Vec::new();
@@ -836,7 +836,7 @@ async fn connection_caps_hold_new_connections_until_others_close() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let blocked = tokio::time::timeout(
         Duration::from_millis(700),
-        ca_server::client::ApiClient::connect(&s.api, s.tls()),
+        ca_server::api::client::ApiClient::connect(&s.api, s.tls()),
     )
     .await;
     assert!(blocked.is_err(), "a TLS handshake completed beyond the cap");

@@ -3,6 +3,10 @@
 //! received is in the store afterwards, and no serial repeats.
 
 mod common;
+// The bench's load generator, compiled into this test: it is not part of the library.
+#[allow(dead_code)]
+#[path = "../ca-server/src/bin/bench_support/mod.rs"]
+mod bench_support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,7 +28,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     );
     let mut received: Vec<String> = Vec::new();
     for round in 0..3 {
-        let load = tokio::spawn(ca_server::load::run_load(
+        let load = tokio::spawn(bench_support::run_load(
             s.api.clone(),
             s.tls(),
             "/v1/certificates",
@@ -56,7 +60,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
 
     // A graceful stop (SIGTERM) under load: in-flight requests finish, the
     // store closes cleanly, the process exits 0.
-    let load = tokio::spawn(ca_server::load::run_load(
+    let load = tokio::spawn(bench_support::run_load(
         s.api.clone(),
         s.tls(),
         "/v1/certificates",

@@ -546,13 +546,13 @@ async fn a_revoked_operator_is_locked_out_at_once() {
 
     // A keep-alive connection opened before the revocation.
     let root = std::fs::read(s.root_pem()).expect("root");
-    let tls = ca_server::client::client_config(
+    let tls = ca_server::api::client::client_config(
         &root,
         Some(&std::fs::read(&cert).expect("cert")),
         Some(&std::fs::read(&key).expect("key")),
     )
     .expect("tls");
-    let mut conn = ca_server::client::ApiClient::connect(&s.api, tls)
+    let mut conn = ca_server::api::client::ApiClient::connect(&s.api, tls)
         .await
         .expect("connect");
     let (st, _) = conn.call(Method::GET, "/health", None).await.expect("call");

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use ca_server::api::wire;
 use clap::{Args, Subcommand};
 use hyper::Method;
 use serde_json::{json, Value};
@@ -105,49 +106,46 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
-fn text(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
+/// A list as the API writes it, for one line of text.
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_default()
 }
 
 pub fn run_policy(a: &PolicyArgs, out: &Out) -> Result<()> {
     let api = Api::new(a.conn.resolve()?)?;
     match &a.command {
         PolicyCommand::List => {
-            let v = api.call(Method::GET, "/v1/policies", None)?;
+            let v: wire::PolicyList = api.get("/v1/policies")?;
             out.emit(&v, || {
-                let items = v
-                    .get("statements")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                items
+                v.statements
                     .iter()
                     .map(|s| {
                         format!(
                             "{}  {}  actions={}  cas={}\n",
-                            text(s, "id"),
-                            text(s, "effect"),
-                            s.get("actions").cloned().unwrap_or(Value::Null),
-                            s.get("cas").cloned().unwrap_or(Value::Null),
+                            s.id.as_deref().unwrap_or("-"),
+                            s.effect,
+                            json_list(&s.actions),
+                            json_list(&s.cas),
                         )
                     })
                     .collect()
             });
         }
         PolicyCommand::Get { id } => {
-            let v = api.call(Method::GET, &format!("/v1/policies/{}", enc(id)), None)?;
+            let v: wire::PolicyStatement = api.get(&format!("/v1/policies/{}", enc(id)))?;
             out.emit(&v, || {
-                format!("{}\n", serde_json::to_string_pretty(&v).unwrap_or_default())
+                let sorted = serde_json::to_value(&v).unwrap_or_default();
+                format!(
+                    "{}\n",
+                    serde_json::to_string_pretty(&sorted).unwrap_or_default()
+                )
             });
         }
         PolicyCommand::Put { id, file } => {
+            // The file goes as written: the server judges it and names what is wrong.
             let body: Value = serde_json::from_str(&read_text(file)?)
                 .with_context(|| format!("{} is not JSON", file.display()))?;
-            let v = api.call(
+            let v: Option<wire::PolicyStatement> = api.call(
                 Method::PUT,
                 &format!("/v1/policies/{}", enc(id)),
                 Some(&body),
@@ -155,7 +153,8 @@ pub fn run_policy(a: &PolicyArgs, out: &Out) -> Result<()> {
             out.emit(&v, || format!("stored policy statement {id}\n"));
         }
         PolicyCommand::Delete { id } => {
-            let v = api.call(Method::DELETE, &format!("/v1/policies/{}", enc(id)), None)?;
+            let v: wire::PolicyDeleted =
+                api.call::<(), _>(Method::DELETE, &format!("/v1/policies/{}", enc(id)), None)?;
             out.emit(&v, || format!("deleted policy statement {id}\n"));
         }
     }
@@ -192,34 +191,26 @@ pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
     } else {
         format!("/v1/audit?{}", params.join("&"))
     };
-    let v = api.call(Method::GET, &path, None)?;
+    let v: wire::AuditPage = api.get(&path)?;
     out.emit(&v, || {
-        let items = v
-            .get("entries")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        let mut t: String = items
+        let mut t: String = v
+            .entries
             .iter()
             .map(|e| {
-                let o = e.get("outcome").cloned().unwrap_or(json!({}));
-                let r = e.get("result").cloned().unwrap_or(json!({}));
                 format!(
                     "{:>6}  {}  {}  {} {}  {} ({})  {}\n",
-                    text(e, "seq"),
-                    text(e, "time"),
-                    e.pointer("/identity/subject")
-                        .and_then(Value::as_str)
-                        .unwrap_or("-"),
-                    text(e, "action"),
-                    text(e, "target"),
-                    text(&o, "decision"),
-                    text(&o, "reason"),
-                    text(&r, "code"),
+                    e.seq,
+                    e.time,
+                    e.identity.subject,
+                    e.action,
+                    e.target,
+                    e.outcome.decision,
+                    e.outcome.reason,
+                    e.result.code,
                 )
             })
             .collect();
-        if let Some(c) = v.get("next_cursor").and_then(Value::as_str) {
+        if let Some(c) = &v.next_cursor {
             t.push_str(&format!("more: --cursor {c}\n"));
         }
         t
@@ -232,7 +223,7 @@ pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
 /// serves; removal of the newest entries is caught only offline, where the
 /// recorded head is visible.
 fn verify_audit(api: &Api, out: &Out) -> Result<()> {
-    use ca_core::audit_chain::{AuditEntry, ChainVerifier};
+    use ca_core::audit_chain::ChainVerifier;
     let mut chain = ChainVerifier::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -240,10 +231,10 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
             None => "/v1/audit?limit=1000".to_string(),
             Some(c) => format!("/v1/audit?limit=1000&cursor={}", enc(c)),
         };
-        let v = api.call(Method::GET, &path, None)?;
-        let entries: Vec<AuditEntry> =
-            serde_json::from_value(v.get("entries").cloned().unwrap_or(Value::Null))
-                .context("the server's audit entries are not in the expected form")?;
+        let page: wire::AuditPage = api
+            .get(&path)
+            .context("the server's audit entries are not in the expected form")?;
+        let entries = page.entries;
         for e in &entries {
             if let Err(broken) = chain.push(e.seq, e) {
                 let report = json!({ "ok": false, "checked": chain.count(), "broken_at": broken.seq, "why": broken.why });
@@ -257,10 +248,7 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
                 .into());
             }
         }
-        cursor = v
-            .get("next_cursor")
-            .and_then(Value::as_str)
-            .map(str::to_string);
+        cursor = page.next_cursor;
         if cursor.is_none() || entries.is_empty() {
             break;
         }
@@ -281,19 +269,13 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
 /// answering CRL and OCSP for what it issued). `ca rotate` and `alias rotate`.
 pub fn rotate_alias(api: &Api, alias: &str, out: &Out) -> Result<()> {
     out.progress("creating the new CA (the server generates its key)");
-    let v = api.call(
+    let v: wire::AliasRotation = api.call::<(), _>(
         Method::POST,
         &format!("/v1/aliases/{}/rotate", enc(alias)),
         None,
     )?;
     out.emit(&v, || {
-        format!(
-            "{alias} -> {} (retired {})\n",
-            text(&v, "ca_id"),
-            v.pointer("/retired/id")
-                .and_then(Value::as_str)
-                .unwrap_or("-")
-        )
+        format!("{alias} -> {} (retired {})\n", v.ca_id, v.retired.id)
     });
     Ok(())
 }
@@ -302,22 +284,19 @@ pub fn run_alias(a: &AliasArgs, out: &Out) -> Result<()> {
     let api = Api::new(a.conn.resolve()?)?;
     match &a.command {
         AliasCommand::List => {
-            let v = api.call(Method::GET, "/v1/aliases", None)?;
+            let v: wire::AliasList = api.get("/v1/aliases")?;
             out.emit(&v, || {
-                v.get("aliases")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
+                v.aliases
                     .iter()
-                    .map(|x| format!("{} -> {}\n", text(x, "alias"), text(x, "ca_id")))
+                    .map(|x| format!("{} -> {}\n", x.alias, x.ca_id))
                     .collect()
             });
         }
         AliasCommand::Set { alias, ca } => {
-            let v = api.call(
+            let v: wire::AliasBinding = api.call(
                 Method::PUT,
                 &format!("/v1/aliases/{}", enc(alias)),
-                Some(&json!({ "ca_id": ca })),
+                Some(&wire::SetAlias { ca_id: ca.clone() }),
             )?;
             out.emit(&v, || format!("{alias} -> {ca}\n"));
         }

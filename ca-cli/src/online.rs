@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use ca_server::api::wire;
 use clap::{Args, Subcommand, ValueEnum};
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::client::{Api, ConnArgs};
 use crate::files::{read_text, write_or_stdout, write_output};
@@ -256,67 +257,49 @@ pub enum CrlCommand {
     Inspect { file: PathBuf },
 }
 
-fn s(v: &Value, k: &str) -> String {
-    match v.get(k) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
+/// An optional field as text: `-` when absent.
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
 }
 
-fn ca_text(v: &Value) -> String {
+fn ca_text(c: &wire::CaDescription) -> String {
     format!(
         "{}  {:<11} {:<19} {}  ({}, {} .. {})\n",
-        s(v, "id"),
-        s(v, "type"),
-        s(v, "status"),
-        s(v, "subject"),
-        s(v, "key_algorithm"),
-        s(v, "not_before"),
-        s(v, "not_after")
+        c.id,
+        c.ca_type,
+        c.status,
+        c.subject,
+        c.key_algorithm,
+        or_dash(c.not_before.as_deref()),
+        or_dash(c.not_after.as_deref())
     )
 }
 
-fn cert_text(v: &Value) -> String {
-    let sans = v
-        .get("sans")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
+fn cert_text(c: &wire::CertificateSummary) -> String {
     let mut t = format!(
         "{}  {:<8} {}  [{}]  {} .. {}  (CA {})\n",
-        s(v, "serial"),
-        s(v, "status"),
-        s(v, "subject"),
-        sans,
-        s(v, "not_before"),
-        s(v, "not_after"),
-        s(v, "ca_id")
+        c.serial,
+        c.status,
+        c.subject,
+        c.sans.join(", "),
+        c.not_before,
+        c.not_after,
+        c.ca_id
     );
-    if let Some(r) = v.get("revocation").filter(|r| !r.is_null()) {
-        t.push_str(&format!(
-            "    revoked {} ({})\n",
-            s(r, "revoked_at"),
-            s(r, "reason")
-        ));
+    if let Some(r) = &c.revocation {
+        t.push_str(&format!("    revoked {} ({})\n", r.revoked_at, r.reason));
     }
     t
 }
 
 /// Write a returned certificate + chain, if asked; say where.
-fn save_bundle(v: &Value, out_path: Option<&PathBuf>, force: bool, out: &Out) -> Result<()> {
-    let pem = format!(
-        "{}{}",
-        s(v, "certificate"),
-        v.get("certificate_chain")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-    );
+fn save_bundle(
+    c: &wire::Certificate,
+    out_path: Option<&PathBuf>,
+    force: bool,
+    out: &Out,
+) -> Result<()> {
+    let pem = format!("{}{}", c.certificate, c.certificate_chain);
     if let Some(p) = out_path {
         write_output(p, pem.as_bytes(), false, force)?;
         out.line(format!("certificate and chain written to {}", p.display()));
@@ -357,42 +340,48 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             path_len,
         } => {
             let alg: ca_core::KeyAlgorithm = (*key_algorithm).into();
-            let body = json!({
-                "type": match ca_type { CaType::Root => "ROOT", CaType::Subordinate => "SUBORDINATE" },
-                "subject": subject.to_string(),
-                "key_algorithm": alg.name(),
-                "parent_ca_id": parent,
-                "external": external,
-                "validity_days": validity_days,
-                "path_len": path_len,
-            });
+            let body = wire::CreateCa {
+                ca_type: match ca_type {
+                    CaType::Root => "ROOT",
+                    CaType::Subordinate => "SUBORDINATE",
+                }
+                .into(),
+                subject: subject.to_string(),
+                key_algorithm: alg.name().into(),
+                parent_ca_id: parent.clone(),
+                external: *external,
+                validity_days: *validity_days,
+                path_len: *path_len,
+                name_constraints: None,
+            };
             out.progress("creating the CA (the server generates its key)");
-            let v = api.call(Method::POST, "/v1/cas", Some(&body))?;
+            let v: wire::CaDescription = api.call(Method::POST, "/v1/cas", Some(&body))?;
             out.emit(&v, || format!("created CA\n{}", ca_text(&v)));
         }
         CaCommand::Rotate { alias } => crate::admin::rotate_alias(&api, alias, out)?,
         CaCommand::List => {
-            let v = api.call(Method::GET, "/v1/cas", None)?;
+            let v: wire::CaList = api.get("/v1/cas")?;
             out.emit(&v, || {
-                let items = v
-                    .get("certificate_authorities")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default();
-                if items.is_empty() {
+                if v.certificate_authorities.is_empty() {
                     "no CAs\n".into()
                 } else {
-                    items.iter().map(ca_text).collect()
+                    v.certificate_authorities.iter().map(ca_text).collect()
                 }
             });
         }
         CaCommand::Describe { id } => {
-            let v = api.call(Method::GET, &format!("/v1/cas/{}", urlencode(id)), None)?;
+            let v: wire::CaDescription = api.get(&format!("/v1/cas/{}", urlencode(id)))?;
             out.emit(&v, || {
+                // Every field, by its API name, in the order the JSON has them.
                 let mut t = String::new();
-                if let Some(m) = v.as_object() {
-                    for k in m.keys() {
-                        t.push_str(&format!("{k:>14}: {}\n", s(&v, k)));
+                if let Ok(Value::Object(m)) = serde_json::to_value(&v) {
+                    for (k, field) in &m {
+                        let shown = match field {
+                            Value::String(s) => s.clone(),
+                            Value::Null => "-".into(),
+                            other => other.to_string(),
+                        };
+                        t.push_str(&format!("{k:>14}: {shown}\n"));
                     }
                 }
                 t
@@ -403,8 +392,8 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             out: path,
             force,
         } => {
-            let v = api.call(Method::GET, &format!("/v1/cas/{}/csr", urlencode(id)), None)?;
-            let csr = s(&v, "csr");
+            let v: wire::CaCsr = api.get(&format!("/v1/cas/{}/csr", urlencode(id)))?;
+            let csr = &v.csr;
             if out.is_json() {
                 if let Some(p) = path {
                     write_output(p, csr.as_bytes(), false, *force)?;
@@ -419,11 +408,11 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             certificate,
             chain,
         } => {
-            let body = json!({
-                "certificate": read_text(certificate)?,
-                "certificate_chain": read_text(chain)?,
-            });
-            let v = api.call(
+            let body = wire::ImportCaCertificate {
+                certificate: read_text(certificate)?,
+                certificate_chain: read_text(chain)?,
+            };
+            let v: wire::CaDescription = api.call(
                 Method::POST,
                 &format!("/v1/cas/{}/certificate", urlencode(id)),
                 Some(&body),
@@ -436,10 +425,12 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             } else {
                 "DISABLED"
             };
-            let v = api.call(
+            let v: wire::CaDescription = api.call(
                 Method::PATCH,
                 &format!("/v1/cas/{}", urlencode(id)),
-                Some(&json!({ "status": status })),
+                Some(&wire::UpdateCaStatus {
+                    status: status.into(),
+                }),
             )?;
             out.emit(&v, || ca_text(&v));
         }
@@ -448,18 +439,9 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             out: path,
             force,
         } => {
-            let v = api.call(
-                Method::GET,
-                &format!("/v1/cas/{}/certificate", urlencode(id)),
-                None,
-            )?;
-            let pem = format!(
-                "{}{}",
-                s(&v, "certificate"),
-                v.get("certificate_chain")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            );
+            let v: wire::CaCertificate =
+                api.get(&format!("/v1/cas/{}/certificate", urlencode(id)))?;
+            let pem = format!("{}{}", v.certificate, v.certificate_chain);
             if out.is_json() {
                 if let Some(p) = path {
                     write_output(p, pem.as_bytes(), false, *force)?;
@@ -503,16 +485,16 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
             refuse_existing(path.as_ref(), *force)?;
             // No --ca: the profile's default CA (the one `ca-server init` made for issuing).
             let ca = ca.clone().or_else(|| api.conn.default_ca_id.clone());
-            let body = json!({
-                "ca_id": ca,
-                "csr": csr_pem,
-                "profile": cert_profile.name(),
-                "validity_days": validity_days,
-                "idempotency_token": idempotency_token,
-            });
-            let v = api.call(Method::POST, "/v1/certificates", Some(&body))?;
+            let body = wire::IssueCertificate {
+                ca_id: ca,
+                csr: csr_pem,
+                profile: Some(cert_profile.name().into()),
+                validity_days: *validity_days,
+                idempotency_token: idempotency_token.clone(),
+            };
+            let v: wire::Certificate = api.call(Method::POST, "/v1/certificates", Some(&body))?;
             save_bundle(&v, path.as_ref(), *force, out)?;
-            out.emit(&v, || format!("issued\n{}", cert_text(&v)));
+            out.emit(&v, || format!("issued\n{}", cert_text(&v.summary)));
         }
         CertCommand::Request {
             names,
@@ -541,37 +523,42 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
             refuse_existing(Some(path), *force)?;
             let alg: ca_core::KeyAlgorithm = (*key_algorithm).into();
             let ca = ca.clone().or_else(|| api.conn.default_ca_id.clone());
-            let body = json!({
-                "ca_id": ca,
-                "names": names,
-                "subject": subject,
-                "profile": cert_profile.name(),
-                "key_algorithm": alg.name(),
-                "validity_days": validity_days,
-                "passphrase": passphrase.as_str(),
-            });
+            // The body wipes the passphrase when dropped.
+            let body = wire::RequestCertificate {
+                ca_id: ca,
+                names: names.clone(),
+                subject: subject.clone(),
+                profile: Some(cert_profile.name().into()),
+                key_algorithm: alg.name().into(),
+                validity_days: *validity_days,
+                passphrase: passphrase.to_string(),
+            };
             out.progress("the server is generating the key and the certificate");
-            let mut v = api.call(Method::POST, "/v1/certificates/request", Some(&body))?;
-            let key = zeroize::Zeroizing::new(s(&v, "private_key"));
+            let mut v: wire::CertificateWithKey =
+                api.call(Method::POST, "/v1/certificates/request", Some(&body))?;
+            let key = zeroize::Zeroizing::new(std::mem::take(&mut v.private_key));
             if !key.contains("ENCRYPTED PRIVATE KEY") {
                 bail!("the server did not return an encrypted private key");
             }
             if let Err(e) = write_output(key_out, key.as_bytes(), true, *force) {
-                return Err(rescue_key(&e, key_out, key.as_str(), &v, path, *force, out));
+                return Err(rescue_key(
+                    &e,
+                    key_out,
+                    key.as_str(),
+                    &v.certificate,
+                    path,
+                    *force,
+                    out,
+                ));
             }
             // The encrypted key is in the file; keep it out of the printed output.
-            if let Some(m) = v.as_object_mut() {
-                m.insert(
-                    "private_key".into(),
-                    json!(format!("written to {}", key_out.display())),
-                );
-            }
-            save_bundle(&v, Some(path), *force, out)?;
+            v.private_key = format!("written to {}", key_out.display());
+            save_bundle(&v.certificate, Some(path), *force, out)?;
             out.emit(&v, || {
                 format!(
                     "issued with a server-made key (encrypted key in {}, mode 0600)\n{}",
                     key_out.display(),
-                    cert_text(&v)
+                    cert_text(&v.certificate.summary)
                 )
             });
         }
@@ -581,13 +568,13 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
             out: path,
             force,
         } => {
-            let v = api.call(
-                Method::GET,
-                &format!("/v1/certificates/{}{}", urlencode(serial), ca_query(ca)),
-                None,
-            )?;
+            let v: wire::Certificate = api.get(&format!(
+                "/v1/certificates/{}{}",
+                urlencode(serial),
+                ca_query(ca)
+            ))?;
             save_bundle(&v, path.as_ref(), *force, out)?;
-            out.emit(&v, || cert_text(&v));
+            out.emit(&v, || cert_text(&v.summary));
         }
         CertCommand::List {
             ca,
@@ -629,17 +616,9 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
                 } else {
                     format!("/v1/certificates?{}", q.join("&"))
                 };
-                let v = api.call(Method::GET, &path, None)?;
-                all.extend(
-                    v.get("certificates")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default(),
-                );
-                cursor = v
-                    .get("next_cursor")
-                    .and_then(Value::as_str)
-                    .map(str::to_string);
+                let page: wire::CertificateList = api.get(&path)?;
+                all.extend(page.certificates);
+                cursor = page.next_cursor;
                 // --limit asks for one page; otherwise follow the cursor to the end.
                 if cursor.is_none() || limit.is_some() {
                     break;
@@ -649,12 +628,15 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
                 }
                 out.progress(&format!("{} certificates so far, fetching more", all.len()));
             }
-            let v = json!({ "certificates": all, "next_cursor": cursor });
+            let v = wire::CertificateList {
+                certificates: all,
+                next_cursor: cursor,
+            };
             out.emit(&v, || {
-                if all.is_empty() {
+                if v.certificates.is_empty() {
                     "no certificates\n".into()
                 } else {
-                    all.iter().map(cert_text).collect()
+                    v.certificates.iter().map(cert_text).collect()
                 }
             });
         }
@@ -674,32 +656,35 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
             };
             // No --ca: the profile's default CA (the one `ca-server init` made for issuing).
             let ca = ca.clone().or_else(|| api.conn.default_ca_id.clone());
-            let body = json!({
-                "ca_id": ca,
-                "csr": csr_pem,
-                "validity_days": validity_days,
-                "idempotency_token": idempotency_token,
-            });
-            let v = api.call(
+            let body = wire::RenewCertificate {
+                ca_id: ca,
+                csr: csr_pem,
+                validity_days: *validity_days,
+                idempotency_token: idempotency_token.clone(),
+            };
+            let v: wire::Certificate = api.call(
                 Method::POST,
                 &format!("/v1/certificates/{}/renew", urlencode(serial)),
                 Some(&body),
             )?;
             save_bundle(&v, path.as_ref(), *force, out)?;
-            out.emit(&v, || format!("renewed\n{}", cert_text(&v)));
+            out.emit(&v, || format!("renewed\n{}", cert_text(&v.summary)));
         }
         CertCommand::Revoke { serial, reason, ca } => {
             // RFC 5280 names (keyCompromise) and codes go as the numeric code; anything
             // else (ACM's KEY_COMPROMISE style) goes as given for the server to judge.
-            let reason_value = match reason.parse::<u8>() {
-                Ok(code) => json!(code),
+            let reason = match reason.parse::<u8>() {
+                Ok(code) => wire::RevocationReason::Code(code.into()),
                 Err(_) => match reason.parse::<ca_core::crl::RevocationReason>() {
-                    Ok(r) => json!(r.code()),
-                    Err(_) => json!(reason),
+                    Ok(r) => wire::RevocationReason::Code(r.code().into()),
+                    Err(_) => wire::RevocationReason::Name(reason.clone()),
                 },
             };
-            let body = json!({ "ca_id": ca, "reason": reason_value });
-            let v = api.call(
+            let body = wire::RevokeCertificate {
+                ca_id: ca.clone(),
+                reason,
+            };
+            let v: wire::CertificateSummary = api.call(
                 Method::POST,
                 &format!("/v1/certificates/{}/revoke", urlencode(serial)),
                 Some(&body),
@@ -740,7 +725,7 @@ fn rescue_key(
     e: &anyhow::Error,
     key_out: &std::path::Path,
     key_pem: &str,
-    v: &Value,
+    v: &wire::Certificate,
     cert_path: &PathBuf,
     force: bool,
     out: &Out,

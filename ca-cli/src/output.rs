@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 
 use clap::ValueEnum;
-use serde_json::Value;
+use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Default)]
 pub enum OutputFormat {
@@ -39,9 +39,13 @@ impl Out {
         self.format == OutputFormat::Json
     }
 
-    /// Print a JSON document (pretty, one per command) on stdout.
-    pub fn json(&self, value: &Value) {
-        let mut text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+    /// Print a JSON document (pretty, one per command) on stdout. Typed API
+    /// answers go through `Value` first, so their keys come out sorted, as
+    /// the server sends them.
+    pub fn json<T: Serialize + ?Sized>(&self, value: &T) {
+        let mut text = serde_json::to_value(value)
+            .and_then(|v| serde_json::to_string_pretty(&v))
+            .unwrap_or_else(|_| "null".into());
         text.push('\n');
         print(&text);
     }
@@ -54,7 +58,7 @@ impl Out {
     }
 
     /// Print either the JSON value or the text, by mode.
-    pub fn emit(&self, value: &Value, text: impl FnOnce() -> String) {
+    pub fn emit<T: Serialize + ?Sized>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.is_json() {
             self.json(value);
         } else {

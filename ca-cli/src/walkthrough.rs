@@ -19,6 +19,7 @@ use ca_core::crl::{build_crl, CrlParams, RevocationReason, RevokedEntry};
 use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use ca_core::verify::{verify_chain, PeerName, Usage, VerifyOptions};
 use ca_core::{Profile, SanEntry, Serial};
+use ca_server::api::wire;
 use der::{Decode, Encode};
 use serde_json::{json, Map, Value};
 use spki::SubjectPublicKeyInfoRef;
@@ -211,16 +212,11 @@ struct OnlineCa {
 
 impl OnlineCa {
     fn ca_pem(&self, id: &str) -> Result<Vec<u8>> {
-        let v = self.api.call(
-            hyper::Method::GET,
-            &format!("/v1/cas/{id}/certificate"),
-            None,
-        )?;
-        let pem = v
-            .get("certificate")
-            .and_then(Value::as_str)
+        let v: wire::CaCertificate = self
+            .api
+            .get(&format!("/v1/cas/{id}/certificate"))
             .context("the server sent no certificate")?;
-        ca_core::pem::decode("CERTIFICATE", pem).context("the server's CA certificate")
+        ca_core::pem::decode("CERTIFICATE", &v.certificate).context("the server's CA certificate")
     }
 }
 
@@ -240,40 +236,37 @@ impl CaBackend for OnlineCa {
             "Asking the CA service at {} to create a root CA (P-384) ...",
             self.api.conn.server
         ));
-        let root = self.api.call(
+        let root: wire::CaDescription = self.api.call(
             hyper::Method::POST,
             "/v1/cas",
-            Some(&json!({
-                "type": "ROOT",
-                "subject": format!("CN=Walkthrough Root CA {tag},O=Example Trust"),
-                "key_algorithm": "ec-p384",
-                "validity_days": 3650,
-                "path_len": 1,
-            })),
+            Some(&wire::CreateCa {
+                ca_type: "ROOT".into(),
+                subject: format!("CN=Walkthrough Root CA {tag},O=Example Trust"),
+                key_algorithm: "ec-p384".into(),
+                parent_ca_id: None,
+                external: false,
+                validity_days: Some(3650),
+                path_len: Some(1),
+                name_constraints: None,
+            }),
         )?;
-        let root_id = root
-            .get("id")
-            .and_then(Value::as_str)
-            .context("the server sent no CA id")?
-            .to_string();
+        let root_id = root.id;
         n.say("... and an issuing intermediate (P-256) signed by that root. Their private keys stay inside the service.");
-        let sub = self.api.call(
+        let sub: wire::CaDescription = self.api.call(
             hyper::Method::POST,
             "/v1/cas",
-            Some(&json!({
-                "type": "SUBORDINATE",
-                "subject": format!("CN=Walkthrough Issuing CA {tag},O=Example Trust"),
-                "key_algorithm": "ec-p256",
-                "parent_ca_id": root_id,
-                "validity_days": 1825,
-                "path_len": 0,
-            })),
+            Some(&wire::CreateCa {
+                ca_type: "SUBORDINATE".into(),
+                subject: format!("CN=Walkthrough Issuing CA {tag},O=Example Trust"),
+                key_algorithm: "ec-p256".into(),
+                parent_ca_id: Some(root_id.clone()),
+                external: false,
+                validity_days: Some(1825),
+                path_len: Some(0),
+                name_constraints: None,
+            }),
         )?;
-        let sub_id = sub
-            .get("id")
-            .and_then(Value::as_str)
-            .context("the server sent no CA id")?
-            .to_string();
+        let sub_id = sub.id;
         n.show("root CA id", &root_id);
         n.show("issuing CA id", &sub_id);
         let out = (self.ca_pem(&root_id)?, self.ca_pem(&sub_id)?);
@@ -282,36 +275,32 @@ impl CaBackend for OnlineCa {
     }
 
     fn issue(&mut self, csr_der: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
-        let v = self.api.call(
+        let v: wire::Certificate = self.api.call(
             hyper::Method::POST,
             "/v1/certificates",
-            Some(&json!({
-                "ca_id": self.issuing_ca,
-                "csr": ca_core::pem::encode("CERTIFICATE REQUEST", csr_der),
-                "profile": "tls-server",
-            })),
+            Some(&wire::IssueCertificate {
+                ca_id: self.issuing_ca.clone(),
+                csr: ca_core::pem::encode("CERTIFICATE REQUEST", csr_der),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            }),
         )?;
-        let leaf = ca_core::pem::decode(
-            "CERTIFICATE",
-            v.get("certificate")
-                .and_then(Value::as_str)
-                .context("no certificate in the answer")?,
-        )?;
-        let chain = ca_core::pem::decode_all(
-            "CERTIFICATE",
-            v.get("certificate_chain")
-                .and_then(Value::as_str)
-                .unwrap_or(""),
-        )?;
+        let leaf = ca_core::pem::decode("CERTIFICATE", &v.certificate)
+            .context("no certificate in the answer")?;
+        let chain = ca_core::pem::decode_all("CERTIFICATE", &v.certificate_chain)?;
         Ok((leaf, chain))
     }
 
     fn revoke(&mut self, serial_hex: &str) -> Result<()> {
-        self.api.call(
+        let _revoked: wire::CertificateSummary = self.api.call(
             hyper::Method::POST,
             &format!("/v1/certificates/{serial_hex}/revoke"),
-            // 1 = keyCompromise (RFC 5280 CRLReason).
-            Some(&json!({ "ca_id": self.issuing_ca, "reason": 1 })),
+            Some(&wire::RevokeCertificate {
+                ca_id: self.issuing_ca.clone(),
+                // 1 = keyCompromise (RFC 5280 CRLReason).
+                reason: wire::RevocationReason::Code(1.into()),
+            }),
         )?;
         Ok(())
     }
@@ -330,12 +319,8 @@ impl CaBackend for OnlineCa {
             .as_ref()
             .map(|c| format!("?ca_id={c}"))
             .unwrap_or_default();
-        let v = self.api.call(
-            hyper::Method::GET,
-            &format!("/v1/certificates/{serial_hex}{q}"),
-            None,
-        )?;
-        Ok(v.get("status").and_then(Value::as_str).map(str::to_string))
+        let v: wire::Certificate = self.api.get(&format!("/v1/certificates/{serial_hex}{q}"))?;
+        Ok(Some(v.summary.status))
     }
 }
 

@@ -113,8 +113,18 @@ impl ApiError {
         )
     }
 
+    /// The body of every error answer (see [`crate::api::wire::ErrorBody`]).
     pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}})
+        let body = crate::api::wire::ErrorBody {
+            error: crate::api::wire::ErrorDetail {
+                code: self.code.as_str().into(),
+                message: self.message.clone(),
+            },
+        };
+        // Two strings always serialise; the fallback keeps the shape regardless.
+        serde_json::to_value(body).unwrap_or_else(
+            |_| serde_json::json!({"error": {"code": self.code.as_str(), "message": ""}}),
+        )
     }
 }
 

@@ -9,10 +9,11 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use zeroize::Zeroizing;
 
+use crate::api::wire;
 use crate::authority::{
     check_ca_id, effective_status, fmt_unix, now, reason_from_code, reason_from_name, Authority,
     CertView, Identity, NameConstraintsInput, NewCa, NewKeyRequest,
@@ -141,6 +142,14 @@ fn call_of(who: &Identity, method: &Method, path: &str) -> crate::audit::Decisio
         target,
         ..Default::default()
     }
+}
+
+/// A typed answer as the JSON value `handle` sends. Going through `Value`
+/// keeps the keys in the order the API has always written them (sorted).
+fn reply<T: Serialize>(status: StatusCode, answer: &T) -> Reply {
+    serde_json::to_value(answer)
+        .map(|v| (status, v))
+        .map_err(|e| ApiError::internal("answer encoding", e))
 }
 
 async fn audit_call(
@@ -292,34 +301,44 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
     match segs.as_slice() {
         ["health"] => match method {
             Method::GET => {
-                let status = if auth.store.stats().writable {
+                let h = health(auth);
+                let status = if h.store.writable {
                     StatusCode::OK
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE
                 };
-                Ok((status, health(auth)))
+                reply(status, &h)
             }
             _ => Err(method_not_allowed("GET")),
         },
         ["v1", "whoami"] => match method {
             Method::GET => {
                 no_query(q)?;
-                Ok((
+                reply(
                     StatusCode::OK,
-                    json!({"subject": who.subject, "sans": who.sans}),
-                ))
+                    &wire::WhoAmI {
+                        subject: who.subject.clone(),
+                        sans: who.sans.clone(),
+                    },
+                )
             }
             _ => Err(method_not_allowed("GET")),
         },
         ["v1", "cas"] => match method {
             Method::GET => {
                 no_query(q)?;
-                let items: Vec<Value> = auth.list_readable_cas(who)?.iter().map(ca_json).collect();
-                Ok((StatusCode::OK, json!({ "certificate_authorities": items })))
+                let items: Vec<wire::CaDescription> =
+                    auth.list_readable_cas(who)?.iter().map(ca_json).collect();
+                reply(
+                    StatusCode::OK,
+                    &wire::CaList {
+                        certificate_authorities: items,
+                    },
+                )
             }
             Method::POST => {
                 no_query(q)?;
-                let body: CreateCaBody = parse_json(&read_body(auth, req).await?)?;
+                let body: wire::CreateCa = parse_json(&read_body(auth, req).await?)?;
                 create_ca(auth, who, body).await
             }
             _ => Err(method_not_allowed("GET, POST")),
@@ -328,11 +347,11 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             check_ca_id(id)?;
             no_query(q)?;
             match method {
-                Method::GET => Ok((StatusCode::OK, ca_json(&auth.describe_ca(who, id)?))),
+                Method::GET => reply(StatusCode::OK, &ca_json(&auth.describe_ca(who, id)?)),
                 Method::PATCH => {
-                    let body: UpdateCaBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::UpdateCaStatus = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth.update_ca_status(who, id, &body.status).await?;
-                    Ok((StatusCode::OK, ca_json(&rec)))
+                    reply(StatusCode::OK, &ca_json(&rec))
                 }
                 _ => Err(method_not_allowed("GET, PATCH")),
             }
@@ -344,7 +363,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("GET"));
             }
             let (rec, csr) = auth.ca_csr(who, id)?;
-            Ok((StatusCode::OK, json!({ "ca_id": rec.id, "csr": csr })))
+            reply(StatusCode::OK, &wire::CaCsr { ca_id: rec.id, csr })
         }
         ["v1", "cas", id, "certificate"] => {
             check_ca_id(id)?;
@@ -352,21 +371,21 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             match method {
                 Method::GET => {
                     let (rec, cert) = auth.ca_certificate(who, id)?;
-                    Ok((
+                    reply(
                         StatusCode::OK,
-                        json!({
-                            "ca_id": rec.id,
-                            "certificate": cert,
-                            "certificate_chain": rec.chain_pem.concat(),
-                        }),
-                    ))
+                        &wire::CaCertificate {
+                            certificate_chain: rec.chain_pem.concat(),
+                            ca_id: rec.id,
+                            certificate: cert,
+                        },
+                    )
                 }
                 Method::POST => {
-                    let body: ImportBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::ImportCaCertificate = parse_json(&read_body(auth, req).await?)?;
                     let rec = auth
                         .import_ca_certificate(who, id, &body.certificate, &body.certificate_chain)
                         .await?;
-                    Ok((StatusCode::OK, ca_json(&rec)))
+                    reply(StatusCode::OK, &ca_json(&rec))
                 }
                 _ => Err(method_not_allowed("GET, POST")),
             }
@@ -375,7 +394,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             Method::GET => list_certificates(auth, who, q),
             Method::POST => {
                 no_query(q)?;
-                let body: IssueBody = parse_json(&read_body(auth, req).await?)?;
+                let body: wire::IssueCertificate = parse_json(&read_body(auth, req).await?)?;
                 let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
                     .issue_from_csr(
@@ -387,7 +406,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                         body.idempotency_token.as_deref(),
                     )
                     .await?;
-                Ok((StatusCode::CREATED, cert_json(&view)))
+                reply(StatusCode::CREATED, &cert_json(&view))
             }
             _ => Err(method_not_allowed("GET, POST")),
         },
@@ -396,7 +415,7 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RequestBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RequestCertificate = parse_json(&read_body(auth, req).await?)?;
             request_certificate(auth, who, body).await
         }
         ["v1", "certificates", serial] => {
@@ -406,14 +425,14 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             let params = parse_query(q, &["ca_id"])?;
             let view =
                 auth.get_certificate(who, params.get("ca_id").map(String::as_str), serial)?;
-            Ok((StatusCode::OK, cert_json(&view)))
+            reply(StatusCode::OK, &cert_json(&view))
         }
         ["v1", "certificates", serial, "renew"] => {
             no_query(q)?;
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RenewBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RenewCertificate = parse_json(&read_body(auth, req).await?)?;
             let view = auth
                 .renew(
                     who,
@@ -424,60 +443,50 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                     body.idempotency_token.as_deref(),
                 )
                 .await?;
-            Ok((StatusCode::CREATED, cert_json(&view)))
+            reply(StatusCode::CREATED, &cert_json(&view))
         }
         ["v1", "certificates", serial, "revoke"] => {
             no_query(q)?;
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: RevokeBody = parse_json(&read_body(auth, req).await?)?;
+            let body: wire::RevokeCertificate = parse_json(&read_body(auth, req).await?)?;
             let reason = match &body.reason {
-                Value::Number(n) => reason_from_code(n.as_i64().unwrap_or(-1))?,
-                Value::String(s) => reason_from_name(s)?,
-                _ => return Err(ApiError::invalid("reason must be a CRLReason code or name")),
+                wire::RevocationReason::Code(n) => reason_from_code(n.as_i64().unwrap_or(-1))?,
+                wire::RevocationReason::Name(s) => reason_from_name(s)?,
+                wire::RevocationReason::Other(_) => {
+                    return Err(ApiError::invalid("reason must be a CRLReason code or name"))
+                }
             };
             let rec = auth
                 .revoke(who, body.ca_id.as_deref(), serial, reason)
                 .await?;
-            Ok((StatusCode::OK, cert_summary(&rec)))
+            reply(StatusCode::OK, &cert_summary(&rec))
         }
         ["v1", "policies"] => {
             no_query(q)?;
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            let items: Vec<Value> = auth
-                .list_policies(who)?
-                .iter()
-                .map(|d| serde_json::to_value(d).unwrap_or(Value::Null))
-                .collect();
-            Ok((StatusCode::OK, json!({ "statements": items })))
+            let statements = auth.list_policies(who)?;
+            reply(StatusCode::OK, &wire::PolicyList { statements })
         }
         ["v1", "policies", id] => {
             no_query(q)?;
             let id = (*id).to_string();
             match method {
-                Method::GET => {
-                    let found = auth.get_policy(who, &id)?;
-                    Ok((
-                        StatusCode::OK,
-                        serde_json::to_value(&found).unwrap_or(Value::Null),
-                    ))
-                }
+                Method::GET => reply(StatusCode::OK, &auth.get_policy(who, &id)?),
                 Method::PUT => {
                     // The body is read only once the caller may change policies.
                     let body = async { parse_json::<StatementDto>(&read_body(auth, req).await?) };
-                    let stored = auth.put_policy(who, &id, body).await?;
-                    let mut v = Value::Null;
-                    if let Some(d) = stored {
-                        v = serde_json::to_value(d).unwrap_or(Value::Null);
-                    }
-                    Ok((StatusCode::OK, v))
+                    // `null` should the statement be gone again already.
+                    let stored: Option<wire::PolicyStatement> =
+                        auth.put_policy(who, &id, body).await?;
+                    reply(StatusCode::OK, &stored)
                 }
                 Method::DELETE => {
                     auth.delete_policy(who, &id).await?;
-                    Ok((StatusCode::OK, json!({ "deleted": id })))
+                    reply(StatusCode::OK, &wire::PolicyDeleted { deleted: id })
                 }
                 _ => Err(method_not_allowed("GET, PUT, DELETE")),
             }
@@ -487,27 +496,36 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));
             }
-            let items: Vec<Value> = auth
+            let aliases = auth
                 .list_aliases(who)?
                 .into_iter()
-                .map(|(alias, ca)| json!({ "alias": alias, "ca_id": ca }))
+                .map(|(alias, ca_id)| wire::AliasBinding { alias, ca_id })
                 .collect();
-            Ok((StatusCode::OK, json!({ "aliases": items })))
+            reply(StatusCode::OK, &wire::AliasList { aliases })
         }
         ["v1", "aliases", alias] => {
             no_query(q)?;
             match method {
                 Method::GET => {
                     let ca = auth.get_alias(who, alias)?;
-                    Ok((StatusCode::OK, json!({ "alias": alias, "ca_id": ca })))
+                    reply(
+                        StatusCode::OK,
+                        &wire::AliasBinding {
+                            alias: (*alias).to_string(),
+                            ca_id: ca,
+                        },
+                    )
                 }
                 Method::PUT => {
-                    let body: AliasBody = parse_json(&read_body(auth, req).await?)?;
+                    let body: wire::SetAlias = parse_json(&read_body(auth, req).await?)?;
                     auth.set_alias(who, alias, &body.ca_id).await?;
-                    Ok((
+                    reply(
                         StatusCode::OK,
-                        json!({ "alias": alias, "ca_id": body.ca_id }),
-                    ))
+                        &wire::AliasBinding {
+                            alias: (*alias).to_string(),
+                            ca_id: body.ca_id,
+                        },
+                    )
                 }
                 _ => Err(method_not_allowed("GET, PUT")),
             }
@@ -518,10 +536,15 @@ async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<Incoming>) ->
                 return Err(method_not_allowed("POST"));
             }
             let (old, new) = auth.rotate_alias(who, alias).await?;
-            Ok((
+            reply(
                 StatusCode::OK,
-                json!({ "alias": alias, "ca_id": new.id, "new": ca_json(&new), "retired": ca_json(&old) }),
-            ))
+                &wire::AliasRotation {
+                    alias: (*alias).to_string(),
+                    ca_id: new.id.clone(),
+                    new: ca_json(&new),
+                    retired: ca_json(&old),
+                },
+            )
         }
         ["v1", "audit"] => {
             if method != Method::GET {
@@ -566,104 +589,29 @@ fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
             .transpose()?,
     };
     let (items, next) = auth.audit_page(who, &filter)?;
-    Ok((
+    reply(
         StatusCode::OK,
-        json!({ "entries": items, "next_cursor": next.map(|n| n.to_string()) }),
-    ))
+        &wire::AuditPage {
+            entries: items,
+            next_cursor: next.map(|n| n.to_string()),
+        },
+    )
 }
 
-fn health(auth: &Authority) -> Value {
+fn health(auth: &Authority) -> wire::Health {
     let stats = auth.store.stats();
-    json!({
-        "status": if stats.writable { "ok" } else { "degraded" },
-        "version": env!("CARGO_PKG_VERSION"),
-        "store": {
-            "writable": stats.writable,
-            "commits": stats.commits,
-            "writes": stats.writes,
-        }
-    })
+    wire::Health {
+        status: if stats.writable { "ok" } else { "degraded" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        store: wire::StoreStats {
+            writable: stats.writable,
+            commits: stats.commits,
+            writes: stats.writes,
+        },
+    }
 }
 
-fn default_key_alg() -> String {
-    "ec-p256".into()
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateCaBody {
-    #[serde(rename = "type")]
-    ca_type: String,
-    subject: String,
-    #[serde(default = "default_key_alg")]
-    key_algorithm: String,
-    parent_ca_id: Option<String>,
-    #[serde(default)]
-    external: bool,
-    validity_days: Option<u32>,
-    path_len: Option<u8>,
-    name_constraints: Option<NameConstraintsInput>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AliasBody {
-    ca_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpdateCaBody {
-    status: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ImportBody {
-    certificate: String,
-    certificate_chain: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IssueBody {
-    ca_id: Option<String>,
-    csr: String,
-    profile: Option<String>,
-    validity_days: Option<u32>,
-    idempotency_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RequestBody {
-    ca_id: Option<String>,
-    names: Vec<String>,
-    subject: Option<String>,
-    profile: Option<String>,
-    #[serde(default = "default_key_alg")]
-    key_algorithm: String,
-    validity_days: Option<u32>,
-    passphrase: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RenewBody {
-    ca_id: Option<String>,
-    csr: Option<String>,
-    validity_days: Option<u32>,
-    idempotency_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RevokeBody {
-    ca_id: Option<String>,
-    reason: Value,
-}
-
-async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: CreateCaBody) -> Reply {
+async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::CreateCa) -> Reply {
     let ca_type = match b.ca_type.as_str() {
         "ROOT" => CaType::Root,
         "SUBORDINATE" => CaType::Subordinate,
@@ -683,15 +631,26 @@ async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: CreateCaBody) -> Re
                 external: b.external,
                 validity_days: b.validity_days,
                 path_len: b.path_len,
-                name_constraints: b.name_constraints,
+                name_constraints: b.name_constraints.map(|n| NameConstraintsInput {
+                    permitted_dns: n.permitted_dns,
+                    excluded_dns: n.excluded_dns,
+                    permitted_ip: n.permitted_ip,
+                    excluded_ip: n.excluded_ip,
+                }),
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, ca_json(&rec)))
+    reply(StatusCode::CREATED, &ca_json(&rec))
 }
 
-async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBody) -> Reply {
-    let passphrase = Zeroizing::new(b.passphrase);
+async fn request_certificate(
+    auth: &Arc<Authority>,
+    who: &Identity,
+    mut b: wire::RequestCertificate,
+) -> Reply {
+    // The body wipes itself when dropped; the passphrase moves out into a
+    // wrapper that does the same, for the encryption task.
+    let passphrase = Zeroizing::new(std::mem::take(&mut b.passphrase));
     if passphrase.chars().count() < MIN_PASSPHRASE {
         return Err(ApiError::invalid(format!(
             "passphrase must be at least {MIN_PASSPHRASE} characters"
@@ -700,7 +659,7 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     if passphrase.len() > 1024 {
         return Err(ApiError::invalid("passphrase is longer than 1024 bytes"));
     }
-    let ca_id = b.ca_id.unwrap_or_else(|| auth.default_ca());
+    let ca_id = b.ca_id.clone().unwrap_or_else(|| auth.default_ca());
     let (view, key) = auth
         .issue_with_new_key(
             who,
@@ -717,9 +676,13 @@ async fn request_certificate(auth: &Arc<Authority>, who: &Identity, b: RequestBo
     let encrypted = tokio::task::spawn_blocking(move || encrypt_key(&key, &passphrase))
         .await
         .map_err(|e| ApiError::internal("key encryption task", e))??;
-    let mut v = cert_json(&view);
-    v["private_key"] = Value::String(encrypted.to_string());
-    Ok((StatusCode::CREATED, v))
+    reply(
+        StatusCode::CREATED,
+        &wire::CertificateWithKey {
+            certificate: cert_json(&view),
+            private_key: encrypted.to_string(),
+        },
+    )
 }
 
 /// PKCS#8 encrypted with PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC): what
@@ -783,62 +746,74 @@ fn list_certificates(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> 
         cursor: p.get("cursor").cloned(),
     };
     let (items, next) = auth.list_certificates(who, filter, status)?;
-    let items: Vec<Value> = items.iter().map(cert_summary).collect();
-    Ok((
+    let items: Vec<wire::CertificateSummary> = items.iter().map(cert_summary).collect();
+    reply(
         StatusCode::OK,
-        json!({ "certificates": items, "next_cursor": next }),
-    ))
+        &wire::CertificateList {
+            certificates: items,
+            next_cursor: next,
+        },
+    )
 }
 
-pub fn ca_json(r: &CaRecord) -> Value {
-    json!({
-        "id": r.id,
-        "type": r.ca_type,
-        "status": r.status,
-        "subject": r.subject,
-        "key_algorithm": r.key_algorithm,
-        "serial": r.serial,
-        "not_before": r.not_before.map(fmt_unix),
-        "not_after": r.not_after.map(fmt_unix),
-        "path_len": r.path_len,
-        "parent_ca_id": r.parent_ca_id,
-        "external": r.external,
-        "created_at": fmt_unix(r.created_at),
-        "updated_at": fmt_unix(r.updated_at),
-    })
+/// The API name of a store enum (`ACTIVE`, `ROOT`): the store's own serde
+/// name, so the two cannot disagree.
+fn api_name<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
 }
 
-pub fn cert_summary(r: &CertRecord) -> Value {
-    json!({
-        "ca_id": r.ca_id,
-        "serial": r.serial,
-        "status": effective_status(r, now().unix_timestamp()),
-        "profile": r.profile,
-        "subject": r.subject,
-        "sans": r.sans,
-        "key_algorithm": r.key_algorithm,
-        "not_before": fmt_unix(r.not_before),
-        "not_after": fmt_unix(r.not_after),
-        "created_at": fmt_unix(r.created_at),
-        "requested_by": r.requested_by,
-        "renewed_from": r.renewed_from,
-        "revocation": r.revocation.as_ref().map(|v| json!({
-            "reason_code": v.reason_code,
-            "reason": v.reason,
-            "revoked_at": fmt_unix(v.revoked_at),
-            "revoked_by": v.revoked_by,
-        })),
-    })
+pub fn ca_json(r: &CaRecord) -> wire::CaDescription {
+    wire::CaDescription {
+        id: r.id.clone(),
+        ca_type: api_name(&r.ca_type),
+        status: api_name(&r.status),
+        subject: r.subject.clone(),
+        key_algorithm: r.key_algorithm.clone(),
+        serial: r.serial.clone(),
+        not_before: r.not_before.map(fmt_unix),
+        not_after: r.not_after.map(fmt_unix),
+        path_len: r.path_len,
+        parent_ca_id: r.parent_ca_id.clone(),
+        external: r.external,
+        created_at: fmt_unix(r.created_at),
+        updated_at: fmt_unix(r.updated_at),
+    }
 }
 
-pub fn cert_json(v: &CertView) -> Value {
-    let mut j = cert_summary(&v.record);
-    j["certificate"] = Value::String(ca_core::pem::encode("CERTIFICATE", &v.der));
-    j["certificate_chain"] = Value::String(
-        v.chain_der
+pub fn cert_summary(r: &CertRecord) -> wire::CertificateSummary {
+    wire::CertificateSummary {
+        ca_id: r.ca_id.clone(),
+        serial: r.serial.clone(),
+        status: effective_status(r, now().unix_timestamp()).into(),
+        profile: r.profile.clone(),
+        subject: r.subject.clone(),
+        sans: r.sans.clone(),
+        key_algorithm: r.key_algorithm.clone(),
+        not_before: fmt_unix(r.not_before),
+        not_after: fmt_unix(r.not_after),
+        created_at: fmt_unix(r.created_at),
+        requested_by: r.requested_by.clone(),
+        renewed_from: r.renewed_from.clone(),
+        revocation: r.revocation.as_ref().map(|v| wire::RevocationInfo {
+            reason_code: v.reason_code,
+            reason: v.reason.clone(),
+            revoked_at: fmt_unix(v.revoked_at),
+            revoked_by: v.revoked_by.clone(),
+        }),
+    }
+}
+
+pub fn cert_json(v: &CertView) -> wire::Certificate {
+    wire::Certificate {
+        summary: cert_summary(&v.record),
+        certificate: ca_core::pem::encode("CERTIFICATE", &v.der),
+        certificate_chain: v
+            .chain_der
             .iter()
             .map(|d| ca_core::pem::encode("CERTIFICATE", d))
             .collect(),
-    );
-    j
+    }
 }

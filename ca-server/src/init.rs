@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::api::client::ClientProfile;
 use crate::authority::{Identity, NewCa, NewKeyRequest};
-use crate::config::{ClientProfile, Config, LogFormat, CONFIG_FILE};
+use crate::config::{Config, LogFormat, CONFIG_FILE};
 use crate::store::CaType;
 
 pub struct InitOptions {
@@ -203,7 +204,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         client_key: PathBuf::from("admin.key"),
         root_ca: PathBuf::from("root.pem"),
         // The alias: the CLI keeps issuing from the current CA across rotations.
-        default_ca_id: crate::alias::DEFAULT_ALIAS.to_string(),
+        default_ca_id: Some(crate::alias::DEFAULT_ALIAS.to_string()),
     };
     let profile_path = admin_dir.join("profile.toml");
     write_private(&profile_path, toml::to_string(&profile)?.as_bytes())?;

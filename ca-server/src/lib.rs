@@ -4,14 +4,17 @@
 //! [`http`] (routing, JSON, errors; never sees a CA key) → [`authority`]
 //! (authorise, validate, decide, drive issuance) → [`vault`] (CA keys behind
 //! `ca_core::Signer`) and [`store`] (the storage authority: one trait, redb embedded).
+//! [`api`] holds what clients share with the server: the wire types and the
+//! mTLS client (`ca-cli` depends on it). Bench tooling lives with the bench
+//! binaries, not here.
 
 #![forbid(unsafe_code)]
 
 pub mod alias;
+pub mod api;
 pub mod api_tls;
 pub mod audit;
 pub mod authority;
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod error;
@@ -19,7 +22,6 @@ pub mod files;
 pub mod http;
 pub mod ids;
 pub mod init;
-pub mod load;
 pub mod policy;
 pub mod public;
 pub mod revocation;

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Output};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ca_server::client::ApiClient;
-use ca_server::config::{ClientProfile, Config};
+use ca_server::api::client::{ApiClient, ClientProfile};
+use ca_server::config::Config;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ca-server");
@@ -254,7 +254,7 @@ impl Server {
     }
 
     pub fn tls(&self) -> Arc<rustls::ClientConfig> {
-        ca_server::client::profile_config(&self.profile).expect("client config")
+        ca_server::api::client::profile_config(&self.profile).expect("client config")
     }
 
     pub async fn client(&self) -> ApiClient {

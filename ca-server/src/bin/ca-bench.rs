@@ -22,10 +22,13 @@ use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use ca_core::names::SanEntry;
 use ca_core::profile::Profile;
 use ca_core::serial::Serial;
-use ca_server::config::ClientProfile;
+use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
+use ca_server::api::wire;
 use clap::Parser;
 use hyper::body::Bytes;
 use x509_cert::name::Name;
+
+mod bench_support;
 
 #[derive(Parser)]
 #[command(
@@ -187,12 +190,14 @@ fn main() -> anyhow::Result<()> {
             (Some(g), p, a)
         }
     };
-    let tls = ca_server::client::profile_config(&profile)?;
-    let body = Bytes::from(serde_json::to_vec(&serde_json::json!({
-        "ca_id": profile.default_ca_id,
-        "csr": csr_pem,
-        "profile": "tls-server",
-    }))?);
+    let tls = profile_config(&profile)?;
+    let body = Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+        ca_id: profile.default_ca_id.clone(),
+        csr: csr_pem,
+        profile: Some("tls-server".into()),
+        validity_days: None,
+        idempotency_token: None,
+    })?);
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -209,7 +214,7 @@ fn main() -> anyhow::Result<()> {
     );
     for c in levels {
         let health_before = commits(&rt, &api, &tls);
-        let mut r = rt.block_on(ca_server::load::run_load(
+        let mut r = rt.block_on(bench_support::run_load(
             api.clone(),
             tls.clone(),
             "/v1/certificates",
@@ -243,13 +248,11 @@ fn commits(
     tls: &std::sync::Arc<rustls::ClientConfig>,
 ) -> Option<(u64, u64)> {
     rt.block_on(async {
-        let mut c = ca_server::client::ApiClient::connect(api, tls.clone())
+        let mut c = ApiClient::connect(api, tls.clone()).await.ok()?;
+        let h: wire::Health = c
+            .request::<(), _>(hyper::Method::GET, "/health", None)
             .await
             .ok()?;
-        let (_, v) = c.call(hyper::Method::GET, "/health", None).await.ok()?;
-        Some((
-            v["store"]["commits"].as_u64()?,
-            v["store"]["writes"].as_u64()?,
-        ))
+        Some((h.store.commits, h.store.writes))
     })
 }

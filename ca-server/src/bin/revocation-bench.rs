@@ -30,8 +30,9 @@ use anyhow::{bail, Context};
 use ca_core::cert::CaCertificate;
 use ca_core::ocsp::{encode_request, CertIdInfo, HashAlg};
 use ca_core::serial::Serial;
-use ca_server::client::ApiClient;
-use ca_server::config::{ClientProfile, Config};
+use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
+use ca_server::api::wire;
+use ca_server::config::Config;
 use ca_server::store::{self, CertRecord, CertStatus, Revocation};
 use clap::Parser;
 use http_body_util::{BodyExt, Full};
@@ -234,7 +235,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     // 1. Start-up, nearly empty; one real certificate as the seeding template.
     let (server, _, api, startup_empty) = start(dir)?;
-    let tls = ca_server::client::profile_config(&profile)?;
+    let tls = profile_config(&profile)?;
     let mut client = ApiClient::connect(&api, tls.clone()).await?;
     let csr = {
         use std::str::FromStr;
@@ -246,17 +247,21 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         )?;
         ca_core::pem::encode("CERTIFICATE REQUEST", &der)
     };
-    let (st, v) = client
-        .call(
+    let issued: wire::Certificate = client
+        .request(
             Method::POST,
             "/v1/certificates",
-            Some(&serde_json::json!({"csr": csr, "ca_id": ca_id})),
+            Some(&wire::IssueCertificate {
+                ca_id: Some(ca_id.clone()),
+                csr,
+                profile: None,
+                validity_days: None,
+                idempotency_token: None,
+            }),
         )
-        .await?;
-    if st != 201 {
-        bail!("template issuance failed: {st} {v}");
-    }
-    let template = ca_core::pem::decode("CERTIFICATE", v["certificate"].as_str().unwrap_or(""))?;
+        .await
+        .context("template issuance failed")?;
+    let template = ca_core::pem::decode("CERTIFICATE", &issued.certificate)?;
     drop(client);
     drop(server);
 
@@ -342,9 +347,10 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
 
     // 4. Revoke latency through the API.
     let mut client = ApiClient::connect(&api, tls.clone()).await?;
-    let body = Bytes::from(serde_json::to_vec(
-        &serde_json::json!({"reason": "KEY_COMPROMISE", "ca_id": ca_id}),
-    )?);
+    let body = Bytes::from(serde_json::to_vec(&wire::RevokeCertificate {
+        ca_id: Some(ca_id.clone()),
+        reason: wire::RevocationReason::Name("KEY_COMPROMISE".into()),
+    })?);
     let mut revoke_lat = Vec::with_capacity(to_revoke.len());
     let t = Instant::now();
     for serial in &to_revoke {

@@ -1,5 +1,7 @@
-//! A load generator over keep-alive mTLS connections: the bench's engine, also
-//! used by the crash test.
+//! A load generator over keep-alive mTLS connections: the engine of
+//! `ca-bench`, also driven by the crash test (`tests/server_crash.rs`, through
+//! `#[path]`). It is measuring equipment, so it lives beside the bench binaries
+//! rather than in the `ca-server` library that production links.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,7 +10,8 @@ use hyper::body::Bytes;
 use hyper::Method;
 use rustls::ClientConfig;
 
-use crate::client::ApiClient;
+use ca_server::api::client::ApiClient;
+use ca_server::api::wire;
 
 #[derive(Debug, Default)]
 pub struct LoadReport {
@@ -72,15 +75,15 @@ pub async fn run_load(
                 let Some(c) = client.as_mut() else { continue };
                 let t = Instant::now();
                 let left = deadline.saturating_duration_since(t) + Duration::from_secs(5);
-                match tokio::time::timeout(left, c.call_raw(Method::POST, path, body.clone(), true))
+                match tokio::time::timeout(left, c.send(Method::POST, path, body.clone(), true))
                     .await
                 {
-                    Ok(Ok((status, v))) if (200..300).contains(&status) => {
+                    Ok(Ok((status, answer))) if (200..300).contains(&status) => {
                         r.ok += 1;
                         r.latencies_us.push(t.elapsed().as_micros() as u64);
                         if keep_serials {
-                            if let Some(s) = v.get("serial").and_then(|s| s.as_str()) {
-                                r.serials.push(s.to_string());
+                            if let Ok(cert) = serde_json::from_slice::<wire::Certificate>(&answer) {
+                                r.serials.push(cert.summary.serial);
                             }
                         }
                     }

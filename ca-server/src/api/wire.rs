@@ -1,0 +1,406 @@
+//! The JSON of the management API, as types: every request body and every
+//! answer, shared by the server (which serialises the answers and parses the
+//! requests) and by `ca-cli` (which does the opposite), so the two cannot
+//! drift apart and neither reads fields by string key.
+//!
+//! Request bodies refuse unknown fields (a misspelt option must not be
+//! silently ignored); answers accept them, so an older client keeps working
+//! against a newer server. Optional answer fields are written as `null`, never
+//! left out: scripts rely on every field being present.
+//!
+//! States and types travel as their API names (`ACTIVE`, `ROOT`, `ISSUED`),
+//! kept as strings here so that a newer server's new state does not break an
+//! older client; the server's store owns the enums behind them.
+
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+pub use crate::policy::StatementDto as PolicyStatement;
+pub use ca_core::audit_chain::AuditEntry;
+
+/// Key algorithm the server picks when a request names none.
+pub const DEFAULT_KEY_ALGORITHM: &str = "ec-p256";
+
+fn default_key_algorithm() -> String {
+    DEFAULT_KEY_ALGORITHM.into()
+}
+
+// ---------------------------------------------------------------- requests
+
+/// `POST /v1/cas`: create a root or subordinate CA (ACM PCA CreateCertificateAuthority).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCa {
+    /// `ROOT` or `SUBORDINATE`.
+    #[serde(rename = "type")]
+    pub ca_type: String,
+    /// RFC 4514 subject.
+    pub subject: String,
+    #[serde(default = "default_key_algorithm")]
+    pub key_algorithm: String,
+    pub parent_ca_id: Option<String>,
+    /// Signed outside this service: the CA waits for an imported certificate.
+    #[serde(default)]
+    pub external: bool,
+    pub validity_days: Option<u32>,
+    pub path_len: Option<u8>,
+    pub name_constraints: Option<NameConstraints>,
+}
+
+/// RFC 5280 name constraints of a new CA.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameConstraints {
+    #[serde(default)]
+    pub permitted_dns: Vec<String>,
+    #[serde(default)]
+    pub excluded_dns: Vec<String>,
+    #[serde(default)]
+    pub permitted_ip: Vec<String>,
+    #[serde(default)]
+    pub excluded_ip: Vec<String>,
+}
+
+/// `PATCH /v1/cas/{id}`: enable or disable a CA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCaStatus {
+    /// `ACTIVE` or `DISABLED`.
+    pub status: String,
+}
+
+/// `POST /v1/cas/{id}/certificate`: import an externally signed CA certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportCaCertificate {
+    pub certificate: String,
+    /// The issuer's chain, PEM, issuer first.
+    pub certificate_chain: String,
+}
+
+/// `POST /v1/certificates`: issue from a CSR (ACM PCA IssueCertificate).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueCertificate {
+    /// Absent: the server's default CA.
+    pub ca_id: Option<String>,
+    /// PEM `CERTIFICATE REQUEST`.
+    pub csr: String,
+    /// Absent: `tls-server`.
+    pub profile: Option<String>,
+    pub validity_days: Option<u32>,
+    /// A retry with the same token returns the first answer instead of issuing twice.
+    pub idempotency_token: Option<String>,
+}
+
+/// `POST /v1/certificates/request`: a certificate with a server-made key
+/// (ACM RequestCertificate + ExportCertificate). It carries the passphrase
+/// the key is encrypted under, so it is wiped when dropped and has no `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(deny_unknown_fields)]
+pub struct RequestCertificate {
+    pub ca_id: Option<String>,
+    /// DNS names and IP addresses for the subjectAltName.
+    pub names: Vec<String>,
+    /// RFC 4514 subject; absent: CN = the first name.
+    pub subject: Option<String>,
+    pub profile: Option<String>,
+    #[serde(default = "default_key_algorithm")]
+    pub key_algorithm: String,
+    pub validity_days: Option<u32>,
+    pub passphrase: String,
+}
+
+/// `POST /v1/certificates/{serial}/renew`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewCertificate {
+    pub ca_id: Option<String>,
+    /// A new CSR (a new key); absent: the same public key again.
+    pub csr: Option<String>,
+    pub validity_days: Option<u32>,
+    pub idempotency_token: Option<String>,
+}
+
+/// `POST /v1/certificates/{serial}/revoke`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeCertificate {
+    pub ca_id: Option<String>,
+    pub reason: RevocationReason,
+}
+
+/// A CRLReason as the client wrote it: an RFC 5280 code or a name (ACM's
+/// `KEY_COMPROMISE` style). Anything else is kept as sent, so the server
+/// answers with its own message rather than a parser's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RevocationReason {
+    Code(serde_json::Number),
+    Name(String),
+    Other(serde_json::Value),
+}
+
+/// `PUT /v1/aliases/{alias}`: point an alias at a CA.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetAlias {
+    pub ca_id: String,
+}
+
+// ----------------------------------------------------------------- answers
+
+/// A CA as described by the API (ACM PCA DescribeCertificateAuthority).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaDescription {
+    pub id: String,
+    /// `ROOT` or `SUBORDINATE`.
+    #[serde(rename = "type")]
+    pub ca_type: String,
+    /// `PENDING_CERTIFICATE`, `ACTIVE`, `DISABLED` or `RETIRED`.
+    pub status: String,
+    pub subject: String,
+    pub key_algorithm: String,
+    pub serial: Option<String>,
+    pub not_before: Option<String>,
+    pub not_after: Option<String>,
+    pub path_len: Option<u8>,
+    pub parent_ca_id: Option<String>,
+    pub external: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `GET /v1/cas`: the CAs this caller may read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaList {
+    pub certificate_authorities: Vec<CaDescription>,
+}
+
+/// `GET /v1/cas/{id}/csr`: the CSR of a CA waiting for an external signature.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCsr {
+    pub ca_id: String,
+    pub csr: String,
+}
+
+/// `GET /v1/cas/{id}/certificate`: a CA certificate with its chain.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaCertificate {
+    pub ca_id: String,
+    pub certificate: String,
+    pub certificate_chain: String,
+}
+
+/// A certificate's record, without the certificate itself (list entries, revoke).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateSummary {
+    pub ca_id: String,
+    pub serial: String,
+    /// `ISSUED`, `REVOKED`, `EXPIRED` or `RESERVED`.
+    pub status: String,
+    pub profile: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub key_algorithm: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub created_at: String,
+    pub requested_by: String,
+    pub renewed_from: Option<String>,
+    pub revocation: Option<RevocationInfo>,
+}
+
+/// How and when a certificate was revoked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationInfo {
+    pub reason_code: u8,
+    pub reason: String,
+    pub revoked_at: String,
+    pub revoked_by: String,
+}
+
+/// A certificate with its PEM and chain (issue, renew, get).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    #[serde(flatten)]
+    pub summary: CertificateSummary,
+    pub certificate: String,
+    /// Issuer first, up to the root, PEM.
+    pub certificate_chain: String,
+}
+
+/// A certificate issued with a server-made key: the key comes back once,
+/// encrypted under the caller's passphrase (PKCS#8 PBES2 PEM).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateWithKey {
+    #[serde(flatten)]
+    pub certificate: Certificate,
+    pub private_key: String,
+}
+
+/// `GET /v1/certificates`: one page.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertificateList {
+    pub certificates: Vec<CertificateSummary>,
+    /// Absent (`null`) on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /v1/whoami`: the identity the server sees in the client certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub subject: String,
+    pub sans: Vec<String>,
+}
+
+/// `GET /health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub store: StoreStats,
+}
+
+/// Group-commit counters of the store (writes per commit shows the batching).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// False while writes fail (a full disk): the store recovers by itself.
+    #[serde(default = "yes")]
+    pub writable: bool,
+    pub commits: u64,
+    pub writes: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// `GET /v1/policies`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyList {
+    pub statements: Vec<PolicyStatement>,
+}
+
+/// `DELETE /v1/policies/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyDeleted {
+    pub deleted: String,
+}
+
+/// An alias and the CA behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasBinding {
+    pub alias: String,
+    pub ca_id: String,
+}
+
+/// `GET /v1/aliases`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasList {
+    pub aliases: Vec<AliasBinding>,
+}
+
+/// `POST /v1/aliases/{alias}/rotate`: the alias now names `new`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRotation {
+    pub alias: String,
+    pub ca_id: String,
+    pub new: CaDescription,
+    pub retired: CaDescription,
+}
+
+/// `GET /v1/audit`: one page of the audit trail.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every error answer: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// A stable machine-readable code and a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn request_bodies_refuse_unknown_fields() {
+        let r: Result<IssueCertificate, _> =
+            serde_json::from_value(json!({"csr": "x", "profil": "tls-server"}));
+        assert!(r.is_err());
+        let r: Result<RevokeCertificate, _> =
+            serde_json::from_value(json!({"reason": 1, "why": "x"}));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn revocation_reason_keeps_what_was_sent() {
+        let r: RevokeCertificate = serde_json::from_value(json!({"reason": 1})).unwrap();
+        assert_eq!(r.reason, RevocationReason::Code(1.into()));
+        let r: RevokeCertificate =
+            serde_json::from_value(json!({"reason": "KEY_COMPROMISE"})).unwrap();
+        assert_eq!(r.reason, RevocationReason::Name("KEY_COMPROMISE".into()));
+        let r: RevokeCertificate = serde_json::from_value(json!({"reason": [1]})).unwrap();
+        assert_eq!(r.reason, RevocationReason::Other(json!([1])));
+        assert_eq!(
+            serde_json::to_value(RevocationReason::Code(4.into())).unwrap(),
+            json!(4)
+        );
+    }
+
+    #[test]
+    fn defaults_fill_in_like_the_server_always_did() {
+        let c: CreateCa =
+            serde_json::from_value(json!({"type": "ROOT", "subject": "CN=R"})).unwrap();
+        assert_eq!(c.key_algorithm, DEFAULT_KEY_ALGORITHM);
+        assert!(!c.external);
+        assert_eq!(c.name_constraints, None);
+    }
+
+    #[test]
+    fn a_certificate_is_its_summary_plus_pem_and_optional_fields_stay_null() {
+        let summary = CertificateSummary {
+            ca_id: "ca".into(),
+            serial: "01".into(),
+            status: "ISSUED".into(),
+            profile: "tls-server".into(),
+            subject: "CN=a".into(),
+            sans: vec!["a".into()],
+            key_algorithm: "ec-p256".into(),
+            not_before: "t0".into(),
+            not_after: "t1".into(),
+            created_at: "t0".into(),
+            requested_by: "CN=admin".into(),
+            renewed_from: None,
+            revocation: None,
+        };
+        let c = Certificate {
+            summary,
+            certificate: "PEM".into(),
+            certificate_chain: "CHAIN".into(),
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["serial"], "01");
+        assert_eq!(v["certificate"], "PEM");
+        assert!(v.get("revocation").is_some_and(|r| r.is_null()));
+        assert!(v.get("renewed_from").is_some_and(|r| r.is_null()));
+        let back: Certificate = serde_json::from_value(v).unwrap();
+        assert_eq!(back, c);
+        // Answers tolerate fields a newer server adds.
+        let mut v = serde_json::to_value(&c).unwrap();
+        v["added_later"] = json!(true);
+        assert!(serde_json::from_value::<Certificate>(v).is_ok());
+    }
+}
