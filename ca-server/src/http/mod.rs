@@ -1,0 +1,198 @@
+//! The HTTP layer of the management API: routing, JSON in and out, errors.
+//! It never sees a CA private key; a server-made key leaves here only
+//! encrypted under the caller's passphrase.
+
+mod handlers;
+mod input;
+mod route;
+mod views;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::api::wire;
+use crate::authority::{
+    check_ca_id, effective_status, fmt_unix, now, reason_from_code, reason_from_name, Authority,
+    CertView, Identity, NameConstraintsInput, NewCa, NewKeyRequest,
+};
+use crate::error::{ApiError, ErrorCode};
+use crate::policy::StatementDto;
+use crate::store::{CaRecord, CaType, CertFilter, CertRecord};
+
+pub use handlers::encrypt_key;
+use handlers::*;
+use input::*;
+use route::route;
+use views::*;
+pub use views::{ca_json, cert_json, cert_summary};
+
+pub type Body = Full<Bytes>;
+
+/// PBKDF2 iterations for passphrase-encrypted keys (OWASP 2023 figure for SHA-256).
+pub const PBKDF2_ITERATIONS: u32 = 600_000;
+pub const MIN_PASSPHRASE: usize = 8;
+pub const DEFAULT_PAGE: usize = 100;
+pub const MAX_PAGE: usize = 1000;
+/// How long a client may take to send its request body.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// The HTTP status of an error code: the one place the domain's codes meet
+/// HTTP (the domain errors know nothing of it).
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::InvalidRequest | ErrorCode::MalformedCsr | ErrorCode::MalformedCertificate => {
+            StatusCode::BAD_REQUEST
+        }
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
+            StatusCode::CONFLICT
+        }
+        ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+pub fn error_response(e: &ApiError) -> Response<Body> {
+    json_response(status_of(e.code), &e.to_json())
+}
+
+/// Entry point for one request on the management API.
+pub async fn handle(
+    auth: Arc<Authority>,
+    identity: Arc<Identity>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    // Admission control first: under overload a call is refused (and still
+    // audited) before it costs any work.
+    let permit = match auth.in_flight.clone().try_acquire_owned() {
+        Ok(p) => p,
+        Err(_) => {
+            let e = ApiError::new(
+                ErrorCode::Throttled,
+                "too many requests in flight; retry shortly",
+            );
+            let code = e.code.as_str().to_string();
+            let call = call_of(&identity, &method, &path);
+            if let Err(audit_err) = audit_call(&auth, call, status_of(e.code).as_u16(), code).await
+            {
+                return Ok(error_response(&audit_err));
+            }
+            return Ok(error_response(&e));
+        }
+    };
+    let call = call_of(&identity, &method, &path);
+    let (result, decisions) = crate::audit::with_call(call, route(&auth, &identity, req)).await;
+    let (status, code) = match &result {
+        Ok((status, _)) => (status.as_u16(), "success".to_string()),
+        Err(e) => (status_of(e.code).as_u16(), e.code.as_str().to_string()),
+    };
+    // Every call is audited before it is answered. A call that changed
+    // state committed its entry with the change; every other call (and one
+    // that failed after its change committed) is appended here. A failed
+    // audit write fails the call.
+    if !(decisions.audited && result.is_ok()) {
+        if let Err(e) = audit_call(&auth, decisions, status, code).await {
+            return Ok(error_response(&e));
+        }
+    }
+    drop(permit);
+    let out = match result {
+        Ok((status, v)) => json_response(status, &v),
+        Err(e) => {
+            if e.code == ErrorCode::Internal {
+                tracing::error!(%method, %path, "request failed");
+            } else {
+                tracing::debug!(%method, %path, code = %e.code, msg = %e.message, "request refused");
+            }
+            error_response(&e)
+        }
+    };
+    tracing::debug!(%method, %path, status = out.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    Ok(out)
+}
+
+type Reply = Result<(StatusCode, Value), ApiError>;
+
+/// What the audit trail will say of this call, before it runs.
+fn call_of(who: &Identity, method: &Method, path: &str) -> crate::audit::Decisions {
+    let (action, target) = crate::audit::classify(method.as_str(), path);
+    crate::audit::Decisions {
+        identity: Some(crate::audit::AuditIdentity {
+            subject: who.display(),
+            fingerprint: who.fingerprint.clone(),
+        }),
+        success_status: crate::audit::success_status(method.as_str(), path),
+        action,
+        target,
+        ..Default::default()
+    }
+}
+
+/// A typed answer as the JSON value `handle` sends. Going through `Value`
+/// keeps the keys in the order the API has always written them (sorted).
+fn reply<T: Serialize>(status: StatusCode, answer: &T) -> Reply {
+    serde_json::to_value(answer)
+        .map(|v| (status, v))
+        .map_err(|e| ApiError::internal("answer encoding", e))
+}
+
+async fn audit_call(
+    auth: &Authority,
+    decisions: crate::audit::Decisions,
+    status: u16,
+    code: String,
+) -> Result<(), ApiError> {
+    use crate::audit::{AuditIdentity, AuditOutcome, AuditResult};
+    let mut target = decisions.target.clone();
+    if target.is_empty() {
+        target = decisions.ca.clone().unwrap_or_default();
+    }
+    let draft = crate::store::AuditDraft {
+        unix: now().unix_timestamp(),
+        identity: decisions.identity.clone().unwrap_or(AuditIdentity {
+            subject: String::new(),
+            fingerprint: String::new(),
+        }),
+        action: decisions.action.clone(),
+        target,
+        outcome: decisions.outcome.unwrap_or(AuditOutcome {
+            decision: "not_evaluated".into(),
+            statement: None,
+            reason: "refused before the policy check".into(),
+        }),
+        result: AuditResult { status, code },
+    };
+    match auth.store.append_audit(draft).await {
+        Ok(_) => Ok(()),
+        Err(e @ crate::store::StoreError::Unavailable(_)) => Err(e.into()),
+        Err(e) => Err(ApiError::internal("audit append", e)),
+    }
+}
