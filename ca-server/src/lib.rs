@@ -3,7 +3,7 @@
 //! Layers, each seeing only what it needs (Boulder-style seams in one process):
 //! [`http`] (routing, JSON, errors; never sees a CA key) → [`authority`]
 //! (authorise, validate, decide, drive issuance) → [`vault`] (CA keys behind
-//! `ca_core::Signer`) and [`store`] (the storage authority: one trait, redb embedded).
+//! `ca_core::Signer`) and [`store`] (the storage authority: one trait, an embedded backend).
 //! [`api`] holds what clients share with the server: the wire types and the
 //! mTLS client (`ca-cli` depends on it). Bench tooling lives with the bench
 //! binaries, not here.

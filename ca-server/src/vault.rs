@@ -163,7 +163,7 @@ fn find_master(
 /// wrong key changes nothing. Returns `false` when the check could not be made
 /// read-only (a database that needs crash recovery); [`unlock`] checks again.
 pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
-    if !dir.join(crate::store::redb::DB_FILE).exists() {
+    if !crate::store::exists(dir) {
         return Ok(true);
     }
     let store = match crate::store::open_read_only(dir) {

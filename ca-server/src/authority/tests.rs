@@ -1,4 +1,4 @@
-//! Unit tests of the authority, in process: a temporary redb store, a fresh
+//! Unit tests of the authority, in process: a temporary embedded store, a fresh
 //! master key, a root and a subordinate CA made by an internal identity, and
 //! a clock the test moves, so dates in certificates and audit entries can be
 //! checked exactly. Outside an API call (`audit::with_call`) every state

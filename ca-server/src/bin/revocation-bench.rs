@@ -332,7 +332,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     store.close();
     drop(store);
     let seed_time = t.elapsed();
-    let db_size = std::fs::metadata(dir.join(store::redb::DB_FILE))?.len();
+    let db_size = store::size_on_disk(dir)?;
     println!(
         "seeded {} revoked + {} issued records in {:.1} s ({:.0}/s), store {:.0} MiB",
         args.count,

@@ -244,6 +244,16 @@ pub fn open(dir: &std::path::Path, boot_id: String) -> Result<Arc<dyn Store>, St
     Ok(Arc::new(redb::RedbStore::open(dir, boot_id)?))
 }
 
+/// Whether `dir` holds a store already (a data directory in use).
+pub fn exists(dir: &std::path::Path) -> bool {
+    dir.join(redb::DB_FILE).exists()
+}
+
+/// How many bytes the store takes on disk (benchmarks and reports).
+pub fn size_on_disk(dir: &std::path::Path) -> std::io::Result<u64> {
+    Ok(std::fs::metadata(dir.join(redb::DB_FILE))?.len())
+}
+
 /// Open a stopped server's store to read (offline tools, verification).
 pub fn open_read_only(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(redb::RedbStore::open_read_only(dir)?))
