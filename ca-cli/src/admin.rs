@@ -241,7 +241,7 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
                 out.emit(&report, || {
                     format!("BROKEN at entry {}: {}\n", broken.seq, broken.why)
                 });
-                return Err(crate::VerificationFailed(format!(
+                return Err(crate::exit::VerificationFailed(format!(
                     "the audit chain is broken at entry {}",
                     broken.seq
                 ))

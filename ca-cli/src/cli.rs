@@ -1,11 +1,12 @@
 //! The command tree (clap derive) and dispatch.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
+use crate::inspect::InspectArgs;
+use crate::local::{CsrCommand, KeyCommand};
 use crate::output::{Out, OutputFormat};
+use crate::verify::VerifyArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -67,148 +68,6 @@ pub enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum KeyCommand {
-    /// Generate a key pair and write the private key (PKCS#8 PEM, mode 0600).
-    Generate(KeyGenerateArgs),
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KeyAlg {
-    #[value(name = "ec-p256")]
-    EcP256,
-    #[value(name = "ec-p384")]
-    EcP384,
-    #[value(name = "rsa-2048")]
-    Rsa2048,
-    #[value(name = "rsa-3072")]
-    Rsa3072,
-    #[value(name = "rsa-4096")]
-    Rsa4096,
-    #[value(name = "ed25519")]
-    Ed25519,
-}
-
-impl From<KeyAlg> for ca_core::KeyAlgorithm {
-    fn from(a: KeyAlg) -> Self {
-        use ca_core::KeyAlgorithm as K;
-        match a {
-            KeyAlg::EcP256 => K::EcdsaP256,
-            KeyAlg::EcP384 => K::EcdsaP384,
-            KeyAlg::Rsa2048 => K::Rsa2048,
-            KeyAlg::Rsa3072 => K::Rsa3072,
-            KeyAlg::Rsa4096 => K::Rsa4096,
-            KeyAlg::Ed25519 => K::Ed25519,
-        }
-    }
-}
-
-#[derive(clap::Args, Debug)]
-pub struct KeyGenerateArgs {
-    /// Key algorithm.
-    #[arg(long, short = 'a', value_enum, default_value_t = KeyAlg::EcP256)]
-    pub algorithm: KeyAlg,
-    /// Where to write the private key (created with mode 0600).
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Also write the public key (SubjectPublicKeyInfo PEM) here.
-    #[arg(long)]
-    pub public_out: Option<PathBuf>,
-    /// Replace existing files.
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum CsrCommand {
-    /// Create a CSR signed with your private key (proof of possession).
-    Create(CsrCreateArgs),
-}
-
-#[derive(clap::Args, Debug)]
-pub struct CsrCreateArgs {
-    /// Your private key (PKCS#8 PEM, as `key generate` writes it).
-    #[arg(long)]
-    pub key: PathBuf,
-    /// Subject distinguished name, RFC 4514 form, e.g. "CN=www.example.internal,O=Example".
-    #[arg(long, value_parser = parse_subject)]
-    pub subject: x509_cert::name::Name,
-    /// Subject alternative name: DNS:name, IP:address or email:address (repeatable).
-    #[arg(long = "san", value_parser = parse_san)]
-    pub sans: Vec<ca_core::SanEntry>,
-    /// Where to write the CSR (PEM); standard output if omitted.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Replace an existing output file.
-    #[arg(long)]
-    pub force: bool,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct InspectArgs {
-    /// Files to show (certificate, bundle, CSR or CRL; PEM or DER; `-` for stdin).
-    #[arg(required = true)]
-    pub files: Vec<PathBuf>,
-}
-
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UsageArg {
-    /// TLS server (serverAuth, CA/Browser Forum rules).
-    Server,
-    /// TLS client (clientAuth).
-    Client,
-    /// Any purpose (RFC 5280 rules only).
-    Any,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct VerifyArgs {
-    /// Trust anchors (PEM bundle or DER): the roots you trust.
-    #[arg(long)]
-    pub root: PathBuf,
-    /// Intermediate certificates (PEM bundle or DER), in any order (repeatable).
-    #[arg(long = "intermediates", alias = "chain")]
-    pub intermediates: Vec<PathBuf>,
-    /// The name the certificate must be valid for (DNS name, IP address or email).
-    #[arg(long)]
-    pub name: Option<String>,
-    /// What the certificate is for.
-    #[arg(long, value_enum, default_value_t = UsageArg::Server)]
-    pub usage: UsageArg,
-    /// CRLs to check revocation against (PEM or DER, repeatable).
-    #[arg(long = "crl")]
-    pub crls: Vec<PathBuf>,
-    /// Validate at this time (RFC 3339) instead of now.
-    #[arg(long, value_parser = parse_time)]
-    pub at: Option<time::OffsetDateTime>,
-    /// The certificate to verify (PEM or DER; further certificates in a PEM
-    /// bundle are used as intermediates).
-    pub leaf: PathBuf,
-}
-
-/// Clap's parser for `--subject`: a failure here is a usage error (exit 2).
-pub fn parse_subject(s: &str) -> Result<x509_cert::name::Name, String> {
-    if s.trim().is_empty() {
-        return Err(
-            "the subject is empty (expected e.g. CN=www.example.internal,O=Example)".into(),
-        );
-    }
-    // Not `Name::from_str` directly: numeric attribute types such as
-    // `2.4294967296=x` overflow (panic) inside const-oid. ca-core's parser
-    // allows only known short names and runs check_subject.
-    ca_core::names::parse_subject(s)
-        .map_err(|e| format!("not an RFC 4514 name like CN=host,O=Org: {e}"))
-}
-
-pub fn parse_san(s: &str) -> Result<ca_core::SanEntry, String> {
-    ca_core::SanEntry::parse(s).map_err(|e| e.to_string())
-}
-
-pub fn parse_time(s: &str) -> Result<time::OffsetDateTime, String> {
-    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .map_err(|e| format!("not an RFC 3339 time like 2026-01-31T12:00:00Z: {e}"))
-}
-
 pub fn run(cli: Cli, out: &Out) -> Result<()> {
     match cli.command {
         Command::Key(KeyCommand::Generate(a)) => crate::local::key_generate(&a, out),
@@ -237,6 +96,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::{parse_san, parse_subject};
 
     #[test]
     fn command_tree_is_consistent() {

@@ -74,7 +74,7 @@ impl ConnArgs {
         };
         // A missing setting is a usage error (exit 2), like a missing flag.
         let missing = |what: &str, flag: &str, env: &str| {
-            anyhow::Error::from(crate::UsageError(format!(
+            anyhow::Error::from(crate::exit::UsageError(format!(
                 "no {what}: pass {flag}, set {env}, or point --profile at the profile.toml that `ca-server init` wrote"
             )))
         };

@@ -1,6 +1,8 @@
 //! `inspect`: a readable dump of certificates, CSRs and CRLs — names, validity
 //! with time left, key, decoded extensions and fingerprints — as text or JSON.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
 use const_oid::ObjectIdentifier;
 use der::{Decode, Encode};
@@ -18,7 +20,6 @@ use x509_cert::Certificate;
 
 use ca_core::oids;
 
-use crate::cli::InspectArgs;
 use crate::files::read_input;
 use crate::output::{colon_hex, hex, relative, sha1, sha256, Out};
 
@@ -622,4 +623,11 @@ pub fn cert_facts(der: &[u8]) -> Map<String, Value> {
         .ok()
         .and_then(|v| v.as_object().cloned())
         .unwrap_or_default()
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Files to show (certificate, bundle, CSR or CRL; PEM or DER; `-` for stdin).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }

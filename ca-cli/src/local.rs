@@ -4,7 +4,11 @@ use anyhow::{Context, Result};
 use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use serde_json::json;
 
-use crate::cli::{CsrCreateArgs, KeyGenerateArgs};
+use std::path::PathBuf;
+
+use clap::Subcommand;
+
+use crate::args::{parse_san, parse_subject, KeyAlg};
 use crate::files::{read_text, write_or_stdout, write_output};
 use crate::output::{colon_hex, sha256, Out};
 
@@ -109,4 +113,51 @@ pub fn csr_create(a: &CsrCreateArgs, out: &Out) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Generate a key pair and write the private key (PKCS#8 PEM, mode 0600).
+    Generate(KeyGenerateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct KeyGenerateArgs {
+    /// Key algorithm.
+    #[arg(long, short = 'a', value_enum, default_value_t = KeyAlg::EcP256)]
+    pub algorithm: KeyAlg,
+    /// Where to write the private key (created with mode 0600).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the public key (SubjectPublicKeyInfo PEM) here.
+    #[arg(long)]
+    pub public_out: Option<PathBuf>,
+    /// Replace existing files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CsrCommand {
+    /// Create a CSR signed with your private key (proof of possession).
+    Create(CsrCreateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CsrCreateArgs {
+    /// Your private key (PKCS#8 PEM, as `key generate` writes it).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Subject distinguished name, RFC 4514 form, e.g. "CN=www.example.internal,O=Example".
+    #[arg(long, value_parser = parse_subject)]
+    pub subject: x509_cert::name::Name,
+    /// Subject alternative name: DNS:name, IP:address or email:address (repeatable).
+    #[arg(long = "san", value_parser = parse_san)]
+    pub sans: Vec<ca_core::SanEntry>,
+    /// Where to write the CSR (PEM); standard output if omitted.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -7,9 +7,11 @@
 #![forbid(unsafe_code)]
 
 mod admin;
+mod args;
 mod cli;
 mod client;
 mod crypto;
+mod exit;
 mod files;
 mod inspect;
 mod local;
@@ -24,6 +26,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use cli::Cli;
+use exit::{UsageError, VerificationFailed};
 use output::Out;
 
 /// Everything worked.
@@ -34,31 +37,6 @@ pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// A certificate (or signature) was checked and found not valid.
 pub const EXIT_VERIFY_FAILED: u8 = 3;
-
-/// A verification that ran and said "no": not an error of the tool, so it gets
-/// its own exit code. The explanation has already been printed.
-#[derive(Debug)]
-pub struct VerificationFailed(pub String);
-
-impl std::fmt::Display for VerificationFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "verification failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for VerificationFailed {}
-
-/// A command line that parsed but makes no sense (checked after clap).
-#[derive(Debug)]
-pub struct UsageError(pub String);
-
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -35,11 +35,11 @@ pub enum CaCommand {
         #[arg(long = "type", value_enum)]
         ca_type: CaType,
         /// Subject, e.g. "CN=Example Issuing CA,O=Example".
-        #[arg(long, value_parser = crate::cli::parse_subject)]
+        #[arg(long, value_parser = crate::args::parse_subject)]
         subject: x509_cert::name::Name,
         /// Key algorithm of the CA's key (generated inside the server).
-        #[arg(long, value_enum, default_value_t = crate::cli::KeyAlg::EcP256)]
-        key_algorithm: crate::cli::KeyAlg,
+        #[arg(long, value_enum, default_value_t = crate::args::KeyAlg::EcP256)]
+        key_algorithm: crate::args::KeyAlg,
         /// The CA that signs this subordinate.
         #[arg(long)]
         parent: Option<String>,
@@ -163,8 +163,8 @@ pub enum CertCommand {
         /// Certificate profile (named --cert-profile because --profile is the connection profile).
         #[arg(long = "cert-profile", value_enum, default_value_t = ProfileArg::TlsServer)]
         cert_profile: ProfileArg,
-        #[arg(long, value_enum, default_value_t = crate::cli::KeyAlg::EcP256)]
-        key_algorithm: crate::cli::KeyAlg,
+        #[arg(long, value_enum, default_value_t = crate::args::KeyAlg::EcP256)]
+        key_algorithm: crate::args::KeyAlg,
         #[arg(long)]
         validity_days: Option<u32>,
         /// File holding the passphrase that encrypts the returned key (at least 8 characters).
@@ -196,7 +196,7 @@ pub enum CertCommand {
         #[arg(long, value_enum)]
         status: Option<StatusArg>,
         /// Only those expiring before this RFC 3339 time.
-        #[arg(long, value_parser = crate::cli::parse_time)]
+        #[arg(long, value_parser = crate::args::parse_time)]
         expiring_before: Option<time::OffsetDateTime>,
         /// At most this many (one page).
         #[arg(long)]
@@ -463,7 +463,7 @@ pub fn run_cert(a: &CertArgs, out: &Out) -> Result<()> {
     } = &a.command
     {
         if same_path(key_out, path) {
-            return Err(crate::UsageError(format!(
+            return Err(crate::exit::UsageError(format!(
                 "--key-out and --out are the same file ({}): the certificate would replace the key",
                 path.display()
             ))
@@ -824,7 +824,9 @@ pub fn run_crl(a: &CrlArgs, out: &Out) -> Result<()> {
                     crl_url_of(first)?
                 }
                 // clap requires one of them; kept as a usage error should that change.
-                (None, None) => return Err(crate::UsageError("give --url or --cert".into()).into()),
+                (None, None) => {
+                    return Err(crate::exit::UsageError("give --url or --cert".into()).into())
+                }
             };
             out.progress(&format!("fetching {url}"));
             let body = crate::client::http_get(&url)?;
@@ -849,7 +851,7 @@ pub fn run_crl(a: &CrlArgs, out: &Out) -> Result<()> {
             Ok(())
         }
         CrlCommand::Inspect { file } => crate::inspect::run(
-            &crate::cli::InspectArgs {
+            &crate::inspect::InspectArgs {
                 files: vec![file.clone()],
             },
             out,

@@ -7,11 +7,15 @@ use anyhow::{bail, Context, Result};
 use ca_core::verify::{verify_chain, Explanation, PeerName, Usage, VerifyError, VerifyOptions};
 use serde_json::{json, Value};
 
-use crate::cli::{UsageArg, VerifyArgs};
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+
+use crate::args::parse_time;
+use crate::exit::{UsageError, VerificationFailed};
 use crate::files::read_input;
 use crate::inspect::{objects, Object};
 use crate::output::Out;
-use crate::{UsageError, VerificationFailed};
 
 /// Certificates in a file: every certificate of a PEM bundle, or one DER.
 pub fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
@@ -183,4 +187,39 @@ pub fn run(a: &VerifyArgs, out: &Out) -> Result<()> {
         None => Ok(()),
         Some(r) => Err(VerificationFailed(r).into()),
     }
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UsageArg {
+    /// TLS server (serverAuth, CA/Browser Forum rules).
+    Server,
+    /// TLS client (clientAuth).
+    Client,
+    /// Any purpose (RFC 5280 rules only).
+    Any,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VerifyArgs {
+    /// Trust anchors (PEM bundle or DER): the roots you trust.
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Intermediate certificates (PEM bundle or DER), in any order (repeatable).
+    #[arg(long = "intermediates", alias = "chain")]
+    pub intermediates: Vec<PathBuf>,
+    /// The name the certificate must be valid for (DNS name, IP address or email).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// What the certificate is for.
+    #[arg(long, value_enum, default_value_t = UsageArg::Server)]
+    pub usage: UsageArg,
+    /// CRLs to check revocation against (PEM or DER, repeatable).
+    #[arg(long = "crl")]
+    pub crls: Vec<PathBuf>,
+    /// Validate at this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = parse_time)]
+    pub at: Option<time::OffsetDateTime>,
+    /// The certificate to verify (PEM or DER; further certificates in a PEM
+    /// bundle are used as intermediates).
+    pub leaf: PathBuf,
 }

@@ -459,7 +459,7 @@ impl Keeper {
 
 pub fn run(a: &WalkthroughArgs, out: &Out) -> Result<()> {
     if a.message.is_empty() {
-        return Err(crate::UsageError("--message must not be empty".into()).into());
+        return Err(crate::exit::UsageError("--message must not be empty".into()).into());
     }
     let mut backend: Box<dyn CaBackend> = if a.online || a.conn.server.is_some() {
         let api = crate::client::Api::new(a.conn.resolve()?)?;
