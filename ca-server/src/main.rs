@@ -135,14 +135,9 @@ struct ServeArgs {
     master: MasterArgs,
 }
 
+/// The same default the CLI looks in (one definition, in `api::client`).
 fn default_data_dir() -> PathBuf {
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("ca-server");
-    }
-    if let Some(h) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(h).join(".local/share/ca-server");
-    }
-    PathBuf::from("ca-server-data")
+    ca_server::api::client::default_data_dir().unwrap_or_else(|| PathBuf::from("ca-server-data"))
 }
 
 fn init_logging(format: LogFormat) {
