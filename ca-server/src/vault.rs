@@ -245,7 +245,8 @@ pub fn unlock(
         check_value: Some(key.check_value()),
         kdf,
     };
-    store.set_key_meta(&meta)?;
+    let draft = crate::audit::commit_draft("ca-server", "CreateMasterKey", "master-key");
+    store.set_key_meta(&meta, draft)?;
     Ok(key)
 }
 
@@ -319,7 +320,12 @@ pub fn rotate_master_key(
         check_value: Some(new.check_value()),
         kdf: kdf.clone(),
     };
-    let n = store.rewrap_keys(&mut rewrap, &meta)?;
+    let draft = crate::audit::commit_draft(
+        "ca-server rotate-master-key",
+        "RotateMasterKey",
+        "master-key",
+    );
+    let n = store.rewrap_keys(&mut rewrap, &meta, draft)?;
     if crash == Some(CrashPoint::Committed) {
         std::process::exit(3);
     }
@@ -379,7 +385,8 @@ pub fn migrate_plaintext_keys(
         .iter()
         .map(|(id, _, _, sealed)| (id.clone(), sealed.clone()))
         .collect();
-    store.import_sealed_keys(&keys)?;
+    let draft = crate::audit::commit_draft("ca-server (upgrade)", "SealPlaintextKeys", "ca-keys");
+    store.import_sealed_keys(&keys, draft)?;
     for (_, path, len, _) in &found {
         write_private(path, &vec![0u8; *len])?;
         std::fs::remove_file(path).map_err(|e| VaultError::Io(path.display().to_string(), e))?;

@@ -503,13 +503,19 @@ async fn keys_and_policies_survive_a_restart(b: &dyn Backend, dir: &Path) {
         let s = b.open(dir, "boot1");
         assert_eq!(s.list_policies().expect("policies"), None);
         assert_eq!(s.key_meta().expect("meta"), KeyMeta::default());
-        s.set_key_meta(&KeyMeta {
-            check_value: Some("cv".into()),
-            kdf: None,
-        })
+        s.set_key_meta(
+            &KeyMeta {
+                check_value: Some("cv".into()),
+                kdf: None,
+            },
+            draft("CreateMasterKey", "master-key"),
+        )
         .expect("meta");
-        s.import_sealed_keys(&[(CA1.into(), b"k1".to_vec())])
-            .expect("import");
+        s.import_sealed_keys(
+            &[(CA1.into(), b"k1".to_vec())],
+            draft("SealPlaintextKeys", "ca-keys"),
+        )
+        .expect("import");
         s.put_policy("p", b"{\"a\":1}".to_vec(), draft("PutPolicy", "p"))
             .await
             .expect("policy");
@@ -529,7 +535,22 @@ async fn keys_and_policies_survive_a_restart(b: &dyn Backend, dir: &Path) {
         check_value: Some("cv2".into()),
         kdf: Some("kdf".into()),
     };
-    assert_eq!(s.rewrap_keys(&mut rewrap, &meta).expect("rewrap"), 1);
+    assert_eq!(
+        s.rewrap_keys(&mut rewrap, &meta, draft("RotateMasterKey", "master-key"))
+            .expect("rewrap"),
+        1
+    );
+    // Each key operation left its entry, in the same commits.
+    let actions: Vec<String> = audit_actions(s.as_ref()).into_iter().map(|a| a.0).collect();
+    assert_eq!(
+        actions,
+        [
+            "CreateMasterKey",
+            "SealPlaintextKeys",
+            "PutPolicy",
+            "RotateMasterKey"
+        ]
+    );
     assert_eq!(s.key_meta().expect("meta"), meta);
     assert_eq!(
         s.sealed_key(CA1).expect("key"),

@@ -218,13 +218,23 @@ pub trait Store: Send + Sync {
     // ---- keys (start-up and offline operations: synchronous) ---------------
 
     fn key_meta(&self) -> Result<KeyMeta, StoreError>;
-    fn set_key_meta(&self, meta: &KeyMeta) -> Result<(), StoreError>;
+    /// Record the master key's check value (first use), with its audit entry.
+    fn set_key_meta(&self, meta: &KeyMeta, audit: AuditDraft) -> Result<(), StoreError>;
     fn sealed_key(&self, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
     fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Keep sealed keys of CAs that have none yet (a migration); returns how many.
-    fn import_sealed_keys(&self, keys: &[(String, Vec<u8>)]) -> Result<usize, StoreError>;
+    fn import_sealed_keys(
+        &self,
+        keys: &[(String, Vec<u8>)],
+        audit: AuditDraft,
+    ) -> Result<usize, StoreError>;
     /// Re-seal every CA key and record the new master key in one transaction.
-    fn rewrap_keys(&self, rewrap: Rewrap<'_>, meta: &KeyMeta) -> Result<usize, StoreError>;
+    fn rewrap_keys(
+        &self,
+        rewrap: Rewrap<'_>,
+        meta: &KeyMeta,
+        audit: AuditDraft,
+    ) -> Result<usize, StoreError>;
 
     // ---- the audit trail ---------------------------------------------------
 

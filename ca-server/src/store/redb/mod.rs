@@ -467,8 +467,11 @@ impl Store for RedbStore {
         reads::key_meta(self.handle()?.as_ref())
     }
 
-    fn set_key_meta(&self, meta: &KeyMeta) -> Result<(), StoreError> {
-        self.write_now(|txn| write_key_meta(txn, meta))
+    fn set_key_meta(&self, meta: &KeyMeta, audit: AuditDraft) -> Result<(), StoreError> {
+        self.write_now(|txn| {
+            write_key_meta(txn, meta)?;
+            append_audit(txn, &audit).map(|_| ())
+        })
     }
 
     fn sealed_key(&self, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -479,7 +482,11 @@ impl Store for RedbStore {
         reads::sealed_key_ids(self.handle()?.as_ref())
     }
 
-    fn import_sealed_keys(&self, keys: &[(String, Vec<u8>)]) -> Result<usize, StoreError> {
+    fn import_sealed_keys(
+        &self,
+        keys: &[(String, Vec<u8>)],
+        audit: AuditDraft,
+    ) -> Result<usize, StoreError> {
         self.write_now(|txn| {
             let mut t = txn.open_table(CA_KEYS)?;
             let mut n = 0;
@@ -489,11 +496,18 @@ impl Store for RedbStore {
                     n += 1;
                 }
             }
+            drop(t);
+            append_audit(txn, &audit)?;
             Ok(n)
         })
     }
 
-    fn rewrap_keys(&self, rewrap: Rewrap<'_>, meta: &KeyMeta) -> Result<usize, StoreError> {
+    fn rewrap_keys(
+        &self,
+        rewrap: Rewrap<'_>,
+        meta: &KeyMeta,
+        audit: AuditDraft,
+    ) -> Result<usize, StoreError> {
         self.write_now(|txn| {
             let mut rewrapped = Vec::new();
             {
@@ -512,6 +526,7 @@ impl Store for RedbStore {
             }
             drop(t);
             write_key_meta(txn, meta)?;
+            append_audit(txn, &audit)?;
             Ok(rewrapped.len())
         })
     }
