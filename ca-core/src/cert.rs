@@ -103,6 +103,9 @@ pub struct CaCertificate {
     pub not_after: OffsetDateTime,
     pub path_len: Option<u8>,
     pub name_constraints: Option<NameConstraints>,
+    /// The subjectPublicKeyInfo DER, encoded once at parse (so reading it
+    /// cannot fail later).
+    spki_der: Vec<u8>,
 }
 
 impl CaCertificate {
@@ -139,6 +142,7 @@ impl CaCertificate {
             key_kind,
             cert,
             der,
+            spki_der,
         })
     }
 
@@ -147,11 +151,7 @@ impl CaCertificate {
     }
 
     pub fn spki_der(&self) -> Vec<u8> {
-        self.cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .unwrap_or_default()
+        self.spki_der.clone()
     }
 
     pub fn to_pem(&self) -> String {
