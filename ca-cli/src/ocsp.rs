@@ -63,29 +63,11 @@ fn aia_url(cert: &x509_cert::Certificate, method: const_oid::ObjectIdentifier) -
 
 /// Base64 (standard alphabet) with the URL-special characters escaped (RFC 6960 A.1).
 fn url_base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len() * 2);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                match A.get(((n >> (18 - 6 * i)) & 63) as usize) {
-                    Some(b'+') => out.push_str("%2B"),
-                    Some(b'/') => out.push_str("%2F"),
-                    Some(c) => out.push(*c as char),
-                    None => {}
-                }
-            } else {
-                out.push_str("%3D");
-            }
-        }
-    }
-    out
+    use base64ct::{Base64, Encoding};
+    Base64::encode_string(data)
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
 
 fn time_of(t: &OcspGeneralizedTime) -> String {

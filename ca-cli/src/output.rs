@@ -141,20 +141,7 @@ pub fn print(text: &str) {
     }
 }
 
-/// Lower-case hex, the API's format for serials and key identifiers.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Upper-case colon-separated hex, the way openssl and browsers show fingerprints,
-/// so a person can compare them by eye.
-pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+pub use ca_core::hex::{colon_separated as colon_hex, encode as hex};
 
 pub fn sha256(data: &[u8]) -> Vec<u8> {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data)

@@ -34,6 +34,7 @@ use crate::pem::{self, PemError};
 use crate::profile::{Profile, ValidityLimits};
 use crate::serial::{Serial, SerialError};
 use crate::signature;
+use crate::x509_time::from_x509_time;
 
 /// How far notBefore is set back from "now", for relying parties whose clocks lag.
 pub const NOT_BEFORE_BACKDATE: time::Duration = time::Duration::minutes(5);
@@ -431,11 +432,6 @@ fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
-pub(crate) fn from_x509_time(t: &Time) -> OffsetDateTime {
-    let secs = i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX);
-    OffsetDateTime::from_unix_timestamp(secs).unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
 /// Everything that varies between a root, an intermediate and a leaf.
 struct TbsSpec<'a> {
     serial: &'a Serial,
@@ -530,7 +526,7 @@ fn build_tbs(spec: &TbsSpec<'_>) -> Result<TbsCertificate, IssueError> {
     Ok(TbsCertificate {
         version: Version::V3,
         serial_number: spec.serial.to_x509()?,
-        signature: spec.issuer_key.default_signature_algorithm().identifier(),
+        signature: signature::SignatureAlgorithm::default_for(spec.issuer_key).identifier(),
         issuer: spec.issuer_name.clone(),
         validity: Validity {
             not_before: to_x509_time(spec.not_before)?,

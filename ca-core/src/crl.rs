@@ -21,17 +21,20 @@ use der::asn1::OctetString;
 use der::{Decode, Encode};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 use time::OffsetDateTime;
+use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, KeyUsage};
 use x509_cert::ext::Extension;
 use x509_cert::name::Name;
 use x509_cert::time::Time;
 
-use crate::cert::{from_x509_time, CaCertificate};
+use crate::cert::CaCertificate;
+use crate::der_util::{self, Tlv};
 use crate::keys::{KeyError, Signer};
 use crate::oids;
 use crate::pem::{self, PemError};
 use crate::serial::Serial;
 use crate::signature::{verify_signature, SignatureError};
+use crate::x509_time::from_x509_time;
 
 /// PEM label of a CRL (RFC 7468 section 6).
 pub const PEM_LABEL: &str = "X509 CRL";
@@ -524,47 +527,9 @@ pub fn to_pem(der: &[u8]) -> String {
 // ---------------------------------------------------------------------------
 // Parsing.
 
-struct Tlv<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-}
-
-/// Read one DER TLV with a one-octet tag and a minimal definite length.
+/// Read one DER TLV (see [`der_util::read_tlv`]), as a CRL error.
 fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), CrlError> {
-    let short = || malformed("truncated DER");
-    let (&tag, rest) = input.split_first().ok_or_else(short)?;
-    if tag & 0x1f == 0x1f {
-        return Err(malformed("multi-octet tags are not used in CRLs"));
-    }
-    let (&first, mut rest) = rest.split_first().ok_or_else(short)?;
-    let len = if first < 0x80 {
-        usize::from(first)
-    } else {
-        let n = usize::from(first & 0x7f);
-        if n == 0 || n > 4 {
-            return Err(malformed("indefinite or oversized DER length"));
-        }
-        let bytes = rest.get(..n).ok_or_else(short)?;
-        rest = &rest[n..];
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        if len < 0x80 || bytes[0] == 0 {
-            return Err(malformed("non-minimal DER length"));
-        }
-        len
-    };
-    let content = rest.get(..len).ok_or_else(short)?;
-    let header_len = input.len() - rest.len();
-    Ok((
-        Tlv {
-            tag,
-            content,
-            whole: &input[..header_len + len],
-        },
-        &rest[len..],
-    ))
+    der_util::read_tlv(input).map_err(|e| malformed(e.to_string()))
 }
 
 fn expect_tlv<'a>(input: &'a [u8], tag: u8, what: &str) -> Result<(Tlv<'a>, &'a [u8]), CrlError> {
@@ -677,6 +642,10 @@ pub struct ParsedCrl {
     pub next_update: Option<OffsetDateTime>,
     /// Carries a deltaCRLIndicator: not a complete CRL.
     pub is_delta: bool,
+    /// Its issuingDistributionPoint limits its scope (only CA or only user
+    /// certificates, some reasons, indirect): "not listed" does not mean "not
+    /// revoked" for a certificate outside that scope.
+    pub partitioned: bool,
     /// Critical CRL extensions this parser does not understand; RFC 5280 6.3.3
     /// says such a CRL must not be used to decide revocation.
     pub unsupported_critical: Vec<ObjectIdentifier>,
@@ -758,6 +727,7 @@ pub fn parse_crl(input: &[u8]) -> Result<ParsedCrl, CrlError> {
     let mut crl_number = None;
     let mut authority_key_id = None;
     let mut is_delta = false;
+    let mut partitioned = false;
     let mut unsupported_critical = Vec::new();
     if let Some(content) = ext_tlv {
         if version != 1 {
@@ -769,6 +739,10 @@ pub fn parse_crl(input: &[u8]) -> Result<ParsedCrl, CrlError> {
             let value = ext.extn_value.as_bytes();
             match ext.extn_id {
                 oids::CRL_NUMBER => {
+                    // RFC 5280 5.2.3: conforming issuers mark it non-critical.
+                    if ext.critical {
+                        return Err(malformed("cRLNumber is marked critical"));
+                    }
                     let (n, rest) = expect_tlv(value, TAG_INTEGER, "cRLNumber INTEGER")?;
                     let mag = non_negative_magnitude(n.content)?;
                     if !rest.is_empty() || mag.len() > MAX_CRL_NUMBER_OCTETS {
@@ -782,6 +756,15 @@ pub fn parse_crl(input: &[u8]) -> Result<ParsedCrl, CrlError> {
                     authority_key_id = aki.key_identifier.map(|k| k.as_bytes().to_vec());
                 }
                 DELTA_CRL_INDICATOR => is_delta = true,
+                oids::ISSUING_DISTRIBUTION_POINT => {
+                    let idp = IssuingDistributionPoint::from_der(value)
+                        .map_err(|e| malformed(format!("issuingDistributionPoint: {e}")))?;
+                    partitioned = idp.only_contains_ca_certs
+                        || idp.only_contains_user_certs
+                        || idp.only_some_reasons.is_some()
+                        || idp.indirect_crl
+                        || idp.only_contains_attribute_certs;
+                }
                 other if ext.critical => unsupported_critical.push(other),
                 _ => {}
             }
@@ -820,6 +803,7 @@ pub fn parse_crl(input: &[u8]) -> Result<ParsedCrl, CrlError> {
         this_update,
         next_update,
         is_delta,
+        partitioned,
         unsupported_critical,
         tbs: tbs_range,
         signature: sig_range,
@@ -873,6 +857,18 @@ impl ParsedCrl {
             })
             .ok()?;
         self.entry_at(&self.index[found])
+    }
+
+    /// Whether an entry's serial INTEGER has exactly these content octets: for
+    /// certificates from other issuers, whose serials may not be canonical.
+    pub fn lists_serial_octets(&self, content: &[u8]) -> bool {
+        self.index
+            .binary_search_by(|i| {
+                let start = i.serial as usize;
+                let have = &self.der[start..start + usize::from(i.serial_len)];
+                cmp_serial(have, content)
+            })
+            .is_ok()
     }
 
     pub fn is_revoked(&self, serial: &Serial) -> bool {

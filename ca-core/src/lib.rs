@@ -10,7 +10,9 @@ pub mod audit_chain;
 pub mod cert;
 pub mod crl;
 pub mod csr;
+mod der_util;
 pub mod envelope;
+pub mod hex;
 pub mod keys;
 pub mod lint;
 pub mod names;
@@ -19,9 +21,11 @@ pub mod oids;
 pub mod pem;
 pub mod policy;
 pub mod profile;
+pub mod public_key;
 pub mod serial;
 pub mod signature;
 pub mod verify;
+mod x509_time;
 
 pub use cert::{
     create_intermediate, create_root, import_signed_ca, issue, prepare, CaCertificate,

@@ -14,10 +14,10 @@ use x509_cert::ext::pkix::{
     SubjectKeyIdentifier,
 };
 
-use crate::cert::from_x509_time;
 use crate::keys::PublicKeyKind;
 use crate::names::{validate_dns_name, SanEntry};
 use crate::profile::{Profile, ValidityLimits};
+use crate::x509_time::from_x509_time;
 
 /// What is being issued: a self-signed root, or a certificate from a profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,7 +160,7 @@ fn signature_algorithm_matches_issuer(
     tbs: &TbsCertificate,
     ctx: &LintContext<'_>,
 ) -> Result<(), String> {
-    let expected = ctx.issuer_key.default_signature_algorithm();
+    let expected = crate::signature::SignatureAlgorithm::default_for(ctx.issuer_key);
     if tbs.signature == expected.identifier() {
         Ok(())
     } else {

@@ -409,38 +409,20 @@ pub fn decode_get_request(segment: &str) -> Result<Vec<u8>, OcspError> {
     base64_decode(&text)
 }
 
+/// OCSP GET paths carry base64 in either alphabet (RFC 6960 A.1 says standard
+/// base64 URL-encoded; many clients send the URL-safe one), padded or not.
 fn base64_decode(text: &[u8]) -> Result<Vec<u8>, OcspError> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
+    use base64ct::{Base64, Base64Unpadded, Base64Url, Base64UrlUnpadded, Encoding};
+    let s = std::str::from_utf8(text).map_err(|_| OcspError::BadGetEncoding)?;
+    let url_safe = s.contains(['-', '_']);
+    let padded = s.ends_with('=');
+    let decoded = match (url_safe, padded) {
+        (false, true) => Base64::decode_vec(s),
+        (false, false) => Base64Unpadded::decode_vec(s),
+        (true, true) => Base64Url::decode_vec(s),
+        (true, false) => Base64UrlUnpadded::decode_vec(s),
     };
-    let body = text
-        .iter()
-        .rposition(|c| *c != b'=')
-        .map_or(&text[..0], |end| &text[..=end]);
-    if text.len() - body.len() > 2 || body.len() % 4 == 1 {
-        return Err(OcspError::BadGetEncoding);
-    }
-    let mut out = Vec::with_capacity(body.len() * 3 / 4);
-    for chunk in body.chunks(4) {
-        let mut acc = 0u32;
-        for c in chunk {
-            acc = (acc << 6) | value(*c).ok_or(OcspError::BadGetEncoding)?;
-        }
-        match chunk.len() {
-            4 => out.extend_from_slice(&[(acc >> 16) as u8, (acc >> 8) as u8, acc as u8]),
-            3 => out.extend_from_slice(&[(acc >> 10) as u8, (acc >> 2) as u8]),
-            2 => out.push((acc >> 4) as u8),
-            _ => return Err(OcspError::BadGetEncoding),
-        }
-    }
-    Ok(out)
+    decoded.map_err(|_| OcspError::BadGetEncoding)
 }
 
 fn issuer_hashes(ca: &CaCertificate, hash: HashAlg) -> Result<(Vec<u8>, Vec<u8>), OcspError> {
@@ -581,8 +563,8 @@ impl ResponderIdentity {
         .to_vec();
         let validity = &cert.tbs_certificate.validity;
         Ok(ResponderIdentity {
-            not_before: crate::cert::from_x509_time(&validity.not_before),
-            not_after: crate::cert::from_x509_time(&validity.not_after),
+            not_before: crate::x509_time::from_x509_time(&validity.not_before),
+            not_after: crate::x509_time::from_x509_time(&validity.not_after),
             certificate_der: der,
             certificate: cert,
             spki_der,

@@ -66,7 +66,7 @@ impl Serial {
     }
 
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::hex::encode(&self.0)
     }
 
     pub(crate) fn to_x509(&self) -> Result<x509_cert::serial_number::SerialNumber, der::Error> {

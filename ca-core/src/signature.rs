@@ -10,8 +10,8 @@ use der::asn1::AnyRef;
 use der::{Decode, Encode, Tagged};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoRef};
 
-use crate::keys::{KeyError, PublicKeyKind};
 use crate::oids;
+use crate::public_key::{KeyError, PublicKeyKind};
 
 /// A signature algorithm this crate can verify (and, for the non-PSS ones, make).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,6 +79,16 @@ fn hash_oid_of(alg: &AlgorithmIdentifierOwned) -> Result<ObjectIdentifier, Signa
 }
 
 impl SignatureAlgorithm {
+    /// The algorithm a CA with this key signs with (hash sized to the key).
+    pub fn default_for(key: PublicKeyKind) -> Self {
+        match key {
+            PublicKeyKind::Rsa { .. } => SignatureAlgorithm::RsaPkcs1Sha256,
+            PublicKeyKind::EcP256 => SignatureAlgorithm::EcdsaSha256,
+            PublicKeyKind::EcP384 => SignatureAlgorithm::EcdsaSha384,
+            PublicKeyKind::Ed25519 => SignatureAlgorithm::Ed25519,
+        }
+    }
+
     /// Identify the algorithm, checking its parameters are encoded as the RFCs say.
     pub fn from_identifier(alg: &AlgorithmIdentifierOwned) -> Result<Self, SignatureError> {
         use SignatureAlgorithm::*;

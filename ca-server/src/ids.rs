@@ -4,7 +4,7 @@
 pub fn new_ca_id() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 8];
     getrandom::getrandom(&mut b)?;
-    Ok(format!("ca-{}", hex(&b)))
+    Ok(format!("ca-{}", ca_core::hex::encode(&b)))
 }
 
 pub fn is_ca_id(s: &str) -> bool {
@@ -33,15 +33,11 @@ pub fn is_token(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// A random id for this server process (marks intents it made).
 pub fn boot_id() -> String {
     let mut b = [0u8; 8];
     let _ = getrandom::getrandom(&mut b);
-    hex(&b)
+    ca_core::hex::encode(&b)
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     drop(admin_key);
     // The bootstrap administrator holds every permission, pinned to its certificate.
     let admin_fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &admin_view.der);
-    let admin_fp = crate::ids::hex(admin_fp.as_ref());
+    let admin_fp = ca_core::hex::encode(admin_fp.as_ref());
     auth.policies
         .put(
             auth.store.as_ref(),

@@ -270,7 +270,7 @@ pub async fn bootstrap_if_absent(
     let der = ca_core::pem::decode("CERTIFICATE", &pem)
         .map_err(|e| StoreError::Corrupt(format!("admin certificate: {e}")))?;
     let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-    let dto = bootstrap_admin(&crate::ids::hex(fp.as_ref()));
+    let dto = bootstrap_admin(&ca_core::hex::encode(fp.as_ref()));
     let bytes = serde_json::to_vec(&dto).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let draft = crate::audit::commit_draft("ca-server (upgrade)", "PutPolicy", "bootstrap-admin");
     store.put_policy("bootstrap-admin", bytes, draft).await?;

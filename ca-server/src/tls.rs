@@ -59,7 +59,7 @@ pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Result<Identity, ApiE
     Ok(Identity {
         subject: cert.tbs_certificate.subject.to_string(),
         sans,
-        fingerprint: crate::ids::hex(digest.as_ref()),
+        fingerprint: ca_core::hex::encode(digest.as_ref()),
         internal: false,
     })
 }

@@ -15,8 +15,8 @@ use x509_cert::ext::pkix::{
 use x509_cert::name::Name;
 use x509_cert::Certificate;
 
-use super::der_util::{raw_cert, RawCert};
 use super::explain::CheckKind;
+use crate::der_util::{raw_cert, RawCert};
 use crate::keys::{KeyError, PublicKeyKind};
 use crate::oids;
 
@@ -220,7 +220,9 @@ pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
                     };
                     match text {
                         Some(t) => format!("{}=s:{}", atv.oid, t),
-                        None => format!("{}=x:{:?}:{}", atv.oid, tag, hex(v.value())),
+                        None => {
+                            format!("{}=x:{:?}:{}", atv.oid, tag, crate::hex::encode(v.value()))
+                        }
                     }
                 })
                 .collect();
@@ -228,10 +230,6 @@ pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
             parts.join("+")
         })
         .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The string value of a directory attribute, when it is a string type.

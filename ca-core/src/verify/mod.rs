@@ -8,7 +8,6 @@
 
 mod cert;
 mod crl;
-mod der_util;
 mod explain;
 mod names;
 pub(crate) mod nc;
@@ -224,7 +223,7 @@ pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
 
     let mut crls = Vec::new();
     for der in &opts.crls {
-        match crl::ParsedCrl::parse(der) {
+        match crl::CallerCrl::parse(der) {
             Ok(c) => crls.push(c),
             Err(e) => {
                 // An unreadable CRL might have revoked something: fail closed.
@@ -319,7 +318,7 @@ struct Builder<'o, 'c> {
     /// 0 is the leaf, then `anchors` trust anchors, then intermediates.
     certs: Vec<Cert<'c>>,
     anchors: usize,
-    crls: Vec<crl::ParsedCrl<'o>>,
+    crls: Vec<crl::CallerCrl>,
     /// (issuer, subject) -> outcome of the signature check.
     sigs: HashMap<(usize, usize), Result<SignatureAlgorithm, String>>,
     sig_checks: usize,

@@ -23,7 +23,6 @@ use super::{
     parse_serial, Authority, CertView, Identity, IssueMeta, NewKeyRequest,
 };
 use crate::error::{ApiError, ErrorCode};
-use crate::ids;
 use crate::store::{CertFilter, CertRecord, CertStatus, IdemRecord, ReserveOutcome, StoreError};
 
 /// What signing under a reservation gave.
@@ -79,7 +78,7 @@ impl Authority {
                 key_algorithm: key_algorithm.clone(),
                 not_before: prepared.not_before.unix_timestamp(),
                 not_after: prepared.not_after.unix_timestamp(),
-                tbs_sha256: ids::hex(&prepared.digest()),
+                tbs_sha256: ca_core::hex::encode(&prepared.digest()),
                 created_at: now.unix_timestamp(),
                 requested_by: meta.requested_by.clone(),
                 boot_id: self.store.boot_id().to_string(),

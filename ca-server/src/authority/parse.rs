@@ -175,7 +175,7 @@ pub(super) fn sha256_hex(parts: &[&[u8]]) -> String {
         ctx.update(&(p.len() as u64).to_be_bytes());
         ctx.update(p);
     }
-    ids::hex(ctx.finish().as_ref())
+    ca_core::hex::encode(ctx.finish().as_ref())
 }
 
 /// Generating keys (RSA especially) takes time: off the async threads.

@@ -1,0 +1,151 @@
+//! A minimal DER TLV walker, used only to slice out the exact bytes of the
+//! to-be-signed part, names and the SPKI: signatures cover the bytes as sent, so
+//! re-encoding a decoded structure could verify something other than what was signed.
+
+/// One TLV: its tag byte, the whole encoding, and the contents.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tlv<'a> {
+    pub tag: u8,
+    pub whole: &'a [u8],
+    pub content: &'a [u8],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TlvError {
+    #[error("truncated DER")]
+    Truncated,
+    #[error("multi-octet tags are not used here")]
+    MultiOctetTag,
+    #[error("indefinite or oversized DER length")]
+    BadLength,
+    #[error("non-minimal DER length")]
+    NonMinimalLength,
+}
+
+/// Read one DER TLV (one-octet tag, minimal definite length of at most 4
+/// octets) from the start of `input`, returning it and the rest.
+pub(crate) fn read_tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), TlvError> {
+    let (&tag, rest) = input.split_first().ok_or(TlvError::Truncated)?;
+    // Multi-octet tags never occur in the certificate and CRL fields read here.
+    if tag & 0x1f == 0x1f {
+        return Err(TlvError::MultiOctetTag);
+    }
+    let (&first, mut rest) = rest.split_first().ok_or(TlvError::Truncated)?;
+    let len = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 {
+            return Err(TlvError::BadLength);
+        }
+        let (octets, after) = rest.split_at_checked(n).ok_or(TlvError::Truncated)?;
+        rest = after;
+        if len_is_non_minimal(octets) {
+            return Err(TlvError::NonMinimalLength);
+        }
+        octets
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b))
+    };
+    let (content, rest) = rest.split_at_checked(len).ok_or(TlvError::Truncated)?;
+    let whole = &input[..input.len() - rest.len()];
+    Ok((
+        Tlv {
+            tag,
+            whole,
+            content,
+        },
+        rest,
+    ))
+}
+
+/// A long-form length that a shorter encoding could carry (X.690 10.1).
+fn len_is_non_minimal(octets: &[u8]) -> bool {
+    match octets {
+        [only] => *only < 0x80,
+        [first, ..] => *first == 0,
+        [] => true,
+    }
+}
+
+/// The raw pieces of a certificate that signatures and name comparison need.
+pub(crate) struct RawCert<'a> {
+    pub tbs: &'a [u8],
+    pub issuer: &'a [u8],
+    pub subject: &'a [u8],
+    pub spki: &'a [u8],
+}
+
+/// Slice a DER certificate into its raw TBS, issuer, subject and SPKI encodings.
+pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
+    let read_tlv = |input| read_tlv(input).ok();
+    let (outer, trailing) = read_tlv(der)?;
+    if outer.tag != 0x30 || !trailing.is_empty() {
+        return None;
+    }
+    let (tbs, _) = read_tlv(outer.content)?;
+    if tbs.tag != 0x30 {
+        return None;
+    }
+    let mut rest = tbs.content;
+    let (mut item, mut next) = read_tlv(rest)?;
+    if item.tag == 0xa0 {
+        rest = next;
+        (item, next) = read_tlv(rest)?;
+    }
+    // serial
+    let _ = item;
+    let (_sigalg, next2) = read_tlv(next)?;
+    let (issuer, next3) = read_tlv(next2)?;
+    let (_validity, next4) = read_tlv(next3)?;
+    let (subject, next5) = read_tlv(next4)?;
+    let (spki, _) = read_tlv(next5)?;
+    Some(RawCert {
+        tbs: tbs.whole,
+        issuer: issuer.whole,
+        subject: subject.whole,
+        spki: spki.whole,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_short_and_long_lengths() {
+        let (t, rest) = read_tlv(&[0x04, 0x01, 0xaa, 0xff]).unwrap();
+        assert_eq!(t.content, &[0xaa]);
+        assert_eq!(rest, &[0xff]);
+        let mut long = vec![0x04, 0x81, 0x80];
+        long.extend(std::iter::repeat_n(0u8, 0x80));
+        let (t, rest) = read_tlv(&long).unwrap();
+        assert_eq!(t.content.len(), 0x80);
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn rejects_truncated_and_non_minimal() {
+        assert_eq!(
+            read_tlv(&[0x30, 0x05, 0x00]).unwrap_err(),
+            TlvError::Truncated
+        );
+        assert_eq!(read_tlv(&[0x30]).unwrap_err(), TlvError::Truncated);
+        assert_eq!(
+            read_tlv(&[0x30, 0x85, 0, 0, 0, 0, 1]).unwrap_err(),
+            TlvError::BadLength
+        );
+        assert_eq!(
+            read_tlv(&[0x04, 0x81, 0x01, 0xaa]).unwrap_err(),
+            TlvError::NonMinimalLength
+        );
+        assert_eq!(
+            read_tlv(&[0x04, 0x82, 0x00, 0x80]).unwrap_err(),
+            TlvError::NonMinimalLength
+        );
+        assert_eq!(
+            read_tlv(&[0x1f, 0x01, 0x00]).unwrap_err(),
+            TlvError::MultiOctetTag
+        );
+    }
+}

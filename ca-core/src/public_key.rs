@@ -1,0 +1,144 @@
+//! Public keys as issuance and validation see them: their kind and size, and the
+//! errors a key can raise. Shared by [`crate::keys`] (the private side) and
+//! [`crate::signature`] (verification), so neither needs the other's internals.
+
+use std::fmt;
+
+use der::asn1::UintRef;
+use der::{Decode, Tagged};
+use spki::SubjectPublicKeyInfoRef;
+
+use crate::oids;
+
+/// Smallest RSA modulus accepted anywhere (CSRs, CA keys, chains).
+pub const MIN_RSA_BITS: usize = 2048;
+/// Largest RSA modulus accepted: bigger keys only cost verifiers time.
+pub const MAX_RSA_BITS: usize = 8192;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone)]
+pub enum KeyError {
+    #[error("malformed key: {0}")]
+    Malformed(&'static str),
+    #[error("unsupported key algorithm {0}")]
+    UnsupportedAlgorithm(String),
+    #[error("unsupported elliptic curve {0}")]
+    UnsupportedCurve(String),
+    #[error("RSA key of {0} bits is too weak (minimum {MIN_RSA_BITS})")]
+    WeakRsa(usize),
+    #[error("RSA key of {0} bits is too large (maximum {MAX_RSA_BITS})")]
+    OversizedRsa(usize),
+    #[error("key generation failed")]
+    Generation,
+    #[error("signing failed")]
+    Signing,
+}
+
+/// What a public key is, as far as issuance and validation care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PublicKeyKind {
+    Rsa { bits: usize },
+    EcP256,
+    EcP384,
+    Ed25519,
+}
+
+impl fmt::Display for PublicKeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicKeyKind::Rsa { bits } => write!(f, "RSA-{bits}"),
+            PublicKeyKind::EcP256 => f.write_str("ECDSA P-256"),
+            PublicKeyKind::EcP384 => f.write_str("ECDSA P-384"),
+            PublicKeyKind::Ed25519 => f.write_str("Ed25519"),
+        }
+    }
+}
+
+impl PublicKeyKind {
+    /// Classify a SubjectPublicKeyInfo, refusing unknown curves and algorithms,
+    /// malformed encodings, and RSA keys outside 2048..=8192 bits.
+    pub fn from_spki(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<Self, KeyError> {
+        let key_bytes = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or(KeyError::Malformed("public key bit string has unused bits"))?;
+        match spki.algorithm.oid {
+            oids::RSA_ENCRYPTION => {
+                let params_ok = match &spki.algorithm.parameters {
+                    None => true,
+                    Some(p) => p.tag() == der::Tag::Null && p.value().is_empty(),
+                };
+                if !params_ok {
+                    return Err(KeyError::Malformed("rsaEncryption parameters must be NULL"));
+                }
+                let bits = rsa_modulus_bits(key_bytes)?;
+                if bits < MIN_RSA_BITS {
+                    return Err(KeyError::WeakRsa(bits));
+                }
+                if bits > MAX_RSA_BITS {
+                    return Err(KeyError::OversizedRsa(bits));
+                }
+                Ok(PublicKeyKind::Rsa { bits })
+            }
+            oids::EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .ok_or(KeyError::Malformed("EC key without a named curve"))?
+                    .decode_as::<const_oid::ObjectIdentifier>()
+                    .map_err(|_| KeyError::Malformed("EC key parameters are not a named curve"))?;
+                let (kind, len) = match curve {
+                    oids::SECP256R1 => (PublicKeyKind::EcP256, 65),
+                    oids::SECP384R1 => (PublicKeyKind::EcP384, 97),
+                    other => return Err(KeyError::UnsupportedCurve(other.to_string())),
+                };
+                // Uncompressed points only: what every TLS stack sends and accepts.
+                if key_bytes.len() != len || key_bytes.first() != Some(&4) {
+                    return Err(KeyError::Malformed(
+                        "EC point is not an uncompressed point of its curve",
+                    ));
+                }
+                Ok(kind)
+            }
+            oids::ED25519 => {
+                if spki.algorithm.parameters.is_some() {
+                    return Err(KeyError::Malformed("Ed25519 key parameters must be absent"));
+                }
+                if key_bytes.len() != 32 {
+                    return Err(KeyError::Malformed("Ed25519 key is not 32 bytes"));
+                }
+                Ok(PublicKeyKind::Ed25519)
+            }
+            other => Err(KeyError::UnsupportedAlgorithm(other.to_string())),
+        }
+    }
+
+    /// Classify a DER SubjectPublicKeyInfo.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let spki = SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|_| KeyError::Malformed("SubjectPublicKeyInfo does not parse"))?;
+        Self::from_spki(&spki)
+    }
+}
+
+#[derive(der::Sequence)]
+struct RsaPublicKeyRef<'a> {
+    modulus: UintRef<'a>,
+    public_exponent: UintRef<'a>,
+}
+
+fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
+    let key = RsaPublicKeyRef::from_der(pkcs1)
+        .map_err(|_| KeyError::Malformed("RSA public key does not parse"))?;
+    let exponent = key.public_exponent.as_bytes();
+    if exponent.is_empty() || exponent.len() > 8 || exponent.last().is_some_and(|b| b & 1 == 0) {
+        return Err(KeyError::Malformed(
+            "RSA public exponent must be odd and small",
+        ));
+    }
+    let modulus = key.modulus.as_bytes();
+    let first = *modulus
+        .first()
+        .ok_or(KeyError::Malformed("RSA modulus is zero"))?;
+    Ok(modulus.len() * 8 - first.leading_zeros() as usize)
+}
