@@ -1,45 +1,15 @@
-//! A browser that trusts our root accepts a server certificate we issue, and
-//! the same browser without the root refuses it: headless Chromium, with an NSS
-//! database (certutil) holding the root, loading a page from `openssl s_server`.
+//! A browser that trusts our root accepts a server certificate the running
+//! ca-server issued, and the same browser without the root refuses it: headless
+//! Chromium, with an NSS database (certutil) holding the root `ca-server init`
+//! handed out, loading a page from `openssl s_server`.
 
-mod support;
+mod harness;
 
 use std::fs;
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use ca_core::cert::{issue, CertificateRequest};
-use ca_core::csr::parse_csr;
-use ca_core::keys::KeyAlgorithm;
-use ca_core::profile::Profile;
-use support::{fixture, repo_root, run, text, Hierarchy};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "s_server did not start on port {port}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use harness::{free_port, openssl_csr, run_program, text, wait_for_port, KillOnDrop, Server};
 
 fn chromium_binary() -> String {
     for candidate in ["chromium", "chromium-browser", "google-chrome"] {
@@ -86,10 +56,10 @@ fn make_nssdb(home: &Path, root_pem: Option<&Path>) {
     let db = home.join(".pki/nssdb");
     fs::create_dir_all(&db).expect("nssdb dir");
     let db_arg = format!("sql:{}", db.display());
-    let out = run("certutil", &["-d", &db_arg, "-N", "--empty-password"]);
+    let out = run_program("certutil", &["-d", &db_arg, "-N", "--empty-password"]);
     assert!(out.status.success(), "certutil -N: {}", text(&out));
     if let Some(root) = root_pem {
-        let out = run(
+        let out = run_program(
             "certutil",
             &[
                 "-d",
@@ -108,29 +78,32 @@ fn make_nssdb(home: &Path, root_pem: Option<&Path>) {
 }
 
 #[test]
-fn chromium_trusts_an_issued_server_certificate_only_with_the_root_installed() {
+fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_installed() {
     let chromium = chromium_binary();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let h = Hierarchy::new(KeyAlgorithm::EcdsaP256);
-    let csr = parse_csr(&fixture("p256-sha256.csr")).expect("csr");
-    let leaf = issue(
-        &h.issuer,
-        &h.issuer_key,
-        &CertificateRequest::from_csr(&csr, Profile::TlsServer),
-        time::OffsetDateTime::now_utc(),
-    )
-    .expect("issue");
-    let leaf_path = dir.path().join("leaf.pem");
-    let chain_path = dir.path().join("chain.pem");
-    let root_path = dir.path().join("root.pem");
-    fs::write(&leaf_path, leaf.to_pem()).expect("write");
-    fs::write(&chain_path, h.issuer.certificate.to_pem()).expect("write");
+    // The real server issues the certificate, from a key and CSR openssl made.
+    let ca = Server::start_new();
+    let dir = ca.tmp.path();
+    let (key_path, csr) = openssl_csr(dir, "localhost", "DNS:localhost");
+    let (status, issued) = ca.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&serde_json::json!({ "csr": csr, "profile": "tls-server" })),
+    );
+    assert_eq!(status, 201, "issue: {issued}");
+    let leaf_path = dir.join("leaf.pem");
+    let chain_path = dir.join("chain.pem");
     fs::write(
-        &root_path,
-        ca_core::pem::encode("CERTIFICATE", h.root_der()),
+        &leaf_path,
+        issued["certificate"].as_str().expect("certificate"),
     )
     .expect("write");
-    let key_path = repo_root().join("fixtures/csr/p256-sha256.key.pem");
+    fs::write(
+        &chain_path,
+        issued["certificate_chain"].as_str().expect("chain"),
+    )
+    .expect("write");
+    // The root a browser is told to trust: the one `ca-server init` handed out.
+    let root_path = ca.root_pem();
 
     let port = free_port();
     let server = Command::new("openssl")
@@ -148,10 +121,10 @@ fn chromium_trusts_an_issued_server_certificate_only_with_the_root_installed() {
         .spawn()
         .expect("openssl s_server");
     let _server = KillOnDrop(server);
-    wait_for_port(port);
+    wait_for_port(port, "openssl s_server");
     let url = format!("https://localhost:{port}/");
 
-    let trusting = dir.path().join("trusting");
+    let trusting = dir.join("trusting");
     make_nssdb(&trusting, Some(&root_path));
     let (page, log) = load_page(&chromium, &trusting, &url);
     assert!(
@@ -159,7 +132,7 @@ fn chromium_trusts_an_issued_server_certificate_only_with_the_root_installed() {
         "Chromium with our root did not load the page:\n{page}\n{log}"
     );
 
-    let untrusting = dir.path().join("untrusting");
+    let untrusting = dir.join("untrusting");
     make_nssdb(&untrusting, None);
     let (page, log) = load_page(&chromium, &untrusting, &url);
     assert!(

@@ -1,12 +1,12 @@
 //! ca-cli's policy, audit and alias commands against the real ca-server.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-mod cli_support;
-use cli_support::*;
+mod harness;
+use harness::Server;
 
 fn ok(o: Output) -> String {
     assert!(
@@ -20,7 +20,7 @@ fn ok(o: Output) -> String {
 
 #[test]
 fn policy_audit_and_alias_commands() {
-    let s = Server::start();
+    let s = Server::start_new();
     let list = ok(s.cli(&["policy", "list"]));
     assert!(list.contains("bootstrap-admin"), "{list}");
     let file = s.home.join("readers.json");
@@ -75,7 +75,7 @@ fn policy_audit_and_alias_commands() {
 
 #[test]
 fn audit_verify_checks_the_chain_over_the_api_and_locates_tampering() {
-    let mut s = Server::start();
+    let mut s = Server::start_new();
     ok(s.cli(&["ca", "list"]));
     ok(s.cli(&["cert", "list"]));
     let text = ok(s.cli(&["audit", "verify"]));
@@ -86,24 +86,18 @@ fn audit_verify_checks_the_chain_over_the_api_and_locates_tampering() {
     assert!(report["checked"].as_u64().unwrap_or(0) >= 3, "{report}");
 
     // Alter entry 2 in the stopped server's store, then ask the running server again.
-    let _ = s.child.kill();
-    let _ = s.child.wait();
+    s.kill9();
     {
         use ca_server::store::redb::forensics;
-        let raw = forensics::audit_entry(&s.data, 2)
+        let raw = forensics::audit_entry(&s.dir, 2)
             .expect("read")
             .expect("entry 2");
         let mut entry: Value = serde_json::from_slice(&raw).expect("entry json");
         entry["action"] = Value::String("NothingToSeeHere".into());
         let altered = serde_json::to_vec(&entry).expect("encode");
-        forensics::set_audit_entry(&s.data, 2, Some(&altered)).expect("write");
+        forensics::set_audit_entry(&s.dir, 2, Some(&altered)).expect("write");
     }
-    s.child = Command::new(ca_server_bin())
-        .args(["serve", "--data-dir", s.data.to_str().unwrap_or_default()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("restart ca-server");
+    s.start();
     let deadline = Instant::now() + Duration::from_secs(30);
     let broken = loop {
         let o = s.cli(&["audit", "verify"]);

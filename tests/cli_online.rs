@@ -11,8 +11,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-mod cli_support;
-use cli_support::*;
+mod harness;
+use harness::Server;
 
 fn out(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -69,10 +69,10 @@ fn openssl(args: &[&str]) -> Output {
 
 #[test]
 fn every_online_command_against_a_real_server() {
-    let srv = Server::start();
+    let srv = Server::start_new();
     let t = tempfile::tempdir().expect("tempdir");
     let d = t.path();
-    let root = srv.data.join("admin/root.pem").display().to_string();
+    let root = srv.dir.join("admin/root.pem").display().to_string();
 
     // --- ca: the first command after init just works, from the profile.
     let cas = json(&ok(srv.cli(&["ca", "list", "-o", "json"])));
@@ -487,8 +487,8 @@ fn every_online_command_against_a_real_server() {
     ok(srv.cli(&["verify", "--root", &oroot, &from_ext]));
 
     // --- settings: flags and environment instead of the profile.
-    let admin = srv.data.join("admin");
-    let server_url = std::fs::read_to_string(srv.profile()).expect("profile");
+    let admin = srv.dir.join("admin");
+    let server_url = std::fs::read_to_string(srv.profile_path()).expect("profile");
     let url = server_url
         .lines()
         .find_map(|l| l.strip_prefix("server_url = "))
@@ -521,7 +521,7 @@ fn every_online_command_against_a_real_server() {
     ));
     ok(srv.cli_env(
         &["ca", "list"],
-        &[("CA_SERVER_DATA_DIR", srv.data.to_str().unwrap_or_default())],
+        &[("CA_SERVER_DATA_DIR", srv.dir.to_str().unwrap_or_default())],
     ));
 
     // --- bad input and bad settings: clear messages, non-zero exits.

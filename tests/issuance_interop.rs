@@ -1,7 +1,7 @@
 //! Chains issued by ca-core, checked by real relying parties: OpenSSL's
 //! `verify` and `x509 -text`, and rustls-webpki, for every key type.
 
-mod support;
+mod harness;
 
 use std::fs;
 
@@ -9,8 +9,9 @@ use ca_core::cert::{issue, CertificateRequest};
 use ca_core::csr::{parse_csr, CsrError};
 use ca_core::keys::{KeyAlgorithm, KeyError};
 use ca_core::profile::Profile;
+use harness::pki::Hierarchy;
+use harness::{fixture, run_program, text};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use support::{fixture, run, text, Hierarchy};
 
 /// Good CSRs made by `openssl req` (fixtures/make-fixtures.sh).
 const GOOD_CSRS: &[&str] = &[
@@ -128,7 +129,7 @@ fn chains_for_every_key_type_pass_openssl_and_webpki() {
                 ),
                 _ => ("sslserver", webpki::KeyUsage::server_auth(), "localhost"),
             };
-            let out = run(
+            let out = run_program(
                 "openssl",
                 &[
                     "verify",
@@ -148,7 +149,7 @@ fn chains_for_every_key_type_pass_openssl_and_webpki() {
                 text(&out)
             );
             if profile == Profile::TlsServerClient {
-                let out = run(
+                let out = run_program(
                     "openssl",
                     &[
                         "verify",
@@ -167,7 +168,7 @@ fn chains_for_every_key_type_pass_openssl_and_webpki() {
                     text(&out)
                 );
             }
-            let out = run(
+            let out = run_program(
                 "openssl",
                 &[
                     "x509",

@@ -3,7 +3,7 @@
 //! made itself and the responses we built for them (CA-signed and delegated).
 //! No server runs here: bytes go through files.
 
-mod support;
+mod harness;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use ca_core::ocsp::{
 };
 use ca_core::profile::Profile;
 use ca_core::serial::Serial;
-use support::{run, text, Hierarchy};
+use harness::pki::Hierarchy;
+use harness::{run_program, text};
 use time::{Duration, OffsetDateTime};
 use x509_cert::name::Name;
 
@@ -99,7 +100,7 @@ fn openssl_accepts_crls_and_rejects_revoked_certificates() {
         for (n, der) in [(5u64, &der), (6, &der_incr)] {
             let crl_pem = write(d, "crl.pem", to_pem(der));
             let crl_der = write(d, "crl.der", der);
-            let out = run(
+            let out = run_program(
                 "openssl",
                 &[
                     "crl",
@@ -113,7 +114,7 @@ fn openssl_accepts_crls_and_rejects_revoked_certificates() {
             );
             assert!(out.status.success(), "{alg} crl -verify: {}", text(&out));
             assert!(text(&out).contains("verify OK"), "{alg}: {}", text(&out));
-            let out = run(
+            let out = run_program(
                 "openssl",
                 &[
                     "crl",
@@ -143,7 +144,7 @@ fn openssl_accepts_crls_and_rejects_revoked_certificates() {
                 let mut args = vec!["verify", "-crl_check", "-CAfile", s(&chain)];
                 args.extend_from_slice(extra);
                 args.extend_from_slice(&["-CRLfile", s(&crl_pem), s(cert)]);
-                run("openssl", &args)
+                run_program("openssl", &args)
             };
             let out = verify(&good_path, &[]);
             assert!(out.status.success(), "{alg} good: {}", text(&out));
@@ -158,7 +159,7 @@ fn openssl_accepts_crls_and_rejects_revoked_certificates() {
         // Every CA on the path checked: the root's CRL clears the intermediate.
         let root_crl_pem = write(d, "root-crl.pem", to_pem(&root_crl));
         let crl_pem = write(d, "crl.pem", to_pem(&der));
-        let out = run(
+        let out = run_program(
             "openssl",
             &[
                 "verify",
@@ -204,7 +205,7 @@ impl OcspCase<'_> {
             s(&req),
         ];
         args.push(if nonce { "-nonce" } else { "-no_nonce" });
-        let out = run("openssl", &args);
+        let out = run_program("openssl", &args);
         assert!(out.status.success(), "{}", text(&out));
         fs::read(&req).expect("request")
     }
@@ -214,7 +215,7 @@ impl OcspCase<'_> {
         let resp_path = write(self.dir, "resp.der", resp);
         let req = self.dir.join("req.der");
         // With the original request: verifies the signature and the nonce.
-        let out = run(
+        let out = run_program(
             "openssl",
             &[
                 "ocsp",
@@ -235,7 +236,7 @@ impl OcspCase<'_> {
         assert!(t1.contains("Response verify OK"), "{t1}");
         assert!(!t1.contains("Nonce Verify error"), "{t1}");
         // With the certificate: the per-certificate status summary.
-        let out = run(
+        let out = run_program(
             "openssl",
             &[
                 "ocsp",
@@ -354,7 +355,7 @@ fn openssl_ocsp_says_good_then_revoked_for_ca_and_delegated_responders() {
 
         // GET form of the same request decodes to the same bytes.
         let req = case.request(false);
-        let out = run("openssl", &["base64", "-A", "-in", s(&d.join("req.der"))]);
+        let out = run_program("openssl", &["base64", "-A", "-in", s(&d.join("req.der"))]);
         let b64 = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let url = b64
             .replace('+', "%2B")
@@ -382,7 +383,7 @@ fn malformed_ocsp_requests_get_malformed_request_and_openssl_reads_it() {
     let inter = write(d, "inter.pem", ca.to_pem());
     let leaf_path = write(d, "leaf.pem", leaf_cert.to_pem());
     let req_path = d.join("req.der");
-    let out = run(
+    let out = run_program(
         "openssl",
         &[
             "ocsp",
@@ -425,7 +426,7 @@ fn malformed_ocsp_requests_get_malformed_request_and_openssl_reads_it() {
         assert!(!resp.is_empty());
     }
     let resp = write(d, "malformed.der", malformed_request_response());
-    let out = run("openssl", &["ocsp", "-respin", s(&resp), "-resp_text"]);
+    let out = run_program("openssl", &["ocsp", "-respin", s(&resp), "-resp_text"]);
     let t = text(&out);
     assert!(t.to_lowercase().contains("malformedrequest"), "{t}");
 }

@@ -2,9 +2,9 @@
 //! old CA is retired (issues nothing) yet its certificates stay revocable and
 //! its certificate stays published; policies may name the alias.
 
-mod common;
+mod harness;
 
-use common::{core_csr, Server};
+use harness::{core_csr, Server};
 use serde_json::json;
 
 #[test]
@@ -82,7 +82,7 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
         Some(&json!({"status": "ACTIVE"})),
     );
     assert_eq!(st, 409, "a retired CA stays retired");
-    let out = common::run(std::process::Command::new("curl").args([
+    let out = harness::run(std::process::Command::new("curl").args([
         "-sS",
         "-o",
         "/dev/null",
@@ -93,7 +93,7 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
 
     // A policy naming the alias: an identity may issue through it.
-    let (cert, key, _) = common::client_identity(&s, "svc", "CN=svc-by-alias,O=test");
+    let (cert, key, _) = harness::client_identity(&s, "svc", "CN=svc-by-alias,O=test");
     let (st, v) = s.curl(
         "PUT",
         "/v1/policies/by-alias",
@@ -141,7 +141,7 @@ fn an_alias_grant_cannot_repoint_its_alias_at_a_ca_it_does_not_administer() {
     let team2 = sub("Team CA 2");
     let (st, v) = s.curl("PUT", "/v1/aliases/team", Some(&json!({"ca_id": team})));
     assert_eq!(st, 200, "{v}");
-    let (lead_cert, lead_key, _) = common::client_identity(&s, "lead", "CN=team-lead,O=test");
+    let (lead_cert, lead_key, _) = harness::client_identity(&s, "lead", "CN=team-lead,O=test");
     let (st, v) = s.curl(
         "PUT",
         "/v1/policies/team-lead",
@@ -168,7 +168,7 @@ fn an_alias_grant_cannot_repoint_its_alias_at_a_ca_it_does_not_administer() {
             json!({"ca_id": target}),
         );
         assert_eq!(st, 403, "{alias} -> {target}: {v}");
-        assert_eq!(common::code(&v), "PolicyDenied", "{v}");
+        assert_eq!(harness::code(&v), "PolicyDenied", "{v}");
     }
     let (_, v) = s.curl("GET", "/v1/aliases/team", None);
     assert_eq!(v["ca_id"], team.as_str());

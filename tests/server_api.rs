@@ -2,7 +2,7 @@
 //! Rust client: mutual TLS refusals, issuance verified by `openssl verify`,
 //! idempotency, disabled CAs, server-made keys, CA hierarchy, restart.
 
-mod common;
+mod harness;
 
 use std::process::Command;
 use std::str::FromStr;
@@ -13,7 +13,8 @@ use ca_core::cert::{
 use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
 use ca_core::profile::Profile;
 use ca_core::serial::Serial;
-use common::{code, core_csr, openssl_csr, run, Server};
+use harness::server::server_bin;
+use harness::{code, core_csr, openssl_csr, run, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 use x509_cert::name::Name;
@@ -266,7 +267,7 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     let (st, v) = s.curl("POST", "/v1/certificates", Some(&other));
     assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
     // Tokens belong to their caller: another client's "order-1" is its own.
-    let (cert, key, _) = common::client_identity(&s, "second", "CN=second-client,O=test");
+    let (cert, key, _) = harness::client_identity(&s, "second", "CN=second-client,O=test");
     let (st, v) = s.curl(
         "PUT",
         "/v1/policies/second-issues",
@@ -717,7 +718,7 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
 fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
     let tmp = tempfile::tempdir().unwrap();
     let xdg = tmp.path().join("xdg");
-    let child = Command::new(common::BIN)
+    let child = Command::new(server_bin())
         .args([
             "serve",
             "--api-addr",
@@ -730,9 +731,11 @@ fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
         .env("XDG_DATA_HOME", &xdg)
         .env_remove("CA_SERVER_DATA_DIR")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(tmp.path().join("server.log")).unwrap())
         .spawn()
         .unwrap();
+    // Killed even when an assertion below fails.
+    let mut child = harness::KillOnDrop(child);
     let dir = xdg.join("ca-server");
     let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
     let start = std::time::Instant::now();
@@ -778,13 +781,13 @@ fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
         String::from_utf8_lossy(&out.stderr)
     );
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let status = child.0.wait().unwrap();
+    assert!(status.success());
     // JSON logs, and no private key in them.
-    let log = String::from_utf8_lossy(&out.stderr);
+    let log = std::fs::read_to_string(tmp.path().join("server.log")).unwrap();
     assert!(
         log.lines()
             .any(|l| l.starts_with('{') && l.contains("\"ca-server listening\"")),

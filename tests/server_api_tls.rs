@@ -3,13 +3,14 @@
 //! kept on disk; a failed renewal never stops the server; a renewal cut short
 //! by a crash is finished or dropped at the next start.
 
-mod common;
+mod harness;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{run, Server};
 use der::{Decode, Encode};
+use harness::server::server_bin;
+use harness::{run, Server};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::Certificate;
 
@@ -220,7 +221,7 @@ fn the_api_certificate_is_renewed_before_it_expires() {
 fn an_impossible_renewal_setting_is_refused_at_start() {
     let mut s = Server::init_with(&[], &[]);
     set_api_tls(&s.dir, "validity_days = 30\nrenew_before_days = 30\n");
-    let out = run(Command::new(common::BIN)
+    let out = run(Command::new(server_bin())
         .args(["serve", "--data-dir"])
         .arg(&s.dir)
         .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"]));

@@ -2,17 +2,18 @@
 //! too), readable through the API with filters, and `ca-server audit verify`
 //! finds an entry altered, removed or reordered directly in the redb file.
 
-mod common;
+mod harness;
 
 use std::path::Path;
 use std::process::Command;
 
 use ca_server::store::redb::forensics;
-use common::{core_csr, run, Server, BIN};
+use harness::server::server_bin;
+use harness::{core_csr, run, Server};
 use serde_json::{json, Value};
 
 fn verify(dir: &Path) -> (bool, String) {
-    let out = run(Command::new(BIN)
+    let out = run(Command::new(server_bin())
         .args(["audit", "verify", "--data-dir"])
         .arg(dir));
     (
@@ -64,7 +65,7 @@ fn every_call_is_audited_and_tampering_is_found() {
     let (st, _) = s.curl("GET", "/v1/no-such-thing", None);
     assert_eq!(st, 404);
     // A client with no policy: denied, and audited as denied.
-    let (cert, key, fp) = common::client_identity(&s, "nobody", "CN=nobody,O=test");
+    let (cert, key, fp) = harness::client_identity(&s, "nobody", "CN=nobody,O=test");
     let (st, v) = s.curl_as(&cert, &key, "GET", "/v1/cas", None);
     assert_eq!(st, 200, "listing is filtered, not refused: {v}");
     assert_eq!(v["certificate_authorities"], json!([]));
@@ -76,7 +77,7 @@ fn every_call_is_audited_and_tampering_is_found() {
         None,
     );
     assert_eq!(st, 403, "{v}");
-    assert_eq!(common::code(&v), "PolicyDenied");
+    assert_eq!(harness::code(&v), "PolicyDenied");
     assert!(
         v["error"]["message"]
             .as_str()

@@ -1,9 +1,9 @@
 //! Malformed requests of many kinds: each gets the right JSON error and
 //! status, nothing half-written is left behind, and the server keeps serving.
 
-mod common;
+mod harness;
 
-use common::{core_csr, fixture, Server};
+use harness::{core_csr, fixture, Server};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -695,7 +695,7 @@ fn curl_raw(s: &Server, c: &Case) -> (u16, Value) {
     let admin = s.admin_dir();
     let body_path = s.tmp.path().join("raw-body");
     std::fs::write(&body_path, c.body.as_deref().unwrap_or_default()).unwrap();
-    let out = common::run(
+    let out = harness::run(
         std::process::Command::new("curl")
             .args(["-sS", "-w", "\n%{http_code}", "--cert"])
             .arg(admin.join("admin.pem"))
@@ -775,7 +775,7 @@ async fn overload_gets_429_throttled_and_a_small_body_limit_holds() {
         .call_raw(Method::POST, "/v1/certificates", Bytes::from(big), true)
         .await
         .unwrap();
-    assert_eq!((st, common::code(&v)), (413, "TooLarge"), "{v}");
+    assert_eq!((st, harness::code(&v)), (413, "TooLarge"), "{v}");
 }
 
 /// A connection to the public listener with a whole GET /health sent.

@@ -2,7 +2,7 @@
 //! certificates, restart, several times over. Every certificate a client
 //! received is in the store afterwards, and no serial repeats.
 
-mod common;
+mod harness;
 // The bench's load generator, compiled into this test: it is not part of the library.
 #[allow(dead_code)]
 #[path = "../ca-server/src/bin/bench_support/mod.rs"]
@@ -11,7 +11,7 @@ mod bench_support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{core_csr, Server};
+use harness::{core_csr, Server};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::json;

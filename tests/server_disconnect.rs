@@ -4,7 +4,7 @@
 //! OCSP responder and the CRL (through openssl) and the audit trail must agree
 //! on every certificate.
 
-mod common;
+mod harness;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{core_csr, run, Server};
+use harness::server::server_bin;
+use harness::{core_csr, run, Server};
 use serde_json::{json, Value};
 
 const ROUNDS: usize = 50;
@@ -311,7 +312,7 @@ async fn a_client_that_hangs_up_cannot_split_an_action_from_its_audit_entry() {
     // The whole trail still verifies offline.
     let mut s = s;
     s.stop();
-    let out = run(Command::new(common::BIN)
+    let out = run(Command::new(server_bin())
         .args(["audit", "verify", "--data-dir"])
         .arg(&s.dir));
     assert!(

@@ -4,14 +4,15 @@
 //! succeed again as soon as space returns, without a restart. Nothing
 //! answered is lost and the audit trail still verifies.
 
-mod common;
+mod harness;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{code, core_csr, run, Server, BIN};
+use harness::server::server_bin;
+use harness::{code, core_csr, run, Server};
 use serde_json::json;
 
 /// A tmpfs mounted over a directory, unmounted when dropped.
@@ -153,7 +154,7 @@ fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
 
     // Nothing answered was lost, across a restart; the trail verifies.
     s.stop();
-    let out = run(Command::new(BIN)
+    let out = run(Command::new(server_bin())
         .args(["audit", "verify", "--data-dir"])
         .arg(&s.dir));
     assert!(

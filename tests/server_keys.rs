@@ -2,14 +2,15 @@
 //! nor in any log line; a wrong master key is refused and changes nothing;
 //! master-key rotation survives a crash at every stage.
 
-mod common;
+mod harness;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{core_csr, run, Server, BIN};
 use der::{Decode, Reader};
+use harness::server::server_bin;
+use harness::{core_csr, run, Server};
 use serde_json::json;
 
 /// Every regular file under `dir`, recursively.
@@ -47,20 +48,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn base64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in data.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64ct::{Base64, Encoding};
+    Base64::encode_string(data)
 }
 
 /// The raw private value inside a PKCS#8 key: the EC private scalar, the RSA
@@ -229,7 +218,7 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
 }
 
 fn start_fails(s: &Server, env: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(server_bin());
     cmd.args(["serve", "--data-dir"]).arg(&s.dir).args([
         "--api-addr",
         "127.0.0.1:0",
@@ -307,7 +296,7 @@ fn a_passphrase_master_key_works_and_a_wrong_one_is_refused() {
 }
 
 fn rotate(s: &Server, extra: &[&str]) -> std::process::Output {
-    run(Command::new(BIN)
+    run(Command::new(server_bin())
         .args(["rotate-master-key", "--data-dir"])
         .arg(&s.dir)
         .args(extra))

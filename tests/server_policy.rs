@@ -2,11 +2,12 @@
 //! each allowed or denied exactly as the policy says (0 bypasses), and exactly
 //! one audit entry per call with the matching outcome.
 
-mod common;
+mod harness;
 
 use std::path::PathBuf;
 
-use common::Server;
+use harness::server::server_bin;
+use harness::Server;
 use serde_json::{json, Value};
 
 struct Who {
@@ -87,7 +88,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
         },
     };
     let mk = |name: &'static str, subject: &str| {
-        let (cert, key, fp) = common::client_identity(&s, name, subject);
+        let (cert, key, fp) = harness::client_identity(&s, name, subject);
         Who {
             name,
             cert,
@@ -532,7 +533,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
         let w = who[c.who];
         let (st, v) = s.curl_as(&w.cert, &w.key, c.method, &c.path, c.body.as_ref());
         let ok = (200..300).contains(&st);
-        let denied = st == 403 && common::code(&v) == "PolicyDenied";
+        let denied = st == 403 && harness::code(&v) == "PolicyDenied";
         if (c.allowed && !ok) || (!c.allowed && !denied) {
             failures.push(format!(
                 "{} {} ({} {}): expected {}, got {st} {v}",
@@ -582,8 +583,8 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
     assert_eq!(denied_by_statement.outcome.decision, "denied");
 
     let (ok, out) = {
-        let o = common::run(
-            std::process::Command::new(common::BIN)
+        let o = harness::run(
+            std::process::Command::new(server_bin())
                 .args(["audit", "verify", "--data-dir"])
                 .arg(&s.dir),
         );
@@ -615,7 +616,7 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
                "conditions": {"revoke_scope": "any"}}),
     );
     // ...and let a provisioning service issue client certificates for workloads.
-    let (cert, key, _) = common::client_identity(&s, "provisioner", "CN=provisioner,O=test");
+    let (cert, key, _) = harness::client_identity(&s, "provisioner", "CN=provisioner,O=test");
     put(
         "provisioner",
         json!({"effect": "allow", "principals": [{"subject": "CN=provisioner,O=test"}],
@@ -637,7 +638,7 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
     ] {
         let (st, v) = request(Some(forged), &["job.workloads.example.internal"]);
         assert_eq!(st, 403, "{forged}: {v}");
-        assert_eq!(common::code(&v), "PolicyDenied");
+        assert_eq!(harness::code(&v), "PolicyDenied");
     }
     let (st, v) = request(None, &["job.workloads.example.internal"]);
     assert_eq!(st, 201, "CN = the requested name: {v}");
@@ -687,7 +688,7 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
         Some(&json!({"csr": own_csr["csr"]})),
     );
     assert_eq!(st, 403, "renewing the admin's certificate: {v}");
-    assert_eq!(common::code(&v), "PolicyDenied");
+    assert_eq!(harness::code(&v), "PolicyDenied");
 
     // subject_patterns allow exactly the subjects they name.
     put(

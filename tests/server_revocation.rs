@@ -4,13 +4,13 @@
 //! idempotent revocation, sub-CA revocation, and a revoked operator locked out
 //! of the management API at once.
 
-mod common;
+mod harness;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{code, core_csr, openssl_csr, run, Server};
+use harness::{code, core_csr, openssl_csr, run, Server};
 use hyper::Method;
 use serde_json::{json, Value};
 
@@ -166,24 +166,8 @@ impl Files {
 }
 
 fn b64(data: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64ct::{Base64, Encoding};
+    Base64::encode_string(data)
 }
 
 fn url_escape(s: &str) -> String {

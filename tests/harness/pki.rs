@@ -1,8 +1,5 @@
-//! Helpers shared by the end-to-end tests that drive external programs.
-#![allow(dead_code)]
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+//! An in-process CA hierarchy, for the tests that hold ca-core's output up
+//! against other implementations (openssl, GnuTLS, NSS, Go, webpki).
 
 use ca_core::cert::{
     create_intermediate, create_root, IntermediateParams, Issuer, IssuerUrls, RootParams,
@@ -10,30 +7,6 @@ use ca_core::cert::{
 use ca_core::keys::{KeyAlgorithm, SoftwareKey};
 use std::str::FromStr;
 use x509_cert::name::Name;
-
-pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-pub fn fixture(name: &str) -> Vec<u8> {
-    let path = repo_root().join("fixtures/csr").join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
-}
-
-/// Run an external program; a missing one fails the test with the fix.
-pub fn run(program: &str, args: &[&str]) -> Output {
-    Command::new(program).args(args).output().unwrap_or_else(|e| {
-        panic!("cannot run {program}: {e}. Install the test tools with: bash tests/install-test-tools.sh")
-    })
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A root and an issuing intermediate, both with keys of `alg`.
 pub struct Hierarchy {

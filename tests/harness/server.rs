@@ -1,8 +1,5 @@
-//! Helpers for the server end-to-end tests: a real `ca-server` process on
-//! 127.0.0.1 with free ports and a temporary data directory, driven by curl,
-//! openssl and the Rust client.
-
-#![allow(dead_code)]
+//! A real `ca-server` process on 127.0.0.1 with a temporary data directory,
+//! driven by curl, openssl, the Rust client and the real `ca-cli`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
@@ -13,11 +10,19 @@ use ca_server::api::client::{ApiClient, ClientProfile};
 use ca_server::config::Config;
 use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ca-server");
+use super::{binary, free_port, run};
+
+/// The `ca-server` binary.
+pub fn server_bin() -> PathBuf {
+    binary("ca-server")
+}
 
 pub struct Server {
     pub tmp: tempfile::TempDir,
+    /// The data directory.
     pub dir: PathBuf,
+    /// An empty HOME for `ca-cli`, so no default profile is found by accident.
+    pub home: PathBuf,
     child: Option<Child>,
     pub api: String,
     pub public: String,
@@ -35,14 +40,12 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failing test shows what the server said (cargo prints the
+        // captured output of failed tests only).
+        if std::thread::panicking() {
+            eprintln!("---- ca-server log ----\n{}", self.log());
+        }
     }
-}
-
-pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    out
 }
 
 impl Server {
@@ -60,13 +63,18 @@ impl Server {
     }
 
     /// `ca-server init` with extra arguments in a fresh temporary directory,
-    /// not started.
+    /// not started. The API and public addresses are fixed free ports, so the
+    /// profile init writes for the CLI names the address the server will serve.
     pub fn init_with(args: &[&str], env: &[(&str, &str)]) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("data");
-        let mut cmd = Command::new(BIN);
+        let home = tmp.path().join("home");
+        std::fs::create_dir(&home).expect("home");
+        let mut cmd = Command::new(server_bin());
         cmd.args(["init", "--data-dir"])
             .arg(&dir)
+            .args(["--api-addr", &format!("127.0.0.1:{}", free_port())])
+            .args(["--public-addr", &format!("127.0.0.1:{}", free_port())])
             .args(args)
             .env("RUST_LOG", "warn");
         for (k, v) in env {
@@ -86,6 +94,7 @@ impl Server {
         Server {
             tmp,
             dir,
+            home,
             child: None,
             api: String::new(),
             public: String::new(),
@@ -110,10 +119,9 @@ impl Server {
             .open(self.tmp.path().join("server.log"))
             .expect("log file");
         let out_log = log.try_clone().expect("log file");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(server_bin());
         cmd.args(["serve", "--data-dir"])
             .arg(&self.dir)
-            .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
             .args(&self.extra_args)
             .env("RUST_LOG", "info");
         for (k, v) in &self.env {
@@ -187,6 +195,40 @@ impl Server {
         self.admin_dir().join("root.pem")
     }
 
+    /// The CLI profile `ca-server init` wrote.
+    pub fn profile_path(&self) -> PathBuf {
+        self.admin_dir().join("profile.toml")
+    }
+
+    /// Run ca-cli with the profile from `ca-server init` (and nothing else from
+    /// the environment), as an operator right after init would.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let profile = self.profile_path();
+        self.cli_env(args, &[("CA_PROFILE", profile.to_str().expect("path"))])
+    }
+
+    /// Run ca-cli with only `env` from the environment's CA settings.
+    pub fn cli_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(binary("ca-cli"));
+        cmd.args(args);
+        for k in [
+            "CA_SERVER",
+            "CA_CLIENT_CERT",
+            "CA_CLIENT_KEY",
+            "CA_ROOT",
+            "CA_PROFILE",
+            "CA_SERVER_DATA_DIR",
+            "XDG_DATA_HOME",
+        ] {
+            cmd.env_remove(k);
+        }
+        cmd.env("HOME", &self.home);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    }
+
     /// curl with the admin's client certificate; returns (HTTP status, JSON body).
     pub fn curl(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let admin = self.admin_dir();
@@ -210,6 +252,8 @@ impl Server {
     ) -> (u16, Value) {
         let mut args: Vec<String> = vec![
             "-sS".into(),
+            "--max-time".into(),
+            "120".into(),
             "--cert".into(),
             cert.display().to_string(),
             "--key".into(),
@@ -318,13 +362,6 @@ pub fn core_csr(dns: &str) -> String {
     ca_core::pem::encode("CERTIFICATE REQUEST", &der)
 }
 
-pub fn fixture(name: &str) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fixtures/csr")
-        .join(name);
-    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
 /// A client certificate for `subject` issued by the admin from the client-auth
 /// CA; returns (cert path, key path, SHA-256 fingerprint hex).
 pub fn client_identity(s: &Server, name: &str, subject: &str) -> (PathBuf, PathBuf, String) {
@@ -343,7 +380,7 @@ pub fn client_identity(s: &Server, name: &str, subject: &str) -> (PathBuf, PathB
     let cert_pem = v["certificate"].as_str().expect("certificate").to_string();
     let der = ca_core::pem::decode("CERTIFICATE", &cert_pem).expect("cert der");
     let fp = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
-    let fp: String = fp.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let fp = ca_core::hex::encode(fp.as_ref());
     let enc = ca_core::pem::decode(
         "ENCRYPTED PRIVATE KEY",
         v["private_key"].as_str().expect("key"),

@@ -3,6 +3,8 @@
 //! nothing but the schema version and memory does not grow with the number of
 //! certificates (the layout is in the [`store`](super) docs).
 
+/// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
+#[cfg(feature = "forensics")]
 pub mod forensics;
 mod reads;
 mod tables;
