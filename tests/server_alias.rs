@@ -174,22 +174,16 @@ fn an_alias_grant_cannot_repoint_its_alias_at_a_ca_it_does_not_administer() {
     assert_eq!(v["ca_id"], team.as_str());
     let (_, v) = s.curl("GET", "/v1/aliases/issuing", None);
     assert_eq!(v["ca_id"], s.config.issuing_ca_id.as_str());
-    // A grant by alias name alone does not reach the CA behind it by id:
-    // moving `team` to team2 needs administer on `team`'s CA by id too.
+    // A grant on an alias is about the CA it points to now (review M1), so
+    // the lead administers `team`'s CA and team2 (by id): moving `team`
+    // between those two is allowed, and nothing else above was.
     let (st, v) = lead("PUT", "/v1/aliases/team", json!({"ca_id": team2}));
+    assert_eq!(st, 200, "{v}");
+    // Now `team` names team2; the first team CA is no longer the lead's to
+    // administer, so it cannot move the alias back there.
+    let (st, v) = lead("PUT", "/v1/aliases/team", json!({"ca_id": team}));
     assert_eq!(st, 403, "{v}");
-    // With administer on both CAs by id, the lead may move it between them.
-    let (st, v) = s.curl(
-        "PUT",
-        "/v1/policies/team-lead-ids",
-        Some(
-            &json!({"effect": "allow", "principals": [{"subject": "CN=team-lead*"}],
-                     "actions": ["administer"], "cas": [team, team2]}),
-        ),
-    );
-    assert_eq!(st, 200, "{v}");
-    let (st, v) = lead("PUT", "/v1/aliases/team", json!({"ca_id": team2}));
-    assert_eq!(st, 200, "{v}");
+    assert_eq!(harness::code(&v), "PolicyDenied", "{v}");
     // The administrator (administer on *) may still move `issuing`.
     let (st, v) = s.curl("PUT", "/v1/aliases/issuing", Some(&json!({"ca_id": team2})));
     assert_eq!(st, 200, "{v}");

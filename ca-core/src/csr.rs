@@ -139,26 +139,35 @@ fn requested_sans(info: &CertReqInfo) -> Result<Vec<SanEntry>, CsrError> {
 
 /// The first common name in a subject, if any.
 pub fn common_name(name: &Name) -> Option<String> {
+    common_names(name).into_iter().next()
+}
+
+/// Every common name in a subject, in order (issuance refuses more than one).
+pub fn common_names(name: &Name) -> Vec<String> {
     name.0
         .iter()
         .flat_map(|rdn| rdn.0.iter())
-        .find(|atv| atv.oid == oids::AT_COMMON_NAME)
-        .and_then(|atv| {
-            atv.value
-                .decode_as::<der::asn1::Utf8StringRef<'_>>()
+        .filter(|atv| atv.oid == oids::AT_COMMON_NAME)
+        .filter_map(|atv| attribute_text(&atv.value))
+        .collect()
+}
+
+/// A directory string attribute's text (UTF8String, PrintableString or IA5String).
+pub(crate) fn attribute_text(value: &der::Any) -> Option<String> {
+    value
+        .decode_as::<der::asn1::Utf8StringRef<'_>>()
+        .map(|s| s.as_str().to_string())
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::PrintableStringRef<'_>>()
                 .map(|s| s.as_str().to_string())
-                .or_else(|_| {
-                    atv.value
-                        .decode_as::<der::asn1::PrintableStringRef<'_>>()
-                        .map(|s| s.as_str().to_string())
-                })
-                .or_else(|_| {
-                    atv.value
-                        .decode_as::<der::asn1::Ia5StringRef<'_>>()
-                        .map(|s| s.as_str().to_string())
-                })
-                .ok()
         })
+        .or_else(|_| {
+            value
+                .decode_as::<der::asn1::Ia5StringRef<'_>>()
+                .map(|s| s.as_str().to_string())
+        })
+        .ok()
 }
 
 #[derive(Debug, thiserror::Error)]

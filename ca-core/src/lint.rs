@@ -105,6 +105,8 @@ pub const RULES: &[(&str, Rule)] = &[
         names_within_name_constraints,
     ),
     ("common_name_in_sans", common_name_in_sans),
+    ("single_common_name", single_common_name),
+    ("no_ipv4_mapped_ip", no_ipv4_mapped_ip),
 ];
 
 /// Run every rule; an empty result means the certificate may be signed.
@@ -432,6 +434,31 @@ fn common_name_in_sans(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<()
     }
 }
 
+/// At most one commonName (CA/B BR 7.1.4.3 allows one): a second CN is a name
+/// no check looked at, yet some clients read it.
+fn single_common_name(tbs: &TbsCertificate, _ctx: &LintContext<'_>) -> Result<(), String> {
+    let count = crate::csr::common_names(&tbs.subject).len();
+    if count > 1 {
+        return Err(format!(
+            "the subject has {count} common names; at most one is allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// No IPv4-mapped IPv6 address among the IP SANs: it names an IPv4 host that
+/// IPv4 ranges in policies and name constraints would not see.
+fn no_ipv4_mapped_ip(tbs: &TbsCertificate, _ctx: &LintContext<'_>) -> Result<(), String> {
+    for entry in sans(tbs)?.iter().filter_map(SanEntry::from_general_name) {
+        if let SanEntry::Ip(ip) = entry {
+            if crate::names::is_ipv4_mapped(&ip) {
+                return Err(format!("IP SAN {ip} is an IPv4-mapped IPv6 address"));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -623,6 +650,17 @@ mod tests {
         }),
         ("common_name_in_sans", |t, _| {
             set_san(t, vec![dns("other.example.internal")])
+        }),
+        ("single_common_name", |t, _| {
+            let first = crate::csr::common_name(&t.subject).unwrap();
+            t.subject = Name::from_str(&format!("CN={first},CN=evil.example")).unwrap()
+        }),
+        ("no_ipv4_mapped_ip", |t, _| {
+            let mut names = sans(t).unwrap();
+            let mut mapped = vec![0u8; 10];
+            mapped.extend_from_slice(&[0xff, 0xff, 192, 168, 1, 1]);
+            names.push(GeneralName::IpAddress(OctetString::new(mapped).unwrap()));
+            set_san(t, names)
         }),
     ];
 

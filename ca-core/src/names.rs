@@ -23,6 +23,21 @@ pub enum NameError {
     BadEmail(String),
     #[error("subject name does not parse: {0}")]
     BadSubject(String),
+    #[error("IP address {0} is an IPv4-mapped IPv6 address: ask for the IPv4 address itself")]
+    Ipv4MappedIpv6(String),
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are refused: they name an
+/// IPv4 host while slipping past IPv4 ranges in policies and name constraints.
+pub fn is_ipv4_mapped(ip: &IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some())
+}
+
+fn checked_ip(ip: IpAddr) -> Result<SanEntry, NameError> {
+    if is_ipv4_mapped(&ip) {
+        return Err(NameError::Ipv4MappedIpv6(ip.to_string()));
+    }
+    Ok(SanEntry::Ip(ip))
 }
 
 /// One subjectAltName entry of the kinds a TLS CA issues.
@@ -143,19 +158,17 @@ impl SanEntry {
         }
         if lower.starts_with("ip:") {
             let rest = &input[3..];
-            return rest
-                .parse::<IpAddr>()
-                .map(SanEntry::Ip)
-                .map_err(|_| NameError::BadDnsName {
-                    name: shorten(rest),
-                    why: "not an IP address",
-                });
+            let ip = rest.parse::<IpAddr>().map_err(|_| NameError::BadDnsName {
+                name: shorten(rest),
+                why: "not an IP address",
+            })?;
+            return checked_ip(ip);
         }
         if lower.starts_with("email:") {
             return Ok(SanEntry::Email(validate_email(&input[6..])?));
         }
         if let Ok(ip) = input.parse::<IpAddr>() {
-            return Ok(SanEntry::Ip(ip));
+            return checked_ip(ip);
         }
         if input.contains('@') {
             return Ok(SanEntry::Email(validate_email(input)?));
@@ -168,7 +181,7 @@ impl SanEntry {
         match self {
             SanEntry::Dns(d) => Ok(SanEntry::Dns(validate_dns_name(&d)?)),
             SanEntry::Email(e) => Ok(SanEntry::Email(validate_email(&e)?)),
-            ip @ SanEntry::Ip(_) => Ok(ip),
+            SanEntry::Ip(ip) => checked_ip(ip),
         }
     }
 
@@ -403,6 +416,26 @@ impl fmt::Display for IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_mapped_ipv6_addresses_are_refused() {
+        for text in [
+            "::ffff:192.168.1.1",
+            "IP:::ffff:10.0.0.1",
+            "::FFFF:c0a8:0101",
+        ] {
+            assert!(
+                matches!(SanEntry::parse(text), Err(NameError::Ipv4MappedIpv6(_))),
+                "{text}"
+            );
+        }
+        let mapped = SanEntry::Ip("::ffff:192.168.1.1".parse().unwrap());
+        assert!(mapped.validated().is_err());
+        // Plain IPv6 and IPv4 addresses, and the IPv4-compatible form, stay valid.
+        for text in ["::1", "2001:db8::1", "192.168.1.1"] {
+            assert!(SanEntry::parse(text).is_ok(), "{text}");
+        }
+    }
 
     #[test]
     fn a_common_name_subject_keeps_the_name_as_given() {

@@ -179,9 +179,11 @@ pub struct Caller {
 /// What the caller asks to do.
 #[derive(Clone, Debug, Default)]
 pub struct Request<'a> {
+    /// The CA's id.
     pub ca: &'a str,
-    /// The alias the caller named the CA by, if any.
-    pub ca_alias: Option<&'a str>,
+    /// Every alias that points at `ca` now: a statement naming one of them is
+    /// about this CA, whether the caller named it by alias or by id.
+    pub ca_aliases: &'a [String],
     pub names: &'a [SanEntry],
     /// For issuance: the subject asked for (RFC 4514; empty for an empty subject).
     pub subject: Option<&'a RequestedSubject>,
@@ -198,6 +200,8 @@ pub struct RequestedSubject {
     pub rfc4514: String,
     /// The CN's value when the subject is exactly one attribute, a commonName.
     pub lone_cn: Option<String>,
+    /// Every commonName value in the subject: a deny on names covers them too.
+    pub common_names: Vec<String>,
 }
 
 impl RequestedSubject {
@@ -207,9 +211,11 @@ impl RequestedSubject {
             [atv] if atv.oid == crate::oids::AT_COMMON_NAME => crate::csr::common_name(name),
             _ => None,
         };
+        let common_names = crate::csr::common_names(name);
         RequestedSubject {
             rfc4514: name.to_string(),
             lone_cn,
+            common_names,
         }
     }
 }
@@ -306,6 +312,43 @@ fn name_matches(pattern: &str, name: &SanEntry) -> bool {
     }
 }
 
+/// Whether a deny's name pattern covers a requested name. Denies err wide: a
+/// pattern `*.x` covers `x` itself and names at any depth below it, and a
+/// requested wildcard `*.y` is taken for every name it would certify.
+fn deny_name_matches(pattern: &str, name: &SanEntry) -> bool {
+    let SanEntry::Dns(requested) = name else {
+        return name_matches(pattern, name);
+    };
+    let pattern = pattern.to_ascii_lowercase();
+    if pattern.contains('@') {
+        return false;
+    }
+    let requested = requested.to_ascii_lowercase();
+    let (base, wildcard) = match requested.strip_prefix("*.") {
+        Some(base) => (base, true),
+        None => (requested.as_str(), false),
+    };
+    let parent = |n: &str| n.split_once('.').map(|(_, rest)| rest.to_string());
+    match pattern.strip_prefix("*.") {
+        // `*.x`: x and everything below it. A requested `*.y` certifies the
+        // labels under y, so it is covered when y is within x, or when x is
+        // one of those labels.
+        Some(suffix) => {
+            within(base, suffix) || (wildcard && parent(suffix).as_deref() == Some(base))
+        }
+        // An exact name: itself, or a requested wildcard that certifies it.
+        None => base == pattern || (wildcard && parent(&pattern).as_deref() == Some(base)),
+    }
+}
+
+/// `name` is `domain` or a name below it.
+fn within(name: &str, domain: &str) -> bool {
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
 fn name_allowed(c: &Conditions, name: &SanEntry) -> bool {
     match name {
         SanEntry::Ip(ip) => c.ip_ranges.iter().any(|r| r.contains(ip)),
@@ -319,7 +362,22 @@ fn name_allowed(c: &Conditions, name: &SanEntry) -> bool {
 /// a validity longer than its maximum. (Revoke scope does not narrow a deny.)
 fn deny_covers(c: &Conditions, req: &Request<'_>) -> bool {
     let names_named = !c.name_patterns.is_empty() || !c.ip_ranges.is_empty();
-    let names_hit = !names_named || req.names.iter().any(|n| name_allowed(c, n));
+    let denied = |n: &SanEntry| match n {
+        SanEntry::Ip(ip) => c.ip_ranges.iter().any(|r| r.contains(ip)),
+        other => c.name_patterns.iter().any(|p| deny_name_matches(p, other)),
+    };
+    // The subject's common names count as requested names: clients that still
+    // read the CN would trust them.
+    let cn_names: Vec<SanEntry> = req
+        .subject
+        .map(|s| {
+            s.common_names
+                .iter()
+                .filter_map(|cn| SanEntry::parse(cn).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let names_hit = !names_named || req.names.iter().chain(&cn_names).any(denied);
     let profile_hit = c.profiles.is_empty()
         || req
             .profile
@@ -382,7 +440,7 @@ fn principal_matches(p: &Principal, caller: &Caller) -> bool {
 
 fn ca_matches(cas: &[String], req: &Request<'_>) -> bool {
     cas.iter()
-        .any(|c| c == "*" || c == req.ca || Some(c.as_str()) == req.ca_alias)
+        .any(|c| c == "*" || c == req.ca || req.ca_aliases.iter().any(|a| a == c))
 }
 
 /// Why the conditions of a grant do not hold for this request, if they do not.
@@ -865,9 +923,10 @@ mod tests {
         );
         let inside = [SanEntry::Ip("10.1.2.3".parse().unwrap())];
         let outside = [SanEntry::Ip("192.0.2.1".parse().unwrap())];
+        let issuing = ["issuing".to_string()];
         let by_alias = Request {
             ca: "ca-9",
-            ca_alias: Some("issuing"),
+            ca_aliases: &issuing,
             names: &inside,
             ..Default::default()
         };
@@ -905,5 +964,144 @@ mod tests {
         let mut bad = grant;
         bad.conditions.name_patterns = vec!["**bad".into()];
         assert!(bad.validate().is_err());
+    }
+
+    fn deny(id: &str, cas: &[&str], conditions: Conditions) -> Statement {
+        Statement {
+            effect: Effect::Deny,
+            ..allow(id, Principal::Anyone, &[Action::Issue], cas, conditions)
+        }
+    }
+
+    fn issue_any() -> Statement {
+        allow(
+            "all",
+            Principal::Anyone,
+            &[Action::Issue],
+            &["*"],
+            Conditions::default(),
+        )
+    }
+
+    fn denied(statements: &[Statement], req: &Request<'_>) -> bool {
+        let c = caller("CN=svc", "svc.example", &"e".repeat(64));
+        !evaluate(statements, &c, Action::Issue, req).allowed
+    }
+
+    #[test]
+    fn a_deny_on_an_alias_holds_for_the_ca_id_and_the_reverse() {
+        let names = [SanEntry::Dns("ok.example".into())];
+        let aliases = ["issuing".to_string()];
+        let by_alias_name = [
+            deny("no-issuing", &["issuing"], Conditions::default()),
+            issue_any(),
+        ];
+        // Named by id: the alias still points at it, so the deny holds.
+        let by_id = Request {
+            ca: "ca-1",
+            ca_aliases: &aliases,
+            names: &names,
+            ..Default::default()
+        };
+        assert!(denied(&by_alias_name, &by_id));
+        // A deny on the id holds when the CA is reached through its alias.
+        let by_id_name = [
+            deny("no-ca-1", &["ca-1"], Conditions::default()),
+            issue_any(),
+        ];
+        assert!(denied(&by_id_name, &by_id));
+        // Another CA, which no alias names, is not covered.
+        let other = Request {
+            ca: "ca-2",
+            names: &names,
+            ..Default::default()
+        };
+        assert!(!denied(&by_alias_name, &other));
+    }
+
+    #[test]
+    fn a_wildcard_deny_covers_the_apex_and_every_depth() {
+        let statements = [
+            deny(
+                "secret",
+                &["*"],
+                Conditions {
+                    name_patterns: vec!["*.secret.example".into()],
+                    ..Default::default()
+                },
+            ),
+            issue_any(),
+        ];
+        for name in [
+            "secret.example",
+            "a.secret.example",
+            "a.b.secret.example",
+            "*.secret.example",
+            "*.a.secret.example",
+            "*.example",
+            "A.SECRET.EXAMPLE",
+        ] {
+            let names = [SanEntry::Dns(name.into())];
+            let req = Request {
+                ca: "ca-1",
+                names: &names,
+                ..Default::default()
+            };
+            assert!(denied(&statements, &req), "{name} slipped past the deny");
+        }
+        for name in ["notsecret.example", "secret.example.org", "*.other.example"] {
+            let names = [SanEntry::Dns(name.into())];
+            let req = Request {
+                ca: "ca-1",
+                names: &names,
+                ..Default::default()
+            };
+            assert!(!denied(&statements, &req), "{name} was denied");
+        }
+        // An exact deny covers a requested wildcard that would certify it.
+        let exact = [
+            deny(
+                "evil",
+                &["*"],
+                Conditions {
+                    name_patterns: vec!["evil.example".into()],
+                    ..Default::default()
+                },
+            ),
+            issue_any(),
+        ];
+        let names = [SanEntry::Dns("*.example".into())];
+        let req = Request {
+            ca: "ca-1",
+            names: &names,
+            ..Default::default()
+        };
+        assert!(denied(&exact, &req));
+    }
+
+    #[test]
+    fn a_deny_on_names_covers_the_subject_common_name() {
+        let statements = [
+            deny(
+                "evil",
+                &["*"],
+                Conditions {
+                    name_patterns: vec!["evil.example".into()],
+                    ..Default::default()
+                },
+            ),
+            issue_any(),
+        ];
+        let names = [SanEntry::Dns("ok.example".into())];
+        let subject = RequestedSubject::from_name(
+            &crate::names::parse_subject("CN=evil.example,O=Example").unwrap(),
+        );
+        let req = Request {
+            ca: "ca-1",
+            names: &names,
+            subject: Some(&subject),
+            ..Default::default()
+        };
+        assert!(denied(&statements, &req));
     }
 }

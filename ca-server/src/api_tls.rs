@@ -246,7 +246,7 @@ pub async fn renew_if_due(
     if names.is_empty() {
         anyhow::bail!("the API TLS certificate has no DNS or IP names to renew with");
     }
-    let (ca_id, _) = auth
+    let ca_id = auth
         .resolve_ca(&auth.default_ca())
         .map_err(|e| anyhow::anyhow!("the issuing CA: {e}"))?;
     let ca = auth

@@ -11,7 +11,7 @@ use crate::store::{CaRecord, CaStatus, CaType};
 impl Authority {
     /// GetAlias: the CA an alias names now (read on that CA).
     pub fn get_alias(&self, who: &Identity, alias: &str) -> Result<String, ApiError> {
-        let (ca, _) = self.resolve_ca(alias)?;
+        let ca = self.resolve_ca(alias)?;
         self.authorize_read(who, &ca)?;
         Ok(ca)
     }
@@ -55,11 +55,11 @@ impl Authority {
                 .transpose()?
                 .unwrap_or(false);
         if everything {
-            return self.authorize_administer(who, "*", None);
+            return self.authorize_administer(who, "*");
         }
-        self.authorize_administer(who, new_target, None)?;
+        self.authorize_administer(who, new_target)?;
         if let Some(cur) = current.as_deref().filter(|c| *c != new_target) {
-            self.authorize_administer(who, cur, None)?;
+            self.authorize_administer(who, cur)?;
         }
         Ok(())
     }
@@ -94,14 +94,14 @@ impl Authority {
         who: &Identity,
         alias: &str,
     ) -> Result<(CaRecord, CaRecord), ApiError> {
-        let (old_id, _) = self.resolve_ca(alias)?;
+        let old_id = self.resolve_ca(alias)?;
         if ids::is_ca_id(alias) {
             return Err(ApiError::invalid("rotate an alias, not a CA id"));
         }
         // By id: the new CA takes the old one's place under the same parent.
-        self.authorize_administer(who, &old_id, None)?;
+        self.authorize_administer(who, &old_id)?;
         if alias == crate::alias::DEFAULT_ALIAS {
-            self.authorize_administer(who, "*", None)?;
+            self.authorize_administer(who, "*")?;
         }
         let old = self.get_ca(&old_id)?;
         let parent =

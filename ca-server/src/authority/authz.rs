@@ -47,6 +47,11 @@ impl Authority {
             return Ok(());
         }
         let caller = caller_of(who);
+        let aliases = self.aliases_of(req.ca)?;
+        let req = &PolicyRequest {
+            ca_aliases: &aliases,
+            ..req.clone()
+        };
         let d = ca_core::policy::evaluate(&self.policies.statements(), &caller, action, req);
         tracing::debug!(caller = %who.display(), %action, ca = req.ca, allowed = d.allowed, statement = d.statement.as_deref().unwrap_or("-"), "policy decision");
         crate::audit::record(d.allowed, d.statement.clone(), d.reason.clone(), req.ca);
@@ -66,13 +71,25 @@ impl Authority {
         ))
     }
 
-    /// `issue` on a CA (and the alias it was named by) for a certificate as it
+    /// The aliases pointing at `ca_id` now: statements naming an alias are
+    /// about the CA it points to, however the caller named that CA.
+    fn aliases_of(&self, ca_id: &str) -> Result<Vec<String>, ApiError> {
+        Ok(self
+            .store
+            .list_aliases()?
+            .into_iter()
+            .filter(|(_, target)| target == ca_id)
+            .map(|(alias, _)| alias)
+            .collect())
+    }
+
+    /// `issue` on a CA for a certificate as it
     /// will be issued: its names and subject, its profile and its validity in
     /// days (the profile's default when the request names none).
     pub(super) fn authorize_issue(
         &self,
         who: &Identity,
-        (ca, ca_alias): (&str, Option<&str>),
+        ca: &str,
         names: &[SanEntry],
         subject: &Name,
         profile: Profile,
@@ -83,7 +100,6 @@ impl Authority {
             PolicyAction::Issue,
             &PolicyRequest {
                 ca,
-                ca_alias,
                 names,
                 subject: Some(&RequestedSubject::from_name(subject)),
                 profile: Some(profile.name()),
@@ -98,8 +114,13 @@ impl Authority {
         if who.internal {
             return true;
         }
+        // Fails closed: a store that cannot list aliases hides the CA.
+        let Ok(aliases) = self.aliases_of(ca_id) else {
+            return false;
+        };
         let req = PolicyRequest {
             ca: ca_id,
+            ca_aliases: &aliases,
             ..Default::default()
         };
         ca_core::policy::evaluate(
@@ -145,20 +166,14 @@ impl Authority {
         self.authorize_read(who, &ca)
     }
 
-    /// `administer` on a CA (and the alias that names it, for alias changes).
-    /// A new root has no parent to scope the grant to: it asks for `*`.
-    pub(super) fn authorize_administer(
-        &self,
-        who: &Identity,
-        ca: &str,
-        ca_alias: Option<&str>,
-    ) -> Result<(), ApiError> {
+    /// `administer` on a CA. A new root has no parent to scope the grant to:
+    /// it asks for `*`.
+    pub(super) fn authorize_administer(&self, who: &Identity, ca: &str) -> Result<(), ApiError> {
         self.authorize(
             who,
             PolicyAction::Administer,
             &PolicyRequest {
                 ca,
-                ca_alias,
                 ..Default::default()
             },
         )

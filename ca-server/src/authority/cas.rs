@@ -121,7 +121,7 @@ impl Authority {
         who: &Identity,
         new: NewCa,
     ) -> Result<(NewCaRecord, SoftwareKey), ApiError> {
-        self.authorize_administer(who, new.parent_ca_id.as_deref().unwrap_or("*"), None)?;
+        self.authorize_administer(who, new.parent_ca_id.as_deref().unwrap_or("*"))?;
         let alg = parse_key_alg(&new.key_algorithm)?;
         let subject = parse_subject(&new.subject)?;
         let name_constraints = new
@@ -246,7 +246,7 @@ impl Authority {
         chain: &str,
     ) -> Result<CaRecord, ApiError> {
         let rec = self.get_ca(ca_id)?;
-        self.authorize_administer(who, ca_id, None)?;
+        self.authorize_administer(who, ca_id)?;
         if rec.status != CaStatus::PendingCertificate {
             return Err(ApiError::new(
                 ErrorCode::InvalidState,
@@ -310,7 +310,7 @@ impl Authority {
         status: &str,
     ) -> Result<CaRecord, ApiError> {
         check_ca_id(ca_id)?;
-        self.authorize_administer(who, ca_id, None)?;
+        self.authorize_administer(who, ca_id)?;
         let target = match status {
             "ACTIVE" => CaStatus::Active,
             "DISABLED" => CaStatus::Disabled,

@@ -187,7 +187,7 @@ impl Authority {
         validity_days: Option<u32>,
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
-        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = self.resolve_ca(ca_id)?;
         let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(profile)?;
         let limits = self.config.limits(profile);
@@ -198,7 +198,7 @@ impl Authority {
         request.validity_days = validity_days;
         self.authorize_issue(
             who,
-            (ca_id, alias.as_deref()),
+            ca_id,
             &request.sans,
             &request.subject,
             profile,
@@ -228,7 +228,7 @@ impl Authority {
         ca_id: &str,
         r: &NewKeyRequest<'_>,
     ) -> Result<(CertView, SoftwareKey), ApiError> {
-        let (ca_id, alias) = self.resolve_ca(ca_id)?;
+        let ca_id = self.resolve_ca(ca_id)?;
         let ca_id = ca_id.as_str();
         let profile = parse_leaf_profile(r.profile)?;
         let limits = self.config.limits(profile);
@@ -237,7 +237,7 @@ impl Authority {
         let (sans, subject) = parse_names(r.names, r.subject)?;
         self.authorize_issue(
             who,
-            (ca_id, alias.as_deref()),
+            ca_id,
             &sans,
             &subject,
             profile,
@@ -277,9 +277,9 @@ impl Authority {
         let old = self.find_certificate(ca_id, serial)?;
         // Renewing through an alias issues from the CA it names now, so a
         // certificate of a retired CA renews from its successor.
-        let (ca_id, alias) = match ca_id.filter(|c| crate::alias::is_alias(c)) {
+        let ca_id = match ca_id.filter(|c| crate::alias::is_alias(c)) {
             Some(a) => self.resolve_ca(a)?,
-            None => (old.record.ca_id.clone(), None),
+            None => old.record.ca_id.clone(),
         };
         let profile = parse_leaf_profile(&old.record.profile)?;
         let limits = self.config.limits(profile);
@@ -311,7 +311,7 @@ impl Authority {
         };
         self.authorize_issue(
             who,
-            (&ca_id, alias.as_deref()),
+            &ca_id,
             &request.sans,
             &request.subject,
             profile,

@@ -217,13 +217,13 @@ impl Authority {
 
     /// A CA id, or an alias resolved to its CA id (with the alias kept for
     /// policies that name it).
-    pub fn resolve_ca(&self, id_or_alias: &str) -> Result<(String, Option<String>), ApiError> {
+    pub fn resolve_ca(&self, id_or_alias: &str) -> Result<String, ApiError> {
         if ids::is_ca_id(id_or_alias) {
-            return Ok((id_or_alias.to_string(), None));
+            return Ok(id_or_alias.to_string());
         }
         if crate::alias::is_alias(id_or_alias) {
             if let Some(id) = self.store.get_alias(id_or_alias)? {
-                return Ok((id, Some(id_or_alias.to_string())));
+                return Ok(id);
             }
         }
         Err(ApiError::not_found(
