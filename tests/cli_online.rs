@@ -332,8 +332,14 @@ fn every_online_command_against_a_real_server() {
         .expect("certs")
         .iter()
         .any(|c| c["serial"] == serial.as_str()));
-    // Revoking again is idempotent.
+    // Revoking again with the same reason is idempotent; another reason is
+    // a conflict (exit 1, the server's Conflict).
     ok(srv.cli(&["cert", "revoke", &serial, "--reason", "keyCompromise"]));
+    fails(
+        &srv.cli(&["cert", "revoke", &serial, "--reason", "superseded"]),
+        1,
+        "Conflict",
+    );
     // OCSP, as a relying party: URL and issuer from the certificate, the
     // signed answer verified; with a nonce (echoed) and without.
     let q = json(&ok(
@@ -407,7 +413,28 @@ fn every_online_command_against_a_real_server() {
         json(&ok(srv.cli(&["ca", "enable", &sub_id, "-o", "json"])))["status"],
         "ACTIVE"
     );
-    ok(srv.cli(&["cert", "issue", "--csr", &csr, "--ca", &sub_id]));
+    // web.key was revoked for keyCompromise above: never certified again.
+    fails(
+        &srv.cli(&["cert", "issue", "--csr", &csr, "--ca", &sub_id]),
+        1,
+        "BlockedKey",
+    );
+    let key2 = p(d, "web2.key");
+    let csr2 = p(d, "web2.csr");
+    ok(srv.cli(&["key", "generate", "--algorithm", "ec-p256", "--out", &key2]));
+    ok(srv.cli(&[
+        "csr",
+        "create",
+        "--key",
+        &key2,
+        "--subject",
+        "CN=web.example.internal",
+        "--san",
+        "DNS:web.example.internal",
+        "--out",
+        &csr2,
+    ]));
+    ok(srv.cli(&["cert", "issue", "--csr", &csr2, "--ca", &sub_id]));
 
     // --- an externally signed CA: create pending, get its CSR, sign it with an
     // outside root (openssl), import it, and issue from it.
@@ -482,7 +509,7 @@ fn every_online_command_against_a_real_server() {
     assert_eq!(imported["status"], "ACTIVE");
     let from_ext = p(d, "from-ext.pem");
     ok(srv.cli(&[
-        "cert", "issue", "--csr", &csr, "--ca", &ext_id, "--out", &from_ext,
+        "cert", "issue", "--csr", &csr2, "--ca", &ext_id, "--out", &from_ext,
     ]));
     ok(srv.cli(&["verify", "--root", &oroot, &from_ext]));
 

@@ -171,17 +171,32 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
     );
     assert!(!ok, "an expired certificate was accepted");
     assert!(err.contains("alert") || err.contains("SSL"), "{err}");
-    // Control: the same CA, not expired, is accepted.
+    // Control: the same CA, not expired, passes the handshake; made offline,
+    // the store does not hold it as issued, so the request itself is refused
+    // with a JSON 401 (not a TLS alert).
     let (gc, gk) = client_cert(&issuer, &ca_key, false);
     write(&tmp.join("good.pem"), &gc);
     write(&tmp.join("good.key"), &gk);
-    let (ok, err) = curl_with(
-        &s,
-        Some((
-            tmp.join("good.pem").to_str().unwrap(),
-            tmp.join("good.key").to_str().unwrap(),
-        )),
+    let out = run(Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(s.root_pem())
+        .args(["--cert", tmp.join("good.pem").to_str().unwrap()])
+        .args(["--key", tmp.join("good.key").to_str().unwrap()])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("https://{}/health", s.api)));
+    assert!(
+        out.status.success(),
+        "handshake refused: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        body.ends_with("\n401") && body.contains("Unauthenticated"),
+        "{body}"
+    );
+    // And one issued through the API is accepted.
+    let (cert, key, _) = harness::client_identity(&s, "good-stored", "CN=good-stored,O=test");
+    let (ok, err) = curl_with(&s, Some((cert.to_str().unwrap(), key.to_str().unwrap())));
     assert!(ok, "a valid client certificate was refused: {err}");
 
     // The Rust client sees the same: refused without a certificate or with a foreign one.
@@ -386,22 +401,30 @@ fn issue_idempotency_disable_server_key_renew_revoke_restart() {
     assert_eq!(st, 201, "{rekeyed}");
     assert_eq!(rekeyed["sans"], first["sans"], "renewal keeps the names");
 
-    // Revoke with a reason; twice is idempotent (the first reason and time stay).
+    // Revoke with a reason; the same reason again is idempotent (the first
+    // time stays), another one is a conflict. (KEY_COMPROMISE, which would
+    // also block the key, is covered in server_revocation.)
     let (st, rev) = s.curl(
         "POST",
         &format!("/v1/certificates/{serial}/revoke"),
-        Some(&json!({"reason": "KEY_COMPROMISE"})),
+        Some(&json!({"reason": "SUPERSEDED"})),
     );
     assert_eq!(st, 200, "{rev}");
     assert_eq!(rev["status"], "REVOKED");
-    assert_eq!(rev["revocation"]["reason_code"], 1);
+    assert_eq!(rev["revocation"]["reason_code"], 4);
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(&json!({"reason": 5})),
+    );
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
     let (st, v) = s.curl(
         "POST",
         &format!("/v1/certificates/{serial}/revoke"),
         Some(&json!({"reason": 4})),
     );
     assert_eq!(st, 200, "{v}");
-    assert_eq!(v["revocation"]["reason_code"], 1, "{v}");
+    assert_eq!(v["revocation"]["reason_code"], 4, "{v}");
     assert_eq!(
         v["revocation"]["revoked_at"],
         rev["revocation"]["revoked_at"]
@@ -794,4 +817,43 @@ fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
         "{log}"
     );
     assert!(!log.contains("PRIVATE KEY"));
+}
+
+/// Security review L6: no configuration makes server certificates live past
+/// the CA/Browser Forum's 398 days; the server refuses to start with one.
+#[test]
+fn a_server_lifetime_over_398_days_is_refused_at_start() {
+    let s = Server::init_with(&[], &[]);
+    let path = s.dir.join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config");
+    let section = "[validity.tls-server]\ndefault_days = 90\nmax_days = 398\n";
+    assert!(config.contains(section), "{config}");
+    std::fs::write(
+        &path,
+        config.replace(
+            section,
+            "[validity.tls-server]\ndefault_days = 90\nmax_days = 3650\n",
+        ),
+    )
+    .expect("write config");
+    let mut child = harness::KillOnDrop(
+        Command::new(server_bin())
+            .args(["serve", "--data-dir"])
+            .arg(&s.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(s.tmp.path().join("refused.log")).expect("log"))
+            .spawn()
+            .expect("spawn"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let log = std::fs::read_to_string(s.tmp.path().join("refused.log")).expect("log");
+    assert!(log.contains("398") && log.contains("tls-server"), "{log}");
 }

@@ -252,10 +252,13 @@ fn crls_and_ocsp_interoperate_with_openssl() {
     let t = f.ocsp(&ocsp_url, &["-cert", p(&good_pem)], true);
     assert!(t.contains(&format!("{}: good", p(&good_pem))), "{t}");
 
-    // Twice is idempotent; an unknown serial is NotFound.
-    let (st, v) = revoke(&s, &bad_serial, "SUPERSEDED");
+    // Twice with the same reason is idempotent; another reason is a
+    // conflict; an unknown serial is NotFound.
+    let (st, v) = revoke(&s, &bad_serial, "KEY_COMPROMISE");
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["revocation"]["reason_code"], 1, "{v}");
+    let (st, v) = revoke(&s, &bad_serial, "SUPERSEDED");
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
     let (st, v) = revoke(&s, "0badbadbadbad0", "KEY_COMPROMISE");
     assert_eq!((st, code(&v)), (404, "NotFound"), "{v}");
 
@@ -555,7 +558,9 @@ async fn a_revoked_operator_is_locked_out_at_once() {
     // init's administrator certificate is in the store too, so it can be revoked.
     let admin = std::fs::read_to_string(s.admin_dir().join("admin.pem")).expect("admin");
     let der = ca_core::pem::decode("CERTIFICATE", &admin).expect("pem");
-    let admin_serial = ca_server::revocation::client_serial(Some(&[der.into()])).expect("serial");
+    let admin_serial = ca_server::revocation::client_certificate(Some(&[der.into()]))
+        .expect("client certificate")
+        .serial;
     let (st, v) = s.curl(
         "GET",
         &format!("/v1/certificates/{admin_serial}?ca_id={client_ca}"),
@@ -586,4 +591,152 @@ fn the_ca_itself_signs_ocsp_when_configured() {
     assert!(t.contains(&format!("{}: good", p(&leaf_pem))), "{t}");
     // No responder certificate travels with a CA-signed response.
     assert!(!t.contains("OCSP Responder"), "{t}");
+}
+
+/// Security review L1, L8 and M5: the revocation reason rules, and a key
+/// revoked for keyCompromise is never certified again, by CSR or by renewal.
+#[test]
+fn reasons_follow_the_rules_and_a_compromised_key_is_blocked() {
+    let s = Server::start_new();
+    let ca = s.config.issuing_ca_id.clone();
+    let dir = s.tmp.path().join("blocked");
+    std::fs::create_dir_all(&dir).expect("dir");
+    // Two certificates for one key (openssl made it), and one for another key.
+    let (_, csr) = openssl_csr(&dir, "shared.example", "DNS:shared.example");
+    let by_csr = |csr: &str| {
+        s.curl(
+            "POST",
+            "/v1/certificates",
+            Some(&json!({"csr": csr, "ca_id": ca})),
+        )
+    };
+    let (st, first) = by_csr(&csr);
+    assert_eq!(st, 201, "{first}");
+    let (st, second) = by_csr(&csr);
+    assert_eq!(st, 201, "{second}");
+    let other = issue(&s, &ca, "other.example");
+    let serial = first["serial"].as_str().expect("serial");
+
+    // certificateHold and CA compromise on a leaf are refused outright.
+    for reason in [
+        "CERTIFICATE_HOLD",
+        "CERTIFICATE_AUTHORITY_COMPROMISE",
+        "A_A_COMPROMISE",
+    ] {
+        let (st, v) = revoke(&s, serial, reason);
+        assert_eq!((st, code(&v)), (400, "InvalidRequest"), "{reason}: {v}");
+    }
+    // Revoked; the same reason again is idempotent.
+    let (st, v) = revoke(&s, serial, "SUPERSEDED");
+    assert_eq!(st, 200, "{v}");
+    let revoked_at = v["revocation"]["revoked_at"].clone();
+    let (st, v) = revoke(&s, serial, "SUPERSEDED");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["revocation"]["revoked_at"], revoked_at, "{v}");
+    // Another reason is a conflict...
+    let (st, v) = revoke(&s, serial, "AFFILIATION_CHANGED");
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
+    // ...except keyCompromise, which raises it and keeps the date.
+    let (st, v) = revoke(&s, serial, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["revocation"]["reason"], "KEY_COMPROMISE", "{v}");
+    assert_eq!(v["revocation"]["revoked_at"], revoked_at, "{v}");
+
+    // The CRL and OCSP say keyCompromise (what relying parties see).
+    let crl_file = dir.join("ca.crl");
+    let start = Instant::now();
+    loop {
+        fetch_crl_listing(&s, &ca, serial, &crl_file);
+        let out = openssl(&[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            p(&crl_file),
+            "-noout",
+            "-text",
+        ]);
+        if text(&out).contains("Key Compromise") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "CRL never showed keyCompromise:\n{}",
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let f = Files::new(&s, &ca, &first);
+    let leaf = f.leaf("first", &first);
+    let t = f.ocsp(
+        &format!("http://{}/ocsp/{ca}", s.public),
+        &["-cert", p(&leaf)],
+        true,
+    );
+    assert!(t.contains("Reason: keyCompromise"), "{t}");
+
+    // The key is blocked: a new CSR with it, and renewing the other
+    // certificate that carries it, are refused; nothing is stored.
+    let (st, v) = by_csr(&csr);
+    assert_eq!((st, code(&v)), (403, "BlockedKey"), "{v}");
+    assert!(v.to_string().contains(serial), "{v}");
+    let second_serial = second["serial"].as_str().expect("serial");
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{second_serial}/renew"),
+        Some(&json!({})),
+    );
+    assert_eq!((st, code(&v)), (403, "BlockedKey"), "{v}");
+    // Another key is unaffected.
+    let other_serial = other["serial"].as_str().expect("serial");
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{other_serial}/renew"),
+        Some(&json!({})),
+    );
+    assert_eq!(st, 201, "{v}");
+}
+
+/// Security review L2: the client lockout fails closed. A certificate the
+/// client-auth CA signed but the store does not hold as issued (here: signed
+/// offline with the CA's own key) passes the TLS handshake, yet every request
+/// is refused; before the fix only a stored revocation refused it.
+#[test]
+fn a_client_certificate_the_store_does_not_hold_is_refused() {
+    let mut s = Server::start_new();
+    let client_ca = s.config.client_auth_ca_id.clone();
+    let dir = s.tmp.path().to_path_buf();
+    let (st, _, ca_pem) = public(&format!("http://{}/ca/{client_ca}.pem", s.public), &[]);
+    assert_eq!(st, 200);
+    // Control: a client certificate issued through the API is accepted.
+    let (cert, key, _) = harness::client_identity(&s, "stored", "CN=stored,O=test");
+    assert_eq!(api_health(&s, &cert, &key).0, 200);
+
+    s.stop();
+    let signer = s.ca_key(&client_ca);
+    let issuer = ca_core::cert::Issuer::new(
+        ca_core::cert::CaCertificate::parse(&ca_pem).expect("client-auth CA"),
+        vec![],
+        ca_core::cert::IssuerUrls::default(),
+    );
+    let (forged_key, csr) = openssl_csr(&dir, "forged", "DNS:forged.example");
+    let csr = ca_core::csr::parse_csr(csr.as_bytes()).expect("csr");
+    let forged = ca_core::cert::issue(
+        &issuer,
+        &signer,
+        &ca_core::cert::CertificateRequest::from_csr(&csr, ca_core::profile::Profile::TlsClient),
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("sign offline");
+    let forged_cert = dir.join("forged.pem");
+    std::fs::write(&forged_cert, forged.to_pem()).expect("write");
+    s.start();
+
+    let (st, v) = api_health(&s, &forged_cert, &forged_key);
+    assert_eq!((st, code(&v)), (401, "Unauthenticated"), "{v}");
+    assert!(
+        v.to_string().contains("not one the client-auth CA issued"),
+        "{v}"
+    );
+    assert_eq!(api_health(&s, &cert, &key).0, 200);
 }

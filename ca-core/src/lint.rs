@@ -79,6 +79,10 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     ("key_allowed", key_allowed),
     ("validity_within_profile", validity_within_profile),
+    (
+        "server_lifetime_within_ceiling",
+        server_lifetime_within_ceiling,
+    ),
     ("validity_within_issuer", validity_within_issuer),
     ("no_duplicate_extensions", no_duplicate_extensions),
     (
@@ -195,6 +199,29 @@ fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Resul
         return Err(format!(
             "lifetime exceeds the profile's {} days",
             ctx.limits.max_days
+        ));
+    }
+    Ok(())
+}
+
+/// A server certificate never outlives the CA/Browser Forum's 398 days, even
+/// when the configured limits would allow it.
+fn server_lifetime_within_ceiling(
+    tbs: &TbsCertificate,
+    ctx: &LintContext<'_>,
+) -> Result<(), String> {
+    let CertKind::Issued(profile) = ctx.kind else {
+        return Ok(());
+    };
+    let Some(ceiling) = profile.ceiling_days() else {
+        return Ok(());
+    };
+    let nb = from_x509_time(&tbs.validity.not_before);
+    let na = from_x509_time(&tbs.validity.not_after);
+    if na - nb + time::Duration::SECOND > time::Duration::days(i64::from(ceiling)) {
+        return Err(format!(
+            "a {} certificate may live at most {ceiling} days (CA/B BR 6.3.2)",
+            profile.name()
         ));
     }
     Ok(())
@@ -573,6 +600,12 @@ mod tests {
                 const_oid::ObjectIdentifier::new_unwrap("1.2.3.4")
         }),
         ("validity_within_profile", |_, c| c.limits.max_days = 10),
+        ("server_lifetime_within_ceiling", |t, c| {
+            c.limits.max_days = 1000;
+            let nb = from_x509_time(&t.validity.not_before);
+            let na = nb + time::Duration::days(400);
+            t.validity.not_after = crate::cert::to_x509_time(na).unwrap();
+        }),
         ("validity_within_issuer", |_, c| {
             c.issuer_not_after = c.issuer_not_before + time::Duration::days(1)
         }),

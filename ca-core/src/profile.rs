@@ -9,6 +9,10 @@ use x509_cert::ext::pkix::{KeyUsage, KeyUsages};
 use crate::keys::PublicKeyKind;
 use crate::oids;
 
+/// CA/B Baseline Requirements 6.3.2: a TLS server certificate lives at most
+/// 398 days, whatever an operator configures.
+pub const SERVER_CEILING_DAYS: u32 = 398;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Profile {
     TlsServer,
@@ -57,6 +61,13 @@ impl Profile {
     /// Server profiles must name the server in a DNS or IP SAN (browsers ignore the CN).
     pub fn requires_server_san(self) -> bool {
         matches!(self, Profile::TlsServer | Profile::TlsServerClient)
+    }
+
+    /// The longest lifetime any configuration may give this profile: the CA/
+    /// Browser Forum's 398 days for certificates a browser would accept for a
+    /// server; `None` where no outside rule caps it.
+    pub fn ceiling_days(self) -> Option<u32> {
+        self.requires_server_san().then_some(SERVER_CEILING_DAYS)
     }
 
     /// Defaults: leaves 90 days (at most 398, the CA/Browser Forum ceiling);

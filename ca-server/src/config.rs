@@ -259,8 +259,15 @@ impl Config {
             );
         }
         for (name, v) in &self.validity {
-            name.parse::<Profile>()
+            let profile = name
+                .parse::<Profile>()
                 .map_err(|e| anyhow::anyhow!("validity: {e}"))?;
+            if let Some(ceiling) = profile.ceiling_days().filter(|c| v.max_days > *c) {
+                anyhow::bail!(
+                    "validity.{name}: max_days {} is over {ceiling}, the most a server certificate may live (CA/B BR 6.3.2)",
+                    v.max_days
+                );
+            }
             if v.default_days == 0 || v.default_days > v.max_days || v.max_days > MAX_VALIDITY_DAYS
             {
                 anyhow::bail!(

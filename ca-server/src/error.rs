@@ -38,6 +38,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// Too many requests at once.
     Throttled,
+    /// The public key was revoked for keyCompromise and may not be certified again.
+    BlockedKey,
     /// The server failed; details are in its log.
     Internal,
     /// The server is shutting down or its store is unavailable.
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "MethodNotAllowed",
             ErrorCode::UnsupportedMediaType => "UnsupportedMediaType",
             ErrorCode::Throttled => "Throttled",
+            ErrorCode::BlockedKey => "BlockedKey",
             ErrorCode::Internal => "Internal",
             ErrorCode::Unavailable => "Unavailable",
         }

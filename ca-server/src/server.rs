@@ -114,15 +114,15 @@ pub async fn serve(
                         Err(e)
                     }
                 };
-                let client_serial = Arc::new(crate::revocation::client_serial(
+                let client_cert = Arc::new(crate::revocation::client_certificate(
                     tls.get_ref().1.peer_certificates(),
                 ));
                 let svc = service_fn(move |req| {
-                    let (auth, identity, revocation, serial) = (
+                    let (auth, identity, revocation, client_cert) = (
                         auth.clone(),
                         identity.clone(),
                         revocation.clone(),
-                        client_serial.clone(),
+                        client_cert.clone(),
                     );
                     async move {
                         let identity = match identity {
@@ -130,8 +130,12 @@ pub async fn serve(
                             Err(e) => return Ok(error_response(&e)),
                         };
                         // Checked on every request, not once per connection:
-                        // a revoked client is locked out at once, keep-alive or not.
-                        if let Some(e) = revocation.client_refusal(serial.as_deref()) {
+                        // a revoked or expired client is locked out at once,
+                        // keep-alive or not.
+                        let now = auth.now().unix_timestamp();
+                        if let Some(e) =
+                            revocation.client_refusal(client_cert.as_ref().as_ref(), now)
+                        {
                             return Ok(error_response(&e));
                         }
                         // Its own task: a client that hangs up drops this

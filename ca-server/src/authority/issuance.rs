@@ -17,6 +17,7 @@ use x509_cert::Certificate;
 
 use super::parse::{
     check_token, check_validity, generate_key, parse_key_alg, parse_names, sans_of, sha256_hex,
+    spki_sha256,
 };
 use super::{
     ca_hint, check_ca_id, effective_status, map_csr, map_issue, map_vault, parse_leaf_profile,
@@ -48,6 +49,19 @@ impl Authority {
         meta: IssueMeta,
     ) -> Result<Signed, ApiError> {
         let (_, issuer) = self.active_issuer(ca_id)?;
+        // A key revoked for keyCompromise is never certified again (CA/B BR
+        // 6.1.1.3), whichever path brings it: a CSR, or a renewal. Checked
+        // before anything is reserved, so a retry with an idempotency token is
+        // refused too rather than handed the revoked certificate.
+        if let Some(blocked) = self.store.blocked_key(&spki_sha256(&request.spki_der))? {
+            return Err(ApiError::new(
+                ErrorCode::BlockedKey,
+                format!(
+                    "this public key was reported compromised (certificate {} of {} was revoked for KEY_COMPROMISE); make a new key",
+                    blocked.serial, blocked.ca_id
+                ),
+            ));
+        }
         let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
             .map(|k| k.to_string())
             .unwrap_or_default();

@@ -185,3 +185,21 @@ pub(super) async fn generate_key(alg: KeyAlgorithm) -> Result<SoftwareKey, ApiEr
         .map_err(|e| ApiError::internal("key generation task", e))?
         .map_err(|e| ApiError::internal("key generation", e))
 }
+
+/// SHA-256 (hex) of a SubjectPublicKeyInfo's DER: how blocked keys are named.
+pub(super) fn spki_sha256(spki_der: &[u8]) -> String {
+    ca_core::hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, spki_der).as_ref())
+}
+
+/// [`spki_sha256`] of a stored certificate's key.
+pub(super) fn spki_sha256_of_certificate(der: &[u8]) -> Result<String, ApiError> {
+    use der::{Decode, Encode};
+    let cert = x509_cert::Certificate::from_der(der)
+        .map_err(|e| ApiError::internal("stored certificate", e))?;
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| ApiError::internal("stored certificate key", e))?;
+    Ok(spki_sha256(&spki))
+}

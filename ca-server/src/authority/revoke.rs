@@ -1,8 +1,12 @@
-//! Revocation: RevokeCertificate with an RFC 5280 reason, recorded once (a
-//! second revocation keeps the first reason and time). The reason type is
-//! ca-core's [`RevocationReason`], the one the CRL and OCSP builders use;
-//! the API speaks ACM Private CA's names for it (`KEY_COMPROMISE`), mapped here.
+//! Revocation: RevokeCertificate with an RFC 5280 reason. Revoking again with
+//! the same reason is idempotent; a reason may later be raised to
+//! keyCompromise (RFC 5280 5.3.1, CA/B BR 4.9.1.1); any other change is a
+//! `Conflict`. keyCompromise also blocks the key from being certified again.
+//! The reason type is ca-core's [`RevocationReason`], the one the CRL and
+//! OCSP builders use; the API speaks ACM Private CA's names for it
+//! (`KEY_COMPROMISE`), mapped here.
 
+use super::parse::spki_sha256_of_certificate;
 use super::{ca_hint, check_ca_id, parse_serial, Authority, Identity};
 use crate::error::ApiError;
 use crate::store::{CertRecord, Revocation};
@@ -60,6 +64,26 @@ pub fn acm_name(reason: RevocationReason) -> &'static str {
         .unwrap_or("UNSPECIFIED")
 }
 
+/// Whether `reason` may be given for a certificate of `profile`: never
+/// certificateHold (a hold cannot be lifted here, and the CA/B BRs forbid it),
+/// and CA or AA compromise only for CA certificates.
+fn check_reason_fits(reason: RevocationReason, profile: &str) -> Result<(), ApiError> {
+    match reason {
+        RevocationReason::CertificateHold => Err(ApiError::invalid(
+            "CERTIFICATE_HOLD is not accepted: revocation here is final; give the final reason",
+        )),
+        RevocationReason::CaCompromise | RevocationReason::AaCompromise
+            if profile != ca_core::profile::Profile::SubordinateCa { path_len: None }.name() =>
+        {
+            Err(ApiError::invalid(format!(
+                "{} applies to CA certificates only; this is a {profile} certificate",
+                acm_name(reason)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl Authority {
     pub async fn revoke(
         &self,
@@ -86,16 +110,21 @@ impl Authority {
         };
         // The owner is looked up first so a revoke-own grant can be judged; a
         // caller without any revoke grant is refused before learning more.
-        let owner = self
-            .store
-            .get_cert(&ca_id, &serial)?
-            .and_then(|(r, _)| r.requester_fingerprint);
+        let found = self.store.get_cert(&ca_id, &serial)?;
+        let owner = found
+            .as_ref()
+            .and_then(|(r, _)| r.requester_fingerprint.clone());
         self.authorize_revoke(who, &ca_id, owner.as_deref())?;
+        let (record, der) =
+            found.ok_or_else(|| ApiError::not_found(format!("no certificate {serial}")))?;
+        check_reason_fits(reason, &record.profile)?;
+        let key_sha256 = der.as_deref().map(spki_sha256_of_certificate).transpose()?;
         let rev = Revocation {
             reason_code: reason.code(),
             reason: acm_name(reason).to_string(),
             revoked_at: self.now().unix_timestamp(),
             revoked_by: who.display(),
+            key_sha256,
         };
         let draft = self.draft(
             &who.display(),

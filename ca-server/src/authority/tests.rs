@@ -215,7 +215,7 @@ async fn a_disabled_ca_refuses_to_issue() {
 }
 
 #[tokio::test]
-async fn revoking_twice_keeps_the_first_reason_and_time() {
+async fn revoking_again_is_idempotent_only_with_the_same_reason() {
     let f = fixture().await;
     let view = issue(&f, &system(), "web.example.com")
         .await
@@ -228,13 +228,24 @@ async fn revoking_twice_keeps_the_first_reason_and_time() {
         .await
         .expect("revoke");
     f.set_time(T0 + 2 * DAY);
-    let second = f
+    let refused = f
         .auth
         .revoke(
             &system(),
             Some(&f.sub.id),
             &serial,
             RevocationReason::Superseded,
+        )
+        .await
+        .expect_err("another reason");
+    assert_eq!(refused.code, crate::error::ErrorCode::Conflict);
+    let second = f
+        .auth
+        .revoke(
+            &system(),
+            Some(&f.sub.id),
+            &serial,
+            RevocationReason::KeyCompromise,
         )
         .await
         .expect("revoke again");

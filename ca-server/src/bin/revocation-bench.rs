@@ -316,6 +316,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                     reason: "KEY_COMPROMISE".into(),
                     revoked_at: now - 60,
                     revoked_by: "revocation-bench".into(),
+                    key_sha256: None,
                 }),
             };
             certs.push((rec, template.as_ref().clone()));

@@ -66,7 +66,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::CaDisabled | ErrorCode::InvalidState | ErrorCode::Conflict => {
             StatusCode::CONFLICT
         }
-        ErrorCode::PolicyDenied | ErrorCode::ClientRevoked => StatusCode::FORBIDDEN,
+        ErrorCode::PolicyDenied | ErrorCode::ClientRevoked | ErrorCode::BlockedKey => {
+            StatusCode::FORBIDDEN
+        }
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,

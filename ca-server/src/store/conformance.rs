@@ -93,6 +93,7 @@ fn rv(code: u8, at: i64) -> Revocation {
         reason: "x".into(),
         revoked_at: at,
         revoked_by: "test".into(),
+        key_sha256: None,
     }
 }
 
@@ -256,7 +257,10 @@ async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Pa
     s.close();
 }
 
-async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Backend, dir: &Path) {
+async fn revocation_is_idempotent_raises_to_key_compromise_and_tells_hooks(
+    b: &dyn Backend,
+    dir: &Path,
+) {
     let s = b.open(dir, "boot1");
     let seen: Arc<Mutex<Vec<Committed>>> = Arc::default();
     let sink = seen.clone();
@@ -270,35 +274,40 @@ async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Ba
         s.serial_status(CA1, "0a").expect("status"),
         SerialStatus::Issued
     );
-    let r = s
-        .revoke(
-            CA1,
-            "0a",
-            rv(1, 1_700_000_000),
-            draft("RevokeCertificate", "0a"),
-        )
+    let t1 = 1_700_000_000;
+    let revoke = |serial: &'static str, r: Revocation| {
+        s.revoke(CA1, serial, r, draft("RevokeCertificate", serial))
+    };
+    let r = revoke("0a", rv(4, t1)).await.expect("revoke");
+    assert_eq!(r.revocation.as_ref().map(|r| r.reason_code), Some(4));
+    // The same reason again: the first revocation stands.
+    let r = revoke("0a", rv(4, t1 + 100)).await.expect("idempotent");
+    assert_eq!(r.revocation.map(|r| r.revoked_at), Some(t1));
+    // Another reason that is not keyCompromise: a conflict, nothing changes.
+    let e = revoke("0a", rv(3, t1 + 200))
         .await
-        .expect("revoke");
-    assert_eq!(r.revocation.as_ref().map(|r| r.reason_code), Some(1));
-    // Again, with another reason: the first one stays.
-    let r = s
-        .revoke(
-            CA1,
-            "0a",
-            rv(4, 1_800_000_000),
-            draft("RevokeCertificate", "0a"),
-        )
+        .expect_err("changed reason");
+    assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    // Raised to keyCompromise: the reason and CRL entry change, the date
+    // stays, and the key is blocked in the same commit.
+    let compromised = Revocation {
+        key_sha256: Some("k-0a".into()),
+        ..rv(1, t1 + 300)
+    };
+    let r = revoke("0a", compromised).await.expect("raise");
+    let got = r.revocation.expect("revocation");
+    assert_eq!((got.reason_code, got.revoked_at), (1, t1));
+    let blocked = s.blocked_key("k-0a").expect("read").expect("blocked");
+    assert_eq!(
+        (blocked.ca_id.as_str(), blocked.serial.as_str()),
+        (CA1, "0a")
+    );
+    assert!(s.blocked_key("k-other").expect("read").is_none());
+    // keyCompromise without a key hash blocks nothing; other reasons never do.
+    revoke("0b", rv(1, t1)).await.expect("revoke 0b");
+    s.revoke(CA2, "0c", rv(0, t1 + 1), draft("RevokeCertificate", "0c"))
         .await
-        .expect("idempotent");
-    assert_eq!(r.revocation.map(|r| r.revoked_at), Some(1_700_000_000));
-    s.revoke(
-        CA2,
-        "0c",
-        rv(0, 1_700_000_001),
-        draft("RevokeCertificate", "0c"),
-    )
-    .await
-    .expect("revoke other CA");
+        .expect("revoke other CA");
     assert!(matches!(
         s.serial_status(CA1, "0a").expect("status"),
         SerialStatus::Revoked(r) if r.reason_code == 1
@@ -308,15 +317,14 @@ async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Ba
         SerialStatus::Unknown
     );
     let (entries, n) = s.crl_entries(CA1).expect("entries");
-    assert_eq!(n, 1);
-    assert_eq!(
-        entries,
-        crl_entry("0a", &rv(1, 1_700_000_000)).expect("entry")
-    );
+    assert_eq!(n, 2);
+    let mut want = crl_entry("0a", &rv(1, t1)).expect("entry");
+    want.extend(crl_entry("0b", &rv(1, t1)).expect("entry"));
+    assert_eq!(entries, want);
     assert_eq!(s.crl_entries(CA2).expect("entries").1, 1);
     assert_eq!(s.complete_crl_entries().await.expect("complete"), 0);
-    // Hooks heard every committed revocation (the repeat too), before the
-    // revoker was answered.
+    // Hooks heard every committed revocation (the repeat and the raise too,
+    // not the refused change), before the revoker was answered.
     let revoked: Vec<Committed> = seen
         .lock()
         .expect("lock")
@@ -324,7 +332,7 @@ async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Ba
         .filter(|e| matches!(e, Committed::Revoked { .. }))
         .cloned()
         .collect();
-    assert_eq!(revoked.len(), 3, "{revoked:?}");
+    assert_eq!(revoked.len(), 5, "{revoked:?}");
     assert_eq!(
         revoked[0],
         Committed::Revoked {
@@ -332,6 +340,12 @@ async fn revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks(b: &dyn Ba
             serial: "0a".into()
         }
     );
+    // The refused change left an audit entry only for the calls that committed.
+    let revokes = audit_actions(s.as_ref())
+        .into_iter()
+        .filter(|(a, _)| a == "RevokeCertificate")
+        .count();
+    assert_eq!(revokes, 5);
     s.close();
 }
 
@@ -569,7 +583,7 @@ async fn run_all(b: &dyn Backend) {
     }
     case!(serials_are_never_reused_and_tokens_bind_requests);
     case!(an_action_and_its_audit_entry_commit_together);
-    case!(revocation_is_idempotent_keeps_its_crl_entry_and_tells_hooks);
+    case!(revocation_is_idempotent_raises_to_key_compromise_and_tells_hooks);
     case!(an_intent_orphaned_by_a_crash_frees_its_token_not_its_serial);
     case!(paging_walks_every_certificate_once);
     case!(concurrent_writers_each_get_their_own_answer);

@@ -39,6 +39,7 @@
 //! | `key_meta`    | `check_value`, `kdf`            | master-key check value, Argon2id params |
 //! | `audit`       | sequence (u64)                  | audit entry JSON (hash-chained)         |
 //! | `audit_head`  | `head`                          | JSON (last sequence, last hash)         |
+//! | `blocked_keys`| SPKI SHA-256 (hex)              | [`BlockedKey`] JSON (keyCompromise)     |
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is
@@ -167,8 +168,11 @@ pub trait Store: Send + Sync {
     /// Replace an intent by the signed certificate, with its audit entry.
     fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
     /// Mark a certificate revoked and keep its CRL entry beside it. Unknown or
-    /// unissued serials are NotFound; revoking again returns the record with
-    /// its first revocation (and still records the call).
+    /// unissued serials are NotFound. Revoking again with the same reason
+    /// returns the record as it was (and still records the call); a reason may
+    /// be raised to keyCompromise (the revocation date stays); any other change
+    /// of reason is a Conflict. A keyCompromise revocation carrying the key's
+    /// hash blocks that key ([`Store::blocked_key`]) in the same transaction.
     fn revoke(
         &self,
         ca_id: &str,
@@ -186,6 +190,9 @@ pub trait Store: Send + Sync {
     fn get_cert(&self, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError>;
     /// Which CA issued `serial` (serials are unique across the store).
     fn ca_of_serial(&self, serial: &str) -> Result<Option<String>, StoreError>;
+    /// Whether a public key (SHA-256 of its SPKI, hex) was revoked for
+    /// keyCompromise, and by which certificate.
+    fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError>;
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError>;
     fn count_certs(&self) -> Result<u64, StoreError>;
     /// One page of certificates and the cursor of the next page, if any.

@@ -66,6 +66,23 @@ pub struct Revocation {
     pub reason: String,
     pub revoked_at: i64,
     pub revoked_by: String,
+    /// SHA-256 (hex) of the certificate's SubjectPublicKeyInfo. With the
+    /// reason keyCompromise, the store blocks that key from being certified
+    /// again, in the revocation's own transaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_sha256: Option<String>,
+}
+
+/// RFC 5280 CRLReason keyCompromise: the one reason a revocation may be raised to.
+pub const KEY_COMPROMISE: u8 = 1;
+
+/// A public key that may not be certified again, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockedKey {
+    /// The certificate whose revocation for keyCompromise blocked it.
+    pub ca_id: String,
+    pub serial: String,
+    pub blocked_at: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -21,10 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
-    AuditDraft, AuditEntry, AuditFilter, CaChange, CaRecord, CertFilter, CertRecord, CertWithDer,
-    CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord, PolicyRows,
-    ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture, StoreStats,
-    Verdict, SCHEMA_VERSION,
+    AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange, CaRecord, CertFilter, CertRecord,
+    CertWithDer, CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord,
+    PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture,
+    StoreStats, Verdict, SCHEMA_VERSION,
 };
 
 pub const DB_FILE: &str = "ca.redb";
@@ -72,6 +72,7 @@ impl RedbStore {
             CRL_ENTRIES,
             CRL_META,
             CA_KEYS,
+            BLOCKED_KEYS,
         ] {
             txn.open_table(t)?;
         }
@@ -398,6 +399,10 @@ impl Store for RedbStore {
 
     fn ca_of_serial(&self, serial: &str) -> Result<Option<String>, StoreError> {
         reads::ca_of_serial(self.handle()?.as_ref(), serial)
+    }
+
+    fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
+        reads::blocked_key(self.handle()?.as_ref(), key_sha256)
     }
 
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {

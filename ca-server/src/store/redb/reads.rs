@@ -7,8 +7,8 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::tables::*;
 use super::writer::Handle;
 use crate::store::{
-    cert_key, AuditFilter, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CrlMeta,
-    KeyMeta, PolicyRows, Revocation, SerialStatus, StoreError, Verdict,
+    cert_key, AuditFilter, BlockedKey, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer,
+    CrlMeta, KeyMeta, PolicyRows, Revocation, SerialStatus, StoreError, Verdict,
 };
 
 /// Most rows one certificate page scans before returning a cursor.
@@ -78,6 +78,21 @@ pub fn ca_of_serial(h: &Handle, serial: &str) -> Result<Option<String>, StoreErr
     let t = r.open_table(SERIALS)?;
     let v = t.get(serial)?;
     Ok(v.map(|v| v.value().to_string()))
+}
+
+/// Why a public key may not be certified, if it may not (stores made before
+/// the table existed block nothing).
+pub fn blocked_key(h: &Handle, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r
+        .open_table(BLOCKED_KEYS)
+        .map(Some)
+        .or_else(none_if_absent)?
+    else {
+        return Ok(None);
+    };
+    let v = t.get(key_sha256)?;
+    v.map(|v| unjson(v.value())).transpose()
 }
 
 /// Status of one serial: point reads only (revocations, then certs).

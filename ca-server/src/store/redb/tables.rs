@@ -7,8 +7,9 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    cert_key, crl_entry, AuditDraft, CaChange, CaRecord, CertRecord, CertStatus, CrlMeta,
-    IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation, StoreError,
+    cert_key, crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord, CertRecord, CertStatus,
+    CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation, StoreError,
+    KEY_COMPROMISE,
 };
 
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -27,6 +28,7 @@ pub const CA_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("ca_keys"
 pub const KEY_META: TableDefinition<&str, &str> = TableDefinition::new("key_meta");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const AUDIT_HEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_head");
+pub const BLOCKED_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("blocked_keys");
 
 /// `meta` keys.
 pub const SCHEMA_KEY: &str = "schema_version";
@@ -299,6 +301,10 @@ pub fn import_certs(
 /// Mark a certificate revoked and keep its encoded CRL entry beside it.
 /// Unknown or unissued serials are NotFound; revoking again is idempotent and
 /// returns the record with its first revocation (reason and time unchanged).
+/// Revoke, or answer a repeated revocation: the same reason again is
+/// idempotent (the first record stands); any reason may be raised to
+/// keyCompromise (the date stays, the reason and CRL entry change); any other
+/// change is a conflict. A keyCompromise revocation blocks the key.
 pub fn revoke(
     txn: &WriteTransaction,
     ca_id: &str,
@@ -313,15 +319,31 @@ pub fn revoke(
             .ok_or_else(|| StoreError::NotFound(format!("no certificate {serial} from {ca_id}")))?;
         unjson(v.value())?
     };
-    match rec.status {
-        CertStatus::Reserved => {
+    let revocation = match (rec.status, &rec.revocation) {
+        (CertStatus::Reserved, _) => {
             return Err(StoreError::NotFound(format!(
                 "no certificate {serial} from {ca_id}"
             )))
         }
-        CertStatus::Revoked => return Ok(rec),
-        CertStatus::Issued => {}
-    }
+        (CertStatus::Issued, _) => revocation,
+        (CertStatus::Revoked, Some(first)) if first.reason_code == revocation.reason_code => {
+            return Ok(rec)
+        }
+        (CertStatus::Revoked, Some(first)) if revocation.reason_code == KEY_COMPROMISE => {
+            Revocation {
+                revoked_at: first.revoked_at,
+                ..revocation
+            }
+        }
+        (CertStatus::Revoked, first) => {
+            let had = first
+                .as_ref()
+                .map_or("another reason", |r| r.reason.as_str());
+            return Err(StoreError::Conflict(format!(
+                "certificate {serial} is already revoked ({had}); only KEY_COMPROMISE may replace its reason"
+            )));
+        }
+    };
     let entry = crl_entry(serial, &revocation)?;
     rec.status = CertStatus::Revoked;
     rec.revocation = Some(revocation.clone());
@@ -332,6 +354,15 @@ pub fn revoke(
         .insert(key.as_str(), rv.as_slice())?;
     txn.open_table(CRL_ENTRIES)?
         .insert(key.as_str(), entry.as_slice())?;
+    if let (KEY_COMPROMISE, Some(spki)) = (revocation.reason_code, &revocation.key_sha256) {
+        let blocked = json(&BlockedKey {
+            ca_id: ca_id.to_string(),
+            serial: serial.to_string(),
+            blocked_at: revocation.revoked_at,
+        })?;
+        txn.open_table(BLOCKED_KEYS)?
+            .insert(spki.as_str(), blocked.as_slice())?;
+    }
     Ok(rec)
 }
 
