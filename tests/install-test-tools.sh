@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests drive and the Rust toolchain does
-# not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3.
+# not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3; and
+# cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
 
@@ -17,12 +18,22 @@ for tool in "${!package_for[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test tools: all present"
-  exit 0
+else
+  echo "test tools: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
+  echo "test tools: installed ${missing[*]}"
 fi
-echo "test tools: installing ${missing[*]}"
-sudo_cmd=()
-[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" ca-certificates >/dev/null
-echo "test tools: installed ${missing[*]}"
+
+# libFuzzer builds need a nightly compiler; cargo-fuzz drives them.
+if ! rustup toolchain list | grep -q '^nightly'; then
+  echo "test tools: installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal
+fi
+if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+  echo "test tools: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked --quiet
+fi

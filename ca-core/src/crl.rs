@@ -576,6 +576,14 @@ fn decode_entry(entry_content: &[u8]) -> Result<EntryView<'_>, CrlError> {
     if serial.content.is_empty() {
         return Err(malformed("empty serial"));
     }
+    // DER INTEGERs are minimal (X.690 8.3.2). A padded serial would list a
+    // certificate under octets no lookup compares equal: refuse the CRL
+    // (fail closed) rather than answer "not revoked".
+    if let [first, second, ..] = serial.content {
+        if (*first == 0 && second & 0x80 == 0) || (*first == 0xff && second & 0x80 != 0) {
+            return Err(malformed("entry serial INTEGER is not minimally encoded"));
+        }
+    }
     let (time, rest) = read_tlv(rest)?;
     if time.tag != TAG_UTC_TIME && time.tag != TAG_GENERALIZED_TIME {
         return Err(malformed("entry revocationDate is not a time"));
@@ -1151,6 +1159,36 @@ mod tests {
             crl.verify_signature(&ca_cert),
             Err(CrlError::Signature(_))
         ));
+    }
+
+    /// Found by the `crl` fuzz target: a foreign CRL may list a negative
+    /// serial (INTEGER 0xeacb). It parses and is listed; a `Serial` (always
+    /// positive) cannot name it, so lookup misses it, and chain validation,
+    /// which compares the certificate's raw serial octets, still finds it.
+    #[test]
+    fn negative_serials_in_foreign_crls() {
+        use base64ct::{Base64, Encoding};
+        let der = Base64::decode_vec(
+            "MIHSMHsCAQEwCgYIKoZIzj0EAwIwFzEVMBMGA1UEAwwMRnV6eiBTZWVkIENBFw0yNjEyMDMwNzE3MzRaFw0yNjEyMTAwNzE3MzRaMCMwIQIC6ssXDTEzMDIwMzA3MTczNFowDDAKBgNVHRUEAwoBAaAOMAwwCgYDVR0UBAMCAQEwCgYIKoZIzj0EAwIDRwAwRAIgAOeryDNgMNtcaYWVkBk5V77fz0zmr4ZAKrTkLQZj2vcCIBSn8YBRtsjV3Wv/R5o8aTSS9mkE///6xHNl5sivl+1V",
+        )
+        .unwrap();
+        let crl = parse_crl(&der).expect("parses");
+        let listed: Vec<RevokedEntry> = crl.revoked().collect();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].serial.to_hex(), "eacb");
+        assert!(crl.lookup(&listed[0].serial).is_none());
+        assert!(crl.lists_serial_octets(&[0xea, 0xcb]));
+        assert!(!crl.lists_serial_octets(&[0x00, 0xea, 0xcb]));
+    }
+
+    /// Found by the `crl` fuzz target: an entry serial padded with a zero
+    /// octet (00 34 for 0x34) listed a certificate no lookup found, so it
+    /// read as "not revoked". Such a CRL is now refused.
+    #[test]
+    fn a_padded_entry_serial_makes_the_crl_malformed() {
+        use base64ct::{Base64, Encoding};
+        let der = Base64::decode_vec("MIHSMHsCAQEwCgYIKoZIzj0EAwIwFzEVMBMGA1UEAwwMRnV6eiBTZWVkIENBFw0yNjEyMDMwNzE3MzRaFw0yNjEyMTAwNzE3MzRaMCMwIQICADQXDTI2MTAwMzA3MTczNFowDDAKBgNVHRUEAwoBAaAOMAwwCgYDVR0UBAMCAQEwCgYIKoZIzj0EAwIDRwAwRAIgAOeryDNgMNtcaYWVLBk5V77fz0zmr4ZAKrTkLQZj2vcCIBSn8YBRtsjV3Wv/R5o8aTSS9mkE///6xHNl5sivl+1V").unwrap();
+        assert!(matches!(parse_crl(&der), Err(CrlError::Malformed(m)) if m.contains("minimally")));
     }
 
     #[test]

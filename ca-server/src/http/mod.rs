@@ -7,6 +7,37 @@ mod input;
 mod route;
 mod views;
 
+/// The HTTP layer's parsers, opened to the fuzz targets (feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    /// A query string as the listings read it: every parameter any route
+    /// accepts, percent-decoding, and the values parsed as the handlers do.
+    pub fn query(q: &str) {
+        let allowed = [
+            "ca_id",
+            "status",
+            "expiring_before",
+            "limit",
+            "cursor",
+            "since",
+            "until",
+            "identity",
+            "action",
+        ];
+        if let Ok(params) = super::input::parse_query(Some(q), &allowed) {
+            for key in ["since", "until", "expiring_before"] {
+                if let Some(v) = params.get(key) {
+                    let _ = super::handlers::parse_time(v, key);
+                }
+            }
+            if let Some(limit) = params.get("limit") {
+                let _ = limit.parse::<usize>();
+            }
+        }
+        let _ = super::input::no_query(Some(q));
+    }
+}
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,0 +1,45 @@
+//! Chain validation: a leaf and an intermediate from anyone, under a fixed
+//! trust anchor, with and without a CRL from anyone.
+#![no_main]
+
+use std::sync::OnceLock;
+
+use ca_core::cert::{create_root, RootParams};
+use ca_core::keys::{KeyAlgorithm, SoftwareKey};
+use ca_core::verify::{verify_chain, Usage, VerifyOptions};
+use libfuzzer_sys::fuzz_target;
+
+fn anchor() -> &'static Vec<u8> {
+    static ROOT: OnceLock<Vec<u8>> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let name = "CN=Fuzz Anchor".parse().expect("name");
+        let now = time::OffsetDateTime::now_utc();
+        create_root(&key, &RootParams::new(name), now)
+            .expect("root")
+            .der
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    // First byte: where the leaf ends (as a share of the input); the rest is
+    // leaf, then intermediate, then CRL.
+    let Some((&split, rest)) = data.split_first() else {
+        return;
+    };
+    let cut = rest.len() * usize::from(split) / 255;
+    let (leaf, tail) = rest.split_at(cut);
+    let (intermediate, crl) = tail.split_at(tail.len() / 2);
+    let now = time::OffsetDateTime::now_utc();
+    let mut opts = VerifyOptions::new(Usage::TlsServer, now);
+    let anchors = [anchor().as_slice()];
+    let _ = verify_chain(leaf, &[intermediate], &anchors, &opts);
+    opts.crls = vec![crl.to_vec()];
+    let _ = verify_chain(leaf, &[intermediate], &anchors, &opts);
+    let _ = verify_chain(
+        rest,
+        &[] as &[&[u8]],
+        &anchors,
+        &VerifyOptions::new(Usage::TlsClient, now),
+    );
+});

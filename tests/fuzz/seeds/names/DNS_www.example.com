@@ -1,0 +1,1 @@
+DNS:www.example.com
