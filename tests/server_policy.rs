@@ -848,3 +848,135 @@ fn denies_hold_by_ca_id_at_any_depth_on_every_common_name_and_on_mapped_addresse
     // Nothing refused above reached the store.
     assert_eq!(stored(), before);
 }
+
+/// Security review L3: renewal judges before it looks, and renewing someone
+/// else's certificate (which makes the renewer its owner, free to revoke it)
+/// takes administer on the CA, not only the right to issue those names.
+#[test]
+fn only_the_owner_or_an_administrator_renews_a_certificate() {
+    let s = Server::start_new();
+    let issuing = s.config.issuing_ca_id.clone();
+    let (a_cert, a_key, _) = harness::client_identity(&s, "alice", "CN=team-alice,O=test");
+    let (b_cert, b_key, _) = harness::client_identity(&s, "bob", "CN=team-bob,O=test");
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/team",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=team-*"}],
+                     "actions": ["issue", "revoke", "read"], "cas": [issuing],
+                     "conditions": {"name_patterns": ["*.team.example"], "revoke_scope": "own"}}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let as_alice = |m: &str, p: &str, b: Value| s.curl_as(&a_cert, &a_key, m, p, Some(&b));
+    let as_bob = |m: &str, p: &str, b: Value| s.curl_as(&b_cert, &b_key, m, p, Some(&b));
+
+    let (st, v) = as_alice(
+        "POST",
+        "/v1/certificates",
+        csr_body(&issuing, &["web.team.example"], "tls-server", None),
+    );
+    assert_eq!(st, 201, "{v}");
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    let renew = format!("/v1/certificates/{serial}/renew");
+
+    // Bob may issue the same names, but not take over Alice's certificate.
+    let (st, v) = as_bob("POST", &renew, json!({}));
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
+    // An unknown serial tells Bob no more than a known one.
+    let (st, v) = as_bob("POST", "/v1/certificates/0123456789abcdef/renew", json!({}));
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
+    // Alice renews her own; the administrator may renew anyone's.
+    let (st, v) = as_alice("POST", &renew, json!({}));
+    assert_eq!(st, 201, "{v}");
+    let (st, v) = s.curl("POST", &renew, Some(&json!({})));
+    assert_eq!(st, 201, "{v}");
+    // The administrator sees the unknown serial for what it is.
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates/0123456789abcdef/renew",
+        Some(&json!({})),
+    );
+    assert_eq!((st, harness::code(&v)), (404, "NotFound"), "{v}");
+}
+
+/// Security review L4: listings filter by what the caller may read before
+/// paging, so no page is short and no cursor names a certificate of a CA the
+/// caller cannot read.
+#[test]
+fn list_cursors_never_name_certificates_the_caller_cannot_read() {
+    let s = Server::start_new();
+    let a = s.config.issuing_ca_id.clone();
+    let root = s.config.root_ca_id.clone();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/cas",
+        Some(&json!({"type": "SUBORDINATE", "subject": "CN=Hidden CA", "parent_ca_id": root, "path_len": 0})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let hidden = v["id"].as_str().expect("id").to_string();
+    for i in 0..3 {
+        for ca in [&a, &hidden] {
+            let name = format!("n{i}.example");
+            let (st, v) = s.curl(
+                "POST",
+                "/v1/certificates",
+                Some(&csr_body(ca, &[name.as_str()], "tls-server", None)),
+            );
+            assert_eq!(st, 201, "{v}");
+        }
+    }
+    let (cert, key, _) = harness::client_identity(&s, "reader", "CN=reader-a,O=test");
+    let (st, v) = s.curl(
+        "PUT",
+        "/v1/policies/reader-a",
+        Some(
+            &json!({"effect": "allow", "principals": [{"subject": "CN=reader-a*"}],
+                     "actions": ["read"], "cas": [a]}),
+        ),
+    );
+    assert_eq!(st, 200, "{v}");
+    let readable_count = {
+        let (st, v) = s.curl(
+            "GET",
+            &format!("/v1/certificates?ca_id={a}&limit=1000"),
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        v["certificates"].as_array().expect("list").len()
+    };
+    let mut seen = 0usize;
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/certificates?limit=1&cursor={c}"),
+            None => "/v1/certificates?limit=1".to_string(),
+        };
+        let (st, v) = s.curl_as(&cert, &key, "GET", &path, None);
+        assert_eq!(st, 200, "{v}");
+        let page = v["certificates"].as_array().expect("list");
+        for c in page {
+            assert_eq!(c["ca_id"], a.as_str(), "{c}");
+        }
+        seen += page.len();
+        match v["next_cursor"].as_str() {
+            Some(c) => {
+                let decoded = String::from_utf8(
+                    (0..c.len())
+                        .step_by(2)
+                        .filter_map(|i| u8::from_str_radix(c.get(i..i + 2)?, 16).ok())
+                        .collect(),
+                )
+                .unwrap_or_default();
+                assert!(
+                    !decoded.contains(&hidden),
+                    "cursor {decoded:?} names the hidden CA"
+                );
+                assert!(!page.is_empty(), "a short page before the end");
+                cursor = Some(c.to_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, readable_count);
+}

@@ -203,6 +203,12 @@ impl Authority {
         self.authorize(who, PolicyAction::Administer, &service_scope())
     }
 
+    /// `issue` on `*`: how a renewal of an unknown serial is judged, so a
+    /// caller who may not issue everywhere cannot probe which serials exist.
+    pub(super) fn authorize_issue_anywhere(&self, who: &Identity) -> Result<(), ApiError> {
+        self.authorize(who, PolicyAction::Issue, &service_scope())
+    }
+
     /// `audit` on `*`: reading the audit trail.
     pub(super) fn authorize_audit(&self, who: &Identity) -> Result<(), ApiError> {
         self.authorize(who, PolicyAction::Audit, &service_scope())

@@ -288,7 +288,14 @@ impl Authority {
         validity_days: Option<u32>,
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
-        let old = self.find_certificate(ca_id, serial)?;
+        let old = match self.find_certificate(ca_id, serial) {
+            Ok(old) => old,
+            Err(e) if e.code == ErrorCode::NotFound => {
+                self.authorize_issue_anywhere(who)?;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         // Renewing through an alias issues from the CA it names now, so a
         // certificate of a retired CA renews from its successor.
         let ca_id = match ca_id.filter(|c| crate::alias::is_alias(c)) {
@@ -331,6 +338,14 @@ impl Authority {
             profile,
             validity_days.unwrap_or(limits.default_days),
         )?;
+        // The renewed certificate belongs to whoever renews it (a revoke-own
+        // grant then covers it), so renewing someone else's takes administer
+        // on its CA, not just the right to issue those names.
+        if !who.internal
+            && old.record.requester_fingerprint.as_deref() != Some(who.fingerprint.as_str())
+        {
+            self.authorize_administer(who, &old.record.ca_id)?;
+        }
         // A revoked certificate's key may be compromised: renewal (which by
         // default keeps the key) would certify it again. Checked after the
         // policy so callers without issue rights learn nothing more.
@@ -421,12 +436,24 @@ impl Authority {
         }
         let now = self.now().unix_timestamp();
         let status = status.map(str::to_string);
-        let (items, next) = self
-            .store
-            .list_certs(&filter, &|r: &CertRecord| match status.as_deref() {
+        // Only certificates of CAs this caller may read count, and they are
+        // filtered before paging, so a page and its cursor never stop on (or
+        // name) a certificate the caller may not see.
+        let readable: std::cell::RefCell<HashMap<String, bool>> = Default::default();
+        let wanted = |r: &CertRecord| {
+            let status_ok = match status.as_deref() {
                 None => r.status != CertStatus::Reserved,
                 Some(s) => effective_status(r, now) == s,
-            })
+            };
+            status_ok
+                && *readable
+                    .borrow_mut()
+                    .entry(r.ca_id.clone())
+                    .or_insert_with(|| self.may_read(who, &r.ca_id))
+        };
+        let (items, next) = self
+            .store
+            .list_certs(&filter, &wanted)
             .map_err(ApiError::from)
             .map_err(|e| {
                 // A cursor past what the store knows is the client's input.
@@ -436,16 +463,6 @@ impl Authority {
                     e
                 }
             })?;
-        // Without a ca_id, only certificates of CAs this caller may read are listed.
-        let mut readable: HashMap<String, bool> = HashMap::new();
-        let items: Vec<CertRecord> = items
-            .into_iter()
-            .filter(|r| {
-                *readable
-                    .entry(r.ca_id.clone())
-                    .or_insert_with(|| self.may_read(who, &r.ca_id))
-            })
-            .collect();
         if filter.ca_id.is_none() {
             crate::audit::record(
                 true,

@@ -430,7 +430,7 @@ pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry
 // ---- list cursors ------------------------------------------------------------------
 
 pub(super) fn encode_cursor(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    ca_core::hex::encode(s.as_bytes())
 }
 
 fn decode_cursor(c: &str) -> Result<String, StoreError> {
