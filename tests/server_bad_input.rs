@@ -808,6 +808,9 @@ async fn connection_caps_hold_new_connections_until_others_close() {
         "4".into(),
         "--public-max-connections".into(),
         "4".into(),
+        // Every connection here comes from 127.0.0.1: only the totals apply.
+        "--max-connections-per-ip".into(),
+        "100".into(),
     ];
     s.start();
 

@@ -14,6 +14,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_PUBLIC_MAX_CONNECTIONS: usize = 4096;
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 256;
 /// No profile's validity may be configured beyond a century.
 pub const MAX_VALIDITY_DAYS: u32 = 36_500;
 
@@ -75,6 +76,11 @@ pub struct Config {
     /// Most open connections on the public listener, likewise.
     #[serde(default = "default_public_max_connections")]
     pub public_max_connections: usize,
+    /// Most open connections from one client address, on each listener, so
+    /// one client cannot take every slot. Unset: 256, and at most a quarter
+    /// of the listener's cap. Raise it for many clients behind one NAT.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_ip: Option<usize>,
     #[serde(default)]
     pub log_format: LogFormat,
     /// The CA whose certificates may call the management API.
@@ -213,8 +219,13 @@ impl Config {
         if self.max_in_flight == 0 {
             anyhow::bail!("max_in_flight must be at least 1");
         }
-        if self.max_connections == 0 || self.public_max_connections == 0 {
-            anyhow::bail!("max_connections and public_max_connections must be at least 1");
+        if self.max_connections == 0
+            || self.public_max_connections == 0
+            || self.max_connections_per_ip == Some(0)
+        {
+            anyhow::bail!(
+                "max_connections, public_max_connections and max_connections_per_ip must be at least 1"
+            );
         }
         if self.max_body_bytes < 1024 {
             anyhow::bail!("max_body_bytes must be at least 1024");
@@ -316,6 +327,13 @@ impl Config {
     }
 
     /// Limits for a profile: the configured ones, else ca-core's defaults.
+    /// The per-address connection limit of a listener capped at `total`.
+    pub fn per_ip_limit(&self, total: usize) -> usize {
+        self.max_connections_per_ip
+            .unwrap_or_else(|| DEFAULT_MAX_CONNECTIONS_PER_IP.min(total / 4))
+            .max(1)
+    }
+
     pub fn limits(&self, profile: Profile) -> ValidityLimits {
         match self.validity.get(profile.name()) {
             Some(v) => ValidityLimits {

@@ -69,6 +69,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
         max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
         public_max_connections: crate::config::DEFAULT_PUBLIC_MAX_CONNECTIONS,
+        max_connections_per_ip: None,
         log_format: LogFormat::Text,
         client_auth_ca_id: String::new(),
         issuing_ca_id: String::new(),

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod alias;
 pub mod api;
 pub mod api_tls;

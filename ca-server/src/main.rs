@@ -128,6 +128,9 @@ struct ServeArgs {
     /// Most open public listener connections (more wait to be accepted).
     #[arg(long)]
     public_max_connections: Option<usize>,
+    /// Most open connections from one client address, per listener (more are closed).
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
     /// Log format: text or json.
     #[arg(long)]
     log_format: Option<LogFormat>,
@@ -258,6 +261,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = a.public_max_connections {
                 config.public_max_connections = v;
+            }
+            if let Some(v) = a.max_connections_per_ip {
+                config.max_connections_per_ip = Some(v);
             }
             if let Some(v) = a.log_format {
                 config.log_format = v;

@@ -24,6 +24,8 @@ use crate::ids;
 use crate::revocation::RevocationService;
 
 const OCSP_RESPONSE: &str = "application/ocsp-response";
+/// How long an OCSP POST body may take to arrive.
+const OCSP_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn bytes_response(body: Bytes, ctype: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(body));
@@ -150,7 +152,15 @@ async fn read_ocsp_body(req: Request<Incoming>) -> Option<Vec<u8>> {
             return None;
         }
     }
-    let body = Limited::new(req.into_body(), max).collect().await.ok()?;
+    // hyper's header timeout does not cover the body: a client announcing
+    // 500 bytes and sending 10 would otherwise hold its connection forever.
+    let body = tokio::time::timeout(
+        OCSP_BODY_TIMEOUT,
+        Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    .ok()?
+    .ok()?;
     Some(body.to_bytes().to_vec())
 }
 

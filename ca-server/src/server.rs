@@ -13,13 +13,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+use crate::accept::{accept_loop, ConnectionLimits};
 use crate::config::Config;
 use crate::http::error_response;
 use crate::vault::MasterOptions;
+
+/// How long a connection may stay open, keep-alive or not: slots are shared,
+/// and a client that never lets go of one must not keep it.
+const MAX_CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
+/// How long a public client may take to send its request headers.
+const PUBLIC_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub const ADDRESSES_FILE: &str = "addresses.json";
 /// Signed CRLs, one file per CA and CRL number.
@@ -79,9 +85,15 @@ pub async fn serve(
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     {
-        let api_limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        let public_limit = Arc::new(Semaphore::new(config.public_max_connections.max(1)));
-        let api_loop = accept_loop(&api_listener, api_limit, "api", |tcp, peer, permit| {
+        let api_limit = ConnectionLimits::new(
+            config.max_connections,
+            config.per_ip_limit(config.max_connections),
+        );
+        let public_limit = ConnectionLimits::new(
+            config.public_max_connections,
+            config.per_ip_limit(config.public_max_connections),
+        );
+        let api_loop = accept_loop(&api_listener, api_limit, "api", |tcp, peer, slot| {
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let auth = auth.clone();
@@ -89,7 +101,7 @@ pub async fn serve(
             let watcher = graceful.watcher();
             tokio::spawn(async move {
                 // Held until the connection ends: the slot frees only then.
-                let _permit = permit;
+                let _slot = slot;
                 let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp))
                     .await
                 {
@@ -156,8 +168,10 @@ pub async fn serve(
                     .timer(TokioTimer::new())
                     .header_read_timeout(Duration::from_secs(30))
                     .serve_connection(TokioIo::new(tls), svc);
-                if let Err(e) = watcher.watch(conn).await {
-                    tracing::debug!(%peer, error = %e, "connection ended");
+                match tokio::time::timeout(MAX_CONNECTION_LIFETIME, watcher.watch(conn)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "connection ended"),
+                    Err(_) => tracing::debug!(%peer, "connection closed at its maximum lifetime"),
                 }
             });
         });
@@ -165,20 +179,23 @@ pub async fn serve(
             &public_listener,
             public_limit,
             "public",
-            |tcp, _peer, permit| {
+            |tcp, _peer, slot| {
                 let auth = auth.clone();
                 let revocation = revocation.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let _permit = permit;
+                    let _slot = slot;
                     let svc = service_fn(move |req| {
                         crate::public::handle(auth.clone(), revocation.clone(), req)
                     });
+                    // Anyone may connect here: a client that trickles its
+                    // headers or holds a connection open is cut off.
                     let conn = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
+                        .header_read_timeout(PUBLIC_HEADER_TIMEOUT)
                         .serve_connection(TokioIo::new(tcp), svc);
-                    let _ = watcher.watch(conn).await;
+                    let _ =
+                        tokio::time::timeout(MAX_CONNECTION_LIFETIME, watcher.watch(conn)).await;
                 });
             },
         );
@@ -213,99 +230,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// Pause after a failed accept: errors such as EMFILE persist until some
-/// connection closes, and retrying at once would spin a core.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Accept connections on `listener` forever, each with a permit from `limit`
-/// that `on_conn` keeps for the connection's lifetime. With no permit free it
-/// stops accepting (new connections wait in the kernel's backlog) rather than
-/// accepting and dropping them.
-pub async fn accept_loop<F>(
-    listener: &TcpListener,
-    limit: Arc<Semaphore>,
-    name: &'static str,
-    mut on_conn: F,
-) where
-    F: FnMut(TcpStream, SocketAddr, OwnedSemaphorePermit),
-{
-    let mut full_logged = false;
-    loop {
-        let permit = match limit.clone().try_acquire_owned() {
-            Ok(p) => {
-                full_logged = false;
-                p
-            }
-            Err(tokio::sync::TryAcquireError::NoPermits) => {
-                if !full_logged {
-                    tracing::warn!(
-                        listener = name,
-                        "connection limit reached; waiting for a connection to close"
-                    );
-                    full_logged = true;
-                }
-                match limit.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    // Never closed by this module; stop accepting if it ever is.
-                    Err(_) => return,
-                }
-            }
-            Err(tokio::sync::TryAcquireError::Closed) => return,
-        };
-        match listener.accept().await {
-            Ok((tcp, peer)) => on_conn(tcp, peer, permit),
-            Err(e) => {
-                tracing::warn!(listener = name, error = %e, "accept failed");
-                drop(permit);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
-}
-
 fn write_addresses(dir: &Path, api: SocketAddr, public: SocketAddr) -> anyhow::Result<()> {
     let body = json!({"api": api.to_string(), "public": public.to_string()}).to_string();
     let tmp = dir.join(format!("{ADDRESSES_FILE}.tmp"));
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, dir.join(ADDRESSES_FILE))?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn accept_loop_stops_accepting_while_all_permits_are_held() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limit = Arc::new(Semaphore::new(2));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let task = tokio::spawn(async move {
-            accept_loop(&listener, limit, "test", move |tcp, _, permit| {
-                let _ = tx.send((tcp, permit));
-            })
-            .await
-        });
-        let mut clients = Vec::new();
-        for _ in 0..4 {
-            clients.push(TcpStream::connect(addr).await.unwrap());
-        }
-        let wait = Duration::from_secs(5);
-        let first = tokio::time::timeout(wait, rx.recv()).await.unwrap();
-        let second = tokio::time::timeout(wait, rx.recv()).await.unwrap();
-        assert!(first.is_some() && second.is_some());
-        // Both permits are held: the third connection waits in the backlog.
-        let short = Duration::from_millis(300);
-        assert!(tokio::time::timeout(short, rx.recv()).await.is_err());
-        // A connection ends (its permit with it): the next one is accepted.
-        drop(first);
-        let third = tokio::time::timeout(wait, rx.recv()).await.unwrap();
-        assert!(third.is_some());
-        assert!(tokio::time::timeout(short, rx.recv()).await.is_err());
-        drop((second, third));
-        let fourth = tokio::time::timeout(wait, rx.recv()).await.unwrap();
-        assert!(fourth.is_some());
-        task.abort();
-    }
 }

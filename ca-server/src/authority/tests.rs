@@ -60,6 +60,7 @@ fn config() -> Config {
         max_in_flight: crate::config::DEFAULT_MAX_IN_FLIGHT,
         max_connections: crate::config::DEFAULT_MAX_CONNECTIONS,
         public_max_connections: crate::config::DEFAULT_PUBLIC_MAX_CONNECTIONS,
+        max_connections_per_ip: None,
         log_format: Default::default(),
         client_auth_ca_id: String::new(),
         issuing_ca_id: String::new(),

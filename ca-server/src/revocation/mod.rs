@@ -50,6 +50,9 @@ use crate::store::{CrlMeta, SerialStatus, StoreError};
 
 /// Most cached OCSP responses (about 0.5 KiB each); past it the cache restarts.
 const MAX_CACHED: usize = 500_000;
+/// Most cached answers for serials the store does not know, kept apart so
+/// that a stream of made-up serials cannot flush the answers that matter.
+const MAX_CACHED_UNKNOWN: usize = 50_000;
 /// Longest chain of CAs walked for "is an issuer above revoked".
 const MAX_CHAIN: usize = 8;
 
@@ -151,6 +154,10 @@ pub struct RevocationService {
     links: RwLock<HashMap<String, Links>>,
     /// `ca-id/serial` → signed responses (one per CertID form asked).
     cache: RwLock<HashMap<String, Vec<Cached>>>,
+    /// Signed "unknown" answers, so asking again about a serial the store
+    /// does not hold costs no signature (serials are random 128-bit values
+    /// handed out only once issued, so "unknown" does not turn stale).
+    unknown_cache: RwLock<HashMap<String, Vec<Cached>>>,
     /// Bumped by every invalidation: a response signed from a status read
     /// before a revocation is never cached after it.
     epoch: AtomicU64,
@@ -192,6 +199,7 @@ impl RevocationService {
             responder_lock: Mutex::new(()),
             links: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
+            unknown_cache: RwLock::new(HashMap::new()),
             epoch: AtomicU64::new(0),
             stats: RevocationStats::default(),
         });
@@ -309,12 +317,17 @@ impl RevocationService {
     /// Drop one `ca/serial` from the OCSP cache, or everything.
     fn invalidate(&self, key: Option<&str>) {
         let mut c = write(&self.cache);
+        let mut u = write(&self.unknown_cache);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match key {
             Some(k) => {
                 c.remove(k);
+                u.remove(k);
             }
-            None => c.clear(),
+            None => {
+                c.clear();
+                u.clear();
+            }
         }
     }
 

@@ -59,19 +59,34 @@ impl RevocationService {
     }
 
     fn cache_get(&self, key: &str, cert_id: &[u8], now: i64) -> Option<Bytes> {
-        let c = read(&self.cache);
-        c.get(key)?
-            .iter()
-            .find(|e| e.cert_id == cert_id && e.expires > now)
-            .map(|e| e.response.clone())
+        let find = |c: &HashMap<String, Vec<Cached>>| {
+            c.get(key)?
+                .iter()
+                .find(|e| e.cert_id == cert_id && e.expires > now)
+                .map(|e| e.response.clone())
+        };
+        find(&read(&self.cache)).or_else(|| find(&read(&self.unknown_cache)))
     }
 
-    fn cache_put(&self, key: String, cert_id: Vec<u8>, response: Bytes, expires: i64, epoch: u64) {
-        let mut c = write(&self.cache);
+    fn cache_put(
+        &self,
+        unknown: bool,
+        key: String,
+        cert_id: Vec<u8>,
+        response: Bytes,
+        expires: i64,
+        epoch: u64,
+    ) {
+        let (map, max) = if unknown {
+            (&self.unknown_cache, MAX_CACHED_UNKNOWN)
+        } else {
+            (&self.cache, MAX_CACHED)
+        };
+        let mut c = write(map);
         if self.epoch.load(Ordering::SeqCst) != epoch {
             return;
         }
-        if c.len() >= MAX_CACHED {
+        if c.len() >= max {
             c.clear();
         }
         let list = c.entry(key).or_default();
@@ -121,7 +136,7 @@ impl RevocationService {
         };
         let validity = time::Duration::minutes(i64::from(self.cfg.ocsp_validity_minutes));
         let mut store_failed = false;
-        let mut cacheable = true;
+        let mut unknown = false;
         let r = Responder {
             identity: &responder.identity,
             signer: responder.signer.as_ref(),
@@ -142,9 +157,7 @@ impl RevocationService {
                     }
                     // Not ours: a revoked issuer does not make it ours.
                     (_, Ok(SerialStatus::Unknown)) => {
-                        // Not cached: "unknown" is not final, and caching
-                        // arbitrary serials would let anyone fill the cache.
-                        cacheable = false;
+                        unknown = true;
                         CertStatusInput::Unknown
                     }
                     (Some(at), Ok(_)) => CertStatusInput::Revoked {
@@ -169,9 +182,9 @@ impl RevocationService {
         self.stats.ocsp_signed.fetch_add(1, Ordering::Relaxed);
         let response = Bytes::from(response);
         // Status-only responses are 5 octets; only signed answers are kept.
-        if let (true, Some((key, cert_id)), true) = (cacheable, cache, response.len() > 5) {
+        if let (Some((key, cert_id)), true) = (cache, response.len() > 5) {
             let expires = (t + validity / 2_i32).unix_timestamp();
-            self.cache_put(key, cert_id, response.clone(), expires, epoch);
+            self.cache_put(unknown, key, cert_id, response.clone(), expires, epoch);
         }
         response
     }
