@@ -980,3 +980,53 @@ fn list_cursors_never_name_certificates_the_caller_cannot_read() {
     }
     assert_eq!(seen, readable_count);
 }
+
+/// Security review M2: SAN principals are typed and match. A statement
+/// written `{"san": "host.example"}` matched nothing before (the caller's SANs
+/// are recorded as `DNS:host.example`), so such a deny failed open.
+#[test]
+fn san_principals_are_typed_and_a_san_deny_holds() {
+    let s = Server::start_new();
+    let (cert, key, _) = harness::server::client_identity_with_names(
+        &s,
+        "svc",
+        "CN=svc-a,O=test",
+        &["host-a.svc.example"],
+    );
+    let put = |id: &str, body: Value| s.curl("PUT", &format!("/v1/policies/{id}"), Some(&body));
+    let ca_path = format!("/v1/cas/{}", s.config.issuing_ca_id);
+    let as_svc = || s.curl_as(&cert, &key, "GET", &ca_path, None);
+    // Nothing names it yet: deny by default.
+    assert_eq!(as_svc().0, 403);
+    // A bare `san` names the DNS SAN.
+    let (st, v) = put(
+        "by-san",
+        json!({"effect": "allow", "principals": [{"san": "host-a.svc.example"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = as_svc();
+    assert_eq!(st, 200, "allowed by its DNS SAN: {v}");
+    // A deny by a one-label DNS pattern holds.
+    let (st, v) = put(
+        "no-svc",
+        json!({"effect": "deny", "principals": [{"dns": "*.svc.example"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = as_svc();
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
+    assert!(v.to_string().contains("no-svc"), "{v}");
+    // Patterns that would not mean what they say are refused when put.
+    for bad in [
+        json!({"dns": "*.*.svc.example"}),
+        json!({"email": "a*@x.example"}),
+        json!({"uri": "no-scheme"}),
+    ] {
+        let (st, v) = put(
+            "bad",
+            json!({"effect": "allow", "principals": [bad], "actions": ["read"], "cas": ["*"]}),
+        );
+        assert_eq!((st, harness::code(&v)), (400, "InvalidRequest"), "{v}");
+    }
+}

@@ -65,8 +65,15 @@ pub enum Effect {
 pub enum Principal {
     /// The client certificate's subject, as an RFC 4514 string; `*` matches any run of characters.
     Subject(String),
-    /// Any DNS, email or URI SAN of the client certificate; `*` as for subjects.
-    San(String),
+    /// A DNS name SAN of the client certificate: exact, or `*.domain` for
+    /// exactly one label (the rule name patterns follow).
+    Dns(String),
+    /// An email SAN: `user@domain` or `*@domain`.
+    Email(String),
+    /// An IP address SAN within this range (a single address is a /32 or /128).
+    Ip(IpNet),
+    /// A URI SAN (SPIFFE IDs and the like): exact, or a prefix ending in `*`.
+    Uri(String),
     /// SHA-256 fingerprint of the client certificate, lower-case hex (pinning).
     Fingerprint(String),
     /// Every authenticated client.
@@ -157,10 +164,47 @@ impl Statement {
             }
         }
         for p in &self.principals {
-            if let Principal::Fingerprint(f) = p {
-                if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) {
+            match p {
+                Principal::Fingerprint(f)
+                    if f.len() != 64 || !f.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
                     return bad("fingerprints are 64 hex characters (SHA-256)".into());
                 }
+                Principal::Dns(d) => {
+                    let bare = d.strip_prefix("*.").unwrap_or(d);
+                    if crate::names::validate_dns_name(bare).is_err() || bare.contains('*') {
+                        return bad(format!(
+                            "dns principal {d:?} is not a DNS name or *.domain (one label)"
+                        ));
+                    }
+                }
+                Principal::Email(e) => {
+                    let ok = e.rsplit_once('@').is_some_and(|(user, domain)| {
+                        !user.is_empty()
+                            && (user == "*" || !user.contains('*'))
+                            && crate::names::validate_dns_name(domain).is_ok()
+                    });
+                    if !ok {
+                        return bad(format!(
+                            "email principal {e:?} is not user@domain or *@domain"
+                        ));
+                    }
+                }
+                Principal::Uri(u) => {
+                    let body = u.strip_suffix('*').unwrap_or(u);
+                    let scheme_ok = body.split_once(':').is_some_and(|(scheme, _)| {
+                        !scheme.is_empty()
+                            && scheme
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                    });
+                    if !scheme_ok || body.contains('*') || !u.is_ascii() || u.len() > 1024 {
+                        return bad(format!(
+                            "uri principal {u:?} is not a URI with a scheme (a trailing * makes it a prefix)"
+                        ));
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -429,10 +473,29 @@ fn subject_failure(c: &Conditions, names_limited: bool, req: &Request<'_>) -> Op
     ))
 }
 
+/// The caller's SANs of one type (`DNS:`, `email:`, `IP:`, `URI:`), bare.
+fn caller_sans<'a>(caller: &'a Caller, prefix: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    caller
+        .sans
+        .iter()
+        .filter_map(move |s| s.strip_prefix(prefix))
+}
+
 fn principal_matches(p: &Principal, caller: &Caller) -> bool {
     match p {
         Principal::Subject(pat) => glob(pat, &caller.subject),
-        Principal::San(pat) => caller.sans.iter().any(|s| glob(pat, s)),
+        Principal::Dns(pat) => {
+            caller_sans(caller, "DNS:").any(|d| name_matches(pat, &SanEntry::Dns(d.to_string())))
+        }
+        Principal::Email(pat) => caller_sans(caller, "email:")
+            .any(|e| name_matches(pat, &SanEntry::Email(e.to_string()))),
+        Principal::Ip(net) => caller_sans(caller, "IP:")
+            .filter_map(|ip| ip.parse::<IpAddr>().ok())
+            .any(|ip| net.contains(&ip)),
+        Principal::Uri(pat) => caller_sans(caller, "URI:").any(|u| match pat.strip_suffix('*') {
+            Some(prefix) => u.starts_with(prefix),
+            None => u == pat,
+        }),
         Principal::Fingerprint(f) => f.eq_ignore_ascii_case(&caller.fingerprint),
         Principal::Anyone => true,
     }
@@ -559,10 +622,11 @@ pub fn ip_names(names: &[SanEntry]) -> Vec<IpAddr> {
 mod tests {
     use super::*;
 
-    fn caller(subject: &str, san: &str, fp: &str) -> Caller {
+    fn caller(subject: &str, dns: &str, fp: &str) -> Caller {
         Caller {
             subject: subject.into(),
-            sans: vec![san.into()],
+            // Typed, as the server records a client certificate's SANs.
+            sans: vec![format!("DNS:{dns}")],
             fingerprint: fp.into(),
         }
     }
@@ -795,7 +859,7 @@ mod tests {
         );
         let mut deny = allow(
             "no-web",
-            Principal::San("web-01.*".into()),
+            Principal::Dns("*.svc.example.internal".into()),
             &[Action::Issue],
             &["*"],
             Conditions::default(),
@@ -1103,5 +1167,80 @@ mod tests {
             ..Default::default()
         };
         assert!(denied(&statements, &req));
+    }
+
+    #[test]
+    fn typed_san_principals_match_their_own_type_one_label_deep() {
+        let with = |sans: &[&str]| Caller {
+            subject: "CN=x".into(),
+            sans: sans.iter().map(|s| s.to_string()).collect(),
+            fingerprint: "f".repeat(64),
+        };
+        let dns = Principal::Dns("*.svc.example".into());
+        assert!(principal_matches(&dns, &with(&["DNS:web.svc.example"])));
+        assert!(principal_matches(&dns, &with(&["DNS:WEB.svc.example"])));
+        // Not two labels deep, not the apex, not another SAN type.
+        assert!(!principal_matches(&dns, &with(&["DNS:a.web.svc.example"])));
+        assert!(!principal_matches(&dns, &with(&["DNS:svc.example"])));
+        assert!(!principal_matches(&dns, &with(&["email:a@b.svc.example"])));
+        assert!(!principal_matches(
+            &dns,
+            &with(&["URI:https://web.svc.example"])
+        ));
+        let email = Principal::Email("*@ops.example".into());
+        assert!(principal_matches(
+            &email,
+            &with(&["email:alice@ops.example"])
+        ));
+        assert!(!principal_matches(&email, &with(&["DNS:ops.example"])));
+        let ip = Principal::Ip("10.0.0.0/8".parse().unwrap());
+        assert!(principal_matches(&ip, &with(&["IP:10.1.2.3"])));
+        assert!(!principal_matches(
+            &ip,
+            &with(&["IP:192.0.2.1", "DNS:10.1.2.3"])
+        ));
+        let uri = Principal::Uri("spiffe://example/ns/web/*".into());
+        assert!(principal_matches(
+            &uri,
+            &with(&["URI:spiffe://example/ns/web/api"])
+        ));
+        assert!(!principal_matches(
+            &uri,
+            &with(&["URI:spiffe://example/ns/db/api"])
+        ));
+        let exact = Principal::Uri("spiffe://example/ns/web/api".into());
+        assert!(principal_matches(
+            &exact,
+            &with(&["URI:spiffe://example/ns/web/api"])
+        ));
+        assert!(!principal_matches(
+            &exact,
+            &with(&["URI:spiffe://example/ns/web/api2"])
+        ));
+    }
+
+    #[test]
+    fn typed_principals_are_validated_when_put() {
+        let statement =
+            |p: Principal| allow("s", p, &[Action::Read], &["*"], Conditions::default());
+        for good in [
+            Principal::Dns("host.example".into()),
+            Principal::Dns("*.svc.example".into()),
+            Principal::Email("*@ops.example".into()),
+            Principal::Uri("spiffe://example/ns/*".into()),
+        ] {
+            assert!(statement(good.clone()).validate().is_ok(), "{good:?}");
+        }
+        for bad in [
+            Principal::Dns("*.*.example".into()),
+            Principal::Dns("web-*.example".into()),
+            Principal::Dns("".into()),
+            Principal::Email("a*@ops.example".into()),
+            Principal::Email("ops.example".into()),
+            Principal::Uri("no-scheme/*".into()),
+            Principal::Uri("spiffe://a/*/b".into()),
+        ] {
+            assert!(statement(bad.clone()).validate().is_err(), "{bad:?}");
+        }
     }
 }

@@ -5,7 +5,7 @@
 //! Statement JSON (`PUT /v1/policies/{id}`):
 //! ```json
 //! {"effect": "allow",
-//!  "principals": [{"subject": "CN=web-*,O=Example"}, {"san": "*.svc"}, {"fingerprint": "<64 hex>"}, "anyone"],
+//!  "principals": [{"subject": "CN=web-*,O=Example"}, {"dns": "*.svc.example"}, {"uri": "spiffe://example/ns/web/*"}, {"fingerprint": "<64 hex>"}, "anyone"],
 //!  "actions": ["issue", "read"],
 //!  "cas": ["ca-0123456789abcdef", "*"],
 //!  "conditions": {"name_patterns": ["*.svc.example.internal"], "ip_ranges": ["10.0.0.0/8"],
@@ -34,9 +34,48 @@ pub const MAX_STATEMENTS_HINT: usize = 1000;
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalDto {
     Subject(String),
+    /// A SAN written as `DNS:x`, `email:x`, `IP:x`, `URI:x`, or bare (an IP
+    /// address if it parses as one, an email if it has an `@`, else DNS):
+    /// stored as the typed principal it names.
     San(String),
+    Dns(String),
+    Email(String),
+    /// An address or a CIDR range.
+    Ip(String),
+    Uri(String),
     Fingerprint(String),
     Anyone,
+}
+
+/// An IP principal: one address, or a range.
+fn ip_principal(s: &str) -> Result<Principal, String> {
+    let net = match s.parse::<std::net::IpAddr>() {
+        Ok(ip) => IpNet::from_str(&format!("{ip}/{}", if ip.is_ipv4() { 32 } else { 128 })),
+        Err(_) => IpNet::from_str(s),
+    };
+    net.map(Principal::Ip)
+        .map_err(|e| format!("ip principal {s:?}: {e}"))
+}
+
+/// A `san` principal as the typed one it names.
+fn san_principal(s: &str) -> Result<Principal, String> {
+    let lower = s.to_ascii_lowercase();
+    let rest = |n: usize| s[n..].to_string();
+    if lower.starts_with("dns:") {
+        Ok(Principal::Dns(rest(4).to_ascii_lowercase()))
+    } else if lower.starts_with("email:") {
+        Ok(Principal::Email(rest(6)))
+    } else if lower.starts_with("ip:") {
+        ip_principal(&s[3..])
+    } else if lower.starts_with("uri:") {
+        Ok(Principal::Uri(rest(4)))
+    } else if s.parse::<std::net::IpAddr>().is_ok() || s.contains('/') {
+        ip_principal(s)
+    } else if s.contains('@') {
+        Ok(Principal::Email(s.to_string()))
+    } else {
+        Ok(Principal::Dns(s.to_ascii_lowercase()))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,13 +131,19 @@ impl StatementDto {
         let principals = self
             .principals
             .iter()
-            .map(|p| match p {
-                PrincipalDto::Subject(s) => Principal::Subject(s.clone()),
-                PrincipalDto::San(s) => Principal::San(s.clone()),
-                PrincipalDto::Fingerprint(f) => Principal::Fingerprint(f.to_ascii_lowercase()),
-                PrincipalDto::Anyone => Principal::Anyone,
+            .map(|p| {
+                Ok(match p {
+                    PrincipalDto::Subject(s) => Principal::Subject(s.clone()),
+                    PrincipalDto::San(s) => san_principal(s)?,
+                    PrincipalDto::Dns(d) => Principal::Dns(d.to_ascii_lowercase()),
+                    PrincipalDto::Email(e) => Principal::Email(e.clone()),
+                    PrincipalDto::Ip(i) => ip_principal(i)?,
+                    PrincipalDto::Uri(u) => Principal::Uri(u.clone()),
+                    PrincipalDto::Fingerprint(f) => Principal::Fingerprint(f.to_ascii_lowercase()),
+                    PrincipalDto::Anyone => Principal::Anyone,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, String>>()?;
         let c = &self.conditions;
         let ip_ranges = c
             .ip_ranges

@@ -47,11 +47,16 @@ pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Result<Identity, ApiE
         return Err(refuse("the client certificate could not be parsed"));
     };
     let sans = match cert.tbs_certificate.get::<SubjectAltName>() {
+        // Typed, as policies match them: DNS:, email:, IP: and URI:.
         Ok(Some((_, san))) => san
             .0
             .iter()
-            .filter_map(ca_core::names::SanEntry::from_general_name)
-            .map(|s| s.to_string())
+            .filter_map(|name| match name {
+                x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) => {
+                    Some(format!("URI:{}", u.as_str()))
+                }
+                other => ca_core::names::SanEntry::from_general_name(other).map(|s| s.to_string()),
+            })
             .collect(),
         _ => vec![],
     };

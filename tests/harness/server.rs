@@ -365,12 +365,22 @@ pub fn core_csr(dns: &str) -> String {
 /// A client certificate for `subject` issued by the admin from the client-auth
 /// CA; returns (cert path, key path, SHA-256 fingerprint hex).
 pub fn client_identity(s: &Server, name: &str, subject: &str) -> (PathBuf, PathBuf, String) {
+    client_identity_with_names(s, name, subject, &[])
+}
+
+/// [`client_identity`] with SANs (`names` as the request endpoint takes them).
+pub fn client_identity_with_names(
+    s: &Server,
+    name: &str,
+    subject: &str,
+    names: &[&str],
+) -> (PathBuf, PathBuf, String) {
     let (st, v) = s.curl(
         "POST",
         "/v1/certificates/request",
         Some(&serde_json::json!({
             "ca_id": s.config.client_auth_ca_id,
-            "names": [],
+            "names": names,
             "subject": subject,
             "profile": "tls-client",
             "passphrase": "test-passphrase",
