@@ -61,15 +61,17 @@ impl KdfParams {
     pub fn generate() -> Result<Self, EnvelopeError> {
         let mut salt = [0u8; 16];
         aws_lc_rs::rand::fill(&mut salt).map_err(|_| EnvelopeError::Rng)?;
+        // RFC 9106's second recommended option (64 MiB, 3 passes), above
+        // OWASP's minimum; stored parameters keep older stores opening.
         Ok(KdfParams {
             salt,
-            memory_kib: 19 * 1024,
-            iterations: 2,
+            memory_kib: 64 * 1024,
+            iterations: 3,
             parallelism: 1,
         })
     }
 
-    /// `argon2id$m=19456,t=2,p=1$<salt hex>`
+    /// `argon2id$m=65536,t=3,p=1$<salt hex>`
     pub fn encode(&self) -> String {
         let salt: String = self.salt.iter().map(|b| format!("{b:02x}")).collect();
         format!(
@@ -201,9 +203,12 @@ fn ca_key_aad(ca_id: &str) -> Vec<u8> {
 fn seal_with(key: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
     let key =
         RandomizedNonceKey::new(&AES_256_GCM, key).map_err(|_| EnvelopeError::MasterKeyLength)?;
-    let mut in_out = plaintext.to_vec();
+    // Room for the tag up front, so appending it never reallocates and leaves
+    // a copy of the plaintext in freed memory; wiped if sealing fails.
+    let mut in_out = Zeroizing::new(Vec::with_capacity(plaintext.len() + AES_256_GCM.tag_len()));
+    in_out.extend_from_slice(plaintext);
     let nonce = key
-        .seal_in_place_append_tag(Aad::from(aad), &mut in_out)
+        .seal_in_place_append_tag(Aad::from(aad), &mut *in_out)
         .map_err(|_| EnvelopeError::Rng)?;
     Ok([nonce.as_ref().as_slice(), &in_out].concat())
 }
@@ -353,6 +358,17 @@ mod tests {
         assert_eq!(open(&new, "ca-1", &rewrapped).unwrap().as_slice(), b"k");
         assert!(open(&old, "ca-1", &rewrapped).is_err());
         assert!(rewrap(&new, &old, "ca-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn new_kdf_parameters_are_above_the_owasp_minimum() {
+        let p = KdfParams::generate().unwrap();
+        assert!(
+            p.memory_kib >= 64 * 1024 && p.iterations >= 3,
+            "{}",
+            p.encode()
+        );
+        assert!(p.encode().starts_with("argon2id$m=65536,t=3,p=1$"));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct InitSummary {
     pub root_ca_id: String,
     pub issuing_ca_id: String,
     pub client_auth_ca_id: String,
+    /// Where a generated master key was written (absent with a passphrase).
+    pub master_key_file: PathBuf,
 }
 
 pub fn is_initialised(dir: &Path) -> bool {
@@ -226,5 +228,6 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         root_ca_id: root.id,
         issuing_ca_id: issuing.id,
         client_auth_ca_id: client_ca.id,
+        master_key_file: dir.join(crate::vault::MASTER_KEY_FILE),
     })
 }

@@ -52,10 +52,15 @@ struct MasterArgs {
     master_passphrase_file: Option<PathBuf>,
 }
 
+/// CA_MASTER_PASSPHRASE, taken out of the environment before any thread starts.
+static ENV_PASSPHRASE: std::sync::OnceLock<ca_server::vault::EnvPassphrase> =
+    std::sync::OnceLock::new();
+
 impl MasterArgs {
     fn options(&self) -> MasterOptions {
         MasterOptions {
             passphrase_file: self.master_passphrase_file.clone(),
+            env_passphrase: ENV_PASSPHRASE.get().cloned().unwrap_or_default(),
         }
     }
 }
@@ -186,9 +191,21 @@ fn print_init(s: &ca_server::init::InitSummary) {
     println!("  admin certificate: {}", s.admin_cert.display());
     println!("  admin key:         {}", s.admin_key.display());
     println!("  client profile:    {}", s.profile.display());
+    if s.master_key_file.exists() {
+        println!(
+            "  master key:        {} -- beside ca.redb: a backup of this directory holds both",
+            s.master_key_file.display()
+        );
+        println!(
+            "                     the store and the key that opens it. Back the key up apart, or"
+        );
+        println!("                     use a passphrase (--master-passphrase-file) instead.");
+    }
 }
 
 fn main() -> anyhow::Result<()> {
+    // First, while this is the only thread.
+    let _ = ENV_PASSPHRASE.set(ca_server::vault::EnvPassphrase::take());
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -34,6 +34,9 @@ pub const MASTER_KEY_FILE: &str = "master.key";
 /// wrapping is committed.
 pub const MASTER_KEY_NEW_FILE: &str = "master.key.new";
 pub const PASSPHRASE_ENV: &str = "CA_MASTER_PASSPHRASE";
+/// Shortest passphrase accepted for a new master key (Argon2id slows
+/// guessing; it cannot make a short passphrase long).
+pub const MIN_NEW_PASSPHRASE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -51,6 +54,8 @@ pub enum VaultError {
     PassphraseRequired,
     #[error("no master key: {0} is missing")]
     NoKeyFile(PathBuf),
+    #[error("a new master passphrase must be at least {MIN_NEW_PASSPHRASE_LEN} characters")]
+    ShortPassphrase,
     #[error("master key: {0}")]
     Master(EnvelopeError),
     #[error("{0}: {1}")]
@@ -65,15 +70,47 @@ impl From<StoreError> for VaultError {
     }
 }
 
+/// `CA_MASTER_PASSPHRASE`, taken out of the environment at start-up so that
+/// child processes do not inherit it and nothing later reads it by accident.
+/// (The kernel still shows a process's initial environment in
+/// /proc/PID/environ to its owner: prefer a passphrase file.)
+#[derive(Clone, Default)]
+pub struct EnvPassphrase(Option<Zeroizing<Vec<u8>>>);
+
+impl std::fmt::Debug for EnvPassphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EnvPassphrase(set)"
+        } else {
+            "EnvPassphrase(unset)"
+        })
+    }
+}
+
+impl EnvPassphrase {
+    /// Read and remove the variable. Call before any thread starts: changing
+    /// the environment races with threads that read it.
+    pub fn take() -> Self {
+        let value = std::env::var_os(PASSPHRASE_ENV)
+            .filter(|v| !v.is_empty())
+            .map(|v| Zeroizing::new(v.into_encoded_bytes()));
+        std::env::remove_var(PASSPHRASE_ENV);
+        EnvPassphrase(value)
+    }
+}
+
 /// Where the master key comes from, as the operator gave it.
 #[derive(Clone, Debug, Default)]
 pub struct MasterOptions {
     /// A file holding the passphrase (first line).
     pub passphrase_file: Option<PathBuf>,
+    /// The passphrase taken from the environment at start-up, if any.
+    pub env_passphrase: EnvPassphrase,
 }
 
 impl MasterOptions {
-    /// The passphrase from the file, else from `CA_MASTER_PASSPHRASE`, if any.
+    /// The passphrase from the file, else from `CA_MASTER_PASSPHRASE` (taken at
+    /// start-up, or read now when this process did not take it), if any.
     pub fn passphrase(&self) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
         if let Some(f) = &self.passphrase_file {
             let raw = Zeroizing::new(
@@ -82,6 +119,9 @@ impl MasterOptions {
             let line = raw.split(|b| *b == b'\n').next().unwrap_or_default();
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             return Ok(Some(Zeroizing::new(line.to_vec())));
+        }
+        if let Some(p) = &self.env_passphrase.0 {
+            return Ok(Some(p.clone()));
         }
         Ok(std::env::var_os(PASSPHRASE_ENV)
             .filter(|v| !v.is_empty())
@@ -222,6 +262,9 @@ pub fn unlock(
     // First use: make the master key and record its check value.
     let (key, kdf) = match opts.passphrase()? {
         Some(pass) => {
+            if pass.len() < MIN_NEW_PASSPHRASE_LEN {
+                return Err(VaultError::ShortPassphrase);
+            }
             let params = KdfParams::generate().map_err(VaultError::Master)?;
             let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
             (key, Some(params.encode()))
@@ -293,9 +336,13 @@ pub fn rotate_master_key(
         Some(f) => {
             let pass = MasterOptions {
                 passphrase_file: Some(f.to_path_buf()),
+                env_passphrase: EnvPassphrase::default(),
             }
             .passphrase()?
             .ok_or(VaultError::Master(EnvelopeError::EmptyPassphrase))?;
+            if pass.len() < MIN_NEW_PASSPHRASE_LEN {
+                return Err(VaultError::ShortPassphrase);
+            }
             let params = KdfParams::generate().map_err(VaultError::Master)?;
             let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
             (key, Some(params.encode()))
@@ -484,5 +531,24 @@ impl Vault {
             c.insert(ca_id.to_string(), key.clone());
         }
         Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_passphrase_is_taken_out_of_the_environment() {
+        std::env::set_var(PASSPHRASE_ENV, "an environment passphrase");
+        let taken = EnvPassphrase::take();
+        assert!(std::env::var_os(PASSPHRASE_ENV).is_none());
+        assert_eq!(format!("{taken:?}"), "EnvPassphrase(set)");
+        let opts = MasterOptions {
+            env_passphrase: taken,
+            ..Default::default()
+        };
+        let got = opts.passphrase().expect("read").expect("some");
+        assert_eq!(got.as_slice(), b"an environment passphrase");
     }
 }

@@ -129,7 +129,14 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             if method != Method::POST {
                 return Err(method_not_allowed("POST"));
             }
-            let body: wire::RequestCertificate = parse_json(&read_body(auth, req).await?)?;
+            // The body carries the passphrase the new key is sealed under:
+            // its buffer is wiped once parsed (the parsed value wipes itself).
+            let raw = read_body(auth, req).await?;
+            let parsed = parse_json::<wire::RequestCertificate>(&raw);
+            if let Ok(mut buffer) = raw.try_into_mut() {
+                zeroize::Zeroize::zeroize(&mut buffer[..]);
+            }
+            let body = parsed?;
             request_certificate(auth, who, body).await
         }
         ["v1", "certificates", serial] => {
