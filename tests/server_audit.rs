@@ -173,3 +173,59 @@ fn every_call_is_audited_and_tampering_is_found() {
     let (st, _) = s.curl("GET", "/v1/cas", None);
     assert_eq!(st, 200);
 }
+
+/// Security review M4 (in part): an issuance entry says what was certified,
+/// its serial, SANs, notAfter and the hash of the to-be-signed certificate,
+/// checked here against the certificate the client received, and the chain
+/// still verifies.
+#[test]
+fn an_issuance_entry_records_the_certificate_it_made() {
+    use der::{Decode, Encode};
+    let mut s = Server::start_new();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr("audited.example.internal")})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let serial = v["serial"].as_str().expect("serial").to_string();
+    let der =
+        ca_core::pem::decode("CERTIFICATE", v["certificate"].as_str().expect("pem")).expect("der");
+    let cert = x509_cert::Certificate::from_der(&der).expect("certificate");
+    let tbs = cert.tbs_certificate.to_der().expect("tbs");
+    let tbs_sha256 =
+        ca_core::hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs).as_ref());
+    let not_after = ca_core::fmt_time(
+        time::OffsetDateTime::from_unix_timestamp(
+            cert.tbs_certificate
+                .validity
+                .not_after
+                .to_unix_duration()
+                .as_secs() as i64,
+        )
+        .expect("time"),
+    );
+
+    let (st, page) = s.curl("GET", "/v1/audit?action=IssueCertificate&limit=100", None);
+    assert_eq!(st, 200, "{page}");
+    let entry = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["target"].as_str().is_some_and(|t| t.ends_with(&serial)))
+        .unwrap_or_else(|| panic!("no entry for {serial}: {page}"))
+        .clone();
+    let c = &entry["certificate"];
+    assert_eq!(c["serial"], serial.as_str(), "{entry}");
+    assert_eq!(
+        c["sans"],
+        json!(["DNS:audited.example.internal"]),
+        "{entry}"
+    );
+    assert_eq!(c["not_after"], not_after.as_str(), "{entry}");
+    assert_eq!(c["tbs_sha256"], tbs_sha256.as_str(), "{entry}");
+    // The chain, with the new field, verifies.
+    s.stop();
+    let (ok, out) = verify(&s.dir);
+    assert!(ok, "{out}");
+}

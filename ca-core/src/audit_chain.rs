@@ -32,6 +32,20 @@ pub struct AuditResult {
     pub code: String,
 }
 
+/// What an issuance entry records of the certificate it made, so the trail
+/// alone says what was certified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditedCertificate {
+    /// Lower-case hex.
+    pub serial: String,
+    /// `DNS:x`, `IP:x`, `email:x`.
+    pub sans: Vec<String>,
+    /// RFC 3339 UTC.
+    pub not_after: String,
+    /// SHA-256 of the DER to-be-signed certificate, lower-case hex.
+    pub tbs_sha256: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub seq: u64,
@@ -44,6 +58,10 @@ pub struct AuditEntry {
     pub target: String,
     pub outcome: AuditOutcome,
     pub result: AuditResult,
+    /// Issuance entries: the certificate made. Absent elsewhere, and then not
+    /// serialised, so entries written before it existed hash as they did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<AuditedCertificate>,
     pub prev_hash: String,
     pub hash: String,
 }
@@ -173,6 +191,7 @@ mod tests {
                         status: 200,
                         code: "success".into(),
                     },
+                    certificate: None,
                     prev_hash: prev.clone(),
                     hash: String::new(),
                 };

@@ -83,6 +83,7 @@ pub fn commit_draft(internal_caller: &str, op: &str, target: &str) -> AuditDraft
                 status: d.success_status,
                 code: "success".into(),
             },
+            certificate: None,
         }
     });
     from_call.unwrap_or_else(|_| AuditDraft {
@@ -102,6 +103,7 @@ pub fn commit_draft(internal_caller: &str, op: &str, target: &str) -> AuditDraft
             status: 0,
             code: "success".into(),
         },
+        certificate: None,
     })
 }
 

@@ -154,7 +154,13 @@ impl Authority {
         };
         let rec = &view.record;
         let target = format!("{}/{}", rec.ca_id, rec.serial);
-        let draft = self.draft(&caller, "IssueCertificate", &target);
+        let mut draft = self.draft(&caller, "IssueCertificate", &target);
+        draft.certificate = Some(ca_core::audit_chain::AuditedCertificate {
+            serial: rec.serial.clone(),
+            sans: rec.sans.clone(),
+            not_after: crate::clock::fmt_unix(rec.not_after),
+            tbs_sha256: rec.tbs_sha256.clone(),
+        });
         self.store
             .issue(rec.clone(), view.der.clone(), draft)
             .await?;

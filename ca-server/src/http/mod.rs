@@ -222,6 +222,7 @@ async fn audit_call(
             reason: "refused before the policy check".into(),
         }),
         result: AuditResult { status, code },
+        certificate: None,
     };
     match auth.store.append_audit(draft).await {
         Ok(_) => Ok(()),

@@ -45,6 +45,7 @@ fn draft(action: &str, target: &str) -> AuditDraft {
             status: 201,
             code: "success".into(),
         },
+        certificate: None,
     }
 }
 

@@ -242,6 +242,8 @@ pub struct AuditDraft {
     pub target: String,
     pub outcome: ca_core::audit_chain::AuditOutcome,
     pub result: ca_core::audit_chain::AuditResult,
+    /// Issuance: the certificate made (serial, SANs, notAfter, TBS hash).
+    pub certificate: Option<ca_core::audit_chain::AuditedCertificate>,
 }
 
 /// Filters for listing the audit trail.

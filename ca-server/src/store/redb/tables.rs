@@ -413,6 +413,7 @@ pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry
         target: d.target.clone(),
         outcome: d.outcome.clone(),
         result: d.result.clone(),
+        certificate: d.certificate.clone(),
         prev_hash,
         hash: String::new(),
     };
