@@ -552,6 +552,15 @@ async fn a_revoked_operator_is_locked_out_at_once() {
     assert_eq!((st, code(&v)), (403, "ClientRevoked"), "{v}");
     let (st, v) = conn.call(Method::GET, "/v1/cas", None).await.expect("call");
     assert_eq!((st, code(&v)), (403, "ClientRevoked"), "{v}");
+    // Both refusals are audited (review M4).
+    let (_, page) = s.curl("GET", "/v1/audit?limit=1000", None);
+    let refused = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["result"]["code"] == "ClientRevoked")
+        .count();
+    assert_eq!(refused, 2, "{page}");
     // The administrator is unaffected.
     let (st, _) = s.curl("GET", "/health", None);
     assert_eq!(st, 200);
@@ -739,6 +748,18 @@ fn a_client_certificate_the_store_does_not_hold_is_refused() {
         "{v}"
     );
     assert_eq!(api_health(&s, &cert, &key).0, 200);
+    // The refusal is in the audit trail (review M4), with who was refused.
+    let (st, page) = s.curl("GET", "/v1/audit?limit=1000", None);
+    assert_eq!(st, 200, "{page}");
+    let refused: Vec<&Value> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["result"]["code"] == "Unauthenticated")
+        .collect();
+    assert_eq!(refused.len(), 1, "{page}");
+    assert_eq!(refused[0]["outcome"]["decision"], "denied");
+    assert_eq!(refused[0]["identity"]["subject"], "CN=forged");
 }
 
 /// Holds `count` connections to `addr` from 127.0.0.2, each an OCSP POST that

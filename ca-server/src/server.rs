@@ -137,9 +137,15 @@ pub async fn serve(
                         client_cert.clone(),
                     );
                     async move {
+                        // Refusals here are audited like any refused call.
+                        let (method, path) = (req.method().clone(), req.uri().path().to_string());
                         let identity = match identity {
                             Ok(i) => i,
-                            Err(e) => return Ok(error_response(&e)),
+                            Err(e) => {
+                                crate::http::audit_refused_client(&auth, None, &method, &path, &e)
+                                    .await;
+                                return Ok(error_response(&e));
+                            }
                         };
                         // Checked on every request, not once per connection:
                         // a revoked or expired client is locked out at once,
@@ -148,6 +154,14 @@ pub async fn serve(
                         if let Some(e) =
                             revocation.client_refusal(client_cert.as_ref().as_ref(), now)
                         {
+                            crate::http::audit_refused_client(
+                                &auth,
+                                Some(&identity),
+                                &method,
+                                &path,
+                                &e,
+                            )
+                            .await;
                             return Ok(error_response(&e));
                         }
                         // Its own task: a client that hangs up drops this

@@ -114,6 +114,38 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
     json_response(status_of(e.code), &e.to_json())
 }
 
+/// Audit a request refused before it reached the API: a client certificate
+/// that does not parse, is revoked, is not one the client-auth CA holds as
+/// issued, or has expired. `who` is absent when the certificate did not parse.
+/// The refusal stands whether or not the entry could be written.
+pub async fn audit_refused_client(
+    auth: &Authority,
+    who: Option<&Identity>,
+    method: &Method,
+    path: &str,
+    refusal: &ApiError,
+) {
+    let (action, target) = crate::audit::classify(method.as_str(), path);
+    let decisions = crate::audit::Decisions {
+        identity: who.map(|w| crate::audit::AuditIdentity {
+            subject: w.display(),
+            fingerprint: w.fingerprint.clone(),
+        }),
+        action,
+        target,
+        outcome: Some(crate::audit::AuditOutcome {
+            decision: "denied".into(),
+            statement: None,
+            reason: refusal.message.clone(),
+        }),
+        ..Default::default()
+    };
+    let status = status_of(refusal.code).as_u16();
+    if let Err(e) = audit_call(auth, decisions, status, refusal.code.as_str().into()).await {
+        tracing::warn!(error = %e.message, "could not audit a refused client");
+    }
+}
+
 /// Entry point for one request on the management API.
 pub async fn handle(
     auth: Arc<Authority>,
