@@ -857,3 +857,26 @@ fn a_server_lifetime_over_398_days_is_refused_at_start() {
     let log = std::fs::read_to_string(s.tmp.path().join("refused.log")).expect("log");
     assert!(log.contains("398") && log.contains("tls-server"), "{log}");
 }
+
+/// Security review L7: A-labels that do not decode to a valid U-label are
+/// refused, by name and in a CSR; a real IDN is issued.
+#[test]
+fn names_whose_a_labels_do_not_decode_are_refused() {
+    let s = Server::start_new();
+    let request = |name: &str| {
+        s.curl(
+            "POST",
+            "/v1/certificates/request",
+            Some(&json!({"names": [name], "passphrase": "long enough passphrase"})),
+        )
+    };
+    for name in ["xn--0.example.com", "xn--ls8h.example.com"] {
+        let (st, v) = request(name);
+        assert_eq!((st, code(&v)), (400, "InvalidRequest"), "{name}: {v}");
+    }
+    let (_, csr) = openssl_csr(s.tmp.path(), "idn", "DNS:xn--a.example.com");
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&json!({"csr": csr})));
+    assert_eq!((st, code(&v)), (400, "MalformedCsr"), "{v}");
+    let (st, v) = request("xn--bcher-kva.example");
+    assert_eq!(st, 201, "{v}");
+}

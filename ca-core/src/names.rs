@@ -108,6 +108,15 @@ pub fn validate_dns_name(name: &str) -> Result<String, NameError> {
         if label.starts_with('-') || label.ends_with('-') {
             return Err(bad("labels may not start or end with a hyphen"));
         }
+        // RFC 5891 4.2.3.1: `??--` is reserved; only `xn--` (an A-label) is used.
+        if label.get(2..4) == Some("--") {
+            if !label.starts_with("xn--") {
+                return Err(bad(
+                    "labels with -- in the third and fourth places are reserved",
+                ));
+            }
+            check_a_label(label).map_err(bad)?;
+        }
     }
     if labels
         .last()
@@ -116,6 +125,51 @@ pub fn validate_dns_name(name: &str) -> Result<String, NameError> {
         return Err(bad("the last label may not be all digits"));
     }
     Ok(lower)
+}
+
+/// An A-label (`xn--` + Punycode) must decode to a valid U-label: real
+/// Punycode in its one canonical spelling, not pure ASCII, valid under UTS 46
+/// (the `idna` crate: no control characters, bidi and joiner rules hold), and
+/// free of the symbols, pictographs and private-use characters IDNA2008 leaves
+/// DISALLOWED, which UTS 46 alone would let through (emoji domains).
+fn check_a_label(label: &str) -> Result<(), &'static str> {
+    let encoded = &label[4..];
+    let Some(decoded) = idna::punycode::decode_to_string(encoded) else {
+        return Err("the xn-- label is not valid Punycode");
+    };
+    if decoded.is_ascii() {
+        return Err("the xn-- label encodes only ASCII");
+    }
+    if idna::punycode::encode_str(&decoded).as_deref() != Some(encoded) {
+        return Err("the xn-- label is not the canonical encoding of its characters");
+    }
+    if decoded.chars().any(idna2008_disallowed_symbol) {
+        return Err("the xn-- label holds a symbol, pictograph or private-use character");
+    }
+    let (_, valid) = idna::domain_to_unicode(label);
+    if valid.is_err() {
+        return Err("the xn-- label does not decode to a valid U-label");
+    }
+    Ok(())
+}
+
+/// Code points in blocks of symbols, pictographs, variation selectors and
+/// private use: none is a letter, mark or digit, so IDNA2008 disallows them.
+fn idna2008_disallowed_symbol(c: char) -> bool {
+    if c.is_alphanumeric() {
+        return false;
+    }
+    matches!(u32::from(c),
+        0x2000..=0x2BFF      // punctuation, symbols, arrows, math, dingbats
+        | 0x3000..=0x303F    // CJK symbols and punctuation
+        | 0xE000..=0xF8FF    // private use
+        | 0xFE00..=0xFE0F    // variation selectors
+        | 0xFE30..=0xFE4F    // CJK compatibility forms
+        | 0xFF00..=0xFF0F    // fullwidth punctuation
+        | 0x1F000..=0x1FAFF  // emoji and pictographs
+        | 0xE0000..=0xE007F  // tags
+        | 0xF0000..=0x10FFFF // supplementary private use
+    ) || c.is_control()
 }
 
 /// Check an email address for an rfc822Name SAN (a pragmatic subset: ASCII
@@ -416,6 +470,30 @@ impl fmt::Display for IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Security review L7: A-labels that do not decode to a valid U-label.
+    #[test]
+    fn a_labels_must_decode_to_valid_u_labels() {
+        for bad in [
+            "xn--0.example.com",    // decodes to a control character
+            "xn--a.example.com",    // likewise
+            "xn--ls8h.example.com", // an emoji
+            "xn--zz.example.com",   // not Punycode at all... or not canonical
+            "xn--abc-.example.com", // trailing hyphen
+            "ab--c.example.com",    // reserved -- without xn
+        ] {
+            assert!(validate_dns_name(bad).is_err(), "{bad} was accepted");
+        }
+        for good in [
+            "xn--bcher-kva.example",     // bücher
+            "xn--mnchen-3ya.de",         // münchen
+            "xn--fiqs8s.example",        // 中国
+            "xn--e1afmkfd.example",      // пример
+            "xn--11b5bs3a9aj6g.example", // हिन्दी-ish: Devanagari with virama
+        ] {
+            assert!(validate_dns_name(good).is_ok(), "{good} was refused");
+        }
+    }
 
     #[test]
     fn ipv4_mapped_ipv6_addresses_are_refused() {
