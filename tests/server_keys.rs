@@ -458,3 +458,73 @@ fn a_short_new_passphrase_is_refused_and_init_warns_about_the_key_file() {
     let s = Server::init_with(&[], &[("CA_MASTER_PASSPHRASE", "a long enough passphrase")]);
     assert!(!s.log().contains("beside ca.redb"), "{}", s.log());
 }
+
+/// The README's promise: a key the server makes for a client comes back once,
+/// encrypted, and is kept nowhere: not in the store or any other file of the
+/// data directory, not in the logs (at debug level), in any encoding.
+#[test]
+fn server_made_leaf_keys_are_never_stored_or_logged() {
+    let mut s = Server::start_new_with(&[("RUST_LOG", "debug")]);
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for (i, alg) in ["ec-p256", "rsa-2048", "ed25519"].iter().enumerate() {
+        let (st, v) = s.curl(
+            "POST",
+            "/v1/certificates/request",
+            Some(&json!({"names": [format!("leaf{i}.example.internal")],
+                         "key_algorithm": alg, "passphrase": "long enough passphrase"})),
+        );
+        assert_eq!(st, 201, "{alg}: {v}");
+        let enc = ca_core::pem::decode(
+            "ENCRYPTED PRIVATE KEY",
+            v["private_key"].as_str().expect("key"),
+        )
+        .expect("pem");
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(enc.as_slice()).expect("pkcs8");
+        let der = info.decrypt("long enough passphrase").expect("decrypt");
+        let der = der.as_bytes().to_vec();
+        let raw = raw_secret(&der);
+        assert!(raw.len() >= 32, "{alg}: raw secret too short");
+        needles.push((format!("{alg} DER"), der.clone()));
+        needles.push((
+            format!("{alg} PEM line"),
+            base64(&der).as_bytes()[..64].to_vec(),
+        ));
+        needles.push((format!("{alg} raw"), raw.clone()));
+        needles.push((
+            format!("{alg} raw hex"),
+            ca_core::hex::encode(&raw).into_bytes(),
+        ));
+        needles.push((
+            format!("{alg} DER hex"),
+            ca_core::hex::encode(&der).into_bytes(),
+        ));
+    }
+    assert_eq!(s.stop().code(), Some(0));
+    // Positive control: the needles do find a key written in the clear.
+    let control = s.tmp.path().join("control.pem");
+    let (_, der) = &needles[0];
+    std::fs::write(
+        &control,
+        ca_core::pem::encode("PRIVATE KEY", der).as_bytes(),
+    )
+    .expect("write");
+    let control = std::fs::read(&control).expect("read");
+    assert!(
+        contains(&control, &needles[1].1),
+        "the PEM-line needle works"
+    );
+    let log = s.log();
+    assert!(log.contains("DEBUG"), "the run logged at debug level");
+    let mut scanned = 0;
+    for f in files_under(&s.dir) {
+        let bytes = std::fs::read(&f).expect("read");
+        scanned += bytes.len();
+        for (what, n) in &needles {
+            assert!(!contains(&bytes, n), "{what} found in {}", f.display());
+        }
+    }
+    assert!(scanned > 10_000, "the data directory was scanned");
+    for (what, n) in &needles {
+        assert!(!contains(log.as_bytes(), n), "{what} found in the logs");
+    }
+}
