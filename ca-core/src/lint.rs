@@ -182,9 +182,9 @@ fn key_allowed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> 
         .subject_public_key_info
         .to_der()
         .map_err(|e| e.to_string())?;
-    PublicKeyKind::from_spki_der(&der)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())?;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| e.to_string())?;
+    crate::public_key::refuse_known_weak_key(&spki).map_err(|e| e.to_string())
 }
 
 fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
