@@ -675,6 +675,19 @@ fn reasons_follow_the_rules_and_a_compromised_key_is_blocked() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Signing that CRL is in the audit trail (review M4), by its number.
+    let number = crl_number(&crl_file);
+    let (_, page) = s.curl("GET", "/v1/audit?action=InternalSignCrl&limit=1000", None);
+    let signed: Vec<&str> = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["target"].as_str())
+        .collect();
+    assert!(
+        signed.contains(&format!("{ca}/crl/{number}").as_str()),
+        "{signed:?}"
+    );
     let f = Files::new(&s, &ca, &first);
     let leaf = f.leaf("first", &first);
     let t = f.ocsp(

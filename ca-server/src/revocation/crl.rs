@@ -42,7 +42,13 @@ impl RevocationService {
         .map_err(|e| RevocationError::Task(e.to_string()))??;
         let served = Arc::new(ServedCrl::new(meta, der));
         let (w_id, w_meta) = (ca_id.to_string(), served.meta.clone());
-        self.auth.store.put_crl_meta(&w_id, w_meta).await?;
+        // Signing a CRL is the CA key at work: audited with its record.
+        let draft = crate::audit::commit_draft(
+            "ca-server",
+            "SignCrl",
+            &format!("{w_id}/crl/{}", w_meta.crl_number),
+        );
+        self.auth.store.put_crl_meta(&w_id, w_meta, draft).await?;
         write(&self.served).insert(ca_id.to_string(), served.clone());
         self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
         remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);

@@ -207,8 +207,9 @@ pub trait Store: Send + Sync {
     /// Every pre-encoded CRL entry of a CA, concatenated, and their count.
     fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError>;
     fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError>;
-    /// Record that CRL `meta.crl_number` of `ca_id` is signed and stored.
-    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta) -> StoreFuture<'_, ()>;
+    /// Record that CRL `meta.crl_number` of `ca_id` is signed and stored,
+    /// with the audit entry of that signing.
+    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta, audit: AuditDraft) -> StoreFuture<'_, ()>;
     /// Give every revocation recorded before `crl_entries` existed its entry
     /// (once per store); returns how many it added.
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64>;

@@ -429,9 +429,9 @@ impl Store for RedbStore {
         reads::crl_meta(self.handle()?.as_ref(), ca_id)
     }
 
-    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta) -> StoreFuture<'_, ()> {
+    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta, audit: AuditDraft) -> StoreFuture<'_, ()> {
         let id = ca_id.to_string();
-        Box::pin(self.write(None, move |txn| {
+        Box::pin(self.write(Some(audit), move |txn| {
             put_crl_meta(txn, &id, &meta)?;
             Ok(((), Vec::new()))
         }))
