@@ -43,6 +43,23 @@ fn hash_tree(dir: &Path) -> BTreeMap<PathBuf, String> {
         .collect()
 }
 
+/// Assert no needle is in any file under `dir` (which must hold something
+/// to scan) or in `log`.
+fn assert_found_nowhere(dir: &Path, log: &str, needles: &[(String, Vec<u8>)]) {
+    let mut scanned = 0;
+    for f in files_under(dir) {
+        let bytes = std::fs::read(&f).expect("read");
+        scanned += bytes.len();
+        for (what, n) in needles {
+            assert!(!contains(&bytes, n), "{what} found in {}", f.display());
+        }
+    }
+    assert!(scanned > 10_000, "the data directory was scanned");
+    for (what, n) in needles {
+        assert!(!contains(log.as_bytes(), n), "{what} found in the logs");
+    }
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -203,18 +220,7 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
     ));
     let log = s.log();
     assert!(log.contains("DEBUG"), "the run logged at debug level");
-    let mut scanned = 0;
-    for f in files_under(&s.dir) {
-        let bytes = std::fs::read(&f).expect("read");
-        scanned += bytes.len();
-        for (what, n) in &needles {
-            assert!(!contains(&bytes, n), "{what} found in {}", f.display());
-        }
-    }
-    assert!(scanned > 10_000, "the data directory was scanned");
-    for (what, n) in &needles {
-        assert!(!contains(log.as_bytes(), n), "{what} found in the logs");
-    }
+    assert_found_nowhere(&s.dir, &log, &needles);
 }
 
 fn start_fails(s: &Server, env: &[(&str, &str)]) -> String {
@@ -515,16 +521,5 @@ fn server_made_leaf_keys_are_never_stored_or_logged() {
     );
     let log = s.log();
     assert!(log.contains("DEBUG"), "the run logged at debug level");
-    let mut scanned = 0;
-    for f in files_under(&s.dir) {
-        let bytes = std::fs::read(&f).expect("read");
-        scanned += bytes.len();
-        for (what, n) in &needles {
-            assert!(!contains(&bytes, n), "{what} found in {}", f.display());
-        }
-    }
-    assert!(scanned > 10_000, "the data directory was scanned");
-    for (what, n) in &needles {
-        assert!(!contains(log.as_bytes(), n), "{what} found in the logs");
-    }
+    assert_found_nowhere(&s.dir, &log, &needles);
 }

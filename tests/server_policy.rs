@@ -104,10 +104,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
     // Same subject as the pinned identity, another certificate.
     let impostor = mk("impostor", "CN=ops,O=test");
 
-    let put = |id: &str, body: Value| {
-        let (st, v) = s.curl("PUT", &format!("/v1/policies/{id}"), Some(&body));
-        assert_eq!(st, 200, "{id}: {v}");
-    };
+    let put = |id: &str, body: Value| s.put_policy(id, body);
     put(
         "issuer-a",
         json!({"effect": "allow", "principals": [{"subject": "CN=svc-issuer*"}],
@@ -611,10 +608,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
 fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
     let s = Server::start_new();
     let client_ca = s.config.client_auth_ca_id.clone();
-    let put = |id: &str, body: Value| {
-        let (st, v) = s.curl("PUT", &format!("/v1/policies/{id}"), Some(&body));
-        assert_eq!(st, 200, "{id}: {v}");
-    };
+    let put = |id: &str, body: Value| s.put_policy(id, body);
     // Operators trust a subject...
     put(
         "ops-admins",
@@ -736,10 +730,7 @@ fn denies_hold_by_ca_id_at_any_depth_on_every_common_name_and_on_mapped_addresse
     let s = Server::start_new();
     let issuing = s.config.issuing_ca_id.clone();
     let (cert, key, _) = harness::client_identity(&s, "wide", "CN=svc-wide,O=test");
-    let put = |id: &str, body: Value| {
-        let (st, v) = s.curl("PUT", &format!("/v1/policies/{id}"), Some(&body));
-        assert_eq!(st, 200, "{id}: {v}");
-    };
+    let put = |id: &str, body: Value| s.put_policy(id, body);
     put(
         "wide-issue",
         json!({"effect": "allow", "principals": [{"subject": "CN=svc-wide*"}],
@@ -865,16 +856,12 @@ fn only_the_owner_or_an_administrator_renews_a_certificate() {
     let issuing = s.config.issuing_ca_id.clone();
     let (a_cert, a_key, _) = harness::client_identity(&s, "alice", "CN=team-alice,O=test");
     let (b_cert, b_key, _) = harness::client_identity(&s, "bob", "CN=team-bob,O=test");
-    let (st, v) = s.curl(
-        "PUT",
-        "/v1/policies/team",
-        Some(
-            &json!({"effect": "allow", "principals": [{"subject": "CN=team-*"}],
-                     "actions": ["issue", "revoke", "read"], "cas": [issuing],
-                     "conditions": {"name_patterns": ["*.team.example"], "revoke_scope": "own"}}),
-        ),
+    s.put_policy(
+        "team",
+        json!({"effect": "allow", "principals": [{"subject": "CN=team-*"}],
+               "actions": ["issue", "revoke", "read"], "cas": [issuing],
+               "conditions": {"name_patterns": ["*.team.example"], "revoke_scope": "own"}}),
     );
-    assert_eq!(st, 200, "{v}");
     let as_alice = |m: &str, p: &str, b: Value| s.curl_as(&a_cert, &a_key, m, p, Some(&b));
     let as_bob = |m: &str, p: &str, b: Value| s.curl_as(&b_cert, &b_key, m, p, Some(&b));
 
@@ -934,15 +921,11 @@ fn list_cursors_never_name_certificates_the_caller_cannot_read() {
         }
     }
     let (cert, key, _) = harness::client_identity(&s, "reader", "CN=reader-a,O=test");
-    let (st, v) = s.curl(
-        "PUT",
-        "/v1/policies/reader-a",
-        Some(
-            &json!({"effect": "allow", "principals": [{"subject": "CN=reader-a*"}],
-                     "actions": ["read"], "cas": [a]}),
-        ),
+    s.put_policy(
+        "reader-a",
+        json!({"effect": "allow", "principals": [{"subject": "CN=reader-a*"}],
+               "actions": ["read"], "cas": [a]}),
     );
-    assert_eq!(st, 200, "{v}");
     let readable_count = {
         let (st, v) = s.curl(
             "GET",

@@ -193,8 +193,9 @@ fn print_init(s: &ca_server::init::InitSummary) {
     println!("  client profile:    {}", s.profile.display());
     if s.master_key_file.exists() {
         println!(
-            "  master key:        {} -- beside ca.redb: a backup of this directory holds both",
-            s.master_key_file.display()
+            "  master key:        {} -- beside {}: a backup of this directory holds both",
+            s.master_key_file.display(),
+            ca_server::store::STORE_FILE
         );
         println!(
             "                     the store and the key that opens it. Back the key up apart, or"

@@ -195,6 +195,12 @@ impl Server {
         self.admin_dir().join("root.pem")
     }
 
+    /// Put access-policy statement `id` as the administrator; it must be accepted.
+    pub fn put_policy(&self, id: &str, statement: Value) {
+        let (st, v) = self.curl("PUT", &format!("/v1/policies/{id}"), Some(&statement));
+        assert_eq!(st, 200, "policy {id}: {v}");
+    }
+
     /// The CLI profile `ca-server init` wrote.
     pub fn profile_path(&self) -> PathBuf {
         self.admin_dir().join("profile.toml")

@@ -58,6 +58,9 @@ use std::sync::Arc;
 pub use ca_core::audit_chain::AuditEntry;
 pub use records::*;
 
+/// The store's file in the data directory, as operators see it.
+pub const STORE_FILE: &str = redb::DB_FILE;
+
 /// The schema this binary writes; a newer one is refused at open.
 pub const SCHEMA_VERSION: u64 = 1;
 
