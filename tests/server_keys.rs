@@ -523,3 +523,74 @@ fn server_made_leaf_keys_are_never_stored_or_logged() {
     assert!(log.contains("DEBUG"), "the run logged at debug level");
     assert_found_nowhere(&s.dir, &log, &needles);
 }
+
+/// An RSA-2048 key and CSR made by `openssl req`.
+fn openssl_rsa_csr(dir: &Path, name: &str) -> (PathBuf, String) {
+    let key = dir.join(format!("{name}.key"));
+    let csr = dir.join(format!("{name}.csr"));
+    let out = run(Command::new("openssl")
+        .args(["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout"])
+        .arg(&key)
+        .args(["-subj", &format!("/CN={name}"), "-addext"])
+        .arg(format!("subjectAltName=DNS:{name}"))
+        .arg("-out")
+        .arg(&csr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (key, std::fs::read_to_string(&csr).expect("csr"))
+}
+
+/// Security review M5: keys on an operator's list in Debian's
+/// openssl-blacklist format are refused. The list line is made the way the
+/// format's own header says, with openssl and sha1sum, so the test checks
+/// compatibility with the real lists, not with our own hashing.
+#[test]
+fn keys_on_a_debian_format_weak_key_list_are_refused() {
+    let mut s = Server::init_with(&[], &[]);
+    let (listed_key, listed_csr) = openssl_rsa_csr(s.tmp.path(), "listed.example");
+    let (_, other_csr) = openssl_rsa_csr(s.tmp.path(), "other.example");
+    let out = run(Command::new("sh").arg("-c").arg(format!(
+        "openssl rsa -noout -modulus -in '{}' | sha1sum | cut -d ' ' -f 1 | cut -c 21-",
+        listed_key.display()
+    )));
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(line.len(), 20, "{line}");
+    std::fs::create_dir(s.dir.join("weak")).expect("dir");
+    std::fs::write(
+        s.dir.join("weak/blacklist.RSA-2048"),
+        format!("# known weak keys\n#\n00005890bc78bcbee3ca\n{line}\n3c3fbae22fb5042dae07\n"),
+    )
+    .expect("list");
+    let config_path = s.dir.join("config.toml");
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    // A top-level key goes before the first [section].
+    let with_list = format!("weak_key_lists = [\"weak/blacklist.RSA-2048\"]\n{config}");
+    std::fs::write(&config_path, &with_list).expect("config");
+    s.start();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": listed_csr})),
+    );
+    assert_eq!((st, harness::code(&v)), (403, "BlockedKey"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("weak keys"),
+        "{v}"
+    );
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&json!({"csr": other_csr})));
+    assert_eq!(st, 201, "{v}");
+    s.stop();
+    // A list that does not parse stops the server at start.
+    std::fs::write(s.dir.join("weak/blacklist.RSA-2048"), "not a fingerprint\n").expect("list");
+    let log = start_fails(&s, &[]);
+    assert!(
+        log.contains("blacklist.RSA-2048") && log.contains("line 1"),
+        "{log}"
+    );
+}

@@ -75,7 +75,7 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
     let spki = SubjectPublicKeyInfoRef::from_der(&spki_der)
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
     let key_kind = PublicKeyKind::from_spki(&spki)?;
-    crate::public_key::refuse_known_weak_key(&spki)?;
+    crate::weak_keys::refuse_known_weak_key(&spki)?;
     let signature_algorithm =
         SignatureAlgorithm::from_identifier(&req.algorithm).map_err(CsrError::BadSignature)?;
     let info_der = req

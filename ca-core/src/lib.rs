@@ -25,6 +25,7 @@ pub mod public_key;
 pub mod serial;
 pub mod signature;
 pub mod verify;
+pub mod weak_keys;
 mod x509_time;
 
 pub use cert::{

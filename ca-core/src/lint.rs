@@ -184,7 +184,7 @@ fn key_allowed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> 
         .map_err(|e| e.to_string())?;
     PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())?;
     let spki = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| e.to_string())?;
-    crate::public_key::refuse_known_weak_key(&spki).map_err(|e| e.to_string())
+    crate::weak_keys::refuse_known_weak_key(&spki).map_err(|e| e.to_string())
 }
 
 fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {

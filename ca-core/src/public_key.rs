@@ -29,6 +29,8 @@ pub enum KeyError {
     OversizedRsa(usize),
     #[error("RSA key has the ROCA fingerprint (CVE-2017-15361, Infineon RSALib): its private key can be computed; make a new key elsewhere")]
     RocaFingerprint,
+    #[error("RSA key's primes are so close that Fermat's method factors the modulus at once: its private key can be computed; make a new key with a sound generator")]
+    CloseRsaPrimes,
     #[error("key generation failed")]
     Generation,
     #[error("signing failed")]
@@ -124,9 +126,9 @@ impl PublicKeyKind {
 }
 
 #[derive(der::Sequence)]
-struct RsaPublicKeyRef<'a> {
-    modulus: UintRef<'a>,
-    public_exponent: UintRef<'a>,
+pub(crate) struct RsaPublicKeyRef<'a> {
+    pub(crate) modulus: UintRef<'a>,
+    pub(crate) public_exponent: UintRef<'a>,
 }
 
 fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
@@ -143,124 +145,4 @@ fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
         .first()
         .ok_or(KeyError::Malformed("RSA modulus is zero"))?;
     Ok(modulus.len() * 8 - first.leading_zeros() as usize)
-}
-
-/// Small primes whose residues expose ROCA keys (CVE-2017-15361). Infineon's
-/// RSALib built each prime as k·M + (65537^a mod M), with M the product of
-/// these primes, so a modulus it made is, modulo every one of them, a power
-/// of 65537. A modulus from any other generator is almost never so.
-const ROCA_PRIMES: [u64; 38] = [
-    3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97,
-    101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
-];
-
-/// Whether an RSA modulus (big-endian octets) has the ROCA fingerprint.
-pub fn rsa_modulus_has_roca_fingerprint(modulus: &[u8]) -> bool {
-    ROCA_PRIMES.iter().all(|&p| {
-        let residue = modulus
-            .iter()
-            .fold(0u64, |acc, b| (acc * 256 + u64::from(*b)) % p);
-        // Walk the subgroup 65537 generates modulo p (at most p - 1 steps).
-        let g = 65537 % p;
-        let mut x = 1u64;
-        loop {
-            if x == residue {
-                return true;
-            }
-            x = x * g % p;
-            if x == 1 {
-                return false;
-            }
-        }
-    })
-}
-
-/// Refuse public keys known to be broken whatever their size: for now, RSA
-/// moduli with the ROCA fingerprint. Checked where keys are certified (CSRs,
-/// the pre-issuance lint), not where chains made elsewhere are validated.
-pub fn refuse_known_weak_key(spki: &SubjectPublicKeyInfoRef<'_>) -> Result<(), KeyError> {
-    if spki.algorithm.oid != oids::RSA_ENCRYPTION {
-        return Ok(());
-    }
-    let bits = spki
-        .subject_public_key
-        .as_bytes()
-        .ok_or(KeyError::Malformed("public key bit string has unused bits"))?;
-    let key = RsaPublicKeyRef::from_der(bits)
-        .map_err(|_| KeyError::Malformed("RSA public key does not parse"))?;
-    if rsa_modulus_has_roca_fingerprint(key.modulus.as_bytes()) {
-        return Err(KeyError::RocaFingerprint);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `a · m` on big-endian octets (test-only arithmetic).
-    fn mul_small(a: &[u8], m: u64) -> Vec<u8> {
-        let mut out = Vec::with_capacity(a.len() + 8);
-        let mut carry = 0u64;
-        for b in a.iter().rev() {
-            let v = u64::from(*b) * m + carry;
-            out.push((v & 0xff) as u8);
-            carry = v >> 8;
-        }
-        while carry > 0 {
-            out.push((carry & 0xff) as u8);
-            carry >>= 8;
-        }
-        out.reverse();
-        out
-    }
-
-    /// `a + b` on big-endian octets.
-    fn add(a: &[u8], b: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let (mut i, mut j, mut carry) = (a.len(), b.len(), 0u16);
-        while i > 0 || j > 0 || carry > 0 {
-            let x = if i > 0 {
-                i -= 1;
-                u16::from(a[i])
-            } else {
-                0
-            };
-            let y = if j > 0 {
-                j -= 1;
-                u16::from(b[j])
-            } else {
-                0
-            };
-            let v = x + y + carry;
-            out.push((v & 0xff) as u8);
-            carry = v >> 8;
-        }
-        out.reverse();
-        out
-    }
-
-    #[test]
-    fn roca_moduli_are_recognised_and_ordinary_ones_are_not() {
-        // M, the product of the primes; N = 2^1800 · M + 65537^2 is, modulo
-        // each prime, 65537^2: the shape RSALib's moduli have.
-        let m = ROCA_PRIMES
-            .iter()
-            .fold(vec![1u8], |acc, p| mul_small(&acc, *p));
-        let mut shifted = m.clone();
-        shifted.extend(std::iter::repeat_n(0u8, 1800 / 8));
-        let vulnerable = add(&shifted, &(65537u64 * 65537).to_be_bytes());
-        assert!(vulnerable.len() * 8 > 2000);
-        assert!(rsa_modulus_has_roca_fingerprint(&vulnerable));
-        // One more and the residues stop being powers of 65537.
-        assert!(!rsa_modulus_has_roca_fingerprint(&add(&vulnerable, &[1])));
-        // Moduli aws-lc makes are not fingerprinted.
-        use crate::keys::Signer;
-        for _ in 0..3 {
-            let key = crate::keys::SoftwareKey::generate(crate::keys::KeyAlgorithm::Rsa2048)
-                .expect("key");
-            let spki = SubjectPublicKeyInfoRef::from_der(key.public_key_der()).expect("spki");
-            assert_eq!(refuse_known_weak_key(&spki), Ok(()));
-        }
-    }
 }

@@ -100,6 +100,11 @@ pub struct Config {
     /// Renewal of the API's own TLS certificate.
     #[serde(default)]
     pub api_tls: ApiTlsConfig,
+    /// Files listing known weak RSA keys, in Debian's openssl-blacklist
+    /// format (`blacklist.RSA-2048` and the like, CVE-2008-0166), relative to
+    /// the data directory. Keys they list are refused on issue and renew.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weak_key_lists: Vec<PathBuf>,
 }
 
 /// The management API's TLS certificate is renewed by the server itself, from

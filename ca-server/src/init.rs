@@ -84,6 +84,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
             validity_days: opts.tls_days,
             ..Default::default()
         },
+        weak_key_lists: Vec::new(),
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);

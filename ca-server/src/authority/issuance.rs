@@ -62,6 +62,12 @@ impl Authority {
                 ),
             ));
         }
+        if self.weak_keys.lists_spki(&request.spki_der) {
+            return Err(ApiError::new(
+                ErrorCode::BlockedKey,
+                "this public key is on a list of known weak keys (such as Debian's, CVE-2008-0166): its private key is known; make a new key",
+            ));
+        }
         let key_algorithm = ca_core::keys::PublicKeyKind::from_spki_der(&request.spki_der)
             .map(|k| k.to_string())
             .unwrap_or_default();

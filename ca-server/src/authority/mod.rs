@@ -122,6 +122,8 @@ pub struct Authority {
     idempotency_in_flight: Arc<crate::store::InFlightTokens>,
     /// Where "now" comes from: the system clock, or a test's.
     clock: Clock,
+    /// Known weak keys from the operator's lists (`weak_key_lists`).
+    weak_keys: ca_core::weak_keys::WeakKeyList,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -194,6 +196,7 @@ impl Authority {
             idempotency_in_flight: Arc::default(),
             config,
             clock,
+            weak_keys: Default::default(),
         }
     }
 
@@ -353,11 +356,27 @@ pub async fn open(
         .context("creating the bootstrap administrator's policy")?;
     let policies =
         crate::policy::Policies::load(store.as_ref()).context("loading the access policies")?;
-    Ok(Arc::new(Authority::new(
-        store,
-        vault,
-        policies,
-        config,
-        public_base,
-    )))
+    let weak_keys = load_weak_key_lists(data_dir, &config.weak_key_lists)?;
+    let mut authority = Authority::new(store, vault, policies, config, public_base);
+    authority.weak_keys = weak_keys;
+    Ok(Arc::new(authority))
+}
+
+/// Read the operator's weak-key lists; a missing or malformed one stops the
+/// server rather than leaving it to issue for keys it was told to refuse.
+fn load_weak_key_lists(
+    data_dir: &std::path::Path,
+    lists: &[std::path::PathBuf],
+) -> anyhow::Result<ca_core::weak_keys::WeakKeyList> {
+    let mut weak_keys = ca_core::weak_keys::WeakKeyList::default();
+    for list in lists {
+        let path = data_dir.join(list);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the weak-key list {}", path.display()))?;
+        let added = weak_keys
+            .extend_from_text(&text)
+            .with_context(|| format!("weak-key list {}", path.display()))?;
+        tracing::info!(list = %path.display(), keys = added, "weak-key list loaded");
+    }
+    Ok(weak_keys)
 }

@@ -70,6 +70,7 @@ fn config() -> Config {
         validity: Config::default_validity(),
         revocation: Default::default(),
         api_tls: Default::default(),
+        weak_key_lists: Vec::new(),
     }
 }
 
