@@ -229,3 +229,155 @@ fn an_issuance_entry_records_the_certificate_it_made() {
     let (ok, out) = verify(&s.dir);
     assert!(ok, "{out}");
 }
+
+/// `ca-server audit verify` with a pinned digest key.
+fn verify_pinned(dir: &Path, key: &Path) -> (bool, String) {
+    let out = run(Command::new(server_bin())
+        .args(["audit", "verify", "--digest-key"])
+        .arg(key)
+        .arg("--data-dir")
+        .arg(dir));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Rewrite the trail from entry `from` on, every hash recomputed and the head
+/// record updated: the hash chain alone cannot tell.
+fn rewrite_consistently(dir: &Path, from: u64, count: u64) -> Vec<String> {
+    use ca_core::audit_chain::AuditEntry;
+    let mut prev: AuditEntry = serde_json::from_slice(&get(dir, from - 1)).expect("entry");
+    let mut hashes = Vec::new();
+    for seq in from..=count {
+        let mut e: AuditEntry = serde_json::from_slice(&get(dir, seq)).expect("entry");
+        if seq == from {
+            e.identity.subject = "CN=someone else".into();
+        }
+        e.prev_hash = prev.hash.clone();
+        e.hash = e.compute_hash().expect("hash");
+        set(dir, seq, Some(&serde_json::to_vec(&e).expect("json")));
+        hashes.push(e.hash.clone());
+        prev = e;
+    }
+    forensics::set_audit_head(dir, count, &prev.hash).expect("head");
+    hashes
+}
+
+/// Security review M4: the server signs digests of the trail (at start, every
+/// interval, at shutdown) with an audit key whose public half an operator
+/// pins. A consistent rewrite of the chain is found by the digests; digests
+/// re-signed with another key are found by the pin.
+#[test]
+fn signed_digests_find_a_consistent_rewrite_of_the_trail() {
+    let mut s = Server::init_with(&[], &[]);
+    let config_path = s.dir.join("config.toml");
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    let interval = "audit_digest_interval_secs = 600\n";
+    assert!(config.contains(interval), "{config}");
+    std::fs::write(
+        &config_path,
+        config.replace(interval, "audit_digest_interval_secs = 1\n"),
+    )
+    .expect("config");
+    s.start();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr("digest.example.internal")})),
+    );
+    assert_eq!(st, 201, "{v}");
+    // The operator keeps the key's public half outside the data directory.
+    let pinned = s.tmp.path().join("pinned-audit-key.pem");
+    std::fs::copy(s.dir.join("audit-digest-key.pem"), &pinned).expect("pin");
+    let (_, page) = s.curl("GET", "/v1/audit?action=IssueCertificate", None);
+    let issued_at = page["entries"][0]["seq"].as_u64().expect("issuance entry");
+    // Within a few intervals a digest covers the issuance.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (st, page) = s.curl("GET", "/v1/audit/digests", None);
+        assert_eq!(st, 200, "{page}");
+        let covered = page["digests"]
+            .as_array()
+            .and_then(|d| d.last())
+            .and_then(|d| d["head_seq"].as_u64())
+            .unwrap_or(0);
+        if covered >= issued_at {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no digest: {page}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let out = s.cli(&[
+        "audit",
+        "verify",
+        "--digest-key",
+        pinned.to_str().expect("path"),
+    ]);
+    let said = harness::text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("by the pinned audit key"), "{said}");
+    assert_eq!(s.stop().code(), Some(0));
+    let (ok, said) = verify_pinned(&s.dir, &pinned);
+    assert!(ok, "{said}");
+    // At shutdown the last digest covers every entry.
+    let count: u64 = said
+        .split("OK: ")
+        .nth(1)
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(
+        said.contains(&format!("cover entries 1 to {count}, 0 newer")),
+        "{said}"
+    );
+
+    // Rewrite the trail from entry 5 on, consistently.
+    let bad = s.tmp.path().join("rewritten");
+    copy_dir(&s.dir, &bad);
+    let hashes = rewrite_consistently(&bad, 5, count);
+    let (ok, said) = verify(&bad);
+    assert!(!ok, "a rewrite under a signed digest passed: {said}");
+    assert!(said.contains("the trail was rewritten"), "{said}");
+
+    // Re-sign every digest over the rewritten chain with a key of one's own:
+    // consistent, so only the pin finds it.
+    use ca_core::audit_digest::{AuditDigest, DigestDraft};
+    let forger =
+        ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256).expect("key");
+    let store = ca_server::store::open_read_only(&s.dir).expect("store");
+    let digests = store.audit_digests(0, 1000).expect("digests");
+    drop(store);
+    let mut prev = ca_core::audit_chain::GENESIS.to_string();
+    for d in digests {
+        let head_hash = if d.head_seq >= 5 {
+            hashes[(d.head_seq - 5) as usize].clone()
+        } else {
+            d.head_hash.clone()
+        };
+        let forged = AuditDigest::sign(
+            DigestDraft {
+                number: d.number,
+                time: time::OffsetDateTime::now_utc(),
+                head_seq: d.head_seq,
+                head_hash,
+                prev_digest: prev.clone(),
+            },
+            &forger,
+        )
+        .expect("sign");
+        prev = forged.record_hash().expect("hash");
+        forensics::set_audit_digest(&bad, d.number, &serde_json::to_vec(&forged).expect("json"))
+            .expect("set");
+    }
+    let (ok, said) = verify(&bad);
+    assert!(ok, "unpinned, consistent forged digests pass: {said}");
+    assert!(said.contains("not pinned"), "{said}");
+    let (ok, said) = verify_pinned(&bad, &pinned);
+    assert!(!ok, "forged digests passed the pinned key: {said}");
+    assert!(said.contains("not by the pinned audit key"), "{said}");
+}

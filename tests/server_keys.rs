@@ -183,8 +183,12 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
     assert_eq!(s.stop().code(), Some(0));
     let opts = ca_server::vault::MasterOptions::default();
     let ids = ca_server::vault::sealed_ids_offline(&s.dir).expect("sealed ids");
-    // root, issuing, client-auth (init) + the three made above + the rotated issuing CA.
-    assert_eq!(ids.len(), 7, "{ids:?}");
+    // root, issuing, client-auth (init) + the three made above + the rotated
+    // issuing CA, and the audit digest key (scanned for like the CA keys).
+    assert_eq!(ids.len(), 8, "{ids:?}");
+    assert!(ids
+        .iter()
+        .any(|id| id == ca_server::vault::AUDIT_DIGEST_KEY_ID));
     assert!(
         !s.dir.join("keys").exists(),
         "no plaintext key directory any more"

@@ -66,9 +66,15 @@ pub enum AuditCommand {
         #[arg(long)]
         cursor: Option<String>,
     },
-    /// Fetch the whole trail and check its hash chain: every entry's hash, and
-    /// that each links to the one before (exit 3 at the first broken link).
-    Verify,
+    /// Fetch the whole trail and check its hash chain (every entry's hash, and
+    /// that each links to the one before) and its signed digests (exit 3 at
+    /// the first broken link or bad digest).
+    Verify {
+        /// The audit digest key's public half (PEM, `audit-digest-key.pem`
+        /// as you kept it): every digest must be signed by it.
+        #[arg(long)]
+        digest_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -164,7 +170,9 @@ pub fn run_policy(a: &PolicyArgs, out: &Out) -> Result<()> {
 pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
     let api = Api::new(a.conn.resolve()?)?;
     let (since, until, identity, action, limit, cursor) = match &a.command {
-        AuditCommand::Verify => return verify_audit(&api, out),
+        AuditCommand::Verify { digest_key } => {
+            return verify_audit(&api, digest_key.as_deref(), out)
+        }
         AuditCommand::List {
             since,
             until,
@@ -222,8 +230,47 @@ pub fn run_audit(a: &AuditArgs, out: &Out) -> Result<()> {
 /// same code the server's offline `audit verify` uses. It checks what the API
 /// serves; removal of the newest entries is caught only offline, where the
 /// recorded head is visible.
-fn verify_audit(api: &Api, out: &Out) -> Result<()> {
+fn verify_audit(api: &Api, digest_key: Option<&std::path::Path>, out: &Out) -> Result<()> {
     use ca_core::audit_chain::ChainVerifier;
+    use ca_core::audit_digest::DigestVerifier;
+    let pinned = match digest_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                ca_core::pem::decode("PUBLIC KEY", &pem)
+                    .with_context(|| format!("{} is not a PEM public key", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    // The digests first, so paging through the entries can keep the hashes
+    // of just the entries they cover.
+    let mut digests = Vec::new();
+    loop {
+        let page: wire::AuditDigestPage = api
+            .get(&format!(
+                "/v1/audit/digests?limit=1000&after={}",
+                digests
+                    .last()
+                    .map_or(0, |d: &ca_core::audit_digest::AuditDigest| d.number)
+            ))
+            .context("the server's audit digests are not in the expected form")?;
+        if page.digests.is_empty() {
+            break;
+        }
+        digests.extend(page.digests);
+    }
+    let wanted: std::collections::HashSet<u64> = digests.iter().map(|d| d.head_seq).collect();
+    let mut hashes = std::collections::HashMap::new();
+    let broken = |seq: u64, why: String, checked: u64| -> Result<()> {
+        let report = json!({ "ok": false, "checked": checked, "broken_at": seq, "why": why });
+        out.emit(&report, || format!("BROKEN at entry {seq}: {why}\n"));
+        Err(
+            crate::exit::VerificationFailed(format!("the audit trail is broken at entry {seq}"))
+                .into(),
+        )
+    };
     let mut chain = ChainVerifier::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -236,16 +283,11 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
             .context("the server's audit entries are not in the expected form")?;
         let entries = page.entries;
         for e in &entries {
-            if let Err(broken) = chain.push(e.seq, e) {
-                let report = json!({ "ok": false, "checked": chain.count(), "broken_at": broken.seq, "why": broken.why });
-                out.emit(&report, || {
-                    format!("BROKEN at entry {}: {}\n", broken.seq, broken.why)
-                });
-                return Err(crate::exit::VerificationFailed(format!(
-                    "the audit chain is broken at entry {}",
-                    broken.seq
-                ))
-                .into());
+            if let Err(b) = chain.push(e.seq, e) {
+                return broken(b.seq, b.why, chain.count());
+            }
+            if wanted.contains(&e.seq) {
+                hashes.insert(e.seq, e.hash.clone());
             }
         }
         cursor = page.next_cursor;
@@ -253,12 +295,33 @@ fn verify_audit(api: &Api, out: &Out) -> Result<()> {
             break;
         }
     }
-    let report = json!({ "ok": true, "checked": chain.count(), "last_hash": chain.last_hash() });
+    let mut digest_check = DigestVerifier::new(pinned.clone());
+    for d in &digests {
+        if let Err(bad) = digest_check.push(d, hashes.get(&d.head_seq).map(String::as_str)) {
+            return broken(bad.head_seq, bad.to_string(), chain.count());
+        }
+    }
+    let report = json!({
+        "ok": true,
+        "checked": chain.count(),
+        "last_hash": chain.last_hash(),
+        "digests": digest_check.count(),
+        "covered": digest_check.covered(),
+        "digest_key_pinned": pinned.is_some(),
+    });
     out.emit(&report, || {
         format!(
-            "OK: {} audit entries, each hash-chained to the one before (last {})\n",
+            "OK: {} audit entries, each hash-chained to the one before (last {})\n\
+             OK: {} signed digest(s) {}; they cover entries 1 to {}\n",
             chain.count(),
-            chain.last_hash()
+            chain.last_hash(),
+            digest_check.count(),
+            if pinned.is_some() {
+                "by the pinned audit key"
+            } else {
+                "by the key each names (not pinned: pass --digest-key)"
+            },
+            digest_check.covered()
         )
     });
     Ok(())

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit_chain;
+pub mod audit_digest;
 pub mod cert;
 pub mod crl;
 pub mod csr;

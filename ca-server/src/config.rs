@@ -105,6 +105,14 @@ pub struct Config {
     /// the data directory. Keys they list are refused on issue and renew.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub weak_key_lists: Vec<PathBuf>,
+    /// Seconds between signed digests of the audit trail (one is also signed
+    /// at start and at shutdown; none when nothing was added since the last).
+    #[serde(default = "default_audit_digest_interval")]
+    pub audit_digest_interval_secs: u64,
+}
+
+fn default_audit_digest_interval() -> u64 {
+    600
 }
 
 /// The management API's TLS certificate is renewed by the server itself, from

@@ -85,6 +85,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
             ..Default::default()
         },
         weak_key_lists: Vec::new(),
+        audit_digest_interval_secs: 600,
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);

@@ -36,11 +36,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain of the audit trail (works on a stopped server):
-    /// prints OK and the count, or the first broken entry (exit status 1).
+    /// Check the hash chain of the audit trail and its signed digests (works
+    /// on a stopped server): prints OK and the counts, or the first broken
+    /// entry or digest (exit status 1).
     Verify {
         #[arg(long, env = "CA_SERVER_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// The audit digest key's public half (PEM), as you kept it outside
+        /// the data directory: every digest must be signed by it. Without it,
+        /// digests are checked with the key they name, which a rewrite of the
+        /// whole store could replace.
+        #[arg(long)]
+        digest_key: Option<PathBuf>,
     },
 }
 
@@ -313,19 +320,46 @@ fn main() -> anyhow::Result<()> {
             println!("ca-server: master key rotated; {n} CA key(s) re-wrapped");
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify { data_dir }) => {
+        Command::Audit(AuditCommand::Verify {
+            data_dir,
+            digest_key,
+        }) => {
             init_logging(LogFormat::Text);
             let dir = data_dir.unwrap_or_else(default_data_dir);
+            let pinned =
+                match &digest_key {
+                    Some(path) => {
+                        let pem = std::fs::read_to_string(path)
+                            .with_context(|| format!("reading {}", path.display()))?;
+                        Some(ca_core::pem::decode("PUBLIC KEY", &pem).with_context(|| {
+                            format!("{} is not a PEM public key", path.display())
+                        })?)
+                    }
+                    None => None,
+                };
             match ca_server::store::open_read_only(&dir)
-                .and_then(|s| s.verify_audit())
+                .and_then(|s| s.verify_audit(pinned.as_deref()))
                 .with_context(|| {
                     format!(
                         "reading the audit trail in {} (the server must be stopped)",
                         dir.display()
                     )
                 })? {
-                Verdict::Ok { count } => {
+                Verdict::Ok {
+                    count,
+                    digests,
+                    covered,
+                } => {
                     println!("OK: {count} audit entries, hash chain intact");
+                    let key = if pinned.is_some() {
+                        "each signed by the pinned audit key"
+                    } else {
+                        "each signed by the key it names (not pinned: pass --digest-key)"
+                    };
+                    println!(
+                        "OK: {digests} signed digest(s), {key}; they cover entries 1 to {covered}, {} newer",
+                        count.saturating_sub(covered)
+                    );
                     Ok(())
                 }
                 Verdict::Broken { seq, why } => {

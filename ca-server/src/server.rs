@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 use crate::accept::{accept_loop, ConnectionLimits};
+use crate::authority::Authority;
 use crate::config::Config;
 use crate::http::error_response;
 use crate::vault::MasterOptions;
@@ -75,6 +76,7 @@ pub async fn serve(
     let revocation =
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
+    let digester = spawn_audit_digests(auth.clone());
 
     write_addresses(&data_dir, api_bound, public_bound)?;
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
@@ -223,6 +225,7 @@ pub async fn serve(
     tracing::info!("shutting down: finishing in-flight requests");
     builder.abort();
     renewer.abort();
+    digester.abort();
     drop(api_listener);
     drop(public_listener);
     if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())
@@ -239,9 +242,37 @@ pub async fn serve(
     {
         tracing::warn!("some requests did not finish in time");
     }
+    // The last digest covers everything this run wrote.
+    sign_audit_digest(&auth).await;
     auth.store.close();
     tracing::info!("store closed; bye");
     Ok(())
+}
+
+/// Sign a digest of the audit trail now, then every
+/// `audit_digest_interval_secs`.
+fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let every = Duration::from_secs(auth.config.audit_digest_interval_secs.max(1));
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            sign_audit_digest(&auth).await;
+        }
+    })
+}
+
+async fn sign_audit_digest(auth: &Authority) {
+    match auth.sign_audit_digest().await {
+        Ok(Some(d)) => tracing::info!(
+            digest = d.number,
+            covers = d.head_seq,
+            "audit digest signed"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %e, "could not sign an audit digest"),
+    }
 }
 
 fn write_addresses(dir: &Path, api: SocketAddr, public: SocketAddr) -> anyhow::Result<()> {

@@ -479,6 +479,15 @@ pub struct Vault {
     cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
 }
 
+/// The sealed-key id of the key that signs audit digests: sealed and rotated
+/// with the CA keys, but never a CA's.
+pub const AUDIT_DIGEST_KEY_ID: &str = "audit-digest-key";
+
+/// Ids the vault seals: CA ids, and the audit digest key's.
+fn is_sealable_id(id: &str) -> bool {
+    is_ca_id(id) || id == AUDIT_DIGEST_KEY_ID
+}
+
 impl Vault {
     pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
         Vault {
@@ -491,7 +500,7 @@ impl Vault {
     /// Seal a freshly made CA key for the store (the caller commits it with
     /// the CA it belongs to).
     pub fn seal(&self, ca_id: &str, key: &SoftwareKey) -> Result<Vec<u8>, VaultError> {
-        if !is_ca_id(ca_id) {
+        if !is_sealable_id(ca_id) {
             return Err(VaultError::BadId);
         }
         Ok(envelope::seal(&self.master, ca_id, &key.to_pkcs8_der())
@@ -509,7 +518,7 @@ impl Vault {
 
     /// The signer of a CA: opened from its sealed record on first use.
     pub fn signer(&self, ca_id: &str) -> Result<Arc<dyn Signer>, VaultError> {
-        if !is_ca_id(ca_id) {
+        if !is_sealable_id(ca_id) {
             return Err(VaultError::BadId);
         }
         if let Some(k) = self.cache.read().ok().and_then(|c| c.get(ca_id).cloned()) {

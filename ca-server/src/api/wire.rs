@@ -317,6 +317,12 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /v1/audit/digests`: signed digests of the trail, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditDigestPage {
+    pub digests: Vec<ca_core::audit_digest::AuditDigest>,
+}
+
 /// Every error answer: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -71,4 +71,15 @@ impl Authority {
         self.authorize_audit(who)?;
         Ok(self.store.audit_page(filter)?)
     }
+
+    /// Signed digests numbered after `after`, for whoever may read the trail.
+    pub fn audit_digests(
+        &self,
+        who: &Identity,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<ca_core::audit_digest::AuditDigest>, ApiError> {
+        self.authorize_audit(who)?;
+        Ok(self.store.audit_digests(after, limit)?)
+    }
 }

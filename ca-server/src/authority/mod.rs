@@ -30,6 +30,8 @@ mod admin;
 mod aliases;
 mod authz;
 mod cas;
+mod digests;
+pub use digests::AUDIT_DIGEST_KEY_FILE;
 mod issuance;
 mod parse;
 mod revoke;
@@ -359,6 +361,16 @@ pub async fn open(
     let weak_keys = load_weak_key_lists(data_dir, &config.weak_key_lists)?;
     let mut authority = Authority::new(store, vault, policies, config, public_base);
     authority.weak_keys = weak_keys;
+    // The audit key exists from the start, and its public half is where an
+    // operator looks for it.
+    let digest_key = authority
+        .audit_digest_key()
+        .map_err(|e| anyhow::anyhow!("the audit digest key: {e}"))?;
+    let pem = ca_core::pem::encode("PUBLIC KEY", digest_key.public_key_der());
+    let path = data_dir.join(AUDIT_DIGEST_KEY_FILE);
+    if std::fs::read_to_string(&path).ok().as_deref() != Some(pem.as_str()) {
+        std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(Arc::new(authority))
 }
 

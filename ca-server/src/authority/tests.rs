@@ -71,6 +71,7 @@ fn config() -> Config {
         revocation: Default::default(),
         api_tls: Default::default(),
         weak_key_lists: Vec::new(),
+        audit_digest_interval_secs: 600,
     }
 }
 

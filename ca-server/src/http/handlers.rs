@@ -45,6 +45,27 @@ pub(super) fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>)
     )
 }
 
+/// Signed digests of the trail, oldest first: `after` (a digest number) and
+/// `limit` page through them.
+pub(super) fn list_audit_digests(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
+    let p = parse_query(q, &["after", "limit"])?;
+    let limit = match p.get("limit") {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        },
+        None => DEFAULT_PAGE,
+    };
+    let after = match p.get("after") {
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid("after must be a digest number"))?,
+        None => 0,
+    };
+    let digests = auth.audit_digests(who, after, limit)?;
+    reply(StatusCode::OK, &wire::AuditDigestPage { digests })
+}
+
 pub(super) async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::CreateCa) -> Reply {
     let ca_type = match b.ca_type.as_str() {
         "ROOT" => CaType::Root,

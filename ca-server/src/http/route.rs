@@ -273,6 +273,12 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             }
             list_audit(auth, who, q)
         }
+        ["v1", "audit", "digests"] => {
+            if method != Method::GET {
+                return Err(method_not_allowed("GET"));
+            }
+            list_audit_digests(auth, who, q)
+        }
         _ => Err(ApiError::not_found("no such resource")),
     }
 }

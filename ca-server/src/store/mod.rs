@@ -56,6 +56,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 pub use ca_core::audit_chain::AuditEntry;
+pub use ca_core::audit_digest::AuditDigest;
 pub use records::*;
 
 /// The store's file in the data directory, as operators see it.
@@ -256,8 +257,19 @@ pub trait Store: Send + Sync {
         &self,
         filter: &AuditFilter,
     ) -> Result<(Vec<AuditEntry>, Option<u64>), StoreError>;
-    /// Verify the chain from the first entry to the recorded head.
-    fn verify_audit(&self) -> Result<Verdict, StoreError>;
+    /// Verify the chain from the first entry to the recorded head, and every
+    /// signed digest against it (with `pinned_digest_key`, the audit key's
+    /// DER SPKI as the operator kept it, each must be signed by that key).
+    fn verify_audit(&self, pinned_digest_key: Option<&[u8]>) -> Result<Verdict, StoreError>;
+    /// The newest entry's sequence number and hash (0 and the genesis hash
+    /// for an empty trail).
+    fn audit_head(&self) -> Result<(u64, String), StoreError>;
+    /// Keep a signed digest of the trail; a Conflict unless its number
+    /// follows the last digest's.
+    fn append_audit_digest(&self, digest: AuditDigest) -> StoreFuture<'_, ()>;
+    /// Digests numbered after `after`, oldest first, at most `limit`.
+    fn audit_digests(&self, after: u64, limit: usize) -> Result<Vec<AuditDigest>, StoreError>;
+    fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError>;
 }
 
 /// The embedded default: open (or create) the redb store in `dir`.

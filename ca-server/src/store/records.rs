@@ -262,8 +262,17 @@ pub struct AuditFilter {
 /// How verification of the audit chain ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    Ok { count: u64 },
-    Broken { seq: u64, why: String },
+    /// `count` entries chained; `digests` signed digests checked, the newest
+    /// covering entries up to `covered`.
+    Ok {
+        count: u64,
+        digests: u64,
+        covered: u64,
+    },
+    Broken {
+        seq: u64,
+        why: String,
+    },
 }
 
 /// The master key's record: its check value, and the KDF parameters when it

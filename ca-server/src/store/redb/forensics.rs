@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::tables::{AUDIT, CA_KEYS, POLICIES};
+use super::tables::{AUDIT, AUDIT_DIGESTS, AUDIT_HEAD, CA_KEYS, POLICIES};
 use super::DB_FILE;
 use crate::store::StoreError;
 
@@ -37,6 +37,26 @@ pub fn set_audit_entry(dir: &Path, seq: u64, bytes: Option<&[u8]>) -> Result<(),
             }
         }
     }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Set the recorded head of the trail (a rewrite that covers its tracks).
+pub fn set_audit_head(dir: &Path, seq: u64, hash: &str) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let head = super::tables::json(&(seq, hash))?;
+    txn.open_table(AUDIT_HEAD)?
+        .insert("head", head.as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Replace the stored bytes of signed digest `number`.
+pub fn set_audit_digest(dir: &Path, number: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.open_table(AUDIT_DIGESTS)?.insert(number, bytes)?;
     txn.commit()?;
     Ok(())
 }

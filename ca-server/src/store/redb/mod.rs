@@ -15,6 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use ca_core::audit_digest::AuditDigest;
 use redb::{ReadableTable, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
@@ -82,6 +83,7 @@ impl RedbStore {
         txn.open_table(KEY_META)?;
         txn.open_table(AUDIT)?;
         txn.open_table(AUDIT_HEAD)?;
+        txn.open_table(AUDIT_DIGESTS)?;
         txn.commit()?;
         let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
@@ -552,8 +554,27 @@ impl Store for RedbStore {
         reads::audit_page(self.handle()?.as_ref(), filter)
     }
 
-    fn verify_audit(&self) -> Result<Verdict, StoreError> {
-        reads::verify_audit(self.handle()?.as_ref())
+    fn verify_audit(&self, pinned_digest_key: Option<&[u8]>) -> Result<Verdict, StoreError> {
+        reads::verify_audit(self.handle()?.as_ref(), pinned_digest_key)
+    }
+
+    fn audit_head(&self) -> Result<(u64, String), StoreError> {
+        reads::audit_head(self.handle()?.as_ref())
+    }
+
+    fn append_audit_digest(&self, digest: AuditDigest) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(None, move |txn| {
+            append_audit_digest(txn, &digest)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn audit_digests(&self, after: u64, limit: usize) -> Result<Vec<AuditDigest>, StoreError> {
+        reads::audit_digests(self.handle()?.as_ref(), after, limit)
+    }
+
+    fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError> {
+        reads::last_audit_digest(self.handle()?.as_ref())
     }
 }
 

@@ -1,7 +1,10 @@
 //! Read paths: point lookups and short range scans, each in its own read
 //! transaction (a snapshot), never blocked by the writer.
 
-use ca_core::audit_chain::{AuditEntry, ChainVerifier};
+use std::collections::{HashMap, HashSet};
+
+use ca_core::audit_chain::{AuditEntry, ChainVerifier, GENESIS};
+use ca_core::audit_digest::{AuditDigest, DigestVerifier};
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
@@ -319,11 +322,63 @@ pub fn audit_page(
     Ok((out, None))
 }
 
-/// Verify the chain from the first entry to the recorded head.
-pub fn verify_audit(h: &Handle) -> Result<Verdict, StoreError> {
+/// The newest entry's sequence number and hash.
+pub fn audit_head(h: &Handle) -> Result<(u64, String), StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r.open_table(AUDIT_HEAD).map(Some).or_else(none_if_absent)? else {
+        return Ok((0, GENESIS.to_string()));
+    };
+    match t.get("head")? {
+        Some(v) => unjson(v.value()),
+        None => Ok((0, GENESIS.to_string())),
+    }
+}
+
+pub fn audit_digests(h: &Handle, after: u64, limit: usize) -> Result<Vec<AuditDigest>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r
+        .open_table(AUDIT_DIGESTS)
+        .map(Some)
+        .or_else(none_if_absent)?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for item in t.range(after.saturating_add(1)..)?.take(limit) {
+        let (_, v) = item?;
+        out.push(unjson(v.value())?);
+    }
+    Ok(out)
+}
+
+pub fn last_audit_digest(h: &Handle) -> Result<Option<AuditDigest>, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r
+        .open_table(AUDIT_DIGESTS)
+        .map(Some)
+        .or_else(none_if_absent)?
+    else {
+        return Ok(None);
+    };
+    let last = t.last()?.map(|(_, v)| unjson(v.value())).transpose();
+    last
+}
+
+/// Verify the chain from the first entry to the recorded head, then every
+/// signed digest against the hashes the chain has at the entries they cover.
+pub fn verify_audit(h: &Handle, pinned_digest_key: Option<&[u8]>) -> Result<Verdict, StoreError> {
+    // Digests are few (one per interval): read them all, and keep the hashes
+    // of only the entries they name while walking the chain.
+    let digests = audit_digests(h, 0, usize::MAX)?;
+    let wanted: HashSet<u64> = digests.iter().map(|d| d.head_seq).collect();
+    let mut hashes: HashMap<u64, String> = HashMap::new();
     let r = h.begin_read()?;
     let Some(t) = r.open_table(AUDIT).map(Some).or_else(none_if_absent)? else {
-        return Ok(Verdict::Ok { count: 0 });
+        return Ok(Verdict::Ok {
+            count: 0,
+            digests: 0,
+            covered: 0,
+        });
     };
     let head: Option<(u64, String)> = match r.open_table(AUDIT_HEAD) {
         Ok(h) => match h.get("head")? {
@@ -351,19 +406,40 @@ pub fn verify_audit(h: &Handle) -> Result<Verdict, StoreError> {
                 why: b.why,
             });
         }
+        if wanted.contains(&key) {
+            hashes.insert(key, e.hash);
+        }
     }
     let (count, prev) = (chain.count(), chain.last_hash().to_string());
     match head {
-        Some((hseq, hhash)) if hseq != count || hhash != prev => Ok(Verdict::Broken {
-            seq: count.saturating_add(1).min(hseq),
-            why: format!(
-                "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
-            ),
-        }),
-        None if count > 0 => Ok(Verdict::Broken {
-            seq: 1,
-            why: "the audit head record is missing".into(),
-        }),
-        _ => Ok(Verdict::Ok { count }),
+        Some((hseq, hhash)) if hseq != count || hhash != prev => {
+            return Ok(Verdict::Broken {
+                seq: count.saturating_add(1).min(hseq),
+                why: format!(
+                    "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
+                ),
+            })
+        }
+        None if count > 0 => {
+            return Ok(Verdict::Broken {
+                seq: 1,
+                why: "the audit head record is missing".into(),
+            })
+        }
+        _ => {}
     }
+    let mut verifier = DigestVerifier::new(pinned_digest_key.map(<[u8]>::to_vec));
+    for d in &digests {
+        if let Err(bad) = verifier.push(d, hashes.get(&d.head_seq).map(String::as_str)) {
+            return Ok(Verdict::Broken {
+                seq: bad.head_seq,
+                why: bad.to_string(),
+            });
+        }
+    }
+    Ok(Verdict::Ok {
+        count,
+        digests: verifier.count(),
+        covered: verifier.covered(),
+    })
 }

@@ -29,6 +29,8 @@ pub const KEY_META: TableDefinition<&str, &str> = TableDefinition::new("key_meta
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const AUDIT_HEAD: TableDefinition<&str, &[u8]> = TableDefinition::new("audit_head");
 pub const BLOCKED_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("blocked_keys");
+/// Signed digests of the audit trail: number → JSON `AuditDigest`.
+pub const AUDIT_DIGESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_digests");
 
 /// `meta` keys.
 pub const SCHEMA_KEY: &str = "schema_version";
@@ -426,6 +428,25 @@ pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry
     txn.open_table(AUDIT_HEAD)?
         .insert("head", head.as_slice())?;
     Ok(e)
+}
+
+/// Append a signed digest; refused unless it follows the last one (so two
+/// writers cannot both add digest n).
+pub fn append_audit_digest(
+    txn: &WriteTransaction,
+    d: &ca_core::audit_digest::AuditDigest,
+) -> Result<(), StoreError> {
+    let mut t = txn.open_table(AUDIT_DIGESTS)?;
+    let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+    if d.number != last + 1 {
+        return Err(StoreError::Conflict(format!(
+            "audit digest {} does not follow digest {last}",
+            d.number
+        )));
+    }
+    let bytes = json(d)?;
+    t.insert(d.number, bytes.as_slice())?;
+    Ok(())
 }
 
 // ---- list cursors ------------------------------------------------------------------
