@@ -237,6 +237,35 @@ fn crls_and_ocsp_interoperate_with_openssl() {
         t.contains("OCSP Signing") && t.contains("OCSP No Check"),
         "{t}"
     );
+    // Review M4: that certificate is in the store and the audit trail like
+    // any other the CA key signed, byte for byte what the response carried.
+    let begin = t
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("responder certificate");
+    let end = t.find("-----END CERTIFICATE-----").expect("end") + 25;
+    let responder_pem = f.dir.join("responder.pem");
+    std::fs::write(&responder_pem, &t[begin..end]).expect("write");
+    let out = openssl(&["x509", "-in", p(&responder_pem), "-noout", "-serial"]);
+    let serial = text(&out)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase();
+    let (st, stored) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+    assert_eq!(st, 200, "{stored}");
+    assert_eq!(stored["profile"], "ocsp-signing", "{stored}");
+    let der = |pem: &str| ca_core::pem::decode("CERTIFICATE", pem).expect("pem");
+    assert_eq!(
+        der(stored["certificate"].as_str().expect("pem")),
+        der(&t[begin..end])
+    );
+    let (_, page) = s.curl(
+        "GET",
+        "/v1/audit?action=InternalIssueOcspResponderCertificate",
+        None,
+    );
+    let entry = &page["entries"][0];
+    assert_eq!(entry["target"], format!("{ca}/{serial}"), "{page}");
+    assert_eq!(entry["certificate"]["serial"], serial.as_str(), "{page}");
     // A serial this CA never issued: unknown.
     let t = f.ocsp(&ocsp_url, &["-serial", "0x0123456789abcdef"], true);
     assert!(t.contains("0x0123456789abcdef: unknown"), "{t}");

@@ -77,12 +77,12 @@ async fn route(
             Method::GET => {
                 match ca_core::ocsp::decode_get_request(encoded) {
                     // The request names its issuer by hashes; respond_to checks them.
-                    Ok(der) => ocsp_response(rev.ocsp(ca_id, &der)),
+                    Ok(der) => ocsp_response(rev.ocsp(ca_id, &der).await),
                     Err(_) => malformed(),
                 }
             }
             Method::POST if encoded.is_empty() => match read_ocsp_body(req).await {
-                Some(der) => ocsp_response(rev.ocsp(ca_id, &der)),
+                Some(der) => ocsp_response(rev.ocsp(ca_id, &der).await),
                 None => malformed(),
             },
             _ => error_response(&ApiError::new(

@@ -150,7 +150,8 @@ pub struct RevocationService {
     wake: Notify,
     build_lock: tokio::sync::Mutex<()>,
     responders: RwLock<HashMap<String, Arc<OcspCa>>>,
-    responder_lock: Mutex<()>,
+    /// Held across the store commit of a new responder certificate.
+    responder_lock: tokio::sync::Mutex<()>,
     links: RwLock<HashMap<String, Links>>,
     /// `ca-id/serial` → signed responses (one per CertID form asked).
     cache: RwLock<HashMap<String, Vec<Cached>>>,
@@ -196,7 +197,7 @@ impl RevocationService {
             wake: Notify::new(),
             build_lock: tokio::sync::Mutex::new(()),
             responders: RwLock::new(HashMap::new()),
-            responder_lock: Mutex::new(()),
+            responder_lock: tokio::sync::Mutex::new(()),
             links: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
             unknown_cache: RwLock::new(HashMap::new()),

@@ -4,14 +4,14 @@
 use super::*;
 
 impl RevocationService {
-    fn responder(&self, ca_id: &str) -> Result<Arc<OcspCa>, RevocationError> {
+    async fn responder(&self, ca_id: &str) -> Result<Arc<OcspCa>, RevocationError> {
         let t = now();
         let fresh = |r: &Arc<OcspCa>| t < r.renew_at;
         if let Some(r) = read(&self.responders).get(ca_id).filter(|r| fresh(r)) {
             return Ok(r.clone());
         }
         // One creation at a time, so a burst of first requests makes one certificate.
-        let _one = lock(&self.responder_lock);
+        let _one = self.responder_lock.lock().await;
         if let Some(r) = read(&self.responders).get(ca_id).filter(|r| fresh(r)) {
             return Ok(r.clone());
         }
@@ -40,6 +40,10 @@ impl RevocationService {
                     t,
                 )?;
                 let identity = ResponderIdentity::delegated(&issued.der, &cert)?;
+                // Like every certificate the CA key signs, it is stored and
+                // audited before it leaves the process in a response.
+                self.record_responder_certificate(ca_id, &issued, &subject)
+                    .await?;
                 // Renewed when less than half its life remains.
                 let renew_at = t + (identity.not_after() - t) / 2_i32;
                 tracing::info!(ca = %ca_id, serial = %issued.serial, "delegated OCSP responder certificate made");
@@ -56,6 +60,57 @@ impl RevocationService {
         });
         write(&self.responders).insert(ca_id.to_string(), r.clone());
         Ok(r)
+    }
+
+    /// Keep a delegated responder certificate in the certificate tables, with
+    /// its audit entry, in one commit.
+    async fn record_responder_certificate(
+        &self,
+        ca_id: &str,
+        issued: &ca_core::cert::IssuedCertificate,
+        subject: &Name,
+    ) -> Result<(), RevocationError> {
+        use der::{Decode, Encode};
+        let parsed = x509_cert::Certificate::from_der(&issued.der)
+            .and_then(|c| c.tbs_certificate.to_der())
+            .map_err(|e| RevocationError::CaCertificate(e.to_string()))?;
+        let tbs_sha256 = ca_core::audit_digest::sha256_hex(&parsed);
+        let serial = issued.serial.to_hex();
+        let record = crate::store::CertRecord {
+            ca_id: ca_id.to_string(),
+            serial: serial.clone(),
+            status: crate::store::CertStatus::Issued,
+            profile: "ocsp-signing".into(),
+            subject: subject.to_string(),
+            sans: Vec::new(),
+            key_algorithm: ca_core::keys::KeyAlgorithm::EcdsaP256.name().into(),
+            not_before: issued.not_before.unix_timestamp(),
+            not_after: issued.not_after.unix_timestamp(),
+            tbs_sha256: tbs_sha256.clone(),
+            created_at: now().unix_timestamp(),
+            requested_by: "ca-server (delegated OCSP responder)".into(),
+            boot_id: self.auth.store.boot_id().to_string(),
+            server_generated_key: true,
+            renewed_from: None,
+            revocation: None,
+            requester_fingerprint: None,
+        };
+        let mut draft = crate::audit::commit_draft(
+            "ca-server",
+            "IssueOcspResponderCertificate",
+            &format!("{ca_id}/{serial}"),
+        );
+        draft.certificate = Some(ca_core::audit_chain::AuditedCertificate {
+            serial,
+            sans: Vec::new(),
+            not_after: ca_core::fmt_time(issued.not_after),
+            tbs_sha256,
+        });
+        self.auth
+            .store
+            .import_certs(vec![(record, issued.der.clone())], draft)
+            .await?;
+        Ok(())
     }
 
     fn cache_get(&self, key: &str, cert_id: &[u8], now: i64) -> Option<Bytes> {
@@ -100,7 +155,7 @@ impl RevocationService {
 
     /// Answer one DER OCSP request for `ca_id`. Never fails: every problem is
     /// the fitting status-only response (malformedRequest, unauthorized, tryLater).
-    pub fn ocsp(&self, ca_id: &str, request_der: &[u8]) -> Bytes {
+    pub async fn ocsp(&self, ca_id: &str, request_der: &[u8]) -> Bytes {
         let req = match parse_request(request_der) {
             Ok(r) => r,
             Err(e) => return Bytes::from(e.to_response()),
@@ -116,7 +171,7 @@ impl RevocationService {
                 return hit;
             }
         }
-        let responder = match self.responder(ca_id) {
+        let responder = match self.responder(ca_id).await {
             Ok(r) => r,
             Err(RevocationError::NoCa(_) | RevocationError::NoCertificate(_)) => {
                 return Bytes::from(unauthorized_response())
