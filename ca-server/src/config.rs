@@ -109,10 +109,26 @@ pub struct Config {
     /// at start and at shutdown; none when nothing was added since the last).
     #[serde(default = "default_audit_digest_interval")]
     pub audit_digest_interval_secs: u64,
+    /// Refusals at the connection (failed handshakes, refused client
+    /// certificates) get an audit entry each, up to `refusal_audit_per_window`
+    /// per `refusal_audit_window_secs`; the rest are counted and summarised in
+    /// one entry per window, so a flood cannot grow the trail without bound.
+    #[serde(default = "default_refusal_window")]
+    pub refusal_audit_window_secs: u64,
+    #[serde(default = "default_refusals_per_window")]
+    pub refusal_audit_per_window: u32,
 }
 
 fn default_audit_digest_interval() -> u64 {
     600
+}
+
+fn default_refusal_window() -> u64 {
+    60
+}
+
+fn default_refusals_per_window() -> u32 {
+    60
 }
 
 /// The management API's TLS certificate is renewed by the server itself, from

@@ -86,6 +86,8 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         },
         weak_key_lists: Vec::new(),
         audit_digest_interval_secs: 600,
+        refusal_audit_window_secs: 60,
+        refusal_audit_per_window: 60,
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);

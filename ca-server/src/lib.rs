@@ -25,6 +25,7 @@ pub mod ids;
 pub mod init;
 pub mod policy;
 pub mod public;
+pub mod refusals;
 pub mod revocation;
 pub mod server;
 pub mod store;

@@ -77,6 +77,7 @@ pub async fn serve(
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
     let digester = spawn_audit_digests(auth.clone());
+    let refusal_summaries = spawn_refusal_summaries(auth.clone());
 
     write_addresses(&data_dir, api_bound, public_bound)?;
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
@@ -110,10 +111,22 @@ pub async fn serve(
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::info!(%peer, error = %e, "TLS handshake refused");
+                        crate::refusals::audit_handshake_failure(
+                            &auth,
+                            peer.ip(),
+                            format!("TLS handshake refused: {e}"),
+                        )
+                        .await;
                         return;
                     }
                     Err(_) => {
                         tracing::info!(%peer, "TLS handshake timed out");
+                        crate::refusals::audit_handshake_failure(
+                            &auth,
+                            peer.ip(),
+                            "TLS handshake timed out (10 s)".into(),
+                        )
+                        .await;
                         return;
                     }
                 };
@@ -144,8 +157,15 @@ pub async fn serve(
                         let identity = match identity {
                             Ok(i) => i,
                             Err(e) => {
-                                crate::http::audit_refused_client(&auth, None, &method, &path, &e)
-                                    .await;
+                                crate::http::audit_refused_client(
+                                    &auth,
+                                    peer.ip(),
+                                    None,
+                                    &method,
+                                    &path,
+                                    &e,
+                                )
+                                .await;
                                 return Ok(error_response(&e));
                             }
                         };
@@ -158,6 +178,7 @@ pub async fn serve(
                         {
                             crate::http::audit_refused_client(
                                 &auth,
+                                peer.ip(),
                                 Some(&identity),
                                 &method,
                                 &path,
@@ -226,6 +247,7 @@ pub async fn serve(
     builder.abort();
     renewer.abort();
     digester.abort();
+    refusal_summaries.abort();
     drop(api_listener);
     drop(public_listener);
     if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())
@@ -242,6 +264,7 @@ pub async fn serve(
     {
         tracing::warn!("some requests did not finish in time");
     }
+    crate::refusals::write_summary(&auth).await;
     // The last digest covers everything this run wrote.
     sign_audit_digest(&auth).await;
     auth.store.close();
@@ -259,6 +282,19 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             sign_audit_digest(&auth).await;
+        }
+    })
+}
+
+/// Write the summary of refusals over the audit budget once per window.
+fn spawn_refusal_summaries(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(auth.refusals.window());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            crate::refusals::write_summary(&auth).await;
         }
     })
 }

@@ -126,6 +126,8 @@ pub struct Authority {
     clock: Clock,
     /// Known weak keys from the operator's lists (`weak_key_lists`).
     weak_keys: ca_core::weak_keys::WeakKeyList,
+    /// The audit budget for refusals at the connection.
+    pub refusals: crate::refusals::RefusalAudit,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -188,6 +190,10 @@ impl Authority {
         public_base: String,
         clock: Clock,
     ) -> Self {
+        let refusals = crate::refusals::RefusalAudit::new(
+            std::time::Duration::from_secs(config.refusal_audit_window_secs.max(1)),
+            config.refusal_audit_per_window,
+        );
         Authority {
             store,
             vault,
@@ -199,6 +205,7 @@ impl Authority {
             config,
             clock,
             weak_keys: Default::default(),
+            refusals,
         }
     }
 

@@ -72,6 +72,8 @@ fn config() -> Config {
         api_tls: Default::default(),
         weak_key_lists: Vec::new(),
         audit_digest_interval_secs: 600,
+        refusal_audit_window_secs: 60,
+        refusal_audit_per_window: 60,
     }
 }
 

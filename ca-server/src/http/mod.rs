@@ -120,11 +120,16 @@ pub fn error_response(e: &ApiError) -> Response<Body> {
 /// The refusal stands whether or not the entry could be written.
 pub async fn audit_refused_client(
     auth: &Authority,
+    peer: std::net::IpAddr,
     who: Option<&Identity>,
     method: &Method,
     path: &str,
     refusal: &ApiError,
 ) {
+    // Within the connection-refusal budget; the rest go into its summary.
+    if !auth.refusals.admit("ClientRefused", peer) {
+        return;
+    }
     let (action, target) = crate::audit::classify(method.as_str(), path);
     let decisions = crate::audit::Decisions {
         identity: who.map(|w| crate::audit::AuditIdentity {
