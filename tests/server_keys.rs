@@ -350,7 +350,8 @@ fn master_key_rotation_is_atomic_at_every_crash_point() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("3 CA key(s) re-wrapped"));
+    // root, issuing and client-auth CA keys, and the audit digest key.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("4 sealed key(s) re-wrapped"));
     assert_ne!(key(&s), k_new);
     s.start();
     issue_ok(&s);
@@ -597,4 +598,44 @@ fn keys_on_a_debian_format_weak_key_list_are_refused() {
         log.contains("blacklist.RSA-2048") && log.contains("line 1"),
         "{log}"
     );
+}
+
+/// Security review L5: the master key file can live outside the data
+/// directory (`--master-key-file`, `CA_MASTER_KEY_FILE`), so a backup of the
+/// directory does not hold both the sealed keys and the key that opens them.
+#[test]
+fn the_master_key_can_live_outside_the_data_directory() {
+    let keys = tempfile::tempdir().expect("tempdir");
+    let key_path = keys.path().join("ca-master.key");
+    let key_arg = key_path.display().to_string();
+    let mut s = Server::init_with(&[], &[("CA_MASTER_KEY_FILE", key_arg.as_str())]);
+    assert!(!s.dir.join("master.key").exists());
+    let meta = std::fs::metadata(&key_path).expect("key file");
+    assert_eq!(meta.len(), 32);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let log = s.log();
+    assert!(
+        log.contains("outside the data directory") && !log.contains("beside ca.redb"),
+        "{log}"
+    );
+    // Without the path the server does not start, and says what it missed.
+    let err = start_fails(&s, &[]);
+    assert!(err.contains("master.key"), "{err}");
+    s.start();
+    issue_ok(&s);
+    assert_eq!(s.stop().code(), Some(0));
+    // Rotation writes the new key at the same place.
+    let before = std::fs::read(&key_path).expect("key");
+    let out = rotate(&s, &["--master-key-file", &key_arg]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(&key_path).expect("key"), before);
+    assert!(!keys.path().join("ca-master.key.new").exists());
+    assert!(!s.dir.join("master.key").exists());
+    s.start();
+    issue_ok(&s);
 }

@@ -232,6 +232,6 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         root_ca_id: root.id,
         issuing_ca_id: issuing.id,
         client_auth_ca_id: client_ca.id,
-        master_key_file: dir.join(crate::vault::MASTER_KEY_FILE),
+        master_key_file: opts.master.key_path(dir),
     })
 }

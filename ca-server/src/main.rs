@@ -57,6 +57,12 @@ struct MasterArgs {
     /// environment variable CA_MASTER_PASSPHRASE, else DIR/master.key.
     #[arg(long, env = "CA_MASTER_PASSPHRASE_FILE")]
     master_passphrase_file: Option<PathBuf>,
+    /// The master key file, when it is not DIR/master.key: keep it outside
+    /// the data directory so a backup of the directory does not hold both the
+    /// sealed keys and the key that opens them. Give the same path to every
+    /// command that opens the store.
+    #[arg(long, env = "CA_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
 }
 
 /// CA_MASTER_PASSPHRASE, taken out of the environment before any thread starts.
@@ -67,6 +73,7 @@ impl MasterArgs {
     fn options(&self) -> MasterOptions {
         MasterOptions {
             passphrase_file: self.master_passphrase_file.clone(),
+            key_file: self.master_key_file.clone(),
             env_passphrase: ENV_PASSPHRASE.get().cloned().unwrap_or_default(),
         }
     }
@@ -198,7 +205,14 @@ fn print_init(s: &ca_server::init::InitSummary) {
     println!("  admin certificate: {}", s.admin_cert.display());
     println!("  admin key:         {}", s.admin_key.display());
     println!("  client profile:    {}", s.profile.display());
-    if s.master_key_file.exists() {
+    let beside_store = s.master_key_file.parent() == s.config.parent();
+    if s.master_key_file.exists() && !beside_store {
+        println!(
+            "  master key:        {} (outside the data directory; pass --master-key-file to every command)",
+            s.master_key_file.display()
+        );
+    }
+    if s.master_key_file.exists() && beside_store {
         println!(
             "  master key:        {} -- beside {}: a backup of this directory holds both",
             s.master_key_file.display(),
@@ -317,7 +331,7 @@ fn main() -> anyhow::Result<()> {
                     dir.display()
                 )
             })?;
-            println!("ca-server: master key rotated; {n} CA key(s) re-wrapped");
+            println!("ca-server: master key rotated; {n} sealed key(s) re-wrapped (CA keys and the audit digest key)");
             Ok(())
         }
         Command::Audit(AuditCommand::Verify {

@@ -30,9 +30,6 @@ pub use crate::store::KeyMeta;
 use crate::store::{Store, StoreError};
 
 pub const MASTER_KEY_FILE: &str = "master.key";
-/// Written first during rotation; renamed over `master.key` once the new
-/// wrapping is committed.
-pub const MASTER_KEY_NEW_FILE: &str = "master.key.new";
 pub const PASSPHRASE_ENV: &str = "CA_MASTER_PASSPHRASE";
 /// Shortest passphrase accepted for a new master key (Argon2id slows
 /// guessing; it cannot make a short passphrase long).
@@ -106,9 +103,34 @@ pub struct MasterOptions {
     pub passphrase_file: Option<PathBuf>,
     /// The passphrase taken from the environment at start-up, if any.
     pub env_passphrase: EnvPassphrase,
+    /// Where the master key file lives, when not `DIR/master.key`: keeping it
+    /// outside the data directory keeps it out of that directory's backups.
+    pub key_file: Option<PathBuf>,
 }
 
 impl MasterOptions {
+    /// The master key file: the one given, else `DIR/master.key`.
+    pub fn key_path(&self, dir: &Path) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| dir.join(MASTER_KEY_FILE))
+    }
+
+    /// Where a rotation writes the new key first: the key file's name + `.new`.
+    fn new_key_path(&self, dir: &Path) -> PathBuf {
+        let mut name = self.key_path(dir).into_os_string();
+        name.push(".new");
+        PathBuf::from(name)
+    }
+
+    /// The directory holding the key file (synced after it changes).
+    fn key_dir(&self, dir: &Path) -> PathBuf {
+        self.key_path(dir)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
     /// The passphrase from the file, else from `CA_MASTER_PASSPHRASE` (taken at
     /// start-up, or read now when this process did not take it), if any.
     pub fn passphrase(&self) -> Result<Option<Zeroizing<Vec<u8>>>, VaultError> {
@@ -178,8 +200,8 @@ fn find_master(
         }
         return Ok((key, Found::Passphrase));
     }
-    let current = read_key_file(&dir.join(MASTER_KEY_FILE))?;
-    let new = read_key_file(&dir.join(MASTER_KEY_NEW_FILE))?;
+    let current = read_key_file(&opts.key_path(dir))?;
+    let new = read_key_file(&opts.new_key_path(dir))?;
     let mut found = String::new();
     for (key, which) in [(current, Found::Current), (new, Found::New)] {
         if let Some(k) = key {
@@ -193,7 +215,7 @@ fn find_master(
         }
     }
     if found.is_empty() {
-        return Err(VaultError::NoKeyFile(dir.join(MASTER_KEY_FILE)));
+        return Err(VaultError::NoKeyFile(opts.key_path(dir)));
     }
     Err(VaultError::WrongMasterKey { expected, found })
 }
@@ -235,22 +257,24 @@ pub fn unlock(
         match found {
             Found::New => {
                 // The rotation committed; finish it.
-                std::fs::rename(dir.join(MASTER_KEY_NEW_FILE), dir.join(MASTER_KEY_FILE))
-                    .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
-                sync_dir(dir)?;
+                std::fs::rename(opts.new_key_path(dir), opts.key_path(dir))
+                    .map_err(|e| VaultError::Io(opts.key_path(dir).display().to_string(), e))?;
+                sync_dir(&opts.key_dir(dir))?;
                 tracing::warn!("finished an interrupted master-key rotation (new key in place)");
             }
-            Found::Current if dir.join(MASTER_KEY_NEW_FILE).exists() => {
+            Found::Current if opts.new_key_path(dir).exists() => {
                 // The rotation did not commit: the old key is still the key.
-                std::fs::remove_file(dir.join(MASTER_KEY_NEW_FILE))
-                    .map_err(|e| VaultError::Io(MASTER_KEY_NEW_FILE.into(), e))?;
+                let new = opts.new_key_path(dir);
+                std::fs::remove_file(&new)
+                    .map_err(|e| VaultError::Io(new.display().to_string(), e))?;
                 tracing::warn!("discarded an interrupted master-key rotation (old key kept)");
             }
-            Found::Passphrase if dir.join(MASTER_KEY_FILE).exists() => {
+            Found::Passphrase if opts.key_path(dir).exists() => {
                 // A rotation to a passphrase committed but did not remove the
                 // old key file; it opens nothing current.
-                std::fs::remove_file(dir.join(MASTER_KEY_FILE))
-                    .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+                let old = opts.key_path(dir);
+                std::fs::remove_file(&old)
+                    .map_err(|e| VaultError::Io(old.display().to_string(), e))?;
                 tracing::warn!(
                     "removed the key file left by an interrupted rotation to a passphrase"
                 );
@@ -270,14 +294,14 @@ pub fn unlock(
             (key, Some(params.encode()))
         }
         None => {
-            let path = dir.join(MASTER_KEY_FILE);
+            let path = opts.key_path(dir);
             let key = match read_key_file(&path)? {
                 // A key file placed by the operator before init.
                 Some(k) => k,
                 None => {
                     let k = MasterKey::generate().map_err(VaultError::Master)?;
                     write_private(&path, &k.to_bytes())?;
-                    sync_dir(dir)?;
+                    sync_dir(&opts.key_dir(dir))?;
                     k
                 }
             };
@@ -322,7 +346,7 @@ impl std::str::FromStr for CrashPoint {
 /// 3. rename `master.key.new` over `master.key`.
 ///
 /// At start, [`unlock`] picks whichever file matches the committed check value.
-/// Returns how many CA keys were re-wrapped.
+/// Returns how many sealed keys (CA keys and the audit digest key) were re-wrapped.
 pub fn rotate_master_key(
     dir: &Path,
     opts: &MasterOptions,
@@ -336,7 +360,7 @@ pub fn rotate_master_key(
         Some(f) => {
             let pass = MasterOptions {
                 passphrase_file: Some(f.to_path_buf()),
-                env_passphrase: EnvPassphrase::default(),
+                ..Default::default()
             }
             .passphrase()?
             .ok_or(VaultError::Master(EnvelopeError::EmptyPassphrase))?;
@@ -349,8 +373,8 @@ pub fn rotate_master_key(
         }
         None => {
             let key = MasterKey::generate().map_err(VaultError::Master)?;
-            write_private(&dir.join(MASTER_KEY_NEW_FILE), &key.to_bytes())?;
-            sync_dir(dir)?;
+            write_private(&opts.new_key_path(dir), &key.to_bytes())?;
+            sync_dir(&opts.key_dir(dir))?;
             (key, None)
         }
     };
@@ -376,15 +400,15 @@ pub fn rotate_master_key(
     if crash == Some(CrashPoint::Committed) {
         std::process::exit(3);
     }
+    let key_path = opts.key_path(dir);
+    let io = |e| VaultError::Io(key_path.display().to_string(), e);
     if kdf.is_none() {
-        std::fs::rename(dir.join(MASTER_KEY_NEW_FILE), dir.join(MASTER_KEY_FILE))
-            .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
-    } else if dir.join(MASTER_KEY_FILE).exists() {
+        std::fs::rename(opts.new_key_path(dir), &key_path).map_err(io)?;
+    } else if key_path.exists() {
         // Passphrase mode now: the old key file opens nothing current.
-        std::fs::remove_file(dir.join(MASTER_KEY_FILE))
-            .map_err(|e| VaultError::Io(MASTER_KEY_FILE.into(), e))?;
+        std::fs::remove_file(&key_path).map_err(io)?;
     }
-    sync_dir(dir)?;
+    sync_dir(&opts.key_dir(dir))?;
     store.close();
     Ok(n)
 }
