@@ -962,7 +962,45 @@ fn list_cursors_never_name_certificates_the_caller_cannot_read() {
                     !decoded.contains(&hidden),
                     "cursor {decoded:?} names the hidden CA"
                 );
+                // Sealed: it names no CA and no certificate at all, so even
+                // a page cut short by the store's scan limit (which stops
+                // wherever the scan is) reveals nothing.
+                // (Undo every layer of hex, as a curious client would.)
+                let mut layer = c.to_string();
+                while let Some(next) = (layer.len() % 2 == 0)
+                    .then(|| {
+                        (0..layer.len())
+                            .step_by(2)
+                            .map(|i| u8::from_str_radix(layer.get(i..i + 2)?, 16).ok())
+                            .collect::<Option<Vec<u8>>>()
+                    })
+                    .flatten()
+                    .and_then(|b| String::from_utf8(b).ok())
+                {
+                    layer = next;
+                }
+                assert!(
+                    !layer.contains(&a) && !layer.contains(&hidden) && !layer.contains('/'),
+                    "cursor {layer:?} names a store key"
+                );
                 assert!(!page.is_empty(), "a short page before the end");
+                // An altered cursor is refused, not followed.
+                let flipped: String = c
+                    .char_indices()
+                    .map(|(i, ch)| match (i, ch) {
+                        (20, '0') => '1',
+                        (20, _) => '0',
+                        _ => ch,
+                    })
+                    .collect();
+                let (st, v) = s.curl_as(
+                    &cert,
+                    &key,
+                    "GET",
+                    &format!("/v1/certificates?limit=1&cursor={flipped}"),
+                    None,
+                );
+                assert_eq!((st, harness::code(&v)), (400, "InvalidRequest"), "{v}");
                 cursor = Some(c.to_string());
             }
             None => break,

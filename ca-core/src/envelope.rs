@@ -230,6 +230,38 @@ fn open_with(key: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>
     Ok(in_out)
 }
 
+/// A key derived from the master key for one purpose (`label`), sealing
+/// small tokens the server hands out and takes back, such as list cursors:
+/// opaque to clients, refused if altered, and valid on every process that
+/// holds the same master key.
+pub struct TokenKey(Zeroizing<[u8; DATA_KEY_LEN]>);
+
+impl TokenKey {
+    /// HMAC-SHA256(master, "private-ca token key v1\0" || label).
+    pub fn derive(master: &MasterKey, label: &str) -> TokenKey {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, master.0.as_ref());
+        let tag = hmac::sign(
+            &key,
+            &[b"private-ca token key v1\0".as_slice(), label.as_bytes()].concat(),
+        );
+        let mut out = Zeroizing::new([0u8; DATA_KEY_LEN]);
+        out.copy_from_slice(&tag.as_ref()[..DATA_KEY_LEN]);
+        TokenKey(out)
+    }
+
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        seal_with(self.0.as_ref(), b"private-ca token v1", plaintext)
+    }
+
+    /// None if `sealed` was not made by this key, or was altered.
+    pub fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        open_with(self.0.as_ref(), b"private-ca token v1", sealed)
+            .ok()
+            .map(|p| p.to_vec())
+    }
+}
+
 /// Seal `plaintext` (a CA's PKCS#8 key) for CA `ca_id` under a fresh data key.
 pub fn seal(master: &MasterKey, ca_id: &str, plaintext: &[u8]) -> Result<SealedKey, EnvelopeError> {
     let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
@@ -391,5 +423,32 @@ mod tests {
         assert!(KdfParams::decode(&format!("argon2id$m=19456,t=4000000000,p=1${salt}")).is_err());
         assert!(KdfParams::decode(&format!("argon2id$m=19456,t=2,p=0${salt}")).is_err());
         assert!(KdfParams::decode(&format!("argon2id$m=19456,t=2,p=1${salt}")).is_ok());
+    }
+
+    #[test]
+    fn token_keys_are_per_master_and_label_and_refuse_tampering() {
+        let master = MasterKey::generate().unwrap();
+        let cursors = TokenKey::derive(&master, "list cursor");
+        let sealed = cursors.seal(b"kca-1/0a").unwrap();
+        assert_eq!(
+            cursors.open(&sealed).as_deref(),
+            Some(b"kca-1/0a".as_slice())
+        );
+        // The same master and label on another process opens it.
+        assert!(TokenKey::derive(&master, "list cursor")
+            .open(&sealed)
+            .is_some());
+        // Another label or master does not; nor does any altered byte.
+        assert!(TokenKey::derive(&master, "other").open(&sealed).is_none());
+        let other = MasterKey::generate().unwrap();
+        assert!(TokenKey::derive(&other, "list cursor")
+            .open(&sealed)
+            .is_none());
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(cursors.open(&bad).is_none(), "byte {i}");
+        }
+        assert!(cursors.open(&sealed[..10]).is_none());
     }
 }

@@ -500,6 +500,8 @@ pub fn sealed_ids_offline(dir: &Path) -> Result<Vec<String>, VaultError> {
 pub struct Vault {
     store: Arc<dyn Store>,
     master: MasterKey,
+    /// Seals list cursors (derived from the master key).
+    cursor_key: envelope::TokenKey,
     cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
 }
 
@@ -516,9 +518,25 @@ impl Vault {
     pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
         Vault {
             store,
+            cursor_key: envelope::TokenKey::derive(&master, "list cursor"),
             master,
             cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// A store cursor sealed for a client: hex, opaque, refused if altered.
+    pub fn seal_cursor(&self, cursor: &str) -> Result<String, VaultError> {
+        self.cursor_key
+            .seal(cursor.as_bytes())
+            .map(|b| ca_core::hex::encode(&b))
+            .map_err(|e| VaultError::Sealed("list cursor".into(), e))
+    }
+
+    /// The store cursor inside a sealed one; None if it is not one this
+    /// master key sealed.
+    pub fn open_cursor(&self, sealed: &str) -> Option<String> {
+        let bytes = ca_core::hex::decode(sealed).ok()?;
+        String::from_utf8(self.cursor_key.open(&bytes)?).ok()
     }
 
     /// Seal a freshly made CA key for the store (the caller commits it with

@@ -441,10 +441,16 @@ impl Authority {
             check_ca_id(c)?;
             self.authorize_read(who, c)?;
         }
+        // Cursors are sealed: a client never sees the store key a page
+        // stopped at (it may be a certificate of a CA it cannot read, when a
+        // page ends at the scan limit), and cannot forge one.
+        let mut filter = filter;
         if let Some(c) = &filter.cursor {
-            if c.is_empty() || c.len() > 400 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(ApiError::invalid("cursor is not one this server made"));
-            }
+            let opened = (c.len() <= 1024)
+                .then(|| self.vault.open_cursor(c))
+                .flatten()
+                .ok_or_else(|| ApiError::invalid("cursor is not one this server made"))?;
+            filter.cursor = Some(opened);
         }
         let now = self.now().unix_timestamp();
         let status = status.map(str::to_string);
@@ -483,6 +489,10 @@ impl Authority {
                 "",
             );
         }
+        let next = next
+            .map(|c| self.vault.seal_cursor(&c))
+            .transpose()
+            .map_err(map_vault)?;
         Ok((items, next))
     }
 }
