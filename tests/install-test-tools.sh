@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests drive and the Rust toolchain does
-# not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3; and
+# not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
+# libfaketime (to move a server's clock); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -11,6 +12,7 @@ declare -A package_for=(
   [certutil]=libnss3-tools
   [chromium]=chromium
   [python3]=python3
+  [faketime]=faketime
 )
 missing=()
 for tool in "${!package_for[@]}"; do

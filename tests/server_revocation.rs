@@ -939,3 +939,94 @@ fn a_trickled_ocsp_body_is_cut_off() {
         "{text}"
     );
 }
+
+/// libfaketime, which the test command installs (Debian's `faketime`).
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// Security review L2: a client certificate's notAfter is checked on every
+/// request, so a connection kept alive past it is refused at its next
+/// request, and a new connection fails its handshake. The server's clock is
+/// moved with libfaketime (wall clock only; timers keep the real monotonic
+/// clock), since no certificate expiring within seconds can be issued.
+#[test]
+fn a_client_certificate_that_expires_on_a_kept_alive_connection_is_refused() {
+    assert!(
+        Path::new(LIBFAKETIME).exists(),
+        "{LIBFAKETIME} is missing: run tests/install-test-tools.sh"
+    );
+    let mut s = Server::init_with(&[], &[]);
+    let clock = s.tmp.path().join("faketime");
+    std::fs::write(&clock, "+0d\n").expect("clock");
+    for (k, v) in [
+        ("LD_PRELOAD", LIBFAKETIME.to_string()),
+        ("FAKETIME_TIMESTAMP_FILE", clock.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ] {
+        s.env.push((k.to_string(), v));
+    }
+    s.start();
+    let (cert, key, _) =
+        harness::server::client_identity_valid_for(&s, "brief", "CN=brief,O=test", 1);
+    s.put_policy(
+        "brief",
+        json!({"effect": "allow", "principals": [{"subject": "CN=brief*"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    // One keep-alive connection: a request, the clock moved two days on (past
+    // the certificate's notAfter, within everything else's), a second request
+    // on the same connection; then a new connection.
+    let script = r#"
+import http.client, ssl, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+ctx.load_cert_chain(sys.argv[3], sys.argv[4])
+conn = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+conn.request("GET", "/v1/whoami")
+r = conn.getresponse(); r.read(); print("before", r.status)
+open(sys.argv[5], "w").write("+2d\n")
+time.sleep(0.3)
+conn.request("GET", "/v1/whoami")
+r = conn.getresponse(); body = r.read().decode(); print("after", r.status, body)
+try:
+    c2 = http.client.HTTPSConnection(host, int(port), context=ctx, timeout=10)
+    c2.request("GET", "/v1/whoami")
+    r = c2.getresponse(); r.read(); print("new", r.status)
+except Exception as e:
+    print("new refused", type(e).__name__)
+"#;
+    let out = run(Command::new("python3")
+        .args(["-c", script, &s.api])
+        .arg(s.root_pem())
+        .arg(&cert)
+        .arg(&key)
+        .arg(&clock));
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("before 200"), "{said}");
+    assert!(
+        said.contains(r#"after 401 {"error":{"code":"Unauthenticated","message":"the client certificate has expired"}}"#),
+        "{said}"
+    );
+    // rustls checks validity at the handshake with the same (moved) clock.
+    assert!(said.contains("new refused SSLError"), "{said}");
+    // The refusal is in the trail (the clock moved back first, so the
+    // administrator's own certificate is valid again).
+    std::fs::write(&clock, "+0d\n").expect("clock");
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, page) = s.curl("GET", "/v1/audit?limit=1000", None);
+    assert_eq!(st, 200, "{page}");
+    let refused = page["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| {
+            e["result"]["code"] == "Unauthenticated"
+                && e["identity"]["subject"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("brief")
+        })
+        .count();
+    assert_eq!(refused, 1, "{page}");
+}

@@ -381,17 +381,47 @@ pub fn client_identity_with_names(
     subject: &str,
     names: &[&str],
 ) -> (PathBuf, PathBuf, String) {
-    let (st, v) = s.curl(
-        "POST",
-        "/v1/certificates/request",
-        Some(&serde_json::json!({
+    client_identity_from(
+        s,
+        name,
+        serde_json::json!({
             "ca_id": s.config.client_auth_ca_id,
             "names": names,
             "subject": subject,
             "profile": "tls-client",
             "passphrase": "test-passphrase",
-        })),
-    );
+        }),
+    )
+}
+
+/// [`client_identity`] valid for `days` days.
+pub fn client_identity_valid_for(
+    s: &Server,
+    name: &str,
+    subject: &str,
+    days: u32,
+) -> (PathBuf, PathBuf, String) {
+    client_identity_from(
+        s,
+        name,
+        serde_json::json!({
+            "ca_id": s.config.client_auth_ca_id,
+            "names": [],
+            "subject": subject,
+            "profile": "tls-client",
+            "validity_days": days,
+            "passphrase": "test-passphrase",
+        }),
+    )
+}
+
+fn client_identity_from(
+    s: &Server,
+    name: &str,
+    body: serde_json::Value,
+) -> (PathBuf, PathBuf, String) {
+    let subject = body["subject"].as_str().unwrap_or_default().to_string();
+    let (st, v) = s.curl("POST", "/v1/certificates/request", Some(&body));
     assert_eq!(st, 201, "client certificate for {subject}: {v}");
     let cert_pem = v["certificate"].as_str().expect("certificate").to_string();
     let der = ca_core::pem::decode("CERTIFICATE", &cert_pem).expect("cert der");
