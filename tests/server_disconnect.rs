@@ -230,10 +230,16 @@ async fn a_client_that_hangs_up_cannot_split_an_action_from_its_audit_entry() {
 
     // Issued: every ISSUED certificate of the rounds has its audit entry,
     // and every audit entry its certificate.
-    // (init's own certificates are audited as InternalIssueCertificate)
+    // (init's own certificates are audited as InternalIssueCertificate, the
+    // delegated OCSP responder's as InternalIssueOcspResponderCertificate)
     let mut issued_audit = audited(&s, "IssueCertificate");
-    for (target, n) in audited(&s, "InternalIssueCertificate") {
-        *issued_audit.entry(target).or_insert(0) += n;
+    for action in [
+        "InternalIssueCertificate",
+        "InternalIssueOcspResponderCertificate",
+    ] {
+        for (target, n) in audited(&s, action) {
+            *issued_audit.entry(target).or_insert(0) += n;
+        }
     }
     let (st, v) = s.curl(
         "GET",
