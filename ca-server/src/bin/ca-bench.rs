@@ -3,6 +3,12 @@
 //!
 //!     cargo run --release -p ca-server --bin ca-bench -- [--seconds 5] [--concurrency 1,16,64]
 //!
+//! With `--cfssl ADDR --cfssl-ca PEM --cfssl-pid PID` it drives a running
+//! `cfssl serve` (HTTPS) with the same load generator in the same run, and
+//! prints both side by side with each server's CPU time per certificate and
+//! the load generator's own CPU per request (`bench/peers.sh` sets it all up).
+//! `--seed N` also measures the rate with N certificates already stored.
+//!
 //! Without `--profile`, it initialises a temporary data directory and starts the
 //! sibling `ca-server` binary itself. With `--profile DIR/admin/profile.toml` it
 //! loads an existing server (issuing real certificates into its store).
@@ -46,11 +52,135 @@ struct Args {
     /// Comma-separated connection counts.
     #[arg(long, default_value = "1,16,64")]
     concurrency: String,
+    /// A running `cfssl serve` over HTTPS (host:port) to measure beside us.
+    #[arg(long)]
+    cfssl: Option<String>,
+    /// The CA certificate (PEM) that `cfssl serve`'s TLS certificate chains to.
+    #[arg(long)]
+    cfssl_ca: Option<PathBuf>,
+    /// The PID of `cfssl serve`, to read its CPU time.
+    #[arg(long)]
+    cfssl_pid: Option<u32>,
+    /// Also measure 16 connections on a store already holding this many
+    /// certificates, against an empty one.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 struct TempServer {
     child: Child,
     dir: PathBuf,
+}
+
+/// CPU seconds (user + system) a process has used, from /proc.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports USER_HZ = 100 ticks per second to user space.
+    Some(ticks / 100.0)
+}
+
+/// What one target answers to, and whose CPU time to read.
+struct Target {
+    name: &'static str,
+    addr: String,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    path: &'static str,
+    body: Bytes,
+    pid: Option<String>,
+    /// The store file, to measure its growth per certificate.
+    store_file: Option<PathBuf>,
+}
+
+struct Measured {
+    rate: f64,
+    p50: f64,
+    p99: f64,
+    errors: u64,
+    server_us: Option<f64>,
+    client_us: Option<f64>,
+    store_bytes: Option<f64>,
+}
+
+fn measure(
+    rt: &tokio::runtime::Runtime,
+    t: &Target,
+    connections: usize,
+    seconds: f64,
+) -> Measured {
+    let size = |f: &Option<PathBuf>| {
+        f.as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+    };
+    let (server0, client0, store0) = (
+        t.pid.as_deref().and_then(cpu_seconds),
+        cpu_seconds("self"),
+        size(&t.store_file),
+    );
+    let mut r = rt.block_on(bench_support::run_load(
+        t.addr.clone(),
+        t.tls.clone(),
+        t.path,
+        t.body.clone(),
+        connections,
+        Duration::from_secs_f64(seconds),
+        false,
+    ));
+    let (server1, client1, store1) = (
+        t.pid.as_deref().and_then(cpu_seconds),
+        cpu_seconds("self"),
+        size(&t.store_file),
+    );
+    let (p50, p99, _) = r.percentiles_ms();
+    let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if r.ok > 0 => Some((b - a) * 1e6 / r.ok as f64),
+        _ => None,
+    };
+    Measured {
+        rate: r.rate(),
+        p50,
+        p99,
+        errors: r.errors,
+        server_us: per(server0, server1),
+        client_us: per(client0, client1),
+        store_bytes: match (store0, store1) {
+            (Some(a), Some(b)) if r.ok > 0 => Some((b.saturating_sub(a)) as f64 / r.ok as f64),
+            _ => None,
+        },
+    }
+}
+
+/// The cryptographic floor of one issuance: one P-256 signature and one
+/// P-256 signature check (the CSR's), in microseconds on one core.
+fn crypto_floor_us() -> anyhow::Result<f64> {
+    use der::Decode;
+    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
+    let message = [7u8; 600];
+    let signature = key.sign(&message)?;
+    let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(key.public_key_der())?;
+    let alg = ca_core::signature::SignatureAlgorithm::default_for(key.kind());
+    let time_of = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < Duration::from_millis(700) {
+            f()?;
+            n += 1;
+        }
+        Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+    };
+    let sign = time_of(&mut || {
+        std::hint::black_box(key.sign(&message)?);
+        Ok(())
+    })?;
+    let verify = time_of(&mut || {
+        ca_core::signature::verify_with(&spki, alg, &message, &signature)?;
+        Ok(())
+    })?;
+    Ok(sign + verify)
 }
 
 impl Drop for TempServer {
@@ -63,7 +193,7 @@ impl Drop for TempServer {
     }
 }
 
-fn start_temp_server() -> anyhow::Result<(TempServer, ClientProfile, String)> {
+fn start_temp_server(seed: u64) -> anyhow::Result<(TempServer, ClientProfile, String)> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("ca-server");
     if !server.exists() {
@@ -82,6 +212,9 @@ fn start_temp_server() -> anyhow::Result<(TempServer, ClientProfile, String)> {
         .status()?;
     if !st.success() {
         bail!("ca-server init failed");
+    }
+    if seed > 0 {
+        seed_store(&dir, seed)?;
     }
     let child = Command::new(&server)
         .args(["serve", "--data-dir"])
@@ -106,6 +239,63 @@ fn start_temp_server() -> anyhow::Result<(TempServer, ClientProfile, String)> {
     let api = a["api"].as_str().context("api address")?.to_string();
     let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
     Ok((guard, profile, api))
+}
+
+/// Store `count` issued-certificate records in a stopped server's store, in
+/// batches through the store's own import, each with a real certificate's DER
+/// (the server's TLS certificate) so records have their real size.
+fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
+    use ca_server::store::{CertRecord, CertStatus};
+    let config = ca_server::config::Config::load(dir)?;
+    let template = ca_core::pem::decode(
+        "CERTIFICATE",
+        &std::fs::read_to_string(dir.join(&config.tls_cert))?,
+    )?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = ca_server::store::open(dir, "bench-seed".into())?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < count {
+        let n = (count - done).min(10_000);
+        let mut certs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let serial = Serial::random()?.to_hex();
+            certs.push((
+                CertRecord {
+                    ca_id: config.issuing_ca_id.clone(),
+                    serial: serial.clone(),
+                    status: CertStatus::Issued,
+                    profile: "tls-server".into(),
+                    subject: format!("CN=seed-{serial}.example"),
+                    sans: vec![format!("DNS:seed-{serial}.example")],
+                    key_algorithm: "ECDSA P-256".into(),
+                    not_before: now - 60,
+                    not_after: now + 90 * 86400,
+                    tbs_sha256: String::new(),
+                    created_at: now,
+                    requested_by: "ca-bench seed".into(),
+                    requester_fingerprint: None,
+                    boot_id: "bench-seed".into(),
+                    server_generated_key: false,
+                    renewed_from: None,
+                    revocation: None,
+                },
+                template.clone(),
+            ));
+        }
+        let draft = ca_server::audit::commit_draft("ca-bench", "ImportCertificates", "seed");
+        rt.block_on(store.import_certs(certs, draft))?;
+        done += n;
+    }
+    store.close();
+    println!(
+        "ca-bench: seeded {count} certificates in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 /// ca-core alone on one thread: CSR parse + verify, build, lint, sign.
@@ -179,21 +369,21 @@ fn main() -> anyhow::Result<()> {
     )?;
     let csr_pem = ca_core::pem::encode("CERTIFICATE REQUEST", &csr_der);
 
-    let (_guard, profile, api) = match &args.profile {
+    let (guard, profile, api) = match &args.profile {
         Some(p) => {
             let profile = ClientProfile::load(p)?;
             let api = profile.authority().to_string();
             (None, profile, api)
         }
         None => {
-            let (g, p, a) = start_temp_server()?;
+            let (g, p, a) = start_temp_server(0)?;
             (Some(g), p, a)
         }
     };
     let tls = profile_config(&profile)?;
     let body = Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
         ca_id: profile.default_ca_id.clone(),
-        csr: csr_pem,
+        csr: csr_pem.clone(),
         profile: Some("tls-server".into()),
         validity_days: None,
         idempotency_token: None,
@@ -201,41 +391,143 @@ fn main() -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("ca-bench: server {api}, {cores} CPU cores shared by server and load generator");
+    println!("ca-bench: server {api}, {cores} CPU cores shared by servers and load generator");
     println!("ca-bench: issuing ECDSA P-256 tls-server certificates from a P-256 issuing CA, pre-made P-256 CSR");
+    let floor = crypto_floor_us()?;
+    println!("crypto floor (one P-256 signature + one P-256 signature check, aws-lc, 1 core): {floor:.0} µs");
     let inproc = in_process_rate(&csr_der, args.seconds.min(3.0))?;
     println!("ca-core in-process issuance (CSR verify + build + lint + sign), 1 thread: {inproc:.0} certs/s");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let ours = Target {
+        name: "ca-server",
+        addr: api.clone(),
+        tls: tls.clone(),
+        path: "/v1/certificates",
+        body: body.clone(),
+        pid: guard.as_ref().map(|g| g.child.id().to_string()),
+        store_file: guard
+            .as_ref()
+            .map(|g| g.dir.join(ca_server::store::STORE_FILE)),
+    };
+    let mut targets = vec![ours];
+    if let Some(addr) = &args.cfssl {
+        let ca = args
+            .cfssl_ca
+            .as_ref()
+            .context("--cfssl needs --cfssl-ca (the CA of its TLS certificate)")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for der in ca_core::pem::decode_all("CERTIFICATE", &std::fs::read_to_string(ca)?)? {
+            roots.add(rustls_pki_types::CertificateDer::from(der))?;
+        }
+        let cfssl_tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        targets.push(Target {
+            name: "cfssl",
+            addr: addr.clone(),
+            tls: std::sync::Arc::new(cfssl_tls),
+            path: "/api/v1/cfssl/sign",
+            body: Bytes::from(serde_json::to_vec(
+                &serde_json::json!({ "certificate_request": csr_pem }),
+            )?),
+            pid: args.cfssl_pid.map(|p| p.to_string()),
+            store_file: None,
+        });
+    }
     println!(
-        "{:>11} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8} {:>10}",
-        "connections", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "of core", "commits"
+        "{:>11} {:>10} {:>9} {:>8} {:>8} {:>7} {:>15} {:>14} {:>13}",
+        "connections",
+        "server",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "server µs/cert",
+        "client µs/req",
+        "store B/cert"
     );
+    let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let mut at16: Option<f64> = None;
     for c in levels {
-        let health_before = commits(&rt, &api, &tls);
-        let mut r = rt.block_on(bench_support::run_load(
-            api.clone(),
-            tls.clone(),
-            "/v1/certificates",
-            body.clone(),
-            c,
-            Duration::from_secs_f64(args.seconds),
-            false,
-        ));
-        let health_after = commits(&rt, &api, &tls);
-        let (p50, p99, max) = r.percentiles_ms();
-        let rate = r.rate();
-        let batches = match (health_before, health_after) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                format!("{:.1}/commit", (b.1 - a.1) as f64 / (b.0 - a.0) as f64)
+        let mut results = Vec::new();
+        let mut batches = None;
+        for t in &targets {
+            let before = (t.name == "ca-server").then(|| commits(&rt, &api, &tls)).flatten();
+            let m = measure(&rt, t, c, args.seconds);
+            if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
+                if t.name == "ca-server" && b.0 > a.0 {
+                    batches = Some((b.1 - a.1) as f64 / (b.0 - a.0) as f64);
+                }
             }
-            _ => "-".into(),
+            println!(
+                "{c:>11} {:>10} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>15} {:>14} {:>13}",
+                t.name,
+                m.rate,
+                m.p50,
+                m.p99,
+                m.errors,
+                opt(m.server_us),
+                opt(m.client_us),
+                opt(m.store_bytes)
+            );
+            results.push(m);
+        }
+        if c == 16 {
+            at16 = Some(results[0].rate);
+        }
+        let ours = &results[0];
+        let mut ratios = vec![];
+        if let Some(us) = ours.server_us {
+            ratios.push(format!("ca-server CPU/cert = {:.1}× the crypto floor", us / floor));
+        }
+        if let Some(b) = batches {
+            ratios.push(format!("{b:.1} store writes per durable commit"));
+        }
+        if let Some(peer) = results.get(1) {
+            ratios.push(format!(
+                "throughput {:.2}× CFSSL's, p50 {:.2}× CFSSL's",
+                ours.rate / peer.rate.max(1e-9),
+                ours.p50 / peer.p50.max(1e-9)
+            ));
+            if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+                ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
+            }
+        }
+        println!("{:>11} {}", "", ratios.join("; "));
+    }
+    if let Some(count) = args.seed {
+        let empty_rate = match at16 {
+            Some(r) => r,
+            None => measure(&rt, &targets[0], 16, args.seconds).rate,
         };
+        let (seeded, seeded_profile, seeded_api) = start_temp_server(count)?;
+        let seeded_target = Target {
+            name: "seeded",
+            addr: seeded_api,
+            tls: profile_config(&seeded_profile)?,
+            path: "/v1/certificates",
+            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                ca_id: seeded_profile.default_ca_id.clone(),
+                csr: csr_pem.clone(),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            })?),
+            pid: Some(seeded.child.id().to_string()),
+            store_file: Some(seeded.dir.join(ca_server::store::STORE_FILE)),
+        };
+        let size = std::fs::metadata(seeded.dir.join(ca_server::store::STORE_FILE))?.len();
+        let m = measure(&rt, &seeded_target, 16, args.seconds);
         println!(
-            "{c:>11} {rate:>10.0} {p50:>9.2} {p99:>9.2} {max:>9.2} {:>9} {:>7.0}% {batches:>10}",
-            r.errors,
-            100.0 * rate / inproc
+            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× the empty store's {:.0} req/s",
+            size as f64 / 1e6,
+            size as f64 / count as f64,
+            m.rate,
+            m.p99,
+            m.rate / empty_rate.max(1e-9),
+            empty_rate
         );
     }
     Ok(())
