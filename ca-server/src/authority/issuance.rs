@@ -1,8 +1,11 @@
 //! Issuance: a certificate from a client's CSR, from a key the server makes,
 //! or renewed from one already issued; and the policy-checked reads of
-//! issued certificates. Every path goes through one `sign_reserved`: the
-//! intent is recorded durably before the signer signs, and the certificate
-//! commits with its audit entry before anyone sees it.
+//! issued certificates. Every path goes through one `sign_reserved`: with an
+//! idempotency token the intent is recorded durably before the signer signs;
+//! without one, nothing is written before signing. Either way the
+//! certificate commits with its audit entry (and, without an intent, the
+//! claim of its serial) before anyone sees it: one durable commit per
+//! certificate on the common path.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -117,6 +120,15 @@ impl Authority {
                     },
                 )
             });
+            // Without an idempotency token the intent need not be durable
+            // before signing: the certificate leaves this process only after
+            // the one commit that stores it with its audit entry and claims
+            // its serial (refused if taken). A crash before that commit loses
+            // a signature nobody received. With a token, the intent binds the
+            // token first, so a retry finds the certificate or its signing.
+            if token.is_none() {
+                break (prepared, intent);
+            }
             let outcome = self
                 .store
                 .reserve(intent.clone(), token, self.idempotency_in_flight.clone())

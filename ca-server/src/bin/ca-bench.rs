@@ -105,12 +105,7 @@ struct Measured {
     store_bytes: Option<f64>,
 }
 
-fn measure(
-    rt: &tokio::runtime::Runtime,
-    t: &Target,
-    connections: usize,
-    seconds: f64,
-) -> Measured {
+fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Measured {
     let size = |f: &Option<PathBuf>| {
         f.as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -454,7 +449,9 @@ fn main() -> anyhow::Result<()> {
         let mut results = Vec::new();
         let mut batches = None;
         for t in &targets {
-            let before = (t.name == "ca-server").then(|| commits(&rt, &api, &tls)).flatten();
+            let before = (t.name == "ca-server")
+                .then(|| commits(&rt, &api, &tls))
+                .flatten();
             let m = measure(&rt, t, c, args.seconds);
             if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
                 if t.name == "ca-server" && b.0 > a.0 {
@@ -480,7 +477,10 @@ fn main() -> anyhow::Result<()> {
         let ours = &results[0];
         let mut ratios = vec![];
         if let Some(us) = ours.server_us {
-            ratios.push(format!("ca-server CPU/cert = {:.1}× the crypto floor", us / floor));
+            ratios.push(format!(
+                "ca-server CPU/cert = {:.1}× the crypto floor",
+                us / floor
+            ));
         }
         if let Some(b) = batches {
             ratios.push(format!("{b:.1} store writes per durable commit"));

@@ -188,7 +188,8 @@ async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir:
         .await
         .expect("replay");
     assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
-    // Issuing twice, or without a reservation, is refused.
+    // Issuing twice is refused; without a reservation, a serial another
+    // certificate holds is refused.
     let again = s
         .issue(
             issued(intent(CA1, "02", "boot1")),
@@ -199,13 +200,13 @@ async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir:
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     let unreserved = s
         .issue(
-            issued(intent(CA1, "77", "boot1")),
+            issued(intent(CA2, "02", "boot1")),
             b"der".to_vec(),
-            draft("IssueCertificate", "77"),
+            draft("IssueCertificate", "02"),
         )
         .await;
     assert!(
-        matches!(unreserved, Err(StoreError::NotFound(_))),
+        matches!(unreserved, Err(StoreError::SerialTaken)),
         "{unreserved:?}"
     );
     s.close();
@@ -214,15 +215,34 @@ async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir:
 async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Path) {
     let s = b.open(dir, "boot1");
     issue_one(s.as_ref(), CA1, "0a").await;
-    // A refused issue writes neither certificate nor entry.
+    // A refused issue (its serial is taken, here by another CA's
+    // certificate) writes neither certificate nor entry.
     let refused = s
         .issue(
-            issued(intent(CA1, "0b", "boot1")),
+            issued(intent(CA2, "0a", "boot1")),
             b"der".to_vec(),
-            draft("IssueCertificate", "0b"),
+            draft("IssueCertificate", "0a"),
         )
         .await;
-    assert!(refused.is_err());
+    assert!(
+        matches!(refused, Err(StoreError::SerialTaken)),
+        "{refused:?}"
+    );
+    assert!(s.get_cert(CA2, "0a").expect("read").is_none());
+    // With no intent (the one-commit path) a fresh serial is stored and
+    // claimed in the same commit.
+    s.issue(
+        issued(intent(CA1, "0c", "boot1")),
+        b"der".to_vec(),
+        draft("IssueCertificate", "0c"),
+    )
+    .await
+    .expect("one commit");
+    assert_eq!(s.ca_of_serial("0c").expect("read").as_deref(), Some(CA1));
+    let again = s
+        .reserve(intent(CA2, "0c", "boot1"), None, no_tokens())
+        .await;
+    assert!(matches!(again, Err(StoreError::SerialTaken)), "{again:?}");
     s.revoke(CA1, "0a", rv(1, 5), draft("RevokeCertificate", "0a"))
         .await
         .expect("revoke");
@@ -247,6 +267,7 @@ async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Pa
         audit_actions(s.as_ref()),
         vec![
             ("IssueCertificate".into(), "0a".into()),
+            ("IssueCertificate".into(), "0c".into()),
             ("RevokeCertificate".into(), "0a".into()),
             ("PutAlias".into(), "issuing".into()),
             ("PutPolicy".into(), "p1".into()),
@@ -257,7 +278,7 @@ async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Pa
     assert_eq!(
         s.verify_audit(None).expect("verify"),
         Verdict::Ok {
-            count: 6,
+            count: 7,
             digests: 0,
             covered: 0
         }
@@ -476,7 +497,9 @@ async fn a_new_ca_is_one_commit(b: &dyn Backend, dir: &Path) {
         .await;
     assert!(matches!(twice, Err(StoreError::Conflict(_))));
     assert_eq!(s.sealed_key(CA1).expect("key"), Some(b"sealed".to_vec()));
-    // A sub-CA whose certificate has no reservation: nothing of it is kept.
+    // A sub-CA whose certificate cannot be stored (its serial names a
+    // certificate already stored): nothing of it is kept.
+    issue_one(s.as_ref(), CA1, "0c").await;
     let orphan = NewCaRecord {
         ca: ca(CA2),
         sealed_key: b"k2".to_vec(),
@@ -515,7 +538,12 @@ async fn a_new_ca_is_one_commit(b: &dyn Backend, dir: &Path) {
     let actions: Vec<String> = audit_actions(s.as_ref()).into_iter().map(|a| a.0).collect();
     assert_eq!(
         actions,
-        ["CreateCertificateAuthority", "PutAlias", "RotateAlias"]
+        [
+            "CreateCertificateAuthority",
+            "IssueCertificate",
+            "PutAlias",
+            "RotateAlias"
+        ]
     );
     s.close();
 }

@@ -169,7 +169,9 @@ pub trait Store: Send + Sync {
         token: Option<(String, IdemRecord)>,
         in_flight: Arc<InFlightTokens>,
     ) -> StoreFuture<'_, ReserveOutcome>;
-    /// Replace an intent by the signed certificate, with its audit entry.
+    /// Store a signed certificate with its audit entry: over its intent
+    /// ([`Store::reserve`]), or with no intent, claiming its serial in the
+    /// same commit (SerialTaken if the serial is not free).
     fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
     /// Mark a certificate revoked and keep its CRL entry beside it. Unknown or
     /// unissued serials are NotFound. Revoking again with the same reason

@@ -110,12 +110,16 @@ pub fn create_ca(txn: &WriteTransaction, new: &NewCaRecord) -> Result<(), StoreE
     if txn.open_table(CA_KEYS)?.get(id)?.is_some() {
         return Err(StoreError::Conflict(format!("CA {id} already has a key")));
     }
-    if let Some((rec, _)) = &new.certificate {
-        check_issuable(txn, rec)?;
-    }
+    let claim = match &new.certificate {
+        Some((rec, _)) => check_issuable(txn, rec)?,
+        None => false,
+    };
     txn.open_table(CA_KEYS)?
         .insert(id, new.sealed_key.as_slice())?;
     if let Some((rec, der)) = &new.certificate {
+        if claim {
+            claim_serial(txn, rec)?;
+        }
         store_issued(txn, rec, der)?;
     }
     put_ca(txn, &new.ca)
@@ -234,8 +238,10 @@ pub fn store_issued(
     Ok(())
 }
 
-/// The intent a signed certificate replaces must exist and be unissued.
-fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreError> {
+/// A signed certificate replaces its intent (a reservation with the same
+/// to-be-signed hash), or, on the one-commit path, nothing: then its serial
+/// must be free, and is claimed in the same commit. Returns whether to claim.
+fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<bool, StoreError> {
     let key = rec.key();
     let t = txn.open_table(CERTS)?;
     let found: Option<CertRecord> = match t.get(key.as_str())? {
@@ -243,21 +249,30 @@ fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreE
         None => None,
     };
     match found {
-        Some(r) if r.status == CertStatus::Reserved && r.tbs_sha256 == rec.tbs_sha256 => Ok(()),
+        Some(r) if r.status == CertStatus::Reserved && r.tbs_sha256 == rec.tbs_sha256 => Ok(false),
         Some(_) => Err(StoreError::Conflict(format!(
             "certificate {} is already stored",
             rec.serial
         ))),
-        None => Err(StoreError::NotFound(format!(
-            "no reservation for serial {}",
-            rec.serial
-        ))),
+        None if txn.open_table(SERIALS)?.get(rec.serial.as_str())?.is_some() => {
+            Err(StoreError::SerialTaken)
+        }
+        None => Ok(true),
     }
 }
 
-/// Replace an intent by the signed certificate, after [`check_issuable`].
+fn claim_serial(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreError> {
+    txn.open_table(SERIALS)?
+        .insert(rec.serial.as_str(), rec.ca_id.as_str())?;
+    Ok(())
+}
+
+/// Store a signed certificate: over its intent, or in one commit with its
+/// serial's claim (see [`check_issuable`]).
 pub fn issue(txn: &WriteTransaction, rec: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
-    check_issuable(txn, rec)?;
+    if check_issuable(txn, rec)? {
+        claim_serial(txn, rec)?;
+    }
     store_issued(txn, rec, der)
 }
 
