@@ -29,6 +29,26 @@ impl Serial {
         }
     }
 
+    /// 48 bits of time (milliseconds since 1970, big-endian) then 80 bits
+    /// from the OS CSPRNG: as unpredictable as CA/B BR 7.1 asks (at least 64
+    /// random bits, non-sequential), and ordered by time, so a store keyed by
+    /// serial appends new certificates at the end of its indexes instead of
+    /// dirtying a random page of each per certificate. The time is public in
+    /// the certificate anyway (notBefore). Positive with no padding byte
+    /// until the year 10889; a time before 1970 counts as 1970.
+    pub fn time_ordered(now: time::OffsetDateTime) -> Result<Serial, SerialError> {
+        let millis = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        getrandom::getrandom(&mut b[6..]).map_err(|_| SerialError::Rng)?;
+        b[0] &= 0x7f;
+        if b.iter().all(|x| *x == 0) {
+            // Only at the epoch with all-zero randomness: draw a random one.
+            return Serial::random();
+        }
+        Ok(Serial::from_bytes(&b))
+    }
+
     /// From big-endian magnitude bytes (leading zeros are dropped).
     pub fn from_bytes(bytes: &[u8]) -> Serial {
         let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
@@ -89,6 +109,22 @@ impl fmt::Debug for Serial {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_ordered_serials_sort_by_time_and_keep_80_random_bits() {
+        let t = time::macros::datetime!(2026-12-03 10:00:00 UTC);
+        let a = Serial::time_ordered(t).unwrap();
+        let b = Serial::time_ordered(t + time::Duration::milliseconds(1)).unwrap();
+        assert_eq!(a.as_bytes().len(), 16);
+        assert_eq!(a.to_hex().len(), 32);
+        assert!(a.to_hex() < b.to_hex(), "{a:?} {b:?}");
+        // Same millisecond: the same 48-bit prefix, different random tails.
+        let c = Serial::time_ordered(t).unwrap();
+        assert_eq!(a.as_bytes()[..6], c.as_bytes()[..6]);
+        assert_ne!(a.as_bytes()[6..], c.as_bytes()[6..]);
+        // Positive without padding: the top bit is clear.
+        assert!(a.as_bytes()[0] & 0x80 == 0 && a.as_bytes()[0] != 0);
+    }
 
     #[test]
     fn random_serials_are_positive_and_distinct() {

@@ -88,8 +88,8 @@ impl Authority {
         let mut attempt = 0;
         let (prepared, intent) = loop {
             attempt += 1;
-            let serial = Serial::random().map_err(|e| ApiError::internal("serial", e))?;
             let now = self.now();
+            let serial = Serial::time_ordered(now).map_err(|e| ApiError::internal("serial", e))?;
             let prepared = prepare(&issuer, &request, serial, now, limits).map_err(map_issue)?;
             let intent = CertRecord {
                 ca_id: ca_id.to_string(),

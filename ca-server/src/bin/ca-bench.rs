@@ -257,7 +257,10 @@ fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
         let n = (count - done).min(10_000);
         let mut certs = Vec::with_capacity(n as usize);
         for _ in 0..n {
-            let serial = Serial::random()?.to_hex();
+            // Issued before the run, in time order as the server makes them.
+            let issued_at = time::OffsetDateTime::now_utc()
+                - time::Duration::seconds((count - done) as i64);
+            let serial = Serial::time_ordered(issued_at)?.to_hex();
             certs.push((
                 CertRecord {
                     ca_id: config.issuing_ca_id.clone(),
