@@ -242,10 +242,14 @@ fn start_temp_server(seed: u64) -> anyhow::Result<(TempServer, ClientProfile, St
 fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
     use ca_server::store::{CertRecord, CertStatus};
     let config = ca_server::config::Config::load(dir)?;
-    let template = ca_core::pem::decode(
+    // The server's TLS certificate (the first of its chain file).
+    let template = ca_core::pem::decode_all(
         "CERTIFICATE",
         &std::fs::read_to_string(dir.join(&config.tls_cert))?,
-    )?;
+    )?
+    .into_iter()
+    .next()
+    .context("the server's TLS certificate")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -258,8 +262,8 @@ fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
         let mut certs = Vec::with_capacity(n as usize);
         for _ in 0..n {
             // Issued before the run, in time order as the server makes them.
-            let issued_at = time::OffsetDateTime::now_utc()
-                - time::Duration::seconds((count - done) as i64);
+            let issued_at =
+                time::OffsetDateTime::now_utc() - time::Duration::seconds((count - done) as i64);
             let serial = Serial::time_ordered(issued_at)?.to_hex();
             certs.push((
                 CertRecord {
