@@ -97,12 +97,26 @@ pub fn write_output(path: &Path, data: &[u8], secret: bool, force: bool) -> Resu
 /// symlink in its place), so nobody can plant a file or a symlink at the name
 /// in advance and have the secret written there or with their permissions.
 fn create_temp(dir: &Path, name: &str, mode: u32) -> Result<(std::fs::File, PathBuf)> {
-    const ATTEMPTS: usize = 8;
-    let mut last = None;
-    for _ in 0..ATTEMPTS {
+    create_temp_with(dir, name, mode, &mut || {
         let mut suffix = [0u8; 8];
         aws_lc_rs::rand::fill(&mut suffix)
             .map_err(|_| anyhow::anyhow!("no randomness for a temporary file name"))?;
+        Ok(suffix)
+    })
+}
+
+/// [`create_temp`] with the suffixes from `next_suffix` (tests choose them,
+/// to plant a file at the very name the next attempt will use).
+fn create_temp_with(
+    dir: &Path,
+    name: &str,
+    mode: u32,
+    next_suffix: &mut dyn FnMut() -> Result<[u8; 8]>,
+) -> Result<(std::fs::File, PathBuf)> {
+    const ATTEMPTS: usize = 8;
+    let mut last = None;
+    for _ in 0..ATTEMPTS {
+        let suffix = next_suffix()?;
         let tmp = dir.join(format!(".{name}.{}.tmp", crate::output::hex(&suffix)));
         match OpenOptions::new()
             .write(true)
@@ -153,19 +167,31 @@ mod tests {
         std::fs::write(&target, b"old").unwrap();
         let victim = t.path().join("victim");
         std::fs::write(&victim, b"victim").unwrap();
-        // The temporary name this function used to write through (create +
-        // truncate, so a symlink there was followed).
-        let old_tmp = t.path().join(format!(".k.pem.tmp{}", std::process::id()));
-        std::os::unix::fs::symlink(&victim, &old_tmp).unwrap();
+        // A symlink planted at the exact temporary name the first attempt
+        // uses (the suffix is chosen here; in use it is random).
+        let planted = t
+            .path()
+            .join(format!(".k.pem.{}.tmp", crate::output::hex(&[0u8; 8])));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let mut suffixes = [[0u8; 8], [1u8; 8]].into_iter();
+        let (mut f, tmp) = create_temp_with(t.path(), "k.pem", 0o600, &mut || {
+            Ok(suffixes.next().unwrap_or([2u8; 8]))
+        })
+        .unwrap();
+        assert_ne!(tmp, planted, "the planted name was used");
+        f.write_all(b"secret").unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+        assert!(std::fs::symlink_metadata(&planted)
+            .unwrap()
+            .file_type()
+            .is_symlink());
 
+        // And end to end through write_output, with a random name.
         write_output(&target, b"secret", true, true).unwrap();
-
         assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
         assert_eq!(std::fs::read(&target).unwrap(), b"secret");
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        // No temporary file left behind: only the three entries we made.
-        assert_eq!(std::fs::read_dir(t.path()).unwrap().count(), 3);
     }
 
     #[test]
