@@ -3,7 +3,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 mod harness;
 use harness::Server;
@@ -40,8 +40,23 @@ fn policy_audit_and_alias_commands() {
         .expect("json");
     assert_eq!(v["effect"], "allow");
     ok(s.cli(&["policy", "delete", "readers"]));
-    let gone = s.cli(&["policy", "get", "readers"]);
-    assert!(!gone.status.success());
+    // The tool's own failure (1), with the server's stable code in the JSON
+    // error envelope; a usage error is 2.
+    let gone = s.cli(&["-o", "json", "policy", "get", "readers"]);
+    assert_eq!(gone.status.code(), Some(1));
+    let envelope: Value =
+        serde_json::from_slice(&gone.stderr).expect("JSON error envelope on stderr");
+    assert_eq!(
+        (
+            &envelope["code"],
+            &envelope["status"],
+            &envelope["exit_code"]
+        ),
+        (&json!("NotFound"), &json!(404), &json!(1)),
+        "{envelope}"
+    );
+    let usage = s.cli(&["policy", "get"]);
+    assert_eq!(usage.status.code(), Some(2));
 
     let aliases = ok(s.cli(&["alias", "list"]));
     assert!(aliases.starts_with("issuing -> ca-"), "{aliases}");
@@ -68,8 +83,10 @@ fn policy_audit_and_alias_commands() {
             .expect("json");
     assert_eq!(v["entries"].as_array().map(Vec::len), Some(2));
     assert_eq!(v["next_cursor"], "3");
-    let bad = s.cli(&["audit", "list", "--since", "not a time"]);
-    assert!(!bad.status.success());
+    let bad = s.cli(&["-o", "json", "audit", "list", "--since", "not a time"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let envelope: Value = serde_json::from_slice(&bad.stderr).expect("JSON error envelope");
+    assert_eq!(envelope["code"], "InvalidRequest", "{envelope}");
     drop(s);
 }
 

@@ -111,7 +111,22 @@ impl Out {
         let chain: Vec<String> = e.chain().map(ToString::to_string).collect();
         let message = chain.join(": ");
         if self.is_json() {
-            let v = serde_json::json!({ "error": message, "exit_code": code });
+            let mut v = serde_json::json!({ "error": message, "exit_code": code });
+            // A refusal by the server keeps its stable code and status, so a
+            // script can branch on them rather than on the wording.
+            let api = e.chain().find_map(|c| {
+                c.downcast_ref::<ca_server::api::client::ApiFailure>()
+                    .or_else(
+                        || match c.downcast_ref::<ca_server::api::client::ClientError>() {
+                            Some(ca_server::api::client::ClientError::Api(f)) => Some(f),
+                            _ => None,
+                        },
+                    )
+            });
+            if let Some(f) = api {
+                v["code"] = f.code.clone().into();
+                v["status"] = f.status.into();
+            }
             eprintln!("{v}");
         } else {
             eprintln!("error: {message}");
