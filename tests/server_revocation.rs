@@ -943,13 +943,9 @@ fn a_trickled_ocsp_body_is_cut_off() {
 /// libfaketime, which the test command installs (Debian's `faketime`).
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
-/// Security review L2: a client certificate's notAfter is checked on every
-/// request, so a connection kept alive past it is refused at its next
-/// request, and a new connection fails its handshake. The server's clock is
-/// moved with libfaketime (wall clock only; timers keep the real monotonic
-/// clock), since no certificate expiring within seconds can be issued.
-#[test]
-fn a_client_certificate_that_expires_on_a_kept_alive_connection_is_refused() {
+/// A started server whose wall clock follows the offset written to the
+/// returned file (`+2d`), through libfaketime.
+fn server_on_a_movable_clock() -> (Server, PathBuf) {
     assert!(
         Path::new(LIBFAKETIME).exists(),
         "{LIBFAKETIME} is missing: run tests/install-test-tools.sh"
@@ -966,6 +962,63 @@ fn a_client_certificate_that_expires_on_a_kept_alive_connection_is_refused() {
         s.env.push((k.to_string(), v));
     }
     s.start();
+    (s, clock)
+}
+
+/// Listing by status follows the clock: a certificate past its notAfter is
+/// EXPIRED (and no longer ISSUED), one still valid is ISSUED.
+#[test]
+fn listing_by_status_follows_expiry() {
+    let (s, clock) = server_on_a_movable_clock();
+    let ca = s.config.issuing_ca_id.clone();
+    let issue_for = |name: &str, days: u32| {
+        let (st, v) = s.curl(
+            "POST",
+            "/v1/certificates/request",
+            Some(&json!({"ca_id": ca, "names": [name], "validity_days": days,
+                         "passphrase": "long enough passphrase"})),
+        );
+        assert_eq!(st, 201, "{v}");
+        v["serial"].as_str().expect("serial").to_string()
+    };
+    let brief = issue_for("brief.example", 1);
+    let lasting = issue_for("lasting.example", 30);
+    let listed = |status: &str| -> Vec<String> {
+        let (st, v) = s.curl(
+            "GET",
+            &format!("/v1/certificates?ca_id={ca}&status={status}&limit=1000"),
+            None,
+        );
+        assert_eq!(st, 200, "{v}");
+        v["certificates"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|c| c["serial"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(listed("ISSUED").contains(&brief));
+    assert!(listed("EXPIRED").is_empty());
+    std::fs::write(&clock, "+2d\n").expect("clock");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(listed("EXPIRED"), vec![brief.clone()]);
+    let issued = listed("ISSUED");
+    assert!(
+        issued.contains(&lasting) && !issued.contains(&brief),
+        "{issued:?}"
+    );
+    let (st, v) = s.curl("GET", &format!("/v1/certificates/{brief}"), None);
+    assert_eq!((st, v["status"].as_str()), (200, Some("EXPIRED")), "{v}");
+}
+
+/// Security review L2: a client certificate's notAfter is checked on every
+/// request, so a connection kept alive past it is refused at its next
+/// request, and a new connection fails its handshake. The server's clock is
+/// moved with libfaketime (wall clock only; timers keep the real monotonic
+/// clock), since no certificate expiring within seconds can be issued.
+#[test]
+fn a_client_certificate_that_expires_on_a_kept_alive_connection_is_refused() {
+    let (s, clock) = server_on_a_movable_clock();
     let (cert, key, _) =
         harness::server::client_identity_valid_for(&s, "brief", "CN=brief,O=test", 1);
     s.put_policy(
