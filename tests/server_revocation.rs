@@ -607,6 +607,40 @@ async fn a_revoked_operator_is_locked_out_at_once() {
     assert_eq!(st, 200, "{v}");
 }
 
+/// OCSP over HTTP says `unauthorized` (RFC 5019 2.2.3) when asked, at one
+/// CA's URL, about another CA's certificate, or at the URL of no CA.
+#[test]
+fn ocsp_answers_unauthorized_for_issuers_it_does_not_serve() {
+    let s = Server::start_new();
+    let ca = s.config.issuing_ca_id.clone();
+    let leaf = issue(&s, &ca, "asked-elsewhere.example");
+    let f = Files::new(&s, &ca, &leaf);
+    let leaf_pem = f.leaf("leaf", &leaf);
+    let ask = |ca_in_url: &str| {
+        let url = format!("http://{}/ocsp/{ca_in_url}", s.public);
+        text(&openssl(&[
+            "ocsp",
+            "-issuer",
+            p(&f.issuer),
+            "-cert",
+            p(&leaf_pem),
+            "-url",
+            &url,
+            "-no_nonce",
+        ]))
+    };
+    // Positive control: the right URL answers good.
+    assert!(ask(&ca).contains(": good"), "{}", ask(&ca));
+    let root = s.config.root_ca_id.clone();
+    for wrong in [root.as_str(), "ca-0000000000000000"] {
+        let t = ask(wrong);
+        assert!(
+            t.contains("Responder Error: unauthorized (6)"),
+            "{wrong}: {t}"
+        );
+    }
+}
+
 #[test]
 fn the_ca_itself_signs_ocsp_when_configured() {
     let mut s = Server::start_new();
