@@ -381,6 +381,41 @@ mod tests {
     }
 
     #[test]
+    fn tampering_anywhere_in_a_sealed_record_is_refused() {
+        let master = MasterKey::generate().unwrap();
+        let bytes = seal(&master, "ca-1", b"secret pkcs8").unwrap().to_bytes();
+        // Every bit of every byte: the version, the length, either nonce,
+        // either ciphertext, either tag. Each flip is refused, never opened
+        // to something else.
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                let opened = SealedKey::from_bytes(&bad).and_then(|k| open(&master, "ca-1", &k));
+                assert!(opened.is_err(), "byte {i} bit {bit} opened");
+            }
+        }
+        // Truncated anywhere: refused too.
+        for n in 0..bytes.len() {
+            let opened =
+                SealedKey::from_bytes(&bytes[..n]).and_then(|k| open(&master, "ca-1", &k));
+            assert!(opened.is_err(), "truncated to {n} opened");
+        }
+    }
+
+    #[test]
+    fn a_master_key_of_the_wrong_length_is_refused() {
+        for len in [0, 16, 31, 33, 64] {
+            assert_eq!(
+                MasterKey::from_bytes(&vec![7u8; len]).map(|_| ()),
+                Err(EnvelopeError::MasterKeyLength),
+                "{len} bytes"
+            );
+        }
+        assert!(MasterKey::from_bytes(&[7u8; MASTER_KEY_LEN]).is_ok());
+    }
+
+    #[test]
     fn rewrap_changes_only_the_data_key_wrapping() {
         let old = MasterKey::generate().unwrap();
         let new = MasterKey::generate().unwrap();
