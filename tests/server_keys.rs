@@ -445,6 +445,43 @@ fn an_older_data_directory_is_migrated_to_sealed_keys_and_policies() {
     }
 }
 
+/// A corrupt sealed key record fails that CA's signing with a JSON 500
+/// `Internal` (details only in the log, never key material), and nothing
+/// else: the server keeps serving, and other CAs keep issuing.
+#[test]
+fn a_corrupt_sealed_key_fails_only_its_ca() {
+    use ca_server::store::redb::forensics;
+    let mut s = Server::start_new();
+    s.stop();
+    let issuing = s.config.issuing_ca_id.clone();
+    let store = ca_server::store::open_read_only(&s.dir).expect("store");
+    let mut sealed = store.sealed_key(&issuing).expect("get").expect("sealed");
+    store.close();
+    let middle = sealed.len() / 2;
+    sealed[middle] ^= 0x40;
+    forensics::set_sealed_key(&s.dir, &issuing, &sealed).expect("corrupt");
+    s.start();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr("corrupt.example.internal")})),
+    );
+    assert_eq!((st, harness::code(&v)), (500, "Internal"), "{v}");
+    assert!(
+        !v.to_string().contains("ca_keys") && v["error"]["message"].as_str().is_some(),
+        "{v}"
+    );
+    // Still serving, and the client-auth CA still issues.
+    let (st, v) = s.curl("GET", "/v1/cas", None);
+    assert_eq!(st, 200, "{v}");
+    let (_cert, _key, fp) = harness::client_identity(&s, "after", "CN=after,O=test");
+    assert_eq!(fp.len(), 64);
+    assert!(
+        s.log().contains(&issuing),
+        "the log names the CA whose key failed"
+    );
+}
+
 /// Security review L5: a new master passphrase must be long enough; a
 /// generated key file is called out at init, because it sits beside the store
 /// it opens.

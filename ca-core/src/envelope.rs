@@ -397,8 +397,7 @@ mod tests {
         }
         // Truncated anywhere: refused too.
         for n in 0..bytes.len() {
-            let opened =
-                SealedKey::from_bytes(&bytes[..n]).and_then(|k| open(&master, "ca-1", &k));
+            let opened = SealedKey::from_bytes(&bytes[..n]).and_then(|k| open(&master, "ca-1", &k));
             assert!(opened.is_err(), "truncated to {n} opened");
         }
     }

@@ -70,6 +70,15 @@ pub fn drop_policies(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Replace the sealed key record of a CA (a corrupt record).
+pub fn set_sealed_key(dir: &Path, ca_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.open_table(CA_KEYS)?.insert(ca_id, bytes)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Remove the sealed key of a CA (a store that lost a key).
 pub fn remove_sealed_key(dir: &Path, ca_id: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
