@@ -980,11 +980,19 @@ const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 /// A started server whose wall clock follows the offset written to the
 /// returned file (`+2d`), through libfaketime.
 fn server_on_a_movable_clock() -> (Server, PathBuf) {
+    server_on_a_movable_clock_with(|config| config)
+}
+
+/// [`server_on_a_movable_clock`] with `edit` applied to its config.toml first.
+fn server_on_a_movable_clock_with(edit: impl Fn(String) -> String) -> (Server, PathBuf) {
     assert!(
         Path::new(LIBFAKETIME).exists(),
         "{LIBFAKETIME} is missing: run tests/install-test-tools.sh"
     );
     let mut s = Server::init_with(&[], &[]);
+    let path = s.dir.join("config.toml");
+    let config = std::fs::read_to_string(&path).expect("config");
+    std::fs::write(&path, edit(config)).expect("config");
     let clock = s.tmp.path().join("faketime");
     std::fs::write(&clock, "+0d\n").expect("clock");
     for (k, v) in [
@@ -1043,6 +1051,80 @@ fn listing_by_status_follows_expiry() {
     );
     let (st, v) = s.curl("GET", &format!("/v1/certificates/{brief}"), None);
     assert_eq!((st, v["status"].as_str()), (200, Some("EXPIRED")), "{v}");
+}
+
+/// The responder's serial in `openssl ocsp -resp_text` output.
+fn responder_serial(t: &str) -> String {
+    let begin = t
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("responder certificate");
+    let end = t.find("-----END CERTIFICATE-----").expect("end") + 25;
+    let der = ca_core::pem::decode("CERTIFICATE", &t[begin..end]).expect("pem");
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(&der).expect("certificate");
+    ca_core::hex::encode(cert.tbs_certificate.serial_number.as_bytes())
+}
+
+/// As time passes, the scheduled work happens: the delegated OCSP responder
+/// certificate is renewed past half its life (a new one, stored), and a CRL
+/// past half its validity is signed again with a higher number.
+#[test]
+fn the_responder_certificate_and_the_crl_are_renewed_as_time_passes() {
+    let (s, clock) = server_on_a_movable_clock_with(|c| {
+        assert!(c.contains("crl_refresh_secs = 60"), "{c}");
+        c.replace("crl_refresh_secs = 60", "crl_refresh_secs = 1")
+    });
+    let ca = s.config.issuing_ca_id.clone();
+    let leaf = issue(&s, &ca, "renewals.example");
+    let f = Files::new(&s, &ca, &leaf);
+    let leaf_pem = f.leaf("leaf", &leaf);
+    let url = format!("http://{}/ocsp/{ca}", s.public);
+    // openssl checks times with the real clock, so the signature is checked
+    // here (against the chain) only before the clock moves.
+    let first = f.ocsp(&url, &["-cert", p(&leaf_pem), "-resp_text"], true);
+    let crl1 = f.dir.join("crl1.der");
+    let (st, _, body) = public(&crl_url(&s, &ca), &[]);
+    assert_eq!(st, 200);
+    std::fs::write(&crl1, &body).expect("write");
+
+    std::fs::write(&clock, "+16d\n").expect("clock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let crl2 = f.dir.join("crl2.der");
+    loop {
+        let (st, _, body) = public(&crl_url(&s, &ca), &[]);
+        assert_eq!(st, 200);
+        std::fs::write(&crl2, &body).expect("write");
+        if crl_number(&crl2) > crl_number(&crl1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the CRL was not refreshed");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&f.issuer),
+        "-cert",
+        p(&leaf_pem),
+        "-url",
+        &url,
+        "-no_nonce",
+        "-resp_text",
+        "-noverify",
+    ]);
+    let second = text(&out);
+    assert!(second.contains(": good"), "{second}");
+    let (a, b) = (responder_serial(&first), responder_serial(&second));
+    assert_ne!(a, b, "the responder certificate was not renewed");
+    // Both are certificates the store holds and the trail records.
+    for serial in [&a, &b] {
+        let (st, v) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+        assert_eq!(
+            (st, v["profile"].as_str()),
+            (200, Some("ocsp-signing")),
+            "{v}"
+        );
+    }
 }
 
 /// Security review L2: a client certificate's notAfter is checked on every
