@@ -880,3 +880,72 @@ fn names_whose_a_labels_do_not_decode_are_refused() {
     let (st, v) = request("xn--bcher-kva.example");
     assert_eq!(st, 201, "{v}");
 }
+
+/// The same idempotency token sent by several requests at once, over HTTP:
+/// with the same request, every answer is the one certificate (the others
+/// wait for it); with different requests, one is issued and the rest are a
+/// 409 `Conflict`. The store holds exactly one certificate either way.
+#[test]
+fn one_idempotency_token_sent_concurrently_issues_once() {
+    let s = Server::start_new();
+    let csr = core_csr("together.example.internal");
+    let same = json!({"csr": csr, "idempotency_token": "together-1"});
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| scope.spawn(|| s.curl("POST", "/v1/certificates", Some(&same))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let serials: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(st, v)| {
+            assert_eq!(*st, 201, "{v}");
+            v["serial"].as_str().expect("serial").to_string()
+        })
+        .collect();
+    assert_eq!(serials.len(), 1, "{answers:?}");
+
+    let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let s = &s;
+                scope.spawn(move || {
+                    let body = json!({"csr": core_csr(&format!("d{i}.example.internal")),
+                                      "idempotency_token": "together-2"});
+                    s.curl("POST", "/v1/certificates", Some(&body))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let issued = answers.iter().filter(|(st, _)| *st == 201).count();
+    let conflicts = answers
+        .iter()
+        .filter(|(st, v)| *st == 409 && code(v) == "Conflict")
+        .count();
+    assert_eq!((issued, conflicts), (1, 7), "{answers:?}");
+    // What the store holds: one certificate per token.
+    let (st, v) = s.curl("GET", "/v1/certificates?limit=1000", None);
+    assert_eq!(st, 200, "{v}");
+    let names: Vec<String> = v["certificates"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["sans"].to_string())
+        .collect();
+    let together = names
+        .iter()
+        .filter(|n| n.contains("together.example"))
+        .count();
+    let different = names
+        .iter()
+        .filter(|n| n.contains(".example.internal") && n.contains("\"DNS:d"))
+        .count();
+    assert_eq!((together, different), (1, 1), "{names:?}");
+}
