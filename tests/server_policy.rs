@@ -430,6 +430,54 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
             w == adm,
             "policy edit",
         );
+        // Admin-only routes, refused to everyone else. (The administrator's
+        // own calls to them are exercised elsewhere: they change the CAs
+        // the rest of this matrix relies on.)
+        if w != adm {
+            add(
+                w,
+                "PUT",
+                "/v1/aliases/team".into(),
+                Some(json!({"ca_id": a})),
+                false,
+                "alias set",
+            );
+            add(
+                w,
+                "POST",
+                "/v1/aliases/issuing/rotate".into(),
+                None,
+                false,
+                "alias rotate",
+            );
+            add(
+                w,
+                "GET",
+                format!("/v1/cas/{b}/csr"),
+                None,
+                false,
+                "a CA's CSR",
+            );
+            add(
+                w,
+                "POST",
+                format!("/v1/cas/{b}/certificate"),
+                Some(
+                    json!({"certificate": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+                            "certificate_chain": ""}),
+                ),
+                false,
+                "CA certificate import",
+            );
+            add(
+                w,
+                "DELETE",
+                "/v1/policies/issuer".into(),
+                None,
+                false,
+                "policy delete",
+            );
+        }
     }
     // No probing: an unknown serial is refused, not "not found", without the grant.
     let unknown = "0123456789abcdef0123456789abcdef";

@@ -64,9 +64,12 @@ impl Authority {
     }
 
     /// GetCertificateAuthorityCsr: the CA and its CSR (only a CA made for an
-    /// external signature has one).
+    /// external signature has one). Needs `administer` on the CA: the CSR is
+    /// a step of the CA's setup (taken to an external signer, whose answer
+    /// only an administrator may import), not something readers need.
     pub fn ca_csr(&self, who: &Identity, id: &str) -> Result<(CaRecord, String), ApiError> {
-        let rec = self.describe_ca(who, id)?;
+        self.authorize_administer(who, id)?;
+        let rec = self.get_ca(id)?;
         match rec.csr_pem.clone() {
             Some(csr) => Ok((rec, csr)),
             None => Err(ApiError::new(
