@@ -235,16 +235,30 @@ fn validity_is_capped_by_profile_and_issuer() {
     let mut req = CertificateRequest::from_csr(&csr, Profile::TlsServer);
     req.validity_days = Some(10_000);
     let leaf = issue(&h.issuer, &h.issuer_key, &req, now).unwrap();
-    assert!(
-        leaf.not_after - leaf.not_before <= time::Duration::days(398) + time::Duration::minutes(5)
+    // Backdated 5 minutes; the issuer (365 days) ends before the profile's
+    // 398 days would, so the leaf ends exactly where its issuer does.
+    let whole_now = now.replace_nanosecond(0).unwrap();
+    assert_eq!(leaf.not_before, whole_now - time::Duration::minutes(5));
+    assert_eq!(leaf.not_after, h.issuer.certificate.not_after);
+    // A lifetime within both: exactly that many days, counting both ends
+    // (RFC 5280's notAfter is inclusive).
+    req.validity_days = Some(30);
+    let leaf = issue(&h.issuer, &h.issuer_key, &req, now).unwrap();
+    assert_eq!(
+        leaf.not_after - leaf.not_before + time::Duration::SECOND,
+        time::Duration::days(30)
     );
-    // The intermediate lives 365 days: a sub-CA certificate asking for more stops there.
+    // The intermediate lives 365 days: a sub-CA certificate asking for more
+    // ends exactly where its issuer does.
     let mut sub = CertificateRequest::from_csr(&csr, Profile::SubordinateCa { path_len: Some(0) });
     sub.validity_days = Some(3000);
     let inter = issue(&h.issuer, &h.issuer_key, &sub, now).unwrap();
-    assert!(inter.not_after <= h.issuer.certificate.not_after);
+    assert_eq!(inter.not_after, h.issuer.certificate.not_after);
     req.validity_days = Some(0);
-    assert!(issue(&h.issuer, &h.issuer_key, &req, now).is_err());
+    assert!(matches!(
+        issue(&h.issuer, &h.issuer_key, &req, now),
+        Err(ca_core::cert::IssueError::InvalidValidity(0))
+    ));
 }
 
 #[test]
