@@ -59,7 +59,7 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
     assert_eq!(v["ca_id"], old.as_str());
     // The old CA issues nothing, but stays readable, published and revocable.
     let (st, v) = issue(Some(&old));
-    assert_eq!(st, 409, "{v}");
+    assert_eq!((st, harness::code(&v)), (409, "InvalidState"), "{v}");
     assert!(
         v["error"]["message"]
             .as_str()
@@ -76,12 +76,16 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
         Some(&json!({"reason": "SUPERSEDED"})),
     );
     assert_eq!(st, 200, "{v}");
-    let (st, _) = s.curl(
+    let (st, v) = s.curl(
         "PATCH",
         &format!("/v1/cas/{old}"),
         Some(&json!({"status": "ACTIVE"})),
     );
-    assert_eq!(st, 409, "a retired CA stays retired");
+    assert_eq!(
+        (st, harness::code(&v)),
+        (409, "Conflict"),
+        "a retired CA stays retired: {v}"
+    );
     let out = harness::run(std::process::Command::new("curl").args([
         "-sS",
         "-o",
@@ -108,12 +112,12 @@ fn rotating_the_issuing_alias_keeps_clients_working() {
     assert_eq!(st, 201, "{v}");
     let body = json!({"ca_id": s.config.root_ca_id, "csr": core_csr("x.example.internal")});
     let (st, v) = s.curl_as(&cert, &key, "POST", "/v1/certificates", Some(&body));
-    assert_eq!(st, 403, "{v}");
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
     // Bad aliases.
-    let (st, _) = s.curl("POST", "/v1/aliases/nope/rotate", None);
-    assert_eq!(st, 404);
-    let (st, _) = s.curl("PUT", "/v1/aliases/Bad!", Some(&json!({"ca_id": new})));
-    assert_eq!(st, 400);
+    let (st, v) = s.curl("POST", "/v1/aliases/nope/rotate", None);
+    assert_eq!((st, harness::code(&v)), (404, "NotFound"), "{v}");
+    let (st, v) = s.curl("PUT", "/v1/aliases/Bad!", Some(&json!({"ca_id": new})));
+    assert_eq!((st, harness::code(&v)), (400, "InvalidRequest"), "{v}");
     let (st, v) = s.curl("GET", "/v1/aliases", None);
     assert_eq!(st, 200);
     assert_eq!(v["aliases"], json!([{"alias": "issuing", "ca_id": new}]));

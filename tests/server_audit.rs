@@ -60,10 +60,10 @@ fn every_call_is_audited_and_tampering_is_found() {
     let serial = v["serial"].as_str().expect("serial").to_string();
     let (st, _) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
     assert_eq!(st, 200);
-    let (st, _) = s.curl("POST", "/v1/certificates", Some(&json!({"csr": "junk"})));
-    assert_eq!(st, 400);
-    let (st, _) = s.curl("GET", "/v1/no-such-thing", None);
-    assert_eq!(st, 404);
+    let (st, v) = s.curl("POST", "/v1/certificates", Some(&json!({"csr": "junk"})));
+    assert_eq!((st, harness::code(&v)), (400, "MalformedCsr"), "{v}");
+    let (st, v) = s.curl("GET", "/v1/no-such-thing", None);
+    assert_eq!((st, harness::code(&v)), (404, "NotFound"), "{v}");
     // A client with no policy: denied, and audited as denied.
     let (cert, key, fp) = harness::client_identity(&s, "nobody", "CN=nobody,O=test");
     let (st, v) = s.curl_as(&cert, &key, "GET", "/v1/cas", None);
@@ -86,7 +86,7 @@ fn every_call_is_audited_and_tampering_is_found() {
         "{v}"
     );
     let (st, v) = s.curl_as(&cert, &key, "GET", "/v1/audit", None);
-    assert_eq!(st, 403, "{v}");
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
 
     // Read back through the API with filters.
     let (st, v) = s.curl("GET", "/v1/audit?action=IssueCertificate", None);
@@ -115,8 +115,8 @@ fn every_call_is_audited_and_tampering_is_found() {
     let (st, v) = s.curl("GET", &format!("/v1/audit?limit=2&cursor={cursor}"), None);
     assert_eq!(st, 200);
     assert_eq!(v["entries"][0]["seq"], 3);
-    let (st, _) = s.curl("GET", "/v1/audit?since=yesterday", None);
-    assert_eq!(st, 400);
+    let (st, v) = s.curl("GET", "/v1/audit?since=yesterday", None);
+    assert_eq!((st, harness::code(&v)), (400, "InvalidRequest"), "{v}");
     s.stop();
 
     let (ok, out) = verify(&s.dir);

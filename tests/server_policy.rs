@@ -148,7 +148,7 @@ fn policy_matrix_has_no_bypass_and_every_call_is_audited() {
         "/v1/policies/bad",
         Some(&json!({"effect": "maybe", "principals": ["anyone"], "actions": ["read"], "cas": ["*"]})),
     );
-    assert_eq!(st, 400, "{v}");
+    assert_eq!((st, harness::code(&v)), (400, "InvalidRequest"), "{v}");
 
     // Certificates to revoke: two by the issuer on A, one by the admin on A.
     let issue_as = |w: &Who, body: &Value| {
@@ -700,7 +700,11 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
         Some("CN=other.workloads.example.internal"),
         &["job.workloads.example.internal"],
     );
-    assert_eq!(st, 403, "a CN that is not a requested name: {v}");
+    assert_eq!(
+        (st, harness::code(&v)),
+        (403, "PolicyDenied"),
+        "a CN that is not a requested name: {v}"
+    );
     // Names in the CLI's `DNS:` form: the default CN is the bare name.
     let (st, v) = request(None, &["DNS:job2.workloads.example.internal"]);
     assert_eq!(st, 201, "{v}");
@@ -757,14 +761,18 @@ fn a_name_limited_issuer_cannot_mint_a_trusted_subject() {
         Some("CN=mallory,O=ops admins"),
         &["job.workloads.example.internal"],
     );
-    assert_eq!(st, 403, "{v}");
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
     // `*` stays inside one attribute value.
     for smuggled in [
         "CN=m,OU=ops admins,OU=batch,O=workloads",
         "CN=m+O=ops admins,OU=batch,O=workloads",
     ] {
         let (st, v) = request(Some(smuggled), &["job.workloads.example.internal"]);
-        assert_eq!(st, 403, "{smuggled}: {v}");
+        assert_eq!(
+            (st, harness::code(&v)),
+            (403, "PolicyDenied"),
+            "{smuggled}: {v}"
+        );
     }
     // The patterns add to the default rule: CN = a requested name still works.
     let (st, v) = request(None, &["job.workloads.example.internal"]);
@@ -1073,7 +1081,8 @@ fn san_principals_are_typed_and_a_san_deny_holds() {
     let ca_path = format!("/v1/cas/{}", s.config.issuing_ca_id);
     let as_svc = || s.curl_as(&cert, &key, "GET", &ca_path, None);
     // Nothing names it yet: deny by default.
-    assert_eq!(as_svc().0, 403);
+    let (st, v) = as_svc();
+    assert_eq!((st, harness::code(&v)), (403, "PolicyDenied"), "{v}");
     // A bare `san` names the DNS SAN.
     let (st, v) = put(
         "by-san",
