@@ -789,8 +789,9 @@ async fn send_health(addr: &str) -> tokio::net::TcpStream {
     probe
 }
 
-/// The whole answer (the server closes after it), unless `wait` runs out.
-async fn read_answer(mut probe: tokio::net::TcpStream, wait: Duration) -> Option<String> {
+/// The whole answer (the server closes after it), unless `wait` runs out;
+/// the connection stays usable for another read after a timeout.
+async fn read_answer(probe: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
     use tokio::io::AsyncReadExt;
     let mut out = Vec::new();
     match tokio::time::timeout(wait, probe.read_to_end(&mut out)).await {
@@ -798,6 +799,10 @@ async fn read_answer(mut probe: tokio::net::TcpStream, wait: Duration) -> Option
         _ => None,
     }
 }
+
+/// How long a connection beyond the cap must go unanswered; the positive
+/// controls show that the same window is ample when the cap is not reached.
+const WINDOW: Duration = Duration::from_millis(700);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_caps_hold_new_connections_until_others_close() {
@@ -814,36 +819,66 @@ async fn connection_caps_hold_new_connections_until_others_close() {
     ];
     s.start();
 
+    // Positive control: below the cap, a probe is answered within WINDOW.
+    let mut control = send_health(&s.public).await;
+    let answer = read_answer(&mut control, WINDOW).await.unwrap_or_default();
+    assert!(answer.starts_with("HTTP/1.1 200"), "control: {answer:?}");
+
     // Public listener: four idle connections fill it; a fifth is not served
-    // while they stay open, and is (not dropped) once they close.
+    // while they stay open, and the same connection is served (it was held,
+    // not dropped) once they close.
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(tokio::net::TcpStream::connect(&s.public).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let probe = send_health(&s.public).await;
-    let waiting = send_health(&s.public).await;
-    let early = read_answer(probe, Duration::from_millis(700)).await;
-    assert_eq!(early, None, "answered beyond the cap");
+    let mut probe = send_health(&s.public).await;
+    assert_eq!(
+        read_answer(&mut probe, WINDOW).await,
+        None,
+        "answered beyond the cap"
+    );
     drop(held);
-    let answer = read_answer(waiting, Duration::from_secs(10))
+    let answer = read_answer(&mut probe, Duration::from_secs(10))
         .await
         .unwrap_or_default();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 
     // Management API: the same with connections that never start TLS.
+    let control = tokio::time::timeout(
+        WINDOW,
+        ca_server::api::client::ApiClient::connect(&s.api, s.tls()),
+    )
+    .await;
+    assert!(
+        matches!(control, Ok(Ok(_))),
+        "control: no handshake below the cap"
+    );
+    drop(control);
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(tokio::net::TcpStream::connect(&s.api).await.unwrap());
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let blocked = tokio::time::timeout(
-        Duration::from_millis(700),
-        ca_server::api::client::ApiClient::connect(&s.api, s.tls()),
-    )
-    .await;
-    assert!(blocked.is_err(), "a TLS handshake completed beyond the cap");
+    let (api, tls) = (s.api.clone(), s.tls());
+    let pending = tokio::spawn(async move {
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            ca_server::api::client::ApiClient::connect(&api, tls),
+        )
+        .await
+    });
+    tokio::time::sleep(WINDOW).await;
+    assert!(
+        !pending.is_finished(),
+        "a TLS handshake completed beyond the cap"
+    );
     drop(held);
+    let queued = pending.await.expect("task");
+    assert!(
+        matches!(queued, Ok(Ok(_))),
+        "the held connection was not served after all"
+    );
     let mut c = tokio::time::timeout(Duration::from_secs(10), s.client())
         .await
         .unwrap();
