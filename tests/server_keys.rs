@@ -194,9 +194,28 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
         "no plaintext key directory any more"
     );
     let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    let store = ca_server::store::open_read_only(&s.dir).expect("store");
     for id in &ids {
         let der = ca_server::vault::open_sealed_offline(&s.dir, &opts, id).expect("open");
         let key = ca_core::keys::SoftwareKey::from_pkcs8_der(&der).expect("key");
+        // The needles are the real keys: each opened key's public half is the
+        // one in its CA's certificate (or the pinned audit key's file), so
+        // the scan cannot pass by searching for something the vault made up.
+        use ca_core::keys::Signer;
+        let expected_spki = if id == ca_server::vault::AUDIT_DIGEST_KEY_ID {
+            let pem = std::fs::read_to_string(s.dir.join("audit-digest-key.pem")).expect("pem");
+            ca_core::pem::decode("PUBLIC KEY", &pem).expect("public key")
+        } else {
+            let ca = store.get_ca(id).expect("read").expect("CA record");
+            let cert_der = ca_core::pem::decode(
+                "CERTIFICATE",
+                ca.certificate_pem.as_deref().expect("certificate"),
+            )
+            .expect("pem");
+            let cert = <x509_cert::Certificate as der::Decode>::from_der(&cert_der).expect("cert");
+            der::Encode::to_der(&cert.tbs_certificate.subject_public_key_info).expect("spki")
+        };
+        assert_eq!(key.public_key_der(), expected_spki.as_slice(), "{id}");
         let raw = raw_secret(&der);
         assert!(raw.len() >= 32, "{id}: raw secret too short");
         needles.push((format!("{id} DER"), der.to_vec()));
@@ -209,6 +228,7 @@ fn ca_private_keys_are_in_no_file_and_no_log_line() {
         ));
         needles.push((format!("{id} raw private value"), raw));
     }
+    store.close();
     // Positive control: the same needles find the admin's key (not a CA key,
     // stored in the clear on purpose for the CLI) in its file.
     let admin_pem = std::fs::read_to_string(s.dir.join("admin/admin.key")).expect("admin key");
