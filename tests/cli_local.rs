@@ -618,7 +618,16 @@ fn verify_explains_and_uses_exit_code_3_for_invalid() {
 
 #[test]
 fn walkthrough_offline_establishes_every_fact() {
-    let o = ok(cli(&["walkthrough", "--yes", "--output", "json"]));
+    let t = tempfile::tempdir().unwrap();
+    let keep = t.path().join("kept");
+    let o = ok(cli(&[
+        "walkthrough",
+        "--yes",
+        "--output",
+        "json",
+        "--keep",
+        keep.to_str().unwrap_or_default(),
+    ]));
     let v = json(&o);
     assert_eq!(v["mode"], "offline");
     assert_eq!(v["ok"], true);
@@ -635,11 +644,13 @@ fn walkthrough_offline_establishes_every_fact() {
     let keys = steps[1]["bob_keys"].as_array().unwrap();
     assert_eq!(keys[0]["key"], "RSA-2048");
     assert_eq!(keys[1]["key"], "ECDSA P-256");
-    assert_eq!(steps[1]["private_keys_sent"], 0);
-    // 3: proof of possession checked, a swapped key refused, certificates issued.
+    // 3: proof of possession checked, a swapped key refused (for the failed
+    // CSR signature), certificates issued.
     for c in steps[2]["certificates"].as_array().unwrap() {
         assert_eq!(c["proof_of_possession_verified"], true);
         assert_eq!(c["tampered_csr_rejected"], true);
+        let reason = c["tampered_csr_reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("signature"), "{reason}");
         assert_eq!(c["subject"], "CN=bob.example,O=Bob's Bakery");
         assert_eq!(c["serial"].as_str().map(str::len), Some(32));
     }
@@ -678,6 +689,57 @@ fn walkthrough_offline_establishes_every_fact() {
     assert_eq!(steps[7]["crl_lists_serial"], true);
     assert_eq!(steps[7]["refused_after_revocation"], true);
     assert!(steps[7]["reason"].as_str().unwrap().contains("revoked"));
+    // What the kept files show to openssl, not what the tool says of itself.
+    let f = |name: &str| keep.join(name).to_str().unwrap_or_default().to_string();
+    for id in ["rsa", "p256"] {
+        // Bob's CSR carries a valid proof of possession.
+        let o = Command::new("openssl")
+            .args([
+                "req",
+                "-in",
+                &f(&format!("bob-{id}.csr")),
+                "-verify",
+                "-noout",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{id} CSR: {}", stderr(&o));
+        // Bob's certificate chains to the root Alice trusts.
+        let o = Command::new("openssl")
+            .args(["verify", "-CAfile", &f("root.pem"), "-untrusted"])
+            .args([&f(&format!("bob-{id}.pem")), &f(&format!("bob-{id}.pem"))])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{id} chain: {}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        // The certificate certifies the key Bob kept, and only Bob can read it.
+        let cert_key = Command::new("openssl")
+            .args([
+                "x509",
+                "-in",
+                &f(&format!("bob-{id}.pem")),
+                "-noout",
+                "-pubkey",
+            ])
+            .output()
+            .unwrap();
+        let own_key = Command::new("openssl")
+            .args(["pkey", "-in", &f(&format!("bob-{id}.key")), "-pubout"])
+            .output()
+            .unwrap();
+        assert!(own_key.status.success(), "{}", stderr(&own_key));
+        assert_eq!(stdout(&cert_key), stdout(&own_key), "{id}");
+        let mode = std::fs::metadata(f(&format!("bob-{id}.key")))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{id} key mode");
+    }
 }
 
 #[test]

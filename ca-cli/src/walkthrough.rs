@@ -614,7 +614,6 @@ fn story(
         });
     }
     s.fact("bob_keys", keys_json);
-    s.fact("private_keys_sent", 0);
     n.why("a key pair is two halves: the public key can be told to anyone; whatever it encrypts only \
            the private key opens, and whatever the private key signs the public key verifies. \
            But a bare public key says nothing about whose it is: that is the CA's job.");
@@ -640,15 +639,17 @@ fn story(
             "CERTIFICATE REQUEST",
             &[&v.csr],
         )?;
-        // Show what the CA's check catches: the same CSR with one bit of the
-        // public key changed no longer matches its own signature.
-        let tampered = tamper_csr_key(&v.csr);
-        let tampered_refusal = match tampered {
-            Some(t) => match ca.issue(&t) {
-                Ok(_) => None,
-                Err(e) => Some(format!("{e:#}")),
-            },
-            None => Some("could not build the tampered CSR".into()),
+        // Show what the CA's check catches: the same CSR with Mallory's public
+        // key put in place of Bob's no longer matches its own signature.
+        let mallory = SoftwareKey::generate(match v.key.kind() {
+            ca_core::PublicKeyKind::Rsa { .. } => KeyAlgorithm::Rsa2048,
+            _ => KeyAlgorithm::EcdsaP256,
+        })?;
+        let tampered = swap_csr_key(&v.csr, mallory.public_key_der())
+            .context("building the CSR with a swapped key")?;
+        let tampered_refusal = match ca.issue(&tampered) {
+            Ok(_) => None,
+            Err(e) => Some(format!("{e:#}")),
         };
         let pop = ca_core::parse_csr(&v.csr).is_ok();
         let (leaf, chain) = ca
@@ -1054,14 +1055,10 @@ fn story(
 
 /// Bob's CSR with one bit of its public key flipped (signature unchanged),
 /// to show the proof-of-possession check at work. `None` if it cannot be built.
-fn tamper_csr_key(csr_der: &[u8]) -> Option<Vec<u8>> {
-    let mut req = x509_cert::request::CertReq::from_der(csr_der).ok()?;
-    let spki = &req.info.public_key;
-    let mut bits = spki.subject_public_key.raw_bytes().to_vec();
-    // Flip a bit near the end: inside the RSA modulus or the EC point's y
-    // coordinate (which may then be off the curve; either way it is not Bob's key).
-    let i = bits.len().checked_sub(8)?;
-    bits[i] ^= 0x01;
-    req.info.public_key.subject_public_key = der::asn1::BitString::from_bytes(&bits).ok()?;
-    req.to_der().ok()
+/// The CSR with another (valid) public key in place of its own, its
+/// signature unchanged: what an attacker who swaps keys in transit sends.
+fn swap_csr_key(csr_der: &[u8], spki_der: &[u8]) -> Result<Vec<u8>> {
+    let mut req = x509_cert::request::CertReq::from_der(csr_der)?;
+    req.info.public_key = x509_cert::spki::SubjectPublicKeyInfoOwned::from_der(spki_der)?;
+    Ok(req.to_der()?)
 }
