@@ -163,8 +163,13 @@ pub fn run(a: &OcspArgs, out: &Out) -> Result<()> {
     if responder.is_none() && verifies(&ca.spki_der()) {
         responder = Some(format!("the CA: {}", ca.subject()));
     }
+    // A response that does not check out is a verification that said no
+    // (exit 3), not a failure of the tool.
     let Some(responder) = responder else {
-        bail!("the OCSP response's signature does not verify under the CA or a responder it delegated to");
+        return Err(crate::exit::VerificationFailed(
+            "the OCSP response's signature does not verify under the CA or a responder it delegated to".into(),
+        )
+        .into());
     };
     let data = &basic.tbs_response_data;
     let single = data
@@ -179,7 +184,10 @@ pub fn run(a: &OcspArgs, out: &Out) -> Result<()> {
             .any(|e| e.extn_id == ID_PKIX_OCSP_NONCE && e.extn_value.as_bytes() == n.as_slice())
     });
     if nonce_echoed == Some(false) {
-        bail!("the response does not echo our nonce (a replay?)");
+        return Err(crate::exit::VerificationFailed(
+            "the response does not echo our nonce (a replay?)".into(),
+        )
+        .into());
     }
     let mut v = json!({
         "url": url,
