@@ -19,8 +19,11 @@ pub struct LoadReport {
     pub errors: u64,
     /// Latency of each successful request, microseconds.
     pub latencies_us: Vec<u64>,
-    /// Serials of every certificate received (when asked to keep them).
-    pub serials: Vec<String>,
+    /// (serial, certificate PEM) of every certificate received, when asked
+    /// to keep them; an answer without them counts as kept but unreadable.
+    pub certificates: Vec<(String, String)>,
+    /// 2xx answers that did not hold a certificate (kept mode only).
+    pub unreadable: u64,
     pub elapsed: Duration,
 }
 
@@ -51,7 +54,7 @@ pub async fn run_load(
     body: Bytes,
     concurrency: usize,
     duration: Duration,
-    keep_serials: bool,
+    keep_certificates: bool,
 ) -> LoadReport {
     let start = Instant::now();
     let deadline = start + duration;
@@ -81,9 +84,12 @@ pub async fn run_load(
                     Ok(Ok((status, answer))) if (200..300).contains(&status) => {
                         r.ok += 1;
                         r.latencies_us.push(t.elapsed().as_micros() as u64);
-                        if keep_serials {
-                            if let Ok(cert) = serde_json::from_slice::<wire::Certificate>(&answer) {
-                                r.serials.push(cert.summary.serial);
+                        if keep_certificates {
+                            match serde_json::from_slice::<wire::Certificate>(&answer) {
+                                Ok(cert) => {
+                                    r.certificates.push((cert.summary.serial, cert.certificate))
+                                }
+                                Err(_) => r.unreadable += 1,
                             }
                         }
                     }
@@ -103,7 +109,8 @@ pub async fn run_load(
             total.ok += r.ok;
             total.errors += r.errors;
             total.latencies_us.extend(r.latencies_us);
-            total.serials.extend(r.serials);
+            total.certificates.extend(r.certificates);
+            total.unreadable += r.unreadable;
         }
     }
     total.elapsed = start.elapsed();

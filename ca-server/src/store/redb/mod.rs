@@ -6,6 +6,8 @@
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
+#[cfg(feature = "forensics")]
+pub mod power_loss;
 mod reads;
 mod tables;
 mod writer;

@@ -75,6 +75,15 @@ pub struct Shared {
 pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
+    #[cfg(feature = "forensics")]
+    if std::env::var_os(super::power_loss::ENV).is_some() {
+        tracing::warn!(
+            "test mode: writes not yet synced are lost if this process dies (simulated power loss)"
+        );
+        let backend = super::power_loss::PowerLossBackend::open(path)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        return Ok(builder.create_with_backend(backend)?);
+    }
     Ok(builder.create(path)?)
 }
 
@@ -260,7 +269,14 @@ fn run_batch(
     jobs: Vec<Job>,
 ) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
     let handle = shared.handle()?;
-    let txn = handle.rw()?.begin_write()?;
+    #[allow(unused_mut)]
+    let mut txn = handle.rw()?.begin_write()?;
+    #[cfg(feature = "forensics")]
+    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
+        // The positive control of the power-loss test: commits not synced.
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+    }
     let mut outputs = Vec::with_capacity(jobs.len());
     let mut fatal: Option<StoreError> = None;
     for job in jobs {
