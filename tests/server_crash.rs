@@ -342,7 +342,8 @@ async fn a_power_cut_loses_no_answered_write() {
     )
     .await;
     assert!(!lost.is_empty());
-    s.env.retain(|(k, _)| k != "CA_SERVER_TEST_UNSYNCED_COMMITS");
+    s.env
+        .retain(|(k, _)| k != "CA_SERVER_TEST_UNSYNCED_COMMITS");
     s.start();
     s.stop();
     let missing = missing_from_store(&s.dir, &lost);

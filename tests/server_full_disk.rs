@@ -129,6 +129,17 @@ fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
     let (st, v) = issue(&s);
     assert_eq!(st, 503, "{v}");
     assert_eq!(health(&s), (503, 503), "health while the disk is full");
+    // A read is refused too, and fails closed: while the store cannot be
+    // read, the caller's certificate cannot be checked against revocation.
+    let (st, v) = s.curl("GET", "/v1/cas", None);
+    assert_eq!((st, code(&v)), (503, "Unavailable"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("client certificate's status cannot be checked"),
+        "{v}"
+    );
 
     // Space comes back: writes succeed again without a restart.
     std::fs::remove_file(&filler).expect("free space");
