@@ -1127,6 +1127,43 @@ fn the_responder_certificate_and_the_crl_are_renewed_as_time_passes() {
     }
 }
 
+/// A CA past its notAfter issues nothing: 409 `InvalidState`, naming its
+/// expiry; the CA beside it still issues.
+#[test]
+fn an_expired_issuer_refuses_to_issue() {
+    let (s, clock) = server_on_a_movable_clock();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/cas",
+        Some(&json!({"type": "SUBORDINATE", "subject": "CN=Brief CA",
+                     "parent_ca_id": s.config.root_ca_id, "path_len": 0, "validity_days": 1})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let brief = v["id"].as_str().expect("id").to_string();
+    let by = |ca: &str| issue_as_status(&s, ca, "after.example");
+    assert_eq!(by(&brief).0, 201);
+    std::fs::write(&clock, "+2d\n").expect("clock");
+    std::thread::sleep(Duration::from_millis(300));
+    let (st, v) = by(&brief);
+    assert_eq!((st, code(&v)), (409, "InvalidState"), "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("expired"),
+        "{v}"
+    );
+    assert_eq!(by(&s.config.issuing_ca_id).0, 201);
+}
+
+fn issue_as_status(s: &Server, ca_id: &str, dns: &str) -> (u16, Value) {
+    s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr(dns), "ca_id": ca_id})),
+    )
+}
+
 /// Security review L2: a client certificate's notAfter is checked on every
 /// request, so a connection kept alive past it is refused at its next
 /// request, and a new connection fails its handshake. The server's clock is
