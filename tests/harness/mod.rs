@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod relying;
 pub mod server;
 
 use std::net::{TcpListener, TcpStream};
