@@ -252,7 +252,8 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
 /// A power cut, not just a killed process: with the store on a backend that
 /// keeps unsynced writes in process memory (test builds only), kill -9 drops
 /// them as a power failure drops what the OS had not written. Every answered
-/// certificate, revocation and policy write survives; the audit chain still
+/// certificate, revocation, policy write, CA creation and alias rotation
+/// survives; the audit chain still
 /// verifies. The positive control commits without syncing and must lose
 /// answered certificates, so the simulation is known to bite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -304,8 +305,29 @@ async fn a_power_cut_loses_no_answered_write() {
         json!({"effect": "allow", "principals": [{"subject": "CN=nobody"}],
                "actions": ["read"], "cas": ["*"]}),
     );
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/cas",
+        Some(
+            &json!({"type": "SUBORDINATE", "subject": "CN=Made before the cut",
+                     "parent_ca_id": s.config.root_ca_id, "path_len": 0}),
+        ),
+    );
+    assert_eq!(st, 201, "{v}");
+    let made = v["id"].as_str().expect("id").to_string();
+    let (st, v) = s.curl("POST", "/v1/aliases/issuing/rotate", None);
+    assert_eq!(st, 200, "{v}");
+    let rotated_to = v["ca_id"].as_str().expect("new CA").to_string();
     s.kill9();
     s.start();
+    let (st, v) = s.curl("GET", &format!("/v1/cas/{made}"), None);
+    assert_eq!((st, v["status"].as_str()), (200, Some("ACTIVE")), "{v}");
+    let (st, v) = s.curl("GET", "/v1/aliases/issuing", None);
+    assert_eq!(
+        (st, v["ca_id"].as_str()),
+        (200, Some(rotated_to.as_str())),
+        "{v}"
+    );
     for serial in &revoked {
         let (st, v) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
         assert_eq!((st, v["status"].as_str()), (200, Some("REVOKED")), "{v}");
@@ -334,6 +356,13 @@ async fn a_power_cut_loses_no_answered_write() {
     s.env
         .push(("CA_SERVER_TEST_UNSYNCED_COMMITS".into(), "1".into()));
     s.start();
+    // (The rotation retired the first issuing CA: issue from its successor.)
+    let body = Bytes::from(
+        serde_json::to_vec(
+            &json!({"ca_id": rotated_to, "csr": core_csr("power.example.internal"), "validity_days": 7}),
+        )
+        .unwrap(),
+    );
     let lost = load_then_kill(
         &mut s,
         &body,

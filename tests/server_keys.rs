@@ -500,6 +500,29 @@ fn a_corrupt_sealed_key_fails_only_its_ca() {
         s.log().contains(&issuing),
         "the log names the CA whose key failed"
     );
+    // OCSP for that CA cannot be signed: the responder says tryLater
+    // (RFC 6960 2.3), rather than failing the connection or answering wrongly.
+    let issuer = s.tmp.path().join("issuer.pem");
+    let out = run(Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-o"])
+        .arg(&issuer)
+        .arg(format!("http://{}/ca/{issuing}.pem", s.public)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(Command::new("openssl")
+        .args(["ocsp", "-no_nonce", "-issuer"])
+        .arg(&issuer)
+        .args(["-serial", "0x0123456789abcdef", "-url"])
+        .arg(format!("http://{}/ocsp/{issuing}", s.public)));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("Responder Error: trylater (3)"), "{said}");
 }
 
 /// Security review L5: a new master passphrase must be long enough; a
