@@ -264,67 +264,185 @@ impl SanEntry {
     }
 }
 
-/// Attribute short names accepted in subjects written as text.
-const SUBJECT_SHORT_NAMES: &[&str] = &[
-    "CN",
-    "O",
-    "OU",
-    "C",
-    "ST",
-    "L",
-    "STREET",
-    "DC",
-    "UID",
-    "SERIALNUMBER",
+/// Attribute types accepted in subjects written as text (RFC 4519 short
+/// names), and how each value is encoded: as x509-cert encodes them, so
+/// subjects look as they always did.
+const SUBJECT_ATTRIBUTES: &[(&str, const_oid::ObjectIdentifier, ValueKind)] = &[
+    (
+        "CN",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.3"),
+        ValueKind::Utf8,
+    ),
+    (
+        "O",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.10"),
+        ValueKind::Utf8,
+    ),
+    (
+        "OU",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.11"),
+        ValueKind::Utf8,
+    ),
+    (
+        "C",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.6"),
+        ValueKind::Printable,
+    ),
+    (
+        "ST",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.8"),
+        ValueKind::Utf8,
+    ),
+    (
+        "L",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.7"),
+        ValueKind::Utf8,
+    ),
+    (
+        "STREET",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.9"),
+        ValueKind::Utf8,
+    ),
+    (
+        "DC",
+        const_oid::ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.25"),
+        ValueKind::Ia5,
+    ),
+    (
+        "UID",
+        const_oid::ObjectIdentifier::new_unwrap("0.9.2342.19200300.100.1.1"),
+        ValueKind::Utf8,
+    ),
+    (
+        "SERIALNUMBER",
+        const_oid::ObjectIdentifier::new_unwrap("2.5.4.5"),
+        ValueKind::Printable,
+    ),
 ];
 
+#[derive(Clone, Copy)]
+enum ValueKind {
+    Utf8,
+    Printable,
+    Ia5,
+}
+
 /// Parse a subject written as RFC 4514 text (`CN=www.example.internal,O=Example`),
-/// allowing only well-known attribute names (no numeric OIDs, whose arcs the
-/// underlying parser does not bound), then check it with [`check_subject`].
+/// with the well-known attribute names only, then check it with
+/// [`check_subject`]. The text is tokenised here rather than by x509-cert,
+/// whose parser reads escapes differently (`\\\,` ends a component there)
+/// and accepts numeric types whose arcs overflow inside const-oid.
 pub fn parse_subject(text: &str) -> Result<x509_cert::name::Name, NameError> {
-    use std::str::FromStr;
-    let bad = |why: &str| NameError::BadSubject(why.to_string());
+    use der::asn1::{Ia5StringRef, PrintableStringRef, SetOfVec, Utf8StringRef};
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let bad = |why: String| NameError::BadSubject(why);
     if text.len() > MAX_SUBJECT_DER_LEN {
-        return Err(bad("longer than 1 KiB"));
+        return Err(bad("longer than 1 KiB".into()));
     }
-    // Attribute types start each RDN component: after the start, an unescaped
-    // ',' or '+'. A conservative scan: every `type=` must be a known short name.
-    let mut escaped = false;
-    let mut at_type = true;
-    let mut current = String::new();
-    for ch in text.chars() {
-        if at_type {
-            if ch == '=' {
-                let t = current.trim().to_ascii_uppercase();
-                if !SUBJECT_SHORT_NAMES.contains(&t.as_str()) {
-                    return Err(NameError::BadSubject(format!(
-                        "attribute type {:?} is not one of {}",
-                        current.trim().chars().take(20).collect::<String>(),
-                        SUBJECT_SHORT_NAMES.join(", ")
-                    )));
+    let names = || {
+        SUBJECT_ATTRIBUTES
+            .iter()
+            .map(|(n, _, _)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // RDNs in text order: separated by unescaped ',', their attributes by '+'.
+    let mut rdns: Vec<Vec<AttributeTypeAndValue>> = vec![Vec::new()];
+    let mut chars = text.chars().peekable();
+    loop {
+        let mut attr_type = String::new();
+        loop {
+            match chars.next() {
+                Some('=') => break,
+                Some(c) if c == ',' || c == '+' || c == '\\' => {
+                    return Err(bad(
+                        "expected TYPE=value components, e.g. CN=www.example.internal,O=Example"
+                            .into(),
+                    ))
                 }
-                current.clear();
-                at_type = false;
-            } else {
-                current.push(ch);
+                Some(c) => attr_type.push(c),
+                None => {
+                    return Err(bad(
+                        "expected TYPE=value components, e.g. CN=www.example.internal,O=Example"
+                            .into(),
+                    ))
+                }
             }
-            continue;
         }
-        if escaped {
-            escaped = false;
-        } else if ch == '\\' {
-            escaped = true;
-        } else if ch == ',' || ch == '+' {
-            at_type = true;
+        let wanted = attr_type.trim().to_ascii_uppercase();
+        let Some((_, oid, kind)) = SUBJECT_ATTRIBUTES.iter().find(|(n, _, _)| *n == wanted) else {
+            return Err(bad(format!(
+                "attribute type {:?} is not one of {}",
+                attr_type.trim().chars().take(20).collect::<String>(),
+                names()
+            )));
+        };
+        // The value, unescaped: `\` and a special character, or `\` and two
+        // hex digits (one octet of the UTF-8 value).
+        let mut value: Vec<u8> = Vec::new();
+        let mut end = None;
+        while let Some(c) = chars.next() {
+            match c {
+                ',' | '+' => {
+                    end = Some(c);
+                    break;
+                }
+                '\\' => match chars.next() {
+                    Some(e @ (',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=' | ' ' | '#')) => {
+                        let mut buf = [0u8; 4];
+                        value.extend_from_slice(e.encode_utf8(&mut buf).as_bytes());
+                    }
+                    Some(h) if h.is_ascii_hexdigit() => {
+                        let l = chars
+                            .next()
+                            .filter(char::is_ascii_hexdigit)
+                            .ok_or_else(|| bad("an escape \\ needs two hex digits".into()))?;
+                        let digit = |d: char| d.to_digit(16).unwrap_or(0) as u8;
+                        value.push(digit(h) << 4 | digit(l));
+                    }
+                    _ => return Err(bad("a \\ escapes nothing it may escape".into())),
+                },
+                '#' if value.is_empty() => {
+                    return Err(bad("hex-encoded (#) values are not accepted".into()))
+                }
+                c => {
+                    let mut buf = [0u8; 4];
+                    value.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                }
+            }
+        }
+        let value = String::from_utf8(value).map_err(|_| bad("a value is not UTF-8".into()))?;
+        if value.is_empty() {
+            return Err(bad(format!("{wanted} has an empty value")));
+        }
+        let der_err = |e: der::Error| bad(format!("{wanted}: {e}"));
+        let any = match kind {
+            ValueKind::Utf8 => der::Any::from(Utf8StringRef::new(&value).map_err(der_err)?),
+            ValueKind::Printable => {
+                der::Any::from(PrintableStringRef::new(&value).map_err(der_err)?)
+            }
+            ValueKind::Ia5 => der::Any::from(Ia5StringRef::new(&value).map_err(der_err)?),
+        };
+        if let Some(rdn) = rdns.last_mut() {
+            rdn.push(AttributeTypeAndValue {
+                oid: *oid,
+                value: any,
+            });
+        }
+        match end {
+            Some(',') => rdns.push(Vec::new()),
+            Some(_) => {}
+            None => break,
         }
     }
-    if at_type {
-        return Err(bad(
-            "expected TYPE=value components, e.g. CN=www.example.internal,O=Example",
-        ));
+    // The text names the most specific RDN first; the sequence holds it last.
+    let mut sequence = Vec::with_capacity(rdns.len());
+    for rdn in rdns.into_iter().rev() {
+        let set = SetOfVec::try_from(rdn).map_err(|e| bad(format!("a multi-valued RDN: {e}")))?;
+        sequence.push(RelativeDistinguishedName::from(set));
     }
-    let name =
-        x509_cert::name::Name::from_str(text).map_err(|e| NameError::BadSubject(e.to_string()))?;
+    let name = RdnSequence::from(sequence);
     check_subject(&name)?;
     Ok(name)
 }
@@ -470,6 +588,72 @@ impl fmt::Display for IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the 10-minute fuzz campaign (target `names`): x509-cert's
+    /// parser ends a component at `\\\\\\,` (an escaped backslash, then an
+    /// escaped comma, per RFC 4514), so text the textual scan had read as one
+    /// CN value reached it as a second attribute with a numeric type whose arc
+    /// overflows inside const-oid (a panic). Subjects are now tokenised here,
+    /// per RFC 4514: that input is one CN value, and numeric types are refused.
+    #[test]
+    fn the_fuzzed_subject_is_one_common_name_and_numeric_types_are_refused() {
+        let crash = std::str::from_utf8(&[
+            0x43, 0x4e, 0x3d, 0x7d, 0x70, 0x34, 0x3d, 0x5c, 0x5c, 0x5c, 0x2c, 0x30, 0x2e, 0x36,
+            0x2e, 0x36, 0x30, 0x36, 0x36, 0x30, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31,
+            0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31, 0x31,
+            0x31, 0x31, 0x31, 0x31, 0x3d, 0x3d, 0x27, 0x5c, 0x5c, 0x5c, 0x2c, 0x30, 0x2e, 0x2e,
+            0x36, 0x30, 0x36, 0x36, 0x30, 0x3d, 0x3d,
+        ])
+        .unwrap();
+        let name = parse_subject(crash).unwrap();
+        let atvs: Vec<_> = name.0.iter().flat_map(|rdn| rdn.0.iter()).collect();
+        assert_eq!(atvs.len(), 1);
+        assert_eq!(atvs[0].oid, crate::oids::AT_COMMON_NAME);
+        // What the fuzz target did next no longer panics.
+        let _ = crate::policy::RequestedSubject::from_name(&name);
+        let _ = name.to_string();
+        // An escaped backslash then a real comma: a second component, whose
+        // numeric type is refused.
+        assert!(parse_subject("CN=a\\\\,2.5.4.99=x").is_err());
+        assert!(parse_subject("CN=a\\\\,0.6.6066011111111111111111111=x").is_err());
+        // Ordinary subjects, escapes included, still parse.
+        let ok = parse_subject("CN=a\\,b,O=Example\\, Inc.,OU=x+UID=7").unwrap();
+        assert_eq!(ok.0.len(), 3);
+    }
+
+    /// Where x509-cert's parser reads a subject correctly, ours builds the
+    /// very same DER: the value types per attribute, the RDN order, escapes.
+    #[test]
+    fn subjects_parse_as_x509_cert_parses_them() {
+        use der::Encode;
+        use std::str::FromStr;
+        for text in [
+            "CN=www.example.internal",
+            "CN=bob.example,O=Bob's Bakery",
+            "C=US,ST=California,L=San Francisco,O=Example\\, Inc.,OU=Web,CN=w.example",
+            "CN=a\\+b,O=x+OU=y",
+            "DC=example,DC=internal,UID=jdoe,SERIALNUMBER=1234",
+            "CN=caf\\C3\\A9",
+            "CN=\\#not hex,O=a\\;b\\<c\\>\\=d\\\"e\\\\f",
+            "cn=lower.case,o=Org",
+        ] {
+            let ours = parse_subject(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let theirs = x509_cert::name::Name::from_str(text).unwrap();
+            assert_eq!(ours.to_der().unwrap(), theirs.to_der().unwrap(), "{text}");
+        }
+        for bad in [
+            "CN=",
+            "CN",
+            "=x",
+            "XX=y",
+            "CN=#0403",
+            "CN=a\\q",
+            "CN=a\\4",
+            "2.5.4.3=x",
+        ] {
+            assert!(parse_subject(bad).is_err(), "{bad} was accepted");
+        }
+    }
 
     /// Security review L7: A-labels that do not decode to a valid U-label.
     #[test]
