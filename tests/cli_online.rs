@@ -68,7 +68,7 @@ fn openssl(args: &[&str]) -> Output {
 }
 
 #[test]
-fn every_online_command_against_a_real_server() {
+fn certificates_from_issue_to_revocation_and_bad_input() {
     let srv = Server::start_new();
     let t = tempfile::tempdir().expect("tempdir");
     let d = t.path();
@@ -435,23 +435,10 @@ fn every_online_command_against_a_real_server() {
     ]));
     ok(srv.cli(&["cert", "issue", "--csr", &csr2, "--ca", &sub_id]));
 
-    // --- an externally signed CA: create pending, get its CSR, sign it with an
-    // outside root (openssl), import it, and issue from it.
-    let ext = json(&ok(srv.cli(&[
-        "ca",
-        "create",
-        "--type",
-        "subordinate",
-        "--subject",
-        "CN=Ext Issuing,O=Test",
-        "--external",
-        "-o",
-        "json",
-    ])));
-    let ext_id = ext["id"].as_str().expect("id").to_string();
-    let ext_csr = p(d, "ext.csr");
-    ok(srv.cli(&["ca", "csr", &ext_id, "--out", &ext_csr]));
-    let (oroot_key, oroot) = (p(d, "outside-root.key"), p(d, "outside-root.pem"));
+    // --- bad input and bad settings: clear messages, non-zero exits.
+    // A root that is not ours, and a certificate to try to import where no
+    // import is pending.
+    let oroot = p(d, "other-root.pem");
     openssl(&[
         "req",
         "-x509",
@@ -461,96 +448,15 @@ fn every_online_command_against_a_real_server() {
         "ec_paramgen_curve:P-256",
         "-nodes",
         "-keyout",
-        &oroot_key,
+        &p(d, "other-root.key"),
         "-out",
         &oroot,
         "-subj",
-        "/CN=Outside Root",
+        "/CN=Other Root",
         "-days",
-        "365",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
+        "30",
     ]);
-    let extfile = p(d, "ext.cnf");
-    std::fs::write(&extfile, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").expect("ext");
-    let signed = p(d, "ext.pem");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        &ext_csr,
-        "-CA",
-        &oroot,
-        "-CAkey",
-        &oroot_key,
-        "-CAcreateserial",
-        "-out",
-        &signed,
-        "-days",
-        "300",
-        "-sha256",
-        "-extfile",
-        &extfile,
-    ]);
-    let imported = json(&ok(srv.cli(&[
-        "ca",
-        "import",
-        &ext_id,
-        "--certificate",
-        &signed,
-        "--chain",
-        &oroot,
-        "-o",
-        "json",
-    ])));
-    assert_eq!(imported["status"], "ACTIVE");
-    let from_ext = p(d, "from-ext.pem");
-    ok(srv.cli(&[
-        "cert", "issue", "--csr", &csr2, "--ca", &ext_id, "--out", &from_ext,
-    ]));
-    ok(srv.cli(&["verify", "--root", &oroot, &from_ext]));
-
-    // --- settings: flags and environment instead of the profile.
-    let admin = srv.dir.join("admin");
-    let server_url = std::fs::read_to_string(srv.profile_path()).expect("profile");
-    let url = server_url
-        .lines()
-        .find_map(|l| l.strip_prefix("server_url = "))
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_string();
-    ok(srv.cli_env(
-        &[
-            "ca",
-            "list",
-            "--server",
-            &url,
-            "--client-cert",
-            &p(&admin, "admin.pem"),
-            "--client-key",
-            &p(&admin, "admin.key"),
-            "--root",
-            &root,
-        ],
-        &[],
-    ));
-    ok(srv.cli_env(
-        &["cert", "list"],
-        &[
-            ("CA_SERVER", &url),
-            ("CA_CLIENT_CERT", &p(&admin, "admin.pem")),
-            ("CA_CLIENT_KEY", &p(&admin, "admin.key")),
-            ("CA_ROOT", &root),
-        ],
-    ));
-    ok(srv.cli_env(
-        &["ca", "list"],
-        &[("CA_SERVER_DATA_DIR", srv.dir.to_str().unwrap_or_default())],
-    ));
-
-    // --- bad input and bad settings: clear messages, non-zero exits.
+    let signed = cert.clone();
     fails(&srv.cli_env(&["ca", "list"], &[]), 2, "no server URL");
     fails(
         &srv.cli(&["ca", "list", "--server", "https://127.0.0.1:1"]),
@@ -658,6 +564,163 @@ fn every_online_command_against_a_real_server() {
         1,
         "cannot connect",
     );
+}
+
+#[test]
+fn an_externally_signed_ca_is_created_pending_signed_outside_and_imported() {
+    let srv = Server::start_new();
+    let t = tempfile::tempdir().expect("tempdir");
+    let d = t.path();
+    let key2 = p(d, "web2.key");
+    let csr2 = p(d, "web2.csr");
+    ok(srv.cli(&["key", "generate", "--algorithm", "ec-p256", "--out", &key2]));
+    ok(srv.cli(&[
+        "csr",
+        "create",
+        "--key",
+        &key2,
+        "--subject",
+        "CN=web.example.internal",
+        "--san",
+        "DNS:web.example.internal",
+        "--out",
+        &csr2,
+    ]));
+
+    // --- an externally signed CA: create pending, get its CSR, sign it with an
+    // outside root (openssl), import it, and issue from it.
+    let ext = json(&ok(srv.cli(&[
+        "ca",
+        "create",
+        "--type",
+        "subordinate",
+        "--subject",
+        "CN=Ext Issuing,O=Test",
+        "--external",
+        "-o",
+        "json",
+    ])));
+    let ext_id = ext["id"].as_str().expect("id").to_string();
+    let ext_csr = p(d, "ext.csr");
+    ok(srv.cli(&["ca", "csr", &ext_id, "--out", &ext_csr]));
+    let (oroot_key, oroot) = (p(d, "outside-root.key"), p(d, "outside-root.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &oroot_key,
+        "-out",
+        &oroot,
+        "-subj",
+        "/CN=Outside Root",
+        "-days",
+        "365",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    let extfile = p(d, "ext.cnf");
+    std::fs::write(&extfile, "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").expect("ext");
+    let signed = p(d, "ext.pem");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &ext_csr,
+        "-CA",
+        &oroot,
+        "-CAkey",
+        &oroot_key,
+        "-CAcreateserial",
+        "-out",
+        &signed,
+        "-days",
+        "300",
+        "-sha256",
+        "-extfile",
+        &extfile,
+    ]);
+    let imported = json(&ok(srv.cli(&[
+        "ca",
+        "import",
+        &ext_id,
+        "--certificate",
+        &signed,
+        "--chain",
+        &oroot,
+        "-o",
+        "json",
+    ])));
+    assert_eq!(imported["status"], "ACTIVE");
+    let from_ext = p(d, "from-ext.pem");
+    ok(srv.cli(&[
+        "cert", "issue", "--csr", &csr2, "--ca", &ext_id, "--out", &from_ext,
+    ]));
+    ok(srv.cli(&["verify", "--root", &oroot, &from_ext]));
+}
+
+#[test]
+fn settings_come_from_flags_environment_or_the_profile() {
+    let srv = Server::start_new();
+    let root = srv.dir.join("admin/root.pem").display().to_string();
+
+    // --- settings: flags and environment instead of the profile.
+    let admin = srv.dir.join("admin");
+    let server_url = std::fs::read_to_string(srv.profile_path()).expect("profile");
+    let url = server_url
+        .lines()
+        .find_map(|l| l.strip_prefix("server_url = "))
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
+    ok(srv.cli_env(
+        &[
+            "ca",
+            "list",
+            "--server",
+            &url,
+            "--client-cert",
+            &p(&admin, "admin.pem"),
+            "--client-key",
+            &p(&admin, "admin.key"),
+            "--root",
+            &root,
+        ],
+        &[],
+    ));
+    ok(srv.cli_env(
+        &["cert", "list"],
+        &[
+            ("CA_SERVER", &url),
+            ("CA_CLIENT_CERT", &p(&admin, "admin.pem")),
+            ("CA_CLIENT_KEY", &p(&admin, "admin.key")),
+            ("CA_ROOT", &root),
+        ],
+    ));
+    ok(srv.cli_env(
+        &["ca", "list"],
+        &[("CA_SERVER_DATA_DIR", srv.dir.to_str().unwrap_or_default())],
+    ));
+}
+
+#[test]
+fn the_walkthrough_runs_online_against_the_real_api() {
+    let srv = Server::start_new();
+    let root = srv.dir.join("admin/root.pem").display().to_string();
+    let admin = srv.dir.join("admin");
+    let profile = std::fs::read_to_string(srv.profile_path()).expect("profile");
+    let url = profile
+        .lines()
+        .find_map(|l| l.strip_prefix("server_url = "))
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string();
 
     // --- the walk-through, online: the CA's part through the real API.
     let w = srv.cli(&["walkthrough", "--yes", "--online", "-o", "json"]);

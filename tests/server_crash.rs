@@ -334,6 +334,80 @@ async fn a_power_cut_loses_no_answered_write() {
     }
     let (st, v) = s.curl("GET", "/v1/policies/written-before-the-cut", None);
     assert_eq!(st, 200, "{v}");
+
+    // The power goes in the middle of streams of revocations and of policy
+    // writes: every one answered before the cut is there after it.
+    let streams =
+        {
+            let stream_of = |calls: Vec<(Method, String, Option<serde_json::Value>)>,
+                             mut c: ca_server::api::client::ApiClient| {
+                tokio::spawn(async move {
+                    let mut answered = Vec::new();
+                    for (method, path, body) in calls {
+                        match c.call(method, &path, body.as_ref()).await {
+                            Ok((200, _)) => answered.push(path),
+                            _ => break,
+                        }
+                    }
+                    answered
+                })
+            };
+            let revocations = received
+                .iter()
+                .skip(10)
+                .take(400)
+                .map(|(serial, _)| {
+                    (
+                        Method::POST,
+                        format!("/v1/certificates/{serial}/revoke"),
+                        Some(json!({"reason": "SUPERSEDED"})),
+                    )
+                })
+                .collect();
+            let policies = (0..400)
+            .map(|i| {
+                (
+                    Method::PUT,
+                    format!("/v1/policies/stream-{i}"),
+                    Some(json!({"effect": "allow", "principals": [{"subject": format!("CN=p{i}")}],
+                                "actions": ["read"], "cas": ["*"]})),
+                )
+            })
+            .collect();
+            [
+                stream_of(revocations, s.client().await),
+                stream_of(policies, s.client().await),
+            ]
+        };
+    tokio::time::sleep(random_ms(200, 1200)).await;
+    s.kill9();
+    let [revoked_paths, policy_paths] = streams;
+    let (revoked_paths, policy_paths) = (revoked_paths.await.unwrap(), policy_paths.await.unwrap());
+    assert!(
+        !revoked_paths.is_empty() && !policy_paths.is_empty(),
+        "the cut came before any write was answered"
+    );
+    s.start();
+    for path in &revoked_paths {
+        let serial = path
+            .trim_start_matches("/v1/certificates/")
+            .trim_end_matches("/revoke");
+        let (st, v) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+        assert_eq!(
+            (st, v["status"].as_str()),
+            (200, Some("REVOKED")),
+            "{path}: {v}"
+        );
+    }
+    for path in &policy_paths {
+        let (st, v) = s.curl("GET", path, None);
+        assert_eq!(st, 200, "{path} answered but lost: {v}");
+    }
+    eprintln!(
+        "cut mid-stream: {} revocations and {} policy writes answered, all kept",
+        revoked_paths.len(),
+        policy_paths.len()
+    );
     s.kill9();
     // A start repairs the store after the cut; then read it offline.
     s.start();
