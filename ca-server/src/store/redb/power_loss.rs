@@ -66,7 +66,12 @@ impl redb::StorageBackend for PowerLossBackend {
                 "read past the end",
             ));
         }
-        self.file.read_exact_at(out, offset)?;
+        // What the file holds (a write past its end may be pending only),
+        // zeros beyond.
+        let on_disk = self.file.metadata()?.len();
+        let from_file = on_disk.saturating_sub(offset).min(out.len() as u64) as usize;
+        self.file.read_exact_at(&mut out[..from_file], offset)?;
+        out[from_file..].fill(0);
         // What was written since the last sync, over what the file holds.
         for (at, data) in &state.pending {
             let (from, to) = ((*at).max(offset), (*at + data.len() as u64).min(end));
