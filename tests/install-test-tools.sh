@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests drive and the Rust toolchain does
 # not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
-# libfaketime (to move a server's clock); and
+# libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
+# (a PKCS#11 token for the HSM tests); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -13,6 +14,8 @@ declare -A package_for=(
   [chromium]=chromium
   [python3]=python3
   [faketime]=faketime
+  [softhsm2-util]=softhsm2
+  [pkcs11-tool]=opensc
 )
 missing=()
 for tool in "${!package_for[@]}"; do

@@ -50,6 +50,14 @@ pub enum CaCommand {
         validity_days: Option<u32>,
         #[arg(long)]
         path_len: Option<u8>,
+        /// Where the server keeps the CA's key: `software` (sealed into its
+        /// store) or `pkcs11` (made inside its HSM token, never extractable).
+        #[arg(long, value_parser = ["software", "pkcs11"], default_value = "software")]
+        key_storage: String,
+        /// Adopt the existing token key with this label (needs
+        /// --key-storage pkcs11; --key-algorithm must match the key).
+        #[arg(long)]
+        key_label: Option<String>,
     },
     /// List CAs.
     List,
@@ -264,12 +272,16 @@ fn or_dash(v: Option<&str>) -> &str {
 
 fn ca_text(c: &wire::CaDescription) -> String {
     format!(
-        "{}  {:<11} {:<19} {}  ({}, {} .. {})\n",
+        "{}  {:<11} {:<19} {}  ({}{}, {} .. {})\n",
         c.id,
         c.ca_type,
         c.status,
         c.subject,
         c.key_algorithm,
+        match &c.key_label {
+            Some(l) => format!(" in PKCS#11 token as {l:?}"),
+            None => String::new(),
+        },
         or_dash(c.not_before.as_deref()),
         or_dash(c.not_after.as_deref())
     )
@@ -338,6 +350,8 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             external,
             validity_days,
             path_len,
+            key_storage,
+            key_label,
         } => {
             let alg: ca_core::KeyAlgorithm = (*key_algorithm).into();
             let body = wire::CreateCa {
@@ -353,8 +367,16 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
                 validity_days: *validity_days,
                 path_len: *path_len,
                 name_constraints: None,
+                key_storage: Some(key_storage.clone()),
+                key_label: key_label.clone(),
             };
-            out.progress("creating the CA (the server generates its key)");
+            out.progress(if key_label.is_some() {
+                "creating the CA (with the token key named)"
+            } else if key_storage == "pkcs11" {
+                "creating the CA (the server's HSM generates its key)"
+            } else {
+                "creating the CA (the server generates its key)"
+            });
             let v: wire::CaDescription = api.call(Method::POST, "/v1/cas", Some(&body))?;
             out.emit(&v, || format!("created CA\n{}", ca_text(&v)));
         }

@@ -248,6 +248,8 @@ impl CaBackend for OnlineCa {
                 validity_days: Some(3650),
                 path_len: Some(1),
                 name_constraints: None,
+                key_storage: None,
+                key_label: None,
             }),
         )?;
         let root_id = root.id;
@@ -264,6 +266,8 @@ impl CaBackend for OnlineCa {
                 validity_days: Some(1825),
                 path_len: Some(0),
                 name_constraints: None,
+                key_storage: None,
+                key_label: None,
             }),
         )?;
         let sub_id = sub.id;

@@ -35,6 +35,10 @@ pub enum KeyError {
     Generation,
     #[error("signing failed")]
     Signing,
+    /// The key lives elsewhere (an HSM) and cannot be reached just now; the
+    /// message says why. Callers answer "try again later", not "bad request".
+    #[error("the signing key is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What a public key is, as far as issuance and validation care.

@@ -117,6 +117,9 @@ pub struct Config {
     pub refusal_audit_window_secs: u64,
     #[serde(default = "default_refusals_per_window")]
     pub refusal_audit_per_window: u32,
+    /// A PKCS#11 token (HSM) for CA keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<crate::hsm::Pkcs11Config>,
 }
 
 fn default_audit_digest_interval() -> u64 {
@@ -239,6 +242,9 @@ impl Config {
     }
 
     pub fn check(&self) -> anyhow::Result<()> {
+        if let Some(p) = &self.pkcs11 {
+            p.check().map_err(|e| anyhow::anyhow!(e))?;
+        }
         self.api_addr
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("api_addr {:?} is not IP:port", self.api_addr))?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::api::client::ClientProfile;
-use crate::authority::{Identity, NewCa, NewKeyRequest};
+use crate::authority::{Identity, KeyStorage, NewCa, NewKeyRequest};
 use crate::config::{Config, LogFormat, CONFIG_FILE};
 use crate::store::CaType;
 
@@ -20,6 +20,8 @@ pub struct InitOptions {
     /// Lifetime of the API TLS certificate (default: the tls-server maximum).
     pub tls_days: Option<u32>,
     pub master: crate::vault::MasterOptions,
+    /// Make the CA keys in this PKCS#11 token (and keep it in config.toml).
+    pub pkcs11: Option<crate::hsm::Pkcs11Config>,
 }
 
 pub struct InitSummary {
@@ -88,6 +90,12 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         audit_digest_interval_secs: 600,
         refusal_audit_window_secs: 60,
         refusal_audit_per_window: 60,
+        pkcs11: opts.pkcs11.clone(),
+    };
+    let key_storage = if opts.pkcs11.is_some() {
+        KeyStorage::Pkcs11
+    } else {
+        KeyStorage::Software
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);
@@ -107,6 +115,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
                 validity_days: Some(3650),
                 path_len: Some(1),
                 name_constraints: None,
+                key_storage: key_storage.clone(),
             },
         )
         .await
@@ -120,6 +129,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         validity_days: Some(1825),
         path_len: Some(0),
         name_constraints: None,
+        key_storage: key_storage.clone(),
     };
     let issuing = auth
         .create_ca(&who, sub("CN=Private Issuing CA 1,O=ca-server"))

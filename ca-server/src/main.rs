@@ -66,8 +66,10 @@ struct MasterArgs {
 }
 
 /// CA_MASTER_PASSPHRASE, taken out of the environment before any thread starts.
-static ENV_PASSPHRASE: std::sync::OnceLock<ca_server::vault::EnvPassphrase> =
+static ENV_PASSPHRASE: std::sync::OnceLock<ca_server::vault::EnvSecret> =
     std::sync::OnceLock::new();
+/// CA_PKCS11_PIN, likewise.
+static ENV_TOKEN_PIN: std::sync::OnceLock<ca_server::vault::EnvSecret> = std::sync::OnceLock::new();
 
 impl MasterArgs {
     fn options(&self) -> MasterOptions {
@@ -75,6 +77,7 @@ impl MasterArgs {
             passphrase_file: self.master_passphrase_file.clone(),
             key_file: self.master_key_file.clone(),
             env_passphrase: ENV_PASSPHRASE.get().cloned().unwrap_or_default(),
+            env_token_pin: ENV_TOKEN_PIN.get().cloned().unwrap_or_default(),
         }
     }
 }
@@ -115,6 +118,32 @@ struct InitArgs {
     tls_days: Option<u32>,
     #[command(flatten)]
     master: MasterArgs,
+    /// Keep the CA keys in a PKCS#11 token: the module (shared library),
+    /// e.g. /usr/lib/softhsm/libsofthsm2.so. Written to [pkcs11] in
+    /// config.toml; the root, issuing and client-auth CA keys are then made
+    /// inside the token. The PIN comes from --pkcs11-pin-file or CA_PKCS11_PIN.
+    #[arg(long, requires = "pkcs11_token_label")]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_token_label: Option<String>,
+    /// A file holding the token's user PIN (kept as a path in config.toml).
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl InitArgs {
+    fn pkcs11(&self) -> Option<ca_server::hsm::Pkcs11Config> {
+        Some(ca_server::hsm::Pkcs11Config {
+            module: self.pkcs11_module.clone()?,
+            token_label: self.pkcs11_token_label.clone(),
+            slot: None,
+            pin_file: self.pkcs11_pin_file.clone(),
+            sessions: None,
+            master_key_label: None,
+            pin: None,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -227,7 +256,10 @@ fn print_init(s: &ca_server::init::InitSummary) {
 
 fn main() -> anyhow::Result<()> {
     // First, while this is the only thread.
-    let _ = ENV_PASSPHRASE.set(ca_server::vault::EnvPassphrase::take());
+    let _ = ENV_PASSPHRASE.set(ca_server::vault::EnvSecret::take());
+    let _ = ENV_TOKEN_PIN.set(ca_server::vault::EnvSecret::take_var(
+        ca_server::hsm::PIN_ENV,
+    ));
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -236,9 +268,11 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Init(a) => {
             init_logging(LogFormat::Text);
+            let pkcs11 = a.pkcs11();
             let dir = a.data_dir.unwrap_or_else(default_data_dir);
             let summary = rt.block_on(init(InitOptions {
                 data_dir: dir,
+                pkcs11,
                 tls_names: a.tls_names,
                 api_addr: a.api_addr,
                 public_addr: a.public_addr,
@@ -268,6 +302,7 @@ fn main() -> anyhow::Result<()> {
                     admin_name: "admin".into(),
                     tls_days: None,
                     master: a.master.options(),
+                    pkcs11: None,
                 }))?;
                 print_init(&summary);
             }

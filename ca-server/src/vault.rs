@@ -25,6 +25,7 @@ use ca_core::envelope::{self, EnvelopeError, KdfParams, MasterKey, SealedKey};
 use ca_core::keys::{KeyError, Signer, SoftwareKey};
 use zeroize::Zeroizing;
 
+use crate::hsm::{Token, TokenKeyRef};
 use crate::ids::is_ca_id;
 pub use crate::store::KeyMeta;
 use crate::store::{Store, StoreError};
@@ -59,6 +60,21 @@ pub enum VaultError {
     Io(String, std::io::Error),
     #[error("store: {0}")]
     Store(String),
+    #[error("the key of CA {0} is in a PKCS#11 token, but no [pkcs11] token is configured")]
+    NoToken(String),
+    #[error("the key of CA {0}: {1}")]
+    Token(String, crate::hsm::HsmError),
+}
+
+impl VaultError {
+    /// The key exists but cannot be reached now (an HSM away): 503, not 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            VaultError::NoToken(_) => true,
+            VaultError::Token(_, e) => e.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 impl From<StoreError> for VaultError {
@@ -67,32 +83,43 @@ impl From<StoreError> for VaultError {
     }
 }
 
-/// `CA_MASTER_PASSPHRASE`, taken out of the environment at start-up so that
-/// child processes do not inherit it and nothing later reads it by accident.
+/// A secret from the environment (`CA_MASTER_PASSPHRASE`, `CA_PKCS11_PIN`),
+/// taken out of it at start-up so that child processes do not inherit it and
+/// nothing later reads it by accident.
 /// (The kernel still shows a process's initial environment in
 /// /proc/PID/environ to its owner: prefer a passphrase file.)
 #[derive(Clone, Default)]
-pub struct EnvPassphrase(Option<Zeroizing<Vec<u8>>>);
+pub struct EnvSecret(Option<Zeroizing<Vec<u8>>>);
 
-impl std::fmt::Debug for EnvPassphrase {
+impl std::fmt::Debug for EnvSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
-            "EnvPassphrase(set)"
+            "EnvSecret(set)"
         } else {
-            "EnvPassphrase(unset)"
+            "EnvSecret(unset)"
         })
     }
 }
 
-impl EnvPassphrase {
+impl EnvSecret {
     /// Read and remove the variable. Call before any thread starts: changing
     /// the environment races with threads that read it.
     pub fn take() -> Self {
-        let value = std::env::var_os(PASSPHRASE_ENV)
+        Self::take_var(PASSPHRASE_ENV)
+    }
+
+    /// As [`EnvSecret::take`], for another variable.
+    pub fn take_var(name: &str) -> Self {
+        let value = std::env::var_os(name)
             .filter(|v| !v.is_empty())
             .map(|v| Zeroizing::new(v.into_encoded_bytes()));
-        std::env::remove_var(PASSPHRASE_ENV);
-        EnvPassphrase(value)
+        std::env::remove_var(name);
+        EnvSecret(value)
+    }
+
+    /// The secret as text, if set and UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_ref().and_then(|v| std::str::from_utf8(v).ok())
     }
 }
 
@@ -102,10 +129,13 @@ pub struct MasterOptions {
     /// A file holding the passphrase (first line).
     pub passphrase_file: Option<PathBuf>,
     /// The passphrase taken from the environment at start-up, if any.
-    pub env_passphrase: EnvPassphrase,
+    pub env_passphrase: EnvSecret,
     /// Where the master key file lives, when not `DIR/master.key`: keeping it
     /// outside the data directory keeps it out of that directory's backups.
     pub key_file: Option<PathBuf>,
+    /// The PKCS#11 token PIN taken from `CA_PKCS11_PIN` at start-up, if any
+    /// (a `pin_file` in `[pkcs11]` takes precedence).
+    pub env_token_pin: EnvSecret,
 }
 
 impl MasterOptions {
@@ -382,6 +412,11 @@ pub fn rotate_master_key(
         std::process::exit(3);
     }
     let mut rewrap = |id: &str, sealed: &[u8]| -> Result<Vec<u8>, String> {
+        // A key in a token is not wrapped by the master key: its reference
+        // stays as it is.
+        if TokenKeyRef::is_token_ref(sealed) {
+            return Ok(sealed.to_vec());
+        }
         let sealed = SealedKey::from_bytes(sealed).map_err(|e| e.to_string())?;
         envelope::rewrap(&old, &new, id, &sealed)
             .map(|k| k.to_bytes())
@@ -485,6 +520,12 @@ pub fn open_sealed_offline(
         .sealed_key(ca_id)?
         .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
     store.close();
+    if TokenKeyRef::is_token_ref(&v) {
+        return Err(VaultError::Key(
+            ca_id.to_string(),
+            KeyError::Unavailable("it lives in a PKCS#11 token and never leaves it".into()),
+        ));
+    }
     let sealed = SealedKey::from_bytes(&v).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
     envelope::open(&master, ca_id, &sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))
 }
@@ -502,7 +543,9 @@ pub struct Vault {
     master: MasterKey,
     /// Seals list cursors (derived from the master key).
     cursor_key: envelope::TokenKey,
-    cache: RwLock<HashMap<String, Arc<SoftwareKey>>>,
+    cache: RwLock<HashMap<String, Arc<dyn Signer>>>,
+    /// The PKCS#11 token holding CA keys, when configured.
+    token: Option<Arc<Token>>,
 }
 
 /// The sealed-key id of the key that signs audit digests: sealed and rotated
@@ -521,6 +564,33 @@ impl Vault {
             cursor_key: envelope::TokenKey::derive(&master, "list cursor"),
             master,
             cache: RwLock::new(HashMap::new()),
+            token: None,
+        }
+    }
+
+    /// CA keys may also live in (and be made in) this token.
+    pub fn with_token(mut self, token: Arc<Token>) -> Self {
+        self.token = Some(token);
+        self
+    }
+
+    pub fn token(&self) -> Option<&Arc<Token>> {
+        self.token.as_ref()
+    }
+
+    /// Where a CA's key lives: None for a sealed software key, the token
+    /// reference for a key in a token.
+    pub fn token_key(&self, ca_id: &str) -> Result<Option<TokenKeyRef>, VaultError> {
+        let Some(stored) = self.store.sealed_key(ca_id)? else {
+            return Ok(None);
+        };
+        match TokenKeyRef::from_bytes(&stored) {
+            None => Ok(None),
+            Some(Ok(r)) => Ok(Some(r)),
+            Some(Err(e)) => Err(VaultError::Token(
+                ca_id.to_string(),
+                crate::hsm::HsmError::Operation(format!("stored key reference: {e}")),
+            )),
         }
     }
 
@@ -552,9 +622,9 @@ impl Vault {
 
     /// Keep a key whose sealed copy is committed, so the first signature does
     /// not unseal it again.
-    pub fn cache(&self, ca_id: &str, key: SoftwareKey) {
+    pub fn cache(&self, ca_id: &str, key: Arc<dyn Signer>) {
         if let Ok(mut c) = self.cache.write() {
-            c.insert(ca_id.to_string(), Arc::new(key));
+            c.insert(ca_id.to_string(), key);
         }
     }
 
@@ -570,11 +640,32 @@ impl Vault {
             .store
             .sealed_key(ca_id)?
             .ok_or_else(|| VaultError::Missing(ca_id.to_string()))?;
+        if let Some(r) = TokenKeyRef::from_bytes(&sealed) {
+            let r = r.map_err(|e| {
+                VaultError::Token(
+                    ca_id.to_string(),
+                    crate::hsm::HsmError::Operation(format!("stored key reference: {e}")),
+                )
+            })?;
+            let token = self
+                .token
+                .as_ref()
+                .ok_or_else(|| VaultError::NoToken(ca_id.to_string()))?;
+            let signer: Arc<dyn Signer> = Arc::new(
+                token
+                    .signer(&r)
+                    .map_err(|e| VaultError::Token(ca_id.to_string(), e))?,
+            );
+            if let Ok(mut c) = self.cache.write() {
+                c.insert(ca_id.to_string(), signer.clone());
+            }
+            return Ok(signer);
+        }
         let sealed =
             SealedKey::from_bytes(&sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
         let der = envelope::open(&self.master, ca_id, &sealed)
             .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
-        let key = Arc::new(
+        let key: Arc<dyn Signer> = Arc::new(
             SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(ca_id.to_string(), e))?,
         );
         drop(der);
@@ -592,9 +683,9 @@ mod tests {
     #[test]
     fn the_environment_passphrase_is_taken_out_of_the_environment() {
         std::env::set_var(PASSPHRASE_ENV, "an environment passphrase");
-        let taken = EnvPassphrase::take();
+        let taken = EnvSecret::take();
         assert!(std::env::var_os(PASSPHRASE_ENV).is_none());
-        assert_eq!(format!("{taken:?}"), "EnvPassphrase(set)");
+        assert_eq!(format!("{taken:?}"), "EnvSecret(set)");
         let opts = MasterOptions {
             env_passphrase: taken,
             ..Default::default()

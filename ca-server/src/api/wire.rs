@@ -45,6 +45,14 @@ pub struct CreateCa {
     pub validity_days: Option<u32>,
     pub path_len: Option<u8>,
     pub name_constraints: Option<NameConstraints>,
+    /// `software` (default: sealed into the store) or `pkcs11` (made inside
+    /// the server's PKCS#11 token, never extractable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_storage: Option<String>,
+    /// With `pkcs11`: adopt the existing token key with this label instead
+    /// of making one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
 }
 
 /// RFC 5280 name constraints of a new CA.
@@ -169,6 +177,16 @@ pub struct CaDescription {
     pub external: bool,
     pub created_at: String,
     pub updated_at: String,
+    /// `software` or `pkcs11`.
+    #[serde(default = "default_key_storage")]
+    pub key_storage: String,
+    /// The token key's label, for `pkcs11`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_label: Option<String>,
+}
+
+fn default_key_storage() -> String {
+    "software".into()
 }
 
 /// `GET /v1/cas`: the CAs this caller may read.

@@ -2,7 +2,7 @@
 //! through the same name while the CA behind it is rotated (a new key under
 //! the same parent, the old CA retired but still serving CRL and OCSP).
 
-use super::cas::NewCa;
+use super::cas::{KeyStorage, NewCa};
 use super::{check_ca_id, Authority, Identity};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
@@ -130,6 +130,12 @@ impl Authority {
                     validity_days: None,
                     path_len: old.path_len,
                     name_constraints: None,
+                    // The successor's key lives where its predecessor's did.
+                    key_storage: if old.token_key_label.is_some() {
+                        KeyStorage::Pkcs11
+                    } else {
+                        KeyStorage::Software
+                    },
                 },
             )
             .await?;
@@ -140,7 +146,7 @@ impl Authority {
             .rotate_alias(alias, &old_id, new.clone(), draft)
             .await?;
         crate::audit::committed();
-        self.vault.cache(&new_id, key);
+        self.vault.cache(&new_id, key.signer);
         let new = new.ca;
         tracing::info!(%alias, old = %old_id, new = %new.id, by = %who.display(), "CA rotated behind its alias");
         Ok((retired, new))

@@ -5,7 +5,9 @@
 
 use ca_core::cert::{create_root, import_signed_ca, CaCertificate, CertificateRequest, RootParams};
 use ca_core::csr::create_csr;
-use ca_core::keys::{Signer, SoftwareKey};
+use std::sync::Arc;
+
+use ca_core::keys::{KeyAlgorithm, PublicKeyKind, Signer};
 use ca_core::profile::Profile;
 
 use super::issuance::Signed;
@@ -26,6 +28,49 @@ pub struct NewCa {
     pub validity_days: Option<u32>,
     pub path_len: Option<u8>,
     pub name_constraints: Option<NameConstraintsInput>,
+    pub key_storage: KeyStorage,
+}
+
+/// Where a new CA's key is made.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum KeyStorage {
+    /// In memory, sealed into the store under the master key.
+    #[default]
+    Software,
+    /// Generated inside the configured PKCS#11 token, never extractable.
+    Pkcs11,
+    /// An existing key in the token, by label.
+    Pkcs11Existing(String),
+}
+
+/// A new CA's key: its signer, and what the store keeps (the sealed key or
+/// the token reference).
+pub(super) struct MadeKey {
+    pub signer: Arc<dyn Signer>,
+    stored: Vec<u8>,
+}
+
+/// The API name of a key (`ec-p256`, `rsa-3072`, ...).
+fn key_algorithm_name(kind: PublicKeyKind) -> String {
+    match kind {
+        PublicKeyKind::EcP256 => KeyAlgorithm::EcdsaP256.name().into(),
+        PublicKeyKind::EcP384 => KeyAlgorithm::EcdsaP384.name().into(),
+        PublicKeyKind::Ed25519 => KeyAlgorithm::Ed25519.name().into(),
+        PublicKeyKind::Rsa { bits } => format!("rsa-{bits}"),
+    }
+}
+
+fn map_hsm(e: crate::hsm::HsmError) -> ApiError {
+    use crate::hsm::HsmError as H;
+    match e {
+        H::NoSuchKey(_) | H::AmbiguousKey { .. } | H::Extractable(_) | H::Key { .. } => {
+            ApiError::invalid(e.to_string())
+        }
+        H::Unavailable(_) | H::Lost(_) | H::WrongPin | H::PinLocked => {
+            ApiError::new(ErrorCode::Unavailable, e.to_string())
+        }
+        other => ApiError::internal("PKCS#11 token", other),
+    }
 }
 
 #[derive(Clone, Debug, Default, serde::Deserialize)]
@@ -112,9 +157,67 @@ impl Authority {
         let draft = self.draft(&who.display(), "CreateCertificateAuthority", &id);
         let rec = self.store.create_ca(new, draft).await?;
         crate::audit::committed();
-        self.vault.cache(&id, key);
+        self.vault.cache(&id, key.signer);
         tracing::info!(ca = %rec.id, subject = %rec.subject, status = ?rec.status, by = %who.display(), "CA created");
         Ok(rec)
+    }
+
+    /// Make (or adopt) a new CA's key where `storage` says, and note in the
+    /// record where it lives. Software keys are sealed under the master key;
+    /// token keys are made inside the token (off the async threads: RSA
+    /// generation takes seconds) and only their reference is stored.
+    pub(super) async fn make_key(
+        &self,
+        id: &str,
+        alg: KeyAlgorithm,
+        storage: &KeyStorage,
+        rec: &mut CaRecord,
+    ) -> Result<MadeKey, ApiError> {
+        let token = match storage {
+            KeyStorage::Software => {
+                let key = generate_key(alg).await?;
+                let stored = self.vault.seal(id, &key).map_err(map_vault)?;
+                return Ok(MadeKey {
+                    signer: Arc::new(key),
+                    stored,
+                });
+            }
+            KeyStorage::Pkcs11 | KeyStorage::Pkcs11Existing(_) => {
+                self.vault.token().cloned().ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidState,
+                        "key_storage pkcs11 needs a [pkcs11] token in the server's config.toml",
+                    )
+                })?
+            }
+        };
+        let storage = storage.clone();
+        let label = id.to_string();
+        let (reference, signer) = tokio::task::spawn_blocking(move || {
+            let reference = match &storage {
+                KeyStorage::Pkcs11Existing(l) => token.adopt(l)?,
+                _ => token.generate(alg, &label)?,
+            };
+            let signer = token.signer(&reference)?;
+            Ok::<_, crate::hsm::HsmError>((reference, signer))
+        })
+        .await
+        .map_err(|e| ApiError::internal("token key task", e))?
+        .map_err(map_hsm)?;
+        let kind = PublicKeyKind::from_spki_der(signer.public_key_der())
+            .map_err(|e| ApiError::internal("token key", e))?;
+        let found = key_algorithm_name(kind);
+        if found != alg.name() {
+            return Err(ApiError::invalid(format!(
+                "the token key labelled {:?} is {found}, not {alg}: give key_algorithm {found}",
+                reference.label
+            )));
+        }
+        rec.token_key_label = Some(reference.label.clone());
+        Ok(MadeKey {
+            signer: Arc::new(signer),
+            stored: reference.to_bytes(),
+        })
     }
 
     /// Everything a new CA needs before its one commit: authorised, its key
@@ -123,7 +226,7 @@ impl Authority {
         &self,
         who: &Identity,
         new: NewCa,
-    ) -> Result<(NewCaRecord, SoftwareKey), ApiError> {
+    ) -> Result<(NewCaRecord, MadeKey), ApiError> {
         self.authorize_administer(who, new.parent_ca_id.as_deref().unwrap_or("*"))?;
         let alg = parse_key_alg(&new.key_algorithm)?;
         let subject = parse_subject(&new.subject)?;
@@ -151,25 +254,24 @@ impl Authority {
             path_len: new.path_len,
             created_at: t.unix_timestamp(),
             updated_at: t.unix_timestamp(),
+            token_key_label: None,
         };
-        let sealed_key = |key: &SoftwareKey| self.vault.seal(&id, key).map_err(map_vault);
         match (new.ca_type, &new.parent_ca_id, new.external) {
             (CaType::Root, None, false) => {
                 let days = new.validity_days.unwrap_or(ca_core::cert::DEFAULT_ROOT_DAYS);
                 if days == 0 || days > MAX_ROOT_DAYS {
                     return Err(ApiError::invalid("validity_days for a root must be 1 to 36500"));
                 }
-                let key = generate_key(alg).await?;
+                let key = self.make_key(&id, alg, &new.key_storage, &mut rec).await?;
                 let mut params = RootParams::new(subject);
                 params.validity_days = days;
                 params.path_len = new.path_len;
                 params.name_constraints = name_constraints;
-                let cert = create_root(&key, &params, t).map_err(map_issue)?;
+                let cert = create_root(key.signer.as_ref(), &params, t).map_err(map_issue)?;
                 fill_cert(&mut rec, &cert, vec![]);
-                let sealed = sealed_key(&key)?;
                 let new = NewCaRecord {
                     ca: rec,
-                    sealed_key: sealed,
+                    sealed_key: key.stored.clone(),
                     certificate: None,
                 };
                 Ok((new, key))
@@ -185,9 +287,8 @@ impl Authority {
                 let limits = self.config.limits(profile);
                 check_validity(new.validity_days, limits, "subordinate CAs")?;
                 let (prec, pissuer) = self.active_issuer(parent)?;
-                let key = generate_key(alg).await?;
-                let spki = key.public_key_der().to_vec();
-                let sealed = sealed_key(&key)?;
+                let key = self.make_key(&id, alg, &new.key_storage, &mut rec).await?;
+                let spki = key.signer.public_key_der().to_vec();
                 let request = CertificateRequest {
                     subject,
                     spki_der: spki,
@@ -213,22 +314,21 @@ impl Authority {
                 rec.parent_ca_id = Some(prec.id.clone());
                 let new = NewCaRecord {
                     ca: rec,
-                    sealed_key: sealed,
+                    sealed_key: key.stored.clone(),
                     certificate: Some((view.record, view.der)),
                 };
                 Ok((new, key))
             }
             (CaType::Subordinate, None, true) => {
-                let key = generate_key(alg).await?;
-                let csr = create_csr(&key, &subject, &[])
+                let key = self.make_key(&id, alg, &new.key_storage, &mut rec).await?;
+                let csr = create_csr(key.signer.as_ref(), &subject, &[])
                     .map_err(|e| ApiError::internal("CA CSR", e))?;
-                let sealed = sealed_key(&key)?;
                 rec.status = CaStatus::PendingCertificate;
                 rec.external = true;
                 rec.csr_pem = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &csr));
                 let new = NewCaRecord {
                     ca: rec,
-                    sealed_key: sealed,
+                    sealed_key: key.stored.clone(),
                     certificate: None,
                 };
                 Ok((new, key))

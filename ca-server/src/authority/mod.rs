@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use ca_core::cert::{CaCertificate, IssueError, Issuer, IssuerUrls};
 use ca_core::csr::CsrError;
-use ca_core::keys::Signer;
+use ca_core::keys::{KeyError, Signer};
 use time::OffsetDateTime;
 
 use crate::clock::Clock;
@@ -39,7 +39,7 @@ mod revoke;
 mod tests;
 
 pub use crate::clock::{fmt_unix, now};
-pub use cas::{NameConstraintsInput, NewCa};
+pub use cas::{KeyStorage, NameConstraintsInput, NewCa};
 pub use parse::{ca_hint, check_ca_id, parse_leaf_profile, parse_serial};
 pub use revoke::{reason_from_code, reason_from_name, RevocationReason};
 
@@ -146,7 +146,19 @@ fn map_issue(e: IssueError) -> ApiError {
         | IssueError::MissingServerName(_)
         | IssueError::NoNames
         | IssueError::Name(_)
-        | IssueError::Key(_) => ApiError::invalid(e.to_string()),
+        | IssueError::Key(KeyError::Malformed(_))
+        | IssueError::Key(KeyError::UnsupportedAlgorithm(_))
+        | IssueError::Key(KeyError::UnsupportedCurve(_))
+        | IssueError::Key(KeyError::WeakRsa(_))
+        | IssueError::Key(KeyError::OversizedRsa(_))
+        | IssueError::Key(KeyError::RocaFingerprint)
+        | IssueError::Key(KeyError::CloseRsaPrimes) => ApiError::invalid(e.to_string()),
+        // The CA's key could not sign: an HSM away is "try later", anything
+        // else is our fault, never the caller's.
+        IssueError::Key(KeyError::Unavailable(m)) => ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the CA's signing key is unavailable: {m}"),
+        ),
         IssueError::IssuerExpired(_) | IssueError::IssuerNotYetValid(_) => {
             ApiError::new(ErrorCode::InvalidState, e.to_string())
         }
@@ -160,6 +172,9 @@ fn map_csr(e: CsrError) -> ApiError {
 }
 
 fn map_vault(e: VaultError) -> ApiError {
+    if e.is_unavailable() {
+        return ApiError::new(ErrorCode::Unavailable, e.to_string());
+    }
     ApiError::internal("CA key", e)
 }
 
@@ -359,13 +374,36 @@ pub async fn open(
         store.close();
         return Err(e.into());
     }
-    let vault = crate::vault::Vault::new(store.clone(), key);
+    let mut vault = crate::vault::Vault::new(store.clone(), key);
+    if let Some(cfg) = &config.pkcs11 {
+        let token = cfg
+            .pin(data_dir, &master.env_token_pin)
+            .and_then(|pin| crate::hsm::Token::open(cfg, pin));
+        match token {
+            Ok(t) => vault = vault.with_token(t),
+            Err(e) => {
+                store.close();
+                return Err(anyhow::anyhow!(
+                    "the PKCS#11 token ([pkcs11] in config.toml): {e}"
+                ));
+            }
+        }
+    }
     crate::policy::bootstrap_if_absent(store.as_ref(), data_dir)
         .await
         .context("creating the bootstrap administrator's policy")?;
     let policies =
         crate::policy::Policies::load(store.as_ref()).context("loading the access policies")?;
     let weak_keys = load_weak_key_lists(data_dir, &config.weak_key_lists)?;
+    // Say at start which token keys cannot be found: their CAs answer 503
+    // until they can, while the others serve.
+    for ca in store.list_cas().context("listing CAs")? {
+        if let Some(label) = &ca.token_key_label {
+            if let Err(e) = vault.signer(&ca.id) {
+                tracing::error!(ca = %ca.id, key = %label, error = %e, "a CA's token key is not usable");
+            }
+        }
+    }
     let mut authority = Authority::new(store, vault, policies, config, public_base);
     authority.weak_keys = weak_keys;
     // The audit key exists from the start, and its public half is where an

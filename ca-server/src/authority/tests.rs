@@ -74,6 +74,7 @@ fn config() -> Config {
         audit_digest_interval_secs: 600,
         refusal_audit_window_secs: 60,
         refusal_audit_per_window: 60,
+        pkcs11: None,
     }
 }
 
@@ -121,6 +122,7 @@ async fn fixture() -> Fixture {
                 validity_days: Some(3650),
                 path_len: Some(1),
                 name_constraints: None,
+                key_storage: Default::default(),
             },
         )
         .await
@@ -137,6 +139,7 @@ async fn fixture() -> Fixture {
                 validity_days: Some(1825),
                 path_len: Some(0),
                 name_constraints: None,
+                key_storage: Default::default(),
             },
         )
         .await

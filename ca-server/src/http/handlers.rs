@@ -75,6 +75,22 @@ pub(super) async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::Cr
     if let Some(p) = &b.parent_ca_id {
         check_ca_id(p)?;
     }
+    let key_storage = match (b.key_storage.as_deref(), b.key_label) {
+        (None | Some("software"), None) => KeyStorage::Software,
+        (Some("pkcs11"), None) => KeyStorage::Pkcs11,
+        (Some("pkcs11"), Some(label)) if !label.is_empty() && label.len() <= 128 => {
+            KeyStorage::Pkcs11Existing(label)
+        }
+        (Some("pkcs11"), Some(_)) => {
+            return Err(ApiError::invalid("key_label must be 1 to 128 bytes"))
+        }
+        (None | Some("software"), Some(_)) => {
+            return Err(ApiError::invalid(
+                "key_label names a token key: it needs key_storage pkcs11",
+            ))
+        }
+        (Some(_), _) => return Err(ApiError::invalid("key_storage must be software or pkcs11")),
+    };
     let rec = auth
         .create_ca(
             who,
@@ -92,6 +108,7 @@ pub(super) async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::Cr
                     permitted_ip: n.permitted_ip,
                     excluded_ip: n.excluded_ip,
                 }),
+                key_storage,
             },
         )
         .await?;

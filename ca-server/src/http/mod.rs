@@ -52,7 +52,7 @@ use zeroize::Zeroizing;
 use crate::api::wire;
 use crate::authority::{
     check_ca_id, effective_status, fmt_unix, now, reason_from_code, reason_from_name, Authority,
-    CertView, Identity, NameConstraintsInput, NewCa, NewKeyRequest,
+    CertView, Identity, KeyStorage, NameConstraintsInput, NewCa, NewKeyRequest,
 };
 use crate::error::{ApiError, ErrorCode};
 use crate::policy::StatementDto;

@@ -39,6 +39,13 @@ pub fn ca_json(r: &CaRecord) -> wire::CaDescription {
         external: r.external,
         created_at: fmt_unix(r.created_at),
         updated_at: fmt_unix(r.updated_at),
+        key_storage: if r.token_key_label.is_some() {
+            "pkcs11"
+        } else {
+            "software"
+        }
+        .into(),
+        key_label: r.token_key_label.clone(),
     }
 }
 

@@ -48,6 +48,10 @@ pub struct CaRecord {
     pub path_len: Option<u8>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Where the CA's private key lives: absent for a sealed software key,
+    /// the token key's label for a key in a PKCS#11 token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_key_label: Option<String>,
 }
 
 /// Certificate states (ACM's CertificateStatus, plus RESERVED for an intent).
