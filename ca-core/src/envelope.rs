@@ -30,6 +30,27 @@ pub enum EnvelopeError {
     KdfParams(String),
     #[error("the random number generator failed")]
     Rng,
+    /// The key-encryption key lives elsewhere (an HSM) and cannot be
+    /// reached now.
+    #[error("the master key is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The key that wraps data keys: a [`MasterKey`] in memory, or a key in an
+/// HSM or KMS that encrypts and decrypts data keys inside itself (the KMS
+/// model: the data key comes back, the key-encryption key never leaves).
+pub trait KeyEncryptionKey: Send + Sync {
+    /// AEAD-encrypt a data key, binding `aad`: nonce ‖ ciphertext ‖ tag.
+    fn wrap(&self, aad: &[u8], data_key: &[u8]) -> Result<Vec<u8>, EnvelopeError>;
+    /// Undo [`KeyEncryptionKey::wrap`]; `WrongKeyOrTampered` if it does not
+    /// open.
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError>;
+    /// 32 pseudo-random bytes bound to `label` (a PRF of the key), for keys
+    /// derived from it.
+    fn derive(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, EnvelopeError>;
+    /// A public check value telling a wrong key apart before it opens
+    /// anything; reveals nothing usable about the key.
+    fn check_value(&self) -> Result<String, EnvelopeError>;
 }
 
 /// The key that wraps every data key. Zeroised on drop; never printed.
@@ -183,6 +204,30 @@ impl MasterKey {
     }
 }
 
+impl KeyEncryptionKey for MasterKey {
+    fn wrap(&self, aad: &[u8], data_key: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        seal_with(self.0.as_ref(), aad, data_key)
+    }
+
+    fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
+        open_with(self.0.as_ref(), aad, wrapped)
+    }
+
+    /// HMAC-SHA256(master, label).
+    fn derive(&self, label: &[u8]) -> Result<Zeroizing<[u8; 32]>, EnvelopeError> {
+        use aws_lc_rs::hmac;
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.0.as_ref());
+        let tag = hmac::sign(&key, label);
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        Ok(out)
+    }
+
+    fn check_value(&self) -> Result<String, EnvelopeError> {
+        Ok(MasterKey::check_value(self))
+    }
+}
+
 /// A CA key sealed under its data key, and the data key sealed under the master key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SealedKey {
@@ -237,17 +282,14 @@ fn open_with(key: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>
 pub struct TokenKey(Zeroizing<[u8; DATA_KEY_LEN]>);
 
 impl TokenKey {
-    /// HMAC-SHA256(master, "private-ca token key v1\0" || label).
-    pub fn derive(master: &MasterKey, label: &str) -> TokenKey {
-        use aws_lc_rs::hmac;
-        let key = hmac::Key::new(hmac::HMAC_SHA256, master.0.as_ref());
-        let tag = hmac::sign(
-            &key,
-            &[b"private-ca token key v1\0".as_slice(), label.as_bytes()].concat(),
-        );
+    /// The master key's PRF of `"private-ca token key v1\0" || label`
+    /// (HMAC-SHA256 for a [`MasterKey`]).
+    pub fn derive(master: &dyn KeyEncryptionKey, label: &str) -> Result<TokenKey, EnvelopeError> {
+        let derived =
+            master.derive(&[b"private-ca token key v1\0".as_slice(), label.as_bytes()].concat())?;
         let mut out = Zeroizing::new([0u8; DATA_KEY_LEN]);
-        out.copy_from_slice(&tag.as_ref()[..DATA_KEY_LEN]);
-        TokenKey(out)
+        out.copy_from_slice(&derived[..DATA_KEY_LEN]);
+        Ok(TokenKey(out))
     }
 
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
@@ -263,26 +305,26 @@ impl TokenKey {
 }
 
 /// Seal `plaintext` (a CA's PKCS#8 key) for CA `ca_id` under a fresh data key.
-pub fn seal(master: &MasterKey, ca_id: &str, plaintext: &[u8]) -> Result<SealedKey, EnvelopeError> {
+pub fn seal(
+    master: &dyn KeyEncryptionKey,
+    ca_id: &str,
+    plaintext: &[u8],
+) -> Result<SealedKey, EnvelopeError> {
     let mut data_key = Zeroizing::new([0u8; DATA_KEY_LEN]);
     aws_lc_rs::rand::fill(data_key.as_mut()).map_err(|_| EnvelopeError::Rng)?;
     Ok(SealedKey {
         ciphertext: seal_with(data_key.as_ref(), &ca_key_aad(ca_id), plaintext)?,
-        wrapped_data_key: seal_with(master.0.as_ref(), &data_key_aad(ca_id), data_key.as_ref())?,
+        wrapped_data_key: master.wrap(&data_key_aad(ca_id), data_key.as_ref())?,
     })
 }
 
 /// Open a sealed CA key. The plaintext is zeroised when dropped.
 pub fn open(
-    master: &MasterKey,
+    master: &dyn KeyEncryptionKey,
     ca_id: &str,
     sealed: &SealedKey,
 ) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
-    let data_key = open_with(
-        master.0.as_ref(),
-        &data_key_aad(ca_id),
-        &sealed.wrapped_data_key,
-    )?;
+    let data_key = master.unwrap(&data_key_aad(ca_id), &sealed.wrapped_data_key)?;
     if data_key.len() != DATA_KEY_LEN {
         return Err(EnvelopeError::Malformed);
     }
@@ -292,18 +334,17 @@ pub fn open(
 /// Re-wrap the data key under a new master key (master-key rotation). The CA
 /// key's ciphertext is unchanged.
 pub fn rewrap(
-    old: &MasterKey,
-    new: &MasterKey,
+    old: &dyn KeyEncryptionKey,
+    new: &dyn KeyEncryptionKey,
     ca_id: &str,
     sealed: &SealedKey,
 ) -> Result<SealedKey, EnvelopeError> {
-    let data_key = open_with(
-        old.0.as_ref(),
-        &data_key_aad(ca_id),
-        &sealed.wrapped_data_key,
-    )?;
+    let data_key = old.unwrap(&data_key_aad(ca_id), &sealed.wrapped_data_key)?;
+    if data_key.len() != DATA_KEY_LEN {
+        return Err(EnvelopeError::Malformed);
+    }
     Ok(SealedKey {
-        wrapped_data_key: seal_with(new.0.as_ref(), &data_key_aad(ca_id), &data_key)?,
+        wrapped_data_key: new.wrap(&data_key_aad(ca_id), &data_key)?,
         ciphertext: sealed.ciphertext.clone(),
     })
 }
@@ -462,7 +503,7 @@ mod tests {
     #[test]
     fn token_keys_are_per_master_and_label_and_refuse_tampering() {
         let master = MasterKey::generate().unwrap();
-        let cursors = TokenKey::derive(&master, "list cursor");
+        let cursors = TokenKey::derive(&master, "list cursor").expect("derive");
         let sealed = cursors.seal(b"kca-1/0a").unwrap();
         assert_eq!(
             cursors.open(&sealed).as_deref(),
@@ -470,12 +511,17 @@ mod tests {
         );
         // The same master and label on another process opens it.
         assert!(TokenKey::derive(&master, "list cursor")
+            .expect("derive")
             .open(&sealed)
             .is_some());
         // Another label or master does not; nor does any altered byte.
-        assert!(TokenKey::derive(&master, "other").open(&sealed).is_none());
+        assert!(TokenKey::derive(&master, "other")
+            .expect("derive")
+            .open(&sealed)
+            .is_none());
         let other = MasterKey::generate().unwrap();
         assert!(TokenKey::derive(&other, "list cursor")
+            .expect("derive")
             .open(&sealed)
             .is_none());
         for i in 0..sealed.len() {

@@ -36,6 +36,8 @@ pub struct InitSummary {
     pub client_auth_ca_id: String,
     /// Where a generated master key was written (absent with a passphrase).
     pub master_key_file: PathBuf,
+    /// The token and master-key label when the master key is in a token.
+    pub token_master_label: Option<String>,
 }
 
 pub fn is_initialised(dir: &Path) -> bool {
@@ -243,5 +245,9 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         issuing_ca_id: issuing.id,
         client_auth_ca_id: client_ca.id,
         master_key_file: opts.master.key_path(dir),
+        token_master_label: opts
+            .pkcs11
+            .as_ref()
+            .and_then(|p| p.master_key_label.clone()),
     })
 }

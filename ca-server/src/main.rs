@@ -78,6 +78,7 @@ impl MasterArgs {
             key_file: self.master_key_file.clone(),
             env_passphrase: ENV_PASSPHRASE.get().cloned().unwrap_or_default(),
             env_token_pin: ENV_TOKEN_PIN.get().cloned().unwrap_or_default(),
+            token_master: None,
         }
     }
 }
@@ -130,6 +131,11 @@ struct InitArgs {
     /// A file holding the token's user PIN (kept as a path in config.toml).
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_pin_file: Option<PathBuf>,
+    /// Keep the master key in the token too: an AES-256 key with this label
+    /// (made when absent) wraps the data keys inside the token, in place of
+    /// master.key.
+    #[arg(long, requires = "pkcs11_module")]
+    pkcs11_master_key_label: Option<String>,
 }
 
 impl InitArgs {
@@ -140,7 +146,7 @@ impl InitArgs {
             slot: None,
             pin_file: self.pkcs11_pin_file.clone(),
             sessions: None,
-            master_key_label: None,
+            master_key_label: self.pkcs11_master_key_label.clone(),
             pin: None,
         })
     }
@@ -234,6 +240,9 @@ fn print_init(s: &ca_server::init::InitSummary) {
     println!("  admin certificate: {}", s.admin_cert.display());
     println!("  admin key:         {}", s.admin_key.display());
     println!("  client profile:    {}", s.profile.display());
+    if let Some(label) = &s.token_master_label {
+        println!("  master key:        AES key {label:?} in the PKCS#11 token (never leaves it)");
+    }
     let beside_store = s.master_key_file.parent() == s.config.parent();
     if s.master_key_file.exists() && !beside_store {
         println!(
@@ -354,9 +363,15 @@ fn main() -> anyhow::Result<()> {
         Command::RotateMasterKey(a) => {
             init_logging(LogFormat::Text);
             let dir = a.data_dir.unwrap_or_else(default_data_dir);
+            // A token in the config may hold the master key (or be where a
+            // rotation moves it).
+            let config = ca_server::config::Config::load(&dir)
+                .with_context(|| format!("reading {}", dir.display()))?;
+            let (_token, master) =
+                ca_server::vault::with_configured_token(&dir, &config, &a.master.options())?;
             let n = rotate_master_key(
                 &dir,
-                &a.master.options(),
+                &master,
                 a.new_passphrase_file.as_deref(),
                 a.crash_after,
             )

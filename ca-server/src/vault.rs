@@ -21,10 +21,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use ca_core::envelope::{self, EnvelopeError, KdfParams, MasterKey, SealedKey};
+use ca_core::envelope::{self, EnvelopeError, KdfParams, KeyEncryptionKey, MasterKey, SealedKey};
 use ca_core::keys::{KeyError, Signer, SoftwareKey};
 use zeroize::Zeroizing;
 
+use crate::hsm::master::{is_token_check_value, parse_check_value, TokenMaster};
 use crate::hsm::{Token, TokenKeyRef};
 use crate::ids::is_ca_id;
 pub use crate::store::KeyMeta;
@@ -64,6 +65,14 @@ pub enum VaultError {
     NoToken(String),
     #[error("the key of CA {0}: {1}")]
     Token(String, crate::hsm::HsmError),
+    #[error("this data directory's master key is in a PKCS#11 token (labelled {0:?}): configure [pkcs11] with master_key_label in config.toml")]
+    TokenMasterRequired(String),
+    #[error("[pkcs11] master_key_label is set, but this data directory's master key is a key file or passphrase: run `ca-server rotate-master-key` (server stopped) to move it into the token")]
+    MasterNotInToken,
+    #[error("the master key is in the PKCS#11 token: a rotation makes a new key there (keep master_key_label set)")]
+    RotationOutOfToken,
+    #[error("the master key in the token: {0}")]
+    TokenMaster(crate::hsm::HsmError),
 }
 
 impl VaultError {
@@ -136,7 +145,20 @@ pub struct MasterOptions {
     /// The PKCS#11 token PIN taken from `CA_PKCS11_PIN` at start-up, if any
     /// (a `pin_file` in `[pkcs11]` takes precedence).
     pub env_token_pin: EnvSecret,
+    /// The master key lives in this token as an AES key with this label
+    /// (`[pkcs11] master_key_label`), opened by the caller from the config.
+    pub token_master: Option<TokenMasterSource>,
 }
+
+/// Where a token master key is: the open token and the key's label.
+#[derive(Clone, Debug)]
+pub struct TokenMasterSource {
+    pub token: Arc<Token>,
+    pub label: String,
+}
+
+/// The key that wraps data keys, wherever it lives.
+pub type Kek = Box<dyn KeyEncryptionKey>;
 
 impl MasterOptions {
     /// The master key file: the one given, else `DIR/master.key`.
@@ -181,6 +203,31 @@ impl MasterOptions {
     }
 }
 
+/// Open the `[pkcs11]` token of `config`, if any, and add it to `opts` as
+/// the master key's home when `master_key_label` is set. A wrong PIN or a
+/// missing token or module is an error here, before anything is opened.
+pub fn with_configured_token(
+    dir: &Path,
+    config: &crate::config::Config,
+    opts: &MasterOptions,
+) -> Result<(Option<Arc<Token>>, MasterOptions), anyhow::Error> {
+    let mut opts = opts.clone();
+    let Some(cfg) = &config.pkcs11 else {
+        return Ok((None, opts));
+    };
+    let token = cfg
+        .pin(dir, &opts.env_token_pin)
+        .and_then(|pin| Token::open(cfg, pin))
+        .map_err(|e| anyhow::anyhow!("the PKCS#11 token ([pkcs11] in config.toml): {e}"))?;
+    if let Some(label) = &cfg.master_key_label {
+        opts.token_master = Some(TokenMasterSource {
+            token: token.clone(),
+            label: label.clone(),
+        });
+    }
+    Ok((Some(token), opts))
+}
+
 /// Write a file readable by its owner only, durably.
 fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
     crate::files::write_private(path, data)
@@ -211,6 +258,8 @@ enum Found {
     /// `master.key.new`: a rotation committed but did not rename the file.
     New,
     Passphrase,
+    /// An AES key in the PKCS#11 token.
+    Token,
 }
 
 /// Find the master key that matches the stored check value. Reads only.
@@ -218,8 +267,16 @@ fn find_master(
     dir: &Path,
     meta: &KeyMeta,
     opts: &MasterOptions,
-) -> Result<(MasterKey, Found), VaultError> {
+) -> Result<(Kek, Found), VaultError> {
     let expected = meta.check_value.clone().unwrap_or_default();
+    if is_token_check_value(&expected) {
+        let key = find_token_master(&expected, opts)?;
+        let found = key.stored_check_value().map_err(VaultError::Master)?;
+        if found != expected {
+            return Err(VaultError::WrongMasterKey { expected, found });
+        }
+        return Ok((Box::new(key), Found::Token));
+    }
     if let Some(kdf) = &meta.kdf {
         let pass = opts.passphrase()?.ok_or(VaultError::PassphraseRequired)?;
         let params = KdfParams::decode(kdf).map_err(VaultError::Master)?;
@@ -228,7 +285,7 @@ fn find_master(
         if found != expected {
             return Err(VaultError::WrongMasterKey { expected, found });
         }
-        return Ok((key, Found::Passphrase));
+        return Ok((Box::new(key), Found::Passphrase));
     }
     let current = read_key_file(&opts.key_path(dir))?;
     let new = read_key_file(&opts.new_key_path(dir))?;
@@ -237,7 +294,7 @@ fn find_master(
         if let Some(k) = key {
             let cv = k.check_value();
             if cv == expected {
-                return Ok((k, which));
+                return Ok((Box::new(k), which));
             }
             if found.is_empty() {
                 found = cv;
@@ -250,11 +307,26 @@ fn find_master(
     Err(VaultError::WrongMasterKey { expected, found })
 }
 
+/// The token master key a stored check value names.
+fn find_token_master(check_value: &str, opts: &MasterOptions) -> Result<TokenMaster, VaultError> {
+    let (label, id, _) =
+        parse_check_value(check_value).ok_or(VaultError::Master(EnvelopeError::Malformed))?;
+    let source = opts
+        .token_master
+        .as_ref()
+        .ok_or_else(|| VaultError::TokenMasterRequired(label.clone()))?;
+    TokenMaster::find(&source.token, &label, &id).map_err(VaultError::TokenMaster)
+}
+
 /// Before the store is opened for writing: if the data directory already has
 /// a master key check value, make sure the given master key matches it, so a
 /// wrong key changes nothing. Returns `false` when the check could not be made
 /// read-only (a database that needs crash recovery); [`unlock`] checks again.
 pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
+    precheck_for(dir, opts, false)
+}
+
+fn precheck_for(dir: &Path, opts: &MasterOptions, rotating: bool) -> Result<bool, VaultError> {
     if !crate::store::exists(dir) {
         return Ok(true);
     }
@@ -267,8 +339,11 @@ pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
     };
     let meta = store.key_meta()?;
     store.close();
-    if meta.check_value.is_none() {
+    let Some(cv) = &meta.check_value else {
         return Ok(true);
+    };
+    if opts.token_master.is_some() && !is_token_check_value(cv) && !rotating {
+        return Err(VaultError::MasterNotInToken);
     }
     find_master(dir, &meta, opts).map(|_| true)
 }
@@ -276,13 +351,23 @@ pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
 /// After the store is open: the master key, made on first use (init). Finishes
 /// an interrupted master-key rotation: whichever key matches the stored check
 /// value wins and the other file is cleaned up.
-pub fn unlock(
+pub fn unlock(store: &dyn Store, dir: &Path, opts: &MasterOptions) -> Result<Kek, VaultError> {
+    unlock_for(store, dir, opts, false)
+}
+
+/// [`unlock`]; `rotating` lets a key-file or passphrase master open when the
+/// config asks for a token master (the rotation moves it there).
+fn unlock_for(
     store: &dyn Store,
     dir: &Path,
     opts: &MasterOptions,
-) -> Result<MasterKey, VaultError> {
+    rotating: bool,
+) -> Result<Kek, VaultError> {
     let meta = store.key_meta()?;
-    if meta.check_value.is_some() {
+    if let Some(cv) = &meta.check_value {
+        if opts.token_master.is_some() && !is_token_check_value(cv) && !rotating {
+            return Err(VaultError::MasterNotInToken);
+        }
         let (key, found) = find_master(dir, &meta, opts)?;
         match found {
             Found::New => {
@@ -314,6 +399,23 @@ pub fn unlock(
         return Ok(key);
     }
     // First use: make the master key and record its check value.
+    if let Some(source) = &opts.token_master {
+        // An AES key the operator made under the label, or a new one.
+        let key = match TokenMaster::find_by_label(&source.token, &source.label)
+            .map_err(VaultError::TokenMaster)?
+        {
+            Some(k) => k,
+            None => TokenMaster::generate(&source.token, &source.label)
+                .map_err(VaultError::TokenMaster)?,
+        };
+        let meta = KeyMeta {
+            check_value: Some(key.stored_check_value().map_err(VaultError::Master)?),
+            kdf: None,
+        };
+        let draft = crate::audit::commit_draft("ca-server", "CreateMasterKey", "master-key");
+        store.set_key_meta(&meta, draft)?;
+        return Ok(Box::new(key));
+    }
     let (key, kdf) = match opts.passphrase()? {
         Some(pass) => {
             if pass.len() < MIN_NEW_PASSPHRASE_LEN {
@@ -344,7 +446,7 @@ pub fn unlock(
     };
     let draft = crate::audit::commit_draft("ca-server", "CreateMasterKey", "master-key");
     store.set_key_meta(&meta, draft)?;
-    Ok(key)
+    Ok(Box::new(key))
 }
 
 /// Which stage a test asks `rotate_master_key` to stop after (crash simulation).
@@ -383,10 +485,28 @@ pub fn rotate_master_key(
     new_passphrase_file: Option<&Path>,
     crash: Option<CrashPoint>,
 ) -> Result<usize, VaultError> {
-    precheck(dir, opts)?;
+    precheck_for(dir, opts, true)?;
     let store = crate::store::open(dir, crate::ids::boot_id())?;
-    let old = unlock(store.as_ref(), dir, opts)?;
-    let (new, kdf) = match new_passphrase_file {
+    let old = unlock_for(store.as_ref(), dir, opts, true)?;
+    let old_check = store.key_meta()?.check_value.unwrap_or_default();
+    let old_token = if is_token_check_value(&old_check) {
+        Some(find_token_master(&old_check, opts)?)
+    } else {
+        None
+    };
+    let (new, kdf): (Kek, Option<String>) = match (&opts.token_master, new_passphrase_file) {
+        (Some(_), Some(_)) => {
+            return Err(VaultError::Master(EnvelopeError::KdfParams(
+                "a passphrase cannot make a token master key: drop --new-passphrase-file or master_key_label".into(),
+            )))
+        }
+        (Some(source), None) => {
+            let key = TokenMaster::generate(&source.token, &source.label)
+                .map_err(VaultError::TokenMaster)?;
+            (Box::new(key), None)
+        }
+        (None, _) if old_token.is_some() => return Err(VaultError::RotationOutOfToken),
+        (None, new_passphrase_file) => match new_passphrase_file {
         Some(f) => {
             let pass = MasterOptions {
                 passphrase_file: Some(f.to_path_buf()),
@@ -399,31 +519,35 @@ pub fn rotate_master_key(
             }
             let params = KdfParams::generate().map_err(VaultError::Master)?;
             let key = MasterKey::from_passphrase(&pass, &params).map_err(VaultError::Master)?;
-            (key, Some(params.encode()))
+            (Box::new(key), Some(params.encode()))
         }
         None => {
             let key = MasterKey::generate().map_err(VaultError::Master)?;
             write_private(&opts.new_key_path(dir), &key.to_bytes())?;
             sync_dir(&opts.key_dir(dir))?;
-            (key, None)
+            (Box::new(key), None)
         }
+        },
     };
+    let new_in_token = opts.token_master.is_some();
     if crash == Some(CrashPoint::NewKeyWritten) {
         std::process::exit(3);
     }
+    let mut in_token = 0;
     let mut rewrap = |id: &str, sealed: &[u8]| -> Result<Vec<u8>, String> {
         // A key in a token is not wrapped by the master key: its reference
         // stays as it is.
         if TokenKeyRef::is_token_ref(sealed) {
+            in_token += 1;
             return Ok(sealed.to_vec());
         }
         let sealed = SealedKey::from_bytes(sealed).map_err(|e| e.to_string())?;
-        envelope::rewrap(&old, &new, id, &sealed)
+        envelope::rewrap(old.as_ref(), new.as_ref(), id, &sealed)
             .map(|k| k.to_bytes())
             .map_err(|e| e.to_string())
     };
     let meta = KeyMeta {
-        check_value: Some(new.check_value()),
+        check_value: Some(new.check_value().map_err(VaultError::Master)?),
         kdf: kdf.clone(),
     };
     let draft = crate::audit::commit_draft(
@@ -431,16 +555,22 @@ pub fn rotate_master_key(
         "RotateMasterKey",
         "master-key",
     );
-    let n = store.rewrap_keys(&mut rewrap, &meta, draft)?;
+    let n = store.rewrap_keys(&mut rewrap, &meta, draft)? - in_token;
     if crash == Some(CrashPoint::Committed) {
         std::process::exit(3);
     }
     let key_path = opts.key_path(dir);
     let io = |e| VaultError::Io(key_path.display().to_string(), e);
-    if kdf.is_none() {
+    if let Some(old) = old_token {
+        // The old token key wraps nothing now. If this fails (or we crash
+        // first) the key stays behind, unused: say so, do not fail.
+        if let Err(e) = old.destroy() {
+            tracing::warn!(error = %e, label = old.label(), "the old master key is still in the token; destroy it by hand");
+        }
+    } else if kdf.is_none() && !new_in_token {
         std::fs::rename(opts.new_key_path(dir), &key_path).map_err(io)?;
     } else if key_path.exists() {
-        // Passphrase mode now: the old key file opens nothing current.
+        // Passphrase or token mode now: the old key file opens nothing current.
         std::fs::remove_file(&key_path).map_err(io)?;
     }
     sync_dir(&opts.key_dir(dir))?;
@@ -456,7 +586,7 @@ pub fn rotate_master_key(
 pub fn migrate_plaintext_keys(
     store: &dyn Store,
     dir: &Path,
-    master: &MasterKey,
+    master: &dyn KeyEncryptionKey,
 ) -> Result<usize, VaultError> {
     let keys_dir = dir.join("keys");
     let Ok(entries) = std::fs::read_dir(&keys_dir) else {
@@ -527,7 +657,8 @@ pub fn open_sealed_offline(
         ));
     }
     let sealed = SealedKey::from_bytes(&v).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
-    envelope::open(&master, ca_id, &sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))
+    envelope::open(master.as_ref(), ca_id, &sealed)
+        .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))
 }
 
 /// Every CA id with a sealed key (offline).
@@ -540,7 +671,7 @@ pub fn sealed_ids_offline(dir: &Path) -> Result<Vec<String>, VaultError> {
 
 pub struct Vault {
     store: Arc<dyn Store>,
-    master: MasterKey,
+    master: Kek,
     /// Seals list cursors (derived from the master key).
     cursor_key: envelope::TokenKey,
     cache: RwLock<HashMap<String, Arc<dyn Signer>>>,
@@ -558,14 +689,15 @@ fn is_sealable_id(id: &str) -> bool {
 }
 
 impl Vault {
-    pub fn new(store: Arc<dyn Store>, master: MasterKey) -> Self {
-        Vault {
+    pub fn new(store: Arc<dyn Store>, master: Kek) -> Result<Self, VaultError> {
+        Ok(Vault {
             store,
-            cursor_key: envelope::TokenKey::derive(&master, "list cursor"),
+            cursor_key: envelope::TokenKey::derive(master.as_ref(), "list cursor")
+                .map_err(VaultError::Master)?,
             master,
             cache: RwLock::new(HashMap::new()),
             token: None,
-        }
+        })
     }
 
     /// CA keys may also live in (and be made in) this token.
@@ -615,9 +747,11 @@ impl Vault {
         if !is_sealable_id(ca_id) {
             return Err(VaultError::BadId);
         }
-        Ok(envelope::seal(&self.master, ca_id, &key.to_pkcs8_der())
-            .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
-            .to_bytes())
+        Ok(
+            envelope::seal(self.master.as_ref(), ca_id, &key.to_pkcs8_der())
+                .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?
+                .to_bytes(),
+        )
     }
 
     /// Keep a key whose sealed copy is committed, so the first signature does
@@ -663,7 +797,7 @@ impl Vault {
         }
         let sealed =
             SealedKey::from_bytes(&sealed).map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
-        let der = envelope::open(&self.master, ca_id, &sealed)
+        let der = envelope::open(self.master.as_ref(), ca_id, &sealed)
             .map_err(|e| VaultError::Sealed(ca_id.to_string(), e))?;
         let key: Arc<dyn Signer> = Arc::new(
             SoftwareKey::from_pkcs8_der(&der).map_err(|e| VaultError::Key(ca_id.to_string(), e))?,

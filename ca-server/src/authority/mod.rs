@@ -359,6 +359,9 @@ pub async fn open(
     public_base: String,
     master: &crate::vault::MasterOptions,
 ) -> anyhow::Result<Arc<Authority>> {
+    // The token first: it may hold the master key.
+    let (token, master) = crate::vault::with_configured_token(data_dir, &config, master)?;
+    let master = &master;
     crate::vault::precheck(data_dir, master)?;
     let store = crate::store::open(data_dir, crate::ids::boot_id())
         .with_context(|| format!("opening the store in {}", data_dir.display()))?;
@@ -369,25 +372,20 @@ pub async fn open(
             return Err(e.into());
         }
     };
-    let migrated = crate::vault::migrate_plaintext_keys(store.as_ref(), data_dir, &key);
+    let migrated = crate::vault::migrate_plaintext_keys(store.as_ref(), data_dir, key.as_ref());
     if let Err(e) = migrated {
         store.close();
         return Err(e.into());
     }
-    let mut vault = crate::vault::Vault::new(store.clone(), key);
-    if let Some(cfg) = &config.pkcs11 {
-        let token = cfg
-            .pin(data_dir, &master.env_token_pin)
-            .and_then(|pin| crate::hsm::Token::open(cfg, pin));
-        match token {
-            Ok(t) => vault = vault.with_token(t),
-            Err(e) => {
-                store.close();
-                return Err(anyhow::anyhow!(
-                    "the PKCS#11 token ([pkcs11] in config.toml): {e}"
-                ));
-            }
+    let mut vault = match crate::vault::Vault::new(store.clone(), key) {
+        Ok(v) => v,
+        Err(e) => {
+            store.close();
+            return Err(e.into());
         }
+    };
+    if let Some(t) = token {
+        vault = vault.with_token(t);
     }
     crate::policy::bootstrap_if_absent(store.as_ref(), data_dir)
         .await

@@ -95,7 +95,7 @@ async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = crate::store::open(dir.path(), "unit-test".into()).expect("store");
     let master = ca_core::envelope::MasterKey::generate().expect("master key");
-    let vault = Vault::new(store.clone(), master);
+    let vault = Vault::new(store.clone(), Box::new(master)).expect("vault");
     let policies = Policies::load(store.as_ref()).expect("policies");
     let now = Arc::new(AtomicI64::new(T0));
     let clock_now = now.clone();

@@ -15,6 +15,7 @@
 //! a restart. The PIN is held in a `SecretString` and never logged.
 
 mod encoding;
+pub mod master;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,9 @@ pub enum HsmError {
     KeyChanged(String),
     #[error("PKCS#11 {0}")]
     Operation(String),
+    /// The token would not decrypt: a wrong key or altered data.
+    #[error("the token refused to decrypt: wrong key or altered data")]
+    Refused,
     /// The connection to the token was lost during an operation (internal:
     /// the operation is retried once on a new connection, then reported as
     /// `Unavailable`).
@@ -265,8 +269,8 @@ struct Connection {
     max_sessions: usize,
     pool: Mutex<Pool>,
     freed: Condvar,
-    /// CKA_ID → private key handle, valid for this connection only.
-    handles: Mutex<HashMap<Vec<u8>, ObjectHandle>>,
+    /// (object class, CKA_ID) → key handle, valid for this connection only.
+    handles: Mutex<HashMap<(u64, Vec<u8>), ObjectHandle>>,
 }
 
 impl Connection {
@@ -305,20 +309,32 @@ impl Connection {
 
     /// The private key with CKA_ID `id`.
     fn private_key(&self, session: &Session, id: &[u8]) -> Result<ObjectHandle, HsmError> {
+        self.key(session, ObjectClass::PRIVATE_KEY, id)
+    }
+
+    /// The secret (AES) key with CKA_ID `id`.
+    fn secret_key(&self, session: &Session, id: &[u8]) -> Result<ObjectHandle, HsmError> {
+        self.key(session, ObjectClass::SECRET_KEY, id)
+    }
+
+    fn key(
+        &self,
+        session: &Session,
+        class: ObjectClass,
+        id: &[u8],
+    ) -> Result<ObjectHandle, HsmError> {
+        let slot = (u64::from(class), id.to_vec());
         let cached = self
             .handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(id)
+            .get(&slot)
             .copied();
         if let Some(h) = cached {
             return Ok(h);
         }
         let found = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::PRIVATE_KEY),
-                Attribute::Id(id.to_vec()),
-            ])
+            .find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
             .map_err(|e| ck("finding a key", e))?;
         let [h] = found.as_slice() else {
             return Err(HsmError::NoSuchKey(format!(
@@ -330,7 +346,7 @@ impl Connection {
         self.handles
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_vec(), *h);
+            .insert(slot, *h);
         Ok(*h)
     }
 
