@@ -102,10 +102,17 @@ impl SoftHsm {
 
 /// `ca-server init` with the CA keys in `hsm`'s token, then started.
 fn server_with_token(hsm: &SoftHsm) -> Server {
+    let mut s = init_with_token(hsm);
+    s.start();
+    s
+}
+
+/// `ca-server init` with the CA keys in `hsm`'s token, not started.
+fn init_with_token(hsm: &SoftHsm) -> Server {
     let (k, v) = hsm.env();
     let module = module();
     let pin_file = hsm.pin_file();
-    let mut s = Server::init_with(
+    Server::init_with(
         &[
             "--pkcs11-module",
             p(&module),
@@ -115,9 +122,7 @@ fn server_with_token(hsm: &SoftHsm) -> Server {
             p(&pin_file),
         ],
         &[(k, &v)],
-    );
-    s.start();
-    s
+    )
 }
 
 /// The private-key objects pkcs11-tool lists, as (label, access line).
@@ -577,9 +582,21 @@ fn a_wrong_pin_a_missing_token_or_module_stop_the_server_at_start_with_a_clear_e
 #[test]
 fn a_token_that_goes_away_while_serving_gives_503_and_the_server_recovers() {
     let hsm = SoftHsm::new("ca");
-    let s = server_with_token(&hsm);
+    let mut s = init_with_token(&hsm);
+    // CRLs refreshed every second, so a CRL that could not be signed while
+    // the token was away is seen to follow soon after it is back.
+    let conf = s.dir.join("config.toml");
+    let c = std::fs::read_to_string(&conf).expect("config");
+    assert!(c.contains("crl_refresh_secs = 60"), "{c}");
+    std::fs::write(
+        &conf,
+        c.replace("crl_refresh_secs = 60", "crl_refresh_secs = 1"),
+    )
+    .expect("config");
+    s.start();
     let issuing = s.config.issuing_ca_id.clone();
-    issue(&s, &issuing, "before.example");
+    let before = issue(&s, &issuing, "before.example");
+    let before_serial = before["serial"].as_str().expect("serial").to_string();
 
     // Pull the token: SoftHSM2 keeps each token in a directory.
     let token_dir = std::fs::read_dir(hsm.tokens())
@@ -600,11 +617,22 @@ fn a_token_that_goes_away_while_serving_gives_503_and_the_server_recovers() {
         let msg = v["error"]["message"].as_str().unwrap_or("");
         assert!(msg.contains("unavailable"), "{v}");
     }
-    // The server is up: reads and the public listener answer.
+    // The server is up: reads and the public listener answer. A revocation
+    // needs no CA key: it is committed (its CRL waits for the token).
     let (st, v) = s.curl("GET", "/v1/cas", None);
     assert_eq!(st, 200, "{v}");
     let (st, _, _) = public(&crl_url(&s, &issuing), &[]);
     assert_eq!(st, 200);
+    let (st, v) = revoke(&s, &before_serial, "SUPERSEDED");
+    assert_eq!(st, 200, "{v}");
+    // Health says the token is away.
+    let (st, h) = s.curl("GET", "/health", None);
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(
+        (h["status"].as_str(), h["pkcs11"]["connected"].as_bool()),
+        (Some("degraded"), Some(false)),
+        "{h}"
+    );
 
     // Put it back: issuance works again, without a restart.
     std::fs::rename(&away, &token_dir).expect("put the token back");
@@ -625,6 +653,36 @@ fn a_token_that_goes_away_while_serving_gives_503_and_the_server_recovers() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The CRL signed after the token came back lists the revocation made
+    // while it was away, and openssl accepts its signature.
+    let crl = s.tmp.path().join("after.crl");
+    fetch_crl_listing(&s, &issuing, &before_serial, &crl);
+    let (st, _, chain) = public(&format!("http://{}/ca/{issuing}.pem", s.public), &[]);
+    assert_eq!(st, 200);
+    let chain_file = s.tmp.path().join("issuing-chain.pem");
+    std::fs::write(
+        &chain_file,
+        [chain, std::fs::read(s.root_pem()).expect("root")].concat(),
+    )
+    .expect("write");
+    let out = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-in",
+        p(&crl),
+        "-CAfile",
+        p(&chain_file),
+        "-noout",
+    ]);
+    assert!(text(&out).contains("verify OK"), "{}", text(&out));
+    let (st, h) = s.curl("GET", "/health", None);
+    assert_eq!(st, 200, "{h}");
+    assert_eq!(
+        (h["status"].as_str(), h["pkcs11"]["connected"].as_bool()),
+        (Some("ok"), Some(true)),
+        "{h}"
+    );
     let log = s.log();
     assert!(log.contains("the PKCS#11 token is unavailable"), "{log}");
     assert!(log.contains("the PKCS#11 token is back"), "{log}");

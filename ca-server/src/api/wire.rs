@@ -278,6 +278,19 @@ pub struct Health {
     pub status: String,
     pub version: String,
     pub store: StoreStats,
+    /// The PKCS#11 token, when one is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<TokenHealth>,
+}
+
+/// The PKCS#11 token's state: connected, and the session pool's use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenHealth {
+    pub connected: bool,
+    /// Sessions open now: a new one opens only when every open one is in
+    /// use, so this is also the most signatures that have run at once.
+    pub sessions_open: usize,
+    pub sessions_max: usize,
 }
 
 /// Group-commit counters of the store (writes per commit shows the batching).

@@ -113,7 +113,7 @@ pub struct NewKeyRequest<'a> {
 
 pub struct Authority {
     pub store: Arc<dyn Store>,
-    vault: Vault,
+    pub(crate) vault: Vault,
     pub policies: Policies,
     pub config: Config,
     public_base: String,

@@ -8,6 +8,10 @@
 //! prints both side by side with each server's CPU time per certificate and
 //! the load generator's own CPU per request (`bench/peers.sh` sets it all up).
 //! `--seed N` also measures the rate with N certificates already stored.
+//! `--pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE` also
+//! measures issuance with the issuing key in that PKCS#11 token, in process
+//! and through a second server whose CA keys are in the token
+//! (`bench/hsm.sh` sets up a SoftHSM2 token and runs it).
 //!
 //! Without `--profile`, it initialises a temporary data directory and starts the
 //! sibling `ca-server` binary itself. With `--profile DIR/admin/profile.toml` it
@@ -65,6 +69,29 @@ struct Args {
     /// certificates, against an empty one.
     #[arg(long)]
     seed: Option<u64>,
+    /// A PKCS#11 module: also measure with the issuing key in its token.
+    #[arg(long, requires_all = ["pkcs11_token", "pkcs11_pin_file"])]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long)]
+    pkcs11_token: Option<String>,
+    /// A file holding the token's user PIN.
+    #[arg(long)]
+    pkcs11_pin_file: Option<PathBuf>,
+}
+
+impl Args {
+    fn pkcs11(&self) -> Option<ca_server::hsm::Pkcs11Config> {
+        Some(ca_server::hsm::Pkcs11Config {
+            module: self.pkcs11_module.clone()?,
+            token_label: self.pkcs11_token.clone(),
+            slot: None,
+            pin_file: self.pkcs11_pin_file.clone(),
+            sessions: None,
+            master_key_label: None,
+            pin: None,
+        })
+    }
 }
 
 struct TempServer {
@@ -188,7 +215,10 @@ impl Drop for TempServer {
     }
 }
 
-fn start_temp_server(seed: u64) -> anyhow::Result<(TempServer, ClientProfile, String)> {
+fn start_temp_server(
+    seed: u64,
+    pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
+) -> anyhow::Result<(TempServer, ClientProfile, String)> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("ca-server");
     if !server.exists() {
@@ -197,11 +227,24 @@ fn start_temp_server(seed: u64) -> anyhow::Result<(TempServer, ClientProfile, St
             server.display()
         );
     }
-    let dir = std::env::temp_dir().join(format!("ca-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "ca-bench-{}{}",
+        std::process::id(),
+        if pkcs11.is_some() { "-hsm" } else { "" }
+    ));
     let _ = std::fs::remove_dir_all(&dir);
-    let st = Command::new(&server)
-        .args(["init", "--data-dir"])
-        .arg(&dir)
+    let mut init = Command::new(&server);
+    init.args(["init", "--data-dir"]).arg(&dir);
+    if let Some(p) = pkcs11 {
+        init.arg("--pkcs11-module")
+            .arg(&p.module)
+            .arg("--pkcs11-token-label")
+            .arg(p.token_label.as_deref().unwrap_or_default());
+        if let Some(f) = &p.pin_file {
+            init.arg("--pkcs11-pin-file").arg(std::fs::canonicalize(f)?);
+        }
+    }
+    let st = init
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .status()?;
@@ -301,7 +344,7 @@ fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
 }
 
 /// ca-core alone on one thread: CSR parse + verify, build, lint, sign.
-fn in_process_rate(csr_der: &[u8], seconds: f64) -> anyhow::Result<f64> {
+fn in_process_rate(csr_der: &[u8], seconds: f64, key: &dyn Signer) -> anyhow::Result<f64> {
     let now = time::OffsetDateTime::now_utc();
     let root_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP384)?;
     let root = create_root(
@@ -309,7 +352,6 @@ fn in_process_rate(csr_der: &[u8], seconds: f64) -> anyhow::Result<f64> {
         &RootParams::new(Name::from_str("CN=Bench Root")?),
         now,
     )?;
-    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
     let params = IntermediateParams {
         subject: Name::from_str("CN=Bench Issuing CA")?,
         validity_days: Some(365),
@@ -338,7 +380,7 @@ fn in_process_rate(csr_der: &[u8], seconds: f64) -> anyhow::Result<f64> {
             time::OffsetDateTime::now_utc(),
             limits,
         )?;
-        std::hint::black_box(p.sign(&key)?);
+        std::hint::black_box(p.sign(key)?);
         Ok(())
     };
     let warm = Instant::now();
@@ -356,6 +398,7 @@ fn in_process_rate(csr_der: &[u8], seconds: f64) -> anyhow::Result<f64> {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let pkcs11 = args.pkcs11();
     let levels: Vec<usize> = args
         .concurrency
         .split(',')
@@ -378,9 +421,14 @@ fn main() -> anyhow::Result<()> {
             (None, profile, api)
         }
         None => {
-            let (g, p, a) = start_temp_server(0)?;
+            let (g, p, a) = start_temp_server(0, None)?;
             (Some(g), p, a)
         }
+    };
+    // A second server whose CA keys (the issuing one included) are in the token.
+    let hsm_server = match &pkcs11 {
+        Some(cfg) => Some(start_temp_server(0, Some(cfg))?),
+        None => None,
     };
     let tls = profile_config(&profile)?;
     let body = Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
@@ -397,8 +445,43 @@ fn main() -> anyhow::Result<()> {
     println!("ca-bench: issuing ECDSA P-256 tls-server certificates from a P-256 issuing CA, pre-made P-256 CSR");
     let floor = crypto_floor_us()?;
     println!("crypto floor (one P-256 signature + one P-256 signature check, aws-lc, 1 core): {floor:.0} µs");
-    let inproc = in_process_rate(&csr_der, args.seconds.min(3.0))?;
+    let issuing_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
+    let inproc = in_process_rate(&csr_der, args.seconds.min(3.0), &issuing_key)?;
     println!("ca-core in-process issuance (CSR verify + build + lint + sign), 1 thread: {inproc:.0} certs/s");
+    if let Some(cfg) = &pkcs11 {
+        let pin = cfg.pin(
+            std::path::Path::new("."),
+            &ca_server::vault::EnvSecret::default(),
+        )?;
+        let token = ca_server::hsm::Token::open(cfg, pin)?;
+        let label = format!("ca-bench-{}", std::process::id());
+        let reference = token.generate(KeyAlgorithm::EcdsaP256, &label)?;
+        let signer = token.signer(&reference)?;
+        let hsm = in_process_rate(&csr_der, args.seconds.min(3.0), &signer)?;
+        println!(
+            "ca-core in-process issuance, issuing P-256 key in the PKCS#11 token, 1 thread: {hsm:.0} certs/s = {:.2}× the software key's",
+            hsm / inproc.max(1e-9)
+        );
+        // Two threads on the one token: the session pool lets them sign at once.
+        let both: Vec<f64> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| scope.spawn(|| in_process_rate(&csr_der, args.seconds.min(3.0), &signer)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .map_err(|_| anyhow::anyhow!("bench thread"))
+                        .and_then(|r| r)
+                })
+                .collect::<anyhow::Result<_>>()
+        })?;
+        let sum: f64 = both.iter().sum();
+        println!(
+            "ca-core in-process issuance, token key, 2 threads: {sum:.0} certs/s ({} token sessions open)",
+            token.sessions_open()
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -414,6 +497,23 @@ fn main() -> anyhow::Result<()> {
             .map(|g| g.dir.join(ca_server::store::STORE_FILE)),
     };
     let mut targets = vec![ours];
+    if let Some((g, p, a)) = &hsm_server {
+        targets.push(Target {
+            name: "ca-server+hsm",
+            addr: a.clone(),
+            tls: profile_config(p)?,
+            path: "/v1/certificates",
+            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                ca_id: p.default_ca_id.clone(),
+                csr: csr_pem.clone(),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            })?),
+            pid: Some(g.child.id().to_string()),
+            store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
+        });
+    }
     if let Some(addr) = &args.cfssl {
         let ca = args
             .cfssl_ca
@@ -492,14 +592,25 @@ fn main() -> anyhow::Result<()> {
         if let Some(b) = batches {
             ratios.push(format!("{b:.1} store writes per durable commit"));
         }
-        if let Some(peer) = results.get(1) {
-            ratios.push(format!(
-                "throughput {:.2}× CFSSL's, p50 {:.2}× CFSSL's",
-                ours.rate / peer.rate.max(1e-9),
-                ours.p50 / peer.p50.max(1e-9)
-            ));
-            if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
-                ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
+        for (t, peer) in targets.iter().zip(&results).skip(1) {
+            if t.name == "cfssl" {
+                ratios.push(format!(
+                    "throughput {:.2}× CFSSL's, p50 {:.2}× CFSSL's",
+                    ours.rate / peer.rate.max(1e-9),
+                    ours.p50 / peer.p50.max(1e-9)
+                ));
+                if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+                    ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
+                }
+            } else {
+                ratios.push(format!(
+                    "{}: throughput {:.2}× the software key's",
+                    t.name,
+                    peer.rate / ours.rate.max(1e-9)
+                ));
+                if let (Some(a), Some(b)) = (peer.server_us, ours.server_us) {
+                    ratios.push(format!("server CPU/cert {:.2}×", a / b));
+                }
             }
         }
         println!("{:>11} {}", "", ratios.join("; "));
@@ -509,7 +620,7 @@ fn main() -> anyhow::Result<()> {
             Some(r) => r,
             None => measure(&rt, &targets[0], 16, args.seconds).rate,
         };
-        let (seeded, seeded_profile, seeded_api) = start_temp_server(count)?;
+        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None)?;
         let seeded_target = Target {
             name: "seeded",
             addr: seeded_api,

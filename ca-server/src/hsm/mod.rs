@@ -813,6 +813,11 @@ impl Token {
         self.state.read().map(|s| s.conn.is_some()).unwrap_or(false)
     }
 
+    /// The session pool's size.
+    pub fn sessions_max(&self) -> usize {
+        self.max_sessions
+    }
+
     /// Sessions open now (for tests and metrics).
     pub fn sessions_open(&self) -> usize {
         let st = self.state.read().unwrap_or_else(|e| e.into_inner());

@@ -4,8 +4,20 @@ use super::*;
 
 pub(super) fn health(auth: &Authority) -> wire::Health {
     let stats = auth.store.stats();
+    let token = auth.vault.token().map(|t| wire::TokenHealth {
+        connected: t.is_connected(),
+        sessions_open: t.sessions_open(),
+        sessions_max: t.sessions_max(),
+    });
+    let token_ok = token.is_none_or(|t| t.connected);
     wire::Health {
-        status: if stats.writable { "ok" } else { "degraded" }.into(),
+        pkcs11: token,
+        status: if stats.writable && token_ok {
+            "ok"
+        } else {
+            "degraded"
+        }
+        .into(),
         version: env!("CARGO_PKG_VERSION").into(),
         store: wire::StoreStats {
             writable: stats.writable,
