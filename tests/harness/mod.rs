@@ -134,11 +134,34 @@ pub fn text(out: &Output) -> String {
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A port nothing listens on, for a server that must know its address before
+/// it starts (init writes it into the config and the client profile).
+///
+/// Not the kernel's pick (`bind(0)`): that comes from the ephemeral range
+/// (32768–60999 on Linux), where every outgoing connection and every server
+/// started with port 0 also takes ports, so another test could take it before
+/// our server binds it. Ports here come from below that range, each handed
+/// out once per test process (test binaries run one at a time), starting at
+/// a point that differs between processes.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7_919)) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let port = u16::try_from(port).expect("port fits");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN)
 }
 
 /// Wait until something listens on 127.0.0.1:`port`.

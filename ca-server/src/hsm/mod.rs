@@ -365,6 +365,9 @@ struct State {
     conn: Option<Connection>,
     generation: u64,
     last_failure: Option<(Instant, String)>,
+    /// The token refused the PIN on a reconnection: never try it again (a
+    /// few wrong PINs lock a token), until the server is restarted.
+    pin_refused: bool,
 }
 
 /// A logged-in token: the session pool and the reconnection logic.
@@ -387,8 +390,11 @@ impl std::fmt::Debug for Token {
 }
 
 impl Token {
-    /// Load the module, find the token and log in: a wrong PIN, a missing
-    /// token or module is an error here, at start-up.
+    /// Load the module, find the token and log in. A module that does not
+    /// load, a wrong or locked PIN are errors here, at start-up. A token that
+    /// is not there (unplugged, a network HSM down) is not: the server starts,
+    /// CAs whose keys it holds answer 503, and the first request after it
+    /// appears connects.
     pub fn open(cfg: &Pkcs11Config, pin: AuthPin) -> Result<Arc<Token>, HsmError> {
         let max_sessions = cfg.sessions.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -406,15 +412,27 @@ impl Token {
                 conn: None,
                 generation: 0,
                 last_failure: None,
+                pin_refused: false,
             }),
         };
-        let conn = token.connect()?;
-        {
-            let mut st = token.state.write().unwrap_or_else(|e| e.into_inner());
-            st.conn = Some(conn);
-            st.generation = 1;
+        match token.connect() {
+            Ok(conn) => {
+                let mut st = token.state.write().unwrap_or_else(|e| e.into_inner());
+                st.conn = Some(conn);
+                st.generation = 1;
+                drop(st);
+                tracing::info!(module = %cfg.module.display(), token = %token.describe(), sessions = max_sessions, "PKCS#11 token opened");
+            }
+            Err(e @ (HsmError::WrongPin | HsmError::PinLocked | HsmError::Module { .. })) => {
+                return Err(e)
+            }
+            Err(e) => {
+                tracing::error!(module = %cfg.module.display(), token = %token.describe(), error = %e,
+                    "the PKCS#11 token is unavailable at start: CAs whose keys it holds answer 503 until it is back");
+                let mut st = token.state.write().unwrap_or_else(|e| e.into_inner());
+                st.last_failure = Some((Instant::now(), e.to_string()));
+            }
         }
-        tracing::info!(module = %cfg.module.display(), token = %token.describe(), sessions = max_sessions, "PKCS#11 token opened");
         Ok(Arc::new(token))
     }
 
@@ -513,6 +531,11 @@ impl Token {
         if st.conn.is_some() && st.generation != seen {
             return Ok(());
         }
+        if st.pin_refused {
+            return Err(HsmError::Unavailable(
+                "the token refused the PIN when reconnecting; the server does not try a wrong PIN again (tokens lock after a few): fix the PIN and restart".into(),
+            ));
+        }
         if let Some((at, why)) = &st.last_failure {
             if at.elapsed() < RECONNECT_BACKOFF && st.conn.is_none() {
                 return Err(HsmError::Unavailable(why.clone()));
@@ -532,6 +555,9 @@ impl Token {
                 Ok(())
             }
             Err(e) => {
+                if matches!(e, HsmError::WrongPin | HsmError::PinLocked) {
+                    st.pin_refused = true;
+                }
                 let why = e.to_string();
                 if st.last_failure.is_none() {
                     tracing::error!(token = %self.describe(), error = %why, "the PKCS#11 token is unavailable");
