@@ -619,7 +619,8 @@ fn a_wrong_pin_or_module_stops_the_server_at_start_and_a_missing_token_leaves_it
     .expect("config");
     s.start();
     let (st, h) = s.curl("GET", "/health", None);
-    assert_eq!((st, h["status"].as_str()), (200, Some("degraded")), "{h}");
+    assert_eq!((st, h["status"].as_str()), (503, Some("degraded")), "{h}");
+    assert_eq!(h["checks"]["ca_keys"]["ok"], false, "{h}");
     let (st, v) = s.curl(
         "POST",
         "/v1/certificates",
@@ -716,12 +717,29 @@ fn a_token_that_goes_away_while_serving_gives_503_and_the_server_recovers() {
     assert_eq!(st, 200, "{v}");
     // Health says the token is away.
     let (st, h) = s.curl("GET", "/health", None);
-    assert_eq!(st, 200, "{h}");
+    assert_eq!(st, 503, "{h}");
     assert_eq!(
         (h["status"].as_str(), h["pkcs11"]["connected"].as_bool()),
         (Some("degraded"), Some(false)),
         "{h}"
     );
+    // The failing check names the CAs whose token is away; the public
+    // listener's health says the same to a load balancer.
+    let detail = h["checks"]["ca_keys"]["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&format!(
+            "{issuing}: its key's PKCS#11 token is not connected"
+        )),
+        "{h}"
+    );
+    let (st, _, body) = public(&format!("http://{}/health", s.public), &[]);
+    let ph: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        (st, ph["checks"]["ca_keys"]["ok"].as_bool()),
+        (503, Some(false)),
+        "{ph}"
+    );
+    assert_eq!(ph["checks"]["store_writable"]["ok"], true, "{ph}");
 
     // Put it back: issuance works again, without a restart.
     std::fs::rename(&away, &token_dir).expect("put the token back");

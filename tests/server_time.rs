@@ -275,3 +275,66 @@ except Exception as e:
         .count();
     assert_eq!(refused, 1, "{page}");
 }
+
+/// `/health` on the public listener as (status, body).
+fn public_health(s: &Server) -> (u16, Value) {
+    let (st, _, body) = public(&format!("http://{}/health", s.public), &[]);
+    (st, serde_json::from_slice(&body).expect("health json"))
+}
+
+/// Health names what fails as time passes: a CRL past its nextUpdate (the
+/// builder told to wait an hour), then CAs within the expiry horizon; the
+/// liveness probe answers throughout.
+#[test]
+fn health_fails_naming_a_stale_crl_and_a_ca_near_expiry() {
+    let (s, clock) = server_on_a_movable_clock_with(|c| {
+        assert!(c.contains("crl_refresh_secs = 60"), "{c}");
+        c.replace("crl_refresh_secs = 60", "crl_refresh_secs = 3600")
+    });
+    let issuing = s.config.issuing_ca_id.clone();
+    // The first CRLs (root, issuing, client-auth) are built at start.
+    let start = Instant::now();
+    let (st, h) = loop {
+        let (st, h) = public_health(&s);
+        let published = h["checks"]["crls_fresh"]["detail"].as_str().unwrap_or("");
+        if published.starts_with("3 CRL(s)") || start.elapsed() > Duration::from_secs(10) {
+            break (st, h);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(st, 200, "{h}");
+    for check in ["store_writable", "ca_keys", "crls_fresh", "ca_expiry"] {
+        assert_eq!(h["checks"][check]["ok"], true, "{check}: {h}");
+    }
+
+    // Two days on: every CRL (24 h) is past its nextUpdate.
+    std::fs::write(&clock, "+2d\n").expect("clock");
+    let (st, h) = public_health(&s);
+    assert_eq!((st, h["status"].as_str()), (503, Some("degraded")), "{h}");
+    assert_eq!(h["checks"]["crls_fresh"]["ok"], false, "{h}");
+    let detail = h["checks"]["crls_fresh"]["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&format!("{issuing}: the CRL's nextUpdate passed")),
+        "{h}"
+    );
+    assert_eq!(h["checks"]["ca_expiry"]["ok"], true, "{h}");
+
+    // Ten days before the issuing CA's notAfter (init makes it for 1825
+    // days): inside the 30-day horizon.
+    std::fs::write(&clock, "+1815d\n").expect("clock");
+    let (st, h) = public_health(&s);
+    assert_eq!(st, 503, "{h}");
+    assert_eq!(h["checks"]["ca_expiry"]["ok"], false, "{h}");
+    let detail = h["checks"]["ca_expiry"]["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&format!(
+            "{issuing} (CN=Private Issuing CA 1,O=ca-server) expires in"
+        )),
+        "{h}"
+    );
+    let (st, _, body) = public(&format!("http://{}/livez", s.public), &[]);
+    assert_eq!(
+        (st, body.as_slice()),
+        (200, br#"{"status":"alive"}"#.as_slice())
+    );
+}

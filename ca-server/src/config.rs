@@ -117,6 +117,9 @@ pub struct Config {
     pub refusal_audit_window_secs: u64,
     #[serde(default = "default_refusals_per_window")]
     pub refusal_audit_per_window: u32,
+    /// What `/health` checks against.
+    #[serde(default)]
+    pub health: HealthConfig,
     /// A PKCS#11 token (HSM) for CA keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<crate::hsm::Pkcs11Config>,
@@ -132,6 +135,22 @@ fn default_refusal_window() -> u64 {
 
 fn default_refusals_per_window() -> u32 {
     60
+}
+
+/// What `/health` checks against.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// An active CA expiring within this many days fails the `ca_expiry` check.
+    pub ca_expiry_horizon_days: u32,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            ca_expiry_horizon_days: 30,
+        }
+    }
 }
 
 /// The management API's TLS certificate is renewed by the server itself, from

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod health;
 pub mod hsm;
 pub mod http;
 pub mod ids;

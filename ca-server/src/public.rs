@@ -97,19 +97,21 @@ async fn route(
             "the public listener serves GET (and POST for OCSP) only",
         ));
     }
+    if path == "/livez" {
+        // Liveness: the process answers. Nothing is read.
+        return json_response(StatusCode::OK, &json!({"status": "alive"}));
+    }
     if path == "/health" {
-        // The public health says whether the store can take writes: a full
-        // disk makes issuance fail, so a load balancer should hear of it.
-        let writable = auth.store.stats().writable;
-        let (status, word) = if writable {
+        // Readiness for a load balancer or monitor: every check, 503 when
+        // one fails (a full disk, a key that cannot sign, a stale CRL, a CA
+        // about to expire), naming it.
+        let report = crate::health::report(auth, auth.started);
+        let (status, word) = if report.ok {
             (StatusCode::OK, "ok")
         } else {
             (StatusCode::SERVICE_UNAVAILABLE, "degraded")
         };
-        return json_response(
-            status,
-            &json!({"status": word, "checks": {"store_writable": writable}}),
-        );
+        return json_response(status, &json!({"status": word, "checks": report.checks}));
     }
     if let Some(name) = path.strip_prefix("/crl/") {
         let (id, pem_ext) = match name.rsplit_once('.') {

@@ -278,9 +278,20 @@ pub struct Health {
     pub status: String,
     pub version: String,
     pub store: StoreStats,
+    /// Each check by name (`store_writable`, `ca_keys`, `crls_fresh`,
+    /// `ca_expiry`): passed or not, and why.
+    #[serde(default)]
+    pub checks: std::collections::BTreeMap<String, HealthCheck>,
     /// The PKCS#11 token, when one is configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<TokenHealth>,
+}
+
+/// One health check's outcome.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    pub ok: bool,
+    pub detail: String,
 }
 
 /// The PKCS#11 token's state: connected, and the session pool's use.

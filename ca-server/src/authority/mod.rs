@@ -128,6 +128,8 @@ pub struct Authority {
     weak_keys: ca_core::weak_keys::WeakKeyList,
     /// The audit budget for refusals at the connection.
     pub refusals: crate::refusals::RefusalAudit,
+    /// When this authority was made (health gives new servers a grace period).
+    pub started: std::time::Instant,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -221,6 +223,7 @@ impl Authority {
             clock,
             weak_keys: Default::default(),
             refusals,
+            started: std::time::Instant::now(),
         }
     }
 

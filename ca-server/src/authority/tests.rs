@@ -75,6 +75,7 @@ fn config() -> Config {
         refusal_audit_window_secs: 60,
         refusal_audit_per_window: 60,
         pkcs11: None,
+        health: Default::default(),
     }
 }
 

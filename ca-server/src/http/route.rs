@@ -16,7 +16,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
         ["health"] => match method {
             Method::GET => {
                 let h = health(auth);
-                let status = if h.store.writable {
+                let status = if h.status == "ok" {
                     StatusCode::OK
                 } else {
                     StatusCode::SERVICE_UNAVAILABLE

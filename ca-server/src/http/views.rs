@@ -9,15 +9,11 @@ pub(super) fn health(auth: &Authority) -> wire::Health {
         sessions_open: t.sessions_open(),
         sessions_max: t.sessions_max(),
     });
-    let token_ok = token.is_none_or(|t| t.connected);
+    let report = crate::health::report(auth, auth.started);
     wire::Health {
         pkcs11: token,
-        status: if stats.writable && token_ok {
-            "ok"
-        } else {
-            "degraded"
-        }
-        .into(),
+        status: if report.ok { "ok" } else { "degraded" }.into(),
+        checks: report.checks,
         version: env!("CARGO_PKG_VERSION").into(),
         store: wire::StoreStats {
             writable: stats.writable,
