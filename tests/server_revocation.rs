@@ -813,3 +813,139 @@ fn a_trickled_ocsp_body_is_cut_off() {
         "{text}"
     );
 }
+
+/// curl a public URL: (status, lower-cased headers, body).
+fn public_with_headers(url: &str, extra: &[&str]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (head, body) = (dir.path().join("head"), dir.path().join("body"));
+    let out = run(Command::new("curl")
+        .args(["-sS", "-D"])
+        .arg(&head)
+        .arg("-o")
+        .arg(&body)
+        .args(["-w", "%{http_code}"])
+        .args(extra)
+        .arg(url));
+    assert!(out.status.success(), "curl {url}: {}", text(&out));
+    let headers = std::fs::read_to_string(&head)
+        .expect("headers")
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let status = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    (status, headers, std::fs::read(&body).unwrap_or_default())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
+/// CRLs carry an ETag and may be cached up to their nextUpdate; a conditional
+/// GET with the current ETag gets 304 and no body, and a new CRL (after a
+/// revocation) a new ETag. OCSP answers to GET may be cached a short,
+/// configured time; answers to POST not at all.
+#[test]
+fn crls_and_ocsp_carry_cache_headers_and_crls_answer_conditional_gets() {
+    let mut s = Server::init_with(&[], &[]);
+    let conf = s.dir.join("config.toml");
+    let c = std::fs::read_to_string(&conf).expect("config");
+    assert!(c.contains("ocsp_max_age_secs = 300"), "{c}");
+    std::fs::write(
+        &conf,
+        c.replace("ocsp_max_age_secs = 300", "ocsp_max_age_secs = 120"),
+    )
+    .expect("config");
+    s.start();
+    let ca = s.config.issuing_ca_id.clone();
+    let url = crl_url(&s, &ca);
+    let (st, h, body) = public_with_headers(&url, &[]);
+    assert_eq!(st, 200);
+    assert!(!body.is_empty());
+    let etag = header(&h, "etag").to_string();
+    assert!(
+        etag.starts_with(&format!("\"{ca}-")) && etag.ends_with('"'),
+        "{h:?}"
+    );
+    let cc = header(&h, "cache-control");
+    let max_age: i64 = cc
+        .split(',')
+        .find_map(|d| d.trim().strip_prefix("max-age="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no max-age in {cc:?}"));
+    // Up to nextUpdate: the CRL lives 24 h, so close to 86400 s now.
+    assert!((86_000..=86_400).contains(&max_age), "{cc}");
+    assert!(header(&h, "expires").ends_with(" GMT"), "{h:?}");
+    assert!(header(&h, "last-modified").ends_with(" GMT"), "{h:?}");
+    // The PEM form is another representation: another ETag.
+    let (_, hp, _) = public_with_headers(&format!("{url}?format=pem"), &[]);
+    assert_eq!(
+        header(&hp, "etag"),
+        format!("{}-pem\"", etag.trim_end_matches('"'))
+    );
+
+    // Conditional GET: 304, no body; a stale or other tag gets the CRL.
+    let inm = format!("If-None-Match: {etag}");
+    let (st, h2, body) = public_with_headers(&url, &["-H", &inm]);
+    assert_eq!((st, body.len()), (304, 0), "{h2:?}");
+    assert_eq!(header(&h2, "etag"), etag);
+    let (st, _, body) = public_with_headers(&url, &["-H", "If-None-Match: \"other\""]);
+    assert_eq!(st, 200);
+    assert!(!body.is_empty());
+
+    // A revocation makes a new CRL, with a new tag: the old one no longer matches.
+    let leaf = issue(&s, &ca, "cached.example");
+    let serial = leaf["serial"].as_str().expect("serial").to_string();
+    let (st, v) = revoke(&s, &serial, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
+    let f = Files::new(&s, &ca, &leaf);
+    fetch_crl_listing(&s, &ca, &serial, &f.dir.join("new.crl"));
+    let (st, h3, body) = public_with_headers(&url, &["-H", &inm]);
+    assert_eq!(st, 200, "{h3:?}");
+    assert!(!body.is_empty());
+    assert_ne!(header(&h3, "etag"), etag);
+
+    // OCSP: GET cacheable for the configured 120 s; POST not cacheable.
+    let leaf_pem = f.leaf("cached", &leaf);
+    let req = f.dir.join("req.der");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&f.issuer),
+        "-cert",
+        p(&leaf_pem),
+        "-no_nonce",
+        "-reqout",
+        p(&req),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let req_der = std::fs::read(&req).expect("req");
+    let ocsp_url = format!("http://{}/ocsp/{ca}", s.public);
+    let (st, h, _) =
+        public_with_headers(&format!("{ocsp_url}/{}", url_escape(&b64(&req_der))), &[]);
+    assert_eq!(st, 200);
+    assert_eq!(
+        header(&h, "cache-control"),
+        "max-age=120, public, no-transform, must-revalidate"
+    );
+    let post_body = format!("@{}", p(&req));
+    let (st, h, _) = public_with_headers(
+        &ocsp_url,
+        &[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/ocsp-request",
+            "--data-binary",
+            &post_body,
+        ],
+    );
+    assert_eq!((st, header(&h, "cache-control")), (200, "no-cache"));
+}

@@ -207,6 +207,11 @@ pub struct RevocationConfig {
     pub ocsp_signer: OcspSigner,
     /// Lifetime of a delegated OCSP-signing certificate (renewed at half).
     pub ocsp_signer_days: u32,
+    /// `Cache-Control: max-age` of OCSP responses to GET (RFC 5019 §6.2):
+    /// how long an HTTP cache may keep answering with one. Short, because a
+    /// cache may say "good" this long after a revocation; never beyond the
+    /// time a served response has left (half its validity).
+    pub ocsp_max_age_secs: u32,
 }
 
 impl Default for RevocationConfig {
@@ -218,6 +223,7 @@ impl Default for RevocationConfig {
             ocsp_validity_minutes: 60,
             ocsp_signer: OcspSigner::Delegated,
             ocsp_signer_days: 30,
+            ocsp_max_age_secs: 300,
         }
     }
 }

@@ -13,7 +13,10 @@ use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, EXPIRES, IF_NONE_MATCH,
+    LAST_MODIFIED,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
@@ -36,9 +39,80 @@ fn bytes_response(body: Bytes, ctype: &'static str) -> Response<Body> {
 
 fn ocsp_response(body: Bytes) -> Response<Body> {
     let mut r = bytes_response(body, OCSP_RESPONSE);
-    // Responses carry their own validity; intermediaries must not outlive it.
+    // POST answers are not cached by HTTP caches anyway; say so.
     r.headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// An answer to an OCSP GET, which HTTP caches and CDNs may keep (RFC 5019
+/// §6.2) for a short, configured time: never beyond half the response's
+/// validity, the least a served response has left (the responder's own cache
+/// hands out responses only until then).
+fn ocsp_get_response(body: Bytes, cfg: &crate::config::RevocationConfig) -> Response<Body> {
+    let mut r = bytes_response(body, OCSP_RESPONSE);
+    let max_age =
+        u64::from(cfg.ocsp_max_age_secs).min(u64::from(cfg.ocsp_validity_minutes) * 60 / 2);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "max-age={max_age}, public, no-transform, must-revalidate"
+    )) {
+        r.headers_mut().insert(CACHE_CONTROL, v);
+    }
+    r
+}
+
+/// An HTTP date (RFC 9110 §5.6.7), from unix seconds.
+fn http_date(unix: i64) -> Option<HeaderValue> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    HeaderValue::from_str(&t.format(&f).ok()?).ok()
+}
+
+/// A CRL (DER or PEM) with what HTTP caches need: `Cache-Control` up to its
+/// nextUpdate, `Last-Modified`/`Expires`, and an `ETag` naming the CA, the CRL
+/// number and the form; a conditional GET whose `If-None-Match` names it gets
+/// 304 without the body.
+fn crl_response(
+    crl: &crate::revocation::ServedCrl,
+    ca_id: &str,
+    pem: bool,
+    if_none_match: Option<&str>,
+) -> Response<Body> {
+    let etag = format!(
+        "\"{ca_id}-{}{}\"",
+        crl.meta.crl_number,
+        if pem { "-pem" } else { "" }
+    );
+    let matches = if_none_match.is_some_and(|h| {
+        h.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == etag || t == "*")
+    });
+    let mut r = if matches {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if pem {
+        bytes_response(crl.pem(), "application/x-pem-file")
+    } else {
+        bytes_response(crl.der.clone(), "application/pkix-crl")
+    };
+    let left = (crl.meta.next_update - crate::clock::now().unix_timestamp()).max(0);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={left}, no-transform")) {
+        h.insert(CACHE_CONTROL, v);
+    }
+    if let Some(v) = http_date(crl.meta.this_update) {
+        h.insert(LAST_MODIFIED, v);
+    }
+    if let Some(v) = http_date(crl.meta.next_update) {
+        h.insert(EXPIRES, v);
+    }
     r
 }
 
@@ -77,7 +151,9 @@ async fn route(
             Method::GET => {
                 match ca_core::ocsp::decode_get_request(encoded) {
                     // The request names its issuer by hashes; respond_to checks them.
-                    Ok(der) => ocsp_response(rev.ocsp(ca_id, &der).await),
+                    Ok(der) => {
+                        ocsp_get_response(rev.ocsp(ca_id, &der).await, &auth.config.revocation)
+                    }
                     Err(_) => malformed(),
                 }
             }
@@ -132,9 +208,12 @@ async fn route(
                 .get(ACCEPT)
                 .and_then(|a| a.to_str().ok())
                 .is_some_and(|a| a.to_ascii_lowercase().contains("application/x-pem-file"));
+        let if_none_match = req
+            .headers()
+            .get(IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok());
         return match rev.current_crl(id).await {
-            Ok(crl) if want_pem => bytes_response(crl.pem(), "application/x-pem-file"),
-            Ok(crl) => bytes_response(crl.der.clone(), "application/pkix-crl"),
+            Ok(crl) => crl_response(&crl, id, want_pem, if_none_match),
             Err(e) => error_response(&e.into()),
         };
     }
