@@ -97,6 +97,8 @@ pub enum AliasCommand {
     },
     /// Rotate the CA behind an alias: a new intermediate, the old one retired.
     Rotate { alias: String },
+    /// The CA an alias names.
+    Get { alias: String },
 }
 
 /// Percent-encode a path segment or query value (unreserved characters kept).
@@ -364,6 +366,79 @@ pub fn run_alias(a: &AliasArgs, out: &Out) -> Result<()> {
             out.emit(&v, || format!("{alias} -> {ca}\n"));
         }
         AliasCommand::Rotate { alias } => rotate_alias(&api, alias, out)?,
+        AliasCommand::Get { alias } => {
+            let v: wire::AliasBinding = api.get(&format!("/v1/aliases/{}", enc(alias)))?;
+            out.emit(&v, || format!("{} -> {}\n", v.alias, v.ca_id));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ConnOnlyArgs {
+    #[command(flatten)]
+    pub conn: ConnArgs,
+}
+
+/// `ca-cli whoami`: the identity the server sees in our client certificate.
+pub fn run_whoami(a: &ConnOnlyArgs, out: &Out) -> Result<()> {
+    let api = Api::new(a.conn.resolve()?)?;
+    let v: wire::WhoAmI = api.get("/v1/whoami")?;
+    out.emit(&v, || {
+        let mut t = format!("subject: {}\n", v.subject);
+        if !v.sans.is_empty() {
+            t.push_str(&format!("SANs:    {}\n", v.sans.join(", ")));
+        }
+        t
+    });
+    Ok(())
+}
+
+/// `ca-cli health`: every health check of the server; a failing one makes
+/// the exit code 3, so scripts and monitors can act on it.
+pub fn run_health(a: &ConnOnlyArgs, out: &Out) -> Result<()> {
+    let api = Api::new(a.conn.resolve()?)?;
+    let (status, v) = api.call_value(Method::GET, "/health")?;
+    let h: wire::Health = serde_json::from_value(v).map_err(|e| {
+        anyhow::anyhow!("GET /health answered {status} with an unexpected body: {e}")
+    })?;
+    let failing: Vec<&String> = h
+        .checks
+        .iter()
+        .filter(|(_, c)| !c.ok)
+        .map(|(n, _)| n)
+        .collect();
+    out.emit(&h, || {
+        let mut t = format!("{} (ca-server {})\n", h.status, h.version);
+        for (name, c) in &h.checks {
+            t.push_str(&format!(
+                "  {:<15} {}  {}\n",
+                name,
+                if c.ok { "ok  " } else { "FAIL" },
+                c.detail
+            ));
+        }
+        if let Some(p) = &h.pkcs11 {
+            t.push_str(&format!(
+                "  PKCS#11 token   {}, {} of {} sessions open\n",
+                if p.connected {
+                    "connected"
+                } else {
+                    "NOT CONNECTED"
+                },
+                p.sessions_open,
+                p.sessions_max
+            ));
+        }
+        t
+    });
+    if !failing.is_empty() {
+        let names: Vec<&str> = failing.iter().map(|s| s.as_str()).collect();
+        return Err(crate::exit::VerificationFailed(format!(
+            "failing health checks: {}",
+            names.join(", ")
+        ))
+        .into());
     }
     Ok(())
 }

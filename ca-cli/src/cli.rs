@@ -61,6 +61,10 @@ pub enum Command {
     Alias(crate::admin::AliasArgs),
     /// OCSP: ask a CA's responder about a certificate and verify the signed answer.
     Ocsp(crate::ocsp::OcspArgs),
+    /// The server's health checks (exit 3 when one fails).
+    Health(crate::admin::ConnOnlyArgs),
+    /// The identity the server sees in your client certificate.
+    Whoami(crate::admin::ConnOnlyArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -78,6 +82,8 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Ca(a) => crate::online::run_ca(&a, out),
         Command::Cert(a) => crate::online::run_cert(&a, out),
         Command::Crl(a) => crate::online::run_crl(&a, out),
+        Command::Health(a) => crate::admin::run_health(&a, out),
+        Command::Whoami(a) => crate::admin::run_whoami(&a, out),
         Command::Policy(a) => crate::admin::run_policy(&a, out),
         Command::Audit(a) => crate::admin::run_audit(&a, out),
         Command::Alias(a) => crate::admin::run_alias(&a, out),

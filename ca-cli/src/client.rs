@@ -180,6 +180,27 @@ impl Api {
         })
     }
 
+    /// One request whose answer is read whatever its status: (status, JSON).
+    pub fn call_value(&self, method: Method, path: &str) -> Result<(u16, serde_json::Value)> {
+        let what = format!("{method} {path}");
+        let exchange = async {
+            let mut c = ApiClient::connect(&self.addr, self.tls.clone()).await?;
+            c.call(method, path, None).await
+        };
+        self.rt
+            .block_on(async { tokio::time::timeout(TIMEOUT, exchange).await })
+            .map_err(|_| anyhow!("{what}: no answer within {}s", TIMEOUT.as_secs()))?
+            .map_err(|e| match e {
+                ClientError::Connect { addr, source } => {
+                    anyhow::Error::new(source).context(format!(
+                        "cannot connect to {addr} (is ca-server running? settings from {})",
+                        self.conn.source
+                    ))
+                }
+                other => anyhow::Error::new(other),
+            })
+    }
+
     /// A GET, decoded as `R`.
     pub fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R> {
         self.call::<(), R>(Method::GET, path, None)

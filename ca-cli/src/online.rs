@@ -58,6 +58,19 @@ pub enum CaCommand {
         /// --key-storage pkcs11; --key-algorithm must match the key).
         #[arg(long)]
         key_label: Option<String>,
+        /// Name constraints (RFC 5280 §4.2.1.10), repeatable: DNS subtrees
+        /// the CA may certify (`example.com` covers its subdomains)...
+        #[arg(long = "permit-dns", value_name = "DOMAIN")]
+        permit_dns: Vec<String>,
+        /// ...DNS subtrees it may not...
+        #[arg(long = "exclude-dns", value_name = "DOMAIN")]
+        exclude_dns: Vec<String>,
+        /// ...IP ranges it may certify (CIDR, e.g. 10.0.0.0/8)...
+        #[arg(long = "permit-ip", value_name = "CIDR")]
+        permit_ip: Vec<String>,
+        /// ...and IP ranges it may not.
+        #[arg(long = "exclude-ip", value_name = "CIDR")]
+        exclude_ip: Vec<String>,
     },
     /// List CAs.
     List,
@@ -352,7 +365,15 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             path_len,
             key_storage,
             key_label,
+            permit_dns,
+            exclude_dns,
+            permit_ip,
+            exclude_ip,
         } => {
+            let constrained = !(permit_dns.is_empty()
+                && exclude_dns.is_empty()
+                && permit_ip.is_empty()
+                && exclude_ip.is_empty());
             let alg: ca_core::KeyAlgorithm = (*key_algorithm).into();
             let body = wire::CreateCa {
                 ca_type: match ca_type {
@@ -366,7 +387,12 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
                 external: *external,
                 validity_days: *validity_days,
                 path_len: *path_len,
-                name_constraints: None,
+                name_constraints: constrained.then(|| wire::NameConstraints {
+                    permitted_dns: permit_dns.clone(),
+                    excluded_dns: exclude_dns.clone(),
+                    permitted_ip: permit_ip.clone(),
+                    excluded_ip: exclude_ip.clone(),
+                }),
                 key_storage: Some(key_storage.clone()),
                 key_label: key_label.clone(),
             };
