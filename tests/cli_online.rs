@@ -901,10 +901,13 @@ fn health_whoami_alias_get_and_name_constraints() {
         "bad.example.com",
         "--permit-ip",
         "10.0.0.0/8",
+        "--ocsp",
+        "false",
         "-o",
         "json",
     ])));
     let id = ca["id"].as_str().expect("id");
+    assert_eq!(ca["ocsp"], false, "{ca}");
     let pem = srv.tmp.path().join("constrained.pem");
     let out_pem = ok(srv.cli(&["ca", "describe", id, "-o", "json"]));
     assert_eq!(json(&out_pem)["id"], id);

@@ -949,3 +949,59 @@ fn crls_and_ocsp_carry_cache_headers_and_crls_answer_conditional_gets() {
     );
     assert_eq!((st, header(&h, "cache-control")), (200, "no-cache"));
 }
+
+/// A CA made with `"ocsp": false` (Let's Encrypt's choice): what it issues
+/// names its CRL and no OCSP responder, its responder answers `unauthorized`,
+/// and its CRL serves as usual.
+#[test]
+fn a_ca_without_ocsp_issues_no_ocsp_url_and_its_responder_refuses() {
+    let s = Server::start_new();
+    let root = s.config.root_ca_id.clone();
+    let (st, sub) = s.curl(
+        "POST",
+        "/v1/cas",
+        Some(&json!({"type": "SUBORDINATE", "subject": "CN=CRL-only CA", "parent_ca_id": root, "path_len": 0, "ocsp": false})),
+    );
+    assert_eq!(st, 201, "{sub}");
+    assert_eq!(sub["ocsp"], false, "{sub}");
+    let ca = sub["id"].as_str().expect("id").to_string();
+    let leaf = issue(&s, &ca, "crl-only.example");
+    let f = Files::new(&s, &ca, &leaf);
+    let leaf_pem = f.leaf("crl-only", &leaf);
+    let t = text(&openssl(&["x509", "-in", p(&leaf_pem), "-noout", "-text"]));
+    assert!(t.contains(&crl_url(&s, &ca)), "{t}");
+    assert!(
+        !t.contains("OCSP - URI"),
+        "an OCSP URL in a CRL-only CA's certificate: {t}"
+    );
+    assert!(t.contains("CA Issuers - URI"), "{t}");
+    // A CA with OCSP (init's issuing CA) still names its responder.
+    let other = issue(&s, &s.config.issuing_ca_id, "with-ocsp.example");
+    let fo = Files::new(&s, &s.config.issuing_ca_id, &other);
+    let t = text(&openssl(&[
+        "x509",
+        "-in",
+        p(&fo.leaf("with-ocsp", &other)),
+        "-noout",
+        "-text",
+    ]));
+    assert!(t.contains("OCSP - URI"), "{t}");
+    // Asked anyway, the responder is not authoritative for it.
+    let url = format!("http://{}/ocsp/{ca}", s.public);
+    let t = text(&openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&f.issuer),
+        "-cert",
+        p(&leaf_pem),
+        "-url",
+        &url,
+        "-no_nonce",
+    ]));
+    assert!(t.contains("Responder Error: unauthorized (6)"), "{t}");
+    // Revocation works through the CRL.
+    let serial = leaf["serial"].as_str().expect("serial").to_string();
+    let (st, v) = revoke(&s, &serial, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
+    fetch_crl_listing(&s, &ca, &serial, &f.dir.join("crl-only.crl"));
+}

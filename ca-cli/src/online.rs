@@ -71,6 +71,10 @@ pub enum CaCommand {
         /// ...and IP ranges it may not.
         #[arg(long = "exclude-ip", value_name = "CIDR")]
         exclude_ip: Vec<String>,
+        /// Run no OCSP responder for this CA: what it issues names only its
+        /// CRL (`--ocsp false`).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        ocsp: bool,
     },
     /// List CAs.
     List,
@@ -369,6 +373,7 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
             exclude_dns,
             permit_ip,
             exclude_ip,
+            ocsp,
         } => {
             let constrained = !(permit_dns.is_empty()
                 && exclude_dns.is_empty()
@@ -395,6 +400,7 @@ pub fn run_ca(a: &CaArgs, out: &Out) -> Result<()> {
                 }),
                 key_storage: Some(key_storage.clone()),
                 key_label: key_label.clone(),
+                ocsp: (!*ocsp).then_some(false),
             };
             out.progress(if key_label.is_some() {
                 "creating the CA (with the token key named)"

@@ -250,6 +250,7 @@ impl CaBackend for OnlineCa {
                 name_constraints: None,
                 key_storage: None,
                 key_label: None,
+                ocsp: None,
             }),
         )?;
         let root_id = root.id;
@@ -268,6 +269,7 @@ impl CaBackend for OnlineCa {
                 name_constraints: None,
                 key_storage: None,
                 key_label: None,
+                ocsp: None,
             }),
         )?;
         let sub_id = sub.id;

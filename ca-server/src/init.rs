@@ -119,6 +119,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
                 path_len: Some(1),
                 name_constraints: None,
                 key_storage: key_storage.clone(),
+                ocsp_disabled: false,
             },
         )
         .await
@@ -133,6 +134,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         path_len: Some(0),
         name_constraints: None,
         key_storage: key_storage.clone(),
+        ocsp_disabled: false,
     };
     let issuing = auth
         .create_ca(&who, sub("CN=Private Issuing CA 1,O=ca-server"))

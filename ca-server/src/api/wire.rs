@@ -53,6 +53,9 @@ pub struct CreateCa {
     /// of making one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_label: Option<String>,
+    /// `false`: no OCSP for this CA; what it issues names only its CRL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ocsp: Option<bool>,
 }
 
 /// RFC 5280 name constraints of a new CA.
@@ -183,6 +186,9 @@ pub struct CaDescription {
     /// The token key's label, for `pkcs11`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_label: Option<String>,
+    /// Whether the CA answers OCSP (and its certificates name the responder).
+    #[serde(default = "yes")]
+    pub ocsp: bool,
 }
 
 fn default_key_storage() -> String {

@@ -131,6 +131,7 @@ impl Authority {
                     path_len: old.path_len,
                     name_constraints: None,
                     // The successor's key lives where its predecessor's did.
+                    ocsp_disabled: old.ocsp_disabled,
                     key_storage: if old.token_key_label.is_some() {
                         KeyStorage::Pkcs11
                     } else {

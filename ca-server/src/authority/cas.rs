@@ -29,6 +29,8 @@ pub struct NewCa {
     pub path_len: Option<u8>,
     pub name_constraints: Option<NameConstraintsInput>,
     pub key_storage: KeyStorage,
+    /// Run no OCSP responder for this CA (its certificates carry no OCSP URL).
+    pub ocsp_disabled: bool,
 }
 
 /// Where a new CA's key is made.
@@ -255,6 +257,7 @@ impl Authority {
             created_at: t.unix_timestamp(),
             updated_at: t.unix_timestamp(),
             token_key_label: None,
+            ocsp_disabled: new.ocsp_disabled,
         };
         match (new.ca_type, &new.parent_ca_id, new.external) {
             (CaType::Root, None, false) => {

@@ -278,6 +278,16 @@ impl Authority {
         }
     }
 
+    /// The URLs a CA writes into what it issues: no OCSP URL when its OCSP
+    /// is off.
+    fn urls_for(&self, rec: &CaRecord) -> IssuerUrls {
+        let mut urls = self.urls(&rec.id);
+        if rec.ocsp_disabled {
+            urls.ocsp = None;
+        }
+        urls
+    }
+
     /// A CA record, without a policy check: for the server's own use (CRL,
     /// OCSP, TLS); API reads go through [`Authority::describe_ca`].
     pub fn get_ca(&self, id: &str) -> Result<CaRecord, ApiError> {
@@ -317,7 +327,7 @@ impl Authority {
             .iter()
             .map(|p| parse(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let issuer = Arc::new(Issuer::new(cert, parents, self.urls(&rec.id)));
+        let issuer = Arc::new(Issuer::new(cert, parents, self.urls_for(rec)));
         if let Ok(mut m) = self.issuers.write() {
             m.insert(rec.id.clone(), issuer.clone());
         }

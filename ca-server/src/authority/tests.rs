@@ -124,6 +124,7 @@ async fn fixture() -> Fixture {
                 path_len: Some(1),
                 name_constraints: None,
                 key_storage: Default::default(),
+                ocsp_disabled: false,
             },
         )
         .await
@@ -141,6 +142,7 @@ async fn fixture() -> Fixture {
                 path_len: Some(0),
                 name_constraints: None,
                 key_storage: Default::default(),
+                ocsp_disabled: false,
             },
         )
         .await

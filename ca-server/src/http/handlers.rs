@@ -109,6 +109,7 @@ pub(super) async fn create_ca(auth: &Arc<Authority>, who: &Identity, b: wire::Cr
                     excluded_ip: n.excluded_ip,
                 }),
                 key_storage,
+                ocsp_disabled: b.ocsp == Some(false),
             },
         )
         .await?;

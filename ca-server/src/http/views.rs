@@ -54,6 +54,7 @@ pub fn ca_json(r: &CaRecord) -> wire::CaDescription {
         }
         .into(),
         key_label: r.token_key_label.clone(),
+        ocsp: !r.ocsp_disabled,
     }
 }
 

@@ -15,6 +15,15 @@ impl RevocationService {
         if let Some(r) = read(&self.responders).get(ca_id).filter(|r| fresh(r)) {
             return Ok(r.clone());
         }
+        if self
+            .auth
+            .store
+            .get_ca(ca_id)?
+            .is_some_and(|c| c.ocsp_disabled)
+        {
+            // Not a responder for this CA: RFC 6960's "unauthorized".
+            return Err(RevocationError::NoCa(ca_id.to_string()));
+        }
         let cert = self.ca_cert(ca_id)?;
         let links = self.links(ca_id)?;
         let ca_signer = self

@@ -101,6 +101,7 @@ fn rv(code: u8, at: i64) -> Revocation {
 fn ca(id: &str) -> CaRecord {
     CaRecord {
         token_key_label: None,
+        ocsp_disabled: false,
         id: id.into(),
         ca_type: CaType::Root,
         status: CaStatus::Active,

@@ -52,6 +52,11 @@ pub struct CaRecord {
     /// the token key's label for a key in a PKCS#11 token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_key_label: Option<String>,
+    /// No OCSP for this CA: the certificates it issues carry no OCSP URL
+    /// (revocation by CRL only, as Let's Encrypt chose for privacy) and its
+    /// responder answers `unauthorized`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ocsp_disabled: bool,
 }
 
 /// Certificate states (ACM's CertificateStatus, plus RESERVED for an intent).
