@@ -338,3 +338,91 @@ fn health_fails_naming_a_stale_crl_and_a_ca_near_expiry() {
         (200, br#"{"status":"alive"}"#.as_slice())
     );
 }
+
+/// The CRL fetched until its number passes `after`; returns (number, text).
+fn next_crl(s: &Server, ca: &str, file: &Path, after: u64) -> (u64, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (st, _, body) = public(&crl_url(s, ca), &[]);
+        assert_eq!(st, 200);
+        std::fs::write(file, &body).expect("write");
+        let n = crl_number(file);
+        if n > after {
+            let t = text(&openssl(&[
+                "crl",
+                "-inform",
+                "DER",
+                "-in",
+                p(file),
+                "-noout",
+                "-text",
+            ]));
+            return (n, t);
+        }
+        assert!(Instant::now() < deadline, "no CRL after number {after}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// CRL hygiene (RFC 5280 §3.3, as ACM does): a revoked certificate that has
+/// expired stays on the first CRL published after its expiry, then leaves;
+/// a revoked certificate still valid stays. The CRL size follows live
+/// revocations, not history.
+#[test]
+fn an_expired_certificate_leaves_the_crl_after_one_more_crl() {
+    let (s, clock) = server_on_a_movable_clock_with(|c| {
+        assert!(c.contains("crl_refresh_secs = 60"), "{c}");
+        c.replace("crl_refresh_secs = 60", "crl_refresh_secs = 1")
+    });
+    let ca = s.config.issuing_ca_id.clone();
+    let issue_for = |name: &str, days: u32| {
+        let (st, v) = s.curl(
+            "POST",
+            "/v1/certificates/request",
+            Some(&json!({"ca_id": ca, "names": [name], "validity_days": days,
+                         "passphrase": "long enough passphrase"})),
+        );
+        assert_eq!(st, 201, "{v}");
+        v["serial"].as_str().expect("serial").to_string()
+    };
+    let short = issue_for("short-lived.example", 1);
+    let long = issue_for("long-lived.example", 90);
+    for serial in [&short, &long] {
+        let (st, v) = revoke(&s, serial, "KEY_COMPROMISE");
+        assert_eq!(st, 200, "{v}");
+    }
+    let dir = s.tmp.path().to_path_buf();
+    let crl = dir.join("hygiene.crl");
+    fetch_crl_listing(&s, &ca, &short, &crl);
+    fetch_crl_listing(&s, &ca, &long, &crl);
+    // openssl prints serials in upper case.
+    let (short, long) = (short.to_uppercase(), long.to_uppercase());
+    let n0 = crl_number(&crl);
+
+    // Two days on, the short-lived certificate has expired: the first CRL
+    // published since still lists it.
+    std::fs::write(&clock, "+2d\n").expect("clock");
+    let (n1, t1) = next_crl(&s, &ca, &crl, n0);
+    assert!(t1.contains(&short) && t1.contains(&long), "{t1}");
+    // The next CRL does not; the still-valid one stays.
+    std::fs::write(&clock, "+3d\n").expect("clock");
+    let (_, t2) = next_crl(&s, &ca, &crl, n1);
+    assert!(
+        !t2.contains(&short),
+        "an expired certificate stayed on the CRL: {t2}"
+    );
+    assert!(t2.contains(&long), "{t2}");
+    // The certificate itself is still recorded as revoked.
+    let (st, v) = s.curl(
+        "GET",
+        &format!("/v1/certificates/{}", short.to_lowercase()),
+        None,
+    );
+    assert_eq!((st, v["status"].as_str()), (200, Some("REVOKED")), "{v}");
+    assert!(
+        s.log()
+            .contains("expired certificates' entries left the CRL"),
+        "{}",
+        s.log()
+    );
+}

@@ -3,6 +3,11 @@
 
 use super::*;
 
+/// Seconds before the previous CRL's thisUpdate that an expired entry must
+/// have been revoked by to leave the CRL (a revocation committed while that
+/// CRL was being built is kept one more round).
+const EXPIRED_ENTRY_MARGIN_SECS: i64 = 300;
+
 impl RevocationService {
     /// Build, sign, commit and start serving a new CRL for `ca_id`.
     pub async fn build(&self, ca_id: &str) -> Result<Arc<ServedCrl>, RevocationError> {
@@ -19,9 +24,21 @@ impl RevocationService {
         let id = ca_id.to_string();
         let validity = time::Duration::hours(i64::from(self.cfg.crl_validity_hours));
         let dir = self.crl_dir.clone();
-        let (meta, der) = tokio::task::spawn_blocking(move || {
+        let (meta, der, expired) = tokio::task::spawn_blocking(move || {
             let prev = store.crl_meta(&id)?;
-            let (entries, count) = store.crl_entries(&id)?;
+            // RFC 5280 §3.3: an entry may leave once it has appeared on one
+            // CRL published after its certificate expired. The previous CRL
+            // was published at its thisUpdate; an entry whose certificate had
+            // expired, and which was revoked, before then (less a margin for
+            // a revocation committed just after that CRL's scan) was on it.
+            let cutoff = prev
+                .as_ref()
+                .map(|p| p.this_update - EXPIRED_ENTRY_MARGIN_SECS);
+            let crate::store::CrlEntries {
+                der: entries,
+                count,
+                expired,
+            } = store.crl_entries(&id, cutoff)?;
             let this_update = now();
             let params = CrlParams {
                 crl_number: prev.as_ref().map_or(1, |p| p.crl_number.saturating_add(1)),
@@ -36,7 +53,7 @@ impl RevocationService {
                 next_update: params.next_update.unix_timestamp(),
                 entries: count,
             };
-            Ok::<_, RevocationError>((meta, der))
+            Ok::<_, RevocationError>((meta, der, expired))
         })
         .await
         .map_err(|e| RevocationError::Task(e.to_string()))??;
@@ -48,7 +65,14 @@ impl RevocationService {
             "SignCrl",
             &format!("{w_id}/crl/{}", w_meta.crl_number),
         );
-        self.auth.store.put_crl_meta(&w_id, w_meta, draft).await?;
+        let dropped = expired.len();
+        self.auth
+            .store
+            .put_crl_meta(&w_id, w_meta, expired, draft)
+            .await?;
+        if dropped > 0 {
+            tracing::info!(ca = %w_id, entries = dropped, "expired certificates' entries left the CRL");
+        }
         write(&self.served).insert(ca_id.to_string(), served.clone());
         self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
         remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);

@@ -210,12 +210,26 @@ pub trait Store: Send + Sync {
 
     // ---- CRLs --------------------------------------------------------------
 
-    /// Every pre-encoded CRL entry of a CA, concatenated, and their count.
-    fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError>;
+    /// Every pre-encoded CRL entry of a CA, concatenated, and their count,
+    /// leaving out (and naming) those whose certificate expired, and which
+    /// were revoked, before `expired_before` (when given).
+    fn crl_entries(
+        &self,
+        ca_id: &str,
+        expired_before: Option<i64>,
+    ) -> Result<CrlEntries, StoreError>;
     fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError>;
     /// Record that CRL `meta.crl_number` of `ca_id` is signed and stored,
     /// with the audit entry of that signing.
-    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// `prune` names CRL entries that left the CRL (expired): they are
+    /// deleted in the same commit.
+    fn put_crl_meta(
+        &self,
+        ca_id: &str,
+        meta: CrlMeta,
+        prune: Vec<String>,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()>;
     /// Give every revocation recorded before `crl_entries` existed its entry
     /// (once per store); returns how many it added.
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64>;

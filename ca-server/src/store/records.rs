@@ -241,6 +241,57 @@ pub fn crl_entry(serial: &str, rv: &Revocation) -> Result<Vec<u8>, super::StoreE
     encode_revoked_entry(&entry).map_err(|e| bad(&e.to_string()))
 }
 
+/// The first byte of a stored CRL entry that carries its certificate's
+/// notAfter and its revocation time (so expired entries can leave the CRL);
+/// entries stored before have none and start with DER's 0x30.
+const CRL_ENTRY_DATED: u8 = 0xFF;
+
+/// A CRL entry as the store keeps it: `0xFF | notAfter (i64 BE) | revoked
+/// at (i64 BE) | DER entry`.
+pub fn stored_crl_entry(
+    serial: &str,
+    rv: &Revocation,
+    not_after: i64,
+) -> Result<Vec<u8>, super::StoreError> {
+    let der = crl_entry(serial, rv)?;
+    let mut out = Vec::with_capacity(17 + der.len());
+    out.push(CRL_ENTRY_DATED);
+    out.extend_from_slice(&not_after.to_be_bytes());
+    out.extend_from_slice(&rv.revoked_at.to_be_bytes());
+    out.extend_from_slice(&der);
+    Ok(out)
+}
+
+/// A stored CRL entry: its certificate's notAfter and revocation time when
+/// recorded, and the DER entry.
+pub fn parse_stored_crl_entry(v: &[u8]) -> (Option<(i64, i64)>, &[u8]) {
+    match v.split_first() {
+        Some((&CRL_ENTRY_DATED, rest)) if rest.len() >= 16 => {
+            let mut a = [0u8; 8];
+            let mut b = [0u8; 8];
+            a.copy_from_slice(&rest[..8]);
+            b.copy_from_slice(&rest[8..16]);
+            (
+                Some((i64::from_be_bytes(a), i64::from_be_bytes(b))),
+                &rest[16..],
+            )
+        }
+        _ => (None, v),
+    }
+}
+
+/// A CA's CRL entries for the next CRL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CrlEntries {
+    /// The DER entries, concatenated.
+    pub der: Vec<u8>,
+    pub count: u64,
+    /// Store keys of entries left out because their certificate had expired,
+    /// and they were revoked, before the cut-off: already on a CRL published
+    /// after the certificate expired, so they may go (RFC 5280 §3.3).
+    pub expired: Vec<String>,
+}
+
 /// What the writer of an audit entry knows; the store fills in the sequence
 /// number and the hash chain inside the transaction that appends it.
 #[derive(Clone, Debug)]

@@ -25,9 +25,9 @@ use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
     AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange, CaRecord, CertFilter, CertRecord,
-    CertWithDer, CommitHook, Committed, CrlMeta, IdemRecord, InFlightTokens, KeyMeta, NewCaRecord,
-    PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture,
-    StoreStats, Verdict, SCHEMA_VERSION,
+    CertWithDer, CommitHook, Committed, CrlEntries, CrlMeta, IdemRecord, InFlightTokens, KeyMeta,
+    NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
+    StoreFuture, StoreStats, Verdict, SCHEMA_VERSION,
 };
 
 pub const DB_FILE: &str = "ca.redb";
@@ -425,18 +425,34 @@ impl Store for RedbStore {
         reads::list_certs(self.handle()?.as_ref(), filter, wanted)
     }
 
-    fn crl_entries(&self, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
-        reads::crl_entries(self.handle()?.as_ref(), ca_id)
+    fn crl_entries(
+        &self,
+        ca_id: &str,
+        expired_before: Option<i64>,
+    ) -> Result<CrlEntries, StoreError> {
+        reads::crl_entries(self.handle()?.as_ref(), ca_id, expired_before)
     }
 
     fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
         reads::crl_meta(self.handle()?.as_ref(), ca_id)
     }
 
-    fn put_crl_meta(&self, ca_id: &str, meta: CrlMeta, audit: AuditDraft) -> StoreFuture<'_, ()> {
+    fn put_crl_meta(
+        &self,
+        ca_id: &str,
+        meta: CrlMeta,
+        prune: Vec<String>,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()> {
         let id = ca_id.to_string();
         Box::pin(self.write(Some(audit), move |txn| {
             put_crl_meta(txn, &id, &meta)?;
+            // Only this CA's entries: a key naming another CA is ignored.
+            let prefix = format!("{id}/");
+            let mut entries = txn.open_table(CRL_ENTRIES)?;
+            for key in prune.iter().filter(|k| k.starts_with(&prefix)) {
+                entries.remove(key.as_str())?;
+            }
             Ok(((), Vec::new()))
         }))
     }
@@ -586,14 +602,25 @@ fn complete_crl_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
     {
         let revs = txn.open_table(REVOCATIONS)?;
         let entries = txn.open_table(CRL_ENTRIES)?;
+        let certs = txn.open_table(CERTS)?;
         for item in revs.iter()? {
             let (k, v) = item?;
             let key = k.value();
             if entries.get(key)?.is_none() {
                 let rv: Revocation = unjson(v.value())?;
                 let serial = key.rsplit('/').next().unwrap_or_default();
+                // Dated by the certificate's notAfter where it is known, so
+                // the entry can leave the CRL once the certificate expired.
+                let not_after = match certs.get(key)? {
+                    Some(c) => unjson::<CertRecord>(c.value()).ok().map(|c| c.not_after),
+                    None => None,
+                };
+                let encoded = match not_after {
+                    Some(n) => super::stored_crl_entry(serial, &rv, n),
+                    None => super::crl_entry(serial, &rv),
+                };
                 // An entry that cannot be encoded is logged, not fatal.
-                match super::crl_entry(serial, &rv) {
+                match encoded {
                     Ok(e) => missing.push((key.to_string(), e)),
                     Err(e) => {
                         tracing::warn!(%key, error = %e, "revocation left out of CRLs")

@@ -10,8 +10,9 @@ use redb::{ReadableTable, ReadableTableMetadata};
 use super::tables::*;
 use super::writer::Handle;
 use crate::store::{
-    cert_key, AuditFilter, BlockedKey, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer,
-    CrlMeta, KeyMeta, PolicyRows, Revocation, SerialStatus, StoreError, Verdict,
+    cert_key, parse_stored_crl_entry, AuditFilter, BlockedKey, CaRecord, CertFilter, CertRecord,
+    CertStatus, CertWithDer, CrlEntries, CrlMeta, KeyMeta, PolicyRows, Revocation, SerialStatus,
+    StoreError, Verdict,
 };
 
 /// Most rows one certificate page scans before returning a cursor.
@@ -131,18 +132,28 @@ pub fn count_certs(h: &Handle) -> Result<u64, StoreError> {
     Ok(n)
 }
 
-pub fn crl_entries(h: &Handle, ca_id: &str) -> Result<(Vec<u8>, u64), StoreError> {
+pub fn crl_entries(
+    h: &Handle,
+    ca_id: &str,
+    expired_before: Option<i64>,
+) -> Result<CrlEntries, StoreError> {
     let r = h.begin_read()?;
     let t = r.open_table(CRL_ENTRIES)?;
     let (lo, hi) = (format!("{ca_id}/"), format!("{ca_id}0"));
-    let mut out = Vec::new();
-    let mut n = 0u64;
+    let mut out = CrlEntries::default();
     for item in t.range::<&str>(lo.as_str()..hi.as_str())? {
-        let (_, v) = item?;
-        out.extend_from_slice(v.value());
-        n += 1;
+        let (k, v) = item?;
+        let (dates, der) = parse_stored_crl_entry(v.value());
+        if let (Some(cut), Some((not_after, revoked_at))) = (expired_before, dates) {
+            if not_after < cut && revoked_at < cut {
+                out.expired.push(k.value().to_string());
+                continue;
+            }
+        }
+        out.der.extend_from_slice(der);
+        out.count += 1;
     }
-    Ok((out, n))
+    Ok(out)
 }
 
 pub fn crl_meta(h: &Handle, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {

@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    cert_key, crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord, CertRecord, CertStatus,
+    cert_key, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord, CertRecord, CertStatus,
     CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation, StoreError,
     KEY_COMPROMISE,
 };
@@ -298,7 +298,11 @@ pub fn import_certs(
     let mut entries = Vec::new();
     for (rec, _) in certs {
         if let Some(rv) = &rec.revocation {
-            entries.push((rec.key(), json(rv)?, crl_entry(&rec.serial, rv)?));
+            entries.push((
+                rec.key(),
+                json(rv)?,
+                stored_crl_entry(&rec.serial, rv, rec.not_after)?,
+            ));
         }
     }
     for (rec, der) in certs {
@@ -361,7 +365,7 @@ pub fn revoke(
             )));
         }
     };
-    let entry = crl_entry(serial, &revocation)?;
+    let entry = stored_crl_entry(serial, &revocation, rec.not_after)?;
     rec.status = CertStatus::Revoked;
     rec.revocation = Some(revocation.clone());
     let v = json(&rec)?;
