@@ -212,6 +212,10 @@ pub struct RevocationConfig {
     /// cache may say "good" this long after a revocation; never beyond the
     /// time a served response has left (half its validity).
     pub ocsp_max_age_secs: u32,
+    /// Drop an expired certificate's entry from CRLs once it has been on one
+    /// CRL published after the expiry (RFC 5280 §3.3). Off: CRLs keep every
+    /// revocation for ever.
+    pub drop_expired_crl_entries: bool,
 }
 
 impl Default for RevocationConfig {
@@ -224,6 +228,7 @@ impl Default for RevocationConfig {
             ocsp_signer: OcspSigner::Delegated,
             ocsp_signer_days: 30,
             ocsp_max_age_secs: 300,
+            drop_expired_crl_entries: true,
         }
     }
 }

@@ -61,6 +61,11 @@ struct Args {
     /// Keep the data directory (prints its path).
     #[arg(long)]
     keep: bool,
+    /// The share of seeded revocations whose certificates have already
+    /// expired (expired two days ago, revoked three days ago): the CRL is
+    /// then also built with expired entries kept and dropped (CRL hygiene).
+    #[arg(long, default_value_t = 0.0)]
+    expired_fraction: f64,
 }
 
 struct Running {
@@ -224,6 +229,19 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
+    if args.expired_fraction > 0.0 {
+        // The server run before step 6 keeps expired entries, so step 6 can
+        // build the CRL both ways from the same store.
+        let path = dir.join(ca_server::config::CONFIG_FILE);
+        let text = std::fs::read_to_string(&path)?;
+        std::fs::write(
+            &path,
+            text.replace(
+                "drop_expired_crl_entries = true",
+                "drop_expired_crl_entries = false",
+            ),
+        )?;
+    }
     let config = Config::load(dir)?;
     let ca_id = config.issuing_ca_id.clone();
     let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
@@ -286,10 +304,12 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
             } else {
                 to_revoke.push(serial.clone());
             }
-            batch.push((serial, revoke));
+            // The first revocations seeded are the expired ones.
+            let expired = ((done + i) as f64) < args.expired_fraction * args.count as f64;
+            batch.push((serial, revoke, expired));
         }
         let mut certs = Vec::with_capacity(n);
-        for (serial, revoke) in batch {
+        for (serial, revoke, expired) in batch {
             let rec = CertRecord {
                 ca_id: ca_id.clone(),
                 serial: serial.clone(),
@@ -302,8 +322,8 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 subject: format!("CN=seed-{serial}.example"),
                 sans: vec![format!("seed-{serial}.example")],
                 key_algorithm: "ECDSA P-256".into(),
-                not_before: now - 3600,
-                not_after: now + 90 * 86400,
+                not_before: if expired { now - 30 * 86400 } else { now - 3600 },
+                not_after: if expired { now - 2 * 86400 } else { now + 90 * 86400 },
                 tbs_sha256: String::new(),
                 created_at: now,
                 requested_by: "revocation-bench".into(),
@@ -314,7 +334,7 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 revocation: revoke.then(|| Revocation {
                     reason_code: 1,
                     reason: "KEY_COMPROMISE".into(),
-                    revoked_at: now - 60,
+                    revoked_at: if expired { now - 3 * 86400 } else { now - 60 },
                     revoked_by: "revocation-bench".into(),
                     key_sha256: None,
                 }),
@@ -423,7 +443,34 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     .await?;
     drop(server);
 
-    // 6. CRL build through the builder path, in-process.
+    // 6. CRL build through the builder path, in-process. With expired
+    // revocations seeded: first with hygiene off (every entry), then on.
+    let mut hygiene = Vec::new();
+    if args.expired_fraction > 0.0 {
+        for (label, drop_expired) in [
+            ("expired entries kept (hygiene off)", false),
+            ("expired entries dropped and pruned (hygiene on, first CRL)", true),
+            ("hygiene on, next CRL (pruned store)", true),
+        ] {
+            let mut cfg = config.clone();
+            cfg.revocation.drop_expired_crl_entries = drop_expired;
+            let auth = ca_server::server::open_authority(
+                dir,
+                cfg,
+                format!("http://{public}"),
+                &ca_server::vault::MasterOptions::default(),
+            )
+            .await?;
+            let svc = ca_server::revocation::RevocationService::new(
+                auth.clone(),
+                dir.join(ca_server::server::CRL_DIR),
+            );
+            let t = Instant::now();
+            let crl = svc.build(&ca_id).await?;
+            hygiene.push((label, t.elapsed(), crl.meta.entries, crl.der.len()));
+            auth.store.close();
+        }
+    }
     let auth = ca_server::server::open_authority(
         dir,
         config.clone(),
@@ -467,6 +514,15 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
         pct(&mut revoke_lat, 1.0),
         to_revoke.len() as f64 / revoke_total.as_secs_f64()
     );
+    for (label, took, entries, size) in &hygiene {
+        println!(
+            "| CRL build, {} of {} revocations expired: {label}, {entries} entries | {:.2} s, {:.1} MiB DER |",
+            (args.expired_fraction * args.count as f64) as u64,
+            args.count,
+            took.as_secs_f64(),
+            *size as f64 / 1048576.0
+        );
+    }
     println!(
         "| CRL build through the builder (range scan + sign + fsync file + commit record + swap), {crl_entries} entries, CRL #{crl_number} | {:.2} s, {:.1} MiB DER (parses: {parse_ok}) |",
         build_time.as_secs_f64(),

@@ -24,6 +24,7 @@ impl RevocationService {
         let id = ca_id.to_string();
         let validity = time::Duration::hours(i64::from(self.cfg.crl_validity_hours));
         let dir = self.crl_dir.clone();
+        let drop_expired = self.cfg.drop_expired_crl_entries;
         let (meta, der, expired) = tokio::task::spawn_blocking(move || {
             let prev = store.crl_meta(&id)?;
             // RFC 5280 §3.3: an entry may leave once it has appeared on one
@@ -33,6 +34,7 @@ impl RevocationService {
             // a revocation committed just after that CRL's scan) was on it.
             let cutoff = prev
                 .as_ref()
+                .filter(|_| drop_expired)
                 .map(|p| p.this_update - EXPIRED_ENTRY_MARGIN_SECS);
             let crate::store::CrlEntries {
                 der: entries,
