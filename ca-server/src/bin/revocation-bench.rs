@@ -322,8 +322,16 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
                 subject: format!("CN=seed-{serial}.example"),
                 sans: vec![format!("seed-{serial}.example")],
                 key_algorithm: "ECDSA P-256".into(),
-                not_before: if expired { now - 30 * 86400 } else { now - 3600 },
-                not_after: if expired { now - 2 * 86400 } else { now + 90 * 86400 },
+                not_before: if expired {
+                    now - 30 * 86400
+                } else {
+                    now - 3600
+                },
+                not_after: if expired {
+                    now - 2 * 86400
+                } else {
+                    now + 90 * 86400
+                },
                 tbs_sha256: String::new(),
                 created_at: now,
                 requested_by: "revocation-bench".into(),
@@ -449,7 +457,10 @@ async fn run(args: &Args, dir: &Path) -> anyhow::Result<()> {
     if args.expired_fraction > 0.0 {
         for (label, drop_expired) in [
             ("expired entries kept (hygiene off)", false),
-            ("expired entries dropped and pruned (hygiene on, first CRL)", true),
+            (
+                "expired entries dropped and pruned (hygiene on, first CRL)",
+                true,
+            ),
             ("hygiene on, next CRL (pruned store)", true),
         ] {
             let mut cfg = config.clone();
