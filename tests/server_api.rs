@@ -647,7 +647,7 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
         "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n",
     );
     let out = run(Command::new("openssl")
-        .args(["x509", "-req", "-days", "30", "-in"])
+        .args(["x509", "-req", "-days", "90", "-in"])
         .arg(tmp.join("ext-sub.csr"))
         .arg("-CA")
         .arg(tmp.join("ext-root.pem"))
@@ -724,8 +724,14 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
         String::from_utf8_lossy(&out.stdout),
         rootcert["certificate"].as_str().unwrap()
     );
-    let out = run(Command::new("curl").args(["-sS", "-f", &format!("http://{}/health", s.public)]));
-    assert!(out.status.success());
+    let out = run(Command::new("curl").args([
+        "-sS",
+        "-w",
+        "\n%{http_code}",
+        &format!("http://{}/health", s.public),
+    ]));
+    let health = String::from_utf8_lossy(&out.stdout);
+    assert!(health.ends_with("\n200"), "{health}");
     let out = run(Command::new("curl").args([
         "-sS",
         "-o",
