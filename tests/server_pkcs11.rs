@@ -416,6 +416,30 @@ fn an_existing_token_key_is_adopted_by_label_and_an_extractable_one_is_refused()
     assert_eq!(spki.trim(), theirs.trim(), "the CA certifies another key");
     let t = text(&openssl(&["verify", "-CAfile", p(&cert), p(&cert)]));
     assert!(t.contains(": OK"), "{t}");
+    // One key, one CA: the same label again is refused, and so is the
+    // label of a key the server made for another CA.
+    let (st, v) = create_ca(
+        &s,
+        json!({"type": "ROOT", "subject": "CN=Twin", "key_algorithm": "ec-p256",
+               "key_storage": "pkcs11", "key_label": "made-by-the-operator"}),
+    );
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap_or("").contains(id),
+        "{v}"
+    );
+    let (st, made) = create_ca(
+        &s,
+        json!({"type": "ROOT", "subject": "CN=Made", "key_storage": "pkcs11"}),
+    );
+    assert_eq!(st, 201, "{made}");
+    let made_id = made["id"].as_str().expect("id");
+    let (st, v) = create_ca(
+        &s,
+        json!({"type": "ROOT", "subject": "CN=Twin", "key_algorithm": "ec-p256",
+               "key_storage": "pkcs11", "key_label": made_id}),
+    );
+    assert_eq!((st, code(&v)), (409, "Conflict"), "{v}");
 
     // An extractable key is refused, naming why.
     hsm.tool(&[
@@ -451,7 +475,7 @@ fn an_existing_token_key_is_adopted_by_label_and_an_extractable_one_is_refused()
         v["error"]["message"]
             .as_str()
             .unwrap_or("")
-            .contains("no private key"),
+            .contains("no key pair labelled \"no-such-key\""),
         "{v}"
     );
     // The CLI: a key made in the token, and an operator's key adopted by label.

@@ -80,7 +80,11 @@ impl VaultError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             VaultError::NoToken(_) => true,
-            VaultError::Token(_, e) => e.is_unavailable(),
+            VaultError::Token(_, e) | VaultError::TokenMaster(e) => e.is_unavailable(),
+            // A data key the token-held master key could not open because
+            // the token is away.
+            VaultError::Sealed(_, EnvelopeError::Unavailable(_))
+            | VaultError::Master(EnvelopeError::Unavailable(_)) => true,
             _ => false,
         }
     }

@@ -193,6 +193,23 @@ impl Authority {
                 })?
             }
         };
+        if let KeyStorage::Pkcs11Existing(l) = storage {
+            // One token key, one CA: two CAs on one key would share every
+            // signature, and revoking one would not stop the other.
+            let cas = self.store.list_cas()?;
+            if let Some(other) = cas
+                .iter()
+                .find(|c| c.token_key_label.as_deref() == Some(l.as_str()))
+            {
+                return Err(ApiError::new(
+                    ErrorCode::Conflict,
+                    format!(
+                        "the token key labelled {l:?} is already the key of CA {}",
+                        other.id
+                    ),
+                ));
+            }
+        }
         let storage = storage.clone();
         let label = id.to_string();
         let (reference, signer) = tokio::task::spawn_blocking(move || {

@@ -15,7 +15,7 @@ use ca_core::envelope::{EnvelopeError, KeyEncryptionKey};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType, ObjectClass};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass};
 use zeroize::Zeroizing;
 
 use super::{ck, HsmError, Token};
@@ -72,7 +72,7 @@ impl TokenMaster {
             match found.len() {
                 1 => Ok(()),
                 n => Err(HsmError::NoSuchKey(format!(
-                    "AES master key labelled {label:?} with CKA_ID {} ({n} found)",
+                    "labelled {label:?} with CKA_ID {} (the AES master key; {n} found)",
                     ca_core::hex::encode(id)
                 ))),
             }
@@ -98,13 +98,39 @@ impl TokenMaster {
             let mut ids = Vec::new();
             for h in found {
                 let attrs = s
-                    .get_attributes(h, &[cryptoki::object::AttributeType::Id])
-                    .map_err(|e| ck("reading the master key's id", e))?;
+                    .get_attributes(
+                        h,
+                        &[
+                            AttributeType::Id,
+                            AttributeType::Sensitive,
+                            AttributeType::Extractable,
+                            AttributeType::ValueLen,
+                        ],
+                    )
+                    .map_err(|e| ck("reading the master key's attributes", e))?;
+                let (mut id, mut sensitive, mut extractable, mut len) =
+                    (Vec::new(), false, true, 0u64);
                 for a in attrs {
-                    if let Attribute::Id(id) = a {
-                        ids.push(id);
+                    match a {
+                        Attribute::Id(v) => id = v,
+                        Attribute::Sensitive(v) => sensitive = v,
+                        Attribute::Extractable(v) => extractable = v,
+                        Attribute::ValueLen(v) => len = v.into(),
+                        _ => {}
                     }
                 }
+                // The master key opens every CA key: one that could leave the
+                // token, or is not AES-256, is not adopted.
+                if !sensitive || extractable {
+                    return Err(HsmError::Extractable(label.into()));
+                }
+                if len != 32 {
+                    return Err(HsmError::Key {
+                        label: label.into(),
+                        reason: format!("the AES key is {len} bytes long; the master key must be AES-256 (32 bytes)"),
+                    });
+                }
+                ids.push(id);
             }
             Ok(ids)
         })?;
@@ -189,7 +215,13 @@ impl TokenMaster {
 
     fn cmac_check(&self) -> Result<String, EnvelopeError> {
         let mac = self.cmac(b"private-ca master key check v1\0")?;
-        Ok(ca_core::hex::encode(&mac[..8]))
+        match mac.get(..8) {
+            Some(head) => Ok(ca_core::hex::encode(head)),
+            None => Err(EnvelopeError::Unavailable(format!(
+                "AES-CMAC gave {} bytes",
+                mac.len()
+            ))),
+        }
     }
 
     fn cmac(&self, data: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
@@ -211,18 +243,23 @@ impl KeyEncryptionKey for TokenMaster {
     fn wrap(&self, aad: &[u8], data_key: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| EnvelopeError::Rng)?;
-        let sealed = self
+        let (iv, sealed) = self
             .token
             .run(|conn, s| {
                 let key = conn.secret_key(s, &self.id)?;
                 let mut iv = nonce;
                 let params = GcmParams::new(&mut iv, aad, 128.into())
                     .map_err(|e| HsmError::Operation(format!("GCM parameters: {e}")))?;
-                s.encrypt(&Mechanism::AesGcm(params), key, data_key)
-                    .map_err(|e| ck("AES-GCM encryption", e))
+                let sealed = s
+                    .encrypt(&Mechanism::AesGcm(params), key, data_key)
+                    .map_err(|e| ck("AES-GCM encryption", e))?;
+                // Some HSMs (CloudHSM, some Luna modes) make the IV themselves
+                // and write it back into the parameters: keep the IV the
+                // token used, not the one offered.
+                Ok((iv, sealed))
             })
             .map_err(unavailable)?;
-        Ok([nonce.as_slice(), &sealed].concat())
+        Ok([iv.as_slice(), &sealed].concat())
     }
 
     fn unwrap(&self, aad: &[u8], wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {

@@ -19,7 +19,7 @@ pub mod master;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use ca_core::keys::{KeyAlgorithm, KeyError, PublicKeyKind, Signer};
@@ -45,6 +45,12 @@ pub const PIN_ENV: &str = "CA_PKCS11_PIN";
 /// in between fail at once instead of queueing on a dead module.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(500);
 
+/// How often a key that is not found may cause a reconnection.
+const MISS_RECONNECT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long an operation waits for a free session before it fails.
+const CHECKOUT_WAIT: Duration = Duration::from_secs(30);
+
 /// The prefix of a token key reference where the store keeps a CA's key
 /// (sealed software keys start with their version byte, 1).
 const TOKEN_REF_PREFIX: &[u8] = b"PKCS11\0";
@@ -67,13 +73,13 @@ pub enum HsmError {
     PinFile(String, std::io::Error),
     #[error("the HSM is unavailable: {0}")]
     Unavailable(String),
-    #[error("no private key {0} in the token")]
+    #[error("no key {0} in the token")]
     NoSuchKey(String),
     #[error(
         "{count} private keys in the token are labelled {label:?}: give a label that names one key"
     )]
     AmbiguousKey { count: usize, label: String },
-    #[error("token key {0:?} may leave the token (CKA_EXTRACTABLE true or CKA_SENSITIVE false): a CA key must not; make a non-extractable key")]
+    #[error("token key {0:?} may leave the token (CKA_EXTRACTABLE true or CKA_SENSITIVE false): a CA or master key must not; make a non-extractable key")]
     Extractable(String),
     #[error("token key {label:?}: {reason}")]
     Key { label: String, reason: String },
@@ -262,6 +268,31 @@ struct Pool {
     open: usize,
 }
 
+/// A checked-out session. Dropped without [`Held::give_back`] (a lost
+/// session, or a panic in the operation) it is closed and its place in the
+/// pool freed, so the pool never shrinks for good.
+struct Held<'a> {
+    conn: &'a Connection,
+    session: Option<Session>,
+}
+
+impl Held<'_> {
+    fn give_back(mut self) {
+        if let Some(s) = self.session.take() {
+            self.conn.checkin(s);
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.session.take() {
+            drop(s);
+            self.conn.discard();
+        }
+    }
+}
+
 /// One initialised module, its slot and the sessions open on it.
 struct Connection {
     ctx: Pkcs11,
@@ -275,6 +306,7 @@ struct Connection {
 
 impl Connection {
     fn checkout(&self) -> Result<Session, HsmError> {
+        let deadline = Instant::now() + CHECKOUT_WAIT;
         let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(s) = pool.idle.pop() {
@@ -288,7 +320,19 @@ impl Connection {
                     ck("opening a session", e)
                 });
             }
-            pool = self.freed.wait(pool).unwrap_or_else(|e| e.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(HsmError::Unavailable(format!(
+                    "all {} token sessions stayed busy for {} s",
+                    self.max_sessions,
+                    CHECKOUT_WAIT.as_secs()
+                )));
+            }
+            pool = self
+                .freed
+                .wait_timeout(pool, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
         }
     }
 
@@ -368,6 +412,10 @@ struct State {
     /// The token refused the PIN on a reconnection: never try it again (a
     /// few wrong PINs lock a token), until the server is restarted.
     pin_refused: bool,
+    /// When a missing key last made us reconnect (a vanished token looks
+    /// like that, but so does a wrong label): at most one such reconnection
+    /// per [`MISS_RECONNECT_INTERVAL`].
+    last_miss_reconnect: Option<Instant>,
 }
 
 /// A logged-in token: the session pool and the reconnection logic.
@@ -413,6 +461,7 @@ impl Token {
                 generation: 0,
                 last_failure: None,
                 pin_refused: false,
+                last_miss_reconnect: None,
             }),
         };
         match token.connect() {
@@ -568,72 +617,96 @@ impl Token {
         }
     }
 
-    /// Run `op` on a pooled session. If the connection turns out to be lost
-    /// (or the key is not found, which is how a vanished token can look),
-    /// reconnect once and try again; a failure then is `Unavailable`.
+    /// Run `op` on a pooled session. If the connection turns out to be lost,
+    /// reconnect and try once more; a failure then is `Unavailable`. A key
+    /// that is not found may mean the token vanished, so it too reconnects,
+    /// but at most once per [`MISS_RECONNECT_INTERVAL`]: a wrong label must
+    /// not reload the module on every request.
     fn run<T>(
         &self,
         op: impl Fn(&Connection, &Session) -> Result<T, HsmError>,
     ) -> Result<T, HsmError> {
-        let mut last = None;
-        for attempt in 0..2 {
-            let seen = {
-                let st = self.state.read().unwrap_or_else(|e| e.into_inner());
-                match st.conn.as_ref() {
-                    Some(conn) => {
-                        let session = match conn.checkout() {
-                            Ok(s) => s,
-                            Err(e) => {
-                                last = Some(e);
-                                drop(st);
-                                self.reconnect_or(attempt, &mut last)?;
-                                continue;
-                            }
-                        };
-                        match op(conn, &session) {
-                            Ok(v) => {
-                                conn.checkin(session);
-                                return Ok(v);
-                            }
-                            Err(e) if e.is_unavailable() => {
-                                drop(session);
-                                conn.discard();
-                                last = Some(e);
-                                st.generation
-                            }
-                            Err(e) => {
-                                conn.checkin(session);
-                                return Err(e);
-                            }
-                        }
-                    }
-                    None => st.generation,
-                }
-            };
-            if attempt == 0 {
-                self.reconnect(seen)?;
-            }
-        }
-        Err(match last {
-            Some(HsmError::NoSuchKey(k)) => HsmError::NoSuchKey(k),
-            Some(e) => HsmError::Unavailable(e.to_string()),
-            None => HsmError::Unavailable("no connection to the token".into()),
-        })
+        self.run_with(true, op)
     }
 
-    fn reconnect_or(&self, attempt: usize, last: &mut Option<HsmError>) -> Result<(), HsmError> {
-        let seen = self
-            .state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .generation;
-        if attempt == 0 {
-            self.reconnect(seen)
-        } else {
-            Err(HsmError::Unavailable(
-                last.take().map(|e| e.to_string()).unwrap_or_default(),
-            ))
+    /// Like [`Token::run`], but never runs `op` twice: for operations that
+    /// change the token (making a key), where a retry after a connection
+    /// lost mid-way could leave two objects.
+    fn run_once<T>(
+        &self,
+        op: impl Fn(&Connection, &Session) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        self.run_with(false, op)
+    }
+
+    fn run_with<T>(
+        &self,
+        retry: bool,
+        op: impl Fn(&Connection, &Session) -> Result<T, HsmError>,
+    ) -> Result<T, HsmError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (seen, outcome) = {
+                let st = self.state.read().unwrap_or_else(|e| e.into_inner());
+                let outcome = match st.conn.as_ref() {
+                    None => Err(HsmError::Lost("no connection to the token".into())),
+                    Some(conn) => conn.checkout().and_then(|session| {
+                        let held = Held {
+                            conn,
+                            session: Some(session),
+                        };
+                        let r = match held.session.as_ref() {
+                            Some(s) => op(conn, s),
+                            None => Err(HsmError::Lost("no session".into())),
+                        };
+                        // A session that failed as lost is closed (by
+                        // dropping `held`); any other outcome returns it.
+                        if !matches!(r, Err(HsmError::Lost(_))) {
+                            held.give_back();
+                        }
+                        r
+                    }),
+                };
+                (st.generation, outcome)
+            };
+            let again = attempt == 1 && retry;
+            match outcome {
+                Err(HsmError::Lost(why)) => {
+                    self.reconnect(seen)?;
+                    if !again {
+                        return Err(HsmError::Unavailable(if retry {
+                            why
+                        } else {
+                            format!("{why} (the operation was not repeated: check the token for a half-made object)")
+                        }));
+                    }
+                }
+                Err(HsmError::NoSuchKey(k)) => {
+                    if !again || !self.reconnect_after_miss(seen)? {
+                        return Err(HsmError::NoSuchKey(k));
+                    }
+                }
+                other => return other,
+            }
         }
+    }
+
+    /// Reconnect because a key was not found, unless that was done less
+    /// than [`MISS_RECONNECT_INTERVAL`] ago. True if a new connection is up.
+    fn reconnect_after_miss(&self, seen: u64) -> Result<bool, HsmError> {
+        {
+            let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
+            if st
+                .last_miss_reconnect
+                .is_some_and(|at| at.elapsed() < MISS_RECONNECT_INTERVAL)
+            {
+                return Ok(false);
+            }
+            st.last_miss_reconnect = Some(Instant::now());
+        }
+        self.reconnect(seen)?;
+        Ok(true)
     }
 
     /// Generate a CA key pair inside the token: private half sensitive and
@@ -641,7 +714,7 @@ impl Token {
     pub fn generate(&self, alg: KeyAlgorithm, label: &str) -> Result<TokenKeyRef, HsmError> {
         let mut id = [0u8; 16];
         getrandom::getrandom(&mut id).map_err(|e| HsmError::Operation(format!("CKA_ID: {e}")))?;
-        let spki = self.run(|_, s| {
+        let spki = self.run_once(|_, s| {
             let (mechanism, public) = match alg {
                 KeyAlgorithm::EcdsaP256 => (
                     Mechanism::EccKeyPairGen,
@@ -718,6 +791,25 @@ impl Token {
     /// key with that label, sensitive and not extractable, with a CKA_ID, and
     /// its public key object (same CKA_ID) must be in the token.
     pub fn adopt(&self, label: &str) -> Result<TokenKeyRef, HsmError> {
+        match self.adopt_once(label) {
+            // Some modules (SoftHSM2) show a session only the objects that
+            // existed when the module was loaded: an operator's key made
+            // since then appears after a reconnection. Adoption is a rare,
+            // administrator-only call, so it may always look again.
+            Err(HsmError::NoSuchKey(_)) => {
+                let seen = self
+                    .state
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .generation;
+                self.reconnect(seen)?;
+                self.adopt_once(label)
+            }
+            other => other,
+        }
+    }
+
+    fn adopt_once(&self, label: &str) -> Result<TokenKeyRef, HsmError> {
         self.run(|_, s| {
             let found = s
                 .find_objects(&[
@@ -726,7 +818,7 @@ impl Token {
                 ])
                 .map_err(|e| ck("finding a key", e))?;
             let private = match found.as_slice() {
-                [] => return Err(HsmError::NoSuchKey(format!("labelled {label:?}"))),
+                [] => return Err(HsmError::NoSuchKey(format!("pair labelled {label:?}"))),
                 [h] => *h,
                 many => {
                     return Err(HsmError::AmbiguousKey {
@@ -834,9 +926,14 @@ impl Token {
         })
     }
 
-    /// Whether a connection is up (for health reporting).
+    /// Whether a connection is up (for health reporting). Never waits: while
+    /// a reconnection holds the state, the token counts as not connected.
     pub fn is_connected(&self) -> bool {
-        self.state.read().map(|s| s.conn.is_some()).unwrap_or(false)
+        match self.state.try_read() {
+            Ok(st) => st.conn.is_some(),
+            Err(TryLockError::Poisoned(p)) => p.into_inner().conn.is_some(),
+            Err(TryLockError::WouldBlock) => false,
+        }
     }
 
     /// The session pool's size.
@@ -844,13 +941,19 @@ impl Token {
         self.max_sessions
     }
 
-    /// Sessions open now (for tests and metrics).
+    /// Sessions open now (for health and tests); 0 while reconnecting.
     pub fn sessions_open(&self) -> usize {
-        let st = self.state.read().unwrap_or_else(|e| e.into_inner());
-        st.conn
-            .as_ref()
-            .map(|c| c.pool.lock().map(|p| p.open).unwrap_or(0))
-            .unwrap_or(0)
+        let open = |st: &State| {
+            st.conn
+                .as_ref()
+                .map(|c| c.pool.lock().map(|p| p.open).unwrap_or(0))
+                .unwrap_or(0)
+        };
+        match self.state.try_read() {
+            Ok(st) => open(&st),
+            Err(TryLockError::Poisoned(p)) => open(&p.into_inner()),
+            Err(TryLockError::WouldBlock) => 0,
+        }
     }
 }
 
