@@ -16,6 +16,7 @@ declare -A package_for=(
   [faketime]=faketime
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
+  [promtool]=prometheus
 )
 missing=()
 for tool in "${!package_for[@]}"; do

@@ -123,6 +123,9 @@ pub struct Config {
     /// A PKCS#11 token (HSM) for CA keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pkcs11: Option<crate::hsm::Pkcs11Config>,
+    /// Prometheus metrics: on or off, and where they are served.
+    #[serde(default)]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 fn default_audit_digest_interval() -> u64 {

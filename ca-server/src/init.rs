@@ -94,6 +94,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         refusal_audit_per_window: 60,
         pkcs11: opts.pkcs11.clone(),
         health: Default::default(),
+        metrics: Default::default(),
     };
     let key_storage = if opts.pkcs11.is_some() {
         KeyStorage::Pkcs11

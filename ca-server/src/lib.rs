@@ -25,6 +25,7 @@ pub mod hsm;
 pub mod http;
 pub mod ids;
 pub mod init;
+pub mod metrics;
 pub mod policy;
 pub mod public;
 pub mod refusals;

@@ -127,9 +127,61 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
     let out = route(&auth, &revocation, req).await;
     tracing::debug!(%path, status = out.status().as_u16(), "public request");
+    auth.metrics
+        .public_request(route_label(&path), out.status().as_u16(), started.elapsed());
     Ok(out)
+}
+
+/// A bounded label for a public path (metrics).
+fn route_label(path: &str) -> &'static str {
+    match path.trim_start_matches('/').split('/').next() {
+        Some("ocsp") => "ocsp",
+        Some("crl") => "crl",
+        Some("ca") => "ca",
+        Some("health") => "health",
+        Some("livez") => "livez",
+        Some("metrics") => "metrics",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`: Prometheus text (0.0.4), or OpenMetrics when the
+/// scraper's Accept asks for it (Prometheus itself does).
+pub fn metrics_response(
+    auth: &Authority,
+    rev: &RevocationService,
+    accept: Option<&str>,
+) -> Response<Body> {
+    let openmetrics = accept.is_some_and(|a| a.contains("application/openmetrics-text"));
+    match crate::metrics::render(auth, rev) {
+        Ok(text) => {
+            let (body, content_type) = if openmetrics {
+                (
+                    text,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                )
+            } else {
+                (
+                    crate::metrics::to_prometheus_text(&text),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+            };
+            let mut r = Response::new(Body::from(Bytes::from(body)));
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            r
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "rendering metrics");
+            error_response(&ApiError::new(
+                ErrorCode::Unavailable,
+                format!("metrics cannot be read now: {e}"),
+            ))
+        }
+    }
 }
 
 async fn route(
@@ -172,6 +224,10 @@ async fn route(
             ErrorCode::MethodNotAllowed,
             "the public listener serves GET (and POST for OCSP) only",
         ));
+    }
+    if path == "/metrics" && auth.config.metrics.on_public_listener() {
+        let accept = req.headers().get(ACCEPT).and_then(|a| a.to_str().ok());
+        return metrics_response(auth, rev, accept);
     }
     if path == "/livez" {
         // Liveness: the process answers. Nothing is read.

@@ -50,6 +50,17 @@ pub async fn serve(
     let public_listener = TcpListener::bind(public_addr)
         .await
         .with_context(|| format!("binding the public address {public_addr}"))?;
+    let metrics_listener = match config.metrics.own_address() {
+        Some(a) => {
+            let addr: SocketAddr = a.parse().context("metrics.listen")?;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics address {addr}"))?,
+            )
+        }
+        None => None,
+    };
     let api_bound = api_listener.local_addr()?;
     let public_bound = public_listener.local_addr()?;
     let public_base = config
@@ -83,6 +94,12 @@ pub async fn serve(
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
     println!("ca-server: management API (mTLS) on https://{api_bound}");
     println!("ca-server: public listener on http://{public_bound}");
+    let metrics_task = metrics_listener.map(|listener| {
+        if let Ok(a) = listener.local_addr() {
+            println!("ca-server: metrics on http://{a}/metrics");
+        }
+        tokio::spawn(serve_metrics(listener, auth.clone(), revocation.clone()))
+    });
 
     let graceful = GracefulShutdown::new();
     let acceptor = TlsAcceptor::from(tls);
@@ -244,6 +261,9 @@ pub async fn serve(
         }
     }
     tracing::info!("shutting down: finishing in-flight requests");
+    if let Some(m) = metrics_task {
+        m.abort();
+    }
     builder.abort();
     renewer.abort();
     digester.abort();
@@ -317,4 +337,45 @@ fn write_addresses(dir: &Path, api: SocketAddr, public: SocketAddr) -> anyhow::R
     std::fs::write(&tmp, body)?;
     std::fs::rename(&tmp, dir.join(ADDRESSES_FILE))?;
     Ok(())
+}
+
+/// The metrics listener of its own (`[metrics] listen = "ADDR"`): plain
+/// HTTP, `GET /metrics` only, for a monitoring network.
+async fn serve_metrics(
+    listener: TcpListener,
+    auth: Arc<Authority>,
+    revocation: Arc<crate::revocation::RevocationService>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (auth, revocation) = (auth.clone(), revocation.clone());
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let (auth, revocation) = (auth.clone(), revocation.clone());
+                async move {
+                    let out =
+                        if req.uri().path() == "/metrics" && req.method() == hyper::Method::GET {
+                            let accept = req
+                                .headers()
+                                .get(hyper::header::ACCEPT)
+                                .and_then(|a| a.to_str().ok());
+                            crate::public::metrics_response(&auth, &revocation, accept)
+                        } else {
+                            crate::http::error_response(&crate::error::ApiError::not_found(
+                                "this listener serves GET /metrics only",
+                            ))
+                        };
+                    Ok::<_, std::convert::Infallible>(out)
+                }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(PUBLIC_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), svc);
+            let _ = tokio::time::timeout(MAX_CONNECTION_LIFETIME, conn).await;
+        });
+    }
 }

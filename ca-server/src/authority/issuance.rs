@@ -184,6 +184,8 @@ impl Authority {
             .await?;
         crate::audit::committed();
         tracing::info!(ca = %ca_id, serial = %rec.serial, profile = %rec.profile, by = %rec.requested_by, "issued");
+        self.metrics
+            .certificate_issued(ca_id, &rec.profile, &rec.key_algorithm);
         Ok(view)
     }
 

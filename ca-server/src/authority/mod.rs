@@ -130,6 +130,8 @@ pub struct Authority {
     pub refusals: crate::refusals::RefusalAudit,
     /// When this authority was made (health gives new servers a grace period).
     pub started: std::time::Instant,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -211,7 +213,13 @@ impl Authority {
             std::time::Duration::from_secs(config.refusal_audit_window_secs.max(1)),
             config.refusal_audit_per_window,
         );
+        let metrics = Arc::new(crate::metrics::Metrics::new(config.metrics.enabled));
+        if config.metrics.enabled {
+            let m = metrics.clone();
+            store.observe_commits(Arc::new(move |took, writes| m.store_commit(took, writes)));
+        }
         Authority {
+            metrics,
             store,
             vault,
             policies,

@@ -134,6 +134,7 @@ impl Authority {
         let rec = self.store.revoke(&ca_id, &serial, rev, draft).await?;
         crate::audit::committed();
         tracing::info!(ca = %ca_id, serial = %serial, reason = acm_name(reason), by = %who.display(), "revoked");
+        self.metrics.certificate_revoked(&ca_id, acm_name(reason));
         Ok(rec)
     }
 }

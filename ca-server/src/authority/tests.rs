@@ -76,6 +76,7 @@ fn config() -> Config {
         refusal_audit_per_window: 60,
         pkcs11: None,
         health: Default::default(),
+        metrics: Default::default(),
     }
 }
 

@@ -189,7 +189,7 @@ pub async fn handle(
     // that failed after its change committed) is appended here. A failed
     // audit write fails the call.
     if !(decisions.audited && result.is_ok()) {
-        if let Err(e) = audit_call(&auth, decisions, status, code).await {
+        if let Err(e) = audit_call(&auth, decisions, status, code.clone()).await {
             return Ok(error_response(&e));
         }
     }
@@ -206,6 +206,10 @@ pub async fn handle(
         }
     };
     tracing::debug!(%method, %path, status = out.status().as_u16(), micros = started.elapsed().as_micros() as u64, "request");
+    if auth.metrics.enabled() {
+        let (action, _) = crate::audit::classify(method.as_str(), &path);
+        auth.metrics.api_request(&action, &code, started.elapsed());
+    }
     Ok(out)
 }
 

@@ -141,6 +141,18 @@ pub struct RevocationStats {
     pub ocsp_signed: AtomicU64,
 }
 
+impl RevocationService {
+    /// The CRLs served now, by CA id (for metrics).
+    pub fn served_crls(&self) -> Vec<(String, Arc<ServedCrl>)> {
+        self.served
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
 pub struct RevocationService {
     auth: Arc<Authority>,
     cfg: RevocationConfig,

@@ -134,6 +134,9 @@ pub trait Store: Send + Sync {
     fn close(&self);
     /// Register a hook told of every durable commit.
     fn subscribe(&self, hook: CommitHook);
+    /// Register a hook told how long each commit took and how many writes
+    /// it carried (for metrics).
+    fn observe_commits(&self, hook: CommitObserver);
 
     // ---- CAs and aliases ---------------------------------------------------
 
@@ -201,6 +204,8 @@ pub trait Store: Send + Sync {
     fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError>;
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError>;
     fn count_certs(&self) -> Result<u64, StoreError>;
+    /// Issued, unrevoked certificates whose notAfter is in `[from, before)`.
+    fn count_expiring(&self, from: i64, before: i64) -> Result<u64, StoreError>;
     /// One page of certificates and the cursor of the next page, if any.
     fn list_certs(
         &self,

@@ -366,5 +366,8 @@ pub enum Committed {
 /// Called on the committing thread after each durable commit; must be quick.
 pub type CommitHook = Arc<dyn Fn(&Committed) + Send + Sync>;
 
+/// Told of each commit attempt: how long it took and how many writes it carried.
+pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
+
 /// Stored policy statements: (statement id, JSON).
 pub type PolicyRows = Vec<(String, Vec<u8>)>;

@@ -25,9 +25,9 @@ use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
     AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange, CaRecord, CertFilter, CertRecord,
-    CertWithDer, CommitHook, Committed, CrlEntries, CrlMeta, IdemRecord, InFlightTokens, KeyMeta,
-    NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
-    StoreFuture, StoreStats, Verdict, SCHEMA_VERSION,
+    CertWithDer, CommitHook, CommitObserver, Committed, CrlEntries, CrlMeta, IdemRecord,
+    InFlightTokens, KeyMeta, NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap,
+    SerialStatus, Store, StoreError, StoreFuture, StoreStats, Verdict, SCHEMA_VERSION,
 };
 
 pub const DB_FILE: &str = "ca.redb";
@@ -243,6 +243,10 @@ impl Store for RedbStore {
         self.shared.subscribe(hook);
     }
 
+    fn observe_commits(&self, hook: CommitObserver) {
+        self.shared.observe_commits(hook);
+    }
+
     fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
         reads::get_ca(self.handle()?.as_ref(), id)
     }
@@ -415,6 +419,10 @@ impl Store for RedbStore {
 
     fn count_certs(&self) -> Result<u64, StoreError> {
         reads::count_certs(self.handle()?.as_ref())
+    }
+
+    fn count_expiring(&self, from: i64, before: i64) -> Result<u64, StoreError> {
+        reads::count_expiring(self.handle()?.as_ref(), from, before)
     }
 
     fn list_certs(

@@ -132,6 +132,29 @@ pub fn count_certs(h: &Handle) -> Result<u64, StoreError> {
     Ok(n)
 }
 
+/// Issued certificates whose notAfter is in `[from, before)`, less the
+/// revoked ones: a range of the expiry index and a point read per entry.
+pub fn count_expiring(h: &Handle, from: i64, before: i64) -> Result<u64, StoreError> {
+    let (from, before) = (
+        u64::try_from(from).unwrap_or(0),
+        u64::try_from(before).unwrap_or(0),
+    );
+    if before <= from {
+        return Ok(0);
+    }
+    let r = h.begin_read()?;
+    let exp = r.open_table(EXPIRY)?;
+    let revs = r.open_table(REVOCATIONS)?;
+    let mut n = 0;
+    for item in exp.range::<(u64, &str)>((from, "")..(before, ""))? {
+        let (k, _) = item?;
+        if revs.get(k.value().1)?.is_none() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 pub fn crl_entries(
     h: &Handle,
     ca_id: &str,

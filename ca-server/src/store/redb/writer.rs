@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
-use crate::store::{CommitHook, Committed, StoreError};
+use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
@@ -70,6 +70,7 @@ pub struct Shared {
     pub writes: AtomicU64,
     pub writable: AtomicBool,
     hooks: RwLock<Vec<CommitHook>>,
+    observers: RwLock<Vec<CommitObserver>>,
 }
 
 pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
@@ -97,6 +98,7 @@ impl Shared {
             writes: AtomicU64::new(0),
             writable: AtomicBool::new(true),
             hooks: RwLock::new(Vec::new()),
+            observers: RwLock::new(Vec::new()),
         }
     }
 
@@ -116,6 +118,24 @@ impl Shared {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .push(hook);
+    }
+
+    pub fn observe_commits(&self, hook: CommitObserver) {
+        self.observers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(hook);
+    }
+
+    fn observe(&self, took: Duration, writes: usize) {
+        for o in self
+            .observers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            o(took, writes);
+        }
     }
 
     fn tell(&self, events: &[Committed]) {
@@ -224,7 +244,10 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
                 "an earlier write failed (is the disk full?); retrying".into(),
             ))
         } else {
-            run_batch(&shared, std::mem::take(&mut jobs))
+            let started = Instant::now();
+            let r = run_batch(&shared, std::mem::take(&mut jobs));
+            shared.observe(started.elapsed(), n as usize);
+            r
         };
         let (outputs, result) = match result {
             Ok((outputs, r)) => (outputs, r),
