@@ -12,6 +12,8 @@
 //! measures issuance with the issuing key in that PKCS#11 token, in process
 //! and through a second server whose CA keys are in the token
 //! (`bench/hsm.sh` sets up a SoftHSM2 token and runs it).
+//! `--metrics-off-peer` also drives a server with `[metrics] enabled = false`
+//! in the same run: the cost of the metrics on issuance.
 //!
 //! Without `--profile`, it initialises a temporary data directory and starts the
 //! sibling `ca-server` binary itself. With `--profile DIR/admin/profile.toml` it
@@ -78,6 +80,10 @@ struct Args {
     /// A file holding the token's user PIN.
     #[arg(long)]
     pkcs11_pin_file: Option<PathBuf>,
+    /// Also measure a second server with metrics switched off
+    /// (`[metrics] enabled = false`), for the cost of counting.
+    #[arg(long)]
+    metrics_off_peer: bool,
 }
 
 impl Args {
@@ -218,6 +224,7 @@ impl Drop for TempServer {
 fn start_temp_server(
     seed: u64,
     pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
+    metrics: bool,
 ) -> anyhow::Result<(TempServer, ClientProfile, String)> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("ca-server");
@@ -228,9 +235,10 @@ fn start_temp_server(
         );
     }
     let dir = std::env::temp_dir().join(format!(
-        "ca-bench-{}{}",
+        "ca-bench-{}{}{}",
         std::process::id(),
-        if pkcs11.is_some() { "-hsm" } else { "" }
+        if pkcs11.is_some() { "-hsm" } else { "" },
+        if metrics { "" } else { "-nometrics" }
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let mut init = Command::new(&server);
@@ -253,6 +261,15 @@ fn start_temp_server(
     }
     if seed > 0 {
         seed_store(&dir, seed)?;
+    }
+    if !metrics {
+        let path = dir.join("config.toml");
+        let text = std::fs::read_to_string(&path)?;
+        let off = text.replace("[metrics]\nenabled = true", "[metrics]\nenabled = false");
+        if off == text {
+            bail!("config.toml has no [metrics] enabled = true to switch off");
+        }
+        std::fs::write(&path, off)?;
     }
     let child = Command::new(&server)
         .args(["serve", "--data-dir"])
@@ -421,13 +438,13 @@ fn main() -> anyhow::Result<()> {
             (None, profile, api)
         }
         None => {
-            let (g, p, a) = start_temp_server(0, None)?;
+            let (g, p, a) = start_temp_server(0, None, true)?;
             (Some(g), p, a)
         }
     };
     // A second server whose CA keys (the issuing one included) are in the token.
     let hsm_server = match &pkcs11 {
-        Some(cfg) => Some(start_temp_server(0, Some(cfg))?),
+        Some(cfg) => Some(start_temp_server(0, Some(cfg), true)?),
         None => None,
     };
     let tls = profile_config(&profile)?;
@@ -514,6 +531,27 @@ fn main() -> anyhow::Result<()> {
             store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
         });
     }
+    let _metrics_off_server = if args.metrics_off_peer {
+        let (g, p, a) = start_temp_server(0, None, false)?;
+        targets.push(Target {
+            name: "no-metrics",
+            addr: a,
+            tls: profile_config(&p)?,
+            path: "/v1/certificates",
+            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                ca_id: p.default_ca_id.clone(),
+                csr: csr_pem.clone(),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            })?),
+            pid: Some(g.child.id().to_string()),
+            store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
+        });
+        Some(g)
+    } else {
+        None
+    };
     if let Some(addr) = &args.cfssl {
         let ca = args
             .cfssl_ca
@@ -602,6 +640,15 @@ fn main() -> anyhow::Result<()> {
                 if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
                     ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
                 }
+            } else if t.name == "no-metrics" {
+                ratios.push(format!(
+                    "metrics on: throughput {:.3}× metrics off's",
+                    ours.rate / peer.rate.max(1e-9)
+                ));
+                if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+                    ratios.push(format!("server CPU/cert {:.3}× metrics off's", a / b));
+                }
+                continue;
             } else {
                 ratios.push(format!(
                     "{}: throughput {:.2}× the software key's",
@@ -620,7 +667,7 @@ fn main() -> anyhow::Result<()> {
             Some(r) => r,
             None => measure(&rt, &targets[0], 16, args.seconds).rate,
         };
-        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None)?;
+        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, true)?;
         let seeded_target = Target {
             name: "seeded",
             addr: seeded_api,
