@@ -138,7 +138,8 @@ pub fn success_status(method: &str, path: &str) -> u16 {
         ("POST", ["v1", "cas"])
         | ("POST", ["v1", "certificates"])
         | ("POST", ["v1", "certificates", "request"])
-        | ("POST", ["v1", "certificates", _, "renew"]) => 201,
+        | ("POST", ["v1", "certificates", _, "renew"])
+        | ("POST", ["v1", "backups"]) => 201,
         _ => 200,
     }
 }
@@ -172,6 +173,8 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         ("PUT", ["v1", "policies", id]) => ("PutPolicy", clip(id)),
         ("DELETE", ["v1", "policies", id]) => ("DeletePolicy", clip(id)),
         ("GET", ["v1", "audit"]) => ("ListAuditEntries", String::new()),
+        ("GET", ["v1", "audit", "digests"]) => ("ListAuditDigests", String::new()),
+        ("POST", ["v1", "backups"]) => ("CreateBackup", String::new()),
         ("GET", ["v1", "aliases"]) => ("ListAliases", String::new()),
         ("GET", ["v1", "aliases", a]) => ("GetAlias", clip(a)),
         ("PUT", ["v1", "aliases", a]) => ("PutAlias", clip(a)),

@@ -32,6 +32,37 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Take a consistent backup of a running server (through its API, as an
+    /// administrator): the store as of one commit, config.toml and the API's
+    /// TLS files. CA keys stay sealed; the master key is not in it: keep it
+    /// (or the passphrase) apart.
+    Backup {
+        #[arg(long, env = "CA_SERVER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The administrator's client profile (default DIR/admin/profile.toml).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Where to write the backup (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Make a new data directory from a backup, and check it: the audit
+    /// trail verifies, and the counts are printed. Put the master key (or
+    /// passphrase) in place before starting the server on it.
+    Restore {
+        /// The backup file (from `ca-server backup`).
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Serve the restored directory's API on this address instead.
+        #[arg(long)]
+        api_addr: Option<String>,
+        /// Serve its public listener on this address instead.
+        #[arg(long)]
+        public_addr: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -384,6 +415,24 @@ fn main() -> anyhow::Result<()> {
             println!("ca-server: master key rotated; {n} sealed key(s) re-wrapped (CA keys and the audit digest key)");
             Ok(())
         }
+        Command::Backup {
+            data_dir,
+            profile,
+            out,
+        } => {
+            init_logging(LogFormat::Text);
+            let dir = data_dir.unwrap_or_else(default_data_dir);
+            backup(&rt, &dir, profile, &out)
+        }
+        Command::Restore {
+            from,
+            data_dir,
+            api_addr,
+            public_addr,
+        } => {
+            init_logging(LogFormat::Text);
+            restore(&from, &data_dir, api_addr, public_addr)
+        }
         Command::Audit(AuditCommand::Verify {
             data_dir,
             digest_key,
@@ -433,4 +482,141 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `ca-server backup`: ask the running server for a snapshot, then move it
+/// to `out`.
+fn backup(
+    rt: &tokio::runtime::Runtime,
+    dir: &std::path::Path,
+    profile: Option<PathBuf>,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
+    if out.exists() {
+        anyhow::bail!("{} exists: give a new file", out.display());
+    }
+    let profile_path = profile.unwrap_or_else(|| dir.join("admin/profile.toml"));
+    let profile = ClientProfile::load(&profile_path)
+        .with_context(|| format!("loading the client profile {}", profile_path.display()))?;
+    let tls = profile_config(&profile).context("the client profile's TLS settings")?;
+    eprintln!(
+        "ca-server backup: asking {} for a snapshot",
+        profile.authority()
+    );
+    let (status, answer) = rt.block_on(async {
+        let mut c = ApiClient::connect(profile.authority(), tls).await?;
+        c.call(hyper::Method::POST, "/v1/backups", None).await
+    })?;
+    if status != 201 {
+        anyhow::bail!("the server refused the backup ({status}): {answer}");
+    }
+    let made: ca_server::authority::backup::BackupMade =
+        serde_json::from_value(answer).context("the server's answer")?;
+    // The server wrote it into its data directory; take it from there.
+    if std::fs::rename(&made.path, out).is_err() {
+        std::fs::copy(&made.path, out)
+            .with_context(|| format!("copying {} to {}", made.path.display(), out.display()))?;
+        std::fs::File::open(out)?.sync_all()?;
+        std::fs::remove_file(&made.path)?;
+    }
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    println!(
+        "backup: {} ({} bytes, sha256 {})\n  as of {}: {} CAs, {} certificates, {} audit entries\n  CA keys are sealed in it; the master key is not: keep it apart",
+        out.display(),
+        made.size_bytes,
+        made.sha256,
+        made.created_at,
+        made.certificate_authorities,
+        made.certificates,
+        made.audit_entries
+    );
+    Ok(())
+}
+
+/// `ca-server restore`: a new data directory from a backup, checked.
+fn restore(
+    from: &std::path::Path,
+    dir: &std::path::Path,
+    api_addr: Option<String>,
+    public_addr: Option<String>,
+) -> anyhow::Result<()> {
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_some()
+    {
+        anyhow::bail!(
+            "{} is not empty: restore into a new directory",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    let files = ca_server::store::restore_snapshot(from, dir)
+        .with_context(|| format!("restoring {}", from.display()))?;
+    for (rel, bytes) in &files {
+        let rel_path = std::path::Path::new(rel);
+        // Only the names a backup carries: never a path out of the directory.
+        if !ca_server::authority::backup::CARRIED_FILES.contains(&rel.as_str()) {
+            anyhow::bail!("the backup carries an unexpected file {rel:?}; refusing it");
+        }
+        let path = dir.join(rel_path);
+        if let Some(p) = path.parent() {
+            std::fs::create_dir_all(p)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(if rel.ends_with(".key") { 0o600 } else { 0o644 });
+        }
+        use std::io::Write;
+        let mut f = opts
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    if api_addr.is_some() || public_addr.is_some() {
+        let mut config = Config::load(dir).context("the restored config.toml")?;
+        if let Some(a) = api_addr {
+            config.api_addr = a;
+        }
+        if let Some(a) = public_addr {
+            config.public_addr = a;
+        }
+        let text = toml::to_string(&config).context("encoding config.toml")?;
+        std::fs::write(dir.join("config.toml"), text).context("writing config.toml")?;
+    }
+    let store = ca_server::store::open_read_only(dir).context("opening the restored store")?;
+    let certs = store.count_certs()?;
+    let cas = store.list_cas()?.len();
+    match store.verify_audit(None)? {
+        Verdict::Ok { count, .. } => {
+            println!(
+                "restored into {}: {cas} CAs, {certs} certificates, {count} audit entries (hash chain intact)",
+                dir.display()
+            );
+        }
+        Verdict::Broken { seq, why } => {
+            anyhow::bail!("the restored audit trail is broken at entry {seq}: {why}");
+        }
+    }
+    println!(
+        "next: put the master key in place ({}/master.key, --master-key-file, or the passphrase), then `ca-server serve --data-dir {}`",
+        dir.display(),
+        dir.display()
+    );
+    Ok(())
 }

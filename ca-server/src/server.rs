@@ -69,6 +69,7 @@ pub async fn serve(
         .unwrap_or_else(|| format!("http://{public_bound}"));
 
     let auth = open_authority(&data_dir, config.clone(), public_base.clone(), &master).await?;
+    let _ = auth.data_dir.set(data_dir.clone());
     let client_ca = auth
         .get_ca(&config.client_auth_ca_id)
         .map_err(|e| anyhow::anyhow!("client-auth CA {}: {e}", config.client_auth_ca_id))?;

@@ -29,6 +29,7 @@ use crate::vault::{Vault, VaultError};
 mod admin;
 mod aliases;
 mod authz;
+pub mod backup;
 mod cas;
 mod digests;
 pub use digests::AUDIT_DIGEST_KEY_FILE;
@@ -132,6 +133,8 @@ pub struct Authority {
     pub started: std::time::Instant,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The data directory (set by the server; backups are written there).
+    pub data_dir: std::sync::OnceLock<std::path::PathBuf>,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -219,6 +222,7 @@ impl Authority {
             store.observe_commits(Arc::new(move |took, writes| m.store_commit(took, writes)));
         }
         Authority {
+            data_dir: std::sync::OnceLock::new(),
             metrics,
             store,
             vault,

@@ -273,6 +273,14 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             }
             list_audit(auth, who, q)
         }
+        ["v1", "backups"] => match method {
+            Method::POST => {
+                no_query(q)?;
+                let made = auth.create_backup(who).await?;
+                reply(StatusCode::CREATED, &made)
+            }
+            _ => Err(method_not_allowed("POST")),
+        },
         ["v1", "audit", "digests"] => {
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));

@@ -204,6 +204,14 @@ pub trait Store: Send + Sync {
     fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError>;
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError>;
     fn count_certs(&self) -> Result<u64, StoreError>;
+    /// Write a consistent snapshot of the whole store (as of one commit) to
+    /// `out`, a new file, carrying `files` (data directory files by relative
+    /// path) beside the tables. Blocking: run it off the async threads.
+    fn snapshot(
+        &self,
+        out: &std::path::Path,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<SnapshotCounts, StoreError>;
     /// Issued, unrevoked certificates whose notAfter is in `[from, before)`.
     fn count_expiring(&self, from: i64, before: i64) -> Result<u64, StoreError>;
     /// One page of certificates and the cursor of the next page, if any.
@@ -296,6 +304,19 @@ pub trait Store: Send + Sync {
 /// The embedded default: open (or create) the redb store in `dir`.
 pub fn open(dir: &std::path::Path, boot_id: String) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(redb::RedbStore::open(dir, boot_id)?))
+}
+
+pub use self::redb::backup::SnapshotCounts;
+
+/// Make a snapshot (copied to `dir`'s store file) a store again; returns the
+/// data directory files it carried.
+pub fn restore_snapshot(
+    snapshot: &std::path::Path,
+    dir: &std::path::Path,
+) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let db = dir.join(redb::DB_FILE);
+    std::fs::copy(snapshot, &db).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    self::redb::backup::take_files(&db)
 }
 
 /// Whether `dir` holds a store already (a data directory in use).

@@ -3,6 +3,7 @@
 //! nothing but the schema version and memory does not grow with the number of
 //! certificates (the layout is in the [`store`](super) docs).
 
+pub mod backup;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
@@ -419,6 +420,14 @@ impl Store for RedbStore {
 
     fn count_certs(&self) -> Result<u64, StoreError> {
         reads::count_certs(self.handle()?.as_ref())
+    }
+
+    fn snapshot(
+        &self,
+        out: &Path,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<super::SnapshotCounts, StoreError> {
+        backup::snapshot(self.handle()?.as_ref(), out, files)
     }
 
     fn count_expiring(&self, from: i64, before: i64) -> Result<u64, StoreError> {
