@@ -141,6 +141,22 @@ fn a_backup_under_load_restores_to_a_consistent_store() {
     assert!(said.contains("hash chain intact"), "{said}");
     let restored_certs = count_before(&said, "certificates");
     let restored_entries = count_before(&said, "audit entries") as usize;
+    // A file that is not a backup is refused, and leaves no directory.
+    let garbage = s.tmp.path().join("garbage.cabackup");
+    std::fs::write(&garbage, b"not a backup").expect("garbage");
+    let nowhere = s.tmp.path().join("nowhere");
+    let out = run(Command::new(server_bin())
+        .args(["restore", "--from"])
+        .arg(&garbage)
+        .arg("--data-dir")
+        .arg(&nowhere));
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("not a ca-server backup"),
+        "{}",
+        text(&out)
+    );
+    assert!(!nowhere.exists(), "a failed restore left a directory");
     // Not over a directory in use.
     let again = restore(&restored);
     assert!(!again.status.success());

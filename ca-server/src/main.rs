@@ -431,7 +431,13 @@ fn main() -> anyhow::Result<()> {
             public_addr,
         } => {
             init_logging(LogFormat::Text);
-            restore(&from, &data_dir, api_addr, public_addr)
+            let fresh = !data_dir.exists();
+            let result = restore(&from, &data_dir, api_addr, public_addr);
+            if result.is_err() && fresh {
+                // Leave no half-made data directory behind.
+                let _ = std::fs::remove_dir_all(&data_dir);
+            }
+            result
         }
         Command::Audit(AuditCommand::Verify {
             data_dir,

@@ -316,7 +316,13 @@ pub fn restore_snapshot(
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let db = dir.join(redb::DB_FILE);
     std::fs::copy(snapshot, &db).map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    self::redb::backup::take_files(&db)
+    self::redb::backup::take_files(&db).map_err(|e| match e {
+        StoreError::Db(_) => e,
+        other => StoreError::Db(format!(
+            "{} is not a ca-server backup: {other}",
+            snapshot.display()
+        )),
+    })
 }
 
 /// Whether `dir` holds a store already (a data directory in use).
