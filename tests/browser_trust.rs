@@ -77,11 +77,10 @@ fn make_nssdb(home: &Path, root_pem: Option<&Path>) {
     }
 }
 
-#[test]
-fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_installed() {
-    let chromium = chromium_binary();
-    // The real server issues the certificate, from a key and CSR openssl made.
-    let ca = Server::start_new();
+/// A certificate for localhost issued by the running server (key and CSR
+/// from openssl), served by `openssl s_server`: its URL, the server process,
+/// and the leaf and chain files.
+fn serve_issued_leaf(ca: &Server) -> (String, KillOnDrop, std::path::PathBuf, std::path::PathBuf) {
     let dir = ca.tmp.path();
     let (key_path, csr) = openssl_csr(dir, "localhost", "DNS:localhost");
     let (status, issued) = ca.curl(
@@ -102,9 +101,6 @@ fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_inst
         issued["certificate_chain"].as_str().expect("chain"),
     )
     .expect("write");
-    // The root a browser is told to trust: the one `ca-server init` handed out.
-    let root_path = ca.root_pem();
-
     let port = free_port();
     let server = Command::new("openssl")
         .args(["s_server", "-quiet", "-www", "-accept"])
@@ -120,9 +116,24 @@ fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_inst
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    let _server = KillOnDrop(server);
+    let server = KillOnDrop(server);
     wait_for_port(port, "openssl s_server");
-    let url = format!("https://localhost:{port}/");
+    (
+        format!("https://localhost:{port}/"),
+        server,
+        leaf_path,
+        chain_path,
+    )
+}
+
+#[test]
+fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_installed() {
+    let chromium = chromium_binary();
+    let ca = Server::start_new();
+    let dir = ca.tmp.path();
+    let (url, _server, _, _) = serve_issued_leaf(&ca);
+    // The root a browser is told to trust: the one `ca-server init` handed out.
+    let root_path = ca.root_pem();
 
     let trusting = dir.join("trusting");
     make_nssdb(&trusting, Some(&root_path));
@@ -143,5 +154,90 @@ fn chromium_trusts_a_certificate_from_the_running_server_only_with_its_root_inst
     assert!(
         log.contains("ERR_CERT_AUTHORITY_INVALID"),
         "unexpected failure without the root:\n{log}"
+    );
+}
+
+/// Removes a system-store entry the test added, whatever happens.
+struct SystemStoreEntry(std::path::PathBuf);
+
+impl Drop for SystemStoreEntry {
+    fn drop(&mut self) {
+        if self.0.exists() {
+            let _ = fs::remove_file(&self.0);
+            let _ = Command::new("update-ca-certificates")
+                .arg("--fresh")
+                .output();
+        }
+    }
+}
+
+/// `ca-cli trust install` makes Chromium (through ~/.pki/nssdb) and openssl
+/// (through the system store, /etc/ssl/certs) accept a certificate the
+/// running server issued; `trust uninstall` takes both back.
+#[test]
+fn trust_install_and_uninstall_change_what_chromium_and_the_system_store_accept() {
+    let chromium = chromium_binary();
+    let ca = Server::start_new();
+    let dir = ca.tmp.path();
+    let (url, _server, leaf, chain) = serve_issued_leaf(&ca);
+    let home = dir.join("home");
+    fs::create_dir_all(&home).expect("home");
+    let system_verify = || {
+        let out = run_program(
+            "openssl",
+            &[
+                "verify",
+                "-CApath",
+                "/etc/ssl/certs",
+                "-untrusted",
+                &chain.to_string_lossy(),
+                &leaf.to_string_lossy(),
+            ],
+        );
+        (out.status.success(), text(&out))
+    };
+    let trust = |action: &str| {
+        let out = Command::new(harness::binary("ca-cli"))
+            .env("HOME", &home)
+            .args(["trust", action, "--cert"])
+            .arg(ca.root_pem())
+            .output()
+            .expect("ca-cli");
+        assert!(out.status.success(), "trust {action}: {}", text(&out));
+        text(&out)
+    };
+    let fresh_profile = || {
+        let _ = fs::remove_dir_all(home.join("profile"));
+    };
+    // Before: neither trusts it.
+    let (ok, said) = system_verify();
+    assert!(!ok, "the system store trusts our root already: {said}");
+
+    let said = trust("install");
+    let entry = fs::read_dir("/usr/local/share/ca-certificates")
+        .expect("system store")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("ca-server-root-"))
+        .unwrap_or_else(|| panic!("no system store entry: {said}"));
+    let _cleanup = SystemStoreEntry(entry.clone());
+    let (ok, out) = system_verify();
+    assert!(ok, "openssl with the system store after install: {out}");
+    fresh_profile();
+    let (page, log) = load_page(&chromium, &home, &url);
+    assert!(
+        page.contains("Ciphers supported"),
+        "Chromium after trust install did not load the page:\n{said}\n{page}\n{log}"
+    );
+
+    trust("uninstall");
+    assert!(!entry.exists(), "uninstall left {}", entry.display());
+    let (ok, out) = system_verify();
+    assert!(!ok, "openssl still trusts the root after uninstall: {out}");
+    fresh_profile();
+    let (page, log) = load_page(&chromium, &home, &url);
+    assert!(
+        !page.contains("Ciphers supported") && log.contains("ERR_CERT_AUTHORITY_INVALID"),
+        "Chromium after trust uninstall:\n{page}\n{log}"
     );
 }

@@ -65,6 +65,9 @@ pub enum Command {
     Health(crate::admin::ConnOnlyArgs),
     /// The identity the server sees in your client certificate.
     Whoami(crate::admin::ConnOnlyArgs),
+    /// Trust the root where relying parties look (system store, NSS for
+    /// Chromium and Firefox, a Java keystore), or stop trusting it.
+    Trust(crate::trust::TrustArgs),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -84,6 +87,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Crl(a) => crate::online::run_crl(&a, out),
         Command::Health(a) => crate::admin::run_health(&a, out),
         Command::Whoami(a) => crate::admin::run_whoami(&a, out),
+        Command::Trust(a) => crate::trust::run(&a, out),
         Command::Policy(a) => crate::admin::run_policy(&a, out),
         Command::Audit(a) => crate::admin::run_audit(&a, out),
         Command::Alias(a) => crate::admin::run_alias(&a, out),

@@ -18,6 +18,7 @@ mod local;
 mod ocsp;
 mod online;
 mod output;
+mod trust;
 mod verify;
 mod walkthrough;
 
