@@ -43,3 +43,22 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "test tools: installing cargo-fuzz"
   cargo install cargo-fuzz --locked --quiet
 fi
+
+# schemathesis (PyPI) in a virtual environment of its own under target/, so
+# the system Python is left alone (Debian marks it externally managed).
+schemathesis_version=4.32.5
+venv="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools/st-venv"
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
+  echo "test tools: installing schemathesis $schemathesis_version"
+  rm -rf "$venv"
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
+fi

@@ -175,6 +175,7 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         ("GET", ["v1", "audit"]) => ("ListAuditEntries", String::new()),
         ("GET", ["v1", "audit", "digests"]) => ("ListAuditDigests", String::new()),
         ("POST", ["v1", "backups"]) => ("CreateBackup", String::new()),
+        ("GET", ["v1", "openapi.json"]) => ("GetOpenApi", String::new()),
         ("GET", ["v1", "aliases"]) => ("ListAliases", String::new()),
         ("GET", ["v1", "aliases", a]) => ("GetAlias", clip(a)),
         ("PUT", ["v1", "aliases", a]) => ("PutAlias", clip(a)),

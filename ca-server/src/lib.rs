@@ -26,6 +26,7 @@ pub mod http;
 pub mod ids;
 pub mod init;
 pub mod metrics;
+pub mod openapi;
 pub mod policy;
 pub mod public;
 pub mod refusals;

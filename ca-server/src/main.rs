@@ -46,6 +46,8 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Print the OpenAPI 3.1 description of the management API (JSON).
+    Openapi,
     /// Make a new data directory from a backup, and check it: the audit
     /// trail verifies, and the counts are printed. Put the master key (or
     /// passphrase) in place before starting the server on it.
@@ -423,6 +425,10 @@ fn main() -> anyhow::Result<()> {
             init_logging(LogFormat::Text);
             let dir = data_dir.unwrap_or_else(default_data_dir);
             backup(&rt, &dir, profile, &out)
+        }
+        Command::Openapi => {
+            print!("{}", ca_server::openapi::document_text());
+            Ok(())
         }
         Command::Restore {
             from,

@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 /// Every call evaluates every statement: keep the set small.
 pub const MAX_STATEMENTS_HINT: usize = 1000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalDto {
     Subject(String),
@@ -78,7 +78,7 @@ fn san_principal(s: &str) -> Result<Principal, String> {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionsDto {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -96,12 +96,13 @@ pub struct ConditionsDto {
     pub revoke_scope: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatementDto {
     /// Taken from the path on PUT; must match when given.
     #[serde(default)]
     pub id: Option<String>,
+    #[schemars(extend("enum" = ["allow", "deny"]))]
     pub effect: String,
     pub principals: Vec<PrincipalDto>,
     pub actions: Vec<String>,

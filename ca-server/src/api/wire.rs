@@ -28,7 +28,7 @@ fn default_key_algorithm() -> String {
 // ---------------------------------------------------------------- requests
 
 /// `POST /v1/cas`: create a root or subordinate CA (ACM PCA CreateCertificateAuthority).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCa {
     /// `ROOT` or `SUBORDINATE`.
@@ -59,7 +59,7 @@ pub struct CreateCa {
 }
 
 /// RFC 5280 name constraints of a new CA.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NameConstraints {
     #[serde(default)]
@@ -73,15 +73,16 @@ pub struct NameConstraints {
 }
 
 /// `PATCH /v1/cas/{id}`: enable or disable a CA.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCaStatus {
     /// `ACTIVE` or `DISABLED`.
+    #[schemars(extend("enum" = ["ACTIVE", "DISABLED"]))]
     pub status: String,
 }
 
 /// `POST /v1/cas/{id}/certificate`: import an externally signed CA certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportCaCertificate {
     pub certificate: String,
@@ -90,7 +91,7 @@ pub struct ImportCaCertificate {
 }
 
 /// `POST /v1/certificates`: issue from a CSR (ACM PCA IssueCertificate).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueCertificate {
     /// Absent: the server's default CA.
@@ -107,7 +108,9 @@ pub struct IssueCertificate {
 /// `POST /v1/certificates/request`: a certificate with a server-made key
 /// (ACM RequestCertificate + ExportCertificate). It carries the passphrase
 /// the key is encrypted under, so it is wiped when dropped and has no `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[derive(
+    Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct RequestCertificate {
     pub ca_id: Option<String>,
@@ -119,11 +122,12 @@ pub struct RequestCertificate {
     #[serde(default = "default_key_algorithm")]
     pub key_algorithm: String,
     pub validity_days: Option<u32>,
+    #[schemars(length(min = 8))]
     pub passphrase: String,
 }
 
 /// `POST /v1/certificates/{serial}/renew`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewCertificate {
     pub ca_id: Option<String>,
@@ -134,7 +138,7 @@ pub struct RenewCertificate {
 }
 
 /// `POST /v1/certificates/{serial}/revoke`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeCertificate {
     pub ca_id: Option<String>,
@@ -144,7 +148,7 @@ pub struct RevokeCertificate {
 /// A CRLReason as the client wrote it: an RFC 5280 code or a name (ACM's
 /// `KEY_COMPROMISE` style). Anything else is kept as sent, so the server
 /// answers with its own message rather than a parser's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RevocationReason {
     Code(serde_json::Number),
@@ -153,7 +157,7 @@ pub enum RevocationReason {
 }
 
 /// `PUT /v1/aliases/{alias}`: point an alias at a CA.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetAlias {
     pub ca_id: String,
@@ -162,7 +166,7 @@ pub struct SetAlias {
 // ----------------------------------------------------------------- answers
 
 /// A CA as described by the API (ACM PCA DescribeCertificateAuthority).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaDescription {
     pub id: String,
     /// `ROOT` or `SUBORDINATE`.
@@ -196,20 +200,20 @@ fn default_key_storage() -> String {
 }
 
 /// `GET /v1/cas`: the CAs this caller may read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaList {
     pub certificate_authorities: Vec<CaDescription>,
 }
 
 /// `GET /v1/cas/{id}/csr`: the CSR of a CA waiting for an external signature.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaCsr {
     pub ca_id: String,
     pub csr: String,
 }
 
 /// `GET /v1/cas/{id}/certificate`: a CA certificate with its chain.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CaCertificate {
     pub ca_id: String,
     pub certificate: String,
@@ -217,7 +221,7 @@ pub struct CaCertificate {
 }
 
 /// A certificate's record, without the certificate itself (list entries, revoke).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateSummary {
     pub ca_id: String,
     pub serial: String,
@@ -236,7 +240,7 @@ pub struct CertificateSummary {
 }
 
 /// How and when a certificate was revoked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RevocationInfo {
     pub reason_code: u8,
     pub reason: String,
@@ -245,7 +249,7 @@ pub struct RevocationInfo {
 }
 
 /// A certificate with its PEM and chain (issue, renew, get).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Certificate {
     #[serde(flatten)]
     pub summary: CertificateSummary,
@@ -256,7 +260,7 @@ pub struct Certificate {
 
 /// A certificate issued with a server-made key: the key comes back once,
 /// encrypted under the caller's passphrase (PKCS#8 PBES2 PEM).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateWithKey {
     #[serde(flatten)]
     pub certificate: Certificate,
@@ -264,7 +268,7 @@ pub struct CertificateWithKey {
 }
 
 /// `GET /v1/certificates`: one page.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CertificateList {
     pub certificates: Vec<CertificateSummary>,
     /// Absent (`null`) on the last page.
@@ -272,14 +276,14 @@ pub struct CertificateList {
 }
 
 /// `GET /v1/whoami`: the identity the server sees in the client certificate.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WhoAmI {
     pub subject: String,
     pub sans: Vec<String>,
 }
 
 /// `GET /health`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Health {
     pub status: String,
     pub version: String,
@@ -294,14 +298,14 @@ pub struct Health {
 }
 
 /// One health check's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HealthCheck {
     pub ok: bool,
     pub detail: String,
 }
 
 /// The PKCS#11 token's state: connected, and the session pool's use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenHealth {
     pub connected: bool,
     /// Sessions open now: a new one opens only when every open one is in
@@ -311,7 +315,7 @@ pub struct TokenHealth {
 }
 
 /// Group-commit counters of the store (writes per commit shows the batching).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct StoreStats {
     /// False while writes fail (a full disk): the store recovers by itself.
     #[serde(default = "yes")]
@@ -325,32 +329,32 @@ fn yes() -> bool {
 }
 
 /// `GET /v1/policies`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyList {
     pub statements: Vec<PolicyStatement>,
 }
 
 /// `DELETE /v1/policies/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PolicyDeleted {
     pub deleted: String,
 }
 
 /// An alias and the CA behind it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AliasBinding {
     pub alias: String,
     pub ca_id: String,
 }
 
 /// `GET /v1/aliases`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AliasList {
     pub aliases: Vec<AliasBinding>,
 }
 
 /// `POST /v1/aliases/{alias}/rotate`: the alias now names `new`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AliasRotation {
     pub alias: String,
     pub ca_id: String,
@@ -359,26 +363,28 @@ pub struct AliasRotation {
 }
 
 /// `GET /v1/audit`: one page of the audit trail.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditPage {
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     pub entries: Vec<AuditEntry>,
     pub next_cursor: Option<String>,
 }
 
 /// `GET /v1/audit/digests`: signed digests of the trail, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditDigestPage {
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     pub digests: Vec<ca_core::audit_digest::AuditDigest>,
 }
 
 /// Every error answer: `{"error": {"code": ..., "message": ...}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// A stable machine-readable code and a message for people.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,

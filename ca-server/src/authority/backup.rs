@@ -21,7 +21,7 @@ pub const CARRIED_FILES: &[&str] = &[
 pub const BACKUP_DIR: &str = "backups";
 
 /// What a backup holds.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct BackupMade {
     pub path: PathBuf,
     pub size_bytes: u64,

@@ -111,7 +111,20 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
 }
 
 pub fn error_response(e: &ApiError) -> Response<Body> {
-    json_response(status_of(e.code), &e.to_json())
+    let mut r = json_response(status_of(e.code), &e.to_json());
+    // A 405 says which methods the resource takes (RFC 9110 §15.5.6).
+    if e.code == ErrorCode::MethodNotAllowed {
+        if let Some(allowed) = e
+            .message
+            .split_once("(allowed: ")
+            .and_then(|(_, rest)| rest.strip_suffix(')'))
+        {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(allowed) {
+                r.headers_mut().insert(hyper::header::ALLOW, v);
+            }
+        }
+    }
+    r
 }
 
 /// Audit a request refused before it reached the API: a client certificate

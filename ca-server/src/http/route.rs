@@ -273,6 +273,13 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             }
             list_audit(auth, who, q)
         }
+        ["v1", "openapi.json"] => match method {
+            Method::GET => {
+                no_query(q)?;
+                Ok((StatusCode::OK, crate::openapi::document()))
+            }
+            _ => Err(method_not_allowed("GET")),
+        },
         ["v1", "backups"] => match method {
             Method::POST => {
                 no_query(q)?;
