@@ -47,6 +47,27 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, for the API description (keep in step with the enum).
+    pub const ALL: [ErrorCode; 17] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::MalformedCsr,
+        ErrorCode::MalformedCertificate,
+        ErrorCode::NotFound,
+        ErrorCode::CaDisabled,
+        ErrorCode::InvalidState,
+        ErrorCode::Conflict,
+        ErrorCode::PolicyDenied,
+        ErrorCode::Unauthenticated,
+        ErrorCode::ClientRevoked,
+        ErrorCode::TooLarge,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::Throttled,
+        ErrorCode::BlockedKey,
+        ErrorCode::Internal,
+        ErrorCode::Unavailable,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "InvalidRequest",

@@ -412,7 +412,26 @@ pub fn document() -> Value {
         let entry = paths.entry(o.path.to_string()).or_insert_with(|| json!({}));
         entry[o.method] = operation;
     }
-    let schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    let mut schemas: Map<String, Value> = g.take_definitions(true).into_iter().collect();
+    // Every error code the server answers with, and its HTTP status.
+    let codes: Vec<Value> = crate::error::ErrorCode::ALL
+        .iter()
+        .map(|c| Value::from(c.as_str()))
+        .collect();
+    let statuses: Vec<String> = crate::error::ErrorCode::ALL
+        .iter()
+        .map(|c| format!("{} {}", c.as_str(), crate::http::status_of(*c).as_u16()))
+        .collect();
+    if let Some(code) = schemas
+        .get_mut("ErrorDetail")
+        .and_then(|d| d.pointer_mut("/properties/code"))
+    {
+        code["enum"] = Value::Array(codes);
+        code["description"] = Value::from(format!(
+            "A stable code; with its HTTP status: {}",
+            statuses.join(", ")
+        ));
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
