@@ -887,6 +887,39 @@ fn names_whose_a_labels_do_not_decode_are_refused() {
     assert_eq!(st, 201, "{v}");
 }
 
+/// A retry with the same idempotency token that arrives after the first
+/// request has signed but before it has stored the certificate waits for it
+/// and gets the same certificate (the server holds the first request 400 ms
+/// between signing and storing; a test-build hook). Before the fix the
+/// token counted as abandoned in that window and a second certificate was
+/// issued.
+#[test]
+fn a_retry_between_signing_and_storing_gets_the_same_certificate() {
+    let s = Server::start_new_with(&[("CA_TEST_STORE_DELAY_MS", "400")]);
+    let body = json!({"csr": core_csr("window.example.internal"), "idempotency_token": "window-1"});
+    let (first, second) = std::thread::scope(|scope| {
+        let first = scope.spawn(|| s.curl("POST", "/v1/certificates", Some(&body)));
+        // The first request signs within a few milliseconds, then waits.
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let second = scope.spawn(|| s.curl("POST", "/v1/certificates", Some(&body)));
+        (first.join().expect("first"), second.join().expect("second"))
+    });
+    assert_eq!(first.0, 201, "{}", first.1);
+    assert_eq!(second.0, 201, "{}", second.1);
+    assert_eq!(
+        first.1["serial"], second.1["serial"],
+        "two certificates for one token"
+    );
+    let (_, list) = s.curl("GET", "/v1/certificates?limit=100", None);
+    let named = list["certificates"]
+        .as_array()
+        .expect("certificates")
+        .iter()
+        .filter(|c| c["subject"] == "CN=window.example.internal")
+        .count();
+    assert_eq!(named, 1, "{list}");
+}
+
 /// The same idempotency token sent by several requests at once, over HTTP:
 /// with the same request, every answer is the one certificate (the others
 /// wait for it); with different requests, one is issued and the rest are a

@@ -323,7 +323,8 @@ impl Authority {
                     ..Default::default()
                 };
                 let view = match self.sign_reserved(&prec.id, request, limits, meta).await? {
-                    Signed::New(v) => v,
+                    // No idempotency token here: no guard to hold.
+                    Signed::New(v, _) => v,
                     Signed::Stored(_) => {
                         return Err(ApiError::internal("new CA certificate", "replayed"))
                     }

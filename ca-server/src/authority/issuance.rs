@@ -31,8 +31,11 @@ use crate::store::{CertFilter, CertRecord, CertStatus, IdemRecord, ReserveOutcom
 
 /// What signing under a reservation gave.
 pub(super) enum Signed {
-    /// Signed now; not stored yet.
-    New(CertView),
+    /// Signed now; not stored yet. The guard marks the idempotency token
+    /// (if any) in flight: hold it until the certificate is stored, or a
+    /// retry arriving meanwhile takes the reservation as abandoned and
+    /// issues a second certificate.
+    New(CertView, Option<crate::store::InFlightGuard>),
     /// The idempotency token named a certificate already stored.
     Stored(CertView),
 }
@@ -82,7 +85,7 @@ impl Authority {
         });
         // Held until this request ends (after the final store, or on failure or
         // cancellation): while held, a retry waits instead of issuing again.
-        let _in_flight = scoped_token
+        let in_flight = scoped_token
             .as_ref()
             .map(|(t, _)| self.idempotency_in_flight.enter(t));
         let mut attempt = 0;
@@ -149,11 +152,14 @@ impl Authority {
         let issued = prepared.sign(signer.as_ref()).map_err(map_issue)?;
         let mut rec = intent;
         rec.status = CertStatus::Issued;
-        Ok(Signed::New(CertView {
-            record: rec,
-            der: issued.der,
-            chain_der: issuer.chain_der(),
-        }))
+        Ok(Signed::New(
+            CertView {
+                record: rec,
+                der: issued.der,
+                chain_der: issuer.chain_der(),
+            },
+            in_flight,
+        ))
     }
 
     /// Issue and store: the certificate and the call's audit entry in one
@@ -166,10 +172,20 @@ impl Authority {
         meta: IssueMeta,
     ) -> Result<CertView, ApiError> {
         let caller = meta.requested_by.clone();
-        let view = match self.sign_reserved(ca_id, request, limits, meta).await? {
+        // `_in_flight` lives until this function returns: after the store.
+        let (view, _in_flight) = match self.sign_reserved(ca_id, request, limits, meta).await? {
             Signed::Stored(v) => return Ok(v),
-            Signed::New(v) => v,
+            Signed::New(v, guard) => (v, guard),
         };
+        // Tests widen the window between signing and storing to show that a
+        // retry with the same token waits for this request (test builds only).
+        #[cfg(feature = "forensics")]
+        if let Some(ms) = std::env::var("CA_TEST_STORE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         let rec = &view.record;
         let target = format!("{}/{}", rec.ca_id, rec.serial);
         let mut draft = self.draft(&caller, "IssueCertificate", &target);
