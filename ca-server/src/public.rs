@@ -150,13 +150,19 @@ fn route_label(path: &str) -> &'static str {
 
 /// `GET /metrics`: Prometheus text (0.0.4), or OpenMetrics when the
 /// scraper's Accept asks for it (Prometheus itself does).
-pub fn metrics_response(
-    auth: &Authority,
-    rev: &RevocationService,
+pub async fn metrics_response(
+    auth: &Arc<Authority>,
+    rev: &Arc<RevocationService>,
     accept: Option<&str>,
 ) -> Response<Body> {
     let openmetrics = accept.is_some_and(|a| a.contains("application/openmetrics-text"));
-    match crate::metrics::render(auth, rev) {
+    // Reading every CA's CRL record and counting expiring certificates are
+    // store reads: off the async threads.
+    let (a, r) = (auth.clone(), rev.clone());
+    let rendered = tokio::task::spawn_blocking(move || crate::metrics::render(&a, &r))
+        .await
+        .unwrap_or_else(|e| Err(format!("metrics task: {e}")));
+    match rendered {
         Ok(text) => {
             let (body, content_type) = if openmetrics {
                 (
@@ -226,8 +232,12 @@ async fn route(
         ));
     }
     if path == "/metrics" && auth.config.metrics.on_public_listener() {
-        let accept = req.headers().get(ACCEPT).and_then(|a| a.to_str().ok());
-        return metrics_response(auth, rev, accept);
+        let accept = req
+            .headers()
+            .get(ACCEPT)
+            .and_then(|a| a.to_str().ok())
+            .map(str::to_string);
+        return metrics_response(auth, rev, accept.as_deref()).await;
     }
     if path == "/livez" {
         // Liveness: the process answers. Nothing is read.

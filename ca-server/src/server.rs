@@ -363,7 +363,7 @@ async fn serve_metrics(
                                 .headers()
                                 .get(hyper::header::ACCEPT)
                                 .and_then(|a| a.to_str().ok());
-                            crate::public::metrics_response(&auth, &revocation, accept)
+                            crate::public::metrics_response(&auth, &revocation, accept).await
                         } else {
                             crate::http::error_response(&crate::error::ApiError::not_found(
                                 "this listener serves GET /metrics only",
