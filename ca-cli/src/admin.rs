@@ -102,7 +102,7 @@ pub enum AliasCommand {
 }
 
 /// Percent-encode a path segment or query value (unreserved characters kept).
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -59,6 +59,11 @@ pub enum Command {
     Audit(crate::admin::AuditArgs),
     /// CA aliases (list, set, rotate the CA behind one).
     Alias(crate::admin::AliasArgs),
+    /// Webhooks the server POSTs its events to (create, list, delete).
+    Webhook(crate::events::WebhookArgs),
+    /// Events: certificates issued, revoked or approaching expiration, CAs
+    /// approaching expiration, CRLs published (list).
+    Events(crate::events::EventsArgs),
     /// OCSP: ask a CA's responder about a certificate and verify the signed answer.
     Ocsp(crate::ocsp::OcspArgs),
     /// The server's health checks (exit 3 when one fails).
@@ -92,6 +97,8 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Audit(a) => crate::admin::run_audit(&a, out),
         Command::Alias(a) => crate::admin::run_alias(&a, out),
         Command::Ocsp(a) => crate::ocsp::run(&a, out),
+        Command::Webhook(a) => crate::events::run_webhook(&a, out),
+        Command::Events(a) => crate::events::run_events(&a, out),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             // Generated into memory: clap_complete panics on a failed write, and

@@ -11,6 +11,7 @@ mod args;
 mod cli;
 mod client;
 mod crypto;
+mod events;
 mod exit;
 mod files;
 mod inspect;

@@ -139,7 +139,8 @@ pub fn success_status(method: &str, path: &str) -> u16 {
         | ("POST", ["v1", "certificates"])
         | ("POST", ["v1", "certificates", "request"])
         | ("POST", ["v1", "certificates", _, "renew"])
-        | ("POST", ["v1", "backups"]) => 201,
+        | ("POST", ["v1", "backups"])
+        | ("POST", ["v1", "webhooks"]) => 201,
         _ => 200,
     }
 }
@@ -175,6 +176,10 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         ("GET", ["v1", "audit"]) => ("ListAuditEntries", String::new()),
         ("GET", ["v1", "audit", "digests"]) => ("ListAuditDigests", String::new()),
         ("POST", ["v1", "backups"]) => ("CreateBackup", String::new()),
+        ("GET", ["v1", "webhooks"]) => ("ListWebhooks", String::new()),
+        ("POST", ["v1", "webhooks"]) => ("CreateWebhook", String::new()),
+        ("DELETE", ["v1", "webhooks", id]) => ("DeleteWebhook", clip(id)),
+        ("GET", ["v1", "events"]) => ("ListEvents", String::new()),
         ("GET", ["v1", "openapi.json"]) => ("GetOpenApi", String::new()),
         ("GET", ["v1", "aliases"]) => ("ListAliases", String::new()),
         ("GET", ["v1", "aliases", a]) => ("GetAlias", clip(a)),

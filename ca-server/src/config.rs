@@ -126,6 +126,10 @@ pub struct Config {
     /// Prometheus metrics: on or off, and where they are served.
     #[serde(default)]
     pub metrics: crate::metrics::MetricsConfig,
+    /// Events (issued, revoked, approaching expiration, CRL published) and
+    /// their delivery to webhooks.
+    #[serde(default)]
+    pub events: crate::events::EventsConfig,
 }
 
 fn default_audit_digest_interval() -> u64 {
@@ -278,6 +282,7 @@ impl Config {
         if let Some(p) = &self.pkcs11 {
             p.check().map_err(|e| anyhow::anyhow!(e))?;
         }
+        self.events.check().map_err(|e| anyhow::anyhow!(e))?;
         self.api_addr
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("api_addr {:?} is not IP:port", self.api_addr))?;

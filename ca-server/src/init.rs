@@ -95,6 +95,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         pkcs11: opts.pkcs11.clone(),
         health: Default::default(),
         metrics: Default::default(),
+        events: Default::default(),
     };
     let key_storage = if opts.pkcs11.is_some() {
         KeyStorage::Pkcs11

@@ -19,6 +19,7 @@ pub mod authority;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod health;
 pub mod hsm;

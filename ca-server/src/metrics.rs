@@ -74,6 +74,8 @@ pub struct Metrics {
     revoked: Family<Labels, Counter>,
     commit_latency: Histogram,
     commit_batch: Histogram,
+    events: Counter,
+    webhook_deliveries: Family<Labels, Counter>,
     /// Certificates expiring within 7 and 30 days, and when they were counted.
     expiring: Mutex<Option<(Instant, u64, u64)>>,
 }
@@ -93,6 +95,8 @@ impl Metrics {
             revoked: Family::default(),
             commit_latency: latency_histogram(),
             commit_batch: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
+            events: Counter::default(),
+            webhook_deliveries: Family::default(),
             expiring: Mutex::new(None),
         }
     }
@@ -168,6 +172,22 @@ impl Metrics {
         self.commit_latency.observe(took.as_secs_f64());
         self.commit_batch.observe(writes as f64);
     }
+
+    /// Events appended to the outbox.
+    pub fn events_appended(&self, n: u64) {
+        if self.enabled {
+            self.events.inc_by(n);
+        }
+    }
+
+    /// A webhook delivery attempt: `delivered`, `failed` or `skipped`.
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        if self.enabled {
+            self.webhook_deliveries
+                .get_or_create(&vec![("outcome", outcome.to_string())])
+                .inc();
+        }
+    }
 }
 
 fn gauge(value: i64) -> Gauge {
@@ -220,6 +240,16 @@ pub fn render(auth: &Authority, rev: &RevocationService) -> Result<String, Strin
         "store_commit_duration_seconds",
         "Durable store commits: time from start of the transaction to the synced commit",
         m.commit_latency.clone(),
+    );
+    r.register(
+        "events",
+        "Events appended to the outbox (issued, revoked, approaching expiration, CRL published)",
+        m.events.clone(),
+    );
+    r.register(
+        "webhook_deliveries",
+        "Webhook delivery attempts by outcome (delivered, failed, skipped after give_up_after_hours)",
+        m.webhook_deliveries.clone(),
     );
     r.register(
         "store_commit_batch_size",

@@ -168,6 +168,27 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
         200,
     );
     digests.query = &[("after", "integer", "Digests numbered after this"), PAGE];
+    let mut events = get::<EventPage>(
+        g,
+        "get",
+        "/v1/events",
+        "ListEvents",
+        "Events from the outbox, oldest first",
+        200,
+    );
+    events.query = &[
+        (
+            "after",
+            "integer",
+            "Events numbered after this (the next_cursor of the previous page)",
+        ),
+        (
+            "type",
+            "string",
+            "Only events of this type (CertificateIssued, CertificateRevoked, CertificateApproachingExpiration, CaApproachingExpiration, CrlPublished)",
+        ),
+        PAGE,
+    ];
     vec![
         health,
         get::<WhoAmI>(
@@ -350,6 +371,31 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             "Write a consistent snapshot of the store on the server's host",
             201,
         ),
+        get::<WebhookList>(
+            g,
+            "get",
+            "/v1/webhooks",
+            "ListWebhooks",
+            "Webhooks and how their delivery goes",
+            200,
+        ),
+        op::<CreateWebhook, WebhookCreated>(
+            g,
+            "post",
+            "/v1/webhooks",
+            "CreateWebhook",
+            "POST events to a URL, signed with HMAC-SHA256 (the secret is returned once)",
+            201,
+        ),
+        get::<WebhookDeleted>(
+            g,
+            "delete",
+            "/v1/webhooks/{id}",
+            "DeleteWebhook",
+            "Stop delivering to a webhook",
+            200,
+        ),
+        events,
     ]
 }
 

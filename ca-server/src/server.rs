@@ -90,6 +90,15 @@ pub async fn serve(
     let builder = revocation.spawn_builder();
     let digester = spawn_audit_digests(auth.clone());
     let refusal_summaries = spawn_refusal_summaries(auth.clone());
+    let event_tasks = if config.events.enabled {
+        vec![
+            tokio::spawn(crate::events::project::run(auth.clone())),
+            tokio::spawn(crate::events::scan::run(auth.clone())),
+            tokio::spawn(crate::events::deliver::run(auth.clone())),
+        ]
+    } else {
+        Vec::new()
+    };
 
     write_addresses(&data_dir, api_bound, public_bound)?;
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
@@ -269,6 +278,9 @@ pub async fn serve(
     renewer.abort();
     digester.abort();
     refusal_summaries.abort();
+    for t in &event_tasks {
+        t.abort();
+    }
     drop(api_listener);
     drop(public_listener);
     if tokio::time::timeout(Duration::from_secs(15), graceful.shutdown())

@@ -163,6 +163,21 @@ pub struct SetAlias {
     pub ca_id: String,
 }
 
+/// `POST /v1/webhooks`: POST events to `url`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// `https://…` (`http://` only when the server allows it).
+    pub url: String,
+    /// Event types to deliver; empty or absent: all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// The HMAC key for `CA-Signature` (16 to 256 characters); absent: the
+    /// server makes one and returns it, once.
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
 // ----------------------------------------------------------------- answers
 
 /// A CA as described by the API (ACM PCA DescribeCertificateAuthority).
@@ -463,4 +478,59 @@ mod tests {
         v["added_later"] = json!(true);
         assert!(serde_json::from_value::<Certificate>(v).is_ok());
     }
+}
+
+/// Delivery to one webhook as the answering server has seen it since it started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookDelivery {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    /// Events given up on after `give_up_after_hours`.
+    pub skipped: u64,
+    pub last_success: Option<String>,
+    pub last_error: Option<String>,
+    pub next_retry: Option<String>,
+}
+
+/// A webhook (its secret is never shown again after creation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Webhook {
+    pub id: String,
+    pub url: String,
+    /// Empty: all event types.
+    pub event_types: Vec<String>,
+    pub created_at: String,
+    pub created_by: String,
+    /// The last event delivered in order.
+    pub delivered_seq: u64,
+    /// Events in the outbox after `delivered_seq` (some may be of types not delivered).
+    pub pending: u64,
+    pub delivery: WebhookDelivery,
+}
+
+/// `POST /v1/webhooks`: the webhook and its secret (shown this once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookCreated {
+    pub webhook: Webhook,
+    pub secret: String,
+}
+
+/// `GET /v1/webhooks`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookList {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// `DELETE /v1/webhooks/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookDeleted {
+    pub deleted: String,
+}
+
+/// `GET /v1/events`: events from the outbox, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventPage {
+    pub events: Vec<crate::store::EventRecord>,
+    /// Pass as `after` for the next page; null at the end.
+    pub next_cursor: Option<String>,
 }

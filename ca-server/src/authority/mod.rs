@@ -38,6 +38,7 @@ mod parse;
 mod revoke;
 #[cfg(test)]
 mod tests;
+pub mod webhooks;
 
 pub use crate::clock::{fmt_unix, now};
 pub use cas::{KeyStorage, NameConstraintsInput, NewCa};
@@ -135,6 +136,8 @@ pub struct Authority {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// The data directory (set by the server; backups are written there).
     pub data_dir: std::sync::OnceLock<std::path::PathBuf>,
+    /// What the event producers and webhook deliveries share.
+    pub events: Arc<crate::events::EventHub>,
 }
 
 /// ISSUED / REVOKED / EXPIRED / RESERVED, as a client sees it now.
@@ -221,7 +224,13 @@ impl Authority {
             let m = metrics.clone();
             store.observe_commits(Arc::new(move |took, writes| m.store_commit(took, writes)));
         }
+        let events = Arc::new(crate::events::EventHub::default());
+        {
+            let hub = events.clone();
+            store.observe_commits(Arc::new(move |_, _| hub.audit_grew.notify_one()));
+        }
         Authority {
+            events,
             data_dir: std::sync::OnceLock::new(),
             metrics,
             store,

@@ -77,6 +77,7 @@ fn config() -> Config {
         pkcs11: None,
         health: Default::default(),
         metrics: Default::default(),
+        events: Default::default(),
     }
 }
 

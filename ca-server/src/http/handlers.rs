@@ -45,6 +45,33 @@ pub(super) fn list_audit(auth: &Arc<Authority>, who: &Identity, q: Option<&str>)
     )
 }
 
+/// Events from the outbox, oldest first: `after` (a sequence number),
+/// `limit` and `type` select them.
+pub(super) fn list_events(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {
+    let p = parse_query(q, &["after", "limit", "type"])?;
+    let limit = match p.get("limit") {
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
+            _ => return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE}"))),
+        },
+        None => DEFAULT_PAGE,
+    };
+    let after = match p.get("after") {
+        Some(a) => a
+            .parse::<u64>()
+            .map_err(|_| ApiError::invalid("after must be an event sequence number"))?,
+        None => 0,
+    };
+    let (events, next) = auth.list_events(who, after, limit, p.get("type").map(String::as_str))?;
+    reply(
+        StatusCode::OK,
+        &wire::EventPage {
+            events,
+            next_cursor: next.map(|n| n.to_string()),
+        },
+    )
+}
+
 /// Signed digests of the trail, oldest first: `after` (a digest number) and
 /// `limit` page through them.
 pub(super) fn list_audit_digests(auth: &Arc<Authority>, who: &Identity, q: Option<&str>) -> Reply {

@@ -288,6 +288,37 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             }
             _ => Err(method_not_allowed("POST")),
         },
+        ["v1", "webhooks"] => match method {
+            Method::GET => {
+                no_query(q)?;
+                let webhooks = auth.list_webhooks(who)?;
+                reply(StatusCode::OK, &wire::WebhookList { webhooks })
+            }
+            Method::POST => {
+                no_query(q)?;
+                let body: wire::CreateWebhook = parse_json(&read_body(auth, req).await?)?;
+                let made = auth.create_webhook(who, body).await?;
+                reply(StatusCode::CREATED, &made)
+            }
+            _ => Err(method_not_allowed("GET, POST")),
+        },
+        ["v1", "webhooks", id] => match method {
+            Method::DELETE => {
+                no_query(q)?;
+                auth.delete_webhook(who, id).await?;
+                reply(
+                    StatusCode::OK,
+                    &wire::WebhookDeleted {
+                        deleted: (*id).to_string(),
+                    },
+                )
+            }
+            _ => Err(method_not_allowed("DELETE")),
+        },
+        ["v1", "events"] => match method {
+            Method::GET => list_events(auth, who, q),
+            _ => Err(method_not_allowed("GET")),
+        },
         ["v1", "audit", "digests"] => {
             if method != Method::GET {
                 return Err(method_not_allowed("GET"));

@@ -670,6 +670,127 @@ async fn audit_digests_follow_one_another_and_bind_the_head(b: &dyn Backend, dir
     s.close();
 }
 
+fn event(unix: i64, kind: &str) -> EventRecord {
+    EventRecord {
+        seq: 0,
+        id: format!("evt-{unix}-{kind}"),
+        event_type: kind.into(),
+        time: String::new(),
+        unix,
+        ca_id: CA1.into(),
+        detail: EventDetail::default(),
+    }
+}
+
+fn mark(name: &str, expect: Option<u64>, set: u64) -> MarkAdvance {
+    MarkAdvance {
+        name: name.into(),
+        expect,
+        set,
+    }
+}
+
+async fn the_outbox_numbers_events_moves_marks_once_and_tracks_webhooks(
+    b: &dyn Backend,
+    dir: &Path,
+) {
+    let s = b.open(dir, "a");
+    // A webhook made before any event starts at 0.
+    let mut hook = WebhookRecord {
+        id: "wh-0000000000000001".into(),
+        url: "https://example.com/hook".into(),
+        secret: "s".repeat(32),
+        event_types: vec![],
+        created_at: 0,
+        created_by: "CN=tester".into(),
+        delivered_seq: 99,
+    };
+    let stored = s
+        .create_webhook(hook.clone(), draft("CreateWebhook", &hook.id))
+        .await
+        .expect("webhook");
+    assert_eq!(
+        stored.delivered_seq, 0,
+        "a new webhook starts at the newest event"
+    );
+    assert!(matches!(
+        s.create_webhook(hook.clone(), draft("CreateWebhook", &hook.id))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let last = s
+        .append_events(
+            vec![event(100, "A"), event(200, "B")],
+            mark("audit", None, 7),
+            None,
+        )
+        .await
+        .expect("append");
+    assert_eq!(last, 2);
+    assert_eq!(s.event_mark("audit").expect("mark"), Some(7));
+    // A second producer that read the mark before it moved writes nothing.
+    assert!(matches!(
+        s.append_events(vec![event(300, "C")], mark("audit", None, 9), None)
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.events_after(0, 10).expect("events").len(), 2);
+
+    // Pruning drops the old prefix; numbers never come round again.
+    s.append_events(vec![event(300, "C")], mark("audit", Some(7), 8), Some(250))
+        .await
+        .expect("append and prune");
+    let left = s.events_after(0, 10).expect("events");
+    assert_eq!(
+        left.iter()
+            .map(|e| (e.seq, e.event_type.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(3, "C")]
+    );
+    assert_eq!(s.events_after(3, 10).expect("events"), vec![]);
+
+    // A webhook made now starts after event 3; delivery never moves back.
+    hook.id = "wh-0000000000000002".into();
+    let second = s
+        .create_webhook(hook.clone(), draft("CreateWebhook", &hook.id))
+        .await
+        .expect("webhook");
+    assert_eq!(second.delivered_seq, 3);
+    s.webhook_delivered("wh-0000000000000001", 2)
+        .await
+        .expect("delivered");
+    s.webhook_delivered("wh-0000000000000001", 1)
+        .await
+        .expect("delivered");
+    s.close();
+    let s = b.open(dir, "b");
+    let hooks = s.list_webhooks().expect("hooks");
+    assert_eq!(hooks.len(), 2);
+    assert_eq!(
+        hooks[0].delivered_seq, 2,
+        "progress survives a restart and never moves back"
+    );
+    assert_eq!(s.event_mark("audit").expect("mark"), Some(8));
+    assert!(s
+        .delete_webhook(
+            "wh-0000000000000001",
+            draft("DeleteWebhook", "wh-0000000000000001")
+        )
+        .await
+        .expect("delete"));
+    assert!(matches!(
+        s.webhook_delivered("wh-0000000000000001", 3).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let actions: Vec<String> = audit_actions(s.as_ref())
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    assert_eq!(actions, ["CreateWebhook", "CreateWebhook", "DeleteWebhook"]);
+    s.close();
+}
+
 async fn run_all(b: &dyn Backend) {
     macro_rules! case {
         ($f:ident) => {{
@@ -686,6 +807,7 @@ async fn run_all(b: &dyn Backend) {
     case!(a_new_ca_is_one_commit);
     case!(keys_and_policies_survive_a_restart);
     case!(audit_digests_follow_one_another_and_bind_the_head);
+    case!(the_outbox_numbers_events_moves_marks_once_and_tracks_webhooks);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

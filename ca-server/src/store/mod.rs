@@ -40,6 +40,9 @@
 //! | `audit`       | sequence (u64)                  | audit entry JSON (hash-chained)         |
 //! | `audit_head`  | `head`                          | JSON (last sequence, last hash)         |
 //! | `blocked_keys`| SPKI SHA-256 (hex)              | [`BlockedKey`] JSON (keyCompromise)     |
+//! | `events`      | sequence (u64)                  | [`EventRecord`] JSON (the outbox)       |
+//! | `event_marks` | name                            | u64: `next_seq`, `audit`, `expiry_scan` |
+//! | `webhooks`    | webhook id                      | [`WebhookRecord`] JSON                  |
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is
@@ -61,6 +64,10 @@ pub use records::*;
 
 /// The store's file in the data directory, as operators see it.
 pub const STORE_FILE: &str = redb::DB_FILE;
+
+/// The event mark holding the next event's sequence number (so the newest
+/// event is this minus one); producers cannot move it.
+pub const NEXT_EVENT_SEQ: &str = "next_seq";
 
 /// The schema this binary writes; a newer one is refused at open.
 pub const SCHEMA_VERSION: u64 = 1;
@@ -276,6 +283,49 @@ pub trait Store: Send + Sync {
         meta: &KeyMeta,
         audit: AuditDraft,
     ) -> Result<usize, StoreError>;
+
+    // ---- events and webhooks ----------------------------------------------
+
+    /// Append `events` (numbered by the store, in order) and move `mark` in
+    /// the same commit (Conflict, nothing written, if the mark moved), and
+    /// drop events older than `prune_before` (Unix seconds). Returns the
+    /// sequence number of the last event appended (0 when none).
+    fn append_events(
+        &self,
+        events: Vec<EventRecord>,
+        mark: MarkAdvance,
+        prune_before: Option<i64>,
+    ) -> StoreFuture<'_, u64>;
+    fn event_mark(&self, name: &str) -> Result<Option<u64>, StoreError>;
+    /// Events numbered after `after`, oldest first, at most `limit`.
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;
+    /// Issued, unrevoked certificates whose notAfter is in `[from, before)`,
+    /// at most `limit`, soonest first.
+    fn expiring_certs(
+        &self,
+        from: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<CertRecord>, StoreError>;
+    /// Call `visit` with every issued, unrevoked certificate whose notAfter is
+    /// at or after `from` (renewal checks). Blocking: off the async threads.
+    fn visit_live_certs(
+        &self,
+        from: i64,
+        visit: &mut dyn FnMut(&CertRecord),
+    ) -> Result<(), StoreError>;
+    fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError>;
+    /// A new webhook (Conflict if the id exists); its `delivered_seq` is set
+    /// to the newest event. Returns the stored record.
+    fn create_webhook(
+        &self,
+        hook: WebhookRecord,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, WebhookRecord>;
+    /// Whether the webhook existed (the call is recorded either way).
+    fn delete_webhook(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool>;
+    /// Record delivery up to `seq` (never moves back); NotFound once deleted.
+    fn webhook_delivered(&self, id: &str, seq: u64) -> StoreFuture<'_, ()>;
 
     // ---- the audit trail ---------------------------------------------------
 

@@ -371,3 +371,89 @@ pub type CommitObserver = Arc<dyn Fn(std::time::Duration, usize) + Send + Sync>;
 
 /// Stored policy statements: (statement id, JSON).
 pub type PolicyRows = Vec<(String, Vec<u8>)>;
+
+/// One event of the outbox: what happened, kept until the retention period
+/// ends, in the order the store numbered it. The store assigns `seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventRecord {
+    /// Position in the outbox (ascending, never reused).
+    pub seq: u64,
+    /// Unique and stable across redeliveries: receivers deduplicate by it.
+    pub id: String,
+    /// `CertificateIssued`, `CertificateRevoked`,
+    /// `CertificateApproachingExpiration`, `CaApproachingExpiration` or
+    /// `CrlPublished`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// When it happened, RFC 3339 UTC.
+    pub time: String,
+    /// The same, in Unix seconds.
+    pub unix: i64,
+    pub ca_id: String,
+    pub detail: EventDetail,
+}
+
+/// What an event is about; which fields are set (not null) depends on its type.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EventDetail {
+    /// The certificate's serial (lower-case hex).
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub sans: Vec<String>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// RFC 3339 UTC.
+    #[serde(default)]
+    pub not_after: Option<String>,
+    /// Whole days left until notAfter (expiration events).
+    #[serde(default)]
+    pub days_to_expiry: Option<i64>,
+    /// RFC 5280 reason name (revocations).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The certificate this one renewed, when it was a renewal.
+    #[serde(default)]
+    pub renewed_from: Option<String>,
+    /// Who made the change (the caller's subject).
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub crl_number: Option<u64>,
+    #[serde(default)]
+    pub crl_entries: Option<u64>,
+    /// RFC 3339 UTC (CRLs).
+    #[serde(default)]
+    pub next_update: Option<String>,
+}
+
+/// Move a named outbox mark (the audit position events were made up to, the
+/// time of the last expiry scan) from `expect` to `set`, refused (Conflict)
+/// if it is no longer at `expect`: two producers cannot emit the same events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkAdvance {
+    pub name: String,
+    /// None: the mark must not exist yet.
+    pub expect: Option<u64>,
+    pub set: u64,
+}
+
+/// A webhook: where events are POSTed, and how far delivery has got.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    pub id: String,
+    pub url: String,
+    /// The HMAC-SHA256 key that signs each body (hex). Never returned after
+    /// creation.
+    pub secret: String,
+    /// Event types delivered; empty means all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    pub created_at: i64,
+    pub created_by: String,
+    /// The last event delivered (or skipped) in order; set by the store at
+    /// creation to the newest event, so a new webhook gets what follows.
+    pub delivered_seq: u64,
+}

@@ -77,6 +77,9 @@ pub fn snapshot(
     copy_table(&r, &w, AUDIT_HEAD)?;
     copy_table(&r, &w, BLOCKED_KEYS)?;
     copy_table(&r, &w, AUDIT_DIGESTS)?;
+    copy_table(&r, &w, super::events::EVENTS)?;
+    copy_table(&r, &w, super::events::EVENT_MARKS)?;
+    copy_table(&r, &w, super::events::WEBHOOKS)?;
     {
         let mut t = w.open_table(BACKUP_FILES)?;
         for (name, bytes) in files {

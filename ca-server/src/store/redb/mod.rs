@@ -4,6 +4,7 @@
 //! certificates (the layout is in the [`store`](super) docs).
 
 pub mod backup;
+mod events;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
@@ -26,9 +27,10 @@ use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
     AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange, CaRecord, CertFilter, CertRecord,
-    CertWithDer, CommitHook, CommitObserver, Committed, CrlEntries, CrlMeta, IdemRecord,
-    InFlightTokens, KeyMeta, NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap,
-    SerialStatus, Store, StoreError, StoreFuture, StoreStats, Verdict, SCHEMA_VERSION,
+    CertWithDer, CommitHook, CommitObserver, Committed, CrlEntries, CrlMeta, EventRecord,
+    IdemRecord, InFlightTokens, KeyMeta, MarkAdvance, NewCaRecord, PolicyRows, ReserveOutcome,
+    Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture, StoreStats, Verdict,
+    WebhookRecord, SCHEMA_VERSION,
 };
 
 pub const DB_FILE: &str = "ca.redb";
@@ -87,6 +89,9 @@ impl RedbStore {
         txn.open_table(AUDIT)?;
         txn.open_table(AUDIT_HEAD)?;
         txn.open_table(AUDIT_DIGESTS)?;
+        txn.open_table(events::EVENTS)?;
+        txn.open_table(events::EVENT_MARKS)?;
+        txn.open_table(events::WEBHOOKS)?;
         txn.commit()?;
         let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
@@ -610,6 +615,76 @@ impl Store for RedbStore {
 
     fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError> {
         reads::last_audit_digest(self.handle()?.as_ref())
+    }
+
+    fn append_events(
+        &self,
+        events: Vec<EventRecord>,
+        mark: MarkAdvance,
+        prune_before: Option<i64>,
+    ) -> StoreFuture<'_, u64> {
+        Box::pin(self.write(None, move |txn| {
+            let last = events::append_events(txn, events, &mark, prune_before)?;
+            Ok((last, Vec::new()))
+        }))
+    }
+
+    fn event_mark(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        events::event_mark(self.handle()?.as_ref(), name)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        events::events_after(self.handle()?.as_ref(), after, limit)
+    }
+
+    fn expiring_certs(
+        &self,
+        from: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<CertRecord>, StoreError> {
+        events::expiring_certs(self.handle()?.as_ref(), from, before, limit)
+    }
+
+    fn visit_live_certs(
+        &self,
+        from: i64,
+        visit: &mut dyn FnMut(&CertRecord),
+    ) -> Result<(), StoreError> {
+        events::visit_live_certs(self.handle()?.as_ref(), from, visit)
+    }
+
+    fn list_webhooks(&self) -> Result<Vec<WebhookRecord>, StoreError> {
+        events::list_webhooks(self.handle()?.as_ref())
+    }
+
+    fn create_webhook(
+        &self,
+        hook: WebhookRecord,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, WebhookRecord> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            Ok((events::create_webhook(txn, hook)?, Vec::new()))
+        }))
+    }
+
+    fn delete_webhook(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool> {
+        let id = id.to_string();
+        Box::pin(self.write(Some(audit), move |txn| {
+            let existed = txn
+                .open_table(events::WEBHOOKS)?
+                .remove(id.as_str())?
+                .is_some();
+            Ok((existed, Vec::new()))
+        }))
+    }
+
+    fn webhook_delivered(&self, id: &str, seq: u64) -> StoreFuture<'_, ()> {
+        let id = id.to_string();
+        Box::pin(self.write(None, move |txn| {
+            events::webhook_delivered(txn, &id, seq)?;
+            Ok(((), Vec::new()))
+        }))
     }
 }
 

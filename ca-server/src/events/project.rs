@@ -1,0 +1,152 @@
+//! Events read off the audit trail: every issuance, revocation and CRL
+//! signing has its audit entry committed with it, so the projector turns new
+//! entries into events and moves its mark over them in one commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::AuditEntry;
+use crate::authority::Authority;
+use crate::store::{AuditFilter, EventDetail, EventRecord, MarkAdvance, Store, StoreError};
+
+use super::*;
+
+/// The mark: the last audit sequence number turned into events.
+pub const AUDIT_MARK: &str = "audit";
+/// Entries read per commit.
+const PAGE: usize = 500;
+
+/// Run until aborted: project whenever something commits (and every second).
+pub async fn run(auth: Arc<Authority>) {
+    let hub = auth.events.clone();
+    loop {
+        match project_once(auth.store.as_ref()).await {
+            Ok(n) if n > 0 => {
+                auth.metrics.events_appended(n);
+                hub.appended.notify_waiters();
+                continue;
+            }
+            Ok(_) => {}
+            // Another producer moved the mark (a second node): read again.
+            Err(StoreError::Conflict(_)) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "events: reading the audit trail failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        tokio::select! {
+            _ = hub.audit_grew.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// Turn the audit entries after the mark into events; returns how many
+/// events were appended. The first run on a store starts at its head (an
+/// existing trail's history is not replayed as events).
+pub async fn project_once(store: &dyn Store) -> Result<u64, StoreError> {
+    let Some(mark) = store.event_mark(AUDIT_MARK)? else {
+        let (head, _) = store.audit_head()?;
+        let advance = MarkAdvance {
+            name: AUDIT_MARK.into(),
+            expect: None,
+            set: head,
+        };
+        store.append_events(Vec::new(), advance, None).await?;
+        return Ok(0);
+    };
+    let filter = AuditFilter {
+        cursor: Some(mark.saturating_add(1)),
+        limit: PAGE,
+        ..Default::default()
+    };
+    let (entries, _) = store.audit_page(&filter)?;
+    let Some(last) = entries.last().map(|e| e.seq) else {
+        return Ok(0);
+    };
+    let mut events = Vec::new();
+    for e in &entries {
+        if let Some(ev) = event_of(store, e)? {
+            events.push(ev);
+        }
+    }
+    let n = events.len() as u64;
+    let advance = MarkAdvance {
+        name: AUDIT_MARK.into(),
+        expect: Some(mark),
+        set: last,
+    };
+    store.append_events(events, advance, None).await?;
+    Ok(n)
+}
+
+/// The event an audit entry stands for, if any.
+fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, StoreError> {
+    if e.result.code != "success" {
+        return Ok(None);
+    }
+    let by = Some(e.identity.subject.clone()).filter(|s| !s.is_empty());
+    let (event_type, ca_id, detail) = if let Some(c) = &e.certificate {
+        let ca_id = e.target.split('/').next().unwrap_or_default().to_string();
+        let rec = store.get_cert(&ca_id, &c.serial)?.map(|(rec, _)| rec);
+        let detail = EventDetail {
+            serial: Some(c.serial.clone()),
+            subject: rec.as_ref().map(|r| r.subject.clone()),
+            sans: c.sans.clone(),
+            profile: rec.as_ref().map(|r| r.profile.clone()),
+            not_after: Some(c.not_after.clone()),
+            renewed_from: rec.and_then(|r| r.renewed_from),
+            by,
+            ..Default::default()
+        };
+        (CERTIFICATE_ISSUED, ca_id, detail)
+    } else if e.action == "RevokeCertificate" {
+        let Some((ca_id, serial)) = e.target.split_once('/') else {
+            return Ok(None);
+        };
+        let Some(rec) = store.get_cert(ca_id, serial)?.map(|(rec, _)| rec) else {
+            return Ok(None);
+        };
+        let detail = EventDetail {
+            serial: Some(serial.to_string()),
+            subject: Some(rec.subject.clone()),
+            sans: rec.sans.clone(),
+            profile: Some(rec.profile.clone()),
+            not_after: Some(crate::clock::fmt_unix(rec.not_after)),
+            reason: rec.revocation.as_ref().map(|r| r.reason.clone()),
+            by,
+            ..Default::default()
+        };
+        (CERTIFICATE_REVOKED, ca_id.to_string(), detail)
+    } else if e.action.ends_with("SignCrl") {
+        // Target: `CA/crl/NUMBER`.
+        let mut parts = e.target.split('/');
+        let (Some(ca_id), Some("crl"), Some(number)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
+        };
+        let Ok(number) = number.parse::<u64>() else {
+            return Ok(None);
+        };
+        // The CRL's figures, when the stored one is still this CRL.
+        let meta = store.crl_meta(ca_id)?.filter(|m| m.crl_number == number);
+        let detail = EventDetail {
+            crl_number: Some(number),
+            crl_entries: meta.as_ref().map(|m| m.entries),
+            next_update: meta.map(|m| crate::clock::fmt_unix(m.next_update)),
+            ..Default::default()
+        };
+        (CRL_PUBLISHED, ca_id.to_string(), detail)
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(EventRecord {
+        seq: 0,
+        id: new_event_id().map_err(|e| StoreError::Db(format!("random event id: {e}")))?,
+        event_type: event_type.to_string(),
+        time: e.time.clone(),
+        unix: e.unix,
+        ca_id,
+        detail,
+    }))
+}
