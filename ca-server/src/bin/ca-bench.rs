@@ -13,7 +13,8 @@
 //! and through a second server whose CA keys are in the token
 //! (`bench/hsm.sh` sets up a SoftHSM2 token and runs it).
 //! `--metrics-off-peer` also drives a server with `[metrics] enabled = false`
-//! in the same run: the cost of the metrics on issuance.
+//! in the same run: the cost of the metrics on issuance; `--events-off-peer`
+//! one with `[events] enabled = false`: the cost of the event outbox.
 //!
 //! Without `--profile`, it initialises a temporary data directory and starts the
 //! sibling `ca-server` binary itself. With `--profile DIR/admin/profile.toml` it
@@ -84,6 +85,10 @@ struct Args {
     /// (`[metrics] enabled = false`), for the cost of counting.
     #[arg(long)]
     metrics_off_peer: bool,
+    /// Also measure a second server with events switched off
+    /// (`[events] enabled = false`), for the cost of the outbox.
+    #[arg(long)]
+    events_off_peer: bool,
 }
 
 impl Args {
@@ -224,7 +229,7 @@ impl Drop for TempServer {
 fn start_temp_server(
     seed: u64,
     pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
-    metrics: bool,
+    switched_off: Option<&str>,
 ) -> anyhow::Result<(TempServer, ClientProfile, String)> {
     let exe = std::env::current_exe()?;
     let server = exe.with_file_name("ca-server");
@@ -238,7 +243,7 @@ fn start_temp_server(
         "ca-bench-{}{}{}",
         std::process::id(),
         if pkcs11.is_some() { "-hsm" } else { "" },
-        if metrics { "" } else { "-nometrics" }
+        switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
     ));
     let _ = std::fs::remove_dir_all(&dir);
     let mut init = Command::new(&server);
@@ -262,12 +267,13 @@ fn start_temp_server(
     if seed > 0 {
         seed_store(&dir, seed)?;
     }
-    if !metrics {
+    if let Some(section) = switched_off {
         let path = dir.join("config.toml");
         let text = std::fs::read_to_string(&path)?;
-        let off = text.replace("[metrics]\nenabled = true", "[metrics]\nenabled = false");
+        let on = format!("[{section}]\nenabled = true");
+        let off = text.replace(&on, &format!("[{section}]\nenabled = false"));
         if off == text {
-            bail!("config.toml has no [metrics] enabled = true to switch off");
+            bail!("config.toml has no [{section}] enabled = true to switch off");
         }
         std::fs::write(&path, off)?;
     }
@@ -438,13 +444,13 @@ fn main() -> anyhow::Result<()> {
             (None, profile, api)
         }
         None => {
-            let (g, p, a) = start_temp_server(0, None, true)?;
+            let (g, p, a) = start_temp_server(0, None, None)?;
             (Some(g), p, a)
         }
     };
     // A second server whose CA keys (the issuing one included) are in the token.
     let hsm_server = match &pkcs11 {
-        Some(cfg) => Some(start_temp_server(0, Some(cfg), true)?),
+        Some(cfg) => Some(start_temp_server(0, Some(cfg), None)?),
         None => None,
     };
     let tls = profile_config(&profile)?;
@@ -531,10 +537,17 @@ fn main() -> anyhow::Result<()> {
             store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
         });
     }
-    let _metrics_off_server = if args.metrics_off_peer {
-        let (g, p, a) = start_temp_server(0, None, false)?;
+    let mut switched_off_servers = Vec::new();
+    for (wanted, section, name) in [
+        (args.metrics_off_peer, "metrics", "no-metrics"),
+        (args.events_off_peer, "events", "no-events"),
+    ] {
+        if !wanted {
+            continue;
+        }
+        let (g, p, a) = start_temp_server(0, None, Some(section))?;
         targets.push(Target {
-            name: "no-metrics",
+            name,
             addr: a,
             tls: profile_config(&p)?,
             path: "/v1/certificates",
@@ -548,10 +561,8 @@ fn main() -> anyhow::Result<()> {
             pid: Some(g.child.id().to_string()),
             store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
         });
-        Some(g)
-    } else {
-        None
-    };
+        switched_off_servers.push(g);
+    }
     if let Some(addr) = &args.cfssl {
         let ca = args
             .cfssl_ca
@@ -649,6 +660,18 @@ fn main() -> anyhow::Result<()> {
                     ratios.push(format!("server CPU/cert {:.3}× metrics off's", a / b));
                 }
                 continue;
+            } else if t.name == "no-events" {
+                ratios.push(format!(
+                    "events on: throughput {:.3}× events off's",
+                    ours.rate / peer.rate.max(1e-9)
+                ));
+                if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+                    ratios.push(format!("server CPU/cert {:.3}× events off's", a / b));
+                }
+                if let (Some(a), Some(b)) = (ours.store_bytes, peer.store_bytes) {
+                    ratios.push(format!("store bytes/cert {a:.0} vs {b:.0} events off"));
+                }
+                continue;
             } else {
                 ratios.push(format!(
                     "{}: throughput {:.2}× the software key's",
@@ -667,7 +690,7 @@ fn main() -> anyhow::Result<()> {
             Some(r) => r,
             None => measure(&rt, &targets[0], 16, args.seconds).rate,
         };
-        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, true)?;
+        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
         let seeded_target = Target {
             name: "seeded",
             addr: seeded_api,

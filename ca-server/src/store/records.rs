@@ -414,9 +414,6 @@ pub struct EventDetail {
     /// RFC 5280 reason name (revocations).
     #[serde(default)]
     pub reason: Option<String>,
-    /// The certificate this one renewed, when it was a renewal.
-    #[serde(default)]
-    pub renewed_from: Option<String>,
     /// Who made the change (the caller's subject).
     #[serde(default)]
     pub by: Option<String>,
