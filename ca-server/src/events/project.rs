@@ -107,7 +107,7 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
             ..Default::default()
         };
         (CERTIFICATE_ISSUED, ca_id, detail)
-    } else if e.action == "RevokeCertificate" {
+    } else if e.action.ends_with("RevokeCertificate") {
         let Some((ca_id, serial)) = e.target.split_once('/') else {
             return Ok(None);
         };
