@@ -130,6 +130,9 @@ pub struct Config {
     /// their delivery to webhooks.
     #[serde(default)]
     pub events: crate::events::EventsConfig,
+    /// The ACME front door (RFC 8555).
+    #[serde(default)]
+    pub acme: crate::acme::AcmeConfig,
 }
 
 fn default_audit_digest_interval() -> u64 {
@@ -283,6 +286,7 @@ impl Config {
             p.check().map_err(|e| anyhow::anyhow!(e))?;
         }
         self.events.check().map_err(|e| anyhow::anyhow!(e))?;
+        self.acme.check().map_err(|e| anyhow::anyhow!(e))?;
         self.api_addr
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("api_addr {:?} is not IP:port", self.api_addr))?;

@@ -96,6 +96,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         health: Default::default(),
         metrics: Default::default(),
         events: Default::default(),
+        acme: Default::default(),
     };
     let key_storage = if opts.pkcs11.is_some() {
         KeyStorage::Pkcs11

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accept;
+pub mod acme;
 pub mod alias;
 pub mod api;
 pub mod api_tls;

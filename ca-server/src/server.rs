@@ -61,6 +61,16 @@ pub async fn serve(
         }
         None => None,
     };
+    let acme_listener = if config.acme.enabled {
+        let addr: SocketAddr = config.acme.listen.parse().context("acme.listen")?;
+        Some(
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the ACME address {addr}"))?,
+        )
+    } else {
+        None
+    };
     let api_bound = api_listener.local_addr()?;
     let public_bound = public_listener.local_addr()?;
     let public_base = config
@@ -83,6 +93,7 @@ pub async fn serve(
     );
     crate::api_tls::renew_or_log(&auth, &data_dir, &api_cert).await;
     let renewer = crate::api_tls::spawn_renewer(auth.clone(), data_dir.clone(), api_cert.clone());
+    let acme_tls = crate::tls::acme_server_config(api_cert.clone())?;
     let tls = crate::tls::server_config(api_cert, &client_ca_der)?;
 
     let revocation =
@@ -104,6 +115,17 @@ pub async fn serve(
     tracing::info!(api = %api_bound, public = %public_bound, data_dir = %data_dir.display(), "ca-server listening");
     println!("ca-server: management API (mTLS) on https://{api_bound}");
     println!("ca-server: public listener on http://{public_bound}");
+    let acme_task = acme_listener.map(|listener| {
+        let acme = Arc::new(crate::acme::Acme::new(auth.clone()));
+        for p in &config.acme.provisioners {
+            println!(
+                "ca-server: ACME directory {}/acme/{}/directory",
+                config.acme.base(),
+                p.name
+            );
+        }
+        tokio::spawn(serve_acme(listener, acme, acme_tls))
+    });
     let metrics_task = metrics_listener.map(|listener| {
         if let Ok(a) = listener.local_addr() {
             println!("ca-server: metrics on http://{a}/metrics");
@@ -274,6 +296,9 @@ pub async fn serve(
     if let Some(m) = metrics_task {
         m.abort();
     }
+    if let Some(a) = acme_task {
+        a.abort();
+    }
     builder.abort();
     renewer.abort();
     digester.abort();
@@ -388,6 +413,40 @@ async fn serve_metrics(
                 .timer(TokioTimer::new())
                 .header_read_timeout(PUBLIC_HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(tcp), svc);
+            let _ = tokio::time::timeout(MAX_CONNECTION_LIFETIME, conn).await;
+        });
+    }
+}
+
+/// The ACME listener: HTTPS, no client certificate, one task per connection.
+async fn serve_acme(
+    listener: TcpListener,
+    acme: Arc<crate::acme::Acme>,
+    tls: Arc<rustls::ServerConfig>,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let (acceptor, acme) = (acceptor.clone(), acme.clone());
+        tokio::spawn(async move {
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(PUBLIC_HEADER_TIMEOUT, acceptor.accept(tcp)).await
+            else {
+                tracing::debug!(%peer, "acme: TLS handshake failed");
+                return;
+            };
+            let svc = service_fn(move |req| {
+                let acme = acme.clone();
+                async move { Ok::<_, std::convert::Infallible>(acme.handle(req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(PUBLIC_HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), svc);
             let _ = tokio::time::timeout(MAX_CONNECTION_LIFETIME, conn).await;
         });
     }

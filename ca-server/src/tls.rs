@@ -35,6 +35,21 @@ pub fn server_config(
     Ok(Arc::new(cfg))
 }
 
+/// TLS for the ACME listener: the API's certificate (renewed with it), no
+/// client certificate.
+pub fn acme_server_config(
+    certificate: Arc<crate::api_tls::ApiCertSlot>,
+) -> anyhow::Result<Arc<ServerConfig>> {
+    let mut cfg = ServerConfig::builder_with_protocol_versions(&[
+        &rustls::version::TLS13,
+        &rustls::version::TLS12,
+    ])
+    .with_no_client_auth()
+    .with_cert_resolver(certificate);
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
 /// The caller's identity: subject and SANs of its verified client certificate.
 /// A certificate rustls accepted but that does not parse here is refused: an
 /// empty identity could still match policies (e.g. "anyone"), so no fallback.

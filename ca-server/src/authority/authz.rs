@@ -210,6 +210,21 @@ impl Authority {
     }
 
     /// `audit` on `*`: reading the audit trail.
+    /// Whether `who` may be issued a certificate for `names` from `ca` with
+    /// `profile` (an ACME order, checked before any challenge is offered).
+    pub fn acme_may_issue(
+        &self,
+        who: &Identity,
+        ca: &str,
+        names: &[SanEntry],
+        profile: &str,
+        validity_days: Option<u32>,
+    ) -> Result<(), ApiError> {
+        let profile = super::parse_leaf_profile(profile)?;
+        let days = validity_days.unwrap_or(self.config.limits(profile).default_days);
+        self.authorize_issue(who, ca, names, &Name::default(), profile, days)
+    }
+
     pub(super) fn authorize_audit(&self, who: &Identity) -> Result<(), ApiError> {
         self.authorize(who, PolicyAction::Audit, &service_scope())
     }

@@ -78,6 +78,7 @@ fn config() -> Config {
         health: Default::default(),
         metrics: Default::default(),
         events: Default::default(),
+        acme: Default::default(),
     }
 }
 

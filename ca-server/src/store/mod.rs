@@ -43,6 +43,10 @@
 //! | `events`      | sequence (u64)                  | [`EventRecord`] JSON (the outbox)       |
 //! | `event_marks` | name                            | u64: `next_seq`, `audit`, `expiry_scan` |
 //! | `webhooks`    | webhook id                      | [`WebhookRecord`] JSON                  |
+//! | `acme_accounts` | account id                    | [`AcmeAccount`] JSON                    |
+//! | `acme_account_keys` | JWK thumbprint            | account id                              |
+//! | `acme_orders` | order id                        | [`AcmeOrder`] JSON                      |
+//! | `acme_authzs` | authorization id                | [`AcmeAuthz`] JSON                      |
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is
@@ -326,6 +330,26 @@ pub trait Store: Send + Sync {
     fn delete_webhook(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool>;
     /// Record delivery up to `seq` (never moves back); NotFound once deleted.
     fn webhook_delivered(&self, id: &str, seq: u64) -> StoreFuture<'_, ()>;
+
+    // ---- ACME ----------------------------------------------------------------
+
+    fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError>;
+    fn acme_account_by_key(&self, thumbprint: &str) -> Result<Option<AcmeAccount>, StoreError>;
+    /// A new account, refused (Conflict naming the existing account's id) if
+    /// its key already has one.
+    fn acme_create_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// Replace an account (contact, status); NotFound if it does not exist.
+    fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError>;
+    fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError>;
+    /// Write an order and authorizations together (a new order, or a change
+    /// of state), with the audit entry of the call that caused it, if any.
+    fn acme_put(
+        &self,
+        order: Option<AcmeOrder>,
+        authzs: Vec<AcmeAuthz>,
+        audit: Option<AuditDraft>,
+    ) -> StoreFuture<'_, ()>;
 
     // ---- the audit trail ---------------------------------------------------
 

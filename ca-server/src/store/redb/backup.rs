@@ -80,6 +80,10 @@ pub fn snapshot(
     copy_table(&r, &w, super::events::EVENTS)?;
     copy_table(&r, &w, super::events::EVENT_MARKS)?;
     copy_table(&r, &w, super::events::WEBHOOKS)?;
+    copy_table(&r, &w, super::acme::ACME_ACCOUNTS)?;
+    copy_table(&r, &w, super::acme::ACME_ACCOUNT_KEYS)?;
+    copy_table(&r, &w, super::acme::ACME_ORDERS)?;
+    copy_table(&r, &w, super::acme::ACME_AUTHZS)?;
     {
         let mut t = w.open_table(BACKUP_FILES)?;
         for (name, bytes) in files {

@@ -3,6 +3,7 @@
 //! nothing but the schema version and memory does not grow with the number of
 //! certificates (the layout is in the [`store`](super) docs).
 
+mod acme;
 pub mod backup;
 mod events;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
@@ -26,11 +27,11 @@ use tokio::sync::{mpsc, oneshot};
 use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
-    AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange, CaRecord, CertFilter, CertRecord,
-    CertWithDer, CommitHook, CommitObserver, Committed, CrlEntries, CrlMeta, EventRecord,
-    IdemRecord, InFlightTokens, KeyMeta, MarkAdvance, NewCaRecord, PolicyRows, ReserveOutcome,
-    Revocation, Rewrap, SerialStatus, Store, StoreError, StoreFuture, StoreStats, Verdict,
-    WebhookRecord, SCHEMA_VERSION,
+    AcmeAccount, AcmeAuthz, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange,
+    CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
+    CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens, KeyMeta, MarkAdvance,
+    NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
+    StoreFuture, StoreStats, Verdict, WebhookRecord, SCHEMA_VERSION,
 };
 
 pub const DB_FILE: &str = "ca.redb";
@@ -92,6 +93,10 @@ impl RedbStore {
         txn.open_table(events::EVENTS)?;
         txn.open_table(events::EVENT_MARKS)?;
         txn.open_table(events::WEBHOOKS)?;
+        txn.open_table(acme::ACME_ACCOUNTS)?;
+        txn.open_table(acme::ACME_ACCOUNT_KEYS)?;
+        txn.open_table(acme::ACME_ORDERS)?;
+        txn.open_table(acme::ACME_AUTHZS)?;
         txn.commit()?;
         let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
@@ -615,6 +620,48 @@ impl Store for RedbStore {
 
     fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError> {
         reads::last_audit_digest(self.handle()?.as_ref())
+    }
+
+    fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        acme::account(self.handle()?.as_ref(), id)
+    }
+
+    fn acme_account_by_key(&self, thumbprint: &str) -> Result<Option<AcmeAccount>, StoreError> {
+        acme::account_by_key(self.handle()?.as_ref(), thumbprint)
+    }
+
+    fn acme_create_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            acme::create_account(txn, &account)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            acme::update_account(txn, &account)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError> {
+        acme::order(self.handle()?.as_ref(), id)
+    }
+
+    fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError> {
+        acme::authz(self.handle()?.as_ref(), id)
+    }
+
+    fn acme_put(
+        &self,
+        order: Option<AcmeOrder>,
+        authzs: Vec<AcmeAuthz>,
+        audit: Option<AuditDraft>,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(audit, move |txn| {
+            acme::put(txn, order.as_ref(), &authzs)?;
+            Ok(((), Vec::new()))
+        }))
     }
 
     fn append_events(
