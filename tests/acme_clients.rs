@@ -13,9 +13,9 @@ use harness::{free_port, run, text, Server};
 use serde_json::{json, Value};
 
 /// A server with ACME on a free port, `http-01` validation to `http01_port`,
-/// and a policy letting ACME accounts of the default directory get names
-/// under example.test.
-fn acme_server(http01_port: u16) -> (Server, String) {
+/// `tls-alpn-01` to `alpn_port`, and a policy letting ACME accounts of the
+/// default directory get names under example.test.
+fn acme_server(http01_port: u16, alpn_port: u16) -> (Server, String) {
     let mut s = Server::init_with(&[], &[]);
     let acme_port = free_port();
     let config = s.dir.join("config.toml");
@@ -29,7 +29,11 @@ fn acme_server(http01_port: u16) -> (Server, String) {
             "listen = \"127.0.0.1:9443\"",
             &format!("listen = \"127.0.0.1:{acme_port}\""),
         )
-        .replace("http01_port = 80", &format!("http01_port = {http01_port}"));
+        .replace("http01_port = 80", &format!("http01_port = {http01_port}"))
+        .replace(
+            "tls_alpn01_port = 443",
+            &format!("tls_alpn01_port = {alpn_port}"),
+        );
     assert_ne!(tuned, original, "config.toml carries [acme]");
     std::fs::write(&config, tuned).expect("config");
     s.start();
@@ -94,7 +98,7 @@ fn status_of(s: &Server, serial: &str) -> Value {
 #[test]
 fn certbot_obtains_renews_and_revokes_with_http01() {
     let http01 = free_port();
-    let (s, directory) = acme_server(http01);
+    let (s, directory) = acme_server(http01, free_port());
     let work = s.tmp.path().join("certbot");
     let port = http01.to_string();
     let common = [
@@ -213,4 +217,68 @@ fn certbot_obtains_renews_and_revokes_with_http01() {
     assert_eq!(refused, 1, "the refused order is audited: {v}");
     let out = s.cli(&["audit", "verify"]);
     assert!(out.status.success(), "{}", text(&out));
+}
+
+fn lego(s: &Server, path: &Path, directory: &str, domain: &str, challenge: &[&str]) -> Output {
+    let mut cmd = Command::new("lego");
+    cmd.args([
+        "--server",
+        directory,
+        "--email",
+        "ops@example.test",
+        "--accept-tos",
+    ])
+    .args(["--domains", domain])
+    .arg("--path")
+    .arg(path)
+    .args(challenge)
+    .arg("run")
+    .env("LEGO_CA_CERTIFICATES", s.root_pem());
+    run(&mut cmd)
+}
+
+#[test]
+fn lego_obtains_with_http01_and_with_tls_alpn01() {
+    let (http01, alpn) = (free_port(), free_port());
+    let (s, directory) = acme_server(http01, alpn);
+    for (domain, challenge) in [
+        (
+            "http.example.test",
+            vec![
+                "--http".to_string(),
+                "--http.port".into(),
+                format!("127.0.0.1:{http01}"),
+            ],
+        ),
+        (
+            "alpn.example.test",
+            vec![
+                "--tls".to_string(),
+                "--tls.port".into(),
+                format!("127.0.0.1:{alpn}"),
+            ],
+        ),
+    ] {
+        let path = s.tmp.path().join(format!("lego-{domain}"));
+        let args: Vec<&str> = challenge.iter().map(String::as_str).collect();
+        let out = lego(&s, &path, &directory, domain, &args);
+        assert!(out.status.success(), "lego {domain}: {}", text(&out));
+        let cert = path.join(format!("certificates/{domain}.crt"));
+        // lego writes the leaf and the chain into one file.
+        let verdict = openssl_verify(&s, &cert, &cert);
+        assert!(
+            verdict.contains(": OK"),
+            "openssl verify {domain}: {verdict}"
+        );
+        let v = status_of(&s, &serial_of(&cert));
+        assert_eq!(v["status"], "ISSUED", "{v}");
+    }
+    // The trail says which challenge proved each name.
+    let (st, v) = s.curl("GET", "/v1/audit?action=AcmeValidateChallenge", None);
+    assert_eq!(st, 200);
+    let reasons = v["entries"].to_string();
+    assert!(
+        reasons.contains("http-01 answered") && reasons.contains("tls-alpn-01 answered"),
+        "{v}"
+    );
 }

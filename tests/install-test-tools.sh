@@ -2,7 +2,8 @@
 # Installs the programs the end-to-end tests drive and the Rust toolchain does
 # not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
 # libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
-# (a PKCS#11 token for the HSM tests); and
+# (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot and lego
+# (ACME clients); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -17,6 +18,8 @@ declare -A package_for=(
   [softhsm2-util]=softhsm2
   [pkcs11-tool]=opensc
   [promtool]=prometheus
+  [certbot]=certbot
+  [lego]=lego
 )
 missing=()
 for tool in "${!package_for[@]}"; do

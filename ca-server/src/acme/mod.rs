@@ -1,6 +1,6 @@
 //! ACME (RFC 8555): the second front door. Services get certificates with
 //! certbot, lego and the like, proving control of their names with `http-01`
-//! challenges, from a listener of its own (HTTPS, the API's certificate, no
+//! or `tls-alpn-01` challenges, from a listener of its own (HTTPS, the API's certificate, no
 //! client certificate).
 //!
 //! Each provisioner has a directory (`/acme/{name}/directory`), is bound to a
@@ -55,6 +55,8 @@ pub struct AcmeConfig {
     pub base_url: Option<String>,
     /// The port `http-01` validation connects to (80; tests use another).
     pub http01_port: u16,
+    /// The port `tls-alpn-01` validation connects to (443).
+    pub tls_alpn01_port: u16,
     /// Connect every validation to this address instead of resolving the
     /// name (tests, or a split-horizon network).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,6 +94,7 @@ impl Default for AcmeConfig {
             listen: "127.0.0.1:9443".into(),
             base_url: None,
             http01_port: 80,
+            tls_alpn01_port: 443,
             resolve_to: None,
             validation_timeout_secs: 10,
             order_lifetime_hours: 7 * 24,
@@ -795,14 +798,24 @@ impl Acme {
                 identifier: n.clone(),
                 status: "pending".into(),
                 expires,
-                challenges: vec![AcmeChallenge {
-                    id: random_id("ch-", 6)?,
-                    kind: "http-01".into(),
-                    status: "pending".into(),
-                    token: token()?,
-                    validated: None,
-                    error: None,
-                }],
+                challenges: vec![
+                    AcmeChallenge {
+                        id: random_id("ch-", 6)?,
+                        kind: "http-01".into(),
+                        status: "pending".into(),
+                        token: token()?,
+                        validated: None,
+                        error: None,
+                    },
+                    AcmeChallenge {
+                        id: random_id("ch-", 6)?,
+                        kind: "tls-alpn-01".into(),
+                        status: "pending".into(),
+                        token: token()?,
+                        validated: None,
+                        error: None,
+                    },
+                ],
             });
         }
         let order = AcmeOrder {

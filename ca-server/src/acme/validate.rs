@@ -33,14 +33,20 @@ pub fn spawn(
 ) {
     tokio::spawn(async move {
         let mut outcome = Err(Problem::connection("not attempted"));
+        let kind = authz.challenges[idx].kind.clone();
         for attempt in 0..ATTEMPTS {
-            outcome = http01(
-                &cfg,
-                &authz.identifier,
-                &authz.challenges[idx].token,
-                &key_authorization,
-            )
-            .await;
+            outcome = match kind.as_str() {
+                "tls-alpn-01" => tls_alpn01(&cfg, &authz.identifier, &key_authorization).await,
+                _ => {
+                    http01(
+                        &cfg,
+                        &authz.identifier,
+                        &authz.challenges[idx].token,
+                        &key_authorization,
+                    )
+                    .await
+                }
+            };
             if outcome.is_ok() || attempt + 1 == ATTEMPTS {
                 break;
             }
@@ -182,7 +188,10 @@ async fn record(
     let (r, _) = crate::audit::with_call(d, async {
         let mut draft = crate::audit::commit_draft(&who, "AcmeValidateChallenge", "");
         draft.outcome.reason = match &outcome {
-            Ok(()) => "http-01 answered with the key authorization".into(),
+            Ok(()) => format!(
+                "{} answered with the key authorization",
+                authz.challenges[idx].kind
+            ),
             Err(p) => p.detail.clone(),
         };
         if let Some(kind) = failed {
@@ -206,4 +215,183 @@ fn problem_of(p: &Value, identifier: &str) -> String {
         p["detail"] = Value::String(format!("{identifier}: {d}"));
     }
     p.to_string()
+}
+
+/// `tls-alpn-01` (RFC 8737): a TLS handshake with the name as SNI and ALPN
+/// `acme-tls/1`; the certificate shown must name exactly that name and carry
+/// the critical acmeIdentifier extension holding SHA-256 of the key
+/// authorization. The certificate is self-signed by design: it is read, not
+/// trusted.
+pub(super) async fn tls_alpn01(
+    cfg: &AcmeConfig,
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let host = cfg.resolve_to.clone().unwrap_or_else(|| name.to_string());
+    let port = cfg.tls_alpn01_port;
+    let timeout = Duration::from_secs(cfg.validation_timeout_secs);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Problem::server(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ReadOnly(provider)))
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+    let sni = rustls_pki_types::ServerName::try_from(name.to_string())
+        .map_err(|_| Problem::malformed(format!("{name:?} is not a server name")))?;
+    let handshake = async {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| Problem::connection(format!("connecting to {name}:{port}: {e}")))?;
+        tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(sni, tcp)
+            .await
+            .map_err(|e| Problem::connection(format!("TLS with {name}:{port}: {e}")))
+    };
+    let stream = tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Problem::connection(format!(
+                "no TLS answer from {name}:{port} within {timeout:?}"
+            )))
+        })?;
+    let (_, conn) = stream.get_ref();
+    if conn.alpn_protocol() != Some(ACME_TLS_ALPN) {
+        return Err(Problem::incorrect_response(format!(
+            "{name}:{port} did not negotiate acme-tls/1"
+        )));
+    }
+    let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) else {
+        return Err(Problem::incorrect_response("no certificate was shown"));
+    };
+    check_alpn_certificate(leaf.as_ref(), name, key_authorization)
+}
+
+/// The ALPN protocol of tls-alpn-01.
+const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+/// id-pe-acmeIdentifier.
+const ACME_IDENTIFIER: der::asn1::ObjectIdentifier =
+    der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.31");
+
+fn check_alpn_certificate(
+    der_cert: &[u8],
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    use der::Decode;
+    use x509_cert::ext::pkix::name::GeneralName;
+    use x509_cert::ext::pkix::SubjectAltName;
+    let bad = |why: String| Problem::incorrect_response(why);
+    let cert = x509_cert::Certificate::from_der(der_cert)
+        .map_err(|e| bad(format!("the certificate does not parse: {e}")))?;
+    let sans = match cert.tbs_certificate.get::<SubjectAltName>() {
+        Ok(Some((_, san))) => san.0,
+        _ => return Err(bad("the certificate has no subjectAltName".into())),
+    };
+    let only_name = matches!(sans.as_slice(), [GeneralName::DnsName(d)] if d.as_str().eq_ignore_ascii_case(name));
+    if !only_name {
+        return Err(bad(format!(
+            "the certificate must name exactly {name} (one dNSName)"
+        )));
+    }
+    let ext = cert
+        .tbs_certificate
+        .extensions
+        .as_ref()
+        .and_then(|exts| exts.iter().find(|e| e.extn_id == ACME_IDENTIFIER))
+        .ok_or_else(|| bad("the certificate has no acmeIdentifier extension".into()))?;
+    if !ext.critical {
+        return Err(bad("the acmeIdentifier extension is not critical".into()));
+    }
+    let inner = der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
+        .map_err(|_| bad("the acmeIdentifier extension is not an OCTET STRING".into()))?;
+    let want = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes());
+    if inner.as_bytes() != want.as_ref() {
+        return Err(bad(
+            "the acmeIdentifier does not hold this account's key authorization".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Accepts any certificate chain (it is checked by content afterwards) but
+/// still checks that the peer holds the certificate's key.
+#[derive(Debug)]
+struct ReadOnly(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for ReadOnly {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        verify_with_certificate(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        verify_with_certificate(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Check a handshake signature with the key of a certificate that webpki
+/// would refuse to parse (tls-alpn-01 certificates carry a critical
+/// extension it does not know).
+fn verify_with_certificate(
+    message: &[u8],
+    cert: &rustls_pki_types::CertificateDer<'_>,
+    dss: &rustls::DigitallySignedStruct,
+) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+    use aws_lc_rs::signature as sig;
+    use der::Decode;
+    use rustls::SignatureScheme as S;
+    let bad = || rustls::Error::InvalidCertificate(rustls::CertificateError::BadSignature);
+    let parsed = x509_cert::Certificate::from_der(cert.as_ref()).map_err(|_| bad())?;
+    let key = parsed
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(bad)?;
+    let alg: &dyn sig::VerificationAlgorithm = match dss.scheme {
+        S::ECDSA_NISTP256_SHA256 => &sig::ECDSA_P256_SHA256_ASN1,
+        S::ECDSA_NISTP384_SHA384 => &sig::ECDSA_P384_SHA384_ASN1,
+        S::ED25519 => &sig::ED25519,
+        S::RSA_PSS_SHA256 => &sig::RSA_PSS_2048_8192_SHA256,
+        S::RSA_PSS_SHA384 => &sig::RSA_PSS_2048_8192_SHA384,
+        S::RSA_PSS_SHA512 => &sig::RSA_PSS_2048_8192_SHA512,
+        S::RSA_PKCS1_SHA256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        S::RSA_PKCS1_SHA384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        S::RSA_PKCS1_SHA512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        _ => {
+            return Err(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme,
+            ))
+        }
+    };
+    sig::UnparsedPublicKey::new(alg, key)
+        .verify(message, dss.signature())
+        .map(|()| rustls::client::danger::HandshakeSignatureValid::assertion())
+        .map_err(|_| bad())
 }
