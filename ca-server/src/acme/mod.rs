@@ -17,6 +17,7 @@
 //! creation, orders, validation attempts, issuance and revocation are
 //! audited with their effect. Nonces are kept in memory (one node).
 
+pub mod client;
 pub mod jws;
 mod nonce;
 mod validate;
