@@ -360,3 +360,72 @@ fn requests_made_wrong_get_the_right_problem_and_change_nothing() {
     assert_eq!(problem(&pem), "badCSR");
     assert_eq!(a.audited("AcmeFinalize"), 0, "nothing was issued");
 }
+
+#[test]
+fn an_account_moves_to_a_new_key_and_the_old_one_stops_working() {
+    let a = setup();
+    let mut c = a.account();
+    let kid = c.kid.clone().expect("kid");
+    let old_jwk = c.jwk.clone();
+    // A request signed with the old key, sent after the change.
+    let signed_before = a.rt.block_on(async {
+        let n = c.nonce().await.expect("nonce");
+        c.jws(&c.header(&kid, &n), None).expect("jws")
+    });
+    let answer = a.rt.block_on(c.change_key()).expect("keyChange");
+    assert_eq!(answer.0, 200, "{}", String::from_utf8_lossy(&answer.2));
+    assert_ne!(c.jwk, old_jwk);
+    let late =
+        a.rt.block_on(c.post_jws(&kid, signed_before))
+            .expect("post");
+    assert_eq!(
+        problem(&late),
+        "malformed",
+        "the old key no longer signs for the account"
+    );
+    // The new key works: it finds its account and gets certificates.
+    let pem =
+        a.rt.block_on(c.obtain(&["moved.example.test"], &a.responder))
+            .expect("obtain with the new key");
+    assert!(pem.contains("BEGIN CERTIFICATE"));
+    let url = c.url("newAccount");
+    let found = a.rt.block_on(async {
+        c.kid = None;
+        let r = c
+            .post(&url, Some(&json!({"onlyReturnExisting": true})))
+            .await;
+        c.kid = Some(kid.clone());
+        r
+    });
+    let found = found.expect("post");
+    assert_eq!(
+        found.1.get("location").and_then(|v| v.to_str().ok()),
+        Some(kid.as_str())
+    );
+    assert_eq!(a.audited("AcmeKeyChange"), 1);
+    // A second account cannot take a key another account has.
+    let mut other = a.account();
+    let stolen = a.rt.block_on(async {
+        let url = other.url("keyChange");
+        let nonce = other.nonce().await.expect("nonce");
+        // The inner JWS is signed by c's current key, claiming to move
+        // `other` onto it.
+        let inner: Value = serde_json::from_slice(
+            &c.jws(
+                &json!({"alg": "ES256", "jwk": c.jwk, "url": url}),
+                Some(&json!({"account": other.kid, "oldKey": other.jwk})),
+            )
+            .expect("inner"),
+        )
+        .expect("json");
+        let outer = other
+            .jws(&other.header(&url, &nonce), Some(&inner))
+            .expect("outer");
+        other.post_jws(&url, outer).await.expect("post")
+    });
+    assert_eq!(stolen.0, 409, "{}", String::from_utf8_lossy(&stolen.2));
+    assert_eq!(
+        stolen.1.get("location").and_then(|v| v.to_str().ok()),
+        Some(kid.as_str())
+    );
+}

@@ -64,16 +64,7 @@ impl AcmeClient {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        let rng = SystemRandom::new();
-        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-            .map_err(|e| err("key", e))?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
-            .map_err(|e| err("key", e))?;
-        let point = key.public_key().as_ref();
-        let jwk = json!({
-            "kty": "EC", "crv": "P-256",
-            "x": b64(&point[1..33]), "y": b64(&point[33..65]),
-        });
+        let (key, jwk) = new_key()?;
         let mut c = AcmeClient {
             sender,
             authority,
@@ -159,20 +150,28 @@ impl AcmeClient {
 
     /// A JWS over `payload` (None: POST-as-GET) with the given header.
     pub fn jws(&self, protected: &Value, payload: Option<&Value>) -> Result<Vec<u8>, String> {
-        let protected = b64(protected.to_string().as_bytes());
-        let payload = payload
-            .map(|p| b64(p.to_string().as_bytes()))
-            .unwrap_or_default();
-        let input = format!("{protected}.{payload}");
-        let sig = self
-            .key
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .map_err(|e| err("sign", e))?;
-        Ok(
-            json!({"protected": protected, "payload": payload, "signature": b64(sig.as_ref())})
-                .to_string()
-                .into_bytes(),
-        )
+        Ok(sign_with(&self.key, protected, payload)?
+            .to_string()
+            .into_bytes())
+    }
+
+    /// Move the account to a new key (keyChange); the client signs with it
+    /// from then on.
+    pub async fn change_key(&mut self) -> Result<Answer, String> {
+        let (key, jwk) = new_key()?;
+        let url = self.url("keyChange");
+        let kid = self.kid.clone().ok_or("no account yet")?;
+        let inner = sign_with(
+            &key,
+            &json!({"alg": "ES256", "jwk": jwk, "url": url}),
+            Some(&json!({"account": kid, "oldKey": self.jwk})),
+        )?;
+        let a = self.post(&url, Some(&inner)).await?;
+        if a.0 == 200 {
+            self.key = key;
+            self.jwk = jwk;
+        }
+        Ok(a)
     }
 
     /// The protected header this client would send to `url`.
@@ -298,6 +297,38 @@ impl AcmeClient {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
+}
+
+/// A new P-256 key and its JWK.
+fn new_key() -> Result<(EcdsaKeyPair, Value), String> {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|e| err("key", e))?;
+    let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|e| err("key", e))?;
+    let point = key.public_key().as_ref();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256",
+        "x": b64(&point[1..33]), "y": b64(&point[33..65]),
+    });
+    Ok((key, jwk))
+}
+
+/// The flattened JWS of `payload` under `protected`, signed with `key`.
+fn sign_with(
+    key: &EcdsaKeyPair,
+    protected: &Value,
+    payload: Option<&Value>,
+) -> Result<Value, String> {
+    let protected = b64(protected.to_string().as_bytes());
+    let payload = payload
+        .map(|p| b64(p.to_string().as_bytes()))
+        .unwrap_or_default();
+    let input = format!("{protected}.{payload}");
+    let sig = key
+        .sign(&SystemRandom::new(), input.as_bytes())
+        .map_err(|e| err("sign", e))?;
+    Ok(json!({"protected": protected, "payload": payload, "signature": b64(sig.as_ref())}))
 }
 
 /// A CSR for `names` with a new P-256 key (the key is thrown away).

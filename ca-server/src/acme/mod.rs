@@ -471,6 +471,7 @@ impl Acme {
     ) -> Result<Reply, Problem> {
         match rest {
             ["account", id] => self.update_account(prov, account, id, jws).await,
+            ["key-change"] => self.key_change(prov, account, jws).await,
             ["new-order"] => self.new_order(prov, &account, jws).await,
             ["order", id] => self.get_order(prov, &account, id),
             ["order", id, "finalize"] => self.finalize(prov, &account, id, jws).await,
@@ -487,6 +488,7 @@ impl Acme {
             "newAccount": self.url(prov, "new-account"),
             "newOrder": self.url(prov, "new-order"),
             "revokeCert": self.url(prov, "revoke-cert"),
+            "keyChange": self.url(prov, "key-change"),
             "meta": {
                 "externalAccountRequired": false,
             },
@@ -696,6 +698,82 @@ impl Acme {
             .await?;
         }
         Ok(Reply::json(StatusCode::OK, &self.account_json(prov, &account)).at(url))
+    }
+
+    /// keyChange (RFC 8555 §7.3.5): the outer JWS by the old key, the inner
+    /// by the new one, naming the account and the old key.
+    async fn key_change(
+        &self,
+        prov: &str,
+        mut account: AcmeAccount,
+        outer: &Jws,
+    ) -> Result<Reply, Problem> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct KeyChange {
+            account: String,
+            old_key: Value,
+        }
+        let inner = Jws::parse(&outer.payload)?;
+        let Some(new_jwk) = inner.protected.jwk.clone() else {
+            return Err(Problem::malformed(
+                "the inner JWS must carry the new key as jwk",
+            ));
+        };
+        if inner.protected.kid.is_some() || inner.protected.nonce.is_some() {
+            return Err(Problem::malformed("the inner JWS has no kid and no nonce"));
+        }
+        if inner.protected.url != outer.protected.url {
+            return Err(Problem::malformed(
+                "the inner JWS's url differs from the outer one's",
+            ));
+        }
+        inner.verify(&new_jwk)?;
+        let body: KeyChange = inner.payload_json()?;
+        let kid = self.url(prov, &format!("account/{}", account.id));
+        if body.account != kid {
+            return Err(Problem::unauthorized(
+                "the inner payload names another account",
+            ));
+        }
+        if jws::thumbprint(&body.old_key)? != account.thumbprint {
+            return Err(Problem::unauthorized("oldKey is not the account's key"));
+        }
+        let new_thumbprint = jws::thumbprint(&new_jwk)?;
+        if new_thumbprint == account.thumbprint {
+            return Err(Problem::malformed("the new key is the old key"));
+        }
+        let old_thumbprint = account.thumbprint.clone();
+        account.thumbprint = new_thumbprint;
+        account.jwk = jws::canonical(&new_jwk)?.to_string();
+        let who = format!("URI:acme:{prov}/{}", account.id);
+        let a = account.clone();
+        let r = self
+            .audited("AcmeKeyChange", &account.id, &who, &old_thumbprint, async {
+                let draft = crate::audit::commit_draft(&who, "AcmeKeyChange", &a.id);
+                let r = self.auth.store.acme_update_account(a.clone(), draft).await;
+                crate::audit::committed();
+                r
+            })
+            .await;
+        match r {
+            Ok(()) => Ok(Reply::json(StatusCode::OK, &self.account_json(prov, &account)).at(kid)),
+            Err(StoreError::Conflict(other)) => {
+                let mut reply = Reply::json(
+                    StatusCode::CONFLICT,
+                    &Problem {
+                        kind: "malformed",
+                        detail: "another account has that key".into(),
+                        status: 409,
+                    }
+                    .to_json(),
+                )
+                .at(self.url(prov, &format!("account/{other}")));
+                reply.content_type = "application/problem+json";
+                Ok(reply)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn order_json(&self, prov: &str, o: &AcmeOrder) -> Value {

@@ -338,7 +338,8 @@ pub trait Store: Send + Sync {
     /// A new account, refused (Conflict naming the existing account's id) if
     /// its key already has one.
     fn acme_create_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
-    /// Replace an account (contact, status); NotFound if it does not exist.
+    /// Replace an account (contact, status, or its key: then Conflict naming
+    /// the account that has the new key already); NotFound if it does not exist.
     fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
     fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError>;
     fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError>;

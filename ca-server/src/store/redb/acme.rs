@@ -79,9 +79,13 @@ pub fn update_account(txn: &WriteTransaction, a: &AcmeAccount) -> Result<(), Sto
         None => return Err(StoreError::NotFound(format!("no account {}", a.id))),
     };
     if old.thumbprint != a.thumbprint {
-        return Err(StoreError::Conflict(
-            "an account's key does not change here".into(),
-        ));
+        // A key change: the new key must not be another account's.
+        let mut keys = txn.open_table(ACME_ACCOUNT_KEYS)?;
+        if let Some(existing) = keys.get(a.thumbprint.as_str())? {
+            return Err(StoreError::Conflict(existing.value().to_string()));
+        }
+        keys.remove(old.thumbprint.as_str())?;
+        keys.insert(a.thumbprint.as_str(), a.id.as_str())?;
     }
     accounts.insert(a.id.as_str(), bytes.as_slice())?;
     Ok(())
