@@ -282,3 +282,70 @@ fn lego_obtains_with_http01_and_with_tls_alpn01() {
         "{v}"
     );
 }
+
+#[test]
+fn caddy_gets_its_certificate_on_its_own_and_serves_https() {
+    let (http_port, https_port) = (free_port(), free_port());
+    let (s, directory) = acme_server(http_port, https_port);
+    let dir = s.tmp.path().join("caddy");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let caddyfile = dir.join("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!(
+            "{{\n  acme_ca {directory}\n  acme_ca_root {root}\n  email ops@example.test\n  \
+             http_port {http_port}\n  https_port {https_port}\n  admin off\n  \
+             storage file_system {storage}\n  ocsp_stapling off\n}}\n\n\
+             caddy.example.test {{\n  respond \"hello from caddy\"\n}}\n",
+            root = s.root_pem().display(),
+            storage = dir.join("storage").display(),
+        ),
+    )
+    .expect("Caddyfile");
+    let log = std::fs::File::create(dir.join("caddy.log")).expect("log");
+    let child = Command::new("caddy")
+        .args(["run", "--adapter", "caddyfile", "--config"])
+        .arg(&caddyfile)
+        .env("HOME", &dir)
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("caddy (the test command installs Debian's caddy package)");
+    let _caddy = harness::KillOnDrop(child);
+    // Caddy obtains the certificate in the background once it has started.
+    let start = std::time::Instant::now();
+    let body = loop {
+        let out = run(Command::new("curl")
+            .args(["-sS", "--max-time", "5", "--cacert"])
+            .arg(s.root_pem())
+            .args([
+                "--resolve",
+                &format!("caddy.example.test:{https_port}:127.0.0.1"),
+                &format!("https://caddy.example.test:{https_port}/"),
+            ]));
+        if out.status.success() {
+            break text(&out);
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "caddy never served a certificate curl trusts: {}\n{}",
+            text(&out),
+            std::fs::read_to_string(dir.join("caddy.log")).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    assert!(body.contains("hello from caddy"), "{body}");
+    println!(
+        "caddy served HTTPS with our certificate after {:?}",
+        start.elapsed()
+    );
+    // The certificate curl accepted is one the server issued to an ACME account.
+    let (st, v) = s.curl("GET", "/v1/certificates?limit=100", None);
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        v.to_string().contains("caddy.example.test"),
+        "the server has no certificate for caddy.example.test: {v}"
+    );
+}

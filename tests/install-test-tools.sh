@@ -2,8 +2,8 @@
 # Installs the programs the end-to-end tests drive and the Rust toolchain does
 # not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
 # libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
-# (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot and lego
-# (ACME clients); and
+# (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot, lego and
+# Caddy (ACME clients); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -20,6 +20,7 @@ declare -A package_for=(
   [promtool]=prometheus
   [certbot]=certbot
   [lego]=lego
+  [caddy]=caddy
 )
 missing=()
 for tool in "${!package_for[@]}"; do
