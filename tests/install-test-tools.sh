@@ -3,7 +3,7 @@
 # not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
 # libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
 # (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot, lego and
-# Caddy (ACME clients); and
+# Caddy (ACME clients), pebble (its DNS test server); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -21,6 +21,7 @@ declare -A package_for=(
   [certbot]=certbot
   [lego]=lego
   [caddy]=caddy
+  [pebble-challtestsrv]=pebble
 )
 missing=()
 for tool in "${!package_for[@]}"; do

@@ -226,6 +226,20 @@ impl AcmeClient {
         names: &[&str],
         responder: &Responder,
     ) -> Result<String, String> {
+        self.obtain_with(names, "http-01", &|_, token, key_authorization| {
+            responder.put(token, key_authorization)
+        })
+        .await
+    }
+
+    /// A whole order answering each authorization's `kind` challenge with
+    /// `solve(identifier, token, key_authorization)`.
+    pub async fn obtain_with(
+        &mut self,
+        names: &[&str],
+        kind: &str,
+        solve: &(dyn Fn(&str, &str, &str) + Sync),
+    ) -> Result<String, String> {
         let ids: Vec<Value> = names
             .iter()
             .map(|n| json!({"type": "dns", "value": n}))
@@ -252,11 +266,12 @@ impl AcmeClient {
             let authz: Value = serde_json::from_slice(&body).map_err(|e| err("authz", e))?;
             let ch = authz["challenges"]
                 .as_array()
-                .and_then(|c| c.iter().find(|c| c["type"] == "http-01"))
-                .ok_or("no http-01 challenge")?
+                .and_then(|c| c.iter().find(|c| c["type"] == kind))
+                .ok_or_else(|| format!("no {kind} challenge"))?
                 .clone();
             let token = ch["token"].as_str().unwrap_or_default();
-            responder.put(token, &format!("{token}.{thumb}"));
+            let identifier = authz["identifier"]["value"].as_str().unwrap_or_default();
+            solve(identifier, token, &format!("{token}.{thumb}"));
             let ch_url = ch["url"].as_str().unwrap_or_default().to_string();
             self.post(&ch_url, Some(&json!({}))).await?;
         }

@@ -1,7 +1,8 @@
 //! ACME (RFC 8555): the second front door. Services get certificates with
-//! certbot, lego and the like, proving control of their names with `http-01`
-//! or `tls-alpn-01` challenges, from a listener of its own (HTTPS, the API's certificate, no
-//! client certificate).
+//! certbot, lego, Caddy and the like, proving control of their names with
+//! `http-01`, `tls-alpn-01` or `dns-01` challenges (wildcards: dns-01 only),
+//! on a listener of its own (HTTPS, the API's certificate, no client
+//! certificate).
 //!
 //! Each provisioner has a directory (`/acme/{name}/directory`), is bound to a
 //! CA, a profile and a validity, and issues through the same pipeline as the
@@ -18,6 +19,7 @@
 //! audited with their effect. Nonces are kept in memory (one node).
 
 pub mod client;
+mod dns;
 pub mod jws;
 mod nonce;
 mod validate;
@@ -58,6 +60,10 @@ pub struct AcmeConfig {
     pub http01_port: u16,
     /// The port `tls-alpn-01` validation connects to (443).
     pub tls_alpn01_port: u16,
+    /// The DNS resolver `dns-01` asks (IP:port); default: the first
+    /// nameserver of /etc/resolv.conf.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_resolver: Option<String>,
     /// Connect every validation to this address instead of resolving the
     /// name (tests, or a split-horizon network).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,6 +102,7 @@ impl Default for AcmeConfig {
             base_url: None,
             http01_port: 80,
             tls_alpn01_port: 443,
+            dns_resolver: None,
             resolve_to: None,
             validation_timeout_secs: 10,
             order_lifetime_hours: 7 * 24,
@@ -117,6 +124,10 @@ impl AcmeConfig {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|_| format!("acme.listen {:?} is not IP:port", self.listen))?;
+        if let Some(r) = &self.dns_resolver {
+            r.parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("acme.dns_resolver {r:?} is not IP:port"))?;
+        }
         if let Some(r) = &self.resolve_to {
             r.parse::<std::net::IpAddr>()
                 .map_err(|_| format!("acme.resolve_to {r:?} is not an IP address"))?;
@@ -196,6 +207,7 @@ problems! {
     bad_revocation_reason => "badRevocationReason", 400;
     incorrect_response => "incorrectResponse", 403;
     connection => "connection", 400;
+    dns => "dns", 400;
     server => "serverInternal", 500;
     unavailable => "serverInternal", 503;
 }
@@ -844,14 +856,15 @@ impl Acme {
                 )));
             }
             let v = i.value.to_ascii_lowercase();
-            if v.starts_with("*.") {
-                return Err(Problem::rejected_identifier(format!(
-                    "{v}: wildcard names need dns-01, which this server does not offer yet"
-                )));
-            }
-            match ca_core::names::SanEntry::parse(&format!("DNS:{v}")) {
-                Ok(ca_core::names::SanEntry::Dns(d)) => {
-                    names.insert(d);
+            // A wildcard covers one label: its base must be a name itself.
+            let base = v.strip_prefix("*.").unwrap_or(&v);
+            match ca_core::names::SanEntry::parse(&format!("DNS:{base}")) {
+                Ok(ca_core::names::SanEntry::Dns(d)) if !d.contains('*') => {
+                    names.insert(if base.len() == v.len() {
+                        d
+                    } else {
+                        format!("*.{d}")
+                    });
                 }
                 Ok(_) | Err(_) => {
                     return Err(Problem::rejected_identifier(format!(
@@ -870,31 +883,35 @@ impl Acme {
         let order_id = random_id("ord-", 8)?;
         let mut authzs = Vec::new();
         for n in &names {
+            let (identifier, wildcard) = match n.strip_prefix("*.") {
+                Some(base) => (base.to_string(), true),
+                None => (n.clone(), false),
+            };
+            // A wildcard is proved in DNS only.
+            let mut kinds = vec!["dns-01"];
+            if !wildcard {
+                kinds.extend(["http-01", "tls-alpn-01"]);
+            }
+            let mut challenges = Vec::new();
+            for kind in kinds {
+                challenges.push(AcmeChallenge {
+                    id: random_id("ch-", 6)?,
+                    kind: kind.into(),
+                    status: "pending".into(),
+                    token: token()?,
+                    validated: None,
+                    error: None,
+                });
+            }
             authzs.push(AcmeAuthz {
                 id: random_id("az-", 8)?,
                 account: account.id.clone(),
                 order: order_id.clone(),
-                identifier: n.clone(),
+                identifier,
+                wildcard,
                 status: "pending".into(),
                 expires,
-                challenges: vec![
-                    AcmeChallenge {
-                        id: random_id("ch-", 6)?,
-                        kind: "http-01".into(),
-                        status: "pending".into(),
-                        token: token()?,
-                        validated: None,
-                        error: None,
-                    },
-                    AcmeChallenge {
-                        id: random_id("ch-", 6)?,
-                        kind: "tls-alpn-01".into(),
-                        status: "pending".into(),
-                        token: token()?,
-                        validated: None,
-                        error: None,
-                    },
-                ],
+                challenges,
             });
         }
         let order = AcmeOrder {
@@ -978,12 +995,16 @@ impl Acme {
         } else {
             a.status.as_str()
         };
-        json!({
+        let mut v = json!({
             "status": status,
             "expires": crate::clock::fmt_unix(a.expires),
             "identifier": {"type": "dns", "value": a.identifier},
             "challenges": a.challenges.iter().map(|c| self.challenge_json(prov, a, c)).collect::<Vec<_>>(),
-        })
+        });
+        if a.wildcard {
+            v["wildcard"] = json!(true);
+        }
+        v
     }
 
     fn challenge_json(&self, prov: &str, a: &AcmeAuthz, c: &AcmeChallenge) -> Value {

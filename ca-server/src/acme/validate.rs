@@ -37,6 +37,7 @@ pub fn spawn(
         for attempt in 0..ATTEMPTS {
             outcome = match kind.as_str() {
                 "tls-alpn-01" => tls_alpn01(&cfg, &authz.identifier, &key_authorization).await,
+                "dns-01" => dns01(&cfg, &authz.identifier, &key_authorization).await,
                 _ => {
                     http01(
                         &cfg,
@@ -394,4 +395,33 @@ fn verify_with_certificate(
         .verify(message, dss.signature())
         .map(|()| rustls::client::danger::HandshakeSignatureValid::assertion())
         .map_err(|_| bad())
+}
+
+/// `dns-01` (RFC 8555 §8.4): a TXT record at `_acme-challenge.NAME` holding
+/// base64url(SHA-256(key authorization)).
+pub(super) async fn dns01(
+    cfg: &AcmeConfig,
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), Problem> {
+    let resolver = super::dns::resolver(cfg.dns_resolver.as_deref()).map_err(Problem::server)?;
+    let timeout = Duration::from_secs(cfg.validation_timeout_secs);
+    let at = format!("_acme-challenge.{name}");
+    let records = super::dns::txt_records(resolver, &at, timeout)
+        .await
+        .map_err(|e| Problem::dns(format!("{at}: {e}")))?;
+    let want = super::jws::b64(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes())
+            .as_ref(),
+    );
+    if records.iter().any(|r| r == &want) {
+        Ok(())
+    } else if records.is_empty() {
+        Err(Problem::unauthorized(format!("no TXT record at {at}")))
+    } else {
+        Err(Problem::incorrect_response(format!(
+            "none of the {} TXT records at {at} holds this account's key authorization digest",
+            records.len()
+        )))
+    }
 }

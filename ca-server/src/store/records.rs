@@ -497,8 +497,11 @@ pub struct AcmeAuthz {
     pub account: String,
     /// The order it was made for.
     pub order: String,
-    /// DNS name (lower case).
+    /// DNS name (lower case), without the `*.` of a wildcard.
     pub identifier: String,
+    /// For `*.identifier`: only dns-01 proves it.
+    #[serde(default)]
+    pub wildcard: bool,
     /// `pending`, `valid`, `invalid`, `deactivated`, `expired` or `revoked`.
     pub status: String,
     pub expires: i64,
@@ -508,7 +511,7 @@ pub struct AcmeAuthz {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AcmeChallenge {
     pub id: String,
-    /// `http-01`.
+    /// `http-01`, `tls-alpn-01` or `dns-01`.
     #[serde(rename = "type")]
     pub kind: String,
     /// `pending`, `processing`, `valid` or `invalid`.
