@@ -35,6 +35,10 @@ fn acme_server(http01_port: u16, alpn_port: u16) -> (Server, String) {
             &format!("tls_alpn01_port = {alpn_port}"),
         );
     assert_ne!(tuned, original, "config.toml carries [acme]");
+    // A second directory that needs external account binding.
+    let tuned = format!(
+        "{tuned}\n[[acme.provisioners]]\nname = \"eab\"\nprofile = \"tls-server\"\neab = \"required\"\n"
+    );
     std::fs::write(&config, tuned).expect("config");
     s.start();
     harness::wait_for_port(acme_port, "ACME listener");
@@ -348,4 +352,101 @@ fn caddy_gets_its_certificate_on_its_own_and_serves_https() {
         v.to_string().contains("caddy.example.test"),
         "the server has no certificate for caddy.example.test: {v}"
     );
+}
+
+#[test]
+fn lego_needs_an_eab_key_where_required_and_a_revoked_key_shuts_its_account_out() {
+    let http01 = free_port();
+    let (s, directory) = acme_server(http01, free_port());
+    let eab_directory = directory.replace("/acme/default/", "/acme/eab/");
+    let out = s.cli(&[
+        "-o",
+        "json",
+        "acme",
+        "eab",
+        "create",
+        "--provisioner",
+        "eab",
+        "--name-pattern",
+        "*.eab.example.test",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let made: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kid = made["key"]["key_id"].as_str().expect("kid").to_string();
+    let hmac = made["hmac_key"].as_str().expect("hmac").to_string();
+    assert_eq!(made["directory"], eab_directory.as_str());
+    let http = [
+        "--http".to_string(),
+        "--http.port".into(),
+        format!("127.0.0.1:{http01}"),
+    ];
+    let http: Vec<&str> = http.iter().map(String::as_str).collect();
+
+    // Without a binding: refused.
+    let path = s.tmp.path().join("lego-no-eab");
+    let out = lego(&s, &path, &eab_directory, "a.eab.example.test", &http);
+    assert!(!out.status.success(), "an account without EAB was made");
+    // lego reads externalAccountRequired from the directory and stops.
+    assert!(
+        text(&out).contains("requires External Account Binding"),
+        "{}",
+        text(&out)
+    );
+
+    // With it: the account is made and gets the names its key allows.
+    let path = s.tmp.path().join("lego-eab");
+    let mut with_eab = vec!["--eab", "--kid", kid.as_str(), "--hmac", hmac.as_str()];
+    with_eab.extend_from_slice(&http);
+    let out = lego(&s, &path, &eab_directory, "a.eab.example.test", &with_eab);
+    assert!(out.status.success(), "lego --eab: {}", text(&out));
+    let cert = path.join("certificates/a.eab.example.test.crt");
+    let verdict = openssl_verify(&s, &cert, &cert);
+    assert!(verdict.contains(": OK"), "{verdict}");
+
+    // The operator sees the account and its order.
+    let out = s.cli(&["-o", "json", "acme", "accounts"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let accounts: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let account = accounts["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|a| a["eab_key_id"] == kid.as_str())
+        .expect("the account made with the key")
+        .clone();
+    let id = account["id"].as_str().expect("id");
+    let out = s.cli(&["-o", "json", "acme", "orders", id]);
+    assert!(out.status.success(), "{}", text(&out));
+    let orders: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(orders["orders"][0]["status"], "valid", "{orders}");
+    assert_eq!(
+        orders["orders"][0]["serial"].as_str(),
+        Some(serial_of(&cert).as_str())
+    );
+
+    // The key binds one account only.
+    let path2 = s.tmp.path().join("lego-eab-again");
+    let out = lego(&s, &path2, &eab_directory, "b.eab.example.test", &with_eab);
+    assert!(
+        !out.status.success(),
+        "a second account was made with the same EAB key"
+    );
+
+    // A name its key does not allow.
+    let out = lego(&s, &path, &eab_directory, "a.other.example.test", &with_eab);
+    assert!(
+        !out.status.success(),
+        "a name outside the EAB key's patterns was issued"
+    );
+    assert!(text(&out).contains("rejectedIdentifier"), "{}", text(&out));
+
+    // Revoked: the account can no longer order.
+    let out = s.cli(&["acme", "eab", "revoke", &kid]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lego(&s, &path, &eab_directory, "c.eab.example.test", &with_eab);
+    assert!(
+        !out.status.success(),
+        "an account whose EAB key is revoked still ordered"
+    );
+    assert!(text(&out).contains("revoked"), "{}", text(&out));
 }

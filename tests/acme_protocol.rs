@@ -42,6 +42,9 @@ fn setup_with_dns(dns_resolver: Option<&str>) -> Acme {
             &format!("listen = \"127.0.0.1:{acme_port}\""),
         )
         .replace("http01_port = 80", &format!("http01_port = {http01}"));
+    let tuned = format!(
+        "{tuned}\n[[acme.provisioners]]\nname = \"eab\"\nprofile = \"tls-server\"\neab = \"required\"\n"
+    );
     std::fs::write(&config, tuned).expect("config");
     s.start();
     harness::wait_for_port(acme_port, "ACME listener");
@@ -241,7 +244,7 @@ fn requests_made_wrong_get_the_right_problem_and_change_nothing() {
         let big = json!({"identifiers": [{"type": "dns", "value": "a".repeat(70_000)}]});
         let j = c.jws(&c.header(&new_order, &n), Some(&big)).expect("jws");
         out.push(("malformed", c.post_jws(&new_order, j).await));
-        // A name outside the policy; an IP identifier; a wildcard.
+        // A name outside the policy; an IP identifier; a wildcard of a wildcard.
         for (want, v) in [
             (
                 "rejectedIdentifier",
@@ -253,7 +256,7 @@ fn requests_made_wrong_get_the_right_problem_and_change_nothing() {
             ),
             (
                 "rejectedIdentifier",
-                json!([{"type": "dns", "value": "*.example.test"}]),
+                json!([{"type": "dns", "value": "*.*.example.test"}]),
             ),
         ] {
             out.push((
@@ -560,4 +563,56 @@ fn dns01_proves_a_wildcard_and_a_missing_record_fails_the_order() {
         a.rt.block_on(c.obtain_with(&["missing.example.test"], "dns-01", &|_, _, _| {}));
     let e = failed.expect_err("no record, no certificate");
     assert!(e.contains("_acme-challenge.missing.example.test"), "{e}");
+}
+
+#[test]
+fn external_account_binding_is_checked_by_the_server() {
+    let a = setup();
+    let eab_dir = a.directory.replace("/acme/default/", "/acme/eab/");
+    let out = a.s.cli(&[
+        "-o",
+        "json",
+        "acme",
+        "eab",
+        "create",
+        "--provisioner",
+        "eab",
+    ]);
+    assert!(out.status.success(), "{}", harness::text(&out));
+    let made: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let kid = made["key"]["key_id"].as_str().expect("kid").to_string();
+    let hmac = made["hmac_key"].as_str().expect("hmac").to_string();
+    let root = std::fs::read(a.s.root_pem()).expect("root");
+    let tls = ca_server::api::client::client_config(&root, None, None).expect("tls");
+    let connect = || {
+        a.rt.block_on(AcmeClient::connect(&eab_dir, tls.clone()))
+            .expect("connect")
+    };
+    let mut c = connect();
+    assert_eq!(c.directory["meta"]["externalAccountRequired"], true);
+    // None, a wrong MAC key, an unknown key id: refused, nothing made.
+    let url = c.url("newAccount");
+    let none =
+        a.rt.block_on(c.post(&url, Some(&json!({"termsOfServiceAgreed": true}))))
+            .expect("post");
+    assert_eq!(problem(&none), "externalAccountRequired");
+    let wrong =
+        a.rt.block_on(c.new_account_with_eab(&kid, &b64(&[7u8; 32])))
+            .expect("post");
+    assert_eq!(problem(&wrong), "unauthorized");
+    let unknown =
+        a.rt.block_on(c.new_account_with_eab("eab-0000000000000000", &hmac))
+            .expect("post");
+    assert_eq!(problem(&unknown), "unauthorized");
+    // The right one binds; the same key cannot bind a second account.
+    let ok =
+        a.rt.block_on(c.new_account_with_eab(&kid, &hmac))
+            .expect("post");
+    assert_eq!(ok.0, 201, "{}", String::from_utf8_lossy(&ok.2));
+    let mut second = connect();
+    let again =
+        a.rt.block_on(second.new_account_with_eab(&kid, &hmac))
+            .expect("post");
+    assert_eq!(problem(&again), "unauthorized");
+    assert_eq!(a.audited("AcmeNewAccount"), 1);
 }

@@ -59,6 +59,8 @@ pub enum Command {
     Audit(crate::admin::AuditArgs),
     /// CA aliases (list, set, rotate the CA behind one).
     Alias(crate::admin::AliasArgs),
+    /// ACME: external account binding keys, accounts, orders.
+    Acme(crate::acme::AcmeArgs),
     /// Webhooks the server POSTs its events to (create, list, delete).
     Webhook(crate::events::WebhookArgs),
     /// Events: certificates issued, revoked or approaching expiration, CAs
@@ -97,6 +99,7 @@ pub fn run(cli: Cli, out: &Out) -> Result<()> {
         Command::Audit(a) => crate::admin::run_audit(&a, out),
         Command::Alias(a) => crate::admin::run_alias(&a, out),
         Command::Ocsp(a) => crate::ocsp::run(&a, out),
+        Command::Acme(a) => crate::acme::run(&a, out),
         Command::Webhook(a) => crate::events::run_webhook(&a, out),
         Command::Events(a) => crate::events::run_events(&a, out),
         Command::Completions { shell } => {

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod acme;
 mod admin;
 mod args;
 mod cli;

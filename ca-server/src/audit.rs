@@ -140,7 +140,8 @@ pub fn success_status(method: &str, path: &str) -> u16 {
         | ("POST", ["v1", "certificates", "request"])
         | ("POST", ["v1", "certificates", _, "renew"])
         | ("POST", ["v1", "backups"])
-        | ("POST", ["v1", "webhooks"]) => 201,
+        | ("POST", ["v1", "webhooks"])
+        | ("POST", ["v1", "acme", "eab-keys"]) => 201,
         _ => 200,
     }
 }
@@ -180,6 +181,11 @@ pub fn classify(method: &str, path: &str) -> (String, String) {
         ("POST", ["v1", "webhooks"]) => ("CreateWebhook", String::new()),
         ("DELETE", ["v1", "webhooks", id]) => ("DeleteWebhook", clip(id)),
         ("GET", ["v1", "events"]) => ("ListEvents", String::new()),
+        ("GET", ["v1", "acme", "eab-keys"]) => ("ListAcmeEabKeys", String::new()),
+        ("POST", ["v1", "acme", "eab-keys"]) => ("CreateAcmeEabKey", String::new()),
+        ("DELETE", ["v1", "acme", "eab-keys", k]) => ("RevokeAcmeEabKey", clip(k)),
+        ("GET", ["v1", "acme", "accounts"]) => ("ListAcmeAccounts", String::new()),
+        ("GET", ["v1", "acme", "accounts", a, "orders"]) => ("ListAcmeOrders", clip(a)),
         ("GET", ["v1", "openapi.json"]) => ("GetOpenApi", String::new()),
         ("GET", ["v1", "aliases"]) => ("ListAliases", String::new()),
         ("GET", ["v1", "aliases", a]) => ("GetAlias", clip(a)),

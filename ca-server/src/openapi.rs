@@ -396,6 +396,46 @@ fn operations(g: &mut SchemaGenerator) -> Vec<Op> {
             200,
         ),
         events,
+        get::<EabKeyList>(
+            g,
+            "get",
+            "/v1/acme/eab-keys",
+            "ListAcmeEabKeys",
+            "ACME external account binding keys",
+            200,
+        ),
+        op::<CreateEabKey, EabKeyCreated>(
+            g,
+            "post",
+            "/v1/acme/eab-keys",
+            "CreateAcmeEabKey",
+            "An ACME external account binding key (its MAC key is returned once)",
+            201,
+        ),
+        get::<EabKey>(
+            g,
+            "delete",
+            "/v1/acme/eab-keys/{kid}",
+            "RevokeAcmeEabKey",
+            "Revoke an EAB key: no new account, and its account can no longer order",
+            200,
+        ),
+        get::<AcmeAccountList>(
+            g,
+            "get",
+            "/v1/acme/accounts",
+            "ListAcmeAccounts",
+            "ACME accounts",
+            200,
+        ),
+        get::<AcmeOrderList>(
+            g,
+            "get",
+            "/v1/acme/accounts/{id}/orders",
+            "ListAcmeOrders",
+            "An ACME account's orders",
+            200,
+        ),
     ]
 }
 

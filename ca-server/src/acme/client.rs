@@ -201,6 +201,41 @@ impl AcmeClient {
         Err("badNonce twice".into())
     }
 
+    /// newAccount with an external account binding under (`kid`, the
+    /// base64url MAC key); the answer as it comes.
+    pub async fn new_account_with_eab(
+        &mut self,
+        kid: &str,
+        hmac_b64: &str,
+    ) -> Result<Answer, String> {
+        use aws_lc_rs::hmac;
+        let url = self.url("newAccount");
+        let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+            .to_string()
+            .as_bytes());
+        let payload = b64(self.jwk.to_string().as_bytes());
+        let key = super::jws::unb64(hmac_b64, "MAC key").map_err(|p| p.detail)?;
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &key),
+            format!("{protected}.{payload}").as_bytes(),
+        );
+        let eab =
+            json!({"protected": protected, "payload": payload, "signature": b64(tag.as_ref())});
+        let a = self
+            .post(
+                &url,
+                Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": eab})),
+            )
+            .await?;
+        if a.0 == 201 {
+            self.kid =
+                a.1.get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+        }
+        Ok(a)
+    }
+
     pub async fn new_account(&mut self) -> Result<(), String> {
         let url = self.url("newAccount");
         let (st, h, body) = self

@@ -77,6 +77,27 @@ impl Jws {
             .map_err(|e| Problem::malformed(format!("the payload: {e}")))
     }
 
+    /// Check an HS256/HS384/HS512 MAC with `key` (external account binding).
+    pub fn verify_hmac(&self, key: &[u8]) -> Result<(), Problem> {
+        use aws_lc_rs::hmac;
+        let alg = match self.protected.alg.as_str() {
+            "HS256" => hmac::HMAC_SHA256,
+            "HS384" => hmac::HMAC_SHA384,
+            "HS512" => hmac::HMAC_SHA512,
+            other => {
+                return Err(Problem::bad_signature_algorithm(format!(
+                    "external account binding with {other:?}: HS256, HS384 or HS512"
+                )))
+            }
+        };
+        hmac::verify(
+            &hmac::Key::new(alg, key),
+            &self.signing_input,
+            &self.signature,
+        )
+        .map_err(|_| Problem::unauthorized("the external account binding's MAC does not verify"))
+    }
+
     /// Check the signature with `jwk` (whose kind must fit `alg`).
     pub fn verify(&self, jwk: &Value) -> Result<(), Problem> {
         verify(

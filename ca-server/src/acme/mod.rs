@@ -88,6 +88,18 @@ pub struct Provisioner {
     /// Lifetime of issued certificates (default: the profile's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_days: Option<u32>,
+    /// External account binding: `off`, `optional` or `required`.
+    #[serde(default)]
+    pub eab: EabMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EabMode {
+    #[default]
+    Off,
+    Optional,
+    Required,
 }
 
 fn default_profile() -> String {
@@ -111,6 +123,7 @@ impl Default for AcmeConfig {
                 ca: None,
                 profile: default_profile(),
                 validity_days: None,
+                eab: EabMode::Off,
             }],
         }
     }
@@ -333,11 +346,17 @@ impl Acme {
         self.auth.now().unix_timestamp()
     }
 
-    /// The policy identity of an account.
+    /// The policy identity of an account: `URI:acme:PROVISIONER/ACCOUNT`,
+    /// and `URI:acme-eab:PROVISIONER/KID` when it was made with an EAB key
+    /// (statements can name either).
     fn identity(prov: &str, account: &AcmeAccount) -> Identity {
+        let mut sans = vec![format!("URI:acme:{prov}/{}", account.id)];
+        if let Some(kid) = &account.eab_kid {
+            sans.push(format!("URI:acme-eab:{prov}/{kid}"));
+        }
         Identity {
             subject: String::new(),
-            sans: vec![format!("URI:acme:{prov}/{}", account.id)],
+            sans,
             fingerprint: String::new(),
             internal: false,
         }
@@ -502,7 +521,7 @@ impl Acme {
             "revokeCert": self.url(prov, "revoke-cert"),
             "keyChange": self.url(prov, "key-change"),
             "meta": {
-                "externalAccountRequired": false,
+                "externalAccountRequired": self.provisioner(prov).is_some_and(|p| p.eab == EabMode::Required),
             },
         })
     }
@@ -563,6 +582,14 @@ impl Acme {
                         account.status
                     )));
                 }
+                // Revoking its EAB key shuts the account out.
+                if let Some(kid) = &account.eab_kid {
+                    if self.auth.store.acme_eab_key(kid)?.is_none_or(|k| k.revoked) {
+                        return Err(Problem::unauthorized(format!(
+                            "the account's EAB key {kid} is revoked"
+                        )));
+                    }
+                }
                 Ok(Sender::Account(account))
             }
         }
@@ -587,6 +614,8 @@ impl Acme {
             #[serde(default)]
             #[allow(dead_code)]
             terms_of_service_agreed: Option<bool>,
+            #[serde(default)]
+            external_account_binding: Option<Value>,
         }
         let jwk = match (&jws.protected.jwk, &jws.protected.kid) {
             (Some(j), None) => j.clone(),
@@ -607,6 +636,21 @@ impl Acme {
             return Err(Problem::account_does_not_exist("no account has this key"));
         }
         check_contacts(&body.contact)?;
+        let mode = self.provisioner(prov).map_or(EabMode::Off, |p| p.eab);
+        let eab_kid = match (&body.external_account_binding, mode) {
+            (None, EabMode::Required) => {
+                return Err(Problem {
+                    kind: "externalAccountRequired",
+                    detail: "this directory needs an external account binding (ask an operator for an EAB key)".into(),
+                    status: 400,
+                })
+            }
+            (None, _) | (Some(_), EabMode::Off) => None,
+            (Some(b), _) => {
+                let url = self.url(prov, "new-account");
+                Some(self.check_eab(prov, b, &thumbprint, &url)?)
+            }
+        };
         let canonical = jws::canonical(&jwk)?;
         let account = AcmeAccount {
             id: random_id("acct-", 8)?,
@@ -616,6 +660,7 @@ impl Acme {
             jwk: canonical.to_string(),
             contact: body.contact,
             created_at: self.now(),
+            eab_kid,
         };
         let who = format!("URI:acme:{prov}/{}", account.id);
         let url = self.url(prov, &format!("account/{}", account.id));
@@ -639,6 +684,9 @@ impl Acme {
                 r.status = StatusCode::CREATED;
                 Ok(r)
             }
+            Err(StoreError::Conflict(why)) if why.starts_with("eab:") => Err(
+                Problem::unauthorized(why.trim_start_matches("eab:").to_string()),
+            ),
             // Made meanwhile with the same key: answer with it.
             Err(StoreError::Conflict(id)) => {
                 let a = self
@@ -651,6 +699,57 @@ impl Acme {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Check an external account binding (RFC 8555 §7.3.4): a JWS MACed
+    /// with an operator's EAB key over the account key, for newAccount.
+    fn check_eab(
+        &self,
+        prov: &str,
+        binding: &Value,
+        account_thumbprint: &str,
+        new_account_url: &str,
+    ) -> Result<String, Problem> {
+        let eab = Jws::parse(binding.to_string().as_bytes())?;
+        let kid = eab
+            .protected
+            .kid
+            .clone()
+            .ok_or_else(|| Problem::malformed("the external account binding has no kid"))?;
+        if eab.protected.nonce.is_some() || eab.protected.jwk.is_some() {
+            return Err(Problem::malformed(
+                "the external account binding has no nonce and no jwk",
+            ));
+        }
+        if eab.protected.url.as_deref() != Some(new_account_url) {
+            return Err(Problem::unauthorized(
+                "the external account binding is for another URL",
+            ));
+        }
+        let key = self
+            .auth
+            .store
+            .acme_eab_key(&kid)?
+            .filter(|k| k.provisioner == prov)
+            .ok_or_else(|| {
+                Problem::unauthorized(format!("no EAB key {kid:?} for this directory"))
+            })?;
+        if key.revoked {
+            return Err(Problem::unauthorized(format!("EAB key {kid} is revoked")));
+        }
+        if key.account.is_some() {
+            return Err(Problem::unauthorized(format!(
+                "EAB key {kid} is bound to an account already"
+            )));
+        }
+        eab.verify_hmac(&jws::unb64(&key.hmac_key, "the stored EAB key")?)?;
+        let bound: Value = eab.payload_json()?;
+        if jws::thumbprint(&bound)? != account_thumbprint {
+            return Err(Problem::unauthorized(
+                "the external account binding names another account key",
+            ));
+        }
+        Ok(kid)
     }
 
     async fn update_account(

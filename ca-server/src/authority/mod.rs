@@ -26,6 +26,7 @@ use crate::policy::Policies;
 use crate::store::{AuditDraft, CaRecord, CaStatus, CertRecord, CertStatus, Store};
 use crate::vault::{Vault, VaultError};
 
+mod acme_admin;
 mod admin;
 mod aliases;
 mod authz;

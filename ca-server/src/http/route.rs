@@ -315,6 +315,53 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             }
             _ => Err(method_not_allowed("DELETE")),
         },
+        ["v1", "acme", "eab-keys"] => {
+            no_query(q)?;
+            match method {
+                Method::GET => reply(
+                    StatusCode::OK,
+                    &wire::EabKeyList {
+                        keys: auth.list_eab_keys(who)?,
+                    },
+                ),
+                Method::POST => {
+                    let body: wire::CreateEabKey = parse_json(&read_body(auth, req).await?)?;
+                    reply(StatusCode::CREATED, &auth.create_eab_key(who, body).await?)
+                }
+                _ => Err(method_not_allowed("GET, POST")),
+            }
+        }
+        ["v1", "acme", "eab-keys", kid] => {
+            no_query(q)?;
+            match method {
+                Method::DELETE => reply(StatusCode::OK, &auth.revoke_eab_key(who, kid).await?),
+                _ => Err(method_not_allowed("DELETE")),
+            }
+        }
+        ["v1", "acme", "accounts"] => {
+            no_query(q)?;
+            match method {
+                Method::GET => reply(
+                    StatusCode::OK,
+                    &wire::AcmeAccountList {
+                        accounts: auth.list_acme_accounts(who)?,
+                    },
+                ),
+                _ => Err(method_not_allowed("GET")),
+            }
+        }
+        ["v1", "acme", "accounts", id, "orders"] => {
+            no_query(q)?;
+            match method {
+                Method::GET => reply(
+                    StatusCode::OK,
+                    &wire::AcmeOrderList {
+                        orders: auth.list_acme_orders(who, id)?,
+                    },
+                ),
+                _ => Err(method_not_allowed("GET")),
+            }
+        }
         ["v1", "events"] => match method {
             Method::GET => list_events(auth, who, q),
             _ => Err(method_not_allowed("GET")),

@@ -47,6 +47,7 @@
 //! | `acme_account_keys` | JWK thumbprint            | account id                              |
 //! | `acme_orders` | order id                        | [`AcmeOrder`] JSON                      |
 //! | `acme_authzs` | authorization id                | [`AcmeAuthz`] JSON                      |
+//! | `acme_eab_keys` | EAB key id                    | [`AcmeEabKey`] JSON                     |
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is
@@ -336,8 +337,23 @@ pub trait Store: Send + Sync {
     fn acme_account(&self, id: &str) -> Result<Option<AcmeAccount>, StoreError>;
     fn acme_account_by_key(&self, thumbprint: &str) -> Result<Option<AcmeAccount>, StoreError>;
     /// A new account, refused (Conflict naming the existing account's id) if
-    /// its key already has one.
+    /// its key already has one. With `account.eab_kid`, that key is bound to
+    /// it in the same commit, refused (Conflict starting `eab:`) if the key
+    /// is unknown, revoked or bound already.
     fn acme_create_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    fn acme_accounts(&self) -> Result<Vec<AcmeAccount>, StoreError>;
+    /// The orders of an account, oldest first.
+    fn acme_orders_of(&self, account: &str) -> Result<Vec<AcmeOrder>, StoreError>;
+    fn acme_eab_key(&self, kid: &str) -> Result<Option<AcmeEabKey>, StoreError>;
+    fn acme_eab_keys(&self) -> Result<Vec<AcmeEabKey>, StoreError>;
+    /// Keep an EAB key (`new`: Conflict if the kid exists; else NotFound if
+    /// it does not).
+    fn acme_put_eab_key(
+        &self,
+        key: AcmeEabKey,
+        new: bool,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()>;
     /// Replace an account (contact, status, or its key: then Conflict naming
     /// the account that has the new key already); NotFound if it does not exist.
     fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;

@@ -469,6 +469,26 @@ pub struct AcmeAccount {
     pub jwk: String,
     pub contact: Vec<String>,
     pub created_at: i64,
+    /// The external account binding key it was made with, if any.
+    #[serde(default)]
+    pub eab_kid: Option<String>,
+}
+
+/// An external account binding key (RFC 8555 §7.3.4): made by an operator,
+/// shown once, bound to the one account made with it, revocable.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeEabKey {
+    pub kid: String,
+    pub provisioner: String,
+    /// The HMAC key, base64url.
+    pub hmac_key: String,
+    pub created_at: i64,
+    pub created_by: String,
+    pub revoked: bool,
+    /// The account made with it.
+    pub account: Option<String>,
+    /// The policy statement made with it (names its accounts may get).
+    pub policy_statement: Option<String>,
 }
 
 /// An ACME order (RFC 8555 §7.1.3).

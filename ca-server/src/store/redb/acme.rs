@@ -4,13 +4,72 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
 use super::tables::*;
 use super::writer::Handle;
-use crate::store::{AcmeAccount, AcmeAuthz, AcmeOrder, StoreError};
+use crate::store::{AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, StoreError};
 
 pub const ACME_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_accounts");
 pub const ACME_ACCOUNT_KEYS: TableDefinition<&str, &str> =
     TableDefinition::new("acme_account_keys");
 pub const ACME_ORDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_orders");
 pub const ACME_AUTHZS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_authzs");
+pub const ACME_EAB_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("acme_eab_keys");
+
+fn all<T: for<'de> serde::Deserialize<'de>>(
+    h: &Handle,
+    def: TableDefinition<&str, &[u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let r = h.begin_read()?;
+    let t = match r.open_table(def) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    for item in t.iter()? {
+        let (_, v) = item?;
+        out.push(unjson(v.value())?);
+    }
+    Ok(out)
+}
+
+pub fn accounts(h: &Handle) -> Result<Vec<AcmeAccount>, StoreError> {
+    let mut v: Vec<AcmeAccount> = all(h, ACME_ACCOUNTS)?;
+    v.sort_by_key(|a| a.created_at);
+    Ok(v)
+}
+
+/// An account's orders (a scan: orders are few next to certificates).
+pub fn orders_of(h: &Handle, account: &str) -> Result<Vec<AcmeOrder>, StoreError> {
+    let mut v: Vec<AcmeOrder> = all::<AcmeOrder>(h, ACME_ORDERS)?
+        .into_iter()
+        .filter(|o| o.account == account)
+        .collect();
+    v.sort_by_key(|o| o.created_at);
+    Ok(v)
+}
+
+pub fn eab_key(h: &Handle, kid: &str) -> Result<Option<AcmeEabKey>, StoreError> {
+    get(h, ACME_EAB_KEYS, kid)
+}
+
+pub fn eab_keys(h: &Handle) -> Result<Vec<AcmeEabKey>, StoreError> {
+    let mut v: Vec<AcmeEabKey> = all(h, ACME_EAB_KEYS)?;
+    v.sort_by_key(|k| k.created_at);
+    Ok(v)
+}
+
+pub fn put_eab_key(txn: &WriteTransaction, key: &AcmeEabKey, new: bool) -> Result<(), StoreError> {
+    let bytes = json(key)?;
+    let mut t = txn.open_table(ACME_EAB_KEYS)?;
+    let exists = t.get(key.kid.as_str())?.is_some();
+    if new && exists {
+        return Err(StoreError::Conflict(format!("EAB key {} exists", key.kid)));
+    }
+    if !new && !exists {
+        return Err(StoreError::NotFound(format!("no EAB key {}", key.kid)));
+    }
+    t.insert(key.kid.as_str(), bytes.as_slice())?;
+    Ok(())
+}
 
 fn get<T: for<'de> serde::Deserialize<'de>>(
     h: &Handle,
@@ -65,6 +124,25 @@ pub fn create_account(txn: &WriteTransaction, a: &AcmeAccount) -> Result<(), Sto
     let mut accounts = txn.open_table(ACME_ACCOUNTS)?;
     if accounts.get(a.id.as_str())?.is_some() {
         return Err(StoreError::Conflict(a.id.clone()));
+    }
+    let mut bound = None;
+    if let Some(kid) = &a.eab_kid {
+        let eab = txn.open_table(ACME_EAB_KEYS)?;
+        let mut key: AcmeEabKey = match eab.get(kid.as_str())? {
+            Some(v) => unjson(v.value())?,
+            None => return Err(StoreError::Conflict(format!("eab:no EAB key {kid}"))),
+        };
+        if key.revoked || key.account.is_some() {
+            return Err(StoreError::Conflict(format!(
+                "eab:EAB key {kid} is revoked or bound to an account already"
+            )));
+        }
+        key.account = Some(a.id.clone());
+        bound = Some((kid.clone(), json(&key)?));
+    }
+    if let Some((kid, bytes)) = bound {
+        txn.open_table(ACME_EAB_KEYS)?
+            .insert(kid.as_str(), bytes.as_slice())?;
     }
     keys.insert(a.thumbprint.as_str(), a.id.as_str())?;
     accounts.insert(a.id.as_str(), bytes.as_slice())?;

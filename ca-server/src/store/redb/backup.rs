@@ -84,6 +84,7 @@ pub fn snapshot(
     copy_table(&r, &w, super::acme::ACME_ACCOUNT_KEYS)?;
     copy_table(&r, &w, super::acme::ACME_ORDERS)?;
     copy_table(&r, &w, super::acme::ACME_AUTHZS)?;
+    copy_table(&r, &w, super::acme::ACME_EAB_KEYS)?;
     {
         let mut t = w.open_table(BACKUP_FILES)?;
         for (name, bytes) in files {

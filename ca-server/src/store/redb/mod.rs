@@ -27,8 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use self::tables::*;
 use self::writer::{Handle, Job, JobOutput, Shared};
 use super::{
-    AcmeAccount, AcmeAuthz, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey, CaChange,
-    CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
+    AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
+    CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
     CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens, KeyMeta, MarkAdvance,
     NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
     StoreFuture, StoreStats, Verdict, WebhookRecord, SCHEMA_VERSION,
@@ -97,6 +97,7 @@ impl RedbStore {
         txn.open_table(acme::ACME_ACCOUNT_KEYS)?;
         txn.open_table(acme::ACME_ORDERS)?;
         txn.open_table(acme::ACME_AUTHZS)?;
+        txn.open_table(acme::ACME_EAB_KEYS)?;
         txn.commit()?;
         let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
@@ -640,6 +641,34 @@ impl Store for RedbStore {
     fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()> {
         Box::pin(self.write(Some(audit), move |txn| {
             acme::update_account(txn, &account)?;
+            Ok(((), Vec::new()))
+        }))
+    }
+
+    fn acme_accounts(&self) -> Result<Vec<AcmeAccount>, StoreError> {
+        acme::accounts(self.handle()?.as_ref())
+    }
+
+    fn acme_orders_of(&self, account: &str) -> Result<Vec<AcmeOrder>, StoreError> {
+        acme::orders_of(self.handle()?.as_ref(), account)
+    }
+
+    fn acme_eab_key(&self, kid: &str) -> Result<Option<AcmeEabKey>, StoreError> {
+        acme::eab_key(self.handle()?.as_ref(), kid)
+    }
+
+    fn acme_eab_keys(&self) -> Result<Vec<AcmeEabKey>, StoreError> {
+        acme::eab_keys(self.handle()?.as_ref())
+    }
+
+    fn acme_put_eab_key(
+        &self,
+        key: AcmeEabKey,
+        new: bool,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()> {
+        Box::pin(self.write(Some(audit), move |txn| {
+            acme::put_eab_key(txn, &key, new)?;
             Ok(((), Vec::new()))
         }))
     }
