@@ -616,3 +616,104 @@ fn external_account_binding_is_checked_by_the_server() {
     assert_eq!(problem(&again), "unauthorized");
     assert_eq!(a.audited("AcmeNewAccount"), 1);
 }
+
+/// RFC 9773's certID of a PEM certificate: base64url(AKI).base64url(serial).
+fn cert_id(pem: &str) -> String {
+    use der::{Decode, Encode};
+    let der = ca_core::pem::decode_all("CERTIFICATE", pem)
+        .expect("pem")
+        .remove(0);
+    let cert = x509_cert::Certificate::from_der(&der).expect("cert");
+    let (_, aki) = cert
+        .tbs_certificate
+        .get::<x509_cert::ext::pkix::AuthorityKeyIdentifier>()
+        .expect("aki")
+        .expect("aki");
+    let serial = cert.tbs_certificate.serial_number.to_der().expect("serial");
+    // The INTEGER's content octets (after tag and length).
+    let content = &serial[2..];
+    format!(
+        "{}.{}",
+        b64(aki.key_identifier.expect("key id").as_bytes()),
+        b64(content)
+    )
+}
+
+#[test]
+fn renewal_information_suggests_a_window_and_now_once_revoked() {
+    let a = setup();
+    let mut c = a.account();
+    let pem =
+        a.rt.block_on(c.obtain(&["ari.example.test"], &a.responder))
+            .expect("obtain");
+    let id = cert_id(&pem);
+    let url = format!("{}/{id}", c.url("renewalInfo"));
+    let ask = |c: &mut AcmeClient| {
+        a.rt.block_on(c.send(hyper::Method::GET, &url, None))
+            .expect("renewalInfo")
+    };
+    let (st, h, body) = ask(&mut c);
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        h.get("retry-after").is_some(),
+        "Retry-After tells when to ask again"
+    );
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    let t = |s: &Value| {
+        time::OffsetDateTime::parse(
+            s.as_str().expect("time"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("RFC 3339")
+    };
+    let (start, end) = (
+        t(&v["suggestedWindow"]["start"]),
+        t(&v["suggestedWindow"]["end"]),
+    );
+    let now = time::OffsetDateTime::now_utc();
+    assert!(now < start && start < end, "a window ahead: {v}");
+
+    // An order may say which certificate it replaces; another account's is refused.
+    let order =
+        json!({"identifiers": [{"type": "dns", "value": "ari.example.test"}], "replaces": id});
+    let new_order = c.url("newOrder");
+    let (st, _, body) =
+        a.rt.block_on(c.post(&new_order, Some(&order)))
+            .expect("order");
+    assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    let mut other = a.account();
+    let refused =
+        a.rt.block_on(other.post(&new_order, Some(&order)))
+            .expect("order");
+    assert_eq!(problem(&refused), "unauthorized");
+
+    // Revoked: renew now.
+    let serial = {
+        use der::Decode;
+        let der = ca_core::pem::decode_all("CERTIFICATE", &pem)
+            .expect("pem")
+            .remove(0);
+        let cert = x509_cert::Certificate::from_der(&der).expect("cert");
+        ca_core::hex::encode(cert.tbs_certificate.serial_number.as_bytes())
+    };
+    let (st, v) = harness::relying::revoke(&a.s, serial.trim_start_matches("00"), "SUPERSEDED");
+    assert_eq!(st, 200, "{v}");
+    let (_, _, body) = ask(&mut c);
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert!(
+        t(&v["suggestedWindow"]["start"]) <= time::OffsetDateTime::now_utc(),
+        "{v}"
+    );
+
+    // Not ours: 404.
+    let bogus = format!(
+        "{}/{}.{}",
+        c.url("renewalInfo"),
+        b64(b"nope"),
+        b64(&[1, 2, 3])
+    );
+    let (st, _, _) =
+        a.rt.block_on(c.send(hyper::Method::GET, &bogus, None))
+            .expect("renewalInfo");
+    assert_eq!(st, 404);
+}

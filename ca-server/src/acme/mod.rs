@@ -282,6 +282,8 @@ struct Reply {
     content_type: &'static str,
     location: Option<String>,
     links: Vec<String>,
+    /// Seconds, for `Retry-After`.
+    retry_after: Option<u64>,
 }
 
 impl Reply {
@@ -292,6 +294,7 @@ impl Reply {
             content_type: "application/json",
             location: None,
             links: Vec::new(),
+            retry_after: None,
         }
     }
     fn at(mut self, location: String) -> Reply {
@@ -418,6 +421,7 @@ impl Acme {
                     content_type: "application/problem+json",
                     location: None,
                     links: Vec::new(),
+                    retry_after: None,
                 }
             }
         };
@@ -442,6 +446,9 @@ impl Acme {
         if let Some(l) = &r.location {
             b = b.header("Location", l.as_str());
         }
+        if let Some(s) = r.retry_after {
+            b = b.header("Retry-After", s.to_string());
+        }
         let body = if head { Bytes::new() } else { r.body };
         b.body(Full::new(body)).unwrap_or_else(|_| {
             let mut resp = Response::new(Full::new(Bytes::new()));
@@ -462,6 +469,7 @@ impl Acme {
         match (method, rest.as_slice()) {
             (&Method::GET, ["directory"]) => Ok(Reply::json(StatusCode::OK, &self.directory(prov))),
             (&Method::HEAD, ["new-nonce"]) => Ok(Reply::json(StatusCode::OK, &Value::Null)),
+            (&Method::GET, ["renewal-info", cert_id]) => self.renewal_info(cert_id),
             (&Method::GET, ["new-nonce"]) => {
                 let mut r = Reply::json(StatusCode::NO_CONTENT, &Value::Null);
                 r.body = Bytes::new();
@@ -520,6 +528,7 @@ impl Acme {
             "newOrder": self.url(prov, "new-order"),
             "revokeCert": self.url(prov, "revoke-cert"),
             "keyChange": self.url(prov, "key-change"),
+            "renewalInfo": self.url(prov, "renewal-info"),
             "meta": {
                 "externalAccountRequired": self.provisioner(prov).is_some_and(|p| p.eab == EabMode::Required),
             },
@@ -934,8 +943,19 @@ impl Acme {
             not_before: Option<String>,
             #[serde(default)]
             not_after: Option<String>,
+            /// RFC 9773: the certID of the certificate this order renews.
+            #[serde(default)]
+            replaces: Option<String>,
         }
         let body: NewOrder = jws.payload_json()?;
+        if let Some(cert_id) = &body.replaces {
+            let (rec, _) = cert_of_cert_id(&self.auth, cert_id)?;
+            if rec.requested_by != format!("URI:acme:{prov}/{}", account.id) {
+                return Err(Problem::unauthorized(
+                    "replaces names a certificate this account did not order",
+                ));
+            }
+        }
         if body.not_before.is_some() || body.not_after.is_some() {
             return Err(Problem::malformed(
                 "notBefore and notAfter are not supported; the provisioner sets the validity",
@@ -1069,6 +1089,28 @@ impl Acme {
         Ok(Reply::json(StatusCode::CREATED, &self.order_json(prov, &order)).at(url))
     }
 
+    /// renewalInfo (RFC 9773): when to renew. The window is the last third
+    /// of the lifetime but its final sixth; for a revoked certificate, now.
+    fn renewal_info(&self, cert_id: &str) -> Result<Reply, Problem> {
+        let (rec, _) = cert_of_cert_id(&self.auth, cert_id)?;
+        let now = self.now();
+        let (start, end) = if rec.revocation.is_some() {
+            (now - 3600, now)
+        } else {
+            let life = (rec.not_after - rec.not_before).max(3);
+            (rec.not_after - life / 3, rec.not_after - life / 6)
+        };
+        let mut r = Reply::json(
+            StatusCode::OK,
+            &json!({"suggestedWindow": {
+                "start": crate::clock::fmt_unix(start),
+                "end": crate::clock::fmt_unix(end),
+            }}),
+        );
+        r.retry_after = Some(6 * 3600);
+        Ok(r)
+    }
+
     fn ca_of(&self, p: &Provisioner) -> Result<String, Problem> {
         let ca = p.ca.clone().unwrap_or_else(|| self.auth.default_ca());
         self.auth.resolve_ca(&ca).map_err(Problem::from_api)
@@ -1085,7 +1127,11 @@ impl Acme {
     fn get_order(&self, prov: &str, account: &AcmeAccount, id: &str) -> Result<Reply, Problem> {
         let o = self.own_order(account, id)?;
         let url = self.url(prov, &format!("order/{id}"));
-        Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &o)).at(url))
+        let mut r = Reply::json(StatusCode::OK, &self.order_json(prov, &o)).at(url);
+        if o.status == "processing" {
+            r.retry_after = Some(1);
+        }
+        Ok(r)
     }
 
     fn authz_json(&self, prov: &str, a: &AcmeAuthz) -> Value {
@@ -1180,7 +1226,11 @@ impl Acme {
             );
         }
         let c = &authz.challenges[idx];
-        Ok(Reply::json(StatusCode::OK, &self.challenge_json(prov, &authz, c)).link(up))
+        let mut r = Reply::json(StatusCode::OK, &self.challenge_json(prov, &authz, c)).link(up);
+        if c.status == "processing" {
+            r.retry_after = Some(1);
+        }
+        Ok(r)
     }
 
     async fn finalize(
@@ -1324,6 +1374,7 @@ impl Acme {
             content_type: "application/pem-certificate-chain",
             location: None,
             links: Vec::new(),
+            retry_after: None,
         })
     }
 
@@ -1448,4 +1499,42 @@ async fn read_body(req: Request<Incoming>) -> Result<Vec<u8>, Problem> {
             status: 413,
         }),
     }
+}
+
+/// ACME Renewal Information (RFC 9773): the certificate a certID names
+/// (`base64url(AKI keyIdentifier).base64url(serial)`), if this server
+/// issued it: its CA and serial.
+fn cert_of_cert_id(
+    auth: &Authority,
+    cert_id: &str,
+) -> Result<(crate::store::CertRecord, Vec<u8>), Problem> {
+    use der::Decode;
+    let (aki, serial) = cert_id
+        .split_once('.')
+        .ok_or_else(|| Problem::malformed("a certID is base64url(AKI).base64url(serial)"))?;
+    let aki = jws::unb64(aki, "the certID's key identifier")?;
+    let serial_der = jws::unb64(serial, "the certID's serial")?;
+    let mut bytes = serial_der.as_slice();
+    while bytes.len() > 1 && bytes[0] == 0 {
+        bytes = &bytes[1..];
+    }
+    let serial = crate::authority::parse_serial(&ca_core::hex::encode(bytes))
+        .map_err(|e| Problem::malformed(e.message))?;
+    let unknown = || Problem::not_found("this server issued no certificate with that certID");
+    let ca = auth.store.ca_of_serial(&serial)?.ok_or_else(unknown)?;
+    let (rec, der) = auth.store.get_cert(&ca, &serial)?.ok_or_else(unknown)?;
+    let der = der.ok_or_else(unknown)?;
+    let cert = x509_cert::Certificate::from_der(&der)
+        .map_err(|e| Problem::server(format!("stored certificate: {e}")))?;
+    let cert_aki = cert
+        .tbs_certificate
+        .get::<x509_cert::ext::pkix::AuthorityKeyIdentifier>()
+        .ok()
+        .flatten()
+        .and_then(|(_, a)| a.key_identifier)
+        .map(|k| k.as_bytes().to_vec());
+    if cert_aki.as_deref() != Some(aki.as_slice()) {
+        return Err(unknown());
+    }
+    Ok((rec, der))
 }
