@@ -717,3 +717,43 @@ fn renewal_information_suggests_a_window_and_now_once_revoked() {
             .expect("renewalInfo");
     assert_eq!(st, 404);
 }
+
+#[test]
+fn orders_past_the_hourly_limit_are_refused_with_retry_after() {
+    let mut a = setup();
+    a.s.stop();
+    let config = a.s.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let tuned = text.replace(
+        "orders_per_account_per_hour = 1000",
+        "orders_per_account_per_hour = 2",
+    );
+    assert_ne!(tuned, text);
+    std::fs::write(&config, tuned).expect("config");
+    a.s.start();
+    let port: u16 = a
+        .directory
+        .split(':')
+        .nth(2)
+        .and_then(|p| p.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    harness::wait_for_port(port, "ACME listener");
+    let mut c = a.account();
+    let url = c.url("newOrder");
+    let order = json!({"identifiers": [{"type": "dns", "value": "busy.example.test"}]});
+    for _ in 0..2 {
+        let (st, _, body) = a.rt.block_on(c.post(&url, Some(&order))).expect("order");
+        assert_eq!(st, 201, "{}", String::from_utf8_lossy(&body));
+    }
+    let third = a.rt.block_on(c.post(&url, Some(&order))).expect("order");
+    assert_eq!(third.0, 429);
+    assert_eq!(problem(&third), "rateLimited");
+    assert!(third.1.get("retry-after").is_some());
+    // Another account has its own allowance.
+    let mut other = a.account();
+    let (st, _, _) =
+        a.rt.block_on(other.post(&url, Some(&order)))
+            .expect("order");
+    assert_eq!(st, 201);
+}

@@ -441,7 +441,7 @@ async fn serve_acme(
             };
             let svc = service_fn(move |req| {
                 let acme = acme.clone();
-                async move { Ok::<_, std::convert::Infallible>(acme.handle(req).await) }
+                async move { Ok::<_, std::convert::Infallible>(acme.handle(peer.ip(), req).await) }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())

@@ -21,6 +21,7 @@
 pub mod client;
 mod dns;
 pub mod jws;
+mod limits;
 mod nonce;
 mod validate;
 
@@ -72,6 +73,10 @@ pub struct AcmeConfig {
     pub validation_timeout_secs: u64,
     /// Orders and authorizations expire this long after they are made.
     pub order_lifetime_hours: u32,
+    /// New accounts per client address per hour (0: no limit).
+    pub accounts_per_ip_per_hour: u32,
+    /// New orders per account per hour (0: no limit).
+    pub orders_per_account_per_hour: u32,
     pub provisioners: Vec<Provisioner>,
 }
 
@@ -118,6 +123,8 @@ impl Default for AcmeConfig {
             resolve_to: None,
             validation_timeout_secs: 10,
             order_lifetime_hours: 7 * 24,
+            accounts_per_ip_per_hour: 100,
+            orders_per_account_per_hour: 1000,
             provisioners: vec![Provisioner {
                 name: "default".into(),
                 ca: None,
@@ -221,6 +228,7 @@ problems! {
     incorrect_response => "incorrectResponse", 403;
     connection => "connection", 400;
     dns => "dns", 400;
+    rate_limited => "rateLimited", 429;
     server => "serverInternal", 500;
     unavailable => "serverInternal", 503;
 }
@@ -271,6 +279,7 @@ pub struct Acme {
     pub cfg: AcmeConfig,
     base: String,
     nonces: nonce::Nonces,
+    limits: limits::Limiter,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -334,6 +343,7 @@ impl Acme {
             cfg,
             auth,
             nonces: nonce::Nonces::default(),
+            limits: limits::Limiter::default(),
         }
     }
 
@@ -387,7 +397,7 @@ impl Acme {
         crate::audit::with_call(d, f).await.0
     }
 
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Answer {
+    pub async fn handle(self: Arc<Self>, peer: std::net::IpAddr, req: Request<Incoming>) -> Answer {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let segs: Vec<String> = path
@@ -401,7 +411,8 @@ impl Acme {
                 if self.provisioner(&prov).is_none() {
                     Err(Problem::not_found("no such ACME directory"))
                 } else {
-                    self.route(&method, &prov, &segs[2..], &path, req).await
+                    self.route(&method, &prov, &segs[2..], &path, peer, req)
+                        .await
                 }
             }
             _ => Err(Problem::not_found(
@@ -421,7 +432,7 @@ impl Acme {
                     content_type: "application/problem+json",
                     location: None,
                     links: Vec::new(),
-                    retry_after: None,
+                    retry_after: (p.kind == "rateLimited").then_some(60),
                 }
             }
         };
@@ -463,6 +474,7 @@ impl Acme {
         prov: &str,
         rest: &[String],
         path: &str,
+        peer: std::net::IpAddr,
         req: Request<Incoming>,
     ) -> Result<Reply, Problem> {
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
@@ -481,7 +493,7 @@ impl Acme {
                 let url = format!("{}{path}", self.base);
                 self.check_request(&jws, &url)?;
                 match rest.as_slice() {
-                    ["new-account"] => self.new_account(prov, &jws).await,
+                    ["new-account"] => self.new_account(prov, &jws, peer).await,
                     ["revoke-cert"] => {
                         let sender = self.sender(prov, &jws, true)?;
                         self.revoke(prov, sender, &jws).await
@@ -612,7 +624,12 @@ impl Acme {
         })
     }
 
-    async fn new_account(&self, prov: &str, jws: &Jws) -> Result<Reply, Problem> {
+    async fn new_account(
+        &self,
+        prov: &str,
+        jws: &Jws,
+        peer: std::net::IpAddr,
+    ) -> Result<Reply, Problem> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct NewAccount {
@@ -645,6 +662,16 @@ impl Acme {
             return Err(Problem::account_does_not_exist("no account has this key"));
         }
         check_contacts(&body.contact)?;
+        self.limits
+            .take(
+                &format!("accounts/{peer}"),
+                self.cfg.accounts_per_ip_per_hour,
+            )
+            .map_err(|wait| {
+                Problem::rate_limited(format!(
+                    "too many new accounts from {peer}; retry in {wait} s"
+                ))
+            })?;
         let mode = self.provisioner(prov).map_or(EabMode::Off, |p| p.eab);
         let eab_kid = match (&body.external_account_binding, mode) {
             (None, EabMode::Required) => {
@@ -948,6 +975,16 @@ impl Acme {
             replaces: Option<String>,
         }
         let body: NewOrder = jws.payload_json()?;
+        self.limits
+            .take(
+                &format!("orders/{}", account.id),
+                self.cfg.orders_per_account_per_hour,
+            )
+            .map_err(|wait| {
+                Problem::rate_limited(format!(
+                    "too many new orders for this account; retry in {wait} s"
+                ))
+            })?;
         if let Some(cert_id) = &body.replaces {
             let (rec, _) = cert_of_cert_id(&self.auth, cert_id)?;
             if rec.requested_by != format!("URI:acme:{prov}/{}", account.id) {
