@@ -118,11 +118,14 @@ impl AcmeClient {
         let req = req
             .body(Full::new(Bytes::from(jose.unwrap_or_default())))
             .map_err(|e| err("request", e))?;
-        let resp = self
-            .sender
-            .send_request(req)
-            .await
-            .map_err(|e| err("send", e))?;
+        // A server that never answers is an error, not a hang.
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(15),
+            self.sender.send_request(req),
+        )
+        .await
+        .map_err(|_| format!("no answer from {url} within 15 s"))?
+        .map_err(|e| err("send", e))?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         if let Some(n) = headers.get("replay-nonce").and_then(|v| v.to_str().ok()) {
