@@ -135,6 +135,16 @@ fn a_rust_client_completes_an_order_and_the_chain_verifies() {
         2,
         "leaf and issuing CA: {pem}"
     );
+    // The account lists its order.
+    let orders_url = format!("{}/orders", c.kid.clone().expect("kid"));
+    let (st, _, body) = a.rt.block_on(c.post(&orders_url, None)).expect("orders");
+    assert_eq!(st, 200);
+    let listed: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        listed["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
     let dir = a.s.tmp.path();
     std::fs::write(dir.join("acme-chain.pem"), &pem).expect("write");
     let out = harness::run(

@@ -523,6 +523,27 @@ impl Acme {
         match rest {
             ["account", id] => self.update_account(prov, account, id, jws).await,
             ["key-change"] => self.key_change(prov, account, jws).await,
+            ["account", id, "orders"] => {
+                if *id != account.id {
+                    return Err(Problem::unauthorized(
+                        "an account lists only its own orders",
+                    ));
+                }
+                let urls: Vec<String> = self
+                    .auth
+                    .store
+                    .acme_orders_of(&account.id)?
+                    .iter()
+                    .filter(|o| {
+                        matches!(
+                            self.order_status(o).as_str(),
+                            "pending" | "ready" | "processing" | "valid"
+                        )
+                    })
+                    .map(|o| self.url(prov, &format!("order/{}", o.id)))
+                    .collect();
+                Ok(Reply::json(StatusCode::OK, &json!({ "orders": urls })))
+            }
             ["new-order"] => self.new_order(prov, &account, jws).await,
             ["order", id] => self.get_order(prov, &account, id),
             ["order", id, "finalize"] => self.finalize(prov, &account, id, jws).await,
