@@ -766,4 +766,26 @@ fn orders_past_the_hourly_limit_are_refused_with_retry_after() {
         a.rt.block_on(other.post(&url, Some(&order)))
             .expect("order");
     assert_eq!(st, 201);
+
+    // A directory-wide limit holds across accounts.
+    a.s.stop();
+    let text = std::fs::read_to_string(&config).expect("config");
+    let tuned = text.replace(
+        "name = \"default\"\n",
+        "name = \"default\"\norders_per_hour = 3\n",
+    );
+    assert_ne!(tuned, text);
+    std::fs::write(&config, tuned).expect("config");
+    a.s.start();
+    harness::wait_for_port(port, "ACME listener");
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        let mut c = a.account();
+        answers.push(a.rt.block_on(c.post(&url, Some(&order))).expect("order").0);
+    }
+    assert_eq!(
+        answers,
+        [201, 201, 201, 429],
+        "three orders an hour through the directory"
+    );
 }

@@ -96,6 +96,10 @@ pub struct Provisioner {
     /// External account binding: `off`, `optional` or `required`.
     #[serde(default)]
     pub eab: EabMode,
+    /// New orders per hour through this directory, all accounts together
+    /// (absent or 0: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orders_per_hour: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +135,7 @@ impl Default for AcmeConfig {
                 profile: default_profile(),
                 validity_days: None,
                 eab: EabMode::Off,
+                orders_per_hour: None,
             }],
         }
     }
@@ -1004,6 +1009,17 @@ impl Acme {
             .map_err(|wait| {
                 Problem::rate_limited(format!(
                     "too many new orders for this account; retry in {wait} s"
+                ))
+            })?;
+        let per_directory = self
+            .provisioner(prov)
+            .and_then(|p| p.orders_per_hour)
+            .unwrap_or(0);
+        self.limits
+            .take(&format!("directory-orders/{prov}"), per_directory)
+            .map_err(|wait| {
+                Problem::rate_limited(format!(
+                    "too many new orders through this directory; retry in {wait} s"
                 ))
             })?;
         if let Some(cert_id) = &body.replaces {
