@@ -235,3 +235,97 @@ pub fn jwk_matches_spki(jwk: &Value, spki_der: &[u8]) -> Result<bool, Problem> {
         _ => false,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+
+    /// A flattened JWS signed by `sign` with `alg` and `jwk` in its header.
+    fn jws(alg: &str, jwk: &Value, sign: &dyn Fn(&[u8]) -> Vec<u8>) -> Jws {
+        let protected = b64(json!({"alg": alg, "jwk": jwk, "nonce": "n", "url": "u"})
+            .to_string()
+            .as_bytes());
+        let payload = b64(b"{}");
+        let sig = sign(format!("{protected}.{payload}").as_bytes());
+        let body = json!({"protected": protected, "payload": payload, "signature": b64(&sig)});
+        Jws::parse(body.to_string().as_bytes()).expect("parse")
+    }
+
+    fn ec(
+        alg: &'static aws_lc_rs::signature::EcdsaSigningAlgorithm,
+        crv: &str,
+        n: usize,
+    ) -> (EcdsaKeyPair, Value) {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("key");
+        let k = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref()).expect("key");
+        let p = k.public_key().as_ref().to_vec();
+        let jwk = json!({"kty": "EC", "crv": crv, "x": b64(&p[1..1 + n]), "y": b64(&p[1 + n..])});
+        (k, jwk)
+    }
+
+    #[test]
+    fn every_supported_algorithm_verifies_and_a_swapped_key_does_not() {
+        let rng = SystemRandom::new();
+        let (k256, j256) = ec(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            "P-256",
+            32,
+        );
+        let (k384, j384) = ec(
+            &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+            "P-384",
+            48,
+        );
+        let ed = Ed25519KeyPair::generate().expect("ed25519");
+        let jed = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(ed.public_key().as_ref())});
+        let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("rsa");
+        let (n, e) = {
+            use aws_lc_rs::rsa::PublicKeyComponents;
+            let c: PublicKeyComponents<Vec<u8>> = rsa.public_key().into();
+            (c.n, c.e)
+        };
+        let jrsa = json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)});
+        let cases: Vec<(&str, &Value, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+            (
+                "ES256",
+                &j256,
+                Box::new(|m| k256.sign(&rng, m).expect("sign").as_ref().to_vec()),
+            ),
+            (
+                "ES384",
+                &j384,
+                Box::new(|m| k384.sign(&rng, m).expect("sign").as_ref().to_vec()),
+            ),
+            ("EdDSA", &jed, Box::new(|m| ed.sign(m).as_ref().to_vec())),
+            (
+                "RS256",
+                &jrsa,
+                Box::new(|m| {
+                    let mut s = vec![0u8; rsa.public_modulus_len()];
+                    rsa.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, m, &mut s)
+                        .expect("sign");
+                    s
+                }),
+            ),
+        ];
+        for (alg, jwk, sign) in &cases {
+            let j = jws(alg, jwk, sign.as_ref());
+            assert!(j.verify(jwk).is_ok(), "{alg}");
+            // The same signature under another key of the same kind fails;
+            // a key of another kind is the wrong algorithm.
+            let other = if *alg == "ES256" { &j384 } else { &j256 };
+            assert!(j.verify(other).is_err(), "{alg} with another key");
+            assert_eq!(thumbprint(jwk).expect("thumbprint").len(), 43);
+        }
+        // RFC 7638's own example thumbprint.
+        let rfc = json!({"kty": "RSA", "e": "AQAB", "alg": "RS256", "kid": "2011-04-29",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        assert_eq!(
+            thumbprint(&rfc).expect("thumbprint"),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+}
