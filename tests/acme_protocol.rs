@@ -789,3 +789,66 @@ fn orders_past_the_hourly_limit_are_refused_with_retry_after() {
         "three orders an hour through the directory"
     );
 }
+
+#[test]
+fn revocation_by_the_certificate_key_or_the_account_and_deactivation() {
+    let a = setup();
+    let mut c = a.account();
+    let (pem, key, jwk) =
+        a.rt.block_on(c.obtain_keeping_key(&["rk.example.test"], &a.responder))
+            .expect("obtain");
+    let der = ca_core::pem::decode_all("CERTIFICATE", &pem)
+        .expect("pem")
+        .remove(0);
+    // Another account may not revoke it; an unknown reason is refused.
+    let mut stranger = a.account();
+    let r =
+        a.rt.block_on(stranger.revoke(&der, 0, None))
+            .expect("revoke");
+    assert_eq!(problem(&r), "unauthorized");
+    let r = a.rt.block_on(c.revoke(&der, 7, None)).expect("revoke");
+    assert_eq!(problem(&r), "badRevocationReason");
+    // Signed by the key of another certificate: refused.
+    let (_, other_key, other_jwk) =
+        a.rt.block_on(stranger.obtain_keeping_key(&["other.example.test"], &a.responder))
+            .expect("obtain");
+    let r =
+        a.rt.block_on(stranger.revoke(&der, 1, Some((&other_key, &other_jwk))))
+            .expect("revoke");
+    assert_eq!(problem(&r), "unauthorized");
+    // Signed by the certificate's own key (no account): revoked.
+    let r =
+        a.rt.block_on(stranger.revoke(&der, 1, Some((&key, &jwk))))
+            .expect("revoke");
+    assert_eq!(r.0, 200, "{}", String::from_utf8_lossy(&r.2));
+    let serial = {
+        use der::Decode;
+        let cert = x509_cert::Certificate::from_der(&der).expect("cert");
+        ca_core::hex::encode(cert.tbs_certificate.serial_number.as_bytes())
+    };
+    let (st, v) = a.s.curl(
+        "GET",
+        &format!("/v1/certificates/{}", serial.trim_start_matches("00")),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "REVOKED", "{v}");
+    let again = a.rt.block_on(c.revoke(&der, 0, None)).expect("revoke");
+    assert_eq!(problem(&again), "alreadyRevoked");
+
+    // A deactivated account can do nothing more.
+    let kid = c.kid.clone().expect("kid");
+    let r =
+        a.rt.block_on(c.post(&kid, Some(&json!({"status": "deactivated"}))))
+            .expect("deactivate");
+    assert_eq!(r.0, 200);
+    let url = c.url("newOrder");
+    let r =
+        a.rt.block_on(c.post(
+            &url,
+            Some(&json!({"identifiers": [{"type": "dns", "value": "late.example.test"}]})),
+        ))
+        .expect("order");
+    assert_eq!(problem(&r), "unauthorized");
+    assert_eq!(a.audited("AcmeDeactivateAccount"), 1);
+}

@@ -278,6 +278,65 @@ impl AcmeClient {
         kind: &str,
         solve: &(dyn Fn(&str, &str, &str) + Sync),
     ) -> Result<String, String> {
+        let csr = csr_for(names)?;
+        self.obtain_with_csr(names, csr, kind, solve).await
+    }
+
+    /// A whole http-01 order whose certificate key the caller keeps:
+    /// (PEM chain, the key, its JWK).
+    pub async fn obtain_keeping_key(
+        &mut self,
+        names: &[&str],
+        responder: &Responder,
+    ) -> Result<(String, EcdsaKeyPair, Value), String> {
+        let (key, jwk) = new_key()?;
+        let pkcs8 = self_pkcs8(&key)?;
+        let soft = ca_core::keys::SoftwareKey::from_pkcs8_der(&pkcs8).map_err(|e| err("key", e))?;
+        let sans = names
+            .iter()
+            .map(|n| ca_core::names::SanEntry::parse(n).map_err(|e| err("name", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let csr = ca_core::csr::create_csr(&soft, &x509_cert::name::Name::default(), &sans)
+            .map_err(|e| err("csr", e))?;
+        let pem = self
+            .obtain_with_csr(names, csr, "http-01", &|_, token, ka| {
+                responder.put(token, ka)
+            })
+            .await?;
+        Ok((pem, key, jwk))
+    }
+
+    /// revokeCert signed by the account (`key` None) or by the certificate's
+    /// own key.
+    pub async fn revoke(
+        &mut self,
+        cert_der: &[u8],
+        reason: u8,
+        key: Option<(&EcdsaKeyPair, &Value)>,
+    ) -> Result<Answer, String> {
+        let url = self.url("revokeCert");
+        let payload = json!({"certificate": b64(cert_der), "reason": reason});
+        match key {
+            None => self.post(&url, Some(&payload)).await,
+            Some((k, jwk)) => {
+                let nonce = self.nonce().await?;
+                let jose = sign_with(
+                    k,
+                    &json!({"alg": "ES256", "jwk": jwk, "nonce": nonce, "url": url}),
+                    Some(&payload),
+                )?;
+                self.post_jws(&url, jose.to_string().into_bytes()).await
+            }
+        }
+    }
+
+    async fn obtain_with_csr(
+        &mut self,
+        names: &[&str],
+        csr: Vec<u8>,
+        kind: &str,
+        solve: &(dyn Fn(&str, &str, &str) + Sync),
+    ) -> Result<String, String> {
         let ids: Vec<Value> = names
             .iter()
             .map(|n| json!({"type": "dns", "value": n}))
@@ -317,7 +376,6 @@ impl AcmeClient {
         if order["status"] != "ready" {
             return Err(format!("order not ready: {order}"));
         }
-        let csr = csr_for(names)?;
         let fin = order["finalize"].as_str().unwrap_or_default().to_string();
         let (st, _, body) = self.post(&fin, Some(&json!({"csr": b64(&csr)}))).await?;
         if st != 200 {
@@ -350,6 +408,13 @@ impl AcmeClient {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
+}
+
+/// The PKCS#8 form of a key this client made (to put it in a CSR).
+fn self_pkcs8(key: &EcdsaKeyPair) -> Result<Vec<u8>, String> {
+    key.to_pkcs8v1()
+        .map(|d| d.as_ref().to_vec())
+        .map_err(|e| err("key export", e))
 }
 
 /// A new P-256 key and its JWK.
