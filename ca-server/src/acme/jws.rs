@@ -288,7 +288,8 @@ mod tests {
             (c.n, c.e)
         };
         let jrsa = json!({"kty": "RSA", "n": b64(&n), "e": b64(&e)});
-        let cases: Vec<(&str, &Value, Box<dyn Fn(&[u8]) -> Vec<u8>>)> = vec![
+        type Signer<'a> = Box<dyn Fn(&[u8]) -> Vec<u8> + 'a>;
+        let cases: Vec<(&str, &Value, Signer)> = vec![
             (
                 "ES256",
                 &j256,
