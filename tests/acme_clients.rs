@@ -450,3 +450,166 @@ fn lego_needs_an_eab_key_where_required_and_a_revoked_key_shuts_its_account_out(
     );
     assert!(text(&out).contains("revoked"), "{}", text(&out));
 }
+
+/// Debian's pebble (Let's Encrypt's ACME test server) on loopback, with a
+/// TLS certificate from our server (so clients trust it through our root),
+/// resolving every name to 127.0.0.1 through pebble-challtestsrv, validating
+/// http-01 at `http01` and tls-alpn-01 at `alpn`. Returns its directory.
+fn start_pebble(s: &Server, http01: u16, alpn: u16) -> (Vec<harness::KillOnDrop>, String) {
+    let dir = s.tmp.path().join("pebble");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key =
+        ca_core::keys::SoftwareKey::generate(ca_core::keys::KeyAlgorithm::EcdsaP256).expect("key");
+    let csr = ca_core::csr::create_csr(
+        &key,
+        &x509_cert::name::Name::default(),
+        &[ca_core::names::SanEntry::parse("IP:127.0.0.1").expect("san")],
+    )
+    .expect("csr");
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": ca_core::pem::encode("CERTIFICATE REQUEST", &csr), "ca_id": s.config.issuing_ca_id})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let chain = format!(
+        "{}{}",
+        v["certificate"].as_str().expect("cert"),
+        v["certificate_chain"].as_str().unwrap_or_default()
+    );
+    std::fs::write(dir.join("cert.pem"), chain).expect("cert");
+    std::fs::write(dir.join("key.pem"), key.to_pkcs8_pem().as_bytes()).expect("key");
+    let (dns, mgmt, port, pmgmt) = (free_port(), free_port(), free_port(), free_port());
+    let chall = Command::new("pebble-challtestsrv")
+        .args(["-dns01", &format!("127.0.0.1:{dns}")])
+        .args([
+            "-http01",
+            "",
+            "-https01",
+            "",
+            "-tlsalpn01",
+            "",
+            "-defaultIPv6",
+            "",
+        ])
+        .args(["-management", &format!("127.0.0.1:{mgmt}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pebble-challtestsrv (the test command installs Debian's pebble package)");
+    std::fs::write(
+        dir.join("pebble.json"),
+        json!({"pebble": {
+            "listenAddress": format!("127.0.0.1:{port}"),
+            "managementListenAddress": format!("127.0.0.1:{pmgmt}"),
+            "certificate": dir.join("cert.pem"), "privateKey": dir.join("key.pem"),
+            "httpPort": http01, "tlsPort": alpn,
+            "ocspResponderURL": "", "externalAccountBindingRequired": false,
+        }})
+        .to_string(),
+    )
+    .expect("config");
+    let pebble = Command::new("pebble")
+        .arg("-config")
+        .arg(dir.join("pebble.json"))
+        .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
+        .env("PEBBLE_VA_NOSLEEP", "1")
+        .env("PEBBLE_WFE_NONCEREJECT", "0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pebble");
+    harness::wait_for_port(port, "pebble");
+    (
+        vec![harness::KillOnDrop(chall), harness::KillOnDrop(pebble)],
+        format!("https://127.0.0.1:{port}/dir"),
+    )
+}
+
+/// The reference: the same certbot and lego runs pass against pebble, so a
+/// difference between it and our server is ours to explain.
+#[test]
+fn the_same_client_runs_pass_against_pebble() {
+    let (http01, alpn) = (free_port(), free_port());
+    let (s, _) = acme_server(http01, alpn);
+    let (_pebble, directory) = start_pebble(&s, http01, alpn);
+    let work = s.tmp.path().join("certbot-pebble");
+    let port = http01.to_string();
+    let common = [
+        "--server",
+        directory.as_str(),
+        "--standalone",
+        "--http-01-port",
+        port.as_str(),
+        "--http-01-address",
+        "127.0.0.1",
+    ];
+    let mut args = vec![
+        "certonly",
+        "--agree-tos",
+        "-m",
+        "ops@example.test",
+        "-d",
+        "web.example.test",
+    ];
+    args.extend_from_slice(&common);
+    let out = certbot(&s, &work, &args);
+    assert!(
+        out.status.success(),
+        "certbot against pebble: {}",
+        text(&out)
+    );
+    let mut args = vec!["renew", "--force-renewal"];
+    args.extend_from_slice(&common);
+    let out = certbot(&s, &work, &args);
+    assert!(
+        out.status.success(),
+        "certbot renew against pebble: {}",
+        text(&out)
+    );
+    let cert = work.join("config/live/web.example.test/cert.pem");
+    let out = certbot(
+        &s,
+        &work,
+        &[
+            "revoke",
+            "--server",
+            &directory,
+            "--cert-path",
+            cert.to_str().expect("path"),
+            "--no-delete-after-revoke",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "certbot revoke against pebble: {}",
+        text(&out)
+    );
+    for (domain, challenge) in [
+        (
+            "http.example.test",
+            vec![
+                "--http".to_string(),
+                "--http.port".into(),
+                format!("127.0.0.1:{http01}"),
+            ],
+        ),
+        (
+            "alpn.example.test",
+            vec![
+                "--tls".to_string(),
+                "--tls.port".into(),
+                format!("127.0.0.1:{alpn}"),
+            ],
+        ),
+    ] {
+        let path = s.tmp.path().join(format!("lego-pebble-{domain}"));
+        let args: Vec<&str> = challenge.iter().map(String::as_str).collect();
+        let out = lego(&s, &path, &directory, domain, &args);
+        assert!(
+            out.status.success(),
+            "lego {domain} against pebble: {}",
+            text(&out)
+        );
+    }
+}
