@@ -968,11 +968,7 @@ impl Acme {
 
     /// An order past its expiry that never became valid is invalid.
     fn order_status(&self, o: &AcmeOrder) -> String {
-        if o.expires <= self.now() && matches!(o.status.as_str(), "pending" | "ready") {
-            "invalid".into()
-        } else {
-            o.status.clone()
-        }
+        order_status_at(o, self.now())
     }
 
     async fn new_order(
@@ -1209,11 +1205,7 @@ impl Acme {
     }
 
     fn authz_json(&self, prov: &str, a: &AcmeAuthz) -> Value {
-        let status = if a.expires <= self.now() && a.status == "pending" {
-            "expired"
-        } else {
-            a.status.as_str()
-        };
+        let status = authz_status_at(a, self.now());
         let mut v = json!({
             "status": status,
             "expires": crate::clock::fmt_unix(a.expires),
@@ -1611,4 +1603,65 @@ fn cert_of_cert_id(
         return Err(unknown());
     }
     Ok((rec, der))
+}
+
+/// An order past its expiry that never became valid is invalid.
+fn order_status_at(o: &AcmeOrder, now: i64) -> String {
+    if o.expires <= now && matches!(o.status.as_str(), "pending" | "ready") {
+        "invalid".into()
+    } else {
+        o.status.clone()
+    }
+}
+
+/// A pending authorization past its expiry is expired.
+fn authz_status_at(a: &AcmeAuthz, now: i64) -> &str {
+    if a.expires <= now && a.status == "pending" {
+        "expired"
+    } else {
+        a.status.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_and_authorizations_expire_unless_done() {
+        let order = |status: &str| AcmeOrder {
+            id: "ord-1".into(),
+            account: "acct-1".into(),
+            provisioner: "default".into(),
+            status: status.into(),
+            identifiers: vec!["a.example".into()],
+            authorizations: vec![],
+            expires: 1000,
+            certificate: None,
+            error: None,
+            created_at: 0,
+        };
+        for (status, before, after) in [
+            ("pending", "pending", "invalid"),
+            ("ready", "ready", "invalid"),
+            ("processing", "processing", "processing"),
+            ("valid", "valid", "valid"),
+        ] {
+            assert_eq!(order_status_at(&order(status), 999), before);
+            assert_eq!(order_status_at(&order(status), 1000), after, "{status}");
+        }
+        let authz = |status: &str| AcmeAuthz {
+            id: "az-1".into(),
+            account: "acct-1".into(),
+            order: "ord-1".into(),
+            identifier: "a.example".into(),
+            wildcard: false,
+            status: status.into(),
+            expires: 1000,
+            challenges: vec![],
+        };
+        assert_eq!(authz_status_at(&authz("pending"), 999), "pending");
+        assert_eq!(authz_status_at(&authz("pending"), 1000), "expired");
+        assert_eq!(authz_status_at(&authz("valid"), 5000), "valid");
+    }
 }
