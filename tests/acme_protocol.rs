@@ -852,3 +852,23 @@ fn revocation_by_the_certificate_key_or_the_account_and_deactivation() {
     assert_eq!(problem(&r), "unauthorized");
     assert_eq!(a.audited("AcmeDeactivateAccount"), 1);
 }
+
+/// Many names in one order are validated at once: the order still becomes
+/// ready (a race once left it pending when two validations finished together).
+#[test]
+fn orders_of_many_names_become_ready_however_their_validations_interleave() {
+    let a = setup();
+    // Every validation of an order is answered at the same moment.
+    a.responder.gather(8);
+    let mut c = a.account();
+    for round in 0..5 {
+        let names: Vec<String> = (0..8)
+            .map(|i| format!("n{i}-{round}.example.test"))
+            .collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let pem =
+            a.rt.block_on(c.obtain(&names, &a.responder))
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(pem.contains("BEGIN CERTIFICATE"));
+    }
+}

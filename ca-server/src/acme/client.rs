@@ -465,9 +465,19 @@ pub fn csr_for(names: &[&str]) -> Result<Vec<u8>, String> {
 #[derive(Clone, Default)]
 pub struct Responder {
     answers: Arc<Mutex<HashMap<String, String>>>,
+    /// When set, answers wait until this many requests are waiting, then
+    /// all go at once (validations finish together, as they can on a busy
+    /// server).
+    gather: Arc<Mutex<Option<Arc<tokio::sync::Barrier>>>>,
 }
 
 impl Responder {
+    /// Hold answers until `n` requests wait, then answer them together.
+    pub fn gather(&self, n: usize) {
+        *self.gather.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(Arc::new(tokio::sync::Barrier::new(n)));
+    }
+
     pub fn put(&self, token: &str, key_authorization: &str) {
         self.answers
             .lock()
@@ -486,6 +496,10 @@ impl Responder {
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let me = me.clone();
                     async move {
+                        let gather = me.gather.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                        if let Some(b) = gather {
+                            b.wait().await;
+                        }
                         let token = req
                             .uri()
                             .path()

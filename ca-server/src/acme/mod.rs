@@ -1187,11 +1187,29 @@ impl Acme {
     }
 
     fn own_order(&self, account: &AcmeAccount, id: &str) -> Result<AcmeOrder, Problem> {
-        self.auth
+        let mut o = self
+            .auth
             .store
             .acme_order(id)?
             .filter(|o| o.account == account.id)
-            .ok_or_else(|| Problem::not_found("no such order"))
+            .ok_or_else(|| Problem::not_found("no such order"))?;
+        // A pending order whose authorizations are all valid is ready, even
+        // if the validation that finished last has not said so yet (another
+        // node recorded one of them, say).
+        if o.status == "pending" {
+            let mut all_valid = true;
+            for a in &o.authorizations {
+                all_valid &= self
+                    .auth
+                    .store
+                    .acme_authz(a)?
+                    .is_some_and(|z| z.status == "valid");
+            }
+            if all_valid {
+                o.status = "ready".into();
+            }
+        }
+        Ok(o)
     }
 
     fn get_order(&self, prov: &str, account: &AcmeAccount, id: &str) -> Result<Reply, Problem> {

@@ -17,6 +17,9 @@ use crate::audit::{AuditIdentity, AuditResult, Decisions};
 use crate::authority::Authority;
 use crate::store::{AcmeAccount, AcmeAuthz};
 
+/// Held while a validation's outcome is read against its order and written.
+static RECORDING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Largest answer read from a challenge URL.
 const MAX_ANSWER: usize = 8 * 1024;
 /// Attempts before a challenge fails (a responder may still be starting).
@@ -138,6 +141,10 @@ async fn record(
     idx: usize,
     outcome: Result<(), Problem>,
 ) -> Result<(), Problem> {
+    // Two authorizations of one order validated at once must not both read
+    // the other as unfinished and leave the order pending: outcomes are
+    // recorded one at a time (in this process).
+    let _one_at_a_time = RECORDING.lock().await;
     let now = auth.now().unix_timestamp();
     let who = format!("URI:acme:{prov}/{}", account.id);
     let mut order = auth
