@@ -872,3 +872,27 @@ fn orders_of_many_names_become_ready_however_their_validations_interleave() {
         assert!(pem.contains("BEGIN CERTIFICATE"));
     }
 }
+
+#[test]
+fn http01_follows_redirects_within_the_validation_ports_only() {
+    let a = setup();
+    let mut c = a.account();
+    // A relative redirect on the same origin is followed.
+    a.responder.redirect(Some("/moved/"));
+    a.rt.block_on(c.obtain(&["redir.example.test"], &a.responder))
+        .expect("a redirected challenge validates");
+    // A redirect to another port is not.
+    let other = free_port();
+    a.responder
+        .redirect(Some(&format!("http://redir2.example.test:{other}/moved/")));
+    let e =
+        a.rt.block_on(c.obtain(&["redir2.example.test"], &a.responder))
+            .expect_err("redirect to another port");
+    assert!(e.contains("validation ports"), "{e}");
+    // A loop is cut off.
+    a.responder.redirect(Some("/.well-known/acme-challenge/"));
+    let e =
+        a.rt.block_on(c.obtain(&["loop.example.test"], &a.responder))
+            .expect_err("redirect loop");
+    assert!(e.contains("redirects"), "{e}");
+}

@@ -469,9 +469,17 @@ pub struct Responder {
     /// all go at once (validations finish together, as they can on a busy
     /// server).
     gather: Arc<Mutex<Option<Arc<tokio::sync::Barrier>>>>,
+    /// When set, challenge requests are redirected to this prefix + token
+    /// (a path, or an absolute URL); `/moved/TOKEN` answers too.
+    redirect: Arc<Mutex<Option<String>>>,
 }
 
 impl Responder {
+    /// Redirect challenge requests to `prefix` + token (None: answer them).
+    pub fn redirect(&self, prefix: Option<&str>) {
+        *self.redirect.lock().unwrap_or_else(|p| p.into_inner()) = prefix.map(str::to_string);
+    }
+
     /// Hold answers until `n` requests wait, then answer them together.
     pub fn gather(&self, n: usize) {
         *self.gather.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -500,12 +508,30 @@ impl Responder {
                         if let Some(b) = gather {
                             b.wait().await;
                         }
-                        let token = req
-                            .uri()
-                            .path()
-                            .strip_prefix("/.well-known/acme-challenge/")
-                            .unwrap_or_default()
-                            .to_string();
+                        let path = req.uri().path().to_string();
+                        let redirect = me
+                            .redirect
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone();
+                        let (token, redirected) =
+                            match path.strip_prefix("/.well-known/acme-challenge/") {
+                                Some(t) => (t.to_string(), redirect),
+                                None => (
+                                    path.strip_prefix("/moved/").unwrap_or_default().to_string(),
+                                    None,
+                                ),
+                            };
+                        if let Some(prefix) = redirected {
+                            let mut resp = hyper::Response::new(Full::new(Bytes::new()));
+                            *resp.status_mut() = hyper::StatusCode::FOUND;
+                            if let Ok(v) =
+                                hyper::header::HeaderValue::from_str(&format!("{prefix}{token}"))
+                            {
+                                resp.headers_mut().insert(hyper::header::LOCATION, v);
+                            }
+                            return Ok::<_, std::convert::Infallible>(resp);
+                        }
                         let found = me
                             .answers
                             .lock()

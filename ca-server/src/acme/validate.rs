@@ -69,65 +69,174 @@ async fn http01(
     token: &str,
     key_authorization: &str,
 ) -> Result<(), Problem> {
-    let host = cfg.resolve_to.clone().unwrap_or_else(|| name.to_string());
-    let port = cfg.http01_port;
     let timeout = Duration::from_secs(cfg.validation_timeout_secs);
-    let fetch = async {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| Problem::connection(format!("connecting to {name}:{port}: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .map_err(|e| Problem::connection(format!("HTTP with {name}:{port}: {e}")))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let req = Request::builder()
-            .uri(format!("/.well-known/acme-challenge/{token}"))
-            .header(
-                hyper::header::HOST,
-                if port == 80 {
-                    name.to_string()
-                } else {
-                    format!("{name}:{port}")
-                },
-            )
-            .header(
-                hyper::header::USER_AGENT,
-                concat!("ca-server-acme/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| Problem::server(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| Problem::connection(format!("GET from {name}:{port}: {e}")))?;
-        let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map_err(|_| Problem::incorrect_response("the answer is too large or cut off"))?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(Problem::incorrect_response(format!(
-                "http://{name}/.well-known/acme-challenge/{token} answered {status}"
-            )));
+    let first = format!("http://{name}/.well-known/acme-challenge/{token}");
+    let walk = async {
+        // Redirects are followed (RFC 8555 §8.3; port 80 → https is the
+        // common set-up), at most MAX_REDIRECTS, to http or https on the two
+        // validation ports only; an https hop's certificate is not checked.
+        let mut url = first.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let (status, location, body) = fetch(cfg, &url).await?;
+            if status.is_redirection() {
+                let Some(next) = location else {
+                    return Err(Problem::incorrect_response(format!(
+                        "{url} redirects nowhere"
+                    )));
+                };
+                url = resolve_location(&url, &next)?;
+                continue;
+            }
+            if !status.is_success() {
+                return Err(Problem::incorrect_response(format!(
+                    "{url} answered {status}"
+                )));
+            }
+            let got = String::from_utf8_lossy(&body);
+            if got.trim_end() != key_authorization {
+                return Err(Problem::incorrect_response(format!(
+                    "the key authorization at {url} is not this account's"
+                )));
+            }
+            return Ok(());
         }
-        let got = String::from_utf8_lossy(&body);
-        if got.trim_end() != key_authorization {
-            return Err(Problem::incorrect_response(format!(
-                "the key authorization at http://{name}/.well-known/acme-challenge/{token} is not this account's"
-            )));
-        }
-        Ok(())
+        Err(Problem::incorrect_response(format!(
+            "{first}: more than {MAX_REDIRECTS} redirects"
+        )))
     };
-    tokio::time::timeout(timeout, fetch)
+    tokio::time::timeout(timeout, walk)
         .await
         .unwrap_or_else(|_| {
             Err(Problem::connection(format!(
-                "no answer from {name}:{port} within {timeout:?}"
+                "no answer from {first} within {timeout:?}"
             )))
         })
+}
+
+/// Most redirects one http-01 validation follows.
+const MAX_REDIRECTS: usize = 10;
+
+/// An absolute URL from a Location (absolute, or a path on the same origin).
+fn resolve_location(current: &str, location: &str) -> Result<String, Problem> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Ok(location.to_string());
+    }
+    if location.starts_with('/') {
+        let uri: hyper::Uri = current
+            .parse()
+            .map_err(|_| Problem::incorrect_response("bad redirect"))?;
+        let origin = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map(|a| a.as_str()).unwrap_or_default()
+        );
+        return Ok(format!("{origin}{location}"));
+    }
+    Err(Problem::incorrect_response(format!(
+        "redirect to {location:?}: only http and https URLs are followed"
+    )))
+}
+
+/// One GET of `url` (http, or https without certificate checks) on one of
+/// the validation ports: status, Location, body.
+async fn fetch(
+    cfg: &AcmeConfig,
+    url: &str,
+) -> Result<(hyper::StatusCode, Option<String>, Bytes), Problem> {
+    let uri: hyper::Uri = url
+        .parse()
+        .map_err(|_| Problem::incorrect_response(format!("{url:?} is not a URL")))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => {
+            return Err(Problem::incorrect_response(format!(
+                "{url}: only http and https"
+            )))
+        }
+    };
+    let name = uri
+        .host()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    // Ports in URLs stand for the validation ports: 80 → http01_port, 443 →
+    // tls_alpn01_port (they are those ports outside tests).
+    let port = match (https, uri.port_u16()) {
+        (false, None | Some(80)) => cfg.http01_port,
+        (true, None | Some(443)) => cfg.tls_alpn01_port,
+        (_, Some(p)) if p == cfg.http01_port || p == cfg.tls_alpn01_port => p,
+        (_, Some(p)) => {
+            return Err(Problem::incorrect_response(format!(
+                "{url}: redirects may only go to the validation ports, not {p}"
+            )))
+        }
+    };
+    let host = cfg.resolve_to.clone().unwrap_or_else(|| name.clone());
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| Problem::connection(format!("connecting to {name}:{port}: {e}")))?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let host_header = uri
+        .authority()
+        .map(|a| a.as_str())
+        .unwrap_or(&name)
+        .to_string();
+    let req = Request::builder()
+        .uri(path)
+        .header(hyper::header::HOST, host_header)
+        .header(
+            hyper::header::USER_AGENT,
+            concat!("ca-server-acme/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| Problem::server(e.to_string()))?;
+    let send = |e: hyper::Error| Problem::connection(format!("GET {url}: {e}"));
+    let resp = if https {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Problem::server(e.to_string()))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(ReadOnly(provider)))
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let sni = rustls_pki_types::ServerName::try_from(name.clone())
+            .map_err(|_| Problem::incorrect_response(format!("{name:?} is not a server name")))?;
+        let stream = tokio_rustls::TlsConnector::from(Arc::new(tls))
+            .connect(sni, tcp)
+            .await
+            .map_err(|e| Problem::connection(format!("TLS with {name}:{port}: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(send)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.send_request(req).await.map_err(send)?
+    } else {
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(send)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.send_request(req).await.map_err(send)?
+    };
+    let status = resp.status();
+    let location = resp
+        .headers()
+        .get(hyper::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|_| {
+            Problem::incorrect_response(format!("{url}: the answer is too large or cut off"))
+        })?
+        .to_bytes();
+    Ok((status, location, body))
 }
 
 /// Write the outcome: the challenge and its authorization valid or invalid,
