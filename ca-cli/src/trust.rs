@@ -249,9 +249,22 @@ pub fn run(a: &TrustArgs, out: &Out) -> Result<()> {
     let name = format!("ca-server root {short}");
     let file_name = format!("ca-server-root-{short}.crt");
     // Tools read a file: a normalised copy, whatever the input looked like.
-    let tmp = std::env::temp_dir().join(format!("{file_name}.{}", std::process::id()));
+    // In a directory of our own, made exclusively with a random name and
+    // owner-only: nobody else can plant or swap the file certutil and
+    // keytool read (this often runs as root).
+    let private_dir = private_temp_dir().context("making a private temporary directory")?;
+    let tmp = private_dir.join(&file_name);
     let normal = ca_core::pem::encode("CERTIFICATE", &der);
-    std::fs::write(&tmp, &normal).context("writing a temporary copy of the certificate")?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .context("writing a temporary copy of the certificate")?;
+        f.write_all(normal.as_bytes())
+            .context("writing a temporary copy of the certificate")?;
+    }
     let mut targets = Vec::new();
     let mut record = |target: String, r: Result<String>| {
         targets.push(match r {
@@ -298,6 +311,7 @@ pub fn run(a: &TrustArgs, out: &Out) -> Result<()> {
         );
     }
     let _ = std::fs::remove_file(&tmp);
+    let _ = std::fs::remove_dir(&private_dir);
     let failed = targets.iter().filter(|t| !t.done).count();
     let report = TrustReport {
         action: if install { "install" } else { "uninstall" },
@@ -330,4 +344,15 @@ pub fn run(a: &TrustArgs, out: &Out) -> Result<()> {
         bail!("{failed} target(s) failed (see above)");
     }
     Ok(())
+}
+
+/// A new directory under the temporary directory, 0700, with a random name
+/// (created exclusively: an existing path, or a symlink, is an error).
+fn private_temp_dir() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut b = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut b).map_err(|_| std::io::Error::other("no randomness"))?;
+    let dir = std::env::temp_dir().join(format!("ca-cli-trust-{}", ca_core::hex::encode(&b)));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(dir)
 }

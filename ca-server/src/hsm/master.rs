@@ -157,7 +157,9 @@ impl TokenMaster {
     pub fn generate(token: &Arc<Token>, label: &str) -> Result<Self, HsmError> {
         let mut id = [0u8; 16];
         getrandom::getrandom(&mut id).map_err(|e| HsmError::Operation(format!("CKA_ID: {e}")))?;
-        token.run(|_, s| {
+        // Never retried: a session lost after C_GenerateKey succeeded would
+        // otherwise leave two keys under one label and id.
+        token.run_once(|_, s| {
             let mut template = secret_key_template(label, &id);
             template.extend([
                 Attribute::Token(true),
