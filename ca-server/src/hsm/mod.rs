@@ -412,10 +412,6 @@ struct State {
     /// The token refused the PIN on a reconnection: never try it again (a
     /// few wrong PINs lock a token), until the server is restarted.
     pin_refused: bool,
-    /// When a missing key last made us reconnect (a vanished token looks
-    /// like that, but so does a wrong label): at most one such reconnection
-    /// per [`MISS_RECONNECT_INTERVAL`].
-    last_miss_reconnect: Option<Instant>,
 }
 
 /// A logged-in token: the session pool and the reconnection logic.
@@ -426,6 +422,10 @@ pub struct Token {
     max_sessions: usize,
     pin: AuthPin,
     state: RwLock<State>,
+    /// When a missing key last made us reconnect (a vanished token looks
+    /// like that, but so does a wrong label): at most one such reconnection
+    /// per [`MISS_RECONNECT_INTERVAL`].
+    last_miss_reconnect: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Token {
@@ -461,8 +461,8 @@ impl Token {
                 generation: 0,
                 last_failure: None,
                 pin_refused: false,
-                last_miss_reconnect: None,
             }),
+            last_miss_reconnect: std::sync::Mutex::new(None),
         };
         match token.connect() {
             Ok(conn) => {
@@ -696,14 +696,16 @@ impl Token {
     /// than [`MISS_RECONNECT_INTERVAL`] ago. True if a new connection is up.
     fn reconnect_after_miss(&self, seen: u64) -> Result<bool, HsmError> {
         {
-            let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
-            if st
+            // Its own lock: a miss that will not reconnect must not wait
+            // behind (or hold up) the operations that hold the state.
+            let mut last = self
                 .last_miss_reconnect
-                .is_some_and(|at| at.elapsed() < MISS_RECONNECT_INTERVAL)
-            {
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < MISS_RECONNECT_INTERVAL) {
                 return Ok(false);
             }
-            st.last_miss_reconnect = Some(Instant::now());
+            *last = Some(Instant::now());
         }
         self.reconnect(seen)?;
         Ok(true)
