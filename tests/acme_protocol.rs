@@ -881,6 +881,12 @@ fn http01_follows_redirects_within_the_validation_ports_only() {
     a.responder.redirect(Some("/moved/"));
     a.rt.block_on(c.obtain(&["redir.example.test"], &a.responder))
         .expect("a redirected challenge validates");
+    // Nor to another host (SSRF), even on the validation port.
+    a.responder.redirect(Some("http://169.254.169.254/moved/"));
+    let e =
+        a.rt.block_on(c.obtain(&["redir3.example.test"], &a.responder))
+            .expect_err("redirect to another host");
+    assert!(e.contains("another host"), "{e}");
     // A redirect to another port is not.
     let other = free_port();
     a.responder

@@ -864,11 +864,16 @@ impl Acme {
             let a = account.clone();
             self.audited(action, &account.id, &who, &account.thumbprint, async {
                 let draft = crate::audit::commit_draft(&who, action, &a.id);
-                let r = self.auth.store.acme_update_account(a.clone(), draft).await;
+                let r = self
+                    .auth
+                    .store
+                    .acme_update_account(a.clone(), a.thumbprint.clone(), draft)
+                    .await;
                 crate::audit::committed();
                 r
             })
-            .await?;
+            .await
+            .map_err(stale_or)?;
         }
         Ok(Reply::json(StatusCode::OK, &self.account_json(prov, &account)).at(url))
     }
@@ -924,13 +929,20 @@ impl Acme {
         let r = self
             .audited("AcmeKeyChange", &account.id, &who, &old_thumbprint, async {
                 let draft = crate::audit::commit_draft(&who, "AcmeKeyChange", &a.id);
-                let r = self.auth.store.acme_update_account(a.clone(), draft).await;
+                let r = self
+                    .auth
+                    .store
+                    .acme_update_account(a.clone(), old_thumbprint.clone(), draft)
+                    .await;
                 crate::audit::committed();
                 r
             })
             .await;
         match r {
             Ok(()) => Ok(Reply::json(StatusCode::OK, &self.account_json(prov, &account)).at(kid)),
+            Err(StoreError::Conflict(why)) if why.starts_with("stale:") => {
+                Err(stale_or(StoreError::Conflict(why)))
+            }
             Err(StoreError::Conflict(other)) => {
                 let mut reply = Reply::json(
                     StatusCode::CONFLICT,
@@ -1114,6 +1126,7 @@ impl Acme {
             certificate: None,
             error: None,
             created_at: now,
+            csr: None,
         };
         let sans: Vec<ca_core::names::SanEntry> = names
             .iter()
@@ -1331,24 +1344,59 @@ impl Acme {
         }
         let mut order = self.own_order(account, id)?;
         let url = self.url(prov, &format!("order/{id}"));
-        match self.order_status(&order).as_str() {
-            "ready" => {}
-            // Already done: answer with the order as it is.
-            "processing" | "valid" => {
+        let p = self
+            .provisioner(prov)
+            .ok_or_else(|| Problem::not_found("no such directory"))?;
+        let pem = match (self.order_status(&order).as_str(), order.csr.clone()) {
+            // Left processing (a crash, or a client that hung up mid-way):
+            // issuing again with the order's token finishes it, with the
+            // certificate already made if there is one.
+            ("processing", Some(pem)) => pem,
+            ("processing" | "valid", _) => {
                 return Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &order)).at(url))
             }
-            s => {
+            ("ready", _) => {
+                let f: Finalize = jws.payload_json()?;
+                let der = jws::unb64(&f.csr, "csr")?;
+                self.check_csr(p, &order, &der)?;
+                let pem = ca_core::pem::encode("CERTIFICATE REQUEST", &der);
+                order.status = "processing".into();
+                order.csr = Some(pem.clone());
+                self.auth
+                    .store
+                    .acme_put(Some(order.clone()), Vec::new(), None)
+                    .await?;
+                pem
+            }
+            (s, _) => {
                 return Err(Problem::order_not_ready(format!(
                     "the order is {s}, not ready"
                 )))
             }
-        }
-        let f: Finalize = jws.payload_json()?;
-        let der = jws::unb64(&f.csr, "csr")?;
-        let csr = ca_core::csr::parse_csr(&der).map_err(|e| Problem::bad_csr(e.to_string()))?;
-        let p = self
-            .provisioner(prov)
-            .ok_or_else(|| Problem::not_found("no such directory"))?;
+        };
+        let ca = self.ca_of(p)?;
+        let who = Self::identity(prov, account);
+        // Issued in a task of its own: a client that hangs up cannot leave
+        // the order half-way.
+        let task = tokio::spawn(complete(
+            self.auth.clone(),
+            order,
+            who,
+            account.thumbprint.clone(),
+            ca,
+            pem,
+            p.profile.clone(),
+            p.validity_days,
+        ));
+        let order = task
+            .await
+            .map_err(|e| Problem::server(format!("issuance task: {e}")))??;
+        Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &order)).at(url))
+    }
+
+    /// The CSR of a finalize names exactly the order's names.
+    fn check_csr(&self, p: &Provisioner, order: &AcmeOrder, der: &[u8]) -> Result<(), Problem> {
+        let csr = ca_core::csr::parse_csr(der).map_err(|e| Problem::bad_csr(e.to_string()))?;
         let profile =
             crate::authority::parse_leaf_profile(&p.profile).map_err(Problem::from_api)?;
         let request = ca_core::cert::CertificateRequest::from_csr(&csr, profile);
@@ -1368,69 +1416,7 @@ impl Acme {
                 asked, ordered
             )));
         }
-        let ca = self.ca_of(p)?;
-        let who = Self::identity(prov, account);
-        order.status = "processing".into();
-        self.auth
-            .store
-            .acme_put(Some(order.clone()), Vec::new(), None)
-            .await?;
-        let pem = ca_core::pem::encode("CERTIFICATE REQUEST", &der);
-        let display = who.display();
-        // The order id is the idempotency token: a finalize retried after a
-        // crash gets the certificate already made.
-        let issued = self
-            .audited(
-                "AcmeFinalize",
-                &order.id,
-                &display,
-                &account.thumbprint,
-                async {
-                    self.auth
-                        .issue_from_csr(
-                            &who,
-                            &ca,
-                            &pem,
-                            &p.profile,
-                            p.validity_days,
-                            Some(&order.id),
-                        )
-                        .await
-                },
-            )
-            .await;
-        match issued {
-            Ok(view) => {
-                order.status = "valid".into();
-                order.certificate = Some((view.record.ca_id.clone(), view.record.serial.clone()));
-                tracing::info!(order = %order.id, serial = %view.record.serial, "acme certificate issued");
-            }
-            Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Internal) => {
-                // Not the request's fault: the order stays processing, and a
-                // retry of finalize finishes it.
-                order.status = "ready".into();
-                self.auth
-                    .store
-                    .acme_put(Some(order.clone()), Vec::new(), None)
-                    .await?;
-                return Err(Problem::from_api(e));
-            }
-            Err(e) => {
-                let p = Problem::from_api(e);
-                order.status = "invalid".into();
-                order.error = Some(p.to_json().to_string());
-                self.auth
-                    .store
-                    .acme_put(Some(order.clone()), Vec::new(), None)
-                    .await?;
-                return Err(p);
-            }
-        }
-        self.auth
-            .store
-            .acme_put(Some(order.clone()), Vec::new(), None)
-            .await?;
-        Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &order)).at(url))
+        Ok(())
     }
 
     fn certificate(&self, account: &AcmeAccount, id: &str) -> Result<Reply, Problem> {
@@ -1547,6 +1533,19 @@ impl Acme {
     }
 }
 
+/// A store refusal because the account changed under the request, as the
+/// client sees it; other store errors as usual.
+fn stale_or(e: StoreError) -> Problem {
+    match e {
+        StoreError::Conflict(why) if why.starts_with("stale:") => Problem {
+            kind: "unauthorized",
+            detail: why.trim_start_matches("stale:").to_string(),
+            status: 409,
+        },
+        other => other.into(),
+    }
+}
+
 fn check_contacts(contacts: &[String]) -> Result<(), Problem> {
     for c in contacts {
         let ok = c.len() <= 256
@@ -1641,6 +1640,71 @@ fn authz_status_at(a: &AcmeAuthz, now: i64) -> &str {
     }
 }
 
+/// Issue an order's certificate (the order id is the idempotency token, so
+/// running this twice for one order gives one certificate) and record the
+/// outcome on the order.
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    auth: Arc<Authority>,
+    mut order: AcmeOrder,
+    who: Identity,
+    thumbprint: String,
+    ca: String,
+    pem: String,
+    profile: String,
+    validity_days: Option<u32>,
+) -> Result<AcmeOrder, Problem> {
+    let display = who.display();
+    let d = Decisions {
+        identity: Some(AuditIdentity {
+            subject: display.clone(),
+            fingerprint: thumbprint,
+        }),
+        action: "AcmeFinalize".into(),
+        target: order.id.clone(),
+        success_status: 200,
+        ..Default::default()
+    };
+    let (issued, _) = crate::audit::with_call(d, async {
+        auth.issue_from_csr(&who, &ca, &pem, &profile, validity_days, Some(&order.id))
+            .await
+    })
+    .await;
+    match issued {
+        Ok(view) => {
+            order.status = "valid".into();
+            order.certificate = Some((view.record.ca_id.clone(), view.record.serial.clone()));
+            tracing::info!(order = %order.id, serial = %view.record.serial, "acme certificate issued");
+        }
+        // Not the request's fault, or another finalize of this order still
+        // signing: the order is left as it is, and a retry finishes it.
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::Unavailable
+                    | ErrorCode::Internal
+                    | ErrorCode::Throttled
+                    | ErrorCode::Conflict
+            ) =>
+        {
+            return Err(Problem::from_api(e));
+        }
+        Err(e) => {
+            let p = Problem::from_api(e);
+            order.status = "invalid".into();
+            order.error = Some(p.to_json().to_string());
+            auth.store
+                .acme_put(Some(order.clone()), Vec::new(), None)
+                .await?;
+            return Err(p);
+        }
+    }
+    auth.store
+        .acme_put(Some(order.clone()), Vec::new(), None)
+        .await?;
+    Ok(order)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1658,6 +1722,7 @@ mod tests {
             certificate: None,
             error: None,
             created_at: 0,
+            csr: None,
         };
         for (status, before, after) in [
             ("pending", "pending", "invalid"),

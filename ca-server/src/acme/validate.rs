@@ -85,6 +85,16 @@ async fn http01(
                     )));
                 };
                 url = resolve_location(&url, &next)?;
+                // Only to the name being validated: a redirect elsewhere
+                // would let an account make this server probe other hosts.
+                let to: hyper::Uri = url
+                    .parse()
+                    .map_err(|_| Problem::incorrect_response("bad redirect"))?;
+                if !to.host().is_some_and(|h| h.eq_ignore_ascii_case(name)) {
+                    return Err(Problem::incorrect_response(format!(
+                        "{first} redirects to another host; only redirects to {name} are followed"
+                    )));
+                }
                 continue;
             }
             if !status.is_success() {

@@ -128,6 +128,13 @@ impl EventsConfig {
                 return Err(format!("{name} must be {lo} to {hi}"));
             }
         }
+        // Events are pruned at retention_days whatever a webhook has reached:
+        // retrying longer than that would skip pruned events uncounted.
+        if u64::from(self.give_up_after_hours) > u64::from(self.retention_days) * 24 {
+            return Err(
+                "events.give_up_after_hours must not exceed events.retention_days × 24".into(),
+            );
+        }
         Ok(())
     }
 }

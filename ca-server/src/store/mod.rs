@@ -355,8 +355,16 @@ pub trait Store: Send + Sync {
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()>;
     /// Replace an account (contact, status, or its key: then Conflict naming
-    /// the account that has the new key already); NotFound if it does not exist.
-    fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// the account that has the new key already), only if it is still valid
+    /// and still has the key `expected_thumbprint` (else Conflict starting
+    /// `stale:`): a request read before a key change or a deactivation
+    /// cannot undo it. NotFound if it does not exist.
+    fn acme_update_account(
+        &self,
+        account: AcmeAccount,
+        expected_thumbprint: String,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()>;
     fn acme_order(&self, id: &str) -> Result<Option<AcmeOrder>, StoreError>;
     fn acme_authz(&self, id: &str) -> Result<Option<AcmeAuthz>, StoreError>;
     /// Write an order and authorizations together (a new order, or a change

@@ -508,6 +508,10 @@ pub struct AcmeOrder {
     /// An ACME problem document (JSON) when invalid.
     pub error: Option<String>,
     pub created_at: i64,
+    /// The finalize CSR (PEM), kept from `processing` on so an interrupted
+    /// issuance can be finished.
+    #[serde(default)]
+    pub csr: Option<String>,
 }
 
 /// An ACME authorization (RFC 8555 §7.1.4) with its challenges.

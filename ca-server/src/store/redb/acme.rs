@@ -149,13 +149,22 @@ pub fn create_account(txn: &WriteTransaction, a: &AcmeAccount) -> Result<(), Sto
     Ok(())
 }
 
-pub fn update_account(txn: &WriteTransaction, a: &AcmeAccount) -> Result<(), StoreError> {
+pub fn update_account(
+    txn: &WriteTransaction,
+    a: &AcmeAccount,
+    expected_thumbprint: &str,
+) -> Result<(), StoreError> {
     let bytes = json(a)?;
     let mut accounts = txn.open_table(ACME_ACCOUNTS)?;
     let old: AcmeAccount = match accounts.get(a.id.as_str())? {
         Some(v) => unjson(v.value())?,
         None => return Err(StoreError::NotFound(format!("no account {}", a.id))),
     };
+    if old.thumbprint != expected_thumbprint || old.status != "valid" {
+        return Err(StoreError::Conflict(
+            "stale:the account changed meanwhile (its key or status); retry".into(),
+        ));
+    }
     if old.thumbprint != a.thumbprint {
         // A key change: the new key must not be another account's.
         let mut keys = txn.open_table(ACME_ACCOUNT_KEYS)?;

@@ -638,9 +638,14 @@ impl Store for RedbStore {
         }))
     }
 
-    fn acme_update_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()> {
+    fn acme_update_account(
+        &self,
+        account: AcmeAccount,
+        expected_thumbprint: String,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()> {
         Box::pin(self.write(Some(audit), move |txn| {
-            acme::update_account(txn, &account)?;
+            acme::update_account(txn, &account, &expected_thumbprint)?;
             Ok(((), Vec::new()))
         }))
     }
