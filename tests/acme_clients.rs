@@ -16,45 +16,11 @@ use serde_json::{json, Value};
 /// `tls-alpn-01` to `alpn_port`, and a policy letting ACME accounts of the
 /// default directory get names under example.test.
 fn acme_server(http01_port: u16, alpn_port: u16) -> (Server, String) {
-    let mut s = Server::init_with(&[], &[]);
-    let acme_port = free_port();
-    let config = s.dir.join("config.toml");
-    let original = std::fs::read_to_string(&config).expect("config");
-    let tuned = original
-        .replace(
-            "[acme]\nenabled = false",
-            "[acme]\nenabled = true\nresolve_to = \"127.0.0.1\"",
-        )
-        .replace(
-            "listen = \"127.0.0.1:9443\"",
-            &format!("listen = \"127.0.0.1:{acme_port}\""),
-        )
-        .replace("http01_port = 80", &format!("http01_port = {http01_port}"))
-        .replace(
-            "tls_alpn01_port = 443",
-            &format!("tls_alpn01_port = {alpn_port}"),
-        );
-    assert_ne!(tuned, original, "config.toml carries [acme]");
-    // A second directory that needs external account binding.
-    let tuned = format!(
-        "{tuned}\n[[acme.provisioners]]\nname = \"eab\"\nprofile = \"tls-server\"\neab = \"required\"\n"
-    );
-    std::fs::write(&config, tuned).expect("config");
-    s.start();
-    harness::wait_for_port(acme_port, "ACME listener");
-    let issuing = s.config.issuing_ca_id.clone();
-    s.put_policy(
-        "acme-example-test",
-        json!({
-            "effect": "allow",
-            "principals": [{"uri": "acme:default/*"}],
-            "actions": ["issue"],
-            "cas": [issuing],
-            "conditions": {"name_patterns": ["*.example.test"]},
-        }),
-    );
-    let directory = format!("https://127.0.0.1:{acme_port}/acme/default/directory");
-    (s, directory)
+    harness::acme::acme_server(&harness::acme::AcmePorts {
+        http01: http01_port,
+        tls_alpn01: alpn_port,
+        dns_resolver: None,
+    })
 }
 
 fn certbot(s: &Server, work: &Path, args: &[&str]) -> Output {

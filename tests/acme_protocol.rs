@@ -23,42 +23,12 @@ fn setup() -> Acme {
 
 /// The same, asking `dns_resolver` (IP:port) for dns-01.
 fn setup_with_dns(dns_resolver: Option<&str>) -> Acme {
-    let mut s = Server::init_with(&[], &[]);
-    let (acme_port, http01) = (free_port(), free_port());
-    let config = s.dir.join("config.toml");
-    let original = std::fs::read_to_string(&config).expect("config");
-    let tuned = original
-        .replace(
-            "[acme]\nenabled = false",
-            &format!(
-                "[acme]\nenabled = true\nresolve_to = \"127.0.0.1\"\n{}",
-                dns_resolver
-                    .map(|d| format!("dns_resolver = \"{d}\""))
-                    .unwrap_or_default()
-            ),
-        )
-        .replace(
-            "listen = \"127.0.0.1:9443\"",
-            &format!("listen = \"127.0.0.1:{acme_port}\""),
-        )
-        .replace("http01_port = 80", &format!("http01_port = {http01}"));
-    let tuned = format!(
-        "{tuned}\n[[acme.provisioners]]\nname = \"eab\"\nprofile = \"tls-server\"\neab = \"required\"\n"
-    );
-    std::fs::write(&config, tuned).expect("config");
-    s.start();
-    harness::wait_for_port(acme_port, "ACME listener");
-    let issuing = s.config.issuing_ca_id.clone();
-    s.put_policy(
-        "acme-example-test",
-        json!({
-            "effect": "allow",
-            "principals": [{"uri": "acme:default/*"}],
-            "actions": ["issue"],
-            "cas": [issuing],
-            "conditions": {"name_patterns": ["*.example.test"]},
-        }),
-    );
+    let http01 = free_port();
+    let (s, directory) = harness::acme::acme_server(&harness::acme::AcmePorts {
+        http01,
+        tls_alpn01: free_port(),
+        dns_resolver: dns_resolver.map(str::to_string),
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,7 +40,7 @@ fn setup_with_dns(dns_resolver: Option<&str>) -> Acme {
         .expect("responder port");
     rt.spawn(responder.clone().serve(listener));
     Acme {
-        directory: format!("https://127.0.0.1:{acme_port}/acme/default/directory"),
+        directory,
         s,
         responder,
         rt,

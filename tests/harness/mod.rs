@@ -7,6 +7,7 @@
 //! use are not dead code.
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod pki;
 pub mod relying;
 pub mod server;
