@@ -24,6 +24,40 @@ impl Backend for Redb {
     }
 }
 
+/// One throwaway PostgreSQL cluster; each place is a database of its own.
+struct Postgres {
+    cluster: postgres::testdb::TestCluster,
+    made: Mutex<std::collections::HashMap<std::path::PathBuf, String>>,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        Postgres {
+            cluster: postgres::testdb::TestCluster::start().expect("a test PostgreSQL cluster"),
+            made: Mutex::new(Default::default()),
+        }
+    }
+
+    fn url(&self, dir: &Path) -> String {
+        let mut made = self.made.lock().expect("lock");
+        let n = made.len();
+        made.entry(dir.to_path_buf())
+            .or_insert_with(|| self.cluster.create_db(&format!("c{n}")).expect("createdb"))
+            .clone()
+    }
+}
+
+impl Backend for Postgres {
+    fn open(&self, dir: &Path, boot: &str) -> Arc<dyn Store> {
+        let opts = postgres::PgOptions {
+            url: self.url(dir),
+            pool_size: 8,
+            connect_wait: std::time::Duration::from_secs(10),
+        };
+        Arc::new(postgres::PgStore::open(&opts, boot.into()).expect("open postgres"))
+    }
+}
+
 const CA1: &str = "ca-0000000000000001";
 const CA2: &str = "ca-0000000000000002";
 
@@ -868,6 +902,43 @@ async fn run_all(b: &dyn Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_passes_the_conformance_suite() {
     run_all(&Redb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_conformance_suite() {
+    run_all(&Postgres::start()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_a_newer_schema_with_a_clear_message() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    pg.open(dir.path(), "a").close();
+    let url = pg.url(dir.path());
+    let out = std::process::Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            &url,
+            "-c",
+            "UPDATE ca_schema SET version = version + 1",
+        ])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let opts = postgres::PgOptions {
+        url,
+        pool_size: 2,
+        connect_wait: std::time::Duration::from_secs(5),
+    };
+    let err = postgres::PgStore::open(&opts, "b".into())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::NewerSchema { found } if found == SCHEMA_VERSION + 1));
 }
 
 #[tokio::test]

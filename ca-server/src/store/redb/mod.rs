@@ -15,6 +15,8 @@ mod reads;
 mod tables;
 mod writer;
 
+pub(crate) use self::tables::{decode_expiry_cursor, decode_key_cursor, encode_cursor};
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};

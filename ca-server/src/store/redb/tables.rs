@@ -470,7 +470,7 @@ pub fn append_audit_digest(
 
 // ---- list cursors ------------------------------------------------------------------
 
-pub(super) fn encode_cursor(s: &str) -> String {
+pub(crate) fn encode_cursor(s: &str) -> String {
     ca_core::hex::encode(s.as_bytes())
 }
 
@@ -486,14 +486,14 @@ fn decode_cursor(c: &str) -> Result<String, StoreError> {
     String::from_utf8(bytes).map_err(|_| bad())
 }
 
-pub(super) fn decode_key_cursor(c: &str) -> Result<String, StoreError> {
+pub(crate) fn decode_key_cursor(c: &str) -> Result<String, StoreError> {
     let s = decode_cursor(c)?;
     s.strip_prefix('k')
         .map(str::to_string)
         .ok_or_else(|| StoreError::NotFound("the cursor does not belong to this listing".into()))
 }
 
-pub(super) fn decode_expiry_cursor(c: &str) -> Result<(u64, String), StoreError> {
+pub(crate) fn decode_expiry_cursor(c: &str) -> Result<(u64, String), StoreError> {
     let s = decode_cursor(c)?;
     let bad = || StoreError::NotFound("the cursor does not belong to this listing".into());
     let rest = s.strip_prefix('e').ok_or_else(bad)?;

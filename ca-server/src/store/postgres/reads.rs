@@ -1,0 +1,300 @@
+//! Read paths: point lookups and short range scans, each one statement (so one
+//! snapshot) unless it says otherwise.
+
+use std::collections::{HashMap, HashSet};
+
+use ca_core::audit_chain::{AuditEntry, ChainVerifier};
+use ca_core::audit_digest::{AuditDigest, DigestVerifier};
+use tokio_postgres::Client;
+
+use super::ops::head_of;
+use super::{pg_err, unjson};
+use crate::store::{
+    cert_key, parse_stored_crl_entry, AuditFilter, CertRecord, CertWithDer, CrlEntries, KeyMeta,
+    PolicyRows, SerialStatus, StoreError, Verdict,
+};
+
+type R<T> = Result<T, StoreError>;
+
+/// Most entries one audit page scans before returning a cursor.
+const MAX_AUDIT_SCAN: i64 = 50_000;
+/// Rows fetched per round trip by scans that filter or visit on the caller's side.
+pub const SCAN_BATCH: i64 = 500;
+
+pub fn text_rec<T: for<'de> serde::Deserialize<'de>>(row: &tokio_postgres::Row) -> R<T> {
+    unjson(row.get::<_, &str>(0).as_bytes())
+}
+
+pub async fn opt<T: for<'de> serde::Deserialize<'de>>(
+    c: &Client,
+    sql: &str,
+    id: &str,
+) -> R<Option<T>> {
+    let row = c.query_opt(sql, &[&id]).await.map_err(pg_err)?;
+    row.as_ref().map(text_rec).transpose()
+}
+
+pub async fn all<T: for<'de> serde::Deserialize<'de>>(c: &Client, sql: &str) -> R<Vec<T>> {
+    let rows = c.query(sql, &[]).await.map_err(pg_err)?;
+    rows.iter().map(text_rec).collect()
+}
+
+pub async fn get_cert(c: &Client, ca_id: &str, serial: &str) -> R<Option<CertWithDer>> {
+    let key = cert_key(ca_id, serial);
+    let row = c
+        .query_opt("SELECT rec, der FROM certs WHERE key = $1", &[&key])
+        .await
+        .map_err(pg_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let rec: CertRecord = text_rec(&row)?;
+    let der: Option<Vec<u8>> = row.get(1);
+    Ok(Some((rec, der)))
+}
+
+pub async fn serial_status(c: &Client, ca_id: &str, serial: &str) -> R<SerialStatus> {
+    let key = cert_key(ca_id, serial);
+    let Some(rec) = opt::<CertRecord>(c, "SELECT rec FROM certs WHERE key = $1", &key).await?
+    else {
+        return Ok(SerialStatus::Unknown);
+    };
+    use crate::store::CertStatus;
+    Ok(match rec.status {
+        CertStatus::Issued => SerialStatus::Issued,
+        CertStatus::Revoked => match rec.revocation {
+            Some(rv) => SerialStatus::Revoked(rv),
+            None => {
+                return Err(StoreError::Corrupt(format!(
+                    "{key}: revoked without record"
+                )))
+            }
+        },
+        CertStatus::Reserved => SerialStatus::Unknown,
+    })
+}
+
+pub async fn crl_entries(c: &Client, ca_id: &str, expired_before: Option<i64>) -> R<CrlEntries> {
+    let rows = c
+        .query(
+            "SELECT key, entry FROM crl_entries WHERE ca_id = $1 ORDER BY key",
+            &[&ca_id],
+        )
+        .await
+        .map_err(pg_err)?;
+    let mut out = CrlEntries::default();
+    for row in &rows {
+        let key: &str = row.get(0);
+        let v: &[u8] = row.get(1);
+        let (dates, der) = parse_stored_crl_entry(v);
+        if let (Some(cut), Some((not_after, revoked_at))) = (expired_before, dates) {
+            if not_after < cut && revoked_at < cut {
+                out.expired.push(key.to_string());
+                continue;
+            }
+        }
+        out.der.extend_from_slice(der);
+        out.count += 1;
+    }
+    Ok(out)
+}
+
+pub async fn list_policies(c: &Client) -> R<Option<PolicyRows>> {
+    let set = c
+        .query_opt("SELECT 1 FROM meta WHERE name = 'policies_set'", &[])
+        .await
+        .map_err(pg_err)?;
+    if set.is_none() {
+        return Ok(None);
+    }
+    let rows = c
+        .query("SELECT id, json FROM policies ORDER BY id", &[])
+        .await
+        .map_err(pg_err)?;
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, Vec<u8>>(1)))
+            .collect(),
+    ))
+}
+
+pub async fn key_meta(c: &Client) -> R<KeyMeta> {
+    let rows = c
+        .query("SELECT name, value FROM key_meta", &[])
+        .await
+        .map_err(pg_err)?;
+    let mut meta = KeyMeta::default();
+    for r in &rows {
+        match r.get::<_, &str>(0) {
+            "check_value" => meta.check_value = Some(r.get(1)),
+            "kdf" => meta.kdf = Some(r.get(1)),
+            _ => {}
+        }
+    }
+    Ok(meta)
+}
+
+pub async fn audit_page(c: &Client, f: &AuditFilter) -> R<(Vec<AuditEntry>, Option<u64>)> {
+    let start = i64::try_from(f.cursor.unwrap_or(0)).unwrap_or(i64::MAX);
+    let limit = f.limit.max(1);
+    let mut out = Vec::new();
+    let mut scanned = 0i64;
+    let mut from = start;
+    loop {
+        let rows = c
+            .query(
+                "SELECT seq, entry FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
+                &[&from, &SCAN_BATCH],
+            )
+            .await
+            .map_err(pg_err)?;
+        if rows.is_empty() {
+            return Ok((out, None));
+        }
+        for row in &rows {
+            let seq: i64 = row.get(0);
+            from = seq + 1;
+            if scanned >= MAX_AUDIT_SCAN {
+                return Ok((out, Some(seq as u64)));
+            }
+            scanned += 1;
+            let e: AuditEntry = unjson(row.get::<_, &str>(1).as_bytes())?;
+            if f.since.is_some_and(|s| e.unix < s) || f.until.is_some_and(|u| e.unix > u) {
+                continue;
+            }
+            if let Some(id) = &f.identity {
+                if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
+                    continue;
+                }
+            }
+            if f.action.as_ref().is_some_and(|a| &e.action != a) {
+                continue;
+            }
+            out.push(e);
+            if out.len() == limit {
+                return Ok((out, Some((seq as u64).saturating_add(1))));
+            }
+        }
+    }
+}
+
+pub async fn audit_head(c: &Client) -> R<(u64, String)> {
+    let row = c
+        .query_one(
+            "SELECT seq, hash, present FROM audit_head WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(head_of(&row))
+}
+
+pub async fn audit_digests(c: &Client, after: u64, limit: usize) -> R<Vec<AuditDigest>> {
+    let after = i64::try_from(after).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = c
+        .query(
+            "SELECT rec FROM audit_digests WHERE number > $1 ORDER BY number LIMIT $2",
+            &[&after, &limit],
+        )
+        .await
+        .map_err(pg_err)?;
+    rows.iter().map(text_rec).collect()
+}
+
+/// Verify the chain and the digests in one snapshot (a repeatable-read
+/// transaction), so entries appended meanwhile by any node are not half-seen.
+pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg_err)?;
+    let digests: Vec<AuditDigest> = tx
+        .query("SELECT rec FROM audit_digests ORDER BY number", &[])
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(text_rec)
+        .collect::<R<_>>()?;
+    let wanted: HashSet<u64> = digests.iter().map(|d| d.head_seq).collect();
+    let mut hashes: HashMap<u64, String> = HashMap::new();
+    let head_row = tx
+        .query_one(
+            "SELECT seq, hash, present FROM audit_head WHERE id = 1",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?;
+    let head = head_row.get::<_, bool>(2).then(|| head_of(&head_row));
+    let mut chain = ChainVerifier::new();
+    let mut from = 0i64;
+    loop {
+        let rows = tx
+            .query(
+                "SELECT seq, entry FROM audit WHERE seq > $1 ORDER BY seq LIMIT 5000",
+                &[&from],
+            )
+            .await
+            .map_err(pg_err)?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in &rows {
+            let seq: i64 = row.get(0);
+            from = seq;
+            let key = seq as u64;
+            let e: AuditEntry = match serde_json::from_str(row.get::<_, &str>(1)) {
+                Ok(e) => e,
+                Err(x) => {
+                    return Ok(Verdict::Broken {
+                        seq: key,
+                        why: format!("entry does not parse: {x}"),
+                    })
+                }
+            };
+            if let Err(b) = chain.push(key, &e) {
+                return Ok(Verdict::Broken {
+                    seq: b.seq,
+                    why: b.why,
+                });
+            }
+            if wanted.contains(&key) {
+                hashes.insert(key, e.hash);
+            }
+        }
+    }
+    tx.commit().await.map_err(pg_err)?;
+    let (count, prev) = (chain.count(), chain.last_hash().to_string());
+    match head {
+        Some((hseq, hhash)) if hseq != count || hhash != prev => {
+            return Ok(Verdict::Broken {
+                seq: count.saturating_add(1).min(hseq),
+                why: format!(
+                    "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
+                ),
+            })
+        }
+        None if count > 0 => {
+            return Ok(Verdict::Broken {
+                seq: 1,
+                why: "the audit head record is missing".into(),
+            })
+        }
+        _ => {}
+    }
+    let mut verifier = DigestVerifier::new(pinned.map(<[u8]>::to_vec));
+    for d in &digests {
+        if let Err(bad) = verifier.push(d, hashes.get(&d.head_seq).map(String::as_str)) {
+            return Ok(Verdict::Broken {
+                seq: bad.head_seq,
+                why: bad.to_string(),
+            });
+        }
+    }
+    Ok(Verdict::Ok {
+        count,
+        digests: verifier.count(),
+        covered: verifier.covered(),
+    })
+}
