@@ -3,7 +3,8 @@
 # not bring: openssl, curl, certutil (libnss3-tools), Chromium, python3,
 # libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
 # (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot, lego and
-# Caddy (ACME clients), pebble (its DNS test server); and
+# Caddy (ACME clients), pebble (its DNS test server), PostgreSQL (a throwaway
+# cluster for the shared-store tests); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -27,6 +28,11 @@ missing=()
 for tool in "${!package_for[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_for[$tool]}")
 done
+# PostgreSQL (the shared-store tests start a throwaway cluster of their own):
+# Debian keeps initdb and pg_ctl off PATH, in /usr/lib/postgresql/N/bin.
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   echo "test tools: all present"
 else

@@ -133,6 +133,91 @@ pub struct Config {
     /// The ACME front door (RFC 8555).
     #[serde(default)]
     pub acme: crate::acme::AcmeConfig,
+    /// Where the records live: the embedded redb file (default) or a
+    /// PostgreSQL database shared by several nodes.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Which storage backend, and how to reach it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// PostgreSQL: `postgres://user:password@host:port/database`. The
+    /// environment variable `CA_SERVER_STORE_URL` overrides it (so a password
+    /// need not be in the file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL: connections this node keeps open at most.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// PostgreSQL: how long start-up waits for an unreachable database.
+    #[serde(default = "default_connect_wait")]
+    pub connect_wait_secs: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Redb,
+            url: None,
+            pool_size: default_pool_size(),
+            connect_wait_secs: default_connect_wait(),
+        }
+    }
+}
+
+/// The environment variable that overrides `[store] url`.
+pub const STORE_URL_ENV: &str = "CA_SERVER_STORE_URL";
+
+impl StoreConfig {
+    pub fn is_postgres(&self) -> bool {
+        self.backend == StoreBackend::Postgres
+    }
+
+    /// The PostgreSQL options, the URL from the environment first.
+    pub fn postgres(&self) -> anyhow::Result<crate::store::postgres::PgOptions> {
+        let url = std::env::var(STORE_URL_ENV)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .or_else(|| self.url.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!("[store] backend = \"postgres\" needs a url (or {STORE_URL_ENV})")
+            })?;
+        Ok(crate::store::postgres::PgOptions {
+            url,
+            pool_size: self.pool_size,
+            connect_wait: std::time::Duration::from_secs(self.connect_wait_secs),
+        })
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.pool_size == 0 || self.pool_size > 1000 {
+            anyhow::bail!("[store] pool_size must be between 1 and 1000");
+        }
+        if self.is_postgres() {
+            self.postgres()?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Redb,
+    Postgres,
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+
+fn default_connect_wait() -> u64 {
+    60
 }
 
 fn default_audit_digest_interval() -> u64 {
@@ -287,6 +372,7 @@ impl Config {
         }
         self.events.check().map_err(|e| anyhow::anyhow!(e))?;
         self.acme.check().map_err(|e| anyhow::anyhow!(e))?;
+        self.store.check()?;
         self.api_addr
             .parse::<SocketAddr>()
             .map_err(|_| anyhow::anyhow!("api_addr {:?} is not IP:port", self.api_addr))?;

@@ -22,6 +22,8 @@ pub struct InitOptions {
     pub master: crate::vault::MasterOptions,
     /// Make the CA keys in this PKCS#11 token (and keep it in config.toml).
     pub pkcs11: Option<crate::hsm::Pkcs11Config>,
+    /// Where the records live (the embedded store by default).
+    pub store: crate::config::StoreConfig,
 }
 
 pub struct InitSummary {
@@ -97,6 +99,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         metrics: Default::default(),
         events: Default::default(),
         acme: Default::default(),
+        store: opts.store.clone(),
     };
     let key_storage = if opts.pkcs11.is_some() {
         KeyStorage::Pkcs11
@@ -105,6 +108,18 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
     };
     config.check()?;
     let base = format!("http://{}", opts.public_addr);
+    // A shared database initialised by another node already has its CAs (and
+    // its master key): further nodes copy that node's data directory instead.
+    if config.store.is_postgres() {
+        let store = crate::store::open_configured(dir, &config.store, crate::ids::boot_id())?;
+        let taken = store.list_cas().map(|cas| !cas.is_empty());
+        store.close();
+        if taken? {
+            anyhow::bail!(
+                "the database already holds CAs (initialised by another node); to add a node, copy the first node's data directory instead (see OPERATIONS.md)"
+            );
+        }
+    }
     let auth = crate::authority::open(dir, config.clone(), base, &opts.master).await?;
     let who = Identity::internal("ca-server init");
     let e =

@@ -169,6 +169,11 @@ struct InitArgs {
     /// master.key.
     #[arg(long, requires = "pkcs11_module")]
     pkcs11_master_key_label: Option<String>,
+    /// Keep the records in this PostgreSQL database (postgres://user@host/db)
+    /// instead of the embedded store, so that several nodes can share them
+    /// (written to [store] in config.toml; see OPERATIONS.md).
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 impl InitArgs {
@@ -321,6 +326,14 @@ fn main() -> anyhow::Result<()> {
                 admin_name: a.admin_name,
                 tls_days: a.tls_days,
                 master: a.master.options(),
+                store: match a.postgres {
+                    Some(url) => ca_server::config::StoreConfig {
+                        backend: ca_server::config::StoreBackend::Postgres,
+                        url: Some(url),
+                        ..Default::default()
+                    },
+                    None => Default::default(),
+                },
             }))?;
             print_init(&summary);
             Ok(())
@@ -345,6 +358,7 @@ fn main() -> anyhow::Result<()> {
                     tls_days: None,
                     master: a.master.options(),
                     pkcs11: None,
+                    store: Default::default(),
                 }))?;
                 print_init(&summary);
             }

@@ -214,6 +214,22 @@ impl Policies {
         })
     }
 
+    /// Read every statement again (another node sharing the store changed
+    /// them); returns whether the set differs from the cached one.
+    pub fn reload(&self, store: &dyn Store) -> Result<bool, StoreError> {
+        let fresh = Policies::load(store)?;
+        let fresh = fresh.snapshot();
+        let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        let ids = |v: &[(StatementDto, Statement)]| -> Vec<String> {
+            v.iter()
+                .map(|(d, _)| serde_json::to_string(d).unwrap_or_default())
+                .collect()
+        };
+        let changed = ids(&g) != ids(&fresh);
+        *g = fresh;
+        Ok(changed)
+    }
+
     pub fn statements(&self) -> Vec<Statement> {
         self.snapshot().iter().map(|(_, s)| s.clone()).collect()
     }

@@ -99,6 +99,10 @@ pub async fn serve(
     let revocation =
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
+    let shared_sync = config
+        .store
+        .is_postgres()
+        .then(|| spawn_shared_store_sync(auth.clone()));
     let digester = spawn_audit_digests(auth.clone());
     let refusal_summaries = spawn_refusal_summaries(auth.clone());
     let event_tasks = if config.events.enabled {
@@ -300,6 +304,9 @@ pub async fn serve(
         a.abort();
     }
     builder.abort();
+    if let Some(t) = shared_sync {
+        t.abort();
+    }
     renewer.abort();
     digester.abort();
     refusal_summaries.abort();
@@ -344,6 +351,41 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// With a store shared by several nodes: take other nodes' policy changes
+/// as they are told (NOTIFY), and re-read them every
+/// [`SHARED_RECHECK`] in case a notification was missed.
+fn spawn_shared_store_sync(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
+    let weak = Arc::downgrade(&auth);
+    auth.store.subscribe(Arc::new(move |event| {
+        if let crate::store::Committed::PolicyChanged { .. } = event {
+            if let Some(a) = weak.upgrade() {
+                if let Err(e) = a.policies.reload(a.store.as_ref()) {
+                    tracing::warn!(error = %e, "re-reading the policies failed");
+                }
+            }
+        }
+    }));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SHARED_RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let a = auth.clone();
+            let reloaded =
+                tokio::task::spawn_blocking(move || a.policies.reload(a.store.as_ref())).await;
+            match reloaded {
+                Ok(Ok(true)) => tracing::warn!("policies changed without a notification; reloaded"),
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "re-reading the policies failed"),
+                Err(e) => tracing::warn!(error = %e, "re-reading the policies failed"),
+            }
+        }
+    })
+}
+
+/// How often a node sharing its store re-reads what other nodes may change.
+const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Write the summary of refusals over the audit budget once per window.
 fn spawn_refusal_summaries(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -365,6 +407,10 @@ async fn sign_audit_digest(auth: &Authority) {
             "audit digest signed"
         ),
         Ok(None) => {}
+        // Another node sharing the database signed this digest first.
+        Err(e) if e.to_string().contains("does not follow digest") => {
+            tracing::debug!(error = %e, "another node signed this audit digest")
+        }
         Err(e) => tracing::error!(error = %e, "could not sign an audit digest"),
     }
 }

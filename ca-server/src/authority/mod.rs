@@ -398,8 +398,7 @@ pub async fn open(
     let (token, master) = crate::vault::with_configured_token(data_dir, &config, master)?;
     let master = &master;
     crate::vault::precheck(data_dir, master)?;
-    let store = crate::store::open(data_dir, crate::ids::boot_id())
-        .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let store = crate::store::open_configured(data_dir, &config.store, crate::ids::boot_id())?;
     let key = match crate::vault::unlock(store.as_ref(), data_dir, master) {
         Ok(k) => k,
         Err(e) => {

@@ -79,6 +79,7 @@ fn config() -> Config {
         metrics: Default::default(),
         events: Default::default(),
         acme: Default::default(),
+        store: Default::default(),
     }
 }
 

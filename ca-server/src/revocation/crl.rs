@@ -68,15 +68,51 @@ impl RevocationService {
             &format!("{w_id}/crl/{}", w_meta.crl_number),
         );
         let dropped = expired.len();
-        self.auth
+        let published = self
+            .auth
             .store
-            .put_crl_meta(&w_id, w_meta, expired, draft)
-            .await?;
+            .put_crl_meta(&w_id, w_meta, served.der.to_vec(), expired, draft)
+            .await;
+        if let Err(crate::store::StoreError::Conflict(why)) = &published {
+            // Another node sharing the store published this number (or a
+            // newer one) first: ours never leaves this process; serve theirs.
+            tracing::debug!(ca = %ca_id, %why, "another node published this CRL first");
+            return self.load_published(ca_id).await;
+        }
+        published?;
         if dropped > 0 {
             tracing::info!(ca = %w_id, entries = dropped, "expired certificates' entries left the CRL");
         }
         write(&self.served).insert(ca_id.to_string(), served.clone());
         self.stats.crls_built.fetch_add(1, Ordering::Relaxed);
+        remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);
+        Ok(served)
+    }
+
+    /// Serve the CRL the store says was published last (another node's).
+    async fn load_published(&self, ca_id: &str) -> Result<Arc<ServedCrl>, RevocationError> {
+        write(&self.served).remove(ca_id);
+        let store = self.auth.store.clone();
+        let (id, dir) = (ca_id.to_string(), self.crl_dir.clone());
+        let stored = tokio::task::spawn_blocking(move || {
+            let Some(meta) = store.crl_meta(&id)? else {
+                return Ok(None);
+            };
+            let Some(der) = store.crl_der(&id, meta.crl_number)? else {
+                return Ok(None);
+            };
+            write_crl_file(&dir, &id, meta.crl_number, &der)?;
+            Ok::<_, RevocationError>(Some((meta, der)))
+        })
+        .await
+        .map_err(|e| RevocationError::Task(e.to_string()))??;
+        let Some((meta, der)) = stored else {
+            return Err(RevocationError::Task(format!(
+                "the CRL of {ca_id} published elsewhere is not in the store"
+            )));
+        };
+        let served = Arc::new(ServedCrl::new(meta, der));
+        write(&self.served).insert(ca_id.to_string(), served.clone());
         remove_older_crls(&self.crl_dir, ca_id, served.meta.crl_number);
         Ok(served)
     }
@@ -93,6 +129,12 @@ impl RevocationService {
             let Some(meta) = store.crl_meta(&id)? else {
                 return Ok(None);
             };
+            // A store shared by several nodes keeps the DER; keep a copy in
+            // this node's directory too, as the node that signed it does.
+            if let Some(der) = store.crl_der(&id, meta.crl_number)? {
+                write_crl_file(&dir, &id, meta.crl_number, &der)?;
+                return Ok(Some((meta, der)));
+            }
             match std::fs::read(crl_path(&dir, &id, meta.crl_number)) {
                 Ok(der) => Ok(Some((meta, der))),
                 // Lost (e.g. a restored backup without the files): build anew.

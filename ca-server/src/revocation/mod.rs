@@ -221,10 +221,21 @@ impl RevocationService {
         // Driven by the committed write (on the store's thread, before the
         // revoker is answered), never by the request, which may be gone.
         auth.store.subscribe(Arc::new(move |event| {
-            if let crate::store::Committed::Revoked { ca_id, serial } = event {
-                if let Some(s) = weak.upgrade() {
-                    s.on_revoked(ca_id, serial);
+            let Some(s) = weak.upgrade() else { return };
+            match event {
+                crate::store::Committed::Revoked { ca_id, serial } => s.on_revoked(ca_id, serial),
+                // A newer CRL (another node's, with a shared store): stop
+                // serving ours, so the next fetch loads the newest.
+                crate::store::Committed::CrlPublished { ca_id, number } => {
+                    let mut served = write(&s.served);
+                    if served
+                        .get(ca_id)
+                        .is_some_and(|c| c.meta.crl_number < *number)
+                    {
+                        served.remove(ca_id);
+                    }
                 }
+                _ => {}
             }
         }));
         svc

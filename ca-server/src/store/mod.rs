@@ -245,17 +245,22 @@ pub trait Store: Send + Sync {
         expired_before: Option<i64>,
     ) -> Result<CrlEntries, StoreError>;
     fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError>;
-    /// Record that CRL `meta.crl_number` of `ca_id` is signed and stored,
-    /// with the audit entry of that signing.
-    /// `prune` names CRL entries that left the CRL (expired): they are
-    /// deleted in the same commit.
+    /// Publish CRL `meta.crl_number` of `ca_id` (its DER is `der`), with the
+    /// audit entry of that signing. Refused (Conflict, nothing written) unless
+    /// its number is above the last published one, so CRL numbers strictly
+    /// increase however many nodes sign. `prune` names CRL entries that left
+    /// the CRL (expired): they are deleted in the same commit.
     fn put_crl_meta(
         &self,
         ca_id: &str,
         meta: CrlMeta,
+        der: Vec<u8>,
         prune: Vec<String>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()>;
+    /// The DER of a published CRL, where the backend keeps it (PostgreSQL,
+    /// for every node); None where it is a file in the data directory (redb).
+    fn crl_der(&self, ca_id: &str, number: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// Give every revocation recorded before `crl_entries` existed its entry
     /// (once per store); returns how many it added.
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64>;
@@ -399,6 +404,23 @@ pub trait Store: Send + Sync {
     /// Digests numbered after `after`, oldest first, at most `limit`.
     fn audit_digests(&self, after: u64, limit: usize) -> Result<Vec<AuditDigest>, StoreError>;
     fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError>;
+}
+
+/// Open the configured backend: the redb store in `dir`, or the PostgreSQL
+/// database `config` names (waiting for it up to its `connect_wait_secs`).
+pub fn open_configured(
+    dir: &std::path::Path,
+    config: &crate::config::StoreConfig,
+    boot_id: String,
+) -> anyhow::Result<Arc<dyn Store>> {
+    use anyhow::Context as _;
+    if config.is_postgres() {
+        let opts = config.postgres()?;
+        let store =
+            postgres::PgStore::open(&opts, boot_id).context("opening the PostgreSQL store")?;
+        return Ok(Arc::new(store));
+    }
+    open(dir, boot_id).with_context(|| format!("opening the store in {}", dir.display()))
 }
 
 /// The embedded default: open (or create) the redb store in `dir`.

@@ -357,10 +357,24 @@ pub struct NewCaRecord {
 /// caused it is still waiting.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Committed {
-    Revoked { ca_id: String, serial: String },
-    CaChanged { ca_id: String },
-    AliasChanged { alias: String },
-    PolicyChanged { id: String },
+    Revoked {
+        ca_id: String,
+        serial: String,
+    },
+    CaChanged {
+        ca_id: String,
+    },
+    AliasChanged {
+        alias: String,
+    },
+    PolicyChanged {
+        id: String,
+    },
+    /// A CRL was published (by this node or another): serve the newest.
+    CrlPublished {
+        ca_id: String,
+        number: u64,
+    },
 }
 
 /// Called on the committing thread after each durable commit; must be quick.

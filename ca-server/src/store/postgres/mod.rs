@@ -54,6 +54,11 @@ const FOREIGN_INTENT_GRACE_SECS: i64 = 120;
 /// Most rows one certificate page scans before returning a cursor.
 const MAX_SCAN: usize = 20_000;
 
+thread_local! {
+    /// Set on the store runtime's own threads.
+    static ON_STORE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// How to reach the database.
 #[derive(Clone, Debug)]
 pub struct PgOptions {
@@ -197,6 +202,7 @@ fn encode_event(boot: &str, e: &Committed) -> String {
         Committed::CaChanged { ca_id } => format!("{boot}\tC\t{ca_id}"),
         Committed::AliasChanged { alias } => format!("{boot}\tA\t{alias}"),
         Committed::PolicyChanged { id } => format!("{boot}\tP\t{id}"),
+        Committed::CrlPublished { ca_id, number } => format!("{boot}\tL\t{ca_id}\t{number}"),
     }
 }
 
@@ -213,6 +219,10 @@ fn decode_event(payload: &str) -> Option<(&str, Committed)> {
         "C" => Committed::CaChanged { ca_id: a },
         "A" => Committed::AliasChanged { alias: a },
         "P" => Committed::PolicyChanged { id: a },
+        "L" => Committed::CrlPublished {
+            ca_id: a,
+            number: parts.next()?.parse().ok()?,
+        },
         _ => return None,
     };
     Some((boot, e))
@@ -242,6 +252,7 @@ impl PgStore {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pg-store")
+            .on_thread_start(|| ON_STORE_THREAD.with(|f| f.set(true)))
             .enable_all()
             .build()
             .map_err(|e| StoreError::Db(e.to_string()))?;
@@ -317,7 +328,14 @@ impl PgStore {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().map_err(|_| StoreError::Closed)?
+        if ON_STORE_THREAD.with(|f| f.get()) {
+            // A commit hook reading the store runs on one of the store's own
+            // workers: hand its queue (where the read was just spawned) to
+            // another thread while this one waits, or the read never runs.
+            tokio::task::block_in_place(|| rx.recv()).map_err(|_| StoreError::Closed)?
+        } else {
+            rx.recv().map_err(|_| StoreError::Closed)?
+        }
     }
 
     /// A read with a pooled connection, waited for on this thread.
@@ -905,14 +923,33 @@ impl Store for PgStore {
         &self,
         ca_id: &str,
         meta: CrlMeta,
+        der: Vec<u8>,
         prune: Vec<String>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
         let id = ca_id.to_string();
         self.write(Some(audit), move |tx| {
             Box::pin(async move {
-                ops::put_crl_meta(tx, &id, &meta, &prune).await?;
-                Ok(((), Vec::new()))
+                let number = meta.crl_number;
+                ops::put_crl_meta(tx, &id, &meta, &der, &prune).await?;
+                Ok(((), vec![Committed::CrlPublished { ca_id: id, number }]))
+            })
+        })
+    }
+
+    fn crl_der(&self, ca_id: &str, number: u64) -> R<Option<Vec<u8>>> {
+        let c = ca_id.to_string();
+        let n = i64::try_from(number).unwrap_or(i64::MAX);
+        self.read(move |cl| {
+            Box::pin(async move {
+                let row = cl
+                    .query_opt(
+                        "SELECT der FROM crls WHERE ca_id = $1 AND number = $2",
+                        &[&c, &n],
+                    )
+                    .await
+                    .map_err(pg_err)?;
+                Ok(row.map(|r| r.get(0)))
             })
         })
     }

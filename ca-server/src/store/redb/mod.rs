@@ -471,11 +471,24 @@ impl Store for RedbStore {
         &self,
         ca_id: &str,
         meta: CrlMeta,
+        _der: Vec<u8>,
         prune: Vec<String>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
         let id = ca_id.to_string();
         Box::pin(self.write(Some(audit), move |txn| {
+            let last = {
+                let t = txn.open_table(CRL_META)?;
+                let v = t.get(id.as_str())?;
+                v.map(|v| unjson::<CrlMeta>(v.value())).transpose()?
+            };
+            if let Some(last) = last.filter(|l| l.crl_number >= meta.crl_number) {
+                return Err(StoreError::Conflict(format!(
+                    "CRL {} of {id} is not above the published CRL {}",
+                    meta.crl_number, last.crl_number
+                )));
+            }
+            let number = meta.crl_number;
             put_crl_meta(txn, &id, &meta)?;
             // Only this CA's entries: a key naming another CA is ignored.
             let prefix = format!("{id}/");
@@ -483,8 +496,12 @@ impl Store for RedbStore {
             for key in prune.iter().filter(|k| k.starts_with(&prefix)) {
                 entries.remove(key.as_str())?;
             }
-            Ok(((), Vec::new()))
+            Ok(((), vec![Committed::CrlPublished { ca_id: id, number }]))
         }))
+    }
+
+    fn crl_der(&self, _ca_id: &str, _number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
     }
 
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64> {

@@ -1,0 +1,285 @@
+//! Several ca-server nodes on one PostgreSQL database: a throwaway cluster
+//! (initdb as the postgres user, on a free loopback port), three real server
+//! processes, real clients (the Rust API client, openssl ocsp and crl, curl).
+
+mod harness;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ca_server::api::client::ApiClient;
+use ca_server::store::postgres::testdb::TestCluster;
+use harness::server::server_bin;
+use harness::{core_csr, free_port, run, Server};
+use hyper::body::Bytes;
+use hyper::Method;
+use serde_json::{json, Value};
+
+/// A second node: a copy of the first node's data directory (its config with
+/// the database URL, its master key, its API TLS key and certificate) on
+/// ports of its own. Nothing of the store is in the directory.
+fn another_node(first: &Server) -> Server {
+    let mut node = Server::init_with(&[], &[]);
+    std::fs::remove_dir_all(&node.dir).expect("clear");
+    copy_dir(&first.dir, &node.dir);
+    let _ = std::fs::remove_dir_all(node.dir.join("crls"));
+    node.profile = first.profile.clone();
+    node.config = first.config.clone();
+    node.extra_args = vec![
+        "--api-addr".into(),
+        format!("127.0.0.1:{}", free_port()),
+        "--public-addr".into(),
+        format!("127.0.0.1:{}", free_port()),
+    ];
+    node
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+async fn issue_on(client: &mut ApiClient, name: &str) -> Result<(String, String), String> {
+    let body = serde_json::to_vec(&json!({"csr": core_csr(name)})).expect("json");
+    let (st, b) = client
+        .send(Method::POST, "/v1/certificates", Bytes::from(body), true)
+        .await
+        .map_err(|e| e.to_string())?;
+    let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+    if st != 201 {
+        return Err(format!("{st}: {v}"));
+    }
+    let serial = v["serial"].as_str().ok_or("no serial")?.to_string();
+    let pem = v["certificate"]
+        .as_str()
+        .ok_or("no certificate")?
+        .to_string();
+    Ok((serial, pem))
+}
+
+fn openssl(args: &[&str]) -> String {
+    let out = run(Command::new("openssl").args(args));
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// (CRL number, SHA-256 of the DER) served by a node now.
+fn crl_of(node: &Server, ca: &str, tmp: &Path) -> (u64, String) {
+    let file = tmp.join(format!("crl-{}.der", free_port()));
+    let out = run(Command::new("curl")
+        .args(["-sSf", "-o"])
+        .arg(&file)
+        .arg(format!("http://{}/crl/{ca}.crl", node.public)));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let der = std::fs::read(&file).expect("crl");
+    let t = openssl(&[
+        "crl",
+        "-inform",
+        "DER",
+        "-noout",
+        "-crlnumber",
+        "-in",
+        file.to_str().unwrap(),
+    ]);
+    let hex = t
+        .trim()
+        .strip_prefix("crlNumber=0x")
+        .unwrap_or_else(|| panic!("{t}"));
+    let number = u64::from_str_radix(hex, 16).expect("crl number");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der);
+    (number, ca_core::hex::encode(digest.as_ref()))
+}
+
+#[test]
+fn three_nodes_on_one_database_survive_a_kill_and_agree_on_serials_revocations_crls_and_the_trail()
+{
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let url = pg.create_db("ca").expect("createdb");
+    let mut a = Server::init_with(&["--postgres", &url], &[]);
+    a.start();
+    let mut b = another_node(&a);
+    b.start();
+    let mut c = another_node(&a);
+    c.start();
+    let tmp = a.tmp.path().to_path_buf();
+    let issuing = a.config.issuing_ca_id.clone();
+
+    // A node initialised against a database that has CAs already is refused.
+    let refused = run(Command::new(server_bin())
+        .args(["init", "--data-dir"])
+        .arg(tmp.join("late"))
+        .args(["--postgres", &url]));
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("already holds CAs"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    // Load spread over the three nodes; each client knows every address and
+    // moves to the next when its node fails. Node C is killed mid-load.
+    let addrs = [a.api.clone(), b.api.clone(), c.api.clone()];
+    let tls = a.tls();
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let failovers: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let per_client = 40;
+    let load = rt.spawn({
+        let (received, failovers, tls) = (received.clone(), failovers.clone(), tls.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for k in 0..3 {
+                let (addrs, received, failovers, tls) = (
+                    addrs.clone(),
+                    received.clone(),
+                    failovers.clone(),
+                    tls.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut at = k;
+                    let mut client = ApiClient::connect(&addrs[at], tls.clone()).await.ok();
+                    let mut done = 0;
+                    let mut failed_since: Option<Instant> = None;
+                    while done < per_client {
+                        let r = match client.as_mut() {
+                            Some(cl) => issue_on(cl, &format!("n{k}-{done}.example.test")).await,
+                            None => Err("not connected".into()),
+                        };
+                        match r {
+                            Ok((serial, _pem)) => {
+                                received.lock().unwrap().push(serial);
+                                done += 1;
+                                if let Some(t) = failed_since.take() {
+                                    failovers.lock().unwrap().push(t.elapsed());
+                                }
+                            }
+                            Err(_) => {
+                                failed_since.get_or_insert_with(Instant::now);
+                                at = (at + 1) % addrs.len();
+                                client = ApiClient::connect(&addrs[at], tls.clone()).await.ok();
+                            }
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.expect("client task");
+            }
+        }
+    });
+    // Kill C once the load is well under way.
+    let start = Instant::now();
+    while received.lock().unwrap().len() < 30 && start.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    c.kill9();
+    rt.block_on(load).expect("load");
+    let serials = received.lock().unwrap().clone();
+    assert_eq!(serials.len(), 3 * per_client);
+    let unique: HashSet<&String> = serials.iter().collect();
+    assert_eq!(unique.len(), serials.len(), "a serial was handed out twice");
+    // Every certificate a client received is in the store, seen from B.
+    for serial in &serials {
+        let (st, v) = b.curl("GET", &format!("/v1/certificates/{serial}"), None);
+        assert_eq!(st, 200, "{serial} missing: {v}");
+    }
+    let failovers = failovers.lock().unwrap().clone();
+    assert!(!failovers.is_empty(), "the kill did not interrupt a client");
+    eprintln!("kill -9 to served again (per interrupted client): {failovers:?}");
+
+    // A revocation through A shows in B's OCSP within a second; B's CRL
+    // follows, and every CRL number served means one CRL.
+    let (st, issuer) = a.curl("GET", &format!("/v1/cas/{issuing}/certificate"), None);
+    assert_eq!(st, 200);
+    let issuer_pem = tmp.join("issuer.pem");
+    std::fs::write(&issuer_pem, issuer["certificate"].as_str().unwrap()).unwrap();
+    let victim = &serials[5];
+    let ocsp_b = |serial: &str| {
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            issuer_pem.to_str().unwrap(),
+            "-serial",
+            &format!("0x{serial}"),
+            "-url",
+            &format!("http://{}/ocsp/{issuing}", b.public),
+            "-no_nonce",
+            "-CAfile",
+            a.root_pem().to_str().unwrap(),
+        ])
+    };
+    assert!(ocsp_b(victim).contains(": good"), "{}", ocsp_b(victim));
+    let mut seen_crls: Vec<(u64, String)> =
+        vec![crl_of(&a, &issuing, &tmp), crl_of(&b, &issuing, &tmp)];
+    let (st, v) = a.curl(
+        "POST",
+        &format!("/v1/certificates/{victim}/revoke"),
+        Some(&json!({"reason": "SUPERSEDED"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let revoked_at = Instant::now();
+    loop {
+        let t = ocsp_b(victim);
+        if t.contains(": revoked") {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(1),
+            "B still answers: {t}"
+        );
+    }
+    eprintln!(
+        "revoke on A to revoked in B's OCSP: {:?}",
+        revoked_at.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (na, ha) = crl_of(&a, &issuing, &tmp);
+        let (nb, hb) = crl_of(&b, &issuing, &tmp);
+        seen_crls.push((na, ha.clone()));
+        seen_crls.push((nb, hb.clone()));
+        if na == nb && na > seen_crls[0].0.max(seen_crls[1].0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not converge on one CRL"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (n, h) in &seen_crls {
+        for (m, g) in &seen_crls {
+            assert!(
+                n != m || h == g,
+                "two different CRLs were served as number {n}"
+            );
+        }
+    }
+
+    // One audit trail, whichever node wrote each entry, still verifies.
+    let out = b.cli(&["audit", "verify", "--server", &format!("https://{}", b.api)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(pg);
+}
