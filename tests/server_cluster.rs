@@ -283,3 +283,29 @@ fn three_nodes_on_one_database_survive_a_kill_and_agree_on_serials_revocations_c
     );
     drop(pg);
 }
+
+#[test]
+fn a_node_started_before_its_database_waits_for_it_then_serves() {
+    let pg = Arc::new(TestCluster::start().expect("a test PostgreSQL cluster"));
+    let url = pg.create_db("ca").expect("createdb");
+    let mut a = Server::init_with(&["--postgres", &url], &[]);
+    pg.stop(true).expect("stop PostgreSQL");
+    let later = {
+        let pg = pg.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(3));
+            pg.restart()
+        })
+    };
+    let started = Instant::now();
+    a.start();
+    let waited = started.elapsed();
+    later.join().expect("thread").expect("restart PostgreSQL");
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "it did not wait: {waited:?}"
+    );
+    assert!(a.log().contains("not reachable yet"), "{}", a.log());
+    let (st, v) = a.curl("GET", "/v1/cas", None);
+    assert_eq!(st, 200, "{v}");
+}
