@@ -100,30 +100,9 @@ impl TestCluster {
                 "--no-sync",
             ],
         )?;
-        // Tests lose nothing to an OS crash: skip fsync for speed.
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
-            cluster.port,
-            path_str(&cluster.dir)?
-        );
-        let log = cluster.dir.join("log");
-        let started = cluster.run(
-            "pg_ctl",
-            &[
-                "start",
-                "-w",
-                "-t",
-                "60",
-                "-D",
-                path_str(&data)?,
-                "-l",
-                path_str(&log)?,
-                "-o",
-                &opts,
-            ],
-        );
+        let started = cluster.restart();
         if let Err(e) = started {
-            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            let log = std::fs::read_to_string(cluster.dir.join("log")).unwrap_or_default();
             cluster.port = 0;
             return Err(format!("{e}\n{log}"));
         }
@@ -183,7 +162,8 @@ impl TestCluster {
         )
     }
 
-    /// Start it again after [`TestCluster::stop`], on the same port.
+    /// Start the server (again, after [`TestCluster::stop`]) on its port.
+    /// Tests lose nothing to an OS crash: fsync is off for speed.
     pub fn restart(&self) -> Result<(), String> {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
