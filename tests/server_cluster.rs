@@ -309,3 +309,174 @@ fn a_node_started_before_its_database_waits_for_it_then_serves() {
     let (st, v) = a.curl("GET", "/v1/cas", None);
     assert_eq!(st, 200, "{v}");
 }
+
+/// `ca-server migrate`: a redb deployment with certificates, a revocation
+/// (key compromise), a published CRL and a policy moves into PostgreSQL; the
+/// server started on it serves the same certificates and revocation, keeps
+/// CRL numbers going up, continues the same audit trail and issues on.
+#[test]
+fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let url = pg.create_db("moved").expect("createdb");
+    let mut s = Server::start_new();
+    let tmp = s.tmp.path().to_path_buf();
+    let issuing = s.config.issuing_ca_id.clone();
+    let mut issued = Vec::new();
+    for i in 0..5 {
+        let v = relying_issue(&s, &issuing, &format!("m{i}.example.test"));
+        issued.push((
+            v["serial"].as_str().unwrap().to_string(),
+            v["certificate"].as_str().unwrap().to_string(),
+        ));
+    }
+    let victim = issued[1].0.clone();
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{victim}/revoke"),
+        Some(&json!({"reason": "KEY_COMPROMISE"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    s.put_policy(
+        "readers",
+        json!({"effect": "allow", "principals": [{"subject": "CN=svc-reader*"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    let (crl_before, _) = crl_of(&s, &issuing, &tmp);
+    s.stop();
+    // A copy of the directory, still on redb, for the refusal below.
+    let twin = tmp.join("twin");
+    copy_dir(&s.dir, &twin);
+    // The trail as redb holds it, read offline.
+    let out = run(Command::new(server_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&twin));
+    let trail_before = first_number(&String::from_utf8_lossy(&out.stdout));
+
+    let out = run(Command::new(server_bin())
+        .args(["migrate", "--from"])
+        .arg(&s.dir)
+        .args(["--to", &url]));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("hash chain intact"), "{said}");
+    let config = std::fs::read_to_string(s.dir.join("config.toml")).expect("config");
+    assert!(config.contains("backend = \"postgres\""), "{config}");
+
+    // What the database holds, read with psql.
+    let sql = |q: &str| pg.psql("moved", q).expect("psql");
+    let ours = issued
+        .iter()
+        .map(|(serial, _)| format!("'{serial}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        sql(&format!(
+            "SELECT count(*) FROM certs WHERE serial IN ({ours}) AND der IS NOT NULL"
+        )),
+        "5"
+    );
+    assert_eq!(
+        sql(&format!(
+            "SELECT status FROM certs WHERE serial = '{victim}'"
+        )),
+        "2"
+    );
+    assert_eq!(sql("SELECT count(*) FROM blocked_keys"), "1");
+    assert_eq!(
+        sql("SELECT count(*) FROM policies WHERE id = 'readers'"),
+        "1"
+    );
+    assert_eq!(
+        sql("SELECT count(*) FROM audit"),
+        trail_before.to_string(),
+        "every audit entry copied"
+    );
+
+    // The server on PostgreSQL serves what redb held.
+    s.start();
+    for (serial, pem) in &issued {
+        let (st, v) = s.curl("GET", &format!("/v1/certificates/{serial}"), None);
+        assert_eq!(st, 200, "{serial}: {v}");
+        assert_eq!(v["certificate"].as_str(), Some(pem.as_str()), "{serial}");
+    }
+    let (st, v) = s.curl("GET", &format!("/v1/certificates/{victim}"), None);
+    assert_eq!(st, 200);
+    assert_eq!(v["status"], "REVOKED", "{v}");
+    let (st, v) = s.curl("GET", "/v1/policies/readers", None);
+    assert_eq!(st, 200, "the migrated policy: {v}");
+    let fresh = relying_issue(&s, &issuing, "after.example.test");
+    let fresh_serial = fresh["serial"].as_str().unwrap();
+    assert!(issued.iter().all(|(serial, _)| serial != fresh_serial));
+    let (st, _) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{}/revoke", issued[2].0),
+        Some(&json!({"reason": "SUPERSEDED"})),
+    );
+    assert_eq!(st, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (n, _) = crl_of(&s, &issuing, &tmp);
+        if n > crl_before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "CRL number stayed at {n}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The trail goes on from the migrated head and verifies as one chain.
+    let out = s.cli(&["audit", "verify", "--server", &format!("https://{}", s.api)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(audit_count(&s) > trail_before);
+
+    // Into a database that holds records already: refused, nothing changed.
+    let rows_before = sql("SELECT count(*) FROM certs");
+    let out = run(Command::new(server_bin())
+        .args(["migrate", "--from"])
+        .arg(&twin)
+        .args(["--to", &url]));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already holds records"), "{err}");
+    assert_eq!(sql("SELECT count(*) FROM certs"), rows_before);
+    let twin_config = std::fs::read_to_string(twin.join("config.toml")).expect("config");
+    assert!(!twin_config.contains("postgres"), "{twin_config}");
+    // And a directory already on PostgreSQL is not migrated again.
+    s.stop();
+    let out = run(Command::new(server_bin())
+        .args(["migrate", "--from"])
+        .arg(&s.dir)
+        .args(["--to", &url]));
+    assert!(!out.status.success());
+    drop(pg);
+}
+
+fn relying_issue(s: &Server, ca_id: &str, dns: &str) -> Value {
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr(dns), "ca_id": ca_id})),
+    );
+    assert_eq!(st, 201, "{v}");
+    v
+}
+
+/// Entries in the audit trail, counted through the API.
+fn audit_count(s: &Server) -> u64 {
+    let out = s.cli(&["audit", "verify", "--server", &format!("https://{}", s.api)]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    first_number(&text)
+}
+
+fn first_number(text: &str) -> u64 {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find_map(|w| w.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no count in {text}"))
+}

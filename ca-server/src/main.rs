@@ -1,6 +1,6 @@
 //! `ca-server`: `init` bootstraps a data directory; `serve` runs the service.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ca_server::config::{Config, LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
@@ -64,6 +64,22 @@ enum Command {
         /// Serve its public listener on this address instead.
         #[arg(long)]
         public_addr: Option<String>,
+    },
+    /// Move a data directory's store from its redb file into an empty
+    /// PostgreSQL database (server stopped): every record is copied in one
+    /// transaction, then both stores are compared (CAs, keys, aliases,
+    /// policies, certificates, CRL numbers, the audit head) and the copied
+    /// audit trail is verified. On success [store] in DIR/config.toml points
+    /// at the database; the redb file is left in place, unused.
+    Migrate {
+        /// The data directory whose redb store is copied.
+        #[arg(long)]
+        from: PathBuf,
+        /// The target database, postgres://user@host:port/db (or the
+        /// environment variable CA_SERVER_STORE_URL, which keeps a password
+        /// out of config.toml).
+        #[arg(long)]
+        to: Option<String>,
     },
 }
 
@@ -444,6 +460,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", ca_server::openapi::document_text());
             Ok(())
         }
+        Command::Migrate { from, to } => {
+            init_logging(LogFormat::Text);
+            migrate(&from, to)
+        }
         Command::Restore {
             from,
             data_dir,
@@ -642,6 +662,59 @@ fn restore(
     println!(
         "next: put the master key in place ({}/master.key, --master-key-file, or the passphrase), then `ca-server serve --data-dir {}`",
         dir.display(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn migrate(dir: &Path, to: Option<String>) -> anyhow::Result<()> {
+    use ca_server::config::{StoreBackend, STORE_URL_ENV};
+    let mut config = Config::load(dir)
+        .with_context(|| format!("{} is not a ca-server data directory", dir.display()))?;
+    if config.store.is_postgres() {
+        anyhow::bail!("{} already keeps its records in PostgreSQL", dir.display());
+    }
+    if !ca_server::store::exists(dir) {
+        anyhow::bail!("{} has no store to migrate", dir.display());
+    }
+    let from_env = std::env::var(STORE_URL_ENV).ok().filter(|u| !u.is_empty());
+    let url = match (&to, &from_env) {
+        (Some(u), _) | (None, Some(u)) => u.clone(),
+        (None, None) => {
+            anyhow::bail!("name the target database: --to postgres://… or {STORE_URL_ENV}")
+        }
+    };
+    config.store.backend = StoreBackend::Postgres;
+    // A URL given on the command line is kept; one from the environment
+    // stays there (it may carry a password).
+    config.store.url = to;
+    let opts = config.store.postgres()?;
+    let opts = ca_server::store::postgres::PgOptions { url, ..opts };
+    eprintln!("copying the store of {} into the database…", dir.display());
+    let report = ca_server::store::migrate::redb_to_postgres(
+        dir,
+        &opts,
+        Box::new(|n| eprintln!("  {n} certificates copied")),
+    )?;
+    let text = toml::to_string(&config).context("encoding config.toml")?;
+    // Replaced whole or not at all: a crash leaves the old or the new file.
+    let tmp = dir.join("config.toml.migrate");
+    ca_server::files::write_private(&tmp, text.as_bytes()).context("writing config.toml")?;
+    std::fs::rename(&tmp, dir.join("config.toml")).context("replacing config.toml")?;
+    ca_server::files::sync_dir(dir).context("syncing the data directory")?;
+    let rows: u64 = report.rows.values().sum();
+    println!(
+        "migrated {} in {:.1} s: {} rows; {} CAs, {} certificates, {} audit entries and {} signed digests, compared and verified (hash chain intact)",
+        dir.display(),
+        report.elapsed.as_secs_f64(),
+        rows,
+        report.cas,
+        report.certificates,
+        report.audit_entries,
+        report.audit_digests,
+    );
+    println!(
+        "{}/config.toml now says [store] backend = \"postgres\"; start the server as before. The redb file is left in place, unused.",
         dir.display()
     );
     Ok(())

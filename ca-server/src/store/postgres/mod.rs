@@ -18,6 +18,7 @@
 //!
 //! The schema is in [`schema`]; records keep the redb backend's JSON.
 
+mod import;
 mod ops;
 mod reads;
 pub mod schema;

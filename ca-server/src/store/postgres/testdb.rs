@@ -152,6 +152,28 @@ impl TestCluster {
         Ok(self.url(name))
     }
 
+    /// Run one SQL statement in `db` with psql; its rows, unaligned.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+            ])
+            .args(["-U", "ca", "-d", db, "-c", sql])
+            .output()
+            .map_err(|e| format!("psql: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// Stop the server at once (as a crash would) or cleanly.
     pub fn stop(&self, immediate: bool) -> Result<(), String> {
         let data = self.dir.join("data");

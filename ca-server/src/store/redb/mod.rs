@@ -6,6 +6,7 @@
 mod acme;
 pub mod backup;
 mod events;
+mod export;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
