@@ -480,3 +480,137 @@ fn first_number(text: &str) -> u64 {
         .find_map(|w| w.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no count in {text}"))
 }
+
+/// The database stops (immediate shutdown, as a crash) while clients issue:
+/// requests fail with 503 `Unavailable`, nothing is half-written, and the
+/// node serves again once the database is back, without a restart.
+#[test]
+fn the_database_going_away_under_load_fails_requests_with_503_and_the_node_recovers() {
+    let pg = Arc::new(TestCluster::start().expect("a test PostgreSQL cluster"));
+    let url = pg.create_db("ca").expect("createdb");
+    let mut a = Server::init_with(&["--postgres", &url], &[]);
+    a.start();
+    let issuing = a.config.issuing_ca_id.clone();
+    let tls = a.tls();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let statuses: Arc<Mutex<Vec<(u16, String)>>> = Arc::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = rt.spawn({
+        let (received, statuses, stop, api) =
+            (received.clone(), statuses.clone(), stop.clone(), a.api.clone());
+        async move {
+            let mut tasks = Vec::new();
+            for k in 0..4 {
+                let (received, statuses, stop, api, tls) = (
+                    received.clone(),
+                    statuses.clone(),
+                    stop.clone(),
+                    api.clone(),
+                    tls.clone(),
+                );
+                tasks.push(tokio::spawn(async move {
+                    let mut client = ApiClient::connect(&api, tls.clone()).await.ok();
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let Some(cl) = client.as_mut() else {
+                            client = ApiClient::connect(&api, tls.clone()).await.ok();
+                            continue;
+                        };
+                        let body = serde_json::to_vec(
+                            &json!({"csr": core_csr(&format!("d{k}-{i}.example.test"))}),
+                        )
+                        .expect("json");
+                        match cl
+                            .send(Method::POST, "/v1/certificates", Bytes::from(body), true)
+                            .await
+                        {
+                            Ok((201, b)) => {
+                                let v: Value = serde_json::from_slice(&b).expect("json");
+                                received
+                                    .lock()
+                                    .unwrap()
+                                    .push(v["serial"].as_str().expect("serial").to_string());
+                                statuses.lock().unwrap().push((201, String::new()));
+                            }
+                            Ok((st, b)) => {
+                                let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+                                let code = v["error"]["code"]
+                                    .as_str()
+                                    .or(v["code"].as_str())
+                                    .unwrap_or("")
+                                    .to_string();
+                                if st != 503 || code != "Unavailable" {
+                                    eprintln!("refused otherwise: {st} {v}");
+                                }
+                                statuses.lock().unwrap().push((st, code));
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                            }
+                            Err(_) => {
+                                client = ApiClient::connect(&api, tls.clone()).await.ok();
+                            }
+                        }
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.expect("client task");
+            }
+        }
+    });
+    let wait_for = |n: usize| {
+        let start = Instant::now();
+        while received.lock().unwrap().len() < n {
+            assert!(start.elapsed() < Duration::from_secs(60), "no progress");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(20);
+    let outage = statuses.lock().unwrap().len();
+    pg.stop(true).expect("stop PostgreSQL");
+    let down_at = received.lock().unwrap().len();
+    std::thread::sleep(Duration::from_secs(3));
+    let during: Vec<(u16, String)> = statuses.lock().unwrap()[outage..].to_vec();
+    pg.restart().expect("restart PostgreSQL");
+    let back = Instant::now();
+    wait_for(down_at + 20);
+    let recovered_in = back.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    rt.block_on(load).expect("load");
+
+    // While it was down: refusals, all 503 Unavailable (a request already in
+    // flight when it stopped may have been answered 201).
+    let refused: Vec<&(u16, String)> = during.iter().filter(|(st, _)| *st != 201).collect();
+    assert!(!refused.is_empty(), "no request was refused: {during:?}");
+    for (st, code) in &refused {
+        assert_eq!((*st, code.as_str()), (503, "Unavailable"), "{during:?}");
+    }
+    eprintln!(
+        "database down 3 s: {} requests refused with 503; served again {recovered_in:?} after it came back",
+        refused.len()
+    );
+    // Nothing half-written: every certificate a client received is stored
+    // with its DER, every stored certificate has its audit entry, and the
+    // trail verifies.
+    let sql = |q: &str| pg.psql("ca", q).expect("psql");
+    let serials = received.lock().unwrap().clone();
+    let listed = serials
+        .iter()
+        .map(|s| format!("'{s}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        sql(&format!(
+            "SELECT count(*) FROM certs WHERE serial IN ({listed}) AND status = 1 AND der IS NOT NULL"
+        )),
+        serials.len().to_string()
+    );
+    let unaudited = sql(&format!(
+        "SELECT count(*) FROM certs c WHERE c.ca_id = '{issuing}' AND c.status = 1 AND NOT EXISTS \
+         (SELECT 1 FROM audit a WHERE a.entry LIKE '%' || c.serial || '%' AND a.entry LIKE '%\"code\":\"success\"%')"
+    ));
+    assert_eq!(unaudited, "0", "issued certificates without their audit entry");
+    let out = a.cli(&["audit", "verify", "--server", &format!("https://{}", a.api)]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
