@@ -497,8 +497,12 @@ fn the_database_going_away_under_load_fails_requests_with_503_and_the_node_recov
     let statuses: Arc<Mutex<Vec<(u16, String)>>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = rt.spawn({
-        let (received, statuses, stop, api) =
-            (received.clone(), statuses.clone(), stop.clone(), a.api.clone());
+        let (received, statuses, stop, api) = (
+            received.clone(),
+            statuses.clone(),
+            stop.clone(),
+            a.api.clone(),
+        );
         async move {
             let mut tasks = Vec::new();
             for k in 0..4 {
@@ -610,7 +614,156 @@ fn the_database_going_away_under_load_fails_requests_with_503_and_the_node_recov
         "SELECT count(*) FROM certs c WHERE c.ca_id = '{issuing}' AND c.status = 1 AND NOT EXISTS \
          (SELECT 1 FROM audit a WHERE a.entry LIKE '%' || c.serial || '%' AND a.entry LIKE '%\"code\":\"success\"%')"
     ));
-    assert_eq!(unaudited, "0", "issued certificates without their audit entry");
+    assert_eq!(
+        unaudited, "0",
+        "issued certificates without their audit entry"
+    );
     let out = a.cli(&["audit", "verify", "--server", &format!("https://{}", a.api)]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Poll `check` until it holds; how long it took, failing past `limit`.
+fn within(limit: Duration, what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    start.elapsed()
+}
+
+/// A policy, alias or CA status change made on node A holds on node B within
+/// a second; and a revocation whose notification B never heard (its
+/// listening connection was cut at that moment) still reaches B's OCSP once
+/// B listens again.
+#[test]
+fn changes_on_one_node_hold_on_another_within_a_second_even_after_a_lost_notification() {
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let url = pg.create_db("ca").expect("createdb");
+    let mut a = Server::init_with(&["--postgres", &url], &[]);
+    a.start();
+    let mut b = another_node(&a);
+    b.start();
+    let issuing = a.config.issuing_ca_id.clone();
+    let tmp = a.tmp.path().to_path_buf();
+    let some = relying_issue(&a, &issuing, "seen.example.test");
+    let some_serial = some["serial"].as_str().unwrap().to_string();
+
+    // Policy: a reader may read once A grants it, on B too.
+    let (cert, key, _) = harness::client_identity(&a, "reader", "CN=svc-reader,O=test");
+    let read_on_b = || {
+        b.curl_as(
+            &cert,
+            &key,
+            "GET",
+            &format!("/v1/certificates/{some_serial}"),
+            None,
+        )
+        .0
+    };
+    assert_eq!(read_on_b(), 403);
+    a.put_policy(
+        "readers",
+        json!({"effect": "allow", "principals": [{"subject": "CN=svc-reader*"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    let policy = within(Duration::from_secs(1), "policy on B", || read_on_b() == 200);
+    let (st, _) = a.curl("DELETE", "/v1/policies/readers", None);
+    assert_eq!(st, 200);
+    within(Duration::from_secs(1), "policy removal on B", || {
+        read_on_b() == 403
+    });
+
+    // Alias: made on A, issued through on B.
+    let (st, v) = a.curl("PUT", "/v1/aliases/team", Some(&json!({"ca_id": issuing})));
+    assert_eq!(st, 200, "{v}");
+    let alias = within(Duration::from_secs(1), "alias on B", || {
+        b.curl(
+            "POST",
+            "/v1/certificates",
+            Some(&json!({"csr": core_csr("team.example.test"), "ca_id": "team"})),
+        )
+        .0 == 201
+    });
+
+    // CA status: disabled on A, refused on B; active again, issued on B.
+    let status = |s: &str| {
+        let (st, v) = a.curl(
+            "PATCH",
+            &format!("/v1/cas/{issuing}"),
+            Some(&json!({ "status": s })),
+        );
+        assert_eq!(st, 200, "{v}");
+    };
+    let issue_on_b = || {
+        let (st, v) = b.curl(
+            "POST",
+            "/v1/certificates",
+            Some(&json!({"csr": core_csr("s.example.test"), "ca_id": issuing})),
+        );
+        (st, v["error"]["code"].as_str().unwrap_or("").to_string())
+    };
+    status("DISABLED");
+    let disabled = within(Duration::from_secs(1), "CA status on B", || {
+        issue_on_b() == (409, "CaDisabled".to_string())
+    });
+    status("ACTIVE");
+    within(Duration::from_secs(1), "CA active on B", || {
+        issue_on_b().0 == 201
+    });
+    eprintln!("A to B: policy {policy:?}, alias {alias:?}, CA status {disabled:?}");
+
+    // A lost notification: B's OCSP has "good" cached for a certificate;
+    // B's listening connection is cut, and A revokes while B is deaf.
+    let (st, issuer) = a.curl("GET", &format!("/v1/cas/{issuing}/certificate"), None);
+    assert_eq!(st, 200);
+    let issuer_pem = tmp.join("issuer.pem");
+    std::fs::write(&issuer_pem, issuer["certificate"].as_str().unwrap()).unwrap();
+    let ocsp_b = || {
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            issuer_pem.to_str().unwrap(),
+            "-serial",
+            &format!("0x{some_serial}"),
+            "-url",
+            &format!("http://{}/ocsp/{issuing}", b.public),
+            "-no_nonce",
+            "-CAfile",
+            a.root_pem().to_str().unwrap(),
+        ])
+    };
+    assert!(ocsp_b().contains(": good"));
+    assert!(ocsp_b().contains(": good"));
+    let listeners = format!(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = '{}'",
+        ca_server::store::postgres::LISTENER_NAME
+    );
+    let pids = pg.psql("ca", &listeners).expect("psql");
+    assert_eq!(pids.lines().count(), 2, "one listener per node: {pids}");
+    pg.psql(
+        "ca",
+        &format!("SELECT pg_terminate_backend(pid) FROM ({listeners}) l"),
+    )
+    .expect("terminate");
+    within(Duration::from_secs(2), "listeners gone", || {
+        let now = pg.psql("ca", &listeners).expect("psql");
+        pids.lines().all(|p| !now.lines().any(|q| q == p))
+    });
+    let (st, v) = a.curl(
+        "POST",
+        &format!("/v1/certificates/{some_serial}/revoke"),
+        Some(&json!({"reason": "SUPERSEDED"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let healed = within(Duration::from_secs(5), "revocation on B's OCSP", || {
+        ocsp_b().contains(": revoked")
+    });
+    assert!(b.log().contains("listening again"), "{}", b.log());
+    eprintln!("lost notification: B's OCSP answered revoked after {healed:?}");
+    drop(pg);
 }

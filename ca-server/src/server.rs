@@ -357,7 +357,9 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
 fn spawn_shared_store_sync(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
     let weak = Arc::downgrade(&auth);
     auth.store.subscribe(Arc::new(move |event| {
-        if let crate::store::Committed::PolicyChanged { .. } = event {
+        if let crate::store::Committed::PolicyChanged { .. } | crate::store::Committed::Resync =
+            event
+        {
             if let Some(a) = weak.upgrade() {
                 if let Err(e) = a.policies.reload(a.store.as_ref()) {
                     tracing::warn!(error = %e, "re-reading the policies failed");

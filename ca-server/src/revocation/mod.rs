@@ -226,6 +226,11 @@ impl RevocationService {
                 crate::store::Committed::Revoked { ca_id, serial } => s.on_revoked(ca_id, serial),
                 // A newer CRL (another node's, with a shared store): stop
                 // serving ours, so the next fetch loads the newest.
+                // Another node's revocations or CRLs may have been missed.
+                crate::store::Committed::Resync => {
+                    s.invalidate(None);
+                    write(&s.served).clear();
+                }
                 crate::store::Committed::CrlPublished { ca_id, number } => {
                     let mut served = write(&s.served);
                     if served

@@ -375,6 +375,9 @@ pub enum Committed {
         ca_id: String,
         number: u64,
     },
+    /// Other nodes' changes may have been missed (a shared store lost and
+    /// regained its notifications): drop everything cached from the store.
+    Resync,
 }
 
 /// Called on the committing thread after each durable commit; must be quick.

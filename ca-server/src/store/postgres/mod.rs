@@ -196,6 +196,11 @@ impl Inner {
     }
 }
 
+/// The listening connection's application_name.
+pub const LISTENER_NAME: &str = "ca-server listener";
+/// How often the listening connection is checked to be alive.
+const LISTENER_PROBE: Duration = Duration::from_secs(5);
+
 /// `boot \t kind \t a [\t b]`: what a commit changed, for the other nodes.
 fn encode_event(boot: &str, e: &Committed) -> String {
     match e {
@@ -204,6 +209,7 @@ fn encode_event(boot: &str, e: &Committed) -> String {
         Committed::AliasChanged { alias } => format!("{boot}\tA\t{alias}"),
         Committed::PolicyChanged { id } => format!("{boot}\tP\t{id}"),
         Committed::CrlPublished { ca_id, number } => format!("{boot}\tL\t{ca_id}\t{number}"),
+        Committed::Resync => format!("{boot}\tS\t-"),
     }
 }
 
@@ -224,6 +230,7 @@ fn decode_event(payload: &str) -> Option<(&str, Committed)> {
             ca_id: a,
             number: parts.next()?.parse().ok()?,
         },
+        "S" => Committed::Resync,
         _ => return None,
     };
     Some((boot, e))
@@ -474,6 +481,10 @@ async fn listen(
     ready: std::sync::mpsc::Sender<()>,
 ) {
     let key = liveness_key(&inner.boot_id);
+    let mut config = config;
+    // Named, so an operator (or a test) can tell it from the pool.
+    config.application_name(LISTENER_NAME);
+    let mut listened_before = false;
     loop {
         if inner.closed.load(Ordering::Acquire) {
             return;
@@ -503,11 +514,37 @@ async fn listen(
                 match setup {
                     Ok(()) => {
                         let _ = ready.send(());
-                        while let Some(payload) = nrx.recv().await {
-                            match decode_event(&payload) {
-                                Some((boot, _)) if boot == inner.boot_id => {}
-                                Some((_, e)) => inner.tell(&[e]),
-                                None => tracing::debug!(%payload, "unknown store notification"),
+                        if listened_before {
+                            // What other nodes committed while this node was
+                            // not listening was never heard: forget it all.
+                            tracing::info!("listening again; dropping what was cached");
+                            inner.tell(&[Committed::Resync]);
+                        }
+                        listened_before = true;
+                        let mut probe = tokio::time::interval(LISTENER_PROBE);
+                        probe.tick().await;
+                        loop {
+                            tokio::select! {
+                                payload = nrx.recv() => match payload {
+                                    Some(payload) => match decode_event(&payload) {
+                                        Some((boot, _)) if boot == inner.boot_id => {}
+                                        Some((_, e)) => inner.tell(&[e]),
+                                        None => tracing::debug!(%payload, "unknown store notification"),
+                                    },
+                                    None => break,
+                                },
+                                _ = probe.tick() => {
+                                    // A connection that died without a word
+                                    // (a partition) delivers nothing: ask.
+                                    let alive = tokio::time::timeout(
+                                        LISTENER_PROBE,
+                                        client.simple_query("SELECT 1"),
+                                    )
+                                    .await;
+                                    if !matches!(alive, Ok(Ok(_))) {
+                                        break;
+                                    }
+                                }
                             }
                         }
                         if !inner.closed.load(Ordering::Acquire) {
