@@ -88,7 +88,7 @@ pub type CaChange = Box<dyn FnOnce(&mut CaRecord) -> Result<(), StoreError> + Se
 /// Re-seal one CA key: (CA id, sealed bytes) → new sealed bytes.
 pub type Rewrap<'a> = &'a mut dyn FnMut(&str, &[u8]) -> Result<Vec<u8>, String>;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     /// A fault of the database that is not the caller's and not transient.
     #[error("database: {0}")]

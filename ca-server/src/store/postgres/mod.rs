@@ -34,7 +34,7 @@ use ca_core::audit_digest::AuditDigest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
-use self::reads::{all, opt, text_rec, SCAN_BATCH};
+use self::reads::{all, opt, text_rec, Cached as _, SCAN_BATCH};
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
     CaChange, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CommitHook,
@@ -128,13 +128,46 @@ struct Inner {
     closed: AtomicBool,
     hooks: RwLock<Vec<CommitHook>>,
     observers: RwLock<Vec<CommitObserver>>,
+    /// CAs and aliases, read on every request and changed rarely: kept
+    /// until a commit (this node's, or another's by notification) changes
+    /// them, so a node is as fresh as its notifications.
+    cached: RwLock<Cached>,
+    /// Bumped by every invalidation: a load that raced one is not kept.
+    cache_epoch: AtomicU64,
+}
+
+#[derive(Default)]
+struct Cached {
+    cas: Option<Arc<Vec<CaRecord>>>,
+    aliases: Option<Arc<Vec<(String, String)>>>,
 }
 
 impl Inner {
+    fn invalidate(&self, events: &[Committed]) {
+        let (cas, aliases) = events.iter().fold((false, false), |(c, a), e| match e {
+            Committed::CaChanged { .. } => (true, a),
+            Committed::AliasChanged { .. } => (c, true),
+            Committed::Resync => (true, true),
+            _ => (c, a),
+        });
+        if !(cas || aliases) {
+            return;
+        }
+        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
+        self.cache_epoch.fetch_add(1, Ordering::SeqCst);
+        if cas {
+            cached.cas = None;
+        }
+        if aliases {
+            cached.aliases = None;
+        }
+    }
+
     fn tell(&self, events: &[Committed]) {
         if events.is_empty() {
             return;
         }
+        self.invalidate(events);
         let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
         for e in events {
             for h in &hooks {
@@ -151,32 +184,62 @@ impl Inner {
         }
     }
 
-    /// One write transaction: lock the head, run `op`, append the audit
-    /// entry, notify the other nodes, commit; then tell the hooks.
-    async fn run_write<T, F>(&self, audit: Option<AuditDraft>, op: F) -> R<T>
-    where
-        F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>,
-    {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
+    /// Commit a batch of writes in one transaction: lock the head once, run
+    /// each write inside a savepoint (a refused one is rolled back alone) with
+    /// its audit entry, notify the other nodes, commit once; then tell the
+    /// hooks and answer each caller. Group commit: one lock and one WAL flush
+    /// for every write that arrived while the previous batch committed.
+    async fn run_batch(&self, batch: Vec<Box<dyn WriteJob>>) {
         let started = Instant::now();
-        let result = async {
+        let n = batch.len();
+        if self.closed.load(Ordering::Acquire) {
+            for job in batch {
+                job.fail(StoreError::Closed);
+            }
+            return;
+        }
+        let mut pending = batch.into_iter();
+        let mut done: Vec<JobDone> = Vec::with_capacity(n);
+        let result: R<()> = async {
             let mut conn = self.pool.get().await.map_err(pool_err)?;
             let tx = conn.transaction().await.map_err(pg_err)?;
             let mut head = ops::lock_head(&tx).await?;
-            let (v, events) = op(&tx).await?;
-            if let Some(d) = &audit {
-                ops::append_audit(&tx, &mut head, d).await?;
+            let savepoints = n > 1;
+            for job in pending.by_ref() {
+                if savepoints {
+                    tx.batch_execute("SAVEPOINT w").await.map_err(pg_err)?;
+                }
+                let d = job.run(&tx, &mut head).await;
+                if d.refused.is_some() && savepoints {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT w")
+                        .await
+                        .map_err(pg_err)?;
+                } else if let Some(e) = d.refused.clone() {
+                    // Alone in its transaction: nothing to commit (the
+                    // transaction rolls back as it is dropped); a fault is
+                    // reported as the batch's outcome too.
+                    done.push(d);
+                    return if e.is_fatal() { Err(e) } else { Ok(()) };
+                }
+                done.push(d);
             }
-            for e in &events {
-                let payload = encode_event(&self.boot_id, e);
-                tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+            let notify = tx
+                .prepare_cached("SELECT pg_notify($1, $2)")
+                .await
+                .map_err(pg_err)?;
+            let payloads: Vec<String> = done
+                .iter()
+                .filter(|d| d.refused.is_none())
+                .flat_map(|d| d.events.iter())
+                .map(|e| encode_event(&self.boot_id, e))
+                .collect();
+            for payload in &payloads {
+                tx.execute(&notify, &[&CHANNEL, payload])
                     .await
                     .map_err(pg_err)?;
             }
             tx.commit().await.map_err(pg_err)?;
-            Ok((v, events))
+            Ok(())
         }
         .await;
         self.note(&result.as_ref().map(|_| ()));
@@ -186,13 +249,117 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for o in &observers {
-            o(started.elapsed(), 1);
+            o(started.elapsed(), n);
         }
-        let (v, events) = result?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.tell(&events);
-        Ok(v)
+        match result {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                for d in done {
+                    if d.refused.is_none() {
+                        self.writes.fetch_add(1, Ordering::Relaxed);
+                        self.tell(&d.events);
+                    }
+                    (d.finish)(Ok(()));
+                }
+            }
+            Err(e) => {
+                for d in done {
+                    (d.finish)(Err(e.clone()));
+                }
+                for job in pending {
+                    job.fail(e.clone());
+                }
+            }
+        }
+    }
+}
+
+/// How many writes one transaction carries at most.
+const MAX_BATCH: usize = 64;
+
+/// The node's one writer: takes the writes queued meanwhile as one batch.
+async fn writer(
+    inner: Arc<Inner>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Box<dyn WriteJob>>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        inner.run_batch(batch).await;
+    }
+}
+
+/// What one write left for the commit: its events, whether it was refused,
+/// and how to answer its caller once the commit is known.
+struct JobDone {
+    events: Vec<Committed>,
+    refused: Option<StoreError>,
+    finish: Box<dyn FnOnce(R<()>) + Send>,
+}
+
+/// One queued write, its result type erased.
+trait WriteJob: Send {
+    fn run<'a>(
+        self: Box<Self>,
+        tx: &'a Transaction<'a>,
+        head: &'a mut (u64, String),
+    ) -> BoxFuture<'a, JobDone>;
+    fn fail(self: Box<Self>, e: StoreError);
+}
+
+struct Job<T, F> {
+    op: F,
+    audit: Option<AuditDraft>,
+    reply: tokio::sync::oneshot::Sender<R<T>>,
+}
+
+impl<T, F> WriteJob for Job<T, F>
+where
+    T: Send + 'static,
+    F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
+        + Send
+        + 'static,
+{
+    fn run<'a>(
+        self: Box<Self>,
+        tx: &'a Transaction<'a>,
+        head: &'a mut (u64, String),
+    ) -> BoxFuture<'a, JobDone> {
+        let Job { op, audit, reply } = *self;
+        Box::pin(async move {
+            let refuse = |e: StoreError, reply: tokio::sync::oneshot::Sender<R<T>>| JobDone {
+                events: Vec::new(),
+                refused: Some(e.clone()),
+                finish: Box::new(move |_| {
+                    let _ = reply.send(Err(e));
+                }),
+            };
+            let (v, events) = match op(tx).await {
+                Ok(x) => x,
+                Err(e) => return refuse(e, reply),
+            };
+            if let Some(d) = &audit {
+                if let Err(e) = ops::append_audit(tx, head, d).await {
+                    return refuse(e, reply);
+                }
+            }
+            JobDone {
+                events,
+                refused: None,
+                finish: Box::new(move |r| {
+                    let _ = reply.send(r.map(|()| v));
+                }),
+            }
+        })
+    }
+
+    fn fail(self: Box<Self>, e: StoreError) {
+        let _ = self.reply.send(Err(e));
     }
 }
 
@@ -247,6 +414,8 @@ pub struct PgStore {
     inner: Arc<Inner>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
+    /// The queue of the node's writer (group commit).
+    jobs: tokio::sync::mpsc::UnboundedSender<Box<dyn WriteJob>>,
 }
 
 impl PgStore {
@@ -289,11 +458,16 @@ impl PgStore {
             closed: AtomicBool::new(false),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
+            cached: RwLock::new(Cached::default()),
+            cache_epoch: AtomicU64::new(0),
         });
+        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
+        handle.spawn(writer(inner.clone(), queue));
         let store = PgStore {
             inner: inner.clone(),
             runtime: Mutex::new(Some(runtime)),
             handle,
+            jobs,
         };
         let wait = opts.connect_wait;
         let started = store.block(async move {
@@ -346,11 +520,57 @@ impl PgStore {
         }
     }
 
+    /// Every CA, from the cache or read (and kept unless a change raced).
+    fn cas(&self) -> R<Arc<Vec<CaRecord>>> {
+        let cached = self.inner.cached.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = &cached.cas {
+            return Ok(c.clone());
+        }
+        drop(cached);
+        let epoch = self.inner.cache_epoch.load(Ordering::SeqCst);
+        let cas: Arc<Vec<CaRecord>> =
+            Arc::new(self.read(|c| Box::pin(all(c, "SELECT rec FROM cas ORDER BY id")))?);
+        let mut cached = self.inner.cached.write().unwrap_or_else(|p| p.into_inner());
+        if self.inner.cache_epoch.load(Ordering::SeqCst) == epoch {
+            cached.cas = Some(cas.clone());
+        }
+        Ok(cas)
+    }
+
+    /// Every alias, as [`PgStore::cas`] keeps the CAs.
+    fn aliases(&self) -> R<Arc<Vec<(String, String)>>> {
+        let cached = self.inner.cached.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = &cached.aliases {
+            return Ok(a.clone());
+        }
+        drop(cached);
+        let epoch = self.inner.cache_epoch.load(Ordering::SeqCst);
+        let aliases = Arc::new(self.read(|c| {
+            Box::pin(async move {
+                let rows = c
+                    .q_all("SELECT alias, ca_id FROM aliases ORDER BY alias", &[])
+                    .await
+                    .map_err(pg_err)?;
+                Ok(rows
+                    .iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                    .collect::<Vec<_>>())
+            })
+        })?);
+        let mut cached = self.inner.cached.write().unwrap_or_else(|p| p.into_inner());
+        if self.inner.cache_epoch.load(Ordering::SeqCst) == epoch {
+            cached.aliases = Some(aliases.clone());
+        }
+        Ok(aliases)
+    }
+
     /// A read with a pooled connection, waited for on this thread.
     fn read<T, F>(&self, f: F) -> R<T>
     where
         T: Send + 'static,
-        F: for<'a> FnOnce(&'a tokio_postgres::Client) -> BoxFuture<'a, R<T>> + Send + 'static,
+        F: for<'a> FnOnce(&'a deadpool_postgres::ClientWrapper) -> BoxFuture<'a, R<T>>
+            + Send
+            + 'static,
     {
         let inner = self.inner.clone();
         self.block(async move {
@@ -371,11 +591,11 @@ impl PgStore {
             + Send
             + 'static,
     {
-        let inner = self.inner.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.handle.spawn(async move {
-            let _ = tx.send(inner.run_write(audit, op).await);
-        });
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        let job: Box<dyn WriteJob> = Box::new(Job { op, audit, reply });
+        if let Err(refused) = self.jobs.send(job) {
+            refused.0.fail(StoreError::Closed);
+        }
         Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
     }
 
@@ -396,7 +616,7 @@ impl PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let rows = c
-                    .query(
+                    .q_all(
                         "SELECT key, rec FROM certs WHERE ($1::text IS NULL OR ca_id = $1) \
                          AND key > $2 ORDER BY key LIMIT $3",
                         &[&ca, &after, &SCAN_BATCH],
@@ -437,7 +657,7 @@ impl PgStore {
                      AND ($4::text IS NULL OR ca_id = $4) ORDER BY not_after, key LIMIT $5"
                 };
                 let rows = c
-                    .query(sql, &[&from.0, &from.1, &before, &ca, &limit])
+                    .q_all(sql, &[&from.0, &from.1, &before, &ca, &limit])
                     .await
                     .map_err(pg_err)?;
                 rows.iter()
@@ -601,14 +821,11 @@ impl Store for PgStore {
     }
 
     fn get_ca(&self, id: &str) -> R<Option<CaRecord>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            Box::pin(async move { opt(c, "SELECT rec FROM cas WHERE id = $1", &id).await })
-        })
+        Ok(self.cas()?.iter().find(|c| c.id == id).cloned())
     }
 
     fn list_cas(&self) -> R<Vec<CaRecord>> {
-        self.read(|c| Box::pin(all(c, "SELECT rec FROM cas ORDER BY id")))
+        Ok(self.cas()?.as_ref().clone())
     }
 
     fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord> {
@@ -639,28 +856,15 @@ impl Store for PgStore {
     }
 
     fn get_alias(&self, alias: &str) -> R<Option<String>> {
-        let alias = alias.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .query_opt("SELECT ca_id FROM aliases WHERE alias = $1", &[&alias])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.map(|r| r.get(0)))
-            })
-        })
+        Ok(self
+            .aliases()?
+            .iter()
+            .find(|(a, _)| a == alias)
+            .map(|(_, id)| id.clone()))
     }
 
     fn list_aliases(&self) -> R<Vec<(String, String)>> {
-        self.read(|c| {
-            Box::pin(async move {
-                let rows = c
-                    .query("SELECT alias, ca_id FROM aliases ORDER BY alias", &[])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-            })
-        })
+        Ok(self.aliases()?.as_ref().clone())
     }
 
     fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()> {
@@ -817,7 +1021,7 @@ impl Store for PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt("SELECT ca_id FROM serials WHERE serial = $1", &[&s])
+                    .q_opt("SELECT ca_id FROM serials WHERE serial = $1", &[&s])
                     .await
                     .map_err(pg_err)?;
                 Ok(row.map(|r| r.get(0)))
@@ -843,7 +1047,7 @@ impl Store for PgStore {
         self.read(|c| {
             Box::pin(async move {
                 let n: i64 = c
-                    .query_one("SELECT count(*) FROM certs", &[])
+                    .q_one("SELECT count(*) FROM certs", &[])
                     .await
                     .map_err(pg_err)?
                     .get(0);
@@ -866,7 +1070,7 @@ impl Store for PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let n: i64 = c
-                    .query_one(
+                    .q_one(
                         "SELECT count(*) FROM certs WHERE status = 1 AND not_after >= $1 AND not_after < $2",
                         &[&from, &before],
                     )
@@ -1057,7 +1261,7 @@ impl Store for PgStore {
         self.read(|c| {
             Box::pin(async move {
                 let rows = c
-                    .query("SELECT ca_id FROM ca_keys ORDER BY ca_id", &[])
+                    .q_all("SELECT ca_id FROM ca_keys ORDER BY ca_id", &[])
                     .await
                     .map_err(pg_err)?;
                 Ok(rows.iter().map(|r| r.get(0)).collect())
@@ -1169,7 +1373,7 @@ impl Store for PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt("SELECT value FROM event_marks WHERE name = $1", &[&n])
+                    .q_opt("SELECT value FROM event_marks WHERE name = $1", &[&n])
                     .await
                     .map_err(pg_err)?;
                 Ok(row.map(|r| r.get::<_, i64>(0) as u64))
@@ -1183,7 +1387,7 @@ impl Store for PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let rows = c
-                    .query(
+                    .q_all(
                         "SELECT rec FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
                         &[&after, &limit],
                     )
@@ -1299,7 +1503,7 @@ impl Store for PgStore {
         self.read(move |c| {
             Box::pin(async move {
                 let rows = c
-                    .query(
+                    .q_all(
                         "SELECT rec FROM acme_orders WHERE account = $1 ORDER BY created_at, id",
                         &[&a],
                     )
@@ -1443,7 +1647,7 @@ impl Store for PgStore {
         self.read(|c| {
             Box::pin(async move {
                 let row = c
-                    .query_opt(
+                    .q_opt(
                         "SELECT rec FROM audit_digests ORDER BY number DESC LIMIT 1",
                         &[],
                     )

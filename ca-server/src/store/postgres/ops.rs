@@ -18,15 +18,44 @@ use crate::store::{
 
 type R<T> = Result<T, StoreError>;
 
+/// Statements prepared once per connection (deadpool's cache): a write
+/// sends each one as a single bind-and-execute, not a parse first.
+mod cached {
+    use deadpool_postgres::Transaction;
+    use tokio_postgres::types::ToSql;
+    use tokio_postgres::{Error, Row};
+
+    type P<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+    pub async fn execute(tx: &Transaction<'_>, sql: &str, p: P<'_>) -> Result<u64, Error> {
+        let st = tx.prepare_cached(sql).await?;
+        tx.execute(&st, p).await
+    }
+
+    pub async fn query_one(tx: &Transaction<'_>, sql: &str, p: P<'_>) -> Result<Row, Error> {
+        let st = tx.prepare_cached(sql).await?;
+        tx.query_one(&st, p).await
+    }
+
+    pub async fn query_opt(
+        tx: &Transaction<'_>,
+        sql: &str,
+        p: P<'_>,
+    ) -> Result<Option<Row>, Error> {
+        let st = tx.prepare_cached(sql).await?;
+        tx.query_opt(&st, p).await
+    }
+}
+
 /// The audit head, locked until the transaction ends: (seq, hash).
 pub async fn lock_head(tx: &Transaction<'_>) -> R<(u64, String)> {
-    let row = tx
-        .query_one(
-            "SELECT seq, hash, present FROM audit_head WHERE id = 1 FOR UPDATE",
-            &[],
-        )
-        .await
-        .map_err(pg_err)?;
+    let row = cached::query_one(
+        tx,
+        "SELECT seq, hash, present FROM audit_head WHERE id = 1 FOR UPDATE",
+        &[],
+    )
+    .await
+    .map_err(pg_err)?;
     Ok(head_of(&row))
 }
 
@@ -67,13 +96,15 @@ pub async fn append_audit(
         .map_err(|x| StoreError::Corrupt(x.to_string()))?;
     let text = String::from_utf8(json(&e)?).map_err(|x| StoreError::Corrupt(x.to_string()))?;
     let s = i64_of(seq)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO audit (seq, unix, entry) VALUES ($1, $2, $3)",
         &[&s, &e.unix, &text],
     )
     .await
     .map_err(pg_err)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "UPDATE audit_head SET seq = $1, hash = $2, present = true WHERE id = 1",
         &[&s, &e.hash],
     )
@@ -87,11 +118,14 @@ pub async fn append_audit_digest(
     tx: &Transaction<'_>,
     d: &ca_core::audit_digest::AuditDigest,
 ) -> R<()> {
-    let last: i64 = tx
-        .query_one("SELECT coalesce(max(number), 0) FROM audit_digests", &[])
-        .await
-        .map_err(pg_err)?
-        .get(0);
+    let last: i64 = cached::query_one(
+        tx,
+        "SELECT coalesce(max(number), 0) FROM audit_digests",
+        &[],
+    )
+    .await
+    .map_err(pg_err)?
+    .get(0);
     if i64_of(d.number)? != last + 1 {
         return Err(StoreError::Conflict(format!(
             "audit digest {} does not follow digest {last}",
@@ -99,7 +133,8 @@ pub async fn append_audit_digest(
         )));
     }
     let text = to_text(d)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO audit_digests (number, rec) VALUES ($1, $2)",
         &[&i64_of(d.number)?, &text],
     )
@@ -116,14 +151,16 @@ pub fn to_text<T: serde::Serialize>(v: &T) -> R<String> {
 
 pub async fn put_ca(tx: &Transaction<'_>, ca: &CaRecord) -> R<()> {
     let text = to_text(ca)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO cas (id, rec) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET rec = $2",
         &[&ca.id, &text],
     )
     .await
     .map_err(pg_err)?;
     if let Some(serial) = &ca.serial {
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO serials (serial, ca_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             &[serial, &ca.id],
         )
@@ -134,8 +171,7 @@ pub async fn put_ca(tx: &Transaction<'_>, ca: &CaRecord) -> R<()> {
 }
 
 pub async fn get_ca(tx: &Transaction<'_>, id: &str) -> R<Option<CaRecord>> {
-    let row = tx
-        .query_opt("SELECT rec FROM cas WHERE id = $1", &[&id])
+    let row = cached::query_opt(tx, "SELECT rec FROM cas WHERE id = $1", &[&id])
         .await
         .map_err(pg_err)?;
     row.map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
@@ -147,8 +183,7 @@ pub async fn create_ca(tx: &Transaction<'_>, new: &NewCaRecord) -> R<()> {
     if get_ca(tx, id).await?.is_some() {
         return Err(StoreError::Conflict(format!("CA {id} already exists")));
     }
-    let has_key = tx
-        .query_opt("SELECT 1 FROM ca_keys WHERE ca_id = $1", &[&id])
+    let has_key = cached::query_opt(tx, "SELECT 1 FROM ca_keys WHERE ca_id = $1", &[&id])
         .await
         .map_err(pg_err)?
         .is_some();
@@ -159,7 +194,8 @@ pub async fn create_ca(tx: &Transaction<'_>, new: &NewCaRecord) -> R<()> {
         Some((rec, _)) => check_issuable(tx, rec).await?,
         None => false,
     };
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO ca_keys (ca_id, sealed) VALUES ($1, $2)",
         &[&id, &new.sealed_key],
     )
@@ -184,15 +220,15 @@ pub async fn update_ca(tx: &Transaction<'_>, id: &str, change: CaChange) -> R<Ca
 }
 
 pub async fn get_alias(tx: &Transaction<'_>, alias: &str) -> R<Option<String>> {
-    let row = tx
-        .query_opt("SELECT ca_id FROM aliases WHERE alias = $1", &[&alias])
+    let row = cached::query_opt(tx, "SELECT ca_id FROM aliases WHERE alias = $1", &[&alias])
         .await
         .map_err(pg_err)?;
     Ok(row.map(|r| r.get(0)))
 }
 
 pub async fn put_alias(tx: &Transaction<'_>, alias: &str, ca_id: &str) -> R<()> {
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO aliases (alias, ca_id) VALUES ($1, $2) \
          ON CONFLICT (alias) DO UPDATE SET ca_id = $2",
         &[&alias, &ca_id],
@@ -205,8 +241,7 @@ pub async fn put_alias(tx: &Transaction<'_>, alias: &str, ca_id: &str) -> R<()> 
 // ---- certificates ------------------------------------------------------------
 
 async fn cert_rec(tx: &Transaction<'_>, key: &str) -> R<Option<CertRecord>> {
-    let row = tx
-        .query_opt("SELECT rec FROM certs WHERE key = $1", &[&key])
+    let row = cached::query_opt(tx, "SELECT rec FROM certs WHERE key = $1", &[&key])
         .await
         .map_err(pg_err)?;
     row.map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
@@ -214,11 +249,12 @@ async fn cert_rec(tx: &Transaction<'_>, key: &str) -> R<Option<CertRecord>> {
 }
 
 async fn serial_taken(tx: &Transaction<'_>, serial: &str) -> R<bool> {
-    Ok(tx
-        .query_opt("SELECT 1 FROM serials WHERE serial = $1", &[&serial])
-        .await
-        .map_err(pg_err)?
-        .is_some())
+    Ok(
+        cached::query_opt(tx, "SELECT 1 FROM serials WHERE serial = $1", &[&serial])
+            .await
+            .map_err(pg_err)?
+            .is_some(),
+    )
 }
 
 /// See [`crate::store::Store::reserve`]; the same rules as the redb backend.
@@ -230,12 +266,15 @@ pub async fn reserve(
     token_in_flight: bool,
 ) -> R<ReserveOutcome> {
     if let Some((token, idem)) = token {
-        let prev: Option<IdemRecord> = tx
-            .query_opt("SELECT rec FROM idempotency WHERE token = $1", &[&token])
-            .await
-            .map_err(pg_err)?
-            .map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
-            .transpose()?;
+        let prev: Option<IdemRecord> = cached::query_opt(
+            tx,
+            "SELECT rec FROM idempotency WHERE token = $1",
+            &[&token],
+        )
+        .await
+        .map_err(pg_err)?
+        .map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
+        .transpose()?;
         if let Some(prev) = prev {
             if prev.request_sha256 != idem.request_sha256 {
                 return Err(StoreError::Conflict(
@@ -264,7 +303,8 @@ pub async fn reserve(
     put_cert(tx, intent, None).await?;
     if let Some((token, idem)) = token {
         let text = to_text(idem)?;
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO idempotency (token, rec) VALUES ($1, $2) \
              ON CONFLICT (token) DO UPDATE SET rec = $2",
             &[&token, &text],
@@ -277,7 +317,8 @@ pub async fn reserve(
 
 async fn put_cert(tx: &Transaction<'_>, rec: &CertRecord, der: Option<&[u8]>) -> R<()> {
     let text = to_text(rec)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO certs (key, ca_id, serial, status, not_after, rec, der) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) \
          ON CONFLICT (key) DO UPDATE SET status = $4, not_after = $5, rec = $6, \
@@ -310,7 +351,8 @@ async fn check_issuable(tx: &Transaction<'_>, rec: &CertRecord) -> R<bool> {
 }
 
 async fn claim_serial(tx: &Transaction<'_>, rec: &CertRecord) -> R<()> {
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO serials (serial, ca_id) VALUES ($1, $2)",
         &[&rec.serial, &rec.ca_id],
     )
@@ -341,13 +383,13 @@ pub async fn import_certs(tx: &Transaction<'_>, certs: &[(CertRecord, Vec<u8>)])
     }
     // One round trip for the whole batch's check.
     let serials: Vec<&str> = certs.iter().map(|(r, _)| r.serial.as_str()).collect();
-    let taken = tx
-        .query_opt(
-            "SELECT 1 FROM serials WHERE serial = ANY($1) LIMIT 1",
-            &[&serials],
-        )
-        .await
-        .map_err(pg_err)?;
+    let taken = cached::query_opt(
+        tx,
+        "SELECT 1 FROM serials WHERE serial = ANY($1) LIMIT 1",
+        &[&serials],
+    )
+    .await
+    .map_err(pg_err)?;
     if taken.is_some() {
         return Err(StoreError::SerialTaken);
     }
@@ -368,7 +410,8 @@ pub async fn import_certs(tx: &Transaction<'_>, certs: &[(CertRecord, Vec<u8>)])
 }
 
 async fn put_crl_entry(tx: &Transaction<'_>, rec: &CertRecord, entry: &[u8]) -> R<()> {
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO crl_entries (key, ca_id, entry) VALUES ($1, $2, $3) \
          ON CONFLICT (key) DO UPDATE SET entry = $3",
         &[&rec.key(), &rec.ca_id, &entry],
@@ -420,7 +463,8 @@ pub async fn revoke(
             serial: serial.to_string(),
             blocked_at: revocation.revoked_at,
         })?;
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO blocked_keys (key_sha256, rec) VALUES ($1, $2) \
              ON CONFLICT (key_sha256) DO UPDATE SET rec = $2",
             &[spki, &blocked],
@@ -438,12 +482,12 @@ pub async fn put_crl_meta(
     der: &[u8],
     prune: &[String],
 ) -> R<()> {
-    let last: Option<CrlMeta> = tx
-        .query_opt("SELECT rec FROM crl_meta WHERE ca_id = $1", &[&ca_id])
-        .await
-        .map_err(pg_err)?
-        .map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
-        .transpose()?;
+    let last: Option<CrlMeta> =
+        cached::query_opt(tx, "SELECT rec FROM crl_meta WHERE ca_id = $1", &[&ca_id])
+            .await
+            .map_err(pg_err)?
+            .map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
+            .transpose()?;
     if let Some(last) = last.filter(|l| l.crl_number >= meta.crl_number) {
         return Err(StoreError::Conflict(format!(
             "CRL {} of {ca_id} is not above the published CRL {}",
@@ -451,7 +495,8 @@ pub async fn put_crl_meta(
         )));
     }
     let text = to_text(meta)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO crl_meta (ca_id, rec) VALUES ($1, $2) \
          ON CONFLICT (ca_id) DO UPDATE SET rec = $2",
         &[&ca_id, &text],
@@ -459,21 +504,24 @@ pub async fn put_crl_meta(
     .await
     .map_err(pg_err)?;
     let number = i64_of(meta.crl_number)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO crls (ca_id, number, der) VALUES ($1, $2, $3)",
         &[&ca_id, &number, &der],
     )
     .await
     .map_err(pg_err)?;
     // Only the newest is served; keep the one before for a node mid-switch.
-    tx.execute(
+    cached::execute(
+        tx,
         "DELETE FROM crls WHERE ca_id = $1 AND number < $2::bigint - 1",
         &[&ca_id, &number],
     )
     .await
     .map_err(pg_err)?;
     // Only this CA's entries: a key naming another CA is ignored.
-    tx.execute(
+    cached::execute(
+        tx,
         "DELETE FROM crl_entries WHERE ca_id = $1 AND key = ANY($2)",
         &[&ca_id, &prune],
     )
@@ -486,7 +534,8 @@ pub async fn put_crl_meta(
 
 /// Mark that the store has had policies (an emptied set stays empty).
 pub async fn policies_touched(tx: &Transaction<'_>) -> R<()> {
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO meta (name, value) VALUES ('policies_set', 1) ON CONFLICT DO NOTHING",
         &[],
     )
@@ -497,7 +546,8 @@ pub async fn policies_touched(tx: &Transaction<'_>) -> R<()> {
 
 pub async fn put_policy(tx: &Transaction<'_>, id: &str, json: &[u8]) -> R<()> {
     policies_touched(tx).await?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO policies (id, json) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET json = $2",
         &[&id, &json],
     )
@@ -509,16 +559,15 @@ pub async fn put_policy(tx: &Transaction<'_>, id: &str, json: &[u8]) -> R<()> {
 pub async fn write_key_meta(tx: &Transaction<'_>, meta: &KeyMeta) -> R<()> {
     for (name, value) in [("check_value", &meta.check_value), ("kdf", &meta.kdf)] {
         match value {
-            Some(v) => tx
-                .execute(
-                    "INSERT INTO key_meta (name, value) VALUES ($1, $2) \
+            Some(v) => cached::execute(
+                tx,
+                "INSERT INTO key_meta (name, value) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET value = $2",
-                    &[&name, v],
-                )
-                .await
-                .map_err(pg_err)?,
-            None => tx
-                .execute("DELETE FROM key_meta WHERE name = $1", &[&name])
+                &[&name, v],
+            )
+            .await
+            .map_err(pg_err)?,
+            None => cached::execute(tx, "DELETE FROM key_meta WHERE name = $1", &[&name])
                 .await
                 .map_err(pg_err)?,
         };
@@ -529,15 +578,19 @@ pub async fn write_key_meta(tx: &Transaction<'_>, meta: &KeyMeta) -> R<()> {
 // ---- events and webhooks -------------------------------------------------------
 
 async fn mark_value(tx: &Transaction<'_>, name: &str) -> R<Option<u64>> {
-    let row = tx
-        .query_opt("SELECT value FROM event_marks WHERE name = $1", &[&name])
-        .await
-        .map_err(pg_err)?;
+    let row = cached::query_opt(
+        tx,
+        "SELECT value FROM event_marks WHERE name = $1",
+        &[&name],
+    )
+    .await
+    .map_err(pg_err)?;
     Ok(row.map(|r| u64::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
 }
 
 async fn set_mark(tx: &Transaction<'_>, name: &str, value: u64) -> R<()> {
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO event_marks (name, value) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET value = $2",
         &[&name, &i64_of(value)?],
@@ -571,7 +624,8 @@ pub async fn append_events(
         next += 1;
     }
     for (seq, unix, text) in &rows {
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO events (seq, unix, rec) VALUES ($1, $2, $3)",
             &[seq, unix, text],
         )
@@ -581,7 +635,7 @@ pub async fn append_events(
     set_mark(tx, NEXT_EVENT_SEQ, next).await?;
     set_mark(tx, &mark.name, mark.set).await?;
     if let Some(cut) = prune_before {
-        tx.execute("DELETE FROM events WHERE unix < $1", &[&cut])
+        cached::execute(tx, "DELETE FROM events WHERE unix < $1", &[&cut])
             .await
             .map_err(pg_err)?;
     }
@@ -589,8 +643,7 @@ pub async fn append_events(
 }
 
 pub async fn create_webhook(tx: &Transaction<'_>, mut hook: WebhookRecord) -> R<WebhookRecord> {
-    let exists = tx
-        .query_opt("SELECT 1 FROM webhooks WHERE id = $1", &[&hook.id])
+    let exists = cached::query_opt(tx, "SELECT 1 FROM webhooks WHERE id = $1", &[&hook.id])
         .await
         .map_err(pg_err)?
         .is_some();
@@ -598,7 +651,8 @@ pub async fn create_webhook(tx: &Transaction<'_>, mut hook: WebhookRecord) -> R<
         return Err(StoreError::Conflict(format!("webhook {} exists", hook.id)));
     }
     hook.delivered_seq = mark_value(tx, NEXT_EVENT_SEQ).await?.unwrap_or(1) - 1;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO webhooks (id, rec) VALUES ($1, $2)",
         &[&hook.id, &to_text(&hook)?],
     )
@@ -608,17 +662,18 @@ pub async fn create_webhook(tx: &Transaction<'_>, mut hook: WebhookRecord) -> R<
 }
 
 pub async fn webhook_delivered(tx: &Transaction<'_>, id: &str, seq: u64) -> R<()> {
-    let mut rec: WebhookRecord = match tx
-        .query_opt("SELECT rec FROM webhooks WHERE id = $1", &[&id])
-        .await
-        .map_err(pg_err)?
-    {
-        Some(r) => unjson(r.get::<_, &str>(0).as_bytes())?,
-        None => return Err(StoreError::NotFound(format!("no webhook {id}"))),
-    };
+    let mut rec: WebhookRecord =
+        match cached::query_opt(tx, "SELECT rec FROM webhooks WHERE id = $1", &[&id])
+            .await
+            .map_err(pg_err)?
+        {
+            Some(r) => unjson(r.get::<_, &str>(0).as_bytes())?,
+            None => return Err(StoreError::NotFound(format!("no webhook {id}"))),
+        };
     if seq > rec.delivered_seq {
         rec.delivered_seq = seq;
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE webhooks SET rec = $2 WHERE id = $1",
             &[&id, &to_text(&rec)?],
         )
@@ -635,25 +690,24 @@ async fn one<T: for<'de> serde::Deserialize<'de>>(
     sql: &str,
     id: &str,
 ) -> R<Option<T>> {
-    let row = tx.query_opt(sql, &[&id]).await.map_err(pg_err)?;
+    let row = cached::query_opt(tx, sql, &[&id]).await.map_err(pg_err)?;
     row.map(|r| unjson(r.get::<_, &str>(0).as_bytes()))
         .transpose()
 }
 
 pub async fn acme_create_account(tx: &Transaction<'_>, a: &AcmeAccount) -> R<()> {
-    let existing: Option<String> = tx
-        .query_opt(
-            "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
-            &[&a.thumbprint],
-        )
-        .await
-        .map_err(pg_err)?
-        .map(|r| r.get(0));
+    let existing: Option<String> = cached::query_opt(
+        tx,
+        "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
+        &[&a.thumbprint],
+    )
+    .await
+    .map_err(pg_err)?
+    .map(|r| r.get(0));
     if let Some(existing) = existing {
         return Err(StoreError::Conflict(existing));
     }
-    let taken = tx
-        .query_opt("SELECT 1 FROM acme_accounts WHERE id = $1", &[&a.id])
+    let taken = cached::query_opt(tx, "SELECT 1 FROM acme_accounts WHERE id = $1", &[&a.id])
         .await
         .map_err(pg_err)?;
     if taken.is_some() {
@@ -676,20 +730,23 @@ pub async fn acme_create_account(tx: &Transaction<'_>, a: &AcmeAccount) -> R<()>
     }
     let text = to_text(a)?;
     if let Some((kid, rec)) = bound {
-        tx.execute(
+        cached::execute(
+            tx,
             "UPDATE acme_eab_keys SET rec = $2 WHERE kid = $1",
             &[&kid, &rec],
         )
         .await
         .map_err(pg_err)?;
     }
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO acme_account_keys (thumbprint, account) VALUES ($1, $2)",
         &[&a.thumbprint, &a.id],
     )
     .await
     .map_err(pg_err)?;
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO acme_accounts (id, created_at, rec) VALUES ($1, $2, $3)",
         &[&a.id, &a.created_at, &text],
     )
@@ -712,31 +769,34 @@ pub async fn acme_update_account(
         ));
     }
     if old.thumbprint != a.thumbprint {
-        let existing: Option<String> = tx
-            .query_opt(
-                "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
-                &[&a.thumbprint],
-            )
-            .await
-            .map_err(pg_err)?
-            .map(|r| r.get(0));
+        let existing: Option<String> = cached::query_opt(
+            tx,
+            "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
+            &[&a.thumbprint],
+        )
+        .await
+        .map_err(pg_err)?
+        .map(|r| r.get(0));
         if let Some(existing) = existing {
             return Err(StoreError::Conflict(existing));
         }
-        tx.execute(
+        cached::execute(
+            tx,
             "DELETE FROM acme_account_keys WHERE thumbprint = $1",
             &[&old.thumbprint],
         )
         .await
         .map_err(pg_err)?;
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO acme_account_keys (thumbprint, account) VALUES ($1, $2)",
             &[&a.thumbprint, &a.id],
         )
         .await
         .map_err(pg_err)?;
     }
-    tx.execute(
+    cached::execute(
+        tx,
         "UPDATE acme_accounts SET rec = $2 WHERE id = $1",
         &[&a.id, &to_text(a)?],
     )
@@ -747,18 +807,22 @@ pub async fn acme_update_account(
 
 pub async fn acme_put_eab_key(tx: &Transaction<'_>, key: &AcmeEabKey, new: bool) -> R<()> {
     let text = to_text(key)?;
-    let exists = tx
-        .query_opt("SELECT 1 FROM acme_eab_keys WHERE kid = $1", &[&key.kid])
-        .await
-        .map_err(pg_err)?
-        .is_some();
+    let exists = cached::query_opt(
+        tx,
+        "SELECT 1 FROM acme_eab_keys WHERE kid = $1",
+        &[&key.kid],
+    )
+    .await
+    .map_err(pg_err)?
+    .is_some();
     if new && exists {
         return Err(StoreError::Conflict(format!("EAB key {} exists", key.kid)));
     }
     if !new && !exists {
         return Err(StoreError::NotFound(format!("no EAB key {}", key.kid)));
     }
-    tx.execute(
+    cached::execute(
+        tx,
         "INSERT INTO acme_eab_keys (kid, created_at, rec) VALUES ($1, $2, $3) \
          ON CONFLICT (kid) DO UPDATE SET rec = $3",
         &[&key.kid, &key.created_at, &text],
@@ -779,7 +843,8 @@ pub async fn acme_put(
         .map(|a| Ok((a.id.clone(), to_text(a)?)))
         .collect::<R<_>>()?;
     if let (Some(o), Some(text)) = (order, order_text) {
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO acme_orders (id, account, created_at, rec) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET rec = $4",
             &[&o.id, &o.account, &o.created_at, &text],
@@ -788,7 +853,8 @@ pub async fn acme_put(
         .map_err(pg_err)?;
     }
     for (id, text) in &authz_text {
-        tx.execute(
+        cached::execute(
+            tx,
             "INSERT INTO acme_authzs (id, rec) VALUES ($1, $2) \
              ON CONFLICT (id) DO UPDATE SET rec = $2",
             &[id, text],

@@ -5,7 +5,9 @@ use std::collections::{HashMap, HashSet};
 
 use ca_core::audit_chain::{AuditEntry, ChainVerifier};
 use ca_core::audit_digest::{AuditDigest, DigestVerifier};
-use tokio_postgres::Client;
+use deadpool_postgres::ClientWrapper as Client;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Error, Row};
 
 use super::ops::head_of;
 use super::{pg_err, unjson};
@@ -30,19 +32,19 @@ pub async fn opt<T: for<'de> serde::Deserialize<'de>>(
     sql: &str,
     id: &str,
 ) -> R<Option<T>> {
-    let row = c.query_opt(sql, &[&id]).await.map_err(pg_err)?;
+    let row = c.q_opt(sql, &[&id]).await.map_err(pg_err)?;
     row.as_ref().map(text_rec).transpose()
 }
 
 pub async fn all<T: for<'de> serde::Deserialize<'de>>(c: &Client, sql: &str) -> R<Vec<T>> {
-    let rows = c.query(sql, &[]).await.map_err(pg_err)?;
+    let rows = c.q_all(sql, &[]).await.map_err(pg_err)?;
     rows.iter().map(text_rec).collect()
 }
 
 pub async fn get_cert(c: &Client, ca_id: &str, serial: &str) -> R<Option<CertWithDer>> {
     let key = cert_key(ca_id, serial);
     let row = c
-        .query_opt("SELECT rec, der FROM certs WHERE key = $1", &[&key])
+        .q_opt("SELECT rec, der FROM certs WHERE key = $1", &[&key])
         .await
         .map_err(pg_err)?;
     let Some(row) = row else { return Ok(None) };
@@ -74,7 +76,7 @@ pub async fn serial_status(c: &Client, ca_id: &str, serial: &str) -> R<SerialSta
 
 pub async fn crl_entries(c: &Client, ca_id: &str, expired_before: Option<i64>) -> R<CrlEntries> {
     let rows = c
-        .query(
+        .q_all(
             "SELECT key, entry FROM crl_entries WHERE ca_id = $1 ORDER BY key",
             &[&ca_id],
         )
@@ -99,14 +101,14 @@ pub async fn crl_entries(c: &Client, ca_id: &str, expired_before: Option<i64>) -
 
 pub async fn list_policies(c: &Client) -> R<Option<PolicyRows>> {
     let set = c
-        .query_opt("SELECT 1 FROM meta WHERE name = 'policies_set'", &[])
+        .q_opt("SELECT 1 FROM meta WHERE name = 'policies_set'", &[])
         .await
         .map_err(pg_err)?;
     if set.is_none() {
         return Ok(None);
     }
     let rows = c
-        .query("SELECT id, json FROM policies ORDER BY id", &[])
+        .q_all("SELECT id, json FROM policies ORDER BY id", &[])
         .await
         .map_err(pg_err)?;
     Ok(Some(
@@ -118,7 +120,7 @@ pub async fn list_policies(c: &Client) -> R<Option<PolicyRows>> {
 
 pub async fn key_meta(c: &Client) -> R<KeyMeta> {
     let rows = c
-        .query("SELECT name, value FROM key_meta", &[])
+        .q_all("SELECT name, value FROM key_meta", &[])
         .await
         .map_err(pg_err)?;
     let mut meta = KeyMeta::default();
@@ -140,7 +142,7 @@ pub async fn audit_page(c: &Client, f: &AuditFilter) -> R<(Vec<AuditEntry>, Opti
     let mut from = start;
     loop {
         let rows = c
-            .query(
+            .q_all(
                 "SELECT seq, entry FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2",
                 &[&from, &SCAN_BATCH],
             )
@@ -178,7 +180,7 @@ pub async fn audit_page(c: &Client, f: &AuditFilter) -> R<(Vec<AuditEntry>, Opti
 
 pub async fn audit_head(c: &Client) -> R<(u64, String)> {
     let row = c
-        .query_one(
+        .q_one(
             "SELECT seq, hash, present FROM audit_head WHERE id = 1",
             &[],
         )
@@ -191,7 +193,7 @@ pub async fn audit_digests(c: &Client, after: u64, limit: usize) -> R<Vec<AuditD
     let after = i64::try_from(after).unwrap_or(i64::MAX);
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let rows = c
-        .query(
+        .q_all(
             "SELECT rec FROM audit_digests WHERE number > $1 ORDER BY number LIMIT $2",
             &[&after, &limit],
         )
@@ -297,4 +299,27 @@ pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
         digests: verifier.count(),
         covered: verifier.covered(),
     })
+}
+
+/// Statements prepared once per pooled connection (deadpool's cache), so a
+/// read is one round trip, not a parse and then an execute.
+pub trait Cached {
+    async fn q_opt(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Error>;
+    async fn q_one(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Row, Error>;
+    async fn q_all(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error>;
+}
+
+impl Cached for Client {
+    async fn q_opt(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Option<Row>, Error> {
+        let st = self.prepare_cached(sql).await?;
+        self.query_opt(&st, p).await
+    }
+    async fn q_one(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Row, Error> {
+        let st = self.prepare_cached(sql).await?;
+        self.query_one(&st, p).await
+    }
+    async fn q_all(&self, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, Error> {
+        let st = self.prepare_cached(sql).await?;
+        self.query(&st, p).await
+    }
 }
