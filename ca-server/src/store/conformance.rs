@@ -516,6 +516,36 @@ async fn concurrent_writers_each_get_their_own_answer(b: &dyn Backend, dir: &Pat
     }
     // 48 distinct serials: 48 reservations win, 16 duplicates lose.
     assert_eq!(won, 48);
+    // Issuances with their audit entries at once, a quarter of them for a
+    // serial another one takes: the refused ones leave no entry (even when
+    // committed beside others), the rest each leave one, in one chain.
+    let (before, _) = s.audit_head().expect("head");
+    let mut tasks = Vec::new();
+    for i in 0..64u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let serial = format!("b{:03x}", i % 48);
+            let r = s
+                .issue(
+                    issued(intent(CA1, &serial, "boot1")),
+                    b"der".to_vec(),
+                    draft("IssueCertificate", &serial),
+                )
+                .await;
+            r.is_ok()
+        }));
+    }
+    let mut issued_now = 0u64;
+    for t in tasks {
+        issued_now += u64::from(t.await.expect("task"));
+    }
+    assert_eq!(issued_now, 48);
+    let (after, _) = s.audit_head().expect("head");
+    assert_eq!(after - before, 48, "one audit entry per issued certificate");
+    assert!(matches!(
+        s.verify_audit(None).expect("verify"),
+        Verdict::Ok { .. }
+    ));
     s.close();
 }
 
