@@ -767,3 +767,125 @@ fn changes_on_one_node_hold_on_another_within_a_second_even_after_a_lost_notific
     eprintln!("lost notification: B's OCSP answered revoked after {healed:?}");
     drop(pg);
 }
+
+/// A CA and a server certificate for 127.0.0.1 made with openssl: the
+/// database's TLS identity. Returns (CA PEM path, certificate, key).
+fn openssl_server_identity(dir: &Path, name: &str) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    let p = |f: &str| dir.join(format!("{name}-{f}"));
+    let ok = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ok(run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name} test CA"),
+        ])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .arg("-keyout")
+        .arg(p("ca.key"))
+        .arg("-out")
+        .arg(p("ca.pem"))));
+    ok(run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-subj", "/CN=127.0.0.1"])
+        .arg("-keyout")
+        .arg(p("server.key"))
+        .arg("-out")
+        .arg(p("server.csr"))));
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    ok(run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2"])
+        .arg("-in")
+        .arg(p("server.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-CAcreateserial")
+        .arg("-extfile")
+        .arg(p("ext"))
+        .arg("-out")
+        .arg(p("server.pem"))));
+    (
+        p("ca.pem"),
+        std::fs::read(p("server.pem")).expect("cert"),
+        std::fs::read(p("server.key")).expect("key"),
+    )
+}
+
+/// `[store] tls_ca_file`: the node reaches a database that accepts TLS only,
+/// with its certificate verified; a node given another CA refuses it.
+#[test]
+fn a_node_reaches_its_database_over_verified_tls() {
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (ca, cert, key) = openssl_server_identity(tmp.path(), "db");
+    pg.require_tls(&cert, &key).expect("TLS on");
+    let url = pg.create_db("ca").expect("createdb over TLS");
+    let mut a = Server::init_with(
+        &["--postgres", &url, "--postgres-ca", ca.to_str().unwrap()],
+        &[],
+    );
+    a.start();
+    let issuing = a.config.issuing_ca_id.clone();
+    relying_issue(&a, &issuing, "tls.example.test");
+    // Every connection of the node is encrypted (plaintext would be refused
+    // by pg_hba anyway); the listener is one of them.
+    let sql = |q: &str| pg.psql("ca", q).expect("psql");
+    assert_eq!(
+        sql(&format!(
+            "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = '{}' AND s.ssl",
+            ca_server::store::postgres::LISTENER_NAME
+        )),
+        "1"
+    );
+    // A node that trusts another CA does not talk to this database.
+    let (other_ca, _, _) = openssl_server_identity(tmp.path(), "other");
+    let mut b = another_node(&a);
+    let config = std::fs::read_to_string(b.dir.join("config.toml")).expect("config");
+    let ca_line = format!("tls_ca_file = \"{}\"", ca.display());
+    assert!(config.contains(&ca_line), "{config}");
+    let config = config
+        .replace(
+            &ca_line,
+            &format!("tls_ca_file = \"{}\"", other_ca.display()),
+        )
+        .replace("connect_wait_secs = 60", "connect_wait_secs = 1");
+    std::fs::write(b.dir.join("config.toml"), config).expect("config");
+    let out = run(Command::new(server_bin())
+        .args(["serve", "--data-dir"])
+        .arg(&b.dir)
+        .args(&b.extra_args));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    b.extra_args.clear();
+    drop(pg);
+}

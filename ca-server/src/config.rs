@@ -156,6 +156,18 @@ pub struct StoreConfig {
     /// PostgreSQL: how long start-up waits for an unreachable database.
     #[serde(default = "default_connect_wait")]
     pub connect_wait_secs: u64,
+    /// PostgreSQL over TLS: the CA certificate(s), PEM, that the database
+    /// server's certificate must chain to (its name, the URL's host, is
+    /// checked). Set, TLS is required; unset, connections are plaintext
+    /// (keep them on a trusted network). Relative to the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// PostgreSQL over TLS: a client certificate and key (PEM) for
+    /// PostgreSQL's `cert` authentication (both or neither).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_key: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -165,6 +177,9 @@ impl Default for StoreConfig {
             url: None,
             pool_size: default_pool_size(),
             connect_wait_secs: default_connect_wait(),
+            tls_ca_file: None,
+            tls_client_cert: None,
+            tls_client_key: None,
         }
     }
 }
@@ -175,6 +190,20 @@ pub const STORE_URL_ENV: &str = "CA_SERVER_STORE_URL";
 impl StoreConfig {
     pub fn is_postgres(&self) -> bool {
         self.backend == StoreBackend::Postgres
+    }
+
+    /// The PostgreSQL options, the URL from the environment first; TLS
+    /// file paths relative to `dir`.
+    pub fn postgres_in(&self, dir: &Path) -> anyhow::Result<crate::store::postgres::PgOptions> {
+        let mut opts = self.postgres()?;
+        if let Some(tls) = &mut opts.tls {
+            tls.ca_file = dir.join(&tls.ca_file);
+            if let Some((cert, key)) = &mut tls.client {
+                *cert = dir.join(&*cert);
+                *key = dir.join(&*key);
+            }
+        }
+        Ok(opts)
     }
 
     /// The PostgreSQL options, the URL from the environment first.
@@ -190,6 +219,21 @@ impl StoreConfig {
             url,
             pool_size: self.pool_size,
             connect_wait: std::time::Duration::from_secs(self.connect_wait_secs),
+            tls: match (&self.tls_ca_file, &self.tls_client_cert, &self.tls_client_key) {
+                (None, None, None) => None,
+                (Some(ca), None, None) => Some(crate::store::postgres::PgTls {
+                    ca_file: ca.clone(),
+                    client: None,
+                }),
+                (Some(ca), Some(cert), Some(key)) => Some(crate::store::postgres::PgTls {
+                    ca_file: ca.clone(),
+                    client: Some((cert.clone(), key.clone())),
+                }),
+                (None, _, _) => anyhow::bail!(
+                    "[store] tls_client_cert and tls_client_key need tls_ca_file (TLS to the database)"
+                ),
+                _ => anyhow::bail!("[store] tls_client_cert and tls_client_key go together"),
+            },
         })
     }
 

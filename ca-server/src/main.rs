@@ -190,6 +190,10 @@ struct InitArgs {
     /// (written to [store] in config.toml; see OPERATIONS.md).
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Reach that database over TLS, its certificate verified against this
+    /// CA certificate (PEM); written to [store] tls_ca_file.
+    #[arg(long, value_name = "FILE", requires = "postgres")]
+    postgres_ca: Option<PathBuf>,
 }
 
 impl InitArgs {
@@ -346,6 +350,12 @@ fn main() -> anyhow::Result<()> {
                     Some(url) => ca_server::config::StoreConfig {
                         backend: ca_server::config::StoreBackend::Postgres,
                         url: Some(url),
+                        tls_ca_file: a
+                            .postgres_ca
+                            .map(|p| {
+                                std::fs::canonicalize(&p).with_context(|| p.display().to_string())
+                            })
+                            .transpose()?,
                         ..Default::default()
                     },
                     None => Default::default(),
@@ -688,7 +698,7 @@ fn migrate(dir: &Path, to: Option<String>) -> anyhow::Result<()> {
     // A URL given on the command line is kept; one from the environment
     // stays there (it may carry a password).
     config.store.url = to;
-    let opts = config.store.postgres()?;
+    let opts = config.store.postgres_in(dir)?;
     let opts = ca_server::store::postgres::PgOptions { url, ..opts };
     eprintln!("copying the store of {} into the database…", dir.display());
     let report = ca_server::store::migrate::redb_to_postgres(

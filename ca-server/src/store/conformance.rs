@@ -53,6 +53,7 @@ impl Backend for Postgres {
             url: self.url(dir),
             pool_size: 8,
             connect_wait: std::time::Duration::from_secs(10),
+            tls: None,
         };
         Arc::new(postgres::PgStore::open(&opts, boot.into()).expect("open postgres"))
     }
@@ -1041,6 +1042,7 @@ async fn postgres_refuses_a_newer_schema_with_a_clear_message() {
         url,
         pool_size: 2,
         connect_wait: std::time::Duration::from_secs(5),
+        tls: None,
     };
     let err = postgres::PgStore::open(&opts, "b".into())
         .err()

@@ -416,7 +416,7 @@ pub fn open_configured(
 ) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context as _;
     if config.is_postgres() {
-        let opts = config.postgres()?;
+        let opts = config.postgres_in(dir)?;
         let store =
             postgres::PgStore::open(&opts, boot_id).context("opening the PostgreSQL store")?;
         return Ok(Arc::new(store));

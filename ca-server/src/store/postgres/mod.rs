@@ -68,6 +68,65 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// How long start-up keeps retrying an unreachable database.
     pub connect_wait: Duration,
+    /// TLS to the database; without it, connections are plaintext.
+    pub tls: Option<PgTls>,
+}
+
+/// TLS to PostgreSQL: required, and the server's certificate verified.
+#[derive(Clone, Debug)]
+pub struct PgTls {
+    /// CA certificate(s), PEM, the server's certificate must chain to; its
+    /// name (the URL's host) is checked too.
+    pub ca_file: std::path::PathBuf,
+    /// A client certificate and key (PEM) for PostgreSQL's `cert` auth.
+    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+impl PgTls {
+    fn connector(&self) -> R<tokio_postgres_rustls::MakeRustlsConnect> {
+        use rustls::pki_types::pem::PemObject as _;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+            StoreError::Db(format!("[store] {what} {}: {e}", path.display()))
+        };
+        let certs = |path: &std::path::Path| -> R<Vec<CertificateDer<'static>>> {
+            let pem = std::fs::read(path).map_err(|e| bad("cannot read", path, &e))?;
+            let certs = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| bad("holds no PEM certificate:", path, &e))?;
+            if certs.is_empty() {
+                return Err(bad("holds no certificate:", path, &"empty"));
+            }
+            Ok(certs)
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for c in certs(&self.ca_file)? {
+            roots
+                .add(c)
+                .map_err(|e| bad("tls_ca_file", &self.ca_file, &e))?;
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Db(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+        let config = match &self.client {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let chain = certs(cert)?;
+                let pem = zeroize::Zeroizing::new(
+                    std::fs::read(key).map_err(|e| bad("cannot read", key, &e))?,
+                );
+                let key_der = PrivateKeyDer::from_pem_slice(&pem)
+                    .map_err(|e| bad("tls_client_key", key, &e))?;
+                builder
+                    .with_client_auth_cert(chain, key_der)
+                    .map_err(|e| bad("tls_client_cert", cert, &e))?
+            }
+        };
+        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+    }
 }
 
 pub fn json<T: serde::Serialize>(v: &T) -> R<Vec<u8>> {
@@ -109,6 +168,22 @@ pub fn pg_err(e: tokio_postgres::Error) -> StoreError {
     } else {
         StoreError::Db(e.to_string())
     }
+}
+
+/// An error and its causes, so "TLS handshake failed" says why (an
+/// unknown issuer, a name mismatch).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
@@ -363,6 +438,36 @@ where
     }
 }
 
+/// Run a listening connection; its notifications' payloads come out of the
+/// receiver, which closes when the connection ends.
+fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (ntx, nrx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            let msg = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
+            match msg {
+                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                    if ntx.send(n.payload().to_string()).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(_)) | None => return,
+            }
+        }
+    });
+    (driver, nrx)
+}
+
 /// The listening connection's application_name.
 pub const LISTENER_NAME: &str = "ca-server listener";
 /// How often the listening connection is checked to be alive.
@@ -422,10 +527,21 @@ impl PgStore {
     /// Connect (retrying an unreachable database for `connect_wait`), apply
     /// the schema's migrations and start listening for the other nodes.
     pub fn open(opts: &PgOptions, boot_id: String) -> R<PgStore> {
-        let config: tokio_postgres::Config = opts
+        let mut config: tokio_postgres::Config = opts
             .url
             .parse()
             .map_err(|e| StoreError::Db(format!("the PostgreSQL URL: {e}")))?;
+        let tls = opts.tls.as_ref().map(PgTls::connector).transpose()?;
+        if tls.is_some() {
+            // Verified TLS or nothing: no fallback a network could force.
+            config.ssl_mode(tokio_postgres::config::SslMode::Require);
+        } else if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(StoreError::Db(
+                "sslmode=require needs [store] tls_ca_file (the CA the database's certificate chains to)".into(),
+            ));
+        } else {
+            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pg-store")
@@ -434,13 +550,13 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Db(e.to_string()))?;
         let handle = runtime.handle().clone();
-        let manager = Manager::from_config(
-            config.clone(),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &tls {
+            Some(t) => Manager::from_config(config.clone(), t.clone(), manager_config),
+            None => Manager::from_config(config.clone(), NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(opts.pool_size.max(2))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -476,13 +592,15 @@ impl PgStore {
                 match inner.pool.get().await {
                     Ok(c) => break c,
                     Err(e) if Instant::now() < deadline => {
-                        tracing::warn!(error = %e, "the database is not reachable yet; retrying in 2 s");
+                        let error = with_causes(&e);
+                        tracing::warn!(%error, "the database is not reachable yet; retrying in 2 s");
                         tokio::time::sleep(Duration::from_secs(2)).await;
                     }
                     Err(e) => {
                         return Err(StoreError::Unavailable(format!(
-                            "the database was not reachable within {} s: {e}",
-                            wait.as_secs()
+                            "the database was not reachable within {} s: {}",
+                            wait.as_secs(),
+                            with_causes(&e)
                         )))
                     }
                 }
@@ -497,7 +615,7 @@ impl PgStore {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         store
             .handle
-            .spawn(listen(store.inner.clone(), config, ready_tx));
+            .spawn(listen(store.inner.clone(), config, tls, ready_tx));
         // Wait for the first LISTEN (and the liveness lock), so no
         // notification sent after open returns is missed.
         let _ = ready_rx.recv_timeout(Duration::from_secs(10));
@@ -698,6 +816,7 @@ impl Drop for PgStore {
 async fn listen(
     inner: Arc<Inner>,
     config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     ready: std::sync::mpsc::Sender<()>,
 ) {
     let key = liveness_key(&inner.boot_id);
@@ -709,23 +828,18 @@ async fn listen(
         if inner.closed.load(Ordering::Acquire) {
             return;
         }
-        match config.connect(NoTls).await {
-            Ok((client, mut connection)) => {
-                let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    loop {
-                        let msg = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-                        match msg {
-                            Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                                if ntx.send(n.payload().to_string()).is_err() {
-                                    return;
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(_)) | None => return,
-                        }
-                    }
-                });
+        let connected = match &tls {
+            Some(t) => config
+                .connect(t.clone())
+                .await
+                .map(|(c, conn)| (c, drive(conn))),
+            None => config
+                .connect(NoTls)
+                .await
+                .map(|(c, conn)| (c, drive(conn))),
+        };
+        match connected {
+            Ok((client, (driver, mut nrx))) => {
                 let setup = client
                     .batch_execute(&format!(
                         "LISTEN {CHANNEL}; SELECT pg_advisory_lock({LIVENESS_NS}, {key})"

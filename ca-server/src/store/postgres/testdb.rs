@@ -174,6 +174,39 @@ impl TestCluster {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     }
 
+    /// Serve TLS with this certificate and key (PEM), and accept TCP
+    /// connections over TLS only; restarts the server.
+    pub fn require_tls(&self, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt;
+        let data = self.dir.join("data");
+        let owner = self.run_as.as_deref().and_then(uid_of);
+        for (name, bytes) in [("server.crt", cert_pem), ("server.key", key_pem)] {
+            let path = data.join(name);
+            std::fs::write(&path, bytes).map_err(|e| format!("{name}: {e}"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| e.to_string())?;
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).map_err(|e| e.to_string())?;
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).map_err(|e| e.to_string())?;
+        let hba = data.join("pg_hba.conf");
+        let rules = std::fs::read_to_string(&hba).map_err(|e| e.to_string())?;
+        let only_tls: String = rules
+            .lines()
+            .map(|l| match l.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, only_tls).map_err(|e| e.to_string())?;
+        self.stop(false)?;
+        self.restart()
+    }
+
     /// Stop the server at once (as a crash would) or cleanly.
     pub fn stop(&self, immediate: bool) -> Result<(), String> {
         let data = self.dir.join("data");
