@@ -435,6 +435,38 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
     );
     assert!(audit_count(&s) > trail_before);
 
+    // The offline tools follow the data directory to its database:
+    // `audit verify` (a node may keep running meanwhile) and, with the node
+    // stopped, `rotate-master-key`, after which the node opens its keys with
+    // the new master key and issues on.
+    let out = run(Command::new(server_bin())
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&s.dir));
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(first_number(&said) > trail_before, "{said}");
+    s.stop();
+    let old_master = std::fs::read(s.dir.join("master.key")).expect("master key");
+    let out = run(Command::new(server_bin())
+        .args(["rotate-master-key", "--data-dir"])
+        .arg(&s.dir));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(
+        std::fs::read(s.dir.join("master.key")).expect("key"),
+        old_master
+    );
+    s.start();
+    relying_issue(&s, &issuing, "rotated.example.test");
+
     // Into a database that holds records already: refused, nothing changed.
     let rows_before = sql("SELECT count(*) FROM certs");
     let out = run(Command::new(server_bin())

@@ -506,7 +506,7 @@ fn main() -> anyhow::Result<()> {
                     }
                     None => None,
                 };
-            match ca_server::store::open_read_only(&dir)
+            match ca_server::store::open_offline(&dir, false)
                 .and_then(|s| s.verify_audit(pinned.as_deref()))
                 .with_context(|| {
                     format!(

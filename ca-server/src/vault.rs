@@ -331,10 +331,14 @@ pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
 }
 
 fn precheck_for(dir: &Path, opts: &MasterOptions, rotating: bool) -> Result<bool, VaultError> {
-    if !crate::store::exists(dir) {
+    if crate::store::is_postgres(dir) && !rotating {
+        // A shared database: the server checks the key once it is open.
+        return Ok(false);
+    }
+    if !crate::store::exists(dir) && !crate::store::is_postgres(dir) {
         return Ok(true);
     }
-    let store = match crate::store::open_read_only(dir) {
+    let store = match crate::store::open_offline(dir, false) {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "read-only pre-check not possible; checking after open");
@@ -490,7 +494,7 @@ pub fn rotate_master_key(
     crash: Option<CrashPoint>,
 ) -> Result<usize, VaultError> {
     precheck_for(dir, opts, true)?;
-    let store = crate::store::open(dir, crate::ids::boot_id())?;
+    let store = crate::store::open_offline(dir, true)?;
     let old = unlock_for(store.as_ref(), dir, opts, true)?;
     let old_check = store.key_meta()?.check_value.unwrap_or_default();
     let old_token = if is_token_check_value(&old_check) {
@@ -647,7 +651,7 @@ pub fn open_sealed_offline(
     opts: &MasterOptions,
     ca_id: &str,
 ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-    let store = crate::store::open_read_only(dir)?;
+    let store = crate::store::open_offline(dir, false)?;
     let meta = store.key_meta()?;
     let (master, _) = find_master(dir, &meta, opts)?;
     let v = store
@@ -667,7 +671,7 @@ pub fn open_sealed_offline(
 
 /// Every CA id with a sealed key (offline).
 pub fn sealed_ids_offline(dir: &Path) -> Result<Vec<String>, VaultError> {
-    let store = crate::store::open_read_only(dir)?;
+    let store = crate::store::open_offline(dir, false)?;
     let ids = store.sealed_key_ids()?;
     store.close();
     Ok(ids)

@@ -458,6 +458,43 @@ pub fn size_on_disk(dir: &std::path::Path) -> std::io::Result<u64> {
     Ok(std::fs::metadata(dir.join(redb::DB_FILE))?.len())
 }
 
+/// The PostgreSQL options of the data directory's config.toml, when its
+/// records are kept there (offline tools then open the shared database).
+fn configured_postgres(dir: &std::path::Path) -> Result<Option<postgres::PgOptions>, StoreError> {
+    if !dir.join(crate::config::CONFIG_FILE).exists() {
+        return Ok(None);
+    }
+    let config = crate::config::Config::load(dir).map_err(|e| StoreError::Db(format!("{e:#}")))?;
+    if !config.store.is_postgres() {
+        return Ok(None);
+    }
+    config
+        .store
+        .postgres_in(dir)
+        .map(Some)
+        .map_err(|e| StoreError::Db(format!("{e:#}")))
+}
+
+/// For the offline tools (`audit verify`, `rotate-master-key`, key checks):
+/// the store a data directory names: its redb file (the server stopped;
+/// read-only unless `writable`), or its PostgreSQL database, which other
+/// nodes may be using meanwhile.
+pub fn open_offline(dir: &std::path::Path, writable: bool) -> Result<Arc<dyn Store>, StoreError> {
+    match configured_postgres(dir)? {
+        Some(opts) => Ok(Arc::new(postgres::PgStore::open(
+            &opts,
+            crate::ids::boot_id(),
+        )?)),
+        None if writable => open(dir, crate::ids::boot_id()),
+        None => open_read_only(dir),
+    }
+}
+
+/// Whether `dir`'s records are in PostgreSQL (per its config.toml).
+pub fn is_postgres(dir: &std::path::Path) -> bool {
+    matches!(configured_postgres(dir), Ok(Some(_)))
+}
+
 /// Open a stopped server's store to read (offline tools, verification).
 pub fn open_read_only(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(redb::RedbStore::open_read_only(dir)?))
