@@ -279,12 +279,31 @@ impl Inner {
             let mut conn = self.pool.get().await.map_err(pool_err)?;
             let tx = conn.transaction().await.map_err(pg_err)?;
             let mut head = ops::lock_head(&tx).await?;
+            let locked_at = head.0;
             let savepoints = n > 1;
             for job in pending.by_ref() {
-                if savepoints {
-                    tx.batch_execute("SAVEPOINT w").await.map_err(pg_err)?;
-                }
-                let d = job.run(&tx, &mut head).await;
+                let d = if savepoints {
+                    // Pipelined: the first poll queues SAVEPOINT on the
+                    // connection ahead of the job's statements, so it costs
+                    // no round trip of its own.
+                    let mut savepoint = Box::pin(tx.batch_execute("SAVEPOINT w"));
+                    let queued = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(savepoint.as_mut().poll(cx))
+                    })
+                    .await;
+                    let d = job.run(&tx, &mut head).await;
+                    let set = match queued {
+                        std::task::Poll::Ready(r) => r,
+                        std::task::Poll::Pending => savepoint.await,
+                    };
+                    if let Err(e) = set {
+                        done.push(d);
+                        return Err(pg_err(e));
+                    }
+                    d
+                } else {
+                    job.run(&tx, &mut head).await
+                };
                 if d.refused.is_some() && savepoints {
                     tx.batch_execute("ROLLBACK TO SAVEPOINT w")
                         .await
@@ -297,6 +316,9 @@ impl Inner {
                     return if e.is_fatal() { Err(e) } else { Ok(()) };
                 }
                 done.push(d);
+            }
+            if head.0 != locked_at {
+                ops::store_head(&tx, &head).await?;
             }
             let notify = tx
                 .prepare_cached("SELECT pg_notify($1, $2)")
@@ -628,10 +650,14 @@ impl PgStore {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        if ON_STORE_THREAD.with(|f| f.get()) {
+        let on_async_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if ON_STORE_THREAD.with(|f| f.get()) || on_async_worker {
             // A commit hook reading the store runs on one of the store's own
             // workers: hand its queue (where the read was just spawned) to
             // another thread while this one waits, or the read never runs.
+            // On the server's workers the same keeps other requests moving
+            // while this one waits for the database.
             tokio::task::block_in_place(|| rx.recv()).map_err(|_| StoreError::Closed)?
         } else {
             rx.recv().map_err(|_| StoreError::Closed)?
@@ -1712,6 +1738,7 @@ impl Store for PgStore {
                 let t = conn.transaction().await.map_err(pg_err)?;
                 let mut head = ops::lock_head(&t).await?;
                 let e = ops::append_audit(&t, &mut head, &audit).await?;
+                ops::store_head(&t, &head).await?;
                 t.commit().await.map_err(pg_err)?;
                 Ok(e)
             }

@@ -71,7 +71,8 @@ fn i64_of(v: u64) -> R<i64> {
     i64::try_from(v).map_err(|_| StoreError::Conflict(format!("{v} is out of range")))
 }
 
-/// Append one entry after `head` and move the head.
+/// Append one entry after `head` and advance `head`; the caller stores the
+/// head row once its transaction's appends are done ([`store_head`]).
 pub async fn append_audit(
     tx: &Transaction<'_>,
     head: &mut (u64, String),
@@ -103,15 +104,20 @@ pub async fn append_audit(
     )
     .await
     .map_err(pg_err)?;
+    *head = (seq, e.hash.clone());
+    Ok(e)
+}
+
+/// Move the head row to `head` (once per transaction, after its appends).
+pub async fn store_head(tx: &Transaction<'_>, head: &(u64, String)) -> R<()> {
     cached::execute(
         tx,
         "UPDATE audit_head SET seq = $1, hash = $2, present = true WHERE id = 1",
-        &[&s, &e.hash],
+        &[&i64_of(head.0)?, &head.1],
     )
     .await
     .map_err(pg_err)?;
-    *head = (seq, e.hash.clone());
-    Ok(e)
+    Ok(())
 }
 
 pub async fn append_audit_digest(
