@@ -650,14 +650,10 @@ impl PgStore {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        let on_async_worker = tokio::runtime::Handle::try_current()
-            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if ON_STORE_THREAD.with(|f| f.get()) || on_async_worker {
+        if ON_STORE_THREAD.with(|f| f.get()) {
             // A commit hook reading the store runs on one of the store's own
             // workers: hand its queue (where the read was just spawned) to
             // another thread while this one waits, or the read never runs.
-            // On the server's workers the same keeps other requests moving
-            // while this one waits for the database.
             tokio::task::block_in_place(|| rx.recv()).map_err(|_| StoreError::Closed)?
         } else {
             rx.recv().map_err(|_| StoreError::Closed)?
