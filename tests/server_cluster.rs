@@ -921,3 +921,147 @@ fn a_node_reaches_its_database_over_verified_tls() {
     b.extra_args.clear();
     drop(pg);
 }
+
+/// A plain-HTTP webhook receiver on `port`: (event id, event type, body) of
+/// every POST, answered 200 after 300 ms.
+fn http_receiver(port: u16, got: Arc<Mutex<Vec<(String, String, String)>>>) {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+                .await
+                .expect("bind receiver");
+            ready_tx.send(()).expect("ready");
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let got = got.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let got = got.clone();
+                            async move {
+                                use http_body_util::BodyExt;
+                                let h = |n: &str| {
+                                    req.headers()
+                                        .get(n)
+                                        .and_then(|v| v.to_str().ok())
+                                        .unwrap_or_default()
+                                        .to_string()
+                                };
+                                let (id, kind) = (h("CA-Event-Id"), h("CA-Event-Type"));
+                                let body = req.into_body().collect().await?.to_bytes();
+                                // A slow receiver: two nodes delivering
+                                // would both be sending the same event.
+                                tokio::time::sleep(Duration::from_millis(300)).await;
+                                got.lock().unwrap().push((
+                                    id,
+                                    kind,
+                                    String::from_utf8_lossy(&body).into_owned(),
+                                ));
+                                Ok::<_, hyper::Error>(hyper::Response::new(
+                                    http_body_util::Full::new(Bytes::from_static(b"ok")),
+                                ))
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("receiver started");
+}
+
+/// Webhooks with two nodes on one database: one node delivers, so each
+/// event reaches the receiver once rather than once per node; when that node
+/// is killed, the other takes the role over and delivery goes on.
+#[test]
+fn with_two_nodes_each_event_reaches_a_webhook_once_and_delivery_survives_a_kill() {
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let url = pg.create_db("ca").expect("createdb");
+    let mut a = Server::init_with(&["--postgres", &url], &[]);
+    let config = a.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let tuned = text
+        .replace("allow_http = false", "allow_http = true")
+        .replace("retry_initial_ms = 1000", "retry_initial_ms = 200")
+        .replace("retry_max_secs = 300", "retry_max_secs = 1");
+    assert_ne!(tuned, text);
+    std::fs::write(&config, tuned).expect("config");
+    a.start();
+    let mut b = another_node(&a);
+    b.start();
+    let issuing = a.config.issuing_ca_id.clone();
+
+    let port = free_port();
+    let got: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    http_receiver(port, got.clone());
+    let out = a.cli(&[
+        "webhook",
+        "create",
+        "--url",
+        &format!("http://127.0.0.1:{port}/hook"),
+        "--server",
+        &format!("https://{}", a.api),
+    ]);
+    assert!(out.status.success(), "{}", harness::text(&out));
+
+    // Every node lists webhooks at least every 5 s: by now each would run
+    // this one's delivery, were it not for the role.
+    std::thread::sleep(Duration::from_secs(6));
+    let issued_reach = |serials: &[String], limit: Duration| {
+        within(limit, "CertificateIssued at the receiver", || {
+            let g = got.lock().unwrap();
+            serials.iter().all(|s| {
+                g.iter()
+                    .any(|(_, kind, body)| kind == "CertificateIssued" && body.contains(s.as_str()))
+            })
+        })
+    };
+    let mut serials = Vec::new();
+    for i in 0..16 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let v = relying_issue(node, &issuing, &format!("w{i}.example.test"));
+        serials.push(v["serial"].as_str().unwrap().to_string());
+    }
+    issued_reach(&serials, Duration::from_secs(30));
+    // Time for a second node's copies, were it delivering too.
+    std::thread::sleep(Duration::from_secs(3));
+    {
+        let g = got.lock().unwrap();
+        let mut ids: Vec<&String> = g.iter().map(|(id, _, _)| id).collect();
+        let all = ids.len();
+        ids.sort();
+        ids.dedup();
+        let seen: Vec<(&String, &String)> = g.iter().map(|(id, kind, _)| (id, kind)).collect();
+        assert_eq!(ids.len(), all, "an event was delivered twice: {seen:?}");
+    }
+
+    // Kill the node that delivers; the other takes over.
+    let lead = "now delivers webhooks";
+    let (leader, other) = match (a.log().contains(lead), b.log().contains(lead)) {
+        (true, false) => (&mut a, &b),
+        (false, true) => (&mut b, &a),
+        seen => panic!("exactly one node leads: {seen:?}"),
+    };
+    leader.kill9();
+    let mut later = Vec::new();
+    for i in 0..3 {
+        let v = relying_issue(other, &issuing, &format!("after{i}.example.test"));
+        later.push(v["serial"].as_str().unwrap().to_string());
+    }
+    let took_over = issued_reach(&later, Duration::from_secs(20));
+    assert!(other.log().contains(lead), "{}", other.log());
+    eprintln!("delivery resumed on the other node {took_over:?} after the leader's kill");
+    drop(pg);
+}

@@ -255,6 +255,9 @@ async fn run_webhook(auth: Arc<Authority>, id: String, tls: Arc<ClientConfig>) {
     let mut conn = None;
     let mut backoff = initial;
     loop {
+        if !auth.store.leads_deliveries() {
+            return;
+        }
         let appended = hub.appended.notified();
         tokio::pin!(appended);
         appended.as_mut().enable();
@@ -381,6 +384,15 @@ pub async fn run(auth: Arc<Authority>) {
         tokio::pin!(changed);
         changed.as_mut().enable();
         while tasks.try_join_next().is_some() {}
+        if !auth.store.leads_deliveries() {
+            // Another node delivers (a shared store): stand by.
+            for (id, h) in running.drain() {
+                h.abort();
+                hub.forget(&id);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         match auth.store.list_webhooks() {
             Ok(hooks) => {
                 let ids: HashSet<String> = hooks.into_iter().map(|h| h.id).collect();

@@ -405,6 +405,15 @@ pub trait Store: Send + Sync {
     /// Digests numbered after `after`, oldest first, at most `limit`.
     fn audit_digests(&self, after: u64, limit: usize) -> Result<Vec<AuditDigest>, StoreError>;
     fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError>;
+
+    // ---- work for one node at a time ----------------------------------------------
+    /// Whether this process is the one that delivers webhooks now. With a
+    /// store shared by several nodes one of them holds the role (and another
+    /// takes it over when it goes), so receivers do not get each event once
+    /// per node. The embedded store has one process, which always does.
+    fn leads_deliveries(&self) -> bool {
+        true
+    }
 }
 
 /// Open the configured backend: the redb store in `dir`, or the PostgreSQL

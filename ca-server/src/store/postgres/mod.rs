@@ -50,6 +50,8 @@ type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 const CHANNEL: &str = "ca_store";
 /// Advisory lock namespace for node liveness (the second key is the boot id's hash).
 const LIVENESS_NS: i32 = 0x6361_6c76; // "calv"
+/// The delivery role's advisory lock (held by the leading node's listener).
+const LEADER_LOCK: (i32, i32) = (0x6361_6c64, 1); // "cald"
 /// An intent of another live node younger than this is taken as still signing.
 const FOREIGN_INTENT_GRACE_SECS: i64 = 120;
 /// Most rows one certificate page scans before returning a cursor.
@@ -209,6 +211,8 @@ struct Inner {
     cached: RwLock<Cached>,
     /// Bumped by every invalidation: a load that raced one is not kept.
     cache_epoch: AtomicU64,
+    /// Whether this node's listening session holds the delivery role.
+    leads: AtomicBool,
 }
 
 #[derive(Default)]
@@ -460,6 +464,28 @@ where
     }
 }
 
+/// Take the delivery role if no live node holds it: a session advisory lock
+/// on the listening connection, so it goes with the node (or its session).
+async fn try_to_lead(inner: &Inner, client: &tokio_postgres::Client) {
+    if inner.leads.load(Ordering::Acquire) {
+        return;
+    }
+    let sql = format!(
+        "SELECT pg_try_advisory_lock({}, {})",
+        LEADER_LOCK.0, LEADER_LOCK.1
+    );
+    let took = match client.simple_query(&sql).await {
+        Ok(msgs) => msgs.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")),
+        ),
+        Err(_) => false,
+    };
+    if took {
+        tracing::info!("this node now delivers webhooks for all nodes");
+        inner.leads.store(true, Ordering::Release);
+    }
+}
+
 /// Run a listening connection; its notifications' payloads come out of the
 /// receiver, which closes when the connection ends.
 fn drive<S, T>(
@@ -598,6 +624,7 @@ impl PgStore {
             observers: RwLock::new(Vec::new()),
             cached: RwLock::new(Cached::default()),
             cache_epoch: AtomicU64::new(0),
+            leads: AtomicBool::new(false),
         });
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
         handle.spawn(writer(inner.clone(), queue));
@@ -877,6 +904,7 @@ async fn listen(
                             inner.tell(&[Committed::Resync]);
                         }
                         listened_before = true;
+                        try_to_lead(&inner, &client).await;
                         let mut probe = tokio::time::interval(LISTENER_PROBE);
                         probe.tick().await;
                         loop {
@@ -900,9 +928,12 @@ async fn listen(
                                     if !matches!(alive, Ok(Ok(_))) {
                                         break;
                                     }
+                                    try_to_lead(&inner, &client).await;
                                 }
                             }
                         }
+                        // The session, and any role it held, is gone.
+                        inner.leads.store(false, Ordering::Release);
                         if !inner.closed.load(Ordering::Acquire) {
                             tracing::warn!("lost the database's notifications; reconnecting");
                         }
@@ -1778,6 +1809,10 @@ impl Store for PgStore {
 
     fn audit_digests(&self, after: u64, limit: usize) -> R<Vec<AuditDigest>> {
         self.read(move |c| Box::pin(reads::audit_digests(c, after, limit)))
+    }
+
+    fn leads_deliveries(&self) -> bool {
+        self.inner.leads.load(Ordering::Acquire)
     }
 
     fn last_audit_digest(&self) -> R<Option<AuditDigest>> {
