@@ -391,7 +391,12 @@ async fn writer(
                 Err(_) => break,
             }
         }
-        inner.run_batch(batch).await;
+        // Its own task: a write that panicked fails its batch (the callers
+        // see the store closed), not every write after it.
+        let runner = inner.clone();
+        if let Err(e) = tokio::spawn(async move { runner.run_batch(batch).await }).await {
+            tracing::error!(error = %e, "a batch of writes panicked; its callers were told the store is closed");
+        }
     }
 }
 
