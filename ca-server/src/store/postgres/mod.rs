@@ -16,14 +16,22 @@
 //!   synchronous; they run on the store's own small runtime, which owns the
 //!   connection pool, and the caller waits for the answer.
 //!
-//! The schema is in [`schema`]; records keep the redb backend's JSON.
+//! - **Group commit.** One writer per node ([`writer`]) takes the writes
+//!   queued meanwhile into one transaction, each in a savepoint.
+//!
+//! The schema is in [`schema`]; records keep the redb backend's JSON. The
+//! listening connection is in [`listener`], TLS in [`tls`], the write and
+//! read statements in `ops` and `reads`, `ca-server migrate` in `import`.
 
 mod import;
+mod listener;
 mod ops;
 mod reads;
 pub mod schema;
 #[cfg(any(test, feature = "forensics"))]
 pub mod testdb;
+mod tls;
+mod writer;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,7 +42,11 @@ use ca_core::audit_digest::AuditDigest;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
 use tokio_postgres::NoTls;
 
+pub use self::listener::LISTENER_NAME;
+use self::listener::{listen, liveness_key};
 use self::reads::{all, opt, text_rec, Cached as _, SCAN_BATCH};
+pub use self::tls::PgTls;
+use self::writer::{writer, Job, WriteJob};
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
     CaChange, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CommitHook,
@@ -72,63 +84,6 @@ pub struct PgOptions {
     pub connect_wait: Duration,
     /// TLS to the database; without it, connections are plaintext.
     pub tls: Option<PgTls>,
-}
-
-/// TLS to PostgreSQL: required, and the server's certificate verified.
-#[derive(Clone, Debug)]
-pub struct PgTls {
-    /// CA certificate(s), PEM, the server's certificate must chain to; its
-    /// name (the URL's host) is checked too.
-    pub ca_file: std::path::PathBuf,
-    /// A client certificate and key (PEM) for PostgreSQL's `cert` auth.
-    pub client: Option<(std::path::PathBuf, std::path::PathBuf)>,
-}
-
-impl PgTls {
-    fn connector(&self) -> R<tokio_postgres_rustls::MakeRustlsConnect> {
-        use rustls::pki_types::pem::PemObject as _;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let bad = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
-            StoreError::Db(format!("[store] {what} {}: {e}", path.display()))
-        };
-        let certs = |path: &std::path::Path| -> R<Vec<CertificateDer<'static>>> {
-            let pem = std::fs::read(path).map_err(|e| bad("cannot read", path, &e))?;
-            let certs = CertificateDer::pem_slice_iter(&pem)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad("holds no PEM certificate:", path, &e))?;
-            if certs.is_empty() {
-                return Err(bad("holds no certificate:", path, &"empty"));
-            }
-            Ok(certs)
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for c in certs(&self.ca_file)? {
-            roots
-                .add(c)
-                .map_err(|e| bad("tls_ca_file", &self.ca_file, &e))?;
-        }
-        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Db(format!("TLS: {e}")))?
-        .with_root_certificates(roots);
-        let config = match &self.client {
-            None => builder.with_no_client_auth(),
-            Some((cert, key)) => {
-                let chain = certs(cert)?;
-                let pem = zeroize::Zeroizing::new(
-                    std::fs::read(key).map_err(|e| bad("cannot read", key, &e))?,
-                );
-                let key_der = PrivateKeyDer::from_pem_slice(&pem)
-                    .map_err(|e| bad("tls_client_key", key, &e))?;
-                builder
-                    .with_client_auth_cert(chain, key_der)
-                    .map_err(|e| bad("tls_client_cert", cert, &e))?
-            }
-        };
-        Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
-    }
 }
 
 pub fn json<T: serde::Serialize>(v: &T) -> R<Vec<u8>> {
@@ -262,310 +217,6 @@ impl Inner {
             Err(_) => {}
         }
     }
-
-    /// Commit a batch of writes in one transaction: lock the head once, run
-    /// each write inside a savepoint (a refused one is rolled back alone) with
-    /// its audit entry, notify the other nodes, commit once; then tell the
-    /// hooks and answer each caller. Group commit: one lock and one WAL flush
-    /// for every write that arrived while the previous batch committed.
-    async fn run_batch(&self, batch: Vec<Box<dyn WriteJob>>) {
-        let started = Instant::now();
-        let n = batch.len();
-        if self.closed.load(Ordering::Acquire) {
-            for job in batch {
-                job.fail(StoreError::Closed);
-            }
-            return;
-        }
-        let mut pending = batch.into_iter();
-        let mut done: Vec<JobDone> = Vec::with_capacity(n);
-        let result: R<()> = async {
-            let mut conn = self.pool.get().await.map_err(pool_err)?;
-            let tx = conn.transaction().await.map_err(pg_err)?;
-            let mut head = ops::lock_head(&tx).await?;
-            let locked_at = head.0;
-            let savepoints = n > 1;
-            for job in pending.by_ref() {
-                let d = if savepoints {
-                    // Pipelined: the first poll queues SAVEPOINT on the
-                    // connection ahead of the job's statements, so it costs
-                    // no round trip of its own.
-                    let mut savepoint = Box::pin(tx.batch_execute("SAVEPOINT w"));
-                    let queued = std::future::poll_fn(|cx| {
-                        std::task::Poll::Ready(savepoint.as_mut().poll(cx))
-                    })
-                    .await;
-                    let d = job.run(&tx, &mut head).await;
-                    let set = match queued {
-                        std::task::Poll::Ready(r) => r,
-                        std::task::Poll::Pending => savepoint.await,
-                    };
-                    if let Err(e) = set {
-                        done.push(d);
-                        return Err(pg_err(e));
-                    }
-                    d
-                } else {
-                    job.run(&tx, &mut head).await
-                };
-                if d.refused.is_some() && savepoints {
-                    tx.batch_execute("ROLLBACK TO SAVEPOINT w")
-                        .await
-                        .map_err(pg_err)?;
-                } else if let Some(e) = d.refused.clone() {
-                    // Alone in its transaction: nothing to commit (the
-                    // transaction rolls back as it is dropped); a fault is
-                    // reported as the batch's outcome too.
-                    done.push(d);
-                    return if e.is_fatal() { Err(e) } else { Ok(()) };
-                }
-                done.push(d);
-            }
-            if head.0 != locked_at {
-                ops::store_head(&tx, &head).await?;
-            }
-            let notify = tx
-                .prepare_cached("SELECT pg_notify($1, $2)")
-                .await
-                .map_err(pg_err)?;
-            let payloads: Vec<String> = done
-                .iter()
-                .filter(|d| d.refused.is_none())
-                .flat_map(|d| d.events.iter())
-                .map(|e| encode_event(&self.boot_id, e))
-                .collect();
-            for payload in &payloads {
-                tx.execute(&notify, &[&CHANNEL, payload])
-                    .await
-                    .map_err(pg_err)?;
-            }
-            tx.commit().await.map_err(pg_err)?;
-            Ok(())
-        }
-        .await;
-        self.note(&result.as_ref().map(|_| ()));
-        let observers = self
-            .observers
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        for o in &observers {
-            o(started.elapsed(), n);
-        }
-        match result {
-            Ok(()) => {
-                self.commits.fetch_add(1, Ordering::Relaxed);
-                for d in done {
-                    if d.refused.is_none() {
-                        self.writes.fetch_add(1, Ordering::Relaxed);
-                        self.tell(&d.events);
-                    }
-                    (d.finish)(Ok(()));
-                }
-            }
-            Err(e) => {
-                for d in done {
-                    (d.finish)(Err(e.clone()));
-                }
-                for job in pending {
-                    job.fail(e.clone());
-                }
-            }
-        }
-    }
-}
-
-/// How many writes one transaction carries at most.
-const MAX_BATCH: usize = 64;
-
-/// The node's one writer: takes the writes queued meanwhile as one batch.
-async fn writer(
-    inner: Arc<Inner>,
-    mut jobs: tokio::sync::mpsc::UnboundedReceiver<Box<dyn WriteJob>>,
-) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(j) => batch.push(j),
-                Err(_) => break,
-            }
-        }
-        // Its own task: a write that panicked fails its batch (the callers
-        // see the store closed), not every write after it.
-        let runner = inner.clone();
-        if let Err(e) = tokio::spawn(async move { runner.run_batch(batch).await }).await {
-            tracing::error!(error = %e, "a batch of writes panicked; its callers were told the store is closed");
-        }
-    }
-}
-
-/// What one write left for the commit: its events, whether it was refused,
-/// and how to answer its caller once the commit is known.
-struct JobDone {
-    events: Vec<Committed>,
-    refused: Option<StoreError>,
-    finish: Box<dyn FnOnce(R<()>) + Send>,
-}
-
-/// One queued write, its result type erased.
-trait WriteJob: Send {
-    fn run<'a>(
-        self: Box<Self>,
-        tx: &'a Transaction<'a>,
-        head: &'a mut (u64, String),
-    ) -> BoxFuture<'a, JobDone>;
-    fn fail(self: Box<Self>, e: StoreError);
-}
-
-struct Job<T, F> {
-    op: F,
-    audit: Option<AuditDraft>,
-    reply: tokio::sync::oneshot::Sender<R<T>>,
-}
-
-impl<T, F> WriteJob for Job<T, F>
-where
-    T: Send + 'static,
-    F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
-        + Send
-        + 'static,
-{
-    fn run<'a>(
-        self: Box<Self>,
-        tx: &'a Transaction<'a>,
-        head: &'a mut (u64, String),
-    ) -> BoxFuture<'a, JobDone> {
-        let Job { op, audit, reply } = *self;
-        Box::pin(async move {
-            let refuse = |e: StoreError, reply: tokio::sync::oneshot::Sender<R<T>>| JobDone {
-                events: Vec::new(),
-                refused: Some(e.clone()),
-                finish: Box::new(move |_| {
-                    let _ = reply.send(Err(e));
-                }),
-            };
-            let (v, events) = match op(tx).await {
-                Ok(x) => x,
-                Err(e) => return refuse(e, reply),
-            };
-            if let Some(d) = &audit {
-                if let Err(e) = ops::append_audit(tx, head, d).await {
-                    return refuse(e, reply);
-                }
-            }
-            JobDone {
-                events,
-                refused: None,
-                finish: Box::new(move |r| {
-                    let _ = reply.send(r.map(|()| v));
-                }),
-            }
-        })
-    }
-
-    fn fail(self: Box<Self>, e: StoreError) {
-        let _ = self.reply.send(Err(e));
-    }
-}
-
-/// Take the delivery role if no live node holds it: a session advisory lock
-/// on the listening connection, so it goes with the node (or its session).
-async fn try_to_lead(inner: &Inner, client: &tokio_postgres::Client) {
-    if inner.leads.load(Ordering::Acquire) {
-        return;
-    }
-    let sql = format!(
-        "SELECT pg_try_advisory_lock({}, {})",
-        LEADER_LOCK.0, LEADER_LOCK.1
-    );
-    let took = match client.simple_query(&sql).await {
-        Ok(msgs) => msgs.iter().any(
-            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")),
-        ),
-        Err(_) => false,
-    };
-    if took {
-        tracing::info!("this node now delivers webhooks for all nodes");
-        inner.leads.store(true, Ordering::Release);
-    }
-}
-
-/// Run a listening connection; its notifications' payloads come out of the
-/// receiver, which closes when the connection ends.
-fn drive<S, T>(
-    mut connection: tokio_postgres::Connection<S, T>,
-) -> (
-    tokio::task::JoinHandle<()>,
-    tokio::sync::mpsc::UnboundedReceiver<String>,
-)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let (ntx, nrx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        loop {
-            let msg = std::future::poll_fn(|cx| connection.poll_message(cx)).await;
-            match msg {
-                Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                    if ntx.send(n.payload().to_string()).is_err() {
-                        return;
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => return,
-            }
-        }
-    });
-    (driver, nrx)
-}
-
-/// The listening connection's application_name.
-pub const LISTENER_NAME: &str = "ca-server listener";
-/// How often the listening connection is checked to be alive.
-const LISTENER_PROBE: Duration = Duration::from_secs(5);
-
-/// `boot \t kind \t a [\t b]`: what a commit changed, for the other nodes.
-fn encode_event(boot: &str, e: &Committed) -> String {
-    match e {
-        Committed::Revoked { ca_id, serial } => format!("{boot}\tR\t{ca_id}\t{serial}"),
-        Committed::CaChanged { ca_id } => format!("{boot}\tC\t{ca_id}"),
-        Committed::AliasChanged { alias } => format!("{boot}\tA\t{alias}"),
-        Committed::PolicyChanged { id } => format!("{boot}\tP\t{id}"),
-        Committed::CrlPublished { ca_id, number } => format!("{boot}\tL\t{ca_id}\t{number}"),
-        Committed::Resync => format!("{boot}\tS\t-"),
-    }
-}
-
-fn decode_event(payload: &str) -> Option<(&str, Committed)> {
-    let mut parts = payload.split('\t');
-    let boot = parts.next()?;
-    let kind = parts.next()?;
-    let a = parts.next()?.to_string();
-    let e = match kind {
-        "R" => Committed::Revoked {
-            ca_id: a,
-            serial: parts.next()?.to_string(),
-        },
-        "C" => Committed::CaChanged { ca_id: a },
-        "A" => Committed::AliasChanged { alias: a },
-        "P" => Committed::PolicyChanged { id: a },
-        "L" => Committed::CrlPublished {
-            ca_id: a,
-            number: parts.next()?.parse().ok()?,
-        },
-        "S" => Committed::Resync,
-        _ => return None,
-    };
-    Some((boot, e))
-}
-
-/// The liveness lock's second key for a boot id.
-fn liveness_key(boot: &str) -> i32 {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, boot.as_bytes());
-    let b = d.as_ref();
-    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }
 
 pub struct PgStore {
@@ -862,94 +513,6 @@ impl PgStore {
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.close();
-    }
-}
-
-/// The listening connection: holds this node's liveness lock and tells the
-/// hooks what other nodes committed. Reconnects until the store closes.
-async fn listen(
-    inner: Arc<Inner>,
-    config: tokio_postgres::Config,
-    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
-    ready: std::sync::mpsc::Sender<()>,
-) {
-    let key = liveness_key(&inner.boot_id);
-    let mut config = config;
-    // Named, so an operator (or a test) can tell it from the pool.
-    config.application_name(LISTENER_NAME);
-    let mut listened_before = false;
-    loop {
-        if inner.closed.load(Ordering::Acquire) {
-            return;
-        }
-        let connected = match &tls {
-            Some(t) => config
-                .connect(t.clone())
-                .await
-                .map(|(c, conn)| (c, drive(conn))),
-            None => config
-                .connect(NoTls)
-                .await
-                .map(|(c, conn)| (c, drive(conn))),
-        };
-        match connected {
-            Ok((client, (driver, mut nrx))) => {
-                let setup = client
-                    .batch_execute(&format!(
-                        "LISTEN {CHANNEL}; SELECT pg_advisory_lock({LIVENESS_NS}, {key})"
-                    ))
-                    .await;
-                match setup {
-                    Ok(()) => {
-                        let _ = ready.send(());
-                        if listened_before {
-                            // What other nodes committed while this node was
-                            // not listening was never heard: forget it all.
-                            tracing::info!("listening again; dropping what was cached");
-                            inner.tell(&[Committed::Resync]);
-                        }
-                        listened_before = true;
-                        try_to_lead(&inner, &client).await;
-                        let mut probe = tokio::time::interval(LISTENER_PROBE);
-                        probe.tick().await;
-                        loop {
-                            tokio::select! {
-                                payload = nrx.recv() => match payload {
-                                    Some(payload) => match decode_event(&payload) {
-                                        Some((boot, _)) if boot == inner.boot_id => {}
-                                        Some((_, e)) => inner.tell(&[e]),
-                                        None => tracing::debug!(%payload, "unknown store notification"),
-                                    },
-                                    None => break,
-                                },
-                                _ = probe.tick() => {
-                                    // A connection that died without a word
-                                    // (a partition) delivers nothing: ask.
-                                    let alive = tokio::time::timeout(
-                                        LISTENER_PROBE,
-                                        client.simple_query("SELECT 1"),
-                                    )
-                                    .await;
-                                    if !matches!(alive, Ok(Ok(_))) {
-                                        break;
-                                    }
-                                    try_to_lead(&inner, &client).await;
-                                }
-                            }
-                        }
-                        // The session, and any role it held, is gone.
-                        inner.leads.store(false, Ordering::Release);
-                        if !inner.closed.load(Ordering::Acquire) {
-                            tracing::warn!("lost the database's notifications; reconnecting");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot listen for other nodes' changes"),
-                }
-                driver.abort();
-            }
-            Err(e) => tracing::debug!(error = %e, "listening connection failed"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
