@@ -486,6 +486,29 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
         .arg(&s.dir)
         .args(["--to", &url]));
     assert!(!out.status.success());
+
+    // An entry cut from the end, then one altered, in the database: the
+    // verification reads what PostgreSQL holds and names the damage.
+    let verify = || {
+        let out = run(Command::new(server_bin())
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&s.dir));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    assert!(verify().0, "{}", verify().1);
+    sql("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)");
+    let (ok, said) = verify();
+    assert!(!ok && said.contains("removed from the end"), "{said}");
+    sql("UPDATE audit SET entry = regexp_replace(entry, '\"target\":\"[^\"]*\"', '\"target\":\"forged\"') WHERE seq = 2");
+    let (ok, said) = verify();
+    assert!(!ok && said.contains("entry 2"), "{said}");
     drop(pg);
 }
 

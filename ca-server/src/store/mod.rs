@@ -57,6 +57,7 @@ pub mod migrate;
 pub mod postgres;
 mod records;
 pub mod redb;
+mod trail_check;
 
 #[cfg(test)]
 mod conformance;

@@ -1,10 +1,10 @@
 //! Read paths: point lookups and short range scans, each one statement (so one
 //! snapshot) unless it says otherwise.
 
-use std::collections::{HashMap, HashSet};
+use ca_core::audit_chain::AuditEntry;
+use ca_core::audit_digest::AuditDigest;
 
-use ca_core::audit_chain::{AuditEntry, ChainVerifier};
-use ca_core::audit_digest::{AuditDigest, DigestVerifier};
+use crate::store::trail_check::TrailCheck;
 use deadpool_postgres::ClientWrapper as Client;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Error, Row};
@@ -219,8 +219,7 @@ pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
         .iter()
         .map(text_rec)
         .collect::<R<_>>()?;
-    let wanted: HashSet<u64> = digests.iter().map(|d| d.head_seq).collect();
-    let mut hashes: HashMap<u64, String> = HashMap::new();
+    let mut check = TrailCheck::new(digests);
     let head_row = tx
         .query_one(
             "SELECT seq, hash, present FROM audit_head WHERE id = 1",
@@ -229,7 +228,6 @@ pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
         .await
         .map_err(pg_err)?;
     let head = head_row.get::<_, bool>(2).then(|| head_of(&head_row));
-    let mut chain = ChainVerifier::new();
     let mut from = 0i64;
     loop {
         let rows = tx
@@ -245,60 +243,14 @@ pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
         for row in &rows {
             let seq: i64 = row.get(0);
             from = seq;
-            let key = seq as u64;
-            let e: AuditEntry = match serde_json::from_str(row.get::<_, &str>(1)) {
-                Ok(e) => e,
-                Err(x) => {
-                    return Ok(Verdict::Broken {
-                        seq: key,
-                        why: format!("entry does not parse: {x}"),
-                    })
-                }
-            };
-            if let Err(b) = chain.push(key, &e) {
-                return Ok(Verdict::Broken {
-                    seq: b.seq,
-                    why: b.why,
-                });
-            }
-            if wanted.contains(&key) {
-                hashes.insert(key, e.hash);
+            let entry: &str = row.get(1);
+            if let Err(broken) = check.entry(seq as u64, entry.as_bytes()) {
+                return Ok(broken);
             }
         }
     }
     tx.commit().await.map_err(pg_err)?;
-    let (count, prev) = (chain.count(), chain.last_hash().to_string());
-    match head {
-        Some((hseq, hhash)) if hseq != count || hhash != prev => {
-            return Ok(Verdict::Broken {
-                seq: count.saturating_add(1).min(hseq),
-                why: format!(
-                    "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
-                ),
-            })
-        }
-        None if count > 0 => {
-            return Ok(Verdict::Broken {
-                seq: 1,
-                why: "the audit head record is missing".into(),
-            })
-        }
-        _ => {}
-    }
-    let mut verifier = DigestVerifier::new(pinned.map(<[u8]>::to_vec));
-    for d in &digests {
-        if let Err(bad) = verifier.push(d, hashes.get(&d.head_seq).map(String::as_str)) {
-            return Ok(Verdict::Broken {
-                seq: bad.head_seq,
-                why: bad.to_string(),
-            });
-        }
-    }
-    Ok(Verdict::Ok {
-        count,
-        digests: verifier.count(),
-        covered: verifier.covered(),
-    })
+    Ok(check.finish(head, pinned))
 }
 
 /// Statements prepared once per pooled connection (deadpool's cache), so a

@@ -1,14 +1,13 @@
 //! Read paths: point lookups and short range scans, each in its own read
 //! transaction (a snapshot), never blocked by the writer.
 
-use std::collections::{HashMap, HashSet};
-
-use ca_core::audit_chain::{AuditEntry, ChainVerifier, GENESIS};
-use ca_core::audit_digest::{AuditDigest, DigestVerifier};
+use ca_core::audit_chain::{AuditEntry, GENESIS};
+use ca_core::audit_digest::AuditDigest;
 use redb::{ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
 use super::writer::Handle;
+use crate::store::trail_check::TrailCheck;
 use crate::store::{
     cert_key, parse_stored_crl_entry, AuditFilter, BlockedKey, CaRecord, CertFilter, CertRecord,
     CertStatus, CertWithDer, CrlEntries, CrlMeta, KeyMeta, PolicyRows, Revocation, SerialStatus,
@@ -401,11 +400,7 @@ pub fn last_audit_digest(h: &Handle) -> Result<Option<AuditDigest>, StoreError> 
 /// Verify the chain from the first entry to the recorded head, then every
 /// signed digest against the hashes the chain has at the entries they cover.
 pub fn verify_audit(h: &Handle, pinned_digest_key: Option<&[u8]>) -> Result<Verdict, StoreError> {
-    // Digests are few (one per interval): read them all, and keep the hashes
-    // of only the entries they name while walking the chain.
-    let digests = audit_digests(h, 0, usize::MAX)?;
-    let wanted: HashSet<u64> = digests.iter().map(|d| d.head_seq).collect();
-    let mut hashes: HashMap<u64, String> = HashMap::new();
+    let mut check = TrailCheck::new(audit_digests(h, 0, usize::MAX)?);
     let r = h.begin_read()?;
     let Some(t) = r.open_table(AUDIT).map(Some).or_else(none_if_absent)? else {
         return Ok(Verdict::Ok {
@@ -421,59 +416,11 @@ pub fn verify_audit(h: &Handle, pinned_digest_key: Option<&[u8]>) -> Result<Verd
         },
         Err(_) => None,
     };
-    let mut chain = ChainVerifier::new();
     for item in t.iter()? {
         let (k, v) = item?;
-        let key = k.value();
-        let e: AuditEntry = match serde_json::from_slice(v.value()) {
-            Ok(e) => e,
-            Err(x) => {
-                return Ok(Verdict::Broken {
-                    seq: key,
-                    why: format!("entry does not parse: {x}"),
-                })
-            }
-        };
-        if let Err(b) = chain.push(key, &e) {
-            return Ok(Verdict::Broken {
-                seq: b.seq,
-                why: b.why,
-            });
-        }
-        if wanted.contains(&key) {
-            hashes.insert(key, e.hash);
+        if let Err(broken) = check.entry(k.value(), v.value()) {
+            return Ok(broken);
         }
     }
-    let (count, prev) = (chain.count(), chain.last_hash().to_string());
-    match head {
-        Some((hseq, hhash)) if hseq != count || hhash != prev => {
-            return Ok(Verdict::Broken {
-                seq: count.saturating_add(1).min(hseq),
-                why: format!(
-                    "the chain ends at entry {count} but the recorded head is entry {hseq} (entries removed from the end?)"
-                ),
-            })
-        }
-        None if count > 0 => {
-            return Ok(Verdict::Broken {
-                seq: 1,
-                why: "the audit head record is missing".into(),
-            })
-        }
-        _ => {}
-    }
-    let mut verifier = DigestVerifier::new(pinned_digest_key.map(<[u8]>::to_vec));
-    for d in &digests {
-        if let Err(bad) = verifier.push(d, hashes.get(&d.head_seq).map(String::as_str)) {
-            return Ok(Verdict::Broken {
-                seq: bad.head_seq,
-                why: bad.to_string(),
-            });
-        }
-    }
-    Ok(Verdict::Ok {
-        count,
-        digests: verifier.count(),
-        covered: verifier.covered(),
-    })
+    Ok(check.finish(head, pinned_digest_key))
 }
