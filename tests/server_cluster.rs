@@ -488,7 +488,9 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
     assert!(!out.status.success());
 
     // An entry cut from the end, then one altered, in the database: the
-    // verification reads what PostgreSQL holds and names the damage.
+    // verification reads what PostgreSQL holds and names the damage (a cut
+    // shows both against the recorded head and against the last signed
+    // digest, which covers the entry removed).
     let verify = || {
         let out = run(Command::new(server_bin())
             .args(["audit", "verify", "--data-dir"])
