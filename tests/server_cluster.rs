@@ -1079,6 +1079,38 @@ fn with_two_nodes_each_event_reaches_a_webhook_once_and_delivery_survives_a_kill
         (false, true) => (&mut b, &a),
         seen => panic!("exactly one node leads: {seen:?}"),
     };
+    // The same node publishes the CRLs: revocations through the other node
+    // reach the CRL both serve, signed by the leader alone.
+    let built = |node: &Server| -> u64 {
+        let out = run(Command::new("curl")
+            .args(["-sSf"])
+            .arg(format!("http://{}/metrics", node.public)));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .find(|l| l.contains("crls_built") && !l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no crls_built in {text}"))
+    };
+    let tmp = other.tmp.path().to_path_buf();
+    let (before, _) = crl_of(other, &issuing, &tmp);
+    let (leader_built, other_built) = (built(leader), built(other));
+    for serial in &serials[..3] {
+        let (st, v) = other.curl(
+            "POST",
+            &format!("/v1/certificates/{serial}/revoke"),
+            Some(&json!({"reason": "SUPERSEDED"})),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    within(Duration::from_secs(20), "a newer CRL on both nodes", || {
+        crl_of(other, &issuing, &tmp).0 > before && crl_of(leader, &issuing, &tmp).0 > before
+    });
+    assert!(
+        built(leader) > leader_built,
+        "the leader signed the new CRL"
+    );
+    assert_eq!(built(other), other_built, "the other node signed no CRL");
     leader.kill9();
     let mut later = Vec::new();
     for i in 0..3 {

@@ -255,7 +255,7 @@ async fn run_webhook(auth: Arc<Authority>, id: String, tls: Arc<ClientConfig>) {
     let mut conn = None;
     let mut backoff = initial;
     loop {
-        if !auth.store.leads_deliveries() {
+        if !auth.store.is_leader() {
             return;
         }
         let appended = hub.appended.notified();
@@ -384,7 +384,7 @@ pub async fn run(auth: Arc<Authority>) {
         tokio::pin!(changed);
         changed.as_mut().enable();
         while tasks.try_join_next().is_some() {}
-        if !auth.store.leads_deliveries() {
+        if !auth.store.is_leader() {
             // Another node delivers (a shared store): stand by.
             for (id, h) in running.drain() {
                 h.abort();

@@ -55,6 +55,9 @@ const MAX_CACHED: usize = 500_000;
 const MAX_CACHED_UNKNOWN: usize = 50_000;
 /// Longest chain of CAs walked for "is an issuer above revoked".
 const MAX_CHAIN: usize = 8;
+/// How often a node that does not publish CRLs (another node does, on a
+/// shared store) checks whether it should.
+const STANDBY_RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RevocationError {
@@ -264,16 +267,33 @@ impl RevocationService {
             Err(e) => tracing::warn!(error = %e, "completing CRL entries failed"),
         }
         let mut first = true;
+        let mut led = false;
         loop {
             if !first {
+                // A node that does not publish looks again soon, so it takes
+                // over promptly when the publishing node goes.
+                let wait = if led {
+                    refresh
+                } else {
+                    refresh.min(STANDBY_RECHECK)
+                };
                 tokio::select! {
                     _ = self.wake.notified() => tokio::time::sleep(debounce).await,
-                    _ = tokio::time::sleep(refresh) => {}
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
             first = false;
-            let mut todo: Vec<String> = lock(&self.dirty).iter().cloned().collect();
-            match self.stale_cas() {
+            // With a shared store one node publishes. The others keep what
+            // they were told was revoked (dirty), so that whichever takes
+            // over publishes it; until then they only step in for a CRL
+            // that is overdue (below).
+            led = self.auth.store.is_leader();
+            let mut todo: Vec<String> = if led {
+                lock(&self.dirty).iter().cloned().collect()
+            } else {
+                Vec::new()
+            };
+            match self.stale_cas(!led) {
                 Ok(stale) => {
                     for c in stale {
                         if !todo.contains(&c) {
@@ -308,8 +328,10 @@ impl RevocationService {
         }
     }
 
-    /// CAs whose CRL is missing or past half its validity (small reads only).
-    fn stale_cas(&self) -> Result<Vec<String>, StoreError> {
+    /// CAs whose CRL is missing or past half its validity (small reads
+    /// only). A `standby` node (another publishes) names only CRLs past
+    /// three quarters of their validity: the publisher is late or gone.
+    fn stale_cas(&self, standby: bool) -> Result<Vec<String>, StoreError> {
         let store = &self.auth.store;
         let now = now().unix_timestamp();
         let mut out = Vec::new();
@@ -318,7 +340,10 @@ impl RevocationService {
                 continue;
             }
             let stale = match store.crl_meta(&ca.id)? {
-                None => true,
+                None => !standby,
+                Some(m) if standby => {
+                    now >= m.this_update + (m.next_update - m.this_update) * 3 / 4
+                }
                 Some(m) => now >= m.this_update + (m.next_update - m.this_update) / 2,
             };
             if stale {

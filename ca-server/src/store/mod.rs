@@ -408,11 +408,12 @@ pub trait Store: Send + Sync {
     fn last_audit_digest(&self) -> Result<Option<AuditDigest>, StoreError>;
 
     // ---- work for one node at a time ----------------------------------------------
-    /// Whether this process is the one that delivers webhooks now. With a
-    /// store shared by several nodes one of them holds the role (and another
-    /// takes it over when it goes), so receivers do not get each event once
-    /// per node. The embedded store has one process, which always does.
-    fn leads_deliveries(&self) -> bool {
+    /// Whether this process is the one that does what one node at a time
+    /// should: deliver webhooks (so receivers do not get each event once per
+    /// node) and publish CRLs. With a store shared by several nodes one of
+    /// them holds the role, and another takes it over when it goes. The
+    /// embedded store has one process, which always does.
+    fn is_leader(&self) -> bool {
         true
     }
 }

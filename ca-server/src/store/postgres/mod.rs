@@ -1379,7 +1379,7 @@ impl Store for PgStore {
         self.read(move |c| Box::pin(reads::audit_digests(c, after, limit)))
     }
 
-    fn leads_deliveries(&self) -> bool {
+    fn is_leader(&self) -> bool {
         self.inner.leads.load(Ordering::Acquire)
     }
 
