@@ -372,8 +372,28 @@ async fn store_issued(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<(
 }
 
 pub async fn issue(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<()> {
-    if check_issuable(tx, rec).await? {
-        claim_serial(tx, rec).await?;
+    // The common case, a serial never seen: claiming it first answers both
+    // questions (free? no record?) in one round trip, since a record's
+    // serial is always claimed (by its intent, import or CA).
+    let claimed = cached::execute(
+        tx,
+        "INSERT INTO serials (serial, ca_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        &[&rec.serial, &rec.ca_id],
+    )
+    .await
+    .map_err(pg_err)?;
+    if claimed == 0 {
+        // Claimed before: by this certificate's own intent, or taken.
+        match cert_rec(tx, &rec.key()).await? {
+            Some(r) if r.status == CertStatus::Reserved && r.tbs_sha256 == rec.tbs_sha256 => {}
+            Some(_) => {
+                return Err(StoreError::Conflict(format!(
+                    "certificate {} is already stored",
+                    rec.serial
+                )))
+            }
+            None => return Err(StoreError::SerialTaken),
+        }
     }
     store_issued(tx, rec, der).await
 }
