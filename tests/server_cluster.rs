@@ -772,7 +772,32 @@ fn changes_on_one_node_hold_on_another_within_a_second_even_after_a_lost_notific
     within(Duration::from_secs(1), "CA active on B", || {
         issue_on_b().0 == 201
     });
-    eprintln!("A to B: policy {policy:?}, alias {alias:?}, CA status {disabled:?}");
+    // A client certificate revoked on A is refused by B at once (B had
+    // found it good on earlier requests).
+    a.put_policy(
+        "readers",
+        json!({"effect": "allow", "principals": [{"subject": "CN=svc-reader*"}],
+               "actions": ["read"], "cas": ["*"]}),
+    );
+    within(Duration::from_secs(1), "policy on B", || read_on_b() == 200);
+    let serial = openssl(&["x509", "-noout", "-serial", "-in", cert.to_str().unwrap()]);
+    let serial = serial
+        .trim()
+        .strip_prefix("serial=")
+        .unwrap_or_else(|| panic!("{serial}"))
+        .to_lowercase();
+    let (st, v) = a.curl(
+        "POST",
+        &format!("/v1/certificates/{serial}/revoke"),
+        Some(&json!({"reason": "PRIVILEGE_WITHDRAWN"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let locked_out = within(Duration::from_secs(1), "client revocation on B", || {
+        read_on_b() == 403
+    });
+    eprintln!(
+        "A to B: policy {policy:?}, alias {alias:?}, CA status {disabled:?}, client lockout {locked_out:?}"
+    );
 
     // A lost notification: B's OCSP has "good" cached for a certificate;
     // B's listening connection is cut, and A revokes while B is deaf.

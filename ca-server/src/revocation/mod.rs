@@ -174,6 +174,10 @@ pub struct RevocationService {
     /// does not hold costs no signature (serials are random 128-bit values
     /// handed out only once issued, so "unknown" does not turn stale).
     unknown_cache: RwLock<HashMap<String, Vec<Cached>>>,
+    /// Client certificates (`ca/serial`) found issued and unrevoked, with
+    /// every CA above them: the management API checks each request's client
+    /// certificate, and a revocation drops the entry (as for OCSP answers).
+    good_clients: RwLock<HashSet<String>>,
     /// Bumped by every invalidation: a response signed from a status read
     /// before a revocation is never cached after it.
     epoch: AtomicU64,
@@ -216,6 +220,7 @@ impl RevocationService {
             links: RwLock::new(HashMap::new()),
             cache: RwLock::new(HashMap::new()),
             unknown_cache: RwLock::new(HashMap::new()),
+            good_clients: RwLock::new(HashSet::new()),
             epoch: AtomicU64::new(0),
             stats: RevocationStats::default(),
         });
@@ -372,15 +377,18 @@ impl RevocationService {
     fn invalidate(&self, key: Option<&str>) {
         let mut c = write(&self.cache);
         let mut u = write(&self.unknown_cache);
+        let mut g = write(&self.good_clients);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match key {
             Some(k) => {
                 c.remove(k);
                 u.remove(k);
+                g.remove(k);
             }
             None => {
                 c.clear();
                 u.clear();
+                g.clear();
             }
         }
     }
@@ -461,6 +469,12 @@ impl RevocationService {
             ));
         }
         let ca_id = &self.auth.config.client_auth_ca_id;
+        let key = format!("{ca_id}/{}", cert.serial);
+        if read(&self.good_clients).contains(&key) {
+            return None;
+        }
+        // A status read before a revocation is not kept after it.
+        let epoch = self.epoch.load(Ordering::SeqCst);
         let status = self
             .auth
             .store
@@ -478,7 +492,13 @@ impl RevocationService {
                 SerialStatus::Unknown => Ok(ClientStatus::Unknown),
             });
         match status {
-            Ok(ClientStatus::Good) => None,
+            Ok(ClientStatus::Good) => {
+                let mut good = write(&self.good_clients);
+                if self.epoch.load(Ordering::SeqCst) == epoch && good.len() < MAX_CACHED {
+                    good.insert(key);
+                }
+                None
+            }
             Ok(ClientStatus::Revoked) => Some(ApiError::new(
                 ErrorCode::ClientRevoked,
                 "the client certificate has been revoked",
