@@ -232,13 +232,13 @@ impl RevocationService {
             let Some(s) = weak.upgrade() else { return };
             match event {
                 crate::store::Committed::Revoked { ca_id, serial } => s.on_revoked(ca_id, serial),
-                // A newer CRL (another node's, with a shared store): stop
-                // serving ours, so the next fetch loads the newest.
                 // Another node's revocations or CRLs may have been missed.
                 crate::store::Committed::Resync => {
                     s.invalidate(None);
                     write(&s.served).clear();
                 }
+                // A newer CRL (another node's, with a shared store): stop
+                // serving ours, so the next fetch loads the newest.
                 crate::store::Committed::CrlPublished { ca_id, number } => {
                     let mut served = write(&s.served);
                     if served
@@ -470,7 +470,9 @@ impl RevocationService {
         }
         let ca_id = &self.auth.config.client_auth_ca_id;
         let key = format!("{ca_id}/{}", cert.serial);
-        if read(&self.good_clients).contains(&key) {
+        // Trusted only while the store is healthy: a store that cannot be
+        // written may miss revocations, and then the check fails closed.
+        if self.auth.store.stats().writable && read(&self.good_clients).contains(&key) {
             return None;
         }
         // A status read before a revocation is not kept after it.
