@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::{AuditEntry, StoreError};
+
 /// CA lifecycle states (ACM PCA's CertificateAuthorityStatus).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -317,6 +319,56 @@ pub struct AuditFilter {
     pub limit: usize,
     /// The next sequence number to look at.
     pub cursor: Option<u64>,
+}
+
+impl AuditFilter {
+    /// Whether an entry passes the time, identity and action filters.
+    pub fn matches(&self, e: &AuditEntry) -> bool {
+        if self.since.is_some_and(|s| e.unix < s) || self.until.is_some_and(|u| e.unix > u) {
+            return false;
+        }
+        if let Some(id) = &self.identity {
+            if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
+                return false;
+            }
+        }
+        self.action.as_ref().is_none_or(|a| &e.action == a)
+    }
+}
+
+/// The revocation to record for `rec`, by the rules every backend keeps:
+/// the same reason again is idempotent (`None`: the first record stands);
+/// any reason may be raised to keyCompromise (the date stays); any other
+/// change is a conflict; an unissued serial is not found.
+pub fn revocation_to_record(
+    rec: &CertRecord,
+    revocation: Revocation,
+) -> Result<Option<Revocation>, StoreError> {
+    match (rec.status, &rec.revocation) {
+        (CertStatus::Reserved, _) => Err(StoreError::NotFound(format!(
+            "no certificate {} from {}",
+            rec.serial, rec.ca_id
+        ))),
+        (CertStatus::Issued, _) => Ok(Some(revocation)),
+        (CertStatus::Revoked, Some(first)) if first.reason_code == revocation.reason_code => {
+            Ok(None)
+        }
+        (CertStatus::Revoked, Some(first)) if revocation.reason_code == KEY_COMPROMISE => {
+            Ok(Some(Revocation {
+                revoked_at: first.revoked_at,
+                ..revocation
+            }))
+        }
+        (CertStatus::Revoked, first) => {
+            let had = first
+                .as_ref()
+                .map_or("another reason", |r| r.reason.as_str());
+            Err(StoreError::Conflict(format!(
+                "certificate {} is already revoked ({had}); only KEY_COMPROMISE may replace its reason",
+                rec.serial
+            )))
+        }
+    }
 }
 
 /// How verification of the audit chain ended.

@@ -10,10 +10,10 @@ use tokio_postgres::Row;
 
 use super::{json, pg_err, status_code, unjson};
 use crate::store::{
-    cert_key, stored_crl_entry, AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft,
-    BlockedKey, CaChange, CaRecord, CertRecord, CertStatus, CrlMeta, EventRecord, IdemRecord,
-    KeyMeta, MarkAdvance, NewCaRecord, ReserveOutcome, Revocation, StoreError, WebhookRecord,
-    KEY_COMPROMISE, NEXT_EVENT_SEQ,
+    cert_key, revocation_to_record, stored_crl_entry, AcmeAccount, AcmeAuthz, AcmeEabKey,
+    AcmeOrder, AuditDraft, BlockedKey, CaChange, CaRecord, CertRecord, CertStatus, CrlMeta,
+    EventRecord, IdemRecord, KeyMeta, MarkAdvance, NewCaRecord, ReserveOutcome, Revocation,
+    StoreError, WebhookRecord, KEY_COMPROMISE, NEXT_EVENT_SEQ,
 };
 
 type R<T> = Result<T, StoreError>;
@@ -457,26 +457,8 @@ pub async fn revoke(
     let key = cert_key(ca_id, serial);
     let missing = || StoreError::NotFound(format!("no certificate {serial} from {ca_id}"));
     let mut rec = cert_rec(tx, &key).await?.ok_or_else(missing)?;
-    let revocation = match (rec.status, &rec.revocation) {
-        (CertStatus::Reserved, _) => return Err(missing()),
-        (CertStatus::Issued, _) => revocation,
-        (CertStatus::Revoked, Some(first)) if first.reason_code == revocation.reason_code => {
-            return Ok(rec)
-        }
-        (CertStatus::Revoked, Some(first)) if revocation.reason_code == KEY_COMPROMISE => {
-            Revocation {
-                revoked_at: first.revoked_at,
-                ..revocation
-            }
-        }
-        (CertStatus::Revoked, first) => {
-            let had = first
-                .as_ref()
-                .map_or("another reason", |r| r.reason.as_str());
-            return Err(StoreError::Conflict(format!(
-                "certificate {serial} is already revoked ({had}); only KEY_COMPROMISE may replace its reason"
-            )));
-        }
+    let Some(revocation) = revocation_to_record(&rec, revocation)? else {
+        return Ok(rec);
     };
     let entry = stored_crl_entry(serial, &revocation, rec.not_after)?;
     rec.status = CertStatus::Revoked;

@@ -159,15 +159,7 @@ pub async fn audit_page(c: &Client, f: &AuditFilter) -> R<(Vec<AuditEntry>, Opti
             }
             scanned += 1;
             let e: AuditEntry = unjson(row.get::<_, &str>(1).as_bytes())?;
-            if f.since.is_some_and(|s| e.unix < s) || f.until.is_some_and(|u| e.unix > u) {
-                continue;
-            }
-            if let Some(id) = &f.identity {
-                if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
-                    continue;
-                }
-            }
-            if f.action.as_ref().is_some_and(|a| &e.action != a) {
+            if !f.matches(&e) {
                 continue;
             }
             out.push(e);

@@ -336,15 +336,7 @@ pub fn audit_page(
             return Ok((out, Some(k.value())));
         }
         let e: AuditEntry = unjson(v.value())?;
-        if f.since.is_some_and(|s| e.unix < s) || f.until.is_some_and(|u| e.unix > u) {
-            continue;
-        }
-        if let Some(id) = &f.identity {
-            if &e.identity.subject != id && !e.identity.fingerprint.eq_ignore_ascii_case(id) {
-                continue;
-            }
-        }
-        if f.action.as_ref().is_some_and(|a| &e.action != a) {
+        if !f.matches(&e) {
             continue;
         }
         out.push(e);

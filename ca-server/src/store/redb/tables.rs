@@ -7,9 +7,9 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    cert_key, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord, CertRecord, CertStatus,
-    CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation, StoreError,
-    KEY_COMPROMISE,
+    cert_key, revocation_to_record, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord,
+    CertRecord, CertStatus, CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation,
+    StoreError, KEY_COMPROMISE,
 };
 
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -340,30 +340,8 @@ pub fn revoke(
             .ok_or_else(|| StoreError::NotFound(format!("no certificate {serial} from {ca_id}")))?;
         unjson(v.value())?
     };
-    let revocation = match (rec.status, &rec.revocation) {
-        (CertStatus::Reserved, _) => {
-            return Err(StoreError::NotFound(format!(
-                "no certificate {serial} from {ca_id}"
-            )))
-        }
-        (CertStatus::Issued, _) => revocation,
-        (CertStatus::Revoked, Some(first)) if first.reason_code == revocation.reason_code => {
-            return Ok(rec)
-        }
-        (CertStatus::Revoked, Some(first)) if revocation.reason_code == KEY_COMPROMISE => {
-            Revocation {
-                revoked_at: first.revoked_at,
-                ..revocation
-            }
-        }
-        (CertStatus::Revoked, first) => {
-            let had = first
-                .as_ref()
-                .map_or("another reason", |r| r.reason.as_str());
-            return Err(StoreError::Conflict(format!(
-                "certificate {serial} is already revoked ({had}); only KEY_COMPROMISE may replace its reason"
-            )));
-        }
+    let Some(revocation) = revocation_to_record(&rec, revocation)? else {
+        return Ok(rec);
     };
     let entry = stored_crl_entry(serial, &revocation, rec.not_after)?;
     rec.status = CertStatus::Revoked;
