@@ -110,17 +110,6 @@ struct TempServer {
     dir: PathBuf,
 }
 
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // Linux reports USER_HZ = 100 ticks per second to user space.
-    Some(ticks / 100.0)
-}
-
 /// What one target answers to, and whose CPU time to read.
 struct Target {
     name: &'static str,
@@ -150,8 +139,8 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
             .map(|m| m.len())
     };
     let (server0, client0, store0) = (
-        t.pid.as_deref().and_then(cpu_seconds),
-        cpu_seconds("self"),
+        t.pid.as_deref().and_then(bench_support::cpu_seconds),
+        bench_support::cpu_seconds("self"),
         size(&t.store_file),
     );
     let mut r = rt.block_on(bench_support::run_load(
@@ -164,8 +153,8 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
         false,
     ));
     let (server1, client1, store1) = (
-        t.pid.as_deref().and_then(cpu_seconds),
-        cpu_seconds("self"),
+        t.pid.as_deref().and_then(bench_support::cpu_seconds),
+        bench_support::cpu_seconds("self"),
         size(&t.store_file),
     );
     let (p50, p99, _) = r.percentiles_ms();

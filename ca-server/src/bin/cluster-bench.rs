@@ -149,15 +149,6 @@ impl Drop for Node {
     }
 }
 
-/// CPU seconds (user + system) a process has used, from /proc.
-fn cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
-}
-
 /// CPU seconds of every process named `postgres` (the server and its
 /// backends; backends come and go, so this undercounts ended ones).
 fn postgres_cpu() -> f64 {
@@ -169,7 +160,7 @@ fn postgres_cpu() -> f64 {
         .filter(|e| {
             std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres")
         })
-        .filter_map(|e| cpu_seconds(&e.file_name().to_string_lossy()))
+        .filter_map(|e| bench_support::cpu_seconds(&e.file_name().to_string_lossy()))
         .sum()
 }
 
@@ -256,11 +247,15 @@ fn measure(
     seconds: f64,
 ) -> Row {
     let pids: Vec<String> = nodes.iter().filter_map(Node::pid).collect();
-    let server_cpu = || pids.iter().filter_map(|p| cpu_seconds(p)).sum::<f64>();
+    let server_cpu = || {
+        pids.iter()
+            .filter_map(|p| bench_support::cpu_seconds(p))
+            .sum::<f64>()
+    };
     let (s0, pg0, c0, m0) = (
         server_cpu(),
         postgres_cpu(),
-        cpu_seconds("self").unwrap_or(0.0),
+        bench_support::cpu_seconds("self").unwrap_or(0.0),
         machine_jiffies(),
     );
     let reports = rt.block_on(async {
@@ -289,7 +284,7 @@ fn measure(
     let (s1, pg1, c1, m1) = (
         server_cpu(),
         postgres_cpu(),
-        cpu_seconds("self").unwrap_or(0.0),
+        bench_support::cpu_seconds("self").unwrap_or(0.0),
         machine_jiffies(),
     );
     let mut all = bench_support::LoadReport::default();

@@ -116,3 +116,16 @@ pub async fn run_load(
     total.elapsed = start.elapsed();
     total
 }
+
+/// CPU seconds (user + system) a process has used, from /proc (`self` for
+/// this one).
+#[allow(dead_code)] // the crash test shares this file and reads no CPU time
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // Linux reports USER_HZ = 100 ticks per second to user space.
+    Some(ticks / 100.0)
+}
