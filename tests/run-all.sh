@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# One clean build: incremental state would only add gigabytes on CI's disk.
+export CARGO_INCREMENTAL=0
+echo "== disk before the build: $(df -h . | awk 'NR==2 {print $4 " free of " $2}')"
+
 bash tests/install-test-tools.sh
 
 echo "== cargo fmt --check"
@@ -22,3 +26,5 @@ cargo test --workspace --no-fail-fast
 
 echo "== fuzz smoke run (every target, ${FUZZ_SECONDS:-20} s each)"
 bash tests/fuzz/smoke.sh
+
+echo "== disk after the suite: target $(du -sh target | cut -f1), $(df -h . | awk 'NR==2 {print $4}') free"
