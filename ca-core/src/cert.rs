@@ -637,7 +637,8 @@ pub fn prepare(
     })
 }
 
-/// Prepare with a fresh random serial and sign: the whole issuance in one call.
+/// Prepare with a fresh (time-ordered, random) serial and sign: the whole
+/// issuance in one call.
 pub fn issue(
     issuer: &Issuer,
     signer: &dyn Signer,
@@ -647,7 +648,7 @@ pub fn issue(
     prepare(
         issuer,
         request,
-        Serial::random()?,
+        Serial::time_ordered(now)?,
         now,
         request.profile.default_limits(),
     )?
@@ -686,7 +687,7 @@ pub fn create_root(
     let now = whole_seconds(now);
     let spki = SubjectPublicKeyInfoOwned::from_der(signer.public_key_der())?;
     let key = PublicKeyKind::from_spki_der(signer.public_key_der())?;
-    let serial = Serial::random()?;
+    let serial = Serial::time_ordered(now)?;
     let not_before = now - NOT_BEFORE_BACKDATE;
     let not_after = lifetime_end(not_before, params.validity_days)?;
     let kind = CertKind::Root {
@@ -766,7 +767,7 @@ pub fn create_intermediate(
     let issued = prepare(
         issuer,
         &request,
-        Serial::random()?,
+        Serial::time_ordered(now)?,
         now,
         profile.default_limits(),
     )?

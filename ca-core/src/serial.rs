@@ -29,18 +29,32 @@ impl Serial {
         }
     }
 
-    /// 48 bits of time (milliseconds since 1970, big-endian) then 80 bits
-    /// from the OS CSPRNG: as unpredictable as CA/B BR 7.1 asks (at least 64
-    /// random bits, non-sequential), and ordered by time, so a store keyed by
-    /// serial appends new certificates at the end of its indexes instead of
-    /// dirtying a random page of each per certificate. The time is public in
-    /// the certificate anyway (notBefore). Positive with no padding byte
-    /// until the year 10889; a time before 1970 counts as 1970.
+    /// 48 bits of time (milliseconds since 1970, big-endian), a 16-bit
+    /// counter, then 64 bits from the OS CSPRNG: as unpredictable as CA/B BR
+    /// 7.1 asks (at least 64 random bits, non-sequential), and ordered by
+    /// time, so a store keyed by serial appends new certificates at the end
+    /// of its indexes instead of dirtying a random page of each per
+    /// certificate. The counter makes the serials one process draws strictly
+    /// ascending, also within a millisecond: a B-tree then fills its last
+    /// page before starting the next, rather than splitting it in half for
+    /// a key that lands just before the end. The time is public in the
+    /// certificate anyway (notBefore). Positive with no padding byte until
+    /// the year 6429; a time before 1970 counts as 1970.
     pub fn time_ordered(now: time::OffsetDateTime) -> Result<Serial, SerialError> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        /// The last (milliseconds << 16 | counter) handed out by this process.
+        static LAST: AtomicU64 = AtomicU64::new(0);
         let millis = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let wanted = (millis & ((1 << 47) - 1)) << 16;
+        // More than 65,536 serials in one millisecond borrow the next one.
+        let prefix = match LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(wanted.max(last.wrapping_add(1)))
+        }) {
+            Ok(last) | Err(last) => wanted.max(last.wrapping_add(1)),
+        };
         let mut b = [0u8; 16];
-        b[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-        getrandom::getrandom(&mut b[6..]).map_err(|_| SerialError::Rng)?;
+        b[..8].copy_from_slice(&prefix.to_be_bytes());
+        getrandom::getrandom(&mut b[8..]).map_err(|_| SerialError::Rng)?;
         b[0] &= 0x7f;
         if b.iter().all(|x| *x == 0) {
             // Only at the epoch with all-zero randomness: draw a random one.
@@ -111,19 +125,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn time_ordered_serials_sort_by_time_and_keep_80_random_bits() {
+    fn time_ordered_serials_ascend_and_keep_64_random_bits() {
         let t = time::macros::datetime!(2026-12-03 10:00:00 UTC);
         let a = Serial::time_ordered(t).unwrap();
-        let b = Serial::time_ordered(t + time::Duration::milliseconds(1)).unwrap();
         assert_eq!(a.as_bytes().len(), 16);
         assert_eq!(a.to_hex().len(), 32);
+        // Same millisecond: still strictly ascending, different random tails.
+        let b = Serial::time_ordered(t).unwrap();
         assert!(a.to_hex() < b.to_hex(), "{a:?} {b:?}");
-        // Same millisecond: the same 48-bit prefix, different random tails.
-        let c = Serial::time_ordered(t).unwrap();
-        assert_eq!(a.as_bytes()[..6], c.as_bytes()[..6]);
-        assert_ne!(a.as_bytes()[6..], c.as_bytes()[6..]);
+        assert_ne!(a.as_bytes()[8..], b.as_bytes()[8..]);
+        // A later time (far past anything another test drew in this process)
+        // is the first 48 bits, with the counter at zero.
+        let later = time::macros::datetime!(2100-01-01 00:00:00 UTC);
+        let c = Serial::time_ordered(later).unwrap();
+        let millis = (later.unix_timestamp_nanos() / 1_000_000) as u64;
+        assert_eq!(c.as_bytes()[..6], millis.to_be_bytes()[2..]);
+        assert_eq!(c.as_bytes()[6..8], [0, 0]);
+        assert!(b.to_hex() < c.to_hex());
+        // An earlier clock (stepped back) never goes below the last serial.
+        let d = Serial::time_ordered(t).unwrap();
+        assert!(c.to_hex() < d.to_hex());
         // Positive without padding: the top bit is clear.
         assert!(a.as_bytes()[0] & 0x80 == 0 && a.as_bytes()[0] != 0);
+        assert!(d.as_bytes()[0] & 0x80 == 0);
     }
 
     #[test]

@@ -1,10 +1,27 @@
 //! Identifiers made by the server and checked strictly on input.
 
-/// `ca-` followed by 16 lower-case hex digits.
+/// `ca-` followed by 16 lower-case hex digits: the creation time (32 bits
+/// of Unix seconds) then 32 random bits. Ordered by time so the newest CA's
+/// certificates, which are keyed by CA id, sort last in the store: redb then
+/// appends them and keeps its pages full, where keys that land before
+/// another CA's would split pages in half. Existing ids stay as they are.
+/// Within one process they strictly ascend (a root and its intermediate are
+/// often made in the same second).
 pub fn new_ca_id() -> Result<String, getrandom::Error> {
-    let mut b = [0u8; 8];
-    getrandom::getrandom(&mut b)?;
-    Ok(format!("ca-{}", ca_core::hex::encode(&b)))
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let secs = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp())
+        .unwrap_or(0)
+        .min(u64::from(u32::MAX));
+    let mut r = [0u8; 4];
+    getrandom::getrandom(&mut r)?;
+    let wanted = secs << 32 | u64::from(u32::from_be_bytes(r));
+    let id = match LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        Some(wanted.max(last.wrapping_add(1)))
+    }) {
+        Ok(last) | Err(last) => wanted.max(last.wrapping_add(1)),
+    };
+    Ok(format!("ca-{id:016x}"))
 }
 
 pub fn is_ca_id(s: &str) -> bool {
@@ -48,6 +65,7 @@ mod tests {
     fn ids() {
         let id = new_ca_id().unwrap();
         assert!(is_ca_id(&id));
+        assert!(new_ca_id().unwrap() > id, "ids ascend");
         assert!(!is_ca_id("ca-../../etc/passwd"));
         assert!(!is_ca_id("ca-0123456789ABCDEF"));
         assert!(is_serial("0a1b"));

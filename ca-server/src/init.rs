@@ -154,14 +154,16 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         key_storage: key_storage.clone(),
         ocsp_disabled: false,
     };
-    let issuing = auth
-        .create_ca(&who, sub("CN=Private Issuing CA 1,O=ca-server"))
-        .await
-        .map_err(e("issuing CA"))?;
+    // The issuing CA last: CA ids ascend, and the certificates of the CA with
+    // the largest id are the ones the store appends (see `ids::new_ca_id`).
     let client_ca = auth
         .create_ca(&who, sub("CN=API Client CA,O=ca-server"))
         .await
         .map_err(e("client-auth CA"))?;
+    let issuing = auth
+        .create_ca(&who, sub("CN=Private Issuing CA 1,O=ca-server"))
+        .await
+        .map_err(e("issuing CA"))?;
     // Clients issue through the alias, so rotating the CA changes nothing for them.
     auth.set_alias(&who, crate::alias::DEFAULT_ALIAS, &issuing.id)
         .await
