@@ -77,7 +77,8 @@ pub const STORE_FILE: &str = redb::DB_FILE;
 /// event is this minus one); producers cannot move it.
 pub const NEXT_EVENT_SEQ: &str = "next_seq";
 
-/// The schema this binary writes; a newer one is refused at open.
+/// The PostgreSQL schema this binary writes (its number of migrations); a
+/// newer one is refused at open. redb has its own (`redb::SCHEMA_VERSION`).
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// A write: resolved once its commit is durable (or failed).
@@ -105,8 +106,8 @@ pub enum StoreError {
     SerialTaken,
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
-    #[error("the database schema version {found} is newer than this server supports ({SCHEMA_VERSION}); run a newer ca-server")]
-    NewerSchema { found: u64 },
+    #[error("the database schema version {found} is newer than this server supports ({supported}); run a newer ca-server")]
+    NewerSchema { found: u64, supported: u64 },
     #[error("the store is closed")]
     Closed,
     #[error("the store was opened read-only")]

@@ -28,10 +28,10 @@ impl TrailCheck {
         }
     }
 
-    /// The next stored entry (its key and JSON); the verdict if it breaks
-    /// the chain.
-    pub fn entry(&mut self, seq: u64, json: &[u8]) -> Result<(), Verdict> {
-        let e: AuditEntry = serde_json::from_slice(json).map_err(|x| Verdict::Broken {
+    /// The next stored entry (its key, and the entry as decoded or why it
+    /// would not decode); the verdict if it breaks the chain.
+    pub fn entry(&mut self, seq: u64, decoded: Result<AuditEntry, String>) -> Result<(), Verdict> {
+        let e = decoded.map_err(|x| Verdict::Broken {
             seq,
             why: format!("entry does not parse: {x}"),
         })?;

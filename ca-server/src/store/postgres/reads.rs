@@ -236,7 +236,10 @@ pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
             let seq: i64 = row.get(0);
             from = seq;
             let entry: &str = row.get(1);
-            if let Err(broken) = check.entry(seq as u64, entry.as_bytes()) {
+            if let Err(broken) = check.entry(
+                seq as u64,
+                serde_json::from_str(entry).map_err(|e| e.to_string()),
+            ) {
                 return Ok(broken);
             }
         }

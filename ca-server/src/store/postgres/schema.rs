@@ -98,7 +98,10 @@ async fn migrate_locked(client: &mut Client) -> Result<u64, StoreError> {
         None => 0,
     };
     if found > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema { found });
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let to = i as i64 + 1;

@@ -63,6 +63,7 @@ pub fn snapshot(
     counts.cas = copy_table(&r, &w, CAS)?;
     counts.certificates = copy_table(&r, &w, CERTS)?;
     copy_table(&r, &w, CERT_DER)?;
+    copy_table(&r, &w, CERT_DER_SEQ)?;
     copy_table(&r, &w, SERIALS)?;
     copy_table(&r, &w, EXPIRY)?;
     copy_table(&r, &w, REVOCATIONS)?;

@@ -3,11 +3,12 @@
 
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
+use super::codec;
 use super::tables::*;
 use super::writer::Handle;
 use crate::store::{CertRecord, CertStatus, EventRecord, MarkAdvance, StoreError, WebhookRecord};
 
-/// The outbox: sequence → [`EventRecord`] JSON.
+/// The outbox: sequence → [`EventRecord`] (see [`codec`](super::codec)).
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Named positions: `next_seq` and the producers' marks.
 pub const EVENT_MARKS: TableDefinition<&str, u64> = TableDefinition::new("event_marks");
@@ -40,7 +41,7 @@ pub fn append_events(
     let mut rows = Vec::with_capacity(events.len());
     for mut e in events {
         e.seq = next;
-        rows.push((next, json(&e)?));
+        rows.push((next, codec::encode_event(&e)));
         next += 1;
     }
     let last = next - 1;
@@ -55,7 +56,7 @@ pub fn append_events(
         let mut old = Vec::new();
         for item in table.iter()? {
             let (k, v) = item?;
-            let e: EventRecord = unjson(v.value())?;
+            let e = codec::decode_event(v.value())?;
             if e.unix >= cut {
                 break;
             }
@@ -123,7 +124,7 @@ pub fn events_after(h: &Handle, after: u64, limit: usize) -> Result<Vec<EventRec
     };
     for item in t.range(from..)?.take(limit) {
         let (_, v) = item?;
-        out.push(unjson(v.value())?);
+        out.push(codec::decode_event(v.value())?);
     }
     Ok(out)
 }
@@ -167,7 +168,7 @@ pub fn expiring_certs(
         }
         let (k, _) = item?;
         if let Some(v) = certs.get(k.value().1)? {
-            let rec: CertRecord = unjson(v.value())?;
+            let rec = codec::decode_cert(v.value())?;
             if rec.status == CertStatus::Issued {
                 out.push(rec);
             }
@@ -188,7 +189,7 @@ pub fn visit_live_certs(
     for item in exp.range::<(u64, &str)>((from, "")..)? {
         let (k, _) = item?;
         if let Some(v) = certs.get(k.value().1)? {
-            let rec: CertRecord = unjson(v.value())?;
+            let rec = codec::decode_cert(v.value())?;
             if rec.status == CertStatus::Issued {
                 visit(&rec);
             }

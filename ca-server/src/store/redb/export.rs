@@ -28,6 +28,14 @@ fn each<K: Key + 'static, V: Value + 'static>(
     Ok(true)
 }
 
+/// A table that does not exist is one with nothing in it.
+fn absent<T>(e: TableError) -> Result<Option<T>, StoreError> {
+    match e {
+        TableError::TableDoesNotExist(_) => Ok(None),
+        e => Err(StoreError::from(e)),
+    }
+}
+
 impl RedbStore {
     /// Hand every record to `sink`, table by table, CAs first.
     pub fn export(
@@ -52,16 +60,16 @@ impl RedbStore {
         }
         each(&r, SERIALS, |k, v| sink(Row::Serial(k.into(), v.into())))?;
         {
-            let ders = r.open_table(CERT_DER).map(Some).or_else(|e| match e {
-                TableError::TableDoesNotExist(_) => Ok(None),
-                e => Err(StoreError::from(e)),
-            })?;
+            let by_key = r.open_table(CERT_DER).map(Some).or_else(absent)?;
+            let by_seq = r.open_table(CERT_DER_SEQ).map(Some).or_else(absent)?;
             each(&r, CERTS, |k, v| {
-                let der = match &ders {
-                    Some(t) => t.get(k)?.map(|d| d.value().to_vec()),
-                    None => None,
+                let (rec, der_seq) = super::codec::decode_cert_and_der_seq(v)?;
+                let der = match (der_seq, &by_key, &by_seq) {
+                    (Some(seq), _, Some(t)) => t.get(seq)?.map(|d| d.value().to_vec()),
+                    (None, Some(t), _) => t.get(k)?.map(|d| d.value().to_vec()),
+                    _ => None,
                 };
-                sink(Row::Cert(k.into(), v.to_vec(), der))
+                sink(Row::Cert(k.into(), json(&rec)?, der))
             })?;
         }
         each(&r, IDEMPOTENCY, |k, v| {
@@ -76,13 +84,15 @@ impl RedbStore {
         each(&r, BLOCKED_KEYS, |k, v| {
             sink(Row::BlockedKey(k.into(), v.to_vec()))
         })?;
-        each(&r, AUDIT, |k, v| sink(Row::Audit(k, v.to_vec())))?;
+        each(&r, AUDIT, |k, v| {
+            sink(Row::Audit(k, super::codec::audit_as_json(v)?))
+        })?;
         each(&r, AUDIT_HEAD, |_, v| sink(Row::AuditHead(v.to_vec())))?;
         each(&r, AUDIT_DIGESTS, |k, v| {
             sink(Row::AuditDigest(k, v.to_vec()))
         })?;
         each(&r, super::events::EVENTS, |k, v| {
-            sink(Row::Event(k, v.to_vec()))
+            sink(Row::Event(k, super::codec::event_as_json(v)?))
         })?;
         each(&r, super::events::EVENT_MARKS, |k, v| {
             sink(Row::EventMark(k.into(), v))

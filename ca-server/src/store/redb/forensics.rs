@@ -12,17 +12,22 @@ fn open(dir: &Path) -> Result<redb::Database, StoreError> {
     Ok(redb::Database::open(dir.join(DB_FILE))?)
 }
 
-/// The stored bytes of audit entry `seq`.
+/// Audit entry `seq` as JSON.
 pub fn audit_entry(dir: &Path, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
     use redb::ReadableDatabase;
     let db = open(dir)?;
     let r = db.begin_read()?;
     let t = r.open_table(AUDIT)?;
-    let v = t.get(seq)?.map(|v| v.value().to_vec());
+    // As JSON whichever encoding it is stored in, so tests can alter a field.
+    let v = t
+        .get(seq)?
+        .map(|v| super::codec::audit_as_json(v.value()))
+        .transpose()?;
     Ok(v)
 }
 
-/// Replace (Some) or remove (None) the stored bytes of audit entry `seq`.
+/// Replace (Some: JSON, which the store reads as it reads entries written
+/// before the binary encoding) or remove (None) audit entry `seq`.
 pub fn set_audit_entry(dir: &Path, seq: u64, bytes: Option<&[u8]>) -> Result<(), StoreError> {
     let db = open(dir)?;
     let txn = db.begin_write()?;

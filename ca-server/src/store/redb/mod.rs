@@ -5,6 +5,7 @@
 
 mod acme;
 pub mod backup;
+mod codec;
 mod events;
 mod export;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
@@ -14,7 +15,17 @@ pub mod forensics;
 pub mod power_loss;
 mod reads;
 mod tables;
+mod usage;
 mod writer;
+
+pub use self::usage::{store_usage, StoreUsage, TableUsage};
+
+/// An audit entry as stored, decoded (the conformance tests rewrite entries
+/// in the older JSON form).
+#[cfg(test)]
+pub(crate) fn decode_audit_for_tests(b: &[u8]) -> Result<AuditEntry, StoreError> {
+    codec::decode_audit(b)
+}
 
 pub(crate) use self::tables::{decode_expiry_cursor, decode_key_cursor, encode_cursor};
 
@@ -34,10 +45,15 @@ use super::{
     CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
     CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens, KeyMeta, MarkAdvance,
     NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
-    StoreFuture, StoreStats, Verdict, WebhookRecord, SCHEMA_VERSION,
+    StoreFuture, StoreStats, Verdict, WebhookRecord,
 };
 
 pub const DB_FILE: &str = "ca.redb";
+
+/// The redb layout this binary writes; a newer one is refused at open.
+/// 1: JSON records. 2: certificates, audit entries and events in the binary
+/// encoding of [`codec`] (version 1 stores are read as they are and marked 2).
+pub const SCHEMA_VERSION: u64 = 2;
 
 pub struct RedbStore {
     shared: Arc<Shared>,
@@ -63,7 +79,15 @@ impl RedbStore {
             let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
             match found {
                 Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema { found: v });
+                    return Err(StoreError::NewerSchema {
+                        found: v,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Version 1 records are JSON, which this version still reads;
+                // what it writes from now on an older binary could not.
+                Some(v) if v < SCHEMA_VERSION => {
+                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
                 }
                 Some(_) => {}
                 None => {
@@ -86,6 +110,7 @@ impl RedbStore {
         ] {
             txn.open_table(t)?;
         }
+        txn.open_table(CERT_DER_SEQ)?;
         txn.open_table(SERIALS)?;
         txn.open_table(EXPIRY)?;
         txn.open_table(ALIASES)?;
@@ -131,7 +156,10 @@ impl RedbStore {
         };
         let meta = reads::meta_value(store.shared.handle()?.as_ref(), SCHEMA_KEY)?;
         if let Some(v) = meta.filter(|v| *v > SCHEMA_VERSION) {
-            return Err(StoreError::NewerSchema { found: v });
+            return Err(StoreError::NewerSchema {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         Ok(store)
     }
@@ -153,8 +181,23 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
     {
+        self.write_keyed(None, audit, f)
+    }
+
+    /// [`write`](Self::write) for a job whose main row is `order` (see
+    /// [`writer::Job::order`]).
+    fn write_keyed<T, F>(
+        &self,
+        order: Option<String>,
+        audit: Option<AuditDraft>,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let job: Job = Box::new(move |txn| {
+        let run: writer::JobFn = Box::new(move |txn| {
             // A panicking write must not take the writer thread (and every
             // later write) with it: it fails its batch, and its caller hears so.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -192,7 +235,7 @@ impl RedbStore {
             .map_err(|_| StoreError::Closed)
             .and_then(|g| {
                 let s = g.as_ref().ok_or(StoreError::ReadOnly)?;
-                s.send(job).map_err(|_| StoreError::Closed)
+                s.send(Job { order, run }).map_err(|_| StoreError::Closed)
             });
         let shared = self.shared.clone();
         async move {
@@ -364,7 +407,7 @@ impl Store for RedbStore {
         in_flight: Arc<InFlightTokens>,
     ) -> StoreFuture<'_, ReserveOutcome> {
         let boot = self.boot_id.clone();
-        Box::pin(self.write(None, move |txn| {
+        Box::pin(self.write_keyed(Some(intent.key()), None, move |txn| {
             // Asked in the writer, so no other reservation interleaves.
             let busy = token.as_ref().is_some_and(|(t, _)| in_flight.others(t));
             let out = reserve(
@@ -379,7 +422,7 @@ impl Store for RedbStore {
     }
 
     fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        Box::pin(self.write(Some(audit), move |txn| {
+        Box::pin(self.write_keyed(Some(rec.key()), Some(audit), move |txn| {
             issue(txn, &rec, &der)?;
             Ok(((), Vec::new()))
         }))
@@ -805,7 +848,7 @@ fn complete_crl_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
                 // Dated by the certificate's notAfter where it is known, so
                 // the entry can leave the CRL once the certificate expired.
                 let not_after = match certs.get(key)? {
-                    Some(c) => unjson::<CertRecord>(c.value()).ok().map(|c| c.not_after),
+                    Some(c) => codec::decode_cert(c.value()).ok().map(|c| c.not_after),
                     None => None,
                 };
                 let encoded = match not_after {

@@ -5,6 +5,7 @@ use ca_core::audit_chain::{AuditEntry, GENESIS};
 use ca_core::audit_digest::AuditDigest;
 use redb::{ReadableTable, ReadableTableMetadata};
 
+use super::codec;
 use super::tables::*;
 use super::writer::Handle;
 use crate::store::trail_check::TrailCheck;
@@ -70,9 +71,17 @@ pub fn get_cert(h: &Handle, ca_id: &str, serial: &str) -> Result<Option<CertWith
     let Some(rec) = certs.get(key.as_str())? else {
         return Ok(None);
     };
-    let rec: CertRecord = unjson(rec.value())?;
-    let der = r.open_table(CERT_DER)?;
-    let der = der.get(key.as_str())?.map(|d| d.value().to_vec());
+    let (rec, der_seq) = codec::decode_cert_and_der_seq(rec.value())?;
+    let der = match der_seq {
+        Some(seq) => r
+            .open_table(CERT_DER_SEQ)?
+            .get(seq)?
+            .map(|d| d.value().to_vec()),
+        None => r
+            .open_table(CERT_DER)?
+            .get(key.as_str())?
+            .map(|d| d.value().to_vec()),
+    };
     Ok(Some((rec, der)))
 }
 
@@ -110,7 +119,7 @@ pub fn serial_status(h: &Handle, ca_id: &str, serial: &str) -> Result<SerialStat
     let Some(v) = certs.get(key.as_str())? else {
         return Ok(SerialStatus::Unknown);
     };
-    let rec: CertRecord = unjson(v.value())?;
+    let rec = codec::decode_cert(v.value())?;
     Ok(match rec.status {
         CertStatus::Issued => SerialStatus::Issued,
         CertStatus::Revoked => match rec.revocation {
@@ -220,7 +229,7 @@ pub fn list_certs(
                 }
             }
             let Some(v) = certs.get(key)? else { continue };
-            let rec: CertRecord = unjson(v.value())?;
+            let rec = codec::decode_cert(v.value())?;
             if !wanted(&rec) {
                 continue;
             }
@@ -250,7 +259,7 @@ pub fn list_certs(
         if scanned > MAX_SCAN {
             return Ok((out, Some(encode_cursor(&format!("k{key}")))));
         }
-        let rec: CertRecord = unjson(v.value())?;
+        let rec = codec::decode_cert(v.value())?;
         if !wanted(&rec) {
             continue;
         }
@@ -335,7 +344,7 @@ pub fn audit_page(
         if scanned >= MAX_AUDIT_SCAN {
             return Ok((out, Some(k.value())));
         }
-        let e: AuditEntry = unjson(v.value())?;
+        let e = codec::decode_audit(v.value())?;
         if !f.matches(&e) {
             continue;
         }
@@ -410,7 +419,10 @@ pub fn verify_audit(h: &Handle, pinned_digest_key: Option<&[u8]>) -> Result<Verd
     };
     for item in t.iter()? {
         let (k, v) = item?;
-        if let Err(broken) = check.entry(k.value(), v.value()) {
+        if let Err(broken) = check.entry(
+            k.value(),
+            codec::decode_audit(v.value()).map_err(|e| e.to_string()),
+        ) {
             return Ok(broken);
         }
     }

@@ -6,6 +6,7 @@ use ca_core::audit_chain::{AuditEntry, GENESIS};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use super::codec::{decode_audit, decode_cert, decode_cert_and_der_seq, encode_audit, encode_cert};
 use crate::store::{
     cert_key, revocation_to_record, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord,
     CertRecord, CertStatus, CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation,
@@ -15,7 +16,13 @@ use crate::store::{
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const CAS: TableDefinition<&str, &[u8]> = TableDefinition::new("cas");
 pub const CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("certs");
+/// DER by certificate key: certificates stored before schema 2.
 pub const CERT_DER: TableDefinition<&str, &[u8]> = TableDefinition::new("cert_der");
+/// DER by a number the writer gives in commit order (the record names it).
+/// New keys are always the largest, so redb appends and its pages stay
+/// full; keyed by certificate, every insert that is not the tree's last key
+/// (any CA's whose id sorts before another's) splits a full page in half.
+pub const CERT_DER_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("cert_der_seq");
 pub const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
 pub const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
@@ -182,7 +189,7 @@ pub fn reserve(
             }
             let key = cert_key(&prev.ca_id, &prev.serial);
             let found: Option<CertRecord> = match certs_ro.get(key.as_str())? {
-                Some(c) => Some(unjson(c.value())?),
+                Some(c) => Some(decode_cert(c.value())?),
                 None => None,
             };
             if let Some(rec) = found {
@@ -212,7 +219,7 @@ pub fn reserve(
     }
     drop(certs_ro);
     let key = intent.key();
-    let v = json(intent)?;
+    let v = encode_cert(intent, None)?;
     let idem_v = token.map(|(_, i)| json(i)).transpose()?;
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
     txn.open_table(SERIALS)?
@@ -230,9 +237,12 @@ pub fn store_issued(
     der: &[u8],
 ) -> Result<(), StoreError> {
     let key = rec.key();
-    let v = json(rec)?;
+    let mut ders = txn.open_table(CERT_DER_SEQ)?;
+    let last = ders.last()?.map(|(k, _)| k.value());
+    let seq = last.unwrap_or(0).saturating_add(1);
+    let v = encode_cert(rec, Some(seq))?;
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
-    txn.open_table(CERT_DER)?.insert(key.as_str(), der)?;
+    ders.insert(seq, der)?;
     let exp = u64::try_from(rec.not_after).unwrap_or(0);
     txn.open_table(EXPIRY)?.insert((exp, key.as_str()), ())?;
     Ok(())
@@ -245,7 +255,7 @@ fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<bool, Stor
     let key = rec.key();
     let t = txn.open_table(CERTS)?;
     let found: Option<CertRecord> = match t.get(key.as_str())? {
-        Some(v) => Some(unjson(v.value())?),
+        Some(v) => Some(decode_cert(v.value())?),
         None => None,
     };
     match found {
@@ -333,12 +343,12 @@ pub fn revoke(
     revocation: Revocation,
 ) -> Result<CertRecord, StoreError> {
     let key = cert_key(ca_id, serial);
-    let mut rec: CertRecord = {
+    let (mut rec, der_seq) = {
         let t = txn.open_table(CERTS)?;
         let v = t
             .get(key.as_str())?
             .ok_or_else(|| StoreError::NotFound(format!("no certificate {serial} from {ca_id}")))?;
-        unjson(v.value())?
+        decode_cert_and_der_seq(v.value())?
     };
     let Some(revocation) = revocation_to_record(&rec, revocation)? else {
         return Ok(rec);
@@ -346,7 +356,7 @@ pub fn revoke(
     let entry = stored_crl_entry(serial, &revocation, rec.not_after)?;
     rec.status = CertStatus::Revoked;
     rec.revocation = Some(revocation.clone());
-    let v = json(&rec)?;
+    let v = encode_cert(&rec, der_seq)?;
     let rv = json(&revocation)?;
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
     txn.open_table(REVOCATIONS)?
@@ -398,7 +408,7 @@ pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry
     let mut t = txn.open_table(AUDIT)?;
     let (seq, prev_hash) = match t.last()? {
         Some((k, v)) => {
-            let prev: AuditEntry = unjson(v.value())?;
+            let prev = decode_audit(v.value())?;
             (k.value().saturating_add(1), prev.hash)
         }
         None => (1, GENESIS.to_string()),
@@ -419,7 +429,7 @@ pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry
     e.hash = e
         .compute_hash()
         .map_err(|x| StoreError::Corrupt(x.to_string()))?;
-    let bytes = json(&e)?;
+    let bytes = encode_audit(&e);
     t.insert(seq, bytes.as_slice())?;
     let head = json(&(seq, &e.hash))?;
     txn.open_table(AUDIT_HEAD)?

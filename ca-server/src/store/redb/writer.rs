@@ -36,7 +36,19 @@ pub struct JobOutput {
 }
 
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-pub type Job = Box<dyn FnOnce(&WriteTransaction) -> JobOutput + Send>;
+pub type JobFn = Box<dyn FnOnce(&WriteTransaction) -> JobOutput + Send>;
+
+/// One queued write.
+pub struct Job {
+    /// Where its main row goes (a certificate's key). A batch runs its keyed
+    /// jobs in key order, after the others: its writes then land at the
+    /// end of each index in ascending order, which keeps redb's pages full
+    /// (an insert just before the end of a full page splits it in half). The
+    /// jobs of one batch are concurrent and none is answered before the
+    /// commit, so any order among them is one they could have arrived in.
+    pub order: Option<String>,
+    pub run: JobFn,
+}
 
 /// The open database, read-write or read-only (offline tools).
 pub enum Handle {
@@ -239,6 +251,8 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         let n = jobs.len() as u64;
+        // Stable: unkeyed jobs first, in arrival order.
+        jobs.sort_by(|a, b| a.order.cmp(&b.order));
         let result = if broken {
             Err(StoreError::Unavailable(
                 "an earlier write failed (is the disk full?); retrying".into(),
@@ -305,7 +319,7 @@ fn run_batch(
     for job in jobs {
         // Jobs catch their own panics; this keeps the writer alive whatever a
         // job does (its caller then sees the store closed).
-        match std::panic::catch_unwind(AssertUnwindSafe(|| job(&txn))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&txn))) {
             Ok(o) => {
                 if o.fatal && fatal.is_none() {
                     fatal = Some(StoreError::Db(
