@@ -108,6 +108,7 @@ impl Args {
 struct TempServer {
     child: Child,
     dir: PathBuf,
+    stopped: bool,
 }
 
 /// What one target answers to, and whose CPU time to read.
@@ -205,12 +206,55 @@ fn crypto_floor_us() -> anyhow::Result<f64> {
     Ok(sign + verify)
 }
 
+impl TempServer {
+    /// Stop the server (its store's file lock goes with it); the directory stays.
+    fn stop(&mut self) {
+        if !std::mem::replace(&mut self.stopped, true) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Where the store's bytes went, table by table, per stored certificate.
+fn print_store_usage(dir: &std::path::Path) -> anyhow::Result<()> {
+    let usage = ca_server::store::redb::store_usage(dir)?;
+    let certs = usage
+        .tables
+        .iter()
+        .find(|t| t.name == "certs")
+        .map_or(0, |t| t.entries);
+    if certs == 0 {
+        return Ok(());
+    }
+    let per = |b: u64| b as f64 / certs as f64;
+    println!(
+        "store after the run: {certs} certificates, file {:.0} B/cert; by table (B/cert: stored + page overhead + unused in pages):",
+        per(usage.file_bytes)
+    );
+    for t in usage.tables.iter().filter(|t| t.entries > 0) {
+        let total = t.stored_bytes + t.metadata_bytes + t.fragmented_bytes;
+        if per(total) < 1.0 {
+            continue;
+        }
+        println!(
+            "  {:<14} {:>9} entries {:>7.0} = {:.0} + {:.0} + {:.0}",
+            t.name,
+            t.entries,
+            per(total),
+            per(t.stored_bytes),
+            per(t.metadata_bytes),
+            per(t.fragmented_bytes)
+        );
+    }
+    Ok(())
+}
+
 impl Drop for TempServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -266,16 +310,23 @@ fn start_temp_server(
         }
         std::fs::write(&path, off)?;
     }
+    // The server logs as it would in production (its default level, info,
+    // unless CA_BENCH_SERVER_LOG says otherwise), to a file: what logging
+    // costs is part of what is measured.
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
     let child = Command::new(&server)
         .args(["serve", "--data-dir"])
         .arg(&dir)
         .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(std::process::Stdio::null())
+        .stderr(log)
         .spawn()?;
     let guard = TempServer {
         child,
         dir: dir.clone(),
+        stopped: false,
     };
     let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
     let start = Instant::now();
@@ -706,6 +757,11 @@ fn main() -> anyhow::Result<()> {
             m.rate / empty_rate.max(1e-9),
             empty_rate
         );
+    }
+    drop(targets);
+    if let Some(mut g) = guard {
+        g.stop();
+        print_store_usage(&g.dir)?;
     }
     Ok(())
 }
