@@ -25,8 +25,9 @@
 //! |---------------|---------------------------------|-----------------------------------------|
 //! | `meta`        | name                            | u64: `schema_version`, `crl_entries_complete` |
 //! | `cas`         | CA id                           | [`CaRecord`] JSON                       |
-//! | `certs`       | `ca-id/serial`                  | [`CertRecord`] JSON (no DER)            |
-//! | `cert_der`    | `ca-id/serial`                  | certificate DER                         |
+//! | `certs`       | `ca-id/serial`                  | [`CertRecord`], binary¹ (no DER; names its `cert_der_seq`) |
+//! | `cert_der_seq`| commit-order number (u64)       | certificate DER (schema 2)              |
+//! | `cert_der`    | `ca-id/serial`                  | certificate DER (schema 1 records)      |
 //! | `serials`     | serial (hex)                    | CA id (global lookup, reuse guard)      |
 //! | `expiry`      | (notAfter unix, `ca-id/serial`) | ()                                      |
 //! | `revocations` | `ca-id/serial`                  | [`Revocation`] JSON                     |
@@ -37,10 +38,10 @@
 //! | `policies`    | statement id                    | policy statement JSON                   |
 //! | `ca_keys`     | CA id                           | sealed CA key (envelope, see `vault`)   |
 //! | `key_meta`    | `check_value`, `kdf`            | master-key check value, Argon2id params |
-//! | `audit`       | sequence (u64)                  | audit entry JSON (hash-chained)         |
+//! | `audit`       | sequence (u64)                  | audit entry, binary¹ (hash-chained over its JSON) |
 //! | `audit_head`  | `head`                          | JSON (last sequence, last hash)         |
 //! | `blocked_keys`| SPKI SHA-256 (hex)              | [`BlockedKey`] JSON (keyCompromise)     |
-//! | `events`      | sequence (u64)                  | [`EventRecord`] JSON (the outbox)       |
+//! | `events`      | sequence (u64)                  | [`EventRecord`], binary¹ (the outbox)   |
 //! | `event_marks` | name                            | u64: `next_seq`, `audit`, `expiry_scan` |
 //! | `webhooks`    | webhook id                      | [`WebhookRecord`] JSON                  |
 //! | `acme_accounts` | account id                    | [`AcmeAccount`] JSON                    |
@@ -48,6 +49,10 @@
 //! | `acme_orders` | order id                        | [`AcmeOrder`] JSON                      |
 //! | `acme_authzs` | authorization id                | [`AcmeAuthz`] JSON                      |
 //! | `acme_eab_keys` | EAB key id                    | [`AcmeEabKey`] JSON                     |
+//!
+//! ¹ Schema 2: the compact encoding of `redb/codec.rs` (about a third of
+//! the JSON); schema 1 stored JSON, which is still read. The three records
+//! written per issuance are the binary ones; the rest stay JSON.
 //!
 //! `crl_entries` is written in the revocation's own transaction, so a CRL is
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is

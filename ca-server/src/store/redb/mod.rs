@@ -306,11 +306,17 @@ impl Store for RedbStore {
     }
 
     fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
-        reads::get_ca(self.handle()?.as_ref(), id)
+        let cas = self
+            .shared
+            .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
+        Ok(cas.iter().find(|c| c.id == id).cloned())
     }
 
     fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
-        reads::list_cas(self.handle()?.as_ref())
+        let cas = self
+            .shared
+            .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
+        Ok(cas.as_ref().clone())
     }
 
     fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord> {
@@ -337,11 +343,20 @@ impl Store for RedbStore {
     }
 
     fn get_alias(&self, alias: &str) -> Result<Option<String>, StoreError> {
-        reads::get_alias(self.handle()?.as_ref(), alias)
+        let aliases = self
+            .shared
+            .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
+        Ok(aliases
+            .iter()
+            .find(|(a, _)| a == alias)
+            .map(|(_, id)| id.clone()))
     }
 
     fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
-        reads::list_aliases(self.handle()?.as_ref())
+        let aliases = self
+            .shared
+            .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
+        Ok(aliases.as_ref().clone())
     }
 
     fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()> {

@@ -26,13 +26,6 @@ pub fn meta_value(h: &Handle, key: &str) -> Result<Option<u64>, StoreError> {
     Ok(v)
 }
 
-pub fn get_ca(h: &Handle, id: &str) -> Result<Option<CaRecord>, StoreError> {
-    let r = h.begin_read()?;
-    let t = r.open_table(CAS)?;
-    let v = t.get(id)?;
-    v.map(|v| unjson(v.value())).transpose()
-}
-
 pub fn list_cas(h: &Handle) -> Result<Vec<CaRecord>, StoreError> {
     let r = h.begin_read()?;
     let t = r.open_table(CAS)?;
@@ -42,15 +35,6 @@ pub fn list_cas(h: &Handle) -> Result<Vec<CaRecord>, StoreError> {
         out.push(unjson(v.value())?);
     }
     Ok(out)
-}
-
-pub fn get_alias(h: &Handle, alias: &str) -> Result<Option<String>, StoreError> {
-    let r = h.begin_read()?;
-    let v = r
-        .open_table(ALIASES)?
-        .get(alias)?
-        .map(|v| v.value().to_string());
-    Ok(v)
 }
 
 pub fn list_aliases(h: &Handle) -> Result<Vec<(String, String)>, StoreError> {
