@@ -268,19 +268,25 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, listened for from the moment this is called (inside
+/// the runtime), not from the future's first poll: the server announces its
+/// addresses before it first polls it, and a SIGTERM in between would
+/// otherwise kill the process outright, leaving the store to be repaired.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = int.recv() => tracing::info!("SIGINT received"),
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+            },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
 
@@ -426,12 +432,10 @@ fn main() -> anyhow::Result<()> {
             }
             config.check()?;
             init_logging(config.log_format);
-            rt.block_on(ca_server::server::serve(
-                dir,
-                config,
-                a.master.options(),
-                shutdown_signal(),
-            ))
+            rt.block_on(async {
+                let shutdown = shutdown_signal();
+                ca_server::server::serve(dir, config, a.master.options(), shutdown).await
+            })
         }
         Command::RotateMasterKey(a) => {
             init_logging(LogFormat::Text);

@@ -239,14 +239,16 @@ impl Shared {
         }
     }
 
-    /// Release the database (its file lock goes with the last reader).
+    /// Release the database, waiting briefly for readers still holding it,
+    /// so it is closed cleanly here: a process that exits while a reader
+    /// (a background task's) still holds it leaves a file that must be
+    /// repaired at the next open (and a read-only open refuses it).
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        let taken = self.slot.write().unwrap_or_else(|p| p.into_inner()).take();
-        drop(taken);
+        self.drop_handle();
     }
 
-    /// Drop the broken handle, waiting briefly for readers to let go of it.
+    /// Drop the handle, waiting briefly for readers to let go of it.
     fn drop_handle(&self) {
         let taken = self.slot.write().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(arc) = taken {
