@@ -273,9 +273,10 @@ fn start_temp_server(
         );
     }
     let dir = std::env::temp_dir().join(format!(
-        "ca-bench-{}{}{}",
+        "ca-bench-{}{}{}{}",
         std::process::id(),
         if pkcs11.is_some() { "-hsm" } else { "" },
+        if seed > 0 { "-seeded" } else { "" },
         switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
     ));
     let _ = std::fs::remove_dir_all(&dir);
