@@ -1,5 +1,9 @@
 //! `ca-server`: `init` bootstraps a data directory; `serve` runs the service.
 
+/// See the note on `mimalloc` in Cargo.toml.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
