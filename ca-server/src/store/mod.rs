@@ -58,6 +58,7 @@
 //! one range scan of that CA's pre-encoded entries. The signed CRL itself is
 //! a file the revocation service writes before committing its `crl_meta`.
 
+mod ca_cache;
 pub mod migrate;
 pub mod postgres;
 mod records;

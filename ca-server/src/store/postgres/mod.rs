@@ -47,6 +47,7 @@ use self::listener::{listen, liveness_key};
 use self::reads::{all, opt, text_rec, Cached as _, SCAN_BATCH};
 pub use self::tls::PgTls;
 use self::writer::{writer, Job, WriteJob};
+use super::ca_cache::CaCache;
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
     CaChange, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CommitHook,
@@ -160,41 +161,16 @@ struct Inner {
     closed: AtomicBool,
     hooks: RwLock<Vec<CommitHook>>,
     observers: RwLock<Vec<CommitObserver>>,
-    /// CAs and aliases, read on every request and changed rarely: kept
-    /// until a commit (this node's, or another's by notification) changes
-    /// them, so a node is as fresh as its notifications.
-    cached: RwLock<Cached>,
-    /// Bumped by every invalidation: a load that raced one is not kept.
-    cache_epoch: AtomicU64,
+    /// CAs and aliases, kept until a commit (this node's, or another's by
+    /// notification) changes them, so a node is as fresh as its notifications.
+    cache: CaCache,
     /// Whether this node's listening session holds the delivery role.
     leads: AtomicBool,
 }
 
-#[derive(Default)]
-struct Cached {
-    cas: Option<Arc<Vec<CaRecord>>>,
-    aliases: Option<Arc<Vec<(String, String)>>>,
-}
-
 impl Inner {
     fn invalidate(&self, events: &[Committed]) {
-        let (cas, aliases) = events.iter().fold((false, false), |(c, a), e| match e {
-            Committed::CaChanged { .. } => (true, a),
-            Committed::AliasChanged { .. } => (c, true),
-            Committed::Resync => (true, true),
-            _ => (c, a),
-        });
-        if !(cas || aliases) {
-            return;
-        }
-        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        self.cache_epoch.fetch_add(1, Ordering::SeqCst);
-        if cas {
-            cached.cas = None;
-        }
-        if aliases {
-            cached.aliases = None;
-        }
+        self.cache.invalidate(events);
     }
 
     fn tell(&self, events: &[Committed]) {
@@ -278,8 +254,7 @@ impl PgStore {
             closed: AtomicBool::new(false),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
-            cached: RwLock::new(Cached::default()),
-            cache_epoch: AtomicU64::new(0),
+            cache: CaCache::default(),
             leads: AtomicBool::new(false),
         });
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
@@ -343,48 +318,29 @@ impl PgStore {
         }
     }
 
-    /// Every CA, from the cache or read (and kept unless a change raced).
+    /// Every CA, from the cache or read.
     fn cas(&self) -> R<Arc<Vec<CaRecord>>> {
-        let cached = self.inner.cached.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = &cached.cas {
-            return Ok(c.clone());
-        }
-        drop(cached);
-        let epoch = self.inner.cache_epoch.load(Ordering::SeqCst);
-        let cas: Arc<Vec<CaRecord>> =
-            Arc::new(self.read(|c| Box::pin(all(c, "SELECT rec FROM cas ORDER BY id")))?);
-        let mut cached = self.inner.cached.write().unwrap_or_else(|p| p.into_inner());
-        if self.inner.cache_epoch.load(Ordering::SeqCst) == epoch {
-            cached.cas = Some(cas.clone());
-        }
-        Ok(cas)
+        self.inner
+            .cache
+            .cas(|| self.read(|c| Box::pin(all(c, "SELECT rec FROM cas ORDER BY id"))))
     }
 
-    /// Every alias, as [`PgStore::cas`] keeps the CAs.
+    /// Every alias, from the cache or read.
     fn aliases(&self) -> R<Arc<Vec<(String, String)>>> {
-        let cached = self.inner.cached.read().unwrap_or_else(|p| p.into_inner());
-        if let Some(a) = &cached.aliases {
-            return Ok(a.clone());
-        }
-        drop(cached);
-        let epoch = self.inner.cache_epoch.load(Ordering::SeqCst);
-        let aliases = Arc::new(self.read(|c| {
-            Box::pin(async move {
-                let rows = c
-                    .q_all("SELECT alias, ca_id FROM aliases ORDER BY alias", &[])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(rows
-                    .iter()
-                    .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                    .collect::<Vec<_>>())
+        self.inner.cache.aliases(|| {
+            self.read(|c| {
+                Box::pin(async move {
+                    let rows = c
+                        .q_all("SELECT alias, ca_id FROM aliases ORDER BY alias", &[])
+                        .await
+                        .map_err(pg_err)?;
+                    Ok(rows
+                        .iter()
+                        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                        .collect::<Vec<_>>())
+                })
             })
-        })?);
-        let mut cached = self.inner.cached.write().unwrap_or_else(|p| p.into_inner());
-        if self.inner.cache_epoch.load(Ordering::SeqCst) == epoch {
-            cached.aliases = Some(aliases.clone());
-        }
-        Ok(aliases)
+        })
     }
 
     /// A read with a pooled connection, waited for on this thread.

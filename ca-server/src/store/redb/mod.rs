@@ -308,6 +308,7 @@ impl Store for RedbStore {
     fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
         let cas = self
             .shared
+            .cache
             .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
         Ok(cas.iter().find(|c| c.id == id).cloned())
     }
@@ -315,6 +316,7 @@ impl Store for RedbStore {
     fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
         let cas = self
             .shared
+            .cache
             .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
         Ok(cas.as_ref().clone())
     }
@@ -345,6 +347,7 @@ impl Store for RedbStore {
     fn get_alias(&self, alias: &str) -> Result<Option<String>, StoreError> {
         let aliases = self
             .shared
+            .cache
             .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
         Ok(aliases
             .iter()
@@ -355,6 +358,7 @@ impl Store for RedbStore {
     fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
         let aliases = self
             .shared
+            .cache
             .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
         Ok(aliases.as_ref().clone())
     }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
-use crate::store::{CaRecord, CommitHook, CommitObserver, Committed, StoreError};
+use crate::store::ca_cache::CaCache;
+use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
@@ -83,17 +84,8 @@ pub struct Shared {
     pub writable: AtomicBool,
     hooks: RwLock<Vec<CommitHook>>,
     observers: RwLock<Vec<CommitObserver>>,
-    /// CAs and aliases, read on every request and changed rarely: kept until
-    /// a commit changes them (see [`Shared::cached`]).
-    cached: RwLock<Cached>,
-    /// Bumped by every invalidation: a load that raced one is not kept.
-    cache_epoch: AtomicU64,
-}
-
-#[derive(Default)]
-struct Cached {
-    cas: Option<Arc<Vec<CaRecord>>>,
-    aliases: Option<Arc<Vec<(String, String)>>>,
+    /// CAs and aliases, kept until a commit changes them.
+    pub cache: CaCache,
 }
 
 pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
@@ -122,71 +114,7 @@ impl Shared {
             writable: AtomicBool::new(true),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
-            cached: RwLock::new(Cached::default()),
-            cache_epoch: AtomicU64::new(0),
-        }
-    }
-
-    /// Every CA, from the cache or loaded by `load` and kept, unless a
-    /// commit changed CAs meanwhile (its invalidation bumped the epoch:
-    /// the load may predate it).
-    pub fn cas(
-        &self,
-        load: impl FnOnce() -> Result<Vec<CaRecord>, StoreError>,
-    ) -> Result<Arc<Vec<CaRecord>>, StoreError> {
-        if let Some(c) = &self.cached.read().unwrap_or_else(|p| p.into_inner()).cas {
-            return Ok(c.clone());
-        }
-        let epoch = self.cache_epoch.load(Ordering::SeqCst);
-        let cas = Arc::new(load()?);
-        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        if self.cache_epoch.load(Ordering::SeqCst) == epoch {
-            cached.cas = Some(cas.clone());
-        }
-        Ok(cas)
-    }
-
-    /// Every alias, kept as [`Shared::cas`] keeps the CAs.
-    pub fn aliases(
-        &self,
-        load: impl FnOnce() -> Result<Vec<(String, String)>, StoreError>,
-    ) -> Result<Arc<Vec<(String, String)>>, StoreError> {
-        if let Some(a) = &self
-            .cached
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .aliases
-        {
-            return Ok(a.clone());
-        }
-        let epoch = self.cache_epoch.load(Ordering::SeqCst);
-        let aliases = Arc::new(load()?);
-        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        if self.cache_epoch.load(Ordering::SeqCst) == epoch {
-            cached.aliases = Some(aliases.clone());
-        }
-        Ok(aliases)
-    }
-
-    /// Forget cached CAs and aliases a commit changed (before its hooks run
-    /// and its caller is answered, so neither sees the old ones).
-    fn invalidate(&self, events: &[Committed]) {
-        let (cas, aliases) = events.iter().fold((false, false), |(c, a), e| match e {
-            Committed::CaChanged { .. } => (true, a),
-            Committed::AliasChanged { .. } => (c, true),
-            Committed::Resync => (true, true),
-            _ => (c, a),
-        });
-        if !(cas || aliases) {
-            return;
-        }
-        let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
-        self.cache_epoch.fetch_add(1, Ordering::SeqCst);
-        if cas {
-            cached.cas = None;
-        }
-        if aliases {
-            cached.aliases = None;
+            cache: CaCache::default(),
         }
     }
 
@@ -230,7 +158,7 @@ impl Shared {
         if events.is_empty() {
             return;
         }
-        self.invalidate(events);
+        self.cache.invalidate(events);
         let hooks = self.hooks.read().unwrap_or_else(|p| p.into_inner()).clone();
         for e in events {
             for h in &hooks {
