@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod cluster;
 pub mod pki;
 pub mod relying;
 pub mod server;
