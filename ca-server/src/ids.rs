@@ -2,9 +2,9 @@
 
 /// `ca-` followed by 16 lower-case hex digits: the creation time (32 bits
 /// of Unix seconds) then 32 random bits. Ordered by time so the newest CA's
-/// certificates, which are keyed by CA id, sort last in the store: redb then
-/// appends them and keeps its pages full, where keys that land before
-/// another CA's would split pages in half. Existing ids stay as they are.
+/// certificates, which are keyed by CA id, sort last in the store's indexes,
+/// which then append them and keep their pages full, where keys that land
+/// before another CA's would split pages in half. Existing ids stay as they are.
 /// Within one process they strictly ascend (a root and its intermediate are
 /// often made in the same second).
 pub fn new_ca_id() -> Result<String, getrandom::Error> {

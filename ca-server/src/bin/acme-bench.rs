@@ -8,6 +8,9 @@
 //!
 //! `acme-bench [--seconds S] [--concurrency 1,16] [--no-pebble]`
 
+#[allow(dead_code)] // its load generator is ca-bench's; this bench uses server_exe
+mod bench_support;
+
 use std::net::TcpListener as StdListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -77,13 +80,7 @@ fn start_server(
     acme_port: u16,
     http01: u16,
 ) -> anyhow::Result<(Kill, ClientProfile, String)> {
-    let server = std::env::current_exe()?.with_file_name("ca-server");
-    if !server.exists() {
-        bail!(
-            "{} not found: cargo build --release -p ca-server",
-            server.display()
-        );
-    }
+    let server = bench_support::server_exe()?;
     let st = Command::new(&server)
         .args(["init", "--data-dir"])
         .arg(dir)

@@ -220,7 +220,7 @@ impl TempServer {
 
 /// Where the store's bytes went, table by table, per stored certificate.
 fn print_store_usage(dir: &std::path::Path) -> anyhow::Result<()> {
-    let usage = ca_server::store::redb::store_usage(dir)?;
+    let usage = ca_server::store::usage(dir)?;
     let certs = usage
         .tables
         .iter()
@@ -264,14 +264,7 @@ fn start_temp_server(
     pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
     switched_off: Option<&str>,
 ) -> anyhow::Result<(TempServer, ClientProfile, String)> {
-    let exe = std::env::current_exe()?;
-    let server = exe.with_file_name("ca-server");
-    if !server.exists() {
-        bail!(
-            "{} not found: build it first (cargo build --release -p ca-server)",
-            server.display()
-        );
-    }
+    let server = bench_support::server_exe()?;
     let dir = std::env::temp_dir().join(format!(
         "ca-bench-{}{}{}{}",
         std::process::id(),

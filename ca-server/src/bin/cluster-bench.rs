@@ -66,17 +66,6 @@ struct Args {
     kills: usize,
 }
 
-fn server_exe() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?.with_file_name("ca-server");
-    if !exe.exists() {
-        bail!(
-            "{} not found: cargo build --release -p ca-server",
-            exe.display()
-        );
-    }
-    Ok(exe)
-}
-
 /// One ca-server process on a data directory.
 struct Node {
     dir: PathBuf,
@@ -100,7 +89,7 @@ impl Node {
     fn restart(&mut self) -> anyhow::Result<()> {
         let addresses = self.dir.join(ca_server::server::ADDRESSES_FILE);
         let _ = std::fs::remove_file(&addresses);
-        let child = Command::new(server_exe()?)
+        let child = Command::new(bench_support::server_exe()?)
             .args(["serve", "--data-dir"])
             .arg(&self.dir)
             .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
@@ -195,7 +184,7 @@ async fn admin_sql(base: &str, sql: &str) -> anyhow::Result<()> {
 
 /// `ca-server init` into `dir` (on redb, or on the database `url`).
 fn init(dir: &Path, url: Option<&str>) -> anyhow::Result<()> {
-    let mut cmd = Command::new(server_exe()?);
+    let mut cmd = Command::new(bench_support::server_exe()?);
     cmd.args(["init", "--data-dir"]).arg(dir);
     if let Some(u) = url {
         cmd.args(["--postgres", u]);

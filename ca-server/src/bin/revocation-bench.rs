@@ -21,7 +21,10 @@
 //! 6. CRL build time and size through the server's builder path
 //!    (`RevocationService::build`, in-process on the same data dir).
 
-use std::path::{Path, PathBuf};
+#[allow(dead_code)] // its load generator is ca-bench's; this bench uses server_exe
+mod bench_support;
+
+use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,24 +84,13 @@ impl Drop for Running {
     }
 }
 
-fn server_exe() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?.with_file_name("ca-server");
-    if !exe.exists() {
-        bail!(
-            "{} not found: cargo build --release -p ca-server",
-            exe.display()
-        );
-    }
-    Ok(exe)
-}
-
 /// Start the server; return it, its public and API addresses, and the time
 /// from spawn to the first 200 from the public `/health`.
 fn start(dir: &Path) -> anyhow::Result<(Running, String, String, Duration)> {
     let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
     let _ = std::fs::remove_file(&addresses);
     let t = Instant::now();
-    let child = Command::new(server_exe()?)
+    let child = Command::new(bench_support::server_exe()?)
         .args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
@@ -210,7 +202,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let dir = std::env::temp_dir().join(format!("revocation-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let st = Command::new(server_exe()?)
+    let st = Command::new(bench_support::server_exe()?)
         .args(["init", "--data-dir"])
         .arg(&dir)
         .env("RUST_LOG", "warn")

@@ -63,6 +63,10 @@ pub mod migrate;
 pub mod postgres;
 mod records;
 pub mod redb;
+
+/// What each table of a stopped server's store holds (its entries and bytes),
+/// for the benches and operators; the embedded store is the one with tables.
+pub use self::redb::{store_usage as usage, StoreUsage, TableUsage};
 mod trail_check;
 
 #[cfg(test)]

@@ -129,3 +129,16 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     // Linux reports USER_HZ = 100 ticks per second to user space.
     Some(ticks / 100.0)
 }
+
+/// The `ca-server` binary built beside this bench.
+#[allow(dead_code)] // the crash test shares this file and starts its server through the harness
+pub fn server_exe() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("ca-server");
+    if !exe.exists() {
+        anyhow::bail!(
+            "{} not found: build it first (cargo build --release -p ca-server)",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}

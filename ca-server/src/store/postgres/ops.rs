@@ -703,16 +703,20 @@ async fn one<T: for<'de> serde::Deserialize<'de>>(
         .transpose()
 }
 
-pub async fn acme_create_account(tx: &Transaction<'_>, a: &AcmeAccount) -> R<()> {
-    let existing: Option<String> = cached::query_opt(
+/// The account a JWK thumbprint belongs to, if any.
+async fn account_of_key(tx: &Transaction<'_>, thumbprint: &str) -> R<Option<String>> {
+    Ok(cached::query_opt(
         tx,
         "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
-        &[&a.thumbprint],
+        &[&thumbprint],
     )
     .await
     .map_err(pg_err)?
-    .map(|r| r.get(0));
-    if let Some(existing) = existing {
+    .map(|r| r.get(0)))
+}
+
+pub async fn acme_create_account(tx: &Transaction<'_>, a: &AcmeAccount) -> R<()> {
+    if let Some(existing) = account_of_key(tx, &a.thumbprint).await? {
         return Err(StoreError::Conflict(existing));
     }
     let taken = cached::query_opt(tx, "SELECT 1 FROM acme_accounts WHERE id = $1", &[&a.id])
@@ -777,15 +781,7 @@ pub async fn acme_update_account(
         ));
     }
     if old.thumbprint != a.thumbprint {
-        let existing: Option<String> = cached::query_opt(
-            tx,
-            "SELECT account FROM acme_account_keys WHERE thumbprint = $1",
-            &[&a.thumbprint],
-        )
-        .await
-        .map_err(pg_err)?
-        .map(|r| r.get(0));
-        if let Some(existing) = existing {
+        if let Some(existing) = account_of_key(tx, &a.thumbprint).await? {
             return Err(StoreError::Conflict(existing));
         }
         cached::execute(
