@@ -58,6 +58,8 @@ fi
 # schemathesis (PyPI) in a virtual environment of its own under target/, so
 # the system Python is left alone (Debian marks it externally managed).
 schemathesis_version=4.32.5
+# hypothesis pinned too, so a new release cannot change a run under us.
+hypothesis_version=6.170.17
 venv="$(cd "$(dirname "$0")/.." && pwd)/target/test-tools/st-venv"
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
   echo "test tools: installing schemathesis $schemathesis_version"
@@ -71,5 +73,6 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_ver
     rm -rf "$venv"
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version"
+  "$venv/bin/pip" install -q --disable-pip-version-check "schemathesis==$schemathesis_version" \
+    "hypothesis==$hypothesis_version"
 fi
