@@ -28,7 +28,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub const CERTIFICATE_ISSUED: &str = "CertificateIssued";
+pub const CERTIFICATE_ISSUED: &str = crate::store::CERTIFICATE_ISSUED_EVENT;
 pub const CERTIFICATE_REVOKED: &str = "CertificateRevoked";
 pub const CERTIFICATE_APPROACHING_EXPIRATION: &str = "CertificateApproachingExpiration";
 pub const CA_APPROACHING_EXPIRATION: &str = "CaApproachingExpiration";

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use crate::audit::AuditEntry;
 use crate::authority::Authority;
-use crate::store::{AuditFilter, EventDetail, EventRecord, MarkAdvance, Store, StoreError};
+use crate::store::{
+    issuance_event, AuditFilter, EventDetail, EventRecord, MarkAdvance, Store, StoreError,
+};
 
 use super::*;
 
@@ -94,20 +96,12 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
     if e.result.code != "success" {
         return Ok(None);
     }
+    let id = || new_event_id().map_err(|e| StoreError::Db(format!("random event id: {e}")));
+    if e.certificate.is_some() {
+        return Ok(issuance_event(e, id()?));
+    }
     let by = Some(e.identity.subject.clone()).filter(|s| !s.is_empty());
-    let (event_type, ca_id, detail) = if let Some(c) = &e.certificate {
-        // What the audit entry says is enough: no store read per issuance
-        // (the projector keeps up with the fast path).
-        let ca_id = e.target.split('/').next().unwrap_or_default().to_string();
-        let detail = EventDetail {
-            serial: Some(c.serial.clone()),
-            sans: c.sans.clone(),
-            not_after: Some(c.not_after.clone()),
-            by,
-            ..Default::default()
-        };
-        (CERTIFICATE_ISSUED, ca_id, detail)
-    } else if e.action.ends_with("RevokeCertificate") {
+    let (event_type, ca_id, detail) = if e.action.ends_with("RevokeCertificate") {
         let Some((ca_id, serial)) = e.target.split_once('/') else {
             return Ok(None);
         };
@@ -149,11 +143,12 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
     };
     Ok(Some(EventRecord {
         seq: 0,
-        id: new_event_id().map_err(|e| StoreError::Db(format!("random event id: {e}")))?,
+        id: id()?,
         event_type: event_type.to_string(),
         time: e.time.clone(),
         unix: e.unix,
         ca_id,
         detail,
+        audit_seq: None,
     }))
 }

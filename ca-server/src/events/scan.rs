@@ -133,6 +133,7 @@ fn notice(
         unix: now,
         ca_id: ca_id.to_string(),
         detail,
+        audit_seq: None,
     })
 }
 

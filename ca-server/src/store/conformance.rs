@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ca_core::audit_chain::{AuditIdentity, AuditOutcome, AuditResult};
+use ca_core::audit_chain::{AuditIdentity, AuditOutcome, AuditResult, AuditedCertificate};
 
 use super::*;
 
@@ -744,6 +744,7 @@ fn event(unix: i64, kind: &str) -> EventRecord {
         unix,
         ca_id: CA1.into(),
         detail: EventDetail::default(),
+        audit_seq: None,
     }
 }
 
@@ -753,6 +754,60 @@ fn mark(name: &str, expect: Option<u64>, set: u64) -> MarkAdvance {
         expect,
         set,
     }
+}
+
+/// The projector's events: an issuance's event, made from its audit entry,
+/// reads back as it was made (a store may keep it as the entry's number),
+/// also after a restart and beside an event that was altered.
+async fn events_made_from_audit_entries_read_back_as_made(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "a");
+    for serial in ["0a", "0b"] {
+        s.reserve(intent(CA1, serial, s.boot_id()), None, no_tokens())
+            .await
+            .expect("reserve");
+        let mut d = draft("IssueCertificate", &format!("{CA1}/{serial}"));
+        d.certificate = Some(AuditedCertificate {
+            serial: serial.into(),
+            sans: vec!["DNS:a.example".into()],
+            not_after: "2027-01-01T00:00:00Z".into(),
+            tbs_sha256: "ab".repeat(32),
+        });
+        s.issue(issued(intent(CA1, serial, s.boot_id())), b"der".to_vec(), d)
+            .await
+            .expect("issue");
+    }
+    let (entries, _) = s
+        .audit_page(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("audit");
+    let made: Vec<EventRecord> = entries
+        .iter()
+        .filter_map(|e| issuance_event(e, format!("evt-{:032x}", e.seq)))
+        .collect();
+    assert_eq!(made.len(), 2, "{entries:?}");
+    assert!(made.iter().all(|e| e.audit_seq.is_some()));
+    // The second is altered after it was made: it no longer is its entry's
+    // event, and must read back altered, not as the entry says.
+    let mut events = made.clone();
+    events[1].detail.sans.push("DNS:extra.example".into());
+    s.append_events(events.clone(), mark("audit", None, 2), None)
+        .await
+        .expect("append");
+    let want: Vec<EventRecord> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            e.seq = i as u64 + 1;
+            e.audit_seq = None;
+            e
+        })
+        .collect();
+    assert_eq!(s.events_after(0, 10).expect("events"), want);
+    s.close();
+    let s = b.open(dir, "b");
+    assert_eq!(s.events_after(0, 10).expect("events"), want);
 }
 
 async fn the_outbox_numbers_events_moves_marks_once_and_tracks_webhooks(
@@ -1003,6 +1058,7 @@ async fn run_all(b: &dyn Backend) {
     case!(keys_and_policies_survive_a_restart);
     case!(audit_digests_follow_one_another_and_bind_the_head);
     case!(the_outbox_numbers_events_moves_marks_once_and_tracks_webhooks);
+    case!(events_made_from_audit_entries_read_back_as_made);
     case!(a_stale_acme_account_copy_cannot_undo_a_key_change_or_a_deactivation);
     case!(crl_numbers_only_go_up);
 }

@@ -460,7 +460,43 @@ pub struct EventRecord {
     pub unix: i64,
     pub ca_id: String,
     pub detail: EventDetail,
+    /// The audit entry this event was made from, when it is exactly
+    /// [`issuance_event`] of that entry: a store may then keep the reference
+    /// instead of the event. Not part of the event on the wire.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub audit_seq: Option<u64>,
 }
+
+/// The `CertificateIssued` event an issuance's audit entry stands for (what
+/// the entry says is enough: no store read per issuance), or None for other
+/// entries.
+pub fn issuance_event(e: &AuditEntry, id: String) -> Option<EventRecord> {
+    let c = e.certificate.as_ref()?;
+    if e.result.code != "success" {
+        return None;
+    }
+    let ca_id = e.target.split('/').next().unwrap_or_default().to_string();
+    Some(EventRecord {
+        seq: 0,
+        id,
+        event_type: CERTIFICATE_ISSUED_EVENT.to_string(),
+        time: e.time.clone(),
+        unix: e.unix,
+        ca_id,
+        detail: EventDetail {
+            serial: Some(c.serial.clone()),
+            sans: c.sans.clone(),
+            not_after: Some(c.not_after.clone()),
+            by: Some(e.identity.subject.clone()).filter(|s| !s.is_empty()),
+            ..Default::default()
+        },
+        audit_seq: Some(e.seq),
+    })
+}
+
+/// The type of the event a certificate's issuance makes.
+pub const CERTIFICATE_ISSUED_EVENT: &str = "CertificateIssued";
 
 /// What an event is about; which fields are set (not null) depends on its type.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

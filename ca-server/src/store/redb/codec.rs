@@ -4,6 +4,13 @@
 //! digests, fingerprints) kept as its raw bytes. About a third of the JSON's
 //! size, and cheaper to write and read.
 //!
+//! Values the server writes in a few known forms cost a byte or two: words
+//! from a fixed dictionary ([`WORDS`]: event types, actions, decisions, result
+//! codes, profiles, key algorithms), RFC 3339 times that are their Unix
+//! seconds, `evt-` ids and `CA/serial` targets whose hex is kept raw. Anything
+//! else is kept as its text, so every record reads back exactly as written
+//! (an audit entry's hash is over its JSON, and still verifies).
+//!
 //! Records written before this encoding are JSON; a JSON record starts with
 //! `{`, which is never the version byte, so both are read.
 
@@ -12,10 +19,71 @@ use ca_core::audit_chain::{
 };
 
 use super::tables::{json, unjson};
-use crate::store::{CertRecord, CertStatus, EventDetail, EventRecord, Revocation, StoreError};
+use crate::store::{
+    issuance_event, CertRecord, CertStatus, EventDetail, EventRecord, Revocation, StoreError,
+};
 
 /// The first byte of a record in this encoding.
 const V1: u8 = 1;
+/// The first byte of an event kept as the audit entry it was made from (see
+/// [`encode_event_ref`]).
+const AUDIT_REF: u8 = 2;
+
+/// The dictionary of [`Enc::word`]: append only, never reorder (stored
+/// records name a word by its position).
+const WORDS: &[&str] = &[
+    "CertificateIssued",
+    "CertificateRevoked",
+    "CertificateApproachingExpiration",
+    "CaApproachingExpiration",
+    "CrlPublished",
+    "IssueCertificate",
+    "RevokeCertificate",
+    "SignCrl",
+    "allowed",
+    "denied",
+    "not_evaluated",
+    "success",
+    "tls-server",
+    "tls-client",
+    "tls-server-client",
+    "ec-p256",
+    "ec-p384",
+    "rsa-2048",
+    "rsa-3072",
+    "rsa-4096",
+    "ed25519",
+    "internal call",
+];
+
+/// `t` as the store writes times (RFC 3339 UTC, whole seconds).
+fn rfc3339(t: i64) -> String {
+    crate::clock::fmt_unix(t)
+}
+
+/// The Unix seconds `s` stands for, if [`rfc3339`] gives back exactly `s`.
+fn unix_of(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()?
+        .unix_timestamp();
+    (rfc3339(t) == s).then_some(t)
+}
+
+fn is_lower_hex(s: &str) -> bool {
+    s.len() % 2 == 0
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// What follows a target's last `/` (a certificate's serial in `CA/serial`).
+fn target_tail(target: &str) -> Option<&str> {
+    target.rsplit_once('/').map(|(_, tail)| tail)
+}
+
+/// The reason the policy gives for a decision by a statement.
+fn statement_reason(decision: &str, statement: &str) -> String {
+    format!("{decision} by statement {statement}")
+}
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("binary record: {what}"))
@@ -87,11 +155,8 @@ impl Enc {
 
     /// Lower-case hex as its bytes (half the size); anything else as text.
     fn hex(&mut self, s: &str) {
-        let lower_hex = s.len() % 2 == 0
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         match ca_core::hex::decode(s) {
-            Ok(raw) if lower_hex => {
+            Ok(raw) if is_lower_hex(s) => {
                 self.u8(0);
                 self.bytes(&raw);
             }
@@ -117,6 +182,90 @@ impl Enc {
         for s in v {
             self.str(s);
         }
+    }
+
+    /// A [`WORDS`] entry as its position + 1; anything else as 0 and text.
+    fn word(&mut self, s: &str) {
+        match WORDS.iter().position(|w| *w == s) {
+            Some(i) => self.uv(i as u64 + 1),
+            None => {
+                self.uv(0);
+                self.str(s);
+            }
+        }
+    }
+
+    fn opt_word(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.word(s);
+            }
+        }
+    }
+
+    /// A time: its seconds when it is exactly their RFC 3339 form.
+    fn time(&mut self, s: &str) {
+        match unix_of(s) {
+            Some(t) => {
+                self.u8(0);
+                self.iv(t);
+            }
+            None => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    fn opt_time(&mut self, s: Option<&str>) {
+        match s {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.time(s);
+            }
+        }
+    }
+
+    /// A time that is usually `rfc3339(unix)`, a field written beside it.
+    fn time_of(&mut self, s: &str, unix: i64) {
+        if s == rfc3339(unix) {
+            self.u8(0);
+        } else {
+            self.u8(1);
+            self.str(s);
+        }
+    }
+
+    /// Text that is usually `prefix` then lower-case hex (`evt-…`, `CA/serial`).
+    fn prefixed_hex(&mut self, s: &str, prefix_end: Option<usize>) {
+        let split = prefix_end
+            .and_then(|i| s.split_at_checked(i))
+            .filter(|(_, tail)| !tail.is_empty() && is_lower_hex(tail))
+            .and_then(|(head, tail)| Some((head, ca_core::hex::decode(tail).ok()?)));
+        match split {
+            Some((head, raw)) => {
+                self.u8(0);
+                self.str(head);
+                self.bytes(&raw);
+            }
+            None => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    /// A target such as `CA/serial`: the part after the last `/` as hex.
+    fn target(&mut self, s: &str) {
+        self.prefixed_hex(s, s.rfind('/').map(|i| i + 1));
+    }
+
+    /// An event id, `evt-` and hex.
+    fn event_id(&mut self, s: &str) {
+        self.prefixed_hex(s, s.starts_with("evt-").then_some(4));
     }
 }
 
@@ -207,6 +356,60 @@ impl<'a> Dec<'a> {
         })
     }
 
+    fn word(&mut self) -> Result<String, StoreError> {
+        match usize::try_from(self.uv()?).map_err(|_| corrupt("word"))? {
+            0 => self.str(),
+            i => WORDS
+                .get(i - 1)
+                .map(|w| w.to_string())
+                .ok_or_else(|| corrupt("unknown word")),
+        }
+    }
+
+    fn opt_word(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(if self.flag()? {
+            Some(self.word()?)
+        } else {
+            None
+        })
+    }
+
+    fn time(&mut self) -> Result<String, StoreError> {
+        match self.u8()? {
+            0 => Ok(rfc3339(self.iv()?)),
+            1 => self.str(),
+            _ => Err(corrupt("time tag")),
+        }
+    }
+
+    fn opt_time(&mut self) -> Result<Option<String>, StoreError> {
+        Ok(if self.flag()? {
+            Some(self.time()?)
+        } else {
+            None
+        })
+    }
+
+    fn time_of(&mut self, unix: i64) -> Result<String, StoreError> {
+        match self.u8()? {
+            0 => Ok(rfc3339(unix)),
+            1 => self.str(),
+            _ => Err(corrupt("time tag")),
+        }
+    }
+
+    fn prefixed_hex(&mut self) -> Result<String, StoreError> {
+        match self.u8()? {
+            0 => {
+                let mut s = self.str()?;
+                s.push_str(&ca_core::hex::encode(self.bytes()?));
+                Ok(s)
+            }
+            1 => self.str(),
+            _ => Err(corrupt("hex tag")),
+        }
+    }
+
     fn strs(&mut self) -> Result<Vec<String>, StoreError> {
         let n = self.uv()?;
         // Each string takes at least its length byte: a count past the
@@ -252,10 +455,10 @@ pub fn encode_cert(r: &CertRecord, der_seq: Option<u64>) -> Result<Vec<u8>, Stor
     e.str(&r.ca_id);
     e.hex(&r.serial);
     e.u8(status_code(r.status));
-    e.str(&r.profile);
+    e.word(&r.profile);
     e.str(&r.subject);
     e.strs(&r.sans);
-    e.str(&r.key_algorithm);
+    e.word(&r.key_algorithm);
     e.iv(r.not_before);
     e.iv(r.not_after);
     e.hex(&r.tbs_sha256);
@@ -295,10 +498,10 @@ pub fn decode_cert_and_der_seq(b: &[u8]) -> Result<(CertRecord, Option<u64>), St
             2 => CertStatus::Revoked,
             _ => return Err(corrupt("certificate status")),
         },
-        profile: d.str()?,
+        profile: d.word()?,
         subject: d.str()?,
         sans: d.strs()?,
-        key_algorithm: d.str()?,
+        key_algorithm: d.word()?,
         not_before: d.iv()?,
         not_after: d.iv()?,
         tbs_sha256: d.hex()?,
@@ -324,24 +527,41 @@ pub fn decode_cert_and_der_seq(b: &[u8]) -> Result<(CertRecord, Option<u64>), St
 pub fn encode_audit(a: &AuditEntry) -> Vec<u8> {
     let mut e = Enc::new(320);
     e.uv(a.seq);
-    e.str(&a.time);
     e.iv(a.unix);
+    e.time_of(&a.time, a.unix);
     e.str(&a.identity.subject);
     e.hex(&a.identity.fingerprint);
-    e.str(&a.action);
-    e.str(&a.target);
-    e.str(&a.outcome.decision);
+    e.word(&a.action);
+    e.target(&a.target);
+    e.word(&a.outcome.decision);
     e.opt_str(a.outcome.statement.as_deref());
-    e.str(&a.outcome.reason);
+    // The reason a statement decided by is said by decision and statement.
+    let by_statement = a
+        .outcome
+        .statement
+        .as_deref()
+        .is_some_and(|st| a.outcome.reason == statement_reason(&a.outcome.decision, st));
+    if by_statement {
+        e.u8(0);
+    } else {
+        e.u8(1);
+        e.word(&a.outcome.reason);
+    }
     e.uv(u64::from(a.result.status));
-    e.str(&a.result.code);
+    e.word(&a.result.code);
     match &a.certificate {
         None => e.u8(0),
         Some(c) => {
             e.u8(1);
-            e.hex(&c.serial);
+            // The serial is usually the target's last part (`CA/serial`).
+            if target_tail(&a.target) == Some(c.serial.as_str()) {
+                e.u8(0);
+            } else {
+                e.u8(1);
+                e.hex(&c.serial);
+            }
             e.strs(&c.sans);
-            e.str(&c.not_after);
+            e.time(&c.not_after);
             e.hex(&c.tbs_sha256);
         }
     }
@@ -354,35 +574,56 @@ pub fn decode_audit(b: &[u8]) -> Result<AuditEntry, StoreError> {
     let Some(mut d) = binary(b)? else {
         return unjson(b);
     };
+    let seq = d.uv()?;
+    let unix = d.iv()?;
+    let time = d.time_of(unix)?;
+    let identity = AuditIdentity {
+        subject: d.str()?,
+        fingerprint: d.hex()?,
+    };
+    let action = d.word()?;
+    let target = d.prefixed_hex()?;
+    let decision = d.word()?;
+    let statement = d.opt_str()?;
+    let reason = match (d.u8()?, &statement) {
+        (0, Some(st)) => statement_reason(&decision, st),
+        (1, _) => d.word()?,
+        _ => return Err(corrupt("reason tag")),
+    };
+    let result = AuditResult {
+        status: u16::try_from(d.uv()?).map_err(|_| corrupt("status"))?,
+        code: d.word()?,
+    };
+    let certificate = if d.flag()? {
+        Some(AuditedCertificate {
+            serial: match d.u8()? {
+                0 => target_tail(&target)
+                    .ok_or_else(|| corrupt("no serial in the target"))?
+                    .to_string(),
+                1 => d.hex()?,
+                _ => return Err(corrupt("serial tag")),
+            },
+            sans: d.strs()?,
+            not_after: d.time()?,
+            tbs_sha256: d.hex()?,
+        })
+    } else {
+        None
+    };
     let a = AuditEntry {
-        seq: d.uv()?,
-        time: d.str()?,
-        unix: d.iv()?,
-        identity: AuditIdentity {
-            subject: d.str()?,
-            fingerprint: d.hex()?,
-        },
-        action: d.str()?,
-        target: d.str()?,
+        seq,
+        time,
+        unix,
+        identity,
+        action,
+        target,
         outcome: AuditOutcome {
-            decision: d.str()?,
-            statement: d.opt_str()?,
-            reason: d.str()?,
+            decision,
+            statement,
+            reason,
         },
-        result: AuditResult {
-            status: u16::try_from(d.uv()?).map_err(|_| corrupt("status"))?,
-            code: d.str()?,
-        },
-        certificate: if d.flag()? {
-            Some(AuditedCertificate {
-                serial: d.hex()?,
-                sans: d.strs()?,
-                not_after: d.str()?,
-                tbs_sha256: d.hex()?,
-            })
-        } else {
-            None
-        },
+        result,
+        certificate,
         prev_hash: d.hex()?,
         hash: d.hex()?,
     };
@@ -395,50 +636,89 @@ pub fn decode_audit(b: &[u8]) -> Result<AuditEntry, StoreError> {
 pub fn encode_event(v: &EventRecord) -> Vec<u8> {
     let mut e = Enc::new(160);
     e.uv(v.seq);
-    e.str(&v.id);
-    e.str(&v.event_type);
-    e.str(&v.time);
+    e.event_id(&v.id);
+    e.word(&v.event_type);
     e.iv(v.unix);
+    e.time_of(&v.time, v.unix);
     e.str(&v.ca_id);
     let d = &v.detail;
     e.opt_hex(d.serial.as_deref());
     e.opt_str(d.subject.as_deref());
     e.strs(&d.sans);
-    e.opt_str(d.profile.as_deref());
-    e.opt_str(d.not_after.as_deref());
+    e.opt_word(d.profile.as_deref());
+    e.opt_time(d.not_after.as_deref());
     e.opt_i64(d.days_to_expiry);
     e.opt_str(d.reason.as_deref());
     e.opt_str(d.by.as_deref());
     e.opt_u64(d.crl_number);
     e.opt_u64(d.crl_entries);
-    e.opt_str(d.next_update.as_deref());
+    e.opt_time(d.next_update.as_deref());
     e.0
 }
 
-pub fn decode_event(b: &[u8]) -> Result<EventRecord, StoreError> {
+/// An event that is exactly [`issuance_event`] of audit entry `audit_seq`
+/// (the caller has checked): its number, its id and the entry's number. The
+/// audit trail is never pruned, so the entry outlives the event.
+pub fn encode_event_ref(v: &EventRecord, audit_seq: u64) -> Vec<u8> {
+    let mut e = Enc(Vec::with_capacity(32));
+    e.u8(AUDIT_REF);
+    e.uv(v.seq);
+    e.event_id(&v.id);
+    e.uv(audit_seq);
+    e.0
+}
+
+/// Reads audit entry `seq` for [`decode_event`].
+pub type AuditLookup<'a> = dyn FnMut(u64) -> Result<Option<AuditEntry>, StoreError> + 'a;
+
+pub fn decode_event(b: &[u8], audit: &mut AuditLookup<'_>) -> Result<EventRecord, StoreError> {
+    if let Some((&AUDIT_REF, rest)) = b.split_first() {
+        let mut d = Dec { b: rest };
+        let seq = d.uv()?;
+        let id = d.prefixed_hex()?;
+        let audit_seq = d.uv()?;
+        d.end()?;
+        let entry = audit(audit_seq)?
+            .ok_or_else(|| corrupt(&format!("event {seq}: no audit entry {audit_seq}")))?;
+        let mut v = issuance_event(&entry, id).ok_or_else(|| {
+            corrupt(&format!(
+                "event {seq}: audit entry {audit_seq} is not an issuance"
+            ))
+        })?;
+        v.seq = seq;
+        // How it is kept is the store's business: read back as written.
+        v.audit_seq = None;
+        return Ok(v);
+    }
     let Some(mut d) = binary(b)? else {
         return unjson(b);
     };
+    let seq = d.uv()?;
+    let id = d.prefixed_hex()?;
+    let event_type = d.word()?;
+    let unix = d.iv()?;
+    let time = d.time_of(unix)?;
     let v = EventRecord {
-        seq: d.uv()?,
-        id: d.str()?,
-        event_type: d.str()?,
-        time: d.str()?,
-        unix: d.iv()?,
+        seq,
+        id,
+        event_type,
+        time,
+        unix,
         ca_id: d.str()?,
         detail: EventDetail {
             serial: d.opt_hex()?,
             subject: d.opt_str()?,
             sans: d.strs()?,
-            profile: d.opt_str()?,
-            not_after: d.opt_str()?,
+            profile: d.opt_word()?,
+            not_after: d.opt_time()?,
             days_to_expiry: d.opt_i64()?,
             reason: d.opt_str()?,
             by: d.opt_str()?,
             crl_number: d.opt_u64()?,
             crl_entries: d.opt_u64()?,
-            next_update: d.opt_str()?,
+            next_update: d.opt_time()?,
         },
+        audit_seq: None,
     };
     d.end()?;
     Ok(v)
@@ -450,13 +730,17 @@ pub fn audit_as_json(b: &[u8]) -> Result<Vec<u8>, StoreError> {
     json(&decode_audit(b)?)
 }
 
-pub fn event_as_json(b: &[u8]) -> Result<Vec<u8>, StoreError> {
-    json(&decode_event(b)?)
+pub fn event_as_json(b: &[u8], audit: &mut AuditLookup<'_>) -> Result<Vec<u8>, StoreError> {
+    json(&decode_event(b, audit)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_audit(_: u64) -> Result<Option<AuditEntry>, StoreError> {
+        Ok(None)
+    }
 
     fn cert() -> CertRecord {
         CertRecord {
@@ -535,6 +819,147 @@ mod tests {
         assert_eq!(back.compute_hash().expect("hash"), a.hash);
     }
 
+    /// An issuance's audit entry and event as the server writes them.
+    fn issued_audit_and_event() -> (AuditEntry, EventRecord) {
+        let mut a = AuditEntry {
+            seq: 123_456,
+            time: "2026-12-04T09:01:00Z".into(),
+            unix: 1_796_374_860,
+            identity: AuditIdentity {
+                subject: "CN=admin,O=ca-server administrators".into(),
+                fingerprint: "5f".repeat(32),
+            },
+            action: "IssueCertificate".into(),
+            target: "ca-b908c4b33fe91007/01a24049134fb77a0a7430118c92d9b9".into(),
+            outcome: AuditOutcome {
+                decision: "allowed".into(),
+                statement: Some("admin-all".into()),
+                reason: "allowed by statement admin-all".into(),
+            },
+            result: AuditResult {
+                status: 200,
+                code: "success".into(),
+            },
+            certificate: Some(AuditedCertificate {
+                serial: "01a24049134fb77a0a7430118c92d9b9".into(),
+                sans: vec!["DNS:bench.example.internal".into()],
+                not_after: "2027-12-04T09:01:00Z".into(),
+                tbs_sha256: "07".repeat(32),
+            }),
+            prev_hash: "aa".repeat(32),
+            hash: String::new(),
+        };
+        a.hash = a.compute_hash().expect("hash");
+        let v = EventRecord {
+            seq: 123_000,
+            id: format!("evt-{}", "3c".repeat(16)),
+            event_type: "CertificateIssued".into(),
+            time: a.time.clone(),
+            unix: a.unix,
+            ca_id: "ca-b908c4b33fe91007".into(),
+            detail: EventDetail {
+                serial: Some("01a24049134fb77a0a7430118c92d9b9".into()),
+                sans: vec!["DNS:bench.example.internal".into()],
+                not_after: Some("2027-12-04T09:01:00Z".into()),
+                by: Some("CN=admin,O=ca-server administrators".into()),
+                ..Default::default()
+            },
+            audit_seq: None,
+        };
+        (a, v)
+    }
+
+    #[test]
+    fn the_usual_forms_are_compact_and_read_back_exactly() {
+        let (a, v) = issued_audit_and_event();
+        let ab = encode_audit(&a);
+        let back = decode_audit(&ab).expect("decode");
+        assert_eq!(back, a);
+        assert_eq!(back.compute_hash().expect("hash"), a.hash);
+        let vb = encode_event(&v);
+        assert_eq!(decode_event(&vb, &mut no_audit).expect("decode"), v);
+        // Words, times, ids and targets cost a few bytes: the entry is its
+        // digests, serials, names and subject, little else.
+        assert!(ab.len() <= 280, "audit entry: {} bytes", ab.len());
+        assert!(vb.len() <= 160, "event: {} bytes", vb.len());
+        let mut c = cert();
+        c.revocation = None;
+        c.renewed_from = None;
+        c.requester_fingerprint = Some("5f".repeat(32));
+        let cb = encode_cert(&c, Some(123_000)).expect("encode");
+        assert_eq!(decode_cert(&cb).expect("decode"), c);
+        assert!(cb.len() <= 260, "certificate: {} bytes", cb.len());
+    }
+
+    #[test]
+    fn an_issuance_event_is_kept_as_its_audit_entry() {
+        let (a, _) = issued_audit_and_event();
+        let mut v = issuance_event(&a, format!("evt-{}", "3c".repeat(16))).expect("issuance");
+        v.seq = 77;
+        let b = encode_event_ref(&v, a.seq);
+        assert!(b.len() <= 32, "{} bytes", b.len());
+        let mut lookup = |seq: u64| Ok((seq == a.seq).then(|| a.clone()));
+        v.audit_seq = None;
+        assert_eq!(decode_event(&b, &mut lookup).expect("decode"), v);
+        // Without its entry, or with an entry that is no issuance, it is
+        // corrupt, not some other event.
+        assert!(decode_event(&b, &mut no_audit).is_err());
+        let mut other = a.clone();
+        other.certificate = None;
+        let mut lookup = |_: u64| Ok(Some(other.clone()));
+        assert!(decode_event(&b, &mut lookup).is_err());
+        for cut in 0..b.len() {
+            assert!(
+                decode_event(&b[..cut], &mut no_audit).is_err(),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn unusual_forms_read_back_exactly() {
+        let (mut a, mut v) = issued_audit_and_event();
+        // A time with a fraction, one not of its Unix seconds, upper-case
+        // hex, words outside the dictionary, a reason of its own.
+        a.time = "2026-12-04T09:01:00.5Z".into();
+        a.target = "ca-1/01A2".into();
+        a.action = "SomethingNew".into();
+        a.outcome.reason = "allowed by statement other".into();
+        a.result.code = "".into();
+        if let Some(c) = a.certificate.as_mut() {
+            c.not_after = "2027-12-04T10:01:00+01:00".into();
+        }
+        a.hash = a.compute_hash().expect("hash");
+        let back = decode_audit(&encode_audit(&a)).expect("decode");
+        assert_eq!(back, a);
+        assert_eq!(back.compute_hash().expect("hash"), a.hash);
+        for (time, target) in [("not a time", "ca-1/crl/5"), ("", "/"), ("", "ca-1/")] {
+            a.time = time.into();
+            a.target = target.into();
+            a.outcome.statement = None;
+            assert_eq!(decode_audit(&encode_audit(&a)).expect("decode"), a);
+        }
+        v.id = "evt-XY".into();
+        v.time = "2026-12-04T09:01:01Z".into();
+        v.event_type = "Other".into();
+        v.detail.profile = Some("custom".into());
+        v.detail.next_update = Some("soon".into());
+        assert_eq!(
+            decode_event(&encode_event(&v), &mut no_audit).expect("decode"),
+            v
+        );
+        v.id = "evt-".into();
+        assert_eq!(
+            decode_event(&encode_event(&v), &mut no_audit).expect("decode"),
+            v
+        );
+        let mut c = cert();
+        c.profile = "custom".into();
+        c.key_algorithm = "ml-dsa-44".into();
+        let b = encode_cert(&c, None).expect("encode");
+        assert_eq!(decode_cert(&b).expect("decode"), c);
+    }
+
     #[test]
     fn events_round_trip() {
         let v = EventRecord {
@@ -550,8 +975,12 @@ mod tests {
                 crl_number: Some(u64::MAX),
                 ..Default::default()
             },
+            audit_seq: None,
         };
-        assert_eq!(decode_event(&encode_event(&v)).expect("decode"), v);
+        assert_eq!(
+            decode_event(&encode_event(&v), &mut no_audit).expect("decode"),
+            v
+        );
     }
 
     #[test]
@@ -568,6 +997,6 @@ mod tests {
         ])
         .is_err());
         assert!(decode_audit(&[7]).is_err());
-        assert!(decode_event(&[]).is_err());
+        assert!(decode_event(&[], &mut no_audit).is_err());
     }
 }

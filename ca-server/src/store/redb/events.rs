@@ -6,7 +6,9 @@ use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransacti
 use super::codec;
 use super::tables::*;
 use super::writer::Handle;
-use crate::store::{CertRecord, CertStatus, EventRecord, MarkAdvance, StoreError, WebhookRecord};
+use crate::store::{
+    issuance_event, CertRecord, CertStatus, EventRecord, MarkAdvance, StoreError, WebhookRecord,
+};
 
 /// The outbox: sequence → [`EventRecord`] (see [`codec`](super::codec)).
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -37,11 +39,19 @@ pub fn append_events(
         )));
     }
     let mut next = marks.get(NEXT_SEQ)?.map(|v| v.value()).unwrap_or(1);
+    let audit = txn.open_table(AUDIT)?;
+    let mut lookup = |seq: u64| audit_entry(Some(&audit), seq);
     // Encode all first: a record that cannot be encoded writes nothing.
     let mut rows = Vec::with_capacity(events.len());
     for mut e in events {
         e.seq = next;
-        rows.push((next, codec::encode_event(&e)));
+        // An issuance's event is kept as its audit entry's number when the
+        // entry gives back this very event (a fifth of the bytes).
+        let bytes = match e.audit_seq {
+            Some(s) if made_from(&mut lookup, s, &e)? => codec::encode_event_ref(&e, s),
+            _ => codec::encode_event(&e),
+        };
+        rows.push((next, bytes));
         next += 1;
     }
     let last = next - 1;
@@ -56,7 +66,7 @@ pub fn append_events(
         let mut old = Vec::new();
         for item in table.iter()? {
             let (k, v) = item?;
-            let e = codec::decode_event(v.value())?;
+            let e = codec::decode_event(v.value(), &mut lookup)?;
             if e.unix >= cut {
                 break;
             }
@@ -67,6 +77,23 @@ pub fn append_events(
         }
     }
     Ok(if rows.is_empty() { 0 } else { last })
+}
+
+/// Whether `e` is exactly the event audit entry `seq` stands for.
+fn made_from(
+    lookup: &mut codec::AuditLookup<'_>,
+    seq: u64,
+    e: &EventRecord,
+) -> Result<bool, StoreError> {
+    let Some(entry) = lookup(seq)? else {
+        return Ok(false);
+    };
+    Ok(
+        issuance_event(&entry, e.id.clone()).is_some_and(|mut made| {
+            made.seq = e.seq;
+            made == *e
+        }),
+    )
 }
 
 pub fn create_webhook(
@@ -118,13 +145,15 @@ pub fn events_after(h: &Handle, after: u64, limit: usize) -> Result<Vec<EventRec
         Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
         Err(e) => return Err(e.into()),
     };
+    let audit = r.open_table(AUDIT).map(Some).or_else(absent)?;
+    let mut lookup = |seq: u64| audit_entry(audit.as_ref(), seq);
     let mut out = Vec::new();
     let Some(from) = after.checked_add(1) else {
         return Ok(out);
     };
     for item in t.range(from..)?.take(limit) {
         let (_, v) = item?;
-        out.push(codec::decode_event(v.value())?);
+        out.push(codec::decode_event(v.value(), &mut lookup)?);
     }
     Ok(out)
 }

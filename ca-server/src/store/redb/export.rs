@@ -28,14 +28,6 @@ fn each<K: Key + 'static, V: Value + 'static>(
     Ok(true)
 }
 
-/// A table that does not exist is one with nothing in it.
-fn absent<T>(e: TableError) -> Result<Option<T>, StoreError> {
-    match e {
-        TableError::TableDoesNotExist(_) => Ok(None),
-        e => Err(StoreError::from(e)),
-    }
-}
-
 impl RedbStore {
     /// Hand every record to `sink`, table by table, CAs first.
     pub fn export(
@@ -91,9 +83,13 @@ impl RedbStore {
         each(&r, AUDIT_DIGESTS, |k, v| {
             sink(Row::AuditDigest(k, v.to_vec()))
         })?;
-        each(&r, super::events::EVENTS, |k, v| {
-            sink(Row::Event(k, super::codec::event_as_json(v)?))
-        })?;
+        {
+            let audit = r.open_table(AUDIT).map(Some).or_else(absent)?;
+            let mut lookup = |seq: u64| audit_entry(audit.as_ref(), seq);
+            each(&r, super::events::EVENTS, |k, v| {
+                sink(Row::Event(k, super::codec::event_as_json(v, &mut lookup)?))
+            })?;
+        }
         each(&r, super::events::EVENT_MARKS, |k, v| {
             sink(Row::EventMark(k.into(), v))
         })?;

@@ -401,7 +401,26 @@ pub fn write_key_meta(txn: &WriteTransaction, meta: &KeyMeta) -> Result<(), Stor
     Ok(())
 }
 
+/// A table the store never made reads as None (for `open_table(..).or_else`).
+pub fn absent<T>(e: redb::TableError) -> Result<Option<T>, StoreError> {
+    match e {
+        redb::TableError::TableDoesNotExist(_) => Ok(None),
+        e => Err(StoreError::from(e)),
+    }
+}
+
 // ---- the audit trail -------------------------------------------------------------
+
+/// Audit entry `seq` of `audit` (None: no such entry, or no trail yet).
+pub fn audit_entry(
+    audit: Option<&impl ReadableTable<u64, &'static [u8]>>,
+    seq: u64,
+) -> Result<Option<AuditEntry>, StoreError> {
+    let Some(audit) = audit else {
+        return Ok(None);
+    };
+    audit.get(seq)?.map(|v| decode_audit(v.value())).transpose()
+}
 
 /// Append one entry, chained to the last one, and move the head.
 pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry, StoreError> {
