@@ -53,7 +53,6 @@ pub(crate) struct Cert<'a> {
     pub raw: RawCert<'a>,
     pub cert: Certificate,
     pub subject_display: String,
-    pub issuer_display: String,
     /// Normalised RDNs (RFC 5280 7.1 style comparison) of subject and issuer.
     pub subject_rdns: Vec<String>,
     pub issuer_rdns: Vec<String>,
@@ -137,8 +136,7 @@ impl<'a> Cert<'a> {
 
         Ok(Cert {
             der,
-            subject_display: tbs.subject.to_string(),
-            issuer_display: tbs.issuer.to_string(),
+            subject_display: display_name(&tbs.subject),
             raw,
             subject_rdns,
             issuer_rdns,
@@ -164,12 +162,114 @@ impl<'a> Cert<'a> {
         self.cert.tbs_certificate.serial_number.as_bytes()
     }
 
+    /// The issuer's display name (made when asked: only failures name it).
+    pub(crate) fn issuer_display(&self) -> String {
+        display_name(&self.cert.tbs_certificate.issuer)
+    }
+
     /// The subject's display name, or a placeholder when empty.
     pub(crate) fn label(&self) -> String {
         if self.subject_display.is_empty() {
             "(empty subject)".to_string()
         } else {
             self.subject_display.clone()
+        }
+    }
+}
+
+/// `name` as RFC 4514 text, the same text as x509-cert's `Display` gives,
+/// without its cost: that looks each attribute's name up by scanning the
+/// whole OID database (about a tenth of a validation's time). Names are
+/// looked up once per thread and attribute type here.
+pub(crate) fn display_name(name: &Name) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    // RFC 4514 2.1: the last RDN first.
+    for (i, rdn) in name.0.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.0.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            let mark = out.len();
+            match string_value(&atv.value) {
+                Some(value) if push_attribute_name(&atv.oid, &mut out) => {
+                    out.push('=');
+                    escape_value(value, &mut out);
+                }
+                _ => {
+                    out.truncate(mark);
+                    // Unknown type or a non-string value: the OID and the
+                    // value's DER in hex (RFC 4514 2.4).
+                    let _ = write!(out, "{}=#", atv.oid);
+                    if let Ok(der) = der::Encode::to_der(&atv.value) {
+                        out.push_str(&crate::hex::encode(&der));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The shortest name the OID database gives `oid`, upper-cased, pushed onto
+/// `out`; false when it has none. Memoised per thread: a handful of types.
+fn push_attribute_name(oid: &ObjectIdentifier, out: &mut String) -> bool {
+    type Names = std::collections::HashMap<ObjectIdentifier, Option<String>>;
+    thread_local! {
+        static NAMES: std::cell::RefCell<Names> = Default::default();
+    }
+    NAMES.with(|names| {
+        let mut names = names.borrow_mut();
+        let name = names.entry(*oid).or_insert_with(|| {
+            let mut best: Option<&str> = None;
+            for n in const_oid::db::DB.find_names_for_oid(*oid) {
+                if best.is_none_or(|b| n.len() < b.len()) {
+                    best = Some(n);
+                }
+            }
+            best.map(str::to_ascii_uppercase)
+        });
+        match name {
+            Some(n) => {
+                out.push_str(n);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
+/// The text of a directory string value, for the types x509-cert shows as text.
+fn string_value(value: &der::asn1::Any) -> Option<&str> {
+    use der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+    match value.tag() {
+        der::Tag::PrintableString => PrintableStringRef::try_from(value).ok().map(|s| s.as_str()),
+        der::Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str()),
+        der::Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.as_str()),
+        der::Tag::TeletexString => TeletexStringRef::try_from(value).ok().map(|s| s.as_str()),
+        _ => None,
+    }
+}
+
+/// RFC 4514 2.4 escaping, as x509-cert does it.
+fn escape_value(value: &str, out: &mut String) {
+    use std::fmt::Write;
+    let mut chars = value.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '#' if i == 0 => out.push_str("\\#"),
+            ' ' if i == 0 || chars.peek().is_none() => out.push_str("\\ "),
+            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\x00'..='\x1f' | '\x7f' => {
+                let _ = write!(out, "\\{:02x}", c as u8);
+            }
+            _ => out.push(c),
         }
     }
 }

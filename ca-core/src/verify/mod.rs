@@ -388,7 +388,7 @@ impl Builder<'_, '_> {
         // Anchors first, then key-identifier matches: the likeliest short paths.
         candidates.sort();
         if candidates.is_empty() {
-            let issuer = cur_cert.issuer_display.clone();
+            let issuer = cur_cert.issuer_display();
             self.record(
                 path.len(),
                 Reason::UnknownIssuer(if issuer.is_empty() {

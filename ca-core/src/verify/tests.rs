@@ -290,3 +290,46 @@ fn garbage_inputs_do_not_panic() {
         .is_err());
     }
 }
+
+/// Our RFC 4514 text for a name is x509-cert's, byte for byte: explanations
+/// and `ca-cli verify` print it.
+#[test]
+fn names_display_as_x509_cert_displays_them() {
+    use std::str::FromStr;
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{Name, RelativeDistinguishedName};
+
+    let mut names: Vec<Name> = [
+        "CN=example.com",
+        "CN=Bench Issuing CA,O=Example\\, Inc.,C=US",
+        "CN=a+OU=b,O=c",
+        "CN=\\#hash,O=\\ lead and trail\\ ,OU=a\\+b\\;c\\<d\\>e\\\"f\\\\g",
+        "UID=jsmith,DC=example,DC=net",
+        "1.2.3.4=#0c0161,CN=unknown type",
+        "STREET=1 Main St,L=Town,ST=State,SERIALNUMBER=42,EMAILADDRESS=a@example.com",
+    ]
+    .iter()
+    .map(|s| Name::from_str(s).unwrap_or_else(|e| panic!("{s}: {e}")))
+    .collect();
+    // Values the text syntax cannot make: a control character, and a type
+    // shown as hex because its value is not a string (an INTEGER).
+    let atv = |oid: &str, der: &[u8]| AttributeTypeAndValue {
+        oid: ObjectIdentifier::new_unwrap(oid),
+        value: der::asn1::Any::from_der(der).unwrap(),
+    };
+    names.push(Name::default());
+    for value in [
+        atv("2.5.4.3", &[0x0c, 0x03, b'a', 0x01, 0x7f]),
+        atv("2.5.4.3", &[0x02, 0x01, 0x05]),
+        atv("2.5.4.3", &[0x13, 0x02, b'a', b' ']),
+        atv("2.5.4.10", &[0x16, 0x01, b'#']),
+        atv("2.5.4.10", &[0x14, 0x01, b'x']),
+        atv("2.5.4.10", &[0x1e, 0x02, 0x00, b'x']),
+    ] {
+        let rdn = RelativeDistinguishedName::try_from(vec![value]).unwrap();
+        names.push(x509_cert::name::RdnSequence(vec![rdn]));
+    }
+    for name in &names {
+        assert_eq!(cert::display_name(name), name.to_string(), "{name:?}");
+    }
+}
