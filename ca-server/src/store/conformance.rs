@@ -756,6 +756,95 @@ fn mark(name: &str, expect: Option<u64>, set: u64) -> MarkAdvance {
     }
 }
 
+/// `n` real certificates from one issuer, as DER (names and keys differ).
+fn real_certificates(issuer_cn: &str, n: usize) -> Vec<Vec<u8>> {
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("ca");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, issuer_cn);
+    let issuer = rcgen::Issuer::new(ca, ca_key);
+    (0..n)
+        .map(|i| {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let name = format!("host-{i}.example.internal");
+            let mut p = rcgen::CertificateParams::new(vec![name.clone()]).expect("leaf");
+            p.distinguished_name.push(rcgen::DnType::CommonName, name);
+            p.use_authority_key_identifier_extension = true;
+            p.signed_by(&key, &issuer).expect("sign").der().to_vec()
+        })
+        .collect()
+}
+
+/// Every certificate reads back byte for byte, whichever CA issued it and
+/// in whatever order (a store may keep them packed against one another),
+/// also after a restart.
+async fn certificates_read_back_byte_for_byte(b: &dyn Backend, dir: &Path) {
+    let s = b.open(dir, "a");
+    let first = real_certificates("Issuing CA One", 5);
+    let second = real_certificates("Issuing CA Two", 3);
+    let mut issued = Vec::new();
+    // Interleaved: each CA's first certificate, then the rest in turn.
+    let mut n = 0u32;
+    for (ca, der) in first
+        .iter()
+        .map(|d| (CA1, d))
+        .zip(
+            second
+                .iter()
+                .map(|d| (CA2, d))
+                .chain(std::iter::repeat_n((CA2, &first[0]), 2)),
+        )
+        .flat_map(|(a, b)| [a, b])
+    {
+        n += 1;
+        let serial = format!("{n:02x}");
+        s.reserve(intent(ca, &serial, s.boot_id()), None, no_tokens())
+            .await
+            .expect("reserve");
+        s.issue(
+            issued_rec(ca, &serial, s.boot_id()),
+            der.clone(),
+            draft("IssueCertificate", &serial),
+        )
+        .await
+        .expect("issue");
+        issued.push((ca, serial, der.clone()));
+    }
+    // Odd bytes too: empty-ish and ones that start as a packed value would.
+    for (i, odd) in [vec![1u8, 2, 3], vec![2u8], vec![0x30; 3]]
+        .into_iter()
+        .enumerate()
+    {
+        let serial = format!("f{i}");
+        s.reserve(intent(CA1, &serial, s.boot_id()), None, no_tokens())
+            .await
+            .expect("reserve");
+        s.issue(
+            issued_rec(CA1, &serial, s.boot_id()),
+            odd.clone(),
+            draft("IssueCertificate", &serial),
+        )
+        .await
+        .expect("issue");
+        issued.push((CA1, serial, odd));
+    }
+    let check = |s: &dyn Store| {
+        for (ca, serial, der) in &issued {
+            let (_, got) = s.get_cert(ca, serial).expect("read").expect("stored");
+            assert_eq!(got.as_ref(), Some(der), "{ca}/{serial}");
+        }
+    };
+    check(s.as_ref());
+    s.close();
+    let s = b.open(dir, "b");
+    check(s.as_ref());
+}
+
+fn issued_rec(ca: &str, serial: &str, boot: &str) -> CertRecord {
+    issued(intent(ca, serial, boot))
+}
+
 /// The projector's events: an issuance's event, made from its audit entry,
 /// reads back as it was made (a store may keep it as the entry's number),
 /// also after a restart and beside an event that was altered.
@@ -1059,6 +1148,7 @@ async fn run_all(b: &dyn Backend) {
     case!(audit_digests_follow_one_another_and_bind_the_head);
     case!(the_outbox_numbers_events_moves_marks_once_and_tracks_webhooks);
     case!(events_made_from_audit_entries_read_back_as_made);
+    case!(certificates_read_back_byte_for_byte);
     case!(a_stale_acme_account_copy_cannot_undo_a_key_change_or_a_deactivation);
     case!(crl_numbers_only_go_up);
 }

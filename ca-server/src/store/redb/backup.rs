@@ -64,6 +64,8 @@ pub fn snapshot(
     counts.certificates = copy_table(&r, &w, CERTS)?;
     copy_table(&r, &w, CERT_DER)?;
     copy_table(&r, &w, CERT_DER_SEQ)?;
+    copy_table(&r, &w, DER_DICTS)?;
+    copy_table(&r, &w, CA_DER_DICT)?;
     copy_table(&r, &w, SERIALS)?;
     copy_table(&r, &w, EXPIRY)?;
     copy_table(&r, &w, REVOCATIONS)?;

@@ -54,10 +54,14 @@ impl RedbStore {
         {
             let by_key = r.open_table(CERT_DER).map(Some).or_else(absent)?;
             let by_seq = r.open_table(CERT_DER_SEQ).map(Some).or_else(absent)?;
+            let dicts = r.open_table(DER_DICTS).map(Some).or_else(absent)?;
             each(&r, CERTS, |k, v| {
                 let (rec, der_seq) = super::codec::decode_cert_and_der_seq(v)?;
                 let der = match (der_seq, &by_key, &by_seq) {
-                    (Some(seq), _, Some(t)) => t.get(seq)?.map(|d| d.value().to_vec()),
+                    (Some(seq), _, Some(t)) => match t.get(seq)? {
+                        Some(d) => Some(unpack_der(dicts.as_ref(), d.value())?),
+                        None => None,
+                    },
                     (None, Some(t), _) => t.get(k)?.map(|d| d.value().to_vec()),
                     _ => None,
                 };

@@ -6,6 +6,7 @@
 mod acme;
 pub mod backup;
 mod codec;
+mod der_pack;
 mod events;
 mod export;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
@@ -111,6 +112,8 @@ impl RedbStore {
             txn.open_table(t)?;
         }
         txn.open_table(CERT_DER_SEQ)?;
+        txn.open_table(DER_DICTS)?;
+        txn.open_table(CA_DER_DICT)?;
         txn.open_table(SERIALS)?;
         txn.open_table(EXPIRY)?;
         txn.open_table(ALIASES)?;

@@ -57,10 +57,13 @@ pub fn get_cert(h: &Handle, ca_id: &str, serial: &str) -> Result<Option<CertWith
     };
     let (rec, der_seq) = codec::decode_cert_and_der_seq(rec.value())?;
     let der = match der_seq {
-        Some(seq) => r
-            .open_table(CERT_DER_SEQ)?
-            .get(seq)?
-            .map(|d| d.value().to_vec()),
+        Some(seq) => match r.open_table(CERT_DER_SEQ)?.get(seq)? {
+            Some(d) => {
+                let dicts = r.open_table(DER_DICTS).map(Some).or_else(absent)?;
+                Some(unpack_der(dicts.as_ref(), d.value())?)
+            }
+            None => None,
+        },
         None => r
             .open_table(CERT_DER)?
             .get(key.as_str())?

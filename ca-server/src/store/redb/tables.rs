@@ -7,6 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::codec::{decode_audit, decode_cert, decode_cert_and_der_seq, encode_audit, encode_cert};
+use super::der_pack;
 use crate::store::{
     cert_key, revocation_to_record, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord,
     CertRecord, CertStatus, CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation,
@@ -23,6 +24,11 @@ pub const CERT_DER: TableDefinition<&str, &[u8]> = TableDefinition::new("cert_de
 /// full; keyed by certificate, every insert that is not the tree's last key
 /// (any CA's whose id sorts before another's) splits a full page in half.
 pub const CERT_DER_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("cert_der_seq");
+/// The certificates `cert_der_seq` values are packed against (see
+/// [`der_pack`](super::der_pack)): number → DER, written once, never changed.
+pub const DER_DICTS: TableDefinition<u64, &[u8]> = TableDefinition::new("der_dicts");
+/// CA id → the number of its dictionary certificate.
+pub const CA_DER_DICT: TableDefinition<&str, u64> = TableDefinition::new("ca_der_dict");
 pub const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
 pub const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
 pub const REVOCATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
@@ -242,10 +248,62 @@ pub fn store_issued(
     let seq = last.unwrap_or(0).saturating_add(1);
     let v = encode_cert(rec, Some(seq))?;
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
-    ders.insert(seq, der)?;
+    match pack_der(txn, &rec.ca_id, der)? {
+        Some(packed) => ders.insert(seq, packed.as_slice())?,
+        None => ders.insert(seq, der_pack::whole(der).as_ref())?,
+    };
     let exp = u64::try_from(rec.not_after).unwrap_or(0);
     txn.open_table(EXPIRY)?.insert((exp, key.as_str()), ())?;
     Ok(())
+}
+
+/// `der` packed against its CA's dictionary certificate; the CA's first
+/// certificate becomes its dictionary. None: keep it whole.
+fn pack_der(
+    txn: &WriteTransaction,
+    ca_id: &str,
+    der: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let mut by_ca = txn.open_table(CA_DER_DICT)?;
+    let mut dicts = txn.open_table(DER_DICTS)?;
+    let found = by_ca.get(ca_id)?.map(|v| v.value());
+    let id = match found {
+        Some(id) => id,
+        None if der_pack::fit_for_dict(der) => {
+            let id = dicts
+                .last()?
+                .map(|(k, _)| k.value())
+                .unwrap_or(0)
+                .saturating_add(1);
+            dicts.insert(id, der)?;
+            by_ca.insert(ca_id, id)?;
+            id
+        }
+        None => return Ok(None),
+    };
+    let Some(dict) = dicts.get(id)? else {
+        return Err(StoreError::Corrupt(format!(
+            "CA {ca_id}: dictionary certificate {id} is missing"
+        )));
+    };
+    Ok(der_pack::pack(id, dict.value(), der))
+}
+
+/// A certificate as `cert_der_seq` holds it, whole again (`dicts`: the
+/// transaction's `der_dicts`, None when the store has none).
+pub fn unpack_der(
+    dicts: Option<&impl ReadableTable<u64, &'static [u8]>>,
+    stored: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let Some(id) = der_pack::dict_of(stored)? else {
+        return der_pack::unpack(stored, None);
+    };
+    let dict = match dicts {
+        Some(t) => t.get(id)?,
+        None => None,
+    }
+    .ok_or_else(|| StoreError::Corrupt(format!("dictionary certificate {id} is missing")))?;
+    der_pack::unpack(stored, Some(dict.value()))
 }
 
 /// A signed certificate replaces its intent (a reservation with the same
