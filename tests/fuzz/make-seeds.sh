@@ -4,8 +4,9 @@
 # committed so the smoke run needs nothing but the toolchain.
 set -euo pipefail
 cd "$(dirname "$0")"
-rm -rf seeds
-mkdir -p seeds/{csr,pem,ocsp_request,crl,chain,api_json,api_query,names}
+# Crash inputs kept as regression seeds (crash-*) were added by hand: keep them.
+find seeds -type f ! -name 'crash-*' -delete 2>/dev/null || true
+mkdir -p seeds/{csr,pem,ocsp_request,crl,chain,api_json,api_query,names,store_records}
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
@@ -63,6 +64,15 @@ base64 -w0 "$tmp/ocsp.der" >seeds/ocsp_request/get-path.txt
 # chain: split byte (leaf share), leaf, intermediate, CRL.
 { printf '\x80'; cat "$tmp/leaf.der" "$tmp/ca.der" "$tmp/ca.crl.der"; } >seeds/chain/leaf-ca-crl
 { printf '\xff'; cat "$tmp/leaf.der"; } >seeds/chain/leaf-only
+# store_records: a mode byte, then the bytes. Mode 3 packs the second half
+# against the first (certificates of one CA); modes 0-2 decode a certificate
+# record, an audit entry, an event: their first bytes, to grow from.
+{ printf '\x03'; cat "$tmp/leaf.der" "$tmp/leaf.der"; } >seeds/store_records/pack-leaf-leaf
+{ printf '\x03'; cat "$tmp/ca.der" "$tmp/leaf.der"; } >seeds/store_records/pack-ca-leaf
+printf '\x00\x01' >seeds/store_records/certificate
+printf '\x01\x01' >seeds/store_records/audit
+printf '\x02\x01' >seeds/store_records/event
+printf '\x02\x02\x01\x00\x04evt-\x01\xab\x01' >seeds/store_records/event-ref
 
 # API bodies, as the README shows them.
 printf '%s' '{"csr": "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n", "profile": "tls-server", "validity_days": 30, "idempotency_token": "t-1"}' >seeds/api_json/issue.json

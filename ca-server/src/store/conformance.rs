@@ -1333,11 +1333,14 @@ async fn redb_reads_a_version_1_store_of_json_records() {
 async fn redb_pages_stay_full_under_concurrent_issuance() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Redb.open(dir.path(), "a");
+    // Real certificates, so their DER packs as the server's does.
+    let ders = Arc::new(real_certificates("Issuing CA One", 960));
     let mut tasks = Vec::new();
-    for _ in 0..16 {
+    for task in 0..16 {
         let s = s.clone();
+        let ders = ders.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..60 {
+            for n in 0..60 {
                 let serial = ca_core::serial::Serial::time_ordered(time::OffsetDateTime::now_utc())
                     .expect("serial")
                     .to_hex();
@@ -1349,7 +1352,8 @@ async fn redb_pages_stay_full_under_concurrent_issuance() {
                 }
                 let mut rec = issued(intent(CA1, &serial, "a"));
                 rec.tbs_sha256 = "ab".repeat(32);
-                s.issue(rec, vec![0x30; 700], draft("IssueCertificate", &serial))
+                let der = ders[task * 60 + n].clone();
+                s.issue(rec, der, draft("IssueCertificate", &serial))
                     .await
                     .expect("issue");
             }

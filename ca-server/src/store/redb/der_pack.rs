@@ -10,11 +10,13 @@
 //! third of the DER's size, packed and unpacked in a few microseconds.
 //!
 //! Layout of a packed value: [`PACKED`], the dictionary's number, the
-//! certificate's length, then runs of a literal (its length and bytes) and,
-//! unless that reached the length, a copy (its length and its offset in the
-//! dictionary). A value kept whole is its bytes as they are (a certificate
-//! starts with the DER SEQUENCE tag, 0x30), or [`ESCAPED`] and its bytes
-//! when they start with [`PACKED`] or [`ESCAPED`].
+//! certificate's length, then runs of one token byte (high half: the
+//! literal's length, low half: the copy's length less 4; 15 means a varint
+//! with the rest follows), the literal's bytes and, unless they reached the
+//! length, the copy's offset in the dictionary as a signed (zigzag) varint
+//! from where the previous copy ended. A value kept whole is its bytes as
+//! they are (a certificate starts with the DER SEQUENCE tag, 0x30), or
+//! [`ESCAPED`] and its bytes when they start with [`PACKED`] or [`ESCAPED`].
 
 use std::borrow::Cow;
 
@@ -27,7 +29,7 @@ const ESCAPED: u8 = 2;
 /// A certificate smaller than this makes a poor dictionary.
 const MIN_DICT: usize = 64;
 /// Shorter copies cost about as much as the literal bytes they replace.
-const MIN_COPY: usize = 6;
+const MIN_COPY: usize = 4;
 /// Bits of the match finder's hash (its table has 2^HASH_BITS slots).
 const HASH_BITS: u32 = 12;
 /// No certificate or dictionary is larger than this (a certificate carrying
@@ -72,7 +74,7 @@ pub fn whole(der: &[u8]) -> Cow<'_, [u8]> {
 /// `der` packed against `dict` (number `dict_id`). None when packing would
 /// not make it smaller or either is too large: then keep it whole.
 pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
-    if dict.len() > MAX_LEN || der.len() > MAX_LEN || dict.len() < 4 {
+    if dict.len() > MAX_LEN || der.len() > MAX_LEN || dict.len() < MIN_COPY {
         return None;
     }
     // Where each 4-byte sequence of the dictionary last starts (+1; 0 = none).
@@ -80,38 +82,67 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
     for i in 0..=dict.len() - 4 {
         table[hash4(&dict[i..])] = i as u32 + 1;
     }
+    let matching = |i: usize, at: usize| -> usize {
+        der[i..]
+            .iter()
+            .zip(dict.get(at..).unwrap_or_default())
+            .take_while(|(a, b)| a == b)
+            .count()
+    };
     let mut out = Vec::with_capacity(der.len() / 2 + 16);
     out.push(PACKED);
     put_uv(&mut out, dict_id);
     put_uv(&mut out, der.len() as u64);
     let mut literal_from = 0;
+    // Where the last copy ended in the dictionary: certificates of one
+    // profile line up, so the next copy usually starts there or near.
+    let mut expected = 0usize;
     let mut i = 0;
     while i + 4 <= der.len() {
-        let found = table[hash4(&der[i..])] as usize;
-        if found > 0 {
-            let at = found - 1;
-            let len = der[i..]
-                .iter()
-                .zip(&dict[at..])
-                .take_while(|(a, b)| a == b)
-                .count();
-            if len >= MIN_COPY {
-                put_uv(&mut out, (i - literal_from) as u64);
-                out.extend_from_slice(&der[literal_from..i]);
-                put_uv(&mut out, len as u64);
-                put_uv(&mut out, at as u64);
-                i += len;
-                literal_from = i;
-                continue;
+        let hashed = table[hash4(&der[i..])] as usize;
+        let (mut len, mut at) = (matching(i, expected), expected);
+        if hashed > 0 {
+            let l = matching(i, hashed - 1);
+            if l > len {
+                (len, at) = (l, hashed - 1);
             }
         }
-        i += 1;
+        if len < MIN_COPY {
+            i += 1;
+            continue;
+        }
+        let literal = i - literal_from;
+        let (lit_nibble, copy_nibble) = (literal.min(15), (len - MIN_COPY).min(15));
+        out.push(((lit_nibble << 4) | copy_nibble) as u8);
+        if lit_nibble == 15 {
+            put_uv(&mut out, (literal - 15) as u64);
+        }
+        out.extend_from_slice(&der[literal_from..i]);
+        if copy_nibble == 15 {
+            put_uv(&mut out, (len - MIN_COPY - 15) as u64);
+        }
+        put_uv(&mut out, zigzag(at as i64 - expected as i64));
+        i += len;
+        literal_from = i;
+        expected = at + len;
     }
     if literal_from < der.len() {
-        put_uv(&mut out, (der.len() - literal_from) as u64);
+        let literal = der.len() - literal_from;
+        out.push((literal.min(15) << 4) as u8);
+        if literal >= 15 {
+            put_uv(&mut out, (literal - 15) as u64);
+        }
         out.extend_from_slice(&der[literal_from..]);
     }
     (out.len() < der.len()).then_some(out)
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 struct Reader<'a> {
@@ -175,8 +206,13 @@ pub fn unpack(stored: &[u8], dict: Option<&[u8]>) -> Result<Vec<u8>, StoreError>
         return Err(corrupt("empty"));
     }
     let mut out = Vec::with_capacity(len);
+    let mut expected = 0usize;
     while out.len() < len {
-        let literal = r.len()?;
+        let token = r.take(1)?[0];
+        let mut literal = usize::from(token >> 4);
+        if literal == 15 {
+            literal += r.len()?;
+        }
         if literal > len - out.len() {
             return Err(corrupt("literal past the length"));
         }
@@ -184,16 +220,25 @@ pub fn unpack(stored: &[u8], dict: Option<&[u8]>) -> Result<Vec<u8>, StoreError>
         if out.len() == len {
             break;
         }
-        let copy = r.len()?;
-        if copy == 0 || copy > len - out.len() {
-            return Err(corrupt("copy length"));
+        let mut copy = usize::from(token & 0x0f) + MIN_COPY;
+        if copy == 15 + MIN_COPY {
+            copy += r.len()?;
         }
-        let at = r.len()?;
+        if copy > len - out.len() {
+            return Err(corrupt("copy past the length"));
+        }
+        let delta = unzigzag(r.uv()?);
+        let at = i64::try_from(expected)
+            .ok()
+            .and_then(|e| e.checked_add(delta))
+            .and_then(|a| usize::try_from(a).ok())
+            .ok_or_else(|| corrupt("copy offset"))?;
         let from = dict
             .get(at..)
             .and_then(|d| d.get(..copy))
             .ok_or_else(|| corrupt("copy past the dictionary"))?;
         out.extend_from_slice(from);
+        expected = at + copy;
     }
     if !r.b.is_empty() {
         return Err(corrupt("bytes after the certificate"));

@@ -5,7 +5,15 @@
 
 mod acme;
 pub mod backup;
+// Opened to the fuzz targets (feature `fuzzing`): the decoders meet
+// whatever a damaged store file holds.
+#[cfg(feature = "fuzzing")]
+pub mod codec;
+#[cfg(not(feature = "fuzzing"))]
 mod codec;
+#[cfg(feature = "fuzzing")]
+pub mod der_pack;
+#[cfg(not(feature = "fuzzing"))]
 mod der_pack;
 mod events;
 mod export;

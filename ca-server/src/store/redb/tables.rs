@@ -27,7 +27,7 @@ pub const CERT_DER_SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("cert
 /// The certificates `cert_der_seq` values are packed against (see
 /// [`der_pack`](super::der_pack)): number → DER, written once, never changed.
 pub const DER_DICTS: TableDefinition<u64, &[u8]> = TableDefinition::new("der_dicts");
-/// CA id → the number of its dictionary certificate.
+/// `CA id/profile` → the number of its dictionary certificate.
 pub const CA_DER_DICT: TableDefinition<&str, u64> = TableDefinition::new("ca_der_dict");
 pub const SERIALS: TableDefinition<&str, &str> = TableDefinition::new("serials");
 pub const EXPIRY: TableDefinition<(u64, &str), ()> = TableDefinition::new("expiry");
@@ -248,7 +248,7 @@ pub fn store_issued(
     let seq = last.unwrap_or(0).saturating_add(1);
     let v = encode_cert(rec, Some(seq))?;
     txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
-    match pack_der(txn, &rec.ca_id, der)? {
+    match pack_der(txn, rec, der)? {
         Some(packed) => ders.insert(seq, packed.as_slice())?,
         None => ders.insert(seq, der_pack::whole(der).as_ref())?,
     };
@@ -257,16 +257,18 @@ pub fn store_issued(
     Ok(())
 }
 
-/// `der` packed against its CA's dictionary certificate; the CA's first
-/// certificate becomes its dictionary. None: keep it whole.
+/// `der` packed against the dictionary certificate of its CA and profile
+/// (certificates of one profile line up best); the first certificate of a
+/// CA and profile becomes their dictionary. None: keep it whole.
 fn pack_der(
     txn: &WriteTransaction,
-    ca_id: &str,
+    rec: &CertRecord,
     der: &[u8],
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let mut by_ca = txn.open_table(CA_DER_DICT)?;
     let mut dicts = txn.open_table(DER_DICTS)?;
-    let found = by_ca.get(ca_id)?.map(|v| v.value());
+    let name = format!("{}/{}", rec.ca_id, rec.profile);
+    let found = by_ca.get(name.as_str())?.map(|v| v.value());
     let id = match found {
         Some(id) => id,
         None if der_pack::fit_for_dict(der) => {
@@ -276,14 +278,14 @@ fn pack_der(
                 .unwrap_or(0)
                 .saturating_add(1);
             dicts.insert(id, der)?;
-            by_ca.insert(ca_id, id)?;
+            by_ca.insert(name.as_str(), id)?;
             id
         }
         None => return Ok(None),
     };
     let Some(dict) = dicts.get(id)? else {
         return Err(StoreError::Corrupt(format!(
-            "CA {ca_id}: dictionary certificate {id} is missing"
+            "{name}: dictionary certificate {id} is missing"
         )));
     };
     Ok(der_pack::pack(id, dict.value(), der))
