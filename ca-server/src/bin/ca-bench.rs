@@ -111,13 +111,16 @@ struct TempServer {
     stopped: bool,
 }
 
+/// Distinct CSRs the load generator sends in turn.
+const BENCH_CSRS: usize = 64;
+
 /// What one target answers to, and whose CPU time to read.
 struct Target {
     name: &'static str,
     addr: String,
     tls: std::sync::Arc<rustls::ClientConfig>,
     path: &'static str,
-    body: Bytes,
+    bodies: std::sync::Arc<[Bytes]>,
     pid: Option<String>,
     /// The store file, to measure its growth per certificate.
     store_file: Option<PathBuf>,
@@ -148,7 +151,7 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
         t.addr.clone(),
         t.tls.clone(),
         t.path,
-        t.body.clone(),
+        t.bodies.clone(),
         connections,
         Duration::from_secs_f64(seconds),
         false,
@@ -462,14 +465,37 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.trim().parse::<usize>())
         .collect::<Result<_, _>>()
         .context("--concurrency must be a list of numbers")?;
-    // A pre-made CSR, as a client would send.
-    let client_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
-    let csr_der = create_csr(
-        &client_key,
-        &Name::from_str("CN=bench.example.internal")?,
-        &[SanEntry::parse("bench.example.internal")?],
-    )?;
-    let csr_pem = ca_core::pem::encode("CERTIFICATE REQUEST", &csr_der);
+    // Pre-made CSRs, as clients would send them: each its own key and name
+    // (certificates that differ as real ones do, for the store's figures),
+    // sent in turn.
+    let mut csr_pems = Vec::with_capacity(BENCH_CSRS);
+    let mut csr_der = Vec::new();
+    for i in 0..BENCH_CSRS {
+        let client_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
+        let name = format!("bench-{i}.example.internal");
+        let der = create_csr(
+            &client_key,
+            &Name::from_str(&format!("CN={name}"))?,
+            &[SanEntry::parse(&name)?],
+        )?;
+        csr_pems.push(ca_core::pem::encode("CERTIFICATE REQUEST", &der));
+        csr_der = der;
+    }
+    // Issuance requests for CA `ca_id`, one per CSR.
+    let issue_bodies = |ca_id: &Option<String>| -> anyhow::Result<std::sync::Arc<[Bytes]>> {
+        csr_pems
+            .iter()
+            .map(|csr| {
+                Ok(Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                    ca_id: ca_id.clone(),
+                    csr: csr.clone(),
+                    profile: Some("tls-server".into()),
+                    validity_days: None,
+                    idempotency_token: None,
+                })?))
+            })
+            .collect()
+    };
 
     let (guard, profile, api) = match &args.profile {
         Some(p) => {
@@ -488,13 +514,7 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let tls = profile_config(&profile)?;
-    let body = Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-        ca_id: profile.default_ca_id.clone(),
-        csr: csr_pem.clone(),
-        profile: Some("tls-server".into()),
-        validity_days: None,
-        idempotency_token: None,
-    })?);
+    let bodies = issue_bodies(&profile.default_ca_id)?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -547,7 +567,7 @@ fn main() -> anyhow::Result<()> {
         addr: api.clone(),
         tls: tls.clone(),
         path: "/v1/certificates",
-        body: body.clone(),
+        bodies: bodies.clone(),
         pid: guard.as_ref().map(|g| g.child.id().to_string()),
         store_file: guard
             .as_ref()
@@ -560,13 +580,7 @@ fn main() -> anyhow::Result<()> {
             addr: a.clone(),
             tls: profile_config(p)?,
             path: "/v1/certificates",
-            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-                ca_id: p.default_ca_id.clone(),
-                csr: csr_pem.clone(),
-                profile: Some("tls-server".into()),
-                validity_days: None,
-                idempotency_token: None,
-            })?),
+            bodies: issue_bodies(&p.default_ca_id)?,
             pid: Some(g.child.id().to_string()),
             store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
         });
@@ -585,13 +599,7 @@ fn main() -> anyhow::Result<()> {
             addr: a,
             tls: profile_config(&p)?,
             path: "/v1/certificates",
-            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-                ca_id: p.default_ca_id.clone(),
-                csr: csr_pem.clone(),
-                profile: Some("tls-server".into()),
-                validity_days: None,
-                idempotency_token: None,
-            })?),
+            bodies: issue_bodies(&p.default_ca_id)?,
             pid: Some(g.child.id().to_string()),
             store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
         });
@@ -614,9 +622,14 @@ fn main() -> anyhow::Result<()> {
             addr: addr.clone(),
             tls: std::sync::Arc::new(cfssl_tls),
             path: "/api/v1/cfssl/sign",
-            body: Bytes::from(serde_json::to_vec(
-                &serde_json::json!({ "certificate_request": csr_pem }),
-            )?),
+            bodies: csr_pems
+                .iter()
+                .map(|csr| {
+                    Ok(Bytes::from(serde_json::to_vec(
+                        &serde_json::json!({ "certificate_request": csr }),
+                    )?))
+                })
+                .collect::<anyhow::Result<_>>()?,
             pid: args.cfssl_pid.map(|p| p.to_string()),
             store_file: None,
         });
@@ -730,13 +743,7 @@ fn main() -> anyhow::Result<()> {
             addr: seeded_api,
             tls: profile_config(&seeded_profile)?,
             path: "/v1/certificates",
-            body: Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-                ca_id: seeded_profile.default_ca_id.clone(),
-                csr: csr_pem.clone(),
-                profile: Some("tls-server".into()),
-                validity_days: None,
-                idempotency_token: None,
-            })?),
+            bodies: issue_bodies(&seeded_profile.default_ca_id)?,
             pid: Some(seeded.child.id().to_string()),
             store_file: Some(seeded.dir.join(ca_server::store::STORE_FILE)),
         };

@@ -255,7 +255,7 @@ fn measure(
                     n.api.clone(),
                     tls.clone(),
                     "/v1/certificates",
-                    body.clone(),
+                    std::sync::Arc::from([body.clone()]),
                     connections,
                     Duration::from_secs_f64(seconds),
                     false,

@@ -51,7 +51,9 @@ pub async fn run_load(
     addr: String,
     tls: Arc<ClientConfig>,
     path: &'static str,
-    body: Bytes,
+    // Sent in turn (each connection starting at its own), so requests can
+    // differ as real ones do; one is enough.
+    bodies: Arc<[Bytes]>,
     concurrency: usize,
     duration: Duration,
     keep_certificates: bool,
@@ -59,10 +61,11 @@ pub async fn run_load(
     let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (addr, tls, body) = (addr.clone(), tls.clone(), body.clone());
+    for task in 0..concurrency {
+        let (addr, tls, bodies) = (addr.clone(), tls.clone(), bodies.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = LoadReport::default();
+            let mut next = task;
             let mut client: Option<ApiClient> = None;
             while Instant::now() < deadline {
                 if client.is_none() {
@@ -78,6 +81,10 @@ pub async fn run_load(
                 let Some(c) = client.as_mut() else { continue };
                 let t = Instant::now();
                 let left = deadline.saturating_duration_since(t) + Duration::from_secs(5);
+                let Some(body) = bodies.get(next % bodies.len().max(1)) else {
+                    break;
+                };
+                next = next.wrapping_add(1);
                 match tokio::time::timeout(left, c.send(Method::POST, path, body.clone(), true))
                     .await
                 {

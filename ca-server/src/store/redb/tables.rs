@@ -258,8 +258,13 @@ pub fn store_issued(
 }
 
 /// `der` packed against the dictionary certificate of its CA and profile
-/// (certificates of one profile line up best); the first certificate of a
-/// CA and profile becomes their dictionary. None: keep it whole.
+/// (certificates of one profile line up best). The first certificate of a
+/// CA and profile becomes their dictionary, and so does one that the
+/// dictionary fits poorly (packed to more than half its size: the CA's URLs
+/// or the profile changed since): later ones then pack well again, and the
+/// certificates packed against the old dictionary keep it. At worst, when
+/// every certificate differs from the one before, each is its own dictionary:
+/// about its size, as if kept whole. None: keep it whole.
 fn pack_der(
     txn: &WriteTransaction,
     rec: &CertRecord,
@@ -269,26 +274,28 @@ fn pack_der(
     let mut dicts = txn.open_table(DER_DICTS)?;
     let name = format!("{}/{}", rec.ca_id, rec.profile);
     let found = by_ca.get(name.as_str())?.map(|v| v.value());
-    let id = match found {
-        Some(id) => id,
-        None if der_pack::fit_for_dict(der) => {
-            let id = dicts
-                .last()?
-                .map(|(k, _)| k.value())
-                .unwrap_or(0)
-                .saturating_add(1);
-            dicts.insert(id, der)?;
-            by_ca.insert(name.as_str(), id)?;
-            id
+    if let Some(id) = found {
+        let Some(dict) = dicts.get(id)? else {
+            return Err(StoreError::Corrupt(format!(
+                "{name}: dictionary certificate {id} is missing"
+            )));
+        };
+        let packed = der_pack::pack(id, dict.value(), der);
+        if packed.as_ref().is_some_and(|p| p.len() * 2 <= der.len()) || !der_pack::fit_for_dict(der)
+        {
+            return Ok(packed);
         }
-        None => return Ok(None),
-    };
-    let Some(dict) = dicts.get(id)? else {
-        return Err(StoreError::Corrupt(format!(
-            "{name}: dictionary certificate {id} is missing"
-        )));
-    };
-    Ok(der_pack::pack(id, dict.value(), der))
+    } else if !der_pack::fit_for_dict(der) {
+        return Ok(None);
+    }
+    let id = dicts
+        .last()?
+        .map(|(k, _)| k.value())
+        .unwrap_or(0)
+        .saturating_add(1);
+    dicts.insert(id, der)?;
+    by_ca.insert(name.as_str(), id)?;
+    Ok(der_pack::pack(id, der, der))
 }
 
 /// A certificate as `cert_der_seq` holds it, whole again (`dicts`: the
