@@ -46,7 +46,7 @@ pub fn append_events(
     for mut e in events {
         e.seq = next;
         // An issuance's event is kept as its audit entry's number when the
-        // entry gives back this very event (a fifth of the bytes).
+        // entry gives back this very event (a quarter of the bytes).
         let bytes = match e.audit_seq {
             Some(s) if made_from(&mut lookup, s, &e)? => codec::encode_event_ref(&e, s),
             _ => codec::encode_event(&e),

@@ -1,0 +1,228 @@
+//! The redb store's own cases: what the shared suite cannot say about a
+//! backend (its schema versions, how full its pages are, how it packs).
+
+use super::*;
+
+#[tokio::test]
+async fn redb_refuses_a_newer_schema_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    Redb.open(dir.path(), "a").close();
+    {
+        use ::redb::ReadableDatabase as _;
+        let db = ::redb::Database::create(dir.path().join(redb::DB_FILE)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(::redb::TableDefinition::<&str, u64>::new("meta"))
+            .expect("meta")
+            .insert("schema_version", redb::SCHEMA_VERSION + 1)
+            .expect("insert");
+        txn.commit().expect("commit");
+        let _ = db.begin_read();
+    }
+    let err = redb::RedbStore::open(dir.path(), "b".into())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, .. } if found == redb::SCHEMA_VERSION + 1)
+    );
+    assert!(err.to_string().contains("newer than this server supports"));
+    let err = redb::RedbStore::open_read_only(dir.path())
+        .err()
+        .expect("refused");
+    assert!(matches!(err, StoreError::NewerSchema { .. }));
+}
+
+/// A store written before the binary records (schema 1: every record JSON)
+/// opens, reads and verifies as before, takes new records beside the old,
+/// and is marked schema 2 so an older binary refuses it.
+#[tokio::test]
+async fn redb_reads_a_version_1_store_of_json_records() {
+    use ::redb::{ReadableDatabase as _, ReadableTable as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Redb.open(dir.path(), "a");
+    issue_one(s.as_ref(), CA1, "0a").await;
+    s.close();
+    drop(s);
+    let meta = ::redb::TableDefinition::<&str, u64>::new("meta");
+    let certs = ::redb::TableDefinition::<&str, &[u8]>::new("certs");
+    let audit = ::redb::TableDefinition::<u64, &[u8]>::new("audit");
+    let events = ::redb::TableDefinition::<u64, &[u8]>::new("events");
+    // Rewrite what schema 2 wrote as schema 1 did: JSON, and version 1.
+    let old_cert = issued(intent(CA1, "0a", "a"));
+    {
+        let db = ::redb::Database::create(dir.path().join(redb::DB_FILE)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        {
+            let key = cert_key(CA1, "0a");
+            let mut t = txn.open_table(certs).expect("certs");
+            assert_ne!(
+                t.get(key.as_str()).expect("get").expect("cert").value()[0],
+                b'{'
+            );
+            let j = serde_json::to_vec(&old_cert).expect("json");
+            t.insert(key.as_str(), j.as_slice()).expect("insert");
+            // Schema 1 kept the DER by certificate key.
+            let der = txn
+                .open_table(::redb::TableDefinition::<u64, &[u8]>::new("cert_der_seq"))
+                .expect("cert_der_seq")
+                .remove(1)
+                .expect("remove")
+                .expect("the DER")
+                .value()
+                .to_vec();
+            txn.open_table(::redb::TableDefinition::<&str, &[u8]>::new("cert_der"))
+                .expect("cert_der")
+                .insert(key.as_str(), der.as_slice())
+                .expect("insert");
+            let mut a = txn.open_table(audit).expect("audit");
+            let entries: Vec<(u64, AuditEntry)> = s_entries(&a);
+            assert!(!entries.is_empty());
+            for (seq, e) in entries {
+                let j = serde_json::to_vec(&e).expect("json");
+                a.insert(seq, j.as_slice()).expect("insert");
+            }
+            let mut ev = txn.open_table(events).expect("events");
+            let j = serde_json::to_vec(&event(5, "CertificateIssued")).expect("json");
+            ev.insert(1, j.as_slice()).expect("insert");
+            txn.open_table(meta)
+                .expect("meta")
+                .insert("schema_version", 1)
+                .expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    fn s_entries(t: &::redb::Table<u64, &[u8]>) -> Vec<(u64, AuditEntry)> {
+        t.iter()
+            .expect("iter")
+            .map(|i| {
+                let (k, v) = i.expect("item");
+                (
+                    k.value(),
+                    redb::decode_audit_for_tests(v.value()).expect("decode"),
+                )
+            })
+            .collect()
+    }
+    let s = Redb.open(dir.path(), "b");
+    let (rec, der) = s.get_cert(CA1, "0a").expect("read").expect("cert");
+    assert_eq!(rec, old_cert);
+    assert_eq!(der.as_deref(), Some(&b"der"[..]));
+    assert!(matches!(
+        s.verify_audit(None).expect("verify"),
+        Verdict::Ok { .. }
+    ));
+    let ev = s.events_after(0, 10).expect("events");
+    assert_eq!(ev[0].event_type, "CertificateIssued");
+    // New records, binary, beside the old; the chain runs on through both.
+    issue_one(s.as_ref(), CA1, "0b").await;
+    assert!(matches!(
+        s.verify_audit(None).expect("verify"),
+        Verdict::Ok { count, .. } if count >= 2
+    ));
+    assert_eq!(audit_actions(s.as_ref()).len(), 2);
+    s.close();
+    drop(s);
+    let db = ::redb::Database::create(dir.path().join(redb::DB_FILE)).expect("db");
+    let r = db.begin_read().expect("read");
+    let v = r
+        .open_table(meta)
+        .expect("meta")
+        .get("schema_version")
+        .expect("get")
+        .map(|v| v.value());
+    assert_eq!(v, Some(redb::SCHEMA_VERSION));
+}
+
+/// Certificates take a fraction of their DER in redb, also after what they
+/// look like changed (here: another issuer name under the same CA id, as
+/// when a CA's URLs change): the store takes a new dictionary then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_keeps_certificates_packed_when_they_change_shape() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Redb.open(dir.path(), "a");
+    let before = real_certificates("Issuing CA, the old way", 1);
+    let after = real_certificates("Issuing CA One, with its new name and URLs", 100);
+    let mut der_bytes = 0;
+    for (n, der) in before.iter().chain(&after).enumerate() {
+        let serial = format!("{:04x}", n + 1);
+        der_bytes += der.len() as u64;
+        s.issue(
+            issued(intent(CA1, &serial, "a")),
+            der.clone(),
+            draft("IssueCertificate", &serial),
+        )
+        .await
+        .expect("issue");
+    }
+    for (n, der) in before.iter().chain(&after).enumerate() {
+        let (_, got) = s
+            .get_cert(CA1, &format!("{:04x}", n + 1))
+            .expect("read")
+            .expect("stored");
+        assert_eq!(got.as_ref(), Some(der));
+    }
+    s.close();
+    drop(s);
+    let usage = redb::store_usage(dir.path()).expect("usage");
+    let table = |name: &str| usage.tables.iter().find(|t| t.name == name).expect(name);
+    let kept = table("cert_der_seq").stored_bytes + table("der_dicts").stored_bytes;
+    // Each certificate's key, signature, serial and dates (~45% of an rcgen
+    // leaf) are its own; the rest is shared.
+    assert!(
+        kept * 100 < der_bytes * 65,
+        "{kept} bytes kept for {der_bytes} bytes of DER"
+    );
+}
+
+/// Certificates issued concurrently with time-ordered serials, arriving a
+/// little out of order, fill redb's pages instead of leaving them half
+/// empty: the writer runs each batch in key order and the DER goes in by
+/// commit order, so inserts append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_pages_stay_full_under_concurrent_issuance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Redb.open(dir.path(), "a");
+    // Real certificates, so their DER packs as the server's does.
+    let ders = Arc::new(real_certificates("Issuing CA One", 960));
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let s = s.clone();
+        let ders = ders.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..60 {
+                let serial = ca_core::serial::Serial::time_ordered(time::OffsetDateTime::now_utc())
+                    .expect("serial")
+                    .to_hex();
+                // Requests finish signing out of the order they drew their
+                // serials in: a few yields, as many as the serial's last digit says.
+                let delay = u32::from_str_radix(&serial[serial.len() - 1..], 16).unwrap_or(0);
+                for _ in 0..delay {
+                    tokio::task::yield_now().await;
+                }
+                let mut rec = issued(intent(CA1, &serial, "a"));
+                rec.tbs_sha256 = "ab".repeat(32);
+                let der = ders[task * 60 + n].clone();
+                s.issue(rec, der, draft("IssueCertificate", &serial))
+                    .await
+                    .expect("issue");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    s.close();
+    drop(s);
+    let usage = redb::store_usage(dir.path()).expect("usage");
+    for name in ["certs", "cert_der_seq", "serials"] {
+        let t = usage.tables.iter().find(|t| t.name == name).expect("table");
+        assert_eq!(t.entries, 960, "{name}");
+        // Half-empty pages (midpoint splits) would show as about as many
+        // unused bytes as stored ones.
+        assert!(
+            t.fragmented_bytes * 4 < t.stored_bytes,
+            "{name}: {} bytes unused in pages for {} stored",
+            t.fragmented_bytes,
+            t.stored_bytes
+        );
+    }
+}
