@@ -7,7 +7,8 @@
 //! differ. So the store keeps, per CA, one certificate whole (its
 //! *dictionary*, written once and never changed) and every other
 //! certificate as literal bytes and copies out of the dictionary: about a
-//! third of the DER's size, packed and unpacked in a few microseconds.
+//! third of the DER's size. One pass over the certificate with a small hash
+//! table to pack, a copy loop to unpack.
 //!
 //! Layout of a packed value: [`PACKED`], the dictionary's number, the
 //! certificate's length, then runs of one token byte (high half: the
@@ -74,7 +75,7 @@ pub fn whole(der: &[u8]) -> Cow<'_, [u8]> {
 /// `der` packed against `dict` (number `dict_id`). None when packing would
 /// not make it smaller or either is too large: then keep it whole.
 pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
-    if dict.len() > MAX_LEN || der.len() > MAX_LEN || dict.len() < MIN_COPY {
+    if dict.len() > MAX_LEN || der.len() > MAX_LEN || dict.len() < 4 {
         return None;
     }
     // Where each 4-byte sequence of the dictionary last starts (+1; 0 = none).
