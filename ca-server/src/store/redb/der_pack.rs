@@ -21,6 +21,7 @@
 
 use std::borrow::Cow;
 
+use super::varint;
 use crate::store::StoreError;
 
 /// The first byte of a packed certificate.
@@ -44,14 +45,6 @@ fn corrupt(what: &str) -> StoreError {
 fn hash4(b: &[u8]) -> usize {
     let v = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     (v.wrapping_mul(0x9e37_79b1) >> (32 - HASH_BITS)) as usize
-}
-
-fn put_uv(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// Whether `der` may become its CA's dictionary: a certificate of some size.
@@ -92,8 +85,8 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
     };
     let mut out = Vec::with_capacity(der.len() / 2 + 16);
     out.push(PACKED);
-    put_uv(&mut out, dict_id);
-    put_uv(&mut out, der.len() as u64);
+    varint::put(&mut out, dict_id);
+    varint::put(&mut out, der.len() as u64);
     let mut literal_from = 0;
     // Where the last copy ended in the dictionary: certificates of one
     // profile line up, so the next copy usually starts there or near.
@@ -116,13 +109,13 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
         let (lit_nibble, copy_nibble) = (literal.min(15), (len - MIN_COPY).min(15));
         out.push(((lit_nibble << 4) | copy_nibble) as u8);
         if lit_nibble == 15 {
-            put_uv(&mut out, (literal - 15) as u64);
+            varint::put(&mut out, (literal - 15) as u64);
         }
         out.extend_from_slice(&der[literal_from..i]);
         if copy_nibble == 15 {
-            put_uv(&mut out, (len - MIN_COPY - 15) as u64);
+            varint::put(&mut out, (len - MIN_COPY - 15) as u64);
         }
-        put_uv(&mut out, zigzag(at as i64 - expected as i64));
+        varint::put(&mut out, varint::zigzag(at as i64 - expected as i64));
         i += len;
         literal_from = i;
         expected = at + len;
@@ -131,19 +124,11 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
         let literal = der.len() - literal_from;
         out.push((literal.min(15) << 4) as u8);
         if literal >= 15 {
-            put_uv(&mut out, (literal - 15) as u64);
+            varint::put(&mut out, (literal - 15) as u64);
         }
         out.extend_from_slice(&der[literal_from..]);
     }
     (out.len() < der.len()).then_some(out)
-}
-
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
 
 struct Reader<'a> {
@@ -152,18 +137,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn uv(&mut self) -> Result<u64, StoreError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.b.split_first().ok_or_else(|| corrupt("truncated"))?;
-            self.b = rest;
-            v |= u64::from(byte & 0x7f)
-                .checked_shl(shift)
-                .ok_or_else(|| corrupt("varint"))?;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint too long"))
+        varint::take(&mut self.b).map_err(corrupt)
     }
 
     fn len(&mut self) -> Result<usize, StoreError> {
@@ -228,7 +202,7 @@ pub fn unpack(stored: &[u8], dict: Option<&[u8]>) -> Result<Vec<u8>, StoreError>
         if copy > len - out.len() {
             return Err(corrupt("copy past the length"));
         }
-        let delta = unzigzag(r.uv()?);
+        let delta = varint::unzigzag(r.uv()?);
         let at = i64::try_from(expected)
             .ok()
             .and_then(|e| e.checked_add(delta))

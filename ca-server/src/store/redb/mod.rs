@@ -25,6 +25,7 @@ pub mod power_loss;
 mod reads;
 mod tables;
 mod usage;
+mod varint;
 mod writer;
 
 pub use self::usage::{store_usage, StoreUsage, TableUsage};

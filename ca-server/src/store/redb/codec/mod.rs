@@ -19,6 +19,7 @@ use ca_core::audit_chain::{
 };
 
 use super::tables::{json, unjson};
+use super::varint;
 use crate::store::{
     issuance_event, CertRecord, CertStatus, EventDetail, EventRecord, Revocation, StoreError,
 };
@@ -102,16 +103,12 @@ impl Enc {
         self.0.push(v);
     }
 
-    fn uv(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.0.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.0.push(v as u8);
+    fn uv(&mut self, v: u64) {
+        varint::put(&mut self.0, v);
     }
 
     fn iv(&mut self, v: i64) {
-        self.uv(((v << 1) ^ (v >> 63)) as u64);
+        self.uv(varint::zigzag(v));
     }
 
     fn bytes(&mut self, b: &[u8]) {
@@ -281,22 +278,11 @@ impl<'a> Dec<'a> {
     }
 
     fn uv(&mut self) -> Result<u64, StoreError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let byte = self.u8()?;
-            v |= u64::from(byte & 0x7f)
-                .checked_shl(shift)
-                .ok_or_else(|| corrupt("varint"))?;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(corrupt("varint too long"))
+        varint::take(&mut self.b).map_err(corrupt)
     }
 
     fn iv(&mut self) -> Result<i64, StoreError> {
-        let u = self.uv()?;
-        Ok(((u >> 1) as i64) ^ -((u & 1) as i64))
+        self.uv().map(varint::unzigzag)
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], StoreError> {
