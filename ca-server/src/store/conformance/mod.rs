@@ -157,18 +157,26 @@ fn ca(id: &str) -> CaRecord {
 }
 
 async fn issue_one(s: &dyn Store, ca: &str, serial: &str) {
+    issue_with(
+        s,
+        ca,
+        serial,
+        b"der".to_vec(),
+        draft("IssueCertificate", serial),
+    )
+    .await;
+}
+
+/// Reserve `serial`, then issue it with `der` and the audit entry `audit`.
+async fn issue_with(s: &dyn Store, ca: &str, serial: &str, der: Vec<u8>, audit: AuditDraft) {
     let r = s
         .reserve(intent(ca, serial, s.boot_id()), None, no_tokens())
         .await
         .expect("reserve");
     assert!(matches!(r, ReserveOutcome::Reserved));
-    s.issue(
-        issued(intent(ca, serial, s.boot_id())),
-        b"der".to_vec(),
-        draft("IssueCertificate", serial),
-    )
-    .await
-    .expect("issue");
+    s.issue(issued(intent(ca, serial, s.boot_id())), der, audit)
+        .await
+        .expect("issue");
 }
 
 fn audit_actions(s: &dyn Store) -> Vec<(String, String)> {
@@ -799,16 +807,8 @@ async fn certificates_read_back_byte_for_byte(b: &dyn Backend, dir: &Path) {
     {
         n += 1;
         let serial = format!("{n:02x}");
-        s.reserve(intent(ca, &serial, s.boot_id()), None, no_tokens())
-            .await
-            .expect("reserve");
-        s.issue(
-            issued_rec(ca, &serial, s.boot_id()),
-            der.clone(),
-            draft("IssueCertificate", &serial),
-        )
-        .await
-        .expect("issue");
+        let audit = draft("IssueCertificate", &serial);
+        issue_with(s.as_ref(), ca, &serial, der.clone(), audit).await;
         issued.push((ca, serial, der.clone()));
     }
     // Odd bytes too: empty-ish and ones that start as a packed value would.
@@ -817,16 +817,8 @@ async fn certificates_read_back_byte_for_byte(b: &dyn Backend, dir: &Path) {
         .enumerate()
     {
         let serial = format!("f{i}");
-        s.reserve(intent(CA1, &serial, s.boot_id()), None, no_tokens())
-            .await
-            .expect("reserve");
-        s.issue(
-            issued_rec(CA1, &serial, s.boot_id()),
-            odd.clone(),
-            draft("IssueCertificate", &serial),
-        )
-        .await
-        .expect("issue");
+        let audit = draft("IssueCertificate", &serial);
+        issue_with(s.as_ref(), CA1, &serial, odd.clone(), audit).await;
         issued.push((CA1, serial, odd));
     }
     let check = |s: &dyn Store| {
@@ -841,19 +833,12 @@ async fn certificates_read_back_byte_for_byte(b: &dyn Backend, dir: &Path) {
     check(s.as_ref());
 }
 
-fn issued_rec(ca: &str, serial: &str, boot: &str) -> CertRecord {
-    issued(intent(ca, serial, boot))
-}
-
 /// The projector's events: an issuance's event, made from its audit entry,
 /// reads back as it was made (a store may keep it as the entry's number),
 /// also after a restart and beside an event that was altered.
 async fn events_made_from_audit_entries_read_back_as_made(b: &dyn Backend, dir: &Path) {
     let s = b.open(dir, "a");
     for serial in ["0a", "0b"] {
-        s.reserve(intent(CA1, serial, s.boot_id()), None, no_tokens())
-            .await
-            .expect("reserve");
         let mut d = draft("IssueCertificate", &format!("{CA1}/{serial}"));
         d.certificate = Some(AuditedCertificate {
             serial: serial.into(),
@@ -861,9 +846,7 @@ async fn events_made_from_audit_entries_read_back_as_made(b: &dyn Backend, dir: 
             not_after: "2027-01-01T00:00:00Z".into(),
             tbs_sha256: "ab".repeat(32),
         });
-        s.issue(issued(intent(CA1, serial, s.boot_id())), b"der".to_vec(), d)
-            .await
-            .expect("issue");
+        issue_with(s.as_ref(), CA1, serial, b"der".to_vec(), d).await;
     }
     let (entries, _) = s
         .audit_page(&AuditFilter {
