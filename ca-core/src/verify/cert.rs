@@ -215,30 +215,33 @@ pub(crate) fn display_name(name: &Name) -> String {
 }
 
 /// The shortest name the OID database gives `oid`, upper-cased, pushed onto
-/// `out`; false when it has none. Memoised per thread: a handful of types.
+/// `out`; false when it has none. Memoised per thread, for the OIDs the
+/// database names only, so the memo stays as small as the database however
+/// many unknown OIDs certificates bring.
 fn push_attribute_name(oid: &ObjectIdentifier, out: &mut String) -> bool {
-    type Names = std::collections::HashMap<ObjectIdentifier, Option<String>>;
+    type Names = std::collections::HashMap<ObjectIdentifier, String>;
     thread_local! {
         static NAMES: std::cell::RefCell<Names> = Default::default();
     }
     NAMES.with(|names| {
         let mut names = names.borrow_mut();
-        let name = names.entry(*oid).or_insert_with(|| {
-            let mut best: Option<&str> = None;
-            for n in const_oid::db::DB.find_names_for_oid(*oid) {
-                if best.is_none_or(|b| n.len() < b.len()) {
-                    best = Some(n);
-                }
-            }
-            best.map(str::to_ascii_uppercase)
-        });
-        match name {
-            Some(n) => {
-                out.push_str(n);
-                true
-            }
-            None => false,
+        if let Some(n) = names.get(oid) {
+            out.push_str(n);
+            return true;
         }
+        let mut best: Option<&str> = None;
+        for n in const_oid::db::DB.find_names_for_oid(*oid) {
+            if best.is_none_or(|b| n.len() < b.len()) {
+                best = Some(n);
+            }
+        }
+        let Some(best) = best else {
+            return false;
+        };
+        let name = best.to_ascii_uppercase();
+        out.push_str(&name);
+        names.insert(*oid, name);
+        true
     })
 }
 
