@@ -461,3 +461,54 @@ async fn a_power_cut_loses_no_answered_write() {
         lost.len()
     );
 }
+
+/// `ca-bench`'s pages per commit, the figure its durability analysis rests on
+/// ("KiB to disk per commit"), read for a 1-connection run: each issuance's
+/// commit must reach the disk in several pages, and with commits not synced
+/// (the power-cut test's control) almost none must. The bench reads the
+/// server's /proc/PID/io, so this is what the kernel saw, not what the store
+/// says of itself. Also keeps the bench itself from rotting unseen.
+#[test]
+fn ca_bench_sees_each_commit_reach_the_disk() {
+    let pages_per_commit = |unsynced: bool| -> f64 {
+        let mut cmd = std::process::Command::new(harness::binary("ca-bench"));
+        cmd.args(["--concurrency", "1", "--seconds", "1"]);
+        if unsynced {
+            cmd.env("CA_SERVER_TEST_UNSYNCED_COMMITS", "1");
+        } else {
+            cmd.env_remove("CA_SERVER_TEST_UNSYNCED_COMMITS");
+        }
+        let out = cmd.output().expect("run ca-bench");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "ca-bench failed\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("durability floor ("), "{stdout}");
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().take(2).eq(["1", "ca-server"]))
+            .unwrap_or_else(|| panic!("no 1-connection row\n{stdout}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert!(cols[2].parse::<f64>().unwrap() > 0.0, "{row}");
+        assert_eq!(cols[5], "0", "errors: {row}");
+        let pages = stdout
+            .split("KiB to disk per commit (")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no disk figure\n{stdout}"));
+        pages.parse().unwrap()
+    };
+    let synced = pages_per_commit(false);
+    let unsynced = pages_per_commit(true);
+    eprintln!("pages to disk per commit: {synced} synced, {unsynced} unsynced");
+    assert!(
+        synced >= 4.0,
+        "a durable commit wrote {synced} pages: the bench does not see the store's writes"
+    );
+    assert!(
+        unsynced < 2.0,
+        "commits not synced still wrote {unsynced} pages each: the figure is not the commits'"
+    );
+}

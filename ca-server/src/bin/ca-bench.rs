@@ -134,6 +134,8 @@ struct Measured {
     server_us: Option<f64>,
     client_us: Option<f64>,
     store_bytes: Option<f64>,
+    /// Bytes the server sent to the disk per certificate.
+    disk_bytes: Option<f64>,
 }
 
 fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Measured {
@@ -142,10 +144,12 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
     };
-    let (server0, client0, store0) = (
+    let disk = || t.pid.as_deref().and_then(bench_support::disk_write_bytes);
+    let (server0, client0, store0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
         size(&t.store_file),
+        disk(),
     );
     let mut r = rt.block_on(bench_support::run_load(
         t.addr.clone(),
@@ -156,10 +160,11 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
         Duration::from_secs_f64(seconds),
         false,
     ));
-    let (server1, client1, store1) = (
+    let (server1, client1, store1, disk1) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
         size(&t.store_file),
+        disk(),
     );
     let (p50, p99, _) = r.percentiles_ms();
     let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
@@ -177,7 +182,63 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
             (Some(a), Some(b)) if r.ok > 0 => Some((b.saturating_sub(a)) as f64 / r.ok as f64),
             _ => None,
         },
+        disk_bytes: match (disk0, disk1) {
+            (Some(a), Some(b)) if r.ok > 0 => Some((b.saturating_sub(a)) as f64 / r.ok as f64),
+            _ => None,
+        },
     }
+}
+
+/// What one durable write costs on this disk, whatever writes it: a 4 KiB
+/// page overwritten in place and `fdatasync`ed, in a file beside the store.
+/// Latency percentiles and CPU per sync.
+struct SyncFloor {
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_us: f64,
+}
+
+fn durability_floor(dir: &std::path::Path) -> anyhow::Result<SyncFloor> {
+    use std::os::unix::fs::FileExt;
+    const PAGE: usize = 4096;
+    const PAGES: usize = 256;
+    let path = dir.join(format!(".ca-bench-sync-{}", std::process::id()));
+    let result = (|| -> anyhow::Result<SyncFloor> {
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        // Real blocks, not a sparse file: the store overwrites pages it has.
+        file.write_all_at(&vec![0u8; PAGE * PAGES], 0)?;
+        file.sync_all()?;
+        let page = [0x5au8; PAGE];
+        let mut latencies = Vec::new();
+        let cpu0 = bench_support::cpu_seconds("self");
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(700) {
+            let offset = (latencies.len() % PAGES * PAGE) as u64;
+            let t = Instant::now();
+            file.write_all_at(&page, offset)?;
+            file.sync_data()?;
+            latencies.push(t.elapsed());
+        }
+        let cpu1 = bench_support::cpu_seconds("self");
+        latencies.sort_unstable();
+        let n = latencies.len();
+        let at = |q: f64| latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3;
+        Ok(SyncFloor {
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            cpu_us: match (cpu0, cpu1) {
+                (Some(a), Some(b)) => (b - a) * 1e6 / n as f64,
+                _ => f64::NAN,
+            },
+        })
+    })();
+    let _ = std::fs::remove_file(&path);
+    result
 }
 
 /// The cryptographic floor of one issuance: one P-256 signature and one
@@ -522,6 +583,18 @@ fn main() -> anyhow::Result<()> {
     println!("ca-bench: issuing ECDSA P-256 tls-server certificates from a P-256 issuing CA, pre-made P-256 CSR");
     let floor = crypto_floor_us()?;
     println!("crypto floor (one P-256 signature + one P-256 signature check, aws-lc, 1 core): {floor:.0} µs");
+    // Beside the store when this bench made it; else in the temp directory.
+    let sync_dir = guard
+        .as_ref()
+        .map_or_else(std::env::temp_dir, |g| g.dir.clone());
+    let sync = durability_floor(&sync_dir)?;
+    println!(
+        "durability floor (one 4 KiB page overwritten + fdatasync, in {}): p50 {:.3} ms, p99 {:.3} ms, {:.0} µs CPU",
+        sync_dir.display(),
+        sync.p50_ms,
+        sync.p99_ms,
+        sync.cpu_us
+    );
     let issuing_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
     let inproc = in_process_rate(&csr_der, args.seconds.min(3.0), &issuing_key)?;
     println!("ca-core in-process issuance (CSR verify + build + lint + sign), 1 thread: {inproc:.0} certs/s");
@@ -687,6 +760,20 @@ fn main() -> anyhow::Result<()> {
         }
         if let Some(b) = batches {
             ratios.push(format!("{b:.1} store writes per durable commit"));
+            if let Some(d) = ours.disk_bytes {
+                let per_commit = d * b;
+                ratios.push(format!(
+                    "{:.0} KiB to disk per commit ({:.1} pages of 4 KiB)",
+                    per_commit / 1024.0,
+                    per_commit / 4096.0
+                ));
+            }
+        }
+        if c == 1 {
+            ratios.push(format!(
+                "p50 {:.1}× the durability floor's",
+                ours.p50 / sync.p50_ms.max(1e-9)
+            ));
         }
         for (t, peer) in targets.iter().zip(&results).skip(1) {
             if t.name == "cfssl" {

@@ -137,6 +137,16 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Bytes the process `pid` has sent to the storage layer (its writes and
+/// the writeback they caused), from /proc/PID/io.
+#[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
+pub fn disk_write_bytes(pid: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The `ca-server` binary built beside this bench.
 #[allow(dead_code)] // the crash test shares this file and starts its server through the harness
 pub fn server_exe() -> anyhow::Result<std::path::PathBuf> {
