@@ -134,8 +134,8 @@ struct Measured {
     server_us: Option<f64>,
     client_us: Option<f64>,
     store_bytes: Option<f64>,
-    /// Bytes the server sent to the disk per certificate.
-    disk_bytes: Option<f64>,
+    /// Bytes the server sent to the disk during the run.
+    disk_bytes: Option<u64>,
 }
 
 fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Measured {
@@ -183,7 +183,7 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
             _ => None,
         },
         disk_bytes: match (disk0, disk1) {
-            (Some(a), Some(b)) if r.ok > 0 => Some((b.saturating_sub(a)) as f64 / r.ok as f64),
+            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         },
     }
@@ -723,7 +723,8 @@ fn main() -> anyhow::Result<()> {
     let mut at16: Option<f64> = None;
     for c in levels {
         let mut results = Vec::new();
-        let mut batches = None;
+        // (durable commits, store writes) during our server's run.
+        let mut commit_counts = None;
         for t in &targets {
             let before = (t.name == "ca-server")
                 .then(|| commits(&rt, &api, &tls))
@@ -731,7 +732,7 @@ fn main() -> anyhow::Result<()> {
             let m = measure(&rt, t, c, args.seconds);
             if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
                 if t.name == "ca-server" && b.0 > a.0 {
-                    batches = Some((b.1 - a.1) as f64 / (b.0 - a.0) as f64);
+                    commit_counts = Some((b.0 - a.0, b.1.saturating_sub(a.1)));
                 }
             }
             println!(
@@ -758,10 +759,13 @@ fn main() -> anyhow::Result<()> {
                 us / floor
             ));
         }
-        if let Some(b) = batches {
-            ratios.push(format!("{b:.1} store writes per durable commit"));
+        if let Some((commits, writes)) = commit_counts {
+            ratios.push(format!(
+                "{:.1} store writes per durable commit",
+                writes as f64 / commits as f64
+            ));
             if let Some(d) = ours.disk_bytes {
-                let per_commit = d * b;
+                let per_commit = d as f64 / commits as f64;
                 ratios.push(format!(
                     "{:.0} KiB to disk per commit ({:.1} pages of 4 KiB)",
                     per_commit / 1024.0,
