@@ -93,6 +93,17 @@ fn corrupt(what: &str) -> StoreError {
 struct Enc(Vec<u8>);
 
 impl Enc {
+    /// An optional value: a presence byte, then the value as `put` writes it.
+    fn opt<T>(&mut self, v: Option<T>, put: impl FnOnce(&mut Self, T)) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                put(self, v);
+            }
+        }
+    }
+
     fn new(capacity: usize) -> Enc {
         let mut v = Vec::with_capacity(capacity);
         v.push(V1);
@@ -120,36 +131,6 @@ impl Enc {
         self.bytes(s.as_bytes());
     }
 
-    fn opt_str(&mut self, s: Option<&str>) {
-        match s {
-            None => self.u8(0),
-            Some(s) => {
-                self.u8(1);
-                self.str(s);
-            }
-        }
-    }
-
-    fn opt_u64(&mut self, v: Option<u64>) {
-        match v {
-            None => self.u8(0),
-            Some(v) => {
-                self.u8(1);
-                self.uv(v);
-            }
-        }
-    }
-
-    fn opt_i64(&mut self, v: Option<i64>) {
-        match v {
-            None => self.u8(0),
-            Some(v) => {
-                self.u8(1);
-                self.iv(v);
-            }
-        }
-    }
-
     /// Lower-case hex as its bytes (half the size); anything else as text.
     fn hex(&mut self, s: &str) {
         match ca_core::hex::decode(s) {
@@ -160,16 +141,6 @@ impl Enc {
             _ => {
                 self.u8(1);
                 self.str(s);
-            }
-        }
-    }
-
-    fn opt_hex(&mut self, s: Option<&str>) {
-        match s {
-            None => self.u8(0),
-            Some(s) => {
-                self.u8(1);
-                self.hex(s);
             }
         }
     }
@@ -192,16 +163,6 @@ impl Enc {
         }
     }
 
-    fn opt_word(&mut self, s: Option<&str>) {
-        match s {
-            None => self.u8(0),
-            Some(s) => {
-                self.u8(1);
-                self.word(s);
-            }
-        }
-    }
-
     /// A time: its seconds when it is exactly their RFC 3339 form.
     fn time(&mut self, s: &str) {
         match unix_of(s) {
@@ -212,16 +173,6 @@ impl Enc {
             None => {
                 self.u8(1);
                 self.str(s);
-            }
-        }
-    }
-
-    fn opt_time(&mut self, s: Option<&str>) {
-        match s {
-            None => self.u8(0),
-            Some(s) => {
-                self.u8(1);
-                self.time(s);
             }
         }
     }
@@ -271,6 +222,14 @@ struct Dec<'a> {
 }
 
 impl<'a> Dec<'a> {
+    /// An optional value written by `Enc::opt`, read back by `get`.
+    fn opt<T>(
+        &mut self,
+        get: impl FnOnce(&mut Self) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(if self.flag()? { Some(get(self)?) } else { None })
+    }
+
     fn u8(&mut self) -> Result<u8, StoreError> {
         let (&first, rest) = self.b.split_first().ok_or_else(|| corrupt("truncated"))?;
         self.b = rest;
@@ -310,36 +269,12 @@ impl<'a> Dec<'a> {
         }
     }
 
-    fn opt_str(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(if self.flag()? {
-            Some(self.str()?)
-        } else {
-            None
-        })
-    }
-
-    fn opt_u64(&mut self) -> Result<Option<u64>, StoreError> {
-        Ok(if self.flag()? { Some(self.uv()?) } else { None })
-    }
-
-    fn opt_i64(&mut self) -> Result<Option<i64>, StoreError> {
-        Ok(if self.flag()? { Some(self.iv()?) } else { None })
-    }
-
     fn hex(&mut self) -> Result<String, StoreError> {
         match self.u8()? {
             0 => Ok(ca_core::hex::encode(self.bytes()?)),
             1 => self.str(),
             _ => Err(corrupt("hex tag")),
         }
-    }
-
-    fn opt_hex(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(if self.flag()? {
-            Some(self.hex()?)
-        } else {
-            None
-        })
     }
 
     fn word(&mut self) -> Result<String, StoreError> {
@@ -352,28 +287,12 @@ impl<'a> Dec<'a> {
         }
     }
 
-    fn opt_word(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(if self.flag()? {
-            Some(self.word()?)
-        } else {
-            None
-        })
-    }
-
     fn time(&mut self) -> Result<String, StoreError> {
         match self.u8()? {
             0 => Ok(rfc3339(self.iv()?)),
             1 => self.str(),
             _ => Err(corrupt("time tag")),
         }
-    }
-
-    fn opt_time(&mut self) -> Result<Option<String>, StoreError> {
-        Ok(if self.flag()? {
-            Some(self.time()?)
-        } else {
-            None
-        })
     }
 
     fn time_of(&mut self, unix: i64) -> Result<String, StoreError> {
@@ -452,7 +371,7 @@ pub fn encode_cert(r: &CertRecord, der_seq: Option<u64>) -> Result<Vec<u8>, Stor
     e.str(&r.requested_by);
     e.hex(&r.boot_id);
     e.u8(u8::from(r.server_generated_key));
-    e.opt_hex(r.renewed_from.as_deref());
+    e.opt(r.renewed_from.as_deref(), Enc::hex);
     match &r.revocation {
         None => e.u8(0),
         // Rare, and read rarely: its JSON inside.
@@ -461,8 +380,8 @@ pub fn encode_cert(r: &CertRecord, der_seq: Option<u64>) -> Result<Vec<u8>, Stor
             e.bytes(&json(rv)?);
         }
     }
-    e.opt_hex(r.requester_fingerprint.as_deref());
-    e.opt_u64(der_seq);
+    e.opt(r.requester_fingerprint.as_deref(), Enc::hex);
+    e.opt(der_seq, Enc::uv);
     Ok(e.0)
 }
 
@@ -495,15 +414,15 @@ pub fn decode_cert_and_der_seq(b: &[u8]) -> Result<(CertRecord, Option<u64>), St
         requested_by: d.str()?,
         boot_id: d.hex()?,
         server_generated_key: d.flag()?,
-        renewed_from: d.opt_hex()?,
+        renewed_from: d.opt(Dec::hex)?,
         revocation: if d.flag()? {
             Some(unjson::<Revocation>(d.bytes()?)?)
         } else {
             None
         },
-        requester_fingerprint: d.opt_hex()?,
+        requester_fingerprint: d.opt(Dec::hex)?,
     };
-    let der_seq = d.opt_u64()?;
+    let der_seq = d.opt(Dec::uv)?;
     d.end()?;
     Ok((r, der_seq))
 }
@@ -520,7 +439,7 @@ pub fn encode_audit(a: &AuditEntry) -> Vec<u8> {
     e.word(&a.action);
     e.target(&a.target);
     e.word(&a.outcome.decision);
-    e.opt_str(a.outcome.statement.as_deref());
+    e.opt(a.outcome.statement.as_deref(), Enc::str);
     // The reason a statement decided by is said by decision and statement.
     let by_statement = a
         .outcome
@@ -570,7 +489,7 @@ pub fn decode_audit(b: &[u8]) -> Result<AuditEntry, StoreError> {
     let action = d.word()?;
     let target = d.prefixed_hex()?;
     let decision = d.word()?;
-    let statement = d.opt_str()?;
+    let statement = d.opt(Dec::str)?;
     let reason = match (d.u8()?, &statement) {
         (0, Some(st)) => statement_reason(&decision, st),
         (1, _) => d.word()?,
@@ -628,17 +547,17 @@ pub fn encode_event(v: &EventRecord) -> Vec<u8> {
     e.time_of(&v.time, v.unix);
     e.str(&v.ca_id);
     let d = &v.detail;
-    e.opt_hex(d.serial.as_deref());
-    e.opt_str(d.subject.as_deref());
+    e.opt(d.serial.as_deref(), Enc::hex);
+    e.opt(d.subject.as_deref(), Enc::str);
     e.strs(&d.sans);
-    e.opt_word(d.profile.as_deref());
-    e.opt_time(d.not_after.as_deref());
-    e.opt_i64(d.days_to_expiry);
-    e.opt_str(d.reason.as_deref());
-    e.opt_str(d.by.as_deref());
-    e.opt_u64(d.crl_number);
-    e.opt_u64(d.crl_entries);
-    e.opt_time(d.next_update.as_deref());
+    e.opt(d.profile.as_deref(), Enc::word);
+    e.opt(d.not_after.as_deref(), Enc::time);
+    e.opt(d.days_to_expiry, Enc::iv);
+    e.opt(d.reason.as_deref(), Enc::str);
+    e.opt(d.by.as_deref(), Enc::str);
+    e.opt(d.crl_number, Enc::uv);
+    e.opt(d.crl_entries, Enc::uv);
+    e.opt(d.next_update.as_deref(), Enc::time);
     e.0
 }
 
@@ -692,17 +611,17 @@ pub fn decode_event(b: &[u8], audit: &mut AuditLookup<'_>) -> Result<EventRecord
         unix,
         ca_id: d.str()?,
         detail: EventDetail {
-            serial: d.opt_hex()?,
-            subject: d.opt_str()?,
+            serial: d.opt(Dec::hex)?,
+            subject: d.opt(Dec::str)?,
             sans: d.strs()?,
-            profile: d.opt_word()?,
-            not_after: d.opt_time()?,
-            days_to_expiry: d.opt_i64()?,
-            reason: d.opt_str()?,
-            by: d.opt_str()?,
-            crl_number: d.opt_u64()?,
-            crl_entries: d.opt_u64()?,
-            next_update: d.opt_time()?,
+            profile: d.opt(Dec::word)?,
+            not_after: d.opt(Dec::time)?,
+            days_to_expiry: d.opt(Dec::iv)?,
+            reason: d.opt(Dec::str)?,
+            by: d.opt(Dec::str)?,
+            crl_number: d.opt(Dec::uv)?,
+            crl_entries: d.opt(Dec::uv)?,
+            next_update: d.opt(Dec::time)?,
         },
         audit_seq: None,
     };
