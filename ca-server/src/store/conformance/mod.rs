@@ -167,6 +167,16 @@ async fn issue_one(s: &dyn Store, ca: &str, serial: &str) {
     .await;
 }
 
+/// Issue `serial` of `ca` (reserved before or not) with placeholder DER.
+async fn issue_serial(s: &dyn Store, ca: &str, serial: &str) -> Result<(), StoreError> {
+    s.issue(
+        issued(intent(ca, serial, "boot1")),
+        b"der".to_vec(),
+        draft("IssueCertificate", serial),
+    )
+    .await
+}
+
 /// Reserve `serial`, then issue it with `der` and the audit entry `audit`.
 async fn issue_with(s: &dyn Store, ca: &str, serial: &str, der: Vec<u8>, audit: AuditDraft) {
     let r = s
@@ -221,13 +231,7 @@ async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir:
         .await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     // Once issued, a replay returns the certificate.
-    s.issue(
-        issued(intent(CA1, "02", "boot1")),
-        b"der".to_vec(),
-        draft("IssueCertificate", "02"),
-    )
-    .await
-    .expect("issue");
+    issue_serial(s.as_ref(), CA1, "02").await.expect("issue");
     let r = s
         .reserve(intent(CA1, "05", "boot1"), tok("05", "h1"), no_tokens())
         .await
@@ -235,21 +239,9 @@ async fn serials_are_never_reused_and_tokens_bind_requests(b: &dyn Backend, dir:
     assert!(matches!(r, ReserveOutcome::Existing(ref rec) if rec.serial == "02"));
     // Issuing twice is refused; without a reservation, a serial another
     // certificate holds is refused.
-    let again = s
-        .issue(
-            issued(intent(CA1, "02", "boot1")),
-            b"der".to_vec(),
-            draft("IssueCertificate", "02"),
-        )
-        .await;
+    let again = issue_serial(s.as_ref(), CA1, "02").await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    let unreserved = s
-        .issue(
-            issued(intent(CA2, "02", "boot1")),
-            b"der".to_vec(),
-            draft("IssueCertificate", "02"),
-        )
-        .await;
+    let unreserved = issue_serial(s.as_ref(), CA2, "02").await;
     assert!(
         matches!(unreserved, Err(StoreError::SerialTaken)),
         "{unreserved:?}"
@@ -262,13 +254,7 @@ async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Pa
     issue_one(s.as_ref(), CA1, "0a").await;
     // A refused issue (its serial is taken, here by another CA's
     // certificate) writes neither certificate nor entry.
-    let refused = s
-        .issue(
-            issued(intent(CA2, "0a", "boot1")),
-            b"der".to_vec(),
-            draft("IssueCertificate", "0a"),
-        )
-        .await;
+    let refused = issue_serial(s.as_ref(), CA2, "0a").await;
     assert!(
         matches!(refused, Err(StoreError::SerialTaken)),
         "{refused:?}"
@@ -276,13 +262,9 @@ async fn an_action_and_its_audit_entry_commit_together(b: &dyn Backend, dir: &Pa
     assert!(s.get_cert(CA2, "0a").expect("read").is_none());
     // With no intent (the one-commit path) a fresh serial is stored and
     // claimed in the same commit.
-    s.issue(
-        issued(intent(CA1, "0c", "boot1")),
-        b"der".to_vec(),
-        draft("IssueCertificate", "0c"),
-    )
-    .await
-    .expect("one commit");
+    issue_serial(s.as_ref(), CA1, "0c")
+        .await
+        .expect("one commit");
     assert_eq!(s.ca_of_serial("0c").expect("read").as_deref(), Some(CA1));
     let again = s
         .reserve(intent(CA2, "0c", "boot1"), None, no_tokens())
@@ -534,13 +516,7 @@ async fn concurrent_writers_each_get_their_own_answer(b: &dyn Backend, dir: &Pat
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let serial = format!("b{:03x}", i % 48);
-            let r = s
-                .issue(
-                    issued(intent(CA1, &serial, "boot1")),
-                    b"der".to_vec(),
-                    draft("IssueCertificate", &serial),
-                )
-                .await;
+            let r = issue_serial(s.as_ref(), CA1, &serial).await;
             r.is_ok()
         }));
     }
