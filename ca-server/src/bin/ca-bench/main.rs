@@ -21,27 +21,26 @@
 //! loads an existing server (issuing real certificates into its store).
 
 use std::path::PathBuf;
-use std::process::{Child, Command};
 use std::str::FromStr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
-use ca_core::cert::{
-    create_intermediate, create_root, prepare, CertificateRequest, IntermediateParams, Issuer,
-    IssuerUrls, RootParams,
-};
-use ca_core::csr::{create_csr, parse_csr};
-use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use anyhow::Context;
+use ca_core::csr::create_csr;
+use ca_core::keys::{KeyAlgorithm, SoftwareKey};
 use ca_core::names::SanEntry;
-use ca_core::profile::Profile;
-use ca_core::serial::Serial;
 use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
 use ca_server::api::wire;
 use clap::Parser;
 use hyper::body::Bytes;
 use x509_cert::name::Name;
 
+#[path = "../bench_support/mod.rs"]
 mod bench_support;
+mod floors;
+mod temp_server;
+
+use floors::{crypto_floor_us, durability_floor, in_process_rate};
+use temp_server::{print_store_usage, start_temp_server};
 
 #[derive(Parser)]
 #[command(
@@ -103,12 +102,6 @@ impl Args {
             pin: None,
         })
     }
-}
-
-struct TempServer {
-    child: Child,
-    dir: PathBuf,
-    stopped: bool,
 }
 
 /// Distinct CSRs the load generator sends in turn.
@@ -187,334 +180,6 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
             _ => None,
         },
     }
-}
-
-/// What one durable write costs on this disk, whatever writes it: a 4 KiB
-/// page overwritten in place and `fdatasync`ed, in a file beside the store.
-/// Latency percentiles and CPU per sync.
-struct SyncFloor {
-    p50_ms: f64,
-    p99_ms: f64,
-    cpu_us: f64,
-}
-
-fn durability_floor(dir: &std::path::Path) -> anyhow::Result<SyncFloor> {
-    use std::os::unix::fs::FileExt;
-    const PAGE: usize = 4096;
-    const PAGES: usize = 256;
-    let path = dir.join(format!(".ca-bench-sync-{}", std::process::id()));
-    let result = (|| -> anyhow::Result<SyncFloor> {
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("creating {}", path.display()))?;
-        // Real blocks, not a sparse file: the store overwrites pages it has.
-        file.write_all_at(&vec![0u8; PAGE * PAGES], 0)?;
-        file.sync_all()?;
-        let page = [0x5au8; PAGE];
-        let mut latencies = Vec::new();
-        let cpu0 = bench_support::cpu_seconds("self");
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_millis(700) {
-            let offset = (latencies.len() % PAGES * PAGE) as u64;
-            let t = Instant::now();
-            file.write_all_at(&page, offset)?;
-            file.sync_data()?;
-            latencies.push(t.elapsed());
-        }
-        let cpu1 = bench_support::cpu_seconds("self");
-        latencies.sort_unstable();
-        let n = latencies.len();
-        let at = |q: f64| latencies[((n as f64 * q) as usize).min(n - 1)].as_secs_f64() * 1e3;
-        Ok(SyncFloor {
-            p50_ms: at(0.50),
-            p99_ms: at(0.99),
-            cpu_us: match (cpu0, cpu1) {
-                (Some(a), Some(b)) => (b - a) * 1e6 / n as f64,
-                _ => f64::NAN,
-            },
-        })
-    })();
-    let _ = std::fs::remove_file(&path);
-    result
-}
-
-/// The cryptographic floor of one issuance: one P-256 signature and one
-/// P-256 signature check (the CSR's), in microseconds on one core.
-fn crypto_floor_us() -> anyhow::Result<f64> {
-    use der::Decode;
-    let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)?;
-    let message = [7u8; 600];
-    let signature = key.sign(&message)?;
-    let spki = x509_cert::spki::SubjectPublicKeyInfoRef::from_der(key.public_key_der())?;
-    let alg = ca_core::signature::SignatureAlgorithm::default_for(key.kind());
-    let time_of = |f: &mut dyn FnMut() -> anyhow::Result<()>| -> anyhow::Result<f64> {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < Duration::from_millis(700) {
-            f()?;
-            n += 1;
-        }
-        Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
-    };
-    let sign = time_of(&mut || {
-        std::hint::black_box(key.sign(&message)?);
-        Ok(())
-    })?;
-    let verify = time_of(&mut || {
-        ca_core::signature::verify_with(&spki, alg, &message, &signature)?;
-        Ok(())
-    })?;
-    Ok(sign + verify)
-}
-
-impl TempServer {
-    /// Stop the server (its store's file lock goes with it); the directory stays.
-    fn stop(&mut self) {
-        if !std::mem::replace(&mut self.stopped, true) {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Where the store's bytes went, table by table, per stored certificate.
-fn print_store_usage(dir: &std::path::Path) -> anyhow::Result<()> {
-    let usage = ca_server::store::usage(dir)?;
-    let certs = usage
-        .tables
-        .iter()
-        .find(|t| t.name == "certs")
-        .map_or(0, |t| t.entries);
-    if certs == 0 {
-        return Ok(());
-    }
-    let per = |b: u64| b as f64 / certs as f64;
-    println!(
-        "store after the run: {certs} certificates, file {:.0} B/cert; by table (B/cert: stored + page overhead + unused in pages):",
-        per(usage.file_bytes)
-    );
-    for t in usage.tables.iter().filter(|t| t.entries > 0) {
-        let total = t.stored_bytes + t.metadata_bytes + t.fragmented_bytes;
-        if per(total) < 1.0 {
-            continue;
-        }
-        println!(
-            "  {:<14} {:>9} entries {:>7.0} = {:.0} + {:.0} + {:.0}",
-            t.name,
-            t.entries,
-            per(total),
-            per(t.stored_bytes),
-            per(t.metadata_bytes),
-            per(t.fragmented_bytes)
-        );
-    }
-    Ok(())
-}
-
-impl Drop for TempServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn start_temp_server(
-    seed: u64,
-    pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
-    switched_off: Option<&str>,
-) -> anyhow::Result<(TempServer, ClientProfile, String)> {
-    let server = bench_support::server_exe()?;
-    let dir = std::env::temp_dir().join(format!(
-        "ca-bench-{}{}{}{}",
-        std::process::id(),
-        if pkcs11.is_some() { "-hsm" } else { "" },
-        if seed > 0 { "-seeded" } else { "" },
-        switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut init = Command::new(&server);
-    init.args(["init", "--data-dir"]).arg(&dir);
-    if let Some(p) = pkcs11 {
-        init.arg("--pkcs11-module")
-            .arg(&p.module)
-            .arg("--pkcs11-token-label")
-            .arg(p.token_label.as_deref().unwrap_or_default());
-        if let Some(f) = &p.pin_file {
-            init.arg("--pkcs11-pin-file").arg(std::fs::canonicalize(f)?);
-        }
-    }
-    let st = init
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !st.success() {
-        bail!("ca-server init failed");
-    }
-    if seed > 0 {
-        seed_store(&dir, seed)?;
-    }
-    if let Some(section) = switched_off {
-        let path = dir.join("config.toml");
-        let text = std::fs::read_to_string(&path)?;
-        let on = format!("[{section}]\nenabled = true");
-        let off = text.replace(&on, &format!("[{section}]\nenabled = false"));
-        if off == text {
-            bail!("config.toml has no [{section}] enabled = true to switch off");
-        }
-        std::fs::write(&path, off)?;
-    }
-    // The server logs as it would in production (its default level, info,
-    // unless CA_BENCH_SERVER_LOG says otherwise), to a file: what logging
-    // costs is part of what is measured.
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
-    let child = Command::new(&server)
-        .args(["serve", "--data-dir"])
-        .arg(&dir)
-        .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", level)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()?;
-    let guard = TempServer {
-        child,
-        dir: dir.clone(),
-        stopped: false,
-    };
-    let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
-    let start = Instant::now();
-    while !addresses.exists() {
-        if start.elapsed() > Duration::from_secs(30) {
-            bail!("the server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&addresses)?)?;
-    let api = a["api"].as_str().context("api address")?.to_string();
-    let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
-    Ok((guard, profile, api))
-}
-
-/// Store `count` issued-certificate records in a stopped server's store, in
-/// batches through the store's own import, each with a real certificate's DER
-/// (the server's TLS certificate) so records have their real size.
-fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
-    use ca_server::store::{CertRecord, CertStatus};
-    let config = ca_server::config::Config::load(dir)?;
-    // The server's TLS certificate (the first of its chain file).
-    let template = ca_core::pem::decode_all(
-        "CERTIFICATE",
-        &std::fs::read_to_string(dir.join(&config.tls_cert))?,
-    )?
-    .into_iter()
-    .next()
-    .context("the server's TLS certificate")?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let store = ca_server::store::open(dir, "bench-seed".into())?;
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let started = Instant::now();
-    let mut done = 0u64;
-    while done < count {
-        let n = (count - done).min(10_000);
-        let mut certs = Vec::with_capacity(n as usize);
-        for _ in 0..n {
-            // Issued before the run, in time order as the server makes them.
-            let issued_at =
-                time::OffsetDateTime::now_utc() - time::Duration::seconds((count - done) as i64);
-            let serial = Serial::time_ordered(issued_at)?.to_hex();
-            certs.push((
-                CertRecord {
-                    ca_id: config.issuing_ca_id.clone(),
-                    serial: serial.clone(),
-                    status: CertStatus::Issued,
-                    profile: "tls-server".into(),
-                    subject: format!("CN=seed-{serial}.example"),
-                    sans: vec![format!("DNS:seed-{serial}.example")],
-                    key_algorithm: "ECDSA P-256".into(),
-                    not_before: now - 60,
-                    not_after: now + 90 * 86400,
-                    tbs_sha256: String::new(),
-                    created_at: now,
-                    requested_by: "ca-bench seed".into(),
-                    requester_fingerprint: None,
-                    boot_id: "bench-seed".into(),
-                    server_generated_key: false,
-                    renewed_from: None,
-                    revocation: None,
-                },
-                template.clone(),
-            ));
-        }
-        let draft = ca_server::audit::commit_draft("ca-bench", "ImportCertificates", "seed");
-        rt.block_on(store.import_certs(certs, draft))?;
-        done += n;
-    }
-    store.close();
-    println!(
-        "ca-bench: seeded {count} certificates in {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-/// ca-core alone on one thread: CSR parse + verify, build, lint, sign.
-fn in_process_rate(csr_der: &[u8], seconds: f64, key: &dyn Signer) -> anyhow::Result<f64> {
-    let now = time::OffsetDateTime::now_utc();
-    let root_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP384)?;
-    let root = create_root(
-        &root_key,
-        &RootParams::new(Name::from_str("CN=Bench Root")?),
-        now,
-    )?;
-    let params = IntermediateParams {
-        subject: Name::from_str("CN=Bench Issuing CA")?,
-        validity_days: Some(365),
-        path_len: Some(0),
-        name_constraints: None,
-    };
-    let root_issuer = Issuer::new(root, vec![], IssuerUrls::default());
-    let inter = create_intermediate(&root_issuer, &root_key, key.public_key_der(), &params, now)?;
-    let issuer = Issuer::new(
-        inter,
-        vec![root_issuer.certificate.clone()],
-        IssuerUrls {
-            crl: Some("http://127.0.0.1:8080/crl/ca-0000000000000000.crl".into()),
-            ocsp: Some("http://127.0.0.1:8080/ocsp/ca-0000000000000000".into()),
-            ca_issuers: Some("http://127.0.0.1:8080/ca/ca-0000000000000000.der".into()),
-        },
-    );
-    let limits = Profile::TlsServer.default_limits();
-    let once = || -> anyhow::Result<()> {
-        let csr = parse_csr(csr_der)?;
-        let req = CertificateRequest::from_csr(&csr, Profile::TlsServer);
-        let p = prepare(
-            &issuer,
-            &req,
-            Serial::random()?,
-            time::OffsetDateTime::now_utc(),
-            limits,
-        )?;
-        std::hint::black_box(p.sign(key)?);
-        Ok(())
-    };
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(300) {
-        once()?;
-    }
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed().as_secs_f64() < seconds {
-        once()?;
-        n += 1;
-    }
-    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 fn main() -> anyhow::Result<()> {

@@ -1,0 +1,216 @@
+//! The temporary server `ca-bench` measures when given no `--profile`: a
+//! fresh data directory, optionally seeded with stored certificates, and the
+//! sibling `ca-server` binary serving it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use ca_core::serial::Serial;
+use ca_server::api::client::ClientProfile;
+
+use crate::bench_support;
+
+pub(crate) struct TempServer {
+    pub child: Child,
+    pub dir: PathBuf,
+    stopped: bool,
+}
+
+impl TempServer {
+    /// Stop the server (its store's file lock goes with it); the directory stays.
+    pub(crate) fn stop(&mut self) {
+        if !std::mem::replace(&mut self.stopped, true) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Where the store's bytes went, table by table, per stored certificate.
+pub(crate) fn print_store_usage(dir: &std::path::Path) -> anyhow::Result<()> {
+    let usage = ca_server::store::usage(dir)?;
+    let certs = usage
+        .tables
+        .iter()
+        .find(|t| t.name == "certs")
+        .map_or(0, |t| t.entries);
+    if certs == 0 {
+        return Ok(());
+    }
+    let per = |b: u64| b as f64 / certs as f64;
+    println!(
+        "store after the run: {certs} certificates, file {:.0} B/cert; by table (B/cert: stored + page overhead + unused in pages):",
+        per(usage.file_bytes)
+    );
+    for t in usage.tables.iter().filter(|t| t.entries > 0) {
+        let total = t.stored_bytes + t.metadata_bytes + t.fragmented_bytes;
+        if per(total) < 1.0 {
+            continue;
+        }
+        println!(
+            "  {:<14} {:>9} entries {:>7.0} = {:.0} + {:.0} + {:.0}",
+            t.name,
+            t.entries,
+            per(total),
+            per(t.stored_bytes),
+            per(t.metadata_bytes),
+            per(t.fragmented_bytes)
+        );
+    }
+    Ok(())
+}
+
+impl Drop for TempServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Initialise a fresh data directory (seeded with `seed` stored certificates,
+/// CA keys in `pkcs11`'s token, the `switched_off` config section disabled) and
+/// serve it: the guard, the administrator's profile and the API address.
+pub(crate) fn start_temp_server(
+    seed: u64,
+    pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
+    switched_off: Option<&str>,
+) -> anyhow::Result<(TempServer, ClientProfile, String)> {
+    let server = bench_support::server_exe()?;
+    let dir = std::env::temp_dir().join(format!(
+        "ca-bench-{}{}{}{}",
+        std::process::id(),
+        if pkcs11.is_some() { "-hsm" } else { "" },
+        if seed > 0 { "-seeded" } else { "" },
+        switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut init = Command::new(&server);
+    init.args(["init", "--data-dir"]).arg(&dir);
+    if let Some(p) = pkcs11 {
+        init.arg("--pkcs11-module")
+            .arg(&p.module)
+            .arg("--pkcs11-token-label")
+            .arg(p.token_label.as_deref().unwrap_or_default());
+        if let Some(f) = &p.pin_file {
+            init.arg("--pkcs11-pin-file").arg(std::fs::canonicalize(f)?);
+        }
+    }
+    let st = init
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !st.success() {
+        bail!("ca-server init failed");
+    }
+    if seed > 0 {
+        seed_store(&dir, seed)?;
+    }
+    if let Some(section) = switched_off {
+        let path = dir.join("config.toml");
+        let text = std::fs::read_to_string(&path)?;
+        let on = format!("[{section}]\nenabled = true");
+        let off = text.replace(&on, &format!("[{section}]\nenabled = false"));
+        if off == text {
+            bail!("config.toml has no [{section}] enabled = true to switch off");
+        }
+        std::fs::write(&path, off)?;
+    }
+    // The server logs as it would in production (its default level, info,
+    // unless CA_BENCH_SERVER_LOG says otherwise), to a file: what logging
+    // costs is part of what is measured.
+    let log = std::fs::File::create(dir.join("server.log"))?;
+    let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
+    let child = Command::new(&server)
+        .args(["serve", "--data-dir"])
+        .arg(&dir)
+        .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", level)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()?;
+    let guard = TempServer {
+        child,
+        dir: dir.clone(),
+        stopped: false,
+    };
+    let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
+    let start = Instant::now();
+    while !addresses.exists() {
+        if start.elapsed() > Duration::from_secs(30) {
+            bail!("the server did not start");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&addresses)?)?;
+    let api = a["api"].as_str().context("api address")?.to_string();
+    let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
+    Ok((guard, profile, api))
+}
+
+/// Store `count` issued-certificate records in a stopped server's store, in
+/// batches through the store's own import, each with a real certificate's DER
+/// (the server's TLS certificate) so records have their real size.
+fn seed_store(dir: &std::path::Path, count: u64) -> anyhow::Result<()> {
+    use ca_server::store::{CertRecord, CertStatus};
+    let config = ca_server::config::Config::load(dir)?;
+    // The server's TLS certificate (the first of its chain file).
+    let template = ca_core::pem::decode_all(
+        "CERTIFICATE",
+        &std::fs::read_to_string(dir.join(&config.tls_cert))?,
+    )?
+    .into_iter()
+    .next()
+    .context("the server's TLS certificate")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = ca_server::store::open(dir, "bench-seed".into())?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let started = Instant::now();
+    let mut done = 0u64;
+    while done < count {
+        let n = (count - done).min(10_000);
+        let mut certs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            // Issued before the run, in time order as the server makes them.
+            let issued_at =
+                time::OffsetDateTime::now_utc() - time::Duration::seconds((count - done) as i64);
+            let serial = Serial::time_ordered(issued_at)?.to_hex();
+            certs.push((
+                CertRecord {
+                    ca_id: config.issuing_ca_id.clone(),
+                    serial: serial.clone(),
+                    status: CertStatus::Issued,
+                    profile: "tls-server".into(),
+                    subject: format!("CN=seed-{serial}.example"),
+                    sans: vec![format!("DNS:seed-{serial}.example")],
+                    key_algorithm: "ECDSA P-256".into(),
+                    not_before: now - 60,
+                    not_after: now + 90 * 86400,
+                    tbs_sha256: String::new(),
+                    created_at: now,
+                    requested_by: "ca-bench seed".into(),
+                    requester_fingerprint: None,
+                    boot_id: "bench-seed".into(),
+                    server_generated_key: false,
+                    renewed_from: None,
+                    revocation: None,
+                },
+                template.clone(),
+            ));
+        }
+        let draft = ca_server::audit::commit_draft("ca-bench", "ImportCertificates", "seed");
+        rt.block_on(store.import_certs(certs, draft))?;
+        done += n;
+    }
+    store.close();
+    println!(
+        "ca-bench: seeded {count} certificates in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
