@@ -53,9 +53,6 @@ pub(crate) struct Cert<'a> {
     pub raw: RawCert<'a>,
     pub cert: Certificate,
     pub subject_display: String,
-    /// Normalised RDNs (RFC 5280 7.1 style comparison) of subject and issuer.
-    pub subject_rdns: Vec<String>,
-    pub issuer_rdns: Vec<String>,
     pub key: Result<PublicKeyKind, KeyError>,
     pub not_before: i64,
     pub not_after: i64,
@@ -106,9 +103,7 @@ impl<'a> Cert<'a> {
         }
 
         let ext = decode_extensions(&cert, &mut problems);
-        let subject_rdns = normalized_rdns(&tbs.subject);
-        let issuer_rdns = normalized_rdns(&tbs.issuer);
-        let self_issued = raw.subject == raw.issuer || subject_rdns == issuer_rdns;
+        let self_issued = raw.subject == raw.issuer || names_equivalent(&tbs.subject, &tbs.issuer);
         let not_before = unix(&tbs.validity.not_before);
         let not_after = unix(&tbs.validity.not_after);
 
@@ -138,8 +133,6 @@ impl<'a> Cert<'a> {
             der,
             subject_display: display_name(&tbs.subject),
             raw,
-            subject_rdns,
-            issuer_rdns,
             key,
             not_before,
             not_after,
@@ -156,6 +149,16 @@ impl<'a> Cert<'a> {
             .basic_constraints
             .as_ref()
             .is_some_and(|bc| bc.value.ca)
+    }
+
+    /// Whether `self` may have issued `subject`: its subject is `subject`'s
+    /// issuer, byte for byte or under [`names_equivalent`].
+    pub(crate) fn named_issuer_of(&self, subject: &Cert<'_>) -> bool {
+        self.raw.subject == subject.raw.issuer
+            || names_equivalent(
+                &self.cert.tbs_certificate.subject,
+                &subject.cert.tbs_certificate.issuer,
+            )
     }
 
     pub(crate) fn serial(&self) -> &[u8] {
@@ -333,6 +336,58 @@ pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
             parts.join("+")
         })
         .collect()
+}
+
+/// Whether `a` and `b` are equal under [`normalized_rdns`], without building it:
+/// chain building compares names for every issuer candidate, and nearly every
+/// RDN holds one ASCII string, which is compared here in place. Anything else
+/// (multi-valued RDNs, non-ASCII text, whose lower-casing is context-dependent)
+/// is left to [`normalized_rdns`] itself.
+pub(crate) fn names_equivalent(a: &Name, b: &Name) -> bool {
+    if a.0.len() != b.0.len() {
+        return false;
+    }
+    let mut undecided = false;
+    for (ra, rb) in a.0.iter().zip(b.0.iter()) {
+        match (ra.0.as_slice(), rb.0.as_slice()) {
+            ([x], [y]) => match single_attributes_equivalent(x, y) {
+                Some(true) => {}
+                // The normalised forms differ at this RDN, whatever the others hold.
+                Some(false) => return false,
+                None => undecided = true,
+            },
+            _ => undecided = true,
+        }
+    }
+    !undecided || normalized_rdns(a) == normalized_rdns(b)
+}
+
+/// [`normalized_rdns`]'s verdict on two single-attribute RDNs, or `None` when
+/// the text is not ASCII.
+fn single_attributes_equivalent(
+    x: &x509_cert::attr::AttributeTypeAndValue,
+    y: &x509_cert::attr::AttributeTypeAndValue,
+) -> Option<bool> {
+    if x.oid != y.oid {
+        return Some(false);
+    }
+    match (attr_string(&x.value), attr_string(&y.value)) {
+        (Some(s), Some(t)) if s.is_ascii() && t.is_ascii() => {
+            // Word sequences equal ignoring ASCII case is what joining the
+            // words with one space and lower-casing compares.
+            let (mut i, mut j) = (s.split_whitespace(), t.split_whitespace());
+            loop {
+                match (i.next(), j.next()) {
+                    (None, None) => return Some(true),
+                    (Some(a), Some(b)) if a.eq_ignore_ascii_case(b) => {}
+                    _ => return Some(false),
+                }
+            }
+        }
+        (Some(_), Some(_)) => None,
+        (None, None) => Some(x.value.tag() == y.value.tag() && x.value.value() == y.value.value()),
+        _ => Some(false),
+    }
 }
 
 /// The string value of a directory attribute, when it is a string type.

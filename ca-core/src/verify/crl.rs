@@ -4,15 +4,13 @@
 use der::Decode;
 use spki::SubjectPublicKeyInfoRef;
 
-use super::cert::{normalized_rdns, Cert, KU_CRL_SIGN};
+use super::cert::{names_equivalent, Cert, KU_CRL_SIGN};
 use crate::crl::{parse_crl, CrlError, ParsedCrl};
 use crate::signature::verify_signature;
 
-/// A caller's CRL, parsed once by [`crate::crl`], with its issuer name in the
-/// normalised form chain building compares.
+/// A caller's CRL, parsed once by [`crate::crl`].
 pub(crate) struct CallerCrl {
     crl: ParsedCrl,
-    issuer_rdns: Vec<String>,
 }
 
 impl CallerCrl {
@@ -21,8 +19,7 @@ impl CallerCrl {
             CrlError::Malformed(what) => format!("CRL does not decode: {what}"),
             other => format!("CRL does not decode: {other}"),
         })?;
-        let issuer_rdns = normalized_rdns(&crl.issuer);
-        Ok(CallerCrl { crl, issuer_rdns })
+        Ok(CallerCrl { crl })
     }
 }
 
@@ -35,7 +32,11 @@ pub(crate) fn check(
     now: i64,
 ) -> Result<String, String> {
     let mut consulted = 0usize;
-    for caller_crl in crls.iter().filter(|c| c.issuer_rdns == cert.issuer_rdns) {
+    let cert_issuer = &cert.cert.tbs_certificate.issuer;
+    for caller_crl in crls
+        .iter()
+        .filter(|c| names_equivalent(&c.crl.issuer, cert_issuer))
+    {
         let crl = &caller_crl.crl;
         let spki = SubjectPublicKeyInfoRef::from_der(issuer.raw.spki)
             .map_err(|_| "issuer key does not parse".to_string())?;

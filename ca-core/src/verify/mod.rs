@@ -378,7 +378,7 @@ impl Builder<'_, '_> {
             .iter()
             .enumerate()
             .skip(1)
-            .filter(|(i, c)| !path.contains(i) && c.subject_rdns == cur_cert.issuer_rdns)
+            .filter(|(i, c)| !path.contains(i) && c.named_issuer_of(cur_cert))
             .map(|(i, c)| {
                 let ski = c.ext.subject_key_id.as_ref().map(|s| s.value.as_slice());
                 let key_mismatch = matches!((&aki, ski), (Some(a), Some(s)) if a.as_slice() != s);

@@ -58,7 +58,7 @@ pub(crate) fn cert_names<'c>(cert: &'c Cert<'_>) -> Vec<NameRef<'c>> {
     let mut out = Vec::new();
     let subject = &cert.cert.tbs_certificate.subject;
     if !subject.is_empty() {
-        out.push(NameRef::Dir(cert.subject_rdns.clone()));
+        out.push(NameRef::Dir(normalized_rdns(subject)));
         for v in attrs(subject, AT_EMAIL_ADDRESS) {
             match attr_string(v) {
                 Some(s) => out.push(NameRef::Email(s)),

@@ -333,3 +333,74 @@ fn names_display_as_x509_cert_displays_them() {
         assert_eq!(cert::display_name(name), name.to_string(), "{name:?}");
     }
 }
+
+/// A name from RDNs of (attribute OID, value tag, value bytes).
+fn raw_name(rdns: &[&[(const_oid::ObjectIdentifier, der::Tag, &[u8])]]) -> x509_cert::name::Name {
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let rdns = rdns
+        .iter()
+        .map(|atvs| {
+            let atvs: Vec<AttributeTypeAndValue> = atvs
+                .iter()
+                .map(|(oid, tag, bytes)| AttributeTypeAndValue {
+                    oid: *oid,
+                    value: der::Any::new(*tag, *bytes).unwrap(),
+                })
+                .collect();
+            RelativeDistinguishedName(der::asn1::SetOfVec::try_from(atvs).unwrap())
+        })
+        .collect();
+    RdnSequence(rdns)
+}
+
+#[test]
+fn in_place_name_comparison_agrees_with_the_normalised_form() {
+    use der::Tag::{OctetString, PrintableString, Utf8String};
+    let cn = oids::AT_COMMON_NAME;
+    let o = const_oid::ObjectIdentifier::new_unwrap("2.5.4.10");
+    let names = [
+        raw_name(&[&[(cn, Utf8String, b"Issuing CA")]]),
+        raw_name(&[&[(cn, PrintableString, b"  issuing   ca ")]]),
+        raw_name(&[&[(cn, Utf8String, b"Issuing\tCA")]]),
+        raw_name(&[&[(cn, Utf8String, b"Issuing CA2")]]),
+        raw_name(&[&[(cn, Utf8String, b"IssuingCA")]]),
+        raw_name(&[&[(o, Utf8String, b"Issuing CA")]]),
+        raw_name(&[&[(cn, OctetString, b"Issuing CA")]]),
+        raw_name(&[&[(cn, OctetString, b"issuing ca")]]),
+        raw_name(&[&[(cn, Utf8String, b"\xff\xfe")]]),
+        raw_name(&[&[(cn, PrintableString, b"\xff\xfe")]]),
+        raw_name(&[&[(cn, Utf8String, "ΣΊΣΥΦΟΣ".as_bytes())]]),
+        raw_name(&[&[(cn, Utf8String, "σίσυφος".as_bytes())]]),
+        raw_name(&[&[(cn, Utf8String, "Σίσυφος".as_bytes())]]),
+        raw_name(&[
+            &[(o, Utf8String, b"Org")],
+            &[(cn, Utf8String, b"Issuing CA")],
+        ]),
+        raw_name(&[
+            &[(o, Utf8String, b"ORG")],
+            &[(cn, Utf8String, b"issuing ca")],
+        ]),
+        raw_name(&[
+            &[(o, Utf8String, b"Other")],
+            &[(cn, Utf8String, "ΣΊΣΥΦΟΣ".as_bytes())],
+        ]),
+        raw_name(&[&[(o, Utf8String, b"Org"), (cn, Utf8String, b"Issuing CA")]]),
+        raw_name(&[&[(cn, Utf8String, b"issuing ca"), (o, Utf8String, b"org")]]),
+        raw_name(&[]),
+    ];
+    let mut equal_pairs = 0;
+    for a in &names {
+        for b in &names {
+            let normalised = cert::normalized_rdns(a) == cert::normalized_rdns(b);
+            assert_eq!(cert::names_equivalent(a, b), normalised, "{a} against {b}");
+            equal_pairs += usize::from(normalised);
+        }
+    }
+    // Distinct entries that are equivalent (spellings of "Issuing CA", the
+    // two-RDN and the multi-valued pairs) make both verdicts occur.
+    assert!(
+        equal_pairs > names.len(),
+        "the cases include equivalent pairs"
+    );
+}
