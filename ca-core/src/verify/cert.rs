@@ -13,7 +13,8 @@ use x509_cert::ext::pkix::{
     NameConstraints, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::name::Name;
-use x509_cert::Certificate;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
 
 use super::explain::CheckKind;
 use crate::der_util::{raw_cert, RawCert};
@@ -29,6 +30,45 @@ pub(crate) const AT_EMAIL_ADDRESS: ObjectIdentifier =
 /// keyUsage bits, numbered as in RFC 5280 (bit 0 = digitalSignature).
 pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
+
+/// x509-cert's `Certificate`, field for field with the same DER rules (the
+/// same derive and attributes), but borrowing the key, the signature and the
+/// extension values from the input instead of copying each into its own
+/// allocation: a validation decodes every certificate it is given.
+#[derive(Clone, Debug, der::Sequence)]
+pub(crate) struct LeanCertificate<'a> {
+    pub tbs_certificate: LeanTbsCertificate<'a>,
+    pub signature_algorithm: spki::AlgorithmIdentifierOwned,
+    pub signature: der::asn1::BitStringRef<'a>,
+}
+
+/// x509-cert's `TbsCertificate`, borrowing as [`LeanCertificate`] does.
+#[derive(Clone, Debug, der::Sequence)]
+pub(crate) struct LeanTbsCertificate<'a> {
+    #[asn1(context_specific = "0", default = "Default::default")]
+    pub version: Version,
+    pub serial_number: SerialNumber,
+    pub signature: spki::AlgorithmIdentifierOwned,
+    pub issuer: Name,
+    pub validity: Validity,
+    pub subject: Name,
+    pub subject_public_key_info: SubjectPublicKeyInfoRef<'a>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    pub issuer_unique_id: Option<der::asn1::BitStringRef<'a>>,
+    #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
+    pub subject_unique_id: Option<der::asn1::BitStringRef<'a>>,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    pub extensions: Option<Vec<LeanExtension<'a>>>,
+}
+
+/// x509-cert's `Extension`, its value borrowed.
+#[derive(Clone, Debug, der::Sequence)]
+pub(crate) struct LeanExtension<'a> {
+    pub extn_id: ObjectIdentifier,
+    #[asn1(default = "Default::default")]
+    pub critical: bool,
+    pub extn_value: der::asn1::OctetStringRef<'a>,
+}
 
 /// An extension value with its criticality.
 #[derive(Clone, Debug)]
@@ -51,7 +91,7 @@ pub(crate) struct Extensions {
 pub(crate) struct Cert<'a> {
     pub der: &'a [u8],
     pub raw: RawCert<'a>,
-    pub cert: Certificate,
+    pub cert: LeanCertificate<'a>,
     pub subject_display: String,
     pub key: Result<PublicKeyKind, KeyError>,
     pub not_before: i64,
@@ -68,7 +108,7 @@ impl<'a> Cert<'a> {
     /// Decode `der`; `Err` only when it is not a certificate at all.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, String> {
         let raw = raw_cert(der).ok_or("not a DER certificate")?;
-        let cert = Certificate::from_der(der).map_err(|e| format!("does not decode: {e}"))?;
+        let cert = LeanCertificate::from_der(der).map_err(|e| format!("does not decode: {e}"))?;
         let tbs = &cert.tbs_certificate;
         let mut problems = Vec::new();
 
@@ -415,7 +455,10 @@ fn bad(problems: &mut Vec<(CheckKind, String)>, what: &str) {
     problems.push((CheckKind::Encoding, format!("malformed {what} extension")));
 }
 
-fn decode_extensions(cert: &Certificate, problems: &mut Vec<(CheckKind, String)>) -> Extensions {
+fn decode_extensions(
+    cert: &LeanCertificate<'_>,
+    problems: &mut Vec<(CheckKind, String)>,
+) -> Extensions {
     let mut out = Extensions::default();
     let Some(exts) = &cert.tbs_certificate.extensions else {
         return out;

@@ -404,3 +404,90 @@ fn in_place_name_comparison_agrees_with_the_normalised_form() {
         "the cases include equivalent pairs"
     );
 }
+
+/// Every certificate x509-limbo carries, DER.
+fn limbo_certificates() -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/limbo/limbo.json.gz"
+    );
+    let gz = std::fs::read(path).expect("the x509-limbo suite beside the repository");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_string(&mut text)
+        .expect("limbo.json.gz decompresses");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("limbo.json parses");
+    let mut out = Vec::new();
+    let mut stack = vec![&json];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains("BEGIN CERTIFICATE") => {
+                out.extend(crate::pem::decode_all("CERTIFICATE", s).unwrap_or_default());
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The borrowed decoding accepts exactly what x509-cert's `Certificate` does,
+/// and reads the same structure: checked on every limbo certificate (many
+/// deliberately malformed) and on single-byte corruptions of an eighth of them.
+#[test]
+fn lean_certificate_decodes_as_x509_cert_does() {
+    use der::{Decode, Encode};
+    let certs = limbo_certificates();
+    assert!(
+        certs.len() > 1000,
+        "only {} limbo certificates",
+        certs.len()
+    );
+    let (mut compared, mut rejected) = (0usize, 0usize);
+    let mut check = |der: &[u8]| {
+        let theirs = x509_cert::Certificate::from_der(der);
+        let ours = cert::LeanCertificate::from_der(der);
+        match (&theirs, &ours) {
+            (Ok(t), Ok(o)) => assert_eq!(
+                t.to_der().unwrap(),
+                o.to_der().unwrap(),
+                "same structure read"
+            ),
+            (Err(_), Err(_)) => rejected += 1,
+            _ => panic!(
+                "x509-cert {} but the lean decoding {}: {}",
+                if theirs.is_ok() { "accepts" } else { "rejects" },
+                if ours.is_ok() { "accepts" } else { "rejects" },
+                crate::hex::encode(der)
+            ),
+        }
+        compared += 1;
+    };
+    for (i, der) in certs.iter().enumerate() {
+        check(der);
+        if i % 8 != 0 {
+            continue;
+        }
+        // Corrupt one byte at a spread of places: tags, lengths, contents.
+        let mut bad = der.clone();
+        for at in (0..der.len()).step_by(der.len() / 23 + 1) {
+            for flip in [0x01u8, 0x80, 0xff] {
+                bad[at] ^= flip;
+                check(&bad);
+                bad[at] ^= flip;
+            }
+        }
+    }
+    eprintln!(
+        "{} certificates, {compared} decodings compared, {rejected} rejected by both",
+        certs.len()
+    );
+    assert!(
+        rejected > 10_000,
+        "corruptions were rejected ({rejected} of {compared})"
+    );
+}
