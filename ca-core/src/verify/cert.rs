@@ -58,16 +58,93 @@ pub(crate) struct LeanTbsCertificate<'a> {
     #[asn1(context_specific = "2", tag_mode = "IMPLICIT", optional = "true")]
     pub subject_unique_id: Option<der::asn1::BitStringRef<'a>>,
     #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
-    pub extensions: Option<Vec<LeanExtension<'a>>>,
+    pub extensions: Option<LeanExtensions<'a>>,
 }
 
 /// x509-cert's `Extension`, its value borrowed.
-#[derive(Clone, Debug, der::Sequence)]
+#[derive(Clone, Debug)]
 pub(crate) struct LeanExtension<'a> {
     pub extn_id: ObjectIdentifier,
-    #[asn1(default = "Default::default")]
     pub critical: bool,
     pub extn_value: der::asn1::OctetStringRef<'a>,
+}
+
+/// The extensions' SEQUENCE OF, read by [`walk_extensions`] under the rules der
+/// applies to x509-cert's `Vec<Extension>` (der's generic decoding of it was
+/// a third of a validation's time beside the signatures).
+#[derive(Clone, Debug)]
+pub(crate) struct LeanExtensions<'a> {
+    pub list: Vec<LeanExtension<'a>>,
+    /// The SEQUENCE OF's contents, as given.
+    raw: &'a [u8],
+}
+
+impl der::FixedTag for LeanExtensions<'_> {
+    const TAG: der::Tag = der::Tag::Sequence;
+}
+
+impl<'a> der::DecodeValue<'a> for LeanExtensions<'a> {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        let raw = reader.read_slice(header.length)?;
+        let list = walk_extensions(raw).ok_or_else(|| {
+            reader.error(der::ErrorKind::Value {
+                tag: der::Tag::Sequence,
+            })
+        })?;
+        Ok(LeanExtensions { list, raw })
+    }
+}
+
+impl der::EncodeValue for LeanExtensions<'_> {
+    fn value_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.raw.len())
+    }
+
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        writer.write(self.raw)
+    }
+}
+
+/// Each `Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE,
+/// extnValue OCTET STRING }` of `contents`, or `None` where der would refuse
+/// it: a tag other than these, a non-minimal or indefinite length, an invalid
+/// OID, a BOOLEAN other than 00 or FF (an explicit FALSE is accepted, as der
+/// accepts it), or anything after the value.
+fn walk_extensions(mut contents: &[u8]) -> Option<Vec<LeanExtension<'_>>> {
+    use crate::der_util::read_tlv;
+    let mut list = Vec::with_capacity(10);
+    while !contents.is_empty() {
+        let (extension, rest) = read_tlv(contents).ok()?;
+        contents = rest;
+        if extension.tag != 0x30 {
+            return None;
+        }
+        let (oid, mut fields) = read_tlv(extension.content).ok()?;
+        if oid.tag != 0x06 {
+            return None;
+        }
+        let extn_id = ObjectIdentifier::from_bytes(oid.content).ok()?;
+        let mut critical = false;
+        if fields.first() == Some(&0x01) {
+            let (flag, rest) = read_tlv(fields).ok()?;
+            fields = rest;
+            critical = match flag.content {
+                [0x00] => false,
+                [0xff] => true,
+                _ => return None,
+            };
+        }
+        let (value, rest) = read_tlv(fields).ok()?;
+        if value.tag != 0x04 || !rest.is_empty() {
+            return None;
+        }
+        list.push(LeanExtension {
+            extn_id,
+            critical,
+            extn_value: der::asn1::OctetStringRef::new(value.content).ok()?,
+        });
+    }
+    Some(list)
 }
 
 /// An extension value with its criticality.
@@ -460,7 +537,7 @@ fn decode_extensions(
     problems: &mut Vec<(CheckKind, String)>,
 ) -> Extensions {
     let mut out = Extensions::default();
-    let Some(exts) = &cert.tbs_certificate.extensions else {
+    let Some(exts) = cert.tbs_certificate.extensions.as_ref().map(|e| &e.list) else {
         return out;
     };
     let mut seen: Vec<ObjectIdentifier> = Vec::with_capacity(exts.len());
