@@ -1,6 +1,7 @@
 //! Structured explanation of a validation: per certificate, each check made and
 //! its outcome, printable for people (`verify` in the CLI, walk-throughs).
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// What a check was about; also names the failure in [`super::Reason`].
@@ -74,7 +75,9 @@ impl fmt::Display for CheckKind {
 pub struct Check {
     pub kind: CheckKind,
     pub passed: bool,
-    pub detail: String,
+    /// Most details are fixed texts, kept without a copy: a validation
+    /// records every check it makes.
+    pub detail: Cow<'static, str>,
 }
 
 impl fmt::Display for Check {
@@ -124,7 +127,7 @@ impl CertReport {
         }
     }
 
-    pub(crate) fn pass(&mut self, kind: CheckKind, detail: impl Into<String>) {
+    pub(crate) fn pass(&mut self, kind: CheckKind, detail: impl Into<Cow<'static, str>>) {
         self.checks.push(Check {
             kind,
             passed: true,
@@ -132,7 +135,7 @@ impl CertReport {
         });
     }
 
-    pub(crate) fn fail(&mut self, kind: CheckKind, detail: impl Into<String>) {
+    pub(crate) fn fail(&mut self, kind: CheckKind, detail: impl Into<Cow<'static, str>>) {
         self.checks.push(Check {
             kind,
             passed: false,

@@ -535,7 +535,7 @@ impl Builder<'_, '_> {
             r.first_failure().map(|c| Reason::Check {
                 kind: c.kind,
                 subject: r.subject.clone(),
-                detail: c.detail.clone(),
+                detail: c.detail.to_string(),
             })
         });
         match failure {
@@ -567,13 +567,13 @@ impl Builder<'_, '_> {
         if let Ok(k) = &c.key {
             r.pass(CheckKind::PublicKey, k.to_string());
         }
-        let span = format!("{} .. {}", date(c.not_before), date(c.not_after));
+        let (from, to) = (Date(c.not_before), Date(c.not_after));
         if self.now < c.not_before {
-            r.fail(CheckKind::Validity, format!("not yet valid ({span})"));
+            r.fail(CheckKind::Validity, format!("not yet valid ({from} .. {to})"));
         } else if self.now > c.not_after {
-            r.fail(CheckKind::Validity, format!("expired ({span})"));
+            r.fail(CheckKind::Validity, format!("expired ({from} .. {to})"));
         } else {
-            r.pass(CheckKind::Validity, format!("valid {span}"));
+            r.pass(CheckKind::Validity, format!("valid {from} .. {to}"));
         }
     }
 
@@ -911,9 +911,14 @@ fn eku_name(oid: ObjectIdentifier) -> String {
     }
 }
 
-fn date(unix: i64) -> String {
-    match OffsetDateTime::from_unix_timestamp(unix) {
-        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
-        Err(_) => unix.to_string(),
+/// A Unix time shown as its UTC date.
+struct Date(i64);
+
+impl std::fmt::Display for Date {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match OffsetDateTime::from_unix_timestamp(self.0) {
+            Ok(t) => write!(f, "{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+            Err(_) => write!(f, "{}", self.0),
+        }
     }
 }
