@@ -73,10 +73,10 @@ pub(crate) struct RawCert<'a> {
     pub tbs: &'a [u8],
     pub issuer: &'a [u8],
     pub subject: &'a [u8],
-    pub spki: &'a [u8],
 }
 
-/// Slice a DER certificate into its raw TBS, issuer, subject and SPKI encodings.
+/// Slice a DER certificate into its raw TBS, issuer and subject encodings
+/// (checking an SPKI follows them).
 pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
     let read_tlv = |input| read_tlv(input).ok();
     let (outer, trailing) = read_tlv(der)?;
@@ -99,12 +99,11 @@ pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
     let (issuer, next3) = read_tlv(next2)?;
     let (_validity, next4) = read_tlv(next3)?;
     let (subject, next5) = read_tlv(next4)?;
-    let (spki, _) = read_tlv(next5)?;
+    let (_spki, _) = read_tlv(next5)?;
     Some(RawCert {
         tbs: tbs.whole,
         issuer: issuer.whole,
         subject: subject.whole,
-        spki: spki.whole,
     })
 }
 

@@ -3,14 +3,14 @@
 //! it on its own (problems only matter if the certificate ends up in a path).
 
 use const_oid::ObjectIdentifier;
-use der::asn1::BitString;
+use der::asn1::{BitStringRef, OctetStringRef};
 use der::{Decode, Tagged};
 use spki::SubjectPublicKeyInfoRef;
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityInfoAccessSyntax, AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage,
-    NameConstraints, SubjectAltName, SubjectKeyIdentifier,
+    NameConstraints, SubjectAltName,
 };
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -205,11 +205,7 @@ impl<'a> Cert<'a> {
         if tbs.issuer.is_empty() {
             problems.push((CheckKind::Encoding, "empty issuer name".into()));
         }
-        let spki = SubjectPublicKeyInfoRef::from_der(raw.spki);
-        let key = match spki {
-            Ok(s) => PublicKeyKind::from_spki(&s),
-            Err(_) => Err(KeyError::Malformed("SubjectPublicKeyInfo does not parse")),
-        };
+        let key = PublicKeyKind::from_spki(&tbs.subject_public_key_info);
         match &key {
             Ok(PublicKeyKind::Rsa { bits }) if bits % 8 != 0 => problems.push((
                 CheckKind::PublicKey,
@@ -276,6 +272,11 @@ impl<'a> Cert<'a> {
                 &self.cert.tbs_certificate.subject,
                 &subject.cert.tbs_certificate.issuer,
             )
+    }
+
+    /// The subject public key, as decoded with the certificate.
+    pub(crate) fn spki(&self) -> &SubjectPublicKeyInfoRef<'a> {
+        &self.cert.tbs_certificate.subject_public_key_info
     }
 
     pub(crate) fn serial(&self) -> &[u8] {
@@ -557,7 +558,7 @@ fn decode_extensions(
                 Ok(v) => out.basic_constraints = Some(Ext { value: v, critical }),
                 Err(_) => bad(problems, "basicConstraints"),
             },
-            oids::KEY_USAGE => match BitString::from_der(value) {
+            oids::KEY_USAGE => match BitStringRef::from_der(value) {
                 Ok(bits) => {
                     let mut mask = 0u16;
                     for (i, byte) in bits.raw_bytes().iter().enumerate().take(2) {
@@ -618,10 +619,11 @@ fn decode_extensions(
                         "subjectKeyIdentifier is critical".into(),
                     ));
                 }
-                match SubjectKeyIdentifier::from_der(value) {
+                // x509-cert's SubjectKeyIdentifier is this OCTET STRING.
+                match OctetStringRef::from_der(value) {
                     Ok(v) => {
                         out.subject_key_id = Some(Ext {
-                            value: v.0.as_bytes().to_vec(),
+                            value: v.as_bytes().to_vec(),
                             critical,
                         })
                     }

@@ -1,9 +1,6 @@
 //! Revocation against caller-supplied CRLs (RFC 5280 6.3, simplified: complete
 //! CRLs issued directly by the certificate's issuer; delta CRLs are refused).
 
-use der::Decode;
-use spki::SubjectPublicKeyInfoRef;
-
 use super::cert::{names_equivalent, Cert, KU_CRL_SIGN};
 use crate::crl::{parse_crl, CrlError, ParsedCrl};
 use crate::signature::verify_signature;
@@ -38,11 +35,9 @@ pub(crate) fn check(
         .filter(|c| names_equivalent(&c.crl.issuer, cert_issuer))
     {
         let crl = &caller_crl.crl;
-        let spki = SubjectPublicKeyInfoRef::from_der(issuer.raw.spki)
-            .map_err(|_| "issuer key does not parse".to_string())?;
         let (tbs, sig) = crl.signed_parts();
         // A CRL with the issuer's name but another key is not this issuer's.
-        if verify_signature(&spki, &crl.signature_algorithm, tbs, sig).is_err() {
+        if verify_signature(issuer.spki(), &crl.signature_algorithm, tbs, sig).is_err() {
             continue;
         }
         if let Some(ku) = &issuer.ext.key_usage {

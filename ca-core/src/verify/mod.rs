@@ -18,13 +18,11 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use const_oid::ObjectIdentifier;
-use der::Decode;
-use spki::SubjectPublicKeyInfoRef;
 use time::OffsetDateTime;
 use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::oids;
-use crate::signature::{verify_signature, SignatureAlgorithm};
+use crate::signature::{verify_with, SignatureAlgorithm};
 use cert::{attr_string, attrs, Cert, KU_KEY_CERT_SIGN};
 pub use explain::{CertReport, Check, CheckKind, Explanation, Role};
 
@@ -569,7 +567,10 @@ impl Builder<'_, '_> {
         }
         let (from, to) = (Date(c.not_before), Date(c.not_after));
         if self.now < c.not_before {
-            r.fail(CheckKind::Validity, format!("not yet valid ({from} .. {to})"));
+            r.fail(
+                CheckKind::Validity,
+                format!("not yet valid ({from} .. {to})"),
+            );
         } else if self.now > c.not_after {
             r.fail(CheckKind::Validity, format!("expired ({from} .. {to})"));
         } else {
@@ -718,8 +719,6 @@ fn check_aki(c: &Cert<'_>, tls_anchor: bool, r: &mut CertReport) {
 }
 
 fn check_signature(issuer: &Cert<'_>, subject: &Cert<'_>) -> Result<SignatureAlgorithm, String> {
-    let spki = SubjectPublicKeyInfoRef::from_der(issuer.raw.spki)
-        .map_err(|_| "issuer public key does not parse".to_string())?;
     let alg = SignatureAlgorithm::from_identifier(&subject.cert.signature_algorithm)
         .map_err(|e| e.to_string())?;
     let sig = subject
@@ -727,13 +726,7 @@ fn check_signature(issuer: &Cert<'_>, subject: &Cert<'_>) -> Result<SignatureAlg
         .signature
         .as_bytes()
         .ok_or_else(|| "signature bit string has unused bits".to_string())?;
-    verify_signature(
-        &spki,
-        &subject.cert.signature_algorithm,
-        subject.raw.tbs,
-        sig,
-    )
-    .map_err(|e| e.to_string())?;
+    verify_with(issuer.spki(), alg, subject.raw.tbs, sig).map_err(|e| e.to_string())?;
     Ok(alg)
 }
 
@@ -917,7 +910,13 @@ struct Date(i64);
 impl std::fmt::Display for Date {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match OffsetDateTime::from_unix_timestamp(self.0) {
-            Ok(t) => write!(f, "{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+            Ok(t) => write!(
+                f,
+                "{:04}-{:02}-{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day()
+            ),
             Err(_) => write!(f, "{}", self.0),
         }
     }

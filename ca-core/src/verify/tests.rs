@@ -1,5 +1,6 @@
 //! Path-level tests over chains generated with rcgen.
 
+use der::Decode;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
     Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
