@@ -86,11 +86,7 @@ impl der::FixedTag for LeanExtensions<'_> {
 impl<'a> der::DecodeValue<'a> for LeanExtensions<'a> {
     fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
         let raw = reader.read_slice(header.length)?;
-        let list = walk_extensions(raw).ok_or_else(|| {
-            reader.error(der::ErrorKind::Value {
-                tag: der::Tag::Sequence,
-            })
-        })?;
+        let list = walk_extensions(raw).map_err(|kind| reader.error(kind))?;
         Ok(LeanExtensions { list, raw })
     }
 }
@@ -106,45 +102,75 @@ impl der::EncodeValue for LeanExtensions<'_> {
 }
 
 /// Each `Extension ::= SEQUENCE { extnID OID, critical BOOLEAN DEFAULT FALSE,
-/// extnValue OCTET STRING }` of `contents`, or `None` where der would refuse
-/// it: a tag other than these, a non-minimal or indefinite length, an invalid
-/// OID, a BOOLEAN other than 00 or FF (an explicit FALSE is accepted, as der
-/// accepts it), or anything after the value.
-fn walk_extensions(mut contents: &[u8]) -> Option<Vec<LeanExtension<'_>>> {
-    use crate::der_util::read_tlv;
+/// extnValue OCTET STRING }` of `contents`, or what der would refuse it for: a
+/// tag other than these, a non-minimal or indefinite length, an invalid OID, a
+/// BOOLEAN other than 00 or FF (an explicit FALSE is accepted, as der accepts
+/// it), or anything after the value.
+fn walk_extensions(mut contents: &[u8]) -> Result<Vec<LeanExtension<'_>>, der::ErrorKind> {
+    use crate::der_util::{read_tlv, Tlv, TlvError};
+    use der::{ErrorKind, Tag};
+    fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), ErrorKind> {
+        read_tlv(input).map_err(|e| match e {
+            // The element whose length runs past its container, as der names it.
+            TlvError::Truncated => ErrorKind::Length {
+                tag: input
+                    .first()
+                    .and_then(|b| Tag::try_from(*b).ok())
+                    .unwrap_or(Tag::Sequence),
+            },
+            TlvError::MultiOctetTag => ErrorKind::TagNumberInvalid,
+            TlvError::BadLength | TlvError::NonMinimalLength => ErrorKind::Overlength,
+        })
+    }
+    let expect = |t: &Tlv<'_>, tag: Tag| {
+        if t.tag == u8::from(tag) {
+            Ok(())
+        } else {
+            Err(match Tag::try_from(t.tag) {
+                Ok(actual) => ErrorKind::TagUnexpected {
+                    expected: Some(tag),
+                    actual,
+                },
+                Err(_) => ErrorKind::TagUnknown { byte: t.tag },
+            })
+        }
+    };
     let mut list = Vec::with_capacity(10);
     while !contents.is_empty() {
-        let (extension, rest) = read_tlv(contents).ok()?;
+        let (extension, rest) = tlv(contents)?;
         contents = rest;
-        if extension.tag != 0x30 {
-            return None;
-        }
-        let (oid, mut fields) = read_tlv(extension.content).ok()?;
-        if oid.tag != 0x06 {
-            return None;
-        }
-        let extn_id = ObjectIdentifier::from_bytes(oid.content).ok()?;
+        expect(&extension, Tag::Sequence)?;
+        let (oid, mut fields) = tlv(extension.content)?;
+        expect(&oid, Tag::ObjectIdentifier)?;
+        let extn_id =
+            ObjectIdentifier::from_bytes(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
         let mut critical = false;
-        if fields.first() == Some(&0x01) {
-            let (flag, rest) = read_tlv(fields).ok()?;
+        if fields.first() == Some(&u8::from(Tag::Boolean)) {
+            let (flag, rest) = tlv(fields)?;
             fields = rest;
             critical = match flag.content {
                 [0x00] => false,
                 [0xff] => true,
-                _ => return None,
+                [_] => return Err(ErrorKind::Noncanonical { tag: Tag::Boolean }),
+                _ => return Err(ErrorKind::Length { tag: Tag::Boolean }),
             };
         }
-        let (value, rest) = read_tlv(fields).ok()?;
-        if value.tag != 0x04 || !rest.is_empty() {
-            return None;
+        let (value, rest) = tlv(fields)?;
+        expect(&value, Tag::OctetString)?;
+        if !rest.is_empty() {
+            return Err(ErrorKind::TrailingData {
+                decoded: der::Length::try_from(extension.content.len() - rest.len())
+                    .unwrap_or_default(),
+                remaining: der::Length::try_from(rest.len()).unwrap_or_default(),
+            });
         }
         list.push(LeanExtension {
             extn_id,
             critical,
-            extn_value: der::asn1::OctetStringRef::new(value.content).ok()?,
+            extn_value: der::asn1::OctetStringRef::new(value.content).map_err(|e| e.kind())?,
         });
     }
-    Some(list)
+    Ok(list)
 }
 
 /// An extension value with its criticality.
@@ -487,7 +513,13 @@ fn single_attributes_equivalent(
     y: &x509_cert::attr::AttributeTypeAndValue,
 ) -> Option<bool> {
     if x.oid != y.oid {
-        return Some(false);
+        // The normalised form shows OIDs as dotted text, and const-oid accepts
+        // non-minimal arc encodings: other bytes can be the same text.
+        return if x.oid.arcs().eq(y.oid.arcs()) {
+            None
+        } else {
+            Some(false)
+        };
     }
     match (attr_string(&x.value), attr_string(&y.value)) {
         (Some(s), Some(t)) if s.is_ascii() && t.is_ascii() => {

@@ -360,7 +360,15 @@ fn in_place_name_comparison_agrees_with_the_normalised_form() {
     use der::Tag::{OctetString, PrintableString, Utf8String};
     let cn = oids::AT_COMMON_NAME;
     let o = const_oid::ObjectIdentifier::new_unwrap("2.5.4.10");
+    // 2.5.4.3 with its last arc in two octets: another encoding, the same text.
+    let cn_long = const_oid::ObjectIdentifier::from_bytes(&[0x55, 0x04, 0x80, 0x03]).unwrap();
     let names = [
+        raw_name(&[&[(cn_long, Utf8String, b"issuing ca")]]),
+        raw_name(&[&[(cn_long, Utf8String, b"Other")]]),
+        raw_name(&[&[(cn, Utf8String, "\u{212a}ey".as_bytes())]]),
+        raw_name(&[&[(cn, Utf8String, b"key")]]),
+        raw_name(&[&[(cn, Utf8String, "Issuing\u{a0}CA".as_bytes())]]),
+        raw_name(&[&[(cn, Utf8String, b"Issuing\x1cCA")]]),
         raw_name(&[&[(cn, Utf8String, b"Issuing CA")]]),
         raw_name(&[&[(cn, PrintableString, b"  issuing   ca ")]]),
         raw_name(&[&[(cn, Utf8String, b"Issuing\tCA")]]),
@@ -480,7 +488,8 @@ fn same_fields(t: &x509_cert::Certificate, o: &cert::LeanCertificate<'_>) {
 
 /// The borrowed decoding accepts exactly what x509-cert's `Certificate` does,
 /// and reads the same structure: checked on every limbo certificate (many
-/// deliberately malformed) and on single-byte corruptions of an eighth of them.
+/// deliberately malformed) and on single-byte corruptions and deletions in an
+/// eighth of them.
 #[test]
 fn lean_certificate_decodes_as_x509_cert_does() {
     use der::Decode;
@@ -511,7 +520,8 @@ fn lean_certificate_decodes_as_x509_cert_does() {
         if i % 8 != 0 {
             continue;
         }
-        // Corrupt one byte at a spread of places: tags, lengths, contents.
+        // Corrupt one byte at a spread of places (tags, lengths, contents),
+        // and drop it.
         let mut bad = der.clone();
         for at in (0..der.len()).step_by(der.len() / 23 + 1) {
             for flip in [0x01u8, 0x80, 0xff] {
@@ -519,6 +529,9 @@ fn lean_certificate_decodes_as_x509_cert_does() {
                 check(&bad);
                 bad[at] ^= flip;
             }
+            let mut shorter = der.clone();
+            shorter.remove(at);
+            check(&shorter);
         }
     }
     eprintln!(
