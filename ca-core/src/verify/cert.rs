@@ -32,7 +32,8 @@ pub(crate) const KU_KEY_CERT_SIGN: u16 = 1 << 5;
 pub(crate) const KU_CRL_SIGN: u16 = 1 << 6;
 
 /// x509-cert's `Certificate`, field for field with the same DER rules (the
-/// same derive and attributes), but borrowing the key, the signature and the
+/// same derive and attributes; the extensions are walked by hand under der's
+/// rules, [`walk_extensions`]), but borrowing the key, the signature and the
 /// extension values from the input instead of copying each into its own
 /// allocation: a validation decodes every certificate it is given.
 #[derive(Clone, Debug, der::Sequence)]
