@@ -182,6 +182,17 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
     }
 }
 
+/// Our rate and CPU against the same server with `what` switched off.
+fn switched_off_ratios(ratios: &mut Vec<String>, what: &str, ours: &Measured, peer: &Measured) {
+    ratios.push(format!(
+        "{what} on: throughput {:.3}× {what} off's",
+        ours.rate / peer.rate.max(1e-9)
+    ));
+    if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+        ratios.push(format!("server CPU/cert {:.3}× {what} off's", a / b));
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let pkcs11 = args.pkcs11();
@@ -455,26 +466,12 @@ fn main() -> anyhow::Result<()> {
                     ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
                 }
             } else if t.name == "no-metrics" {
-                ratios.push(format!(
-                    "metrics on: throughput {:.3}× metrics off's",
-                    ours.rate / peer.rate.max(1e-9)
-                ));
-                if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
-                    ratios.push(format!("server CPU/cert {:.3}× metrics off's", a / b));
-                }
-                continue;
+                switched_off_ratios(&mut ratios, "metrics", ours, peer);
             } else if t.name == "no-events" {
-                ratios.push(format!(
-                    "events on: throughput {:.3}× events off's",
-                    ours.rate / peer.rate.max(1e-9)
-                ));
-                if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
-                    ratios.push(format!("server CPU/cert {:.3}× events off's", a / b));
-                }
+                switched_off_ratios(&mut ratios, "events", ours, peer);
                 if let (Some(a), Some(b)) = (ours.store_bytes, peer.store_bytes) {
                     ratios.push(format!("store bytes/cert {a:.0} vs {b:.0} events off"));
                 }
-                continue;
             } else {
                 ratios.push(format!(
                     "{}: throughput {:.2}× the software key's",
