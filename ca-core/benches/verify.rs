@@ -5,6 +5,13 @@
 //! Beside them, the chain's two signature checks alone (aws-lc, the backend both
 //! validators use) at the same rate: the floor any validator pays. What each
 //! validator spends above it per chain is printed as its overhead.
+//!
+//! ca-core is timed twice: explaining (every check recorded with its text, the
+//! default) and with `VerifyOptions::explain` off (the verdict only, as webpki).
+//!
+//! `BENCH_SECS` (default 2) is each contender's time per chain, spent in `BENCH_ROUNDS`
+//! (default 15) interleaved rounds; `BENCH_ONLY=ca-core|verdict|webpki|floor` runs one
+//! alone, for a profiler.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -100,21 +107,36 @@ fn chain(alg: &'static SignatureAlgorithm) -> Chain {
     }
 }
 
-/// Run `f` for ~`secs` after a warm-up, returning calls per second.
-fn rate(secs: f64, mut f: impl FnMut() -> bool) -> f64 {
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(300) {
-        assert!(f(), "validation failed during warm-up");
-    }
-    let start = Instant::now();
-    let mut n = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        for _ in 0..16 {
-            black_box(f());
+/// Calls per second of each contender, measured in interleaved rounds so that the
+/// shared machine's drift lands on all of them alike; each figure is the median
+/// over the rounds (`rounds` rounds of `secs / rounds` seconds each).
+fn rates<const N: usize>(secs: f64, rounds: usize, fs: [&mut dyn FnMut() -> bool; N]) -> [f64; N] {
+    let mut fs = fs;
+    for f in fs.iter_mut() {
+        let warm = Instant::now();
+        while warm.elapsed() < Duration::from_millis(200) {
+            assert!(f(), "validation failed during warm-up");
         }
-        n += 16;
     }
-    n as f64 / start.elapsed().as_secs_f64()
+    let slice = secs / rounds as f64;
+    let mut samples: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(rounds));
+    for _ in 0..rounds {
+        for (f, out) in fs.iter_mut().zip(samples.iter_mut()) {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed().as_secs_f64() < slice {
+                for _ in 0..16 {
+                    black_box(f());
+                }
+                n += 16;
+            }
+            out.push(n as f64 / start.elapsed().as_secs_f64());
+        }
+    }
+    samples.map(|mut v| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    })
 }
 
 fn ours(c: &Chain, opts: &VerifyOptions) -> bool {
@@ -161,20 +183,40 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    let mut opts = VerifyOptions::new(Usage::TlsServer, time::OffsetDateTime::now_utc());
-    opts.peer_name = Some(PeerName::Dns("bench.example".into()));
+    let mut explained = VerifyOptions::new(Usage::TlsServer, time::OffsetDateTime::now_utc());
+    explained.peer_name = Some(PeerName::Dns("bench.example".into()));
+    let verdict_only = VerifyOptions {
+        explain: false,
+        ..explained.clone()
+    };
     let now = UnixTime::now();
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&r: &usize| r > 0)
+        .unwrap_or(15);
+    let only = std::env::var("BENCH_ONLY").ok();
 
-    println!("3-certificate chain validation (root -> intermediate -> leaf), {secs} s each, same process");
     println!(
-        "{:<10} {:>11} {:>11} {:>12} {:>12} {:>15} {:>15}",
+        "3-certificate chain validation (root -> intermediate -> leaf), {secs} s each, \
+         same process, in {rounds} interleaved rounds (median)"
+    );
+    println!(
+        "ca-core explained: every check recorded with its text (the default); \
+         verdict only: VerifyOptions::explain = false, as webpki gives"
+    );
+    println!(
+        "{:<10} {:>8} {:>12} {:>6} {:>12} {:>12} {:>12} {:>14} {:>13} {:>10}",
         "chain",
-        "ca-core /s",
-        "webpki /s",
-        "ours/webpki",
+        "webpki/s",
+        "explained/s",
+        "ratio",
+        "verdict/s",
+        "ratio",
         "2 sigs /s",
-        "ours over µs",
-        "webpki over µs"
+        "µs over: expl.",
+        "verdict only",
+        "webpki"
     );
     for (label, alg, rsa) in [
         ("P-256", &rcgen::PKCS_ECDSA_P256_SHA256, false),
@@ -182,15 +224,35 @@ fn main() {
     ] {
         let c = chain(alg);
         let checks = signature_checks(&c, rsa);
-        let a = rate(secs, || ours(&c, &opts));
-        let b = rate(secs, || theirs(&c, now));
-        let floor = rate(secs, || signatures_only(&checks));
+        if let Some(only) = only.as_deref() {
+            // One contender alone, for a profiler: `BENCH_ONLY=ca-core perf record ...`.
+            let [r] = match only {
+                "ca-core" => rates(secs, 1, [&mut || ours(&c, &explained)]),
+                "verdict" => rates(secs, 1, [&mut || ours(&c, &verdict_only)]),
+                "webpki" => rates(secs, 1, [&mut || theirs(&c, now)]),
+                _ => rates(secs, 1, [&mut || signatures_only(&checks)]),
+            };
+            println!("{label:<10} {only}: {r:.0}/s");
+            continue;
+        }
+        let [a, v, b, floor] = rates(
+            secs,
+            rounds,
+            [
+                &mut || ours(&c, &explained),
+                &mut || ours(&c, &verdict_only),
+                &mut || theirs(&c, now),
+                &mut || signatures_only(&checks),
+            ],
+        );
         // Microseconds per chain spent above the two signature checks.
         let over = |r: f64| 1e6 / r - 1e6 / floor;
         println!(
-            "{label:<10} {a:>11.0} {b:>11.0} {:>12.2} {floor:>12.0} {:>15.1} {:>15.1}",
+            "{label:<10} {b:>8.0} {a:>12.0} {:>6.2} {v:>12.0} {:>12.2} {floor:>12.0} {:>14.1} {:>13.1} {:>10.1}",
             a / b,
+            v / b,
             over(a),
+            over(v),
             over(b)
         );
     }

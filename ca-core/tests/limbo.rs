@@ -1,6 +1,7 @@
 //! Runs the x509-limbo suite through the same decision function as the harness
 //! (`examples/limbo.rs`) and fails on any false accept or on fewer matches than
-//! the floor reached so far.
+//! the floor reached so far; every case is decided twice, the second time with
+//! `VerifyOptions::explain` off, and must get the same verdict for the same reason.
 
 mod limbo_support;
 
@@ -57,8 +58,21 @@ fn limbo_suite() {
     let (mut matched, mut skipped) = (0usize, 0usize);
     let mut false_accepts = Vec::new();
     let mut false_rejects = Vec::new();
+    let mut modes_differ = Vec::new();
     for tc in &limbo.testcases {
         let outcome = limbo_support::decide(tc);
+        // The verdict-only mode must reach the same verdict for the same reason.
+        let verdict_only = limbo_support::decide_verdict_only(tc);
+        if (outcome.label(), outcome.context()) != (verdict_only.label(), verdict_only.context()) {
+            modes_differ.push(format!(
+                "{}: explained {} ({}), verdict only {} ({})",
+                tc.id,
+                outcome.label(),
+                outcome.context(),
+                verdict_only.label(),
+                verdict_only.context()
+            ));
+        }
         let want = expected.get(&tc.id).map(String::as_str).unwrap_or("?");
         match (outcome.label(), want) {
             ("SKIPPED", _) => skipped += 1,
@@ -75,6 +89,12 @@ fn limbo_suite() {
     for (id, why) in &false_rejects {
         eprintln!("  false reject {id}: {why}");
     }
+    assert!(
+        modes_differ.is_empty(),
+        "explain off changed {} verdicts or reasons: {:#?}",
+        modes_differ.len(),
+        modes_differ.iter().take(5).collect::<Vec<_>>()
+    );
     assert!(
         false_accepts.is_empty(),
         "false accepts (invalid chains accepted): {false_accepts:?}"

@@ -50,9 +50,9 @@ pub(crate) struct LeanTbsCertificate<'a> {
     pub version: Version,
     pub serial_number: SerialNumber,
     pub signature: spki::AlgorithmIdentifierOwned,
-    pub issuer: Name,
+    pub issuer: LeanName<'a>,
     pub validity: Validity,
-    pub subject: Name,
+    pub subject: LeanName<'a>,
     pub subject_public_key_info: SubjectPublicKeyInfoRef<'a>,
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub issuer_unique_id: Option<der::asn1::BitStringRef<'a>>,
@@ -108,34 +108,8 @@ impl der::EncodeValue for LeanExtensions<'_> {
 /// BOOLEAN other than 00 or FF (an explicit FALSE is accepted, as der accepts
 /// it), or anything after the value.
 fn walk_extensions(mut contents: &[u8]) -> Result<Vec<LeanExtension<'_>>, der::ErrorKind> {
-    use crate::der_util::{read_tlv, Tlv, TlvError};
     use der::{ErrorKind, Tag};
-    fn tlv(input: &[u8]) -> Result<(Tlv<'_>, &[u8]), ErrorKind> {
-        read_tlv(input).map_err(|e| match e {
-            // The element whose length runs past its container, as der names it.
-            TlvError::Truncated => ErrorKind::Length {
-                tag: input
-                    .first()
-                    .and_then(|b| Tag::try_from(*b).ok())
-                    .unwrap_or(Tag::Sequence),
-            },
-            TlvError::MultiOctetTag => ErrorKind::TagNumberInvalid,
-            TlvError::BadLength | TlvError::NonMinimalLength => ErrorKind::Overlength,
-        })
-    }
-    let expect = |t: &Tlv<'_>, tag: Tag| {
-        if t.tag == u8::from(tag) {
-            Ok(())
-        } else {
-            Err(match Tag::try_from(t.tag) {
-                Ok(actual) => ErrorKind::TagUnexpected {
-                    expected: Some(tag),
-                    actual,
-                },
-                Err(_) => ErrorKind::TagUnknown { byte: t.tag },
-            })
-        }
-    };
+    let (tlv, expect) = (der_tlv, expect_tag);
     let mut list = Vec::with_capacity(10);
     while !contents.is_empty() {
         let (extension, rest) = tlv(contents)?;
@@ -174,6 +148,215 @@ fn walk_extensions(mut contents: &[u8]) -> Result<Vec<LeanExtension<'_>>, der::E
     Ok(list)
 }
 
+/// x509-cert's `Name` (an RDNSequence), left where it lies: [`walk_name`]
+/// checks it under the rules der applies when decoding a `Name`, and it is
+/// decoded into one only when text or a full comparison needs it. Decoding
+/// both names of every certificate (a `Vec` per name and per RDN, an owned
+/// value per attribute) was a fifth of a validation's time beside the signatures.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeanName<'a> {
+    /// The SEQUENCE's contents, as given.
+    contents: &'a [u8],
+}
+
+impl der::FixedTag for LeanName<'_> {
+    const TAG: der::Tag = der::Tag::Sequence;
+}
+
+impl<'a> der::DecodeValue<'a> for LeanName<'a> {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        let contents = reader.read_slice(header.length)?;
+        walk_name(contents).map_err(|kind| reader.error(kind))?;
+        Ok(LeanName { contents })
+    }
+}
+
+impl der::EncodeValue for LeanName<'_> {
+    fn value_len(&self) -> der::Result<der::Length> {
+        der::Length::try_from(self.contents.len())
+    }
+
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        writer.write(self.contents)
+    }
+}
+
+impl<'a> LeanName<'a> {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.contents.is_empty()
+    }
+
+    /// x509-cert's `Name` of it (as decoding the certificate with x509-cert gives).
+    pub(crate) fn decoded(&self) -> Option<Name> {
+        use der::{DecodeValue, Reader};
+        let header = der::Header::new(der::Tag::Sequence, self.contents.len()).ok()?;
+        let mut reader = der::SliceReader::new(self.contents).ok()?;
+        let rdns =
+            Vec::<x509_cert::name::RelativeDistinguishedName>::decode_value(&mut reader, header)
+                .ok()?;
+        reader.finish(x509_cert::name::RdnSequence(rdns)).ok()
+    }
+
+    /// The RDNs, in order.
+    fn rdns(&self) -> impl Iterator<Item = LeanRdn<'a>> {
+        Elements(self.contents).map(|set| LeanRdn(set.content))
+    }
+
+    /// The attributes of type `oid`, in the order a decoded `Name` holds them;
+    /// `None` when an RDN holds several attributes, whose order that decoding sets.
+    fn attributes_of_type(&self, oid: ObjectIdentifier) -> Option<Vec<AttributeRef<'a>>> {
+        let mut out = Vec::new();
+        for rdn in self.rdns() {
+            let a = rdn.single()?;
+            if a.oid == oid.as_bytes() {
+                out.push(a);
+            }
+        }
+        Some(out)
+    }
+}
+
+/// One RDN of a [`LeanName`]: the SET's contents.
+#[derive(Clone, Copy, Debug)]
+struct LeanRdn<'a>(&'a [u8]);
+
+impl<'a> LeanRdn<'a> {
+    /// Its only attribute, when it holds exactly one.
+    fn single(&self) -> Option<AttributeRef<'a>> {
+        let mut attributes = Elements(self.0);
+        let first = attributes.next()?;
+        match attributes.next() {
+            None => AttributeRef::read(first.content),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The elements of contents already checked by a walk (so none fails to read).
+struct Elements<'a>(&'a [u8]);
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = crate::der_util::Tlv<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (element, rest) = crate::der_util::read_tlv(self.0).ok()?;
+        self.0 = rest;
+        Some(element)
+    }
+}
+
+/// One AttributeTypeAndValue, borrowed: its type's OID contents and its
+/// value's tag and contents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AttributeRef<'a> {
+    pub oid: &'a [u8],
+    pub tag: u8,
+    pub value: &'a [u8],
+}
+
+impl<'a> From<&'a x509_cert::attr::AttributeTypeAndValue> for AttributeRef<'a> {
+    fn from(atv: &'a x509_cert::attr::AttributeTypeAndValue) -> Self {
+        AttributeRef {
+            oid: atv.oid.as_bytes(),
+            tag: u8::from(atv.value.tag()),
+            value: atv.value.value(),
+        }
+    }
+}
+
+impl<'a> AttributeRef<'a> {
+    /// From the contents of a checked AttributeTypeAndValue SEQUENCE.
+    fn read(contents: &'a [u8]) -> Option<Self> {
+        let mut fields = Elements(contents);
+        let (oid, value) = (fields.next()?, fields.next()?);
+        Some(AttributeRef {
+            oid: oid.content,
+            tag: value.tag,
+            value: value.content,
+        })
+    }
+
+    /// The value's text, when it is one of the string types names use.
+    pub(crate) fn text(&self) -> Option<&'a str> {
+        text_of(self.tag, self.value)
+    }
+}
+
+/// Check `RDNSequence ::= SEQUENCE OF SET OF SEQUENCE { type OID, value ANY }`
+/// (the SEQUENCE's `contents`) under der's rules, or say what der would refuse
+/// it for: a tag other than these, a non-minimal or indefinite length, an
+/// invalid OID, a value tag der does not know, anything after the value, or
+/// the same attribute twice in one RDN (der sorts an RDN's attributes when
+/// decoding, so their order is free).
+fn walk_name(mut contents: &[u8]) -> Result<(), der::ErrorKind> {
+    use der::{ErrorKind, Tag};
+    while !contents.is_empty() {
+        let (rdn, rest) = der_tlv(contents)?;
+        contents = rest;
+        expect_tag(&rdn, Tag::Set)?;
+        let mut attributes = rdn.content;
+        while !attributes.is_empty() {
+            let (attribute, rest) = der_tlv(attributes)?;
+            expect_tag(&attribute, Tag::Sequence)?;
+            let (oid, after_oid) = der_tlv(attribute.content)?;
+            expect_tag(&oid, Tag::ObjectIdentifier)?;
+            ObjectIdentifier::from_bytes(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
+            // der reads the value's tag (an ANY: any tag it knows) before its length.
+            if let Some(tag) = after_oid.first() {
+                Tag::try_from(*tag).map_err(|e| e.kind())?;
+            }
+            let (_value, trailing) = der_tlv(after_oid)?;
+            if !trailing.is_empty() {
+                return Err(ErrorKind::TrailingData {
+                    decoded: der::Length::try_from(attribute.content.len() - trailing.len())
+                        .unwrap_or_default(),
+                    remaining: der::Length::try_from(trailing.len()).unwrap_or_default(),
+                });
+            }
+            // A duplicate is an earlier attribute of this RDN with the same encoding.
+            let earlier = &rdn.content[..rdn.content.len() - attributes.len()];
+            if Elements(earlier).any(|e| e.whole == attribute.whole) {
+                return Err(ErrorKind::SetDuplicate);
+            }
+            attributes = rest;
+        }
+    }
+    Ok(())
+}
+
+/// One TLV of `input`, its errors named as der names them.
+fn der_tlv(input: &[u8]) -> Result<(crate::der_util::Tlv<'_>, &[u8]), der::ErrorKind> {
+    use crate::der_util::{read_tlv, TlvError};
+    use der::{ErrorKind, Tag};
+    read_tlv(input).map_err(|e| match e {
+        // The element whose length runs past its container, as der names it.
+        TlvError::Truncated => ErrorKind::Length {
+            tag: input
+                .first()
+                .and_then(|b| Tag::try_from(*b).ok())
+                .unwrap_or(Tag::Sequence),
+        },
+        TlvError::MultiOctetTag => ErrorKind::TagNumberInvalid,
+        TlvError::BadLength | TlvError::NonMinimalLength => ErrorKind::Overlength,
+    })
+}
+
+/// `Ok` when `t` has `tag`, else der's error for the tag found.
+fn expect_tag(t: &crate::der_util::Tlv<'_>, tag: der::Tag) -> Result<(), der::ErrorKind> {
+    use der::{ErrorKind, Tag};
+    if t.tag == u8::from(tag) {
+        Ok(())
+    } else {
+        Err(match Tag::try_from(t.tag) {
+            Ok(actual) => ErrorKind::TagUnexpected {
+                expected: Some(tag),
+                actual,
+            },
+            Err(_) => ErrorKind::TagUnknown { byte: t.tag },
+        })
+    }
+}
+
 /// An extension value with its criticality.
 #[derive(Clone, Debug)]
 pub(crate) struct Ext<T> {
@@ -196,7 +379,12 @@ pub(crate) struct Cert<'a> {
     pub der: &'a [u8],
     pub raw: RawCert<'a>,
     pub cert: LeanCertificate<'a>,
-    pub subject_display: String,
+    /// The subject as RFC 4514 text, made when first asked for.
+    subject_display: std::cell::OnceCell<String>,
+    /// The names decoded, when first asked for (`None`: they do not decode,
+    /// which [`walk_name`]'s checks rule out).
+    subject_name: std::cell::OnceCell<Option<Name>>,
+    issuer_name: std::cell::OnceCell<Option<Name>>,
     pub key: Result<PublicKeyKind, KeyError>,
     pub not_before: i64,
     pub not_after: i64,
@@ -243,7 +431,8 @@ impl<'a> Cert<'a> {
         }
 
         let ext = decode_extensions(&cert, &mut problems);
-        let self_issued = raw.subject == raw.issuer || names_equivalent(&tbs.subject, &tbs.issuer);
+        let self_issued =
+            raw.subject == raw.issuer || lean_names_equivalent(&tbs.subject, &tbs.issuer);
         let not_before = unix(&tbs.validity.not_before);
         let not_after = unix(&tbs.validity.not_after);
 
@@ -271,7 +460,9 @@ impl<'a> Cert<'a> {
 
         Ok(Cert {
             der,
-            subject_display: display_name(&tbs.subject),
+            subject_display: std::cell::OnceCell::new(),
+            subject_name: std::cell::OnceCell::new(),
+            issuer_name: std::cell::OnceCell::new(),
             raw,
             key,
             not_before,
@@ -292,13 +483,44 @@ impl<'a> Cert<'a> {
     }
 
     /// Whether `self` may have issued `subject`: its subject is `subject`'s
-    /// issuer, byte for byte or under [`names_equivalent`].
+    /// issuer, byte for byte or under [`lean_names_equivalent`].
     pub(crate) fn named_issuer_of(&self, subject: &Cert<'_>) -> bool {
         self.raw.subject == subject.raw.issuer
-            || names_equivalent(
+            || lean_names_equivalent(
                 &self.cert.tbs_certificate.subject,
                 &subject.cert.tbs_certificate.issuer,
             )
+    }
+
+    /// The subject, decoded.
+    pub(crate) fn subject_name(&self) -> Option<&Name> {
+        self.subject_name
+            .get_or_init(|| self.cert.tbs_certificate.subject.decoded())
+            .as_ref()
+    }
+
+    /// The issuer, decoded.
+    pub(crate) fn issuer_name(&self) -> Option<&Name> {
+        self.issuer_name
+            .get_or_init(|| self.cert.tbs_certificate.issuer.decoded())
+            .as_ref()
+    }
+
+    /// The subject's attributes of type `oid`, in the decoded name's order.
+    pub(crate) fn subject_attributes(&self, oid: ObjectIdentifier) -> Vec<AttributeRef<'_>> {
+        match self.cert.tbs_certificate.subject.attributes_of_type(oid) {
+            Some(found) => found,
+            None => self
+                .subject_name()
+                .map(|n| {
+                    n.0.iter()
+                        .flat_map(|rdn| rdn.0.iter())
+                        .filter(|atv| atv.oid == oid)
+                        .map(AttributeRef::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
     }
 
     /// The subject public key, as decoded with the certificate.
@@ -312,17 +534,29 @@ impl<'a> Cert<'a> {
 
     /// The issuer's display name (made when asked: only failures name it).
     pub(crate) fn issuer_display(&self) -> String {
-        display_name(&self.cert.tbs_certificate.issuer)
+        self.issuer_name()
+            .map(display_name)
+            .unwrap_or_else(|| undecodable(self.raw.issuer))
     }
 
     /// The subject's display name, or a placeholder when empty.
     pub(crate) fn label(&self) -> String {
-        if self.subject_display.is_empty() {
+        let subject = self.subject_display.get_or_init(|| {
+            self.subject_name()
+                .map(display_name)
+                .unwrap_or_else(|| undecodable(self.raw.subject))
+        });
+        if subject.is_empty() {
             "(empty subject)".to_string()
         } else {
-            self.subject_display.clone()
+            subject.clone()
         }
     }
+}
+
+/// A name that does not decode, as RFC 4514 shows values it cannot: in hex.
+fn undecodable(name_der: &[u8]) -> String {
+    format!("#{}", crate::hex::encode(name_der))
 }
 
 /// `name` as RFC 4514 text, the same text as x509-cert's `Display` gives,
@@ -495,7 +729,7 @@ pub(crate) fn names_equivalent(a: &Name, b: &Name) -> bool {
     let mut undecided = false;
     for (ra, rb) in a.0.iter().zip(b.0.iter()) {
         match (ra.0.as_slice(), rb.0.as_slice()) {
-            ([x], [y]) => match single_attributes_equivalent(x, y) {
+            ([x], [y]) => match single_attributes_equivalent(x.into(), y.into()) {
                 Some(true) => {}
                 // The normalised forms differ at this RDN, whatever the others hold.
                 Some(false) => return false,
@@ -507,22 +741,48 @@ pub(crate) fn names_equivalent(a: &Name, b: &Name) -> bool {
     !undecided || normalized_rdns(a) == normalized_rdns(b)
 }
 
+/// [`names_equivalent`] on names where they lie, decoding them only when the
+/// in-place comparison cannot decide.
+pub(crate) fn lean_names_equivalent(a: &LeanName<'_>, b: &LeanName<'_>) -> bool {
+    let (mut rdns_a, mut rdns_b) = (a.rdns(), b.rdns());
+    let mut undecided = false;
+    loop {
+        match (rdns_a.next(), rdns_b.next()) {
+            (None, None) => break,
+            (Some(ra), Some(rb)) => match (ra.single(), rb.single()) {
+                (Some(x), Some(y)) => match single_attributes_equivalent(x, y) {
+                    Some(true) => {}
+                    Some(false) => return false,
+                    None => undecided = true,
+                },
+                _ => undecided = true,
+            },
+            // Not as many RDNs.
+            _ => return false,
+        }
+    }
+    !undecided
+        || match (a.decoded(), b.decoded()) {
+            (Some(a), Some(b)) => normalized_rdns(&a) == normalized_rdns(&b),
+            _ => false,
+        }
+}
+
 /// [`normalized_rdns`]'s verdict on two single-attribute RDNs, or `None` when
 /// the text is not ASCII.
-fn single_attributes_equivalent(
-    x: &x509_cert::attr::AttributeTypeAndValue,
-    y: &x509_cert::attr::AttributeTypeAndValue,
-) -> Option<bool> {
+fn single_attributes_equivalent(x: AttributeRef<'_>, y: AttributeRef<'_>) -> Option<bool> {
     if x.oid != y.oid {
         // The normalised form shows OIDs as dotted text, and const-oid accepts
         // non-minimal arc encodings: other bytes can be the same text.
-        return if x.oid.arcs().eq(y.oid.arcs()) {
-            None
-        } else {
-            Some(false)
+        return match (
+            ObjectIdentifier::from_bytes(x.oid),
+            ObjectIdentifier::from_bytes(y.oid),
+        ) {
+            (Ok(a), Ok(b)) if a.arcs().eq(b.arcs()) => None,
+            _ => Some(false),
         };
     }
-    match (attr_string(&x.value), attr_string(&y.value)) {
+    match (x.text(), y.text()) {
         (Some(s), Some(t)) if s.is_ascii() && t.is_ascii() => {
             // Word sequences equal ignoring ASCII case is what joining the
             // words with one space and lower-casing compares.
@@ -536,19 +796,28 @@ fn single_attributes_equivalent(
             }
         }
         (Some(_), Some(_)) => None,
-        (None, None) => Some(x.value.tag() == y.value.tag() && x.value.value() == y.value.value()),
+        (None, None) => Some(x.tag == y.tag && x.value == y.value),
         _ => Some(false),
     }
 }
 
 /// The string value of a directory attribute, when it is a string type.
 pub(crate) fn attr_string(value: &der::Any) -> Option<&str> {
-    match value.tag() {
-        der::Tag::Utf8String
-        | der::Tag::PrintableString
-        | der::Tag::Ia5String
-        | der::Tag::TeletexString => std::str::from_utf8(value.value()).ok(),
-        _ => None,
+    text_of(u8::from(value.tag()), value.value())
+}
+
+/// The text of a value of `tag`, when that is a string type names use.
+fn text_of(tag: u8, value: &[u8]) -> Option<&str> {
+    const STRING_TAGS: [der::Tag; 4] = [
+        der::Tag::Utf8String,
+        der::Tag::PrintableString,
+        der::Tag::Ia5String,
+        der::Tag::TeletexString,
+    ];
+    if STRING_TAGS.iter().any(|t| u8::from(*t) == tag) {
+        std::str::from_utf8(value).ok()
+    } else {
+        None
     }
 }
 

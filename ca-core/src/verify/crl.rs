@@ -29,7 +29,9 @@ pub(crate) fn check(
     now: i64,
 ) -> Result<String, String> {
     let mut consulted = 0usize;
-    let cert_issuer = &cert.cert.tbs_certificate.issuer;
+    let Some(cert_issuer) = cert.issuer_name() else {
+        return Err("the certificate's issuer name does not decode".into());
+    };
     for caller_crl in crls
         .iter()
         .filter(|c| names_equivalent(&c.crl.issuer, cert_issuer))

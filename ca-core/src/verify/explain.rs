@@ -116,6 +116,9 @@ pub struct CertReport {
     pub role: Role,
     pub subject: String,
     pub checks: Vec<Check>,
+    /// Off when only the verdict was asked for: passed checks are then not
+    /// recorded (nor their texts made), failed ones still are.
+    record_passes: bool,
 }
 
 impl CertReport {
@@ -124,15 +127,33 @@ impl CertReport {
             role,
             subject,
             checks: Vec::new(),
+            record_passes: true,
+        }
+    }
+
+    /// A report that keeps failed checks only ([`super::VerifyOptions::explain`] off).
+    pub(crate) fn failures_only(role: Role) -> Self {
+        CertReport {
+            record_passes: false,
+            ..CertReport::new(role, String::new())
         }
     }
 
     pub(crate) fn pass(&mut self, kind: CheckKind, detail: impl Into<Cow<'static, str>>) {
-        self.checks.push(Check {
-            kind,
-            passed: true,
-            detail: detail.into(),
-        });
+        if self.record_passes {
+            self.checks.push(Check {
+                kind,
+                passed: true,
+                detail: detail.into(),
+            });
+        }
+    }
+
+    /// [`CertReport::pass`] with a detail that is made only if it will be kept.
+    pub(crate) fn pass_with(&mut self, kind: CheckKind, detail: impl FnOnce() -> String) {
+        if self.record_passes {
+            self.pass(kind, detail());
+        }
     }
 
     pub(crate) fn fail(&mut self, kind: CheckKind, detail: impl Into<Cow<'static, str>>) {

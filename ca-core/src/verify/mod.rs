@@ -23,7 +23,7 @@ use x509_cert::ext::pkix::name::GeneralName;
 
 use crate::oids;
 use crate::signature::{verify_with, SignatureAlgorithm};
-use cert::{attr_string, attrs, Cert, KU_KEY_CERT_SIGN};
+use cert::{Cert, KU_KEY_CERT_SIGN};
 pub use explain::{CertReport, Check, CheckKind, Explanation, Role};
 
 /// Most certificates a path may have (leaf and anchor included).
@@ -133,6 +133,11 @@ pub struct VerifyOptions {
     pub max_depth: Option<usize>,
     /// DER CRLs to check every non-anchor certificate against.
     pub crls: Vec<Vec<u8>>,
+    /// Record every check made, passed ones included, in the [`Explanation`]
+    /// (the default). Off, only failed checks are recorded and the subjects of
+    /// certificates that passed everything are left empty: the same verdict,
+    /// without the cost of texts nobody reads (a TLS handshake's validation).
+    pub explain: bool,
 }
 
 impl VerifyOptions {
@@ -146,6 +151,7 @@ impl VerifyOptions {
             required_key_usage: KeyUsageBits::default(),
             max_depth: None,
             crls: Vec::new(),
+            explain: true,
         }
     }
 }
@@ -465,21 +471,26 @@ impl Builder<'_, '_> {
             } else {
                 Role::Intermediate(pos)
             };
-            let mut r = CertReport::new(role, c.label());
+            let mut r = if opts.explain {
+                CertReport::new(role, c.label())
+            } else {
+                CertReport::failures_only(role)
+            };
             self.common_checks(c, pos == last, &mut r);
             if pos < last {
                 let issuer_idx = path.get(pos + 1).copied().unwrap_or(usize::MAX);
-                let issuer_label = self
-                    .certs
-                    .get(issuer_idx)
-                    .map(|i| i.label())
-                    .unwrap_or_default();
-                match self.signature(issuer_idx, idx) {
-                    Ok(alg) => r.pass(
-                        CheckKind::Signature,
-                        format!("by {issuer_label} ({})", alg_name(alg)),
-                    ),
-                    Err(e) => r.fail(CheckKind::Signature, format!("by {issuer_label}: {e}")),
+                let signed = self.signature(issuer_idx, idx);
+                let issuer_label = || {
+                    self.certs
+                        .get(issuer_idx)
+                        .map(|i| i.label())
+                        .unwrap_or_default()
+                };
+                match signed {
+                    Ok(alg) => r.pass_with(CheckKind::Signature, || {
+                        format!("by {} ({})", issuer_label(), alg_name(alg))
+                    }),
+                    Err(e) => r.fail(CheckKind::Signature, format!("by {}: {e}", issuer_label())),
                 }
             } else {
                 r.pass(
@@ -504,6 +515,10 @@ impl Builder<'_, '_> {
                     }
                 }
             }
+            if r.subject.is_empty() && !r.passed() {
+                // Failures name their certificate, explained or not.
+                r.subject = c.label();
+            }
             reports.push(r);
         }
         if let (Some(max), Some(anchor)) = (opts.max_depth, reports.last_mut()) {
@@ -514,15 +529,21 @@ impl Builder<'_, '_> {
                 .filter(|i| self.certs.get(**i).is_some_and(|c| !c.self_issued))
                 .count();
             if depth <= max {
-                anchor.pass(
-                    CheckKind::Depth,
-                    format!("{depth} intermediate(s), at most {max}"),
-                );
+                anchor.pass_with(CheckKind::Depth, || {
+                    format!("{depth} intermediate(s), at most {max}")
+                });
             } else {
                 anchor.fail(
                     CheckKind::Depth,
                     format!("{depth} intermediate(s), more than {max}"),
                 );
+                if anchor.subject.is_empty() {
+                    anchor.subject = path
+                        .last()
+                        .and_then(|i| self.certs.get(*i))
+                        .map(|c| c.label())
+                        .unwrap_or_default();
+                }
             }
         }
         let explanation = Explanation {
@@ -563,7 +584,7 @@ impl Builder<'_, '_> {
             );
         }
         if let Ok(k) = &c.key {
-            r.pass(CheckKind::PublicKey, k.to_string());
+            r.pass_with(CheckKind::PublicKey, || k.to_string());
         }
         let (from, to) = (Date(c.not_before), Date(c.not_after));
         if self.now < c.not_before {
@@ -574,7 +595,7 @@ impl Builder<'_, '_> {
         } else if self.now > c.not_after {
             r.fail(CheckKind::Validity, format!("expired ({from} .. {to})"));
         } else {
-            r.pass(CheckKind::Validity, format!("valid {from} .. {to}"));
+            r.pass_with(CheckKind::Validity, || format!("valid {from} .. {to}"));
         }
     }
 
@@ -615,10 +636,9 @@ impl Builder<'_, '_> {
             .and_then(|bc| bc.value.path_len_constraint)
         {
             if below <= usize::from(max) {
-                r.pass(
-                    CheckKind::PathLength,
-                    format!("{below} intermediate(s) below, pathLen {max}"),
-                );
+                r.pass_with(CheckKind::PathLength, || {
+                    format!("{below} intermediate(s) below, pathLen {max}")
+                });
             } else {
                 r.fail(
                     CheckKind::PathLength,
@@ -638,10 +658,9 @@ impl Builder<'_, '_> {
                 r.fail(CheckKind::TlsProfile, "trust anchor carries extKeyUsage");
             } else if eku.value.contains(&want) || eku.value.contains(&oids::ANY_EXTENDED_KEY_USAGE)
             {
-                r.pass(
-                    CheckKind::ExtendedKeyUsage,
-                    format!("allows {}", eku_name(want)),
-                );
+                r.pass_with(CheckKind::ExtendedKeyUsage, || {
+                    format!("allows {}", eku_name(want))
+                });
             } else {
                 r.fail(
                     CheckKind::ExtendedKeyUsage,
@@ -678,10 +697,9 @@ impl Builder<'_, '_> {
                 }
                 checked += names.len();
             }
-            r.pass(
-                CheckKind::NameConstraints,
-                format!("{checked} name(s) below satisfy them"),
-            );
+            r.pass_with(CheckKind::NameConstraints, || {
+                format!("{checked} name(s) below satisfy them")
+            });
         }
     }
 }
@@ -828,10 +846,9 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
         }
         match bad {
             Some(b) => r.fail(CheckKind::SubjectAltName, b),
-            None => r.pass(
-                CheckKind::SubjectAltName,
-                format!("{} name(s)", san.value.len()),
-            ),
+            None => r.pass_with(CheckKind::SubjectAltName, || {
+                format!("{} name(s)", san.value.len())
+            }),
         }
         if usage.is_tls() && san.critical && !c.cert.tbs_certificate.subject.is_empty() {
             r.fail(
@@ -841,8 +858,8 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
         }
     }
     if usage == Usage::TlsServer {
-        for cn in attrs(&c.cert.tbs_certificate.subject, oids::AT_COMMON_NAME) {
-            match attr_string(cn).map(|s| names::cn_problem(s, &dns, &ips)) {
+        for cn in c.subject_attributes(oids::AT_COMMON_NAME) {
+            match cn.text().map(|s| names::cn_problem(s, &dns, &ips)) {
                 Some(None) => {}
                 Some(Some(p)) => r.fail(CheckKind::TlsProfile, p),
                 None => r.fail(CheckKind::TlsProfile, "commonName is not a string"),
@@ -865,7 +882,7 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
                 .map(|x| x.to_string()),
         };
         match found {
-            Some(san) => r.pass(CheckKind::PeerName, format!("{peer} matches SAN {san}")),
+            Some(san) => r.pass_with(CheckKind::PeerName, || format!("{peer} matches SAN {san}")),
             None if c.ext.subject_alt_name.is_none() => {
                 r.fail(CheckKind::PeerName, format!("{peer}: no subjectAltName"))
             }

@@ -56,8 +56,13 @@ fn kind_of(gn: &GeneralName) -> &'static str {
 /// emailAddress attributes of the subject, and every subjectAltName entry.
 pub(crate) fn cert_names<'c>(cert: &'c Cert<'_>) -> Vec<NameRef<'c>> {
     let mut out = Vec::new();
-    let subject = &cert.cert.tbs_certificate.subject;
-    if !subject.is_empty() {
+    let subject = cert.subject_name();
+    if subject.is_none() {
+        // Not seen (the walk that read the certificate checks what decoding
+        // needs); as a form not evaluated, it fails closed when constrained.
+        out.push(NameRef::Other("directoryName"));
+    }
+    if let Some(subject) = subject.filter(|s| !s.is_empty()) {
         out.push(NameRef::Dir(normalized_rdns(subject)));
         for v in attrs(subject, AT_EMAIL_ADDRESS) {
             match attr_string(v) {

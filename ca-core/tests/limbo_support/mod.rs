@@ -108,7 +108,16 @@ fn peer_name(p: &LimboPeerName) -> Result<PeerName, String> {
 
 /// Decide one testcase.
 pub fn decide(tc: &Testcase) -> Outcome {
-    match decide_inner(tc, false) {
+    match decide_inner(tc, false, true) {
+        Ok(o) => o,
+        Err(e) => Outcome::Skipped(e),
+    }
+}
+
+/// Decide one testcase with [`VerifyOptions::explain`] off (the verdict only).
+#[allow(dead_code)] // used by the test only
+pub fn decide_verdict_only(tc: &Testcase) -> Outcome {
+    match decide_inner(tc, false, false) {
         Ok(o) => o,
         Err(e) => Outcome::Skipped(e),
     }
@@ -117,13 +126,15 @@ pub fn decide(tc: &Testcase) -> Outcome {
 /// Decide one testcase, with the full explanation as context.
 #[allow(dead_code)] // used by the example only
 pub fn decide_explained(tc: &Testcase) -> Outcome {
-    match decide_inner(tc, true) {
+    match decide_inner(tc, true, true) {
         Ok(o) => o,
         Err(e) => Outcome::Skipped(e),
     }
 }
 
-fn decide_inner(tc: &Testcase, explain: bool) -> Result<Outcome, String> {
+/// `explain`: the context is the whole explanation; `record_passes`: the
+/// validation's own [`VerifyOptions::explain`].
+fn decide_inner(tc: &Testcase, explain: bool, record_passes: bool) -> Result<Outcome, String> {
     if tc
         .signature_algorithms
         .as_ref()
@@ -141,6 +152,7 @@ fn decide_inner(tc: &Testcase, explain: bool) -> Result<Outcome, String> {
         Some(t) => OffsetDateTime::parse(t, &Rfc3339).map_err(|e| format!("bad time {t}: {e}"))?,
     };
     let mut opts = VerifyOptions::new(usage, time);
+    opts.explain = record_passes;
     opts.max_depth = tc.max_chain_depth;
     for ku in tc.key_usage.iter().flatten() {
         let bit = KeyUsageBits::from_name(ku).ok_or_else(|| format!("key usage {ku}"))?;
