@@ -77,7 +77,7 @@ pub fn identity_of(peer: Option<&[CertificateDer<'_>]>) -> Result<Identity, ApiE
     };
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, leaf.as_ref());
     Ok(Identity {
-        subject: cert.tbs_certificate.subject.to_string(),
+        subject: ca_core::names::rfc4514(&cert.tbs_certificate.subject),
         sans,
         fingerprint: ca_core::hex::encode(digest.as_ref()),
         internal: false,

@@ -257,7 +257,7 @@ impl RequestedSubject {
         };
         let common_names = crate::csr::common_names(name);
         RequestedSubject {
-            rfc4514: name.to_string(),
+            rfc4514: crate::names::rfc4514(name),
             lone_cn,
             common_names,
         }

@@ -535,7 +535,7 @@ impl<'a> Cert<'a> {
     /// The issuer's display name (made when asked: only failures name it).
     pub(crate) fn issuer_display(&self) -> String {
         self.issuer_name()
-            .map(display_name)
+            .map(crate::names::rfc4514)
             .unwrap_or_else(|| undecodable(self.raw.issuer))
     }
 
@@ -543,7 +543,7 @@ impl<'a> Cert<'a> {
     pub(crate) fn label(&self) -> String {
         let subject = self.subject_display.get_or_init(|| {
             self.subject_name()
-                .map(display_name)
+                .map(crate::names::rfc4514)
                 .unwrap_or_else(|| undecodable(self.raw.subject))
         });
         if subject.is_empty() {
@@ -557,106 +557,6 @@ impl<'a> Cert<'a> {
 /// A name that does not decode, as RFC 4514 shows values it cannot: in hex.
 fn undecodable(name_der: &[u8]) -> String {
     format!("#{}", crate::hex::encode(name_der))
-}
-
-/// `name` as RFC 4514 text, the same text as x509-cert's `Display` gives,
-/// without its cost: that looks each attribute's name up by scanning the
-/// whole OID database (about a tenth of a validation's time). Names are
-/// looked up once per thread and attribute type here.
-pub(crate) fn display_name(name: &Name) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    // RFC 4514 2.1: the last RDN first.
-    for (i, rdn) in name.0.iter().rev().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        for (j, atv) in rdn.0.iter().enumerate() {
-            if j > 0 {
-                out.push('+');
-            }
-            let mark = out.len();
-            match string_value(&atv.value) {
-                Some(value) if push_attribute_name(&atv.oid, &mut out) => {
-                    out.push('=');
-                    escape_value(value, &mut out);
-                }
-                _ => {
-                    out.truncate(mark);
-                    // Unknown type or a non-string value: the OID and the
-                    // value's DER in hex (RFC 4514 2.4).
-                    let _ = write!(out, "{}=#", atv.oid);
-                    if let Ok(der) = der::Encode::to_der(&atv.value) {
-                        out.push_str(&crate::hex::encode(&der));
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The shortest name the OID database gives `oid`, upper-cased, pushed onto
-/// `out`; false when it has none. Memoised per thread, for the OIDs the
-/// database names only, so the memo stays as small as the database however
-/// many unknown OIDs certificates bring.
-fn push_attribute_name(oid: &ObjectIdentifier, out: &mut String) -> bool {
-    type Names = std::collections::HashMap<ObjectIdentifier, String>;
-    thread_local! {
-        static NAMES: std::cell::RefCell<Names> = Default::default();
-    }
-    NAMES.with(|names| {
-        let mut names = names.borrow_mut();
-        if let Some(n) = names.get(oid) {
-            out.push_str(n);
-            return true;
-        }
-        let mut best: Option<&str> = None;
-        for n in const_oid::db::DB.find_names_for_oid(*oid) {
-            if best.is_none_or(|b| n.len() < b.len()) {
-                best = Some(n);
-            }
-        }
-        let Some(best) = best else {
-            return false;
-        };
-        let name = best.to_ascii_uppercase();
-        out.push_str(&name);
-        names.insert(*oid, name);
-        true
-    })
-}
-
-/// The text of a directory string value, for the types x509-cert shows as text.
-fn string_value(value: &der::asn1::Any) -> Option<&str> {
-    use der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
-    match value.tag() {
-        der::Tag::PrintableString => PrintableStringRef::try_from(value).ok().map(|s| s.as_str()),
-        der::Tag::Utf8String => Utf8StringRef::try_from(value).ok().map(|s| s.as_str()),
-        der::Tag::Ia5String => Ia5StringRef::try_from(value).ok().map(|s| s.as_str()),
-        der::Tag::TeletexString => TeletexStringRef::try_from(value).ok().map(|s| s.as_str()),
-        _ => None,
-    }
-}
-
-/// RFC 4514 2.4 escaping, as x509-cert does it.
-fn escape_value(value: &str, out: &mut String) {
-    use std::fmt::Write;
-    let mut chars = value.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '#' if i == 0 => out.push_str("\\#"),
-            ' ' if i == 0 || chars.peek().is_none() => out.push_str("\\ "),
-            '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\x00'..='\x1f' | '\x7f' => {
-                let _ = write!(out, "\\{:02x}", c as u8);
-            }
-            _ => out.push(c),
-        }
-    }
 }
 
 fn check_serial(serial: &[u8]) -> Option<String> {

@@ -99,7 +99,7 @@ impl Authority {
                 serial: prepared.serial.to_hex(),
                 status: CertStatus::Reserved,
                 profile: request.profile.name().to_string(),
-                subject: request.subject.to_string(),
+                subject: ca_core::names::rfc4514(&request.subject),
                 sans: request.sans.iter().map(|s| s.to_string()).collect(),
                 key_algorithm: key_algorithm.clone(),
                 not_before: prepared.not_before.unix_timestamp(),

@@ -1,5 +1,6 @@
 //! Chain validation: a leaf and an intermediate from anyone, under a fixed
-//! trust anchor, with and without a CRL from anyone.
+//! trust anchor, with and without a CRL from anyone; with the explanation off,
+//! the verdict and its reason must not change.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -33,7 +34,22 @@ fuzz_target!(|data: &[u8]| {
     let now = time::OffsetDateTime::now_utc();
     let mut opts = VerifyOptions::new(Usage::TlsServer, now);
     let anchors = [anchor().as_slice()];
-    let _ = verify_chain(leaf, &[intermediate], &anchors, &opts);
+    // With the explanation off, the same verdict for the same reason.
+    let explained = verify_chain(leaf, &[intermediate], &anchors, &opts);
+    let verdict_only = verify_chain(
+        leaf,
+        &[intermediate],
+        &anchors,
+        &VerifyOptions {
+            explain: false,
+            ..opts.clone()
+        },
+    );
+    assert_eq!(
+        explained.map(|p| p.chain).map_err(|e| e.to_string()),
+        verdict_only.map(|p| p.chain).map_err(|e| e.to_string()),
+        "VerifyOptions::explain changed the verdict"
+    );
     opts.crls = vec![crl.to_vec()];
     let _ = verify_chain(leaf, &[intermediate], &anchors, &opts);
     let _ = verify_chain(
