@@ -485,11 +485,21 @@ impl<'a> Cert<'a> {
     /// Whether `self` may have issued `subject`: its subject is `subject`'s
     /// issuer, byte for byte or under [`lean_names_equivalent`].
     pub(crate) fn named_issuer_of(&self, subject: &Cert<'_>) -> bool {
-        self.raw.subject == subject.raw.issuer
-            || lean_names_equivalent(
-                &self.cert.tbs_certificate.subject,
-                &subject.cert.tbs_certificate.issuer,
-            )
+        if self.raw.subject == subject.raw.issuer {
+            return true;
+        }
+        match lean_names_compare(
+            &self.cert.tbs_certificate.subject,
+            &subject.cert.tbs_certificate.issuer,
+        ) {
+            Some(verdict) => verdict,
+            // Through the decodings each certificate keeps: chain building asks
+            // this for every candidate, and decoding a hostile name can be slow.
+            None => match (self.subject_name(), subject.issuer_name()) {
+                (Some(a), Some(b)) => normalized_rdns(a) == normalized_rdns(b),
+                _ => false,
+            },
+        }
     }
 
     /// The subject, decoded.
@@ -506,20 +516,22 @@ impl<'a> Cert<'a> {
             .as_ref()
     }
 
-    /// The subject's attributes of type `oid`, in the decoded name's order.
-    pub(crate) fn subject_attributes(&self, oid: ObjectIdentifier) -> Vec<AttributeRef<'_>> {
+    /// The subject's attributes of type `oid`, in the decoded name's order;
+    /// `None` if the subject does not decode (which [`walk_name`] rules out;
+    /// callers fail closed).
+    pub(crate) fn subject_attributes(
+        &self,
+        oid: ObjectIdentifier,
+    ) -> Option<Vec<AttributeRef<'_>>> {
         match self.cert.tbs_certificate.subject.attributes_of_type(oid) {
-            Some(found) => found,
-            None => self
-                .subject_name()
-                .map(|n| {
-                    n.0.iter()
-                        .flat_map(|rdn| rdn.0.iter())
-                        .filter(|atv| atv.oid == oid)
-                        .map(AttributeRef::from)
-                        .collect()
-                })
-                .unwrap_or_default(),
+            Some(found) => Some(found),
+            None => self.subject_name().map(|n| {
+                n.0.iter()
+                    .flat_map(|rdn| rdn.0.iter())
+                    .filter(|atv| atv.oid == oid)
+                    .map(AttributeRef::from)
+                    .collect()
+            }),
         }
     }
 
@@ -644,6 +656,14 @@ pub(crate) fn names_equivalent(a: &Name, b: &Name) -> bool {
 /// [`names_equivalent`] on names where they lie, decoding them only when the
 /// in-place comparison cannot decide.
 pub(crate) fn lean_names_equivalent(a: &LeanName<'_>, b: &LeanName<'_>) -> bool {
+    lean_names_compare(a, b).unwrap_or_else(|| match (a.decoded(), b.decoded()) {
+        (Some(a), Some(b)) => normalized_rdns(&a) == normalized_rdns(&b),
+        _ => false,
+    })
+}
+
+/// The in-place part of [`lean_names_equivalent`]: `None` when it cannot decide.
+fn lean_names_compare(a: &LeanName<'_>, b: &LeanName<'_>) -> Option<bool> {
     let (mut rdns_a, mut rdns_b) = (a.rdns(), b.rdns());
     let mut undecided = false;
     loop {
@@ -652,20 +672,16 @@ pub(crate) fn lean_names_equivalent(a: &LeanName<'_>, b: &LeanName<'_>) -> bool 
             (Some(ra), Some(rb)) => match (ra.single(), rb.single()) {
                 (Some(x), Some(y)) => match single_attributes_equivalent(x, y) {
                     Some(true) => {}
-                    Some(false) => return false,
+                    Some(false) => return Some(false),
                     None => undecided = true,
                 },
                 _ => undecided = true,
             },
             // Not as many RDNs.
-            _ => return false,
+            _ => return Some(false),
         }
     }
-    !undecided
-        || match (a.decoded(), b.decoded()) {
-            (Some(a), Some(b)) => normalized_rdns(&a) == normalized_rdns(&b),
-            _ => false,
-        }
+    (!undecided).then_some(true)
 }
 
 /// [`normalized_rdns`]'s verdict on two single-attribute RDNs, or `None` when

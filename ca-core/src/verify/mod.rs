@@ -858,7 +858,11 @@ fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport) {
         }
     }
     if usage == Usage::TlsServer {
-        for cn in c.subject_attributes(oids::AT_COMMON_NAME) {
+        let Some(common_names) = c.subject_attributes(oids::AT_COMMON_NAME) else {
+            r.fail(CheckKind::TlsProfile, "subject does not decode");
+            return;
+        };
+        for cn in common_names {
             match cn.text().map(|s| names::cn_problem(s, &dns, &ips)) {
                 Some(None) => {}
                 Some(Some(p)) => r.fail(CheckKind::TlsProfile, p),

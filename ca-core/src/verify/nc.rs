@@ -60,7 +60,9 @@ pub(crate) fn cert_names<'c>(cert: &'c Cert<'_>) -> Vec<NameRef<'c>> {
     if subject.is_none() {
         // Not seen (the walk that read the certificate checks what decoding
         // needs); as a form not evaluated, it fails closed when constrained.
+        // The subject's emailAddress attributes go unread with it.
         out.push(NameRef::Other("directoryName"));
+        out.push(NameRef::Other("rfc822Name"));
     }
     if let Some(subject) = subject.filter(|s| !s.is_empty()) {
         out.push(NameRef::Dir(normalized_rdns(subject)));
