@@ -496,17 +496,7 @@ fn lean_name_decodes_as_x509_name_does() {
         if i % 16 != 0 {
             continue;
         }
-        let mut bad = der.clone();
-        for at in 0..der.len() {
-            for flip in [0x01u8, 0x20, 0x80, 0xff] {
-                bad[at] ^= flip;
-                check(&bad);
-                bad[at] ^= flip;
-            }
-            let mut shorter = der.clone();
-            shorter.remove(at);
-            check(&shorter);
-        }
+        corrupt(der, 0..der.len(), &[0x01, 0x20, 0x80, 0xff], &mut check);
     }
     eprintln!(
         "{} distinct names, {compared} decodings compared, {rejected} rejected by both",
@@ -516,6 +506,27 @@ fn lean_name_decodes_as_x509_name_does() {
         rejected > 10_000,
         "corruptions were rejected ({rejected} of {compared})"
     );
+}
+
+/// Hand `check` `der` with the byte at each of `places` flipped by each of
+/// `flips`, and with it dropped.
+fn corrupt(
+    der: &[u8],
+    places: impl Iterator<Item = usize>,
+    flips: &[u8],
+    check: &mut impl FnMut(&[u8]),
+) {
+    let mut bad = der.to_vec();
+    for at in places {
+        for flip in flips {
+            bad[at] ^= flip;
+            check(&bad);
+            bad[at] ^= flip;
+        }
+        let mut shorter = der.to_vec();
+        shorter.remove(at);
+        check(&shorter);
+    }
 }
 
 /// A DER TLV with a short-form length.
@@ -634,17 +645,8 @@ fn lean_certificate_decodes_as_x509_cert_does() {
         }
         // Corrupt one byte at a spread of places (tags, lengths, contents),
         // and drop it.
-        let mut bad = der.clone();
-        for at in (0..der.len()).step_by(der.len() / 23 + 1) {
-            for flip in [0x01u8, 0x80, 0xff] {
-                bad[at] ^= flip;
-                check(&bad);
-                bad[at] ^= flip;
-            }
-            let mut shorter = der.clone();
-            shorter.remove(at);
-            check(&shorter);
-        }
+        let places = (0..der.len()).step_by(der.len() / 23 + 1);
+        corrupt(der, places, &[0x01, 0x80, 0xff], &mut check);
     }
     eprintln!(
         "{} certificates, {compared} decodings compared, {rejected} rejected by both",
