@@ -592,10 +592,16 @@ pub(crate) fn unix(t: &x509_cert::time::Time) -> i64 {
     i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
+/// A name in the form [`normalized_rdns`] compares: per RDN, its attributes'
+/// normalised texts, sorted.
+pub(crate) type NormalizedName = Vec<Vec<String>>;
+
 /// RFC 5280 7.1 comparison, simplified: string attribute values are compared
 /// case-insensitively with surrounding and repeated internal spaces folded; other
-/// values byte for byte. Multi-valued RDNs compare as sets.
-pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
+/// values byte for byte. Multi-valued RDNs compare as sets. An RDN stays a list
+/// of attributes, never one joined string, so that no value can pose as a
+/// second attribute (a commonName `a+2.5.4.7=s:b` against CN=a + L=b).
+pub(crate) fn normalized_rdns(name: &Name) -> NormalizedName {
     name.0
         .iter()
         .map(|rdn| {
@@ -624,7 +630,7 @@ pub(crate) fn normalized_rdns(name: &Name) -> Vec<String> {
                 })
                 .collect();
             parts.sort();
-            parts.join("+")
+            parts
         })
         .collect()
 }

@@ -6,7 +6,7 @@ use x509_cert::ext::pkix::constraints::name::GeneralSubtrees;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::NameConstraints;
 
-use super::cert::{attr_string, attrs, normalized_rdns, Cert, AT_EMAIL_ADDRESS};
+use super::cert::{attr_string, attrs, normalized_rdns, Cert, NormalizedName, AT_EMAIL_ADDRESS};
 use super::names::{is_valid_dns_name, is_valid_email};
 
 /// Upper bound on (name, subtree) comparisons for one certificate against one
@@ -19,7 +19,7 @@ pub(crate) enum NameRef<'a> {
     Dns(&'a str),
     Ip(&'a [u8]),
     Email(&'a str),
-    Dir(Vec<String>),
+    Dir(NormalizedName),
     /// A name form not evaluated here (its GeneralName kind).
     Other(&'static str),
 }

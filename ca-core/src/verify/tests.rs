@@ -425,6 +425,29 @@ fn in_place_name_comparison_agrees_with_the_normalised_form() {
     );
 }
 
+/// An attribute's value cannot pose as a second attribute of its RDN: the
+/// single commonName `a+2.5.4.7=s:b` is not the two-attribute RDN CN=a + L=b,
+/// neither for chain building nor under directoryName constraints.
+#[test]
+fn an_attribute_value_cannot_pose_as_a_second_attribute() {
+    use der::Encode;
+    use der::Tag::Utf8String;
+    let cn = oids::AT_COMMON_NAME;
+    let l = const_oid::ObjectIdentifier::new_unwrap("2.5.4.7");
+    let posing = raw_name(&[&[(cn, Utf8String, b"a+2.5.4.7=s:b")]]);
+    let two = raw_name(&[&[(cn, Utf8String, b"a"), (l, Utf8String, b"b")]]);
+    let (posing_der, two_der) = (posing.to_der().unwrap(), two.to_der().unwrap());
+    let lean_posing = cert::LeanName::from_der(&posing_der).unwrap();
+    let lean_two = cert::LeanName::from_der(&two_der).unwrap();
+    assert!(!cert::names_equivalent(&posing, &two));
+    assert!(!cert::lean_names_equivalent(&lean_posing, &lean_two));
+    // The directoryName subtree test compares these forms RDN by RDN.
+    assert_ne!(cert::normalized_rdns(&posing), cert::normalized_rdns(&two));
+    // Still a set: the same two attributes in either order are one RDN.
+    let swapped = raw_name(&[&[(l, Utf8String, b"B"), (cn, Utf8String, b"A")]]);
+    assert!(cert::names_equivalent(&two, &swapped));
+}
+
 /// `LeanName` must accept exactly the names x509-cert's `Name` decoding
 /// accepts, and give the same name when decoded: every subject and issuer in
 /// x509-limbo, each byte of a spread of them corrupted or dropped, and
