@@ -313,12 +313,16 @@ fn walk_name(mut contents: &[u8]) -> Result<(), der::ErrorKind> {
                     remaining: der::Length::try_from(trailing.len()).unwrap_or_default(),
                 });
             }
-            // A duplicate is an earlier attribute of this RDN with the same encoding.
-            let earlier = &rdn.content[..rdn.content.len() - attributes.len()];
-            if Elements(earlier).any(|e| e.whole == attribute.whole) {
+            attributes = rest;
+        }
+        // A duplicate is two attributes of this RDN with the same encoding.
+        // Sorted, not compared pairwise: a hostile RDN may hold many thousands.
+        if Elements(rdn.content).nth(1).is_some() {
+            let mut encodings: Vec<&[u8]> = Elements(rdn.content).map(|e| e.whole).collect();
+            encodings.sort_unstable();
+            if encodings.windows(2).any(|pair| pair[0] == pair[1]) {
                 return Err(ErrorKind::SetDuplicate);
             }
-            attributes = rest;
         }
     }
     Ok(())

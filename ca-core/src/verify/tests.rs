@@ -448,6 +448,71 @@ fn an_attribute_value_cannot_pose_as_a_second_attribute() {
     assert!(cert::names_equivalent(&two, &swapped));
 }
 
+/// A multi-valued RDN whose attributes are not in DER order (der sorts them
+/// when decoding) compares as the sorted one does, and its attributes are
+/// listed in the decoded name's order, not in the order of the bytes.
+#[test]
+fn multi_valued_rdns_out_of_der_order_compare_and_list_as_decoded() {
+    use der::Tag::Utf8String;
+    use der::{Decode, Encode};
+    let cn = oids::AT_COMMON_NAME;
+    let o = const_oid::ObjectIdentifier::new_unwrap("2.5.4.10");
+    let subject = raw_name(&[
+        &[(cn, Utf8String, b"b"), (cn, Utf8String, b"a")],
+        &[(o, Utf8String, b"Org"), (cn, Utf8String, b"c")],
+    ]);
+    let atv = |value: &[u8]| {
+        x509_cert::attr::AttributeTypeAndValue {
+            oid: cn,
+            value: der::Any::new(Utf8String, value).unwrap(),
+        }
+        .to_der()
+        .unwrap()
+    };
+    // Put the first RDN's two commonNames in the other order, in place.
+    let swap = |der: &[u8]| {
+        let (a, b) = (atv(b"a"), atv(b"b"));
+        let sorted = [a.as_slice(), b.as_slice()].concat();
+        let at = der
+            .windows(sorted.len())
+            .position(|w| w == sorted.as_slice())
+            .expect("the sorted RDN is in the encoding");
+        let mut out = der.to_vec();
+        out[at..at + sorted.len()].copy_from_slice(&[b.as_slice(), a.as_slice()].concat());
+        out
+    };
+
+    let in_order = subject.to_der().unwrap();
+    let out_of_order = swap(&in_order);
+    assert_ne!(in_order, out_of_order);
+    let lean_in = cert::LeanName::from_der(&in_order).unwrap();
+    let lean_out = cert::LeanName::from_der(&out_of_order).unwrap();
+    assert!(cert::lean_names_equivalent(&lean_out, &lean_in));
+    let other = raw_name(&[
+        &[(cn, Utf8String, b"b"), (cn, Utf8String, b"x")],
+        &[(o, Utf8String, b"Org"), (cn, Utf8String, b"c")],
+    ])
+    .to_der()
+    .unwrap();
+    let lean_other = cert::LeanName::from_der(&other).unwrap();
+    assert!(!cert::lean_names_equivalent(&lean_out, &lean_other));
+
+    // The same subject in a certificate: its commonNames in decoded order.
+    let pki = new_pki();
+    let (leaf_der, _) = sign(&leaf("multi.example"), &pki.root_issuer);
+    let mut tbs_cert = x509_cert::Certificate::from_der(&leaf_der).unwrap();
+    tbs_cert.tbs_certificate.subject = subject;
+    let swapped_cert = swap(&tbs_cert.to_der().unwrap());
+    let parsed = cert::Cert::parse(&swapped_cert).unwrap();
+    let common_names: Vec<&str> = parsed
+        .subject_attributes(cn)
+        .expect("the subject decodes")
+        .iter()
+        .filter_map(|a| a.text())
+        .collect();
+    assert_eq!(common_names, ["a", "b", "c"]);
+}
+
 /// `LeanName` must accept exactly the names x509-cert's `Name` decoding
 /// accepts, and give the same name when decoded: every subject and issuer in
 /// x509-limbo, each byte of a spread of them corrupted or dropped, and
