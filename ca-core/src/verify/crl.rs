@@ -1,7 +1,8 @@
 //! Revocation against caller-supplied CRLs (RFC 5280 6.3, simplified: complete
 //! CRLs issued directly by the certificate's issuer; delta CRLs are refused).
 
-use super::cert::{names_equivalent, Cert, KU_CRL_SIGN};
+use super::cert::{Cert, KU_CRL_SIGN};
+use super::dn::names_equivalent;
 use crate::crl::{parse_crl, CrlError, ParsedCrl};
 use crate::signature::verify_signature;
 

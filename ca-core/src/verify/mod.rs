@@ -8,7 +8,9 @@
 
 mod cert;
 mod crl;
+mod dn;
 mod explain;
+mod lean;
 mod names;
 pub(crate) mod nc;
 #[cfg(test)]

@@ -6,7 +6,8 @@ use x509_cert::ext::pkix::constraints::name::GeneralSubtrees;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::NameConstraints;
 
-use super::cert::{attr_string, attrs, normalized_rdns, Cert, NormalizedName, AT_EMAIL_ADDRESS};
+use super::cert::{Cert, AT_EMAIL_ADDRESS};
+use super::dn::{attr_string, attrs, normalized_rdns, NormalizedName};
 use super::names::{is_valid_dns_name, is_valid_email};
 
 /// Upper bound on (name, subtree) comparisons for one certificate against one

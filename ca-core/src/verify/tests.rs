@@ -400,17 +400,17 @@ fn in_place_name_comparison_agrees_with_the_normalised_form() {
     ];
     use der::{Decode, Encode};
     let encoded: Vec<Vec<u8>> = names.iter().map(|n| n.to_der().unwrap()).collect();
-    let lean: Vec<cert::LeanName<'_>> = encoded
+    let lean: Vec<lean::LeanName<'_>> = encoded
         .iter()
-        .map(|d| cert::LeanName::from_der(d).unwrap())
+        .map(|d| lean::LeanName::from_der(d).unwrap())
         .collect();
     let mut equal_pairs = 0;
     for (a, lean_a) in names.iter().zip(&lean) {
         for (b, lean_b) in names.iter().zip(&lean) {
-            let normalised = cert::normalized_rdns(a) == cert::normalized_rdns(b);
-            assert_eq!(cert::names_equivalent(a, b), normalised, "{a} against {b}");
+            let normalised = dn::normalized_rdns(a) == dn::normalized_rdns(b);
+            assert_eq!(dn::names_equivalent(a, b), normalised, "{a} against {b}");
             assert_eq!(
-                cert::lean_names_equivalent(lean_a, lean_b),
+                dn::lean_names_equivalent(lean_a, lean_b),
                 normalised,
                 "{a} against {b}, where they lie"
             );
@@ -437,15 +437,15 @@ fn an_attribute_value_cannot_pose_as_a_second_attribute() {
     let posing = raw_name(&[&[(cn, Utf8String, b"a+2.5.4.7=s:b")]]);
     let two = raw_name(&[&[(cn, Utf8String, b"a"), (l, Utf8String, b"b")]]);
     let (posing_der, two_der) = (posing.to_der().unwrap(), two.to_der().unwrap());
-    let lean_posing = cert::LeanName::from_der(&posing_der).unwrap();
-    let lean_two = cert::LeanName::from_der(&two_der).unwrap();
-    assert!(!cert::names_equivalent(&posing, &two));
-    assert!(!cert::lean_names_equivalent(&lean_posing, &lean_two));
+    let lean_posing = lean::LeanName::from_der(&posing_der).unwrap();
+    let lean_two = lean::LeanName::from_der(&two_der).unwrap();
+    assert!(!dn::names_equivalent(&posing, &two));
+    assert!(!dn::lean_names_equivalent(&lean_posing, &lean_two));
     // The directoryName subtree test compares these forms RDN by RDN.
-    assert_ne!(cert::normalized_rdns(&posing), cert::normalized_rdns(&two));
+    assert_ne!(dn::normalized_rdns(&posing), dn::normalized_rdns(&two));
     // Still a set: the same two attributes in either order are one RDN.
     let swapped = raw_name(&[&[(l, Utf8String, b"B"), (cn, Utf8String, b"A")]]);
-    assert!(cert::names_equivalent(&two, &swapped));
+    assert!(dn::names_equivalent(&two, &swapped));
 }
 
 /// A multi-valued RDN whose attributes are not in DER order (der sorts them
@@ -485,17 +485,17 @@ fn multi_valued_rdns_out_of_der_order_compare_and_list_as_decoded() {
     let in_order = subject.to_der().unwrap();
     let out_of_order = swap(&in_order);
     assert_ne!(in_order, out_of_order);
-    let lean_in = cert::LeanName::from_der(&in_order).unwrap();
-    let lean_out = cert::LeanName::from_der(&out_of_order).unwrap();
-    assert!(cert::lean_names_equivalent(&lean_out, &lean_in));
+    let lean_in = lean::LeanName::from_der(&in_order).unwrap();
+    let lean_out = lean::LeanName::from_der(&out_of_order).unwrap();
+    assert!(dn::lean_names_equivalent(&lean_out, &lean_in));
     let other = raw_name(&[
         &[(cn, Utf8String, b"b"), (cn, Utf8String, b"x")],
         &[(o, Utf8String, b"Org"), (cn, Utf8String, b"c")],
     ])
     .to_der()
     .unwrap();
-    let lean_other = cert::LeanName::from_der(&other).unwrap();
-    assert!(!cert::lean_names_equivalent(&lean_out, &lean_other));
+    let lean_other = lean::LeanName::from_der(&other).unwrap();
+    assert!(!dn::lean_names_equivalent(&lean_out, &lean_other));
 
     // The same subject in a certificate: its commonNames in decoded order.
     let pki = new_pki();
@@ -533,7 +533,7 @@ fn lean_name_decodes_as_x509_name_does() {
     let (mut compared, mut rejected) = (0usize, 0usize);
     let mut check = |der: &[u8]| {
         let theirs = Name::from_der(der);
-        let ours = cert::LeanName::from_der(der);
+        let ours = lean::LeanName::from_der(der);
         match (&theirs, &ours) {
             (Ok(t), Ok(o)) => {
                 assert_eq!(Some(t), o.decoded().as_ref(), "{}", crate::hex::encode(der));
@@ -658,7 +658,7 @@ fn limbo_certificates() -> Vec<Vec<u8>> {
 /// Field by field, as read (an explicit FALSE critical flag is kept in the
 /// lean form's bytes where x509-cert drops it on re-encoding, so whole
 /// re-encodings are not compared).
-fn same_fields(t: &x509_cert::Certificate, o: &cert::LeanCertificate<'_>) {
+fn same_fields(t: &x509_cert::Certificate, o: &lean::LeanCertificate<'_>) {
     use der::Encode;
     let der = |e: &dyn Fn() -> der::Result<Vec<u8>>| e().unwrap();
     let (tt, ot) = (&t.tbs_certificate, &o.tbs_certificate);
@@ -713,7 +713,7 @@ fn lean_certificate_decodes_as_x509_cert_does() {
     let (mut compared, mut rejected) = (0usize, 0usize);
     let mut check = |der: &[u8]| {
         let theirs = x509_cert::Certificate::from_der(der);
-        let ours = cert::LeanCertificate::from_der(der);
+        let ours = lean::LeanCertificate::from_der(der);
         match (&theirs, &ours) {
             (Ok(t), Ok(o)) => same_fields(t, o),
             (Err(_), Err(_)) => rejected += 1,
