@@ -460,6 +460,13 @@ pub fn restore_snapshot(
     dir: &std::path::Path,
 ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
     let db = dir.join(redb::DB_FILE);
+    // A journal left by an earlier store there belongs to that store: replayed
+    // onto the restored file it would corrupt it.
+    match std::fs::remove_file(redb::journal::journal_path(&db)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::Unavailable(e.to_string())),
+    }
     std::fs::copy(snapshot, &db).map_err(|e| StoreError::Unavailable(e.to_string()))?;
     self::redb::backup::take_files(&db).map_err(|e| match e {
         StoreError::Db(_) => e,

@@ -20,6 +20,7 @@ mod export;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
+pub mod journal;
 #[cfg(feature = "forensics")]
 pub mod power_loss;
 mod reads;
@@ -159,7 +160,7 @@ impl RedbStore {
     /// Open a stopped server's store without changing it. Writes are refused.
     pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let db = redb::Builder::new().open_read_only(&path)?;
+        let db = writer::open_read_only(&path)?;
         let store = RedbStore {
             shared: Arc::new(Shared::new(path, Handle::Ro(db))),
             sender: Mutex::new(None),

@@ -88,19 +88,43 @@ pub struct Shared {
     pub cache: CaCache,
 }
 
+/// Open (creating) the store file at `path` for writing, through its
+/// journal ([`super::journal`]).
 pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
+    let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
     #[cfg(feature = "forensics")]
     if std::env::var_os(super::power_loss::ENV).is_some() {
         tracing::warn!(
             "test mode: writes not yet synced are lost if this process dies (simulated power loss)"
         );
-        let backend = super::power_loss::PowerLossBackend::open(path)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        use super::power_loss::PowerLossBackend;
+        let journal_path = super::journal::journal_path(path);
+        let lock = super::journal::lock_journal(&journal_path, true).map_err(unavailable)?;
+        let backend = super::journal::JournalBackend::open_on(
+            Box::new(PowerLossBackend::open(path).map_err(unavailable)?),
+            Box::new(PowerLossBackend::open(&journal_path).map_err(unavailable)?),
+            lock,
+            true,
+        )
+        .map_err(unavailable)?;
         return Ok(builder.create_with_backend(backend)?);
     }
-    Ok(builder.create(path)?)
+    let backend = super::journal::JournalBackend::open(path).map_err(unavailable)?;
+    Ok(builder.create_with_backend(backend)?)
+}
+
+/// Open the store file at `path` without changing it (nor its journal).
+pub fn open_read_only(path: &std::path::Path) -> Result<ReadOnlyDatabase, StoreError> {
+    let backend =
+        super::journal::JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::NotFound(format!("{}: {e}", path.display()))
+            }
+            _ => StoreError::Unavailable(format!("{}: {e}", path.display())),
+        })?;
+    Ok(redb::Builder::new().open_read_only_with_backend(backend)?)
 }
 
 impl Shared {
