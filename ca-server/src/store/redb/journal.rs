@@ -153,7 +153,8 @@ impl JournalBackend {
         let journal_file = journal_path(db);
         let lock = match OpenOptions::new().read(true).open(&journal_file) {
             Ok(f) => f,
-            // No journal: nothing to replay. Lock the store file itself.
+            // No journal (a store last written before there was one, or a
+            // snapshot): nothing to replay, nothing to lock.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let f = OpenOptions::new().read(true).open(db)?;
                 let empty = Box::new(EmptyJournal);
