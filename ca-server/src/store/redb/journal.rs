@@ -266,8 +266,7 @@ impl JournalBackend {
         Ok(records)
     }
 
-    /// Make the journal its full size in real blocks, its first record slot
-    /// empty, all synced.
+    /// Empty the journal (its records are all in the store file), synced.
     fn prepare_journal(&self) -> io::Result<()> {
         self.journal.set_len(0)?;
         self.journal.sync_data()
@@ -312,9 +311,16 @@ impl JournalBackend {
             let index = at / BLOCK;
             let within = (at % BLOCK) as usize;
             let n = ((BLOCK as usize) - within).min((end - at) as usize);
-            self.note_before(st, index)?;
-            if !st.overlay.contains_key(&index) {
+            if st.overlay.contains_key(&index) {
+                self.note_before(st, index)?;
+            } else {
+                // One read serves both the before-image and the overlay.
                 let block = self.base_block(st, index)?;
+                if !st.before.contains_key(&index) {
+                    let mut before = block.clone();
+                    zero_from(&mut before, index, st.period_min_len);
+                    st.before.insert(index, before);
+                }
                 st.overlay.insert(index, block);
             }
             let src = &data[(at - offset) as usize..(at - offset) as usize + n];
@@ -397,14 +403,21 @@ impl JournalBackend {
     }
 
     /// Make everything written so far durable: one record appended to the
-    /// journal (past its preallocated size if it must), then, when due, a
-    /// checkpoint. The record comes first so that a checkpoint only ever
+    /// journal, then, when due, a checkpoint. The record comes first so that a checkpoint only ever
     /// writes what the journal already holds: one cut short is then undone
     /// or completed by replay, never left half-applied.
     fn sync(&self, st: &mut State) -> io::Result<()> {
         if let Some(record) = self.record(st)? {
-            self.journal.write(st.pos, &record)?;
-            self.journal.sync_data()?;
+            let appended = self
+                .journal
+                .write(st.pos, &record)
+                .and_then(|()| self.journal.sync_data());
+            if let Err(e) = appended {
+                // The commit is answered as failed: keep a reopen in this
+                // process (which reads the page cache) from replaying it.
+                let _ = self.journal.write(st.pos, &[0u8; HEADER]);
+                return Err(e);
+            }
             st.pos += record.len() as u64;
             st.seq += 1;
             st.stats.records += 1;
@@ -421,7 +434,12 @@ impl JournalBackend {
                 // so go on appending, and try again some records later.
                 tracing::warn!(error = %e, "store journal: checkpoint failed; retrying later");
                 st.retry_checkpoint_at = st.seq + 64;
-                st.main_len = self.main.len()?;
+                match self.main.len() {
+                    Ok(len) => st.main_len = len,
+                    // Reads can no longer be served right: later calls fail
+                    // and the store reopens; this commit stands.
+                    Err(_) => st.poisoned = true,
+                }
             }
         }
         Ok(())
@@ -461,6 +479,21 @@ impl JournalBackend {
             self.main.write(run_start, &run)?;
         }
         self.main.sync_data()?;
+        // The store file now holds everything. Before the new run writes its
+        // first record over the old run's, the old run's head must be durably
+        // gone: a first record torn so that its first sector is lost would
+        // otherwise leave a prefix of the old run to replay, rolling back
+        // what later records of that run changed.
+        let head_cleared = self
+            .journal
+            .write(0, &[0u8; HEADER])
+            .and_then(|()| self.journal.sync_data());
+        if let Err(e) = head_cleared {
+            // The commit stands (the store file has it); nothing more may be
+            // appended until a reopen finds where the journal stands.
+            tracing::error!(error = %e, "store journal: cannot clear the journal after a checkpoint");
+            st.poisoned = true;
+        }
         st.stats.checkpoints += 1;
         st.stats.checkpoint_bytes += st.overlay.len() as u64 * BLOCK;
         tracing::debug!(
@@ -517,6 +550,9 @@ fn replay(backend: &JournalBackend, st: &mut State, record: &[u8]) -> io::Result
         backend.apply_write(st, offset, data)?;
         rest = &rest[12 + n..];
     }
+    // Before-images serve the next record's diff, which replay does not make.
+    st.before.clear();
+    st.period_min_len = st.len;
     Ok(())
 }
 
@@ -577,12 +613,15 @@ fn new_generation() -> io::Result<u64> {
 
 /// Open (creating) the journal at `path` and lock it for this process.
 pub fn lock_journal(path: &Path, exclusive: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     let created = !path.exists();
+    // Owner-only, as the store file: it holds the same records.
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
+        .mode(0o600)
         .open(path)?;
     try_flock(&file, path, exclusive)?;
     if created {
@@ -706,18 +745,21 @@ impl StorageBackend for JournalBackend {
     }
 
     fn close(&self) -> io::Result<()> {
+        let mut flushed = Ok(());
         if self.writable {
             let mut st = self.state_mut();
             if !st.poisoned {
-                self.guarded(&mut st, |b, st| {
+                flushed = self.guarded(&mut st, |b, st| {
                     b.sync(st)?;
                     b.checkpoint(st)?;
                     b.prepare_journal()
-                })?;
+                });
             }
         }
-        self.journal.close()?;
-        self.main.close()
+        // Closed whatever happened above: redb's locks are released here.
+        let journal_closed = self.journal.close();
+        let main_closed = self.main.close();
+        flushed.and(journal_closed).and(main_closed)
     }
 
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
