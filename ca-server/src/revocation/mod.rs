@@ -514,7 +514,7 @@ impl RevocationService {
                 tracing::error!(error = %e, "client revocation check failed");
                 Some(ApiError::new(
                     ErrorCode::Unavailable,
-                    "the client certificate's status cannot be checked now",
+                    format!("the client certificate's status cannot be checked now: {e}"),
                 ))
             }
         }

@@ -100,7 +100,7 @@ struct State {
     pos: u64,
     /// An I/O error happened: the in-memory state can no longer be trusted to
     /// match the files, so everything fails until the store is reopened.
-    poisoned: bool,
+    poisoned: Option<Poison>,
     /// The store file's length (asked once, then kept: it changes only here).
     main_len: u64,
     /// After a checkpoint failed, the record sequence number from which to try again.
@@ -117,8 +117,36 @@ pub struct JournalStats {
     pub checkpoint_bytes: u64,
 }
 
-fn poisoned() -> io::Error {
-    io::Error::other("an earlier write to the store failed; reopen it")
+/// The error that poisoned the store, kept so that every later call fails
+/// with the same cause (a full disk stays a full disk to whoever asks).
+#[derive(Clone, Debug)]
+struct Poison {
+    kind: io::ErrorKind,
+    os_code: Option<i32>,
+    text: String,
+}
+
+impl Poison {
+    fn of(e: &io::Error) -> Poison {
+        Poison {
+            kind: e.kind(),
+            os_code: e.raw_os_error(),
+            text: e.to_string(),
+        }
+    }
+
+    fn error(&self) -> io::Error {
+        match self.os_code {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(
+                self.kind,
+                format!(
+                    "an earlier write to the store failed ({}); reopen it",
+                    self.text
+                ),
+            ),
+        }
+    }
 }
 
 fn read_only() -> io::Error {
@@ -438,7 +466,7 @@ impl JournalBackend {
                     Ok(len) => st.main_len = len,
                     // Reads can no longer be served right: later calls fail
                     // and the store reopens; this commit stands.
-                    Err(_) => st.poisoned = true,
+                    Err(e) => st.poisoned = Some(Poison::of(&e)),
                 }
             }
         }
@@ -492,7 +520,7 @@ impl JournalBackend {
             // The commit stands (the store file has it); nothing more may be
             // appended until a reopen finds where the journal stands.
             tracing::error!(error = %e, "store journal: cannot clear the journal after a checkpoint");
-            st.poisoned = true;
+            st.poisoned = Some(Poison::of(&e));
         }
         st.stats.checkpoints += 1;
         st.stats.checkpoint_bytes += st.overlay.len() as u64 * BLOCK;
@@ -519,12 +547,12 @@ impl JournalBackend {
         st: &mut State,
         f: impl FnOnce(&Self, &mut State) -> io::Result<T>,
     ) -> io::Result<T> {
-        if st.poisoned {
-            return Err(poisoned());
+        if let Some(p) = &st.poisoned {
+            return Err(p.error());
         }
         let result = f(self, st);
-        if result.is_err() {
-            st.poisoned = true;
+        if let Err(e) = &result {
+            st.poisoned = Some(Poison::of(e));
         }
         result
     }
@@ -633,7 +661,13 @@ pub fn lock_journal(path: &Path, exclusive: bool) -> io::Result<File> {
     Ok(file)
 }
 
-/// Lock `file` (the journal at `path`) without waiting.
+/// How long an open waits for the journal's lock before saying the store is
+/// in use. Not zero: a lock lives as long as any descriptor of its open file,
+/// and a child this process forks holds copies of all of them until it execs,
+/// so a store just closed here can read as locked for a moment.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Lock `file` (the journal at `path`), waiting at most [`LOCK_PATIENCE`].
 fn try_flock(file: &File, path: &Path, exclusive: bool) -> io::Result<()> {
     use rustix::fs::{flock, FlockOperation};
     let operation = if exclusive {
@@ -641,10 +675,18 @@ fn try_flock(file: &File, path: &Path, exclusive: bool) -> io::Result<()> {
     } else {
         FlockOperation::NonBlockingLockShared
     };
-    match flock(file, operation) {
-        Ok(()) => Ok(()),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(in_use(path)),
-        Err(e) => Err(e.into()),
+    let started = std::time::Instant::now();
+    loop {
+        match flock(file, operation) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                if started.elapsed() >= LOCK_PATIENCE {
+                    return Err(in_use(path));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -683,16 +725,16 @@ impl StorageBackend for EmptyJournal {
 impl StorageBackend for JournalBackend {
     fn len(&self) -> io::Result<u64> {
         let st = self.state();
-        if st.poisoned {
-            return Err(poisoned());
+        if let Some(p) = &st.poisoned {
+            return Err(p.error());
         }
         Ok(st.len)
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let st = self.state();
-        if st.poisoned {
-            return Err(poisoned());
+        if let Some(p) = &st.poisoned {
+            return Err(p.error());
         }
         let end = offset
             .checked_add(out.len() as u64)
@@ -748,7 +790,7 @@ impl StorageBackend for JournalBackend {
         let mut flushed = Ok(());
         if self.writable {
             let mut st = self.state_mut();
-            if !st.poisoned {
+            if st.poisoned.is_none() {
                 flushed = self.guarded(&mut st, |b, st| {
                     b.sync(st)?;
                     b.checkpoint(st)?;

@@ -82,6 +82,8 @@ pub struct Shared {
     pub commits: AtomicU64,
     pub writes: AtomicU64,
     pub writable: AtomicBool,
+    /// Why the store stopped being writable, for the errors reads give meanwhile.
+    failure: RwLock<Option<String>>,
     hooks: RwLock<Vec<CommitHook>>,
     observers: RwLock<Vec<CommitObserver>>,
     /// CAs and aliases, kept until a commit changes them.
@@ -136,6 +138,7 @@ impl Shared {
             commits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
             writable: AtomicBool::new(true),
+            failure: RwLock::new(None),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
             cache: CaCache::default(),
@@ -149,7 +152,13 @@ impl Shared {
         }
         let slot = self.slot.read().unwrap_or_else(|p| p.into_inner());
         slot.clone().ok_or_else(|| {
-            StoreError::Unavailable("the store is reopening after a write failure".into())
+            let failure = self.failure.read().unwrap_or_else(|p| p.into_inner());
+            StoreError::Unavailable(match failure.as_deref() {
+                Some(cause) => {
+                    format!("the store is reopening after a write failure ({cause}); retrying")
+                }
+                None => "the store is reopening after a write failure; retrying".into(),
+            })
         })
     }
 
@@ -223,6 +232,7 @@ impl Shared {
                 *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(Handle::Rw(db)));
                 self.writable.store(true, Ordering::Release);
+                *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::warn!("store: reopened after a write failure; writes succeed again");
                 true
             }
@@ -302,6 +312,11 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
             if matches!(e, StoreError::Unavailable(_)) && !broken {
                 tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
                 shared.writable.store(false, Ordering::Release);
+                let cause = match e {
+                    StoreError::Unavailable(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                *shared.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(cause);
                 broken = true;
                 last_try = Instant::now();
                 shared.drop_handle();
