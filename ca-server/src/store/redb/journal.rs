@@ -38,6 +38,13 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
+mod format;
+mod lock;
+
+use format::{changed_runs, checksum_holds, seal, u32_at, u64_at, Header, HEADER};
+pub use lock::lock_journal;
+use lock::try_flock;
+
 /// Beside the store file: `ca.redb` → `ca.redb.journal`.
 pub const JOURNAL_SUFFIX: &str = ".journal";
 /// The overlay's unit (redb's page size).
@@ -46,11 +53,6 @@ const BLOCK: u64 = 4096;
 pub const CAPACITY: u64 = 32 << 20;
 /// A checkpoint is due when the overlay holds this many blocks (64 MiB).
 const MAX_OVERLAY_BLOCKS: usize = 16_384;
-const MAGIC: [u8; 4] = *b"CAJ1";
-/// magic, crc32 (of what follows it), generation, sequence, payload length.
-const HEADER: usize = 4 + 4 + 8 + 8 + 4;
-/// Two changed runs closer than this are written as one (an entry's own size).
-const MERGE_GAP: usize = 12;
 
 /// The journal of the store file at `db`.
 pub fn journal_path(db: &Path) -> PathBuf {
@@ -270,24 +272,21 @@ impl JournalBackend {
         while pos + HEADER as u64 <= len {
             let mut header = [0u8; HEADER];
             self.journal.read(pos, &mut header)?;
-            if header[..4] != MAGIC {
+            let Some(h) = Header::read(&header) else {
+                break;
+            };
+            if run.is_some_and(|g| g != h.generation) || h.seq != records.len() as u64 {
                 break;
             }
-            let generation = u64_at(&header, 8);
-            let seq = u64_at(&header, 16);
-            let payload_len = u64::from(u32_at(&header, 24));
-            if run.is_some_and(|g| g != generation) || seq != records.len() as u64 {
+            if pos + HEADER as u64 + h.payload_len > len {
                 break;
             }
-            if pos + HEADER as u64 + payload_len > len {
-                break;
-            }
-            let mut record = vec![0u8; HEADER + payload_len as usize];
+            let mut record = vec![0u8; HEADER + h.payload_len as usize];
             self.journal.read(pos, &mut record)?;
-            if crc32fast::hash(&record[8..]) != u32_at(&record, 4) {
+            if !checksum_holds(&record) {
                 break;
             }
-            run = Some(generation);
+            run = Some(h.generation);
             pos += record.len() as u64;
             records.push(record);
         }
@@ -416,24 +415,13 @@ impl JournalBackend {
         if payload.len() == 16 && st.period_min_len == st.len && st.len == st.synced_len {
             return Ok(None);
         }
-        let payload_len = u32::try_from(payload.len())
-            .map_err(|_| io::Error::other("one commit changed more than 4 GiB"))?;
-        let mut record = Vec::with_capacity(HEADER + payload.len());
-        record.extend_from_slice(&MAGIC);
-        record.extend_from_slice(&[0u8; 4]);
-        record.extend_from_slice(&st.generation.to_le_bytes());
-        record.extend_from_slice(&st.seq.to_le_bytes());
-        record.extend_from_slice(&payload_len.to_le_bytes());
-        record.extend_from_slice(&payload);
-        let crc = crc32fast::hash(&record[8..]);
-        record[4..8].copy_from_slice(&crc.to_le_bytes());
-        Ok(Some(record))
+        seal(st.generation, st.seq, &payload).map(Some)
     }
 
     /// Make everything written so far durable: one record appended to the
-    /// journal, then, when due, a checkpoint. The record comes first so that a checkpoint only ever
-    /// writes what the journal already holds: one cut short is then undone
-    /// or completed by replay, never left half-applied.
+    /// journal, then, when due, a checkpoint. The record comes first so that
+    /// a checkpoint only ever writes what the journal already holds: one cut
+    /// short is then completed by replay, never left half-applied.
     fn sync(&self, st: &mut State) -> io::Result<()> {
         if let Some(record) = self.record(st)? {
             let appended = self
@@ -594,110 +582,10 @@ fn zero_from(block: &mut [u8], index: u64, len: u64) {
     }
 }
 
-/// Runs `[from, to)` where `a` and `b` differ, in whole 8-byte words (a run
-/// may take in a few equal bytes), near ones merged. Word-wise because most
-/// of a page redb rewrites in place of an older one differs from it.
-fn changed_runs(a: &[u8], b: &[u8]) -> Vec<(usize, usize)> {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    let mut mark = |from: usize, to: usize| match runs.last_mut() {
-        Some((_, end)) if from - *end <= MERGE_GAP => *end = to,
-        _ => runs.push((from, to)),
-    };
-    let words = a.len().min(b.len()) / 8;
-    for (k, (x, y)) in a.chunks_exact(8).zip(b.chunks_exact(8)).enumerate() {
-        // Exact chunks: the conversions cannot fail.
-        let (Ok(x), Ok(y)) = (<[u8; 8]>::try_from(x), <[u8; 8]>::try_from(y)) else {
-            continue;
-        };
-        if x != y {
-            mark(k * 8, k * 8 + 8);
-        }
-    }
-    for i in words * 8..a.len().min(b.len()) {
-        if a[i] != b[i] {
-            mark(i, i + 1);
-        }
-    }
-    runs
-}
-
-fn u64_at(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
-}
-
-fn u32_at(b: &[u8], at: usize) -> u32 {
-    let mut v = [0u8; 4];
-    v.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(v)
-}
-
 fn new_generation() -> io::Result<u64> {
     let mut g = [0u8; 8];
     getrandom::getrandom(&mut g).map_err(io::Error::other)?;
     Ok(u64::from_le_bytes(g))
-}
-
-/// Open (creating) the journal at `path` and lock it for this process.
-pub fn lock_journal(path: &Path, exclusive: bool) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let created = !path.exists();
-    // Owner-only, as the store file: it holds the same records.
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)?;
-    try_flock(&file, path, exclusive)?;
-    if created {
-        // The journal's directory entry must survive a power cut too.
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-    }
-    Ok(file)
-}
-
-/// How long an open waits for the journal's lock before saying the store is
-/// in use. Not zero: a lock lives as long as any descriptor of its open file,
-/// and a child this process forks holds copies of all of them until it execs,
-/// so a store just closed here can read as locked for a moment.
-const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Lock `file` (the journal at `path`), waiting at most [`LOCK_PATIENCE`].
-fn try_flock(file: &File, path: &Path, exclusive: bool) -> io::Result<()> {
-    use rustix::fs::{flock, FlockOperation};
-    let operation = if exclusive {
-        FlockOperation::NonBlockingLockExclusive
-    } else {
-        FlockOperation::NonBlockingLockShared
-    };
-    let started = std::time::Instant::now();
-    loop {
-        match flock(file, operation) {
-            Ok(()) => return Ok(()),
-            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
-                if started.elapsed() >= LOCK_PATIENCE {
-                    return Err(in_use(path));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-fn in_use(path: &Path) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::WouldBlock,
-        format!(
-            "{} is locked: the store is open in another process (a running server?)",
-            path.display()
-        ),
-    )
 }
 
 /// The journal of a store that has none (read-only opens).
