@@ -74,7 +74,7 @@ impl<'a> Cert<'a> {
     /// Decode `der`; `Err` only when it is not a certificate at all.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, String> {
         let raw = raw_cert(der).ok_or("not a DER certificate")?;
-        let cert = LeanCertificate::from_der(der).map_err(|e| format!("does not decode: {e}"))?;
+        let cert = LeanCertificate::decode(der).map_err(|e| format!("does not decode: {e}"))?;
         let tbs = &cert.tbs_certificate;
         let mut problems = Vec::new();
 

@@ -22,6 +22,17 @@ pub(crate) struct LeanCertificate<'a> {
     pub signature: der::asn1::BitStringRef<'a>,
 }
 
+impl<'a> LeanCertificate<'a> {
+    /// `der` decoded as der's `Decode` decodes it: by hand when it has the
+    /// common shape ([`super::lean_shape`]), else by der, which then decides.
+    pub(crate) fn decode(der: &'a [u8]) -> der::Result<Self> {
+        match super::lean_shape::certificate(der) {
+            Some(certificate) => Ok(certificate),
+            None => <Self as der::Decode>::from_der(der),
+        }
+    }
+}
+
 /// x509-cert's `TbsCertificate`, borrowing as [`LeanCertificate`] does.
 #[derive(Clone, Debug, der::Sequence)]
 pub(crate) struct LeanTbsCertificate<'a> {
@@ -66,8 +77,17 @@ impl der::FixedTag for LeanExtensions<'_> {
 impl<'a> der::DecodeValue<'a> for LeanExtensions<'a> {
     fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
         let raw = reader.read_slice(header.length)?;
-        let list = walk_extensions(raw).map_err(|kind| reader.error(kind))?;
-        Ok(LeanExtensions { list, raw })
+        LeanExtensions::walked(raw).map_err(|kind| reader.error(kind))
+    }
+}
+
+impl<'a> LeanExtensions<'a> {
+    /// The SEQUENCE OF's contents `raw`, read by [`walk_extensions`].
+    pub(super) fn walked(raw: &'a [u8]) -> Result<Self, der::ErrorKind> {
+        Ok(LeanExtensions {
+            list: walk_extensions(raw)?,
+            raw,
+        })
     }
 }
 
@@ -145,8 +165,7 @@ impl der::FixedTag for LeanName<'_> {
 impl<'a> der::DecodeValue<'a> for LeanName<'a> {
     fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
         let contents = reader.read_slice(header.length)?;
-        walk_name(contents).map_err(|kind| reader.error(kind))?;
-        Ok(LeanName { contents })
+        LeanName::walked(contents).map_err(|kind| reader.error(kind))
     }
 }
 
@@ -161,6 +180,12 @@ impl der::EncodeValue for LeanName<'_> {
 }
 
 impl<'a> LeanName<'a> {
+    /// The SEQUENCE's `contents`, checked by [`walk_name`].
+    pub(super) fn walked(contents: &'a [u8]) -> Result<Self, der::ErrorKind> {
+        walk_name(contents)?;
+        Ok(LeanName { contents })
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.contents.is_empty()
     }

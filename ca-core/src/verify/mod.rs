@@ -12,6 +12,7 @@ mod crl;
 mod dn;
 mod explain;
 mod lean;
+mod lean_shape;
 mod names;
 pub(crate) mod nc;
 #[cfg(test)]

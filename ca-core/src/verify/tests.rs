@@ -700,7 +700,9 @@ fn same_fields(t: &x509_cert::Certificate, o: &lean::LeanCertificate<'_>) {
 /// The borrowed decoding accepts exactly what x509-cert's `Certificate` does,
 /// and reads the same structure: checked on every limbo certificate (many
 /// deliberately malformed) and on single-byte corruptions and deletions in an
-/// eighth of them.
+/// eighth of them. Both of its paths are compared: der's, and the hand-read
+/// one for the common shape (whatever that accepts, x509-cert must accept,
+/// with the same fields).
 #[test]
 fn lean_certificate_decodes_as_x509_cert_does() {
     use der::Decode;
@@ -710,10 +712,22 @@ fn lean_certificate_decodes_as_x509_cert_does() {
         "only {} limbo certificates",
         certs.len()
     );
-    let (mut compared, mut rejected) = (0usize, 0usize);
+    let (mut compared, mut rejected, mut by_hand) = (0usize, 0usize, 0usize);
     let mut check = |der: &[u8]| {
         let theirs = x509_cert::Certificate::from_der(der);
-        let ours = lean::LeanCertificate::from_der(der);
+        if let Some(hand_read) = super::lean_shape::certificate(der) {
+            by_hand += 1;
+            match &theirs {
+                Ok(t) => same_fields(t, &hand_read),
+                Err(e) => panic!(
+                    "x509-cert rejects ({e}) what the hand-read path accepts: {}",
+                    crate::hex::encode(der)
+                ),
+            }
+        }
+        let ours = lean::LeanCertificate::decode(der);
+        let through_der = <lean::LeanCertificate<'_> as Decode>::from_der(der);
+        assert_eq!(ours.is_ok(), through_der.is_ok());
         match (&theirs, &ours) {
             (Ok(t), Ok(o)) => same_fields(t, o),
             (Err(_), Err(_)) => rejected += 1,
@@ -737,11 +751,132 @@ fn lean_certificate_decodes_as_x509_cert_does() {
         corrupt(der, places, &[0x01, 0x80, 0xff], &mut check);
     }
     eprintln!(
-        "{} certificates, {compared} decodings compared, {rejected} rejected by both",
+        "{} certificates, {compared} decodings compared, {rejected} rejected by both, \
+         {by_hand} read by hand",
         certs.len()
+    );
+    assert!(
+        by_hand > compared / 2,
+        "the hand-read path took {by_hand} of {compared}"
     );
     assert!(
         rejected > 10_000,
         "corruptions were rejected ({rejected} of {compared})"
     );
+}
+
+/// Whatever the hand-read path accepts, x509-cert accepts, with the same
+/// fields: every byte of a spread of limbo certificates flipped three ways
+/// and dropped (the comparison above corrupts only a sample of places, and
+/// would miss, say, a version read from all but its last byte).
+#[test]
+fn hand_read_certificates_match_x509_cert_at_every_byte() {
+    use der::Decode;
+    let certs = limbo_certificates();
+    let (mut accepted, mut compared) = (0usize, 0usize);
+    let mut check = |der: &[u8]| {
+        compared += 1;
+        let Some(hand_read) = super::lean_shape::certificate(der) else {
+            return;
+        };
+        accepted += 1;
+        match x509_cert::Certificate::from_der(der) {
+            Ok(t) => same_fields(&t, &hand_read),
+            Err(e) => panic!(
+                "x509-cert rejects ({e}) what the hand-read path accepts: {}",
+                crate::hex::encode(der)
+            ),
+        }
+    };
+    for der in certs.iter().step_by(256) {
+        corrupt(der, 0..der.len(), &[0x01, 0x80, 0xff], &mut check);
+    }
+    eprintln!("{compared} corruptions, {accepted} read by hand");
+    assert!(
+        accepted > compared / 10,
+        "{accepted} of {compared} read by hand"
+    );
+}
+
+/// A DER TLV of any length.
+fn tlv_any(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len().to_be_bytes();
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        _ => {
+            let skip = len.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The TBS's elements and the certificate's other two, of `der`.
+fn certificate_parts(der: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    use crate::der_util::read_tlv;
+    let (certificate, _) = read_tlv(der).unwrap();
+    let (tbs, after_tbs) = read_tlv(certificate.content).unwrap();
+    let mut fields = Vec::new();
+    let mut rest = tbs.content;
+    while !rest.is_empty() {
+        let (field, next) = read_tlv(rest).unwrap();
+        fields.push(field.whole.to_vec());
+        rest = next;
+    }
+    (fields, after_tbs.to_vec())
+}
+
+fn reassembled(fields: &[Vec<u8>], after_tbs: &[u8]) -> Vec<u8> {
+    let mut certificate = tlv_any(0x30, &fields.concat());
+    certificate.extend_from_slice(after_tbs);
+    tlv_any(0x30, &certificate)
+}
+
+/// Shapes the hand-read path leaves to der, which then decides as x509-cert
+/// does: trailing bytes inside the extensions' [3] (der refuses), version v2
+/// and unique identifiers (der accepts).
+#[test]
+fn unusual_shapes_are_left_to_der() {
+    use der::Decode;
+    let pki = new_pki();
+    let (der, _) = sign(&leaf("shape.example"), &pki.root_issuer);
+    let (fields, after_tbs) = certificate_parts(&der);
+    assert!(
+        super::lean_shape::certificate(&der).is_some(),
+        "the common shape"
+    );
+    let extensions = fields.last().unwrap().clone();
+    assert_eq!(extensions[0], 0xa3);
+    let inner = crate::der_util::read_tlv(&extensions)
+        .unwrap()
+        .0
+        .content
+        .to_vec();
+
+    let mut trailing = fields.clone();
+    *trailing.last_mut().unwrap() = tlv_any(0xa3, &[inner.as_slice(), &[0x05, 0x00]].concat());
+    let mut v2 = fields.clone();
+    v2[0] = vec![0xa0, 0x03, 0x02, 0x01, 0x01];
+    v2.pop();
+    let mut unique_id = fields.clone();
+    unique_id.insert(fields.len() - 1, vec![0x82, 0x02, 0x00, 0xaa]);
+
+    for (case, fields, accepted) in [
+        ("trailing bytes in [3]", trailing, false),
+        ("version v2", v2, true),
+        ("subjectUniqueID", unique_id, true),
+    ] {
+        let der = reassembled(&fields, &after_tbs);
+        assert!(super::lean_shape::certificate(&der).is_none(), "{case}");
+        let theirs = x509_cert::Certificate::from_der(&der);
+        assert_eq!(theirs.is_ok(), accepted, "{case}: x509-cert");
+        match (theirs, lean::LeanCertificate::decode(&der)) {
+            (Ok(t), Ok(o)) => same_fields(&t, &o),
+            (Err(_), Err(_)) => {}
+            (t, o) => panic!("{case}: x509-cert {:?}, lean {:?}", t.is_ok(), o.is_ok()),
+        }
+    }
 }

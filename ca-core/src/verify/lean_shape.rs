@@ -1,0 +1,155 @@
+//! [`LeanCertificate`] read by hand for the shape nearly every certificate has:
+//! v3, no unique identifiers, algorithm parameters absent or NULL (or a curve
+//! OID in the key's). der's generic decoding of the whole structure was half
+//! of a validation's time beside the signatures.
+//!
+//! This never refuses anything: a certificate of any other shape, or one
+//! that breaks a rule anywhere, is left to der's decoding
+//! ([`LeanCertificate::decode`]), which gives the verdict and the error. So
+//! what is accepted is exactly what der accepts, provided everything read
+//! here is read under der's rules; `lean_certificate_decodes_as_x509_cert_does`
+//! compares both on every x509-limbo certificate and on corruptions of them.
+
+use const_oid::ObjectIdentifier;
+use der::asn1::{AnyRef, BitStringRef};
+use der::Decode;
+use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+use x509_cert::certificate::Version;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::time::Validity;
+
+use super::lean::{LeanCertificate, LeanExtensions, LeanName, LeanTbsCertificate};
+use crate::der_util::{read_tlv, Tlv};
+
+const SEQUENCE: u8 = 0x30;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const NULL: u8 = 0x05;
+const OID: u8 = 0x06;
+/// `[0] EXPLICIT INTEGER 2`: the only encoding of version v3.
+const VERSION_V3: [u8; 5] = [0xa0, 0x03, INTEGER, 0x01, 0x02];
+/// `[3] EXPLICIT`, around the extensions.
+const EXTENSIONS: u8 = 0xa3;
+/// Larger input is left to der (whose readers refuse more than 256 MiB).
+const MAX_INPUT: usize = 1 << 20;
+
+/// The certificate, when `der` has the common shape and breaks no rule;
+/// `None` otherwise, for der to decide.
+pub(super) fn certificate(der: &[u8]) -> Option<LeanCertificate<'_>> {
+    if der.len() > MAX_INPUT {
+        return None;
+    }
+    let (certificate, trailing) = element(der, SEQUENCE)?;
+    if !trailing.is_empty() {
+        return None;
+    }
+    let (tbs, rest) = element(certificate.content, SEQUENCE)?;
+    let (algorithm, rest) = element(rest, SEQUENCE)?;
+    let (signature, rest) = element(rest, BIT_STRING)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(LeanCertificate {
+        tbs_certificate: tbs_certificate(tbs.content)?,
+        signature_algorithm: signature_algorithm(algorithm.content)?,
+        signature: bit_string(signature.content)?,
+    })
+}
+
+fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
+    let rest = contents.strip_prefix(&VERSION_V3)?;
+    let (serial, rest) = element(rest, INTEGER)?;
+    let (algorithm, rest) = element(rest, SEQUENCE)?;
+    let (issuer, rest) = element(rest, SEQUENCE)?;
+    let (validity, rest) = element(rest, SEQUENCE)?;
+    let (subject, rest) = element(rest, SEQUENCE)?;
+    let (spki, rest) = element(rest, SEQUENCE)?;
+    // Unique identifiers ([1], [2]) are not this shape: der reads them.
+    let extensions = if rest.is_empty() {
+        None
+    } else {
+        let (wrapper, rest) = element(rest, EXTENSIONS)?;
+        let (list, inside) = element(wrapper.content, SEQUENCE)?;
+        if !rest.is_empty() || !inside.is_empty() {
+            return None;
+        }
+        Some(LeanExtensions::walked(list.content).ok()?)
+    };
+    Some(LeanTbsCertificate {
+        version: Version::V3,
+        // Owned values, as der makes them (their rules are its own).
+        serial_number: SerialNumber::from_der(serial.whole).ok()?,
+        signature: signature_algorithm(algorithm.content)?,
+        issuer: LeanName::walked(issuer.content).ok()?,
+        validity: Validity::from_der(validity.whole).ok()?,
+        subject: LeanName::walked(subject.content).ok()?,
+        subject_public_key_info: public_key_info(spki.content)?,
+        issuer_unique_id: None,
+        subject_unique_id: None,
+        extensions,
+    })
+}
+
+/// `AlgorithmIdentifier` with its parameters absent or NULL.
+fn signature_algorithm(contents: &[u8]) -> Option<AlgorithmIdentifierOwned> {
+    let (oid, parameters) = element(contents, OID)?;
+    Some(AlgorithmIdentifierOwned {
+        oid: object_identifier(oid.content)?,
+        parameters: match parameters {
+            [] => None,
+            [NULL, 0x00] => Some(AnyRef::NULL.into()),
+            _ => return None,
+        },
+    })
+}
+
+/// `SubjectPublicKeyInfo` whose algorithm's parameters are absent, NULL or an
+/// OID (a named curve; der reads parameters as ANY, their contents unchecked).
+fn public_key_info(contents: &[u8]) -> Option<SubjectPublicKeyInfoRef<'_>> {
+    let (algorithm, rest) = element(contents, SEQUENCE)?;
+    let (key, rest) = element(rest, BIT_STRING)?;
+    if !rest.is_empty() {
+        return None;
+    }
+    let (oid, parameters) = element(algorithm.content, OID)?;
+    let parameters = match parameters {
+        [] => None,
+        [NULL, 0x00] => Some(AnyRef::NULL),
+        _ => {
+            let (curve, rest) = element(parameters, OID)?;
+            if !rest.is_empty() {
+                return None;
+            }
+            Some(AnyRef::new(der::Tag::ObjectIdentifier, curve.content).ok()?)
+        }
+    };
+    Some(SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: object_identifier(oid.content)?,
+            parameters,
+        },
+        subject_public_key: bit_string(key.content)?,
+    })
+}
+
+/// An OID's contents, under the rules der decodes one by.
+fn object_identifier(contents: &[u8]) -> Option<ObjectIdentifier> {
+    if contents.len() > ObjectIdentifier::MAX_SIZE {
+        return None;
+    }
+    ObjectIdentifier::from_bytes(contents).ok()
+}
+
+/// A BIT STRING's contents (the unused-bits octet, then the bits), under
+/// der's rules.
+fn bit_string(contents: &[u8]) -> Option<BitStringRef<'_>> {
+    let (&unused_bits, bits) = contents.split_first()?;
+    BitStringRef::new(unused_bits, bits).ok()
+}
+
+/// The next element of `input`, when it reads (minimal lengths, as der
+/// requires) and has tag `tag`; and what follows it.
+fn element(input: &[u8], tag: u8) -> Option<(Tlv<'_>, &[u8])> {
+    let (tlv, rest) = read_tlv(input).ok()?;
+    (tlv.tag == tag).then_some((tlv, rest))
+}
