@@ -136,6 +136,13 @@ pub(crate) struct RsaPublicKeyRef<'a> {
 }
 
 fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
+    match common_rsa_modulus_bits(pkcs1) {
+        Some(bits) => Ok(bits),
+        None => rsa_modulus_bits_through_der(pkcs1),
+    }
+}
+
+fn rsa_modulus_bits_through_der(pkcs1: &[u8]) -> Result<usize, KeyError> {
     let key = RsaPublicKeyRef::from_der(pkcs1)
         .map_err(|_| KeyError::Malformed("RSA public key does not parse"))?;
     let exponent = key.public_exponent.as_bytes();
@@ -149,4 +156,65 @@ fn rsa_modulus_bits(pkcs1: &[u8]) -> Result<usize, KeyError> {
         .first()
         .ok_or(KeyError::Malformed("RSA modulus is zero"))?;
     Ok(modulus.len() * 8 - first.leading_zeros() as usize)
+}
+
+/// The modulus's size for the key nearly every RSA certificate holds, read
+/// by hand: `SEQUENCE { INTEGER 00 <modulus, top bit set>, INTEGER 65537 }`
+/// in minimal lengths, nothing after it. `None` for any other encoding, which
+/// der then reads; this one is valid under every rule `rsa_modulus_bits` applies.
+fn common_rsa_modulus_bits(pkcs1: &[u8]) -> Option<usize> {
+    use crate::der_util::read_tlv;
+    const EXPONENT_65537: [u8; 5] = [0x02, 0x03, 0x01, 0x00, 0x01];
+    let (key, trailing) = read_tlv(pkcs1).ok()?;
+    let (modulus, rest) = read_tlv(key.content).ok()?;
+    if key.tag != 0x30 || modulus.tag != 0x02 || !trailing.is_empty() || rest != EXPONENT_65537 {
+        return None;
+    }
+    match modulus.content {
+        [0x00, top, ..] if *top >= 0x80 => Some((modulus.content.len() - 1) * 8),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever the hand-read path sizes, der's reading sizes the same: every
+    /// byte of real RSA keys (2048 to 4096 bits) flipped three ways and dropped.
+    #[test]
+    fn common_rsa_keys_are_sized_as_der_sizes_them() {
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        use aws_lc_rs::signature::KeyPair as _;
+        let (mut compared, mut by_hand) = (0, 0);
+        for (size, bits) in [
+            (KeySize::Rsa2048, 2048),
+            (KeySize::Rsa3072, 3072),
+            (KeySize::Rsa4096, 4096),
+        ] {
+            let key = KeyPair::generate(size).unwrap();
+            // PKCS #1 RSAPublicKey, DER.
+            let der = key.public_key().as_ref().to_vec();
+            assert_eq!(common_rsa_modulus_bits(&der), Some(bits), "{bits}");
+            let mut check = |der: &[u8]| {
+                compared += 1;
+                if let Some(size) = common_rsa_modulus_bits(der) {
+                    by_hand += 1;
+                    assert_eq!(rsa_modulus_bits_through_der(der).ok(), Some(size));
+                }
+            };
+            for at in 0..der.len() {
+                let mut bad = der.clone();
+                for flip in [0x01, 0x80, 0xff] {
+                    bad[at] ^= flip;
+                    check(&bad);
+                    bad[at] ^= flip;
+                }
+                let mut shorter = der.clone();
+                shorter.remove(at);
+                check(&shorter);
+            }
+        }
+        assert!(by_hand > compared / 2, "{by_hand} of {compared} by hand");
+    }
 }

@@ -16,6 +16,7 @@ use x509_cert::name::Name;
 
 use super::dn::{lean_names_compare, lean_names_equivalent, normalized_rdns};
 use super::explain::CheckKind;
+use super::ext_shape;
 use super::lean::{AttributeRef, LeanCertificate};
 use crate::der_util::{raw_cert, RawCert};
 use crate::keys::{KeyError, PublicKeyKind};
@@ -291,7 +292,9 @@ fn decode_extensions(
         let value = e.extn_value.as_bytes();
         let critical = e.critical;
         match e.extn_id {
-            oids::BASIC_CONSTRAINTS => match BasicConstraints::from_der(value) {
+            oids::BASIC_CONSTRAINTS => match ext_shape::basic_constraints(value)
+                .map_or_else(|| BasicConstraints::from_der(value), Ok)
+            {
                 Ok(v) => out.basic_constraints = Some(Ext { value: v, critical }),
                 Err(_) => bad(problems, "basicConstraints"),
             },
@@ -315,16 +318,18 @@ fn decode_extensions(
                 }
                 Err(_) => bad(problems, "keyUsage"),
             },
-            oids::EXT_KEY_USAGE => match ExtendedKeyUsage::from_der(value) {
-                Ok(v) => {
-                    if v.0.is_empty() {
+            oids::EXT_KEY_USAGE => match ext_shape::ext_key_usage(value)
+                .map_or_else(|| ExtendedKeyUsage::from_der(value).map(|v| v.0), Ok)
+            {
+                Ok(purposes) => {
+                    if purposes.is_empty() {
                         problems.push((
                             CheckKind::ExtendedKeyUsage,
                             "extKeyUsage lists no purpose".into(),
                         ));
                     }
                     out.ext_key_usage = Some(Ext {
-                        value: v.0,
+                        value: purposes,
                         critical,
                     });
                 }
@@ -374,7 +379,9 @@ fn decode_extensions(
                         "authorityKeyIdentifier is critical".into(),
                     ));
                 }
-                match AuthorityKeyIdentifier::from_der(value) {
+                match ext_shape::authority_key_identifier(value)
+                    .map_or_else(|| AuthorityKeyIdentifier::from_der(value), Ok)
+                {
                     Ok(v) => out.authority_key_id = Some(Ext { value: v, critical }),
                     Err(_) => bad(problems, "authorityKeyIdentifier"),
                 }

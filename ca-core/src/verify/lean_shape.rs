@@ -11,12 +11,12 @@
 //! compares both on every x509-limbo certificate and on corruptions of them.
 
 use const_oid::ObjectIdentifier;
-use der::asn1::{AnyRef, BitStringRef};
+use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, UtcTime};
 use der::Decode;
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use x509_cert::certificate::Version;
 use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::Validity;
+use x509_cert::time::{Time, Validity};
 
 use super::lean::{LeanCertificate, LeanExtensions, LeanName, LeanTbsCertificate};
 use crate::der_util::{read_tlv, Tlv};
@@ -26,6 +26,8 @@ const INTEGER: u8 = 0x02;
 const BIT_STRING: u8 = 0x03;
 const NULL: u8 = 0x05;
 const OID: u8 = 0x06;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
 /// `[0] EXPLICIT INTEGER 2`: the only encoding of version v3.
 const VERSION_V3: [u8; 5] = [0xa0, 0x03, INTEGER, 0x01, 0x02];
 /// `[3] EXPLICIT`, around the extensions.
@@ -81,12 +83,34 @@ fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
         serial_number: SerialNumber::from_der(serial.whole).ok()?,
         signature: signature_algorithm(algorithm.content)?,
         issuer: LeanName::walked(issuer.content).ok()?,
-        validity: Validity::from_der(validity.whole).ok()?,
+        validity: validity_of(validity.content)?,
         subject: LeanName::walked(subject.content).ok()?,
         subject_public_key_info: public_key_info(spki.content)?,
         issuer_unique_id: None,
         subject_unique_id: None,
         extensions,
+    })
+}
+
+/// `Validity ::= SEQUENCE { notBefore Time, notAfter Time }`, each time read
+/// by der's own UTCTime or GeneralizedTime decoding (their rules are its own).
+fn validity_of(contents: &[u8]) -> Option<Validity> {
+    let (not_before, rest) = read_tlv(contents).ok()?;
+    let (not_after, rest) = read_tlv(rest).ok()?;
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Validity {
+        not_before: time_of(&not_before)?,
+        not_after: time_of(&not_after)?,
+    })
+}
+
+fn time_of(element: &Tlv<'_>) -> Option<Time> {
+    Some(match element.tag {
+        UTC_TIME => Time::UtcTime(UtcTime::from_der(element.whole).ok()?),
+        GENERALIZED_TIME => Time::GeneralTime(GeneralizedTime::from_der(element.whole).ok()?),
+        _ => return None,
     })
 }
 
@@ -133,7 +157,7 @@ fn public_key_info(contents: &[u8]) -> Option<SubjectPublicKeyInfoRef<'_>> {
 }
 
 /// An OID's contents, under the rules der decodes one by.
-fn object_identifier(contents: &[u8]) -> Option<ObjectIdentifier> {
+pub(super) fn object_identifier(contents: &[u8]) -> Option<ObjectIdentifier> {
     if contents.len() > ObjectIdentifier::MAX_SIZE {
         return None;
     }

@@ -11,6 +11,7 @@ mod checks;
 mod crl;
 mod dn;
 mod explain;
+mod ext_shape;
 mod lean;
 mod lean_shape;
 mod names;
@@ -18,7 +19,6 @@ pub(crate) mod nc;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use const_oid::ObjectIdentifier;
@@ -253,7 +253,7 @@ pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
         certs,
         anchors,
         crls,
-        sigs: HashMap::new(),
+        sigs: Vec::new(),
         sig_checks: 0,
         steps: 0,
         best: None,
@@ -327,8 +327,9 @@ struct Builder<'o, 'c> {
     certs: Vec<Cert<'c>>,
     anchors: usize,
     crls: Vec<crl::CallerCrl>,
-    /// (issuer, subject) -> outcome of the signature check.
-    sigs: HashMap<(usize, usize), Result<SignatureAlgorithm, String>>,
+    /// (issuer, subject) and the outcome of that signature check: a list, at
+    /// most `MAX_SIGNATURE_CHECKS` long and nearly always two.
+    sigs: Vec<((usize, usize), Result<SignatureAlgorithm, String>)>,
     sig_checks: usize,
     steps: usize,
     best: Option<Failure>,
@@ -445,7 +446,7 @@ impl Builder<'_, '_> {
 
     /// Verify (once) that `issuer` signed `subject`.
     fn signature(&mut self, issuer: usize, subject: usize) -> Result<SignatureAlgorithm, String> {
-        if let Some(r) = self.sigs.get(&(issuer, subject)) {
+        if let Some((_, r)) = self.sigs.iter().find(|(k, _)| *k == (issuer, subject)) {
             return r.clone();
         }
         let result = match (self.certs.get(issuer), self.certs.get(subject)) {
@@ -455,7 +456,7 @@ impl Builder<'_, '_> {
             }
             _ => Err("no such certificate".to_string()),
         };
-        self.sigs.insert((issuer, subject), result.clone());
+        self.sigs.push(((issuer, subject), result.clone()));
         result
     }
 

@@ -880,3 +880,61 @@ fn unusual_shapes_are_left_to_der() {
         }
     }
 }
+
+/// Whatever the hand-read extension paths read, x509-cert's decoders read
+/// the same from: every basicConstraints, authorityKeyIdentifier and
+/// extKeyUsage value among the limbo certificates, each byte of each flipped
+/// three ways and dropped.
+#[test]
+fn common_extension_values_decode_as_x509_cert_does() {
+    use super::ext_shape;
+    use der::Decode;
+    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage};
+    let mut values: Vec<(const_oid::ObjectIdentifier, Vec<u8>)> = Vec::new();
+    for der in limbo_certificates() {
+        let Ok(cert) = lean::LeanCertificate::decode(&der) else {
+            continue;
+        };
+        for e in cert.tbs_certificate.extensions.iter().flat_map(|l| &l.list) {
+            values.push((e.extn_id, e.extn_value.as_bytes().to_vec()));
+        }
+    }
+    values.sort();
+    values.dedup();
+    let (mut compared, mut by_hand) = (0usize, 0usize);
+    let mut check = |oid: const_oid::ObjectIdentifier, v: &[u8]| {
+        compared += 1;
+        let agrees = match oid {
+            crate::oids::BASIC_CONSTRAINTS => ext_shape::basic_constraints(v)
+                .map(|ours| Some(ours) == BasicConstraints::from_der(v).ok()),
+            crate::oids::AUTHORITY_KEY_IDENTIFIER => ext_shape::authority_key_identifier(v)
+                .map(|ours| Some(ours) == AuthorityKeyIdentifier::from_der(v).ok()),
+            crate::oids::EXT_KEY_USAGE => ext_shape::ext_key_usage(v)
+                .map(|ours| Some(ours) == ExtendedKeyUsage::from_der(v).ok().map(|e| e.0)),
+            _ => None,
+        };
+        if let Some(agrees) = agrees {
+            by_hand += 1;
+            assert!(agrees, "{oid}: {}", crate::hex::encode(v));
+        }
+    };
+    for (oid, value) in &values {
+        check(*oid, value);
+        for at in 0..value.len() {
+            let mut bad = value.clone();
+            for flip in [0x01, 0x80, 0xff] {
+                bad[at] ^= flip;
+                check(*oid, &bad);
+                bad[at] ^= flip;
+            }
+            let mut shorter = value.clone();
+            shorter.remove(at);
+            check(*oid, &shorter);
+        }
+    }
+    eprintln!(
+        "{} values, {compared} compared, {by_hand} read by hand",
+        values.len()
+    );
+    assert!(by_hand > 10_000, "{by_hand} of {compared} read by hand");
+}
