@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-20}"
-targets="${FUZZ_TARGETS:-csr pem ocsp_request crl chain api_json api_query names store_records}"
+targets="${FUZZ_TARGETS:-csr pem ocsp_request crl chain lean_decode api_json api_query names store_records}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 

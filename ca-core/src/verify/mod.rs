@@ -9,6 +9,9 @@
 mod cert;
 mod checks;
 mod crl;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod differential;
 mod dn;
 mod explain;
 mod ext_shape;
