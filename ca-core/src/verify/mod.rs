@@ -9,6 +9,8 @@
 mod cert;
 mod checks;
 mod crl;
+#[cfg(test)]
+mod decoding_tests;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod differential;

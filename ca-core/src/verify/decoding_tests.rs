@@ -1,0 +1,362 @@
+//! The validator's decodings against der's and x509-cert's: the borrowed
+//! names and certificate, and the hand-read paths for the common shapes, on
+//! every x509-limbo certificate and on corruptions of them.
+
+use super::lean;
+use super::tests::{leaf, new_pki, sign};
+
+/// `LeanName` must accept exactly the names x509-cert's `Name` decoding
+/// accepts, and give the same name when decoded: every subject and issuer in
+/// x509-limbo, each byte of a spread of them corrupted or dropped, and
+/// multi-valued RDNs in and out of order, with duplicates.
+#[test]
+fn lean_name_decodes_as_x509_name_does() {
+    use der::asn1::Utf8StringRef;
+    use der::{Decode, Encode};
+    use x509_cert::name::Name;
+    let mut names: Vec<Vec<u8>> = limbo_certificates()
+        .iter()
+        .filter_map(|der| crate::der_util::raw_cert(der))
+        .flat_map(|raw| [raw.subject.to_vec(), raw.issuer.to_vec()])
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() > 500, "only {} distinct names", names.len());
+    let (mut compared, mut rejected) = (0usize, 0usize);
+    let mut check = |der: &[u8]| {
+        let theirs = Name::from_der(der);
+        let ours = lean::LeanName::from_der(der);
+        match (&theirs, &ours) {
+            (Ok(t), Ok(o)) => {
+                assert_eq!(Some(t), o.decoded().as_ref(), "{}", crate::hex::encode(der));
+                assert_eq!(o.to_der().ok().as_deref(), Some(der), "re-encodes as given");
+            }
+            (Err(_), Err(_)) => rejected += 1,
+            _ => panic!(
+                "x509-cert {} the name but the lean walk {} it: {}",
+                if theirs.is_ok() { "accepts" } else { "rejects" },
+                if ours.is_ok() { "accepts" } else { "rejects" },
+                crate::hex::encode(der)
+            ),
+        }
+        compared += 1;
+    };
+    // Multi-valued RDNs, built by hand: SET OF in and out of DER order, a
+    // duplicate, an empty SET.
+    let atv = |oid: &str, text: &str| {
+        let mut v = const_oid::ObjectIdentifier::new_unwrap(oid)
+            .to_der()
+            .unwrap();
+        v.extend(Utf8StringRef::new(text).unwrap().to_der().unwrap());
+        tlv(0x30, &v)
+    };
+    let (cn, o) = (atv("2.5.4.3", "Issuing CA"), atv("2.5.4.10", "Org"));
+    let rdn = |atvs: &[&Vec<u8>]| {
+        tlv(
+            0x31,
+            &atvs
+                .iter()
+                .flat_map(|a| a.iter().copied())
+                .collect::<Vec<u8>>(),
+        )
+    };
+    for rdns in [
+        vec![rdn(&[&cn, &o])],
+        vec![rdn(&[&o, &cn])],
+        vec![rdn(&[&cn, &cn])],
+        vec![rdn(&[&o, &cn, &o])],
+        vec![rdn(&[])],
+        vec![rdn(&[&cn]), rdn(&[&o, &cn])],
+        vec![],
+    ] {
+        check(&tlv(0x30, &rdns.concat()));
+    }
+    for (i, der) in names.iter().enumerate() {
+        check(der);
+        if i % 16 != 0 {
+            continue;
+        }
+        corrupt(der, 0..der.len(), &[0x01, 0x20, 0x80, 0xff], &mut check);
+    }
+    eprintln!(
+        "{} distinct names, {compared} decodings compared, {rejected} rejected by both",
+        names.len()
+    );
+    assert!(
+        rejected > 10_000,
+        "corruptions were rejected ({rejected} of {compared})"
+    );
+}
+
+/// Hand `check` `der` with the byte at each of `places` flipped by each of
+/// `flips`, and with it dropped.
+fn corrupt(
+    der: &[u8],
+    places: impl Iterator<Item = usize>,
+    flips: &[u8],
+    check: &mut impl FnMut(&[u8]),
+) {
+    let mut bad = der.to_vec();
+    for at in places {
+        for flip in flips {
+            bad[at] ^= flip;
+            check(&bad);
+            bad[at] ^= flip;
+        }
+        let mut shorter = der.to_vec();
+        shorter.remove(at);
+        check(&shorter);
+    }
+}
+
+/// A DER TLV with a short-form length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    assert!(content.len() < 0x80, "short-form lengths only");
+    let mut out = vec![tag, content.len() as u8];
+    out.extend_from_slice(content);
+    out
+}
+
+/// Every certificate x509-limbo carries, DER.
+fn limbo_certificates() -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/limbo/limbo.json.gz"
+    );
+    let gz = std::fs::read(path).expect("the x509-limbo suite beside the repository");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz.as_slice())
+        .read_to_string(&mut text)
+        .expect("limbo.json.gz decompresses");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("limbo.json parses");
+    let mut out = Vec::new();
+    let mut stack = vec![&json];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains("BEGIN CERTIFICATE") => {
+                out.extend(crate::pem::decode_all("CERTIFICATE", s).unwrap_or_default());
+            }
+            serde_json::Value::Array(a) => stack.extend(a),
+            serde_json::Value::Object(o) => stack.extend(o.values()),
+            _ => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The borrowed decoding accepts exactly what x509-cert's `Certificate` does,
+/// and reads the same structure: checked on every limbo certificate (many
+/// deliberately malformed) and on single-byte corruptions and deletions in an
+/// eighth of them. Both of its paths are compared: der's, and the hand-read
+/// one for the common shape (whatever that accepts, x509-cert must accept,
+/// with the same fields).
+#[test]
+fn lean_certificate_decodes_as_x509_cert_does() {
+    use der::Decode;
+    let certs = limbo_certificates();
+    assert!(
+        certs.len() > 1000,
+        "only {} limbo certificates",
+        certs.len()
+    );
+    let (mut compared, mut rejected, mut by_hand) = (0usize, 0usize, 0usize);
+    let mut check = |der: &[u8]| {
+        compared += 1;
+        if super::differential::certificate_agrees(der) {
+            by_hand += 1;
+        }
+        // der's path alone, which decides every shape the hand-read one leaves.
+        let theirs = x509_cert::Certificate::from_der(der);
+        match (
+            &theirs,
+            <lean::LeanCertificate<'_> as Decode>::from_der(der),
+        ) {
+            (Ok(t), Ok(o)) => super::differential::same_fields(t, &o),
+            (Err(_), Err(_)) => rejected += 1,
+            (t, o) => panic!(
+                "x509-cert {} but der's lean decoding {}: {}",
+                if t.is_ok() { "accepts" } else { "rejects" },
+                if o.is_ok() { "accepts" } else { "rejects" },
+                crate::hex::encode(der)
+            ),
+        }
+    };
+    for (i, der) in certs.iter().enumerate() {
+        check(der);
+        if i % 8 != 0 {
+            continue;
+        }
+        // Corrupt one byte at a spread of places (tags, lengths, contents),
+        // and drop it.
+        let places = (0..der.len()).step_by(der.len() / 23 + 1);
+        corrupt(der, places, &[0x01, 0x80, 0xff], &mut check);
+    }
+    eprintln!(
+        "{} certificates, {compared} decodings compared, {rejected} rejected by both, \
+         {by_hand} read by hand",
+        certs.len()
+    );
+    assert!(
+        by_hand > compared / 2,
+        "the hand-read path took {by_hand} of {compared}"
+    );
+    assert!(
+        rejected > 10_000,
+        "corruptions were rejected ({rejected} of {compared})"
+    );
+}
+
+/// Whatever the hand-read path accepts, x509-cert accepts, with the same
+/// fields: every byte of a spread of limbo certificates flipped three ways
+/// and dropped (the comparison above corrupts only a sample of places, and
+/// would miss, say, a version read from all but its last byte).
+#[test]
+fn hand_read_certificates_match_x509_cert_at_every_byte() {
+    let certs = limbo_certificates();
+    let (mut accepted, mut compared) = (0usize, 0usize);
+    let mut check = |der: &[u8]| {
+        compared += 1;
+        if super::differential::certificate_agrees(der) {
+            accepted += 1;
+        }
+    };
+    for der in certs.iter().step_by(256) {
+        corrupt(der, 0..der.len(), &[0x01, 0x80, 0xff], &mut check);
+    }
+    eprintln!("{compared} corruptions, {accepted} read by hand");
+    assert!(
+        accepted > compared / 10,
+        "{accepted} of {compared} read by hand"
+    );
+}
+
+/// A DER TLV of any length.
+fn tlv_any(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len().to_be_bytes();
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        _ => {
+            let skip = len.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The TBS's elements and the certificate's other two, of `der`.
+fn certificate_parts(der: &[u8]) -> (Vec<Vec<u8>>, Vec<u8>) {
+    use crate::der_util::read_tlv;
+    let (certificate, _) = read_tlv(der).unwrap();
+    let (tbs, after_tbs) = read_tlv(certificate.content).unwrap();
+    let mut fields = Vec::new();
+    let mut rest = tbs.content;
+    while !rest.is_empty() {
+        let (field, next) = read_tlv(rest).unwrap();
+        fields.push(field.whole.to_vec());
+        rest = next;
+    }
+    (fields, after_tbs.to_vec())
+}
+
+fn reassembled(fields: &[Vec<u8>], after_tbs: &[u8]) -> Vec<u8> {
+    let mut certificate = tlv_any(0x30, &fields.concat());
+    certificate.extend_from_slice(after_tbs);
+    tlv_any(0x30, &certificate)
+}
+
+/// Shapes the hand-read path leaves to der, which then decides as x509-cert
+/// does: trailing bytes inside the extensions' [3] (der refuses), version v2
+/// and unique identifiers (der accepts).
+#[test]
+fn unusual_shapes_are_left_to_der() {
+    use der::Decode;
+    let pki = new_pki();
+    let (der, _) = sign(&leaf("shape.example"), &pki.root_issuer);
+    let (fields, after_tbs) = certificate_parts(&der);
+    assert!(
+        super::lean_shape::certificate(&der).is_some(),
+        "the common shape"
+    );
+    let extensions = fields.last().unwrap().clone();
+    assert_eq!(extensions[0], 0xa3);
+    let inner = crate::der_util::read_tlv(&extensions)
+        .unwrap()
+        .0
+        .content
+        .to_vec();
+
+    let mut trailing = fields.clone();
+    *trailing.last_mut().unwrap() = tlv_any(0xa3, &[inner.as_slice(), &[0x05, 0x00]].concat());
+    let mut v2 = fields.clone();
+    v2[0] = vec![0xa0, 0x03, 0x02, 0x01, 0x01];
+    v2.pop();
+    let mut unique_id = fields.clone();
+    unique_id.insert(fields.len() - 1, vec![0x82, 0x02, 0x00, 0xaa]);
+
+    for (case, fields, accepted) in [
+        ("trailing bytes in [3]", trailing, false),
+        ("version v2", v2, true),
+        ("subjectUniqueID", unique_id, true),
+    ] {
+        let der = reassembled(&fields, &after_tbs);
+        assert!(super::lean_shape::certificate(&der).is_none(), "{case}");
+        let theirs = x509_cert::Certificate::from_der(&der);
+        assert_eq!(theirs.is_ok(), accepted, "{case}: x509-cert");
+        match (theirs, lean::LeanCertificate::decode(&der)) {
+            (Ok(t), Ok(o)) => super::differential::same_fields(&t, &o),
+            (Err(_), Err(_)) => {}
+            (t, o) => panic!("{case}: x509-cert {:?}, lean {:?}", t.is_ok(), o.is_ok()),
+        }
+    }
+}
+
+/// Whatever the hand-read extension paths read, x509-cert's decoders read
+/// the same from: every basicConstraints, authorityKeyIdentifier and
+/// extKeyUsage value among the limbo certificates, each byte of each flipped
+/// three ways and dropped.
+#[test]
+fn common_extension_values_decode_as_x509_cert_does() {
+    let mut values: Vec<(const_oid::ObjectIdentifier, Vec<u8>)> = Vec::new();
+    for der in limbo_certificates() {
+        let Ok(cert) = lean::LeanCertificate::decode(&der) else {
+            continue;
+        };
+        for e in cert.tbs_certificate.extensions.iter().flat_map(|l| &l.list) {
+            values.push((e.extn_id, e.extn_value.as_bytes().to_vec()));
+        }
+    }
+    values.sort();
+    values.dedup();
+    let (mut compared, mut by_hand) = (0usize, 0usize);
+    let mut check = |oid: const_oid::ObjectIdentifier, v: &[u8]| {
+        compared += 1;
+        if super::differential::extension_agrees(oid, v) {
+            by_hand += 1;
+        }
+    };
+    for (oid, value) in &values {
+        check(*oid, value);
+        for at in 0..value.len() {
+            let mut bad = value.clone();
+            for flip in [0x01, 0x80, 0xff] {
+                bad[at] ^= flip;
+                check(*oid, &bad);
+                bad[at] ^= flip;
+            }
+            let mut shorter = value.clone();
+            shorter.remove(at);
+            check(*oid, &shorter);
+        }
+    }
+    eprintln!(
+        "{} values, {compared} compared, {by_hand} read by hand",
+        values.len()
+    );
+    assert!(by_hand > 10_000, "{by_hand} of {compared} read by hand");
+}
