@@ -2,6 +2,15 @@
 //! to-be-signed part, names and the SPKI: signatures cover the bytes as sent, so
 //! re-encoding a decoded structure could verify something other than what was signed.
 
+// DER tags the hand-written readers and writers use.
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub(crate) const TAG_BIT_STRING: u8 = 0x03;
+pub(crate) const TAG_NULL: u8 = 0x05;
+pub(crate) const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) const TAG_UTC_TIME: u8 = 0x17;
+pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
+
 /// One TLV: its tag byte, the whole encoding, and the contents.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tlv<'a> {
@@ -105,6 +114,28 @@ pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
         issuer: issuer.whole,
         subject: subject.whole,
     })
+}
+
+/// Hand `check` `der` with the byte at each of `places` flipped by each of
+/// `flips`, and with it dropped.
+#[cfg(test)]
+pub(crate) fn corrupt(
+    der: &[u8],
+    places: impl Iterator<Item = usize>,
+    flips: &[u8],
+    check: &mut impl FnMut(&[u8]),
+) {
+    let mut bad = der.to_vec();
+    for at in places {
+        for flip in flips {
+            bad[at] ^= flip;
+            check(&bad);
+            bad[at] ^= flip;
+        }
+        let mut shorter = der.to_vec();
+        shorter.remove(at);
+        check(&shorter);
+    }
 }
 
 #[cfg(test)]

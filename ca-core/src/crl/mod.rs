@@ -28,7 +28,9 @@ use x509_cert::name::Name;
 use x509_cert::time::Time;
 
 use crate::cert::CaCertificate;
-use crate::der_util::{self, Tlv};
+use crate::der_util::{
+    self, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_SEQUENCE, TAG_UTC_TIME,
+};
 use crate::keys::{KeyError, Signer};
 use crate::oids;
 use crate::pem::{self, PemError};
@@ -43,12 +45,7 @@ const DELTA_CRL_INDICATOR: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.
 /// The CRL number is an INTEGER of at most 20 octets (RFC 5280 5.2.3).
 const MAX_CRL_NUMBER_OCTETS: usize = 20;
 
-// DER tags used by the hand-written encoder and reader.
-const TAG_INTEGER: u8 = 0x02;
-const TAG_BIT_STRING: u8 = 0x03;
-const TAG_SEQUENCE: u8 = 0x30;
-const TAG_UTC_TIME: u8 = 0x17;
-const TAG_GENERALIZED_TIME: u8 = 0x18;
+/// `[0] EXPLICIT`, as the hand-written encoder and reader use it.
 const TAG_EXPLICIT_0: u8 = 0xa0;
 
 #[derive(Debug, thiserror::Error)]

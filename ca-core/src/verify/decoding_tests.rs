@@ -4,6 +4,7 @@
 
 use super::lean;
 use super::tests::{leaf, new_pki, sign};
+use crate::der_util::corrupt;
 
 /// `LeanName` must accept exactly the names x509-cert's `Name` decoding
 /// accepts, and give the same name when decoded: every subject and issuer in
@@ -86,27 +87,6 @@ fn lean_name_decodes_as_x509_name_does() {
         rejected > 10_000,
         "corruptions were rejected ({rejected} of {compared})"
     );
-}
-
-/// Hand `check` `der` with the byte at each of `places` flipped by each of
-/// `flips`, and with it dropped.
-fn corrupt(
-    der: &[u8],
-    places: impl Iterator<Item = usize>,
-    flips: &[u8],
-    check: &mut impl FnMut(&[u8]),
-) {
-    let mut bad = der.to_vec();
-    for at in places {
-        for flip in flips {
-            bad[at] ^= flip;
-            check(&bad);
-            bad[at] ^= flip;
-        }
-        let mut shorter = der.to_vec();
-        shorter.remove(at);
-        check(&shorter);
-    }
 }
 
 /// A DER TLV with a short-form length.
@@ -342,17 +322,9 @@ fn common_extension_values_decode_as_x509_cert_does() {
     };
     for (oid, value) in &values {
         check(*oid, value);
-        for at in 0..value.len() {
-            let mut bad = value.clone();
-            for flip in [0x01, 0x80, 0xff] {
-                bad[at] ^= flip;
-                check(*oid, &bad);
-                bad[at] ^= flip;
-            }
-            let mut shorter = value.clone();
-            shorter.remove(at);
-            check(*oid, &shorter);
-        }
+        corrupt(value, 0..value.len(), &[0x01, 0x80, 0xff], &mut |bad| {
+            check(*oid, bad)
+        });
     }
     eprintln!(
         "{} values, {compared} compared, {by_hand} read by hand",

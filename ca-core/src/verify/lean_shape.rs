@@ -19,17 +19,13 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
 use super::lean::{LeanCertificate, LeanExtensions, LeanName, LeanTbsCertificate};
-use crate::der_util::{read_tlv, Tlv};
+use crate::der_util::{
+    read_tlv, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_NULL, TAG_OID,
+    TAG_SEQUENCE, TAG_UTC_TIME,
+};
 
-const SEQUENCE: u8 = 0x30;
-const INTEGER: u8 = 0x02;
-const BIT_STRING: u8 = 0x03;
-const NULL: u8 = 0x05;
-const OID: u8 = 0x06;
-const UTC_TIME: u8 = 0x17;
-const GENERALIZED_TIME: u8 = 0x18;
 /// `[0] EXPLICIT INTEGER 2`: the only encoding of version v3.
-const VERSION_V3: [u8; 5] = [0xa0, 0x03, INTEGER, 0x01, 0x02];
+const VERSION_V3: [u8; 5] = [0xa0, 0x03, TAG_INTEGER, 0x01, 0x02];
 /// `[3] EXPLICIT`, around the extensions.
 const EXTENSIONS: u8 = 0xa3;
 /// Larger input is left to der (whose readers refuse more than 256 MiB).
@@ -41,13 +37,13 @@ pub(super) fn certificate(der: &[u8]) -> Option<LeanCertificate<'_>> {
     if der.len() > MAX_INPUT {
         return None;
     }
-    let (certificate, trailing) = element(der, SEQUENCE)?;
+    let (certificate, trailing) = element(der, TAG_SEQUENCE)?;
     if !trailing.is_empty() {
         return None;
     }
-    let (tbs, rest) = element(certificate.content, SEQUENCE)?;
-    let (algorithm, rest) = element(rest, SEQUENCE)?;
-    let (signature, rest) = element(rest, BIT_STRING)?;
+    let (tbs, rest) = element(certificate.content, TAG_SEQUENCE)?;
+    let (algorithm, rest) = element(rest, TAG_SEQUENCE)?;
+    let (signature, rest) = element(rest, TAG_BIT_STRING)?;
     if !rest.is_empty() {
         return None;
     }
@@ -60,18 +56,18 @@ pub(super) fn certificate(der: &[u8]) -> Option<LeanCertificate<'_>> {
 
 fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
     let rest = contents.strip_prefix(&VERSION_V3)?;
-    let (serial, rest) = element(rest, INTEGER)?;
-    let (algorithm, rest) = element(rest, SEQUENCE)?;
-    let (issuer, rest) = element(rest, SEQUENCE)?;
-    let (validity, rest) = element(rest, SEQUENCE)?;
-    let (subject, rest) = element(rest, SEQUENCE)?;
-    let (spki, rest) = element(rest, SEQUENCE)?;
+    let (serial, rest) = element(rest, TAG_INTEGER)?;
+    let (algorithm, rest) = element(rest, TAG_SEQUENCE)?;
+    let (issuer, rest) = element(rest, TAG_SEQUENCE)?;
+    let (validity, rest) = element(rest, TAG_SEQUENCE)?;
+    let (subject, rest) = element(rest, TAG_SEQUENCE)?;
+    let (spki, rest) = element(rest, TAG_SEQUENCE)?;
     // Unique identifiers ([1], [2]) are not this shape: der reads them.
     let extensions = if rest.is_empty() {
         None
     } else {
         let (wrapper, rest) = element(rest, EXTENSIONS)?;
-        let (list, inside) = element(wrapper.content, SEQUENCE)?;
+        let (list, inside) = element(wrapper.content, TAG_SEQUENCE)?;
         if !rest.is_empty() || !inside.is_empty() {
             return None;
         }
@@ -108,20 +104,20 @@ fn validity_of(contents: &[u8]) -> Option<Validity> {
 
 fn time_of(element: &Tlv<'_>) -> Option<Time> {
     Some(match element.tag {
-        UTC_TIME => Time::UtcTime(UtcTime::from_der(element.whole).ok()?),
-        GENERALIZED_TIME => Time::GeneralTime(GeneralizedTime::from_der(element.whole).ok()?),
+        TAG_UTC_TIME => Time::UtcTime(UtcTime::from_der(element.whole).ok()?),
+        TAG_GENERALIZED_TIME => Time::GeneralTime(GeneralizedTime::from_der(element.whole).ok()?),
         _ => return None,
     })
 }
 
 /// `AlgorithmIdentifier` with its parameters absent or NULL.
 fn signature_algorithm(contents: &[u8]) -> Option<AlgorithmIdentifierOwned> {
-    let (oid, parameters) = element(contents, OID)?;
+    let (oid, parameters) = element(contents, TAG_OID)?;
     Some(AlgorithmIdentifierOwned {
         oid: object_identifier(oid.content)?,
         parameters: match parameters {
             [] => None,
-            [NULL, 0x00] => Some(AnyRef::NULL.into()),
+            [TAG_NULL, 0x00] => Some(AnyRef::NULL.into()),
             _ => return None,
         },
     })
@@ -130,17 +126,17 @@ fn signature_algorithm(contents: &[u8]) -> Option<AlgorithmIdentifierOwned> {
 /// `SubjectPublicKeyInfo` whose algorithm's parameters are absent, NULL or an
 /// OID (a named curve; der reads parameters as ANY, their contents unchecked).
 fn public_key_info(contents: &[u8]) -> Option<SubjectPublicKeyInfoRef<'_>> {
-    let (algorithm, rest) = element(contents, SEQUENCE)?;
-    let (key, rest) = element(rest, BIT_STRING)?;
+    let (algorithm, rest) = element(contents, TAG_SEQUENCE)?;
+    let (key, rest) = element(rest, TAG_BIT_STRING)?;
     if !rest.is_empty() {
         return None;
     }
-    let (oid, parameters) = element(algorithm.content, OID)?;
+    let (oid, parameters) = element(algorithm.content, TAG_OID)?;
     let parameters = match parameters {
         [] => None,
-        [NULL, 0x00] => Some(AnyRef::NULL),
+        [TAG_NULL, 0x00] => Some(AnyRef::NULL),
         _ => {
-            let (curve, rest) = element(parameters, OID)?;
+            let (curve, rest) = element(parameters, TAG_OID)?;
             if !rest.is_empty() {
                 return None;
             }
