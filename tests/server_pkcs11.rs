@@ -711,6 +711,10 @@ fn a_token_that_goes_away_while_serving_gives_503_and_the_server_recovers() {
     let issuing = s.config.issuing_ca_id.clone();
     let before = issue(&s, &issuing, "before.example");
     let before_serial = before["serial"].as_str().expect("serial").to_string();
+    // The first CRL is signed now (the builder's first pass may not have run
+    // yet), so there is one to serve while the token is away.
+    let (st, _, _) = public(&crl_url(&s, &issuing), &[]);
+    assert_eq!(st, 200);
 
     // Pull the token: SoftHSM2 keeps each token in a directory.
     let token_dir = std::fs::read_dir(hsm.tokens())

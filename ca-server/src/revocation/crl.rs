@@ -16,10 +16,7 @@ impl RevocationService {
         // the CA again, so it is never left out of every CRL.
         lock(&self.dirty).remove(ca_id);
         let cert = self.ca_cert(ca_id)?;
-        let signer = self
-            .auth
-            .ca_signer(ca_id)
-            .map_err(|e| RevocationError::Key(e.message))?;
+        let signer = self.auth.ca_signer(ca_id).map_err(RevocationError::CaKey)?;
         let store = self.auth.store.clone();
         let id = ca_id.to_string();
         let validity = time::Duration::hours(i64::from(self.cfg.crl_validity_hours));

@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use ca_core::cert::CaCertificate;
 use ca_core::crl::{build_crl_from_encoded, CrlError, CrlParams, RevocationReason};
-use ca_core::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use ca_core::keys::{KeyAlgorithm, KeyError, Signer, SoftwareKey};
 use ca_core::ocsp::{
     create_ocsp_signing_certificate, parse_request, respond_to, try_later_response,
     unauthorized_response, CertStatusInput, IssuerHashes, OcspError, Responder, ResponderIdentity,
@@ -71,6 +71,8 @@ pub enum RevocationError {
     CaCertificate(String),
     #[error("CA key: {0}")]
     Key(String),
+    #[error("CA key: {}", .0.message)]
+    CaKey(ApiError),
     #[error("CRL: {0}")]
     Crl(#[from] CrlError),
     #[error("OCSP responder: {0}")]
@@ -88,6 +90,14 @@ impl From<RevocationError> for ApiError {
                 ApiError::not_found(e.to_string())
             }
             RevocationError::Store(s) => s.into(),
+            // The CA's key could not sign (an HSM token away): "try later",
+            // as issuance says, not our fault.
+            RevocationError::Crl(CrlError::Key(KeyError::Unavailable(m)))
+            | RevocationError::Ocsp(OcspError::Key(KeyError::Unavailable(m))) => ApiError::new(
+                ErrorCode::Unavailable,
+                format!("the CA's signing key is unavailable: {m}"),
+            ),
+            RevocationError::CaKey(e) => e,
             other => ApiError::internal("revocation", other),
         }
     }
@@ -550,4 +560,24 @@ pub fn client_certificate(
         serial: serial.to_hex(),
         not_after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_key_that_cannot_sign_is_try_later_not_an_internal_error() {
+        let away = || KeyError::Unavailable("the token is not connected".into());
+        for e in [
+            RevocationError::Crl(CrlError::Key(away())),
+            RevocationError::Ocsp(OcspError::Key(away())),
+            RevocationError::CaKey(ApiError::new(ErrorCode::Unavailable, "token away")),
+        ] {
+            let api = ApiError::from(e);
+            assert_eq!(api.code, ErrorCode::Unavailable, "{}", api.message);
+        }
+        let broken = ApiError::from(RevocationError::Crl(CrlError::BadUpdateTimes));
+        assert_eq!(broken.code, ErrorCode::Internal);
+    }
 }

@@ -26,10 +26,7 @@ impl RevocationService {
         }
         let cert = self.ca_cert(ca_id)?;
         let links = self.links(ca_id)?;
-        let ca_signer = self
-            .auth
-            .ca_signer(ca_id)
-            .map_err(|e| RevocationError::Key(e.message))?;
+        let ca_signer = self.auth.ca_signer(ca_id).map_err(RevocationError::CaKey)?;
         let hashes = IssuerHashes::new(&cert)?;
         let (identity, signer, renew_at) = match self.cfg.ocsp_signer {
             OcspSigner::Ca => (ResponderIdentity::ca(&cert)?, ca_signer, cert.not_after),
