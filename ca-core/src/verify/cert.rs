@@ -108,8 +108,8 @@ impl<'a> Cert<'a> {
         let ext = decode_extensions(&cert, &mut problems);
         let self_issued =
             raw.subject == raw.issuer || lean_names_equivalent(&tbs.subject, &tbs.issuer);
-        let not_before = unix(&tbs.validity.not_before);
-        let not_after = unix(&tbs.validity.not_after);
+        let not_before = i64::try_from(tbs.validity.not_before.unix).unwrap_or(i64::MAX);
+        let not_after = i64::try_from(tbs.validity.not_after.unix).unwrap_or(i64::MAX);
 
         // Subject / SAN consistency (RFC 5280 4.1.2.6, 4.2.1.6).
         let is_ca = ext.basic_constraints.as_ref().is_some_and(|bc| bc.value.ca);
@@ -261,10 +261,6 @@ fn check_serial(serial: &[u8]) -> Option<String> {
         serial.len()
     };
     (value_len > 20).then(|| format!("serial number of {value_len} octets (maximum 20)"))
-}
-
-pub(crate) fn unix(t: &x509_cert::time::Time) -> i64 {
-    i64::try_from(t.to_unix_duration().as_secs()).unwrap_or(i64::MAX)
 }
 
 fn bad(problems: &mut Vec<(CheckKind, String)>, what: &str) {

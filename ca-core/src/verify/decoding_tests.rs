@@ -296,6 +296,122 @@ fn unusual_shapes_are_left_to_der() {
     }
 }
 
+/// Serial numbers at the edges of der's and x509-cert's rules (empty,
+/// needless sign octets, 20, 21 and 22 octets), in an otherwise common
+/// certificate: the hand-read path and der decide each alike.
+#[test]
+fn serial_numbers_at_the_edges_decode_as_x509_cert_does() {
+    let pki = new_pki();
+    let (der, _) = sign(&leaf("serial.example"), &pki.root_issuer);
+    let (fields, after_tbs) = certificate_parts(&der);
+    assert_eq!(fields[1][0], 0x02, "the serial follows the version");
+    let run = |first: u8, len: usize| {
+        let mut v = vec![0x5a; len];
+        if let Some(b) = v.first_mut() {
+            *b = first;
+        }
+        v
+    };
+    let mut serials = vec![vec![], vec![0x00], vec![0x00, 0x00], vec![0xff, 0xff]];
+    for first in [0x00, 0x01, 0x7f, 0x80, 0xff] {
+        for len in [1, 2, 19, 20, 21, 22, 40] {
+            serials.push(run(first, len));
+        }
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for serial in serials {
+        let mut f = fields.clone();
+        f[1] = tlv_any(0x02, &serial);
+        let der = reassembled(&f, &after_tbs);
+        super::differential::certificate_agrees(&der);
+        match lean::LeanCertificate::decode(&der) {
+            Ok(c) => {
+                assert_eq!(c.tbs_certificate.serial_number.as_bytes(), serial);
+                accepted += 1;
+            }
+            Err(_) => refused += 1,
+        }
+    }
+    // Both verdicts occur, so the comparison above means something.
+    assert!(accepted > 10 && refused > 10, "{accepted} / {refused}");
+}
+
+/// Each time read by hand is read as der reads it, and refused where der
+/// refuses it: every two-digit year, the edges of every calendar field,
+/// leap days, years der cannot hold, other characters and other lengths.
+#[test]
+fn times_decode_as_der_decodes_them() {
+    use der::Decode;
+    let compare = |tag: u8, text: &[u8]| {
+        let element = tlv_any(tag, text);
+        let theirs = x509_cert::time::Time::from_der(&element).ok();
+        let (tlv, _) = crate::der_util::read_tlv(&element).unwrap();
+        let ours = super::lean_shape::time_of(&tlv);
+        assert_eq!(
+            theirs.as_ref().map(lean::LeanTime::from),
+            ours,
+            "{}",
+            String::from_utf8_lossy(text)
+        );
+        ours.is_some()
+    };
+    let fields = |year: &str| {
+        let mut all = Vec::new();
+        for month in ["00", "01", "02", "04", "12", "13", "99"] {
+            for day in ["00", "01", "28", "29", "30", "31", "32"] {
+                for (h, m, s) in [("00", "00", "00"), ("23", "59", "59"), ("24", "00", "00")]
+                    .into_iter()
+                    .chain([("00", "60", "00"), ("00", "00", "60")])
+                {
+                    all.push(format!("{year}{month}{day}{h}{m}{s}Z").into_bytes());
+                }
+            }
+        }
+        all
+    };
+    let (mut read, mut refused) = (0, 0);
+    let mut tally = |ok: bool| if ok { read += 1 } else { refused += 1 };
+    for yy in 0..100 {
+        for text in fields(&format!("{yy:02}")) {
+            tally(compare(0x17, &text));
+        }
+    }
+    for year in [
+        0, 1600, 1900, 1949, 1969, 1970, 1971, 1972, 2000, 2024, 2049, 2050, 2100, 2400, 9999,
+    ] {
+        for text in fields(&format!("{year:04}")) {
+            tally(compare(0x18, &text));
+        }
+    }
+    for (tag, valid) in [(0x17, &b"240229123456Z"[..]), (0x18, b"20240229123456Z")] {
+        assert!(compare(tag, valid));
+        for at in 0..valid.len() {
+            for b in [
+                b'/', b':', b' ', b'0', b'9', b'A', b'Z', b'z', b'+', 0x00, 0xff,
+            ] {
+                let mut text = valid.to_vec();
+                text[at] = b;
+                tally(compare(tag, &text));
+            }
+        }
+        for text in [
+            &valid[..valid.len() - 1],
+            &[&valid[..valid.len() - 1], &b"0Z"[..]].concat(),
+            &[&valid[..valid.len() - 1], &b".5Z"[..]].concat(),
+            &[&valid[..valid.len() - 1], &b"+0000"[..]].concat(),
+            &valid[2..],
+            &[],
+        ] {
+            tally(compare(tag, text));
+        }
+    }
+    assert!(!compare(0x04, b"240229123456Z"), "another tag");
+    assert!(
+        read > 2_000 && refused > 2_000,
+        "{read} read, {refused} refused"
+    );
+}
+
 /// Whatever the hand-read extension paths read, x509-cert's decoders read
 /// the same from: every basicConstraints, authorityKeyIdentifier and
 /// extKeyUsage value among the limbo certificates, each byte of each flipped

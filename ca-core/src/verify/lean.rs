@@ -7,8 +7,7 @@ use der::Tagged;
 use spki::SubjectPublicKeyInfoRef;
 use x509_cert::certificate::Version;
 use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::Validity;
+use x509_cert::time::{Time, Validity};
 
 /// x509-cert's `Certificate`, field for field with the same DER rules (the
 /// same derive and attributes; the extensions are walked by hand under der's
@@ -38,10 +37,10 @@ impl<'a> LeanCertificate<'a> {
 pub(crate) struct LeanTbsCertificate<'a> {
     #[asn1(context_specific = "0", default = "Default::default")]
     pub version: Version,
-    pub serial_number: SerialNumber,
+    pub serial_number: LeanSerial<'a>,
     pub signature: spki::AlgorithmIdentifierOwned,
     pub issuer: LeanName<'a>,
-    pub validity: Validity,
+    pub validity: LeanValidity,
     pub subject: LeanName<'a>,
     pub subject_public_key_info: SubjectPublicKeyInfoRef<'a>,
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
@@ -50,6 +49,123 @@ pub(crate) struct LeanTbsCertificate<'a> {
     pub subject_unique_id: Option<der::asn1::BitStringRef<'a>>,
     #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
     pub extensions: Option<LeanExtensions<'a>>,
+}
+
+/// x509-cert's `SerialNumber` (its RFC 5280 profile), borrowed: a canonical
+/// INTEGER of at most 21 octets (x509-cert allows the 21st for a sign octet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeanSerial<'a>(der::asn1::IntRef<'a>);
+
+impl<'a> LeanSerial<'a> {
+    /// x509-cert's `SerialNumber::MAX_DECODE_LEN`.
+    const MAX_LEN: usize = 21;
+
+    /// An INTEGER's contents, under the rules der and x509-cert read one by.
+    pub(super) fn new(contents: &'a [u8]) -> der::Result<Self> {
+        if contents.len() > Self::MAX_LEN {
+            return Err(der::Tag::Integer.value_error());
+        }
+        // IntRef checks what der's `Int` checks: not empty, no needless
+        // leading 00 or FF.
+        let int = <der::asn1::IntRef<'a> as der::DecodeValue>::decode_value(
+            &mut der::SliceReader::new(contents)?,
+            der::Header::new(der::Tag::Integer, contents.len())?,
+        )?;
+        Ok(LeanSerial(int))
+    }
+
+    pub(crate) fn as_bytes(&self) -> &'a [u8] {
+        self.0.as_bytes()
+    }
+}
+
+impl der::FixedTag for LeanSerial<'_> {
+    const TAG: der::Tag = der::Tag::Integer;
+}
+
+impl<'a> der::DecodeValue<'a> for LeanSerial<'a> {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        LeanSerial::new(reader.read_slice(header.length)?)
+    }
+}
+
+impl der::EncodeValue for LeanSerial<'_> {
+    fn value_len(&self) -> der::Result<der::Length> {
+        self.0.value_len()
+    }
+
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.0.encode_value(writer)
+    }
+}
+
+/// x509-cert's `Validity`, each time kept as seconds since the epoch: what
+/// validation compares (der's `Time` makes its calendar fields from the
+/// seconds it has just computed from them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeanValidity {
+    pub not_before: LeanTime,
+    pub not_after: LeanTime,
+}
+
+/// A `Time`: seconds since the epoch, and whether it was a GeneralizedTime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LeanTime {
+    pub unix: u64,
+    pub generalized: bool,
+}
+
+impl From<&Time> for LeanTime {
+    fn from(t: &Time) -> Self {
+        LeanTime {
+            unix: t.to_unix_duration().as_secs(),
+            generalized: matches!(t, Time::GeneralTime(_)),
+        }
+    }
+}
+
+impl LeanTime {
+    fn to_time(self) -> der::Result<Time> {
+        let d = std::time::Duration::from_secs(self.unix);
+        Ok(if self.generalized {
+            Time::GeneralTime(der::asn1::GeneralizedTime::from_unix_duration(d)?)
+        } else {
+            Time::UtcTime(der::asn1::UtcTime::from_unix_duration(d)?)
+        })
+    }
+}
+
+impl der::FixedTag for LeanValidity {
+    const TAG: der::Tag = der::Tag::Sequence;
+}
+
+impl<'a> der::DecodeValue<'a> for LeanValidity {
+    fn decode_value<R: der::Reader<'a>>(reader: &mut R, header: der::Header) -> der::Result<Self> {
+        let v = Validity::decode_value(reader, header)?;
+        Ok(LeanValidity {
+            not_before: (&v.not_before).into(),
+            not_after: (&v.not_after).into(),
+        })
+    }
+}
+
+impl LeanValidity {
+    fn to_validity(self) -> der::Result<Validity> {
+        Ok(Validity {
+            not_before: self.not_before.to_time()?,
+            not_after: self.not_after.to_time()?,
+        })
+    }
+}
+
+impl der::EncodeValue for LeanValidity {
+    fn value_len(&self) -> der::Result<der::Length> {
+        self.to_validity()?.value_len()
+    }
+
+    fn encode_value(&self, writer: &mut impl der::Writer) -> der::Result<()> {
+        self.to_validity()?.encode_value(writer)
+    }
 }
 
 /// x509-cert's `Extension`, its value borrowed.

@@ -11,14 +11,14 @@
 //! compares both on every x509-limbo certificate and on corruptions of them.
 
 use const_oid::ObjectIdentifier;
-use der::asn1::{AnyRef, BitStringRef, GeneralizedTime, UtcTime};
-use der::Decode;
+use der::asn1::{AnyRef, BitStringRef};
 use spki::{AlgorithmIdentifierOwned, AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use x509_cert::certificate::Version;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::time::{Time, Validity};
 
-use super::lean::{LeanCertificate, LeanExtensions, LeanName, LeanTbsCertificate};
+use super::lean::{
+    LeanCertificate, LeanExtensions, LeanName, LeanSerial, LeanTbsCertificate, LeanTime,
+    LeanValidity,
+};
 use crate::der_util::{
     read_tlv, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_NULL, TAG_OID,
     TAG_SEQUENCE, TAG_UTC_TIME,
@@ -75,8 +75,7 @@ fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
     };
     Some(LeanTbsCertificate {
         version: Version::V3,
-        // Owned values, as der makes them (their rules are its own).
-        serial_number: SerialNumber::from_der(serial.whole).ok()?,
+        serial_number: LeanSerial::new(serial.content).ok()?,
         signature: signature_algorithm(algorithm.content)?,
         issuer: LeanName::walked(issuer.content).ok()?,
         validity: validity_of(validity.content)?,
@@ -88,26 +87,76 @@ fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
     })
 }
 
-/// `Validity ::= SEQUENCE { notBefore Time, notAfter Time }`, each time read
-/// by der's own UTCTime or GeneralizedTime decoding (their rules are its own).
-fn validity_of(contents: &[u8]) -> Option<Validity> {
+/// `Validity ::= SEQUENCE { notBefore Time, notAfter Time }`.
+fn validity_of(contents: &[u8]) -> Option<LeanValidity> {
     let (not_before, rest) = read_tlv(contents).ok()?;
     let (not_after, rest) = read_tlv(rest).ok()?;
     if !rest.is_empty() {
         return None;
     }
-    Some(Validity {
+    Some(LeanValidity {
         not_before: time_of(&not_before)?,
         not_after: time_of(&not_after)?,
     })
 }
 
-fn time_of(element: &Tlv<'_>) -> Option<Time> {
-    Some(match element.tag {
-        TAG_UTC_TIME => Time::UtcTime(UtcTime::from_der(element.whole).ok()?),
-        TAG_GENERALIZED_TIME => Time::GeneralTime(GeneralizedTime::from_der(element.whole).ok()?),
+/// A UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ`, the only
+/// forms der reads (RFC 5280's: seconds, no fraction, Z). A UTCTime's YY of
+/// 50 and above is 19YY, below 50 20YY.
+pub(super) fn time_of(element: &Tlv<'_>) -> Option<LeanTime> {
+    let (generalized, year, rest) = match (element.tag, element.content) {
+        (TAG_UTC_TIME, [y1, y2, rest @ ..]) => {
+            let yy = u16::from(two_digits(*y1, *y2)?);
+            (false, if yy >= 50 { 1900 + yy } else { 2000 + yy }, rest)
+        }
+        (TAG_GENERALIZED_TIME, [y1, y2, y3, y4, rest @ ..]) => {
+            let century = u16::from(two_digits(*y1, *y2)?);
+            (true, century * 100 + u16::from(two_digits(*y3, *y4)?), rest)
+        }
         _ => return None,
-    })
+    };
+    let [m1, m2, d1, d2, h1, h2, n1, n2, s1, s2, b'Z'] = *rest else {
+        return None;
+    };
+    let unix = unix_seconds(
+        year,
+        two_digits(m1, m2)?,
+        two_digits(d1, d2)?,
+        two_digits(h1, h2)?,
+        two_digits(n1, n2)?,
+        two_digits(s1, s2)?,
+    )?;
+    Some(LeanTime { unix, generalized })
+}
+
+fn two_digits(hi: u8, lo: u8) -> Option<u8> {
+    (hi.is_ascii_digit() && lo.is_ascii_digit()).then(|| (hi - b'0') * 10 + (lo - b'0'))
+}
+
+/// Seconds since the epoch, for what der's `DateTime::new` accepts: years
+/// 1970 to 9999, a real day of the month, no leap second.
+fn unix_seconds(year: u16, month: u8, day: u8, hour: u8, minute: u8, second: u8) -> Option<u64> {
+    const DAYS_BEFORE_MONTH: [u16; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    const DAYS_IN_MONTH: [u8; 12] = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    const LAST_SECOND: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    if year < 1970 || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let index = usize::from(month.checked_sub(1)?);
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let days_in_month = DAYS_IN_MONTH.get(index)? + u8::from(leap && month == 2);
+    if day == 0 || day > days_in_month {
+        return None;
+    }
+    let before = u64::from(year) - 1;
+    let leap_days = (before - 1968) / 4 - (before - 1900) / 100 + (before - 1600) / 400;
+    let day_of_year = u64::from(*DAYS_BEFORE_MONTH.get(index)?)
+        + u64::from(day - 1)
+        + u64::from(leap && month > 2);
+    let days = (u64::from(year) - 1970) * 365 + leap_days + day_of_year;
+    let seconds =
+        days * 86_400 + u64::from(hour) * 3_600 + u64::from(minute) * 60 + u64::from(second);
+    (seconds <= LAST_SECOND).then_some(seconds)
 }
 
 /// `AlgorithmIdentifier` with its parameters absent or NULL.

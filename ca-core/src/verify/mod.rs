@@ -217,8 +217,11 @@ pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
         explanation: Explanation::default(),
     })?;
     let mut notes = Vec::new();
-    let mut certs = vec![leaf];
-    let mut seen: Vec<&[u8]> = vec![leaf_der];
+    let given = 1 + trust_anchors.len() + intermediates.len();
+    let mut certs = Vec::with_capacity(given);
+    certs.push(leaf);
+    let mut seen: Vec<&[u8]> = Vec::with_capacity(given);
+    seen.push(leaf_der);
     let anchors = parse_all(
         trust_anchors.iter().map(|a| a.as_ref()),
         "trust anchor",
