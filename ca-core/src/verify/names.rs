@@ -102,20 +102,22 @@ fn is_valid_label(label: &str) -> bool {
 /// Case-insensitive; a wildcard replaces exactly one whole leftmost label, needs
 /// two or more labels after it and must not sit directly on a public suffix.
 pub(crate) fn dns_name_matches(presented: &str, reference: &str) -> bool {
-    let presented = presented.to_ascii_lowercase();
-    let reference = reference.to_ascii_lowercase();
-    let reference = reference.strip_suffix('.').unwrap_or(&reference);
-    if !is_valid_dns_name(reference, false) || !is_valid_dns_name(&presented, true) {
+    // Valid names are ASCII, so ASCII case folding is all the folding there is.
+    let reference = reference.strip_suffix('.').unwrap_or(reference);
+    if !is_valid_dns_name(reference, false) || !is_valid_dns_name(presented, true) {
         return false;
     }
     match presented.strip_prefix("*.") {
-        None => presented == reference,
+        None => presented.eq_ignore_ascii_case(reference),
         Some(base) => {
-            if MULTI_LABEL_PUBLIC_SUFFIXES.contains(&base) {
+            if MULTI_LABEL_PUBLIC_SUFFIXES
+                .iter()
+                .any(|suffix| suffix.eq_ignore_ascii_case(base))
+            {
                 return false;
             }
             match reference.split_once('.') {
-                Some((first, rest)) => !first.is_empty() && rest == base,
+                Some((first, rest)) => !first.is_empty() && rest.eq_ignore_ascii_case(base),
                 None => false,
             }
         }
@@ -317,6 +319,11 @@ mod tests {
             "xn--bliss-1b3c148a.example.com"
         ));
         assert!(!dns_name_matches("*.co.uk", "example.co.uk"));
+        assert!(
+            !dns_name_matches("*.CO.uk", "example.co.UK"),
+            "suffixes in any case"
+        );
+        assert!(dns_name_matches("WWW.Example.com", "www.example.COM."));
         assert!(!dns_name_matches(
             "*.s3.amazonaws.com",
             "bucket.s3.amazonaws.com"
