@@ -18,7 +18,7 @@ use super::dn::{lean_names_compare, lean_names_equivalent, normalized_rdns};
 use super::explain::CheckKind;
 use super::ext_shape;
 use super::lean::{AttributeRef, LeanCertificate};
-use crate::der_util::{raw_cert, RawCert};
+use crate::der_util::RawCert;
 use crate::keys::{KeyError, PublicKeyKind};
 use crate::oids;
 
@@ -74,8 +74,7 @@ pub(crate) struct Cert<'a> {
 impl<'a> Cert<'a> {
     /// Decode `der`; `Err` only when it is not a certificate at all.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, String> {
-        let raw = raw_cert(der).ok_or("not a DER certificate")?;
-        let cert = LeanCertificate::decode(der).map_err(|e| format!("does not decode: {e}"))?;
+        let (cert, raw) = LeanCertificate::decode_with_raw(der)?;
         let tbs = &cert.tbs_certificate;
         let mut problems = Vec::new();
 

@@ -59,7 +59,15 @@ pub(crate) fn same_fields(t: &x509_cert::Certificate, o: &lean::LeanCertificate<
 /// what x509-cert accepts. True when the hand-read path took it.
 pub fn certificate_agrees(der: &[u8]) -> bool {
     let theirs = x509_cert::Certificate::from_der(der);
-    let hand_read = lean_shape::certificate(der);
+    let hand_read = lean_shape::certificate_and_raw(der).map(|(ours, raw)| {
+        let sliced =
+            crate::der_util::raw_cert(der).expect("raw_cert slices what the hand path read");
+        assert_eq!(
+            (raw.tbs, raw.issuer, raw.subject),
+            (sliced.tbs, sliced.issuer, sliced.subject)
+        );
+        ours
+    });
     if let Some(ours) = &hand_read {
         match &theirs {
             Ok(t) => same_fields(t, ours),

@@ -9,6 +9,8 @@ use x509_cert::certificate::Version;
 use x509_cert::name::Name;
 use x509_cert::time::{Time, Validity};
 
+use crate::der_util::{raw_cert, RawCert};
+
 /// x509-cert's `Certificate`, field for field with the same DER rules (the
 /// same derive and attributes; the extensions are walked by hand under der's
 /// rules, [`walk_extensions`]), but borrowing the key, the signature and the
@@ -22,8 +24,21 @@ pub(crate) struct LeanCertificate<'a> {
 }
 
 impl<'a> LeanCertificate<'a> {
-    /// `der` decoded as der's `Decode` decodes it: by hand when it has the
-    /// common shape ([`super::lean_shape`]), else by der, which then decides.
+    /// `der` decoded as der's `Decode` decodes it, with the raw slices
+    /// signatures and name comparisons use: by hand when it has the common
+    /// shape ([`super::lean_shape`]), else by der, which then decides.
+    pub(crate) fn decode_with_raw(der: &'a [u8]) -> Result<(Self, RawCert<'a>), String> {
+        if let Some(read) = super::lean_shape::certificate_and_raw(der) {
+            return Ok(read);
+        }
+        let raw = raw_cert(der).ok_or("not a DER certificate")?;
+        let certificate =
+            <Self as der::Decode>::from_der(der).map_err(|e| format!("does not decode: {e}"))?;
+        Ok((certificate, raw))
+    }
+
+    /// [`Self::decode_with_raw`] without the slices, and with der's error.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn decode(der: &'a [u8]) -> der::Result<Self> {
         match super::lean_shape::certificate(der) {
             Some(certificate) => Ok(certificate),

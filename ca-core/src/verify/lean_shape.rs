@@ -20,7 +20,7 @@ use super::lean::{
     LeanValidity,
 };
 use crate::der_util::{
-    read_tlv, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_NULL, TAG_OID,
+    read_tlv, RawCert, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_NULL, TAG_OID,
     TAG_SEQUENCE, TAG_UTC_TIME,
 };
 
@@ -33,7 +33,14 @@ const MAX_INPUT: usize = 1 << 20;
 
 /// The certificate, when `der` has the common shape and breaks no rule;
 /// `None` otherwise, for der to decide.
+#[cfg(any(test, feature = "fuzzing"))]
 pub(super) fn certificate(der: &[u8]) -> Option<LeanCertificate<'_>> {
+    certificate_and_raw(der).map(|(certificate, _)| certificate)
+}
+
+/// [`certificate`], and the slices [`raw_cert`](crate::der_util::raw_cert)
+/// gives, found on the way.
+pub(super) fn certificate_and_raw(der: &[u8]) -> Option<(LeanCertificate<'_>, RawCert<'_>)> {
     if der.len() > MAX_INPUT {
         return None;
     }
@@ -47,14 +54,27 @@ pub(super) fn certificate(der: &[u8]) -> Option<LeanCertificate<'_>> {
     if !rest.is_empty() {
         return None;
     }
-    Some(LeanCertificate {
-        tbs_certificate: tbs_certificate(tbs.content)?,
+    let (tbs_certificate, names) = tbs_certificate(tbs.content)?;
+    let certificate = LeanCertificate {
+        tbs_certificate,
         signature_algorithm: signature_algorithm(algorithm.content)?,
         signature: bit_string(signature.content)?,
-    })
+    };
+    let raw = RawCert {
+        tbs: tbs.whole,
+        issuer: names.issuer,
+        subject: names.subject,
+    };
+    Some((certificate, raw))
 }
 
-fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
+/// The issuer's and the subject's whole encodings.
+struct RawNames<'a> {
+    issuer: &'a [u8],
+    subject: &'a [u8],
+}
+
+fn tbs_certificate(contents: &[u8]) -> Option<(LeanTbsCertificate<'_>, RawNames<'_>)> {
     let rest = contents.strip_prefix(&VERSION_V3)?;
     let (serial, rest) = element(rest, TAG_INTEGER)?;
     let (algorithm, rest) = element(rest, TAG_SEQUENCE)?;
@@ -73,7 +93,11 @@ fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
         }
         Some(LeanExtensions::walked(list.content).ok()?)
     };
-    Some(LeanTbsCertificate {
+    let names = RawNames {
+        issuer: issuer.whole,
+        subject: subject.whole,
+    };
+    let tbs = LeanTbsCertificate {
         version: Version::V3,
         serial_number: LeanSerial::new(serial.content).ok()?,
         signature: signature_algorithm(algorithm.content)?,
@@ -84,7 +108,8 @@ fn tbs_certificate(contents: &[u8]) -> Option<LeanTbsCertificate<'_>> {
         issuer_unique_id: None,
         subject_unique_id: None,
         extensions,
-    })
+    };
+    Some((tbs, names))
 }
 
 /// `Validity ::= SEQUENCE { notBefore Time, notAfter Time }`.
