@@ -82,17 +82,22 @@ pub(crate) struct RawCert<'a> {
     pub tbs: &'a [u8],
     pub issuer: &'a [u8],
     pub subject: &'a [u8],
+    /// The TBS's `signature` AlgorithmIdentifier and the certificate's
+    /// `signatureAlgorithm`, whole: in DER, equal values are equal bytes.
+    pub tbs_signature: &'a [u8],
+    pub signature_algorithm: &'a [u8],
 }
 
-/// Slice a DER certificate into its raw TBS, issuer and subject encodings
-/// (checking an SPKI follows them).
+/// Slice a DER certificate into its raw TBS, issuer, subject and algorithm
+/// encodings (checking an SPKI follows them).
 pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
     let read_tlv = |input| read_tlv(input).ok();
     let (outer, trailing) = read_tlv(der)?;
     if outer.tag != 0x30 || !trailing.is_empty() {
         return None;
     }
-    let (tbs, _) = read_tlv(outer.content)?;
+    let (tbs, after_tbs) = read_tlv(outer.content)?;
+    let (signature_algorithm, _) = read_tlv(after_tbs)?;
     if tbs.tag != 0x30 {
         return None;
     }
@@ -104,7 +109,7 @@ pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
     }
     // serial
     let _ = item;
-    let (_sigalg, next2) = read_tlv(next)?;
+    let (tbs_signature, next2) = read_tlv(next)?;
     let (issuer, next3) = read_tlv(next2)?;
     let (_validity, next4) = read_tlv(next3)?;
     let (subject, next5) = read_tlv(next4)?;
@@ -113,6 +118,8 @@ pub(crate) fn raw_cert(der: &[u8]) -> Option<RawCert<'_>> {
         tbs: tbs.whole,
         issuer: issuer.whole,
         subject: subject.whole,
+        tbs_signature: tbs_signature.whole,
+        signature_algorithm: signature_algorithm.whole,
     })
 }
 

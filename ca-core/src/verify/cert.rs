@@ -85,7 +85,7 @@ impl<'a> Cert<'a> {
             ));
         }
         let serial_problem = check_serial(tbs.serial_number.as_bytes());
-        if tbs.signature != cert.signature_algorithm {
+        if raw.tbs_signature != raw.signature_algorithm {
             problems.push((
                 CheckKind::Encoding,
                 "signatureAlgorithm differs from the TBS signature field".into(),

@@ -448,3 +448,53 @@ fn common_extension_values_decode_as_x509_cert_does() {
     );
     assert!(by_hand > 10_000, "{by_hand} of {compared} read by hand");
 }
+
+/// A certificate whose TBS names another signature algorithm than the one
+/// it is signed with fails on its encoding (RFC 5280 4.1.1.2), even with a
+/// good signature: the two fields are compared as they lie.
+#[test]
+fn a_tbs_signature_field_unlike_the_signature_algorithm_fails() {
+    use super::{verify_chain, CheckKind, PeerName, Reason, Usage, VerifyOptions};
+    use rcgen::{Issuer, KeyPair, SigningKey};
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let root_params = super::tests::ca("Mismatch Root", None);
+    let root = root_params.self_signed(&root_key).unwrap().der().to_vec();
+    let signer = KeyPair::try_from(root_key.serialized_der()).unwrap();
+    let (good, _) = sign(&leaf("bob.example"), &Issuer::new(root_params, root_key));
+
+    let (certificate, _) = crate::der_util::read_tlv(&good).unwrap();
+    let (tbs, rest) = crate::der_util::read_tlv(certificate.content).unwrap();
+    let (algorithm, _) = crate::der_util::read_tlv(rest).unwrap();
+    // ecdsa-with-SHA256 (1.2.840.10045.4.3.2) becomes ecdsa-with-SHA384 in
+    // the TBS only; the TBS is signed again as it now reads.
+    let sha256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    let at = tbs
+        .whole
+        .windows(sha256.len())
+        .position(|w| w == sha256)
+        .unwrap();
+    let mut mismatched_tbs = tbs.whole.to_vec();
+    mismatched_tbs[at + sha256.len() - 1] = 0x03;
+    let signature = signer.sign(&mismatched_tbs).unwrap();
+    let mismatched = tlv_any(
+        0x30,
+        &[
+            mismatched_tbs.as_slice(),
+            algorithm.whole,
+            &tlv_any(0x03, &[&[0x00][..], &signature].concat()),
+        ]
+        .concat(),
+    );
+
+    let mut opts = VerifyOptions::new(Usage::TlsServer, time::OffsetDateTime::now_utc());
+    opts.peer_name = Some(PeerName::Dns("bob.example".into()));
+    let anchors = std::slice::from_ref(&root);
+    assert!(verify_chain(&good, &[] as &[Vec<u8>], anchors, &opts).is_ok());
+    match verify_chain(&mismatched, &[] as &[Vec<u8>], anchors, &opts).map_err(|e| e.reason) {
+        Err(Reason::Check { kind, detail, .. }) => {
+            assert_eq!(kind, CheckKind::Encoding, "{detail}");
+            assert!(detail.contains("signatureAlgorithm differs"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -66,6 +66,10 @@ pub fn certificate_agrees(der: &[u8]) -> bool {
             (raw.tbs, raw.issuer, raw.subject),
             (sliced.tbs, sliced.issuer, sliced.subject)
         );
+        assert_eq!(
+            (raw.tbs_signature, raw.signature_algorithm),
+            (sliced.tbs_signature, sliced.signature_algorithm)
+        );
         ours
     });
     if let Some(ours) = &hand_read {
@@ -78,7 +82,16 @@ pub fn certificate_agrees(der: &[u8]) -> bool {
         }
     }
     match (&theirs, lean::LeanCertificate::decode(der)) {
-        (Ok(t), Ok(o)) => same_fields(t, &o),
+        (Ok(t), Ok(o)) => {
+            same_fields(t, &o);
+            let raw = crate::der_util::raw_cert(der).expect("raw_cert slices what der read");
+            assert_eq!(
+                raw.tbs_signature == raw.signature_algorithm,
+                t.tbs_certificate.signature == t.signature_algorithm,
+                "the algorithms compare alike as bytes and as values: {}",
+                crate::hex::encode(der)
+            );
+        }
         (Err(_), Err(_)) => {}
         (t, o) => panic!(
             "x509-cert {} but the lean decoding {}: {}",

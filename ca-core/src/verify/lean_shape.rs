@@ -64,14 +64,17 @@ pub(super) fn certificate_and_raw(der: &[u8]) -> Option<(LeanCertificate<'_>, Ra
         tbs: tbs.whole,
         issuer: names.issuer,
         subject: names.subject,
+        tbs_signature: names.signature,
+        signature_algorithm: algorithm.whole,
     };
     Some((certificate, raw))
 }
 
-/// The issuer's and the subject's whole encodings.
+/// The whole encodings of the TBS's issuer, subject and signature algorithm.
 struct RawNames<'a> {
     issuer: &'a [u8],
     subject: &'a [u8],
+    signature: &'a [u8],
 }
 
 fn tbs_certificate(contents: &[u8]) -> Option<(LeanTbsCertificate<'_>, RawNames<'_>)> {
@@ -96,6 +99,7 @@ fn tbs_certificate(contents: &[u8]) -> Option<(LeanTbsCertificate<'_>, RawNames<
     let names = RawNames {
         issuer: issuer.whole,
         subject: subject.whole,
+        signature: algorithm.whole,
     };
     let tbs = LeanTbsCertificate {
         version: Version::V3,

@@ -14,7 +14,7 @@ fn key() -> KeyPair {
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
 }
 
-fn ca(cn: &str, path_len: Option<u8>) -> CertificateParams {
+pub(super) fn ca(cn: &str, path_len: Option<u8>) -> CertificateParams {
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, cn);
     p.is_ca = IsCa::Ca(match path_len {
