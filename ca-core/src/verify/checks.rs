@@ -113,14 +113,13 @@ pub(super) fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport
                 CheckKind::ExtendedKeyUsage,
                 format!("extKeyUsage lacks {}", eku_name(*missing)),
             ),
-            None if !wanted.is_empty() => r.pass(
-                CheckKind::ExtendedKeyUsage,
+            None if !wanted.is_empty() => r.pass_with(CheckKind::ExtendedKeyUsage, || {
                 wanted
                     .iter()
                     .map(|o| eku_name(*o))
                     .collect::<Vec<_>>()
-                    .join(", "),
-            ),
+                    .join(", ")
+            }),
             None => {}
         }
     }
@@ -182,19 +181,23 @@ pub(super) fn leaf_checks(c: &Cert<'_>, opts: &VerifyOptions, r: &mut CertReport
         }
     }
     if let Some(peer) = &opts.peer_name {
-        let found = match peer {
+        // Shown only when the check is recorded: no text is made otherwise.
+        let found: Option<&dyn std::fmt::Display> = match peer {
             PeerName::Dns(name) => dns
                 .iter()
                 .find(|d| names::dns_name_matches(d, name))
-                .map(|d| d.to_string()),
-            PeerName::Ip(ip) => ips.iter().find(|a| *a == ip).map(|a| a.to_string()),
+                .map(|d| d as &dyn std::fmt::Display),
+            PeerName::Ip(ip) => ips
+                .iter()
+                .find(|a| *a == ip)
+                .map(|a| a as &dyn std::fmt::Display),
             PeerName::Email(e) => emails
                 .iter()
                 .find(|x| match (x.rsplit_once('@'), e.rsplit_once('@')) {
                     (Some((l1, d1)), Some((l2, d2))) => l1 == l2 && d1.eq_ignore_ascii_case(d2),
                     _ => false,
                 })
-                .map(|x| x.to_string()),
+                .map(|x| x as &dyn std::fmt::Display),
         };
         match found {
             Some(san) => r.pass_with(CheckKind::PeerName, || format!("{peer} matches SAN {san}")),
