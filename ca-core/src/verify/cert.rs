@@ -40,13 +40,13 @@ pub(crate) struct Ext<T> {
 }
 
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Extensions {
+pub(crate) struct Extensions<'a> {
     pub basic_constraints: Option<Ext<BasicConstraints>>,
     pub key_usage: Option<Ext<u16>>,
     pub ext_key_usage: Option<Ext<Vec<ObjectIdentifier>>>,
     pub subject_alt_name: Option<Ext<Vec<GeneralName>>>,
     pub name_constraints: Option<Ext<NameConstraints>>,
-    pub subject_key_id: Option<Ext<Vec<u8>>>,
+    pub subject_key_id: Option<Ext<&'a [u8]>>,
     pub authority_key_id: Option<Ext<AuthorityKeyIdentifier>>,
 }
 
@@ -64,7 +64,7 @@ pub(crate) struct Cert<'a> {
     pub not_before: i64,
     pub not_after: i64,
     pub self_issued: bool,
-    pub ext: Extensions,
+    pub ext: Extensions<'a>,
     /// Problems with the certificate on its own, found while decoding.
     pub problems: Vec<(CheckKind, String)>,
     /// A serial number outside RFC 5280 4.1.2.2 (not held against trust anchors).
@@ -266,24 +266,27 @@ fn bad(problems: &mut Vec<(CheckKind, String)>, what: &str) {
     problems.push((CheckKind::Encoding, format!("malformed {what} extension")));
 }
 
-fn decode_extensions(
-    cert: &LeanCertificate<'_>,
+fn decode_extensions<'a>(
+    cert: &LeanCertificate<'a>,
     problems: &mut Vec<(CheckKind, String)>,
-) -> Extensions {
+) -> Extensions<'a> {
     let mut out = Extensions::default();
     let Some(exts) = cert.tbs_certificate.extensions.as_ref().map(|e| &e.list) else {
         return out;
     };
-    let mut seen: Vec<ObjectIdentifier> = Vec::with_capacity(exts.len());
-    for e in exts {
-        if seen.contains(&e.extn_id) {
+    for (i, e) in exts.iter().enumerate() {
+        // A handful of extensions: comparing with those before is cheaper
+        // than keeping a set.
+        if exts
+            .get(..i)
+            .is_some_and(|before| before.iter().any(|b| b.extn_id == e.extn_id))
+        {
             problems.push((
                 CheckKind::Encoding,
                 format!("duplicate extension {}", e.extn_id),
             ));
             continue;
         }
-        seen.push(e.extn_id);
         let value = e.extn_value.as_bytes();
         let critical = e.critical;
         match e.extn_id {
@@ -360,7 +363,7 @@ fn decode_extensions(
                 match OctetStringRef::from_der(value) {
                     Ok(v) => {
                         out.subject_key_id = Some(Ext {
-                            value: v.as_bytes().to_vec(),
+                            value: v.as_bytes(),
                             critical,
                         })
                     }

@@ -27,7 +27,7 @@ pub(super) fn check_aki(c: &Cert<'_>, tls_anchor: bool, r: &mut CertReport) {
         }
     } else if tls_anchor {
         if let Some(a) = aki {
-            let ski = c.ext.subject_key_id.as_ref().map(|s| s.value.as_slice());
+            let ski = c.ext.subject_key_id.as_ref().map(|s| s.value);
             let kid = a.key_identifier.as_ref().map(|k| k.as_bytes());
             if a.authority_cert_issuer.is_some() || a.authority_cert_serial_number.is_some() {
                 r.fail(

@@ -397,7 +397,7 @@ impl Builder<'_, '_> {
             .skip(1)
             .filter(|(i, c)| !path.contains(i) && c.named_issuer_of(cur_cert))
             .map(|(i, c)| {
-                let ski = c.ext.subject_key_id.as_ref().map(|s| s.value.as_slice());
+                let ski = c.ext.subject_key_id.as_ref().map(|s| s.value);
                 let key_mismatch = matches!((&aki, ski), (Some(a), Some(s)) if a.as_slice() != s);
                 (!self.is_anchor(i), key_mismatch, i)
             })
