@@ -65,7 +65,8 @@ base64 -w0 "$tmp/ocsp.der" >seeds/ocsp_request/get-path.txt
 { printf '\x80'; cat "$tmp/leaf.der" "$tmp/ca.der" "$tmp/ca.crl.der"; } >seeds/chain/leaf-ca-crl
 { printf '\xff'; cat "$tmp/leaf.der"; } >seeds/chain/leaf-only
 # lean_decode: a kind byte (0 certificate, 1 basicConstraints, 2
-# authorityKeyIdentifier, 3 extKeyUsage, 4 RSA key), then the bytes.
+# authorityKeyIdentifier, 3 extKeyUsage, 4 RSA key, 5 subjectAltName), then
+# the bytes.
 { printf '\x00'; cat "$tmp/leaf.der"; } >seeds/lean_decode/leaf
 { printf '\x00'; cat "$tmp/ca.der"; } >seeds/lean_decode/ca
 printf '\x01\x30\x06\x01\x01\xff\x02\x01\x00' >seeds/lean_decode/basic-constraints
@@ -73,6 +74,8 @@ printf '\x02\x30\x06\x80\x04\x01\x02\x03\x04' >seeds/lean_decode/authority-key-i
 printf '\x03\x30\x0a\x06\x08\x2b\x06\x01\x05\x05\x07\x03\x01' >seeds/lean_decode/ext-key-usage
 openssl genrsa 2048 2>/dev/null | openssl rsa -RSAPublicKey_out -outform DER 2>/dev/null >"$tmp/rsa.der"
 { printf '\x04'; cat "$tmp/rsa.der"; } >seeds/lean_decode/rsa-key
+# dNSName www.example, iPAddress 10.0.0.1, rfc822Name a@b.example
+printf '\x05\x30\x20\x82\x0bwww.example\x87\x04\x0a\x00\x00\x01\x81\x0ba@b.example' >seeds/lean_decode/subject-alt-name
 # store_records: a mode byte, then the bytes. Mode 3 packs the second half
 # against the first (certificates of one CA); modes 0-2 decode a certificate
 # record, an audit entry, an event: their first bytes, to grow from.

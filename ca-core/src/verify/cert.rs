@@ -333,16 +333,18 @@ fn decode_extensions<'a>(
                 }
                 Err(_) => bad(problems, "extKeyUsage"),
             },
-            oids::SUBJECT_ALT_NAME => match SubjectAltName::from_der(value) {
-                Ok(v) => {
-                    if v.0.is_empty() {
+            oids::SUBJECT_ALT_NAME => match ext_shape::subject_alt_name(value)
+                .map_or_else(|| SubjectAltName::from_der(value).map(|v| v.0), Ok)
+            {
+                Ok(names) => {
+                    if names.is_empty() {
                         problems.push((
                             CheckKind::SubjectAltName,
                             "subjectAltName lists no name".into(),
                         ));
                     }
                     out.subject_alt_name = Some(Ext {
-                        value: v.0,
+                        value: names,
                         critical,
                     });
                 }

@@ -413,9 +413,10 @@ fn times_decode_as_der_decodes_them() {
 }
 
 /// Whatever the hand-read extension paths read, x509-cert's decoders read
-/// the same from: every basicConstraints, authorityKeyIdentifier and
-/// extKeyUsage value among the limbo certificates, each byte of each flipped
-/// three ways and dropped.
+/// the same from: every basicConstraints, authorityKeyIdentifier,
+/// extKeyUsage and subjectAltName value among the limbo certificates, each
+/// byte of each (but the longest subjectAltNames) flipped four ways (the
+/// constructed bit among them) and dropped.
 #[test]
 fn common_extension_values_decode_as_x509_cert_does() {
     let mut values: Vec<(const_oid::ObjectIdentifier, Vec<u8>)> = Vec::new();
@@ -436,14 +437,25 @@ fn common_extension_values_decode_as_x509_cert_does() {
             by_hand += 1;
         }
     };
+    let mut long_alt_names = 0usize;
     for (oid, value) in &values {
         check(*oid, value);
-        corrupt(value, 0..value.len(), &[0x01, 0x80, 0xff], &mut |bad| {
-            check(*oid, bad)
-        });
+        // Some limbo certificates carry thousands of names: those are
+        // compared whole, not corrupted byte by byte (each corruption would
+        // decode them all again; the fuzz target lean_decode covers them).
+        if *oid == crate::oids::SUBJECT_ALT_NAME && value.len() > 512 {
+            long_alt_names += 1;
+            continue;
+        }
+        corrupt(
+            value,
+            0..value.len(),
+            &[0x01, 0x20, 0x80, 0xff],
+            &mut |bad| check(*oid, bad),
+        );
     }
     eprintln!(
-        "{} values, {compared} compared, {by_hand} read by hand",
+        "{} values ({long_alt_names} long subjectAltNames not corrupted), {compared} compared, {by_hand} read by hand",
         values.len()
     );
     assert!(by_hand > 10_000, "{by_hand} of {compared} read by hand");

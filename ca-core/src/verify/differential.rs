@@ -107,7 +107,9 @@ pub fn certificate_agrees(der: &[u8]) -> bool {
 /// hand-read paths know, reads as x509-cert's decoder reads it. True when
 /// the hand-read path took it.
 pub fn extension_agrees(oid: const_oid::ObjectIdentifier, value: &[u8]) -> bool {
-    use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage};
+    use x509_cert::ext::pkix::{
+        AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, SubjectAltName,
+    };
     let agrees = match oid {
         crate::oids::BASIC_CONSTRAINTS => ext_shape::basic_constraints(value)
             .map(|ours| Some(ours) == BasicConstraints::from_der(value).ok()),
@@ -115,6 +117,8 @@ pub fn extension_agrees(oid: const_oid::ObjectIdentifier, value: &[u8]) -> bool 
             .map(|ours| Some(ours) == AuthorityKeyIdentifier::from_der(value).ok()),
         crate::oids::EXT_KEY_USAGE => ext_shape::ext_key_usage(value)
             .map(|ours| Some(ours) == ExtendedKeyUsage::from_der(value).ok().map(|e| e.0)),
+        crate::oids::SUBJECT_ALT_NAME => ext_shape::subject_alt_name(value)
+            .map(|ours| Some(ours) == SubjectAltName::from_der(value).ok().map(|s| s.0)),
         _ => None,
     };
     if agrees == Some(false) {

@@ -4,7 +4,8 @@
 //! decides; `common_extension_values_decode_as_x509_cert_does` compares both.
 
 use const_oid::ObjectIdentifier;
-use der::asn1::OctetString;
+use der::asn1::{Ia5String, OctetString};
+use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, BasicConstraints};
 
 use crate::der_util::read_tlv;
@@ -56,4 +57,28 @@ pub(super) fn ext_key_usage(value: &[u8]) -> Option<Vec<ObjectIdentifier>> {
         rest = next;
     }
     Some(purposes)
+}
+
+/// `SEQUENCE OF GeneralName` whose names are all rfc822Name, dNSName, URI
+/// or iPAddress (primitive, as DER has them), as der reads one.
+pub(super) fn subject_alt_name(value: &[u8]) -> Option<Vec<GeneralName>> {
+    let (list, trailing) = read_tlv(value).ok()?;
+    if list.tag != 0x30 || !trailing.is_empty() {
+        return None;
+    }
+    let mut names = Vec::with_capacity(2);
+    let mut rest = list.content;
+    while !rest.is_empty() {
+        let (name, next) = read_tlv(rest).ok()?;
+        let text = || Ia5String::new(name.content).ok();
+        names.push(match name.tag {
+            0x81 => GeneralName::Rfc822Name(text()?),
+            0x82 => GeneralName::DnsName(text()?),
+            0x86 => GeneralName::UniformResourceIdentifier(text()?),
+            0x87 => GeneralName::IpAddress(OctetString::new(name.content).ok()?),
+            _ => return None,
+        });
+        rest = next;
+    }
+    Some(names)
 }

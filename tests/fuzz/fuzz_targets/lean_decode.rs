@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&kind, rest)) = data.split_first() else {
         return;
     };
-    match kind % 5 {
+    match kind % 6 {
         0 => {
             differential::certificate_agrees(rest);
         }
@@ -25,8 +25,11 @@ fuzz_target!(|data: &[u8]| {
         3 => {
             differential::extension_agrees(oids::EXT_KEY_USAGE, rest);
         }
-        _ => {
+        4 => {
             differential::rsa_key_agrees(rest);
+        }
+        _ => {
+            differential::extension_agrees(oids::SUBJECT_ALT_NAME, rest);
         }
     }
 });
