@@ -67,27 +67,24 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
     if req.info.version != Version::V1 {
         return Err(CsrError::Malformed("unknown PKCS#10 version".into()));
     }
-    let spki_der = req
-        .info
-        .public_key
-        .to_der()
-        .map_err(|e| CsrError::Malformed(e.to_string()))?;
-    let spki = SubjectPublicKeyInfoRef::from_der(&spki_der)
+    // The signed info and its key as they lie in the input: the signature
+    // is over those bytes (der has just decoded them under DER's rules, so
+    // encoding the decoded values again would give the same bytes).
+    let (info_der, spki_der) = info_and_key_der(&der)
+        .ok_or_else(|| CsrError::Malformed("certification request structure".into()))?;
+    let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
     let key_kind = PublicKeyKind::from_spki(&spki)?;
     crate::weak_keys::refuse_known_weak_key(&spki)?;
     let signature_algorithm =
         SignatureAlgorithm::from_identifier(&req.algorithm).map_err(CsrError::BadSignature)?;
-    let info_der = req
-        .info
-        .to_der()
-        .map_err(|e| CsrError::Malformed(e.to_string()))?;
     let sig = req
         .signature
         .as_bytes()
         .ok_or_else(|| CsrError::Malformed("signature bit string has unused bits".into()))?;
-    signature::verify_with(&spki, signature_algorithm, &info_der, sig)
+    signature::verify_with(&spki, signature_algorithm, info_der, sig)
         .map_err(CsrError::BadSignature)?;
+    let spki_der = spki_der.to_vec();
     crate::names::check_subject(&req.info.subject)?;
     let requested_sans = requested_sans(&req.info)?;
     Ok(Csr {
@@ -98,6 +95,19 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
         signature_algorithm,
         requested_sans,
     })
+}
+
+/// A CSR's `CertificationRequestInfo` and its `subjectPKInfo`, whole, as
+/// they lie in `der` (`SEQUENCE { info SEQUENCE { version, subject, spki,
+/// ... }, ... }`).
+fn info_and_key_der(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    use crate::der_util::read_tlv;
+    let (request, _) = read_tlv(der).ok()?;
+    let (info, _) = read_tlv(request.content).ok()?;
+    let (_version, rest) = read_tlv(info.content).ok()?;
+    let (_subject, rest) = read_tlv(rest).ok()?;
+    let (spki, _) = read_tlv(rest).ok()?;
+    Some((info.whole, spki.whole))
 }
 
 fn requested_sans(info: &CertReqInfo) -> Result<Vec<SanEntry>, CsrError> {
@@ -220,4 +230,74 @@ pub fn create_csr(
         signature: BitString::from_bytes(&sig)?,
     };
     Ok(req.to_der()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use super::*;
+    use crate::keys::{KeyAlgorithm, SoftwareKey};
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../fixtures/csr/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// openssl's CSRs of every supported kind parse; their key is the one
+    /// `openssl req -pubkey` names.
+    #[test]
+    fn openssl_csrs_parse_and_keep_their_key() {
+        for name in [
+            "p256-sha256.csr",
+            "p256-sha384.csr",
+            "p384-sha256.csr",
+            "rsa2048.csr",
+        ] {
+            let csr = parse_csr(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let key = SubjectPublicKeyInfoOwned::from_der(&csr.spki_der).expect(name);
+            let req = CertReq::from_der(&csr.der).expect(name);
+            assert_eq!(key, req.info.public_key, "{name}");
+        }
+        assert!(parse_csr(&fixture("p256-sha256.der")).is_ok());
+    }
+
+    /// The signature is checked over the signed info as sent: any byte of it
+    /// changed, or of the signature, and the CSR is refused.
+    #[test]
+    fn a_csr_changed_anywhere_in_what_is_signed_is_refused() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let name = Name::from_str("CN=bob.example").expect("name");
+        let sans = [SanEntry::parse("bob.example").expect("san")];
+        let der = create_csr(&key, &name, &sans).expect("csr");
+        let csr = parse_csr(&der).expect("a good CSR parses");
+        assert_eq!(csr.spki_der, key.public_key_der());
+        assert!(matches!(
+            parse_csr(&fixture("bad-signature.der")),
+            Err(CsrError::BadSignature(_))
+        ));
+
+        let (request, _) = crate::der_util::read_tlv(&der).expect("tlv");
+        let (info, _) = crate::der_util::read_tlv(request.content).expect("tlv");
+        let info_at = request.content.as_ptr() as usize - der.as_ptr() as usize;
+        let (mut refused, mut tried, mut bad_signatures) = (0, 0, 0);
+        // Every byte inside the info's contents (its header left alone, so
+        // the structure still reads) and the signature's last byte.
+        let contents_at = info_at + (info.whole.len() - info.content.len());
+        for at in (contents_at..info_at + info.whole.len()).chain([der.len() - 1]) {
+            let mut changed = der.clone();
+            changed[at] ^= 0x01;
+            tried += 1;
+            match parse_csr(&changed) {
+                Ok(c) => panic!("byte {at} changed, still accepted: {:?}", c.subject),
+                Err(e) => {
+                    refused += 1;
+                    bad_signatures += usize::from(matches!(e, CsrError::BadSignature(_)));
+                }
+            }
+        }
+        assert_eq!(refused, tried);
+        // Most changes still decode: the signature is what refuses them.
+        assert!(bad_signatures > tried / 2, "{bad_signatures} of {tried}");
+    }
 }
