@@ -68,16 +68,23 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
+/// Health on the mutual-TLS API listener and on the public one.
 fn health(s: &Server) -> (u16, u16) {
     let (api, _) = s.curl("GET", "/health", None);
+    (api, public_health(s))
+}
+
+/// Health on the public listener only: no client certificate, so nothing
+/// the server does for it writes to the store (a refused API client does:
+/// its refusal is audited).
+fn public_health(s: &Server) -> u16 {
     let out = run(Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
         .arg(format!("http://{}/health", s.public)));
-    let public = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
-        .unwrap_or(0);
-    (api, public)
+        .unwrap_or(0)
 }
 
 #[test]
@@ -105,32 +112,59 @@ fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
     let mut answered = vec![v["serial"].as_str().expect("serial").to_string()];
     assert_eq!(health(&s), (200, 200));
 
-    let filler = fill(&s.dir);
-    let mut refusal = None;
-    for _ in 0..20_000 {
-        let (st, v) = issue(&s);
-        match st {
-            201 => answered.push(v["serial"].as_str().expect("serial").to_string()),
-            _ => {
-                refusal = Some((st, v));
-                break;
+    // Issue until the disk is full; the write that finds it full is refused
+    // as Unavailable, naming the cause. Returns the filler.
+    let fill_until_refused = |s: &Server, answered: &mut Vec<String>| {
+        let filler = fill(&s.dir);
+        let mut refusal = None;
+        for _ in 0..20_000 {
+            let (st, v) = issue(s);
+            match st {
+                201 => answered.push(v["serial"].as_str().expect("serial").to_string()),
+                _ => {
+                    refusal = Some((st, v));
+                    break;
+                }
             }
         }
-    }
-    let (st, v) = refusal.expect("the disk never filled");
-    assert_eq!(st, 503, "a full disk is Unavailable, not {st}: {v}");
-    assert_eq!(code(&v), "Unavailable", "{v}");
-    let msg = v["error"]["message"].as_str().unwrap_or("");
-    assert!(
-        msg.contains("no space") || msg.contains("retrying"),
-        "the message names the cause: {msg}"
-    );
-    // Still full: refused again, and health says so on both listeners.
+        let (st, v) = refusal.expect("the disk never filled");
+        assert_eq!(st, 503, "a full disk is Unavailable, not {st}: {v}");
+        assert_eq!(code(&v), "Unavailable", "{v}");
+        let msg = v["error"]["message"].as_str().unwrap_or("");
+        assert!(
+            msg.contains("no space") || msg.contains("retrying"),
+            "the message names the cause: {msg}"
+        );
+        filler
+    };
+    let recovers = |what: &str, start: Instant, done: &mut dyn FnMut() -> bool| {
+        while !done() {
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "{what} did not recover once space returned"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    // First, with nothing more asked of the server than public health (no
+    // client, whose refusal would be audited): health says so, and once
+    // space returns the store reopens by itself and health says so.
+    let filler = fill_until_refused(&s, &mut answered);
+    assert_eq!(public_health(&s), 503, "health while the disk is full");
+    std::fs::remove_file(&filler).expect("free space");
+    recovers("health", Instant::now(), &mut || public_health(&s) == 200);
+    assert_eq!(health(&s), (200, 200));
+
+    // Then full again, and written to while full: refused again, health
+    // says so on both listeners, and a read fails closed (while the store
+    // cannot be read, the caller's certificate cannot be checked against
+    // revocation); once space returns, writes succeed again without a
+    // restart.
+    let filler = fill_until_refused(&s, &mut answered);
     let (st, v) = issue(&s);
     assert_eq!(st, 503, "{v}");
     assert_eq!(health(&s), (503, 503), "health while the disk is full");
-    // A read is refused too, and fails closed: while the store cannot be
-    // read, the caller's certificate cannot be checked against revocation.
     let (st, v) = s.curl("GET", "/v1/cas", None);
     assert_eq!((st, code(&v)), (503, "Unavailable"), "{v}");
     assert!(
@@ -140,22 +174,15 @@ fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
             .contains("client certificate's status cannot be checked"),
         "{v}"
     );
-
-    // Space comes back: writes succeed again without a restart.
     std::fs::remove_file(&filler).expect("free space");
     let start = Instant::now();
-    loop {
+    recovers("issuance", start, &mut || {
         let (st, v) = issue(&s);
         if st == 201 {
             answered.push(v["serial"].as_str().expect("serial").to_string());
-            break;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "writes did not resume once space returned: {st} {v}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        st == 201
+    });
     assert_eq!(health(&s), (200, 200), "health once space returned");
     eprintln!(
         "{} certificates answered; 503 while full; resumed after {:?}",

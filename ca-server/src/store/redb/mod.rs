@@ -242,14 +242,7 @@ impl RedbStore {
                 events,
             }
         });
-        let sent = self
-            .sender
-            .lock()
-            .map_err(|_| StoreError::Closed)
-            .and_then(|g| {
-                let s = g.as_ref().ok_or(StoreError::ReadOnly)?;
-                s.send(Job { order, run }).map_err(|_| StoreError::Closed)
-            });
+        let sent = self.submit(Job { order, run });
         let shared = self.shared.clone();
         async move {
             sent?;
@@ -261,6 +254,44 @@ impl RedbStore {
                 )),
                 Err(_) => Err(StoreError::Closed),
             }
+        }
+    }
+
+    /// Commit `job` here if the store is idle, else queue it for the writer.
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let send = |job: Job| {
+            let guard = self.sender.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::ReadOnly)?;
+            self.shared.queued.fetch_add(1, Ordering::AcqRel);
+            sender.send(job).map_err(|_| {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                StoreError::Closed
+            })
+        };
+        let writer_running = self
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .is_some();
+        if !writer_running {
+            return Err(StoreError::ReadOnly);
+        }
+        match self.shared.try_commit_alone(job) {
+            Ok(false) => Ok(()),
+            // This commit broke the store: wake the writer, which retries
+            // to reopen it (it drops this empty job unrun meanwhile).
+            Ok(true) => {
+                let _ = send(Job {
+                    order: None,
+                    run: Box::new(|_| JobOutput {
+                        fatal: false,
+                        done: Box::new(|_| {}),
+                        events: Vec::new(),
+                    }),
+                });
+                Ok(())
+            }
+            Err(job) => send(job),
         }
     }
 
