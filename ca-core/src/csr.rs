@@ -68,8 +68,11 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
         return Err(CsrError::Malformed("unknown PKCS#10 version".into()));
     }
     // The signed info and its key as they lie in the input: the signature
-    // is over those bytes (der has just decoded them under DER's rules, so
-    // encoding the decoded values again would give the same bytes).
+    // is over those bytes. Encoding the decoded info again would not always
+    // give them: der sorts a SET OF it reads out of DER's order (a
+    // multi-valued RDN, the attributes) rather than refusing it. Such a
+    // request, signed over what it sent, is accepted; what it asks for is
+    // the same set of values, and the certificate carries them in DER's order.
     let (info_der, spki_der) = info_and_key_der(&der)
         .ok_or_else(|| CsrError::Malformed("certification request structure".into()))?;
     let spki = SubjectPublicKeyInfoRef::from_der(spki_der)
@@ -244,22 +247,78 @@ mod tests {
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
-    /// openssl's CSRs of every supported kind parse; their key is the one
-    /// `openssl req -pubkey` names.
+    /// openssl's CSRs of every supported kind parse; their key is the public
+    /// half of the private key openssl made them with.
     #[test]
     fn openssl_csrs_parse_and_keep_their_key() {
-        for name in [
-            "p256-sha256.csr",
-            "p256-sha384.csr",
-            "p384-sha256.csr",
-            "rsa2048.csr",
-        ] {
-            let csr = parse_csr(&fixture(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-            let key = SubjectPublicKeyInfoOwned::from_der(&csr.spki_der).expect(name);
-            let req = CertReq::from_der(&csr.der).expect(name);
-            assert_eq!(key, req.info.public_key, "{name}");
+        for name in ["p256-sha256", "p256-sha384", "p384-sha256", "rsa2048"] {
+            let csr = parse_csr(&fixture(&format!("{name}.csr")))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let pem = String::from_utf8(fixture(&format!("{name}.key.pem"))).expect(name);
+            let key = SoftwareKey::from_pkcs8_pem(&pem).expect(name);
+            assert_eq!(csr.spki_der, key.public_key_der(), "{name}");
         }
         assert!(parse_csr(&fixture("p256-sha256.der")).is_ok());
+    }
+
+    /// `SEQUENCE { parts }` in DER.
+    fn sequence(parts: &[&[u8]]) -> Vec<u8> {
+        let content: Vec<u8> = parts.concat();
+        let mut out = vec![0x30];
+        match content.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend(content);
+        out
+    }
+
+    /// A multi-valued RDN out of DER's order, signed as sent, is accepted
+    /// with the same attributes; the signature is checked over the bytes
+    /// sent, not over der's sorted reading of them (with which the same
+    /// request signed over the sorted bytes must fail).
+    #[test]
+    fn a_set_out_of_der_order_is_verified_as_sent() {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let name = Name::from_str("CN=bob.example+O=Example").expect("name");
+        let sorted = CertReq::from_der(&create_csr(&key, &name, &[]).expect("csr")).expect("der");
+        let attributes: Vec<Vec<u8>> = sorted.info.subject.0[0]
+            .0
+            .iter()
+            .map(|a| a.to_der().expect("der"))
+            .collect();
+        let [first, second] = attributes.as_slice() else {
+            panic!("one RDN with two attributes: {attributes:?}");
+        };
+        let info = sorted.info.to_der().expect("der");
+        let pair = [first.as_slice(), second.as_slice()].concat();
+        let at = info
+            .windows(pair.len())
+            .position(|w| w == pair.as_slice())
+            .expect("the RDN's attributes, in order, in the info");
+        let mut unsorted_info = info.clone();
+        unsorted_info[at..at + pair.len()]
+            .copy_from_slice(&[second.as_slice(), first.as_slice()].concat());
+        let algorithm = sorted.algorithm.to_der().expect("der");
+        let request = |info: &[u8], signature: &[u8]| {
+            let bits = BitString::from_bytes(signature)
+                .expect("bits")
+                .to_der()
+                .expect("der");
+            sequence(&[info, &algorithm, &bits])
+        };
+
+        let signed_as_sent = request(&unsorted_info, &key.sign(&unsorted_info).expect("sign"));
+        let csr = parse_csr(&signed_as_sent).expect("signed over what it sent");
+        assert_eq!(csr.subject, sorted.info.subject, "the same attributes");
+        assert_eq!(csr.spki_der, key.public_key_der());
+
+        let signed_sorted = request(&unsorted_info, &key.sign(&info).expect("sign"));
+        assert!(matches!(
+            parse_csr(&signed_sorted),
+            Err(CsrError::BadSignature(_))
+        ));
     }
 
     /// The signature is checked over the signed info as sent: any byte of it
