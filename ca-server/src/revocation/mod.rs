@@ -69,8 +69,11 @@ pub enum RevocationError {
     Store(#[from] StoreError),
     #[error("stored CA certificate: {0}")]
     CaCertificate(String),
-    #[error("CA key: {0}")]
-    Key(String),
+    /// The delegated OCSP responder's own key could not be made.
+    #[error("OCSP responder key: {0}")]
+    ResponderKey(String),
+    /// The CA's signer could not be had; its cause was logged where it
+    /// was fetched, and the error says what the caller may do.
     #[error("CA key: {}", .0.message)]
     CaKey(ApiError),
     #[error("CRL: {0}")]

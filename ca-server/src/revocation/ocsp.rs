@@ -34,7 +34,7 @@ impl RevocationService {
                 // The responder key lives in memory only: a restart makes a new
                 // one with a new short-lived certificate, so it is never on disk.
                 let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256)
-                    .map_err(|e| RevocationError::Key(e.to_string()))?;
+                    .map_err(|e| RevocationError::ResponderKey(e.to_string()))?;
                 let subject = Name::from_str(&format!("CN=OCSP Responder {ca_id}"))
                     .map_err(|e| RevocationError::CaCertificate(e.to_string()))?;
                 let issued = create_ocsp_signing_certificate(
