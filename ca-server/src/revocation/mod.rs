@@ -239,8 +239,9 @@ impl RevocationService {
         });
         // Weak: the authority outlives no one, but a cycle would keep both alive.
         let weak: Weak<RevocationService> = Arc::downgrade(&svc);
-        // Driven by the committed write (on the store's thread, before the
-        // revoker is answered), never by the request, which may be gone.
+        // Driven by the committed write (on the thread that committed it,
+        // before the revoker is answered), never by the request, which may
+        // be gone.
         auth.store.subscribe(Arc::new(move |event| {
             let Some(s) = weak.upgrade() else { return };
             match event {

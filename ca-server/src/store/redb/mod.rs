@@ -182,7 +182,9 @@ impl RedbStore {
     }
 
     /// Run `f` inside the next group commit, then append `audit` (when given)
-    /// in the same transaction; resolve once that commit is durable. `f` must
+    /// in the same transaction; resolve once that commit is durable. When
+    /// the write comes alone it is committed here, before the future is first
+    /// polled (this call then blocks for the sync). `f` must
     /// do every check before its first write: a refusal it returns must leave
     /// the transaction untouched. `events` says what a success changed.
     fn write<T, F>(
@@ -248,7 +250,7 @@ impl RedbStore {
             sent?;
             match rx.await {
                 Ok(r) => r,
-                // The writer dropped the job unrun: the store is broken.
+                // The job was dropped unrun: the store is broken.
                 Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
                     "the store cannot write now; retrying".into(),
                 )),
@@ -259,23 +261,19 @@ impl RedbStore {
 
     /// Commit `job` here if the store is idle, else queue it for the writer.
     fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::ReadOnly)?;
         let send = |job: Job| {
-            let guard = self.sender.lock().map_err(|_| StoreError::Closed)?;
-            let sender = guard.as_ref().ok_or(StoreError::ReadOnly)?;
             self.shared.queued.fetch_add(1, Ordering::AcqRel);
             sender.send(job).map_err(|_| {
                 self.shared.queued.fetch_sub(1, Ordering::AcqRel);
                 StoreError::Closed
             })
         };
-        let writer_running = self
-            .sender
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .is_some();
-        if !writer_running {
-            return Err(StoreError::ReadOnly);
-        }
         match self.shared.try_commit_alone(job) {
             Ok(false) => Ok(()),
             // This commit broke the store: wake the writer, which retries

@@ -1,6 +1,6 @@
-//! The group-commit writer: one thread owns write transactions and batches
-//! whatever is queued into one durable commit; each caller is answered only
-//! after the commit that holds its write, and commit hooks run before that.
+//! Group commit: the writer thread batches whatever is queued into one
+//! durable commit; each caller is answered only after the commit that holds
+//! its write, and commit hooks run before that.
 //!
 //! When writes come one at a time (nothing queued, no commit under way, and
 //! recent commits held one write each) the caller commits its write on its
@@ -11,12 +11,17 @@
 //! writer, which batches them, so no async worker waits for a sync while
 //! requests queue behind it (measured: doing so cost 16 connections 8–10% of
 //! their rate). Either way a commit holds [`Shared::commit_lock`], so commits,
-//! their hooks and their answers keep one order.
+//! their hooks and their answers keep one order. (Concurrent writes may be
+//! committed in either order, as before: none is answered before its commit.)
+//! A lone write's caller thus blocks for its sync, and for a journal
+//! checkpoint when one falls due (a few milliseconds, during which reads
+//! wait on the journal whichever thread runs it).
 //!
 //! Recovery: after an I/O error (a full disk, a failing device) redb refuses
-//! every later write until the database is reopened. The writer then drops
-//! its handle, answers queued writes `Unavailable`, and tries to reopen on the
-//! next write (at most every [`REOPEN_EVERY`]), so writes succeed again as soon
+//! every later write until the database is reopened. Whichever thread's
+//! commit failed then drops the handle; writes are answered `Unavailable`,
+//! and the writer thread tries to reopen every [`REOPEN_EVERY`] (woken for it
+//! when the failed commit was not its own), so writes succeed again as soon
 //! as space returns, without a restart.
 
 use std::panic::AssertUnwindSafe;
@@ -33,7 +38,7 @@ use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
 /// Most writes one group commit takes.
 const MAX_BATCH: usize = 4096;
-/// How often a broken store tries to reopen (while writes keep coming).
+/// How often a broken store tries to reopen.
 pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
 /// Writes per commit, as a moving average in 1/256ths ([`Shared::batch_avg`]),
 /// below which a write may be committed on its caller's thread: one writer
@@ -99,7 +104,7 @@ pub struct Shared {
     pub writes: AtomicU64,
     pub writable: AtomicBool,
     /// Jobs sent to the writer and not yet taken from its queue.
-    pub queued: AtomicUsize,
+    pub(super) queued: AtomicUsize,
     /// Held while a group commit runs, answers included (writer or caller).
     commit_lock: Mutex<()>,
     /// Writes per commit, averaged over the last eight or so commits, in
@@ -234,6 +239,8 @@ impl Shared {
     /// (a background task's) still holds it leaves a file that must be
     /// repaired at the next open (and a read-only open refuses it).
     pub fn close(&self) {
+        // Wait for a commit under way on a caller's thread; none starts after.
+        let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.closed.store(true, Ordering::Release);
         self.drop_handle();
     }
@@ -283,7 +290,9 @@ fn copy(e: &StoreError) -> StoreError {
 }
 
 /// The next job: blocking while the store is healthy; while it is broken,
-/// polling, so it also retries to reopen when no write comes.
+/// polling, so it also retries to reopen when no write comes. (A caller
+/// whose own commit broke the store sends an empty job to end the blocking
+/// wait.)
 fn next_job(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
     loop {
         if shared.writable.load(Ordering::Acquire) {
@@ -332,16 +341,24 @@ impl Shared {
     /// done the same for its write alone. Returns true when this commit broke the
     /// store; the caller must then wake the writer (which alone retries to
     /// reopen) by sending it a job.
-    pub fn try_commit_alone(&self, job: Job) -> Result<bool, Job> {
+    pub(super) fn try_commit_alone(&self, job: Job) -> Result<bool, Job> {
         if self.queued.load(Ordering::Acquire) != 0
             || !self.writable.load(Ordering::Acquire)
             || self.batch_avg.load(Ordering::Relaxed) >= ALONE_BELOW
         {
             return Err(job);
         }
-        let Ok(_commit) = self.commit_lock.try_lock() else {
-            return Err(job);
+        let _commit = match self.commit_lock.try_lock() {
+            Ok(guard) => guard,
+            // A hook panicked in an earlier commit; the lock guards no data.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Err(job),
         };
+        // `close` takes the lock before closing: a commit that got it after
+        // that is refused before it runs.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(job);
+        }
         Ok(self.commit_group(vec![job]))
     }
 
