@@ -261,19 +261,6 @@ mod tests {
         assert!(parse_csr(&fixture("p256-sha256.der")).is_ok());
     }
 
-    /// `SEQUENCE { parts }` in DER.
-    fn sequence(parts: &[&[u8]]) -> Vec<u8> {
-        let content: Vec<u8> = parts.concat();
-        let mut out = vec![0x30];
-        match content.len() {
-            n if n < 0x80 => out.push(n as u8),
-            n if n < 0x100 => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
-        }
-        out.extend(content);
-        out
-    }
-
     /// A multi-valued RDN out of DER's order, signed as sent, is accepted
     /// with the same attributes; the signature is checked over the bytes
     /// sent, not over der's sorted reading of them (with which the same
@@ -292,21 +279,14 @@ mod tests {
             panic!("one RDN with two attributes: {attributes:?}");
         };
         let info = sorted.info.to_der().expect("der");
-        let pair = [first.as_slice(), second.as_slice()].concat();
-        let at = info
-            .windows(pair.len())
-            .position(|w| w == pair.as_slice())
-            .expect("the RDN's attributes, in order, in the info");
-        let mut unsorted_info = info.clone();
-        unsorted_info[at..at + pair.len()]
-            .copy_from_slice(&[second.as_slice(), first.as_slice()].concat());
+        let unsorted_info = crate::der_util::swap_adjacent(&info, first, second);
         let algorithm = sorted.algorithm.to_der().expect("der");
         let request = |info: &[u8], signature: &[u8]| {
             let bits = BitString::from_bytes(signature)
                 .expect("bits")
                 .to_der()
                 .expect("der");
-            sequence(&[info, &algorithm, &bits])
+            crate::der_util::encode_tlv(0x30, &[info, &algorithm, &bits].concat())
         };
 
         let signed_as_sent = request(&unsorted_info, &key.sign(&unsorted_info).expect("sign"));

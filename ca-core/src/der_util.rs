@@ -145,6 +145,37 @@ pub(crate) fn corrupt(
     }
 }
 
+/// A DER TLV of any length.
+#[cfg(test)]
+pub(crate) fn encode_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len().to_be_bytes();
+    match content.len() {
+        n if n < 0x80 => out.push(n as u8),
+        _ => {
+            let skip = len.iter().take_while(|b| **b == 0).count();
+            out.push(0x80 | (len.len() - skip) as u8);
+            out.extend_from_slice(&len[skip..]);
+        }
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// `der` with the adjacent encodings `first` then `second` (found where they
+/// first lie together) put in the other order: a SET OF out of DER's order.
+#[cfg(test)]
+pub(crate) fn swap_adjacent(der: &[u8], first: &[u8], second: &[u8]) -> Vec<u8> {
+    let together = [first, second].concat();
+    let at = der
+        .windows(together.len())
+        .position(|w| w == together.as_slice())
+        .expect("the two encodings lie together, in this order");
+    let mut out = der.to_vec();
+    out[at..at + together.len()].copy_from_slice(&[second, first].concat());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

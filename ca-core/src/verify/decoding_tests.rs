@@ -4,7 +4,7 @@
 
 use super::lean;
 use super::tests::{leaf, new_pki, sign};
-use crate::der_util::corrupt;
+use crate::der_util::{corrupt, encode_tlv as tlv_any};
 
 /// `LeanName` must accept exactly the names x509-cert's `Name` decoding
 /// accepts, and give the same name when decoded: every subject and issuer in
@@ -211,22 +211,6 @@ fn hand_read_certificates_match_x509_cert_at_every_byte() {
         accepted > compared / 10,
         "{accepted} of {compared} read by hand"
     );
-}
-
-/// A DER TLV of any length.
-fn tlv_any(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let len = content.len().to_be_bytes();
-    match content.len() {
-        n if n < 0x80 => out.push(n as u8),
-        _ => {
-            let skip = len.iter().take_while(|b| **b == 0).count();
-            out.push(0x80 | (len.len() - skip) as u8);
-            out.extend_from_slice(&len[skip..]);
-        }
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// The TBS's elements and the certificate's other two, of `der`.

@@ -471,17 +471,7 @@ fn multi_valued_rdns_out_of_der_order_compare_and_list_as_decoded() {
         .unwrap()
     };
     // Put the first RDN's two commonNames in the other order, in place.
-    let swap = |der: &[u8]| {
-        let (a, b) = (atv(b"a"), atv(b"b"));
-        let sorted = [a.as_slice(), b.as_slice()].concat();
-        let at = der
-            .windows(sorted.len())
-            .position(|w| w == sorted.as_slice())
-            .expect("the sorted RDN is in the encoding");
-        let mut out = der.to_vec();
-        out[at..at + sorted.len()].copy_from_slice(&[b.as_slice(), a.as_slice()].concat());
-        out
-    };
+    let swap = |der: &[u8]| crate::der_util::swap_adjacent(der, &atv(b"a"), &atv(b"b"));
 
     let in_order = subject.to_der().unwrap();
     let out_of_order = swap(&in_order);
