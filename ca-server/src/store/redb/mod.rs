@@ -21,9 +21,11 @@ mod export;
 #[cfg(feature = "forensics")]
 pub mod forensics;
 pub mod journal;
+mod open;
 #[cfg(feature = "forensics")]
 pub mod power_loss;
 mod reads;
+mod submit;
 mod tables;
 mod usage;
 mod varint;
@@ -47,10 +49,10 @@ use std::thread::JoinHandle;
 
 use ca_core::audit_digest::AuditDigest;
 use redb::{ReadableTable, WriteTransaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use self::tables::*;
-use self::writer::{Handle, Job, JobOutput, Shared};
+use self::writer::{Handle, Job, Shared};
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
     CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
@@ -74,243 +76,8 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
-    /// Open (or create) the store in `dir`, check its schema version and start
-    /// the writer. Reads nothing else: start-up does not depend on the data size.
-    pub fn open(dir: &Path, boot_id: String) -> Result<RedbStore, StoreError> {
-        let path = dir.join(DB_FILE);
-        let db = writer::open_database(&path)?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| StoreError::Db(format!("setting permissions: {e}")))?;
-        }
-        let txn = db.begin_write()?;
-        {
-            let mut meta = txn.open_table(META)?;
-            let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
-            match found {
-                Some(v) if v > SCHEMA_VERSION => {
-                    return Err(StoreError::NewerSchema {
-                        found: v,
-                        supported: SCHEMA_VERSION,
-                    });
-                }
-                // Version 1 records are JSON, which this version still reads;
-                // what it writes from now on an older binary could not.
-                Some(v) if v < SCHEMA_VERSION => {
-                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                }
-                Some(_) => {}
-                None => {
-                    meta.insert(SCHEMA_KEY, SCHEMA_VERSION)?;
-                    // A new store has no revocations without CRL entries.
-                    meta.insert(CRL_ENTRIES_COMPLETE, 1)?;
-                }
-            }
-        }
-        for t in [
-            CAS,
-            CERTS,
-            CERT_DER,
-            REVOCATIONS,
-            IDEMPOTENCY,
-            CRL_ENTRIES,
-            CRL_META,
-            CA_KEYS,
-            BLOCKED_KEYS,
-        ] {
-            txn.open_table(t)?;
-        }
-        txn.open_table(CERT_DER_SEQ)?;
-        txn.open_table(DER_DICTS)?;
-        txn.open_table(CA_DER_DICT)?;
-        txn.open_table(SERIALS)?;
-        txn.open_table(EXPIRY)?;
-        txn.open_table(ALIASES)?;
-        txn.open_table(KEY_META)?;
-        txn.open_table(AUDIT)?;
-        txn.open_table(AUDIT_HEAD)?;
-        txn.open_table(AUDIT_DIGESTS)?;
-        txn.open_table(events::EVENTS)?;
-        txn.open_table(events::EVENT_MARKS)?;
-        txn.open_table(events::WEBHOOKS)?;
-        txn.open_table(acme::ACME_ACCOUNTS)?;
-        txn.open_table(acme::ACME_ACCOUNT_KEYS)?;
-        txn.open_table(acme::ACME_ORDERS)?;
-        txn.open_table(acme::ACME_AUTHZS)?;
-        txn.open_table(acme::ACME_EAB_KEYS)?;
-        txn.commit()?;
-        let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
-        let writer = {
-            let shared = shared.clone();
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || writer::writer_loop(shared, rx))
-                .map_err(|e| StoreError::Db(e.to_string()))?
-        };
-        Ok(RedbStore {
-            shared,
-            sender: Mutex::new(Some(tx)),
-            writer: Mutex::new(Some(writer)),
-            boot_id,
-        })
-    }
-
-    /// Open a stopped server's store without changing it. Writes are refused.
-    pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
-        let path = dir.join(DB_FILE);
-        let db = writer::open_read_only(&path)?;
-        let store = RedbStore {
-            shared: Arc::new(Shared::new(path, Handle::Ro(db))),
-            sender: Mutex::new(None),
-            writer: Mutex::new(None),
-            boot_id: String::new(),
-        };
-        let meta = reads::meta_value(store.shared.handle()?.as_ref(), SCHEMA_KEY)?;
-        if let Some(v) = meta.filter(|v| *v > SCHEMA_VERSION) {
-            return Err(StoreError::NewerSchema {
-                found: v,
-                supported: SCHEMA_VERSION,
-            });
-        }
-        Ok(store)
-    }
-
     fn handle(&self) -> Result<Arc<Handle>, StoreError> {
         self.shared.handle()
-    }
-
-    /// Run `f` inside the next group commit, then append `audit` (when given)
-    /// in the same transaction; resolve once that commit is durable. When
-    /// the write comes alone it is committed here, before the future is first
-    /// polled (this call then blocks for the sync). `f` must
-    /// do every check before its first write: a refusal it returns must leave
-    /// the transaction untouched. `events` says what a success changed.
-    fn write<T, F>(
-        &self,
-        audit: Option<AuditDraft>,
-        f: F,
-    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
-    {
-        self.write_keyed(None, audit, f)
-    }
-
-    /// [`write`](Self::write) for a job whose main row is `order` (see
-    /// [`writer::Job::order`]).
-    fn write_keyed<T, F>(
-        &self,
-        order: Option<String>,
-        audit: Option<AuditDraft>,
-        f: F,
-    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
-    where
-        T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
-    {
-        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let run: writer::JobFn = Box::new(move |txn| {
-            // A panicking write must not take the writer thread (and every
-            // later write) with it: it fails its batch, and its caller hears so.
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let (v, events) = f(txn)?;
-                if let Some(d) = &audit {
-                    append_audit(txn, d)?;
-                }
-                Ok((v, events))
-            }))
-            .unwrap_or(Err(StoreError::Panicked));
-            let fatal = matches!(&r, Err(e) if e.is_fatal());
-            let (r, events) = match r {
-                Ok((v, ev)) => (Ok(v), ev),
-                Err(e) => (Err(e), Vec::new()),
-            };
-            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
-                let out = match commit {
-                    Ok(()) => r,
-                    Err(e) => Err(match r {
-                        Err(inner) if inner.is_fatal() => inner,
-                        _ => e,
-                    }),
-                };
-                let _ = tx.send(out);
-            });
-            JobOutput {
-                fatal,
-                done,
-                events,
-            }
-        });
-        let sent = self.submit(Job { order, run });
-        let shared = self.shared.clone();
-        async move {
-            sent?;
-            match rx.await {
-                Ok(r) => r,
-                // The job was dropped unrun: the store is broken.
-                Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
-                    "the store cannot write now; retrying".into(),
-                )),
-                Err(_) => Err(StoreError::Closed),
-            }
-        }
-    }
-
-    /// Commit `job` here if the store is idle, else queue it for the writer.
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
-        let sender = self
-            .sender
-            .lock()
-            .map_err(|_| StoreError::Closed)?
-            .clone()
-            .ok_or(StoreError::ReadOnly)?;
-        let send = |job: Job| {
-            self.shared.queued.fetch_add(1, Ordering::AcqRel);
-            sender.send(job).map_err(|_| {
-                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
-                StoreError::Closed
-            })
-        };
-        match self.shared.try_commit_alone(job) {
-            Ok(false) => Ok(()),
-            // This commit broke the store: wake the writer, which retries
-            // to reopen it (it drops this empty job unrun meanwhile).
-            Ok(true) => {
-                let _ = send(Job {
-                    order: None,
-                    run: Box::new(|_| JobOutput {
-                        fatal: false,
-                        done: Box::new(|_| {}),
-                        events: Vec::new(),
-                    }),
-                });
-                Ok(())
-            }
-            Err(job) => send(job),
-        }
-    }
-
-    /// A synchronous write on the caller's thread (start-up and offline
-    /// operations, which run before or without the writer's traffic).
-    fn write_now<T>(
-        &self,
-        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let handle = self.handle()?;
-        let txn = handle.rw()?.begin_write()?;
-        match f(&txn) {
-            Ok(v) => {
-                txn.commit()?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = txn.abort();
-                Err(e)
-            }
-        }
     }
 }
 

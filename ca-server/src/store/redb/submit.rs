@@ -1,0 +1,148 @@
+//! How a write reaches a commit: queued for the writer thread's next group
+//! commit, or committed on the caller's thread when it comes alone (see
+//! [`super::writer`]); and the synchronous writes of start-up and offline
+//! tools.
+
+use std::sync::atomic::Ordering;
+
+use redb::WriteTransaction;
+use tokio::sync::oneshot;
+
+use super::tables::append_audit;
+use super::writer::{self, Job, JobOutput};
+use super::RedbStore;
+use crate::store::{AuditDraft, Committed, StoreError};
+
+impl RedbStore {
+    /// Run `f` inside the next group commit, then append `audit` (when given)
+    /// in the same transaction; resolve once that commit is durable. When
+    /// the write comes alone it is committed here, before the future is first
+    /// polled (this call then blocks for the sync). `f` must
+    /// do every check before its first write: a refusal it returns must leave
+    /// the transaction untouched. `events` says what a success changed.
+    pub(super) fn write<T, F>(
+        &self,
+        audit: Option<AuditDraft>,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        self.write_keyed(None, audit, f)
+    }
+
+    /// [`write`](Self::write) for a job whose main row is `order` (see
+    /// [`writer::Job::order`]).
+    pub(super) fn write_keyed<T, F>(
+        &self,
+        order: Option<String>,
+        audit: Option<AuditDraft>,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
+        let run: writer::JobFn = Box::new(move |txn| {
+            // A panicking write must not take the writer thread (and every
+            // later write) with it: it fails its batch, and its caller hears so.
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let (v, events) = f(txn)?;
+                if let Some(d) = &audit {
+                    append_audit(txn, d)?;
+                }
+                Ok((v, events))
+            }))
+            .unwrap_or(Err(StoreError::Panicked));
+            let fatal = matches!(&r, Err(e) if e.is_fatal());
+            let (r, events) = match r {
+                Ok((v, ev)) => (Ok(v), ev),
+                Err(e) => (Err(e), Vec::new()),
+            };
+            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
+                let out = match commit {
+                    Ok(()) => r,
+                    Err(e) => Err(match r {
+                        Err(inner) if inner.is_fatal() => inner,
+                        _ => e,
+                    }),
+                };
+                let _ = tx.send(out);
+            });
+            JobOutput {
+                fatal,
+                done,
+                events,
+            }
+        });
+        let sent = self.submit(Job { order, run });
+        let shared = self.shared.clone();
+        async move {
+            sent?;
+            match rx.await {
+                Ok(r) => r,
+                // The job was dropped unrun: the store is broken.
+                Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
+                    "the store cannot write now; retrying".into(),
+                )),
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
+    }
+
+    /// Commit `job` here if the store is idle, else queue it for the writer.
+    fn submit(&self, job: Job) -> Result<(), StoreError> {
+        let sender = self
+            .sender
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .clone()
+            .ok_or(StoreError::ReadOnly)?;
+        let send = |job: Job| {
+            self.shared.queued.fetch_add(1, Ordering::AcqRel);
+            sender.send(job).map_err(|_| {
+                self.shared.queued.fetch_sub(1, Ordering::AcqRel);
+                StoreError::Closed
+            })
+        };
+        match self.shared.try_commit_alone(job) {
+            Ok(false) => Ok(()),
+            // This commit broke the store: wake the writer, which retries
+            // to reopen it (it drops this empty job unrun meanwhile).
+            Ok(true) => {
+                let _ = send(Job {
+                    order: None,
+                    run: Box::new(|_| JobOutput {
+                        fatal: false,
+                        done: Box::new(|_| {}),
+                        events: Vec::new(),
+                    }),
+                });
+                Ok(())
+            }
+            Err(job) => send(job),
+        }
+    }
+
+    /// A synchronous write on the caller's thread (start-up and offline
+    /// operations, which run before or without the writer's traffic).
+    pub(super) fn write_now<T>(
+        &self,
+        f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let handle = self.handle()?;
+        let txn = handle.rw()?.begin_write()?;
+        match f(&txn) {
+            Ok(v) => {
+                txn.commit()?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
+        }
+    }
+}
