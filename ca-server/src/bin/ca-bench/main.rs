@@ -7,7 +7,9 @@
 //! `cfssl serve` (HTTPS) with the same load generator in the same run, and
 //! prints both side by side with each server's CPU time per certificate and
 //! the load generator's own CPU per request (`bench/peers.sh` sets it all up).
-//! `--seed N` also measures the rate with N certificates already stored.
+//! `--seed N` also measures the rate with N certificates already stored, the
+//! full store and an empty one taking turns. `--rounds N` takes each level in
+//! N turns per target, the targets alternating, so drift lands on all alike.
 //! `--pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE` also
 //! measures issuance with the issuing key in that PKCS#11 token, in process
 //! and through a second server whose CA keys are in the token
@@ -68,9 +70,14 @@ struct Args {
     #[arg(long)]
     cfssl_pid: Option<u32>,
     /// Also measure 16 connections on a store already holding this many
-    /// certificates, against an empty one.
+    /// certificates, against an empty one (the two alternating, at least
+    /// twice each).
     #[arg(long)]
     seed: Option<u64>,
+    /// Turns per target and level: the targets alternate, each turn lasting
+    /// --seconds, and each figure is over all of a target's turns.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
     /// A PKCS#11 module: also measure with the issuing key in its token.
     #[arg(long, requires_all = ["pkcs11_token", "pkcs11_pin_file"])]
     pkcs11_module: Option<PathBuf>,
@@ -131,7 +138,17 @@ struct Measured {
     disk_bytes: Option<u64>,
 }
 
-fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Measured {
+/// One slice of load on one target: what the load generator saw, and what
+/// the server (CPU, store file, disk) and the load generator (CPU) spent.
+struct Slice {
+    report: bench_support::LoadReport,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+    store_growth: Option<u64>,
+    disk: Option<u64>,
+}
+
+fn run_slice(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Slice {
     let size = |f: &Option<PathBuf>| {
         f.as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -144,7 +161,7 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
         size(&t.store_file),
         disk(),
     );
-    let mut r = rt.block_on(bench_support::run_load(
+    let report = rt.block_on(bench_support::run_load(
         t.addr.clone(),
         t.tls.clone(),
         t.path,
@@ -159,26 +176,79 @@ fn measure(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds
         size(&t.store_file),
         disk(),
     );
-    let (p50, p99, _) = r.percentiles_ms();
-    let per = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if r.ok > 0 => Some((b - a) * 1e6 / r.ok as f64),
-        _ => None,
-    };
-    Measured {
-        rate: r.rate(),
-        p50,
-        p99,
-        errors: r.errors,
-        server_us: per(server0, server1),
-        client_us: per(client0, client1),
-        store_bytes: match (store0, store1) {
-            (Some(a), Some(b)) if r.ok > 0 => Some((b.saturating_sub(a)) as f64 / r.ok as f64),
-            _ => None,
-        },
-        disk_bytes: match (disk0, disk1) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-            _ => None,
-        },
+    let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
+    let grew = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
+    Slice {
+        report,
+        server_cpu: spent(server0, server1),
+        client_cpu: spent(client0, client1),
+        store_growth: grew(store0, store1),
+        disk: grew(disk0, disk1),
+    }
+}
+
+/// One target's slices of a level, summed: rates over the total time,
+/// percentiles over every request, CPU and bytes over every certificate.
+#[derive(Default)]
+struct Tally {
+    slices: usize,
+    ok: u64,
+    errors: u64,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+    store_growth: Option<u64>,
+    disk: Option<u64>,
+}
+
+impl Tally {
+    fn add(&mut self, s: Slice) {
+        // A figure one slice could not read is not summed from the others.
+        fn sum<T: std::ops::Add<Output = T>>(
+            first: bool,
+            acc: Option<T>,
+            x: Option<T>,
+        ) -> Option<T> {
+            if first {
+                x
+            } else {
+                Some(acc? + x?)
+            }
+        }
+        let first = self.slices == 0;
+        self.slices += 1;
+        self.ok += s.report.ok;
+        self.errors += s.report.errors;
+        self.elapsed += s.report.elapsed;
+        self.latencies_us.extend_from_slice(&s.report.latencies_us);
+        self.server_cpu = sum(first, self.server_cpu, s.server_cpu);
+        self.client_cpu = sum(first, self.client_cpu, s.client_cpu);
+        self.store_growth = sum(first, self.store_growth, s.store_growth);
+        self.disk = sum(first, self.disk, s.disk);
+    }
+
+    fn measured(self) -> Measured {
+        let ok = self.ok;
+        let mut all = bench_support::LoadReport {
+            ok,
+            errors: self.errors,
+            latencies_us: self.latencies_us,
+            elapsed: self.elapsed,
+            ..Default::default()
+        };
+        let (p50, p99, _) = all.percentiles_ms();
+        let per_cert = |v: Option<f64>| v.filter(|_| ok > 0).map(|v| v / ok as f64);
+        Measured {
+            rate: all.rate(),
+            p50,
+            p99,
+            errors: all.errors,
+            server_us: per_cert(self.server_cpu.map(|s| s * 1e6)),
+            client_us: per_cert(self.client_cpu.map(|s| s * 1e6)),
+            store_bytes: per_cert(self.store_growth.map(|b| b as f64)),
+            disk_bytes: self.disk,
+        }
     }
 }
 
@@ -396,21 +466,27 @@ fn main() -> anyhow::Result<()> {
         "store B/cert"
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-    let mut at16: Option<f64> = None;
     for c in levels {
-        let mut results = Vec::new();
-        // (durable commits, store writes) during our server's run.
-        let mut commit_counts = None;
-        for t in &targets {
-            let before = (t.name == "ca-server")
-                .then(|| commits(&rt, &api, &tls))
-                .flatten();
-            let m = measure(&rt, t, c, args.seconds);
-            if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
-                if t.name == "ca-server" && b.0 > a.0 {
-                    commit_counts = Some((b.0 - a.0, b.1.saturating_sub(a.1)));
+        // (durable commits, store writes) during our server's slices.
+        let mut commit_counts: Option<(u64, u64)> = None;
+        let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+        // The targets take turns, slice by slice, so that the shared
+        // machine's drift lands on all of them alike.
+        for _ in 0..args.rounds {
+            for (t, tally) in targets.iter().zip(tallies.iter_mut()) {
+                let ours = t.name == "ca-server";
+                let before = ours.then(|| commits(&rt, &api, &tls)).flatten();
+                tally.add(run_slice(&rt, t, c, args.seconds));
+                if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
+                    if ours && b.0 > a.0 {
+                        let (n, w) = commit_counts.unwrap_or((0, 0));
+                        commit_counts = Some((n + b.0 - a.0, w + b.1.saturating_sub(a.1)));
+                    }
                 }
             }
+        }
+        let results: Vec<Measured> = tallies.into_iter().map(Tally::measured).collect();
+        for (t, m) in targets.iter().zip(&results) {
             println!(
                 "{c:>11} {:>10} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>15} {:>14} {:>13}",
                 t.name,
@@ -422,10 +498,6 @@ fn main() -> anyhow::Result<()> {
                 opt(m.client_us),
                 opt(m.store_bytes)
             );
-            results.push(m);
-        }
-        if c == 16 {
-            at16 = Some(results[0].rate);
         }
         let ours = &results[0];
         let mut ratios = vec![];
@@ -486,10 +558,6 @@ fn main() -> anyhow::Result<()> {
         println!("{:>11} {}", "", ratios.join("; "));
     }
     if let Some(count) = args.seed {
-        let empty_rate = match at16 {
-            Some(r) => r,
-            None => measure(&rt, &targets[0], 16, args.seconds).rate,
-        };
         let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
         let seeded_target = Target {
             name: "seeded",
@@ -501,15 +569,33 @@ fn main() -> anyhow::Result<()> {
             store_file: Some(seeded.dir.join(ca_server::store::STORE_FILE)),
         };
         let size = std::fs::metadata(seeded.dir.join(ca_server::store::STORE_FILE))?.len();
-        let m = measure(&rt, &seeded_target, 16, args.seconds);
+        // The empty store and the full one take turns (at least twice each),
+        // so the ratio is not the machine's drift between two measurements.
+        let rounds = args.rounds.max(2);
+        let (mut empty, mut full) = (Tally::default(), Tally::default());
+        let mut per_round = Vec::new();
+        for _ in 0..rounds {
+            let e = run_slice(&rt, &targets[0], 16, args.seconds);
+            let f = run_slice(&rt, &seeded_target, 16, args.seconds);
+            per_round.push(format!(
+                "{:.2}",
+                f.report.rate() / e.report.rate().max(1e-9)
+            ));
+            empty.add(e);
+            full.add(f);
+        }
+        let (e, f) = (empty.measured(), full.measured());
         println!(
-            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× the empty store's {:.0} req/s",
+            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× the empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
             size as f64 / 1e6,
             size as f64 / count as f64,
-            m.rate,
-            m.p99,
-            m.rate / empty_rate.max(1e-9),
-            empty_rate
+            f.rate,
+            f.p99,
+            f.rate / e.rate.max(1e-9),
+            e.rate,
+            e.p99,
+            args.seconds,
+            per_round.join(", ")
         );
     }
     drop(targets);
