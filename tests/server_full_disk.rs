@@ -2,7 +2,9 @@
 //! directory, writes that fail for lack of space answer 503 `Unavailable`
 //! naming the cause, health reports the store not writable, and writes
 //! succeed again as soon as space returns, without a restart. Nothing
-//! answered is lost and the audit trail still verifies.
+//! answered is lost and the audit trail still verifies. And at the store
+//! itself: a lone write (committed on its caller's thread) that finds the disk
+//! full still gets the store reopened by itself, with no other write to help.
 
 mod harness;
 
@@ -208,4 +210,56 @@ fn a_full_disk_answers_503_and_writes_resume_when_space_returns() {
     }
     s.stop();
     drop(mount);
+}
+
+/// A write that comes alone is committed on its caller's thread. When that
+/// commit finds the disk full, the store drops its database and only its
+/// writer thread reopens it; the caller wakes the writer for that. With no
+/// other write ever coming to wake it (in the server, a refused client's
+/// audited refusal would), reads must still come back once space returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_broken_by_a_lone_write_reopens_with_no_other_write() {
+    use ca_server::store::{redb::RedbStore, MarkAdvance, Store, StoreError};
+    let base = tempfile::tempdir().expect("tempdir");
+    let dir = base.path().join("data");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let _mount = Tmpfs::mount(&dir, "16m");
+    let store = RedbStore::open(&dir, "lone".into()).expect("open");
+    let mark = |expect, set| MarkAdvance {
+        name: "lone".into(),
+        expect,
+        set,
+    };
+    store
+        .append_events(Vec::new(), mark(None, 1), None)
+        .await
+        .expect("a write with space");
+
+    let filler = fill(&dir);
+    let refused = store
+        .append_events(Vec::new(), mark(Some(1), 2), None)
+        .await
+        .expect_err("a write on a full disk");
+    assert!(matches!(refused, StoreError::Unavailable(_)), "{refused:?}");
+    // The store is broken: reads fail until it is reopened.
+    assert!(
+        matches!(store.event_mark("lone"), Err(StoreError::Unavailable(_))),
+        "a read while the store is broken"
+    );
+    std::fs::remove_file(&filler).expect("free space");
+    let start = Instant::now();
+    loop {
+        match store.event_mark("lone") {
+            Ok(found) => {
+                assert_eq!(found, Some(1), "the refused write left nothing");
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the store did not reopen by itself once space returned: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close();
 }
