@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issuance side by side with CFSSL, in one run on this machine:
-#   bash bench/peers.sh [--seconds 5] [--concurrency 1,16,64] [--seed 1000000]
+#   bash bench/peers.sh [--seconds 5] [--rounds 3] [--concurrency 1,16,64] [--seed 1000000]
+# (--rounds N: each level in N turns per server, the servers alternating)
 # Installs Debian's golang-cfssl when missing, makes a CFSSL P-256 root and
 # issuing CA, starts `cfssl serve` over HTTPS on a free loopback port, builds
 # and starts a ca-server (through ca-bench), and drives both with the same Rust
