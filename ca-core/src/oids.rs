@@ -60,3 +60,108 @@ pub const AT_COMMON_NAME: Oid = Oid::new_unwrap("2.5.4.3");
 pub const AT_COUNTRY: Oid = Oid::new_unwrap("2.5.4.6");
 pub const AT_ORGANIZATION: Oid = Oid::new_unwrap("2.5.4.10");
 pub const AT_ORGANIZATIONAL_UNIT: Oid = Oid::new_unwrap("2.5.4.11");
+
+// Attribute types seen in most names beside the ones above.
+const AT_SERIAL_NUMBER: Oid = Oid::new_unwrap("2.5.4.5");
+const AT_LOCALITY: Oid = Oid::new_unwrap("2.5.4.7");
+const AT_STATE: Oid = Oid::new_unwrap("2.5.4.8");
+pub(crate) const SCT_LIST: Oid = Oid::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
+
+/// The OIDs nearly every certificate carries (its algorithms, extensions, EKU
+/// purposes and name attributes), most often used first, each beside its DER
+/// contents (a test holds each pair equal to `as_bytes`).
+const COMMON: [(&[u8], Oid); 27] = [
+    (&[0x55, 0x04, 0x03], AT_COMMON_NAME),
+    (&[0x55, 0x1d, 0x0e], SUBJECT_KEY_IDENTIFIER),
+    (&[0x55, 0x1d, 0x23], AUTHORITY_KEY_IDENTIFIER),
+    (&[0x55, 0x1d, 0x0f], KEY_USAGE),
+    (&[0x55, 0x1d, 0x13], BASIC_CONSTRAINTS),
+    (&[0x55, 0x1d, 0x25], EXT_KEY_USAGE),
+    (&[0x55, 0x1d, 0x11], SUBJECT_ALT_NAME),
+    (
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01],
+        KP_SERVER_AUTH,
+    ),
+    (
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02],
+        KP_CLIENT_AUTH,
+    ),
+    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01], EC_PUBLIC_KEY),
+    (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], SECP256R1),
+    (&[0x2b, 0x81, 0x04, 0x00, 0x22], SECP384R1),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02],
+        ECDSA_WITH_SHA256,
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03],
+        ECDSA_WITH_SHA384,
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01],
+        RSA_ENCRYPTION,
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b],
+        SHA256_WITH_RSA,
+    ),
+    (
+        &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c],
+        SHA384_WITH_RSA,
+    ),
+    (&[0x55, 0x04, 0x06], AT_COUNTRY),
+    (&[0x55, 0x04, 0x0a], AT_ORGANIZATION),
+    (&[0x55, 0x04, 0x0b], AT_ORGANIZATIONAL_UNIT),
+    (&[0x55, 0x04, 0x05], AT_SERIAL_NUMBER),
+    (&[0x55, 0x04, 0x07], AT_LOCALITY),
+    (&[0x55, 0x04, 0x08], AT_STATE),
+    (&[0x55, 0x1d, 0x1f], CRL_DISTRIBUTION_POINTS),
+    (&[0x55, 0x1d, 0x20], CERTIFICATE_POLICIES),
+    (
+        &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01],
+        AUTHORITY_INFO_ACCESS,
+    ),
+    (
+        &[0x2b, 0x06, 0x01, 0x04, 0x01, 0xd6, 0x79, 0x02, 0x04, 0x02],
+        SCT_LIST,
+    ),
+];
+
+/// An OID from its DER contents, as `ObjectIdentifier::from_bytes` reads it.
+/// One of `COMMON` is found by comparing bytes instead of being validated arc
+/// by arc (about a microsecond per chain validation): each is a valid OID, so
+/// `from_bytes` would give the same value.
+pub(crate) fn from_contents(contents: &[u8]) -> Result<Oid, const_oid::Error> {
+    // Length and last byte first: nearly all entries differ there, so at most
+    // one comparison of whole contents.
+    let found = COMMON.iter().find(|(bytes, _)| {
+        bytes.len() == contents.len() && bytes.last() == contents.last() && *bytes == contents
+    });
+    match found {
+        Some((_, known)) => Ok(*known),
+        None => Oid::from_bytes(contents),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn common_oids_read_as_from_bytes_reads_them() {
+        for (bytes, known) in COMMON {
+            assert_eq!(bytes, known.as_bytes(), "{known}");
+            assert_eq!(from_contents(bytes), Ok(known));
+        }
+        // Not common: validated (a valid one read, an invalid one refused).
+        let other = Oid::new_unwrap("1.2.3.4.5");
+        assert_eq!(from_contents(other.as_bytes()), Ok(other));
+        assert!(from_contents(&[0x2a, 0x80]).is_err());
+        assert!(from_contents(&[]).is_err());
+        // A common OID's bytes with one more arc are not that OID.
+        let mut longer = AT_COMMON_NAME.as_bytes().to_vec();
+        longer.push(0x01);
+        assert_eq!(from_contents(&longer), Oid::from_bytes(&longer));
+        assert_ne!(from_contents(&longer), Ok(AT_COMMON_NAME));
+    }
+}

@@ -22,7 +22,6 @@ use crate::der_util::RawCert;
 use crate::keys::{KeyError, PublicKeyKind};
 use crate::oids;
 
-const SCT_LIST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.11129.2.4.2");
 const SUBJECT_INFO_ACCESS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.1.11");
 const FRESHEST_CRL: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.46");
 pub(crate) const AT_EMAIL_ADDRESS: ObjectIdentifier =
@@ -55,11 +54,11 @@ pub(crate) struct Cert<'a> {
     pub raw: RawCert<'a>,
     pub cert: LeanCertificate<'a>,
     /// The subject as RFC 4514 text, made when first asked for.
-    subject_display: std::cell::OnceCell<String>,
+    subject_display: std::sync::OnceLock<String>,
     /// The names decoded, when first asked for (`None`: they do not decode,
     /// which `lean::walk_name`'s checks rule out).
-    subject_name: std::cell::OnceCell<Option<Name>>,
-    issuer_name: std::cell::OnceCell<Option<Name>>,
+    subject_name: std::sync::OnceLock<Option<Name>>,
+    issuer_name: std::sync::OnceLock<Option<Name>>,
     pub key: Result<PublicKeyKind, KeyError>,
     pub not_before: i64,
     pub not_after: i64,
@@ -134,9 +133,9 @@ impl<'a> Cert<'a> {
 
         Ok(Cert {
             der,
-            subject_display: std::cell::OnceCell::new(),
-            subject_name: std::cell::OnceCell::new(),
-            issuer_name: std::cell::OnceCell::new(),
+            subject_display: std::sync::OnceLock::new(),
+            subject_name: std::sync::OnceLock::new(),
+            issuer_name: std::sync::OnceLock::new(),
             raw,
             key,
             not_before,
@@ -420,7 +419,7 @@ fn decode_extensions<'a>(
             oids::CERTIFICATE_POLICIES
             | oids::CRL_DISTRIBUTION_POINTS
             | oids::ISSUER_ALT_NAME
-            | SCT_LIST
+            | oids::SCT_LIST
             | SUBJECT_INFO_ACCESS
             | FRESHEST_CRL => {}
             other => {

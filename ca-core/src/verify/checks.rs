@@ -10,7 +10,7 @@ use super::cert::{Cert, KU_KEY_CERT_SIGN};
 use super::names;
 use super::{CertReport, CheckKind, PeerName, Usage, VerifyOptions};
 use crate::oids;
-use crate::signature::{verify_with, SignatureAlgorithm};
+use crate::signature::{verify_with, verify_with_parsed, ParsedKeys, SignatureAlgorithm};
 
 /// Authority key identifier rules: required on certificates that are not
 /// self-issued (RFC 5280 4.2.1.1); on a self-issued trust anchor used for TLS, when
@@ -46,6 +46,7 @@ pub(super) fn check_aki(c: &Cert<'_>, tls_anchor: bool, r: &mut CertReport) {
 
 pub(super) fn check_signature(
     issuer: &Cert<'_>,
+    issuer_keys: Option<&ParsedKeys>,
     subject: &Cert<'_>,
 ) -> Result<SignatureAlgorithm, String> {
     let alg = SignatureAlgorithm::from_identifier(&subject.cert.signature_algorithm)
@@ -55,7 +56,11 @@ pub(super) fn check_signature(
         .signature
         .as_bytes()
         .ok_or_else(|| "signature bit string has unused bits".to_string())?;
-    verify_with(issuer.spki(), alg, subject.raw.tbs, sig).map_err(|e| e.to_string())?;
+    match issuer_keys {
+        Some(keys) => verify_with_parsed(issuer.spki(), alg, subject.raw.tbs, sig, keys),
+        None => verify_with(issuer.spki(), alg, subject.raw.tbs, sig),
+    }
+    .map_err(|e| e.to_string())?;
     Ok(alg)
 }
 

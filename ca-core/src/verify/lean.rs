@@ -248,7 +248,7 @@ fn walk_extensions(mut contents: &[u8]) -> Result<Vec<LeanExtension<'_>>, der::E
         let (oid, mut fields) = tlv(extension.content)?;
         expect(&oid, Tag::ObjectIdentifier)?;
         let extn_id =
-            ObjectIdentifier::from_bytes(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
+            crate::oids::from_contents(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
         let mut critical = false;
         if fields.first() == Some(&u8::from(Tag::Boolean)) {
             let (flag, rest) = tlv(fields)?;
@@ -438,7 +438,7 @@ fn walk_name(mut contents: &[u8]) -> Result<(), der::ErrorKind> {
             expect_tag(&attribute, Tag::Sequence)?;
             let (oid, after_oid) = der_tlv(attribute.content)?;
             expect_tag(&oid, Tag::ObjectIdentifier)?;
-            ObjectIdentifier::from_bytes(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
+            crate::oids::from_contents(oid.content).map_err(|_| ErrorKind::OidMalformed)?;
             // der reads the value's tag (an ANY: any tag it knows) before its length.
             if let Some(tag) = after_oid.first() {
                 Tag::try_from(*tag).map_err(|e| e.kind())?;

@@ -235,7 +235,7 @@ pub(super) fn object_identifier(contents: &[u8]) -> Option<ObjectIdentifier> {
     if contents.len() > ObjectIdentifier::MAX_SIZE {
         return None;
     }
-    ObjectIdentifier::from_bytes(contents).ok()
+    crate::oids::from_contents(contents).ok()
 }
 
 /// A BIT STRING's contents (the unused-bits octet, then the bits), under

@@ -30,7 +30,7 @@ use const_oid::ObjectIdentifier;
 use time::OffsetDateTime;
 
 use crate::oids;
-use crate::signature::SignatureAlgorithm;
+use crate::signature::{ParsedKeys, SignatureAlgorithm};
 use cert::{Cert, KU_KEY_CERT_SIGN};
 use checks::{alg_name, check_aki, check_signature, eku_name, leaf_checks, Date};
 pub use explain::{CertReport, Check, CheckKind, Explanation, Role};
@@ -206,120 +206,196 @@ pub struct VerifyError {
 
 /// Validate `leaf_der` up to one of `trust_anchors`, possibly through some of
 /// `intermediates` (in any order, possibly irrelevant), under `opts`.
+///
+/// To validate many chains against the same anchors, decode them once with
+/// [`TrustAnchors::new`] and call [`TrustAnchors::verify`].
 pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
     leaf_der: &[u8],
     intermediates: &[I],
     trust_anchors: &[A],
     opts: &VerifyOptions,
 ) -> Result<VerifiedPath, VerifyError> {
-    let leaf = Cert::parse(leaf_der).map_err(|e| VerifyError {
-        reason: Reason::MalformedLeaf(e),
-        explanation: Explanation::default(),
-    })?;
-    let mut notes = Vec::new();
-    let given = 1 + trust_anchors.len() + intermediates.len();
-    let mut certs = Vec::with_capacity(given);
-    certs.push(leaf);
-    let mut seen: Vec<&[u8]> = Vec::with_capacity(given);
-    seen.push(leaf_der);
-    let anchors = parse_all(
-        trust_anchors.iter().map(|a| a.as_ref()),
-        "trust anchor",
-        &mut seen,
-        &mut certs,
-        &mut notes,
-    );
-    parse_all(
-        intermediates.iter().map(|a| a.as_ref()),
-        "intermediate",
-        &mut seen,
-        &mut certs,
-        &mut notes,
-    );
+    TrustAnchors::new(trust_anchors).verify(leaf_der, intermediates, opts)
+}
 
-    let mut crls = Vec::new();
-    for der in &opts.crls {
-        match crl::CallerCrl::parse(der) {
-            Ok(c) => crls.push(c),
-            Err(e) => {
-                // An unreadable CRL might have revoked something: fail closed.
-                return Err(VerifyError {
-                    reason: Reason::Check {
-                        kind: CheckKind::Revocation,
-                        subject: String::new(),
-                        detail: e,
-                    },
-                    explanation: Explanation::default(),
-                });
+/// Trust anchors decoded once, to validate any number of chains against
+/// (from any number of threads). Each anchor's public key is also parsed once
+/// per signature algorithm it is used with, on first use.
+pub struct TrustAnchors<'a> {
+    anchors: Vec<Anchor<'a>>,
+    /// Every distinct anchor given, decodable or not: an intermediate equal to
+    /// one of them adds nothing.
+    given: Vec<&'a [u8]>,
+    /// Anchors that did not decode, noted in every explanation.
+    notes: Vec<String>,
+}
+
+struct Anchor<'a> {
+    cert: Cert<'a>,
+    keys: ParsedKeys,
+}
+
+impl<'a> TrustAnchors<'a> {
+    /// Decode `ders`; duplicates count once, and ones that do not decode are
+    /// left out (each validation's explanation notes them).
+    pub fn new<A: AsRef<[u8]>>(ders: &'a [A]) -> Self {
+        let mut given: Vec<&'a [u8]> = Vec::with_capacity(ders.len());
+        let mut anchors = Vec::with_capacity(ders.len());
+        let mut notes = Vec::new();
+        for der in ders.iter().map(|d| d.as_ref()) {
+            if given.contains(&der) {
+                continue;
             }
+            given.push(der);
+            match Cert::parse(der) {
+                Ok(cert) => anchors.push(Anchor {
+                    cert,
+                    keys: ParsedKeys::default(),
+                }),
+                Err(e) => notes.push(format!("ignored a trust anchor: {e}")),
+            }
+        }
+        TrustAnchors {
+            anchors,
+            given,
+            notes,
         }
     }
 
-    let mut b = Builder {
-        opts,
-        now: opts.time.unix_timestamp(),
-        certs,
-        anchors,
-        crls,
-        sigs: Vec::new(),
-        sig_checks: 0,
-        steps: 0,
-        best: None,
-    };
-    let mut path = vec![0usize];
-    match b.search(&mut path) {
-        Some(mut explanation) => {
-            explanation.notes.extend(notes);
-            Ok(VerifiedPath {
-                chain: path
-                    .iter()
-                    .filter_map(|i| b.certs.get(*i))
-                    .map(|c| c.der.to_vec())
-                    .collect(),
-                explanation,
-            })
+    /// How many distinct anchors decoded.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    /// Validate `leaf_der` up to one of these anchors, possibly through some of
+    /// `intermediates` (in any order, possibly irrelevant), under `opts`.
+    pub fn verify<I: AsRef<[u8]>>(
+        &self,
+        leaf_der: &[u8],
+        intermediates: &[I],
+        opts: &VerifyOptions,
+    ) -> Result<VerifiedPath, VerifyError> {
+        let leaf = Cert::parse(leaf_der).map_err(|e| VerifyError {
+            reason: Reason::MalformedLeaf(e),
+            explanation: Explanation::default(),
+        })?;
+        let mut notes = self.notes.clone();
+        let mut certs = Vec::with_capacity(1 + intermediates.len());
+        certs.push(leaf);
+        // An anchor that is the leaf itself is not its own issuer.
+        let anchors: Vec<&Anchor<'_>> = self
+            .anchors
+            .iter()
+            .filter(|a| a.cert.der != leaf_der)
+            .collect();
+        let mut seen: Vec<&[u8]> = Vec::with_capacity(intermediates.len());
+        for der in intermediates.iter().map(|d| d.as_ref()) {
+            if der == leaf_der || self.given.contains(&der) || seen.contains(&der) {
+                continue;
+            }
+            seen.push(der);
+            match Cert::parse(der) {
+                Ok(c) => certs.push(c),
+                Err(e) => notes.push(format!("ignored an intermediate: {e}")),
+            }
         }
-        None => {
-            let (reason, mut explanation) = match b.best.take() {
-                Some(f) => (f.reason, f.explanation),
-                None => (
-                    Reason::UnknownIssuer(b.certs.first().map(|c| c.label()).unwrap_or_default()),
-                    Explanation::default(),
-                ),
-            };
-            explanation.notes.extend(notes);
-            Err(VerifyError {
-                reason,
-                explanation,
-            })
+
+        let mut crls = Vec::new();
+        for der in &opts.crls {
+            match crl::CallerCrl::parse(der) {
+                Ok(c) => crls.push(c),
+                Err(e) => {
+                    // An unreadable CRL might have revoked something: fail closed.
+                    return Err(VerifyError {
+                        reason: Reason::Check {
+                            kind: CheckKind::Revocation,
+                            subject: String::new(),
+                            detail: e,
+                        },
+                        explanation: Explanation::default(),
+                    });
+                }
+            }
+        }
+
+        let mut b = Builder {
+            opts,
+            now: opts.time.unix_timestamp(),
+            certs: Pool { certs, anchors },
+            crls,
+            sigs: Vec::new(),
+            sig_checks: 0,
+            steps: 0,
+            best: None,
+        };
+        let mut path = vec![0usize];
+        match b.search(&mut path) {
+            Some(mut explanation) => {
+                explanation.notes.extend(notes);
+                Ok(VerifiedPath {
+                    chain: path
+                        .iter()
+                        .filter_map(|i| b.certs.get(*i))
+                        .map(|c| c.der.to_vec())
+                        .collect(),
+                    explanation,
+                })
+            }
+            None => {
+                let (reason, mut explanation) = match b.best.take() {
+                    Some(f) => (f.reason, f.explanation),
+                    None => (
+                        Reason::UnknownIssuer(
+                            b.certs.get(0).map(|c| c.label()).unwrap_or_default(),
+                        ),
+                        Explanation::default(),
+                    ),
+                };
+                explanation.notes.extend(notes);
+                Err(VerifyError {
+                    reason,
+                    explanation,
+                })
+            }
         }
     }
 }
 
-/// Decode `ders` into `certs`, skipping duplicates (intermediates equal to an
-/// anchor or the leaf add nothing) and noting undecodable ones.
-fn parse_all<'c>(
-    ders: impl Iterator<Item = &'c [u8]>,
-    what: &str,
-    seen: &mut Vec<&'c [u8]>,
-    certs: &mut Vec<Cert<'c>>,
-    notes: &mut Vec<String>,
-) -> usize {
-    let mut n = 0;
-    for der in ders {
-        if seen.contains(&der) {
-            continue;
-        }
-        seen.push(der);
-        match Cert::parse(der) {
-            Ok(c) => {
-                certs.push(c);
-                n += 1;
-            }
-            Err(e) => notes.push(format!("ignored a {what}: {e}")),
+/// The certificates one validation can use, by index: 0 is the leaf, then the
+/// trust anchors (1 ..= `anchors.len()`), then the intermediates.
+struct Pool<'p, 'c> {
+    /// The leaf, then the intermediates.
+    certs: Vec<Cert<'c>>,
+    anchors: Vec<&'p Anchor<'c>>,
+}
+
+impl<'c> Pool<'_, 'c> {
+    fn len(&self) -> usize {
+        self.certs.len() + self.anchors.len()
+    }
+
+    fn get(&self, i: usize) -> Option<&Cert<'c>> {
+        match i.checked_sub(1) {
+            None => self.certs.first(),
+            Some(a) if a < self.anchors.len() => self.anchors.get(a).map(|a| &a.cert),
+            Some(a) => self.certs.get(a - self.anchors.len() + 1),
         }
     }
-    n
+
+    /// The anchor's parsed keys, if `i` is an anchor.
+    fn parsed_keys(&self, i: usize) -> Option<&ParsedKeys> {
+        let a = i.checked_sub(1)?;
+        self.anchors.get(a).map(|a| &a.keys)
+    }
+
+    /// Every certificate but the leaf, with its index.
+    fn issuers(&self) -> impl Iterator<Item = (usize, &Cert<'c>)> {
+        (1..self.len()).filter_map(|i| self.get(i).map(|c| (i, c)))
+    }
 }
 
 struct Failure {
@@ -328,12 +404,10 @@ struct Failure {
     explanation: Explanation,
 }
 
-struct Builder<'o, 'c> {
+struct Builder<'o, 'p, 'c> {
     opts: &'o VerifyOptions,
     now: i64,
-    /// 0 is the leaf, then `anchors` trust anchors, then intermediates.
-    certs: Vec<Cert<'c>>,
-    anchors: usize,
+    certs: Pool<'p, 'c>,
     crls: Vec<crl::CallerCrl>,
     /// (issuer, subject) and the outcome of that signature check: a list, at
     /// most `MAX_SIGNATURE_CHECKS` long and nearly always two.
@@ -343,9 +417,9 @@ struct Builder<'o, 'c> {
     best: Option<Failure>,
 }
 
-impl Builder<'_, '_> {
+impl Builder<'_, '_, '_> {
     fn is_anchor(&self, i: usize) -> bool {
-        i >= 1 && i <= self.anchors
+        i >= 1 && i <= self.certs.anchors.len()
     }
 
     fn record(&mut self, score: usize, reason: Reason, explanation: Explanation) {
@@ -392,9 +466,7 @@ impl Builder<'_, '_> {
             .map(|k| k.as_bytes().to_vec());
         let mut candidates: Vec<(bool, bool, usize)> = self
             .certs
-            .iter()
-            .enumerate()
-            .skip(1)
+            .issuers()
             .filter(|(i, c)| !path.contains(i) && c.named_issuer_of(cur_cert))
             .map(|(i, c)| {
                 let ski = c.ext.subject_key_id.as_ref().map(|s| s.value);
@@ -460,7 +532,7 @@ impl Builder<'_, '_> {
         let result = match (self.certs.get(issuer), self.certs.get(subject)) {
             (Some(i), Some(s)) => {
                 self.sig_checks += 1;
-                check_signature(i, s)
+                check_signature(i, self.certs.parsed_keys(issuer), s)
             }
             _ => Err("no such certificate".to_string()),
         };

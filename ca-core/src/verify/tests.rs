@@ -503,3 +503,91 @@ fn multi_valued_rdns_out_of_der_order_compare_and_list_as_decoded() {
         .collect();
     assert_eq!(common_names, ["a", "b", "c"]);
 }
+
+/// One `TrustAnchors` validates many chains, from two threads at once, keeping
+/// the anchor's key parsed once per signature algorithm: an RSA root signing
+/// with SHA-256 and with SHA-384 verifies both (a key parsed for one algorithm
+/// and used for the other refuses the second), and an intermediate under the
+/// root's name but signed by another key is still refused once the root's key
+/// is kept.
+#[test]
+fn trust_anchors_validate_many_chains_with_a_parsed_key_per_algorithm() {
+    let rsa_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let same_key_sha384 =
+        KeyPair::from_pem_and_sign_algo(&rsa_key.serialize_pem(), &rcgen::PKCS_RSA_SHA384).unwrap();
+    let root_params = ca("RSA Root", None);
+    let root = root_params.self_signed(&rsa_key).unwrap().der().to_vec();
+    let by_sha256 = Issuer::new(root_params.clone(), rsa_key);
+    let by_sha384 = Issuer::new(root_params.clone(), same_key_sha384);
+    // Same name as the root, another RSA key: what it signs must not verify.
+    let impostor_key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let impostor = Issuer::new(root_params, impostor_key);
+
+    let chain_under = |root_issuer: &Issuer<'_, KeyPair>, cn: &str, name: &str| {
+        let ip = ca(cn, Some(0));
+        let (int, ik) = sign(&ip, root_issuer);
+        let (leaf_der, _) = sign(&leaf(name), &Issuer::new(ip, ik));
+        (leaf_der, int)
+    };
+    let sha256 = chain_under(&by_sha256, "CA under SHA-256", "a.example");
+    let sha384 = chain_under(&by_sha384, "CA under SHA-384", "b.example");
+    let forged = chain_under(&impostor, "CA under an impostor", "c.example");
+
+    let anchors = TrustAnchors::new(std::slice::from_ref(&root));
+    assert_eq!(anchors.len(), 1);
+    let check = |(leaf_der, int): &(Vec<u8>, Vec<u8>), name: &str| {
+        anchors.verify(leaf_der, std::slice::from_ref(int), &opts(name))
+    };
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..3 {
+                    let ok = check(&sha256, "a.example").expect("SHA-256 chain");
+                    assert_eq!(ok.chain.last(), Some(&root));
+                    check(&sha384, "b.example").expect("SHA-384 chain, same key");
+                    assert_eq!(
+                        failed_kind(check(&forged, "c.example")),
+                        CheckKind::Signature
+                    );
+                }
+            });
+        }
+    });
+    // verify_chain, parsing everything afresh, agrees.
+    assert!(verify_chain(&sha384.0, &[&sha384.1], &[&root], &opts("b.example")).is_ok());
+    assert!(verify_chain(&forged.0, &[&forged.1], &[&root], &opts("c.example")).is_err());
+}
+
+/// The anchors' notes and the dedup rules of `verify_chain` hold for a prepared
+/// `TrustAnchors`: an undecodable anchor is noted in every explanation, and an
+/// intermediate equal to an anchor adds nothing.
+#[test]
+fn trust_anchors_note_what_they_ignored() {
+    let pki = new_pki();
+    let ip = ca("Issuing CA", Some(0));
+    let (int, ik) = sign(&ip, &pki.root_issuer);
+    let (leaf_der, _) = sign(&leaf("x.example"), &Issuer::new(ip, ik));
+    let given = vec![
+        pki.root.clone(),
+        b"not a certificate".to_vec(),
+        pki.root.clone(),
+    ];
+    let anchors = TrustAnchors::new(&given);
+    assert_eq!(anchors.len(), 1);
+    for _ in 0..2 {
+        let ok = anchors
+            .verify(
+                &leaf_der,
+                &[int.clone(), pki.root.clone()],
+                &opts("x.example"),
+            )
+            .expect("valid chain");
+        assert_eq!(
+            ok.chain,
+            vec![leaf_der.clone(), int.clone(), pki.root.clone()]
+        );
+        let notes = &ok.explanation.notes;
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("ignored a trust anchor"), "{notes:?}");
+    }
+}

@@ -1,13 +1,14 @@
 //! Chain validation: a leaf and an intermediate from anyone, under a fixed
 //! trust anchor, with and without a CRL from anyone; with the explanation off,
-//! the verdict and its reason must not change.
+//! the verdict and its reason must not change, nor when the anchor is one
+//! prepared once (`TrustAnchors`, its parsed key kept across every input).
 #![no_main]
 
 use std::sync::OnceLock;
 
 use ca_core::cert::{create_root, RootParams};
 use ca_core::keys::{KeyAlgorithm, SoftwareKey};
-use ca_core::verify::{verify_chain, Usage, VerifyOptions};
+use ca_core::verify::{verify_chain, TrustAnchors, Usage, VerifyOptions};
 use libfuzzer_sys::fuzz_target;
 
 fn anchor() -> &'static Vec<u8> {
@@ -20,6 +21,11 @@ fn anchor() -> &'static Vec<u8> {
             .expect("root")
             .der
     })
+}
+
+fn prepared() -> &'static TrustAnchors<'static> {
+    static PREPARED: OnceLock<TrustAnchors<'static>> = OnceLock::new();
+    PREPARED.get_or_init(|| TrustAnchors::new(std::slice::from_ref(anchor())))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -45,10 +51,19 @@ fuzz_target!(|data: &[u8]| {
             ..opts.clone()
         },
     );
+    let explained = explained.map(|p| p.chain).map_err(|e| e.to_string());
     assert_eq!(
-        explained.map(|p| p.chain).map_err(|e| e.to_string()),
+        explained,
         verdict_only.map(|p| p.chain).map_err(|e| e.to_string()),
         "VerifyOptions::explain changed the verdict"
+    );
+    assert_eq!(
+        explained,
+        prepared()
+            .verify(leaf, &[intermediate], &opts)
+            .map(|p| p.chain)
+            .map_err(|e| e.to_string()),
+        "a prepared TrustAnchors gave another verdict than verify_chain"
     );
     opts.crls = vec![crl.to_vec()];
     let _ = verify_chain(leaf, &[intermediate], &anchors, &opts);
