@@ -287,17 +287,16 @@ impl<'a> TrustAnchors<'a> {
         let mut certs = Vec::with_capacity(1 + intermediates.len());
         certs.push(leaf);
         // An anchor that is the leaf itself is not its own issuer.
-        let anchors: Vec<&Anchor<'_>> = self
-            .anchors
-            .iter()
-            .filter(|a| a.cert.der != leaf_der)
-            .collect();
-        let mut seen: Vec<&[u8]> = Vec::with_capacity(intermediates.len());
-        for der in intermediates.iter().map(|d| d.as_ref()) {
-            if der == leaf_der || self.given.contains(&der) || seen.contains(&der) {
+        let (before, after) = match self.anchors.iter().position(|a| a.cert.der == leaf_der) {
+            Some(i) => self.anchors.split_at(i),
+            None => (self.anchors.as_slice(), &[][..]),
+        };
+        let anchors = [before, after.get(1..).unwrap_or_default()];
+        for (i, der) in intermediates.iter().map(|d| d.as_ref()).enumerate() {
+            let repeated = || intermediates.iter().take(i).any(|d| d.as_ref() == der);
+            if der == leaf_der || self.given.contains(&der) || repeated() {
                 continue;
             }
-            seen.push(der);
             match Cert::parse(der) {
                 Ok(c) => certs.push(c),
                 Err(e) => notes.push(format!("ignored an intermediate: {e}")),
@@ -366,30 +365,43 @@ impl<'a> TrustAnchors<'a> {
 }
 
 /// The certificates one validation can use, by index: 0 is the leaf, then the
-/// trust anchors (1 ..= `anchors.len()`), then the intermediates.
+/// trust anchors (1 ..= `anchor_count()`), then the intermediates.
 struct Pool<'p, 'c> {
     /// The leaf, then the intermediates.
     certs: Vec<Cert<'c>>,
-    anchors: Vec<&'p Anchor<'c>>,
+    /// The anchors in two runs, around one left out (the leaf itself).
+    anchors: [&'p [Anchor<'c>]; 2],
 }
 
 impl<'c> Pool<'_, 'c> {
+    fn anchor_count(&self) -> usize {
+        self.anchors[0].len() + self.anchors[1].len()
+    }
+
     fn len(&self) -> usize {
-        self.certs.len() + self.anchors.len()
+        self.certs.len() + self.anchor_count()
+    }
+
+    fn anchor(&self, a: usize) -> Option<&Anchor<'c>> {
+        let [first, second] = self.anchors;
+        match a.checked_sub(first.len()) {
+            None => first.get(a),
+            Some(b) => second.get(b),
+        }
     }
 
     fn get(&self, i: usize) -> Option<&Cert<'c>> {
+        let anchors = self.anchor_count();
         match i.checked_sub(1) {
             None => self.certs.first(),
-            Some(a) if a < self.anchors.len() => self.anchors.get(a).map(|a| &a.cert),
-            Some(a) => self.certs.get(a - self.anchors.len() + 1),
+            Some(a) if a < anchors => self.anchor(a).map(|a| &a.cert),
+            Some(a) => self.certs.get(a - anchors + 1),
         }
     }
 
     /// The anchor's parsed keys, if `i` is an anchor.
     fn parsed_keys(&self, i: usize) -> Option<&ParsedKeys> {
-        let a = i.checked_sub(1)?;
-        self.anchors.get(a).map(|a| &a.keys)
+        self.anchor(i.checked_sub(1)?).map(|a| &a.keys)
     }
 
     /// Every certificate but the leaf, with its index.
@@ -419,7 +431,7 @@ struct Builder<'o, 'p, 'c> {
 
 impl Builder<'_, '_, '_> {
     fn is_anchor(&self, i: usize) -> bool {
-        i >= 1 && i <= self.certs.anchors.len()
+        i >= 1 && i <= self.certs.anchor_count()
     }
 
     fn record(&mut self, score: usize, reason: Reason, explanation: Explanation) {

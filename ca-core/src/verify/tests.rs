@@ -591,3 +591,42 @@ fn trust_anchors_note_what_they_ignored() {
         assert!(notes[0].starts_with("ignored a trust anchor"), "{notes:?}");
     }
 }
+
+/// A leaf that is also among the anchors is not its own issuer, and the
+/// anchors after it are still found: with anchors [other root, the leaf, its
+/// root] the path is the leaf then its root; a self-signed leaf that is the
+/// only anchor has no issuer.
+#[test]
+fn an_anchor_equal_to_the_leaf_is_left_out_and_the_rest_are_found() {
+    let pki = new_pki();
+    let other = new_pki();
+    let (leaf_der, _) = sign(&leaf("l.example"), &pki.root_issuer);
+    let given = [other.root.clone(), leaf_der.clone(), pki.root.clone()];
+    let anchors = TrustAnchors::new(&given);
+    assert_eq!(anchors.len(), 3);
+    let ok = anchors
+        .verify(&leaf_der, &[] as &[&[u8]], &opts("l.example"))
+        .expect("the leaf's root is the third anchor");
+    assert_eq!(ok.chain, vec![leaf_der.clone(), pki.root.clone()]);
+    let self_signed = leaf("s.example")
+        .self_signed(&key())
+        .unwrap()
+        .der()
+        .to_vec();
+    let alone = verify_chain(
+        &self_signed,
+        &[] as &[&[u8]],
+        &[&self_signed],
+        &opts("s.example"),
+    );
+    assert!(
+        matches!(
+            alone,
+            Err(VerifyError {
+                reason: Reason::UnknownIssuer(_),
+                ..
+            })
+        ),
+        "{alone:?}"
+    );
+}
