@@ -267,6 +267,7 @@ impl<'a> TrustAnchors<'a> {
         self.anchors.len()
     }
 
+    /// Whether no anchor decoded (every validation then fails).
     pub fn is_empty(&self) -> bool {
         self.anchors.is_empty()
     }
