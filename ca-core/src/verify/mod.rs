@@ -21,6 +21,7 @@ mod lean;
 mod lean_shape;
 mod names;
 pub(crate) mod nc;
+mod pool;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +35,7 @@ use crate::signature::{ParsedKeys, SignatureAlgorithm};
 use cert::{Cert, KU_KEY_CERT_SIGN};
 use checks::{alg_name, check_aki, check_signature, eku_name, leaf_checks, Date};
 pub use explain::{CertReport, Check, CheckKind, Explanation, Role};
+use pool::Pool;
 
 /// Most certificates a path may have (leaf and anchor included).
 const MAX_PATH_LEN: usize = 10;
@@ -362,52 +364,6 @@ impl<'a> TrustAnchors<'a> {
                 })
             }
         }
-    }
-}
-
-/// The certificates one validation can use, by index: 0 is the leaf, then the
-/// trust anchors (1 ..= `anchor_count()`), then the intermediates.
-struct Pool<'p, 'c> {
-    /// The leaf, then the intermediates.
-    certs: Vec<Cert<'c>>,
-    /// The anchors in two runs, around one left out (the leaf itself).
-    anchors: [&'p [Anchor<'c>]; 2],
-}
-
-impl<'c> Pool<'_, 'c> {
-    fn anchor_count(&self) -> usize {
-        self.anchors[0].len() + self.anchors[1].len()
-    }
-
-    fn len(&self) -> usize {
-        self.certs.len() + self.anchor_count()
-    }
-
-    fn anchor(&self, a: usize) -> Option<&Anchor<'c>> {
-        let [first, second] = self.anchors;
-        match a.checked_sub(first.len()) {
-            None => first.get(a),
-            Some(b) => second.get(b),
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<&Cert<'c>> {
-        let anchors = self.anchor_count();
-        match i.checked_sub(1) {
-            None => self.certs.first(),
-            Some(a) if a < anchors => self.anchor(a).map(|a| &a.cert),
-            Some(a) => self.certs.get(a - anchors + 1),
-        }
-    }
-
-    /// The anchor's parsed keys, if `i` is an anchor.
-    fn parsed_keys(&self, i: usize) -> Option<&ParsedKeys> {
-        self.anchor(i.checked_sub(1)?).map(|a| &a.keys)
-    }
-
-    /// Every certificate but the leaf, with its index.
-    fn issuers(&self) -> impl Iterator<Item = (usize, &Cert<'c>)> {
-        (1..self.len()).filter_map(|i| self.get(i).map(|c| (i, c)))
     }
 }
 
