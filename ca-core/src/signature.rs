@@ -314,12 +314,14 @@ pub(crate) fn verify_with_parsed(
     let Some(slot) = parsed.0.get(alg as usize) else {
         return verify_with(spki, alg, message, signature);
     };
-    // A key aws-lc refuses stays refused: `verify` would refuse it each time.
+    // The kept key is used only for the very key bytes it was parsed from, so
+    // a `ParsedKeys` handed another key by mistake costs a parse, not a wrong
+    // verdict. A key aws-lc refused is left to `verify_with`, which refuses it.
     match slot.get_or_init(|| sig::ParsedPublicKey::new(verifier, key_bytes).ok()) {
-        Some(key) => key
+        Some(key) if key.as_ref() == key_bytes => key
             .verify_sig(message, signature)
             .map_err(|_| SignatureError::Invalid),
-        None => Err(SignatureError::Invalid),
+        _ => verify_with(spki, alg, message, signature),
     }
 }
 
@@ -345,5 +347,59 @@ fn verifier_and_key<'k>(
 #[derive(Default)]
 pub(crate) struct ParsedKeys([std::sync::OnceLock<Option<sig::ParsedPublicKey>>; ALGORITHMS]);
 
+#[cfg(test)]
+impl ParsedKeys {
+    /// Whether a key parsed for `alg` is kept.
+    pub(crate) fn is_kept(&self, alg: SignatureAlgorithm) -> bool {
+        self.0
+            .get(alg as usize)
+            .is_some_and(|slot| slot.get().is_some_and(|k| k.is_some()))
+    }
+}
+
 /// How many [`SignatureAlgorithm`] variants there are (`ParsedKeys`' slots).
 const ALGORITHMS: usize = SignatureAlgorithm::Ed25519 as usize + 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
+    use der::Decode;
+
+    fn key_and_spki() -> (EcdsaKeyPair, Vec<u8>) {
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let spki = key.public_key().as_der().unwrap().as_ref().to_vec();
+        (key, spki)
+    }
+
+    /// A `ParsedKeys` filled from one key and then handed another (a caller's
+    /// mistake) gives the other key's verdicts, not the kept key's.
+    #[test]
+    fn parsed_keys_answer_only_for_the_key_they_were_made_from() {
+        let rng = SystemRandom::new();
+        let (a, a_spki) = key_and_spki();
+        let (b, b_spki) = key_and_spki();
+        let a_spki = SubjectPublicKeyInfoRef::from_der(&a_spki).unwrap();
+        let b_spki = SubjectPublicKeyInfoRef::from_der(&b_spki).unwrap();
+        let alg = SignatureAlgorithm::EcdsaSha256;
+        let msg = b"to be signed";
+        let by_a = a.sign(&rng, msg).unwrap();
+        let by_b = b.sign(&rng, msg).unwrap();
+
+        let kept = ParsedKeys::default();
+        verify_with_parsed(&a_spki, alg, msg, by_a.as_ref(), &kept).expect("a's own signature");
+        assert!(kept.is_kept(alg));
+        verify_with_parsed(&b_spki, alg, msg, by_b.as_ref(), &kept)
+            .expect("b's signature, b's key");
+        assert!(matches!(
+            verify_with_parsed(&b_spki, alg, msg, by_a.as_ref(), &kept),
+            Err(SignatureError::Invalid)
+        ));
+        assert!(matches!(
+            verify_with_parsed(&a_spki, alg, b"another message", by_a.as_ref(), &kept),
+            Err(SignatureError::Invalid)
+        ));
+    }
+}

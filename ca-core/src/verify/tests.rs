@@ -559,8 +559,9 @@ fn trust_anchors_validate_many_chains_with_a_parsed_key_per_algorithm() {
 }
 
 /// The anchors' notes and the dedup rules of `verify_chain` hold for a prepared
-/// `TrustAnchors`: an undecodable anchor is noted in every explanation, and an
-/// intermediate equal to an anchor adds nothing.
+/// `TrustAnchors`: an undecodable anchor is noted in every explanation; an
+/// intermediate equal to an anchor (decodable or not) adds nothing; an
+/// undecodable intermediate given twice is noted once.
 #[test]
 fn trust_anchors_note_what_they_ignored() {
     let pki = new_pki();
@@ -574,22 +575,60 @@ fn trust_anchors_note_what_they_ignored() {
     ];
     let anchors = TrustAnchors::new(&given);
     assert_eq!(anchors.len(), 1);
+    let intermediates = [
+        b"junk".to_vec(),
+        int.clone(),
+        pki.root.clone(),
+        b"not a certificate".to_vec(),
+        b"junk".to_vec(),
+    ];
     for _ in 0..2 {
         let ok = anchors
-            .verify(
-                &leaf_der,
-                &[int.clone(), pki.root.clone()],
-                &opts("x.example"),
-            )
+            .verify(&leaf_der, &intermediates, &opts("x.example"))
             .expect("valid chain");
         assert_eq!(
             ok.chain,
             vec![leaf_der.clone(), int.clone(), pki.root.clone()]
         );
         let notes = &ok.explanation.notes;
-        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].starts_with("ignored a trust anchor"), "{notes:?}");
+        assert!(notes[1].starts_with("ignored an intermediate"), "{notes:?}");
     }
+}
+
+/// Each anchor keeps its parsed key per signature algorithm once it has been
+/// used, and two anchors using the same algorithm keep their own: a leaf
+/// under each root verifies, in either order, again and again.
+#[test]
+fn trust_anchors_keep_a_parsed_key_per_anchor() {
+    let first = new_pki();
+    let second = new_pki();
+    let (under_first, _) = sign(&leaf("one.example"), &first.root_issuer);
+    let (under_second, _) = sign(&leaf("two.example"), &second.root_issuer);
+    let given = [first.root.clone(), second.root.clone()];
+    let anchors = TrustAnchors::new(&given);
+    let alg = crate::signature::SignatureAlgorithm::EcdsaSha256;
+    assert!(anchors.anchors.iter().all(|a| !a.keys.is_kept(alg)));
+    for _ in 0..3 {
+        for (leaf_der, name, root) in [
+            (&under_second, "two.example", &second.root),
+            (&under_first, "one.example", &first.root),
+        ] {
+            let ok = anchors
+                .verify(leaf_der, &[] as &[&[u8]], &opts(name))
+                .expect("valid chain");
+            assert_eq!(ok.chain.last(), Some(root));
+        }
+    }
+    assert!(anchors.anchors.iter().all(|a| a.keys.is_kept(alg)));
+    // A leaf signed by neither root's key, under their (shared) name.
+    let impostor = Issuer::new(ca("Test Root", None), key());
+    let (forged, _) = sign(&leaf("one.example"), &impostor);
+    assert_eq!(
+        failed_kind(anchors.verify(&forged, &[] as &[&[u8]], &opts("one.example"))),
+        CheckKind::Signature
+    );
 }
 
 /// A leaf that is also among the anchors is not its own issuer, and the
@@ -619,14 +658,18 @@ fn an_anchor_equal_to_the_leaf_is_left_out_and_the_rest_are_found() {
         &[&self_signed],
         &opts("s.example"),
     );
-    assert!(
-        matches!(
-            alone,
-            Err(VerifyError {
-                reason: Reason::UnknownIssuer(_),
-                ..
-            })
-        ),
-        "{alone:?}"
-    );
+    let prepared = TrustAnchors::new(std::slice::from_ref(&self_signed));
+    let alone_prepared = prepared.verify(&self_signed, &[] as &[&[u8]], &opts("s.example"));
+    for outcome in [alone, alone_prepared] {
+        assert!(
+            matches!(
+                outcome,
+                Err(VerifyError {
+                    reason: Reason::UnknownIssuer(_),
+                    ..
+                })
+            ),
+            "{outcome:?}"
+        );
+    }
 }
