@@ -202,14 +202,39 @@ mod tests {
             .collect()
     }
 
-    /// The definition, checked against digests computed outside Rust
-    /// (Python's hashlib over the JSON written out by hand), for an entry
-    /// with and without a certificate, its hash field empty or filled.
+    /// The entry `chain(1)` makes, as JSON written out by hand, with the
+    /// certificate's JSON spliced in after `"result"` where there is one.
+    const PLAIN_JSON: &str = concat!(
+        r#"{"seq":1,"time":"2026-11-23T00:00:00Z","unix":0,"#,
+        r#""identity":{"subject":"CN=a","fingerprint":"00"},"#,
+        r#""action":"IssueCertificate","target":"ca-1","#,
+        r#""outcome":{"decision":"allowed","statement":null,"reason":""},"#,
+        r#""result":{"status":200,"code":"success"},"#,
+        r#""prev_hash":"0000000000000000000000000000000000000000000000000000000000000000","#,
+        r#""hash":""}"#
+    );
+    const CERT_JSON: &str = concat!(
+        r#""certificate":{"serial":"0a","sans":["DNS:a.example"],"#,
+        r#""not_after":"2027-01-01T00:00:00Z","tbs_sha256":"ff"},"#
+    );
+
+    /// The definition, checked against digests computed outside Rust, for an
+    /// entry with and without a certificate, its hash field empty or filled.
+    /// The digests are Python's, over the JSON above:
+    /// `hashlib.sha256((GENESIS + json).encode()).hexdigest()`.
     #[test]
     fn the_hash_is_sha256_of_prev_hash_and_the_entry_with_an_empty_hash() {
+        let with_cert_json =
+            PLAIN_JSON.replacen(r#""prev_hash""#, &format!("{CERT_JSON}\"prev_hash\""), 1);
+        let outside = |json: &str| {
+            crate::hex::encode(
+                digest::digest(&digest::SHA256, format!("{GENESIS}{json}").as_bytes()).as_ref(),
+            )
+        };
         let mut e = chain(1).remove(0);
         e.hash = String::new();
         let plain = "b692f088f73dd967cb93dc70de24a99abb8a8706ecea28f845cef744c894d0a4";
+        assert_eq!(outside(PLAIN_JSON), plain);
         assert_eq!(e.compute_hash().unwrap(), plain);
         e.hash = "whatever was stored".into();
         assert_eq!(e.compute_hash().unwrap(), plain);
@@ -220,6 +245,7 @@ mod tests {
             tbs_sha256: "ff".into(),
         });
         let with_cert = "249cbad0de08d5c3202fa950a42842c3b01da53d7b15fc4f7a485caf1ee9ba53";
+        assert_eq!(outside(&with_cert_json), with_cert);
         assert_eq!(e.compute_hash().unwrap(), with_cert);
         e.hash = String::new();
         assert_eq!(e.compute_hash().unwrap(), with_cert);
