@@ -138,9 +138,9 @@ struct Measured {
     disk_bytes: Option<u64>,
 }
 
-/// One slice of load on one target: what the load generator saw, and what
+/// One turn of load on one target: what the load generator saw, and what
 /// the server (CPU, store file, disk) and the load generator (CPU) spent.
-struct Slice {
+struct Turn {
     report: bench_support::LoadReport,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
@@ -148,7 +148,7 @@ struct Slice {
     disk: Option<u64>,
 }
 
-fn run_slice(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Slice {
+fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Turn {
     let size = |f: &Option<PathBuf>| {
         f.as_ref()
             .and_then(|p| std::fs::metadata(p).ok())
@@ -178,7 +178,7 @@ fn run_slice(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, secon
     );
     let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     let grew = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
-    Slice {
+    Turn {
         report,
         server_cpu: spent(server0, server1),
         client_cpu: spent(client0, client1),
@@ -187,11 +187,11 @@ fn run_slice(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, secon
     }
 }
 
-/// One target's slices of a level, summed: rates over the total time,
+/// One target's turns at a level, summed: rates over the total time,
 /// percentiles over every request, CPU and bytes over every certificate.
 #[derive(Default)]
 struct Tally {
-    slices: usize,
+    turns: usize,
     ok: u64,
     errors: u64,
     elapsed: Duration,
@@ -203,8 +203,8 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, s: Slice) {
-        // A figure one slice could not read is not summed from the others.
+    fn add(&mut self, s: Turn) {
+        // A figure one turn could not read is not summed from the others.
         fn sum<T: std::ops::Add<Output = T>>(
             first: bool,
             acc: Option<T>,
@@ -216,8 +216,8 @@ impl Tally {
                 Some(acc? + x?)
             }
         }
-        let first = self.slices == 0;
-        self.slices += 1;
+        let first = self.turns == 0;
+        self.turns += 1;
         self.ok += s.report.ok;
         self.errors += s.report.errors;
         self.elapsed += s.report.elapsed;
@@ -467,24 +467,36 @@ fn main() -> anyhow::Result<()> {
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     for c in levels {
-        // (durable commits, store writes) during our server's slices.
-        let mut commit_counts: Option<(u64, u64)> = None;
+        // (durable commits, store writes) over our server's turns; None once
+        // any turn's count could not be read (no figure from part of them).
+        let mut commit_counts: Option<(u64, u64)> = Some((0, 0));
         let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
-        // The targets take turns, slice by slice, so that the shared
-        // machine's drift lands on all of them alike.
-        for _ in 0..args.rounds {
-            for (t, tally) in targets.iter().zip(tallies.iter_mut()) {
-                let ours = t.name == "ca-server";
-                let before = ours.then(|| commits(&rt, &api, &tls)).flatten();
-                tally.add(run_slice(&rt, t, c, args.seconds));
-                if let (Some(a), Some(b)) = (before, commits(&rt, &api, &tls)) {
-                    if ours && b.0 > a.0 {
-                        let (n, w) = commit_counts.unwrap_or((0, 0));
-                        commit_counts = Some((n + b.0 - a.0, w + b.1.saturating_sub(a.1)));
-                    }
+        // The targets take turns, so that the shared machine's drift lands on
+        // all of them alike; every other round in reverse order (A B, B A), so
+        // that a steady drift does not favour whoever goes first.
+        for round in 0..args.rounds {
+            let mut order: Vec<usize> = (0..targets.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (t, tally) = (&targets[i], &mut tallies[i]);
+                if t.name != "ca-server" {
+                    tally.add(run_turn(&rt, t, c, args.seconds));
+                    continue;
                 }
+                let before = commits(&rt, &api, &tls);
+                tally.add(run_turn(&rt, t, c, args.seconds));
+                let after = commits(&rt, &api, &tls);
+                commit_counts = match (commit_counts, before, after) {
+                    (Some((n, w)), Some(a), Some(b)) => {
+                        Some((n + b.0.saturating_sub(a.0), w + b.1.saturating_sub(a.1)))
+                    }
+                    _ => None,
+                };
             }
         }
+        let commit_counts = commit_counts.filter(|(n, _)| *n > 0);
         let results: Vec<Measured> = tallies.into_iter().map(Tally::measured).collect();
         for (t, m) in targets.iter().zip(&results) {
             println!(
@@ -558,6 +570,18 @@ fn main() -> anyhow::Result<()> {
         println!("{:>11} {}", "", ratios.join("; "));
     }
     if let Some(count) = args.seed {
+        // The baseline is a fresh empty store, not the one the levels above
+        // filled (at 5 s a turn that already holds a quarter of a million).
+        let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None)?;
+        let empty_target = Target {
+            name: "empty",
+            addr: empty_api,
+            tls: profile_config(&empty_profile)?,
+            path: "/v1/certificates",
+            bodies: issue_bodies(&empty_profile.default_ca_id)?,
+            pid: Some(empty_store.child.id().to_string()),
+            store_file: Some(empty_store.dir.join(ca_server::store::STORE_FILE)),
+        };
         let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
         let seeded_target = Target {
             name: "seeded",
@@ -569,14 +593,20 @@ fn main() -> anyhow::Result<()> {
             store_file: Some(seeded.dir.join(ca_server::store::STORE_FILE)),
         };
         let size = std::fs::metadata(seeded.dir.join(ca_server::store::STORE_FILE))?.len();
-        // The empty store and the full one take turns (at least twice each),
-        // so the ratio is not the machine's drift between two measurements.
+        // The empty store and the full one take turns (at least twice each,
+        // the first to go alternating), so the ratio is not the machine's
+        // drift between two measurements.
         let rounds = args.rounds.max(2);
         let (mut empty, mut full) = (Tally::default(), Tally::default());
         let mut per_round = Vec::new();
-        for _ in 0..rounds {
-            let e = run_slice(&rt, &targets[0], 16, args.seconds);
-            let f = run_slice(&rt, &seeded_target, 16, args.seconds);
+        for round in 0..rounds {
+            let (e, f) = if round % 2 == 0 {
+                let e = run_turn(&rt, &empty_target, 16, args.seconds);
+                (e, run_turn(&rt, &seeded_target, 16, args.seconds))
+            } else {
+                let f = run_turn(&rt, &seeded_target, 16, args.seconds);
+                (run_turn(&rt, &empty_target, 16, args.seconds), f)
+            };
             per_round.push(format!(
                 "{:.2}",
                 f.report.rate() / e.report.rate().max(1e-9)
@@ -586,7 +616,7 @@ fn main() -> anyhow::Result<()> {
         }
         let (e, f) = (empty.measured(), full.measured());
         println!(
-            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× the empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
+            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× a fresh empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
             size as f64 / 1e6,
             size as f64 / count as f64,
             f.rate,

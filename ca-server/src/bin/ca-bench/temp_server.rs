@@ -79,9 +79,12 @@ pub(crate) fn start_temp_server(
     pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
     switched_off: Option<&str>,
 ) -> anyhow::Result<(TempServer, ClientProfile, String)> {
+    // Each server its own directory, however many of one kind are started.
+    static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let server = bench_support::server_exe()?;
     let dir = std::env::temp_dir().join(format!(
-        "ca-bench-{}{}{}{}",
+        "ca-bench-{}-{nth}{}{}{}",
         std::process::id(),
         if pkcs11.is_some() { "-hsm" } else { "" },
         if seed > 0 { "-seeded" } else { "" },
