@@ -70,7 +70,7 @@ struct Args {
     #[arg(long)]
     cfssl_pid: Option<u32>,
     /// Also measure 16 connections on a store already holding this many
-    /// certificates, against an empty one (the two alternating, at least
+    /// certificates, against a fresh empty one (the two alternating, at least
     /// twice each).
     #[arg(long)]
     seed: Option<u64>,
