@@ -1,8 +1,6 @@
 //! Pre-issuance lint: named rules every to-be-signed certificate must pass
 //! before a CA key signs it. A failure refuses issuance with the rule's id.
 
-use std::collections::HashSet;
-
 use const_oid::AssociatedOid;
 use der::{Decode, Encode};
 use time::OffsetDateTime;
@@ -67,7 +65,62 @@ pub(crate) fn describe(findings: &[LintFinding]) -> String {
         .join("; ")
 }
 
-type Rule = fn(&TbsCertificate, &LintContext<'_>) -> Result<(), String>;
+type Rule = fn(&Linted<'_>, &LintContext<'_>) -> Result<(), String>;
+
+/// The to-be-signed certificate under lint, with what several rules read
+/// (subjectAltName, basicConstraints, the key) decoded once for all of them.
+pub struct Linted<'a> {
+    pub tbs: &'a TbsCertificate,
+    san: Result<Option<(bool, SubjectAltName)>, String>,
+    basic_constraints: Result<Option<(bool, BasicConstraints)>, String>,
+    /// The subjectPublicKeyInfo's DER and what kind of key it holds.
+    key: Result<(Vec<u8>, PublicKeyKind), String>,
+}
+
+impl<'a> Linted<'a> {
+    pub fn new(tbs: &'a TbsCertificate) -> Self {
+        let key = tbs
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| e.to_string())
+            .and_then(|der| {
+                let kind = PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())?;
+                Ok((der, kind))
+            });
+        Linted {
+            tbs,
+            san: ext::<SubjectAltName>(tbs),
+            basic_constraints: ext::<BasicConstraints>(tbs),
+            key,
+        }
+    }
+
+    fn san(&self) -> Result<Option<(bool, &SubjectAltName)>, String> {
+        match &self.san {
+            Ok(s) => Ok(s.as_ref().map(|(critical, s)| (*critical, s))),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    /// The subjectAltName's names (none without the extension).
+    fn sans(&self) -> Result<&[GeneralName], String> {
+        Ok(self.san()?.map(|(_, s)| s.0.as_slice()).unwrap_or_default())
+    }
+
+    fn basic_constraints(&self) -> Result<Option<(bool, &BasicConstraints)>, String> {
+        match &self.basic_constraints {
+            Ok(b) => Ok(b.as_ref().map(|(critical, b)| (*critical, b))),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn key(&self) -> Result<(&[u8], PublicKeyKind), String> {
+        match &self.key {
+            Ok((der, kind)) => Ok((der, *kind)),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
 
 /// Every rule, by id. Ids are stable: they appear in API errors.
 pub const RULES: &[(&str, Rule)] = &[
@@ -115,10 +168,11 @@ pub const RULES: &[(&str, Rule)] = &[
 
 /// Run every rule; an empty result means the certificate may be signed.
 pub fn lint(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Vec<LintFinding> {
+    let linted = Linted::new(tbs);
     RULES
         .iter()
         .filter_map(|(rule, check)| {
-            check(tbs, ctx)
+            check(&linted, ctx)
                 .err()
                 .map(|message| LintFinding { rule, message })
         })
@@ -132,13 +186,8 @@ fn ext<'a, T: Decode<'a> + AssociatedOid>(
         .map_err(|e| format!("extension {} is malformed or repeated: {e}", T::OID))
 }
 
-fn sans(tbs: &TbsCertificate) -> Result<Vec<GeneralName>, String> {
-    Ok(ext::<SubjectAltName>(tbs)?
-        .map(|(_, s)| s.0)
-        .unwrap_or_default())
-}
-
-fn version_v3(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+fn version_v3(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     if tbs.version == Version::V3 {
         Ok(())
     } else {
@@ -146,7 +195,8 @@ fn version_v3(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
     }
 }
 
-fn serial_positive_20_octets(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+fn serial_positive_20_octets(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let der = tbs.serial_number.to_der().map_err(|e| e.to_string())?;
     // DER INTEGER: tag, one length byte (serials are short), then the content.
     let content = der.get(2..).unwrap_or_default();
@@ -163,9 +213,10 @@ fn serial_positive_20_octets(tbs: &TbsCertificate, _: &LintContext<'_>) -> Resul
 }
 
 fn signature_algorithm_matches_issuer(
-    tbs: &TbsCertificate,
+    linted: &Linted<'_>,
     ctx: &LintContext<'_>,
 ) -> Result<(), String> {
+    let tbs = linted.tbs;
     let expected = crate::signature::SignatureAlgorithm::default_for(ctx.issuer_key);
     if tbs.signature == expected.identifier() {
         Ok(())
@@ -177,17 +228,14 @@ fn signature_algorithm_matches_issuer(
     }
 }
 
-fn key_allowed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
-    let der = tbs
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())?;
-    let spki = spki::SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| e.to_string())?;
+fn key_allowed(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let (der, _) = linted.key()?;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(der).map_err(|e| e.to_string())?;
     crate::weak_keys::refuse_known_weak_key(&spki).map_err(|e| e.to_string())
 }
 
-fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn validity_within_profile(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let nb = from_x509_time(&tbs.validity.not_before);
     let na = from_x509_time(&tbs.validity.not_after);
     if na <= nb {
@@ -207,9 +255,10 @@ fn validity_within_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Resul
 /// A server certificate never outlives the CA/Browser Forum's 398 days, even
 /// when the configured limits would allow it.
 fn server_lifetime_within_ceiling(
-    tbs: &TbsCertificate,
+    linted: &Linted<'_>,
     ctx: &LintContext<'_>,
 ) -> Result<(), String> {
+    let tbs = linted.tbs;
     let CertKind::Issued(profile) = ctx.kind else {
         return Ok(());
     };
@@ -227,7 +276,8 @@ fn server_lifetime_within_ceiling(
     Ok(())
 }
 
-fn validity_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn validity_within_issuer(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let nb = from_x509_time(&tbs.validity.not_before);
     let na = from_x509_time(&tbs.validity.not_after);
     if nb < ctx.issuer_not_before || na > ctx.issuer_not_after {
@@ -236,10 +286,11 @@ fn validity_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result
     Ok(())
 }
 
-fn no_duplicate_extensions(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    for e in tbs.extensions.as_deref().unwrap_or_default() {
-        if !seen.insert(e.extn_id) {
+fn no_duplicate_extensions(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let extensions = linted.tbs.extensions.as_deref().unwrap_or_default();
+    // A handful of extensions: comparing each with those before it beats hashing.
+    for (i, e) in extensions.iter().enumerate() {
+        if extensions[..i].iter().any(|seen| seen.extn_id == e.extn_id) {
             return Err(format!("extension {} appears twice", e.extn_id));
         }
     }
@@ -247,10 +298,12 @@ fn no_duplicate_extensions(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<
 }
 
 fn basic_constraints_match_profile(
-    tbs: &TbsCertificate,
+    linted: &Linted<'_>,
     ctx: &LintContext<'_>,
 ) -> Result<(), String> {
-    let (critical, bc) = ext::<BasicConstraints>(tbs)?.ok_or("basicConstraints is missing")?;
+    let (critical, bc) = linted
+        .basic_constraints()?
+        .ok_or("basicConstraints is missing")?;
     if !critical {
         return Err("basicConstraints must be critical".into());
     }
@@ -272,8 +325,8 @@ fn basic_constraints_match_profile(
 /// A CA certificate must fit under every pathLenConstraint above it: the CA at
 /// distance `d` (the issuer is 0) allows `p` more CAs below it, so it needs
 /// `p >= d + 1` and the new CA may promise at most `p - d - 1` below itself.
-fn path_len_within_issuer(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
-    let Some((_, bc)) = ext::<BasicConstraints>(tbs)? else {
+fn path_len_within_issuer(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let Some((_, bc)) = linted.basic_constraints()? else {
         return Ok(());
     };
     if !bc.ca || matches!(ctx.kind, CertKind::Root { .. }) {
@@ -306,20 +359,13 @@ pub(crate) fn check_path_len(path_len: Option<u8>, ancestors: &[Option<u8>]) -> 
     Ok(())
 }
 
-fn subject_key_kind(tbs: &TbsCertificate) -> Result<PublicKeyKind, String> {
-    let der = tbs
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    PublicKeyKind::from_spki_der(&der).map_err(|e| e.to_string())
-}
-
-fn key_usage_matches_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn key_usage_matches_profile(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let (critical, ku) = ext::<KeyUsage>(tbs)?.ok_or("keyUsage is missing")?;
     if !critical {
         return Err("keyUsage must be critical".into());
     }
-    let want = ctx.kind.profile().key_usage(subject_key_kind(tbs)?);
+    let want = ctx.kind.profile().key_usage(linted.key()?.1);
     if ku != want {
         return Err(format!(
             "keyUsage {:?} differs from the profile's {:?}",
@@ -329,10 +375,8 @@ fn key_usage_matches_profile(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Res
     Ok(())
 }
 
-fn ext_key_usage_matches_profile(
-    tbs: &TbsCertificate,
-    ctx: &LintContext<'_>,
-) -> Result<(), String> {
+fn ext_key_usage_matches_profile(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let have = ext::<ExtendedKeyUsage>(tbs)?
         .map(|(_, e)| e.0)
         .unwrap_or_default();
@@ -345,7 +389,8 @@ fn ext_key_usage_matches_profile(
     Ok(())
 }
 
-fn subject_key_identifier_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+fn subject_key_identifier_present(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     match ext::<SubjectKeyIdentifier>(tbs)? {
         Some((false, ski)) if !ski.0.as_bytes().is_empty() => Ok(()),
         Some((true, _)) => Err("subjectKeyIdentifier must not be critical".into()),
@@ -353,7 +398,8 @@ fn subject_key_identifier_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> 
     }
 }
 
-fn aki_matches_issuer_ski(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn aki_matches_issuer_ski(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let aki = ext::<AuthorityKeyIdentifier>(tbs)?;
     match (ctx.issuer_ski, aki) {
         (None, None) => Ok(()),
@@ -368,12 +414,14 @@ fn aki_matches_issuer_ski(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result
     }
 }
 
-fn subject_well_formed(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
+fn subject_well_formed(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     crate::names::check_subject(&tbs.subject).map_err(|e| e.to_string())
 }
 
-fn subject_or_san_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
-    let san = ext::<SubjectAltName>(tbs)?;
+fn subject_or_san_present(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
+    let san = linted.san()?;
     match (tbs.subject.0.is_empty(), san) {
         (false, _) => Ok(()),
         (true, Some((true, s))) if !s.0.is_empty() => Ok(()),
@@ -384,11 +432,11 @@ fn subject_or_san_present(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(
     }
 }
 
-fn san_present_for_server(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn san_present_for_server(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
     if !matches!(ctx.kind, CertKind::Issued(p) if p.requires_server_san()) {
         return Ok(());
     }
-    let names = sans(tbs)?;
+    let names = linted.sans()?;
     if names
         .iter()
         .any(|n| matches!(n, GeneralName::DnsName(_) | GeneralName::IpAddress(_)))
@@ -399,8 +447,8 @@ fn san_present_for_server(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result
     }
 }
 
-fn dns_names_valid(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), String> {
-    for name in sans(tbs)? {
+fn dns_names_valid(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), String> {
+    for name in linted.sans()? {
         match &name {
             GeneralName::DnsName(d) => {
                 let s = d.to_string();
@@ -419,12 +467,9 @@ fn dns_names_valid(tbs: &TbsCertificate, _: &LintContext<'_>) -> Result<(), Stri
     Ok(())
 }
 
-fn names_within_name_constraints(
-    tbs: &TbsCertificate,
-    ctx: &LintContext<'_>,
-) -> Result<(), String> {
-    let sans = sans(tbs)?;
-    let names = crate::verify::nc::tbs_names(&tbs.subject, &sans);
+fn names_within_name_constraints(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
+    let names = crate::verify::nc::tbs_names(&tbs.subject, linted.sans()?);
     for nc in &ctx.name_constraints {
         crate::verify::nc::check(nc, &names)?;
     }
@@ -434,11 +479,13 @@ fn names_within_name_constraints(
 /// CA/Browser Forum BR 7.1.4.3: a server certificate's common name is one of its
 /// SANs, spelled exactly as there (clients that still read the CN must not see a
 /// name nobody authorised). Client identities (`CN=Alice Smith`) are free-form.
-fn common_name_in_sans(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<(), String> {
+fn common_name_in_sans(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     if !matches!(ctx.kind, CertKind::Issued(p) if p.requires_server_san()) {
         return Ok(());
     }
-    let entries: Vec<SanEntry> = sans(tbs)?
+    let entries: Vec<SanEntry> = linted
+        .sans()?
         .iter()
         .filter_map(SanEntry::from_general_name)
         .collect();
@@ -463,7 +510,8 @@ fn common_name_in_sans(tbs: &TbsCertificate, ctx: &LintContext<'_>) -> Result<()
 
 /// At most one commonName (CA/B BR 7.1.4.3 allows one): a second CN is a name
 /// no check looked at, yet some clients read it.
-fn single_common_name(tbs: &TbsCertificate, _ctx: &LintContext<'_>) -> Result<(), String> {
+fn single_common_name(linted: &Linted<'_>, _ctx: &LintContext<'_>) -> Result<(), String> {
+    let tbs = linted.tbs;
     let count = crate::csr::common_names(&tbs.subject).len();
     if count > 1 {
         return Err(format!(
@@ -475,8 +523,12 @@ fn single_common_name(tbs: &TbsCertificate, _ctx: &LintContext<'_>) -> Result<()
 
 /// No IPv4-mapped IPv6 address among the IP SANs: it names an IPv4 host that
 /// IPv4 ranges in policies and name constraints would not see.
-fn no_ipv4_mapped_ip(tbs: &TbsCertificate, _ctx: &LintContext<'_>) -> Result<(), String> {
-    for entry in sans(tbs)?.iter().filter_map(SanEntry::from_general_name) {
+fn no_ipv4_mapped_ip(linted: &Linted<'_>, _ctx: &LintContext<'_>) -> Result<(), String> {
+    for entry in linted
+        .sans()?
+        .iter()
+        .filter_map(SanEntry::from_general_name)
+    {
         if let SanEntry::Ip(ip) = entry {
             if crate::names::is_ipv4_mapped(&ip) {
                 return Err(format!("IP SAN {ip} is an IPv4-mapped IPv6 address"));
