@@ -349,11 +349,13 @@ pub(crate) struct ParsedKeys([std::sync::OnceLock<Option<sig::ParsedPublicKey>>;
 
 #[cfg(test)]
 impl ParsedKeys {
-    /// Whether a key parsed for `alg` is kept.
-    pub(crate) fn is_kept(&self, alg: SignatureAlgorithm) -> bool {
+    /// The bytes of the key kept parsed for `alg`, if one is.
+    pub(crate) fn kept_key(&self, alg: SignatureAlgorithm) -> Option<&[u8]> {
         self.0
-            .get(alg as usize)
-            .is_some_and(|slot| slot.get().is_some_and(|k| k.is_some()))
+            .get(alg as usize)?
+            .get()?
+            .as_ref()
+            .map(|k| k.as_ref())
     }
 }
 
@@ -390,7 +392,7 @@ mod tests {
 
         let kept = ParsedKeys::default();
         verify_with_parsed(&a_spki, alg, msg, by_a.as_ref(), &kept).expect("a's own signature");
-        assert!(kept.is_kept(alg));
+        assert_eq!(kept.kept_key(alg), a_spki.subject_public_key.as_bytes());
         verify_with_parsed(&b_spki, alg, msg, by_b.as_ref(), &kept)
             .expect("b's signature, b's key");
         assert!(matches!(
