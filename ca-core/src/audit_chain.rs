@@ -202,8 +202,8 @@ mod tests {
             .collect()
     }
 
-    /// The entry `chain(1)` makes, as JSON written out by hand, with the
-    /// certificate's JSON spliced in after `"result"` where there is one.
+    /// The entry `chain(1)` makes, its hash emptied, as JSON written out by
+    /// hand; with a certificate, `CERT_JSON` goes in before `"prev_hash"`.
     const PLAIN_JSON: &str = concat!(
         r#"{"seq":1,"time":"2026-11-23T00:00:00Z","unix":0,"#,
         r#""identity":{"subject":"CN=a","fingerprint":"00"},"#,
@@ -226,7 +226,7 @@ mod tests {
     fn the_hash_is_sha256_of_prev_hash_and_the_entry_with_an_empty_hash() {
         let with_cert_json =
             PLAIN_JSON.replacen(r#""prev_hash""#, &format!("{CERT_JSON}\"prev_hash\""), 1);
-        let outside = |json: &str| {
+        let digest_of = |json: &str| {
             crate::hex::encode(
                 digest::digest(&digest::SHA256, format!("{GENESIS}{json}").as_bytes()).as_ref(),
             )
@@ -234,7 +234,8 @@ mod tests {
         let mut e = chain(1).remove(0);
         e.hash = String::new();
         let plain = "b692f088f73dd967cb93dc70de24a99abb8a8706ecea28f845cef744c894d0a4";
-        assert_eq!(outside(PLAIN_JSON), plain);
+        assert_eq!(digest_of(PLAIN_JSON), plain);
+        assert_eq!(serde_json::to_string(&e).unwrap(), PLAIN_JSON);
         assert_eq!(e.compute_hash().unwrap(), plain);
         e.hash = "whatever was stored".into();
         assert_eq!(e.compute_hash().unwrap(), plain);
@@ -245,7 +246,7 @@ mod tests {
             tbs_sha256: "ff".into(),
         });
         let with_cert = "249cbad0de08d5c3202fa950a42842c3b01da53d7b15fc4f7a485caf1ee9ba53";
-        assert_eq!(outside(&with_cert_json), with_cert);
+        assert_eq!(digest_of(&with_cert_json), with_cert);
         assert_eq!(e.compute_hash().unwrap(), with_cert);
         e.hash = String::new();
         assert_eq!(e.compute_hash().unwrap(), with_cert);
