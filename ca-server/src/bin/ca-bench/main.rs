@@ -8,8 +8,9 @@
 //! prints both side by side with each server's CPU time per certificate and
 //! the load generator's own CPU per request (`bench/peers.sh` sets it all up).
 //! `--seed N` also measures the rate with N certificates already stored, the
-//! full store and an empty one taking turns. `--rounds N` takes each level in
-//! N turns per target, the targets alternating, so drift lands on all alike.
+//! full store and a fresh empty one (another server) taking turns. `--rounds N`
+//! takes each level in N turns per target, the targets alternating and every
+//! other round in reverse order, so drift lands on all alike.
 //! `--pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE` also
 //! measures issuance with the issuing key in that PKCS#11 token, in process
 //! and through a second server whose CA keys are in the token
@@ -75,7 +76,8 @@ struct Args {
     #[arg(long)]
     seed: Option<u64>,
     /// Turns per target and level: the targets alternate, each turn lasting
-    /// --seconds, and each figure is over all of a target's turns.
+    /// --seconds, every other round in reverse order (an even count balances
+    /// who goes first), and each figure is over all of a target's turns.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     rounds: u32,
     /// A PKCS#11 module: also measure with the issuing key in its token.
@@ -203,7 +205,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, s: Turn) {
+    fn add(&mut self, t: Turn) {
         // A figure one turn could not read is not summed from the others.
         fn sum<T: std::ops::Add<Output = T>>(
             first: bool,
@@ -218,14 +220,14 @@ impl Tally {
         }
         let first = self.turns == 0;
         self.turns += 1;
-        self.ok += s.report.ok;
-        self.errors += s.report.errors;
-        self.elapsed += s.report.elapsed;
-        self.latencies_us.extend_from_slice(&s.report.latencies_us);
-        self.server_cpu = sum(first, self.server_cpu, s.server_cpu);
-        self.client_cpu = sum(first, self.client_cpu, s.client_cpu);
-        self.store_growth = sum(first, self.store_growth, s.store_growth);
-        self.disk = sum(first, self.disk, s.disk);
+        self.ok += t.report.ok;
+        self.errors += t.report.errors;
+        self.elapsed += t.report.elapsed;
+        self.latencies_us.extend_from_slice(&t.report.latencies_us);
+        self.server_cpu = sum(first, self.server_cpu, t.server_cpu);
+        self.client_cpu = sum(first, self.client_cpu, t.client_cpu);
+        self.store_growth = sum(first, self.store_growth, t.store_growth);
+        self.disk = sum(first, self.disk, t.disk);
     }
 
     fn measured(self) -> Measured {
@@ -571,7 +573,7 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(count) = args.seed {
         // The baseline is a fresh empty store, not the one the levels above
-        // filled (at 5 s a turn that already holds a quarter of a million).
+        // filled (with 5 s turns and --rounds 3, a quarter of a million).
         let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None)?;
         let empty_target = Target {
             name: "empty",

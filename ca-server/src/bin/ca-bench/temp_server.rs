@@ -71,6 +71,23 @@ impl Drop for TempServer {
     }
 }
 
+/// Removes a directory when dropped, unless disarmed.
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
 /// Initialise a fresh data directory (seeded with `seed` stored certificates,
 /// CA keys in `pkcs11`'s token, the `switched_off` config section disabled) and
 /// serve it: the guard, the administrator's profile and the API address.
@@ -91,6 +108,9 @@ pub(crate) fn start_temp_server(
         switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
     ));
     let _ = std::fs::remove_dir_all(&dir);
+    // Until the server runs (and its guard takes over), a failed step removes
+    // the directory: a failed seed would otherwise leave a gigabyte behind.
+    let unfinished = RemoveOnDrop(Some(dir.clone()));
     let mut init = Command::new(&server);
     init.args(["init", "--data-dir"]).arg(&dir);
     if let Some(p) = pkcs11 {
@@ -140,6 +160,7 @@ pub(crate) fn start_temp_server(
         dir: dir.clone(),
         stopped: false,
     };
+    unfinished.disarm();
     let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
     let start = Instant::now();
     while !addresses.exists() {

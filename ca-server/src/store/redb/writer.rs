@@ -42,7 +42,7 @@ const MAX_BATCH: usize = 4096;
 pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
 /// Writes per commit, as a moving average in 1/256ths ([`Shared::batch_avg`]),
 /// below which a write may be committed on its caller's thread: one writer
-/// at a time gives 256; 16 connections on this machine gave 2 to 4 writes
+/// at a time gives 256 ([`ONE_WRITE`]); 16 connections on this machine gave 2 to 4 writes
 /// per commit.
 const ALONE_BELOW: u32 = 320;
 /// One write per commit in [`Shared::batch_avg`]'s units: where a fresh store
