@@ -402,6 +402,21 @@ fn extension<T: AssociatedOid + Encode>(
     })
 }
 
+/// keyUsage as DER, the named bit list cut after its last set bit (X.690
+/// 11.2.2), as der writes it but without its bit-by-bit loops over 128 bits
+/// (~0.5 µs of an issuance).
+fn key_usage_der(ku: KeyUsage) -> Vec<u8> {
+    let flags: u16 = ku.0.bits();
+    let bit_len = (u16::BITS - flags.leading_zeros()) as usize;
+    let octets = bit_len.div_ceil(8);
+    let mut der = Vec::with_capacity(3 + octets);
+    // octets <= 2: the length always fits one byte, as the unused count does.
+    der.extend_from_slice(&[0x03, (1 + octets) as u8, (octets * 8 - bit_len) as u8]);
+    // Flag i is bit i of the string: the first octet's high bit is flag 0.
+    der.extend((0..octets).map(|o| ((flags >> (8 * o)) as u8).reverse_bits()));
+    der
+}
+
 fn uri(s: &str) -> Result<GeneralName, der::Error> {
     Ok(GeneralName::UniformResourceIdentifier(Ia5String::new(s)?))
 }
@@ -465,7 +480,11 @@ fn build_tbs(spec: &TbsSpec<'_>) -> Result<TbsCertificate, IssueError> {
             },
             true,
         )?,
-        extension(&profile.key_usage(spec.subject_key), true)?,
+        Extension {
+            extn_id: KeyUsage::OID,
+            critical: true,
+            extn_value: OctetString::new(key_usage_der(profile.key_usage(spec.subject_key)))?,
+        },
     ];
     let ekus = profile.extended_key_usages();
     if !ekus.is_empty() {
@@ -839,5 +858,20 @@ impl CertificateBundle {
         std::iter::once(self.leaf_der.clone())
             .chain(self.chain_der.iter().cloned())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::ext::pkix::KeyUsages;
+
+    /// Every combination of the nine keyUsage bits encodes as der encodes it.
+    #[test]
+    fn key_usage_der_is_what_der_writes() {
+        for bits in 0u16..(1 << 9) {
+            let ku = KeyUsage(der::flagset::FlagSet::<KeyUsages>::new_truncated(bits));
+            assert_eq!(key_usage_der(ku), ku.to_der().unwrap(), "bits {bits:#b}");
+        }
     }
 }
