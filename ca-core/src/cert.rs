@@ -866,9 +866,20 @@ mod tests {
     use super::*;
     use x509_cert::ext::pkix::KeyUsages;
 
-    /// Every combination of the nine keyUsage bits encodes as der encodes it.
+    /// Every combination of the nine keyUsage bits encodes as der encodes it,
+    /// and a few by bytes written out from X.690 11.2.2 (trailing zero bits
+    /// dropped, their count in the first content octet).
     #[test]
     fn key_usage_der_is_what_der_writes() {
+        let ku = |f: der::flagset::FlagSet<KeyUsages>| key_usage_der(KeyUsage(f));
+        assert_eq!(ku(KeyUsages::DigitalSignature.into()), [3, 2, 7, 0x80]);
+        assert_eq!(
+            ku(KeyUsages::KeyCertSign | KeyUsages::CRLSign),
+            [3, 2, 1, 0x06]
+        );
+        assert_eq!(ku(KeyUsages::EncipherOnly.into()), [3, 2, 0, 0x01]);
+        assert_eq!(ku(KeyUsages::DecipherOnly.into()), [3, 3, 7, 0, 0x80]);
+        assert_eq!(ku(der::flagset::FlagSet::default()), [3, 1, 0]);
         for bits in 0u16..(1 << 9) {
             let ku = KeyUsage(der::flagset::FlagSet::<KeyUsages>::new_truncated(bits));
             assert_eq!(key_usage_der(ku), ku.to_der().unwrap(), "bits {bits:#b}");

@@ -69,8 +69,10 @@ type Rule = fn(&Linted<'_>, &LintContext<'_>) -> Result<(), String>;
 
 /// The to-be-signed certificate under lint, with what several rules read
 /// (subjectAltName, basicConstraints, the key) decoded once for all of them.
-pub struct Linted<'a> {
-    pub tbs: &'a TbsCertificate,
+/// Crate-private, its fields set only by `new`: the decoded parts always
+/// belong to the certificate the other rules read.
+pub(crate) struct Linted<'a> {
+    tbs: &'a TbsCertificate,
     san: Result<Option<(bool, SubjectAltName)>, String>,
     basic_constraints: Result<Option<(bool, BasicConstraints)>, String>,
     /// The subjectPublicKeyInfo's DER and what kind of key it holds.
@@ -78,7 +80,7 @@ pub struct Linted<'a> {
 }
 
 impl<'a> Linted<'a> {
-    pub fn new(tbs: &'a TbsCertificate) -> Self {
+    pub(crate) fn new(tbs: &'a TbsCertificate) -> Self {
         let key = tbs
             .subject_public_key_info
             .to_der()
@@ -123,7 +125,7 @@ impl<'a> Linted<'a> {
 }
 
 /// Every rule, by id. Ids are stable: they appear in API errors.
-pub const RULES: &[(&str, Rule)] = &[
+pub(crate) const RULES: &[(&str, Rule)] = &[
     ("version_v3", version_v3),
     ("serial_positive_20_octets", serial_positive_20_octets),
     (
@@ -468,8 +470,10 @@ fn dns_names_valid(linted: &Linted<'_>, _: &LintContext<'_>) -> Result<(), Strin
 }
 
 fn names_within_name_constraints(linted: &Linted<'_>, ctx: &LintContext<'_>) -> Result<(), String> {
+    // Decoded first, so that a bad subjectAltName is reported here too when
+    // there are no constraints, as before. Most CAs have none: then there is
+    // nothing to list names for.
     let sans = linted.sans()?;
-    // Most CAs have no name constraints: then there is nothing to list names for.
     if ctx.name_constraints.is_empty() {
         return Ok(());
     }

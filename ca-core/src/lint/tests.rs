@@ -249,6 +249,45 @@ fn each_rule_catches_its_violation() {
     }
 }
 
+/// A subjectAltName given twice (x509-cert refuses to read it) is reported by
+/// every rule that reads the names, with or without name constraints, and
+/// by the duplicate rule: the shared decoding fails each of them alike.
+#[test]
+fn a_repeated_subject_alt_name_is_reported_by_every_rule_reading_it() {
+    let f = fixture();
+    let mut tbs = f.tbs.clone();
+    let exts = tbs.extensions.as_mut().unwrap();
+    let san = exts
+        .iter()
+        .find(|e| e.extn_id == SubjectAltName::OID)
+        .unwrap()
+        .clone();
+    exts.push(san);
+    let readers = [
+        "subject_or_san_present",
+        "san_present_for_server",
+        "dns_names_valid",
+        "names_within_name_constraints",
+        "common_name_in_sans",
+        "no_ipv4_mapped_ip",
+    ];
+    for constrained in [true, false] {
+        let mut c = ctx(&f);
+        if !constrained {
+            c.name_constraints.clear();
+        }
+        let findings = lint(&tbs, &c);
+        for rule in readers {
+            let finding = findings.iter().find(|x| x.rule == rule);
+            assert!(
+                finding.is_some_and(|x| x.message.contains("is malformed or repeated")),
+                "{rule} (constraints: {constrained}): {findings:?}"
+            );
+        }
+        assert!(findings.iter().any(|x| x.rule == "no_duplicate_extensions"));
+    }
+}
+
 #[test]
 fn issuance_outside_name_constraints_is_refused_with_rule_id() {
     let f = fixture();
