@@ -43,7 +43,7 @@ mod floors;
 mod temp_server;
 
 use floors::{crypto_floor_us, durability_floor, in_process_rate};
-use temp_server::{print_store_usage, start_temp_server};
+use temp_server::{print_store_usage, start_temp_server, TempServer};
 
 #[derive(Parser)]
 #[command(
@@ -126,6 +126,46 @@ struct Target {
     pid: Option<String>,
     /// The store file, to measure its growth per certificate.
     store_file: Option<PathBuf>,
+}
+
+/// Issuance requests for CA `ca_id`, one per CSR.
+fn issue_bodies(
+    csr_pems: &[String],
+    ca_id: &Option<String>,
+) -> anyhow::Result<std::sync::Arc<[Bytes]>> {
+    csr_pems
+        .iter()
+        .map(|csr| {
+            Ok(Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                ca_id: ca_id.clone(),
+                csr: csr.clone(),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            })?))
+        })
+        .collect()
+}
+
+impl Target {
+    /// A server `start_temp_server` started, issuing through its own API.
+    fn temp_server(
+        name: &'static str,
+        csr_pems: &[String],
+        server: &TempServer,
+        profile: &ClientProfile,
+        addr: &str,
+    ) -> anyhow::Result<Target> {
+        Ok(Target {
+            name,
+            addr: addr.to_string(),
+            tls: profile_config(profile)?,
+            path: "/v1/certificates",
+            bodies: issue_bodies(csr_pems, &profile.default_ca_id)?,
+            pid: Some(server.child.id().to_string()),
+            store_file: Some(server.dir.join(ca_server::store::STORE_FILE)),
+        })
+    }
 }
 
 struct Measured {
@@ -290,22 +330,6 @@ fn main() -> anyhow::Result<()> {
         csr_pems.push(ca_core::pem::encode("CERTIFICATE REQUEST", &der));
         csr_der = der;
     }
-    // Issuance requests for CA `ca_id`, one per CSR.
-    let issue_bodies = |ca_id: &Option<String>| -> anyhow::Result<std::sync::Arc<[Bytes]>> {
-        csr_pems
-            .iter()
-            .map(|csr| {
-                Ok(Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-                    ca_id: ca_id.clone(),
-                    csr: csr.clone(),
-                    profile: Some("tls-server".into()),
-                    validity_days: None,
-                    idempotency_token: None,
-                })?))
-            })
-            .collect()
-    };
-
     let (guard, profile, api) = match &args.profile {
         Some(p) => {
             let profile = ClientProfile::load(p)?;
@@ -323,7 +347,7 @@ fn main() -> anyhow::Result<()> {
         None => None,
     };
     let tls = profile_config(&profile)?;
-    let bodies = issue_bodies(&profile.default_ca_id)?;
+    let bodies = issue_bodies(&csr_pems, &profile.default_ca_id)?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -396,15 +420,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut targets = vec![ours];
     if let Some((g, p, a)) = &hsm_server {
-        targets.push(Target {
-            name: "ca-server+hsm",
-            addr: a.clone(),
-            tls: profile_config(p)?,
-            path: "/v1/certificates",
-            bodies: issue_bodies(&p.default_ca_id)?,
-            pid: Some(g.child.id().to_string()),
-            store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
-        });
+        targets.push(Target::temp_server("ca-server+hsm", &csr_pems, g, p, a)?);
     }
     let mut switched_off_servers = Vec::new();
     for (wanted, section, name) in [
@@ -415,15 +431,7 @@ fn main() -> anyhow::Result<()> {
             continue;
         }
         let (g, p, a) = start_temp_server(0, None, Some(section))?;
-        targets.push(Target {
-            name,
-            addr: a,
-            tls: profile_config(&p)?,
-            path: "/v1/certificates",
-            bodies: issue_bodies(&p.default_ca_id)?,
-            pid: Some(g.child.id().to_string()),
-            store_file: Some(g.dir.join(ca_server::store::STORE_FILE)),
-        });
+        targets.push(Target::temp_server(name, &csr_pems, &g, &p, &a)?);
         switched_off_servers.push(g);
     }
     if let Some(addr) = &args.cfssl {
@@ -575,25 +583,11 @@ fn main() -> anyhow::Result<()> {
         // The baseline is a fresh empty store, not the one the levels above
         // filled (with 5 s turns and --rounds 3, a quarter of a million).
         let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None)?;
-        let empty_target = Target {
-            name: "empty",
-            addr: empty_api,
-            tls: profile_config(&empty_profile)?,
-            path: "/v1/certificates",
-            bodies: issue_bodies(&empty_profile.default_ca_id)?,
-            pid: Some(empty_store.child.id().to_string()),
-            store_file: Some(empty_store.dir.join(ca_server::store::STORE_FILE)),
-        };
+        let empty_target =
+            Target::temp_server("empty", &csr_pems, &empty_store, &empty_profile, &empty_api)?;
         let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
-        let seeded_target = Target {
-            name: "seeded",
-            addr: seeded_api,
-            tls: profile_config(&seeded_profile)?,
-            path: "/v1/certificates",
-            bodies: issue_bodies(&seeded_profile.default_ca_id)?,
-            pid: Some(seeded.child.id().to_string()),
-            store_file: Some(seeded.dir.join(ca_server::store::STORE_FILE)),
-        };
+        let seeded_target =
+            Target::temp_server("seeded", &csr_pems, &seeded, &seeded_profile, &seeded_api)?;
         let size = std::fs::metadata(seeded.dir.join(ca_server::store::STORE_FILE))?.len();
         // The empty store and the full one take turns (at least twice each,
         // the first to go alternating), so the ratio is not the machine's
