@@ -41,9 +41,23 @@ use redb::{BackendError, StorageBackend};
 mod format;
 mod lock;
 
-use format::{changed_runs, checksum_holds, seal, u32_at, u64_at, Header, HEADER};
+use format::{changed_runs, checksum_holds, seal_in_place, u32_at, u64_at, Header, HEADER};
 pub use lock::lock_journal;
 use lock::try_flock;
+
+/// A block to overwrite whole: a spare one, or a new one.
+fn spare_block(spare: &mut Vec<Box<[u8]>>) -> Box<[u8]> {
+    spare
+        .pop()
+        .unwrap_or_else(|| vec![0u8; BLOCK as usize].into_boxed_slice())
+}
+
+/// A copy of `block` in a spare block.
+fn copied_block(spare: &mut Vec<Box<[u8]>>, block: &[u8]) -> Box<[u8]> {
+    let mut copy = spare_block(spare);
+    copy.copy_from_slice(block);
+    copy
+}
 
 /// Beside the store file: `ca.redb` → `ca.redb.journal`.
 pub const JOURNAL_SUFFIX: &str = ".journal";
@@ -53,6 +67,11 @@ const BLOCK: u64 = 4096;
 pub const CAPACITY: u64 = 32 << 20;
 /// A checkpoint is due when the overlay holds this many blocks (64 MiB).
 const MAX_OVERLAY_BLOCKS: usize = 16_384;
+/// Before-images kept for reuse after a sync (1 MiB): a commit's blocks are
+/// copied into them instead of freshly allocated ones.
+const SPARE_BLOCKS: usize = 256;
+/// A record buffer grown past this (a bulk import's commit) is let go.
+const RECORD_KEEP: usize = 1 << 20;
 
 /// The journal of the store file at `db`.
 pub fn journal_path(db: &Path) -> PathBuf {
@@ -108,6 +127,10 @@ struct State {
     /// After a checkpoint failed, the record sequence number from which to try again.
     retry_checkpoint_at: u64,
     stats: JournalStats,
+    /// Blocks to reuse ([`SPARE_BLOCKS`]), contents stale.
+    spare: Vec<Box<[u8]>>,
+    /// The record being built, kept so its allocation serves every sync.
+    record: Vec<u8>,
 }
 
 /// What the journal has done since the store was opened.
@@ -300,21 +323,25 @@ impl JournalBackend {
     }
 
     /// Block `index` as the store holds it now, outside the overlay.
-    fn base_block(&self, st: &State, index: u64) -> io::Result<Box<[u8]>> {
-        let mut block = vec![0u8; BLOCK as usize].into_boxed_slice();
+    fn base_block(&self, st: &mut State, index: u64) -> io::Result<Box<[u8]>> {
+        let mut block = spare_block(&mut st.spare);
         let start = index * BLOCK;
         let on_file = st.clean_len.min(st.main_len);
-        if start < on_file {
+        let n = if start < on_file {
             let n = (on_file - start).min(BLOCK) as usize;
             self.main.read(start, &mut block[..n])?;
-        }
+            n
+        } else {
+            0
+        };
+        block[n..].fill(0);
         Ok(block)
     }
 
     /// Block `index` as the store holds it now.
-    fn current_block(&self, st: &State, index: u64) -> io::Result<Box<[u8]>> {
+    fn current_block(&self, st: &mut State, index: u64) -> io::Result<Box<[u8]>> {
         match st.overlay.get(&index) {
-            Some(b) => Ok(b.clone()),
+            Some(b) => Ok(copied_block(&mut st.spare, b)),
             None => self.base_block(st, index),
         }
     }
@@ -344,7 +371,7 @@ impl JournalBackend {
                 // One read serves both the before-image and the overlay.
                 let block = self.base_block(st, index)?;
                 if !st.before.contains_key(&index) {
-                    let mut before = block.clone();
+                    let mut before = copied_block(&mut st.spare, &block);
                     zero_from(&mut before, index, st.period_min_len);
                     st.before.insert(index, before);
                 }
@@ -384,12 +411,20 @@ impl JournalBackend {
         Ok(())
     }
 
-    /// The record of what changed since the last sync, or `None` if nothing did.
-    fn record(&self, st: &State) -> io::Result<Option<Vec<u8>>> {
-        let mut payload = Vec::new();
-        payload.extend_from_slice(&st.period_min_len.to_le_bytes());
-        payload.extend_from_slice(&st.len.to_le_bytes());
-        let mut indexes: Vec<u64> = st.before.keys().copied().collect();
+    /// Build in `st.record` the record of what changed since the last sync;
+    /// false if nothing did.
+    fn record(&self, st: &mut State) -> io::Result<bool> {
+        let State {
+            record,
+            before,
+            overlay,
+            ..
+        } = st;
+        // The header's place (seal_in_place writes it); the allocation stays.
+        record.resize(HEADER, 0);
+        record.extend_from_slice(&st.period_min_len.to_le_bytes());
+        record.extend_from_slice(&st.len.to_le_bytes());
+        let mut indexes: Vec<u64> = before.keys().copied().collect();
         indexes.sort_unstable();
         let zeros = [0u8; BLOCK as usize];
         for index in indexes {
@@ -398,24 +433,25 @@ impl JournalBackend {
                 continue;
             }
             let valid = (st.len - start).min(BLOCK) as usize;
-            let before = match st.before.get(&index) {
+            let before = match before.get(&index) {
                 Some(b) => &b[..valid],
                 None => continue,
             };
-            let now = match st.overlay.get(&index) {
+            let now = match overlay.get(&index) {
                 Some(b) => &b[..valid],
                 None => &zeros[..valid],
             };
             for (from, to) in changed_runs(before, now) {
-                payload.extend_from_slice(&(start + from as u64).to_le_bytes());
-                payload.extend_from_slice(&((to - from) as u32).to_le_bytes());
-                payload.extend_from_slice(&now[from..to]);
+                record.extend_from_slice(&(start + from as u64).to_le_bytes());
+                record.extend_from_slice(&((to - from) as u32).to_le_bytes());
+                record.extend_from_slice(&now[from..to]);
             }
         }
-        if payload.len() == 16 && st.period_min_len == st.len && st.len == st.synced_len {
-            return Ok(None);
+        if record.len() == HEADER + 16 && st.period_min_len == st.len && st.len == st.synced_len {
+            return Ok(false);
         }
-        seal(st.generation, st.seq, &payload).map(Some)
+        seal_in_place(record, st.generation, st.seq)?;
+        Ok(true)
     }
 
     /// Make everything written so far durable: one record appended to the
@@ -423,10 +459,11 @@ impl JournalBackend {
     /// a checkpoint only ever writes what the journal already holds: one cut
     /// short is then completed by replay, never left half-applied.
     fn sync(&self, st: &mut State) -> io::Result<()> {
-        if let Some(record) = self.record(st)? {
+        if self.record(st)? {
+            let record = &st.record;
             let appended = self
                 .journal
-                .write(st.pos, &record)
+                .write(st.pos, record)
                 .and_then(|()| self.journal.sync_data());
             if let Err(e) = appended {
                 // The commit is answered as failed: keep a reopen in this
@@ -439,7 +476,13 @@ impl JournalBackend {
             st.stats.records += 1;
             st.stats.record_bytes += record.len() as u64;
         }
-        st.before.clear();
+        if st.record.capacity() > RECORD_KEEP {
+            st.record = Vec::new();
+        }
+        let room = SPARE_BLOCKS.saturating_sub(st.spare.len());
+        let State { before, spare, .. } = st;
+        // A drain dropped early still empties the map.
+        spare.extend(before.drain().map(|(_, block)| block).take(room));
         st.period_min_len = st.len;
         st.synced_len = st.len;
         let due = st.pos > self.capacity || st.overlay.len() > MAX_OVERLAY_BLOCKS;

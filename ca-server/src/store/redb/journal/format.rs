@@ -34,20 +34,22 @@ pub(super) fn checksum_holds(record: &[u8]) -> bool {
     record.len() >= HEADER && crc32fast::hash(&record[8..]) == u32_at(record, 4)
 }
 
-/// The record of run `generation`, number `seq`, holding `payload`.
-pub(super) fn seal(generation: u64, seq: u64, payload: &[u8]) -> io::Result<Vec<u8>> {
-    let payload_len = u32::try_from(payload.len())
+/// Seal a record built in place: `record` is [`HEADER`] bytes (any value)
+/// then the payload; the header is written for run `generation`, number `seq`.
+pub(super) fn seal_in_place(record: &mut [u8], generation: u64, seq: u64) -> io::Result<()> {
+    let payload_len = record
+        .len()
+        .checked_sub(HEADER)
+        .ok_or_else(|| io::Error::other("a record shorter than its header"))?;
+    let payload_len = u32::try_from(payload_len)
         .map_err(|_| io::Error::other("one commit changed more than 4 GiB"))?;
-    let mut record = Vec::with_capacity(HEADER + payload.len());
-    record.extend_from_slice(&MAGIC);
-    record.extend_from_slice(&[0u8; 4]);
-    record.extend_from_slice(&generation.to_le_bytes());
-    record.extend_from_slice(&seq.to_le_bytes());
-    record.extend_from_slice(&payload_len.to_le_bytes());
-    record.extend_from_slice(payload);
+    record[..4].copy_from_slice(&MAGIC);
+    record[8..16].copy_from_slice(&generation.to_le_bytes());
+    record[16..24].copy_from_slice(&seq.to_le_bytes());
+    record[24..28].copy_from_slice(&payload_len.to_le_bytes());
     let crc = crc32fast::hash(&record[8..]);
     record[4..8].copy_from_slice(&crc.to_le_bytes());
-    Ok(record)
+    Ok(())
 }
 
 /// Runs `[from, to)` where `a` and `b` differ, in whole 8-byte words (a run

@@ -464,3 +464,31 @@ fn a_torn_first_record_after_a_checkpoint_does_not_revive_the_old_run() {
     let ro = open(&main, &journal, false).expect("read-only open");
     assert_eq!(content(&ro)[0], 3, "byte 0 as of the last completed sync");
 }
+
+#[test]
+fn a_record_is_laid_out_as_its_format_says() {
+    let mut record = vec![0xAA; HEADER];
+    record.extend_from_slice(b"payload");
+    seal_in_place(&mut record, 0x0102_0304_0506_0708, 9).unwrap();
+    assert_eq!(&record[..4], b"CAJ1");
+    assert_eq!(&record[8..16], &[8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(&record[16..24], &9u64.to_le_bytes());
+    assert_eq!(&record[24..28], &7u32.to_le_bytes());
+    assert_eq!(&record[HEADER..], b"payload");
+    assert_eq!(
+        u32_at(&record, 4),
+        crc32fast::hash(&record[8..]),
+        "the CRC covers everything after it"
+    );
+    assert!(checksum_holds(&record));
+    let header: [u8; HEADER] = record[..HEADER].try_into().unwrap();
+    let read = Header::read(&header).unwrap();
+    assert_eq!(
+        (read.generation, read.seq, read.payload_len),
+        (0x0102_0304_0506_0708, 9, 7)
+    );
+    let mut changed = record.clone();
+    changed[HEADER] ^= 1;
+    assert!(!checksum_holds(&changed));
+    assert!(seal_in_place(&mut [0u8; HEADER - 1], 1, 1).is_err());
+}
