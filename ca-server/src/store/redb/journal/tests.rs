@@ -480,6 +480,8 @@ fn a_record_is_laid_out_as_its_format_says() {
         crc32fast::hash(&record[8..]),
         "the CRC covers everything after it"
     );
+    // CRC-32 (IEEE) of bytes 8.., computed with Python's zlib.crc32.
+    assert_eq!(u32_at(&record, 4), 0x137c_631c);
     assert!(checksum_holds(&record));
     let header: [u8; HEADER] = record[..HEADER].try_into().unwrap();
     let read = Header::read(&header).unwrap();
@@ -491,4 +493,23 @@ fn a_record_is_laid_out_as_its_format_says() {
     changed[HEADER] ^= 1;
     assert!(!checksum_holds(&changed));
     assert!(seal_in_place(&mut [0u8; HEADER - 1], 1, 1).is_err());
+}
+
+/// A sync with nothing written since the last one appends no record, and
+/// one after a write that changed nothing appends none either.
+#[test]
+fn a_sync_with_nothing_changed_appends_nothing() {
+    let (main, journal) = (SimDisk::default(), SimDisk::default());
+    let b = open(&main, &journal, true).expect("open");
+    b.write(0, &[1u8; 100]).unwrap();
+    b.sync_data().unwrap();
+    let after_first = b.stats().records;
+    assert_eq!(after_first, 1);
+    b.sync_data().unwrap();
+    b.write(0, &[1u8; 100]).unwrap();
+    b.sync_data().unwrap();
+    assert_eq!(b.stats().records, after_first);
+    b.write(10, &[2u8; 1]).unwrap();
+    b.sync_data().unwrap();
+    assert_eq!(b.stats().records, after_first + 1);
 }
