@@ -10,7 +10,9 @@
 //! `--seed N` also measures the rate with N certificates already stored, the
 //! full store and a fresh empty one (another server) taking turns. `--rounds N`
 //! takes each level in N turns per target, the targets alternating and every
-//! other round in reverse order, so drift lands on all alike.
+//! other round in reverse order, so drift lands on all alike; the crypto
+//! floor is measured again after each round, and each level's CPU ratio is
+//! to the median of its own.
 //! `--pkcs11-module PATH --pkcs11-token LABEL --pkcs11-pin-file FILE` also
 //! measures issuance with the issuing key in that PKCS#11 token, in process
 //! and through a second server whose CA keys are in the token
@@ -305,6 +307,17 @@ fn switched_off_ratios(ratios: &mut Vec<String>, what: &str, ours: &Measured, pe
     }
 }
 
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(values[n / 2]),
+        _ => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let pkcs11 = args.pkcs11();
@@ -355,6 +368,8 @@ fn main() -> anyhow::Result<()> {
     println!("ca-bench: issuing ECDSA P-256 tls-server certificates from a P-256 issuing CA, pre-made P-256 CSR");
     let floor = crypto_floor_us()?;
     println!("crypto floor (one P-256 signature + one P-256 signature check, aws-lc, 1 core): {floor:.0} µs");
+    // Every floor measured in the run, for the spread printed at the end.
+    let mut all_floors = vec![floor];
     // Beside the store when this bench made it; else in the temp directory.
     let sync_dir = guard
         .as_ref()
@@ -481,6 +496,9 @@ fn main() -> anyhow::Result<()> {
         // any turn's count could not be read (no figure from part of them).
         let mut commit_counts: Option<(u64, u64)> = Some((0, 0));
         let mut tallies: Vec<Tally> = targets.iter().map(|_| Tally::default()).collect();
+        // The crypto floor again after every round, so that this level's
+        // ratio is to the machine's speed while the level ran.
+        let mut level_floors = Vec::new();
         // The targets take turns, so that the shared machine's drift lands on
         // all of them alike; every other round in reverse order (A B, B A), so
         // that a steady drift does not favour whoever goes first.
@@ -505,7 +523,10 @@ fn main() -> anyhow::Result<()> {
                     _ => None,
                 };
             }
+            level_floors.push(crypto_floor_us()?);
         }
+        let level_floor = median(&mut level_floors).unwrap_or(floor);
+        all_floors.extend_from_slice(&level_floors);
         let commit_counts = commit_counts.filter(|(n, _)| *n > 0);
         let results: Vec<Measured> = tallies.into_iter().map(Tally::measured).collect();
         for (t, m) in targets.iter().zip(&results) {
@@ -525,8 +546,9 @@ fn main() -> anyhow::Result<()> {
         let mut ratios = vec![];
         if let Some(us) = ours.server_us {
             ratios.push(format!(
-                "ca-server CPU/cert = {:.1}× the crypto floor",
-                us / floor
+                "ca-server CPU/cert = {:.1}× the crypto floor ({level_floor:.0} µs, median of {} taken between its turns)",
+                us / level_floor,
+                level_floors.len()
             ));
         }
         if let Some((commits, writes)) = commit_counts {
@@ -578,6 +600,15 @@ fn main() -> anyhow::Result<()> {
             }
         }
         println!("{:>11} {}", "", ratios.join("; "));
+    }
+    if all_floors.len() > 1 {
+        let low = all_floors.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = all_floors.iter().copied().fold(0.0, f64::max);
+        let mid = median(&mut all_floors).unwrap_or(floor);
+        println!(
+            "crypto floor over the run: {} measurements, median {mid:.0} µs, {low:.0}–{high:.0} µs",
+            all_floors.len()
+        );
     }
     if let Some(count) = args.seed {
         // The baseline is a fresh empty store, not the one the levels above
@@ -646,4 +677,18 @@ fn commits(
             .ok()?;
         Some((h.store.commits, h.store.writes))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_is_the_middle_value_or_the_mean_of_the_two() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [5.0]), Some(5.0));
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&mut [70.0, 60.0, 90.0, 61.0, 66.0]), Some(66.0));
+    }
 }
