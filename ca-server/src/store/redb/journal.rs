@@ -416,7 +416,7 @@ impl JournalBackend {
     fn record(&self, st: &mut State) -> io::Result<bool> {
         let State {
             record,
-            before,
+            before: befores,
             overlay,
             ..
         } = st;
@@ -424,7 +424,7 @@ impl JournalBackend {
         record.resize(HEADER, 0);
         record.extend_from_slice(&st.period_min_len.to_le_bytes());
         record.extend_from_slice(&st.len.to_le_bytes());
-        let mut indexes: Vec<u64> = before.keys().copied().collect();
+        let mut indexes: Vec<u64> = befores.keys().copied().collect();
         indexes.sort_unstable();
         let zeros = [0u8; BLOCK as usize];
         for index in indexes {
@@ -433,7 +433,7 @@ impl JournalBackend {
                 continue;
             }
             let valid = (st.len - start).min(BLOCK) as usize;
-            let before = match before.get(&index) {
+            let before = match befores.get(&index) {
                 Some(b) => &b[..valid],
                 None => continue,
             };
