@@ -6,7 +6,7 @@
 //! [`Prepared::sign`] signs it.
 
 use aws_lc_rs::digest;
-use der::asn1::{BitString, Ia5String, OctetString};
+use der::asn1::{Ia5String, OctetString};
 use der::{Decode, Encode};
 use spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use time::OffsetDateTime;
@@ -372,18 +372,32 @@ impl Prepared {
             return Err(IssueError::SignerMismatch);
         }
         let sig = signer.sign(&self.tbs_der)?;
-        let cert = Certificate {
-            signature_algorithm: self.tbs.signature.clone(),
-            tbs_certificate: self.tbs,
-            signature: BitString::from_bytes(&sig)?,
-        };
         Ok(IssuedCertificate {
-            der: cert.to_der()?,
+            der: certificate_der(&self.tbs_der, &self.tbs.signature.to_der()?, &sig),
             serial: self.serial,
             not_before: self.not_before,
             not_after: self.not_after,
         })
     }
+}
+
+/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
+/// signatureValue BIT STRING }` around the very TBS bytes that were signed
+/// (the same bytes der gives for the decoded TBS, without encoding it again:
+/// a few microseconds of every issuance).
+fn certificate_der(tbs_der: &[u8], algorithm_der: &[u8], signature: &[u8]) -> Vec<u8> {
+    use crate::der_util::{push_header, tlv_len, TAG_BIT_STRING, TAG_SEQUENCE};
+    // A BIT STRING's contents: the unused-bits octet (0), then the bits.
+    let bits_len = 1 + signature.len();
+    let content_len = tbs_der.len() + algorithm_der.len() + tlv_len(bits_len);
+    let mut out = Vec::with_capacity(tlv_len(content_len));
+    push_header(&mut out, TAG_SEQUENCE, content_len);
+    out.extend_from_slice(tbs_der);
+    out.extend_from_slice(algorithm_der);
+    push_header(&mut out, TAG_BIT_STRING, bits_len);
+    out.push(0);
+    out.extend_from_slice(signature);
+    out
 }
 
 /// The last second of a lifetime of `days` starting at `not_before`: validity
@@ -699,5 +713,78 @@ impl CertificateBundle {
         std::iter::once(self.leaf_der.clone())
             .chain(self.chain_der.iter().cloned())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyAlgorithm, SoftwareKey};
+    use std::str::FromStr;
+
+    /// The certificate put together around the signed TBS bytes is, byte for
+    /// byte, what x509-cert encodes for the same certificate, for every
+    /// issuer key kind and for signatures of every length-encoding size
+    /// (short form, one and two length octets).
+    #[test]
+    fn certificate_der_is_what_x509_cert_encodes() {
+        let now = OffsetDateTime::now_utc();
+        for alg in [
+            KeyAlgorithm::EcdsaP256,
+            KeyAlgorithm::EcdsaP384,
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::Ed25519,
+        ] {
+            let key = SoftwareKey::generate(alg).unwrap();
+            let root = create_root(
+                &key,
+                &RootParams::new(Name::from_str("CN=Splice Root").unwrap()),
+                now,
+            )
+            .unwrap();
+            let issuer = Issuer::new(root, vec![], IssuerUrls::default());
+            let leaf = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+            let req = CertificateRequest {
+                subject: Name::from_str("CN=www.example.internal").unwrap(),
+                spki_der: leaf.public_key_der().to_vec(),
+                sans: vec![SanEntry::Dns("www.example.internal".into())],
+                profile: Profile::TlsServer,
+                validity_days: Some(30),
+                name_constraints: None,
+            };
+            let prepared = prepare(
+                &issuer,
+                &req,
+                Serial::random().unwrap(),
+                now,
+                Profile::TlsServer.default_limits(),
+            )
+            .unwrap();
+            let alg_der = prepared.tbs.signature.to_der().unwrap();
+            for len in [0, 1, 63, 64, 71, 72, 126, 127, 128, 255, 256, 512, 70_000] {
+                let sig: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+                let theirs = Certificate {
+                    signature_algorithm: prepared.tbs.signature.clone(),
+                    tbs_certificate: prepared.tbs.clone(),
+                    signature: der::asn1::BitString::from_bytes(&sig).unwrap(),
+                }
+                .to_der()
+                .unwrap();
+                let ours = certificate_der(&prepared.tbs_der, &alg_der, &sig);
+                assert_eq!(ours, theirs, "{alg:?}, {len}-octet signature");
+            }
+            // And signed for real: the certificate parses, and its signature
+            // is the issuer's over its TBS.
+            let issued = prepared.sign(&key).unwrap();
+            let cert = Certificate::from_der(&issued.der).unwrap();
+            assert!(cert_signed_by(
+                &cert,
+                &issuer
+                    .certificate
+                    .cert
+                    .tbs_certificate
+                    .subject_public_key_info
+            ));
+        }
     }
 }

@@ -77,6 +77,38 @@ fn len_is_non_minimal(octets: &[u8]) -> bool {
     }
 }
 
+// DER writing: lengths are computed before writing, so a buffer can be
+// allocated once at its final size.
+
+/// Octets a definite length of `len` takes (X.690 8.1.3).
+pub(crate) fn len_of_len(len: usize) -> usize {
+    if len < 0x80 {
+        1
+    } else {
+        // Long form: one octet for the count, then the minimal big-endian length.
+        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
+    }
+}
+
+/// Octets a TLV with `content_len` octets of contents takes.
+pub(crate) fn tlv_len(content_len: usize) -> usize {
+    1 + len_of_len(content_len) + content_len
+}
+
+/// Append a one-octet `tag` and the minimal definite length `len`.
+pub(crate) fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let n = len_of_len(len) - 1;
+        out.push(0x80 | n as u8);
+        for i in (0..n).rev() {
+            out.push((len >> (8 * i)) as u8);
+        }
+    }
+}
+
 /// The raw pieces of a certificate that signatures and name comparison need.
 pub(crate) struct RawCert<'a> {
     pub tbs: &'a [u8],
@@ -179,6 +211,25 @@ pub(crate) fn swap_adjacent(der: &[u8], first: &[u8], second: &[u8]) -> Vec<u8> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Headers as der writes them, at every length form's edges.
+    #[test]
+    fn push_header_writes_what_der_writes() {
+        use der::Encode;
+        for len in [
+            0usize, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x1_0000, 0xff_ffff, 0x100_0000,
+        ] {
+            let mut ours = Vec::new();
+            push_header(&mut ours, TAG_SEQUENCE, len);
+            let theirs = der::Header::new(der::Tag::Sequence, len)
+                .unwrap()
+                .to_der()
+                .unwrap();
+            assert_eq!(ours, theirs, "length {len:#x}");
+            assert_eq!(len_of_len(len), ours.len() - 1, "length {len:#x}");
+            assert_eq!(tlv_len(len), ours.len() + len, "length {len:#x}");
+        }
+    }
 
     #[test]
     fn reads_short_and_long_lengths() {

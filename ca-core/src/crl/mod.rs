@@ -29,7 +29,8 @@ use x509_cert::time::Time;
 
 use crate::cert::CaCertificate;
 use crate::der_util::{
-    self, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_SEQUENCE, TAG_UTC_TIME,
+    self, len_of_len, push_header, tlv_len, Tlv, TAG_BIT_STRING, TAG_GENERALIZED_TIME, TAG_INTEGER,
+    TAG_SEQUENCE, TAG_UTC_TIME,
 };
 use crate::keys::{KeyError, Signer};
 use crate::oids;
@@ -201,34 +202,8 @@ pub struct CrlParams {
 }
 
 // ---------------------------------------------------------------------------
-// DER writing helpers. Lengths are computed before writing so every buffer is
-// allocated once at its final size.
-
-fn len_of_len(len: usize) -> usize {
-    if len < 0x80 {
-        1
-    } else {
-        // Long form: one octet for the count, then the minimal big-endian length.
-        1 + (usize::BITS - len.leading_zeros()).div_ceil(8) as usize
-    }
-}
-
-fn tlv_len(content_len: usize) -> usize {
-    1 + len_of_len(content_len) + content_len
-}
-
-fn push_header(out: &mut Vec<u8>, tag: u8, len: usize) {
-    out.push(tag);
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let n = len_of_len(len) - 1;
-        out.push(0x80 | n as u8);
-        for i in (0..n).rev() {
-            out.push((len >> (8 * i)) as u8);
-        }
-    }
-}
+// DER writing helpers (lengths and headers: `der_util`). Lengths are computed
+// before writing so every buffer is allocated once at its final size.
 
 /// Content octets of a non-negative INTEGER with magnitude `mag` (leading
 /// zeros allowed), as (needs-0x00-pad, trimmed magnitude).
