@@ -19,6 +19,8 @@ use crate::store::{
 const MAX_SCAN: usize = 20_000;
 /// Most entries one audit page scans before returning a cursor.
 const MAX_AUDIT_SCAN: usize = 50_000;
+/// Entries an audit page makes room for before reading.
+const AUDIT_PAGE_RESERVE: usize = 1_000;
 
 pub fn meta_value(h: &Handle, key: &str) -> Result<Option<u64>, StoreError> {
     let r = h.begin_read()?;
@@ -324,8 +326,11 @@ pub fn audit_page(
     let Some(t) = r.open_table(AUDIT).map(Some).or_else(none_if_absent)? else {
         return Ok((vec![], None));
     };
-    let mut out = Vec::new();
     let limit = f.limit.max(1);
+    // Room for a full page at once (up to a bound): growing it by doubling
+    // cost the events projector, which reads full pages, page faults on
+    // every reallocation.
+    let mut out = Vec::with_capacity(limit.min(AUDIT_PAGE_RESERVE));
     for (scanned, item) in t.range(f.cursor.unwrap_or(0)..)?.enumerate() {
         let (k, v) = item?;
         if scanned >= MAX_AUDIT_SCAN {
