@@ -204,6 +204,9 @@ pub struct Issuer {
     /// The issuer's issuer, and so on up to the root; empty for a root.
     pub parents: Vec<CaCertificate>,
     pub urls: IssuerUrls,
+    /// [`Issuer::chain_pem`], made on first use: it goes out with every
+    /// certificate issued.
+    chain_pem: std::sync::OnceLock<String>,
 }
 
 impl Issuer {
@@ -212,7 +215,20 @@ impl Issuer {
             certificate,
             parents,
             urls,
+            chain_pem: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The issuer and its ancestors, issuer first, as PEM blocks one after
+    /// the other. Made once, on first use: an `Issuer`'s certificates are
+    /// not to be changed once it is made (make a new one).
+    pub fn chain_pem(&self) -> &str {
+        self.chain_pem.get_or_init(|| {
+            std::iter::once(&self.certificate)
+                .chain(&self.parents)
+                .map(CaCertificate::to_pem)
+                .collect()
+        })
     }
 
     /// The issuer and its ancestors, issuer first, as DER.
@@ -721,6 +737,45 @@ mod tests {
     use super::*;
     use crate::keys::{KeyAlgorithm, SoftwareKey};
     use std::str::FromStr;
+
+    /// An intermediate's chain as PEM is its certificate then the root's, as
+    /// its DER chain says, and stays so once made.
+    #[test]
+    fn chain_pem_is_the_der_chain_as_pem() {
+        let now = OffsetDateTime::now_utc();
+        let root_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let root = create_root(
+            &root_key,
+            &RootParams::new(Name::from_str("CN=Chain Root").unwrap()),
+            now,
+        )
+        .unwrap();
+        let root_issuer = Issuer::new(root.clone(), vec![], IssuerUrls::default());
+        let sub_key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let sub = create_intermediate(
+            &root_issuer,
+            &root_key,
+            sub_key.public_key_der(),
+            &IntermediateParams {
+                subject: Name::from_str("CN=Chain Sub").unwrap(),
+                validity_days: None,
+                path_len: Some(0),
+                name_constraints: None,
+            },
+            now,
+        )
+        .unwrap();
+        let issuer = Issuer::new(sub.clone(), vec![root.clone()], IssuerUrls::default());
+        let expected = format!("{}{}", sub.to_pem(), root.to_pem());
+        for _ in 0..2 {
+            assert_eq!(issuer.chain_pem(), expected);
+            assert_eq!(
+                pem::decode_all("CERTIFICATE", issuer.chain_pem()).unwrap(),
+                issuer.chain_der()
+            );
+        }
+        assert_eq!(root_issuer.chain_pem(), root.to_pem());
+    }
 
     /// The certificate put together around the signed TBS bytes is, byte for
     /// byte, what x509-cert encodes for the same certificate, for every

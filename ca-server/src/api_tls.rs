@@ -286,7 +286,7 @@ pub async fn renew_if_due(
         )
         .await
         .map_err(|e| anyhow::anyhow!("issuing the API TLS certificate: {e}"))?;
-    let chain_pem = chain_pem(&view.der, &view.chain_der);
+    let chain_pem = chain_pem(&view.der, &view.chain_der());
     let key_pem = key.to_pkcs8_pem();
     drop(key);
     let renewed = certified_key(chain_pem.as_bytes(), key_pem.as_bytes())?;

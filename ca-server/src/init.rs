@@ -186,7 +186,7 @@ pub async fn init(opts: InitOptions) -> anyhow::Result<InitSummary> {
         .await
         .map_err(e("API TLS certificate"))?;
     create_private_dir(&dir.join("tls"))?;
-    let chain = crate::api_tls::chain_pem(&tls_view.der, &tls_view.chain_der);
+    let chain = crate::api_tls::chain_pem(&tls_view.der, &tls_view.chain_der());
     crate::api_tls::store(dir, &config, &chain, &tls_key.to_pkcs8_pem())?;
     drop(tls_key);
 

@@ -488,12 +488,9 @@ impl Acme {
             .map_err(Problem::from_api)?;
         let mut pem = ca_core::pem::encode("CERTIFICATE", &view.der);
         // The chain up to, not including, the root (which clients hold).
-        let n = view.chain_der.len().saturating_sub(1);
-        for d in view
-            .chain_der
-            .iter()
-            .take(n.max(1).min(view.chain_der.len()))
-        {
+        let chain = view.chain_der();
+        let n = chain.len().saturating_sub(1);
+        for d in chain.iter().take(n.max(1).min(chain.len())) {
             pem.push_str(&ca_core::pem::encode("CERTIFICATE", d));
         }
         Ok(Reply {

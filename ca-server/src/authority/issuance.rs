@@ -8,6 +8,7 @@
 //! certificate on the common path.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::cert::{prepare, CertificateRequest, Issuer};
@@ -156,7 +157,7 @@ impl Authority {
             CertView {
                 record: rec,
                 der: issued.der,
-                chain_der: issuer.chain_der(),
+                issuer: issuer.clone(),
             },
             in_flight,
         ))
@@ -208,7 +209,7 @@ impl Authority {
         Ok(view)
     }
 
-    fn view(&self, record: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+    fn view(&self, record: CertRecord, issuer: &Arc<Issuer>) -> Result<CertView, ApiError> {
         let (_, der) = self
             .store
             .get_cert(&record.ca_id, &record.serial)?
@@ -217,12 +218,16 @@ impl Authority {
         Ok(CertView {
             record,
             der,
-            chain_der: issuer.chain_der(),
+            issuer: issuer.clone(),
         })
     }
 
     /// Another request with the same idempotency token is signing: wait for it.
-    async fn wait_issued(&self, rec: CertRecord, issuer: &Issuer) -> Result<CertView, ApiError> {
+    async fn wait_issued(
+        &self,
+        rec: CertRecord,
+        issuer: &Arc<Issuer>,
+    ) -> Result<CertView, ApiError> {
         for _ in 0..500 {
             tokio::time::sleep(Duration::from_millis(10)).await;
             if let Some((r, Some(_))) = self.store.get_cert(&rec.ca_id, &rec.serial)? {
@@ -458,7 +463,7 @@ impl Authority {
         Ok(CertView {
             record: rec,
             der,
-            chain_der: issuer.chain_der(),
+            issuer,
         })
     }
 

@@ -99,8 +99,21 @@ pub struct IssueMeta {
 pub struct CertView {
     pub record: CertRecord,
     pub der: Vec<u8>,
+    /// Its issuer (shared: it keeps the chain's PEM, which goes out with
+    /// every certificate).
+    pub issuer: Arc<Issuer>,
+}
+
+impl CertView {
     /// Issuer first, up to the root.
-    pub chain_der: Vec<Vec<u8>>,
+    pub fn chain_der(&self) -> Vec<Vec<u8>> {
+        self.issuer.chain_der()
+    }
+
+    /// [`CertView::chain_der`] as PEM blocks one after the other.
+    pub fn chain_pem(&self) -> &str {
+        self.issuer.chain_pem()
+    }
 }
 
 /// RequestCertificate with a server-made key.

@@ -202,8 +202,8 @@ async fn issuance_from_a_csr_dates_the_certificate_by_the_injected_clock() {
     assert_eq!(view.record.created_at, t1);
     assert_eq!(view.record.status, CertStatus::Issued);
     // The chain is the issuing CA then the root.
-    assert_eq!(view.chain_der.len(), 2);
-    let (root_nb, _) = validity_of(&view.chain_der[1]);
+    assert_eq!(view.chain_der().len(), 2);
+    let (root_nb, _) = validity_of(&view.chain_der()[1]);
     assert_eq!(Some(root_nb), f.root.not_before);
     // The root too is dated (and backdated) by the injected clock.
     assert_eq!(f.root.not_before, Some(T0 - 300));

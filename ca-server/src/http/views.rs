@@ -85,10 +85,6 @@ pub fn cert_json(v: &CertView) -> wire::Certificate {
     wire::Certificate {
         summary: cert_summary(&v.record),
         certificate: ca_core::pem::encode("CERTIFICATE", &v.der),
-        certificate_chain: v
-            .chain_der
-            .iter()
-            .map(|d| ca_core::pem::encode("CERTIFICATE", d))
-            .collect(),
+        certificate_chain: v.chain_pem().to_string(),
     }
 }
