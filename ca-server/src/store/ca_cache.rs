@@ -1,6 +1,7 @@
 //! CAs and aliases, read on every request and changed rarely: each backend
 //! keeps them until a commit changes them (on PostgreSQL, also another
-//! node's commit, by notification).
+//! node's commit, by notification). The embedded store also keeps whether
+//! any key is blocked (asked before every issuance; almost always none).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -18,6 +19,8 @@ pub struct CaCache {
 struct Cached {
     cas: Option<Arc<Vec<CaRecord>>>,
     aliases: Option<Arc<Vec<(String, String)>>>,
+    /// No key is blocked (a key is blocked only by a revocation).
+    no_blocked_keys: Option<Arc<bool>>,
 }
 
 impl CaCache {
@@ -35,6 +38,19 @@ impl CaCache {
         load: impl FnOnce() -> Result<Vec<(String, String)>, StoreError>,
     ) -> Result<Arc<Vec<(String, String)>>, StoreError> {
         self.get_or_load(|c| c.aliases.clone(), |c, v| c.aliases = Some(v), load)
+    }
+
+    /// Whether no key is blocked, from the cache or loaded by `load` and kept.
+    pub fn no_blocked_keys(
+        &self,
+        load: impl FnOnce() -> Result<bool, StoreError>,
+    ) -> Result<bool, StoreError> {
+        self.get_or_load(
+            |c| c.no_blocked_keys.clone(),
+            |c, v| c.no_blocked_keys = Some(v),
+            load,
+        )
+        .map(|v| *v)
     }
 
     /// The cached value, or `load`'s, kept unless a commit changed it
@@ -60,13 +76,17 @@ impl CaCache {
     /// Forget what a commit changed, before its hooks run and its caller is
     /// answered, so neither sees the old values.
     pub fn invalidate(&self, events: &[Committed]) {
-        let (cas, aliases) = events.iter().fold((false, false), |(c, a), e| match e {
-            Committed::CaChanged { .. } => (true, a),
-            Committed::AliasChanged { .. } => (c, true),
-            Committed::Resync => (true, true),
-            _ => (c, a),
-        });
-        if !(cas || aliases) {
+        let (mut cas, mut aliases, mut revoked) = (false, false, false);
+        for e in events {
+            match e {
+                Committed::CaChanged { .. } => cas = true,
+                Committed::AliasChanged { .. } => aliases = true,
+                Committed::Revoked { .. } => revoked = true,
+                Committed::Resync => (cas, aliases, revoked) = (true, true, true),
+                _ => {}
+            }
+        }
+        if !(cas || aliases || revoked) {
             return;
         }
         let mut cached = self.cached.write().unwrap_or_else(|p| p.into_inner());
@@ -76,6 +96,9 @@ impl CaCache {
         }
         if aliases {
             cached.aliases = None;
+        }
+        if revoked {
+            cached.no_blocked_keys = None;
         }
     }
 }

@@ -344,6 +344,9 @@ async fn revocation_is_idempotent_raises_to_key_compromise_and_tells_hooks(
         .await
         .expect_err("changed reason");
     assert!(matches!(e, StoreError::Conflict(_)), "{e:?}");
+    // No key is blocked yet (asked first, so a backend that keeps this
+    // answer must forget it when the key is blocked below).
+    assert!(s.blocked_key("k-0a").expect("read").is_none());
     // Raised to keyCompromise: the reason and CRL entry change, the date
     // stays, and the key is blocked in the same commit.
     let compromised = Revocation {

@@ -296,7 +296,17 @@ impl Store for RedbStore {
     }
 
     fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
-        reads::blocked_key(self.handle()?.as_ref(), key_sha256)
+        let handle = self.handle()?;
+        // Asked before every issuance, and almost always no key is blocked:
+        // that is kept (until a revocation commits) instead of a read each time.
+        if self
+            .shared
+            .cache
+            .no_blocked_keys(|| reads::no_blocked_keys(handle.as_ref()))?
+        {
+            return Ok(None);
+        }
+        reads::blocked_key(handle.as_ref(), key_sha256)
     }
 
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {

@@ -83,6 +83,19 @@ pub fn ca_of_serial(h: &Handle, serial: &str) -> Result<Option<String>, StoreErr
 
 /// Why a public key may not be certified, if it may not (stores made before
 /// the table existed block nothing).
+/// Whether the blocked-keys table is empty (or not made yet).
+pub fn no_blocked_keys(h: &Handle) -> Result<bool, StoreError> {
+    let r = h.begin_read()?;
+    let Some(t) = r
+        .open_table(BLOCKED_KEYS)
+        .map(Some)
+        .or_else(none_if_absent)?
+    else {
+        return Ok(true);
+    };
+    Ok(t.is_empty()?)
+}
+
 pub fn blocked_key(h: &Handle, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
     let r = h.begin_read()?;
     let Some(t) = r
