@@ -743,6 +743,20 @@ async fn ca_hierarchy_root_subordinate_and_external_signature() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
 }
 
+/// The server runs without transparent huge pages (it turns them off for
+/// itself at start: see main.rs), as the kernel reports for its process.
+#[test]
+fn the_server_runs_without_transparent_huge_pages() {
+    let s = Server::start_new();
+    let pid = s.pid().expect("running");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    assert_eq!(thp, Some("0"), "{status}");
+}
+
 #[test]
 fn serve_without_data_dir_initialises_the_default_directory_on_first_start() {
     let tmp = tempfile::tempdir().unwrap();

@@ -158,6 +158,11 @@ impl Server {
         std::fs::read_to_string(self.tmp.path().join("server.log")).unwrap_or_default()
     }
 
+    /// The running server's process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// kill -9.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
