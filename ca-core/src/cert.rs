@@ -198,7 +198,7 @@ pub struct IssuerUrls {
 
 /// An issuing CA: its certificate, its ancestors up to the root, and its URLs.
 /// It holds no key: the [`Signer`] is passed where signing happens.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Issuer {
     pub certificate: CaCertificate,
     /// The issuer's issuer, and so on up to the root; empty for a root.
@@ -207,6 +207,18 @@ pub struct Issuer {
     /// [`Issuer::chain_pem`], made on first use: it goes out with every
     /// certificate issued.
     chain_pem: std::sync::OnceLock<String>,
+}
+
+/// A clone makes its chain PEM afresh (from its own certificates, which the
+/// caller may change before first use).
+impl Clone for Issuer {
+    fn clone(&self) -> Self {
+        Issuer::new(
+            self.certificate.clone(),
+            self.parents.clone(),
+            self.urls.clone(),
+        )
+    }
 }
 
 impl Issuer {
@@ -775,6 +787,10 @@ mod tests {
             );
         }
         assert_eq!(root_issuer.chain_pem(), root.to_pem());
+        // A clone changed before use speaks for its own certificates.
+        let mut alone = issuer.clone();
+        alone.parents.clear();
+        assert_eq!(alone.chain_pem(), sub.to_pem());
     }
 
     /// The certificate put together around the signed TBS bytes is, byte for

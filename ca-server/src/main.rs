@@ -337,9 +337,7 @@ fn main() -> anyhow::Result<()> {
     // came back as a fresh 2 MiB page to be zeroed. Under load that was 1-2%
     // of the server's CPU and stalls seen in p99 (measured with ca-bench, 16
     // connections). Where the kernel refuses, nothing else changes.
-    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
-        eprintln!("ca-server: transparent huge pages stay on ({e})");
-    }
+    let thp_refused = rustix::thread::disable_transparent_huge_pages(true).err();
     // First, while this is the only thread.
     let _ = ENV_PASSPHRASE.set(ca_server::vault::EnvSecret::take());
     let _ = ENV_TOKEN_PIN.set(ca_server::vault::EnvSecret::take_var(
@@ -444,6 +442,9 @@ fn main() -> anyhow::Result<()> {
             }
             config.check()?;
             init_logging(config.log_format);
+            if let Some(e) = &thp_refused {
+                tracing::info!(error = %e, "transparent huge pages stay on for this process");
+            }
             rt.block_on(async {
                 let shutdown = shutdown_signal();
                 ca_server::server::serve(dir, config, a.master.options(), shutdown).await

@@ -81,8 +81,6 @@ pub fn ca_of_serial(h: &Handle, serial: &str) -> Result<Option<String>, StoreErr
     Ok(v.map(|v| v.value().to_string()))
 }
 
-/// Why a public key may not be certified, if it may not (stores made before
-/// the table existed block nothing).
 /// Whether the blocked-keys table is empty (or not made yet).
 pub fn no_blocked_keys(h: &Handle) -> Result<bool, StoreError> {
     let r = h.begin_read()?;
@@ -96,6 +94,8 @@ pub fn no_blocked_keys(h: &Handle) -> Result<bool, StoreError> {
     Ok(t.is_empty()?)
 }
 
+/// Why a public key may not be certified, if it may not (stores made before
+/// the table existed block nothing).
 pub fn blocked_key(h: &Handle, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
     let r = h.begin_read()?;
     let Some(t) = r

@@ -121,7 +121,8 @@ pub struct Shared {
     failure: RwLock<Option<String>>,
     hooks: RwLock<Vec<CommitHook>>,
     observers: RwLock<Vec<CommitObserver>>,
-    /// CAs and aliases, kept until a commit changes them.
+    /// CAs, aliases and whether any key is blocked, kept until a commit
+    /// changes them (or the store is reopened).
     pub cache: CaCache,
 }
 
@@ -270,6 +271,10 @@ impl Shared {
         self.drop_handle();
         match open_database(&self.path) {
             Ok(db) => {
+                // The failed commit may have reached the disk all the same
+                // (its last sync failing after its record was written): what
+                // the reopened store says may differ from what was kept.
+                self.cache.invalidate(&[Committed::Resync]);
                 *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(Handle::Rw(db)));
                 self.writable.store(true, Ordering::Release);
