@@ -166,6 +166,7 @@ impl From<crate::store::StoreError> for ApiError {
         match e {
             StoreError::NotFound(m) => ApiError::not_found(m),
             StoreError::Conflict(m) => ApiError::conflict(m),
+            e @ StoreError::KeyBlocked(_) => ApiError::new(ErrorCode::BlockedKey, e.to_string()),
             StoreError::Closed => ApiError::new(ErrorCode::Unavailable, "the store is closed"),
             // The cause (such as a full disk) is the operator's to fix and
             // names no internals; the store recovers by itself.

@@ -173,6 +173,9 @@ impl Authority {
         meta: IssueMeta,
     ) -> Result<CertView, ApiError> {
         let caller = meta.requested_by.clone();
+        // The store refuses the certificate if its key is blocked by the time
+        // it commits (the check in sign_reserved came earlier).
+        let key_sha256 = spki_sha256(&request.spki_der);
         // `_in_flight` lives until this function returns: after the store.
         let (view, _in_flight) = match self.sign_reserved(ca_id, request, limits, meta).await? {
             Signed::Stored(v) => return Ok(v),
@@ -197,7 +200,7 @@ impl Authority {
             tbs_sha256: rec.tbs_sha256.clone(),
         });
         self.store
-            .issue(rec.clone(), view.der.clone(), draft)
+            .issue(rec.clone(), view.der.clone(), key_sha256, draft)
             .await?;
         crate::audit::committed();
         // Debug, not info: the audit entry is the record of every issuance,

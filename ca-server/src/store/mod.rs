@@ -114,6 +114,13 @@ pub enum StoreError {
     Conflict(String),
     #[error("serial number already taken")]
     SerialTaken,
+    /// The certificate's key was blocked (a revocation for keyCompromise)
+    /// before the certificate could be stored: nothing was written.
+    #[error(
+        "this public key was reported compromised (certificate {} of {} was revoked for KEY_COMPROMISE); make a new key",
+        .0.serial, .0.ca_id
+    )]
+    KeyBlocked(BlockedKey),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
     #[error("the database schema version {found} is newer than this server supports ({supported}); run a newer ca-server")]
@@ -200,8 +207,18 @@ pub trait Store: Send + Sync {
     ) -> StoreFuture<'_, ReserveOutcome>;
     /// Store a signed certificate with its audit entry: over its intent
     /// ([`Store::reserve`]), or with no intent, claiming its serial in the
-    /// same commit (SerialTaken if the serial is not free).
-    fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()>;
+    /// same commit (SerialTaken if the serial is not free). Refused with
+    /// KeyBlocked, writing nothing, if `key_sha256` (the SHA-256 of the
+    /// certificate's SubjectPublicKeyInfo) is blocked by then: a
+    /// keyCompromise revocation that committed after the caller last asked
+    /// [`Store::blocked_key`] still stops the certificate.
+    fn issue(
+        &self,
+        rec: CertRecord,
+        der: Vec<u8>,
+        key_sha256: String,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()>;
     /// Mark a certificate revoked and keep its CRL entry beside it. Unknown or
     /// unissued serials are NotFound. Revoking again with the same reason
     /// returns the record as it was (and still records the call); a reason may

@@ -172,9 +172,15 @@ async fn issue_serial(s: &dyn Store, ca: &str, serial: &str) -> Result<(), Store
     s.issue(
         issued(intent(ca, serial, "boot1")),
         b"der".to_vec(),
+        key_of(serial),
         draft("IssueCertificate", serial),
     )
     .await
+}
+
+/// The key hash the suite gives the certificate `serial`.
+pub(super) fn key_of(serial: &str) -> String {
+    format!("k-{serial}")
 }
 
 /// Reserve `serial`, then issue it with `der` and the audit entry `audit`.
@@ -184,9 +190,14 @@ async fn issue_with(s: &dyn Store, ca: &str, serial: &str, der: Vec<u8>, audit: 
         .await
         .expect("reserve");
     assert!(matches!(r, ReserveOutcome::Reserved));
-    s.issue(issued(intent(ca, serial, s.boot_id())), der, audit)
-        .await
-        .expect("issue");
+    s.issue(
+        issued(intent(ca, serial, s.boot_id())),
+        der,
+        key_of(serial),
+        audit,
+    )
+    .await
+    .expect("issue");
 }
 
 fn audit_actions(s: &dyn Store) -> Vec<(String, String)> {
@@ -362,6 +373,29 @@ async fn revocation_is_idempotent_raises_to_key_compromise_and_tells_hooks(
         (CA1, "0a")
     );
     assert!(s.blocked_key("k-other").expect("read").is_none());
+    // A certificate for the blocked key, signed before the block was seen,
+    // is refused when it is stored, and nothing of it is written: its serial
+    // stays free for another key.
+    let e = s
+        .issue(
+            issued(intent(CA1, "1b", "boot1")),
+            b"der".to_vec(),
+            "k-0a".into(),
+            draft("IssueCertificate", "1b"),
+        )
+        .await
+        .expect_err("a blocked key");
+    assert!(
+        matches!(&e, StoreError::KeyBlocked(b) if b.serial == "0a" && b.ca_id == CA1),
+        "{e:?}"
+    );
+    assert_eq!(
+        s.serial_status(CA1, "1b").expect("status"),
+        SerialStatus::Unknown
+    );
+    issue_serial(s.as_ref(), CA1, "1b")
+        .await
+        .expect("another key");
     // keyCompromise without a key hash blocks nothing; other reasons never do.
     revoke("0b", rv(1, t1)).await.expect("revoke 0b");
     s.revoke(CA2, "0c", rv(0, t1 + 1), draft("RevokeCertificate", "0c"))
@@ -452,9 +486,14 @@ async fn paging_walks_every_certificate_once(b: &dyn Backend, dir: &Path) {
         s.reserve(r.clone(), None, no_tokens())
             .await
             .expect("reserve");
-        s.issue(issued(r), b"d".to_vec(), draft("IssueCertificate", &serial))
-            .await
-            .expect("issue");
+        s.issue(
+            issued(r),
+            b"d".to_vec(),
+            key_of(&serial),
+            draft("IssueCertificate", &serial),
+        )
+        .await
+        .expect("issue");
     }
     issue_one(s.as_ref(), CA2, "ff").await;
     for expiring in [None, Some(2000)] {

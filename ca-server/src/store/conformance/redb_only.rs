@@ -148,6 +148,7 @@ async fn redb_keeps_certificates_packed_when_they_change_shape() {
         s.issue(
             issued(intent(CA1, &serial, "a")),
             der.clone(),
+            key_of(&serial),
             draft("IssueCertificate", &serial),
         )
         .await
@@ -201,9 +202,14 @@ async fn redb_pages_stay_full_under_concurrent_issuance() {
                 let mut rec = issued(intent(CA1, &serial, "a"));
                 rec.tbs_sha256 = "ab".repeat(32);
                 let der = ders[task * 60 + n].clone();
-                s.issue(rec, der, draft("IssueCertificate", &serial))
-                    .await
-                    .expect("issue");
+                s.issue(
+                    rec,
+                    der,
+                    key_of(&serial),
+                    draft("IssueCertificate", &serial),
+                )
+                .await
+                .expect("issue");
             }
         }));
     }

@@ -661,10 +661,16 @@ impl Store for PgStore {
         })
     }
 
-    fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
+    fn issue(
+        &self,
+        rec: CertRecord,
+        der: Vec<u8>,
+        key_sha256: String,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()> {
         self.write(Some(audit), move |tx| {
             Box::pin(async move {
-                ops::issue(tx, &rec, &der).await?;
+                ops::issue(tx, &rec, &der, &key_sha256).await?;
                 Ok(((), Vec::new()))
             })
         })

@@ -371,7 +371,22 @@ async fn store_issued(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<(
     put_cert(tx, rec, Some(der)).await
 }
 
-pub async fn issue(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<()> {
+pub async fn issue(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8], key_sha256: &str) -> R<()> {
+    // A key blocked by a revocation committed before this transaction began
+    // stops the certificate (two overlapping transactions on two nodes can
+    // still both commit: closing that needs a lock on the key).
+    if let Some(row) = cached::query_opt(
+        tx,
+        "SELECT rec FROM blocked_keys WHERE key_sha256 = $1",
+        &[&key_sha256],
+    )
+    .await
+    .map_err(pg_err)?
+    {
+        return Err(StoreError::KeyBlocked(unjson(
+            row.get::<_, &str>(0).as_bytes(),
+        )?));
+    }
     // The common case, a serial never seen: claiming it first answers both
     // questions (free? no record?) in one round trip, since a record's
     // serial is always claimed (by its intent, import or CA).

@@ -249,9 +249,15 @@ impl Store for RedbStore {
         }))
     }
 
-    fn issue(&self, rec: CertRecord, der: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
+    fn issue(
+        &self,
+        rec: CertRecord,
+        der: Vec<u8>,
+        key_sha256: String,
+        audit: AuditDraft,
+    ) -> StoreFuture<'_, ()> {
         Box::pin(self.write_keyed(Some(rec.key()), Some(audit), move |txn| {
-            issue(txn, &rec, &der)?;
+            issue(txn, &rec, &der, &key_sha256)?;
             Ok(((), Vec::new()))
         }))
     }

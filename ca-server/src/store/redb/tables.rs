@@ -345,8 +345,20 @@ fn claim_serial(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreErr
 }
 
 /// Store a signed certificate: over its intent, or in one commit with its
-/// serial's claim (see [`check_issuable`]).
-pub fn issue(txn: &WriteTransaction, rec: &CertRecord, der: &[u8]) -> Result<(), StoreError> {
+/// serial's claim (see [`check_issuable`]); refused, before anything is
+/// written, if its key is blocked.
+pub fn issue(
+    txn: &WriteTransaction,
+    rec: &CertRecord,
+    der: &[u8],
+    key_sha256: &str,
+) -> Result<(), StoreError> {
+    // Read inside the transaction: the writer commits one transaction at a
+    // time, so a revocation that blocked the key is either in this one or
+    // committed before it.
+    if let Some(v) = txn.open_table(BLOCKED_KEYS)?.get(key_sha256)? {
+        return Err(StoreError::KeyBlocked(unjson(v.value())?));
+    }
     if check_issuable(txn, rec)? {
         claim_serial(txn, rec)?;
     }
