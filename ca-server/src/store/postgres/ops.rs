@@ -374,29 +374,31 @@ async fn store_issued(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<(
 pub async fn issue(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8], key_sha256: &str) -> R<()> {
     // A key blocked by a revocation committed before this transaction began
     // stops the certificate (two overlapping transactions on two nodes can
-    // still both commit: closing that needs a lock on the key).
-    if let Some(row) = cached::query_opt(
-        tx,
-        "SELECT rec FROM blocked_keys WHERE key_sha256 = $1",
-        &[&key_sha256],
+    // still both commit: closing that needs a lock on the key). The common
+    // case, a serial never seen: claiming it first answers both questions
+    // (free? no record?), since a record's serial is always claimed (by its
+    // intent, import or CA). The two go out together, in one round trip; a
+    // refusal rolls the claim back with the rest of this write.
+    let key_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key_sha256];
+    let claim_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&rec.serial, &rec.ca_id];
+    let (blocked, claimed) = tokio::try_join!(
+        cached::query_opt(
+            tx,
+            "SELECT rec FROM blocked_keys WHERE key_sha256 = $1",
+            &key_param,
+        ),
+        cached::execute(
+            tx,
+            "INSERT INTO serials (serial, ca_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &claim_params,
+        ),
     )
-    .await
-    .map_err(pg_err)?
-    {
+    .map_err(pg_err)?;
+    if let Some(row) = blocked {
         return Err(StoreError::KeyBlocked(unjson(
             row.get::<_, &str>(0).as_bytes(),
         )?));
     }
-    // The common case, a serial never seen: claiming it first answers both
-    // questions (free? no record?) in one round trip, since a record's
-    // serial is always claimed (by its intent, import or CA).
-    let claimed = cached::execute(
-        tx,
-        "INSERT INTO serials (serial, ca_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        &[&rec.serial, &rec.ca_id],
-    )
-    .await
-    .map_err(pg_err)?;
     if claimed == 0 {
         // Claimed before: by this certificate's own intent, or taken.
         match cert_rec(tx, &rec.key()).await? {
