@@ -15,10 +15,10 @@ use super::*;
 
 /// The mark: the last audit sequence number turned into events.
 pub const AUDIT_MARK: &str = "audit";
-/// Entries read per commit. Small enough that a page's entries and events
-/// come from the allocator's reused memory: at 500, each projection mapped
-/// fresh pages, and the kernel's zeroing of them cost ~1% of the server's CPU
-/// under load.
+/// Entries read per commit (a page's vectors are made with room for it up
+/// front). At 500, each projection's vectors were fresh memory the kernel
+/// had to zero (~1% of the server's CPU under load, most of it because the
+/// allocator's huge pages were zeroed whole: see `main.rs`).
 const PAGE: usize = 100;
 /// How long the projector lets commits gather after being woken.
 const GATHER: Duration = Duration::from_millis(100);
