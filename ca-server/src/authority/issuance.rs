@@ -60,14 +60,10 @@ impl Authority {
         // 6.1.1.3), whichever path brings it: a CSR, or a renewal. Checked
         // before anything is reserved, so a retry with an idempotency token is
         // refused too rather than handed the revoked certificate.
+        // The same refusal (403 BlockedKey, naming the revoked certificate) as
+        // the store gives when the key is blocked by the time it stores.
         if let Some(blocked) = self.store.blocked_key(&spki_sha256(&request.spki_der))? {
-            return Err(ApiError::new(
-                ErrorCode::BlockedKey,
-                format!(
-                    "this public key was reported compromised (certificate {} of {} was revoked for KEY_COMPROMISE); make a new key",
-                    blocked.serial, blocked.ca_id
-                ),
-            ));
+            return Err(StoreError::KeyBlocked(blocked).into());
         }
         if self.weak_keys.lists_spki(&request.spki_der) {
             return Err(ApiError::new(
