@@ -11,13 +11,14 @@
 //!
 //! Both validators get their trust anchor prepared once, as a service validating
 //! many chains holds it (webpki's `TrustAnchor`, ca-core's `TrustAnchors`, which
-//! also keeps the anchor's public key parsed); ca-core's `verify_chain`, which
+//! also keeps the anchor's public key parsed, and the keys of the last
+//! intermediates it validated through); ca-core's `verify_chain`, which
 //! decodes the anchor on every call, is timed beside them, and so is a second
-//! floor with the root's key parsed once.
+//! floor with both issuers' keys parsed once.
 //!
 //! `BENCH_SECS` (default 2) is each contender's time per chain, spent in `BENCH_ROUNDS`
 //! (default 15) interleaved rounds; `BENCH_ONLY=ca-core|verdict|per-call|webpki|floor`
-//! runs one alone, for a profiler.
+//! runs one alone, for a profiler, and `BENCH_ALG=P-256|RSA-2048` one key type.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -75,19 +76,17 @@ fn signatures_only(checks: &[SignedBy; 2]) -> bool {
     })
 }
 
-/// The same two checks with the root's key parsed once beforehand, as
-/// `TrustAnchors` keeps it: the floor for a validator that may do that.
-fn signatures_anchor_parsed(
+/// The same two checks with both issuers' keys parsed once beforehand, as
+/// `TrustAnchors` keeps them: the floor for a validator that may do that.
+fn signatures_keys_parsed(
     checks: &[SignedBy; 2],
+    int_key: &aws_lc_rs::signature::ParsedPublicKey,
     root_key: &aws_lc_rs::signature::ParsedPublicKey,
 ) -> bool {
     let [leaf_by_int, int_by_root] = checks;
-    aws_lc_rs::signature::UnparsedPublicKey::new(
-        leaf_by_int.alg,
-        black_box(&leaf_by_int.issuer_key),
-    )
-    .verify(&leaf_by_int.tbs, &leaf_by_int.signature)
-    .is_ok()
+    int_key
+        .verify_sig(&leaf_by_int.tbs, &leaf_by_int.signature)
+        .is_ok()
         && root_key
             .verify_sig(&int_by_root.tbs, &int_by_root.signature)
             .is_ok()
@@ -229,30 +228,35 @@ fn main() {
         .filter(|&r: &usize| r > 0)
         .unwrap_or(15);
     let only = std::env::var("BENCH_ONLY").ok();
+    let alg_only = std::env::var("BENCH_ALG").ok();
 
     println!(
         "3-certificate chain validation (root -> intermediate -> leaf), {secs} s each, \
          same process, in {rounds} interleaved rounds (median). Both validators hold \
          their trust anchor prepared once (webpki: TrustAnchor; ca-core: TrustAnchors, \
-         which also keeps the anchor's key parsed); ca-core's verify_chain, which \
+         which also keeps the anchor's key and recent intermediates' keys parsed); \
+         ca-core's verify_chain, which \
          decodes the anchor on every call, is timed beside them."
     );
     println!(
         "Floors: the chain's two signature checks alone, with both keys parsed per \
-         call (all webpki can do: its API takes key bytes) and with the root's key \
+         call (all webpki can do: its API takes key bytes) and with both issuers' keys \
          parsed once. 'above floor' is each one's time per chain above its own floor."
     );
     for (label, alg, rsa) in [
         ("P-256", &rcgen::PKCS_ECDSA_P256_SHA256, false),
         ("RSA-2048", &rcgen::PKCS_RSA_SHA256, true),
     ] {
+        if alg_only.as_deref().is_some_and(|a| a != label) {
+            continue;
+        }
         let c = chain(alg);
         let checks = signature_checks(&c, rsa);
-        let root_key = aws_lc_rs::signature::ParsedPublicKey::new(
-            checks[1].alg,
-            checks[1].issuer_key.as_slice(),
-        )
-        .expect("bench root key");
+        let parsed = |check: &SignedBy| {
+            aws_lc_rs::signature::ParsedPublicKey::new(check.alg, check.issuer_key.as_slice())
+                .expect("bench issuer key")
+        };
+        let (int_key, root_key) = (parsed(&checks[0]), parsed(&checks[1]));
         let ours_anchors = TrustAnchors::new(std::slice::from_ref(&c.root));
         let root_der = CertificateDer::from(c.root.as_slice());
         let their_anchors = [webpki::anchor_from_trusted_cert(&root_der)
@@ -279,7 +283,7 @@ fn main() {
                 &mut || ours(&c, &ours_anchors, &explained),
                 &mut || ours_anchor_per_call(&c, &verdict_only),
                 &mut || signatures_only(&checks),
-                &mut || signatures_anchor_parsed(&checks, &root_key),
+                &mut || signatures_keys_parsed(&checks, &int_key, &root_key),
             ],
         );
         // Microseconds per chain spent above a floor.
@@ -300,7 +304,7 @@ fn main() {
             "ca-core verdict only, TrustAnchors",
             verdict,
             format!(
-                "{:>5.1} µs above floor (root key parsed)",
+                "{:>5.1} µs above floor (keys parsed)",
                 over(verdict, floor_parsed)
             ),
         );
@@ -308,7 +312,7 @@ fn main() {
             "ca-core explained, TrustAnchors",
             explained_rate,
             format!(
-                "{:>5.1} µs above floor (root key parsed)",
+                "{:>5.1} µs above floor (keys parsed)",
                 over(explained_rate, floor_parsed)
             ),
         );
@@ -319,7 +323,7 @@ fn main() {
         );
         row("floor: 2 signature checks", floor, String::new());
         row(
-            "floor: 2 signature checks, root key parsed",
+            "floor: 2 signature checks, keys parsed",
             floor_parsed,
             String::new(),
         );

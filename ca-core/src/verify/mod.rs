@@ -17,6 +17,7 @@ pub mod differential;
 mod dn;
 mod explain;
 mod ext_shape;
+mod issuer_keys;
 mod lean;
 mod lean_shape;
 mod names;
@@ -217,12 +218,16 @@ pub fn verify_chain<I: AsRef<[u8]>, A: AsRef<[u8]>>(
     trust_anchors: &[A],
     opts: &VerifyOptions,
 ) -> Result<VerifiedPath, VerifyError> {
-    TrustAnchors::new(trust_anchors).verify(leaf_der, intermediates, opts)
+    let mut anchors = TrustAnchors::new(trust_anchors);
+    // Used once: keeping keys for a next validation would only cost.
+    anchors.issuer_keys = None;
+    anchors.verify(leaf_der, intermediates, opts)
 }
 
 /// Trust anchors decoded once, to validate any number of chains against
 /// (from any number of threads). Each anchor's public key is also parsed once
-/// per signature algorithm it is used with, on first use.
+/// per signature algorithm it is used with, on first use, and so are the keys
+/// of the last few intermediates validated through (`issuer_keys`).
 pub struct TrustAnchors<'a> {
     anchors: Vec<Anchor<'a>>,
     /// Every distinct anchor given, decodable or not: an intermediate equal to
@@ -230,6 +235,8 @@ pub struct TrustAnchors<'a> {
     given: Vec<&'a [u8]>,
     /// Anchors that did not decode, noted in every explanation.
     notes: Vec<String>,
+    /// Intermediates' keys kept parsed from one validation to the next.
+    issuer_keys: Option<issuer_keys::IssuerKeys>,
 }
 
 struct Anchor<'a> {
@@ -261,6 +268,7 @@ impl<'a> TrustAnchors<'a> {
             anchors,
             given,
             notes,
+            issuer_keys: Some(Default::default()),
         }
     }
 
@@ -328,6 +336,7 @@ impl<'a> TrustAnchors<'a> {
             opts,
             now: opts.time.unix_timestamp(),
             certs: Pool { certs, anchors },
+            issuer_keys: self.issuer_keys.as_ref(),
             crls,
             sigs: Vec::new(),
             sig_checks: 0,
@@ -377,6 +386,7 @@ struct Builder<'o, 'p, 'c> {
     opts: &'o VerifyOptions,
     now: i64,
     certs: Pool<'p, 'c>,
+    issuer_keys: Option<&'p issuer_keys::IssuerKeys>,
     crls: Vec<crl::CallerCrl>,
     /// (issuer, subject) and the outcome of that signature check: a list, at
     /// most `MAX_SIGNATURE_CHECKS` long and nearly always two.
@@ -501,7 +511,19 @@ impl Builder<'_, '_, '_> {
         let result = match (self.certs.get(issuer), self.certs.get(subject)) {
             (Some(i), Some(s)) => {
                 self.sig_checks += 1;
-                check_signature(i, self.certs.parsed_keys(issuer), s)
+                // An anchor's key is kept with the anchor; an intermediate's
+                // (its bytes whole: with unused bits it fails as before) in
+                // `issuer_keys`, for the next validation through it.
+                let kept;
+                let keys = match self.certs.parsed_keys(issuer) {
+                    Some(anchor_keys) => Some(anchor_keys),
+                    None => {
+                        let key = i.spki().subject_public_key.as_bytes();
+                        kept = self.issuer_keys.zip(key).map(|(keys, key)| keys.get(key));
+                        kept.as_deref().map(|k| &k.parsed)
+                    }
+                };
+                check_signature(i, keys, s)
             }
             _ => Err("no such certificate".to_string()),
         };

@@ -684,3 +684,55 @@ fn an_anchor_equal_to_the_leaf_is_left_out_and_the_rest_are_found() {
         );
     }
 }
+
+/// Intermediates' keys are kept parsed from one validation to the next, each
+/// under its own bytes: two intermediates of one name and two keys each
+/// vouch for their own leaves only, in any order, again and again, and each
+/// kept key is the one it is filed under.
+#[test]
+fn intermediates_keep_their_own_parsed_keys_between_validations() {
+    let pki = new_pki();
+    let under_own_intermediate = |name: &str| {
+        let ip = ca("Issuing CA", Some(0));
+        let (int, ik) = sign(&ip, &pki.root_issuer);
+        let (leaf_der, _) = sign(&leaf(name), &Issuer::new(ip, ik));
+        (leaf_der, int)
+    };
+    let (a_leaf, a_int) = under_own_intermediate("a.example");
+    let (b_leaf, b_int) = under_own_intermediate("b.example");
+    let anchors = TrustAnchors::new(std::slice::from_ref(&pki.root));
+    let alg = crate::signature::SignatureAlgorithm::EcdsaSha256;
+    for _ in 0..3 {
+        for (leaf_der, name, own, other) in [
+            (&a_leaf, "a.example", &a_int, &b_int),
+            (&b_leaf, "b.example", &b_int, &a_int),
+        ] {
+            let ok = anchors
+                .verify(leaf_der, std::slice::from_ref(own), &opts(name))
+                .expect("leaf under its own intermediate");
+            assert_eq!(ok.chain.get(1), Some(own));
+            assert_eq!(
+                failed_kind(anchors.verify(leaf_der, std::slice::from_ref(other), &opts(name))),
+                CheckKind::Signature
+            );
+        }
+    }
+    let key_of = |der: &[u8]| {
+        let c = cert::Cert::parse(der).unwrap();
+        c.spki().subject_public_key.as_bytes().unwrap().to_vec()
+    };
+    let kept = anchors
+        .issuer_keys
+        .as_ref()
+        .expect("prepared anchors keep keys")
+        .kept(alg);
+    assert_eq!(kept.len(), 2, "one entry per intermediate key");
+    for own in [key_of(&a_int), key_of(&b_int)] {
+        let entry = kept.iter().find(|(k, _)| *k == own).expect("key kept");
+        assert_eq!(
+            entry.1.as_deref(),
+            Some(own.as_slice()),
+            "parsed from itself"
+        );
+    }
+}
