@@ -1197,4 +1197,58 @@ async fn postgres_refuses_a_newer_schema_with_a_clear_message() {
     assert!(matches!(err, StoreError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1));
 }
 
+/// On PostgreSQL, another node's keyCompromise revocation still committing
+/// when an issuance for that key is stored: every write takes the audit head
+/// row's lock before its first statement, so the issuance waits for the
+/// revocation's commit and then sees the block (each statement of a READ
+/// COMMITTED transaction reads what was committed before it began). The
+/// other node is played by a plain connection, holding the lock and the
+/// blocked key uncommitted for as long as the test says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_orders_an_issuance_after_another_nodes_block_of_its_key() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = pg.open(dir.path(), "a");
+    let (other_node, connection) =
+        tokio_postgres::connect(&pg.url(dir.path()), tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+    tokio::spawn(connection);
+    let blocked = serde_json::to_string(&BlockedKey {
+        ca_id: CA1.into(),
+        serial: "0a".into(),
+        blocked_at: 1_700_000_000,
+    })
+    .expect("json");
+    other_node
+        .batch_execute(&format!(
+            "BEGIN; SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE; \
+             INSERT INTO blocked_keys (key_sha256, rec) VALUES ('k-1b', '{blocked}')"
+        ))
+        .await
+        .expect("the other node's revocation, uncommitted");
+
+    let store = s.clone();
+    let issuing = tokio::spawn(async move { issue_serial(store.as_ref(), CA1, "1b").await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !issuing.is_finished(),
+        "the issuance did not wait for the other node's write"
+    );
+    other_node.batch_execute("COMMIT").await.expect("commit");
+    let e = issuing
+        .await
+        .expect("join")
+        .expect_err("stored although its key was blocked first");
+    assert!(
+        matches!(&e, StoreError::KeyBlocked(b) if b.serial == "0a"),
+        "{e:?}"
+    );
+    assert_eq!(
+        s.serial_status(CA1, "1b").expect("status"),
+        SerialStatus::Unknown
+    );
+    s.close();
+}
+
 mod redb_only;

@@ -372,9 +372,10 @@ async fn store_issued(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8]) -> R<(
 }
 
 pub async fn issue(tx: &Transaction<'_>, rec: &CertRecord, der: &[u8], key_sha256: &str) -> R<()> {
-    // A key blocked by a revocation committed before this transaction began
-    // stops the certificate (two overlapping transactions on two nodes can
-    // still both commit: closing that needs a lock on the key). The common
+    // A key blocked by any revocation committed before this write stops the
+    // certificate: the batch holds the audit head's lock (`lock_head`), which
+    // a revocation on any node also takes, so one still committing is waited
+    // for, and this statement, begun after, sees it. The common
     // case, a serial never seen: claiming it first answers both questions
     // (free? no record?), since a record's serial is always claimed (by its
     // intent, import or CA). The two go out together, in one round trip; a
