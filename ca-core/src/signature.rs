@@ -303,14 +303,17 @@ pub fn verify_with(
 /// Like [`verify_with`] for a key that verifies many signatures (a trust
 /// anchor's): the key is parsed for `alg` once and kept in `parsed`. The same
 /// checks, in the same order, give the same verdicts.
+/// `kind` is what [`PublicKeyKind::from_spki`] made of `spki` (the caller has
+/// it already: asking again costs an OID decode, for RSA a modulus walk).
 pub(crate) fn verify_with_parsed(
     spki: &SubjectPublicKeyInfoRef<'_>,
+    kind: PublicKeyKind,
     alg: SignatureAlgorithm,
     message: &[u8],
     signature: &[u8],
     parsed: &ParsedKeys,
 ) -> Result<(), SignatureError> {
-    let (verifier, key_bytes) = verifier_and_key(spki, alg)?;
+    let (verifier, key_bytes) = verifier_and_key_of(kind, spki, alg)?;
     let Some(slot) = parsed.0.get(alg as usize) else {
         return verify_with(spki, alg, message, signature);
     };
@@ -329,7 +332,14 @@ fn verifier_and_key<'k>(
     spki: &SubjectPublicKeyInfoRef<'k>,
     alg: SignatureAlgorithm,
 ) -> Result<(&'static dyn VerificationAlgorithm, &'k [u8]), SignatureError> {
-    let kind = PublicKeyKind::from_spki(spki)?;
+    verifier_and_key_of(PublicKeyKind::from_spki(spki)?, spki, alg)
+}
+
+fn verifier_and_key_of<'k>(
+    kind: PublicKeyKind,
+    spki: &SubjectPublicKeyInfoRef<'k>,
+    alg: SignatureAlgorithm,
+) -> Result<(&'static dyn VerificationAlgorithm, &'k [u8]), SignatureError> {
     let verifier = alg.verification_algorithm(kind)?;
     let key_bytes = spki
         .subject_public_key
@@ -386,21 +396,24 @@ mod tests {
         let a_spki = SubjectPublicKeyInfoRef::from_der(&a_spki).unwrap();
         let b_spki = SubjectPublicKeyInfoRef::from_der(&b_spki).unwrap();
         let alg = SignatureAlgorithm::EcdsaSha256;
+        let kind = PublicKeyKind::from_spki(&a_spki).unwrap();
+        assert_eq!(PublicKeyKind::from_spki(&b_spki).unwrap(), kind);
         let msg = b"to be signed";
         let by_a = a.sign(&rng, msg).unwrap();
         let by_b = b.sign(&rng, msg).unwrap();
 
         let kept = ParsedKeys::default();
-        verify_with_parsed(&a_spki, alg, msg, by_a.as_ref(), &kept).expect("a's own signature");
+        verify_with_parsed(&a_spki, kind, alg, msg, by_a.as_ref(), &kept)
+            .expect("a's own signature");
         assert_eq!(kept.kept_key(alg), a_spki.subject_public_key.as_bytes());
-        verify_with_parsed(&b_spki, alg, msg, by_b.as_ref(), &kept)
+        verify_with_parsed(&b_spki, kind, alg, msg, by_b.as_ref(), &kept)
             .expect("b's signature, b's key");
         assert!(matches!(
-            verify_with_parsed(&b_spki, alg, msg, by_a.as_ref(), &kept),
+            verify_with_parsed(&b_spki, kind, alg, msg, by_a.as_ref(), &kept),
             Err(SignatureError::Invalid)
         ));
         assert!(matches!(
-            verify_with_parsed(&a_spki, alg, b"another message", by_a.as_ref(), &kept),
+            verify_with_parsed(&a_spki, kind, alg, b"another message", by_a.as_ref(), &kept),
             Err(SignatureError::Invalid)
         ));
     }

@@ -56,9 +56,12 @@ pub(super) fn check_signature(
         .signature
         .as_bytes()
         .ok_or_else(|| "signature bit string has unused bits".to_string())?;
-    match issuer_keys {
-        Some(keys) => verify_with_parsed(issuer.spki(), alg, subject.raw.tbs, sig, keys),
-        None => verify_with(issuer.spki(), alg, subject.raw.tbs, sig),
+    match (issuer_keys, &issuer.key) {
+        (Some(keys), Ok(kind)) => {
+            verify_with_parsed(issuer.spki(), *kind, alg, subject.raw.tbs, sig, keys)
+        }
+        // A key that did not decode is refused as `verify_with` refuses it.
+        _ => verify_with(issuer.spki(), alg, subject.raw.tbs, sig),
     }
     .map_err(|e| e.to_string())?;
     Ok(alg)

@@ -442,14 +442,14 @@ impl Builder<'_, '_, '_> {
             .authority_key_id
             .as_ref()
             .and_then(|a| a.value.key_identifier.as_ref())
-            .map(|k| k.as_bytes().to_vec());
+            .map(|k| k.as_bytes());
         let mut candidates: Vec<(bool, bool, usize)> = self
             .certs
             .issuers()
             .filter(|(i, c)| !path.contains(i) && c.named_issuer_of(cur_cert))
             .map(|(i, c)| {
                 let ski = c.ext.subject_key_id.as_ref().map(|s| s.value);
-                let key_mismatch = matches!((&aki, ski), (Some(a), Some(s)) if a.as_slice() != s);
+                let key_mismatch = matches!((aki, ski), (Some(a), Some(s)) if a != s);
                 (!self.is_anchor(i), key_mismatch, i)
             })
             .collect();
