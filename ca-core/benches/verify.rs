@@ -229,6 +229,13 @@ fn main() {
         .unwrap_or(15);
     let only = std::env::var("BENCH_ONLY").ok();
     let alg_only = std::env::var("BENCH_ALG").ok();
+    if let Some(a) = alg_only
+        .as_deref()
+        .filter(|a| !["P-256", "RSA-2048"].contains(a))
+    {
+        eprintln!("BENCH_ALG={a}: not P-256 or RSA-2048; nothing to measure");
+        std::process::exit(2);
+    }
 
     println!(
         "3-certificate chain validation (root -> intermediate -> leaf), {secs} s each, \

@@ -301,7 +301,8 @@ pub fn verify_with(
 }
 
 /// Like [`verify_with`] for a key that verifies many signatures (a trust
-/// anchor's): the key is parsed for `alg` once and kept in `parsed`. The same
+/// anchor's, or an intermediate's kept between validations): the key is
+/// parsed for `alg` once and kept in `parsed`. The same
 /// checks, in the same order, give the same verdicts.
 /// `kind` is what [`PublicKeyKind::from_spki`] made of `spki` (the caller has
 /// it already: asking again costs an OID decode, for RSA a modulus walk).

@@ -30,9 +30,10 @@ impl IssuerKeys {
     /// The kept entry for `key`, made (unparsed: the first verification
     /// parses it) if there is none; the least recently used one goes when full.
     pub(super) fn get(&self, key: &[u8]) -> Arc<KeptKey> {
-        // A panic elsewhere while holding the lock cannot leave the list
-        // inconsistent (every change below is one call), so a poisoned lock
-        // is used as it is.
+        // A poisoned lock is used as it is: whatever a panic interrupted, the
+        // list holds whole entries, each under its own key. (One lock for all
+        // threads, held for a search of at most 32 short keys: ~0.1 µs of a
+        // validation's ~100.)
         let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(pos) = kept.iter().position(|k| k.key == key) {
             if let Some(found) = kept.remove(pos) {

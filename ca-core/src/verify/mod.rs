@@ -512,13 +512,18 @@ impl Builder<'_, '_, '_> {
             (Some(i), Some(s)) => {
                 self.sig_checks += 1;
                 // An anchor's key is kept with the anchor; an intermediate's
-                // (its bytes whole: with unused bits it fails as before) in
-                // `issuer_keys`, for the next validation through it.
+                // in `issuer_keys`, for the next validation through it, if it
+                // decoded (one that did not, or has unused bits, fails as
+                // before and takes no room).
                 let kept;
                 let keys = match self.certs.parsed_keys(issuer) {
                     Some(anchor_keys) => Some(anchor_keys),
                     None => {
-                        let key = i.spki().subject_public_key.as_bytes();
+                        let key = i
+                            .key
+                            .is_ok()
+                            .then(|| i.spki().subject_public_key.as_bytes())
+                            .flatten();
                         kept = self.issuer_keys.zip(key).map(|(keys, key)| keys.get(key));
                         kept.as_deref().map(|k| &k.parsed)
                     }

@@ -1,7 +1,8 @@
 //! Chain validation: a leaf and an intermediate from anyone, under a fixed
 //! trust anchor, with and without a CRL from anyone; with the explanation off,
 //! the verdict and its reason must not change, nor when the anchor is one
-//! prepared once (`TrustAnchors`, its parsed key kept across every input).
+//! prepared once (`TrustAnchors`, with the parsed keys of its anchor and of
+//! recent intermediates kept across every input).
 #![no_main]
 
 use std::sync::OnceLock;
