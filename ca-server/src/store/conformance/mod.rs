@@ -1223,18 +1223,41 @@ async fn postgres_orders_an_issuance_after_another_nodes_block_of_its_key() {
     other_node
         .batch_execute(&format!(
             "BEGIN; SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE; \
-             INSERT INTO blocked_keys (key_sha256, rec) VALUES ('k-1b', '{blocked}')"
+             INSERT INTO blocked_keys (key_sha256, rec) VALUES ('{}', '{blocked}')",
+            key_of("1b")
         ))
         .await
         .expect("the other node's revocation, uncommitted");
 
     let store = s.clone();
     let issuing = tokio::spawn(async move { issue_serial(store.as_ref(), CA1, "1b").await });
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    assert!(
-        !issuing.is_finished(),
-        "the issuance did not wait for the other node's write"
-    );
+    // The issuance must come to wait on the other node's lock (not merely be
+    // slow to start): PostgreSQL shows that wait.
+    let start = std::time::Instant::now();
+    loop {
+        let waiting: i64 = other_node
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            !issuing.is_finished(),
+            "the issuance did not wait for the other node's write"
+        );
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "the issuance never came to wait on the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(!issuing.is_finished(), "finished while waiting on the lock");
     other_node.batch_execute("COMMIT").await.expect("commit");
     let e = issuing
         .await

@@ -226,7 +226,7 @@ impl PgStore {
         let inner = self.inner.clone();
         self.block(async move {
             let mut conn = inner.pool.get().await.map_err(pool_err)?;
-            let tx = conn.transaction().await.map_err(pg_err)?;
+            let tx = super::ops::begin_write(&mut conn).await?;
             // Every node's writes wait behind this lock until the copy ends.
             super::ops::lock_head(&tx).await?;
             let held: i64 = tx

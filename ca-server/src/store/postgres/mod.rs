@@ -1292,7 +1292,7 @@ impl Store for PgStore {
         self.handle.spawn(async move {
             let r = async {
                 let mut conn = inner.pool.get().await.map_err(pool_err)?;
-                let t = conn.transaction().await.map_err(pg_err)?;
+                let t = ops::begin_write(&mut conn).await?;
                 let mut head = ops::lock_head(&t).await?;
                 let e = ops::append_audit(&t, &mut head, &audit).await?;
                 ops::store_head(&t, &head).await?;

@@ -47,6 +47,18 @@ mod cached {
     }
 }
 
+/// A write transaction, READ COMMITTED whatever the server's default: each
+/// statement after [`lock_head`] then reads every commit made before the lock
+/// was granted (under REPEATABLE READ the snapshot would be older than the
+/// lock, and a blocked key committed meanwhile would go unseen).
+pub async fn begin_write(conn: &mut deadpool_postgres::Object) -> R<Transaction<'_>> {
+    conn.build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(pg_err)
+}
+
 /// The audit head, locked until the transaction ends: (seq, hash).
 pub async fn lock_head(tx: &Transaction<'_>) -> R<(u64, String)> {
     let row = cached::query_one(

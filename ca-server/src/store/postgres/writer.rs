@@ -31,7 +31,7 @@ impl Inner {
         let mut done: Vec<JobDone> = Vec::with_capacity(n);
         let result: R<()> = async {
             let mut conn = self.pool.get().await.map_err(pool_err)?;
-            let tx = conn.transaction().await.map_err(pg_err)?;
+            let tx = ops::begin_write(&mut conn).await?;
             let mut head = ops::lock_head(&tx).await?;
             let locked_at = head.0;
             let savepoints = n > 1;
