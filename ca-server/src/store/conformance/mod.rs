@@ -1235,6 +1235,11 @@ async fn postgres_orders_an_issuance_after_another_nodes_block_of_its_key() {
     // slow to start): PostgreSQL shows that wait.
     let start = std::time::Instant::now();
     loop {
+        // pg_stat_activity is read once per transaction unless cleared.
+        other_node
+            .batch_execute("SELECT pg_stat_clear_snapshot()")
+            .await
+            .expect("clear the statistics snapshot");
         let waiting: i64 = other_node
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
