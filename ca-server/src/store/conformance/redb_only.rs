@@ -232,3 +232,99 @@ async fn redb_pages_stay_full_under_concurrent_issuance() {
         );
     }
 }
+
+/// Wait for the store to answer from itself again (the audit head is read
+/// from the store, not memory) after a write broke it; its head then.
+async fn reopened(s: &dyn Store) -> (u64, String) {
+    let start = std::time::Instant::now();
+    loop {
+        match s.audit_head() {
+            Ok(head) => return head,
+            Err(e) => assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the store did not reopen by itself: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A commit its caller is told has failed: its journal record may be on
+/// disk all the same (the sync reporting failure after the write). The
+/// journal undoes the record, so the store, reopening by itself, does not
+/// replay it. If the undo fails too, the record is replayed: the store then
+/// answers what it holds, the alias it had kept in memory included, and the
+/// action's audit entry came with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
+    use self::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(redb::DB_FILE));
+    let s = Redb.open(dir.path(), "boot1");
+    for id in [CA1, CA2] {
+        let new = NewCaRecord {
+            ca: ca(id),
+            sealed_key: b"sealed".to_vec(),
+            certificate: None,
+        };
+        s.create_ca(new, draft("CreateCertificateAuthority", id))
+            .await
+            .expect("create");
+    }
+    s.put_alias("issuing", CA1, draft("PutAlias", "issuing"))
+        .await
+        .expect("alias");
+    // Read once, so the store keeps the aliases in memory.
+    assert_eq!(s.get_alias("issuing").expect("alias"), Some(CA1.into()));
+    let move_alias = || s.put_alias("issuing", CA2, draft("PutAlias", "issuing"));
+
+    fault.arm(Fault::SyncFails);
+    let failed = move_alias().await.expect_err("reported failed");
+    assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+    assert!(!fault.armed(), "the fault fired");
+    assert_eq!(
+        reopened(s.as_ref()).await.0,
+        3,
+        "the undone record was replayed"
+    );
+    assert_eq!(s.get_alias("issuing").expect("alias"), Some(CA1.into()));
+
+    fault.arm(Fault::UndoFailsToo);
+    let failed = move_alias().await.expect_err("reported failed");
+    assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+    assert!(!fault.armed(), "the fault fired");
+    assert_eq!(
+        reopened(s.as_ref()).await.0,
+        4,
+        "the record was not replayed"
+    );
+    assert_eq!(
+        s.get_alias("issuing").expect("alias"),
+        Some(CA2.into()),
+        "the reopened store answers from what it kept in memory, not what it holds"
+    );
+    assert_eq!(
+        s.list_aliases().expect("aliases"),
+        vec![("issuing".to_string(), CA2.to_string())]
+    );
+    assert!(matches!(
+        s.verify_audit(None).expect("verify"),
+        Verdict::Ok { count: 4, .. }
+    ));
+    s.close();
+    drop(s);
+
+    // The file says the same to a fresh reader.
+    let r = redb::RedbStore::open_read_only(dir.path()).expect("read-only");
+    assert_eq!(r.get_alias("issuing").expect("alias"), Some(CA2.into()));
+    let actions: Vec<String> = audit_actions(&r).into_iter().map(|a| a.0).collect();
+    assert_eq!(
+        actions,
+        [
+            "CreateCertificateAuthority",
+            "CreateCertificateAuthority",
+            "PutAlias",
+            "PutAlias"
+        ]
+    );
+}

@@ -38,6 +38,8 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use redb::backends::FileBackend;
 use redb::{BackendError, StorageBackend};
 
+#[cfg(any(test, feature = "forensics"))]
+pub mod fault;
 mod format;
 mod lock;
 
@@ -197,7 +199,10 @@ impl JournalBackend {
         let main = Box::new(FileBackend::new(main).map_err(io::Error::other)?);
         let journal_file = journal_path(db);
         let lock = lock_journal(&journal_file, true)?;
-        let journal = Box::new(FileBackend::new(lock.try_clone()?).map_err(io::Error::other)?);
+        let journal: Box<dyn StorageBackend> =
+            Box::new(FileBackend::new(lock.try_clone()?).map_err(io::Error::other)?);
+        #[cfg(any(test, feature = "forensics"))]
+        let journal = fault::wrap(db, journal);
         Self::open_on(main, journal, lock, true)
     }
 
