@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Issuance side by side with CFSSL, in one run on this machine:
+# Issuance side by side with CFSSL and step-ca, in one run on this machine:
 #   bash bench/peers.sh [--seconds 5] [--rounds 3] [--concurrency 1,16,64] [--seed 1000000]
-# (--rounds N: each level in N turns per server, the servers alternating)
-# Installs Debian's golang-cfssl when missing, makes a CFSSL P-256 root and
-# issuing CA, starts `cfssl serve` over HTTPS on a free loopback port, builds
-# and starts a ca-server (through ca-bench), and drives both with the same Rust
-# load generator (ca-bench), printing one table: req/s, p50, p99, each server's
-# CPU µs per certificate, the load generator's CPU µs per request, the crypto
-# floor, store bytes per certificate, and the ratios.
-# (step-ca is not included: Debian ships its sources only, and building it
-# needs a Go module tree this machine cannot fetch.)
+# (--rounds N: each level in N turns per server, the servers alternating;
+# PEERS_NO_STEP_CA=1 leaves step-ca out)
+# Installs Debian's golang-cfssl when missing, makes a P-256 root and issuing
+# CA with it, starts `cfssl serve` over HTTPS on a free loopback port; builds
+# step-ca 0.19 once from Debian's packaged sources (golang-go and
+# golang-github-smallstep-certificates-dev, installed when missing; the
+# command is bench/step-ca/main.go) and starts two on the same issuing CA, one
+# storing in bbolt (a synced commit per certificate), one in badger (writes
+# not synced), each driven through its mutual-TLS renewal endpoint (signs and
+# stores a certificate; no CSR to check); builds and starts a ca-server
+# (through ca-bench); and drives them all with the same Rust load generator
+# (ca-bench), printing one table: req/s, p50, p99, each server's CPU µs per
+# certificate, the load generator's CPU µs per request, the crypto floor,
+# store bytes per certificate, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
 
 if ! command -v cfssl >/dev/null || ! command -v cfssljson >/dev/null; then
   echo "peers: installing golang-cfssl"
@@ -25,8 +34,12 @@ fi
 
 work="$(mktemp -d)"
 cfssl_pid=""
+step_pids=()
 cleanup() {
   [ -n "$cfssl_pid" ] && kill "$cfssl_pid" 2>/dev/null || true
+  for pid in "${step_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # Gone before their files are: badger writes until it exits.
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -39,7 +52,8 @@ cat > config.json <<'JSON'
   "profiles": {
     "intermediate": {"usages": ["cert sign", "crl sign"], "expiry": "43800h",
                      "ca_constraint": {"is_ca": true, "max_path_len": 0, "max_path_len_zero": true}},
-    "server": {"usages": ["digital signature", "key encipherment", "server auth"], "expiry": "2160h"}}}}
+    "server": {"usages": ["digital signature", "key encipherment", "server auth"], "expiry": "2160h"},
+    "client": {"usages": ["digital signature", "client auth"], "expiry": "2160h"}}}}
 JSON
 echo '{"CN": "Bench CFSSL Root", "key": {"algo": "ecdsa", "size": 256}}' > root.json
 echo '{"CN": "Bench CFSSL Issuing CA", "key": {"algo": "ecdsa", "size": 256}}' > issuing.json
@@ -51,7 +65,7 @@ cfssl sign -ca root.pem -ca-key root-key.pem -config config.json -profile interm
 cfssl gencert -ca root.pem -ca-key root-key.pem -config config.json -profile server \
   tls.json 2>/dev/null | cfssljson -bare tls
 
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 cfssl serve -address 127.0.0.1 -port "$port" -ca issuing.pem -ca-key issuing-key.pem \
   -config config.json -tls-cert tls.pem -tls-key tls-key.pem -loglevel 5 \
   >"$work/cfssl.log" 2>&1 &
@@ -65,7 +79,66 @@ for _ in $(seq 1 100); do
 done
 echo "peers: cfssl $(cfssl version | head -1 | tr -s ' ') serving on https://127.0.0.1:$port (pid $cfssl_pid)"
 
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+step_args=()
+if [ "${PEERS_NO_STEP_CA:-0}" != 1 ]; then
+  step_ca="$target_dir/peers/step-ca"
+  if [ ! -x "$step_ca" ]; then
+    if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/smallstep/certificates ]; then
+      echo "peers: installing golang-go and golang-github-smallstep-certificates-dev (step-ca's sources)"
+      sudo_cmd=()
+      [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+      export DEBIAN_FRONTEND=noninteractive
+      "${sudo_cmd[@]}" apt-get update -qq
+      "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+        golang-go golang-github-smallstep-certificates-dev >/dev/null
+    fi
+    echo "peers: building step-ca from Debian's sources (once, into $target_dir/peers)"
+    mkdir -p "$target_dir/peers"
+    (cd "$repo/bench/step-ca" && GO111MODULE=off GOPATH=/usr/share/gocode \
+      GOCACHE="$target_dir/peers/gocache" go build -o "$step_ca" . 2>"$work/step-build.log") \
+      || { cat "$work/step-build.log" >&2; exit 1; }
+  fi
+  # A client certificate from the same issuing CA: each request renews it.
+  echo '{"CN": "bench-renew.example", "hosts": ["bench-renew.example"], "key": {"algo": "ecdsa", "size": 256}}' > client.json
+  cfssl gencert -ca issuing.pem -ca-key issuing-key.pem -config config.json -profile client \
+    client.json 2>/dev/null | cfssljson -bare client
+  cat client.pem issuing.pem > client-chain.pem
+  for store in bbolt badgerv2; do
+    step_port="$(free_port)"
+    # step-ca's defaults otherwise: its TLS certificate from the issuing CA,
+    # each request logged at info level.
+    cat > "step-$store.json" <<JSON
+{"root": "$work/root.pem", "crt": "$work/issuing.pem", "key": "$work/issuing-key.pem",
+ "address": "127.0.0.1:$step_port", "dnsNames": ["127.0.0.1"],
+ "logger": {"format": "text"},
+ "db": {"type": "$store", "dataSource": "$work/step-$store.db"},
+ "authority": {"provisioners": []}}
+JSON
+    "$step_ca" "step-$store.json" >"$work/step-$store.log" 2>&1 &
+    step_pid=$!
+    step_pids+=("$step_pid")
+    ready=""
+    for _ in $(seq 1 100); do
+      if curl -s --cacert root.pem -o /dev/null "https://127.0.0.1:$step_port/health"; then
+        ready=1
+        break
+      fi
+      sleep 0.1
+    done
+    if [ -z "$ready" ]; then
+      echo "peers: step-ca ($store) did not start:" >&2
+      cat "$work/step-$store.log" >&2
+      exit 1
+    fi
+    echo "peers: step-ca (Debian's 0.19 sources, $store) serving on https://127.0.0.1:$step_port (pid $step_pid)"
+    step_args+=(--step-ca "${store%v2},127.0.0.1:$step_port,$step_pid,$work/step-$store.db")
+  done
+  step_args+=(--step-ca-root "$work/root.pem" --step-ca-client-chain "$work/client-chain.pem"
+    --step-ca-client-key "$work/client-key.pem")
+fi
+
 cd "$repo"
 cargo build --release -p ca-server --bin ca-server --bin ca-bench
-target/release/ca-bench --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
-  --cfssl-pid "$cfssl_pid" "$@"
+"$target_dir/release/ca-bench" --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
+  --cfssl-pid "$cfssl_pid" "${step_args[@]}" "$@"

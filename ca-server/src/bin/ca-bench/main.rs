@@ -5,8 +5,11 @@
 //!
 //! With `--cfssl ADDR --cfssl-ca PEM --cfssl-pid PID` it drives a running
 //! `cfssl serve` (HTTPS) with the same load generator in the same run, and
-//! prints both side by side with each server's CPU time per certificate and
-//! the load generator's own CPU per request (`bench/peers.sh` sets it all up).
+//! with `--step-ca STORE,ADDR,PID[,DATABASE]` (repeatable) and the client
+//! certificate options one or more running step-ca (renewals over mutual
+//! TLS), and prints them side by side with each server's CPU time per
+//! certificate and the load generator's own CPU per request
+//! (`bench/peers.sh` sets it all up).
 //! `--seed N` also measures the rate with N certificates already stored, the
 //! full store and a fresh empty one (another server) taking turns. `--rounds N`
 //! takes each level in N turns per target, the targets alternating and every
@@ -36,16 +39,17 @@ use ca_core::names::SanEntry;
 use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
 use ca_server::api::wire;
 use clap::Parser;
-use hyper::body::Bytes;
 use x509_cert::name::Name;
 
 #[path = "../bench_support/mod.rs"]
 mod bench_support;
 mod floors;
+mod targets;
 mod temp_server;
 
 use floors::{crypto_floor_us, durability_floor, in_process_rate};
-use temp_server::{print_store_usage, start_temp_server, TempServer};
+use targets::{issue_bodies, store_size, Target, CFSSL, OURS, STEP_CA};
+use temp_server::{print_store_usage, start_temp_server};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +76,21 @@ struct Args {
     /// The PID of `cfssl serve`, to read its CPU time.
     #[arg(long)]
     cfssl_pid: Option<u32>,
+    /// A running step-ca to measure beside us, as STORE,ADDR,PID[,DATABASE]
+    /// (STORE names its database kind, e.g. bbolt; DATABASE, its file or
+    /// directory, is measured per certificate). Repeatable.
+    #[arg(long, requires_all = ["step_ca_root", "step_ca_client_chain", "step_ca_client_key"])]
+    step_ca: Vec<String>,
+    /// step-ca's root certificate (PEM).
+    #[arg(long)]
+    step_ca_root: Option<PathBuf>,
+    /// A client certificate step-ca issued, then its issuer (PEM): each
+    /// request renews it.
+    #[arg(long)]
+    step_ca_client_chain: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long)]
+    step_ca_client_key: Option<PathBuf>,
     /// Also measure 16 connections on a store already holding this many
     /// certificates, against a fresh empty one (the two alternating, at least
     /// twice each).
@@ -118,58 +137,6 @@ impl Args {
 /// Distinct CSRs the load generator sends in turn.
 const BENCH_CSRS: usize = 64;
 
-/// What one target answers to, and whose CPU time to read.
-struct Target {
-    name: &'static str,
-    addr: String,
-    tls: std::sync::Arc<rustls::ClientConfig>,
-    path: &'static str,
-    bodies: std::sync::Arc<[Bytes]>,
-    pid: Option<String>,
-    /// The store file, to measure its growth per certificate.
-    store_file: Option<PathBuf>,
-}
-
-/// Issuance requests for CA `ca_id`, one per CSR.
-fn issue_bodies(
-    csr_pems: &[String],
-    ca_id: &Option<String>,
-) -> anyhow::Result<std::sync::Arc<[Bytes]>> {
-    csr_pems
-        .iter()
-        .map(|csr| {
-            Ok(Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
-                ca_id: ca_id.clone(),
-                csr: csr.clone(),
-                profile: Some("tls-server".into()),
-                validity_days: None,
-                idempotency_token: None,
-            })?))
-        })
-        .collect()
-}
-
-impl Target {
-    /// A server `start_temp_server` started, issuing through its own API.
-    fn temp_server(
-        name: &'static str,
-        csr_pems: &[String],
-        server: &TempServer,
-        profile: &ClientProfile,
-        addr: &str,
-    ) -> anyhow::Result<Target> {
-        Ok(Target {
-            name,
-            addr: addr.to_string(),
-            tls: profile_config(profile)?,
-            path: "/v1/certificates",
-            bodies: issue_bodies(csr_pems, &profile.default_ca_id)?,
-            pid: Some(server.child.id().to_string()),
-            store_file: Some(server.dir.join(ca_server::store::STORE_FILE)),
-        })
-    }
-}
-
 struct Measured {
     rate: f64,
     p50: f64,
@@ -193,16 +160,12 @@ struct Turn {
 }
 
 fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Turn {
-    let size = |f: &Option<PathBuf>| {
-        f.as_ref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-    };
+    let size = |f: &Option<PathBuf>| f.as_deref().and_then(store_size);
     let disk = || t.pid.as_deref().and_then(bench_support::disk_write_bytes);
     let (server0, client0, store0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
-        size(&t.store_file),
+        size(&t.store),
         disk(),
     );
     let report = rt.block_on(bench_support::run_load(
@@ -217,7 +180,7 @@ fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, second
     let (server1, client1, store1, disk1) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
-        size(&t.store_file),
+        size(&t.store),
         disk(),
     );
     let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
@@ -423,13 +386,13 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let ours = Target {
-        name: "ca-server",
+        name: OURS.into(),
         addr: api.clone(),
         tls: tls.clone(),
         path: "/v1/certificates",
         bodies: bodies.clone(),
         pid: guard.as_ref().map(|g| g.child.id().to_string()),
-        store_file: guard
+        store: guard
             .as_ref()
             .map(|g| g.dir.join(ca_server::store::STORE_FILE)),
     };
@@ -454,32 +417,19 @@ fn main() -> anyhow::Result<()> {
             .cfssl_ca
             .as_ref()
             .context("--cfssl needs --cfssl-ca (the CA of its TLS certificate)")?;
-        let mut roots = rustls::RootCertStore::empty();
-        for der in ca_core::pem::decode_all("CERTIFICATE", &std::fs::read_to_string(ca)?)? {
-            roots.add(rustls_pki_types::CertificateDer::from(der))?;
+        targets.push(Target::cfssl(addr, ca, args.cfssl_pid, &csr_pems)?);
+    }
+    if let (Some(root), Some(chain), Some(key)) = (
+        &args.step_ca_root,
+        &args.step_ca_client_chain,
+        &args.step_ca_client_key,
+    ) {
+        for spec in &args.step_ca {
+            targets.push(Target::step_ca(spec, root, chain, key)?);
         }
-        let cfssl_tls = rustls::ClientConfig::builder()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        targets.push(Target {
-            name: "cfssl",
-            addr: addr.clone(),
-            tls: std::sync::Arc::new(cfssl_tls),
-            path: "/api/v1/cfssl/sign",
-            bodies: csr_pems
-                .iter()
-                .map(|csr| {
-                    Ok(Bytes::from(serde_json::to_vec(
-                        &serde_json::json!({ "certificate_request": csr }),
-                    )?))
-                })
-                .collect::<anyhow::Result<_>>()?,
-            pid: args.cfssl_pid.map(|p| p.to_string()),
-            store_file: None,
-        });
     }
     println!(
-        "{:>11} {:>10} {:>9} {:>8} {:>8} {:>7} {:>15} {:>14} {:>13}",
+        "{:>11} {:>14} {:>9} {:>8} {:>8} {:>7} {:>15} {:>14} {:>13}",
         "connections",
         "server",
         "req/s",
@@ -509,7 +459,7 @@ fn main() -> anyhow::Result<()> {
             }
             for i in order {
                 let (t, tally) = (&targets[i], &mut tallies[i]);
-                if t.name != "ca-server" {
+                if t.name != OURS {
                     tally.add(run_turn(&rt, t, c, args.seconds));
                     continue;
                 }
@@ -531,7 +481,7 @@ fn main() -> anyhow::Result<()> {
         let results: Vec<Measured> = tallies.into_iter().map(Tally::measured).collect();
         for (t, m) in targets.iter().zip(&results) {
             println!(
-                "{c:>11} {:>10} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>15} {:>14} {:>13}",
+                "{c:>11} {:>14} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>15} {:>14} {:>13}",
                 t.name,
                 m.rate,
                 m.p50,
@@ -572,14 +522,15 @@ fn main() -> anyhow::Result<()> {
             ));
         }
         for (t, peer) in targets.iter().zip(&results).skip(1) {
-            if t.name == "cfssl" {
+            if t.name == CFSSL || t.name.starts_with(STEP_CA) {
+                let whose = if t.name == CFSSL { "CFSSL" } else { &t.name };
                 ratios.push(format!(
-                    "throughput {:.2}× CFSSL's, p50 {:.2}× CFSSL's",
+                    "throughput {:.2}× {whose}'s, p50 {:.2}× {whose}'s",
                     ours.rate / peer.rate.max(1e-9),
                     ours.p50 / peer.p50.max(1e-9)
                 ));
                 if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
-                    ratios.push(format!("server CPU/cert {:.2}× CFSSL's", a / b));
+                    ratios.push(format!("server CPU/cert {:.2}× {whose}'s", a / b));
                 }
             } else if t.name == "no-metrics" {
                 switched_off_ratios(&mut ratios, "metrics", ours, peer);

@@ -1,0 +1,206 @@
+//! The servers one run drives with the same load generator: ca-server (the
+//! one measured, and its variants), and the peers it is compared with, CFSSL
+//! (`cfssl serve`, signing a CSR, storing nothing) and step-ca (renewing a
+//! certificate over mutual TLS, storing it in bbolt or badger).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use ca_server::api::client::{profile_config, ClientProfile};
+use ca_server::api::wire;
+use hyper::body::Bytes;
+
+use crate::temp_server::TempServer;
+
+/// What one target answers to, and whose CPU time to read.
+pub struct Target {
+    pub name: String,
+    pub addr: String,
+    pub tls: Arc<rustls::ClientConfig>,
+    pub path: &'static str,
+    pub bodies: Arc<[Bytes]>,
+    pub pid: Option<String>,
+    /// The store (a file, or a directory of them), to measure its growth per
+    /// certificate.
+    pub store: Option<PathBuf>,
+}
+
+/// The name of the ca-server every ratio is about.
+pub const OURS: &str = "ca-server";
+pub const CFSSL: &str = "cfssl";
+/// step-ca targets are named `step-ca/<store>`.
+pub const STEP_CA: &str = "step-ca";
+
+/// Issuance requests for CA `ca_id`, one per CSR.
+pub fn issue_bodies(csr_pems: &[String], ca_id: &Option<String>) -> anyhow::Result<Arc<[Bytes]>> {
+    csr_pems
+        .iter()
+        .map(|csr| {
+            Ok(Bytes::from(serde_json::to_vec(&wire::IssueCertificate {
+                ca_id: ca_id.clone(),
+                csr: csr.clone(),
+                profile: Some("tls-server".into()),
+                validity_days: None,
+                idempotency_token: None,
+            })?))
+        })
+        .collect()
+}
+
+/// Bytes a store holds: its file's length, or the sum over a directory's
+/// files (badger keeps several).
+pub fn store_size(path: &Path) -> Option<u64> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return Some(meta.len());
+    }
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).ok()? {
+        total += store_size(&entry.ok()?.path())?;
+    }
+    Some(total)
+}
+
+/// Trust exactly the certificates in the PEM file `ca`.
+fn roots_of(ca: &Path) -> anyhow::Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    let text = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
+    for der in ca_core::pem::decode_all("CERTIFICATE", &text)? {
+        roots.add(rustls_pki_types::CertificateDer::from(der))?;
+    }
+    Ok(roots)
+}
+
+impl Target {
+    /// A server `start_temp_server` started, issuing through its own API.
+    pub fn temp_server(
+        name: &str,
+        csr_pems: &[String],
+        server: &TempServer,
+        profile: &ClientProfile,
+        addr: &str,
+    ) -> anyhow::Result<Target> {
+        Ok(Target {
+            name: name.to_string(),
+            addr: addr.to_string(),
+            tls: profile_config(profile)?,
+            path: "/v1/certificates",
+            bodies: issue_bodies(csr_pems, &profile.default_ca_id)?,
+            pid: Some(server.child.id().to_string()),
+            store: Some(server.dir.join(ca_server::store::STORE_FILE)),
+        })
+    }
+
+    /// A running `cfssl serve` at `addr` whose TLS certificate chains to
+    /// `ca`, signing the same CSRs (`/api/v1/cfssl/sign`).
+    pub fn cfssl(
+        addr: &str,
+        ca: &Path,
+        pid: Option<u32>,
+        csr_pems: &[String],
+    ) -> anyhow::Result<Target> {
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots_of(ca)?)
+            .with_no_client_auth();
+        Ok(Target {
+            name: CFSSL.into(),
+            addr: addr.to_string(),
+            tls: Arc::new(tls),
+            path: "/api/v1/cfssl/sign",
+            bodies: csr_pems
+                .iter()
+                .map(|csr| {
+                    Ok(Bytes::from(serde_json::to_vec(
+                        &serde_json::json!({ "certificate_request": csr }),
+                    )?))
+                })
+                .collect::<anyhow::Result<_>>()?,
+            pid: pid.map(|p| p.to_string()),
+            store: None,
+        })
+    }
+
+    /// A running step-ca, from `STORE,ADDR,PID[,PATH]` (`PATH`: its
+    /// database, to measure): each request renews the client certificate
+    /// (`POST /1.0/renew` over mutual TLS, no body), which signs and stores a
+    /// certificate without a CSR to check. `root` is step-ca's root;
+    /// `client_chain` (the client certificate, then its issuer) and
+    /// `client_key` (PEM, SEC 1 or PKCS #8) a certificate it issued.
+    pub fn step_ca(
+        spec: &str,
+        root: &Path,
+        client_chain: &Path,
+        client_key: &Path,
+    ) -> anyhow::Result<Target> {
+        let mut parts = spec.split(',');
+        let (Some(store), Some(addr), Some(pid)) = (parts.next(), parts.next(), parts.next())
+        else {
+            anyhow::bail!("--step-ca {spec:?}: expected STORE,ADDR,PID[,DATABASE]");
+        };
+        let database = parts.next().map(PathBuf::from);
+        let pid: u32 = pid
+            .parse()
+            .with_context(|| format!("--step-ca {spec:?}: PID {pid:?} is not a number"))?;
+        let chain_text = std::fs::read_to_string(client_chain)
+            .with_context(|| format!("reading {}", client_chain.display()))?;
+        let chain = ca_core::pem::decode_all("CERTIFICATE", &chain_text)?
+            .into_iter()
+            .map(rustls_pki_types::CertificateDer::from)
+            .collect();
+        let key_text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(client_key)
+                .with_context(|| format!("reading {}", client_key.display()))?,
+        );
+        let key = match ca_core::pem::decode("EC PRIVATE KEY", &key_text) {
+            Ok(sec1) => rustls_pki_types::PrivateKeyDer::Sec1(sec1.into()),
+            Err(_) => rustls_pki_types::PrivateKeyDer::Pkcs8(
+                ca_core::pem::decode("PRIVATE KEY", &key_text)
+                    .context("the step-ca client key: neither SEC 1 nor PKCS #8 PEM")?
+                    .into(),
+            ),
+        };
+        let tls = rustls::ClientConfig::builder()
+            .with_root_certificates(roots_of(root)?)
+            .with_client_auth_cert(chain, key)
+            .context("the step-ca client certificate and key")?;
+        Ok(Target {
+            name: format!("{STEP_CA}/{store}"),
+            addr: addr.to_string(),
+            tls: Arc::new(tls),
+            path: "/1.0/renew",
+            bodies: Arc::from(vec![Bytes::new()]),
+            pid: Some(pid.to_string()),
+            store: database,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_ca_spec_needs_its_store_address_and_a_numeric_pid() {
+        let none = Path::new("/nonexistent");
+        let short = Target::step_ca("bbolt,127.0.0.1:1", none, none, none)
+            .err()
+            .expect("refused");
+        assert!(short.to_string().contains("expected STORE,ADDR,PID"), "{short}");
+        let pid = Target::step_ca("bbolt,127.0.0.1:1,abc", none, none, none)
+            .err()
+            .expect("refused");
+        assert!(pid.to_string().contains("PID \"abc\""), "{pid}");
+    }
+
+    #[test]
+    fn a_store_directory_counts_every_file_in_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a"), [0u8; 100]).expect("a");
+        std::fs::create_dir(dir.path().join("sub")).expect("sub");
+        std::fs::write(dir.path().join("sub/b"), [0u8; 23]).expect("b");
+        assert_eq!(store_size(dir.path()), Some(123));
+        assert_eq!(store_size(&dir.path().join("a")), Some(100));
+        assert_eq!(store_size(&dir.path().join("missing")), None);
+    }
+}
