@@ -22,10 +22,24 @@
 //! The schema is in [`schema`]; records keep the redb backend's JSON. The
 //! listening connection is in [`listener`], TLS in [`tls`], the write and
 //! read statements in `ops` and `reads`, `ca-server migrate` in `import`.
+//! Opening the store and the bridges to its runtime are in `plumbing`, the
+//! error and encoding helpers in `errors`, and the bodies of the [`Store`]
+//! methods, area by area, in `cas`, `certs`, `crl`, `policies`, `keys`,
+//! `events`, `acme` and `audit`.
 
+mod acme;
+mod audit;
+mod cas;
+mod certs;
+mod crl;
+mod errors;
+mod events;
 mod import;
+mod keys;
 mod listener;
 mod ops;
+mod plumbing;
+mod policies;
 mod reads;
 pub mod schema;
 #[cfg(any(test, feature = "forensics"))]
@@ -36,24 +50,23 @@ mod writer;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ca_core::audit_digest::AuditDigest;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transaction};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 
+use self::errors::pool_err;
+pub use self::errors::{json, pg_err, status_code, unjson};
 pub use self::listener::LISTENER_NAME;
-use self::listener::{listen, liveness_key};
-use self::reads::{all, opt, text_rec, Cached as _, SCAN_BATCH};
 pub use self::tls::PgTls;
-use self::writer::{writer, Job, WriteJob};
+use self::writer::WriteJob;
 use super::ca_cache::CaCache;
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
-    CaChange, CaRecord, CertFilter, CertRecord, CertStatus, CertWithDer, CommitHook,
-    CommitObserver, Committed, CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens,
-    KeyMeta, MarkAdvance, NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap,
-    SerialStatus, Store, StoreError, StoreFuture, StoreStats, Verdict, WebhookRecord,
+    CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
+    CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens, KeyMeta, MarkAdvance,
+    NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
+    StoreFuture, StoreStats, Verdict, WebhookRecord,
 };
 
 type R<T> = Result<T, StoreError>;
@@ -70,11 +83,6 @@ const FOREIGN_INTENT_GRACE_SECS: i64 = 120;
 /// Most rows one certificate page scans before returning a cursor.
 const MAX_SCAN: usize = 20_000;
 
-thread_local! {
-    /// Set on the store runtime's own threads.
-    static ON_STORE_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 /// How to reach the database.
 #[derive(Clone, Debug)]
 pub struct PgOptions {
@@ -85,71 +93,6 @@ pub struct PgOptions {
     pub connect_wait: Duration,
     /// TLS to the database; without it, connections are plaintext.
     pub tls: Option<PgTls>,
-}
-
-pub fn json<T: serde::Serialize>(v: &T) -> R<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub fn unjson<T: for<'de> serde::Deserialize<'de>>(b: &[u8]) -> R<T> {
-    serde_json::from_slice(b).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-pub fn status_code(s: CertStatus) -> i16 {
-    match s {
-        CertStatus::Reserved => 0,
-        CertStatus::Issued => 1,
-        CertStatus::Revoked => 2,
-    }
-}
-
-/// PostgreSQL's errors, sorted into what the caller can do about them: the
-/// database unreachable, shutting down or out of resources is `Unavailable`
-/// (503, retry); anything else is a fault.
-pub fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    if let Some(db) = e.as_db_error() {
-        let code = db.code().code();
-        let transient = ["08", "53", "57", "58"].iter().any(|c| code.starts_with(c))
-            || code == "40001"
-            || code == "40P01";
-        return if transient {
-            StoreError::Unavailable(format!("the database: {}", db.message()))
-        } else if code == "23505" {
-            StoreError::Conflict(db.message().to_string())
-        } else {
-            StoreError::Db(format!("{code}: {}", db.message()))
-        };
-    }
-    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
-    if e.is_closed() || io {
-        StoreError::Unavailable("the database connection was lost".into())
-    } else {
-        StoreError::Db(e.to_string())
-    }
-}
-
-/// An error and its causes, so "TLS handshake failed" says why (an
-/// unknown issuer, a name mismatch).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let next = c.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        cause = c.source();
-    }
-    text
-}
-
-fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
-        deadpool_postgres::PoolError::Closed => StoreError::Closed,
-        other => StoreError::Unavailable(format!("no database connection: {other}")),
-    }
 }
 
 struct Inner {
@@ -203,275 +146,15 @@ pub struct PgStore {
     jobs: tokio::sync::mpsc::UnboundedSender<Box<dyn WriteJob>>,
 }
 
-impl PgStore {
-    /// Connect (retrying an unreachable database for `connect_wait`), apply
-    /// the schema's migrations and start listening for the other nodes.
-    pub fn open(opts: &PgOptions, boot_id: String) -> R<PgStore> {
-        let mut config: tokio_postgres::Config = opts
-            .url
-            .parse()
-            .map_err(|e| StoreError::Db(format!("the PostgreSQL URL: {e}")))?;
-        let tls = opts.tls.as_ref().map(PgTls::connector).transpose()?;
-        if tls.is_some() {
-            // Verified TLS or nothing: no fallback a network could force.
-            config.ssl_mode(tokio_postgres::config::SslMode::Require);
-        } else if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(StoreError::Db(
-                "sslmode=require needs [store] tls_ca_file (the CA the database's certificate chains to)".into(),
-            ));
-        } else {
-            config.ssl_mode(tokio_postgres::config::SslMode::Disable);
-        }
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("pg-store")
-            .on_thread_start(|| ON_STORE_THREAD.with(|f| f.set(true)))
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::Db(e.to_string()))?;
-        let handle = runtime.handle().clone();
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = match &tls {
-            Some(t) => Manager::from_config(config.clone(), t.clone(), manager_config),
-            None => Manager::from_config(config.clone(), NoTls, manager_config),
-        };
-        let pool = Pool::builder(manager)
-            .max_size(opts.pool_size.max(2))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(Duration::from_secs(5)))
-            .create_timeout(Some(Duration::from_secs(5)))
-            .recycle_timeout(Some(Duration::from_secs(5)))
-            .build()
-            .map_err(|e| StoreError::Db(e.to_string()))?;
-        let inner = Arc::new(Inner {
-            pool,
-            boot_id,
-            commits: AtomicU64::new(0),
-            writes: AtomicU64::new(0),
-            writable: AtomicBool::new(true),
-            closed: AtomicBool::new(false),
-            hooks: RwLock::new(Vec::new()),
-            observers: RwLock::new(Vec::new()),
-            cache: CaCache::default(),
-            leads: AtomicBool::new(false),
-        });
-        let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
-        handle.spawn(writer(inner.clone(), queue));
-        let store = PgStore {
-            inner: inner.clone(),
-            runtime: Mutex::new(Some(runtime)),
-            handle,
-            jobs,
-        };
-        let wait = opts.connect_wait;
-        let started = store.block(async move {
-            let deadline = Instant::now() + wait;
-            let mut client = loop {
-                match inner.pool.get().await {
-                    Ok(c) => break c,
-                    Err(e) if Instant::now() < deadline => {
-                        let error = with_causes(&e);
-                        tracing::warn!(%error, "the database is not reachable yet; retrying in 2 s");
-                        tokio::time::sleep(Duration::from_secs(2)).await;
-                    }
-                    Err(e) => {
-                        return Err(StoreError::Unavailable(format!(
-                            "the database was not reachable within {} s: {}",
-                            wait.as_secs(),
-                            with_causes(&e)
-                        )))
-                    }
-                }
-            };
-            schema::migrate(&mut client).await?;
-            Ok(())
-        });
-        if let Err(e) = started {
-            store.close();
-            return Err(e);
-        }
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        store
-            .handle
-            .spawn(listen(store.inner.clone(), config, tls, ready_tx));
-        // Wait for the first LISTEN (and the liveness lock), so no
-        // notification sent after open returns is missed.
-        let _ = ready_rx.recv_timeout(Duration::from_secs(10));
-        Ok(store)
-    }
-
-    /// Run `fut` on the store's runtime and wait for it on this thread.
-    fn block<T: Send + 'static>(&self, fut: impl Future<Output = R<T>> + Send + 'static) -> R<T> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = tx.send(fut.await);
-        });
-        if ON_STORE_THREAD.with(|f| f.get()) {
-            // A commit hook reading the store runs on one of the store's own
-            // workers: hand its queue (where the read was just spawned) to
-            // another thread while this one waits, or the read never runs.
-            tokio::task::block_in_place(|| rx.recv()).map_err(|_| StoreError::Closed)?
-        } else {
-            rx.recv().map_err(|_| StoreError::Closed)?
-        }
-    }
-
-    /// Every CA, from the cache or read.
-    fn cas(&self) -> R<Arc<Vec<CaRecord>>> {
-        self.inner
-            .cache
-            .cas(|| self.read(|c| Box::pin(all(c, "SELECT rec FROM cas ORDER BY id"))))
-    }
-
-    /// Every alias, from the cache or read.
-    fn aliases(&self) -> R<Arc<Vec<(String, String)>>> {
-        self.inner.cache.aliases(|| {
-            self.read(|c| {
-                Box::pin(async move {
-                    let rows = c
-                        .q_all("SELECT alias, ca_id FROM aliases ORDER BY alias", &[])
-                        .await
-                        .map_err(pg_err)?;
-                    Ok(rows
-                        .iter()
-                        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                        .collect::<Vec<_>>())
-                })
-            })
-        })
-    }
-
-    /// A read with a pooled connection, waited for on this thread.
-    fn read<T, F>(&self, f: F) -> R<T>
-    where
-        T: Send + 'static,
-        F: for<'a> FnOnce(&'a deadpool_postgres::ClientWrapper) -> BoxFuture<'a, R<T>>
-            + Send
-            + 'static,
-    {
-        let inner = self.inner.clone();
-        self.block(async move {
-            if inner.closed.load(Ordering::Acquire) {
-                return Err(StoreError::Closed);
-            }
-            let conn = inner.pool.get().await.map_err(pool_err)?;
-            f(&conn).await
-        })
-    }
-
-    /// A write on the store's runtime: it completes (and tells the hooks)
-    /// even if the caller stops waiting.
-    fn write<T, F>(&self, audit: Option<AuditDraft>, op: F) -> StoreFuture<'static, T>
-    where
-        T: Send + 'static,
-        F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
-            + Send
-            + 'static,
-    {
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(Job { op, audit, reply });
-        if let Err(refused) = self.jobs.send(job) {
-            refused.0.fail(StoreError::Closed);
-        }
-        Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
-    }
-
-    fn write_now<T, F>(&self, audit: Option<AuditDraft>, op: F) -> R<T>
-    where
-        T: Send + 'static,
-        F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
-            + Send
-            + 'static,
-    {
-        let fut = self.write(audit, op);
-        self.block(fut)
-    }
-
-    /// Certificates in key order from `after`, a batch at a time, filtered
-    /// on the caller's thread.
-    fn cert_batch(&self, ca: Option<String>, after: String) -> R<Vec<(String, CertRecord)>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .q_all(
-                        "SELECT key, rec FROM certs WHERE ($1::text IS NULL OR ca_id = $1) \
-                         AND key > $2 ORDER BY key LIMIT $3",
-                        &[&ca, &after, &SCAN_BATCH],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            r.get::<_, String>(0),
-                            unjson(r.get::<_, &str>(1).as_bytes())?,
-                        ))
-                    })
-                    .collect()
-            })
-        })
-    }
-
-    /// Issued (and, with `revoked`, revoked) certificates by (notAfter, key)
-    /// after `from`, before `before`, a batch at a time.
-    fn expiry_batch(
-        &self,
-        ca: Option<String>,
-        from: (i64, String),
-        before: i64,
-        revoked: bool,
-        limit: i64,
-    ) -> R<Vec<(i64, String, CertRecord)>> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let sql = if revoked {
-                    "SELECT not_after, key, rec FROM certs WHERE status <> 0 \
-                     AND (not_after, key) > ($1, $2) AND not_after < $3 \
-                     AND ($4::text IS NULL OR ca_id = $4) ORDER BY not_after, key LIMIT $5"
-                } else {
-                    "SELECT not_after, key, rec FROM certs WHERE status = 1 \
-                     AND (not_after, key) > ($1, $2) AND not_after < $3 \
-                     AND ($4::text IS NULL OR ca_id = $4) ORDER BY not_after, key LIMIT $5"
-                };
-                let rows = c
-                    .q_all(sql, &[&from.0, &from.1, &before, &ca, &limit])
-                    .await
-                    .map_err(pg_err)?;
-                rows.iter()
-                    .map(|r| {
-                        Ok((
-                            r.get::<_, i64>(0),
-                            r.get::<_, String>(1),
-                            unjson(r.get::<_, &str>(2).as_bytes())?,
-                        ))
-                    })
-                    .collect()
-            })
-        })
-    }
-
-    /// Whether the node that made `boot` still holds its liveness lock.
-    async fn node_alive(tx: &Transaction<'_>, boot: &str) -> R<bool> {
-        let row = tx
-            .query_opt(
-                "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::int4::oid \
-                 AND objid = $2::int4::oid AND objsubid = 2 AND granted",
-                &[&LIVENESS_NS, &liveness_key(boot)],
-            )
-            .await
-            .map_err(pg_err)?;
-        Ok(row.is_some())
-    }
-}
-
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.close();
     }
 }
 
+// Each area's bodies are inherent methods of the same names in the area's
+// file; inherent methods come first in method lookup, so `self.name(..)`
+// below calls that body, not this method again.
 impl Store for PgStore {
     fn boot_id(&self) -> &str {
         &self.inner.boot_id
@@ -512,23 +195,15 @@ impl Store for PgStore {
     }
 
     fn get_ca(&self, id: &str) -> R<Option<CaRecord>> {
-        Ok(self.cas()?.iter().find(|c| c.id == id).cloned())
+        self.get_ca(id)
     }
 
     fn list_cas(&self) -> R<Vec<CaRecord>> {
-        Ok(self.cas()?.as_ref().clone())
+        self.list_cas()
     }
 
     fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::create_ca(tx, &new).await?;
-                let ev = vec![Committed::CaChanged {
-                    ca_id: new.ca.id.clone(),
-                }];
-                Ok((new.ca, ev))
-            })
-        })
+        self.create_ca(new, audit)
     }
 
     fn update_ca(
@@ -537,35 +212,19 @@ impl Store for PgStore {
         change: CaChange,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CaRecord> {
-        let id = id.to_string();
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                let rec = ops::update_ca(tx, &id, change).await?;
-                Ok((rec, vec![Committed::CaChanged { ca_id: id }]))
-            })
-        })
+        self.update_ca(id, change, audit)
     }
 
     fn get_alias(&self, alias: &str) -> R<Option<String>> {
-        Ok(self
-            .aliases()?
-            .iter()
-            .find(|(a, _)| a == alias)
-            .map(|(_, id)| id.clone()))
+        self.get_alias(alias)
     }
 
     fn list_aliases(&self) -> R<Vec<(String, String)>> {
-        Ok(self.aliases()?.as_ref().clone())
+        self.list_aliases()
     }
 
     fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        let (a, c) = (alias.to_string(), ca_id.to_string());
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::put_alias(tx, &a, &c).await?;
-                Ok(((), vec![Committed::AliasChanged { alias: a }]))
-            })
-        })
+        self.put_alias(alias, ca_id, audit)
     }
 
     fn rotate_alias(
@@ -575,43 +234,7 @@ impl Store for PgStore {
         new: NewCaRecord,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CaRecord> {
-        let (a, o) = (alias.to_string(), old_id.to_string());
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                if ops::get_alias(tx, &a).await?.as_deref() != Some(o.as_str()) {
-                    return Err(StoreError::Conflict(format!(
-                        "alias {a} moved while rotating"
-                    )));
-                }
-                let old = ops::get_ca(tx, &o)
-                    .await?
-                    .ok_or_else(|| StoreError::NotFound(format!("no CA {o}")))?;
-                if old.status != super::CaStatus::Active {
-                    return Err(StoreError::Conflict(format!("CA {o} is not ACTIVE")));
-                }
-                ops::create_ca(tx, &new).await?;
-                let now = crate::clock::now().unix_timestamp();
-                let retired = ops::update_ca(
-                    tx,
-                    &o,
-                    Box::new(move |r| {
-                        r.status = super::CaStatus::Retired;
-                        r.updated_at = now;
-                        Ok(())
-                    }),
-                )
-                .await?;
-                ops::put_alias(tx, &a, &new.ca.id).await?;
-                let ev = vec![
-                    Committed::CaChanged { ca_id: o },
-                    Committed::CaChanged {
-                        ca_id: new.ca.id.clone(),
-                    },
-                    Committed::AliasChanged { alias: a },
-                ];
-                Ok((retired, ev))
-            })
-        })
+        self.rotate_alias(alias, old_id, new, audit)
     }
 
     fn reserve(
@@ -620,45 +243,7 @@ impl Store for PgStore {
         token: Option<(String, IdemRecord)>,
         in_flight: Arc<InFlightTokens>,
     ) -> StoreFuture<'_, ReserveOutcome> {
-        let boot = self.inner.boot_id.clone();
-        self.write(None, move |tx| {
-            Box::pin(async move {
-                let busy = token.as_ref().is_some_and(|(t, _)| in_flight.others(t));
-                // A token's intent made by another node: still signing if
-                // that node is alive and the intent is recent.
-                let mut boot_for_check = boot.clone();
-                let mut foreign_busy = false;
-                if let Some((t, _)) = &token {
-                    let prev: Option<IdemRecord> =
-                        opt_tx(tx, "SELECT rec FROM idempotency WHERE token = $1", t).await?;
-                    if let Some(prev) = prev {
-                        let key = super::cert_key(&prev.ca_id, &prev.serial);
-                        let rec: Option<CertRecord> =
-                            opt_tx(tx, "SELECT rec FROM certs WHERE key = $1", &key).await?;
-                        if let Some(rec) =
-                            rec.filter(|r| r.status == CertStatus::Reserved && r.boot_id != boot)
-                        {
-                            let age = crate::clock::now().unix_timestamp() - rec.created_at;
-                            if age < FOREIGN_INTENT_GRACE_SECS
-                                && PgStore::node_alive(tx, &rec.boot_id).await?
-                            {
-                                foreign_busy = true;
-                                boot_for_check = rec.boot_id.clone();
-                            }
-                        }
-                    }
-                }
-                let out = ops::reserve(
-                    tx,
-                    &intent,
-                    token.as_ref().map(|(t, i)| (t.as_str(), i)),
-                    &boot_for_check,
-                    busy || foreign_busy,
-                )
-                .await?;
-                Ok((out, Vec::new()))
-            })
-        })
+        self.reserve(intent, token, in_flight)
     }
 
     fn issue(
@@ -668,12 +253,7 @@ impl Store for PgStore {
         key_sha256: String,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::issue(tx, &rec, &der, &key_sha256).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.issue(rec, der, key_sha256, audit)
     }
 
     fn revoke(
@@ -683,19 +263,7 @@ impl Store for PgStore {
         revocation: Revocation,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CertRecord> {
-        let (c, s) = (ca_id.to_string(), serial.to_string());
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                let rec = ops::revoke(tx, &c, &s, revocation).await?;
-                Ok((
-                    rec,
-                    vec![Committed::Revoked {
-                        ca_id: c,
-                        serial: s,
-                    }],
-                ))
-            })
-        })
+        self.revoke(ca_id, serial, revocation, audit)
     }
 
     fn import_certs(
@@ -703,54 +271,27 @@ impl Store for PgStore {
         certs: Vec<(CertRecord, Vec<u8>)>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, u64> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move { Ok((ops::import_certs(tx, &certs).await?, Vec::new())) })
-        })
+        self.import_certs(certs, audit)
     }
 
     fn get_cert(&self, ca_id: &str, serial: &str) -> R<Option<CertWithDer>> {
-        let (c, s) = (ca_id.to_string(), serial.to_string());
-        self.read(move |cl| Box::pin(async move { reads::get_cert(cl, &c, &s).await }))
+        self.get_cert(ca_id, serial)
     }
 
     fn ca_of_serial(&self, serial: &str) -> R<Option<String>> {
-        let s = serial.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .q_opt("SELECT ca_id FROM serials WHERE serial = $1", &[&s])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.map(|r| r.get(0)))
-            })
-        })
+        self.ca_of_serial(serial)
     }
 
     fn blocked_key(&self, key_sha256: &str) -> R<Option<BlockedKey>> {
-        let k = key_sha256.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                opt(c, "SELECT rec FROM blocked_keys WHERE key_sha256 = $1", &k).await
-            })
-        })
+        self.blocked_key(key_sha256)
     }
 
     fn serial_status(&self, ca_id: &str, serial: &str) -> R<SerialStatus> {
-        let (c, s) = (ca_id.to_string(), serial.to_string());
-        self.read(move |cl| Box::pin(async move { reads::serial_status(cl, &c, &s).await }))
+        self.serial_status(ca_id, serial)
     }
 
     fn count_certs(&self) -> R<u64> {
-        self.read(|c| {
-            Box::pin(async move {
-                let n: i64 = c
-                    .q_one("SELECT count(*) FROM certs", &[])
-                    .await
-                    .map_err(pg_err)?
-                    .get(0);
-                Ok(n as u64)
-            })
-        })
+        self.count_certs()
     }
 
     fn snapshot(
@@ -764,19 +305,7 @@ impl Store for PgStore {
     }
 
     fn count_expiring(&self, from: i64, before: i64) -> R<u64> {
-        self.read(move |c| {
-            Box::pin(async move {
-                let n: i64 = c
-                    .q_one(
-                        "SELECT count(*) FROM certs WHERE status = 1 AND not_after >= $1 AND not_after < $2",
-                        &[&from, &before],
-                    )
-                    .await
-                    .map_err(pg_err)?
-                    .get(0);
-                Ok(n as u64)
-            })
-        })
+        self.count_expiring(from, before)
     }
 
     fn list_certs(
@@ -784,78 +313,15 @@ impl Store for PgStore {
         f: &CertFilter,
         wanted: &dyn Fn(&CertRecord) -> bool,
     ) -> R<(Vec<CertRecord>, Option<String>)> {
-        use crate::store::redb::{decode_expiry_cursor, decode_key_cursor, encode_cursor};
-        let limit = f.limit.max(1);
-        let mut out = Vec::new();
-        let mut scanned = 0usize;
-        if let Some(before) = f.expiring_before {
-            let mut from = match &f.cursor {
-                Some(c) => {
-                    let (t, k) = decode_expiry_cursor(c)?;
-                    (i64::try_from(t).unwrap_or(i64::MAX), k)
-                }
-                None => (i64::MIN, String::new()),
-            };
-            loop {
-                let batch =
-                    self.expiry_batch(f.ca_id.clone(), from.clone(), before, true, SCAN_BATCH)?;
-                if batch.is_empty() {
-                    return Ok((out, None));
-                }
-                for (t, key, rec) in batch {
-                    from = (t, key.clone());
-                    scanned += 1;
-                    if scanned > MAX_SCAN {
-                        return Ok((out, Some(encode_cursor(&format!("e{t}|{key}")))));
-                    }
-                    if !wanted(&rec) {
-                        continue;
-                    }
-                    out.push(rec);
-                    if out.len() == limit {
-                        return Ok((out, Some(encode_cursor(&format!("e{t}|{key}")))));
-                    }
-                }
-            }
-        }
-        let mut after = match &f.cursor {
-            Some(c) => decode_key_cursor(c)?,
-            None => String::new(),
-        };
-        loop {
-            let batch = self.cert_batch(f.ca_id.clone(), after.clone())?;
-            if batch.is_empty() {
-                return Ok((out, None));
-            }
-            for (key, rec) in batch {
-                after = key.clone();
-                scanned += 1;
-                if scanned > MAX_SCAN {
-                    return Ok((out, Some(encode_cursor(&format!("k{key}")))));
-                }
-                if !wanted(&rec) {
-                    continue;
-                }
-                out.push(rec);
-                if out.len() == limit {
-                    return Ok((out, Some(encode_cursor(&format!("k{key}")))));
-                }
-            }
-        }
+        self.list_certs(f, wanted)
     }
 
     fn crl_entries(&self, ca_id: &str, expired_before: Option<i64>) -> R<CrlEntries> {
-        let c = ca_id.to_string();
-        self.read(move |cl| {
-            Box::pin(async move { reads::crl_entries(cl, &c, expired_before).await })
-        })
+        self.crl_entries(ca_id, expired_before)
     }
 
     fn crl_meta(&self, ca_id: &str) -> R<Option<CrlMeta>> {
-        let c = ca_id.to_string();
-        self.read(move |cl| {
-            Box::pin(async move { opt(cl, "SELECT rec FROM crl_meta WHERE ca_id = $1", &c).await })
-        })
+        self.crl_meta(ca_id)
     }
 
     fn put_crl_meta(
@@ -866,187 +332,51 @@ impl Store for PgStore {
         prune: Vec<String>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        let id = ca_id.to_string();
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                let number = meta.crl_number;
-                ops::put_crl_meta(tx, &id, &meta, &der, &prune).await?;
-                Ok(((), vec![Committed::CrlPublished { ca_id: id, number }]))
-            })
-        })
+        self.put_crl_meta(ca_id, meta, der, prune, audit)
     }
 
     fn crl_der(&self, ca_id: &str, number: u64) -> R<Option<Vec<u8>>> {
-        let c = ca_id.to_string();
-        let n = i64::try_from(number).unwrap_or(i64::MAX);
-        self.read(move |cl| {
-            Box::pin(async move {
-                let row = cl
-                    .query_opt(
-                        "SELECT der FROM crls WHERE ca_id = $1 AND number = $2",
-                        &[&c, &n],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.map(|r| r.get(0)))
-            })
-        })
+        self.crl_der(ca_id, number)
     }
 
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64> {
-        // Every revocation in a PostgreSQL store wrote its entry in its own
-        // transaction (and `migrate` copies a completed redb store).
-        Box::pin(async { Ok(0) })
+        self.complete_crl_entries()
     }
 
     fn list_policies(&self) -> R<Option<PolicyRows>> {
-        self.read(|c| Box::pin(reads::list_policies(c)))
+        self.list_policies()
     }
 
     fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        let id = id.to_string();
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::put_policy(tx, &id, &json).await?;
-                Ok(((), vec![Committed::PolicyChanged { id }]))
-            })
-        })
+        self.put_policy(id, json, audit)
     }
 
     fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool> {
-        let id = id.to_string();
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::policies_touched(tx).await?;
-                let n = tx
-                    .execute("DELETE FROM policies WHERE id = $1", &[&id])
-                    .await
-                    .map_err(pg_err)?;
-                Ok((n > 0, vec![Committed::PolicyChanged { id }]))
-            })
-        })
+        self.delete_policy(id, audit)
     }
 
     fn key_meta(&self) -> R<KeyMeta> {
-        self.read(|c| Box::pin(reads::key_meta(c)))
+        self.key_meta()
     }
 
     fn set_key_meta(&self, meta: &KeyMeta, audit: AuditDraft) -> R<()> {
-        let meta = meta.clone();
-        self.write_now(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::write_key_meta(tx, &meta).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.set_key_meta(meta, audit)
     }
 
     fn sealed_key(&self, ca_id: &str) -> R<Option<Vec<u8>>> {
-        let c = ca_id.to_string();
-        self.read(move |cl| {
-            Box::pin(async move {
-                let row = cl
-                    .query_opt("SELECT sealed FROM ca_keys WHERE ca_id = $1", &[&c])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.map(|r| r.get(0)))
-            })
-        })
+        self.sealed_key(ca_id)
     }
 
     fn sealed_key_ids(&self) -> R<Vec<String>> {
-        self.read(|c| {
-            Box::pin(async move {
-                let rows = c
-                    .q_all("SELECT ca_id FROM ca_keys ORDER BY ca_id", &[])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(rows.iter().map(|r| r.get(0)).collect())
-            })
-        })
+        self.sealed_key_ids()
     }
 
     fn import_sealed_keys(&self, keys: &[(String, Vec<u8>)], audit: AuditDraft) -> R<usize> {
-        let keys = keys.to_vec();
-        self.write_now(Some(audit), move |tx| {
-            Box::pin(async move {
-                let mut n = 0;
-                for (id, sealed) in &keys {
-                    n += tx
-                        .execute(
-                            "INSERT INTO ca_keys (ca_id, sealed) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                            &[id, sealed],
-                        )
-                        .await
-                        .map_err(pg_err)?;
-                }
-                Ok((n as usize, Vec::new()))
-            })
-        })
+        self.import_sealed_keys(keys, audit)
     }
 
     fn rewrap_keys(&self, rewrap: Rewrap<'_>, meta: &KeyMeta, audit: AuditDraft) -> R<usize> {
-        // The transaction stays open on the store's runtime while this thread
-        // re-seals each key (the closure cannot leave this thread).
-        type Keys = Vec<(String, Vec<u8>)>;
-        let (keys_tx, keys_rx) = std::sync::mpsc::channel::<R<Keys>>();
-        let (back_tx, back_rx) = tokio::sync::oneshot::channel::<R<Keys>>();
-        let meta = meta.clone();
-        let done = self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                let rows = tx
-                    .query(
-                        "SELECT ca_id, sealed FROM ca_keys ORDER BY ca_id FOR UPDATE",
-                        &[],
-                    )
-                    .await
-                    .map_err(pg_err);
-                let keys: R<Keys> =
-                    rows.map(|rows| rows.iter().map(|r| (r.get(0), r.get(1))).collect());
-                let failed = keys.is_err();
-                let _ = keys_tx.send(keys);
-                if failed {
-                    return Err(StoreError::Unavailable(
-                        "reading the sealed keys failed".into(),
-                    ));
-                }
-                let rewrapped = back_rx.await.map_err(|_| StoreError::Closed)??;
-                for (id, sealed) in &rewrapped {
-                    tx.execute(
-                        "UPDATE ca_keys SET sealed = $2 WHERE ca_id = $1",
-                        &[id, sealed],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                }
-                ops::write_key_meta(tx, &meta).await?;
-                Ok((rewrapped.len(), Vec::new()))
-            })
-        });
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        self.handle.spawn(async move {
-            let _ = done_tx.send(done.await);
-        });
-        let keys = keys_rx.recv().map_err(|_| StoreError::Closed)?;
-        let answer = keys.and_then(|keys| {
-            keys.into_iter()
-                .map(|(id, sealed)| {
-                    let re = rewrap(&id, &sealed)
-                        .map_err(|e| StoreError::Conflict(format!("key of CA {id}: {e}")))?;
-                    Ok((id, re))
-                })
-                .collect::<R<Keys>>()
-        });
-        let refused = match &answer {
-            Err(e) => Some(StoreError::Conflict(e.to_string())),
-            Ok(_) => None,
-        };
-        let _ = back_tx.send(answer);
-        let r = done_rx.recv().map_err(|_| StoreError::Closed)?;
-        match refused {
-            Some(e) => Err(e),
-            None => r,
-        }
+        self.rewrap_keys(rewrap, meta, audit)
     }
 
     fn append_events(
@@ -1055,69 +385,27 @@ impl Store for PgStore {
         mark: MarkAdvance,
         prune_before: Option<i64>,
     ) -> StoreFuture<'_, u64> {
-        self.write(None, move |tx| {
-            Box::pin(async move {
-                Ok((
-                    ops::append_events(tx, events, &mark, prune_before).await?,
-                    Vec::new(),
-                ))
-            })
-        })
+        self.append_events(events, mark, prune_before)
     }
 
     fn event_mark(&self, name: &str) -> R<Option<u64>> {
-        let n = name.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                let row = c
-                    .q_opt("SELECT value FROM event_marks WHERE name = $1", &[&n])
-                    .await
-                    .map_err(pg_err)?;
-                Ok(row.map(|r| r.get::<_, i64>(0) as u64))
-            })
-        })
+        self.event_mark(name)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> R<Vec<EventRecord>> {
-        let after = i64::try_from(after).unwrap_or(i64::MAX);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .q_all(
-                        "SELECT rec FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
-                        &[&after, &limit],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                rows.iter().map(text_rec).collect()
-            })
-        })
+        self.events_after(after, limit)
     }
 
     fn expiring_certs(&self, from: i64, before: i64, limit: usize) -> R<Vec<CertRecord>> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let batch =
-            self.expiry_batch(None, (from - 1, "\u{10FFFF}".into()), before, false, limit)?;
-        Ok(batch.into_iter().map(|(_, _, r)| r).collect())
+        self.expiring_certs(from, before, limit)
     }
 
     fn visit_live_certs(&self, from: i64, visit: &mut dyn FnMut(&CertRecord)) -> R<()> {
-        let mut at = (from - 1, "\u{10FFFF}".to_string());
-        loop {
-            let batch = self.expiry_batch(None, at.clone(), i64::MAX, false, SCAN_BATCH)?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            for (t, key, rec) in batch {
-                at = (t, key);
-                visit(&rec);
-            }
-        }
+        self.visit_live_certs(from, visit)
     }
 
     fn list_webhooks(&self) -> R<Vec<WebhookRecord>> {
-        self.read(|c| Box::pin(all(c, "SELECT rec FROM webhooks ORDER BY id")))
+        self.list_webhooks()
     }
 
     fn create_webhook(
@@ -1125,108 +413,43 @@ impl Store for PgStore {
         hook: WebhookRecord,
         audit: AuditDraft,
     ) -> StoreFuture<'_, WebhookRecord> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move { Ok((ops::create_webhook(tx, hook).await?, Vec::new())) })
-        })
+        self.create_webhook(hook, audit)
     }
 
     fn delete_webhook(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool> {
-        let id = id.to_string();
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                let n = tx
-                    .execute("DELETE FROM webhooks WHERE id = $1", &[&id])
-                    .await
-                    .map_err(pg_err)?;
-                Ok((n > 0, Vec::new()))
-            })
-        })
+        self.delete_webhook(id, audit)
     }
 
     fn webhook_delivered(&self, id: &str, seq: u64) -> StoreFuture<'_, ()> {
-        let id = id.to_string();
-        self.write(None, move |tx| {
-            Box::pin(async move {
-                ops::webhook_delivered(tx, &id, seq).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.webhook_delivered(id, seq)
     }
 
     fn acme_account(&self, id: &str) -> R<Option<AcmeAccount>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            Box::pin(
-                async move { opt(c, "SELECT rec FROM acme_accounts WHERE id = $1", &id).await },
-            )
-        })
+        self.acme_account(id)
     }
 
     fn acme_account_by_key(&self, thumbprint: &str) -> R<Option<AcmeAccount>> {
-        let t = thumbprint.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                opt(
-                    c,
-                    "SELECT a.rec FROM acme_account_keys k JOIN acme_accounts a ON a.id = k.account \
-                     WHERE k.thumbprint = $1",
-                    &t,
-                )
-                .await
-            })
-        })
+        self.acme_account_by_key(thumbprint)
     }
 
     fn acme_create_account(&self, account: AcmeAccount, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::acme_create_account(tx, &account).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.acme_create_account(account, audit)
     }
 
     fn acme_accounts(&self) -> R<Vec<AcmeAccount>> {
-        self.read(|c| {
-            Box::pin(all(
-                c,
-                "SELECT rec FROM acme_accounts ORDER BY created_at, id",
-            ))
-        })
+        self.acme_accounts()
     }
 
     fn acme_orders_of(&self, account: &str) -> R<Vec<AcmeOrder>> {
-        let a = account.to_string();
-        self.read(move |c| {
-            Box::pin(async move {
-                let rows = c
-                    .q_all(
-                        "SELECT rec FROM acme_orders WHERE account = $1 ORDER BY created_at, id",
-                        &[&a],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                rows.iter().map(text_rec).collect()
-            })
-        })
+        self.acme_orders_of(account)
     }
 
     fn acme_eab_key(&self, kid: &str) -> R<Option<AcmeEabKey>> {
-        let k = kid.to_string();
-        self.read(move |c| {
-            Box::pin(
-                async move { opt(c, "SELECT rec FROM acme_eab_keys WHERE kid = $1", &k).await },
-            )
-        })
+        self.acme_eab_key(kid)
     }
 
     fn acme_eab_keys(&self) -> R<Vec<AcmeEabKey>> {
-        self.read(|c| {
-            Box::pin(all(
-                c,
-                "SELECT rec FROM acme_eab_keys ORDER BY created_at, kid",
-            ))
-        })
+        self.acme_eab_keys()
     }
 
     fn acme_put_eab_key(
@@ -1235,12 +458,7 @@ impl Store for PgStore {
         new: bool,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::acme_put_eab_key(tx, &key, new).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.acme_put_eab_key(key, new, audit)
     }
 
     fn acme_update_account(
@@ -1249,26 +467,15 @@ impl Store for PgStore {
         expected_thumbprint: String,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        self.write(Some(audit), move |tx| {
-            Box::pin(async move {
-                ops::acme_update_account(tx, &account, &expected_thumbprint).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.acme_update_account(account, expected_thumbprint, audit)
     }
 
     fn acme_order(&self, id: &str) -> R<Option<AcmeOrder>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            Box::pin(async move { opt(c, "SELECT rec FROM acme_orders WHERE id = $1", &id).await })
-        })
+        self.acme_order(id)
     }
 
     fn acme_authz(&self, id: &str) -> R<Option<AcmeAuthz>> {
-        let id = id.to_string();
-        self.read(move |c| {
-            Box::pin(async move { opt(c, "SELECT rec FROM acme_authzs WHERE id = $1", &id).await })
-        })
+        self.acme_authz(id)
     }
 
     fn acme_put(
@@ -1277,68 +484,31 @@ impl Store for PgStore {
         authzs: Vec<AcmeAuthz>,
         audit: Option<AuditDraft>,
     ) -> StoreFuture<'_, ()> {
-        self.write(audit, move |tx| {
-            Box::pin(async move {
-                ops::acme_put(tx, order.as_ref(), &authzs).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.acme_put(order, authzs, audit)
     }
 
     fn append_audit(&self, audit: AuditDraft) -> StoreFuture<'_, AuditEntry> {
-        // The entry is appended by the write itself; read it back by its head.
-        let inner = self.inner.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.handle.spawn(async move {
-            let r = async {
-                let mut conn = inner.pool.get().await.map_err(pool_err)?;
-                let t = ops::begin_write(&mut conn).await?;
-                let mut head = ops::lock_head(&t).await?;
-                let e = ops::append_audit(&t, &mut head, &audit).await?;
-                ops::store_head(&t, &head).await?;
-                t.commit().await.map_err(pg_err)?;
-                Ok(e)
-            }
-            .await;
-            inner.note(&r.as_ref().map(|_| ()));
-            if r.is_ok() {
-                inner.commits.fetch_add(1, Ordering::Relaxed);
-                inner.writes.fetch_add(1, Ordering::Relaxed);
-            }
-            let _ = tx.send(r);
-        });
-        Box::pin(async move { rx.await.map_err(|_| StoreError::Closed)? })
+        self.append_audit(audit)
     }
 
     fn audit_page(&self, filter: &AuditFilter) -> R<(Vec<AuditEntry>, Option<u64>)> {
-        let f = filter.clone();
-        self.read(move |c| Box::pin(async move { reads::audit_page(c, &f).await }))
+        self.audit_page(filter)
     }
 
     fn verify_audit(&self, pinned_digest_key: Option<&[u8]>) -> R<Verdict> {
-        let pinned = pinned_digest_key.map(<[u8]>::to_vec);
-        let inner = self.inner.clone();
-        self.block(async move {
-            let mut conn = inner.pool.get().await.map_err(pool_err)?;
-            reads::verify_audit(&mut conn, pinned.as_deref()).await
-        })
+        self.verify_audit(pinned_digest_key)
     }
 
     fn audit_head(&self) -> R<(u64, String)> {
-        self.read(|c| Box::pin(reads::audit_head(c)))
+        self.audit_head()
     }
 
     fn append_audit_digest(&self, digest: AuditDigest) -> StoreFuture<'_, ()> {
-        self.write(None, move |tx| {
-            Box::pin(async move {
-                ops::append_audit_digest(tx, &digest).await?;
-                Ok(((), Vec::new()))
-            })
-        })
+        self.append_audit_digest(digest)
     }
 
     fn audit_digests(&self, after: u64, limit: usize) -> R<Vec<AuditDigest>> {
-        self.read(move |c| Box::pin(reads::audit_digests(c, after, limit)))
+        self.audit_digests(after, limit)
     }
 
     fn is_leader(&self) -> bool {
@@ -1346,26 +516,6 @@ impl Store for PgStore {
     }
 
     fn last_audit_digest(&self) -> R<Option<AuditDigest>> {
-        self.read(|c| {
-            Box::pin(async move {
-                let row = c
-                    .q_opt(
-                        "SELECT rec FROM audit_digests ORDER BY number DESC LIMIT 1",
-                        &[],
-                    )
-                    .await
-                    .map_err(pg_err)?;
-                row.as_ref().map(text_rec).transpose()
-            })
-        })
+        self.last_audit_digest()
     }
-}
-
-async fn opt_tx<T: for<'de> serde::Deserialize<'de>>(
-    tx: &Transaction<'_>,
-    sql: &str,
-    id: &str,
-) -> R<Option<T>> {
-    let row = tx.query_opt(sql, &[&id]).await.map_err(pg_err)?;
-    row.as_ref().map(text_rec).transpose()
 }
