@@ -12,7 +12,8 @@
 //! [`HsmError::Unavailable`], which the API answers with 503; the next
 //! operation after a short back-off finalises the module, loads it again,
 //! logs in again and finds the keys by CKA_ID, so the server recovers without
-//! a restart. The PIN is held in a `SecretString` and never logged.
+//! a restart. The PIN is held as cryptoki's `AuthPin` (a `secrecy::SecretString`)
+//! and never logged.
 
 mod config;
 mod encoding;

@@ -186,7 +186,10 @@ mod tests {
         let short = Target::step_ca("bbolt,127.0.0.1:1", none, none, none)
             .err()
             .expect("refused");
-        assert!(short.to_string().contains("expected STORE,ADDR,PID"), "{short}");
+        assert!(
+            short.to_string().contains("expected STORE,ADDR,PID"),
+            "{short}"
+        );
         let pid = Target::step_ca("bbolt,127.0.0.1:1,abc", none, none, none)
             .err()
             .expect("refused");

@@ -154,7 +154,9 @@ impl Drop for PgStore {
 
 // Each area's bodies are inherent methods of the same names in the area's
 // file; inherent methods come first in method lookup, so `self.name(..)`
-// below calls that body, not this method again.
+// below calls that body, not this method again. (Were one missing, the call
+// would be to this method itself: rustc's `unconditional_recursion` lint
+// says so, an error under the suite's `clippy -D warnings`.)
 impl Store for PgStore {
     fn boot_id(&self) -> &str {
         &self.inner.boot_id
