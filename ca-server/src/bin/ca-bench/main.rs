@@ -48,7 +48,7 @@ mod targets;
 mod temp_server;
 
 use floors::{crypto_floor_us, durability_floor, in_process_rate};
-use targets::{issue_bodies, store_size, Target, CFSSL, OURS, STEP_CA};
+use targets::{disk_usage, issue_bodies, Target, CFSSL, OURS, STEP_CA};
 use temp_server::{print_store_usage, start_temp_server};
 
 #[derive(Parser)]
@@ -160,7 +160,7 @@ struct Turn {
 }
 
 fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Turn {
-    let size = |f: &Option<PathBuf>| f.as_deref().and_then(store_size);
+    let size = |f: &Option<PathBuf>| f.as_deref().and_then(disk_usage);
     let disk = || t.pid.as_deref().and_then(bench_support::disk_write_bytes);
     let (server0, client0, store0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
@@ -438,7 +438,7 @@ fn main() -> anyhow::Result<()> {
         "errors",
         "server µs/cert",
         "client µs/req",
-        "store B/cert"
+        "disk B/cert"
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     for c in levels {
@@ -570,7 +570,9 @@ fn main() -> anyhow::Result<()> {
         let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
         let seeded_target =
             Target::temp_server("seeded", &csr_pems, &seeded, &seeded_profile, &seeded_api)?;
-        let size = std::fs::metadata(seeded.dir.join(ca_server::store::STORE_FILE))?.len();
+        let store_file = seeded.dir.join(ca_server::store::STORE_FILE);
+        let length = std::fs::metadata(&store_file)?.len();
+        let size = disk_usage(&store_file).context("the seeded store's disk usage")?;
         // The empty store and the full one take turns (at least twice each,
         // the first to go alternating), so the ratio is not the machine's
         // drift between two measurements.
@@ -594,9 +596,10 @@ fn main() -> anyhow::Result<()> {
         }
         let (e, f) = (empty.measured(), full.measured());
         println!(
-            "with {count} certificates stored ({:.0} MB, {:.0} B each): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× a fresh empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
+            "with {count} certificates stored ({:.0} MB on disk, {:.0} B each; file {:.0} MB long): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× a fresh empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
             size as f64 / 1e6,
             size as f64 / count as f64,
+            length as f64 / 1e6,
             f.rate,
             f.p99,
             f.rate / e.rate.max(1e-9),

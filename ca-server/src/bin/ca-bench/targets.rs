@@ -21,8 +21,8 @@ pub struct Target {
     pub path: &'static str,
     pub bodies: Arc<[Bytes]>,
     pub pid: Option<String>,
-    /// The store (a file, or a directory of them), to measure its growth per
-    /// certificate.
+    /// The store (a file, or a directory of them), to measure the disk it
+    /// takes per certificate.
     pub store: Option<PathBuf>,
 }
 
@@ -48,16 +48,21 @@ pub fn issue_bodies(csr_pems: &[String], ca_id: &Option<String>) -> anyhow::Resu
         .collect()
 }
 
-/// Bytes a store holds: its file's length, or the sum over a directory's
-/// files (badger keeps several).
-pub fn store_size(path: &Path) -> Option<u64> {
+/// Bytes of disk a store takes: the blocks its file has allocated, or the
+/// sum over a directory's files (badger keeps several). Not the file's
+/// length: redb (and bbolt) double a file's length when they need room, and
+/// the file system allocates the new half as it is written, so the length
+/// runs up to twice ahead of what the disk holds.
+pub fn disk_usage(path: &Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_dir() {
-        return Some(meta.len());
+        // st_blocks counts 512-byte units whatever the block size.
+        return Some(meta.blocks() * 512);
     }
     let mut total = 0;
     for entry in std::fs::read_dir(path).ok()? {
-        total += store_size(&entry.ok()?.path())?;
+        total += disk_usage(&entry.ok()?.path())?;
     }
     Some(total)
 }
@@ -197,13 +202,22 @@ mod tests {
     }
 
     #[test]
-    fn a_store_directory_counts_every_file_in_it() {
+    fn a_store_counts_the_disk_it_takes_not_its_length() {
+        use std::io::Write;
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("a"), [0u8; 100]).expect("a");
+        let block = |n: usize| vec![1u8; n * 4096];
+        std::fs::write(dir.path().join("a"), block(3)).expect("a");
         std::fs::create_dir(dir.path().join("sub")).expect("sub");
-        std::fs::write(dir.path().join("sub/b"), [0u8; 23]).expect("b");
-        assert_eq!(store_size(dir.path()), Some(123));
-        assert_eq!(store_size(&dir.path().join("a")), Some(100));
-        assert_eq!(store_size(&dir.path().join("missing")), None);
+        // 1 MiB long, one block written: the rest is a hole.
+        let mut sparse = std::fs::File::create(dir.path().join("sub/b")).expect("b");
+        sparse.write_all(&block(1)).expect("write");
+        sparse.set_len(1 << 20).expect("set_len");
+        sparse.sync_all().expect("sync");
+        let a = disk_usage(&dir.path().join("a")).expect("a");
+        let b = disk_usage(&dir.path().join("sub/b")).expect("b");
+        assert!((3 * 4096..4 * 4096).contains(&a), "{a}");
+        assert!((4096..64 * 1024).contains(&b), "a hole counted: {b}");
+        assert_eq!(disk_usage(dir.path()), Some(a + b));
+        assert_eq!(disk_usage(&dir.path().join("missing")), None);
     }
 }

@@ -42,8 +42,10 @@ pub(crate) fn print_store_usage(dir: &std::path::Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let per = |b: u64| b as f64 / certs as f64;
+    let on_disk = crate::targets::disk_usage(&dir.join(ca_server::store::STORE_FILE))
+        .map_or("-".to_string(), |b| format!("{:.0}", per(b)));
     println!(
-        "store after the run: {certs} certificates, file {:.0} B/cert; by table (B/cert: stored + page overhead + unused in pages):",
+        "store after the run: {certs} certificates, {on_disk} B/cert on disk (file {:.0} B/cert long); by table (B/cert: stored + page overhead + unused in pages):",
         per(usage.file_bytes)
     );
     for t in usage.tables.iter().filter(|t| t.entries > 0) {
