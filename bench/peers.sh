@@ -14,7 +14,7 @@
 # (through ca-bench); and drives them all with the same Rust load generator
 # (ca-bench), printing one table: req/s, p50, p99, each server's CPU µs per
 # certificate, the load generator's CPU µs per request, the crypto floor,
-# store bytes per certificate, and the ratios.
+# store growth per certificate (disk blocks taken), and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
