@@ -1,10 +1,17 @@
 //! Unit tests of [`super`].
 
 use super::*;
-use crate::cert::{create_root, RootParams};
+use crate::cert::{create_root, CaCertificate, RootParams};
+use crate::der_util::{push_header, tlv_len, TAG_SEQUENCE};
 use crate::keys::{KeyAlgorithm, SoftwareKey};
+use crate::oids;
+use crate::x509_time::from_x509_time;
+use der::asn1::OctetString;
+use der::{Decode, Encode};
 use std::str::FromStr;
 use time::Duration;
+use x509_cert::ext::Extension;
+use x509_cert::name::Name;
 
 fn ca(alg: KeyAlgorithm) -> (SoftwareKey, CaCertificate) {
     let key = SoftwareKey::generate(alg).unwrap();
