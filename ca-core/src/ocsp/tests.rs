@@ -1,10 +1,19 @@
 //! Unit tests of [`super`].
 
 use super::*;
-use crate::cert::{create_root, RootParams};
-use crate::keys::{KeyAlgorithm, SoftwareKey};
+use crate::cert::{cert_signed_by, create_root, CaCertificate, RootParams};
+use crate::crl::RevocationReason;
+use crate::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use crate::oids;
+use crate::serial::Serial;
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
 use std::str::FromStr;
-use x509_ocsp::OcspResponseStatus;
+use time::OffsetDateTime;
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage};
+use x509_cert::name::Name;
+use x509_ocsp::{BasicOcspResponse, CertStatus, OcspResponse, OcspResponseStatus, ResponderId};
 
 struct Ca {
     key: SoftwareKey,
