@@ -545,8 +545,6 @@ pub(super) fn story(
     Ok(())
 }
 
-/// Bob's CSR with one bit of its public key flipped (signature unchanged),
-/// to show the proof-of-possession check at work. `None` if it cannot be built.
 /// The CSR with another (valid) public key in place of its own, its
 /// signature unchanged: what an attacker who swaps keys in transit sends.
 fn swap_csr_key(csr_der: &[u8], spki_der: &[u8]) -> Result<Vec<u8>> {
