@@ -99,10 +99,12 @@ pub async fn serve(
     let revocation =
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
-    let shared_sync = config
-        .store
-        .is_postgres()
-        .then(|| spawn_shared_store_sync(auth.clone()));
+    let shared_sync = if config.store.is_postgres() {
+        Some(spawn_shared_store_sync(auth.clone()))
+    } else {
+        reload_policies_on_resync(&auth);
+        None
+    };
     let digester = spawn_audit_digests(auth.clone());
     let refusal_summaries = spawn_refusal_summaries(auth.clone());
     let event_tasks = if config.events.enabled {
@@ -349,6 +351,23 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
             sign_audit_digest(&auth).await;
         }
     })
+}
+
+/// With the embedded store: read the policies again when the store says
+/// what it holds may differ from what was kept (reopened after a failed
+/// commit that reached the disk all the same). A policy change of this
+/// process is applied by its own request; nothing else changes them.
+fn reload_policies_on_resync(auth: &Arc<Authority>) {
+    let weak = Arc::downgrade(auth);
+    auth.store.subscribe(Arc::new(move |event| {
+        if let crate::store::Committed::Resync = event {
+            if let Some(a) = weak.upgrade() {
+                if let Err(e) = a.policies.reload(a.store.as_ref()) {
+                    tracing::warn!(error = %e, "re-reading the policies failed");
+                }
+            }
+        }
+    }));
 }
 
 /// With a store shared by several nodes: take other nodes' policy changes

@@ -233,6 +233,19 @@ async fn redb_pages_stay_full_under_concurrent_issuance() {
     }
 }
 
+/// Wait until `count` has reached `n` (the hooks are told just after the
+/// store reads again, on the thread that reopened it).
+async fn reaches(count: &AtomicUsize, n: usize) -> bool {
+    let start = std::time::Instant::now();
+    while count.load(Ordering::SeqCst) < n {
+        if start.elapsed() > std::time::Duration::from_secs(10) {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    count.load(Ordering::SeqCst) == n
+}
+
 /// Wait for the store to answer from itself again (the audit head is read
 /// from the store, not memory) after a write broke it; its head then.
 async fn reopened(s: &dyn Store) -> (u64, String) {
@@ -254,13 +267,21 @@ async fn reopened(s: &dyn Store) -> (u64, String) {
 /// journal undoes the record, so the store, reopening by itself, does not
 /// replay it. If the undo fails too, the record is replayed: the store then
 /// answers what it holds, the alias it had kept in memory included, and the
-/// action's audit entry came with it.
+/// action's audit entry came with it. Each reopen tells the commit hooks
+/// (what the server keeps beside the store) to read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
     use self::redb::journal::fault::{register, Fault};
     let dir = tempfile::tempdir().expect("tempdir");
     let fault = register(&dir.path().join(redb::DB_FILE));
     let s = Redb.open(dir.path(), "boot1");
+    let resyncs = Arc::new(AtomicUsize::new(0));
+    let heard = resyncs.clone();
+    s.subscribe(Arc::new(move |event| {
+        if matches!(event, Committed::Resync) {
+            heard.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
     for id in [CA1, CA2] {
         let new = NewCaRecord {
             ca: ca(id),
@@ -281,23 +302,25 @@ async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
     fault.arm(Fault::SyncFails);
     let failed = move_alias().await.expect_err("reported failed");
     assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
-    assert!(!fault.armed(), "the fault fired");
+    assert!(!fault.armed(), "the fault did not fire");
     assert_eq!(
         reopened(s.as_ref()).await.0,
         3,
         "the undone record was replayed"
     );
     assert_eq!(s.get_alias("issuing").expect("alias"), Some(CA1.into()));
+    assert!(reaches(&resyncs, 1).await, "the hooks were not told once");
 
     fault.arm(Fault::UndoFailsToo);
     let failed = move_alias().await.expect_err("reported failed");
     assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
-    assert!(!fault.armed(), "the fault fired");
+    assert!(!fault.armed(), "the fault did not fire");
     assert_eq!(
         reopened(s.as_ref()).await.0,
         4,
         "the record was not replayed"
     );
+    assert!(reaches(&resyncs, 2).await, "the hooks were not told again");
     assert_eq!(
         s.get_alias("issuing").expect("alias"),
         Some(CA2.into()),

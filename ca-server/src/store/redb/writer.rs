@@ -280,6 +280,9 @@ impl Shared {
                 self.writable.store(true, Ordering::Release);
                 *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::warn!("store: reopened after a write failure; writes succeed again");
+                // And so may what the hooks keep (the revocation service's
+                // answers, the policies): told once the store reads again.
+                self.tell(&[Committed::Resync]);
                 true
             }
             Err(e) => {

@@ -126,4 +126,10 @@ impl StorageBackend for FaultyJournal {
         }
         self.inner.write(offset, data)
     }
+
+    // The journal file takes no range locks (the store file does); closing
+    // is passed on like the rest.
+    fn close(&self) -> io::Result<()> {
+        self.inner.close()
+    }
 }
