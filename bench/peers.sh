@@ -8,8 +8,9 @@
 # step-ca 0.19 once from Debian's packaged sources (golang-go and
 # golang-github-smallstep-certificates-dev, installed when missing; the
 # command is bench/step-ca/main.go) and starts two on the same issuing CA, one
-# storing in bbolt (a synced commit per certificate), one in badger (writes
-# not synced), each driven through its mutual-TLS renewal endpoint (signs and
+# storing in bbolt (a synced commit per certificate), one in badger (synced,
+# concurrent writes batched), each driven through its mutual-TLS renewal
+# endpoint (signs and
 # stores a certificate; no CSR to check); builds and starts a ca-server
 # (through ca-bench); and drives them all with the same Rust load generator
 # (ca-bench), printing one table: req/s, p50, p99, each server's CPU µs per
@@ -18,6 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo="$(pwd)"
+# Absolute: the script works from a temporary directory, and Go refuses a
+# relative GOCACHE.
+target_dir="$(realpath -m -- "${CARGO_TARGET_DIR:-target}")"
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -38,8 +42,11 @@ step_pids=()
 cleanup() {
   [ -n "$cfssl_pid" ] && kill "$cfssl_pid" 2>/dev/null || true
   for pid in "${step_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  # Gone before their files are: badger writes until it exits.
-  wait 2>/dev/null || true
+  # Gone before their files are (badger writes until it exits), within 10 s.
+  for pid in "${step_pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -79,35 +86,43 @@ for _ in $(seq 1 100); do
 done
 echo "peers: cfssl $(cfssl version | head -1 | tr -s ' ') serving on https://127.0.0.1:$port (pid $cfssl_pid)"
 
-target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+# step-ca: built once per Debian package version and main.go, into the
+# target directory. Any failure here leaves step-ca out of the run (say so
+# and go on: CFSSL and ours are still measured).
 step_args=()
-if [ "${PEERS_NO_STEP_CA:-0}" != 1 ]; then
-  step_ca="$target_dir/peers/step-ca"
+start_step_ca() {
+  if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/smallstep/certificates ]; then
+    echo "peers: installing golang-go and golang-github-smallstep-certificates-dev (step-ca's sources)"
+    local sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq || return 1
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+      golang-go golang-github-smallstep-certificates-dev >/dev/null || return 1
+  fi
+  local version hash step_ca
+  version="$(dpkg-query -W -f='${Version}' golang-github-smallstep-certificates-dev)" || return 1
+  hash="$(sha256sum "$repo/bench/step-ca/main.go" | cut -c1-12)"
+  step_ca="$target_dir/peers/step-ca-$version-$hash"
   if [ ! -x "$step_ca" ]; then
-    if ! command -v go >/dev/null || [ ! -d /usr/share/gocode/src/github.com/smallstep/certificates ]; then
-      echo "peers: installing golang-go and golang-github-smallstep-certificates-dev (step-ca's sources)"
-      sudo_cmd=()
-      [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-      export DEBIAN_FRONTEND=noninteractive
-      "${sudo_cmd[@]}" apt-get update -qq
-      "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
-        golang-go golang-github-smallstep-certificates-dev >/dev/null
+    echo "peers: building step-ca $version from Debian's sources (once, into $target_dir/peers)"
+    mkdir -p "$target_dir/peers" || return 1
+    if ! (cd "$repo/bench/step-ca" && GO111MODULE=off GOPATH=/usr/share/gocode \
+      GOCACHE="$target_dir/peers/gocache" go build -o "$step_ca" . 2>"$work/step-build.log"); then
+      cat "$work/step-build.log" >&2
+      return 1
     fi
-    echo "peers: building step-ca from Debian's sources (once, into $target_dir/peers)"
-    mkdir -p "$target_dir/peers"
-    (cd "$repo/bench/step-ca" && GO111MODULE=off GOPATH=/usr/share/gocode \
-      GOCACHE="$target_dir/peers/gocache" go build -o "$step_ca" . 2>"$work/step-build.log") \
-      || { cat "$work/step-build.log" >&2; exit 1; }
   fi
   # A client certificate from the same issuing CA: each request renews it.
   echo '{"CN": "bench-renew.example", "hosts": ["bench-renew.example"], "key": {"algo": "ecdsa", "size": 256}}' > client.json
   cfssl gencert -ca issuing.pem -ca-key issuing-key.pem -config config.json -profile client \
-    client.json 2>/dev/null | cfssljson -bare client
+    client.json 2>/dev/null | cfssljson -bare client || return 1
   cat client.pem issuing.pem > client-chain.pem
+  local store step_port step_pid ready
   for store in bbolt badgerv2; do
     step_port="$(free_port)"
     # step-ca's defaults otherwise: its TLS certificate from the issuing CA,
-    # each request logged at info level.
+    # each request logged at info level (to a file here).
     cat > "step-$store.json" <<JSON
 {"root": "$work/root.pem", "crt": "$work/issuing.pem", "key": "$work/issuing-key.pem",
  "address": "127.0.0.1:$step_port", "dnsNames": ["127.0.0.1"],
@@ -120,7 +135,8 @@ JSON
     step_pids+=("$step_pid")
     ready=""
     for _ in $(seq 1 100); do
-      if curl -s --cacert root.pem -o /dev/null "https://127.0.0.1:$step_port/health"; then
+      kill -0 "$step_pid" 2>/dev/null || break
+      if curl -sf --cacert root.pem -o /dev/null "https://127.0.0.1:$step_port/health"; then
         ready=1
         break
       fi
@@ -129,13 +145,17 @@ JSON
     if [ -z "$ready" ]; then
       echo "peers: step-ca ($store) did not start:" >&2
       cat "$work/step-$store.log" >&2
-      exit 1
+      return 1
     fi
-    echo "peers: step-ca (Debian's 0.19 sources, $store) serving on https://127.0.0.1:$step_port (pid $step_pid)"
+    echo "peers: step-ca (Debian's $version sources, $store) serving on https://127.0.0.1:$step_port (pid $step_pid)"
     step_args+=(--step-ca "${store%v2},127.0.0.1:$step_port,$step_pid,$work/step-$store.db")
   done
   step_args+=(--step-ca-root "$work/root.pem" --step-ca-client-chain "$work/client-chain.pem"
     --step-ca-client-key "$work/client-key.pem")
+}
+if [ "${PEERS_NO_STEP_CA:-0}" != 1 ] && ! start_step_ca; then
+  echo "peers: step-ca could not be set up (above); measuring without it (PEERS_NO_STEP_CA=1 skips it)" >&2
+  step_args=()
 fi
 
 cd "$repo"

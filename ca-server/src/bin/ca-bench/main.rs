@@ -144,28 +144,27 @@ struct Measured {
     errors: u64,
     server_us: Option<f64>,
     client_us: Option<f64>,
+    /// Disk the store took over the level, per certificate (may be
+    /// negative: a store can give space back).
     store_bytes: Option<f64>,
     /// Bytes the server sent to the disk during the run.
     disk_bytes: Option<u64>,
 }
 
 /// One turn of load on one target: what the load generator saw, and what
-/// the server (CPU, store file, disk) and the load generator (CPU) spent.
+/// the server (CPU, disk writes) and the load generator (CPU) spent.
 struct Turn {
     report: bench_support::LoadReport,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
-    store_growth: Option<u64>,
     disk: Option<u64>,
 }
 
 fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, seconds: f64) -> Turn {
-    let size = |f: &Option<PathBuf>| f.as_deref().and_then(disk_usage);
     let disk = || t.pid.as_deref().and_then(bench_support::disk_write_bytes);
-    let (server0, client0, store0, disk0) = (
+    let (server0, client0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
-        size(&t.store),
         disk(),
     );
     let report = rt.block_on(bench_support::run_load(
@@ -177,10 +176,9 @@ fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, second
         Duration::from_secs_f64(seconds),
         false,
     ));
-    let (server1, client1, store1, disk1) = (
+    let (server1, client1, disk1) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
-        size(&t.store),
         disk(),
     );
     let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
@@ -189,7 +187,6 @@ fn run_turn(rt: &tokio::runtime::Runtime, t: &Target, connections: usize, second
         report,
         server_cpu: spent(server0, server1),
         client_cpu: spent(client0, client1),
-        store_growth: grew(store0, store1),
         disk: grew(disk0, disk1),
     }
 }
@@ -205,7 +202,6 @@ struct Tally {
     latencies_us: Vec<u64>,
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
-    store_growth: Option<u64>,
     disk: Option<u64>,
 }
 
@@ -231,11 +227,12 @@ impl Tally {
         self.latencies_us.extend_from_slice(&t.report.latencies_us);
         self.server_cpu = sum(first, self.server_cpu, t.server_cpu);
         self.client_cpu = sum(first, self.client_cpu, t.client_cpu);
-        self.store_growth = sum(first, self.store_growth, t.store_growth);
         self.disk = sum(first, self.disk, t.disk);
     }
 
-    fn measured(self) -> Measured {
+    /// The level's figures; `store_growth`: the disk the store took from
+    /// before the level's first turn to after its last.
+    fn measured(self, store_growth: Option<i64>) -> Measured {
         let ok = self.ok;
         let mut all = bench_support::LoadReport {
             ok,
@@ -253,7 +250,7 @@ impl Tally {
             errors: all.errors,
             server_us: per_cert(self.server_cpu.map(|s| s * 1e6)),
             client_us: per_cert(self.client_cpu.map(|s| s * 1e6)),
-            store_bytes: per_cert(self.store_growth.map(|b| b as f64)),
+            store_bytes: per_cert(store_growth.map(|b| b as f64)),
             disk_bytes: self.disk,
         }
     }
@@ -440,6 +437,12 @@ fn main() -> anyhow::Result<()> {
         "client µs/req",
         "disk B/cert"
     );
+    println!(
+        "(disk B/cert: what each store's file(s) took on disk from a level's first turn to its \
+         last, per certificate; ca-server's counts its store file, whose changed pages wait in \
+         its journal for up to 64 MiB between checkpoints, so one level's figure may run behind \
+         or ahead; the store line after the run, taken after a clean close, is exact)"
+    );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     for c in levels {
         // (durable commits, store writes) over our server's turns; None once
@@ -449,6 +452,16 @@ fn main() -> anyhow::Result<()> {
         // The crypto floor again after every round, so that this level's
         // ratio is to the machine's speed while the level ran.
         let mut level_floors = Vec::new();
+        // The stores' disk before the level's first turn and after its last
+        // (not turn by turn: what a store does between turns, such as
+        // badger's compactions, counts too).
+        let stores = || -> Vec<Option<u64>> {
+            targets
+                .iter()
+                .map(|t| t.store.as_deref().and_then(disk_usage))
+                .collect()
+        };
+        let stores_before = stores();
         // The targets take turns, so that the shared machine's drift lands on
         // all of them alike; every other round in reverse order (A B, B A), so
         // that a steady drift does not favour whoever goes first.
@@ -478,7 +491,15 @@ fn main() -> anyhow::Result<()> {
         let level_floor = median(&mut level_floors).unwrap_or(floor);
         all_floors.extend_from_slice(&level_floors);
         let commit_counts = commit_counts.filter(|(n, _)| *n > 0);
-        let results: Vec<Measured> = tallies.into_iter().map(Tally::measured).collect();
+        let stores_after = stores();
+        let results: Vec<Measured> = tallies
+            .into_iter()
+            .zip(stores_before.iter().zip(&stores_after))
+            .map(|(tally, (before, after))| {
+                let growth = before.zip(*after).map(|(b, a)| a as i64 - b as i64);
+                tally.measured(growth)
+            })
+            .collect();
         for (t, m) in targets.iter().zip(&results) {
             println!(
                 "{c:>11} {:>14} {:>9.0} {:>8.2} {:>8.2} {:>7} {:>15} {:>14} {:>13}",
@@ -594,7 +615,7 @@ fn main() -> anyhow::Result<()> {
             empty.add(e);
             full.add(f);
         }
-        let (e, f) = (empty.measured(), full.measured());
+        let (e, f) = (empty.measured(None), full.measured(None));
         println!(
             "with {count} certificates stored ({:.0} MB on disk, {:.0} B each; file {:.0} MB long): 16 connections {:.0} req/s, p99 {:.2} ms = {:.2}× a fresh empty store's {:.0} req/s (p99 {:.2} ms); {rounds} turns each of {} s, taken alternately: {}",
             size as f64 / 1e6,

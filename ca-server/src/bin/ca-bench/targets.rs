@@ -55,14 +55,20 @@ pub fn issue_bodies(csr_pems: &[String], ca_id: &Option<String>) -> anyhow::Resu
 /// runs up to twice ahead of what the disk holds.
 pub fn disk_usage(path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).ok()?;
+    let meta = std::fs::symlink_metadata(path).ok()?;
     if !meta.is_dir() {
         // st_blocks counts 512-byte units whatever the block size.
         return Some(meta.blocks() * 512);
     }
     let mut total = 0;
     for entry in std::fs::read_dir(path).ok()? {
-        total += disk_usage(&entry.ok()?.path())?;
+        let entry = entry.ok()?.path();
+        match disk_usage(&entry) {
+            Some(bytes) => total += bytes,
+            // Gone since the listing (badger deletes tables it compacted).
+            None if !entry.exists() => {}
+            None => return None,
+        }
     }
     Some(total)
 }
@@ -138,11 +144,15 @@ impl Target {
         client_chain: &Path,
         client_key: &Path,
     ) -> anyhow::Result<Target> {
-        let mut parts = spec.split(',');
+        // The database path, last, may hold commas.
+        let mut parts = spec.splitn(4, ',');
         let (Some(store), Some(addr), Some(pid)) = (parts.next(), parts.next(), parts.next())
         else {
             anyhow::bail!("--step-ca {spec:?}: expected STORE,ADDR,PID[,DATABASE]");
         };
+        if store.is_empty() || addr.is_empty() {
+            anyhow::bail!("--step-ca {spec:?}: expected STORE,ADDR,PID[,DATABASE]");
+        }
         let database = parts.next().map(PathBuf::from);
         let pid: u32 = pid
             .parse()
@@ -188,6 +198,15 @@ mod tests {
     #[test]
     fn a_step_ca_spec_needs_its_store_address_and_a_numeric_pid() {
         let none = Path::new("/nonexistent");
+        for short in ["bbolt,127.0.0.1:1", ",127.0.0.1:1,1", "bbolt,,1"] {
+            let refused = Target::step_ca(short, none, none, none)
+                .err()
+                .expect("refused");
+            assert!(
+                refused.to_string().contains("expected STORE,ADDR,PID"),
+                "{short}: {refused}"
+            );
+        }
         let short = Target::step_ca("bbolt,127.0.0.1:1", none, none, none)
             .err()
             .expect("refused");
@@ -215,8 +234,9 @@ mod tests {
         sparse.sync_all().expect("sync");
         let a = disk_usage(&dir.path().join("a")).expect("a");
         let b = disk_usage(&dir.path().join("sub/b")).expect("b");
-        assert!((3 * 4096..4 * 4096).contains(&a), "{a}");
-        assert!((4096..64 * 1024).contains(&b), "a hole counted: {b}");
+        // (A compressing file system may take less than was written.)
+        assert!(a > 0 && a < 4 * 4096, "{a}");
+        assert!(b < 64 * 1024, "a hole counted: {b}");
         assert_eq!(disk_usage(dir.path()), Some(a + b));
         assert_eq!(disk_usage(&dir.path().join("missing")), None);
     }
