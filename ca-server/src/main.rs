@@ -1,17 +1,23 @@
 //! `ca-server`: `init` bootstraps a data directory; `serve` runs the service.
+//! The command line (its clap types) is here; the subcommands' bodies are in
+//! [`cli`], group by group.
 
 /// See the note on `mimalloc` in Cargo.toml.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use std::path::{Path, PathBuf};
+mod cli;
+
+use std::path::PathBuf;
 
 use anyhow::Context;
-use ca_server::config::{Config, LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
-use ca_server::init::{init, is_initialised, InitOptions};
-use ca_server::store::Verdict;
-use ca_server::vault::{rotate_master_key, CrashPoint, MasterOptions};
+use ca_server::config::{LogFormat, DEFAULT_API_ADDR, DEFAULT_PUBLIC_ADDR};
+use ca_server::vault::{CrashPoint, MasterOptions};
 use clap::{Args, Parser, Subcommand};
+
+use cli::backup::{backup, migrate, restore};
+use cli::maintenance::{run_audit_verify, run_rotate_master_key};
+use cli::start::{run_init, run_serve};
 
 #[derive(Parser)]
 #[command(
@@ -272,65 +278,6 @@ fn init_logging(format: LogFormat) {
     };
 }
 
-/// SIGTERM and SIGINT, listened for from the moment this is called (inside
-/// the runtime), not from the future's first poll: the server announces its
-/// addresses before it first polls it, and a SIGTERM in between would
-/// otherwise kill the process outright, leaving the store to be repaired.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    async move {
-        match (term, int) {
-            (Ok(mut term), Ok(mut int)) => tokio::select! {
-                _ = int.recv() => tracing::info!("SIGINT received"),
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-            },
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-}
-
-fn print_init(s: &ca_server::init::InitSummary) {
-    println!("ca-server: initialised");
-    println!("  config:            {}", s.config.display());
-    println!(
-        "  root CA:           {} ({})",
-        s.root_ca_id,
-        s.root_ca_pem.display()
-    );
-    println!("  issuing CA:        {}", s.issuing_ca_id);
-    println!("  client-auth CA:    {}", s.client_auth_ca_id);
-    println!("  API TLS cert:      {}", s.tls_cert.display());
-    println!("  admin certificate: {}", s.admin_cert.display());
-    println!("  admin key:         {}", s.admin_key.display());
-    println!("  client profile:    {}", s.profile.display());
-    if let Some(label) = &s.token_master_label {
-        println!("  master key:        AES key {label:?} in the PKCS#11 token (never leaves it)");
-    }
-    let beside_store = s.master_key_file.parent() == s.config.parent();
-    if s.master_key_file.exists() && !beside_store {
-        println!(
-            "  master key:        {} (outside the data directory; pass --master-key-file to every command)",
-            s.master_key_file.display()
-        );
-    }
-    if s.master_key_file.exists() && beside_store {
-        println!(
-            "  master key:        {} -- beside {}: a backup of this directory holds both",
-            s.master_key_file.display(),
-            ca_server::store::STORE_FILE
-        );
-        println!(
-            "                     the store and the key that opens it. Back the key up apart, or"
-        );
-        println!("                     use a passphrase (--master-passphrase-file) instead.");
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     // No transparent huge pages for this process: mimalloc asks for them on
     // its arenas, so memory it gave back to the kernel and touched again
@@ -349,131 +296,9 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     match cli.command {
-        Command::Init(a) => {
-            init_logging(LogFormat::Text);
-            let pkcs11 = a.pkcs11();
-            let dir = a.data_dir.unwrap_or_else(default_data_dir);
-            let summary = rt.block_on(init(InitOptions {
-                data_dir: dir,
-                pkcs11,
-                tls_names: a.tls_names,
-                api_addr: a.api_addr,
-                public_addr: a.public_addr,
-                admin_name: a.admin_name,
-                tls_days: a.tls_days,
-                master: a.master.options(),
-                store: match a.postgres {
-                    Some(url) => ca_server::config::StoreConfig {
-                        backend: ca_server::config::StoreBackend::Postgres,
-                        url: Some(url),
-                        tls_ca_file: a
-                            .postgres_ca
-                            .map(|p| {
-                                std::fs::canonicalize(&p).with_context(|| p.display().to_string())
-                            })
-                            .transpose()?,
-                        ..Default::default()
-                    },
-                    None => Default::default(),
-                },
-            }))?;
-            print_init(&summary);
-            Ok(())
-        }
-        Command::Serve(a) => {
-            let dir = a.data_dir.unwrap_or_else(default_data_dir);
-            if a.config.is_none() && !is_initialised(&dir) {
-                init_logging(a.log_format.unwrap_or_default());
-                tracing::info!(data_dir = %dir.display(), "first start: initialising");
-                let summary = rt.block_on(init(InitOptions {
-                    data_dir: dir.clone(),
-                    tls_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
-                    api_addr: a
-                        .api_addr
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_API_ADDR.into()),
-                    public_addr: a
-                        .public_addr
-                        .clone()
-                        .unwrap_or_else(|| DEFAULT_PUBLIC_ADDR.into()),
-                    admin_name: "admin".into(),
-                    tls_days: None,
-                    master: a.master.options(),
-                    pkcs11: None,
-                    store: Default::default(),
-                }))?;
-                print_init(&summary);
-            }
-            let mut config = match &a.config {
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    toml::from_str::<Config>(&text)
-                        .with_context(|| format!("parsing {}", path.display()))?
-                }
-                None => Config::load(&dir)?,
-            };
-            if let Some(v) = a.api_addr {
-                config.api_addr = v;
-            }
-            if let Some(v) = a.public_addr {
-                config.public_addr = v;
-            }
-            if let Some(v) = a.public_base_url {
-                config.public_base_url = Some(v);
-            }
-            if let Some(v) = a.max_body_bytes {
-                config.max_body_bytes = v;
-            }
-            if let Some(v) = a.max_in_flight {
-                config.max_in_flight = v;
-            }
-            if let Some(v) = a.max_connections {
-                config.max_connections = v;
-            }
-            if let Some(v) = a.public_max_connections {
-                config.public_max_connections = v;
-            }
-            if let Some(v) = a.max_connections_per_ip {
-                config.max_connections_per_ip = Some(v);
-            }
-            if let Some(v) = a.log_format {
-                config.log_format = v;
-            }
-            config.check()?;
-            init_logging(config.log_format);
-            if let Some(e) = &thp_refused {
-                tracing::info!(error = %e, "transparent huge pages stay on for this process");
-            }
-            rt.block_on(async {
-                let shutdown = shutdown_signal();
-                ca_server::server::serve(dir, config, a.master.options(), shutdown).await
-            })
-        }
-        Command::RotateMasterKey(a) => {
-            init_logging(LogFormat::Text);
-            let dir = a.data_dir.unwrap_or_else(default_data_dir);
-            // A token in the config may hold the master key (or be where a
-            // rotation moves it).
-            let config = ca_server::config::Config::load(&dir)
-                .with_context(|| format!("reading {}", dir.display()))?;
-            let (_token, master) =
-                ca_server::vault::with_configured_token(&dir, &config, &a.master.options())?;
-            let n = rotate_master_key(
-                &dir,
-                &master,
-                a.new_passphrase_file.as_deref(),
-                a.crash_after,
-            )
-            .with_context(|| {
-                format!(
-                    "rotating the master key of {} (the server must be stopped)",
-                    dir.display()
-                )
-            })?;
-            println!("ca-server: master key rotated; {n} sealed key(s) re-wrapped (CA keys and the audit digest key)");
-            Ok(())
-        }
+        Command::Init(a) => run_init(&rt, a),
+        Command::Serve(a) => run_serve(&rt, a, thp_refused),
+        Command::RotateMasterKey(a) => run_rotate_master_key(a),
         Command::Backup {
             data_dir,
             profile,
@@ -509,240 +334,6 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify {
             data_dir,
             digest_key,
-        }) => {
-            init_logging(LogFormat::Text);
-            let dir = data_dir.unwrap_or_else(default_data_dir);
-            let pinned =
-                match &digest_key {
-                    Some(path) => {
-                        let pem = std::fs::read_to_string(path)
-                            .with_context(|| format!("reading {}", path.display()))?;
-                        Some(ca_core::pem::decode("PUBLIC KEY", &pem).with_context(|| {
-                            format!("{} is not a PEM public key", path.display())
-                        })?)
-                    }
-                    None => None,
-                };
-            match ca_server::store::open_offline(&dir, false)
-                .and_then(|s| s.verify_audit(pinned.as_deref()))
-                .with_context(|| {
-                    format!(
-                        "reading the audit trail in {} (the server must be stopped)",
-                        dir.display()
-                    )
-                })? {
-                Verdict::Ok {
-                    count,
-                    digests,
-                    covered,
-                } => {
-                    println!("OK: {count} audit entries, hash chain intact");
-                    let key = if pinned.is_some() {
-                        "each signed by the pinned audit key"
-                    } else {
-                        "each signed by the key it names (not pinned: pass --digest-key)"
-                    };
-                    println!(
-                        "OK: {digests} signed digest(s), {key}; they cover entries 1 to {covered}, {} newer",
-                        count.saturating_sub(covered)
-                    );
-                    Ok(())
-                }
-                Verdict::Broken { seq, why } => {
-                    println!("BROKEN at entry {seq}: {why}");
-                    std::process::exit(1);
-                }
-            }
-        }
+        }) => run_audit_verify(data_dir, digest_key),
     }
-}
-
-/// `ca-server backup`: ask the running server for a snapshot, then move it
-/// to `out`.
-fn backup(
-    rt: &tokio::runtime::Runtime,
-    dir: &std::path::Path,
-    profile: Option<PathBuf>,
-    out: &std::path::Path,
-) -> anyhow::Result<()> {
-    use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
-    if out.exists() {
-        anyhow::bail!("{} exists: give a new file", out.display());
-    }
-    let profile_path = profile.unwrap_or_else(|| dir.join("admin/profile.toml"));
-    let profile = ClientProfile::load(&profile_path)
-        .with_context(|| format!("loading the client profile {}", profile_path.display()))?;
-    let tls = profile_config(&profile).context("the client profile's TLS settings")?;
-    eprintln!(
-        "ca-server backup: asking {} for a snapshot",
-        profile.authority()
-    );
-    let (status, answer) = rt.block_on(async {
-        let mut c = ApiClient::connect(profile.authority(), tls).await?;
-        c.call(hyper::Method::POST, "/v1/backups", None).await
-    })?;
-    if status != 201 {
-        anyhow::bail!("the server refused the backup ({status}): {answer}");
-    }
-    let made: ca_server::authority::backup::BackupMade =
-        serde_json::from_value(answer).context("the server's answer")?;
-    // The server wrote it into its data directory; take it from there.
-    if std::fs::rename(&made.path, out).is_err() {
-        std::fs::copy(&made.path, out)
-            .with_context(|| format!("copying {} to {}", made.path.display(), out.display()))?;
-        std::fs::File::open(out)?.sync_all()?;
-        std::fs::remove_file(&made.path)?;
-    }
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    println!(
-        "backup: {} ({} bytes, sha256 {})\n  as of {}: {} CAs, {} certificates, {} audit entries\n  CA keys are sealed in it; the master key is not: keep it apart",
-        out.display(),
-        made.size_bytes,
-        made.sha256,
-        made.created_at,
-        made.certificate_authorities,
-        made.certificates,
-        made.audit_entries
-    );
-    Ok(())
-}
-
-/// `ca-server restore`: a new data directory from a backup, checked.
-fn restore(
-    from: &std::path::Path,
-    dir: &std::path::Path,
-    api_addr: Option<String>,
-    public_addr: Option<String>,
-) -> anyhow::Result<()> {
-    if dir.exists()
-        && std::fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .next()
-            .is_some()
-    {
-        anyhow::bail!(
-            "{} is not empty: restore into a new directory",
-            dir.display()
-        );
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("making {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
-    let files = ca_server::store::restore_snapshot(from, dir)
-        .with_context(|| format!("restoring {}", from.display()))?;
-    for (rel, bytes) in &files {
-        let rel_path = std::path::Path::new(rel);
-        // Only the names a backup carries: never a path out of the directory.
-        if !ca_server::authority::backup::CARRIED_FILES.contains(&rel.as_str()) {
-            anyhow::bail!("the backup carries an unexpected file {rel:?}; refusing it");
-        }
-        let path = dir.join(rel_path);
-        if let Some(p) = path.parent() {
-            std::fs::create_dir_all(p)?;
-        }
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(if rel.ends_with(".key") { 0o600 } else { 0o644 });
-        }
-        use std::io::Write;
-        let mut f = opts
-            .open(&path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    if api_addr.is_some() || public_addr.is_some() {
-        let mut config = Config::load(dir).context("the restored config.toml")?;
-        if let Some(a) = api_addr {
-            config.api_addr = a;
-        }
-        if let Some(a) = public_addr {
-            config.public_addr = a;
-        }
-        let text = toml::to_string(&config).context("encoding config.toml")?;
-        std::fs::write(dir.join("config.toml"), text).context("writing config.toml")?;
-    }
-    let store = ca_server::store::open_read_only(dir).context("opening the restored store")?;
-    let certs = store.count_certs()?;
-    let cas = store.list_cas()?.len();
-    match store.verify_audit(None)? {
-        Verdict::Ok { count, .. } => {
-            println!(
-                "restored into {}: {cas} CAs, {certs} certificates, {count} audit entries (hash chain intact)",
-                dir.display()
-            );
-        }
-        Verdict::Broken { seq, why } => {
-            anyhow::bail!("the restored audit trail is broken at entry {seq}: {why}");
-        }
-    }
-    println!(
-        "next: put the master key in place ({}/master.key, --master-key-file, or the passphrase), then `ca-server serve --data-dir {}`",
-        dir.display(),
-        dir.display()
-    );
-    Ok(())
-}
-
-fn migrate(dir: &Path, to: Option<String>) -> anyhow::Result<()> {
-    use ca_server::config::{StoreBackend, STORE_URL_ENV};
-    let mut config = Config::load(dir)
-        .with_context(|| format!("{} is not a ca-server data directory", dir.display()))?;
-    if config.store.is_postgres() {
-        anyhow::bail!("{} already keeps its records in PostgreSQL", dir.display());
-    }
-    if !ca_server::store::exists(dir) {
-        anyhow::bail!("{} has no store to migrate", dir.display());
-    }
-    let from_env = std::env::var(STORE_URL_ENV).ok().filter(|u| !u.is_empty());
-    let url = match (&to, &from_env) {
-        (Some(u), _) | (None, Some(u)) => u.clone(),
-        (None, None) => {
-            anyhow::bail!("name the target database: --to postgres://… or {STORE_URL_ENV}")
-        }
-    };
-    config.store.backend = StoreBackend::Postgres;
-    // A URL given on the command line is kept; one from the environment
-    // stays there (it may carry a password).
-    config.store.url = to;
-    let opts = config.store.postgres_in(dir)?;
-    let opts = ca_server::store::postgres::PgOptions { url, ..opts };
-    eprintln!("copying the store of {} into the database…", dir.display());
-    let report = ca_server::store::migrate::redb_to_postgres(
-        dir,
-        &opts,
-        Box::new(|n| eprintln!("  {n} certificates copied")),
-    )?;
-    let text = toml::to_string(&config).context("encoding config.toml")?;
-    // Replaced whole or not at all: a crash leaves the old or the new file.
-    let tmp = dir.join("config.toml.migrate");
-    ca_server::files::write_private(&tmp, text.as_bytes()).context("writing config.toml")?;
-    std::fs::rename(&tmp, dir.join("config.toml")).context("replacing config.toml")?;
-    ca_server::files::sync_dir(dir).context("syncing the data directory")?;
-    let rows: u64 = report.rows.values().sum();
-    println!(
-        "migrated {} in {:.1} s: {} rows; {} CAs, {} certificates, {} audit entries and {} signed digests, compared and verified (hash chain intact)",
-        dir.display(),
-        report.elapsed.as_secs_f64(),
-        rows,
-        report.cas,
-        report.certificates,
-        report.audit_entries,
-        report.audit_digests,
-    );
-    println!(
-        "{}/config.toml now says [store] backend = \"postgres\"; start the server as before. The redb file is left in place, unused.",
-        dir.display()
-    );
-    Ok(())
 }
