@@ -5,12 +5,15 @@
 
 mod acme;
 pub mod backup;
+mod cas;
+mod certs;
 // Opened to the fuzz targets (feature `fuzzing`): the decoders meet
 // whatever a damaged store file holds.
 #[cfg(feature = "fuzzing")]
 pub mod codec;
 #[cfg(not(feature = "fuzzing"))]
 mod codec;
+mod crl;
 #[cfg(feature = "fuzzing")]
 pub mod der_pack;
 #[cfg(not(feature = "fuzzing"))]
@@ -21,7 +24,9 @@ mod export;
 #[cfg(feature = "forensics")]
 pub mod forensics;
 pub mod journal;
+mod keys;
 mod open;
+mod policies;
 #[cfg(feature = "forensics")]
 pub mod power_loss;
 mod reads;
@@ -48,14 +53,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use ca_core::audit_digest::AuditDigest;
-use redb::{ReadableTable, WriteTransaction};
 use tokio::sync::mpsc;
 
 use self::tables::*;
 use self::writer::{Handle, Job, Shared};
 use super::{
     AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, AuditDraft, AuditEntry, AuditFilter, BlockedKey,
-    CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver, Committed,
+    CaChange, CaRecord, CertFilter, CertRecord, CertWithDer, CommitHook, CommitObserver,
     CrlEntries, CrlMeta, EventRecord, IdemRecord, InFlightTokens, KeyMeta, MarkAdvance,
     NewCaRecord, PolicyRows, ReserveOutcome, Revocation, Rewrap, SerialStatus, Store, StoreError,
     StoreFuture, StoreStats, Verdict, WebhookRecord,
@@ -81,6 +85,12 @@ impl RedbStore {
     }
 }
 
+// The CA, certificate, CRL, policy and key methods' bodies are inherent
+// methods of the same names in `cas`, `certs`, `crl`, `policies` and `keys`;
+// inherent methods come first in method lookup, so `self.name(..)` below
+// calls that body, not this method again. (Were one missing, the call would
+// be to this method itself: rustc's `unconditional_recursion` lint says so,
+// an error under the suite's `clippy -D warnings`.)
 impl Store for RedbStore {
     fn boot_id(&self) -> &str {
         &self.boot_id
@@ -115,29 +125,15 @@ impl Store for RedbStore {
     }
 
     fn get_ca(&self, id: &str) -> Result<Option<CaRecord>, StoreError> {
-        let cas = self
-            .shared
-            .cache
-            .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
-        Ok(cas.iter().find(|c| c.id == id).cloned())
+        self.get_ca(id)
     }
 
     fn list_cas(&self) -> Result<Vec<CaRecord>, StoreError> {
-        let cas = self
-            .shared
-            .cache
-            .cas(|| reads::list_cas(self.handle()?.as_ref()))?;
-        Ok(cas.as_ref().clone())
+        self.list_cas()
     }
 
     fn create_ca(&self, new: NewCaRecord, audit: AuditDraft) -> StoreFuture<'_, CaRecord> {
-        Box::pin(self.write(Some(audit), move |txn| {
-            create_ca(txn, &new)?;
-            let ev = vec![Committed::CaChanged {
-                ca_id: new.ca.id.clone(),
-            }];
-            Ok((new.ca, ev))
-        }))
+        self.create_ca(new, audit)
     }
 
     fn update_ca(
@@ -146,38 +142,19 @@ impl Store for RedbStore {
         change: CaChange,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CaRecord> {
-        let id = id.to_string();
-        Box::pin(self.write(Some(audit), move |txn| {
-            let rec = update_ca(txn, &id, change)?;
-            Ok((rec, vec![Committed::CaChanged { ca_id: id }]))
-        }))
+        self.update_ca(id, change, audit)
     }
 
     fn get_alias(&self, alias: &str) -> Result<Option<String>, StoreError> {
-        let aliases = self
-            .shared
-            .cache
-            .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
-        Ok(aliases
-            .iter()
-            .find(|(a, _)| a == alias)
-            .map(|(_, id)| id.clone()))
+        self.get_alias(alias)
     }
 
     fn list_aliases(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let aliases = self
-            .shared
-            .cache
-            .aliases(|| reads::list_aliases(self.handle()?.as_ref()))?;
-        Ok(aliases.as_ref().clone())
+        self.list_aliases()
     }
 
     fn put_alias(&self, alias: &str, ca_id: &str, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        let (a, c) = (alias.to_string(), ca_id.to_string());
-        Box::pin(self.write(Some(audit), move |txn| {
-            put_alias(txn, &a, &c)?;
-            Ok(((), vec![Committed::AliasChanged { alias: a }]))
-        }))
+        self.put_alias(alias, ca_id, audit)
     }
 
     fn rotate_alias(
@@ -187,45 +164,7 @@ impl Store for RedbStore {
         new: NewCaRecord,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CaRecord> {
-        let (a, o) = (alias.to_string(), old_id.to_string());
-        Box::pin(self.write(Some(audit), move |txn| {
-            // Checked before writing: the alias must still point at the old CA.
-            if get_alias(txn, &a)?.as_deref() != Some(o.as_str()) {
-                return Err(StoreError::Conflict(format!(
-                    "alias {a} moved while rotating"
-                )));
-            }
-            let old: CaRecord = {
-                let t = txn.open_table(CAS)?;
-                let v = t
-                    .get(o.as_str())?
-                    .ok_or_else(|| StoreError::NotFound(format!("no CA {o}")))?;
-                unjson(v.value())?
-            };
-            if old.status != super::CaStatus::Active {
-                return Err(StoreError::Conflict(format!("CA {o} is not ACTIVE")));
-            }
-            create_ca(txn, &new)?;
-            let now = crate::clock::now().unix_timestamp();
-            let retired = update_ca(
-                txn,
-                &o,
-                Box::new(move |r| {
-                    r.status = super::CaStatus::Retired;
-                    r.updated_at = now;
-                    Ok(())
-                }),
-            )?;
-            put_alias(txn, &a, &new.ca.id)?;
-            let ev = vec![
-                Committed::CaChanged { ca_id: o },
-                Committed::CaChanged {
-                    ca_id: new.ca.id.clone(),
-                },
-                Committed::AliasChanged { alias: a },
-            ];
-            Ok((retired, ev))
-        }))
+        self.rotate_alias(alias, old_id, new, audit)
     }
 
     fn reserve(
@@ -234,19 +173,7 @@ impl Store for RedbStore {
         token: Option<(String, IdemRecord)>,
         in_flight: Arc<InFlightTokens>,
     ) -> StoreFuture<'_, ReserveOutcome> {
-        let boot = self.boot_id.clone();
-        Box::pin(self.write_keyed(Some(intent.key()), None, move |txn| {
-            // Asked in the writer, so no other reservation interleaves.
-            let busy = token.as_ref().is_some_and(|(t, _)| in_flight.others(t));
-            let out = reserve(
-                txn,
-                &intent,
-                token.as_ref().map(|(t, i)| (t.as_str(), i)),
-                &boot,
-                busy,
-            )?;
-            Ok((out, Vec::new()))
-        }))
+        self.reserve(intent, token, in_flight)
     }
 
     fn issue(
@@ -256,10 +183,7 @@ impl Store for RedbStore {
         key_sha256: String,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        Box::pin(self.write_keyed(Some(rec.key()), Some(audit), move |txn| {
-            issue(txn, &rec, &der, &key_sha256)?;
-            Ok(((), Vec::new()))
-        }))
+        self.issue(rec, der, key_sha256, audit)
     }
 
     fn revoke(
@@ -269,17 +193,7 @@ impl Store for RedbStore {
         revocation: Revocation,
         audit: AuditDraft,
     ) -> StoreFuture<'_, CertRecord> {
-        let (c, s) = (ca_id.to_string(), serial.to_string());
-        Box::pin(self.write(Some(audit), move |txn| {
-            let rec = revoke(txn, &c, &s, revocation)?;
-            Ok((
-                rec,
-                vec![Committed::Revoked {
-                    ca_id: c,
-                    serial: s,
-                }],
-            ))
-        }))
+        self.revoke(ca_id, serial, revocation, audit)
     }
 
     fn import_certs(
@@ -287,40 +201,27 @@ impl Store for RedbStore {
         certs: Vec<(CertRecord, Vec<u8>)>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, u64> {
-        Box::pin(self.write(Some(audit), move |txn| {
-            let n = import_certs(txn, &certs)?;
-            Ok((n, Vec::new()))
-        }))
+        self.import_certs(certs, audit)
     }
 
     fn get_cert(&self, ca_id: &str, serial: &str) -> Result<Option<CertWithDer>, StoreError> {
-        reads::get_cert(self.handle()?.as_ref(), ca_id, serial)
+        self.get_cert(ca_id, serial)
     }
 
     fn ca_of_serial(&self, serial: &str) -> Result<Option<String>, StoreError> {
-        reads::ca_of_serial(self.handle()?.as_ref(), serial)
+        self.ca_of_serial(serial)
     }
 
     fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
-        let handle = self.handle()?;
-        // Asked before every issuance, and almost always no key is blocked:
-        // that is kept (until a revocation commits) instead of a read each time.
-        if self
-            .shared
-            .cache
-            .no_blocked_keys(|| reads::no_blocked_keys(handle.as_ref()))?
-        {
-            return Ok(None);
-        }
-        reads::blocked_key(handle.as_ref(), key_sha256)
+        self.blocked_key(key_sha256)
     }
 
     fn serial_status(&self, ca_id: &str, serial: &str) -> Result<SerialStatus, StoreError> {
-        reads::serial_status(self.handle()?.as_ref(), ca_id, serial)
+        self.serial_status(ca_id, serial)
     }
 
     fn count_certs(&self) -> Result<u64, StoreError> {
-        reads::count_certs(self.handle()?.as_ref())
+        self.count_certs()
     }
 
     fn snapshot(
@@ -332,7 +233,7 @@ impl Store for RedbStore {
     }
 
     fn count_expiring(&self, from: i64, before: i64) -> Result<u64, StoreError> {
-        reads::count_expiring(self.handle()?.as_ref(), from, before)
+        self.count_expiring(from, before)
     }
 
     fn list_certs(
@@ -340,7 +241,7 @@ impl Store for RedbStore {
         filter: &CertFilter,
         wanted: &dyn Fn(&CertRecord) -> bool,
     ) -> Result<(Vec<CertRecord>, Option<String>), StoreError> {
-        reads::list_certs(self.handle()?.as_ref(), filter, wanted)
+        self.list_certs(filter, wanted)
     }
 
     fn crl_entries(
@@ -348,100 +249,58 @@ impl Store for RedbStore {
         ca_id: &str,
         expired_before: Option<i64>,
     ) -> Result<CrlEntries, StoreError> {
-        reads::crl_entries(self.handle()?.as_ref(), ca_id, expired_before)
+        self.crl_entries(ca_id, expired_before)
     }
 
     fn crl_meta(&self, ca_id: &str) -> Result<Option<CrlMeta>, StoreError> {
-        reads::crl_meta(self.handle()?.as_ref(), ca_id)
+        self.crl_meta(ca_id)
     }
 
     fn put_crl_meta(
         &self,
         ca_id: &str,
         meta: CrlMeta,
-        _der: Vec<u8>,
+        der: Vec<u8>,
         prune: Vec<String>,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        let id = ca_id.to_string();
-        Box::pin(self.write(Some(audit), move |txn| {
-            let last = {
-                let t = txn.open_table(CRL_META)?;
-                let v = t.get(id.as_str())?;
-                v.map(|v| unjson::<CrlMeta>(v.value())).transpose()?
-            };
-            if let Some(last) = last.filter(|l| l.crl_number >= meta.crl_number) {
-                return Err(StoreError::Conflict(format!(
-                    "CRL {} of {id} is not above the published CRL {}",
-                    meta.crl_number, last.crl_number
-                )));
-            }
-            let number = meta.crl_number;
-            put_crl_meta(txn, &id, &meta)?;
-            // Only this CA's entries: a key naming another CA is ignored.
-            let prefix = format!("{id}/");
-            let mut entries = txn.open_table(CRL_ENTRIES)?;
-            for key in prune.iter().filter(|k| k.starts_with(&prefix)) {
-                entries.remove(key.as_str())?;
-            }
-            Ok(((), vec![Committed::CrlPublished { ca_id: id, number }]))
-        }))
+        self.put_crl_meta(ca_id, meta, der, prune, audit)
     }
 
-    fn crl_der(&self, _ca_id: &str, _number: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(None)
+    fn crl_der(&self, ca_id: &str, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.crl_der(ca_id, number)
     }
 
     fn complete_crl_entries(&self) -> StoreFuture<'_, u64> {
-        let done = self
-            .handle()
-            .and_then(|h| reads::meta_value(&h, CRL_ENTRIES_COMPLETE));
-        if let Ok(Some(_)) = done {
-            return Box::pin(async { Ok(0) });
-        }
-        Box::pin(self.write(None, |txn| {
-            let n = complete_crl_entries(txn)?;
-            Ok((n, Vec::new()))
-        }))
+        self.complete_crl_entries()
     }
 
     fn list_policies(&self) -> Result<Option<PolicyRows>, StoreError> {
-        reads::list_policies(self.handle()?.as_ref())
+        self.list_policies()
     }
 
     fn put_policy(&self, id: &str, json: Vec<u8>, audit: AuditDraft) -> StoreFuture<'_, ()> {
-        let id = id.to_string();
-        Box::pin(self.write(Some(audit), move |txn| {
-            put_policy(txn, &id, &json)?;
-            Ok(((), vec![Committed::PolicyChanged { id }]))
-        }))
+        self.put_policy(id, json, audit)
     }
 
     fn delete_policy(&self, id: &str, audit: AuditDraft) -> StoreFuture<'_, bool> {
-        let id = id.to_string();
-        Box::pin(self.write(Some(audit), move |txn| {
-            let existed = txn.open_table(POLICIES)?.remove(id.as_str())?.is_some();
-            Ok((existed, vec![Committed::PolicyChanged { id }]))
-        }))
+        self.delete_policy(id, audit)
     }
 
     fn key_meta(&self) -> Result<KeyMeta, StoreError> {
-        reads::key_meta(self.handle()?.as_ref())
+        self.key_meta()
     }
 
     fn set_key_meta(&self, meta: &KeyMeta, audit: AuditDraft) -> Result<(), StoreError> {
-        self.write_now(|txn| {
-            write_key_meta(txn, meta)?;
-            append_audit(txn, &audit).map(|_| ())
-        })
+        self.set_key_meta(meta, audit)
     }
 
     fn sealed_key(&self, ca_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        reads::sealed_key(self.handle()?.as_ref(), ca_id)
+        self.sealed_key(ca_id)
     }
 
     fn sealed_key_ids(&self) -> Result<Vec<String>, StoreError> {
-        reads::sealed_key_ids(self.handle()?.as_ref())
+        self.sealed_key_ids()
     }
 
     fn import_sealed_keys(
@@ -449,19 +308,7 @@ impl Store for RedbStore {
         keys: &[(String, Vec<u8>)],
         audit: AuditDraft,
     ) -> Result<usize, StoreError> {
-        self.write_now(|txn| {
-            let mut t = txn.open_table(CA_KEYS)?;
-            let mut n = 0;
-            for (id, sealed) in keys {
-                if t.get(id.as_str())?.is_none() {
-                    t.insert(id.as_str(), sealed.as_slice())?;
-                    n += 1;
-                }
-            }
-            drop(t);
-            append_audit(txn, &audit)?;
-            Ok(n)
-        })
+        self.import_sealed_keys(keys, audit)
     }
 
     fn rewrap_keys(
@@ -470,27 +317,7 @@ impl Store for RedbStore {
         meta: &KeyMeta,
         audit: AuditDraft,
     ) -> Result<usize, StoreError> {
-        self.write_now(|txn| {
-            let mut rewrapped = Vec::new();
-            {
-                let t = txn.open_table(CA_KEYS)?;
-                for item in t.iter()? {
-                    let (k, v) = item?;
-                    let id = k.value().to_string();
-                    let re = rewrap(&id, v.value())
-                        .map_err(|e| StoreError::Conflict(format!("key of CA {id}: {e}")))?;
-                    rewrapped.push((id, re));
-                }
-            }
-            let mut t = txn.open_table(CA_KEYS)?;
-            for (id, bytes) in &rewrapped {
-                t.insert(id.as_str(), bytes.as_slice())?;
-            }
-            drop(t);
-            write_key_meta(txn, meta)?;
-            append_audit(txn, &audit)?;
-            Ok(rewrapped.len())
-        })
+        self.rewrap_keys(rewrap, meta, audit)
     }
 
     fn append_audit(&self, audit: AuditDraft) -> StoreFuture<'_, AuditEntry> {
@@ -674,46 +501,4 @@ impl Store for RedbStore {
             Ok(((), Vec::new()))
         }))
     }
-}
-
-/// Give every revocation recorded before `crl_entries` existed its entry.
-fn complete_crl_entries(txn: &WriteTransaction) -> Result<u64, StoreError> {
-    let mut missing = Vec::new();
-    {
-        let revs = txn.open_table(REVOCATIONS)?;
-        let entries = txn.open_table(CRL_ENTRIES)?;
-        let certs = txn.open_table(CERTS)?;
-        for item in revs.iter()? {
-            let (k, v) = item?;
-            let key = k.value();
-            if entries.get(key)?.is_none() {
-                let rv: Revocation = unjson(v.value())?;
-                let serial = key.rsplit('/').next().unwrap_or_default();
-                // Dated by the certificate's notAfter where it is known, so
-                // the entry can leave the CRL once the certificate expired.
-                let not_after = match certs.get(key)? {
-                    Some(c) => codec::decode_cert(c.value()).ok().map(|c| c.not_after),
-                    None => None,
-                };
-                let encoded = match not_after {
-                    Some(n) => super::stored_crl_entry(serial, &rv, n),
-                    None => super::crl_entry(serial, &rv),
-                };
-                // An entry that cannot be encoded is logged, not fatal.
-                match encoded {
-                    Ok(e) => missing.push((key.to_string(), e)),
-                    Err(e) => {
-                        tracing::warn!(%key, error = %e, "revocation left out of CRLs")
-                    }
-                }
-            }
-        }
-    }
-    let n = missing.len() as u64;
-    let mut entries = txn.open_table(CRL_ENTRIES)?;
-    for (k, e) in missing {
-        entries.insert(k.as_str(), e.as_slice())?;
-    }
-    txn.open_table(META)?.insert(CRL_ENTRIES_COMPLETE, 1)?;
-    Ok(n)
 }
