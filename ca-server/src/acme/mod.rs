@@ -19,14 +19,17 @@
 //! audited with their effect. Nonces are kept in memory (one node).
 
 mod accounts;
+mod authz;
 pub mod client;
 mod config;
 mod dns;
+mod finalize;
 pub mod jws;
 mod limits;
 mod nonce;
 mod orders;
 mod problem;
+mod renewal;
 mod validate;
 
 use std::collections::BTreeSet;
