@@ -11,10 +11,18 @@
 //! States and types travel as their API names (`ACTIVE`, `ROOT`, `ISSUED`),
 //! kept as strings here so that a newer server's new state does not break an
 //! older client; the server's store owns the enums behind them.
+//!
+//! The webhook and event types are in `webhooks`, ACME administration's in
+//! `acme`; both are re-exported here.
+
+mod acme;
+mod webhooks;
 
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+pub use self::acme::*;
+pub use self::webhooks::*;
 pub use crate::policy::StatementDto as PolicyStatement;
 pub use ca_core::audit_chain::AuditEntry;
 
@@ -406,207 +414,4 @@ pub struct ErrorDetail {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn request_bodies_refuse_unknown_fields() {
-        let r: Result<IssueCertificate, _> =
-            serde_json::from_value(json!({"csr": "x", "profil": "tls-server"}));
-        assert!(r.is_err());
-        let r: Result<RevokeCertificate, _> =
-            serde_json::from_value(json!({"reason": 1, "why": "x"}));
-        assert!(r.is_err());
-    }
-
-    #[test]
-    fn revocation_reason_keeps_what_was_sent() {
-        let r: RevokeCertificate = serde_json::from_value(json!({"reason": 1})).unwrap();
-        assert_eq!(r.reason, RevocationReason::Code(1.into()));
-        let r: RevokeCertificate =
-            serde_json::from_value(json!({"reason": "KEY_COMPROMISE"})).unwrap();
-        assert_eq!(r.reason, RevocationReason::Name("KEY_COMPROMISE".into()));
-        let r: RevokeCertificate = serde_json::from_value(json!({"reason": [1]})).unwrap();
-        assert_eq!(r.reason, RevocationReason::Other(json!([1])));
-        assert_eq!(
-            serde_json::to_value(RevocationReason::Code(4.into())).unwrap(),
-            json!(4)
-        );
-    }
-
-    #[test]
-    fn defaults_fill_in_like_the_server_always_did() {
-        let c: CreateCa =
-            serde_json::from_value(json!({"type": "ROOT", "subject": "CN=R"})).unwrap();
-        assert_eq!(c.key_algorithm, DEFAULT_KEY_ALGORITHM);
-        assert!(!c.external);
-        assert_eq!(c.name_constraints, None);
-    }
-
-    #[test]
-    fn a_certificate_is_its_summary_plus_pem_and_optional_fields_stay_null() {
-        let summary = CertificateSummary {
-            ca_id: "ca".into(),
-            serial: "01".into(),
-            status: "ISSUED".into(),
-            profile: "tls-server".into(),
-            subject: "CN=a".into(),
-            sans: vec!["a".into()],
-            key_algorithm: "ec-p256".into(),
-            not_before: "t0".into(),
-            not_after: "t1".into(),
-            created_at: "t0".into(),
-            requested_by: "CN=admin".into(),
-            renewed_from: None,
-            revocation: None,
-        };
-        let c = Certificate {
-            summary,
-            certificate: "PEM".into(),
-            certificate_chain: "CHAIN".into(),
-        };
-        let v = serde_json::to_value(&c).unwrap();
-        assert_eq!(v["serial"], "01");
-        assert_eq!(v["certificate"], "PEM");
-        assert!(v.get("revocation").is_some_and(|r| r.is_null()));
-        assert!(v.get("renewed_from").is_some_and(|r| r.is_null()));
-        let back: Certificate = serde_json::from_value(v).unwrap();
-        assert_eq!(back, c);
-        // Answers tolerate fields a newer server adds.
-        let mut v = serde_json::to_value(&c).unwrap();
-        v["added_later"] = json!(true);
-        assert!(serde_json::from_value::<Certificate>(v).is_ok());
-    }
-}
-
-/// Delivery to one webhook as the answering server has seen it since it started.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WebhookDelivery {
-    pub delivered: u64,
-    pub failed_attempts: u64,
-    /// Events given up on after `give_up_after_hours`.
-    pub skipped: u64,
-    pub last_success: Option<String>,
-    pub last_error: Option<String>,
-    pub next_retry: Option<String>,
-}
-
-/// A webhook (its secret is never shown again after creation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct Webhook {
-    pub id: String,
-    pub url: String,
-    /// Empty: all event types.
-    pub event_types: Vec<String>,
-    pub created_at: String,
-    pub created_by: String,
-    /// The last event delivered in order.
-    pub delivered_seq: u64,
-    /// Events in the outbox after `delivered_seq` (some may be of types not delivered).
-    pub pending: u64,
-    pub delivery: WebhookDelivery,
-}
-
-/// `POST /v1/webhooks`: the webhook and its secret (shown this once).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WebhookCreated {
-    pub webhook: Webhook,
-    pub secret: String,
-}
-
-/// `GET /v1/webhooks`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WebhookList {
-    pub webhooks: Vec<Webhook>,
-}
-
-/// `DELETE /v1/webhooks/{id}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct WebhookDeleted {
-    pub deleted: String,
-}
-
-/// `GET /v1/events`: events from the outbox, oldest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EventPage {
-    pub events: Vec<crate::store::EventRecord>,
-    /// Pass as `after` for the next page; null at the end.
-    pub next_cursor: Option<String>,
-}
-
-/// `POST /v1/acme/eab-keys`: an external account binding key for a
-/// provisioner, optionally with the names its account may get.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CreateEabKey {
-    pub provisioner: String,
-    /// When given, a policy statement (`acme-eab-KID`) lets the account made
-    /// with this key get these names (the policy's `name_patterns` syntax).
-    #[serde(default)]
-    pub name_patterns: Vec<String>,
-}
-
-/// An EAB key as listed (its MAC key is shown only once, at creation).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EabKey {
-    pub key_id: String,
-    pub provisioner: String,
-    pub created_at: String,
-    pub created_by: String,
-    pub revoked: bool,
-    /// The account made with it.
-    pub account: Option<String>,
-    pub policy_statement: Option<String>,
-}
-
-/// `POST /v1/acme/eab-keys`: the key and its MAC key (base64url), once.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EabKeyCreated {
-    pub key: EabKey,
-    pub hmac_key: String,
-    /// The provisioner's directory URL.
-    pub directory: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct EabKeyList {
-    pub keys: Vec<EabKey>,
-}
-
-/// An ACME account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AcmeAccount {
-    pub id: String,
-    pub provisioner: String,
-    pub status: String,
-    pub contact: Vec<String>,
-    pub created_at: String,
-    pub eab_key_id: Option<String>,
-    /// The principal policies name it by.
-    pub principal: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AcmeAccountList {
-    pub accounts: Vec<AcmeAccount>,
-}
-
-/// An ACME order.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AcmeOrder {
-    pub id: String,
-    pub status: String,
-    pub identifiers: Vec<String>,
-    pub created_at: String,
-    pub expires: String,
-    pub ca_id: Option<String>,
-    pub serial: Option<String>,
-    /// The problem document, when invalid.
-    pub error: Option<serde_json::Value>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub struct AcmeOrderList {
-    pub orders: Vec<AcmeOrder>,
-}
+mod tests;
