@@ -1,6 +1,7 @@
 //! Path-level tests over chains generated with rcgen (the decodings' own tests
 //! are in `decoding_tests.rs`).
 
+use const_oid::ObjectIdentifier;
 use der::Decode;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa,
@@ -9,6 +10,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 use super::*;
+use crate::oids;
 
 fn key() -> KeyPair {
     KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap()
