@@ -1,8 +1,17 @@
 //! The certificate assembly and the issuer chain, against der and x509-cert.
 
-use super::*;
-use crate::keys::{KeyAlgorithm, SoftwareKey};
 use std::str::FromStr;
+
+use der::{Decode, Encode};
+use time::OffsetDateTime;
+use x509_cert::certificate::Certificate;
+use x509_cert::name::Name;
+
+use super::issuance::certificate_der;
+use super::*;
+use crate::keys::{KeyAlgorithm, Signer, SoftwareKey};
+use crate::names::SanEntry;
+use crate::serial::Serial;
 
 /// An intermediate's chain as PEM is its certificate then the root's, as
 /// its DER chain says, and stays so once made.
