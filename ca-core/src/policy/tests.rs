@@ -1,5 +1,6 @@
 //! Unit tests of [`super`].
 
+use super::evaluation::{glob, name_matches, principal_matches};
 use super::*;
 
 fn caller(subject: &str, dns: &str, fp: &str) -> Caller {
