@@ -102,7 +102,7 @@ start_step_ca() {
   fi
   local version hash step_ca
   version="$(dpkg-query -W -f='${Version}' golang-github-smallstep-certificates-dev)" || return 1
-  hash="$(sha256sum "$repo/bench/step-ca/main.go" | cut -c1-12)"
+  hash="$(sha256sum "$repo/bench/step-ca/main.go" | cut -c1-12)" || return 1
   step_ca="$target_dir/peers/step-ca-$version-$hash"
   if [ ! -x "$step_ca" ]; then
     echo "peers: building step-ca $version from Debian's sources (once, into $target_dir/peers)"
@@ -117,10 +117,10 @@ start_step_ca() {
   echo '{"CN": "bench-renew.example", "hosts": ["bench-renew.example"], "key": {"algo": "ecdsa", "size": 256}}' > client.json
   cfssl gencert -ca issuing.pem -ca-key issuing-key.pem -config config.json -profile client \
     client.json 2>/dev/null | cfssljson -bare client || return 1
-  cat client.pem issuing.pem > client-chain.pem
+  cat client.pem issuing.pem > client-chain.pem || return 1
   local store step_port step_pid ready
   for store in bbolt badgerv2; do
-    step_port="$(free_port)"
+    step_port="$(free_port)" || return 1
     # step-ca's defaults otherwise: its TLS certificate from the issuing CA,
     # each request logged at info level (to a file here).
     cat > "step-$store.json" <<JSON
@@ -156,6 +156,13 @@ JSON
 if [ "${PEERS_NO_STEP_CA:-0}" != 1 ] && ! start_step_ca; then
   echo "peers: step-ca could not be set up (above); measuring without it (PEERS_NO_STEP_CA=1 skips it)" >&2
   step_args=()
+  # One may have started before another failed: none runs beside the bench.
+  for pid in "${step_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${step_pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  step_pids=()
 fi
 
 cd "$repo"

@@ -426,6 +426,12 @@ fn main() -> anyhow::Result<()> {
         }
     }
     println!(
+        "(disk B/cert: what each store's file(s) took on disk from a level's first turn to its \
+         last, per certificate; ca-server's counts its store file, whose changed pages wait in \
+         its journal for up to 64 MiB between checkpoints, so one level's figure may run behind \
+         or ahead; the store line after the run, taken after a clean close, is exact)"
+    );
+    println!(
         "{:>11} {:>14} {:>9} {:>8} {:>8} {:>7} {:>15} {:>14} {:>13}",
         "connections",
         "server",
@@ -436,12 +442,6 @@ fn main() -> anyhow::Result<()> {
         "server µs/cert",
         "client µs/req",
         "disk B/cert"
-    );
-    println!(
-        "(disk B/cert: what each store's file(s) took on disk from a level's first turn to its \
-         last, per certificate; ca-server's counts its store file, whose changed pages wait in \
-         its journal for up to 64 MiB between checkpoints, so one level's figure may run behind \
-         or ahead; the store line after the run, taken after a clean close, is exact)"
     );
     let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     for c in levels {

@@ -54,8 +54,12 @@ pub fn issue_bodies(csr_pems: &[String], ca_id: &Option<String>) -> anyhow::Resu
 /// the file system allocates the new half as it is written, so the length
 /// runs up to twice ahead of what the disk holds.
 pub fn disk_usage(path: &Path) -> Option<u64> {
+    // The path given is followed if it is a link; links inside are not.
+    usage_of(&std::fs::metadata(path).ok()?, path)
+}
+
+fn usage_of(meta: &std::fs::Metadata, path: &Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path).ok()?;
     if !meta.is_dir() {
         // st_blocks counts 512-byte units whatever the block size.
         return Some(meta.blocks() * 512);
@@ -63,7 +67,10 @@ pub fn disk_usage(path: &Path) -> Option<u64> {
     let mut total = 0;
     for entry in std::fs::read_dir(path).ok()? {
         let entry = entry.ok()?.path();
-        match disk_usage(&entry) {
+        let usage = std::fs::symlink_metadata(&entry)
+            .ok()
+            .and_then(|meta| usage_of(&meta, &entry));
+        match usage {
             Some(bytes) => total += bytes,
             // Gone since the listing (badger deletes tables it compacted).
             None if !entry.exists() => {}
@@ -238,6 +245,9 @@ mod tests {
         assert!(a > 0 && a < 4 * 4096, "{a}");
         assert!(b < 64 * 1024, "a hole counted: {b}");
         assert_eq!(disk_usage(dir.path()), Some(a + b));
+        // A store given as a link is measured where it points.
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("link")).expect("link");
+        assert_eq!(disk_usage(&dir.path().join("link")), Some(a));
         assert_eq!(disk_usage(&dir.path().join("missing")), None);
     }
 }

@@ -277,12 +277,15 @@ impl Shared {
                 self.cache.invalidate(&[Committed::Resync]);
                 *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(Handle::Rw(db)));
+                // And so may what the hooks keep (the revocation service's
+                // answers, the policies): told once the store reads again,
+                // and before it takes writes, so that no write's own update
+                // of what they keep can land before a re-read and be undone
+                // by it (writes meanwhile wait for this thread).
+                self.tell(&[Committed::Resync]);
                 self.writable.store(true, Ordering::Release);
                 *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
                 tracing::warn!("store: reopened after a write failure; writes succeed again");
-                // And so may what the hooks keep (the revocation service's
-                // answers, the policies): told once the store reads again.
-                self.tell(&[Committed::Resync]);
                 true
             }
             Err(e) => {
