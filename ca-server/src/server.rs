@@ -357,7 +357,7 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
 /// what it holds may differ from what was kept (reopened after a failed
 /// commit that reached the disk all the same). A policy change of this
 /// process is applied by its own request; nothing else changes them.
-fn reload_policies_on_resync(auth: &Arc<Authority>) {
+pub(crate) fn reload_policies_on_resync(auth: &Arc<Authority>) {
     let weak = Arc::downgrade(auth);
     auth.store.subscribe(Arc::new(move |event| {
         if let crate::store::Committed::Resync = event {

@@ -467,3 +467,66 @@ async fn decisions_inside_an_api_call_are_recorded_for_its_audit_entry() {
     assert_eq!(outcome.decision, "allowed");
     assert_eq!(outcome.reason, "listed the 0 CA(s) this identity may read");
 }
+
+/// A policy change its caller was told had failed, that the store holds all
+/// the same (the journal's sync and its undo both failed after the write):
+/// once the store has reopened by itself, the policies the server decides
+/// with are the stored ones, not the ones it kept in memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_follow_the_store_after_a_change_reported_failed() {
+    use crate::store::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(crate::store::redb::DB_FILE));
+    let store = crate::store::open(dir.path(), "unit-test".into()).expect("store");
+    let master = ca_core::envelope::MasterKey::generate().expect("master key");
+    let vault = Vault::new(store.clone(), Box::new(master)).expect("vault");
+    let policies = Policies::load(store.as_ref()).expect("policies");
+    let auth = Arc::new(Authority::new(
+        store.clone(),
+        vault,
+        policies,
+        config(),
+        "http://127.0.0.1:8080".into(),
+    ));
+    crate::server::reload_policies_on_resync(&auth);
+    let grant = StatementDto {
+        id: None,
+        effect: "allow".into(),
+        principals: vec![PrincipalDto::Fingerprint(ALICE_FP.into())],
+        actions: vec!["issue".into()],
+        cas: vec!["*".into()],
+        conditions: ConditionsDto::default(),
+    };
+
+    fault.arm(Fault::UndoFailsToo);
+    auth.policies
+        .put(store.as_ref(), "late-grant", grant)
+        .await
+        .expect_err("reported failed");
+    assert!(!fault.armed(), "the fault did not fire");
+    let ids = |auth: &Authority| -> Vec<String> {
+        auth.policies
+            .statements()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    let start = std::time::Instant::now();
+    while ids(&auth).is_empty() && start.elapsed() < std::time::Duration::from_secs(10) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stored: Vec<String> = store
+        .list_policies()
+        .expect("policies")
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(stored, ["late-grant"], "the store holds the change");
+    assert_eq!(
+        ids(&auth),
+        stored,
+        "the server decides with what it kept, not what the store holds"
+    );
+    store.close();
+}
