@@ -30,7 +30,7 @@ const ALICE_FP: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    auth: Authority,
+    auth: Arc<Authority>,
     store: Arc<dyn Store>,
     now: Arc<AtomicI64>,
     root: CaRecord,
@@ -97,7 +97,11 @@ fn alice() -> Identity {
 
 /// A store, an authority on a clock set to `T0`, a root and a subordinate.
 async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
+    fixture_in(tempfile::tempdir().expect("tempdir")).await
+}
+
+/// [`fixture`] with its store in `dir` (a test may register faults for it first).
+async fn fixture_in(dir: tempfile::TempDir) -> Fixture {
     let store = crate::store::open(dir.path(), "unit-test".into()).expect("store");
     let master = ca_core::envelope::MasterKey::generate().expect("master key");
     let vault = Vault::new(store.clone(), Box::new(master)).expect("vault");
@@ -107,14 +111,14 @@ async fn fixture() -> Fixture {
     let clock: crate::clock::Clock = Arc::new(move || {
         OffsetDateTime::from_unix_timestamp(clock_now.load(Ordering::SeqCst)).expect("time")
     });
-    let auth = Authority::with_clock(
+    let auth = Arc::new(Authority::with_clock(
         store.clone(),
         vault,
         policies,
         config(),
         "http://127.0.0.1:8080".into(),
         clock,
-    );
+    ));
     let root = auth
         .create_ca(
             &system(),
@@ -529,4 +533,71 @@ async fn policies_follow_the_store_after_a_change_reported_failed() {
         "the server decides with what it kept, not what the store holds"
     );
     store.close();
+}
+
+/// A revocation its caller was told had failed, that the store holds all the
+/// same (the journal's sync and its undo both failed after the write): once
+/// the store has reopened by itself, the CA's CRL is built again and lists
+/// the certificate, as OCSP (read from the store) already says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_reported_failed_that_the_store_holds_reaches_the_crl() {
+    use crate::store::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(crate::store::redb::DB_FILE));
+    let crl_dir = tempfile::tempdir().expect("tempdir");
+    let f = fixture_in(dir).await;
+    let view = issue(&f, &system(), "web.example.com")
+        .await
+        .expect("issue");
+    let svc = crate::revocation::RevocationService::new(f.auth.clone(), crl_dir.path().into());
+    let listed = |der: &[u8]| -> Vec<String> {
+        let list = x509_cert::crl::CertificateList::from_der(der).expect("CRL");
+        list.tbs_cert_list
+            .revoked_certificates
+            .unwrap_or_default()
+            .iter()
+            .map(|r| ca_core::hex::encode(r.serial_number.as_bytes()))
+            .map(|s| s.trim_start_matches("00").to_string())
+            .collect()
+    };
+    let before = svc.build(&f.sub.id).await.expect("first CRL");
+    assert!(listed(&before.der).is_empty());
+    let builder = svc.spawn_builder();
+
+    fault.arm(Fault::UndoFailsToo);
+    f.auth
+        .revoke(
+            &system(),
+            None,
+            &view.record.serial,
+            RevocationReason::Superseded,
+        )
+        .await
+        .expect_err("reported failed");
+    assert!(!fault.armed(), "the fault did not fire");
+    let serial = view.record.serial.trim_start_matches("00").to_string();
+    let start = std::time::Instant::now();
+    let mut served = Vec::new();
+    while start.elapsed() < std::time::Duration::from_secs(10) {
+        if let Ok(crl) = svc.current_crl(&f.sub.id).await {
+            served = listed(&crl.der);
+            if !served.is_empty() {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    builder.abort();
+    let stored = f
+        .store
+        .get_cert(&f.sub.id, &view.record.serial)
+        .expect("read")
+        .expect("stored");
+    assert_eq!(
+        stored.0.status,
+        CertStatus::Revoked,
+        "the store holds the revocation"
+    );
+    assert_eq!(served, [serial], "the CRL served does not list it");
+    f.store.close();
 }

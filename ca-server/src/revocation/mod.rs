@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
 use std::time::Duration;
 
@@ -175,6 +175,9 @@ pub struct RevocationService {
     crl_dir: PathBuf,
     served: RwLock<HashMap<String, Arc<ServedCrl>>>,
     dirty: Mutex<HashSet<String>>,
+    /// Every CA's CRL is due (what the store holds may differ from what
+    /// this process was told: see `Committed::Resync`).
+    rebuild_all: AtomicBool,
     wake: Notify,
     build_lock: tokio::sync::Mutex<()>,
     responders: RwLock<HashMap<String, Arc<OcspCa>>>,
@@ -226,6 +229,7 @@ impl RevocationService {
             auth: auth.clone(),
             served: RwLock::new(HashMap::new()),
             dirty: Mutex::new(HashSet::new()),
+            rebuild_all: AtomicBool::new(false),
             wake: Notify::new(),
             build_lock: tokio::sync::Mutex::new(()),
             responders: RwLock::new(HashMap::new()),
@@ -247,9 +251,13 @@ impl RevocationService {
             match event {
                 crate::store::Committed::Revoked { ca_id, serial } => s.on_revoked(ca_id, serial),
                 // Another node's revocations or CRLs may have been missed.
+                // A reopened embedded store may hold a revocation its caller
+                // was told had failed: every CA's CRL is built again.
                 crate::store::Committed::Resync => {
                     s.invalidate(None);
                     write(&s.served).clear();
+                    s.rebuild_all.store(true, Ordering::SeqCst);
+                    s.wake.notify_one();
                 }
                 // A newer CRL (another node's, with a shared store): stop
                 // serving ours, so the next fetch loads the newest.
@@ -312,6 +320,21 @@ impl RevocationService {
             } else {
                 Vec::new()
             };
+            if led && self.rebuild_all.swap(false, Ordering::SeqCst) {
+                match self.auth.store.list_cas() {
+                    Ok(cas) => {
+                        for c in cas {
+                            if c.certificate_pem.is_some() && !todo.contains(&c.id) {
+                                todo.push(c.id);
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listing the CAs to rebuild their CRLs failed");
+                        self.rebuild_all.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
             match self.stale_cas(!led) {
                 Ok(stale) => {
                     for c in stale {
