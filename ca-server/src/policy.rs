@@ -230,6 +230,13 @@ impl Policies {
         Ok(changed)
     }
 
+    /// Put no statement in force (every call that needs one is denied)
+    /// until the next [`reload`](Self::reload): the stored ones could not be
+    /// read, and the kept ones may grant what the store no longer does.
+    pub fn withhold(&self) {
+        *self.cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Vec::new());
+    }
+
     pub fn statements(&self) -> Vec<Statement> {
         self.snapshot().iter().map(|(_, s)| s.clone()).collect()
     }

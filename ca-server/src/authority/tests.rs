@@ -492,7 +492,7 @@ async fn policies_follow_the_store_after_a_change_reported_failed() {
         config(),
         "http://127.0.0.1:8080".into(),
     ));
-    crate::server::reload_policies_on_resync(&auth);
+    assert!(crate::server::follow_stored_policies(&auth).is_none());
     let grant = StatementDto {
         id: None,
         effect: "allow".into(),
@@ -603,4 +603,91 @@ async fn a_revocation_reported_failed_that_the_store_holds_reaches_the_crl() {
     );
     assert_eq!(served, [serial], "the CRL served does not list it");
     f.store.close();
+}
+
+/// A replayed policy the server cannot read (reported failed, held all the
+/// same, and not a statement): no statement is in force, not the ones kept
+/// from before, until the policies read again, which the server retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_policy_is_in_force_while_the_stored_ones_cannot_be_read() {
+    use crate::store::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(crate::store::redb::DB_FILE));
+    let store = crate::store::open(dir.path(), "unit-test".into()).expect("store");
+    let master = ca_core::envelope::MasterKey::generate().expect("master key");
+    let vault = Vault::new(store.clone(), Box::new(master)).expect("vault");
+    let policies = Policies::load(store.as_ref()).expect("policies");
+    let auth = Arc::new(Authority::new(
+        store.clone(),
+        vault,
+        policies,
+        config(),
+        "http://127.0.0.1:8080".into(),
+    ));
+    assert!(crate::server::follow_stored_policies(&auth).is_none());
+    let grant = StatementDto {
+        id: None,
+        effect: "allow".into(),
+        principals: vec![PrincipalDto::Fingerprint(ALICE_FP.into())],
+        actions: vec!["issue".into()],
+        cas: vec!["*".into()],
+        conditions: ConditionsDto::default(),
+    };
+    auth.policies
+        .put(store.as_ref(), "grant", grant)
+        .await
+        .expect("policy");
+    let ids = |auth: &Authority| -> Vec<String> {
+        auth.policies
+            .statements()
+            .into_iter()
+            .map(|s| s.id)
+            .collect()
+    };
+    let until = |want: Vec<String>| {
+        let auth = auth.clone();
+        async move {
+            let start = std::time::Instant::now();
+            while ids(&auth) != want && start.elapsed() < std::time::Duration::from_secs(10) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            ids(&auth)
+        }
+    };
+    assert_eq!(ids(&auth), ["grant"]);
+
+    fault.arm(Fault::UndoFailsToo);
+    let draft = || crate::audit::commit_draft("ca-server", "PutPolicy", "unreadable");
+    store
+        .put_policy("unreadable", b"{not json".to_vec(), draft())
+        .await
+        .expect_err("reported failed");
+    assert!(!fault.armed(), "the fault did not fire");
+    assert_eq!(
+        until(vec![]).await,
+        Vec::<String>::new(),
+        "the kept statements stayed in force"
+    );
+
+    // The operator removes what cannot be read: the retry reads the rest.
+    let start = std::time::Instant::now();
+    loop {
+        match store.delete_policy("unreadable", draft()).await {
+            Ok(existed) => {
+                assert!(existed, "the store does not hold the replayed policy");
+                break;
+            }
+            Err(e) => assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "the store did not reopen: {e}"
+            ),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        until(vec!["grant".into()]).await,
+        ["grant"],
+        "the policies were not read again"
+    );
+    store.close();
 }
