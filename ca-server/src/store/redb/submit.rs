@@ -127,11 +127,14 @@ impl RedbStore {
     }
 
     /// A synchronous write on the caller's thread (start-up and offline
-    /// operations, which run before or without the writer's traffic).
+    /// operations, and the rare key import of a running server), between
+    /// two of the writer's commits. Not from a commit hook (which runs
+    /// while a commit holds the lock this takes).
     pub(super) fn write_now<T>(
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let _exclusive = self.shared.exclusive()?;
         let handle = self.handle()?;
         let txn = handle.rw()?.begin_write()?;
         match f(&txn) {

@@ -281,7 +281,8 @@ impl Shared {
                 // answers, the policies): told once the store reads again,
                 // and before it takes writes, so that no write's own update
                 // of what they keep can land before a re-read and be undone
-                // by it (writes meanwhile wait for this thread).
+                // by it (every write meanwhile waits: jobs for this thread,
+                // `write_now` for `writable`).
                 self.tell(&[Committed::Resync]);
                 self.writable.store(true, Ordering::Release);
                 *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
@@ -376,6 +377,22 @@ impl Shared {
             return Err(job);
         }
         Ok(self.commit_group(vec![job]))
+    }
+
+    /// Hold off every other commit for a write made outside the writer's
+    /// jobs (`RedbStore::write_now`): refused while the store is closed, or
+    /// broken and not yet reopened with its hooks told.
+    pub(super) fn exclusive(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
+        let guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        if !self.writable.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "the store cannot write now; retrying".into(),
+            ));
+        }
+        Ok(guard)
     }
 
     /// Run `jobs` as one commit and answer each; the caller holds

@@ -8,7 +8,9 @@
 //!
 //! Compiled for tests and the `forensics` feature only. A store opened while
 //! its file is registered here gets the faulty journal; a fault fires once
-//! per [`Registered::arm`].
+//! per [`Registered::arm`], at the journal's next sync of any kind (a
+//! checkpoint's too): a test arms it when the write it means is the next
+//! to sync.
 
 use std::io;
 use std::path::{Path, PathBuf};
