@@ -39,7 +39,16 @@ fi
 work="$(mktemp -d)"
 cfssl_pid=""
 step_pids=()
+bench_pid=""
 cleanup() {
+  # Interrupted while measuring: ca-bench's own servers, then ca-bench, and
+  # the temporary directories it would have removed.
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    pkill -TERM -P "$bench_pid" 2>/dev/null || true
+    kill "$bench_pid" 2>/dev/null || true
+    wait "$bench_pid" 2>/dev/null || true
+    rm -rf "${TMPDIR:-/tmp}/ca-bench-$bench_pid-"*
+  fi
   [ -n "$cfssl_pid" ] && kill "$cfssl_pid" 2>/dev/null || true
   for pid in "${step_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   # Gone before their files are (badger writes until it exits), within 10 s.
@@ -50,6 +59,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# So that an interrupt runs the cleanup at once (while `wait` waits).
+trap 'exit 130' INT
+trap 'exit 143' TERM
 cd "$work"
 
 # A P-256 root and issuing CA; leaves live 90 days for server auth, like ours.
@@ -77,13 +89,21 @@ cfssl serve -address 127.0.0.1 -port "$port" -ca issuing.pem -ca-key issuing-key
   -config config.json -tls-cert tls.pem -tls-key tls-key.pem -loglevel 5 \
   >"$work/cfssl.log" 2>&1 &
 cfssl_pid=$!
+ready=""
 for _ in $(seq 1 100); do
+  kill -0 "$cfssl_pid" 2>/dev/null || break
   if curl -s --cacert root.pem -o /dev/null "https://127.0.0.1:$port/api/v1/cfssl/health" \
      || curl -s --cacert root.pem -o /dev/null "https://127.0.0.1:$port/"; then
+    ready=1
     break
   fi
   sleep 0.1
 done
+if [ -z "$ready" ]; then
+  echo "peers: cfssl serve did not start:" >&2
+  cat "$work/cfssl.log" >&2
+  exit 1
+fi
 echo "peers: cfssl $(cfssl version | head -1 | tr -s ' ') serving on https://127.0.0.1:$port (pid $cfssl_pid)"
 
 # step-ca: built once per Debian package version and main.go, into the
@@ -168,4 +188,9 @@ fi
 cd "$repo"
 cargo build --release -p ca-server --bin ca-server --bin ca-bench
 "$target_dir/release/ca-bench" --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
-  --cfssl-pid "$cfssl_pid" "${step_args[@]}" "$@"
+  --cfssl-pid "$cfssl_pid" "${step_args[@]}" "$@" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=""
+exit "$status"
