@@ -241,14 +241,16 @@ mod tests {
         sparse.sync_all().expect("sync");
         let a = disk_usage(&dir.path().join("a")).expect("a");
         let b = disk_usage(&dir.path().join("sub/b")).expect("b");
-        // What `n` bytes may take: whole blocks of this file system's size,
-        // and one more for its own bookkeeping.
+        // What `n` bytes may take: whole allocation units of this file
+        // system (its fragment size; its preferred I/O size if larger), and
+        // one more for its own bookkeeping.
         let block_size = {
             use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(dir.path().join("a"))
+            let fs = rustix::fs::statvfs(dir.path()).expect("statvfs");
+            let io = std::fs::metadata(dir.path().join("a"))
                 .expect("a")
-                .blksize()
-                .max(512)
+                .blksize();
+            fs.f_frsize.max(io).max(512)
         };
         let most = |n: u64| n.div_ceil(block_size) * block_size + block_size;
         // (A compressing file system may take less than was written.)
