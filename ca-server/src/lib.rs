@@ -30,6 +30,7 @@ pub mod init;
 pub mod metrics;
 pub mod openapi;
 pub mod policy;
+pub(crate) mod policy_follow;
 pub mod public;
 pub mod refusals;
 pub mod revocation;

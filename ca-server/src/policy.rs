@@ -19,6 +19,7 @@
 //! that a `subject` principal trusts.
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use ca_core::names::IpNet;
@@ -191,7 +192,17 @@ pub struct Policies {
     cache: RwLock<Arc<Vec<(StatementDto, Statement)>>>,
     /// One change at a time, so the cache follows the commit order.
     changes: tokio::sync::Mutex<()>,
+    /// Bumped (under the cache's lock) by every change to the cache other
+    /// than a reload's: a reload installs what it read only if none came
+    /// between its read and its install.
+    generation: AtomicU64,
+    /// None is in force until a reload succeeds (see [`Policies::withhold`]).
+    withheld: AtomicBool,
 }
+
+/// Reads a reload may take while changes keep landing between its read and
+/// its install, before it gives up (and is retried).
+const RELOAD_ATTEMPTS: usize = 8;
 
 impl Policies {
     /// Load every statement (at start; a stored statement that no longer
@@ -211,30 +222,52 @@ impl Policies {
         Ok(Policies {
             cache: RwLock::new(Arc::new(v)),
             changes: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+            withheld: AtomicBool::new(false),
         })
     }
 
     /// Read every statement again (another node sharing the store changed
-    /// them); returns whether the set differs from the cached one.
+    /// them); returns whether the set differs from the cached one. What was
+    /// read is installed only if the cache did not change meanwhile (a
+    /// change of this process lands in the cache after its commit, and a
+    /// read from before it would undo it).
     pub fn reload(&self, store: &dyn Store) -> Result<bool, StoreError> {
-        let fresh = Policies::load(store)?;
-        let fresh = fresh.snapshot();
-        let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        let ids = |v: &[(StatementDto, Statement)]| -> Vec<String> {
-            v.iter()
-                .map(|(d, _)| serde_json::to_string(d).unwrap_or_default())
-                .collect()
-        };
-        let changed = ids(&g) != ids(&fresh);
-        *g = fresh;
-        Ok(changed)
+        for _ in 0..RELOAD_ATTEMPTS {
+            let read_at = self.generation.load(Ordering::SeqCst);
+            let fresh = Policies::load(store)?.snapshot();
+            let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            if self.generation.load(Ordering::SeqCst) != read_at {
+                continue;
+            }
+            let ids = |v: &[(StatementDto, Statement)]| -> Vec<String> {
+                v.iter()
+                    .map(|(d, _)| serde_json::to_string(d).unwrap_or_default())
+                    .collect()
+            };
+            let changed = ids(&g) != ids(&fresh);
+            *g = fresh;
+            self.withheld.store(false, Ordering::SeqCst);
+            return Ok(changed);
+        }
+        Err(StoreError::Unavailable(
+            "the policies kept changing while being read".into(),
+        ))
     }
 
     /// Put no statement in force (every call that needs one is denied)
-    /// until the next [`reload`](Self::reload): the stored ones could not be
-    /// read, and the kept ones may grant what the store no longer does.
+    /// until a [`reload`](Self::reload) succeeds: the stored ones could not
+    /// be read, and the kept ones may grant what the store no longer does.
     pub fn withhold(&self) {
-        *self.cache.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Vec::new());
+        let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.withheld.store(true, Ordering::SeqCst);
+        *g = Arc::new(Vec::new());
+    }
+
+    /// Whether no statement is in force until a reload succeeds.
+    pub fn is_withheld(&self) -> bool {
+        self.withheld.load(Ordering::SeqCst)
     }
 
     pub fn statements(&self) -> Vec<Statement> {
@@ -297,6 +330,12 @@ impl Policies {
 
     fn replace(&self, f: impl FnOnce(&mut Vec<(StatementDto, Statement)>)) {
         let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        // One statement of a set that could not be read could grant what
+        // the rest denies: the change waits in the store for the reload.
+        if self.is_withheld() {
+            return;
+        }
         let mut v: Vec<_> = g.as_ref().clone();
         f(&mut v);
         v.sort_by(|a, b| a.1.id.cmp(&b.1.id));

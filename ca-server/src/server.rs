@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,7 +99,7 @@ pub async fn serve(
     let revocation =
         crate::revocation::RevocationService::new(auth.clone(), data_dir.join(CRL_DIR));
     let builder = revocation.spawn_builder();
-    let shared_sync = follow_stored_policies(&auth);
+    let shared_sync = crate::policy_follow::follow_stored_policies(&auth);
     let digester = spawn_audit_digests(auth.clone());
     let refusal_summaries = spawn_refusal_summaries(auth.clone());
     let event_tasks = if config.events.enabled {
@@ -348,104 +347,6 @@ fn spawn_audit_digests(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
         }
     })
 }
-
-/// Keep the policies the server decides with equal to the stored ones:
-/// with a store shared by several nodes, follow the other nodes' changes
-/// (the task doing so is returned); with the embedded store, read them again
-/// whenever it says what it holds may differ from what was kept.
-pub(crate) fn follow_stored_policies(auth: &Arc<Authority>) -> Option<tokio::task::JoinHandle<()>> {
-    if auth.config.store.is_postgres() {
-        return Some(spawn_shared_store_sync(auth.clone()));
-    }
-    reload_policies_on_resync(auth);
-    None
-}
-
-/// With the embedded store: read the policies again when the store says
-/// what it holds may differ from what was kept (reopened after a failed
-/// commit that reached the disk all the same). A policy change of this
-/// process is applied by its own request; nothing else changes them. If
-/// they cannot be read, none is in force (a grant the store no longer holds
-/// must not stay so) until a retry reads them.
-fn reload_policies_on_resync(auth: &Arc<Authority>) {
-    let weak = Arc::downgrade(auth);
-    let runtime = tokio::runtime::Handle::try_current().ok();
-    let retrying = Arc::new(AtomicBool::new(false));
-    auth.store.subscribe(Arc::new(move |event| {
-        if !matches!(event, crate::store::Committed::Resync) {
-            return;
-        }
-        let Some(a) = weak.upgrade() else { return };
-        if let Err(e) = a.policies.reload(a.store.as_ref()) {
-            a.policies.withhold();
-            tracing::error!(error = %e, "re-reading the policies failed; none is in force until they read");
-            match &runtime {
-                Some(rt) if !retrying.swap(true, Ordering::SeqCst) => {
-                    rt.spawn(reload_policies_until_read(weak.clone(), retrying.clone()));
-                }
-                Some(_) => {}
-                None => tracing::error!("no runtime to retry reading the policies on"),
-            }
-        }
-    }));
-}
-
-/// Read the policies again until that succeeds, waiting longer each time.
-async fn reload_policies_until_read(weak: std::sync::Weak<Authority>, retrying: Arc<AtomicBool>) {
-    let mut wait = Duration::from_millis(200);
-    loop {
-        tokio::time::sleep(wait).await;
-        let Some(a) = weak.upgrade() else { break };
-        let read = tokio::task::spawn_blocking(move || a.policies.reload(a.store.as_ref())).await;
-        match read {
-            Ok(Ok(_)) => {
-                tracing::info!("the policies read again");
-                break;
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "re-reading the policies failed again"),
-            Err(e) => tracing::warn!(error = %e, "re-reading the policies failed again"),
-        }
-        wait = (wait * 2).min(Duration::from_secs(30));
-    }
-    retrying.store(false, Ordering::SeqCst);
-}
-
-/// With a store shared by several nodes: take other nodes' policy changes
-/// as they are told (NOTIFY), and re-read them every
-/// [`SHARED_RECHECK`] in case a notification was missed.
-fn spawn_shared_store_sync(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
-    let weak = Arc::downgrade(&auth);
-    auth.store.subscribe(Arc::new(move |event| {
-        if let crate::store::Committed::PolicyChanged { .. } | crate::store::Committed::Resync =
-            event
-        {
-            if let Some(a) = weak.upgrade() {
-                if let Err(e) = a.policies.reload(a.store.as_ref()) {
-                    tracing::warn!(error = %e, "re-reading the policies failed");
-                }
-            }
-        }
-    }));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SHARED_RECHECK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let a = auth.clone();
-            let reloaded =
-                tokio::task::spawn_blocking(move || a.policies.reload(a.store.as_ref())).await;
-            match reloaded {
-                Ok(Ok(true)) => tracing::warn!("policies changed without a notification; reloaded"),
-                Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "re-reading the policies failed"),
-                Err(e) => tracing::warn!(error = %e, "re-reading the policies failed"),
-            }
-        }
-    })
-}
-
-/// How often a node sharing its store re-reads what other nodes may change.
-const SHARED_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Write the summary of refusals over the audit budget once per window.
 fn spawn_refusal_summaries(auth: Arc<Authority>) -> tokio::task::JoinHandle<()> {
