@@ -40,12 +40,19 @@ work="$(mktemp -d)"
 cfssl_pid=""
 step_pids=()
 bench_pid=""
+# Gone within 10 s, or killed.
+stop_group() {
+  kill -TERM -- "-$1" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 -- "-$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL -- "-$1" 2>/dev/null || true
+}
 cleanup() {
-  # Interrupted while measuring: ca-bench's own servers, then ca-bench, and
-  # the temporary directories it would have removed.
-  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-    pkill -TERM -P "$bench_pid" 2>/dev/null || true
-    kill "$bench_pid" 2>/dev/null || true
+  # A second interrupt must not cut the cleanup short.
+  trap '' INT TERM
+  # Interrupted while measuring: ca-bench and the servers it started (its
+  # process group), then the temporary directories it would have removed.
+  if [ -n "$bench_pid" ]; then
+    stop_group "$bench_pid"
     wait "$bench_pid" 2>/dev/null || true
     rm -rf "${TMPDIR:-/tmp}/ca-bench-$bench_pid-"*
   fi
@@ -187,10 +194,11 @@ fi
 
 cd "$repo"
 cargo build --release -p ca-server --bin ca-server --bin ca-bench
-"$target_dir/release/ca-bench" --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
+# Its own process group, so that an interrupt can stop it with its servers.
+setsid "$target_dir/release/ca-bench" --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
   --cfssl-pid "$cfssl_pid" "${step_args[@]}" "$@" &
 bench_pid=$!
 status=0
 wait "$bench_pid" || status=$?
-bench_pid=""
+# (Still stopped by the cleanup: servers a crashed ca-bench left behind.)
 exit "$status"
