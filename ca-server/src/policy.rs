@@ -205,18 +205,23 @@ pub struct Policies {
 const RELOAD_ATTEMPTS: usize = 8;
 
 impl Policies {
-    /// Load every statement (at start; a stored statement that no longer
-    /// converts is skipped with an error log, which only narrows access).
+    /// Load every statement. A stored allow statement that no longer
+    /// converts is skipped with an error log, which only narrows access; a
+    /// deny statement that does not (or any statement that does not parse)
+    /// fails the load, as leaving it out would widen access.
     pub fn load(store: &dyn Store) -> Result<Policies, StoreError> {
         let mut v = Vec::new();
         for (id, json) in store.list_policies()?.unwrap_or_default() {
-            let dto: StatementDto =
-                serde_json::from_slice(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let dto: StatementDto = serde_json::from_slice(&json)
+                .map_err(|e| StoreError::Corrupt(format!("policy statement {id}: {e}")))?;
             match dto.to_statement(&id) {
                 Ok(s) => v.push((dto, s)),
-                Err(e) => {
+                Err(e) if dto.effect == "allow" => {
                     tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
                 }
+                Err(e) => return Err(StoreError::Corrupt(format!(
+                    "policy statement {id} (not an allow statement, so it cannot be left out): {e}"
+                ))),
             }
         }
         Ok(Policies {

@@ -732,3 +732,35 @@ async fn a_policy_change_while_withheld_waits_for_the_read() {
     assert_eq!(ids(), ["first", "second"]);
     assert!(!policies.is_withheld());
 }
+
+/// A stored statement that no longer converts: an allow statement is left
+/// out (access only narrows); a deny statement fails the load (leaving it
+/// out would widen access).
+#[tokio::test]
+async fn a_deny_statement_that_does_not_convert_is_not_left_out() {
+    let f = fixture().await;
+    let stored = |effect: &str| {
+        serde_json::to_vec(&serde_json::json!({
+            "effect": effect,
+            "principals": [{"fingerprint": ALICE_FP}],
+            "actions": ["no-such-action"],
+            "cas": ["*"]
+        }))
+        .expect("json")
+    };
+    let draft = |id: &str| crate::audit::commit_draft("ca-server", "PutPolicy", id);
+    f.store
+        .put_policy("odd-allow", stored("allow"), draft("odd-allow"))
+        .await
+        .expect("stored");
+    let loaded = Policies::load(f.store.as_ref()).expect("an allow statement is left out");
+    assert!(loaded.statements().is_empty());
+    f.store
+        .put_policy("odd-deny", stored("deny"), draft("odd-deny"))
+        .await
+        .expect("stored");
+    let refused = Policies::load(f.store.as_ref())
+        .err()
+        .expect("a deny statement was left out");
+    assert!(refused.to_string().contains("odd-deny"), "{refused}");
+}
