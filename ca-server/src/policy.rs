@@ -219,9 +219,11 @@ impl Policies {
                 Err(e) if dto.effect == "allow" => {
                     tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
                 }
-                Err(e) => return Err(StoreError::Corrupt(format!(
+                Err(e) => {
+                    return Err(StoreError::Corrupt(format!(
                     "policy statement {id} (not an allow statement, so it cannot be left out): {e}"
-                ))),
+                )))
+                }
             }
         }
         Ok(Policies {
