@@ -72,6 +72,18 @@ mod trail_check;
 #[cfg(test)]
 mod conformance;
 
+/// Faults to inject under the embedded store's journal, for tests (outside
+/// the store) of what a commit reported failed may leave behind.
+#[cfg(test)]
+pub mod faults {
+    pub use super::redb::journal::fault::{Fault, Registered};
+
+    /// Open the journal of the embedded store in `dir` faulty from now on.
+    pub fn register(dir: &std::path::Path) -> Registered {
+        super::redb::journal::fault::register(&dir.join(super::redb::DB_FILE))
+    }
+}
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::store::redb::journal::fault::{register, Fault, Registered};
+use crate::store::faults::{register, Fault, Registered};
 
 /// An authority without CAs on a store in `dir` registered for faults,
 /// following its stored policies as the server does.
 fn authority_with_faults(dir: &tempfile::TempDir) -> (Arc<dyn Store>, Arc<Authority>, Registered) {
-    let fault = register(&dir.path().join(crate::store::redb::DB_FILE));
+    let fault = register(dir.path());
     let store = crate::store::open(dir.path(), "unit-test".into()).expect("store");
     let master = ca_core::envelope::MasterKey::generate().expect("master key");
     let vault = Vault::new(store.clone(), Box::new(master)).expect("vault");
@@ -93,7 +93,7 @@ async fn policies_follow_the_store_after_a_change_reported_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_reported_failed_that_the_store_holds_reaches_the_crl() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let fault = register(&dir.path().join(crate::store::redb::DB_FILE));
+    let fault = register(dir.path());
     let crl_dir = tempfile::tempdir().expect("tempdir");
     let f = fixture_in(dir).await;
     let view = issue(&f, &system(), "web.example.com")
