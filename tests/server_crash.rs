@@ -105,9 +105,30 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
         )
         .await;
         assert!(!got.is_empty(), "the load generator got no certificate");
+        // Read offline as the kill left it: what is still to redo is redone
+        // in the reader's memory, and the files are left as they were.
+        let files = |s: &Server| {
+            ["ca.redb", "ca.redb.journal"].map(|f| std::fs::read(s.dir.join(f)).expect(f))
+        };
+        let before = files(&s);
+        let missing = missing_from_store(&s.dir, &got);
+        assert!(
+            missing.is_empty(),
+            "read offline after a kill: not stored: {missing:?}"
+        );
+        assert!(
+            before == files(&s),
+            "a read-only open changed the store's files"
+        );
         received.extend(got);
         s.start();
     }
+    // Issuances are made durable by journal redo records, covered now and
+    // then by a durable commit: a kill under load leaves some to redo, and
+    // unless the restarts redid some this test did not test that path.
+    let redone = s.log().matches("redid the writes the journal held").count();
+    eprintln!("opens after the kills that redid writes from the journal: {redone}");
+    assert!(redone > 0, "no restart had writes to redo\n{}", s.log());
 
     // A graceful stop (SIGTERM) under load: in-flight requests finish, the
     // store closes cleanly, the process exits 0.
@@ -464,8 +485,8 @@ async fn a_power_cut_loses_no_answered_write() {
 
 /// `ca-bench`'s pages per commit, the figure its durability analysis rests on
 /// ("KiB to disk per commit"), read for a 1-connection run: each issuance's
-/// commit must reach the disk in several pages, and with commits not synced
-/// (the power-cut test's control) almost none must. The bench reads the
+/// commit must reach the disk (its journal record, at least a page), and
+/// with commits not synced (the power-cut test's control) almost none must. The bench reads the
 /// server's /proc/PID/io, so this is what the kernel saw, not what the store
 /// says of itself. Also keeps the bench itself from rotting unseen.
 #[test]
@@ -504,11 +525,11 @@ fn ca_bench_sees_each_commit_reach_the_disk() {
     let unsynced = pages_per_commit(true);
     eprintln!("pages to disk per commit: {synced} synced, {unsynced} unsynced");
     assert!(
-        synced >= 4.0,
+        synced >= 1.0,
         "a durable commit wrote {synced} pages: the bench does not see the store's writes"
     );
     assert!(
-        unsynced < 2.0,
+        unsynced < 0.5,
         "commits not synced still wrote {unsynced} pages each: the figure is not the commits'"
     );
 }

@@ -40,10 +40,16 @@ impl RedbStore {
         key_sha256: String,
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
-        Box::pin(self.write_keyed(Some(rec.key()), Some(audit), move |txn| {
-            issue(txn, &rec, &der, &key_sha256)?;
-            Ok(((), Vec::new()))
-        }))
+        let order = Some(rec.key());
+        Box::pin(self.write_redo(
+            order,
+            super::redo::Redo::Issue {
+                rec,
+                der,
+                key_sha256,
+                audit,
+            },
+        ))
     }
 
     pub(super) fn revoke(

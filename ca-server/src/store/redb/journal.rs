@@ -43,6 +43,7 @@ mod format;
 mod lock;
 mod open;
 mod overlay;
+mod redo;
 mod sync;
 
 use format::{changed_runs, checksum_holds, seal_in_place, u32_at, u64_at, Header, HEADER};
@@ -76,6 +77,9 @@ pub struct JournalBackend {
     /// a second process must not replay or append under a running server.
     _lock: File,
     writable: bool,
+    /// A read-only open's writes held in memory and never synced: how such
+    /// an open redoes what a crash left to redo ([`Self::into_scratch`]).
+    scratch: bool,
     /// Past this many journal bytes, a sync checkpoints ([`CAPACITY`]).
     capacity: u64,
     state: RwLock<State>,
@@ -123,6 +127,14 @@ struct State {
     /// A checkpoint's run of consecutive blocks, kept between checkpoints:
     /// a fresh megabyte each time cost page faults and the kernel's zeroing.
     run: Vec<u8>,
+    /// The redo record being built, kept like `record`.
+    redo: Vec<u8>,
+    /// Redo bytes appended since the last page record.
+    redo_bytes: u64,
+    /// Where the last redo record went, until a page record follows it.
+    last_redo_at: Option<u64>,
+    /// Redo records found after the last page record at open, not yet taken.
+    pending_redo: Vec<Vec<u8>>,
 }
 
 /// What the journal has done since the store was opened.
@@ -132,6 +144,8 @@ pub struct JournalStats {
     pub record_bytes: u64,
     pub checkpoints: u64,
     pub checkpoint_bytes: u64,
+    pub redo_records: u64,
+    pub redo_bytes: u64,
 }
 
 /// The error that poisoned the store, kept so that every later call fails
@@ -176,6 +190,13 @@ fn read_only() -> io::Error {
 impl JournalBackend {
     pub fn stats(&self) -> JournalStats {
         self.state().stats
+    }
+
+    /// A read-only open that takes writes into memory only, never to a
+    /// file: for redoing, in this process alone, what a crash left to redo.
+    pub fn into_scratch(mut self) -> JournalBackend {
+        self.scratch = true;
+        self
     }
 
     fn state(&self) -> RwLockReadGuard<'_, State> {
@@ -249,7 +270,7 @@ impl StorageBackend for JournalBackend {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        if !self.writable {
+        if !self.writable && !self.scratch {
             return Err(read_only());
         }
         let mut st = self.state_mut();
@@ -265,7 +286,7 @@ impl StorageBackend for JournalBackend {
     }
 
     fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
-        if !self.writable {
+        if !self.writable && !self.scratch {
             return Err(read_only());
         }
         let mut st = self.state_mut();
@@ -290,7 +311,12 @@ impl StorageBackend for JournalBackend {
         flushed.and(journal_closed).and(main_closed)
     }
 
+    // A scratch open takes no lock of redb's (it writes nothing to the file);
+    // the journal's shared lock keeps a writer out meanwhile.
     fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.try_lock_range(start, end)
     }
 
@@ -299,23 +325,86 @@ impl StorageBackend for JournalBackend {
         start: Bound<u64>,
         end: Bound<u64>,
     ) -> Result<bool, BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.try_lock_shared_range(start, end)
     }
 
     fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.lock_range(start, end)
     }
 
     fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.lock_shared_range(start, end)
     }
 
     fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.unlock_range(start, end)
     }
 
     fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        if self.scratch {
+            return Err(BackendError::Unsupported);
+        }
         self.main.query_lock_range(start, end)
+    }
+}
+
+/// A journal redb writes through while the store keeps a handle of its own
+/// (for redo records: [`JournalBackend::append_redo`]).
+#[derive(Debug, Clone)]
+pub struct SharedJournal(pub std::sync::Arc<JournalBackend>);
+
+impl StorageBackend for SharedJournal {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> io::Result<()> {
+        self.0.close()
+    }
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.0.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.0.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.0.query_lock_range(start, end)
     }
 }
 

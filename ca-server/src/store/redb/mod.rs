@@ -30,6 +30,7 @@ mod policies;
 #[cfg(feature = "forensics")]
 pub mod power_loss;
 mod reads;
+mod redo;
 mod submit;
 mod tables;
 mod usage;

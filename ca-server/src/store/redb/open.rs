@@ -17,7 +17,7 @@ impl RedbStore {
     /// the writer. Reads nothing else: start-up does not depend on the data size.
     pub fn open(dir: &Path, boot_id: String) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let db = writer::open_database(&path)?;
+        let (db, journal) = writer::open_database(&path)?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -79,7 +79,7 @@ impl RedbStore {
         txn.open_table(acme::ACME_AUTHZS)?;
         txn.open_table(acme::ACME_EAB_KEYS)?;
         txn.commit()?;
-        let shared = Arc::new(Shared::new(path, Handle::Rw(db)));
+        let shared = Arc::new(Shared::new(path, Handle::Rw(db, journal)));
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let writer = {
             let shared = shared.clone();
@@ -99,9 +99,9 @@ impl RedbStore {
     /// Open a stopped server's store without changing it. Writes are refused.
     pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let db = writer::open_read_only(&path)?;
+        let handle = writer::open_read_only(&path)?;
         let store = RedbStore {
-            shared: Arc::new(Shared::new(path, Handle::Ro(db))),
+            shared: Arc::new(Shared::new(path, handle)),
             sender: Mutex::new(None),
             writer: Mutex::new(None),
             boot_id: String::new(),

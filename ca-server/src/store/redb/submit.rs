@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use redb::WriteTransaction;
 use tokio::sync::oneshot;
 
+use super::redo::Redo;
 use super::tables::append_audit;
-use super::writer::{self, Job, JobOutput};
+use super::writer::{self, Job, JobOutput, JobRedo};
 use super::RedbStore;
 use crate::store::{AuditDraft, Committed, StoreError};
 
@@ -75,6 +76,9 @@ impl RedbStore {
                 fatal,
                 done,
                 events,
+                // (Even a refusal: a job's refusals are not checked to have
+                // written nothing.)
+                redo: JobRedo::Durable,
             }
         });
         let sent = self.submit(Job { order, run });
@@ -84,6 +88,65 @@ impl RedbStore {
             match rx.await {
                 Ok(r) => r,
                 // The job was dropped unrun: the store is broken.
+                Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
+                    "the store cannot write now; retrying".into(),
+                )),
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
+    }
+
+    /// A write described by `redo` (see [`super::redo`]), its main row
+    /// `order`: made durable by a redo record when its whole batch can be.
+    /// Encoded here, on the caller's thread, so the writer does not.
+    pub(super) fn write_redo(
+        &self,
+        order: Option<String>,
+        redo: Redo,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel::<Result<(), StoreError>>();
+        let encoded = redo.encode();
+        let run: writer::JobFn = Box::new(move |txn| {
+            let (r, fatal) = match encoded {
+                Ok(record) => {
+                    let r =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redo.apply(txn)))
+                            .unwrap_or(Err(StoreError::Panicked))
+                            .map(|()| record);
+                    let fatal = matches!(&r, Err(e) if e.is_fatal());
+                    (r, fatal)
+                }
+                // Before any write: this write fails, the batch goes on.
+                Err(e) => (Err(e), false),
+            };
+            let (r, redo) = match r {
+                Ok(record) => (Ok(()), JobRedo::Record(record)),
+                // Not fatal: refused before its first write.
+                Err(e) => (Err(e), JobRedo::Nothing),
+            };
+            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
+                let out = match commit {
+                    Ok(()) => r,
+                    Err(e) => Err(match r {
+                        Err(inner) if fatal => inner,
+                        _ => e,
+                    }),
+                };
+                let _ = tx.send(out);
+            });
+            JobOutput {
+                fatal,
+                done,
+                events: Vec::new(),
+                redo,
+            }
+        });
+        let sent = self.submit(Job { order, run });
+        let shared = self.shared.clone();
+        async move {
+            sent?;
+            match rx.await {
+                Ok(r) => r,
                 Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
                     "the store cannot write now; retrying".into(),
                 )),
@@ -118,6 +181,7 @@ impl RedbStore {
                         fatal: false,
                         done: Box::new(|_| {}),
                         events: Vec::new(),
+                        redo: JobRedo::Nothing,
                     }),
                 });
                 Ok(())

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use redb::{ReadableDatabase, ReadableTableMetadata, TableHandle};
+use redb::{ReadableTableMetadata, TableHandle};
 
 use super::DB_FILE;
 use crate::store::StoreError;

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
+use super::journal::{JournalBackend, SharedJournal};
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -60,7 +61,24 @@ pub struct JobOutput {
     pub done: Completion,
     /// What the job changed, told to hooks once committed.
     pub events: Vec<Committed>,
+    /// How its writes are made durable.
+    pub redo: JobRedo,
 }
+
+/// How a job's writes are made durable.
+pub enum JobRedo {
+    /// It wrote nothing (refused before its first write).
+    Nothing,
+    /// By a redo record holding this ([`super::redo`]).
+    Record(Vec<u8>),
+    /// Only by a durable commit.
+    Durable,
+}
+
+/// Redo bytes since the last durable commit past which the next commit is
+/// durable: its page record then covers them, so that what a crash leaves
+/// to redo stays small, and so do redb's unsynced pages in memory.
+const DURABLE_AFTER: u64 = 1 << 20;
 
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 pub type JobFn = Box<dyn FnOnce(&WriteTransaction) -> JobOutput + Send>;
@@ -77,24 +95,27 @@ pub struct Job {
     pub run: JobFn,
 }
 
-/// The open database, read-write or read-only (offline tools).
+/// The open database, read-write (with its journal) or read-only (offline tools).
 pub enum Handle {
-    Rw(Database),
+    Rw(Database, Arc<JournalBackend>),
     Ro(ReadOnlyDatabase),
+    /// Read-only, over a store a crash left writes to redo: redone in
+    /// memory (see [`open_read_only`]).
+    Scratch(Database),
 }
 
 impl Handle {
     pub fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(match self {
-            Handle::Rw(d) => d.begin_read()?,
+            Handle::Rw(d, _) | Handle::Scratch(d) => d.begin_read()?,
             Handle::Ro(d) => d.begin_read()?,
         })
     }
 
     pub fn rw(&self) -> Result<&Database, StoreError> {
         match self {
-            Handle::Rw(d) => Ok(d),
-            Handle::Ro(_) => Err(StoreError::ReadOnly),
+            Handle::Rw(d, _) => Ok(d),
+            Handle::Ro(_) | Handle::Scratch(_) => Err(StoreError::ReadOnly),
         }
     }
 }
@@ -115,6 +136,8 @@ pub struct Shared {
     /// Writes per commit, averaged over the last eight or so commits, in
     /// 1/256ths; written under `commit_lock`.
     batch_avg: AtomicU32,
+    /// The next commit is to be durable ([`DURABLE_AFTER`]); written under `commit_lock`.
+    durable_next: AtomicBool,
     /// When the store broke or last tried to reopen.
     last_reopen: Mutex<Instant>,
     /// Why the store stopped being writable, for the errors reads give meanwhile.
@@ -128,41 +151,87 @@ pub struct Shared {
 
 /// Open (creating) the store file at `path` for writing, through its
 /// journal ([`super::journal`]).
-pub fn open_database(path: &std::path::Path) -> Result<Database, StoreError> {
+pub fn open_database(
+    path: &std::path::Path,
+) -> Result<(Database, Arc<JournalBackend>), StoreError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
     let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
     #[cfg(feature = "forensics")]
-    if std::env::var_os(super::power_loss::ENV).is_some() {
+    let backend = if std::env::var_os(super::power_loss::ENV).is_some() {
         tracing::warn!(
             "test mode: writes not yet synced are lost if this process dies (simulated power loss)"
         );
         use super::power_loss::PowerLossBackend;
         let journal_path = super::journal::journal_path(path);
         let lock = super::journal::lock_journal(&journal_path, true).map_err(unavailable)?;
-        let backend = super::journal::JournalBackend::open_on(
+        JournalBackend::open_on(
             Box::new(PowerLossBackend::open(path).map_err(unavailable)?),
             Box::new(PowerLossBackend::open(&journal_path).map_err(unavailable)?),
             lock,
             true,
         )
-        .map_err(unavailable)?;
-        return Ok(builder.create_with_backend(backend)?);
+        .map_err(unavailable)?
+    } else {
+        JournalBackend::open(path).map_err(unavailable)?
+    };
+    #[cfg(not(feature = "forensics"))]
+    let backend = JournalBackend::open(path).map_err(unavailable)?;
+    let journal = Arc::new(backend);
+    let pending = journal.take_pending_redo();
+    let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
+    // Before anything else, in one durable commit: its page record follows
+    // the redo records in the journal, so a crash before it finds them again.
+    redo_pending(&db, &pending)?;
+    Ok((db, journal))
+}
+
+/// Redo what a crash left in the journal's redo records, in one commit.
+fn redo_pending(db: &Database, pending: &[Vec<u8>]) -> Result<(), StoreError> {
+    if pending.is_empty() {
+        return Ok(());
     }
-    let backend = super::journal::JournalBackend::open(path).map_err(unavailable)?;
-    Ok(builder.create_with_backend(backend)?)
+    let txn = db.begin_write()?;
+    let mut writes = 0;
+    for payload in pending {
+        writes += super::redo::redo_batch(&txn, payload)?;
+    }
+    txn.commit()?;
+    tracing::info!(
+        records = pending.len(),
+        writes,
+        "store: redid the writes the journal held past its last durable commit"
+    );
+    Ok(())
 }
 
 /// Open the store file at `path` without changing it (nor its journal).
-pub fn open_read_only(path: &std::path::Path) -> Result<ReadOnlyDatabase, StoreError> {
-    let backend =
-        super::journal::JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
+/// A store a crash left (writes to redo, or redb's own repair due) is
+/// brought up to date in this process's memory.
+pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
+    let open = || {
+        JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
                 StoreError::NotFound(format!("{}: {e}", path.display()))
             }
             _ => StoreError::Unavailable(format!("{}: {e}", path.display())),
-        })?;
-    Ok(redb::Builder::new().open_read_only_with_backend(backend)?)
+        })
+    };
+    let backend = open()?;
+    let pending = backend.take_pending_redo();
+    if pending.is_empty() {
+        match redb::Builder::new().open_read_only_with_backend(backend) {
+            Ok(db) => return Ok(Handle::Ro(db)),
+            // A read-only open does not repair; a scratch one may.
+            Err(redb::DatabaseError::RepairAborted) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let backend = open()?;
+    let pending = backend.take_pending_redo();
+    let db = redb::Builder::new().create_with_backend(backend.into_scratch())?;
+    redo_pending(&db, &pending)?;
+    Ok(Handle::Scratch(db))
 }
 
 impl Shared {
@@ -178,6 +247,7 @@ impl Shared {
             commit_lock: Mutex::new(()),
             last_reopen: Mutex::new(Instant::now()),
             batch_avg: AtomicU32::new(ONE_WRITE),
+            durable_next: AtomicBool::new(false),
             failure: RwLock::new(None),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
@@ -270,13 +340,13 @@ impl Shared {
         }
         self.drop_handle();
         match open_database(&self.path) {
-            Ok(db) => {
+            Ok((db, journal)) => {
                 // The failed commit may have reached the disk all the same
                 // (its last sync failing after its record was written): what
                 // the reopened store says may differ from what was kept.
                 self.cache.invalidate(&[Committed::Resync]);
                 *self.slot.write().unwrap_or_else(|p| p.into_inner()) =
-                    Some(Arc::new(Handle::Rw(db)));
+                    Some(Arc::new(Handle::Rw(db, journal)));
                 // And so may what the hooks keep (the revocation service's
                 // answers, the policies): told once the store reads again,
                 // and before it takes writes, so that no write's own update
@@ -467,14 +537,10 @@ fn run_batch(
     jobs: Vec<Job>,
 ) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
     let handle = shared.handle()?;
-    #[allow(unused_mut)]
-    let mut txn = handle.rw()?.begin_write()?;
-    #[cfg(feature = "forensics")]
-    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
-        // The positive control of the power-loss test: commits not synced.
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
-    }
+    let Handle::Rw(db, journal) = handle.as_ref() else {
+        return Err(StoreError::ReadOnly);
+    };
+    let txn = db.begin_write()?;
     let mut outputs = Vec::with_capacity(jobs.len());
     let mut fatal: Option<StoreError> = None;
     for job in jobs {
@@ -500,8 +566,73 @@ fn run_batch(
             let _ = txn.abort();
             Err(e)
         }
-        None => txn.commit().map_err(StoreError::from),
+        None => commit(shared, journal, txn, &outputs),
     };
     drop(handle);
     Ok((outputs, result))
+}
+
+/// Commit a batch: durably, or, when every write in it is described by a
+/// redo record, by that record and a commit redb does not sync (see
+/// [`super::redo`]). The record goes first: the writes become visible to
+/// readers only once they are durable.
+fn commit(
+    shared: &Shared,
+    journal: &JournalBackend,
+    mut txn: WriteTransaction,
+    outputs: &[JobOutput],
+) -> Result<(), StoreError> {
+    let mut records = Vec::new();
+    let mut durable = shared.durable_next.load(Ordering::Relaxed);
+    for o in outputs {
+        match &o.redo {
+            JobRedo::Nothing => {}
+            JobRedo::Record(r) => records.push(r.as_slice()),
+            JobRedo::Durable => durable = true,
+        }
+    }
+    #[cfg(feature = "forensics")]
+    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
+        // The positive control of the power-loss test: commits not synced.
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        return txn.commit().map_err(StoreError::from);
+    }
+    if durable || records.is_empty() {
+        // (A batch that wrote nothing commits nothing to sync.)
+        if !durable {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Db(e.to_string()))?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        if durable {
+            shared.durable_next.store(false, Ordering::Relaxed);
+        }
+        return Ok(());
+    }
+    let payload = super::redo::batch(records)?;
+    txn.set_durability(redb::Durability::None)
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+    let since_durable = match journal.append_redo(&payload) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = txn.abort();
+            return Err(StoreError::Unavailable(format!(
+                "writing the store's journal: {e}"
+            )));
+        }
+    };
+    if let Err(e) = txn.commit() {
+        // Durable in the journal, yet failed: take the record back, and
+        // reopen to forget what redb kept in memory.
+        let e = StoreError::from(e);
+        journal.retract_redo(&std::io::Error::other(e.to_string()));
+        return Err(StoreError::Unavailable(format!(
+            "a commit failed after its journal record: {e}"
+        )));
+    }
+    if since_durable >= DURABLE_AFTER {
+        shared.durable_next.store(true, Ordering::Relaxed);
+    }
+    Ok(())
 }

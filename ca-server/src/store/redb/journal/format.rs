@@ -1,13 +1,24 @@
 //! The journal's records on disk: a header (magic, CRC-32 of the rest,
 //! generation, sequence number, payload length), then the payload: the
 //! period's least length and final length, then the changed byte runs
-//! (offset, length, bytes), all little-endian.
+//! (offset, length, bytes), all little-endian. A redo record (see
+//! [`super::redo`]) has [`REDO_MARK`] where a page record has its least
+//! length, then the store's own bytes.
 
 use std::io;
 
 const MAGIC: [u8; 4] = *b"CAJ1";
 /// magic, crc32 (of what follows it), generation, sequence, payload length.
 pub(super) const HEADER: usize = 4 + 4 + 8 + 8 + 4;
+/// In a record's first payload word: a redo record, not a page record (no
+/// store is 2^64 - 1 bytes long).
+pub(super) const REDO_MARK: u64 = u64::MAX;
+
+/// Whether a whole record (header included) is a redo record.
+pub(super) fn is_redo(record: &[u8]) -> bool {
+    record.len() >= HEADER + 8 && u64_at(record, HEADER) == REDO_MARK
+}
+
 /// Two changed runs closer than this are written as one (an entry's own size).
 const MERGE_GAP: usize = 12;
 

@@ -10,6 +10,7 @@ use redb::StorageBackend;
 
 #[cfg(any(test, feature = "forensics"))]
 use super::fault;
+use super::format::is_redo;
 use super::lock::try_flock;
 use super::{
     checksum_holds, journal_path, lock_journal, new_generation, read_only, u32_at, u64_at, Header,
@@ -81,6 +82,7 @@ impl JournalBackend {
             journal,
             _lock: lock,
             writable,
+            scratch: false,
             capacity,
             state: RwLock::new(State {
                 len,
@@ -95,10 +97,28 @@ impl JournalBackend {
         let records = backend.read_journal()?;
         {
             let mut st = backend.state_mut();
-            for record in &records {
+            // Redo records after the last page record: their commits are in
+            // no page record (see `redo`).
+            let redo_from = records
+                .iter()
+                .rposition(|r| !is_redo(r))
+                .map_or(0, |last_page| last_page + 1);
+            for record in records[..redo_from].iter().filter(|r| !is_redo(r)) {
                 replay(&backend, &mut st, record)?;
             }
-            if writable {
+            st.pending_redo = records[redo_from..]
+                .iter()
+                .map(|r| r[HEADER + 8..].to_vec())
+                .collect();
+            if writable && !st.pending_redo.is_empty() {
+                // Go on with this run, after its last record: the commit that
+                // redoes them lands after them, so until it does a crash
+                // finds them again (a checkpoint now would end the run).
+                let first = records.first().map(|r| u64_at(r, 8));
+                st.generation = first.unwrap_or(st.generation);
+                st.seq = records.len() as u64;
+                st.pos = records.iter().map(|r| r.len() as u64).sum();
+            } else if writable {
                 if !records.is_empty() {
                     backend.checkpoint(&mut st)?;
                 }

@@ -70,6 +70,9 @@ impl JournalBackend {
             }
             st.pos += record.len() as u64;
             st.seq += 1;
+            // This record holds what every redo record before it described.
+            st.redo_bytes = 0;
+            st.last_redo_at = None;
             st.stats.records += 1;
             st.stats.record_bytes += record.len() as u64;
         }
@@ -169,6 +172,8 @@ impl JournalBackend {
         st.seq = 0;
         st.pos = 0;
         st.retry_checkpoint_at = 0;
+        st.redo_bytes = 0;
+        st.last_redo_at = None;
         Ok(())
     }
 }

@@ -1,0 +1,96 @@
+//! Redo records: a commit made durable by its writes' own description
+//! instead of the pages they changed.
+//!
+//! redb's commit rewrites every page on the path to each changed entry
+//! (copy-on-write), so a page record for one certificate was ~23 KiB,
+//! though the certificate, its record and its audit entry are ~1.5 KiB. A
+//! commit whose writes the store can describe and redo (see
+//! `super::super::redo`) is instead committed by redb without a sync
+//! (`Durability::None`: its pages stay in memory) and made durable by one
+//! redo record holding that description, appended and synced here. A later
+//! durable commit's page record then holds those pages too (redb's
+//! durable commit includes every earlier commit), so only the redo records
+//! after the last page record still need redoing after a crash: opening
+//! the store hands them over ([`JournalBackend::take_pending_redo`]) and the
+//! store redoes them in one durable commit before anything else.
+//!
+//! The journal keeps its run going when there are redo records to redo
+//! (no checkpoint at open): the durable commit that redoes them then lands
+//! after them in the same run, and until it does a crash finds them again.
+
+use std::io;
+
+use super::format::REDO_MARK;
+use super::{seal_in_place, JournalBackend, Poison, State, HEADER};
+
+impl JournalBackend {
+    /// Append `payload` as one redo record and sync it. Returns the redo
+    /// bytes appended since the last page record (the caller's cue for a
+    /// durable commit).
+    pub fn append_redo(&self, payload: &[u8]) -> io::Result<u64> {
+        if !self.writable {
+            return Err(super::read_only());
+        }
+        let mut st = self.state_mut();
+        self.guarded(&mut st, |b, st| b.append_redo_in(st, payload))
+    }
+
+    fn append_redo_in(&self, st: &mut State, payload: &[u8]) -> io::Result<u64> {
+        // The buffer is kept between appends (its allocation serves them all).
+        let mut record = std::mem::take(&mut st.redo);
+        record.clear();
+        record.resize(HEADER, 0);
+        record.extend_from_slice(&REDO_MARK.to_le_bytes());
+        record.extend_from_slice(payload);
+        seal_in_place(&mut record, st.generation, st.seq)?;
+        let appended = self
+            .journal
+            .write(st.pos, &record)
+            .and_then(|()| self.journal.sync_data());
+        let len = record.len() as u64;
+        st.redo = if record.capacity() > super::RECORD_KEEP {
+            Vec::new()
+        } else {
+            record
+        };
+        if let Err(e) = appended {
+            // Answered as failed: keep a reopen in this process (which reads
+            // the page cache) from redoing it.
+            let _ = self.journal.write(st.pos, &[0u8; HEADER]);
+            return Err(e);
+        }
+        st.last_redo_at = Some(st.pos);
+        st.pos += len;
+        st.seq += 1;
+        st.redo_bytes += len;
+        st.stats.redo_records += 1;
+        st.stats.redo_bytes += len;
+        Ok(st.redo_bytes)
+    }
+
+    /// Take back the redo record just appended: its commit failed after it
+    /// was synced, so it must not be redone. Its header is zeroed (a reopen
+    /// stops before it) and the journal poisoned, so the store reopens and
+    /// forgets what the failed commit left in memory.
+    pub fn retract_redo(&self, why: &io::Error) {
+        let mut st = self.state_mut();
+        if let Some(at) = st.last_redo_at.take() {
+            let cleared = self
+                .journal
+                .write(at, &[0u8; HEADER])
+                .and_then(|()| self.journal.sync_data());
+            if let Err(e) = cleared {
+                tracing::error!(error = %e, "store journal: cannot take back a redo record");
+            }
+        }
+        if st.poisoned.is_none() {
+            st.poisoned = Some(Poison::of(why));
+        }
+    }
+
+    /// The redo records a crash left after the last page record, in order
+    /// (their payloads); empty after the first call.
+    pub fn take_pending_redo(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.state_mut().pending_redo)
+    }
+}

@@ -1,0 +1,176 @@
+//! Writes described well enough to be done again: an issuance is its
+//! record, its DER, its key's hash and its audit draft, and storing it is a
+//! function of those and of the store it lands on. Such a write is made
+//! durable by a redo record in the journal (see `journal::redo`), not by a
+//! sync of the pages it changed; after a crash the store redoes the records
+//! that no later durable commit covers, in their order, on the store as that
+//! commit left it, which is the store they were first done on.
+//!
+//! So [`Redo::apply`] must read nothing but the store and what the record
+//! holds (no clock, no randomness, no configuration): the same store and
+//! record give the same writes.
+
+use redb::WriteTransaction;
+
+use super::codec::{decode_audit, decode_cert, encode_audit, encode_cert};
+use super::tables::{append_audit, issue};
+use crate::store::{AuditDraft, CertRecord, StoreError};
+use ca_core::audit_chain::AuditEntry;
+
+/// One write a redo record can hold.
+pub enum Redo {
+    /// `Store::issue`: the certificate over its intent (or claiming its
+    /// serial), and its audit entry.
+    Issue {
+        rec: CertRecord,
+        der: Vec<u8>,
+        key_sha256: String,
+        audit: AuditDraft,
+    },
+}
+
+const ISSUE: u8 = 1;
+
+impl Redo {
+    /// Do the write in `txn`. A refusal leaves `txn` untouched (every check
+    /// comes before the first write, as for any job).
+    pub fn apply(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        match self {
+            Redo::Issue {
+                rec,
+                der,
+                key_sha256,
+                audit,
+            } => {
+                issue(txn, rec, der, key_sha256)?;
+                append_audit(txn, audit)?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Redo::Issue {
+                rec,
+                der,
+                key_sha256,
+                audit,
+            } => {
+                let rec = encode_cert(rec, None)?;
+                let audit = encode_audit(&draft_as_entry(audit));
+                let mut out = Vec::with_capacity(
+                    1 + 16 + rec.len() + der.len() + key_sha256.len() + audit.len(),
+                );
+                out.push(ISSUE);
+                for part in [&rec[..], der, key_sha256.as_bytes(), &audit[..]] {
+                    put(&mut out, part)?;
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Redo, StoreError> {
+        let (&tag, mut rest) = b.split_first().ok_or_else(|| corrupt("empty"))?;
+        match tag {
+            ISSUE => {
+                let rec = decode_cert(take(&mut rest)?)?;
+                let der = take(&mut rest)?.to_vec();
+                let key_sha256 = std::str::from_utf8(take(&mut rest)?)
+                    .map_err(|_| corrupt("key hash"))?
+                    .to_string();
+                let audit = entry_as_draft(decode_audit(take(&mut rest)?)?);
+                if !rest.is_empty() {
+                    return Err(corrupt("trailing bytes"));
+                }
+                Ok(Redo::Issue {
+                    rec,
+                    der,
+                    key_sha256,
+                    audit,
+                })
+            }
+            other => Err(corrupt(&format!("unknown kind {other}"))),
+        }
+    }
+}
+
+/// The payload of one redo record: the encoded writes of one commit, in the
+/// order they were done.
+pub fn batch<'a>(writes: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    for w in writes {
+        put(&mut out, w)?;
+    }
+    Ok(out)
+}
+
+/// Redo every write of a redo record's payload in `txn`; how many.
+pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, StoreError> {
+    let mut n = 0;
+    while !payload.is_empty() {
+        let write = Redo::decode(take(&mut payload)?)?;
+        write.apply(txn).map_err(|e| {
+            StoreError::Corrupt(format!(
+                "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it"
+            ))
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+fn put(out: &mut Vec<u8>, part: &[u8]) -> Result<(), StoreError> {
+    let len = u32::try_from(part.len()).map_err(|_| corrupt("a part over 4 GiB"))?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(part);
+    Ok(())
+}
+
+fn take<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
+    let (len, tail) = rest
+        .split_first_chunk::<4>()
+        .ok_or_else(|| corrupt("a length cut short"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if tail.len() < len {
+        return Err(corrupt("a part cut short"));
+    }
+    let (part, tail) = tail.split_at(len);
+    *rest = tail;
+    Ok(part)
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("journal redo record: {what}"))
+}
+
+/// A draft in the audit codec's shape (sequence and hashes are the store's
+/// to fill in, so left empty).
+fn draft_as_entry(d: &AuditDraft) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time: crate::clock::fmt_unix(d.unix),
+        unix: d.unix,
+        identity: d.identity.clone(),
+        action: d.action.clone(),
+        target: d.target.clone(),
+        outcome: d.outcome.clone(),
+        result: d.result.clone(),
+        certificate: d.certificate.clone(),
+        prev_hash: String::new(),
+        hash: String::new(),
+    }
+}
+
+fn entry_as_draft(e: AuditEntry) -> AuditDraft {
+    AuditDraft {
+        unix: e.unix,
+        identity: e.identity,
+        action: e.action,
+        target: e.target,
+        outcome: e.outcome,
+        result: e.result,
+        certificate: e.certificate,
+    }
+}
