@@ -133,7 +133,11 @@ struct State {
     redo_bytes: u64,
     /// Where the last redo record went, until a page record follows it.
     last_redo_at: Option<u64>,
-    /// Redo records found after the last page record at open, not yet taken.
+    /// Redo records appended whose writes the store has not yet told
+    /// ([`JournalBackend::redo_durable`]) a durable commit holds: no
+    /// checkpoint may end the run they are in.
+    redo_outstanding: bool,
+    /// The redo records of the run found at open, not yet taken.
     pending_redo: Vec<Vec<u8>>,
 }
 
@@ -300,6 +304,11 @@ impl StorageBackend for JournalBackend {
             if st.poisoned.is_none() {
                 flushed = self.guarded(&mut st, |b, st| {
                     b.sync(st)?;
+                    if st.redo_outstanding {
+                        // Not told that a durable commit holds them: the
+                        // next open finds them (and skips those it holds).
+                        return Ok(());
+                    }
                     b.checkpoint(st)?;
                     b.prepare_journal()
                 });

@@ -17,7 +17,7 @@ impl RedbStore {
     /// the writer. Reads nothing else: start-up does not depend on the data size.
     pub fn open(dir: &Path, boot_id: String) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let (db, journal) = writer::open_database(&path)?;
+        let (db, journal, redo_seq) = writer::open_database(&path)?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -80,6 +80,9 @@ impl RedbStore {
         txn.open_table(acme::ACME_EAB_KEYS)?;
         txn.commit()?;
         let shared = Arc::new(Shared::new(path, Handle::Rw(db, journal)));
+        shared
+            .redo_seq
+            .store(redo_seq, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel::<Job>();
         let writer = {
             let shared = shared.clone();

@@ -96,17 +96,32 @@ impl Redo {
     }
 }
 
-/// The payload of one redo record: the encoded writes of one commit, in the
-/// order they were done.
-pub fn batch<'a>(writes: impl IntoIterator<Item = &'a [u8]>) -> Result<Vec<u8>, StoreError> {
-    let mut out = Vec::new();
+/// In `META`: the number of the last redo record whose writes the store
+/// holds, written in the same transaction as those writes.
+pub const REDO_SEQ: &str = "redo_seq";
+
+/// The payload of redo record number `seq`: then the encoded writes of one
+/// commit, in the order they were done.
+pub fn record<'a>(
+    seq: u64,
+    writes: impl IntoIterator<Item = &'a [u8]>,
+) -> Result<Vec<u8>, StoreError> {
+    let mut out = seq.to_le_bytes().to_vec();
     for w in writes {
         put(&mut out, w)?;
     }
     Ok(out)
 }
 
-/// Redo every write of a redo record's payload in `txn`; how many.
+/// A redo record's number and its writes.
+pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+    let (seq, writes) = record
+        .split_first_chunk::<8>()
+        .ok_or_else(|| corrupt("no number"))?;
+    Ok((u64::from_le_bytes(*seq), writes))
+}
+
+/// Redo the writes of a redo record (without its number) in `txn`; how many.
 pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, StoreError> {
     let mut n = 0;
     while !payload.is_empty() {

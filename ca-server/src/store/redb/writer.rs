@@ -34,6 +34,7 @@ use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteT
 use tokio::sync::mpsc;
 
 use super::journal::{JournalBackend, SharedJournal};
+use super::tables::META;
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -138,6 +139,9 @@ pub struct Shared {
     batch_avg: AtomicU32,
     /// The next commit is to be durable ([`DURABLE_AFTER`]); written under `commit_lock`.
     durable_next: AtomicBool,
+    /// The number of the last redo record appended (see [`super::redo`]);
+    /// written under `commit_lock`.
+    pub(super) redo_seq: AtomicU64,
     /// When the store broke or last tried to reopen.
     last_reopen: Mutex<Instant>,
     /// Why the store stopped being writable, for the errors reads give meanwhile.
@@ -151,9 +155,10 @@ pub struct Shared {
 
 /// Open (creating) the store file at `path` for writing, through its
 /// journal ([`super::journal`]).
+/// Returns the number of the last redo record the store holds.
 pub fn open_database(
     path: &std::path::Path,
-) -> Result<(Database, Arc<JournalBackend>), StoreError> {
+) -> Result<(Database, Arc<JournalBackend>, u64), StoreError> {
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
     let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
@@ -180,29 +185,52 @@ pub fn open_database(
     let journal = Arc::new(backend);
     let pending = journal.take_pending_redo();
     let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
-    // Before anything else, in one durable commit: its page record follows
-    // the redo records in the journal, so a crash before it finds them again.
-    redo_pending(&db, &pending)?;
-    Ok((db, journal))
+    // Before anything else, in one durable commit; until it is made, the
+    // journal keeps the records (no checkpoint ends their run).
+    let redo_seq = redo_pending(&db, &pending, false)?;
+    journal.redo_durable().map_err(unavailable)?;
+    Ok((db, journal, redo_seq))
 }
 
-/// Redo what a crash left in the journal's redo records, in one commit.
-fn redo_pending(db: &Database, pending: &[Vec<u8>]) -> Result<(), StoreError> {
-    if pending.is_empty() {
-        return Ok(());
-    }
+/// Redo, in one commit (durable, or in memory for a read-only open), the
+/// redo records numbered past the last one the store holds; returns the
+/// number of the last one it then holds.
+fn redo_pending(db: &Database, pending: &[Vec<u8>], in_memory: bool) -> Result<u64, StoreError> {
+    use super::redo::{redo_batch, split, REDO_SEQ};
+    use redb::ReadableTable;
     let txn = db.begin_write()?;
-    let mut writes = 0;
-    for payload in pending {
-        writes += super::redo::redo_batch(&txn, payload)?;
+    let held = txn.open_table(META)?.get(REDO_SEQ)?.map(|v| v.value());
+    let mut last = held.unwrap_or(0);
+    let (mut records, mut writes) = (0, 0);
+    for record in pending {
+        let (seq, batch) = split(record)?;
+        if seq <= last {
+            continue;
+        }
+        writes += redo_batch(&txn, batch)?;
+        last = seq;
+        records += 1;
     }
+    if records == 0 {
+        let _ = txn.abort();
+        return Ok(last);
+    }
+    txn.open_table(META)?.insert(REDO_SEQ, last)?;
     txn.commit()?;
-    tracing::info!(
-        records = pending.len(),
-        writes,
-        "store: redid the writes the journal held past its last durable commit"
-    );
-    Ok(())
+    if in_memory {
+        tracing::debug!(
+            records,
+            writes,
+            "store: redid in memory, for a read-only open, the writes the journal held past its last durable commit"
+        );
+    } else {
+        tracing::info!(
+            records,
+            writes,
+            "store: redid the writes the journal held past its last durable commit"
+        );
+    }
+    Ok(last)
 }
 
 /// Open the store file at `path` without changing it (nor its journal).
@@ -230,7 +258,7 @@ pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
     let backend = open()?;
     let pending = backend.take_pending_redo();
     let db = redb::Builder::new().create_with_backend(backend.into_scratch())?;
-    redo_pending(&db, &pending)?;
+    redo_pending(&db, &pending, true)?;
     Ok(Handle::Scratch(db))
 }
 
@@ -248,6 +276,7 @@ impl Shared {
             last_reopen: Mutex::new(Instant::now()),
             batch_avg: AtomicU32::new(ONE_WRITE),
             durable_next: AtomicBool::new(false),
+            redo_seq: AtomicU64::new(0),
             failure: RwLock::new(None),
             hooks: RwLock::new(Vec::new()),
             observers: RwLock::new(Vec::new()),
@@ -318,7 +347,32 @@ impl Shared {
         // Wait for a commit under way on a caller's thread; none starts after.
         let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.closed.store(true, Ordering::Release);
+        self.make_redo_durable();
         self.drop_handle();
+    }
+
+    /// One durable commit, so that the journal may let go of its redo
+    /// records at the close (it keeps them otherwise, for the next open).
+    fn make_redo_durable(&self) {
+        let slot = self.slot.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(handle) = slot else { return };
+        let Handle::Rw(db, journal) = handle.as_ref() else {
+            return;
+        };
+        let committed = db
+            .begin_write()
+            .map_err(StoreError::from)
+            .and_then(|txn| txn.commit().map_err(StoreError::from));
+        match committed {
+            Ok(()) => {
+                if let Err(e) = journal.redo_durable() {
+                    tracing::warn!(error = %e, "store journal: at the close");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store: the closing commit failed; the next open redoes what the journal holds")
+            }
+        }
     }
 
     /// Drop the handle, waiting briefly for readers to let go of it.
@@ -340,7 +394,8 @@ impl Shared {
         }
         self.drop_handle();
         match open_database(&self.path) {
-            Ok((db, journal)) => {
+            Ok((db, journal, redo_seq)) => {
+                self.redo_seq.store(redo_seq, Ordering::Relaxed);
                 // The failed commit may have reached the disk all the same
                 // (its last sync failing after its record was written): what
                 // the reopened store says may differ from what was kept.
@@ -607,12 +662,34 @@ fn commit(
         txn.commit().map_err(StoreError::from)?;
         if durable {
             shared.durable_next.store(false, Ordering::Relaxed);
+            if let Err(e) = journal.redo_durable() {
+                // The journal is poisoned: the next write reopens the store.
+                tracing::error!(error = %e, "store journal: after a durable commit");
+            }
         }
         return Ok(());
     }
-    let payload = super::redo::batch(records)?;
-    txn.set_durability(redb::Durability::None)
-        .map_err(|e| StoreError::Db(e.to_string()))?;
+    let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
+    let numbered = txn
+        .open_table(super::tables::META)
+        .map_err(StoreError::from)
+        .and_then(|mut meta| {
+            meta.insert(super::redo::REDO_SEQ, seq)?;
+            Ok(())
+        })
+        .and_then(|()| super::redo::record(seq, records))
+        .and_then(|payload| {
+            txn.set_durability(redb::Durability::None)
+                .map_err(|e| StoreError::Db(e.to_string()))?;
+            Ok(payload)
+        });
+    let payload = match numbered {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = txn.abort();
+            return Err(e);
+        }
+    };
     let since_durable = match journal.append_redo(&payload) {
         Ok(n) => n,
         Err(e) => {
@@ -631,6 +708,7 @@ fn commit(
             "a commit failed after its journal record: {e}"
         )));
     }
+    shared.redo_seq.store(seq, Ordering::Relaxed);
     if since_durable >= DURABLE_AFTER {
         shared.durable_next.store(true, Ordering::Relaxed);
     }

@@ -97,27 +97,24 @@ impl JournalBackend {
         let records = backend.read_journal()?;
         {
             let mut st = backend.state_mut();
-            // Redo records after the last page record: their commits are in
-            // no page record (see `redo`).
-            let redo_from = records
-                .iter()
-                .rposition(|r| !is_redo(r))
-                .map_or(0, |last_page| last_page + 1);
-            for record in records[..redo_from].iter().filter(|r| !is_redo(r)) {
+            for record in records.iter().filter(|r| !is_redo(r)) {
                 replay(&backend, &mut st, record)?;
             }
-            st.pending_redo = records[redo_from..]
+            // Which of them the store already holds, it alone can tell (see `redo`).
+            st.pending_redo = records
                 .iter()
+                .filter(|r| is_redo(r))
                 .map(|r| r[HEADER + 8..].to_vec())
                 .collect();
             if writable && !st.pending_redo.is_empty() {
-                // Go on with this run, after its last record: the commit that
-                // redoes them lands after them, so until it does a crash
-                // finds them again (a checkpoint now would end the run).
+                // Go on with this run, after its last record: a checkpoint
+                // now would end the run, and the redo records with it, before
+                // the store has made what they hold durable.
                 let first = records.first().map(|r| u64_at(r, 8));
                 st.generation = first.unwrap_or(st.generation);
                 st.seq = records.len() as u64;
                 st.pos = records.iter().map(|r| r.len() as u64).sum();
+                st.redo_outstanding = true;
             } else if writable {
                 if !records.is_empty() {
                     backend.checkpoint(&mut st)?;

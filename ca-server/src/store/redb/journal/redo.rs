@@ -8,15 +8,19 @@
 //! `super::super::redo`) is instead committed by redb without a sync
 //! (`Durability::None`: its pages stay in memory) and made durable by one
 //! redo record holding that description, appended and synced here. A later
-//! durable commit's page record then holds those pages too (redb's
-//! durable commit includes every earlier commit), so only the redo records
-//! after the last page record still need redoing after a crash: opening
-//! the store hands them over ([`JournalBackend::take_pending_redo`]) and the
-//! store redoes them in one durable commit before anything else.
+//! durable commit holds those writes too (redb's durable commit includes
+//! every earlier commit). Which records it covers only the store can tell
+//! (a page record is not a durable commit: redb also syncs mid-transaction,
+//! to grow its file), so each record carries a number the store keeps, in
+//! the same transaction, with the writes it describes; opening the store
+//! hands over every redo record of the run
+//! ([`JournalBackend::take_pending_redo`]) and the store redoes, in one
+//! durable commit, those numbered past what it holds.
 //!
-//! The journal keeps its run going when there are redo records to redo
-//! (no checkpoint at open): the durable commit that redoes them then lands
-//! after them in the same run, and until it does a crash finds them again.
+//! No checkpoint ends a run while it holds redo records whose writes no
+//! durable commit holds yet (the store says when one does:
+//! [`JournalBackend::redo_durable`]), and an open that finds redo records
+//! keeps their run going.
 
 use std::io;
 
@@ -60,6 +64,7 @@ impl JournalBackend {
             return Err(e);
         }
         st.last_redo_at = Some(st.pos);
+        st.redo_outstanding = true;
         st.pos += len;
         st.seq += 1;
         st.redo_bytes += len;
@@ -88,8 +93,20 @@ impl JournalBackend {
         }
     }
 
-    /// The redo records a crash left after the last page record, in order
-    /// (their payloads); empty after the first call.
+    /// A durable commit has just made every redo record's writes durable:
+    /// a checkpoint may end the run again (one due is made now).
+    pub fn redo_durable(&self) -> io::Result<()> {
+        let mut st = self.state_mut();
+        st.redo_bytes = 0;
+        st.last_redo_at = None;
+        if !std::mem::replace(&mut st.redo_outstanding, false) || !self.writable {
+            return Ok(());
+        }
+        self.guarded(&mut st, |b, st| b.sync(st))
+    }
+
+    /// The redo records of the journal's run at open, in order (their
+    /// payloads); empty after the first call.
     pub fn take_pending_redo(&self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.state_mut().pending_redo)
     }

@@ -70,9 +70,6 @@ impl JournalBackend {
             }
             st.pos += record.len() as u64;
             st.seq += 1;
-            // This record holds what every redo record before it described.
-            st.redo_bytes = 0;
-            st.last_redo_at = None;
             st.stats.records += 1;
             st.stats.record_bytes += record.len() as u64;
         }
@@ -85,8 +82,10 @@ impl JournalBackend {
         spare.extend(before.drain().map(|(_, block)| block).take(room));
         st.period_min_len = st.len;
         st.synced_len = st.len;
+        // Not while redo records hold writes no durable commit does yet: redb
+        // also syncs mid-transaction (growing its file), so a sync is not one.
         let due = st.pos > self.capacity || st.overlay.len() > MAX_OVERLAY_BLOCKS;
-        if due && st.seq >= st.retry_checkpoint_at {
+        if due && !st.redo_outstanding && st.seq >= st.retry_checkpoint_at {
             if let Err(e) = self.checkpoint(st) {
                 // The commit is durable in the journal and stands. Nothing in
                 // memory is wrong (replay completes a checkpoint cut short),

@@ -514,45 +514,56 @@ fn a_sync_with_nothing_changed_appends_nothing() {
     assert_eq!(b.stats().records, after_first + 1);
 }
 
-/// Redo records after the last page record are handed over at open; those
-/// a page record follows are not (its commit holds their writes). Until a
-/// page record follows them they are found again, crash after crash.
+/// Every redo record of the journal's run is handed over at open (which of
+/// them the store holds only it can tell), crash after crash, and no
+/// checkpoint ends their run, even one due, until the store says a durable
+/// commit holds their writes: page records alone do not (redb also syncs
+/// mid-transaction).
 #[test]
-fn redo_records_are_handed_over_until_a_page_record_follows_them() {
+fn redo_records_outlive_every_sync_until_the_store_says_they_are_durable() {
     let (main, journal) = (SimDisk::default(), SimDisk::default());
     let b = open(&main, &journal, true).expect("open");
     b.write(0, &[1u8; 100]).unwrap();
-    b.append_redo(b"covered").unwrap();
     b.sync_data().unwrap();
     b.append_redo(b"one").unwrap();
+    // A sync past the journal's capacity: a checkpoint would be due.
+    let big: Vec<u8> = (0..TEST_CAPACITY + BLOCK).map(|i| i as u8).collect();
+    b.write(4 * BLOCK, &big).unwrap();
+    b.sync_data().unwrap();
+    assert_eq!(
+        b.stats().checkpoints,
+        0,
+        "no checkpoint while redo is outstanding"
+    );
     b.append_redo(b"two").unwrap();
     std::mem::forget(b);
     let want = vec![b"one".to_vec(), b"two".to_vec()];
     let b = open(&main, &journal, true).expect("open after a crash");
     assert_eq!(b.take_pending_redo(), want);
-    assert_eq!(content(&b), vec![1u8; 100], "as of the last page record");
+    assert_eq!(&content(&b)[4 * BLOCK as usize..][..big.len()], &big[..]);
     std::mem::forget(b);
     let ro = open(&main, &journal, false).expect("read-only open");
     assert_eq!(ro.take_pending_redo(), want, "a reader is handed them too");
     drop(ro);
     let b = open(&main, &journal, true).expect("open after a second crash");
     assert_eq!(b.take_pending_redo(), want, "found again");
-    // The commit that redoes them: its page record follows them.
-    b.write(200, &[5u8; 10]).unwrap();
-    b.sync_data().unwrap();
+    assert_eq!(b.stats().checkpoints, 0);
+    // The store has made them durable: the due checkpoint ends the run.
+    b.redo_durable().unwrap();
+    assert_eq!(b.stats().checkpoints, 1);
     b.append_redo(b"three").unwrap();
     std::mem::forget(b);
     let b = open(&main, &journal, true).expect("open after a third crash");
     assert_eq!(b.take_pending_redo(), vec![b"three".to_vec()]);
-    assert_eq!(&content(&b)[200..210], &[5u8; 10]);
     // A clean close leaves nothing to redo, and the store file complete.
-    b.write(300, &[6u8; 10]).unwrap();
+    b.redo_durable().unwrap();
+    b.write(0, &[6u8; 10]).unwrap();
     b.sync_data().unwrap();
     b.close().unwrap();
     drop(b);
     let b = open(&main, &journal, true).expect("open after a close");
     assert!(b.take_pending_redo().is_empty());
-    assert_eq!(&main.with(|d| d.view())[300..310], &[6u8; 10]);
+    assert_eq!(&main.with(|d| d.view())[..10], &[6u8; 10]);
 }
 
 /// A redo record taken back (its commit failed after it was synced) is not
