@@ -355,19 +355,24 @@ async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
 /// Issuances are made durable by journal redo records: the store's files
 /// as a crash leaves them (copied while it is open) open to the same
 /// certificates and the same audit trail, hash for hash, whether opened
-/// for writing (redone durably) or read-only (redone in memory).
+/// for writing (redone durably) or read-only (redone in memory). Some come
+/// one at a time, some concurrently (several to a record), with a refused
+/// one among them, and a durable commit between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let s = Redb.open(dir.path(), "a");
-    let ders = real_certificates("Issuing CA One", 30);
+    let concrete = Arc::new(redb::RedbStore::open(dir.path(), "a".into()).expect("open"));
+    let s: Arc<dyn Store> = concrete.clone();
+    let ders = Arc::new(real_certificates("Issuing CA One", 60));
     let serial = |n: usize| format!("{:04x}", n + 1);
-    for (n, der) in ders.iter().enumerate() {
-        let rec = issued(intent(CA1, &serial(n), "a"));
-        let audit = draft("IssueCertificate", &serial(n));
-        s.issue(rec, der.clone(), key_of(&serial(n)), audit)
-            .await
-            .expect("issue");
+    let issue = |s: Arc<dyn Store>, ders: Arc<Vec<Vec<u8>>>, n: usize| async move {
+        let serial = format!("{:04x}", n + 1);
+        let rec = issued(intent(CA1, &serial, "a"));
+        let audit = draft("IssueCertificate", &serial);
+        s.issue(rec, ders[n].clone(), key_of(&serial), audit).await
+    };
+    for n in 0..20 {
+        issue(s.clone(), ders.clone(), n).await.expect("issue");
         if n == 9 {
             // A durable commit between them: what follows is redone on it.
             s.revoke(CA1, &serial(0), rv(1, 100), draft("RevokeCertificate", "r"))
@@ -375,6 +380,26 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
                 .expect("revoke");
         }
     }
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let (s, ders) = (s.clone(), ders.clone());
+        tasks.push(tokio::spawn(async move {
+            for n in (20 + task * 5)..(25 + task * 5) {
+                issue(s.clone(), ders.clone(), n).await.expect("issue");
+            }
+            // Already stored: refused, its batch goes on.
+            if task == 3 {
+                issue(s.clone(), ders.clone(), 21)
+                    .await
+                    .expect_err("stored twice");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let stats = concrete.journal_stats().expect("stats");
+    assert!(stats.redo_records > 0, "no issuance went by a redo record");
     let copies: Vec<tempfile::TempDir> = (0..2)
         .map(|_| {
             let copy = tempfile::tempdir().expect("tempdir");
@@ -402,8 +427,7 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     assert_eq!(done.1.len(), ders.len() + 1);
     s.close();
     let redone = Redb.open(copies[0].path(), "b");
-    let got = state(redone.as_ref());
-    assert!(got == done, "reopened for writing");
+    assert!(state(redone.as_ref()) == done, "reopened for writing");
     redone.close();
     drop(redone);
     let again = redb::RedbStore::open_read_only(copies[0].path()).expect("read-only");

@@ -84,6 +84,15 @@ impl RedbStore {
     fn handle(&self) -> Result<Arc<Handle>, StoreError> {
         self.shared.handle()
     }
+
+    /// What the journal has done since the store opened (None: read-only).
+    #[cfg(test)]
+    pub fn journal_stats(&self) -> Option<journal::JournalStats> {
+        match self.handle().ok()?.as_ref() {
+            Handle::Rw(_, j) => Some(j.stats()),
+            _ => None,
+        }
+    }
 }
 
 // The CA, certificate, CRL, policy and key methods' bodies are inherent

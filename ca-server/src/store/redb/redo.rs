@@ -100,13 +100,18 @@ impl Redo {
 /// holds, written in the same transaction as those writes.
 pub const REDO_SEQ: &str = "redo_seq";
 
-/// The payload of redo record number `seq`: then the encoded writes of one
-/// commit, in the order they were done.
+/// The layout of a record's writes; a server that does not know it (an
+/// older one, after a crash) refuses to redo rather than guess.
+const FORMAT: u8 = 1;
+
+/// The payload of redo record number `seq`: then [`FORMAT`] and the
+/// encoded writes of one commit, in the order they were done.
 pub fn record<'a>(
     seq: u64,
     writes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<u8>, StoreError> {
     let mut out = seq.to_le_bytes().to_vec();
+    out.push(FORMAT);
     for w in writes {
         put(&mut out, w)?;
     }
@@ -115,10 +120,16 @@ pub fn record<'a>(
 
 /// A redo record's number and its writes.
 pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
-    let (seq, writes) = record
+    let (seq, rest) = record
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("no number"))?;
-    Ok((u64::from_le_bytes(*seq), writes))
+    match rest.split_first() {
+        Some((&FORMAT, writes)) => Ok((u64::from_le_bytes(*seq), writes)),
+        Some((other, _)) => Err(corrupt(&format!(
+            "format {other}, which this server does not know (a newer one wrote it?)"
+        ))),
+        None => Err(corrupt("no format")),
+    }
 }
 
 /// Redo the writes of a redo record (without its number) in `txn`; how many.

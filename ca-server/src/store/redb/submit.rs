@@ -204,6 +204,12 @@ impl RedbStore {
         match f(&txn) {
             Ok(v) => {
                 txn.commit()?;
+                if let writer::Handle::Rw(_, journal) = handle.as_ref() {
+                    // Durable: so is every redo record before it.
+                    if let Err(e) = journal.redo_durable() {
+                        tracing::error!(error = %e, "store journal: after a durable commit");
+                    }
+                }
                 Ok(v)
             }
             Err(e) => {

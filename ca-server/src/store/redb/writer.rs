@@ -34,7 +34,8 @@ use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteT
 use tokio::sync::mpsc;
 
 use super::journal::{JournalBackend, SharedJournal};
-use super::tables::META;
+use super::tables::{META, SCHEMA_KEY};
+use super::SCHEMA_VERSION;
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -199,6 +200,16 @@ fn redo_pending(db: &Database, pending: &[Vec<u8>], in_memory: bool) -> Result<u
     use super::redo::{redo_batch, split, REDO_SEQ};
     use redb::ReadableTable;
     let txn = db.begin_write()?;
+    // Redo with this server's code only on a store of its schema; the open
+    // refuses a newer one after this (see `RedbStore::open`).
+    let schema = txn.open_table(META)?.get(SCHEMA_KEY)?.map(|v| v.value());
+    if let Some(found) = schema.filter(|v| *v > SCHEMA_VERSION) {
+        let _ = txn.abort();
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
     let held = txn.open_table(META)?.get(REDO_SEQ)?.map(|v| v.value());
     let mut last = held.unwrap_or(0);
     let (mut records, mut writes) = (0, 0);

@@ -115,6 +115,11 @@ impl JournalBackend {
                 st.seq = records.len() as u64;
                 st.pos = records.iter().map(|r| r.len() as u64).sum();
                 st.redo_outstanding = true;
+                // Cut what follows the run's last valid record: a record of
+                // this run past one that was taken back (or torn) must not
+                // come to chain after the records appended from here on.
+                backend.journal.set_len(st.pos)?;
+                backend.journal.sync_data()?;
             } else if writable {
                 if !records.is_empty() {
                     backend.checkpoint(&mut st)?;

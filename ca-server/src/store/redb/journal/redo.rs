@@ -29,8 +29,8 @@ use super::{seal_in_place, JournalBackend, Poison, State, HEADER};
 
 impl JournalBackend {
     /// Append `payload` as one redo record and sync it. Returns the redo
-    /// bytes appended since the last page record (the caller's cue for a
-    /// durable commit).
+    /// bytes appended since the store last told of a durable commit (its
+    /// cue for the next one).
     pub fn append_redo(&self, payload: &[u8]) -> io::Result<u64> {
         if !self.writable {
             return Err(super::read_only());
