@@ -78,8 +78,8 @@ pub enum JobRedo {
 }
 
 /// Redo bytes since the last durable commit past which the next commit is
-/// durable: its page record then covers them, so that what a crash leaves
-/// to redo stays small, and so do redb's unsynced pages in memory.
+/// durable (and so holds their writes), so that what a crash leaves to redo
+/// stays small, and so do redb's unsynced pages in memory.
 const DURABLE_AFTER: u64 = 1 << 20;
 
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -682,7 +682,7 @@ fn commit(
     }
     let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
     let numbered = txn
-        .open_table(super::tables::META)
+        .open_table(META)
         .map_err(StoreError::from)
         .and_then(|mut meta| {
             meta.insert(super::redo::REDO_SEQ, seq)?;
