@@ -9,7 +9,7 @@ use super::DB_FILE;
 use crate::store::StoreError;
 
 fn open(dir: &Path) -> Result<redb::Database, StoreError> {
-    super::writer::open_database(&dir.join(DB_FILE)).map(|(db, _, _)| db)
+    super::open::open_database(&dir.join(DB_FILE)).map(|(db, _, _)| db)
 }
 
 /// Audit entry `seq` as JSON.

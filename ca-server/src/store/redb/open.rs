@@ -4,20 +4,25 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use redb::ReadableTable;
+use redb::{Database, ReadableTable};
 use tokio::sync::mpsc;
 
+use super::journal::{JournalBackend, SharedJournal};
+use super::redo::redo_pending;
 use super::tables::*;
 use super::writer::{self, Handle, Job, Shared};
 use super::{acme, events, reads, RedbStore, DB_FILE, SCHEMA_VERSION};
 use crate::store::StoreError;
+
+/// redb's page cache.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 impl RedbStore {
     /// Open (or create) the store in `dir`, check its schema version and start
     /// the writer. Reads nothing else: start-up does not depend on the data size.
     pub fn open(dir: &Path, boot_id: String) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let (db, journal, redo_seq) = writer::open_database(&path)?;
+        let (db, journal, redo_seq) = open_database(&path)?;
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
@@ -102,7 +107,7 @@ impl RedbStore {
     /// Open a stopped server's store without changing it. Writes are refused.
     pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let handle = writer::open_read_only(&path)?;
+        let handle = open_read_only(&path)?;
         let store = RedbStore {
             shared: Arc::new(Shared::new(path, handle)),
             sender: Mutex::new(None),
@@ -118,4 +123,72 @@ impl RedbStore {
         }
         Ok(store)
     }
+}
+
+/// Open (creating) the store file at `path` for writing, through its
+/// journal ([`super::journal`]).
+/// Returns the number of the last redo record the store holds.
+pub fn open_database(
+    path: &std::path::Path,
+) -> Result<(Database, Arc<JournalBackend>, u64), StoreError> {
+    let mut builder = Database::builder();
+    builder.set_cache_size(CACHE_BYTES);
+    let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
+    #[cfg(feature = "forensics")]
+    let backend = if std::env::var_os(super::power_loss::ENV).is_some() {
+        tracing::warn!(
+            "test mode: writes not yet synced are lost if this process dies (simulated power loss)"
+        );
+        use super::power_loss::PowerLossBackend;
+        let journal_path = super::journal::journal_path(path);
+        let lock = super::journal::lock_journal(&journal_path, true).map_err(unavailable)?;
+        JournalBackend::open_on(
+            Box::new(PowerLossBackend::open(path).map_err(unavailable)?),
+            Box::new(PowerLossBackend::open(&journal_path).map_err(unavailable)?),
+            lock,
+            true,
+        )
+        .map_err(unavailable)?
+    } else {
+        JournalBackend::open(path).map_err(unavailable)?
+    };
+    #[cfg(not(feature = "forensics"))]
+    let backend = JournalBackend::open(path).map_err(unavailable)?;
+    let journal = Arc::new(backend);
+    let pending = journal.take_pending_redo();
+    let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
+    // Before anything else, in one durable commit; until it is made, the
+    // journal keeps the records (no checkpoint ends their run).
+    let redo_seq = redo_pending(&db, &pending, false)?;
+    journal.redo_durable().map_err(unavailable)?;
+    Ok((db, journal, redo_seq))
+}
+
+/// Open the store file at `path` without changing it (nor its journal).
+/// A store a crash left (writes to redo, or redb's own repair due) is
+/// brought up to date in this process's memory.
+pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
+    let open = || {
+        JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                StoreError::NotFound(format!("{}: {e}", path.display()))
+            }
+            _ => StoreError::Unavailable(format!("{}: {e}", path.display())),
+        })
+    };
+    let backend = open()?;
+    let pending = backend.take_pending_redo();
+    if pending.is_empty() {
+        match redb::Builder::new().open_read_only_with_backend(backend) {
+            Ok(db) => return Ok(Handle::Ro(db)),
+            // A read-only open does not repair; a scratch one may.
+            Err(redb::DatabaseError::RepairAborted) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let backend = open()?;
+    let pending = backend.take_pending_redo();
+    let db = redb::Builder::new().create_with_backend(backend.into_scratch())?;
+    redo_pending(&db, &pending, true)?;
+    Ok(Handle::Scratch(db))
 }

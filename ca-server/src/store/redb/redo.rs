@@ -10,10 +10,11 @@
 //! holds (no clock, no randomness, no configuration): the same store and
 //! record give the same writes.
 
-use redb::WriteTransaction;
+use redb::{Database, WriteTransaction};
 
 use super::codec::{decode_audit, decode_cert, encode_audit, encode_cert};
-use super::tables::{append_audit, issue};
+use super::tables::{append_audit, issue, META, SCHEMA_KEY};
+use super::SCHEMA_VERSION;
 use crate::store::{AuditDraft, CertRecord, StoreError};
 use ca_core::audit_chain::AuditEntry;
 
@@ -199,4 +200,58 @@ fn entry_as_draft(e: AuditEntry) -> AuditDraft {
         result: e.result,
         certificate: e.certificate,
     }
+}
+
+/// Redo, in one commit (durable, or in memory for a read-only open), the
+/// redo records numbered past the last one the store holds; returns the
+/// number of the last one it then holds.
+pub(super) fn redo_pending(
+    db: &Database,
+    pending: &[Vec<u8>],
+    in_memory: bool,
+) -> Result<u64, StoreError> {
+    use redb::ReadableTable;
+    let txn = db.begin_write()?;
+    // Redo with this server's code only on a store of its schema; the open
+    // refuses a newer one after this (see `RedbStore::open`).
+    let schema = txn.open_table(META)?.get(SCHEMA_KEY)?.map(|v| v.value());
+    if let Some(found) = schema.filter(|v| *v > SCHEMA_VERSION) {
+        let _ = txn.abort();
+        return Err(StoreError::NewerSchema {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let held = txn.open_table(META)?.get(REDO_SEQ)?.map(|v| v.value());
+    let mut last = held.unwrap_or(0);
+    let (mut records, mut writes) = (0, 0);
+    for record in pending {
+        let (seq, batch) = split(record)?;
+        if seq <= last {
+            continue;
+        }
+        writes += redo_batch(&txn, batch)?;
+        last = seq;
+        records += 1;
+    }
+    if records == 0 {
+        let _ = txn.abort();
+        return Ok(last);
+    }
+    txn.open_table(META)?.insert(REDO_SEQ, last)?;
+    txn.commit()?;
+    if in_memory {
+        tracing::debug!(
+            records,
+            writes,
+            "store: redid in memory, for a read-only open, the writes the journal held past its last durable commit"
+        );
+    } else {
+        tracing::info!(
+            records,
+            writes,
+            "store: redid the writes the journal held past its last durable commit"
+        );
+    }
+    Ok(last)
 }

@@ -33,9 +33,8 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
-use super::journal::{JournalBackend, SharedJournal};
-use super::tables::{META, SCHEMA_KEY};
-use super::SCHEMA_VERSION;
+use super::journal::JournalBackend;
+use super::tables::META;
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -53,8 +52,6 @@ const ALONE_BELOW: u32 = 320;
 /// full-disk test's lone-write case relies on).
 const ONE_WRITE: u32 = 256;
 const _: () = assert!(ONE_WRITE < ALONE_BELOW);
-/// redb's page cache.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 /// What one job did inside the shared transaction.
 pub struct JobOutput {
@@ -102,7 +99,7 @@ pub enum Handle {
     Rw(Database, Arc<JournalBackend>),
     Ro(ReadOnlyDatabase),
     /// Read-only, over a store a crash left writes to redo: redone in
-    /// memory (see [`open_read_only`]).
+    /// memory (see [`super::open::open_read_only`]).
     Scratch(Database),
 }
 
@@ -152,125 +149,6 @@ pub struct Shared {
     /// CAs, aliases and whether any key is blocked, kept until a commit
     /// changes them (or the store is reopened).
     pub cache: CaCache,
-}
-
-/// Open (creating) the store file at `path` for writing, through its
-/// journal ([`super::journal`]).
-/// Returns the number of the last redo record the store holds.
-pub fn open_database(
-    path: &std::path::Path,
-) -> Result<(Database, Arc<JournalBackend>, u64), StoreError> {
-    let mut builder = Database::builder();
-    builder.set_cache_size(CACHE_BYTES);
-    let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
-    #[cfg(feature = "forensics")]
-    let backend = if std::env::var_os(super::power_loss::ENV).is_some() {
-        tracing::warn!(
-            "test mode: writes not yet synced are lost if this process dies (simulated power loss)"
-        );
-        use super::power_loss::PowerLossBackend;
-        let journal_path = super::journal::journal_path(path);
-        let lock = super::journal::lock_journal(&journal_path, true).map_err(unavailable)?;
-        JournalBackend::open_on(
-            Box::new(PowerLossBackend::open(path).map_err(unavailable)?),
-            Box::new(PowerLossBackend::open(&journal_path).map_err(unavailable)?),
-            lock,
-            true,
-        )
-        .map_err(unavailable)?
-    } else {
-        JournalBackend::open(path).map_err(unavailable)?
-    };
-    #[cfg(not(feature = "forensics"))]
-    let backend = JournalBackend::open(path).map_err(unavailable)?;
-    let journal = Arc::new(backend);
-    let pending = journal.take_pending_redo();
-    let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
-    // Before anything else, in one durable commit; until it is made, the
-    // journal keeps the records (no checkpoint ends their run).
-    let redo_seq = redo_pending(&db, &pending, false)?;
-    journal.redo_durable().map_err(unavailable)?;
-    Ok((db, journal, redo_seq))
-}
-
-/// Redo, in one commit (durable, or in memory for a read-only open), the
-/// redo records numbered past the last one the store holds; returns the
-/// number of the last one it then holds.
-fn redo_pending(db: &Database, pending: &[Vec<u8>], in_memory: bool) -> Result<u64, StoreError> {
-    use super::redo::{redo_batch, split, REDO_SEQ};
-    use redb::ReadableTable;
-    let txn = db.begin_write()?;
-    // Redo with this server's code only on a store of its schema; the open
-    // refuses a newer one after this (see `RedbStore::open`).
-    let schema = txn.open_table(META)?.get(SCHEMA_KEY)?.map(|v| v.value());
-    if let Some(found) = schema.filter(|v| *v > SCHEMA_VERSION) {
-        let _ = txn.abort();
-        return Err(StoreError::NewerSchema {
-            found,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    let held = txn.open_table(META)?.get(REDO_SEQ)?.map(|v| v.value());
-    let mut last = held.unwrap_or(0);
-    let (mut records, mut writes) = (0, 0);
-    for record in pending {
-        let (seq, batch) = split(record)?;
-        if seq <= last {
-            continue;
-        }
-        writes += redo_batch(&txn, batch)?;
-        last = seq;
-        records += 1;
-    }
-    if records == 0 {
-        let _ = txn.abort();
-        return Ok(last);
-    }
-    txn.open_table(META)?.insert(REDO_SEQ, last)?;
-    txn.commit()?;
-    if in_memory {
-        tracing::debug!(
-            records,
-            writes,
-            "store: redid in memory, for a read-only open, the writes the journal held past its last durable commit"
-        );
-    } else {
-        tracing::info!(
-            records,
-            writes,
-            "store: redid the writes the journal held past its last durable commit"
-        );
-    }
-    Ok(last)
-}
-
-/// Open the store file at `path` without changing it (nor its journal).
-/// A store a crash left (writes to redo, or redb's own repair due) is
-/// brought up to date in this process's memory.
-pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
-    let open = || {
-        JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                StoreError::NotFound(format!("{}: {e}", path.display()))
-            }
-            _ => StoreError::Unavailable(format!("{}: {e}", path.display())),
-        })
-    };
-    let backend = open()?;
-    let pending = backend.take_pending_redo();
-    if pending.is_empty() {
-        match redb::Builder::new().open_read_only_with_backend(backend) {
-            Ok(db) => return Ok(Handle::Ro(db)),
-            // A read-only open does not repair; a scratch one may.
-            Err(redb::DatabaseError::RepairAborted) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let backend = open()?;
-    let pending = backend.take_pending_redo();
-    let db = redb::Builder::new().create_with_backend(backend.into_scratch())?;
-    redo_pending(&db, &pending, true)?;
-    Ok(Handle::Scratch(db))
 }
 
 impl Shared {
@@ -404,7 +282,7 @@ impl Shared {
             return false;
         }
         self.drop_handle();
-        match open_database(&self.path) {
+        match super::open::open_database(&self.path) {
             Ok((db, journal, redo_seq)) => {
                 self.redo_seq.store(redo_seq, Ordering::Relaxed);
                 // The failed commit may have reached the disk all the same
