@@ -62,38 +62,16 @@ impl RedbStore {
                 Ok((v, ev)) => (Ok(v), ev),
                 Err(e) => (Err(e), Vec::new()),
             };
-            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
-                let out = match commit {
-                    Ok(()) => r,
-                    Err(e) => Err(match r {
-                        Err(inner) if inner.is_fatal() => inner,
-                        _ => e,
-                    }),
-                };
-                let _ = tx.send(out);
-            });
             JobOutput {
                 fatal,
-                done,
+                done: answer(tx, r, fatal),
                 events,
                 // (Even a refusal: a job's refusals are not checked to have
                 // written nothing.)
                 redo: JobRedo::Durable,
             }
         });
-        let sent = self.submit(Job { order, run });
-        let shared = self.shared.clone();
-        async move {
-            sent?;
-            match rx.await {
-                Ok(r) => r,
-                // The job was dropped unrun: the store is broken.
-                Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
-                    "the store cannot write now; retrying".into(),
-                )),
-                Err(_) => Err(StoreError::Closed),
-            }
-        }
+        self.queue(Job { order, run }, rx)
     }
 
     /// A write described by `redo` (see [`super::redo`]), its main row
@@ -124,29 +102,29 @@ impl RedbStore {
                 // Not fatal: refused before its first write.
                 Err(e) => (Err(e), JobRedo::Nothing),
             };
-            let done: writer::Completion = Box::new(move |commit: Result<(), StoreError>| {
-                let out = match commit {
-                    Ok(()) => r,
-                    Err(e) => Err(match r {
-                        Err(inner) if fatal => inner,
-                        _ => e,
-                    }),
-                };
-                let _ = tx.send(out);
-            });
             JobOutput {
                 fatal,
-                done,
+                done: answer(tx, r, fatal),
                 events: Vec::new(),
                 redo,
             }
         });
-        let sent = self.submit(Job { order, run });
+        self.queue(Job { order, run }, rx)
+    }
+
+    /// Submit `job`; the future resolves with what it answers on `rx`.
+    fn queue<T: Send + 'static>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static {
+        let sent = self.submit(job);
         let shared = self.shared.clone();
         async move {
             sent?;
             match rx.await {
                 Ok(r) => r,
+                // The job was dropped unrun: the store is broken.
                 Err(_) if !shared.writable.load(Ordering::Acquire) => Err(StoreError::Unavailable(
                     "the store cannot write now; retrying".into(),
                 )),
@@ -218,4 +196,23 @@ impl RedbStore {
             }
         }
     }
+}
+
+/// A job's answer once its batch's commit is known: its own result, or the
+/// commit's failure (its own error first when that spoilt the batch).
+fn answer<T: Send + 'static>(
+    tx: oneshot::Sender<Result<T, StoreError>>,
+    r: Result<T, StoreError>,
+    fatal: bool,
+) -> writer::Completion {
+    Box::new(move |commit: Result<(), StoreError>| {
+        let out = match commit {
+            Ok(()) => r,
+            Err(e) => Err(match r {
+                Err(inner) if fatal => inner,
+                _ => e,
+            }),
+        };
+        let _ = tx.send(out);
+    })
 }
