@@ -435,3 +435,46 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     let read_only = redb::RedbStore::open_read_only(copies[1].path()).expect("read-only");
     assert!(state(&read_only) == done, "read-only, redone in memory");
 }
+
+/// Issuances answered but not yet committed to redb (carried on in the
+/// writer's transaction, durable by their redo records alone) survive a
+/// later write that fails and breaks the store: aborting that transaction
+/// takes them out of memory, and the reopen redoes them from the journal.
+/// The failed one, whose record the journal took back, is not there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_keeps_answered_issuances_when_a_later_write_breaks_the_store() {
+    use self::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(redb::DB_FILE));
+    let s = Redb.open(dir.path(), "a");
+    let ders = real_certificates("Issuing CA One", 4);
+    let serial = |n: usize| format!("{:04x}", n + 1);
+    let issue = |n: usize| {
+        let rec = issued(intent(CA1, &serial(n), "a"));
+        let audit = draft("IssueCertificate", &serial(n));
+        s.issue(rec, ders[n].clone(), key_of(&serial(n)), audit)
+    };
+    // One at a time and nothing read between: none is published.
+    for n in 0..3 {
+        issue(n).await.expect("issue");
+    }
+    fault.arm(Fault::SyncFails);
+    let failed = issue(3).await.expect_err("reported failed");
+    assert!(matches!(failed, StoreError::Unavailable(_)), "{failed:?}");
+    assert!(!fault.armed(), "the fault did not fire");
+    assert_eq!(reopened(s.as_ref()).await.0, 3, "the audit trail's head");
+    let held = |s: &dyn Store| {
+        (0..4)
+            .map(|n| s.get_cert(CA1, &serial(n)).expect("read").is_some())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(held(s.as_ref()), [true, true, true, false]);
+    assert!(matches!(
+        s.verify_audit(None).expect("verify"),
+        Verdict::Ok { count: 3, .. }
+    ));
+    s.close();
+    drop(s);
+    let r = redb::RedbStore::open_read_only(dir.path()).expect("read-only");
+    assert_eq!(held(&r), [true, true, true, false], "in the file");
+}

@@ -131,10 +131,6 @@ struct State {
     redo: Vec<u8>,
     /// Redo bytes appended since the store last told of a durable commit.
     redo_bytes: u64,
-    /// Where the last redo record went, until the store tells of a durable
-    /// commit (a page record after it does not end this: it may be redb's
-    /// sync inside the very commit that is then taken back).
-    last_redo_at: Option<u64>,
     /// Redo records appended whose writes the store has not yet told
     /// ([`JournalBackend::redo_durable`]) a durable commit holds: no
     /// checkpoint may end the run they are in.

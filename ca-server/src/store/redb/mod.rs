@@ -81,7 +81,20 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
+    /// The database handle for a read, once every answered write is
+    /// visible (see `writer`'s doc on publishing).
     fn handle(&self) -> Result<Arc<Handle>, StoreError> {
+        if let Err(e) = self.shared.publish() {
+            self.wake_writer();
+            return Err(e);
+        }
+        self.shared.handle()
+    }
+
+    /// The database handle for a read of what no issuance writes (see
+    /// [`redo`]): unpublished issuances change nothing it reads, so it need
+    /// not publish them.
+    fn handle_past_issuances(&self) -> Result<Arc<Handle>, StoreError> {
         self.shared.handle()
     }
 

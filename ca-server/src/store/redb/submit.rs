@@ -150,21 +150,36 @@ impl RedbStore {
         };
         match self.shared.try_commit_alone(job) {
             Ok(false) => Ok(()),
-            // This commit broke the store: wake the writer, which retries
-            // to reopen it (it drops this empty job unrun meanwhile).
             Ok(true) => {
-                let _ = send(Job {
-                    order: None,
-                    run: Box::new(|_| JobOutput {
-                        fatal: false,
-                        done: Box::new(|_| {}),
-                        events: Vec::new(),
-                        redo: JobRedo::Nothing,
-                    }),
-                });
+                self.wake_writer();
                 Ok(())
             }
             Err(job) => send(job),
+        }
+    }
+
+    /// After a commit (or a publish) on a caller's thread broke the store:
+    /// wake the writer, which alone retries to reopen it (it drops this
+    /// empty job unrun meanwhile).
+    pub(super) fn wake_writer(&self) {
+        let Ok(sender) = self.sender.lock() else {
+            return;
+        };
+        let Some(sender) = sender.clone() else {
+            return;
+        };
+        self.shared.queued.fetch_add(1, Ordering::AcqRel);
+        let empty = Job {
+            order: None,
+            run: Box::new(|_| JobOutput {
+                fatal: false,
+                done: Box::new(|_| {}),
+                events: Vec::new(),
+                redo: JobRedo::Nothing,
+            }),
+        };
+        if sender.send(empty).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -176,8 +191,15 @@ impl RedbStore {
         &self,
         f: impl FnOnce(&WriteTransaction) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let _exclusive = self.shared.exclusive()?;
-        let handle = self.handle()?;
+        let mut held = self.shared.exclusive()?;
+        // Published first: were `f` to fail, its abort must not take
+        // answered writes with it.
+        if let Err(e) = self.shared.publish_held(&mut held) {
+            drop(held);
+            self.wake_writer();
+            return Err(e);
+        }
+        let handle = self.shared.handle()?;
         let txn = handle.rw()?.begin_write()?;
         match f(&txn) {
             Ok(v) => {

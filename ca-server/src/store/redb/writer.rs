@@ -17,6 +17,23 @@
 //! checkpoint when one falls due (a few milliseconds, during which reads
 //! wait on the journal whichever thread runs it).
 //!
+//! Publishing: a batch of issuances alone (each described by a redo
+//! record, see [`super::redo`]) is durable once its record is synced, and
+//! is answered then; its transaction is not committed but kept
+//! ([`Shared::commit_lock`] holds it) for the next batch to go on with. A
+//! commit of redb's, even one it does not sync, updates every table root,
+//! checksums every changed page and copies each page again at the next
+//! change; carried on, one transaction takes the writes of many batches
+//! and writes the pages at their ends once. Readers do not see
+//! uncommitted writes, so every read first *publishes* ([`Shared::publish`]):
+//! commits, unsynced, the kept transaction when it holds answered writes.
+//! A read that starts after a write's answer thus sees it, as before. Any
+//! other write, a durable commit that falls due, `write_now` and the close
+//! commit the kept transaction with theirs (or first). A crash loses only
+//! writes that the journal's redo records hold. When a batch fails inside a
+//! kept transaction, aborting it also takes back earlier answered writes:
+//! the store then reopens, which redoes them from the journal.
+//!
 //! Recovery: after an I/O error (a full disk, a failing device) redb refuses
 //! every later write until the database is reopened. Whichever thread's
 //! commit failed then drops the handle; writes are answered `Unavailable`,
@@ -121,6 +138,14 @@ impl Handle {
 
 /// What the writer and the readers share.
 pub struct Shared {
+    /// Held while a group commit runs, answers included (writer or caller),
+    /// and while publishing. Holds the transaction carried on from the last
+    /// batch, if any (see the module's doc). Declared before `slot`, so that
+    /// a store dropped unclosed drops its transaction before its database.
+    commit_lock: Mutex<Option<WriteTransaction>>,
+    /// The transaction in `commit_lock` holds answered writes; set and
+    /// cleared under `commit_lock`.
+    unpublished: AtomicBool,
     pub path: PathBuf,
     /// None while closed or while reopening after an I/O error.
     slot: RwLock<Option<Arc<Handle>>>,
@@ -130,8 +155,6 @@ pub struct Shared {
     pub writable: AtomicBool,
     /// Jobs sent to the writer and not yet taken from its queue.
     pub(super) queued: AtomicUsize,
-    /// Held while a group commit runs, answers included (writer or caller).
-    commit_lock: Mutex<()>,
     /// Writes per commit, averaged over the last eight or so commits, in
     /// 1/256ths; written under `commit_lock`.
     batch_avg: AtomicU32,
@@ -154,6 +177,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(path: PathBuf, handle: Handle) -> Shared {
         Shared {
+            commit_lock: Mutex::new(None),
+            unpublished: AtomicBool::new(false),
             path,
             slot: RwLock::new(Some(Arc::new(handle))),
             closed: AtomicBool::new(false),
@@ -161,7 +186,6 @@ impl Shared {
             writes: AtomicU64::new(0),
             writable: AtomicBool::new(true),
             queued: AtomicUsize::new(0),
-            commit_lock: Mutex::new(()),
             last_reopen: Mutex::new(Instant::now()),
             batch_avg: AtomicU32::new(ONE_WRITE),
             durable_next: AtomicBool::new(false),
@@ -234,24 +258,35 @@ impl Shared {
     /// repaired at the next open (and a read-only open refuses it).
     pub fn close(&self) {
         // Wait for a commit under way on a caller's thread; none starts after.
-        let _commit = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.lock_commits();
         self.closed.store(true, Ordering::Release);
-        self.make_redo_durable();
+        self.make_redo_durable(&mut held);
         self.drop_handle();
     }
 
-    /// One durable commit, so that the journal may let go of its redo
-    /// records at the close (it keeps them otherwise, for the next open).
-    fn make_redo_durable(&self) {
+    /// The commit lock, and with it the transaction carried on, if any.
+    fn lock_commits(&self) -> std::sync::MutexGuard<'_, Option<WriteTransaction>> {
+        // A hook that panicked poisoned it; what it guards is whole between
+        // commits (a hook runs after its commit).
+        self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One durable commit (of the carried transaction, if any), so that the
+    /// journal may let go of its redo records at the close (it keeps them
+    /// otherwise, for the next open).
+    fn make_redo_durable(&self, held: &mut Option<WriteTransaction>) {
+        let carried = held.take();
+        self.unpublished.store(false, Ordering::Release);
         let slot = self.slot.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(handle) = slot else { return };
         let Handle::Rw(db, journal) = handle.as_ref() else {
             return;
         };
-        let committed = db
-            .begin_write()
-            .map_err(StoreError::from)
-            .and_then(|txn| txn.commit().map_err(StoreError::from));
+        let committed = match carried {
+            Some(txn) => Ok(txn),
+            None => db.begin_write().map_err(StoreError::from),
+        }
+        .and_then(|txn| txn.commit().map_err(StoreError::from));
         match committed {
             Ok(()) => {
                 if let Err(e) = journal.redo_durable() {
@@ -262,6 +297,63 @@ impl Shared {
                 tracing::warn!(error = %e, "store: the closing commit failed; the next open redoes what the journal holds")
             }
         }
+    }
+
+    /// Make every answered write visible to readers: commit, without a
+    /// sync, the carried transaction if it holds any (their redo records are
+    /// durable). Every read calls this first (see the module's doc). Not
+    /// from a commit hook (a hook runs while a commit holds the lock this
+    /// may take; none needs to: a batch whose writes tell hooks anything
+    /// commits whole, carrying nothing). An error means publishing broke the
+    /// store; its caller must wake the writer (see `try_commit_alone`).
+    pub fn publish(&self) -> Result<(), StoreError> {
+        if !self.unpublished.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut held = self.lock_commits();
+        self.publish_held(&mut held)
+    }
+
+    /// [`publish`](Self::publish) for the holder of `commit_lock`.
+    pub(super) fn publish_held(
+        &self,
+        held: &mut Option<WriteTransaction>,
+    ) -> Result<(), StoreError> {
+        let Some(mut txn) = held.take() else {
+            return Ok(());
+        };
+        let committed = txn
+            .set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))
+            .and_then(|()| txn.commit().map_err(StoreError::from));
+        if committed.is_ok() {
+            self.unpublished.store(false, Ordering::Release);
+        }
+        // (Until the store breaks, readers wait on the lock this holds.)
+        committed.map_err(|e| {
+            let e = StoreError::Unavailable(format!(
+                "publishing issued certificates: {e}; the store reopens and redoes them from its journal"
+            ));
+            self.break_store(held, &e);
+            e
+        })
+    }
+
+    /// Stop writing after a failed commit: answer `Unavailable` until the
+    /// writer thread reopens the store (which redoes what the journal holds).
+    fn break_store(&self, held: &mut Option<WriteTransaction>, e: &StoreError) {
+        tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
+        // Aborted before its database goes.
+        *held = None;
+        self.unpublished.store(false, Ordering::Release);
+        self.writable.store(false, Ordering::Release);
+        let cause = match e {
+            StoreError::Unavailable(m) => m.clone(),
+            other => other.to_string(),
+        };
+        *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+        *self.last_reopen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        self.drop_handle();
     }
 
     /// Drop the handle, waiting briefly for readers to let go of it.
@@ -358,8 +450,8 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
             }
         }
         shared.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
-        let _commit = shared.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
-        shared.commit_group(jobs);
+        let mut held = shared.lock_commits();
+        shared.commit_group(&mut held, jobs);
     }
     tracing::debug!("store writer stopped");
 }
@@ -379,7 +471,7 @@ impl Shared {
         {
             return Err(job);
         }
-        let _commit = match self.commit_lock.try_lock() {
+        let mut held = match self.commit_lock.try_lock() {
             Ok(guard) => guard,
             // A hook panicked in an earlier commit; the lock guards no data.
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -390,14 +482,17 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return Err(job);
         }
-        Ok(self.commit_group(vec![job]))
+        Ok(self.commit_group(&mut held, vec![job]))
     }
 
     /// Hold off every other commit for a write made outside the writer's
     /// jobs (`RedbStore::write_now`): refused while the store is closed, or
-    /// broken and not yet reopened with its hooks told.
-    pub(super) fn exclusive(&self) -> Result<std::sync::MutexGuard<'_, ()>, StoreError> {
-        let guard = self.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+    /// broken and not yet reopened with its hooks told. The carried
+    /// transaction is the caller's to publish first.
+    pub(super) fn exclusive(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, Option<WriteTransaction>>, StoreError> {
+        let guard = self.lock_commits();
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
@@ -410,8 +505,9 @@ impl Shared {
     }
 
     /// Run `jobs` as one commit and answer each; the caller holds
-    /// `commit_lock`. Returns true if the store broke at this commit.
-    fn commit_group(&self, mut jobs: Vec<Job>) -> bool {
+    /// `commit_lock`, whose transaction is `held`. Returns true if the store
+    /// broke at this commit.
+    fn commit_group(&self, held: &mut Option<WriteTransaction>, mut jobs: Vec<Job>) -> bool {
         let n = jobs.len() as u64;
         // Stable: unkeyed jobs first, in arrival order.
         jobs.sort_by(|a, b| a.order.cmp(&b.order));
@@ -422,7 +518,7 @@ impl Shared {
             ))
         } else {
             let started = Instant::now();
-            let r = run_batch(self, std::mem::take(&mut jobs));
+            let r = run_batch(self, held, std::mem::take(&mut jobs));
             self.observe(started.elapsed(), n as usize);
             r
         };
@@ -433,16 +529,8 @@ impl Shared {
         let mut broke = false;
         if let Err(e) = &result {
             if matches!(e, StoreError::Unavailable(_)) && !was_broken {
-                tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
-                self.writable.store(false, Ordering::Release);
-                let cause = match e {
-                    StoreError::Unavailable(m) => m.clone(),
-                    other => other.to_string(),
-                };
-                *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(cause);
+                self.break_store(held, e);
                 broke = true;
-                *self.last_reopen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
-                self.drop_handle();
             } else if !matches!(e, StoreError::Unavailable(_)) {
                 tracing::error!(error = %e, "store: group commit failed");
             }
@@ -478,13 +566,19 @@ impl Shared {
 #[allow(clippy::type_complexity)]
 fn run_batch(
     shared: &Shared,
+    held: &mut Option<WriteTransaction>,
     jobs: Vec<Job>,
 ) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
     let handle = shared.handle()?;
     let Handle::Rw(db, journal) = handle.as_ref() else {
         return Err(StoreError::ReadOnly);
     };
-    let txn = db.begin_write()?;
+    let carried = held.take();
+    let carries = carried.is_some();
+    let txn = match carried {
+        Some(txn) => txn,
+        None => db.begin_write()?,
+    };
     let mut outputs = Vec::with_capacity(jobs.len());
     let mut fatal: Option<StoreError> = None;
     for job in jobs {
@@ -506,18 +600,33 @@ fn run_batch(
         }
     }
     let result = match fatal {
+        Some(e) if carries => {
+            // Earlier batches' answered writes go with it: reopening the
+            // store (which this error does) redoes them from the journal.
+            let _ = txn.abort();
+            Err(StoreError::Unavailable(format!(
+                "{e}; the store reopens to redo the writes answered before it"
+            )))
+        }
         Some(e) => {
             let _ = txn.abort();
             Err(e)
         }
-        None => commit(shared, journal, txn, &outputs),
+        None => commit(shared, journal, txn, &outputs, held).map_err(|e| match e {
+            // Failed with earlier batches' writes: reopen (see above).
+            StoreError::Db(_) | StoreError::Panicked if carries => StoreError::Unavailable(
+                format!("{e}; the store reopens to redo the writes answered before it"),
+            ),
+            e => e,
+        }),
     };
     drop(handle);
     Ok((outputs, result))
 }
 
 /// Commit a batch: durably, or, when every write in it is described by a
-/// redo record, by that record and a commit redb does not sync (see
+/// redo record, by that record alone, its transaction kept in `held` for
+/// the next batch or a reader to commit (see the module's doc and
 /// [`super::redo`]). The record goes first: the writes become visible to
 /// readers only once they are durable.
 fn commit(
@@ -525,6 +634,7 @@ fn commit(
     journal: &JournalBackend,
     mut txn: WriteTransaction,
     outputs: &[JobOutput],
+    held: &mut Option<WriteTransaction>,
 ) -> Result<(), StoreError> {
     let mut records = Vec::new();
     let mut durable = shared.durable_next.load(Ordering::Relaxed);
@@ -540,15 +650,21 @@ fn commit(
         // The positive control of the power-loss test: commits not synced.
         txn.set_durability(redb::Durability::None)
             .map_err(|e| StoreError::Db(e.to_string()))?;
-        return txn.commit().map_err(StoreError::from);
+        txn.commit().map_err(StoreError::from)?;
+        shared.unpublished.store(false, Ordering::Release);
+        return Ok(());
     }
     if durable || records.is_empty() {
-        // (A batch that wrote nothing commits nothing to sync.)
-        if !durable {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StoreError::Db(e.to_string()))?;
-        }
+        // (A batch that wrote nothing commits nothing to sync; one carried
+        // on is published.)
+        txn.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        })
+        .map_err(|e| StoreError::Db(e.to_string()))?;
         txn.commit().map_err(StoreError::from)?;
+        shared.unpublished.store(false, Ordering::Release);
         if durable {
             shared.durable_next.store(false, Ordering::Relaxed);
             if let Err(e) = journal.redo_durable() {
@@ -566,12 +682,7 @@ fn commit(
             meta.insert(super::redo::REDO_SEQ, seq)?;
             Ok(())
         })
-        .and_then(|()| super::redo::record(seq, records))
-        .and_then(|payload| {
-            txn.set_durability(redb::Durability::None)
-                .map_err(|e| StoreError::Db(e.to_string()))?;
-            Ok(payload)
-        });
+        .and_then(|()| super::redo::record(seq, records));
     let payload = match numbered {
         Ok(p) => p,
         Err(e) => {
@@ -588,15 +699,9 @@ fn commit(
             )));
         }
     };
-    if let Err(e) = txn.commit() {
-        // Durable in the journal, yet failed: take the record back, and
-        // reopen to forget what redb kept in memory.
-        let e = StoreError::from(e);
-        journal.retract_redo(&std::io::Error::other(e.to_string()));
-        return Err(StoreError::Unavailable(format!(
-            "a commit failed after its journal record: {e}"
-        )));
-    }
+    // Durable: answered once this returns, published by the next commit or read.
+    *held = Some(txn);
+    shared.unpublished.store(true, Ordering::Release);
     shared.redo_seq.store(seq, Ordering::Relaxed);
     if since_durable >= DURABLE_AFTER {
         shared.durable_next.store(true, Ordering::Relaxed);

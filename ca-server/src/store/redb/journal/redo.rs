@@ -25,7 +25,7 @@
 use std::io;
 
 use super::format::REDO_MARK;
-use super::{seal_in_place, JournalBackend, Poison, State, HEADER};
+use super::{seal_in_place, JournalBackend, State, HEADER};
 
 impl JournalBackend {
     /// Append `payload` as one redo record and sync it. Returns the redo
@@ -63,7 +63,6 @@ impl JournalBackend {
             let _ = self.journal.write(st.pos, &[0u8; HEADER]);
             return Err(e);
         }
-        st.last_redo_at = Some(st.pos);
         st.redo_outstanding = true;
         st.pos += len;
         st.seq += 1;
@@ -73,32 +72,11 @@ impl JournalBackend {
         Ok(st.redo_bytes)
     }
 
-    /// Take back the redo record just appended: its commit failed after it
-    /// was synced, so it must not be redone. Its header is zeroed (a reopen
-    /// stops before it) and the journal poisoned, so the store reopens and
-    /// forgets what the failed commit left in memory.
-    pub fn retract_redo(&self, why: &io::Error) {
-        let mut st = self.state_mut();
-        if let Some(at) = st.last_redo_at.take() {
-            let cleared = self
-                .journal
-                .write(at, &[0u8; HEADER])
-                .and_then(|()| self.journal.sync_data());
-            if let Err(e) = cleared {
-                tracing::error!(error = %e, "store journal: cannot take back a redo record");
-            }
-        }
-        if st.poisoned.is_none() {
-            st.poisoned = Some(Poison::of(why));
-        }
-    }
-
     /// A durable commit has just made every redo record's writes durable:
     /// a checkpoint may end the run again (one due is made now).
     pub fn redo_durable(&self) -> io::Result<()> {
         let mut st = self.state_mut();
         st.redo_bytes = 0;
-        st.last_redo_at = None;
         if !std::mem::replace(&mut st.redo_outstanding, false) || !self.writable {
             return Ok(());
         }

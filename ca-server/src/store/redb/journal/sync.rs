@@ -172,7 +172,6 @@ impl JournalBackend {
         st.pos = 0;
         st.retry_checkpoint_at = 0;
         st.redo_bytes = 0;
-        st.last_redo_at = None;
         Ok(())
     }
 }

@@ -566,23 +566,6 @@ fn redo_records_outlive_every_sync_until_the_store_says_they_are_durable() {
     assert_eq!(&main.with(|d| d.view())[..10], &[6u8; 10]);
 }
 
-/// A redo record taken back (its commit failed after it was synced) is not
-/// redone, and nothing more is appended until the store is reopened.
-#[test]
-fn a_redo_record_taken_back_is_not_redone() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
-    b.append_redo(b"kept").unwrap();
-    b.append_redo(b"failed").unwrap();
-    b.retract_redo(&io::Error::other("the commit failed"));
-    assert!(b.append_redo(b"later").is_err(), "poisoned until reopened");
-    std::mem::forget(b);
-    let b = open(&main, &journal, true).expect("reopen");
-    assert_eq!(b.take_pending_redo(), vec![b"kept".to_vec()]);
-}
-
 /// A power cut inside a redo record's sync leaves it whole or not at all,
 /// and never a torn record that is handed over.
 #[test]
@@ -608,35 +591,6 @@ fn a_cut_inside_a_redo_append_hands_over_whole_records_only() {
             pending.len()
         );
     }
-}
-
-/// A page record after a redo record taken back (redb's sync inside the
-/// commit that then failed) must stay dead when a reopen goes on with the
-/// run: a record appended where the taken-back one was, of the same length,
-/// would otherwise chain it back in. (Found in review.)
-#[test]
-fn a_page_record_after_a_redo_record_taken_back_stays_dead() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
-    b.append_redo(b"kept").unwrap();
-    b.append_redo(b"failed").unwrap();
-    // The failed commit's own sync, then the failure.
-    b.write(200, &[9u8; 50]).unwrap();
-    b.sync_data().unwrap();
-    b.retract_redo(&io::Error::other("the commit failed"));
-    std::mem::forget(b);
-    let b = open(&main, &journal, true).expect("reopen");
-    assert_eq!(b.take_pending_redo(), vec![b"kept".to_vec()]);
-    b.append_redo(b"second").unwrap();
-    std::mem::forget(b);
-    let b = open(&main, &journal, true).expect("open after a crash");
-    assert_eq!(
-        b.take_pending_redo(),
-        vec![b"kept".to_vec(), b"second".to_vec()]
-    );
-    assert_eq!(content(&b), vec![1u8; 100], "the dead record replayed");
 }
 
 /// Redo records through random power cuts (anywhere: in appends, syncs,
