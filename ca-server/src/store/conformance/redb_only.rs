@@ -478,3 +478,48 @@ async fn redb_keeps_answered_issuances_when_a_later_write_breaks_the_store() {
     let r = redb::RedbStore::open_read_only(dir.path()).expect("read-only");
     assert_eq!(held(&r), [true, true, true, false], "in the file");
 }
+
+/// Under a steady stream of issuances (the writer never idle, its
+/// transaction carried from batch to batch), a read that starts after an
+/// issuance was answered sees it, every time, and waits for the writer to
+/// publish rather than for the stream to end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redb_reads_see_every_answered_issuance_under_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Redb.open(dir.path(), "a");
+    let ders = Arc::new(real_certificates("Issuing CA One", 400));
+    let issue = |s: Arc<dyn Store>, ders: Arc<Vec<Vec<u8>>>, n: usize| async move {
+        let serial = format!("{:04x}", n + 1);
+        let rec = issued(intent(CA1, &serial, "a"));
+        let audit = draft("IssueCertificate", &serial);
+        s.issue(rec, ders[n].clone(), key_of(&serial), audit).await
+    };
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for task in 0..6 {
+        let (s, ders, stop) = (s.clone(), ders.clone(), stop.clone());
+        load.push(tokio::spawn(async move {
+            let mut n = 100 + task * 50;
+            while !stop.load(Ordering::SeqCst) && n < 150 + task * 50 {
+                issue(s.clone(), ders.clone(), n).await.expect("issue");
+                n += 1;
+            }
+        }));
+    }
+    let mut slow = std::time::Duration::ZERO;
+    for n in 0..100 {
+        issue(s.clone(), ders.clone(), n).await.expect("issue");
+        let started = std::time::Instant::now();
+        let found = s.get_cert(CA1, &format!("{:04x}", n + 1)).expect("read");
+        slow = slow.max(started.elapsed());
+        assert!(found.is_some(), "issuance {n} answered, then not read back");
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in load {
+        t.await.expect("load");
+    }
+    assert!(
+        slow < std::time::Duration::from_secs(2),
+        "a read waited {slow:?} for its publication"
+    );
+}

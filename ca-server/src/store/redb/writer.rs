@@ -44,7 +44,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
@@ -146,6 +146,14 @@ pub struct Shared {
     /// The transaction in `commit_lock` holds answered writes; set and
     /// cleared under `commit_lock`.
     unpublished: AtomicBool,
+    /// The number of the last redo record whose writes readers see.
+    published_seq: AtomicU64,
+    /// Readers waiting for the holder of `commit_lock` to publish: the
+    /// writer does so before its next batch, so a read waits for at most
+    /// the batch under way, however busy the writer stays.
+    publish_waiters: AtomicUsize,
+    /// Told whenever `published_seq` moves while readers wait.
+    published: (Mutex<()>, Condvar),
     pub path: PathBuf,
     /// None while closed or while reopening after an I/O error.
     slot: RwLock<Option<Arc<Handle>>>,
@@ -179,6 +187,9 @@ impl Shared {
         Shared {
             commit_lock: Mutex::new(None),
             unpublished: AtomicBool::new(false),
+            published_seq: AtomicU64::new(0),
+            publish_waiters: AtomicUsize::new(0),
+            published: (Mutex::new(()), Condvar::new()),
             path,
             slot: RwLock::new(Some(Arc::new(handle))),
             closed: AtomicBool::new(false),
@@ -276,6 +287,7 @@ impl Shared {
     /// otherwise, for the next open).
     fn make_redo_durable(&self, held: &mut Option<WriteTransaction>) {
         let carried = held.take();
+        // (Closed: no read waits for it.)
         self.unpublished.store(false, Ordering::Release);
         let slot = self.slot.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(handle) = slot else { return };
@@ -310,8 +322,35 @@ impl Shared {
         if !self.unpublished.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut held = self.lock_commits();
-        self.publish_held(&mut held)
+        // Every write answered so far is in a redo record numbered up to this.
+        let owed = self.redo_seq.load(Ordering::Acquire);
+        loop {
+            if self.published_seq.load(Ordering::SeqCst) >= owed
+                || !self.unpublished.load(Ordering::Acquire)
+            {
+                return Ok(());
+            }
+            match self.commit_lock.try_lock() {
+                Ok(mut held) => return self.publish_held(&mut held),
+                Err(std::sync::TryLockError::Poisoned(p)) => {
+                    return self.publish_held(&mut p.into_inner())
+                }
+                Err(std::sync::TryLockError::WouldBlock) => self.wait_for_publishing(owed),
+            }
+        }
+    }
+
+    /// Wait (briefly: then the lock is tried again) for the holder of
+    /// `commit_lock` to publish redo record `owed`.
+    fn wait_for_publishing(&self, owed: u64) {
+        self.publish_waiters.fetch_add(1, Ordering::SeqCst);
+        let (lock, told) = &self.published;
+        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = told.wait_timeout_while(guard, Duration::from_millis(2), |_| {
+            self.published_seq.load(Ordering::SeqCst) < owed
+                && self.unpublished.load(Ordering::Acquire)
+        });
+        self.publish_waiters.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// [`publish`](Self::publish) for the holder of `commit_lock`.
@@ -319,24 +358,38 @@ impl Shared {
         &self,
         held: &mut Option<WriteTransaction>,
     ) -> Result<(), StoreError> {
+        self.commit_carried(held)
+            .inspect_err(|e| self.break_store(held, e))
+    }
+
+    /// Commit the carried transaction, if any, without a sync. An error
+    /// (`Unavailable`) calls for [`break_store`](Self::break_store).
+    fn commit_carried(&self, held: &mut Option<WriteTransaction>) -> Result<(), StoreError> {
         let Some(mut txn) = held.take() else {
             return Ok(());
         };
-        let committed = txn
-            .set_durability(redb::Durability::None)
+        txn.set_durability(redb::Durability::None)
             .map_err(|e| StoreError::Db(e.to_string()))
-            .and_then(|()| txn.commit().map_err(StoreError::from));
-        if committed.is_ok() {
-            self.unpublished.store(false, Ordering::Release);
+            .and_then(|()| txn.commit().map_err(StoreError::from))
+            .map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "publishing issued certificates: {e}; the store reopens and redoes them from its journal"
+                ))
+            })?;
+        self.all_published();
+        Ok(())
+    }
+
+    /// Readers see every answered write now; called under `commit_lock`.
+    fn all_published(&self) {
+        self.unpublished.store(false, Ordering::Release);
+        self.published_seq
+            .store(self.redo_seq.load(Ordering::Relaxed), Ordering::SeqCst);
+        if self.publish_waiters.load(Ordering::SeqCst) > 0 {
+            let (lock, told) = &self.published;
+            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+            told.notify_all();
         }
-        // (Until the store breaks, readers wait on the lock this holds.)
-        committed.map_err(|e| {
-            let e = StoreError::Unavailable(format!(
-                "publishing issued certificates: {e}; the store reopens and redoes them from its journal"
-            ));
-            self.break_store(held, &e);
-            e
-        })
     }
 
     /// Stop writing after a failed commit: answer `Unavailable` until the
@@ -573,6 +626,10 @@ fn run_batch(
     let Handle::Rw(db, journal) = handle.as_ref() else {
         return Err(StoreError::ReadOnly);
     };
+    if held.is_some() && shared.publish_waiters.load(Ordering::SeqCst) > 0 {
+        // A read waits for what it carries: published first, not carried on.
+        shared.commit_carried(held)?;
+    }
     let carried = held.take();
     let carries = carried.is_some();
     let txn = match carried {
@@ -614,9 +671,10 @@ fn run_batch(
         }
         None => commit(shared, journal, txn, &outputs, held).map_err(|e| match e {
             // Failed with earlier batches' writes: reopen (see above).
-            StoreError::Db(_) | StoreError::Panicked if carries => StoreError::Unavailable(
-                format!("{e}; the store reopens to redo the writes answered before it"),
-            ),
+            StoreError::Unavailable(_) => e,
+            e if carries => StoreError::Unavailable(format!(
+                "{e}; the store reopens to redo the writes answered before it"
+            )),
             e => e,
         }),
     };
@@ -651,7 +709,7 @@ fn commit(
         txn.set_durability(redb::Durability::None)
             .map_err(|e| StoreError::Db(e.to_string()))?;
         txn.commit().map_err(StoreError::from)?;
-        shared.unpublished.store(false, Ordering::Release);
+        shared.all_published();
         return Ok(());
     }
     if durable || records.is_empty() {
@@ -664,7 +722,7 @@ fn commit(
         })
         .map_err(|e| StoreError::Db(e.to_string()))?;
         txn.commit().map_err(StoreError::from)?;
-        shared.unpublished.store(false, Ordering::Release);
+        shared.all_published();
         if durable {
             shared.durable_next.store(false, Ordering::Relaxed);
             if let Err(e) = journal.redo_durable() {
@@ -702,7 +760,7 @@ fn commit(
     // Durable: answered once this returns, published by the next commit or read.
     *held = Some(txn);
     shared.unpublished.store(true, Ordering::Release);
-    shared.redo_seq.store(seq, Ordering::Relaxed);
+    shared.redo_seq.store(seq, Ordering::Release);
     if since_durable >= DURABLE_AFTER {
         shared.durable_next.store(true, Ordering::Relaxed);
     }
