@@ -23,6 +23,7 @@ mod export;
 /// Test tooling, compiled only for the end-to-end tests (feature `forensics`).
 #[cfg(feature = "forensics")]
 pub mod forensics;
+mod issue_tables;
 pub mod journal;
 mod keys;
 mod open;

@@ -13,7 +13,8 @@
 use redb::{Database, WriteTransaction};
 
 use super::codec::{decode_audit, decode_cert, encode_audit, encode_cert};
-use super::tables::{append_audit, issue, META, SCHEMA_KEY};
+use super::issue_tables::IssueTables;
+use super::tables::{META, SCHEMA_KEY};
 use super::SCHEMA_VERSION;
 use crate::store::{AuditDraft, CertRecord, StoreError};
 use ca_core::audit_chain::AuditEntry;
@@ -33,9 +34,9 @@ pub enum Redo {
 const ISSUE: u8 = 1;
 
 impl Redo {
-    /// Do the write in `txn`. A refusal leaves `txn` untouched (every check
-    /// comes before the first write, as for any job).
-    pub fn apply(&self, txn: &WriteTransaction) -> Result<(), StoreError> {
+    /// Do the write in the transaction of `t`. A refusal leaves it
+    /// untouched (every check comes before the first write, as for any job).
+    pub fn apply(&self, t: &mut IssueTables<'_>) -> Result<(), StoreError> {
         match self {
             Redo::Issue {
                 rec,
@@ -43,8 +44,8 @@ impl Redo {
                 key_sha256,
                 audit,
             } => {
-                issue(txn, rec, der, key_sha256)?;
-                append_audit(txn, audit)?;
+                t.issue(rec, der, key_sha256)?;
+                t.append_audit(audit)?;
                 Ok(())
             }
         }
@@ -136,9 +137,10 @@ pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
 /// Redo the writes of a redo record (without its number) in `txn`; how many.
 pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, StoreError> {
     let mut n = 0;
+    let mut tables = IssueTables::new(txn);
     while !payload.is_empty() {
         let write = Redo::decode(take(&mut payload)?)?;
-        write.apply(txn).map_err(|e| {
+        write.apply(&mut tables).map_err(|e| {
             StoreError::Corrupt(format!(
                 "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it"
             ))

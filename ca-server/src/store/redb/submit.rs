@@ -46,7 +46,8 @@ impl RedbStore {
         F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, StoreError>>();
-        let run: writer::JobFn = Box::new(move |txn| {
+        let run: writer::JobFn = Box::new(move |batch| {
+            let txn = batch.txn();
             // A panicking write must not take the writer thread (and every
             // later write) with it: it fails its batch, and its caller hears so.
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -84,13 +85,15 @@ impl RedbStore {
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel::<Result<(), StoreError>>();
         let encoded = redo.encode();
-        let run: writer::JobFn = Box::new(move |txn| {
+        let run: writer::JobFn = Box::new(move |batch| {
             let (r, fatal) = match encoded {
                 Ok(record) => {
-                    let r =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redo.apply(txn)))
-                            .unwrap_or(Err(StoreError::Panicked))
-                            .map(|()| record);
+                    let tables = batch.issue_tables();
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        redo.apply(tables)
+                    }))
+                    .unwrap_or(Err(StoreError::Panicked))
+                    .map(|()| record);
                     let fatal = matches!(&r, Err(e) if e.is_fatal());
                     (r, fatal)
                 }

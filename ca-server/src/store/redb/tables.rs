@@ -2,12 +2,13 @@
 //! write transaction. Each checks everything first and writes last, so a
 //! refused operation leaves the shared group-commit transaction untouched.
 
-use ca_core::audit_chain::{AuditEntry, GENESIS};
+use ca_core::audit_chain::AuditEntry;
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode_audit, decode_cert, decode_cert_and_der_seq, encode_audit, encode_cert};
+use super::codec::{decode_audit, decode_cert, decode_cert_and_der_seq, encode_cert};
 use super::der_pack;
+use super::issue_tables::IssueTables;
 use crate::store::{
     cert_key, revocation_to_record, stored_crl_entry, AuditDraft, BlockedKey, CaChange, CaRecord,
     CertRecord, CertStatus, CrlMeta, IdemRecord, KeyMeta, NewCaRecord, ReserveOutcome, Revocation,
@@ -236,66 +237,14 @@ pub fn reserve(
     Ok(ReserveOutcome::Reserved)
 }
 
-/// Replace an intent by the signed certificate.
+/// The certificate's record, its DER and its expiry entry (see
+/// [`IssueTables::store_issued`]).
 pub fn store_issued(
     txn: &WriteTransaction,
     rec: &CertRecord,
     der: &[u8],
 ) -> Result<(), StoreError> {
-    let key = rec.key();
-    let mut ders = txn.open_table(CERT_DER_SEQ)?;
-    let last = ders.last()?.map(|(k, _)| k.value());
-    let seq = last.unwrap_or(0).saturating_add(1);
-    let v = encode_cert(rec, Some(seq))?;
-    txn.open_table(CERTS)?.insert(key.as_str(), v.as_slice())?;
-    match pack_der(txn, rec, der)? {
-        Some(packed) => ders.insert(seq, packed.as_slice())?,
-        None => ders.insert(seq, der_pack::whole(der).as_ref())?,
-    };
-    let exp = u64::try_from(rec.not_after).unwrap_or(0);
-    txn.open_table(EXPIRY)?.insert((exp, key.as_str()), ())?;
-    Ok(())
-}
-
-/// `der` packed against the dictionary certificate of its CA and profile
-/// (certificates of one profile line up best). The first certificate of a
-/// CA and profile becomes their dictionary, and so does one that the
-/// dictionary fits poorly (packed to more than half its size: the CA's URLs
-/// or the profile changed since): later ones then pack well again, and the
-/// certificates packed against the old dictionary keep it. At worst, when
-/// every certificate differs from the one before, each is its own dictionary:
-/// about its size, as if kept whole. None: keep it whole.
-fn pack_der(
-    txn: &WriteTransaction,
-    rec: &CertRecord,
-    der: &[u8],
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let mut by_ca = txn.open_table(CA_DER_DICT)?;
-    let mut dicts = txn.open_table(DER_DICTS)?;
-    let name = format!("{}/{}", rec.ca_id, rec.profile);
-    let found = by_ca.get(name.as_str())?.map(|v| v.value());
-    if let Some(id) = found {
-        let Some(dict) = dicts.get(id)? else {
-            return Err(StoreError::Corrupt(format!(
-                "{name}: dictionary certificate {id} is missing"
-            )));
-        };
-        let packed = der_pack::pack(id, dict.value(), der);
-        if packed.as_ref().is_some_and(|p| p.len() * 2 <= der.len()) || !der_pack::fit_for_dict(der)
-        {
-            return Ok(packed);
-        }
-    } else if !der_pack::fit_for_dict(der) {
-        return Ok(None);
-    }
-    let id = dicts
-        .last()?
-        .map(|(k, _)| k.value())
-        .unwrap_or(0)
-        .saturating_add(1);
-    dicts.insert(id, der)?;
-    by_ca.insert(name.as_str(), id)?;
-    Ok(der_pack::pack(id, der, der))
+    IssueTables::new(txn).store_issued(rec, der)
 }
 
 /// A certificate as `cert_der_seq` holds it, whole again (`dicts`: the
@@ -315,54 +264,13 @@ pub fn unpack_der(
     der_pack::unpack(stored, Some(dict.value()))
 }
 
-/// A signed certificate replaces its intent (a reservation with the same
-/// to-be-signed hash), or, on the one-commit path, nothing: then its serial
-/// must be free, and is claimed in the same commit. Returns whether to claim.
+/// See [`IssueTables::check_issuable`].
 fn check_issuable(txn: &WriteTransaction, rec: &CertRecord) -> Result<bool, StoreError> {
-    let key = rec.key();
-    let t = txn.open_table(CERTS)?;
-    let found: Option<CertRecord> = match t.get(key.as_str())? {
-        Some(v) => Some(decode_cert(v.value())?),
-        None => None,
-    };
-    match found {
-        Some(r) if r.status == CertStatus::Reserved && r.tbs_sha256 == rec.tbs_sha256 => Ok(false),
-        Some(_) => Err(StoreError::Conflict(format!(
-            "certificate {} is already stored",
-            rec.serial
-        ))),
-        None if txn.open_table(SERIALS)?.get(rec.serial.as_str())?.is_some() => {
-            Err(StoreError::SerialTaken)
-        }
-        None => Ok(true),
-    }
+    IssueTables::new(txn).check_issuable(rec)
 }
 
 fn claim_serial(txn: &WriteTransaction, rec: &CertRecord) -> Result<(), StoreError> {
-    txn.open_table(SERIALS)?
-        .insert(rec.serial.as_str(), rec.ca_id.as_str())?;
-    Ok(())
-}
-
-/// Store a signed certificate: over its intent, or in one commit with its
-/// serial's claim (see [`check_issuable`]); refused, before anything is
-/// written, if its key is blocked.
-pub fn issue(
-    txn: &WriteTransaction,
-    rec: &CertRecord,
-    der: &[u8],
-    key_sha256: &str,
-) -> Result<(), StoreError> {
-    // Read inside the transaction: the writer commits one transaction at a
-    // time, so a revocation that blocked the key is either in this one or
-    // committed before it.
-    if let Some(v) = txn.open_table(BLOCKED_KEYS)?.get(key_sha256)? {
-        return Err(StoreError::KeyBlocked(unjson(v.value())?));
-    }
-    if check_issuable(txn, rec)? {
-        claim_serial(txn, rec)?;
-    }
-    store_issued(txn, rec, der)
+    IssueTables::new(txn).claim_serial(rec)
 }
 
 /// Store certificates made elsewhere, all or none.
@@ -501,38 +409,9 @@ pub fn audit_entry(
     audit.get(seq)?.map(|v| decode_audit(v.value())).transpose()
 }
 
-/// Append one entry, chained to the last one, and move the head.
+/// See [`IssueTables::append_audit`].
 pub fn append_audit(txn: &WriteTransaction, d: &AuditDraft) -> Result<AuditEntry, StoreError> {
-    let mut t = txn.open_table(AUDIT)?;
-    let (seq, prev_hash) = match t.last()? {
-        Some((k, v)) => {
-            let prev = decode_audit(v.value())?;
-            (k.value().saturating_add(1), prev.hash)
-        }
-        None => (1, GENESIS.to_string()),
-    };
-    let mut e = AuditEntry {
-        seq,
-        time: crate::clock::fmt_unix(d.unix),
-        unix: d.unix,
-        identity: d.identity.clone(),
-        action: d.action.clone(),
-        target: d.target.clone(),
-        outcome: d.outcome.clone(),
-        result: d.result.clone(),
-        certificate: d.certificate.clone(),
-        prev_hash,
-        hash: String::new(),
-    };
-    e.hash = e
-        .compute_hash()
-        .map_err(|x| StoreError::Corrupt(x.to_string()))?;
-    let bytes = encode_audit(&e);
-    t.insert(seq, bytes.as_slice())?;
-    let head = json(&(seq, &e.hash))?;
-    txn.open_table(AUDIT_HEAD)?
-        .insert("head", head.as_slice())?;
-    Ok(e)
+    IssueTables::new(txn).append_audit(d)
 }
 
 /// Append a signed digest; refused unless it follows the last one (so two

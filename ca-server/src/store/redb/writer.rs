@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
+use super::issue_tables::IssueTables;
 use super::journal::JournalBackend;
 use super::tables::META;
 use crate::store::ca_cache::CaCache;
@@ -97,7 +98,29 @@ pub enum JobRedo {
 const DURABLE_AFTER: u64 = 1 << 20;
 
 pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-pub type JobFn = Box<dyn FnOnce(&WriteTransaction) -> JobOutput + Send>;
+pub type JobFn = Box<dyn FnOnce(&mut Batch<'_>) -> JobOutput + Send>;
+
+/// The transaction a batch's jobs run in, and the issuance tables its redo
+/// jobs share, opened once for them all (see [`IssueTables`]). They are
+/// closed before any other job runs: redb opens a table once at a time.
+pub struct Batch<'t> {
+    txn: &'t WriteTransaction,
+    issuing: Option<IssueTables<'t>>,
+}
+
+impl<'t> Batch<'t> {
+    /// The transaction, for a job that opens its own tables.
+    pub fn txn(&mut self) -> &'t WriteTransaction {
+        self.issuing = None;
+        self.txn
+    }
+
+    /// The issuance tables, shared with the batch's other issuances.
+    pub fn issue_tables(&mut self) -> &mut IssueTables<'t> {
+        let txn = self.txn;
+        self.issuing.get_or_insert_with(|| IssueTables::new(txn))
+    }
+}
 
 /// One queued write.
 pub struct Job {
@@ -638,10 +661,14 @@ fn run_batch(
     };
     let mut outputs = Vec::with_capacity(jobs.len());
     let mut fatal: Option<StoreError> = None;
+    let mut batch = Batch {
+        txn: &txn,
+        issuing: None,
+    };
     for job in jobs {
         // Jobs catch their own panics; this keeps the writer alive whatever a
         // job does (its caller then sees the store closed).
-        match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&txn))) {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&mut batch))) {
             Ok(o) => {
                 if o.fatal && fatal.is_none() {
                     fatal = Some(StoreError::Db(
@@ -656,6 +683,8 @@ fn run_batch(
             }
         }
     }
+    // Its tables closed before the commit.
+    drop(batch);
     let result = match fatal {
         Some(e) if carries => {
             // Earlier batches' answered writes go with it: reopening the
