@@ -180,7 +180,8 @@ pub trait Store: Send + Sync {
     /// Register a hook told of every durable commit.
     fn subscribe(&self, hook: CommitHook);
     /// Register a hook told how long each commit took and how many writes
-    /// it carried (for metrics).
+    /// it carried (for metrics). It runs inside the commit: it must not
+    /// read the store (redb's reads may wait for that commit to publish).
     fn observe_commits(&self, hook: CommitObserver);
 
     // ---- CAs and aliases ---------------------------------------------------

@@ -530,3 +530,49 @@ async fn redb_reads_see_every_answered_issuance_under_load() {
         "a read waited {slow:?} for its publication"
     );
 }
+
+/// A write that is not an issuance and fails (here, revoking a certificate
+/// whose stored record is damaged) fails alone: it does not take the
+/// answered issuances carried before it out of memory, so the store does
+/// not break and reopen for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_a_failed_write_after_carried_issuances_fails_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Redb.open(dir.path(), "a");
+    issue_one(s.as_ref(), CA1, "0a").await;
+    s.close();
+    drop(s);
+    {
+        let certs = ::redb::TableDefinition::<&str, &[u8]>::new("certs");
+        let db = ::redb::Database::create(dir.path().join(redb::DB_FILE)).expect("db");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(certs)
+            .expect("certs")
+            .insert(cert_key(CA1, "0a").as_str(), &b"damaged"[..])
+            .expect("damage");
+        txn.commit().expect("commit");
+    }
+    let s = Redb.open(dir.path(), "a");
+    let ders = real_certificates("Issuing CA One", 3);
+    let issue = |n: usize| {
+        let serial = format!("{:04x}", n + 1);
+        let rec = issued(intent(CA1, &serial, "a"));
+        let audit = draft("IssueCertificate", &serial);
+        s.issue(rec, ders[n].clone(), key_of(&serial), audit)
+    };
+    // Carried: nothing read between.
+    issue(0).await.expect("issue");
+    issue(1).await.expect("issue");
+    let failed = s
+        .revoke(CA1, "0a", rv(1, 100), draft("RevokeCertificate", "0a"))
+        .await
+        .expect_err("a damaged record");
+    assert!(
+        matches!(failed, StoreError::Corrupt(_)),
+        "the failure is the revocation's own, the store not broken: {failed:?}"
+    );
+    issue(2).await.expect("the next write goes straight on");
+    for serial in ["0001", "0002", "0003"] {
+        assert!(s.get_cert(CA1, serial).expect("read").is_some(), "{serial}");
+    }
+}

@@ -72,7 +72,14 @@ impl RedbStore {
                 redo: JobRedo::Durable,
             }
         });
-        self.queue(Job { order, run }, rx)
+        self.queue(
+            Job {
+                order,
+                issuance: false,
+                run,
+            },
+            rx,
+        )
     }
 
     /// A write described by `redo` (see [`super::redo`]), its main row
@@ -112,7 +119,14 @@ impl RedbStore {
                 redo,
             }
         });
-        self.queue(Job { order, run }, rx)
+        self.queue(
+            Job {
+                order,
+                issuance: true,
+                run,
+            },
+            rx,
+        )
     }
 
     /// Submit `job`; the future resolves with what it answers on `rx`.
@@ -174,6 +188,7 @@ impl RedbStore {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
         let empty = Job {
             order: None,
+            issuance: false,
             run: Box::new(|_| JobOutput {
                 fatal: false,
                 done: Box::new(|_| {}),

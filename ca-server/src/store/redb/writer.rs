@@ -29,10 +29,13 @@
 //! commits, unsynced, the kept transaction when it holds answered writes.
 //! A read that starts after a write's answer thus sees it, as before. Any
 //! other write, a durable commit that falls due, `write_now` and the close
-//! commit the kept transaction with theirs (or first). A crash loses only
-//! writes that the journal's redo records hold. When a batch fails inside a
-//! kept transaction, aborting it also takes back earlier answered writes:
-//! the store then reopens, which redoes them from the journal.
+//! commit the kept transaction with theirs (or first): a batch that holds
+//! any write but issuances publishes it before it runs. What a crash takes
+//! from redb's memory, the journal's redo records give back at the next
+//! open. When a batch of issuances fails inside a kept transaction, aborting
+//! it also takes back earlier answered writes: the store then reopens,
+//! which redoes them from the journal. Observers and jobs must not read the
+//! store (a read may wait for a publish that only their commit could make).
 //!
 //! Recovery: after an I/O error (a full disk, a failing device) redb refuses
 //! every later write until the database is reopened. Whichever thread's
@@ -131,6 +134,9 @@ pub struct Job {
     /// jobs of one batch are concurrent and none is answered before the
     /// commit, so any order among them is one they could have arrived in.
     pub order: Option<String>,
+    /// An issuance described by a redo record (`RedbStore::write_redo`):
+    /// a batch of these alone carries its transaction on.
+    pub issuance: bool,
     pub run: JobFn,
 }
 
@@ -421,7 +427,6 @@ impl Shared {
         tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
         // Aborted before its database goes.
         *held = None;
-        self.unpublished.store(false, Ordering::Release);
         self.writable.store(false, Ordering::Release);
         let cause = match e {
             StoreError::Unavailable(m) => m.clone(),
@@ -430,6 +435,9 @@ impl Shared {
         *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(cause);
         *self.last_reopen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         self.drop_handle();
+        // Only now: a read let through before the handle went would read
+        // the store without the answered writes just aborted.
+        self.unpublished.store(false, Ordering::Release);
     }
 
     /// Drop the handle, waiting briefly for readers to let go of it.
@@ -594,7 +602,9 @@ impl Shared {
             ))
         } else {
             let started = Instant::now();
-            let r = run_batch(self, held, std::mem::take(&mut jobs));
+            // Jobs it does not run stay in `jobs`, dropped (their callers
+            // told) only once the store is marked broken below.
+            let r = run_batch(self, held, &mut jobs);
             self.observe(started.elapsed(), n as usize);
             r
         };
@@ -643,14 +653,18 @@ impl Shared {
 fn run_batch(
     shared: &Shared,
     held: &mut Option<WriteTransaction>,
-    jobs: Vec<Job>,
+    jobs: &mut Vec<Job>,
 ) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
     let handle = shared.handle()?;
     let Handle::Rw(db, journal) = handle.as_ref() else {
         return Err(StoreError::ReadOnly);
     };
-    if held.is_some() && shared.publish_waiters.load(Ordering::SeqCst) > 0 {
-        // A read waits for what it carries: published first, not carried on.
+    if held.is_some()
+        && (shared.publish_waiters.load(Ordering::SeqCst) > 0 || jobs.iter().any(|j| !j.issuance))
+    {
+        // Published first, not carried on: a read waits for it, or a job
+        // that is not an issuance may fail, and its abort must not take
+        // answered writes with it (which would cost a reopen).
         shared.commit_carried(held)?;
     }
     let carried = held.take();
@@ -665,7 +679,7 @@ fn run_batch(
         txn: &txn,
         issuing: None,
     };
-    for job in jobs {
+    for job in jobs.drain(..) {
         // Jobs catch their own panics; this keeps the writer alive whatever a
         // job does (its caller then sees the store closed).
         match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&mut batch))) {

@@ -5,9 +5,10 @@
 //! (copy-on-write), so a page record for one certificate was ~23 KiB,
 //! though the certificate, its record and its audit entry are ~1.5 KiB. A
 //! commit whose writes the store can describe and redo (see
-//! `super::super::redo`) is instead committed by redb without a sync
-//! (`Durability::None`: its pages stay in memory) and made durable by one
-//! redo record holding that description, appended and synced here. A later
+//! `super::super::redo`) is instead made durable by one redo record holding
+//! that description, appended and synced here, while redb keeps its pages
+//! in memory (not committed at all until a read or another write needs it,
+//! then without a sync: see the writer's doc on publishing). A later
 //! durable commit holds those writes too (redb's durable commit includes
 //! every earlier commit). Which records it covers only the store can tell
 //! (a page record is not a durable commit: redb also syncs mid-transaction,
