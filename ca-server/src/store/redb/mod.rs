@@ -5,6 +5,7 @@
 
 mod acme;
 pub mod backup;
+mod batch;
 mod cas;
 mod certs;
 // Opened to the fuzz targets (feature `fuzzing`): the decoders meet
@@ -30,6 +31,7 @@ mod open;
 mod policies;
 #[cfg(feature = "forensics")]
 pub mod power_loss;
+mod publish;
 mod reads;
 mod redo;
 mod submit;

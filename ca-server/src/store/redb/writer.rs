@@ -17,25 +17,8 @@
 //! checkpoint when one falls due (a few milliseconds, during which reads
 //! wait on the journal whichever thread runs it).
 //!
-//! Publishing: a batch of issuances alone (each described by a redo
-//! record, see [`super::redo`]) is durable once its record is synced, and
-//! is answered then; its transaction is not committed but kept
-//! ([`Shared::commit_lock`] holds it) for the next batch to go on with. A
-//! commit of redb's, even one it does not sync, updates every table root,
-//! checksums every changed page and copies each page again at the next
-//! change; carried on, one transaction takes the writes of many batches
-//! and writes the pages at their ends once. Readers do not see
-//! uncommitted writes, so every read first *publishes* ([`Shared::publish`]):
-//! commits, unsynced, the kept transaction when it holds answered writes.
-//! A read that starts after a write's answer thus sees it, as before. Any
-//! other write, a durable commit that falls due, `write_now` and the close
-//! commit the kept transaction with theirs (or first): a batch that holds
-//! any write but issuances publishes it before it runs. What a crash takes
-//! from redb's memory, the journal's redo records give back at the next
-//! open. When a batch of issuances fails inside a kept transaction, aborting
-//! it also takes back earlier answered writes: the store then reopens,
-//! which redoes them from the journal. Observers and jobs must not read the
-//! store (a read may wait for a publish that only their commit could make).
+//! A batch of issuances alone is answered before redb commits it, which
+//! readers then wait for: see [`super::publish`].
 //!
 //! Recovery: after an I/O error (a full disk, a failing device) redb refuses
 //! every later write until the database is reopened. Whichever thread's
@@ -44,7 +27,6 @@
 //! when the failed commit was not its own), so writes succeed again as soon
 //! as space returns, without a restart.
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -53,9 +35,9 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
 use tokio::sync::mpsc;
 
-use super::issue_tables::IssueTables;
+use super::batch::run_batch;
+pub use super::batch::{Completion, Job, JobFn, JobOutput, JobRedo};
 use super::journal::JournalBackend;
-use super::tables::META;
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -73,72 +55,6 @@ const ALONE_BELOW: u32 = 320;
 /// full-disk test's lone-write case relies on).
 const ONE_WRITE: u32 = 256;
 const _: () = assert!(ONE_WRITE < ALONE_BELOW);
-
-/// What one job did inside the shared transaction.
-pub struct JobOutput {
-    /// The transaction is spoilt: abort the batch.
-    pub fatal: bool,
-    pub done: Completion,
-    /// What the job changed, told to hooks once committed.
-    pub events: Vec<Committed>,
-    /// How its writes are made durable.
-    pub redo: JobRedo,
-}
-
-/// How a job's writes are made durable.
-pub enum JobRedo {
-    /// It wrote nothing (refused before its first write).
-    Nothing,
-    /// By a redo record holding this ([`super::redo`]).
-    Record(Vec<u8>),
-    /// Only by a durable commit.
-    Durable,
-}
-
-/// Redo bytes since the last durable commit past which the next commit is
-/// durable (and so holds their writes), so that what a crash leaves to redo
-/// stays small, and so do redb's unsynced pages in memory.
-const DURABLE_AFTER: u64 = 1 << 20;
-
-pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-pub type JobFn = Box<dyn FnOnce(&mut Batch<'_>) -> JobOutput + Send>;
-
-/// The transaction a batch's jobs run in, and the issuance tables its redo
-/// jobs share, opened once for them all (see [`IssueTables`]). They are
-/// closed before any other job runs: redb opens a table once at a time.
-pub struct Batch<'t> {
-    txn: &'t WriteTransaction,
-    issuing: Option<IssueTables<'t>>,
-}
-
-impl<'t> Batch<'t> {
-    /// The transaction, for a job that opens its own tables.
-    pub fn txn(&mut self) -> &'t WriteTransaction {
-        self.issuing = None;
-        self.txn
-    }
-
-    /// The issuance tables, shared with the batch's other issuances.
-    pub fn issue_tables(&mut self) -> &mut IssueTables<'t> {
-        let txn = self.txn;
-        self.issuing.get_or_insert_with(|| IssueTables::new(txn))
-    }
-}
-
-/// One queued write.
-pub struct Job {
-    /// Where its main row goes (a certificate's key). A batch runs its keyed
-    /// jobs in key order, after the others: its writes then land at the
-    /// end of each index in ascending order, which keeps redb's pages full
-    /// (an insert just before the end of a full page splits it in half). The
-    /// jobs of one batch are concurrent and none is answered before the
-    /// commit, so any order among them is one they could have arrived in.
-    pub order: Option<String>,
-    /// An issuance described by a redo record (`RedbStore::write_redo`):
-    /// a batch of these alone carries its transaction on.
-    pub issuance: bool,
-    pub run: JobFn,
-}
 
 /// The open database, read-write (with its journal) or read-only (offline tools).
 pub enum Handle {
@@ -171,18 +87,18 @@ pub struct Shared {
     /// and while publishing. Holds the transaction carried on from the last
     /// batch, if any (see the module's doc). Declared before `slot`, so that
     /// a store dropped unclosed drops its transaction before its database.
-    commit_lock: Mutex<Option<WriteTransaction>>,
+    pub(super) commit_lock: Mutex<Option<WriteTransaction>>,
     /// The transaction in `commit_lock` holds answered writes; set and
     /// cleared under `commit_lock`.
-    unpublished: AtomicBool,
+    pub(super) unpublished: AtomicBool,
     /// The number of the last redo record whose writes readers see.
-    published_seq: AtomicU64,
+    pub(super) published_seq: AtomicU64,
     /// Readers waiting for the holder of `commit_lock` to publish: the
     /// writer does so before its next batch, so a read waits for at most
     /// the batch under way, however busy the writer stays.
-    publish_waiters: AtomicUsize,
+    pub(super) publish_waiters: AtomicUsize,
     /// Told whenever `published_seq` moves while readers wait.
-    published: (Mutex<()>, Condvar),
+    pub(super) published: (Mutex<()>, Condvar),
     pub path: PathBuf,
     /// None while closed or while reopening after an I/O error.
     slot: RwLock<Option<Arc<Handle>>>,
@@ -195,8 +111,8 @@ pub struct Shared {
     /// Writes per commit, averaged over the last eight or so commits, in
     /// 1/256ths; written under `commit_lock`.
     batch_avg: AtomicU32,
-    /// The next commit is to be durable ([`DURABLE_AFTER`]); written under `commit_lock`.
-    durable_next: AtomicBool,
+    /// The next commit is to be durable (`batch::DURABLE_AFTER`); written under `commit_lock`.
+    pub(super) durable_next: AtomicBool,
     /// The number of the last redo record appended (see [`super::redo`]);
     /// written under `commit_lock`.
     pub(super) redo_seq: AtomicU64,
@@ -305,7 +221,7 @@ impl Shared {
     }
 
     /// The commit lock, and with it the transaction carried on, if any.
-    fn lock_commits(&self) -> std::sync::MutexGuard<'_, Option<WriteTransaction>> {
+    pub(super) fn lock_commits(&self) -> std::sync::MutexGuard<'_, Option<WriteTransaction>> {
         // A hook that panicked poisoned it; what it guards is whole between
         // commits (a hook runs after its commit).
         self.commit_lock.lock().unwrap_or_else(|p| p.into_inner())
@@ -340,90 +256,9 @@ impl Shared {
         }
     }
 
-    /// Make every answered write visible to readers: commit, without a
-    /// sync, the carried transaction if it holds any (their redo records are
-    /// durable). Every read calls this first (see the module's doc). Not
-    /// from a commit hook (a hook runs while a commit holds the lock this
-    /// may take; none needs to: a batch whose writes tell hooks anything
-    /// commits whole, carrying nothing). An error means publishing broke the
-    /// store; its caller must wake the writer (see `try_commit_alone`).
-    pub fn publish(&self) -> Result<(), StoreError> {
-        if !self.unpublished.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        // Every write answered so far is in a redo record numbered up to this.
-        let owed = self.redo_seq.load(Ordering::Acquire);
-        loop {
-            if self.published_seq.load(Ordering::SeqCst) >= owed
-                || !self.unpublished.load(Ordering::Acquire)
-            {
-                return Ok(());
-            }
-            match self.commit_lock.try_lock() {
-                Ok(mut held) => return self.publish_held(&mut held),
-                Err(std::sync::TryLockError::Poisoned(p)) => {
-                    return self.publish_held(&mut p.into_inner())
-                }
-                Err(std::sync::TryLockError::WouldBlock) => self.wait_for_publishing(owed),
-            }
-        }
-    }
-
-    /// Wait (briefly: then the lock is tried again) for the holder of
-    /// `commit_lock` to publish redo record `owed`.
-    fn wait_for_publishing(&self, owed: u64) {
-        self.publish_waiters.fetch_add(1, Ordering::SeqCst);
-        let (lock, told) = &self.published;
-        let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = told.wait_timeout_while(guard, Duration::from_millis(2), |_| {
-            self.published_seq.load(Ordering::SeqCst) < owed
-                && self.unpublished.load(Ordering::Acquire)
-        });
-        self.publish_waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// [`publish`](Self::publish) for the holder of `commit_lock`.
-    pub(super) fn publish_held(
-        &self,
-        held: &mut Option<WriteTransaction>,
-    ) -> Result<(), StoreError> {
-        self.commit_carried(held)
-            .inspect_err(|e| self.break_store(held, e))
-    }
-
-    /// Commit the carried transaction, if any, without a sync. An error
-    /// (`Unavailable`) calls for [`break_store`](Self::break_store).
-    fn commit_carried(&self, held: &mut Option<WriteTransaction>) -> Result<(), StoreError> {
-        let Some(mut txn) = held.take() else {
-            return Ok(());
-        };
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(e.to_string()))
-            .and_then(|()| txn.commit().map_err(StoreError::from))
-            .map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "publishing issued certificates: {e}; the store reopens and redoes them from its journal"
-                ))
-            })?;
-        self.all_published();
-        Ok(())
-    }
-
-    /// Readers see every answered write now; called under `commit_lock`.
-    fn all_published(&self) {
-        self.unpublished.store(false, Ordering::Release);
-        self.published_seq
-            .store(self.redo_seq.load(Ordering::Relaxed), Ordering::SeqCst);
-        if self.publish_waiters.load(Ordering::SeqCst) > 0 {
-            let (lock, told) = &self.published;
-            let _guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            told.notify_all();
-        }
-    }
-
     /// Stop writing after a failed commit: answer `Unavailable` until the
     /// writer thread reopens the store (which redoes what the journal holds).
-    fn break_store(&self, held: &mut Option<WriteTransaction>, e: &StoreError) {
+    pub(super) fn break_store(&self, held: &mut Option<WriteTransaction>, e: &StoreError) {
         tracing::error!(error = %e, "store: write failed; writes answer Unavailable until the store reopens");
         // Aborted before its database goes.
         *held = None;
@@ -646,166 +481,4 @@ impl Shared {
         drop(jobs);
         broke
     }
-}
-
-/// Run every job of a batch in one transaction and commit it.
-#[allow(clippy::type_complexity)]
-fn run_batch(
-    shared: &Shared,
-    held: &mut Option<WriteTransaction>,
-    jobs: &mut Vec<Job>,
-) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
-    let handle = shared.handle()?;
-    let Handle::Rw(db, journal) = handle.as_ref() else {
-        return Err(StoreError::ReadOnly);
-    };
-    if held.is_some()
-        && (shared.publish_waiters.load(Ordering::SeqCst) > 0 || jobs.iter().any(|j| !j.issuance))
-    {
-        // Published first, not carried on: a read waits for it, or a job
-        // that is not an issuance may fail, and its abort must not take
-        // answered writes with it (which would cost a reopen).
-        shared.commit_carried(held)?;
-    }
-    let carried = held.take();
-    let carries = carried.is_some();
-    let txn = match carried {
-        Some(txn) => txn,
-        None => db.begin_write()?,
-    };
-    let mut outputs = Vec::with_capacity(jobs.len());
-    let mut fatal: Option<StoreError> = None;
-    let mut batch = Batch {
-        txn: &txn,
-        issuing: None,
-    };
-    for job in jobs.drain(..) {
-        // Jobs catch their own panics; this keeps the writer alive whatever a
-        // job does (its caller then sees the store closed).
-        match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&mut batch))) {
-            Ok(o) => {
-                if o.fatal && fatal.is_none() {
-                    fatal = Some(StoreError::Db(
-                        "a write in this batch failed; nothing was committed".into(),
-                    ));
-                }
-                outputs.push(o);
-            }
-            Err(_) => {
-                tracing::error!("store: a write job panicked");
-                fatal = Some(StoreError::Panicked);
-            }
-        }
-    }
-    // Its tables closed before the commit.
-    drop(batch);
-    let result = match fatal {
-        Some(e) if carries => {
-            // Earlier batches' answered writes go with it: reopening the
-            // store (which this error does) redoes them from the journal.
-            let _ = txn.abort();
-            Err(StoreError::Unavailable(format!(
-                "{e}; the store reopens to redo the writes answered before it"
-            )))
-        }
-        Some(e) => {
-            let _ = txn.abort();
-            Err(e)
-        }
-        None => commit(shared, journal, txn, &outputs, held).map_err(|e| match e {
-            // Failed with earlier batches' writes: reopen (see above).
-            StoreError::Unavailable(_) => e,
-            e if carries => StoreError::Unavailable(format!(
-                "{e}; the store reopens to redo the writes answered before it"
-            )),
-            e => e,
-        }),
-    };
-    drop(handle);
-    Ok((outputs, result))
-}
-
-/// Commit a batch: durably, or, when every write in it is described by a
-/// redo record, by that record alone, its transaction kept in `held` for
-/// the next batch or a reader to commit (see the module's doc and
-/// [`super::redo`]). The record goes first: the writes become visible to
-/// readers only once they are durable.
-fn commit(
-    shared: &Shared,
-    journal: &JournalBackend,
-    mut txn: WriteTransaction,
-    outputs: &[JobOutput],
-    held: &mut Option<WriteTransaction>,
-) -> Result<(), StoreError> {
-    let mut records = Vec::new();
-    let mut durable = shared.durable_next.load(Ordering::Relaxed);
-    for o in outputs {
-        match &o.redo {
-            JobRedo::Nothing => {}
-            JobRedo::Record(r) => records.push(r.as_slice()),
-            JobRedo::Durable => durable = true,
-        }
-    }
-    #[cfg(feature = "forensics")]
-    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
-        // The positive control of the power-loss test: commits not synced.
-        txn.set_durability(redb::Durability::None)
-            .map_err(|e| StoreError::Db(e.to_string()))?;
-        txn.commit().map_err(StoreError::from)?;
-        shared.all_published();
-        return Ok(());
-    }
-    if durable || records.is_empty() {
-        // (A batch that wrote nothing commits nothing to sync; one carried
-        // on is published.)
-        txn.set_durability(if durable {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
-        })
-        .map_err(|e| StoreError::Db(e.to_string()))?;
-        txn.commit().map_err(StoreError::from)?;
-        shared.all_published();
-        if durable {
-            shared.durable_next.store(false, Ordering::Relaxed);
-            if let Err(e) = journal.redo_durable() {
-                // The journal is poisoned: the next write reopens the store.
-                tracing::error!(error = %e, "store journal: after a durable commit");
-            }
-        }
-        return Ok(());
-    }
-    let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
-    let numbered = txn
-        .open_table(META)
-        .map_err(StoreError::from)
-        .and_then(|mut meta| {
-            meta.insert(super::redo::REDO_SEQ, seq)?;
-            Ok(())
-        })
-        .and_then(|()| super::redo::record(seq, records));
-    let payload = match numbered {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = txn.abort();
-            return Err(e);
-        }
-    };
-    let since_durable = match journal.append_redo(&payload) {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = txn.abort();
-            return Err(StoreError::Unavailable(format!(
-                "writing the store's journal: {e}"
-            )));
-        }
-    };
-    // Durable: answered once this returns, published by the next commit or read.
-    *held = Some(txn);
-    shared.unpublished.store(true, Ordering::Release);
-    shared.redo_seq.store(seq, Ordering::Release);
-    if since_durable >= DURABLE_AFTER {
-        shared.durable_next.store(true, Ordering::Relaxed);
-    }
-    Ok(())
 }

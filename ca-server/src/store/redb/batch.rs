@@ -1,0 +1,242 @@
+//! A group commit's batch: its jobs, the transaction they share, and how
+//! it is committed (durably, or by a redo record with the transaction
+//! carried on: see [`super::publish`]).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+
+use redb::WriteTransaction;
+
+use super::issue_tables::IssueTables;
+use super::journal::JournalBackend;
+use super::tables::META;
+use super::writer::{Handle, Shared};
+use crate::store::{Committed, StoreError};
+
+/// What one job did inside the shared transaction.
+pub struct JobOutput {
+    /// The transaction is spoilt: abort the batch.
+    pub fatal: bool,
+    pub done: Completion,
+    /// What the job changed, told to hooks once committed.
+    pub events: Vec<Committed>,
+    /// How its writes are made durable.
+    pub redo: JobRedo,
+}
+
+/// How a job's writes are made durable.
+pub enum JobRedo {
+    /// It wrote nothing (refused before its first write).
+    Nothing,
+    /// By a redo record holding this ([`super::redo`]).
+    Record(Vec<u8>),
+    /// Only by a durable commit.
+    Durable,
+}
+
+/// Redo bytes since the last durable commit past which the next commit is
+/// durable (and so holds their writes), so that what a crash leaves to redo
+/// stays small, and so do redb's unsynced pages in memory.
+const DURABLE_AFTER: u64 = 1 << 20;
+
+pub type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub type JobFn = Box<dyn FnOnce(&mut Batch<'_>) -> JobOutput + Send>;
+
+/// The transaction a batch's jobs run in, and the issuance tables its redo
+/// jobs share, opened once for them all (see [`IssueTables`]). They are
+/// closed before any other job runs: redb opens a table once at a time.
+pub struct Batch<'t> {
+    txn: &'t WriteTransaction,
+    issuing: Option<IssueTables<'t>>,
+}
+
+impl<'t> Batch<'t> {
+    /// The transaction, for a job that opens its own tables.
+    pub fn txn(&mut self) -> &'t WriteTransaction {
+        self.issuing = None;
+        self.txn
+    }
+
+    /// The issuance tables, shared with the batch's other issuances.
+    pub fn issue_tables(&mut self) -> &mut IssueTables<'t> {
+        let txn = self.txn;
+        self.issuing.get_or_insert_with(|| IssueTables::new(txn))
+    }
+}
+
+/// One queued write.
+pub struct Job {
+    /// Where its main row goes (a certificate's key). A batch runs its keyed
+    /// jobs in key order, after the others: its writes then land at the
+    /// end of each index in ascending order, which keeps redb's pages full
+    /// (an insert just before the end of a full page splits it in half). The
+    /// jobs of one batch are concurrent and none is answered before the
+    /// commit, so any order among them is one they could have arrived in.
+    pub order: Option<String>,
+    /// An issuance described by a redo record (`RedbStore::write_redo`):
+    /// a batch of these alone carries its transaction on.
+    pub issuance: bool,
+    pub run: JobFn,
+}
+
+/// Run every job of a batch in one transaction and commit it.
+#[allow(clippy::type_complexity)]
+pub(super) fn run_batch(
+    shared: &Shared,
+    held: &mut Option<WriteTransaction>,
+    jobs: &mut Vec<Job>,
+) -> Result<(Vec<JobOutput>, Result<(), StoreError>), StoreError> {
+    let handle = shared.handle()?;
+    let Handle::Rw(db, journal) = handle.as_ref() else {
+        return Err(StoreError::ReadOnly);
+    };
+    if held.is_some()
+        && (shared.publish_waiters.load(Ordering::SeqCst) > 0 || jobs.iter().any(|j| !j.issuance))
+    {
+        // Published first, not carried on: a read waits for it, or a job
+        // that is not an issuance may fail, and its abort must not take
+        // answered writes with it (which would cost a reopen).
+        shared.commit_carried(held)?;
+    }
+    let carried = held.take();
+    let carries = carried.is_some();
+    let txn = match carried {
+        Some(txn) => txn,
+        None => db.begin_write()?,
+    };
+    let mut outputs = Vec::with_capacity(jobs.len());
+    let mut fatal: Option<StoreError> = None;
+    let mut batch = Batch {
+        txn: &txn,
+        issuing: None,
+    };
+    for job in jobs.drain(..) {
+        // Jobs catch their own panics; this keeps the writer alive whatever a
+        // job does (its caller then sees the store closed).
+        match std::panic::catch_unwind(AssertUnwindSafe(|| (job.run)(&mut batch))) {
+            Ok(o) => {
+                if o.fatal && fatal.is_none() {
+                    fatal = Some(StoreError::Db(
+                        "a write in this batch failed; nothing was committed".into(),
+                    ));
+                }
+                outputs.push(o);
+            }
+            Err(_) => {
+                tracing::error!("store: a write job panicked");
+                fatal = Some(StoreError::Panicked);
+            }
+        }
+    }
+    // Its tables closed before the commit.
+    drop(batch);
+    let result = match fatal {
+        Some(e) if carries => {
+            // Earlier batches' answered writes go with it: reopening the
+            // store (which this error does) redoes them from the journal.
+            let _ = txn.abort();
+            Err(StoreError::Unavailable(format!(
+                "{e}; the store reopens to redo the writes answered before it"
+            )))
+        }
+        Some(e) => {
+            let _ = txn.abort();
+            Err(e)
+        }
+        None => commit(shared, journal, txn, &outputs, held).map_err(|e| match e {
+            // Failed with earlier batches' writes: reopen (see above).
+            StoreError::Unavailable(_) => e,
+            e if carries => StoreError::Unavailable(format!(
+                "{e}; the store reopens to redo the writes answered before it"
+            )),
+            e => e,
+        }),
+    };
+    drop(handle);
+    Ok((outputs, result))
+}
+
+/// Commit a batch: durably, or, when every write in it is described by a
+/// redo record, by that record alone, its transaction kept in `held` for
+/// the next batch or a reader to commit (see the module's doc and
+/// [`super::redo`]). The record goes first: the writes become visible to
+/// readers only once they are durable.
+fn commit(
+    shared: &Shared,
+    journal: &JournalBackend,
+    mut txn: WriteTransaction,
+    outputs: &[JobOutput],
+    held: &mut Option<WriteTransaction>,
+) -> Result<(), StoreError> {
+    let mut records = Vec::new();
+    let mut durable = shared.durable_next.load(Ordering::Relaxed);
+    for o in outputs {
+        match &o.redo {
+            JobRedo::Nothing => {}
+            JobRedo::Record(r) => records.push(r.as_slice()),
+            JobRedo::Durable => durable = true,
+        }
+    }
+    #[cfg(feature = "forensics")]
+    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
+        // The positive control of the power-loss test: commits not synced.
+        txn.set_durability(redb::Durability::None)
+            .map_err(|e| StoreError::Db(e.to_string()))?;
+        txn.commit().map_err(StoreError::from)?;
+        shared.all_published();
+        return Ok(());
+    }
+    if durable || records.is_empty() {
+        // (A batch that wrote nothing commits nothing to sync; one carried
+        // on is published.)
+        txn.set_durability(if durable {
+            redb::Durability::Immediate
+        } else {
+            redb::Durability::None
+        })
+        .map_err(|e| StoreError::Db(e.to_string()))?;
+        txn.commit().map_err(StoreError::from)?;
+        shared.all_published();
+        if durable {
+            shared.durable_next.store(false, Ordering::Relaxed);
+            if let Err(e) = journal.redo_durable() {
+                // The journal is poisoned: the next write reopens the store.
+                tracing::error!(error = %e, "store journal: after a durable commit");
+            }
+        }
+        return Ok(());
+    }
+    let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
+    let numbered = txn
+        .open_table(META)
+        .map_err(StoreError::from)
+        .and_then(|mut meta| {
+            meta.insert(super::redo::REDO_SEQ, seq)?;
+            Ok(())
+        })
+        .and_then(|()| super::redo::record(seq, records));
+    let payload = match numbered {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = txn.abort();
+            return Err(e);
+        }
+    };
+    let since_durable = match journal.append_redo(&payload) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = txn.abort();
+            return Err(StoreError::Unavailable(format!(
+                "writing the store's journal: {e}"
+            )));
+        }
+    };
+    // Durable: answered once this returns, published by the next commit or read.
+    *held = Some(txn);
+    shared.unpublished.store(true, Ordering::Release);
+    shared.redo_seq.store(seq, Ordering::Release);
+    if since_durable >= DURABLE_AFTER {
+        shared.durable_next.store(true, Ordering::Relaxed);
+    }
+    Ok(())
+}
