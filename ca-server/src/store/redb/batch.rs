@@ -158,7 +158,7 @@ pub(super) fn run_batch(
 
 /// Commit a batch: durably, or, when every write in it is described by a
 /// redo record, by that record alone, its transaction kept in `held` for
-/// the next batch or a reader to commit (see the module's doc and
+/// the next batch or a reader to commit (see [`super::publish`] and
 /// [`super::redo`]). The record goes first: the writes become visible to
 /// readers only once they are durable.
 fn commit(

@@ -96,11 +96,11 @@ impl RedbStore {
     }
 
     pub(super) fn blocked_key(&self, key_sha256: &str) -> Result<Option<BlockedKey>, StoreError> {
-        // Asked before every issuance, which publishing each time would
-        // cost a commit; and an issuance blocks no key.
+        // Asked before every issuance: publishing each time would cost a
+        // commit, and an issuance blocks no key. Almost always no key is
+        // blocked: that is kept (until a revocation commits) instead of a
+        // read each time.
         let handle = self.handle_past_issuances()?;
-        // Asked before every issuance, and almost always no key is blocked:
-        // that is kept (until a revocation commits) instead of a read each time.
         if self
             .shared
             .cache

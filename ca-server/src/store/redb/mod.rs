@@ -85,7 +85,7 @@ pub struct RedbStore {
 
 impl RedbStore {
     /// The database handle for a read, once every answered write is
-    /// visible (see `writer`'s doc on publishing).
+    /// visible (see [`publish`]).
     fn handle(&self) -> Result<Arc<Handle>, StoreError> {
         if let Err(e) = self.shared.publish() {
             self.wake_writer();

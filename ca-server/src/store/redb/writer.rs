@@ -85,7 +85,7 @@ impl Handle {
 pub struct Shared {
     /// Held while a group commit runs, answers included (writer or caller),
     /// and while publishing. Holds the transaction carried on from the last
-    /// batch, if any (see the module's doc). Declared before `slot`, so that
+    /// batch, if any (see [`super::publish`]). Declared before `slot`, so that
     /// a store dropped unclosed drops its transaction before its database.
     pub(super) commit_lock: Mutex<Option<WriteTransaction>>,
     /// The transaction in `commit_lock` holds answered writes; set and
