@@ -1,7 +1,7 @@
 //! The audit trail: an entry as its writer drafts it, the filters of a
 //! page, and how verification of the chain ended.
 
-use crate::store::AuditEntry;
+use crate::store::{AuditEntry, StoreError};
 
 /// What the writer of an audit entry knows; the store fills in the sequence
 /// number and the hash chain inside the transaction that appends it.
@@ -15,6 +15,36 @@ pub struct AuditDraft {
     pub result: ca_core::audit_chain::AuditResult,
     /// Issuance: the certificate made (serial, SANs, notAfter, TBS hash).
     pub certificate: Option<ca_core::audit_chain::AuditedCertificate>,
+}
+
+impl AuditDraft {
+    /// The draft in an entry's shape, as entry `seq` after the one whose
+    /// hash is `prev_hash`, its own hash left empty.
+    pub fn entry(&self, seq: u64, prev_hash: String) -> AuditEntry {
+        AuditEntry {
+            seq,
+            time: crate::clock::fmt_unix(self.unix),
+            unix: self.unix,
+            identity: self.identity.clone(),
+            action: self.action.clone(),
+            target: self.target.clone(),
+            outcome: self.outcome.clone(),
+            result: self.result.clone(),
+            certificate: self.certificate.clone(),
+            prev_hash,
+            hash: String::new(),
+        }
+    }
+
+    /// Entry `seq` of the chain, after the one whose hash is `prev_hash`,
+    /// hashed.
+    pub fn chained(&self, seq: u64, prev_hash: String) -> Result<AuditEntry, StoreError> {
+        let mut e = self.entry(seq, prev_hash);
+        e.hash = e
+            .compute_hash()
+            .map_err(|x| StoreError::Corrupt(x.to_string()))?;
+        Ok(e)
+    }
 }
 
 /// Filters for listing the audit trail.

@@ -201,22 +201,7 @@ impl<'t> IssueTables<'t> {
             },
         };
         let seq = last_seq.saturating_add(1);
-        let mut e = AuditEntry {
-            seq,
-            time: crate::clock::fmt_unix(d.unix),
-            unix: d.unix,
-            identity: d.identity.clone(),
-            action: d.action.clone(),
-            target: d.target.clone(),
-            outcome: d.outcome.clone(),
-            result: d.result.clone(),
-            certificate: d.certificate.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        e.hash = e
-            .compute_hash()
-            .map_err(|x| StoreError::Corrupt(x.to_string()))?;
+        let e = d.chained(seq, prev_hash)?;
         let bytes = encode_audit(&e);
         open(self.txn, &mut self.audit, AUDIT)?.insert(seq, bytes.as_slice())?;
         let head = json(&(seq, &e.hash))?;

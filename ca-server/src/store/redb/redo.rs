@@ -60,7 +60,9 @@ impl Redo {
                 audit,
             } => {
                 let rec = encode_cert(rec, None)?;
-                let audit = encode_audit(&draft_as_entry(audit));
+                // In the audit codec's shape: sequence and hashes are the store's to
+                // fill in, so left empty.
+                let audit = encode_audit(&audit.entry(0, String::new()));
                 let mut out = Vec::with_capacity(
                     1 + 16 + rec.len() + der.len() + key_sha256.len() + audit.len(),
                 );
@@ -172,24 +174,6 @@ fn take<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], StoreError> {
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("journal redo record: {what}"))
-}
-
-/// A draft in the audit codec's shape (sequence and hashes are the store's
-/// to fill in, so left empty).
-fn draft_as_entry(d: &AuditDraft) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        time: crate::clock::fmt_unix(d.unix),
-        unix: d.unix,
-        identity: d.identity.clone(),
-        action: d.action.clone(),
-        target: d.target.clone(),
-        outcome: d.outcome.clone(),
-        result: d.result.clone(),
-        certificate: d.certificate.clone(),
-        prev_hash: String::new(),
-        hash: String::new(),
-    }
 }
 
 fn entry_as_draft(e: AuditEntry) -> AuditDraft {

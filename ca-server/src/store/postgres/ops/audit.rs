@@ -38,22 +38,7 @@ pub async fn append_audit(
     d: &AuditDraft,
 ) -> R<AuditEntry> {
     let seq = head.0.saturating_add(1);
-    let mut e = AuditEntry {
-        seq,
-        time: crate::clock::fmt_unix(d.unix),
-        unix: d.unix,
-        identity: d.identity.clone(),
-        action: d.action.clone(),
-        target: d.target.clone(),
-        outcome: d.outcome.clone(),
-        result: d.result.clone(),
-        certificate: d.certificate.clone(),
-        prev_hash: head.1.clone(),
-        hash: String::new(),
-    };
-    e.hash = e
-        .compute_hash()
-        .map_err(|x| StoreError::Corrupt(x.to_string()))?;
+    let e = d.chained(seq, head.1.clone())?;
     let text = String::from_utf8(json(&e)?).map_err(|x| StoreError::Corrupt(x.to_string()))?;
     let s = i64_of(seq)?;
     cached::execute(
