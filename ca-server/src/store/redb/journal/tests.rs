@@ -42,6 +42,9 @@ struct DiskState {
     fail_in: Option<u64>,
     /// Writes and syncs seen (to aim crashes).
     calls: u64,
+    /// The next sync makes everything durable, then reports failure (a
+    /// late EIO).
+    sync_reports_failure: bool,
 }
 
 impl DiskState {
@@ -140,6 +143,9 @@ impl StorageBackend for SimDisk {
             let view = d.view();
             d.durable = view;
             d.pending.clear();
+            if std::mem::take(&mut d.sync_reports_failure) {
+                return Err(io::Error::other("injected: the sync failed after all"));
+            }
             Ok(())
         })
     }
@@ -589,6 +595,31 @@ fn a_cut_inside_a_redo_append_hands_over_whole_records_only() {
             pending.len() == 1 || (pending.len() == 2 && pending[1] == payload),
             "seed {seed}: {} records",
             pending.len()
+        );
+    }
+}
+
+/// A redo append whose sync reports failure is answered as failed, though
+/// its record may be on the disk: the journal undoes it durably, so no open
+/// after a power cut redoes a write its caller was told had failed.
+#[test]
+fn a_redo_append_answered_as_failed_is_not_redone_after_a_cut() {
+    for seed in 1..64u64 {
+        let mut rng = Rng(seed);
+        let (main, journal) = (SimDisk::default(), SimDisk::default());
+        let b = open(&main, &journal, true).expect("open");
+        b.write(0, &[1u8; 100]).unwrap();
+        b.sync_data().unwrap();
+        b.append_redo(b"answered").unwrap();
+        journal.with(|d| d.sync_reports_failure = true);
+        assert!(b.append_redo(b"failed").is_err());
+        std::mem::forget(b);
+        journal.with(|d| d.cut(&mut rng));
+        let b = open(&main, &journal, true).expect("open after the cut");
+        assert_eq!(
+            b.take_pending_redo(),
+            vec![b"answered".to_vec()],
+            "seed {seed}"
         );
     }
 }
