@@ -576,3 +576,44 @@ async fn redb_a_failed_write_after_carried_issuances_fails_alone() {
         assert!(s.get_cert(CA1, serial).expect("read").is_some(), "{serial}");
     }
 }
+
+/// Any durable commit settles the one falling due: once the redo records
+/// since the last durable commit pass the mark, the next commit is to be
+/// durable, and a durable commit made meanwhile outside the writer (here a
+/// key-metadata change, by `write_now`) is that commit. The issuance after
+/// it goes by a redo record again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_any_durable_commit_settles_the_one_falling_due() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let concrete = Arc::new(redb::RedbStore::open(dir.path(), "a".into()).expect("open"));
+    let s: Arc<dyn Store> = concrete.clone();
+    let stats = || concrete.journal_stats().expect("stats");
+    let issue = |n: usize| {
+        let s = s.clone();
+        async move {
+            let serial = format!("{n:06x}");
+            let rec = issued(intent(CA1, &serial, "a"));
+            let audit = draft("IssueCertificate", &serial);
+            s.issue(rec, vec![0x30; 1000], key_of(&serial), audit).await
+        }
+    };
+    // Past the mark (1 MiB of redo records) in batches, every one by a redo
+    // record: no durable commit yet.
+    let mut n = 0;
+    while stats().redo_bytes < 1 << 20 {
+        let batch: Vec<_> = (n..n + 32).map(|n| tokio::spawn(issue(n))).collect();
+        for task in batch {
+            task.await.expect("task").expect("issue");
+        }
+        n += 32;
+    }
+    let before = stats().redo_records;
+    s.set_key_meta(&KeyMeta::default(), draft("CreateMasterKey", "master-key"))
+        .expect("a durable commit by write_now");
+    issue(n).await.expect("issue");
+    assert_eq!(
+        stats().redo_records,
+        before + 1,
+        "the issuance after a durable commit is made durable by its redo record alone"
+    );
+}

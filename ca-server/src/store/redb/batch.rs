@@ -198,11 +198,7 @@ fn commit(
         txn.commit().map_err(StoreError::from)?;
         shared.all_published();
         if durable {
-            shared.durable_next.store(false, Ordering::Relaxed);
-            if let Err(e) = journal.redo_durable() {
-                // The journal is poisoned: the next write reopens the store.
-                tracing::error!(error = %e, "store journal: after a durable commit");
-            }
+            shared.committed_durably(journal);
         }
         return Ok(());
     }

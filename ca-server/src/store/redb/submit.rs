@@ -224,9 +224,7 @@ impl RedbStore {
                 txn.commit()?;
                 if let writer::Handle::Rw(_, journal) = handle.as_ref() {
                     // Durable: so is every redo record before it.
-                    if let Err(e) = journal.redo_durable() {
-                        tracing::error!(error = %e, "store journal: after a durable commit");
-                    }
+                    self.shared.committed_durably(journal);
                 }
                 Ok(v)
             }

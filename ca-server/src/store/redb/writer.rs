@@ -245,14 +245,21 @@ impl Shared {
         }
         .and_then(|txn| txn.commit().map_err(StoreError::from));
         match committed {
-            Ok(()) => {
-                if let Err(e) = journal.redo_durable() {
-                    tracing::warn!(error = %e, "store journal: at the close");
-                }
-            }
+            Ok(()) => self.committed_durably(journal),
             Err(e) => {
                 tracing::warn!(error = %e, "store: the closing commit failed; the next open redoes what the journal holds")
             }
+        }
+    }
+
+    /// A durable commit has just been made (under the commit lock): it holds
+    /// every redo record's writes, so the journal may let go of them and no
+    /// durable commit is due any more.
+    pub(super) fn committed_durably(&self, journal: &JournalBackend) {
+        self.durable_next.store(false, Ordering::Relaxed);
+        if let Err(e) = journal.redo_durable() {
+            // The journal is poisoned: the next write reopens the store.
+            tracing::error!(error = %e, "store journal: after a durable commit");
         }
     }
 
