@@ -588,7 +588,7 @@ mod tests {
         let kept = include_str!("../openapi.json");
         assert!(
             kept == document_text(),
-            "ca-server/openapi.json is stale: run `cargo run -p ca-server -- openapi > ca-server/openapi.json`"
+            "ca-server/openapi.json is stale: run `cargo run -p ca-server --bin ca-server -- openapi > ca-server/openapi.json`"
         );
     }
 }

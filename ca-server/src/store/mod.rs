@@ -162,6 +162,9 @@ impl StoreError {
 /// The counters a backend keeps for health and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
+    /// Group commits made durable (redb: each by one synced redo record or
+    /// one durable commit; PostgreSQL: each one transaction), failed ones
+    /// not counted; `writes` the calls they carried.
     pub commits: u64,
     pub writes: u64,
     /// False while writes fail for lack of space or an I/O error.

@@ -226,6 +226,7 @@ impl RedbStore {
                     // Durable: so is every redo record before it.
                     self.shared.committed_durably(journal);
                 }
+                self.shared.count_commit(1);
                 Ok(v)
             }
             Err(e) => {

@@ -263,6 +263,13 @@ impl Shared {
         }
     }
 
+    /// A durable group commit of `writes` calls is made (counted as the
+    /// PostgreSQL store counts its transactions: the successful ones).
+    pub(super) fn count_commit(&self, writes: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+    }
+
     /// Stop writing after a failed commit: answer `Unavailable` until the
     /// writer thread reopens the store (which redoes what the journal holds).
     pub(super) fn break_store(&self, held: &mut Option<WriteTransaction>, e: &StoreError) {
@@ -463,8 +470,9 @@ impl Shared {
                 tracing::error!(error = %e, "store: group commit failed");
             }
         }
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        self.writes.fetch_add(n, Ordering::Relaxed);
+        if result.is_ok() {
+            self.count_commit(n);
+        }
         let avg = self.batch_avg.load(Ordering::Relaxed);
         let this = u32::try_from(n)
             .unwrap_or(u32::MAX / 2)
