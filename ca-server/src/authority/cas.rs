@@ -324,7 +324,7 @@ impl Authority {
                 };
                 let view = match self.sign_reserved(&prec.id, request, limits, meta).await? {
                     // No idempotency token here: no guard to hold.
-                    Signed::New(v, _) => v,
+                    Signed::New { view, .. } => view,
                     Signed::Stored(_) => {
                         return Err(ApiError::internal("new CA certificate", "replayed"))
                     }

@@ -36,7 +36,13 @@ pub(super) enum Signed {
     /// (if any) in flight: hold it until the certificate is stored, or a
     /// retry arriving meanwhile takes the reservation as abandoned and
     /// issues a second certificate.
-    New(CertView, Option<crate::store::InFlightGuard>),
+    New {
+        view: CertView,
+        /// The SHA-256 of the certified key (hashed once per request: the
+        /// store files blocked keys under it).
+        key_sha256: String,
+        in_flight: Option<crate::store::InFlightGuard>,
+    },
     /// The idempotency token named a certificate already stored.
     Stored(CertView),
 }
@@ -62,7 +68,8 @@ impl Authority {
         // refused too rather than handed the revoked certificate.
         // The same refusal (403 BlockedKey, naming the revoked certificate) as
         // the store gives when the key is blocked by the time it stores.
-        if let Some(blocked) = self.store.blocked_key(&spki_sha256(&request.spki_der))? {
+        let key_sha256 = spki_sha256(&request.spki_der);
+        if let Some(blocked) = self.store.blocked_key(&key_sha256)? {
             return Err(StoreError::KeyBlocked(blocked).into());
         }
         if self.weak_keys.lists_spki(&request.spki_der) {
@@ -149,14 +156,15 @@ impl Authority {
         let issued = prepared.sign(signer.as_ref()).map_err(map_issue)?;
         let mut rec = intent;
         rec.status = CertStatus::Issued;
-        Ok(Signed::New(
-            CertView {
+        Ok(Signed::New {
+            view: CertView {
                 record: rec,
                 der: issued.der,
                 issuer: issuer.clone(),
             },
+            key_sha256,
             in_flight,
-        ))
+        })
     }
 
     /// Issue and store: the certificate and the call's audit entry in one
@@ -169,14 +177,16 @@ impl Authority {
         meta: IssueMeta,
     ) -> Result<CertView, ApiError> {
         let caller = meta.requested_by.clone();
-        // The store refuses the certificate if its key is blocked by the time
-        // it commits (the check in sign_reserved came earlier).
-        let key_sha256 = spki_sha256(&request.spki_der);
         // `_in_flight` lives until this function returns: after the store.
-        let (view, _in_flight) = match self.sign_reserved(ca_id, request, limits, meta).await? {
-            Signed::Stored(v) => return Ok(v),
-            Signed::New(v, guard) => (v, guard),
-        };
+        let (view, key_sha256, _in_flight) =
+            match self.sign_reserved(ca_id, request, limits, meta).await? {
+                Signed::Stored(v) => return Ok(v),
+                Signed::New {
+                    view,
+                    key_sha256,
+                    in_flight,
+                } => (view, key_sha256, in_flight),
+            };
         // Tests widen the window between signing and storing to show that a
         // retry with the same token waits for this request (test builds only).
         #[cfg(feature = "forensics")]
@@ -195,6 +205,8 @@ impl Authority {
             not_after: crate::clock::fmt_unix(rec.not_after),
             tbs_sha256: rec.tbs_sha256.clone(),
         });
+        // The store refuses the certificate if its key is blocked by the time
+        // it commits (the check in sign_reserved came earlier).
         self.store
             .issue(rec.clone(), view.der.clone(), key_sha256, draft)
             .await?;
