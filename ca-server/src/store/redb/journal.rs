@@ -8,10 +8,12 @@
 //! checksummed record, then syncs the journal alone. Now and then (the journal
 //! past [`CAPACITY`], the overlay large, at close) a checkpoint writes the
 //! overlay to the store file, syncs it, and starts the journal over from its
-//! beginning. The file keeps its size while the store is open, so later runs
-//! overwrite blocks it already has: an `fdatasync` then writes the data alone,
-//! with no file size to update (about a third cheaper here). It is emptied at
-//! open and close, so a stopped store holds no more than its file.
+//! beginning. Records overwrite blocks the file already has: it keeps its
+//! size while the store is open, so later runs write over the first, and the
+//! first run grows it ahead of its records, zero-filled ([`GROW_AHEAD`]). An
+//! `fdatasync` then writes the data alone, with no file size to update
+//! (about a third cheaper here). It is emptied at open and close, so a
+//! stopped store holds no more than its file.
 //!
 //! Recovery replays the journal's records from its start, in order, onto the
 //! store file, stopping at the first record that is torn, fails its checksum
@@ -62,6 +64,14 @@ const MAX_OVERLAY_BLOCKS: usize = 16_384;
 const SPARE_BLOCKS: usize = 256;
 /// A record buffer grown past this (a bulk import's commit) is let go.
 const RECORD_KEEP: usize = 1 << 20;
+/// The journal file grows ahead of its records by zeros, in steps of this:
+/// a record's sync is then an overwrite's. Appending at the file's end made
+/// each `fdatasync` update its size too: 105 against 67 µs (p50) for a
+/// 3,000-byte record, measured with a loop of `pwrite` + `fdatasync` on this
+/// machine's ext4; a sync per batch of issuances waits that long. One
+/// step's zeros ride on the next record's sync (about 1 ms more, every
+/// 256 KiB of journal: every ~100 batches of issuances).
+const GROW_AHEAD: u64 = 256 << 10;
 
 /// The journal of the store file at `db`.
 pub fn journal_path(db: &Path) -> PathBuf {
@@ -112,6 +122,8 @@ struct State {
     seq: u64,
     /// Where the next record goes in the journal.
     pos: u64,
+    /// The journal file's length: records below it overwrite (see [`GROW_AHEAD`]).
+    journal_len: u64,
     /// An I/O error happened: the in-memory state can no longer be trusted to
     /// match the files, so everything fails until the store is reopened.
     poisoned: Option<Poison>,
@@ -308,7 +320,7 @@ impl StorageBackend for JournalBackend {
                         return Ok(());
                     }
                     b.checkpoint(st)?;
-                    b.prepare_journal()
+                    b.prepare_journal(st)
                 });
             }
         }

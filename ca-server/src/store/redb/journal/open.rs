@@ -120,13 +120,14 @@ impl JournalBackend {
                 // come to chain after the records appended from here on.
                 backend.journal.set_len(st.pos)?;
                 backend.journal.sync_data()?;
+                st.journal_len = st.pos;
             } else if writable {
                 if !records.is_empty() {
                     backend.checkpoint(&mut st)?;
                 }
                 // Every later record is of this new run; the old one's
                 // leftovers cannot chain after them.
-                backend.prepare_journal()?;
+                backend.prepare_journal(&mut st)?;
             }
             st.before.clear();
             st.period_min_len = st.len;
@@ -165,8 +166,9 @@ impl JournalBackend {
     }
 
     /// Empty the journal (its records are all in the store file), synced.
-    pub(super) fn prepare_journal(&self) -> io::Result<()> {
+    pub(super) fn prepare_journal(&self, st: &mut State) -> io::Result<()> {
         self.journal.set_len(0)?;
+        st.journal_len = 0;
         self.journal.sync_data()
     }
 }

@@ -49,8 +49,7 @@ impl JournalBackend {
         record.extend_from_slice(payload);
         seal_in_place(&mut record, st.generation, st.seq)?;
         let appended = self
-            .journal
-            .write(st.pos, &record)
+            .write_record(st, &record)
             .and_then(|()| self.journal.sync_data());
         let len = record.len() as u64;
         st.redo = if record.capacity() > super::RECORD_KEEP {

@@ -3,8 +3,8 @@
 use std::io;
 
 use super::{
-    changed_runs, new_generation, seal_in_place, JournalBackend, Poison, State, BLOCK, HEADER,
-    MAX_OVERLAY_BLOCKS, RECORD_KEEP, SPARE_BLOCKS,
+    changed_runs, new_generation, seal_in_place, JournalBackend, Poison, State, BLOCK, GROW_AHEAD,
+    HEADER, MAX_OVERLAY_BLOCKS, RECORD_KEEP, SPARE_BLOCKS,
 };
 
 impl JournalBackend {
@@ -57,21 +57,22 @@ impl JournalBackend {
     /// short is then completed by replay, never left half-applied.
     pub(super) fn sync(&self, st: &mut State) -> io::Result<()> {
         if self.record(st)? {
-            let record = &st.record;
+            let record = std::mem::take(&mut st.record);
             let appended = self
-                .journal
-                .write(st.pos, record)
+                .write_record(st, &record)
                 .and_then(|()| self.journal.sync_data());
+            st.record = record;
             if let Err(e) = appended {
                 // The commit is answered as failed: keep a reopen in this
                 // process (which reads the page cache) from replaying it.
                 let _ = self.journal.write(st.pos, &[0u8; HEADER]);
                 return Err(e);
             }
-            st.pos += record.len() as u64;
+            let len = st.record.len() as u64;
+            st.pos += len;
             st.seq += 1;
             st.stats.records += 1;
-            st.stats.record_bytes += record.len() as u64;
+            st.stats.record_bytes += len;
         }
         if st.record.capacity() > RECORD_KEEP {
             st.record = Vec::new();
@@ -101,6 +102,22 @@ impl JournalBackend {
             }
         }
         Ok(())
+    }
+
+    /// Write `record` at the journal's end (`st.pos`), over blocks the file
+    /// has: when it would reach past the file's end, the file is first grown
+    /// by zeros to the next [`GROW_AHEAD`] step (synced with the record).
+    /// Zeros past the last record read as the journal's end, as the file's
+    /// end did.
+    pub(super) fn write_record(&self, st: &mut State, record: &[u8]) -> io::Result<()> {
+        let end = st.pos + record.len() as u64;
+        if end > st.journal_len {
+            let grown = end.div_ceil(GROW_AHEAD) * GROW_AHEAD;
+            let zeros = vec![0u8; (grown - end) as usize];
+            self.journal.write(end, &zeros)?;
+            st.journal_len = grown;
+        }
+        self.journal.write(st.pos, record)
     }
 
     /// Write the overlay, all of it already in the journal, to the store file

@@ -624,6 +624,32 @@ fn a_redo_append_answered_as_failed_is_not_redone_after_a_cut() {
     }
 }
 
+/// Records overwrite blocks the journal file has: the file grows ahead of
+/// them by zeros, a step at a time, so that few records' syncs change its
+/// size; the zeros past the last record read as the journal's end.
+#[test]
+fn the_journal_file_grows_ahead_of_its_records() {
+    let (main, journal) = (SimDisk::default(), SimDisk::default());
+    let b = open(&main, &journal, true).expect("open");
+    b.write(0, &[1u8; 100]).unwrap();
+    b.sync_data().unwrap();
+    let journal_len = || journal.with(|d| d.view().len() as u64);
+    let (mut grew, mut want) = (0, Vec::new());
+    for i in 0..200u32 {
+        let before = journal_len();
+        let payload = vec![i as u8; 3000];
+        b.append_redo(&payload).unwrap();
+        want.push(payload);
+        grew += usize::from(journal_len() != before);
+    }
+    // About 600 KB of records: three steps.
+    assert!(grew <= 3, "the file grew at {grew} of 200 records");
+    assert_eq!(journal_len() % GROW_AHEAD, 0, "grown by whole steps");
+    std::mem::forget(b);
+    let b = open(&main, &journal, true).expect("open after a crash");
+    assert_eq!(b.take_pending_redo(), want);
+}
+
 /// Redo records through random power cuts (anywhere: in appends, syncs,
 /// checkpoints, opens and closes): after each, the records handed over end
 /// with every record appended since the store last said its redo was
