@@ -9,11 +9,12 @@
 //! past [`CAPACITY`], the overlay large, at close) a checkpoint writes the
 //! overlay to the store file, syncs it, and starts the journal over from its
 //! beginning. Records overwrite blocks the file already has: it keeps its
-//! size while the store is open, so later runs write over the first, and the
-//! first run grows it ahead of its records, zero-filled ([`GROW_AHEAD`]). An
-//! `fdatasync` then writes the data alone, with no file size to update
-//! (about a third cheaper here). It is emptied at open and close, so a
-//! stopped store holds no more than its file.
+//! size while the store is open, so later runs write over earlier ones, and
+//! a run that reaches past its end grows it ahead of its records,
+//! zero-filled ([`GROW_AHEAD`]). An `fdatasync` then writes the data alone,
+//! with no file size to update (about a third cheaper here). It is emptied at close and at an open that
+//! finds nothing to redo (one that does goes on with the run, cut after its
+//! last valid record), so a stopped store holds no more than its file.
 //!
 //! Recovery replays the journal's records from its start, in order, onto the
 //! store file, stopping at the first record that is torn, fails its checksum

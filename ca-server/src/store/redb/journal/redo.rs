@@ -58,16 +58,8 @@ impl JournalBackend {
             record
         };
         if let Err(e) = appended {
-            // Answered as failed, yet the record may be on the disk (a sync
-            // can fail after writing): undo it, durably, so that neither a
-            // reopen in this process (which reads the page cache) nor one
-            // after a power cut redoes it. If the undo fails too, the
-            // caller's failure stands and the store answers what it holds
-            // once reopened (the journal is poisoned either way).
-            let _ = self
-                .journal
-                .write(st.pos, &[0u8; HEADER])
-                .and_then(|()| self.journal.sync_data());
+            // Answered as failed.
+            self.take_back(st);
             return Err(e);
         }
         st.redo_outstanding = true;

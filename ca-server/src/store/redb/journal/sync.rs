@@ -63,9 +63,8 @@ impl JournalBackend {
                 .and_then(|()| self.journal.sync_data());
             st.record = record;
             if let Err(e) = appended {
-                // The commit is answered as failed: keep a reopen in this
-                // process (which reads the page cache) from replaying it.
-                let _ = self.journal.write(st.pos, &[0u8; HEADER]);
+                // The commit is answered as failed.
+                self.take_back(st);
                 return Err(e);
             }
             let len = st.record.len() as u64;
@@ -104,6 +103,20 @@ impl JournalBackend {
         Ok(())
     }
 
+    /// Take back the record just written at `st.pos`, answered as failed
+    /// though it may be on the disk (a sync can fail after writing): its
+    /// header zeroed, and synced, so that neither a reopen in this process
+    /// (which reads the page cache) nor an open after a power cut replays
+    /// or redoes it. If this fails too, the caller's failure stands and the
+    /// store, reopened, answers what it holds (the journal is poisoned
+    /// either way).
+    pub(super) fn take_back(&self, st: &State) {
+        let _ = self
+            .journal
+            .write(st.pos, &[0u8; HEADER])
+            .and_then(|()| self.journal.sync_data());
+    }
+
     /// Write `record` at the journal's end (`st.pos`), over blocks the file
     /// has: when it would reach past the file's end, the file is first grown
     /// by zeros to the next [`GROW_AHEAD`] step (synced with the record).
@@ -112,7 +125,7 @@ impl JournalBackend {
     pub(super) fn write_record(&self, st: &mut State, record: &[u8]) -> io::Result<()> {
         let end = st.pos + record.len() as u64;
         if end > st.journal_len {
-            let grown = end.div_ceil(GROW_AHEAD) * GROW_AHEAD;
+            let grown = (end / GROW_AHEAD + 1) * GROW_AHEAD;
             let zeros = vec![0u8; (grown - end) as usize];
             self.journal.write(end, &zeros)?;
             st.journal_len = grown;
