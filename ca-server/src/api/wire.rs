@@ -343,7 +343,7 @@ pub struct StoreStats {
     /// False while writes fail (a full disk): the store recovers by itself.
     #[serde(default = "yes")]
     pub writable: bool,
-    /// Group commits made durable (each by one sync), failed ones not counted.
+    /// Successful group commits (failed ones not counted).
     pub commits: u64,
     /// The writes those commits carried.
     pub writes: u64,

@@ -162,9 +162,10 @@ impl StoreError {
 /// The counters a backend keeps for health and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Group commits made durable (redb: each by one synced redo record or
-    /// one durable commit; PostgreSQL: each one transaction), failed ones
-    /// not counted; `writes` the calls they carried.
+    /// Successful group commits (redb: a batch, made durable by one synced
+    /// redo record or one durable commit, unless it wrote nothing;
+    /// PostgreSQL: a transaction), failed ones not counted; `writes` the
+    /// calls they carried (redb counts calls refused inside a batch too).
     pub commits: u64,
     pub writes: u64,
     /// False while writes fail for lack of space or an I/O error.

@@ -382,7 +382,7 @@ fn main() -> anyhow::Result<()> {
                 level_floors.len()
             ));
         }
-        if let Some((commits, writes)) = commit_counts {
+        if let Some((commits, writes)) = commit_counts.filter(|&(commits, _)| commits > 0) {
             ratios.push(format!(
                 "{:.1} store writes per durable commit",
                 writes as f64 / commits as f64

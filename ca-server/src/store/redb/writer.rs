@@ -263,7 +263,7 @@ impl Shared {
         }
     }
 
-    /// A durable group commit of `writes` calls is made (counted as the
+    /// A group commit of `writes` calls succeeded (counted as the
     /// PostgreSQL store counts its transactions: the successful ones).
     pub(super) fn count_commit(&self, writes: u64) {
         self.commits.fetch_add(1, Ordering::Relaxed);
