@@ -12,9 +12,10 @@
 //! size while the store is open, so later runs write over earlier ones, and
 //! a run that reaches past its end grows it ahead of its records,
 //! zero-filled ([`GROW_AHEAD`]). An `fdatasync` then writes the data alone,
-//! with no file size to update (about a third cheaper here). It is emptied at close and at an open that
-//! finds nothing to redo (one that does goes on with the run, cut after its
-//! last valid record), so a stopped store holds no more than its file.
+//! with no file size to update (about a third cheaper here). It is emptied
+//! at close and at an open that finds nothing to redo (one that does goes on
+//! with the run, cut after its last valid record), so a stopped store holds
+//! no more than its file.
 //!
 //! Recovery replays the journal's records from its start, in order, onto the
 //! store file, stopping at the first record that is torn, fails its checksum
@@ -69,9 +70,8 @@ const RECORD_KEEP: usize = 1 << 20;
 /// a record's sync is then an overwrite's. Appending at the file's end made
 /// each `fdatasync` update its size too: 105 against 67 µs (p50) for a
 /// 3,000-byte record, measured with a loop of `pwrite` + `fdatasync` on this
-/// machine's ext4; a sync per batch of issuances waits that long. One
-/// step's zeros ride on the next record's sync (about 1 ms more, every
-/// 256 KiB of journal: every ~100 batches of issuances).
+/// machine's ext4; a sync per batch of issuances waits that long. A step's
+/// zeros are written with the record that needs them and ride on its sync.
 const GROW_AHEAD: u64 = 256 << 10;
 
 /// The journal of the store file at `db`.
