@@ -176,6 +176,16 @@ fn open(main: &SimDisk, journal: &SimDisk, writable: bool) -> io::Result<Journal
     )
 }
 
+/// A store on simulated disks, opened, with one synced write (100 bytes of
+/// 1s at 0): where most tests here start.
+fn opened_with_a_synced_write() -> (SimDisk, SimDisk, JournalBackend) {
+    let (main, journal) = (SimDisk::default(), SimDisk::default());
+    let b = open(&main, &journal, true).expect("open");
+    b.write(0, &[1u8; 100]).unwrap();
+    b.sync_data().unwrap();
+    (main, journal, b)
+}
+
 fn content(b: &JournalBackend) -> Vec<u8> {
     try_content(b).expect("the store reads")
 }
@@ -375,10 +385,7 @@ fn every_crash_point_keeps_the_last_completed_sync() {
 /// A record torn or altered anywhere is not replayed, nor anything after it.
 #[test]
 fn a_damaged_record_ends_replay() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
+    let (main, journal, b) = opened_with_a_synced_write();
     b.write(50, &[2u8; 100]).unwrap();
     b.sync_data().unwrap();
     std::mem::forget(b);
@@ -509,10 +516,7 @@ fn a_record_is_laid_out_as_its_format_says() {
 /// one after a write that changed nothing appends none either.
 #[test]
 fn a_sync_with_nothing_changed_appends_nothing() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
+    let (_, _, b) = opened_with_a_synced_write();
     let after_first = b.stats().records;
     assert_eq!(after_first, 1);
     b.sync_data().unwrap();
@@ -531,10 +535,7 @@ fn a_sync_with_nothing_changed_appends_nothing() {
 /// mid-transaction).
 #[test]
 fn redo_records_outlive_every_sync_until_the_store_says_they_are_durable() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
+    let (main, journal, b) = opened_with_a_synced_write();
     b.append_redo(b"one").unwrap();
     // A sync past the journal's capacity: a checkpoint would be due.
     let big: Vec<u8> = (0..TEST_CAPACITY + BLOCK).map(|i| i as u8).collect();
@@ -582,10 +583,7 @@ fn redo_records_outlive_every_sync_until_the_store_says_they_are_durable() {
 fn a_cut_inside_a_redo_append_hands_over_whole_records_only() {
     for seed in 1..200u64 {
         let mut rng = Rng(seed);
-        let (main, journal) = (SimDisk::default(), SimDisk::default());
-        let b = open(&main, &journal, true).expect("open");
-        b.write(0, &[1u8; 100]).unwrap();
-        b.sync_data().unwrap();
+        let (main, journal, b) = opened_with_a_synced_write();
         b.append_redo(&[7u8; 700]).unwrap();
         let payload: Vec<u8> = (0..3000).map(|i| (i % 253) as u8).collect();
         journal.with(|d| d.fail_in = Some(1));
@@ -610,10 +608,7 @@ fn a_cut_inside_a_redo_append_hands_over_whole_records_only() {
 fn a_redo_append_answered_as_failed_is_not_redone_after_a_cut() {
     for seed in 1..64u64 {
         let mut rng = Rng(seed);
-        let (main, journal) = (SimDisk::default(), SimDisk::default());
-        let b = open(&main, &journal, true).expect("open");
-        b.write(0, &[1u8; 100]).unwrap();
-        b.sync_data().unwrap();
+        let (main, journal, b) = opened_with_a_synced_write();
         b.append_redo(b"answered").unwrap();
         journal.with(|d| d.sync_reports_failure = true);
         assert!(b.append_redo(b"failed").is_err());
@@ -635,10 +630,7 @@ fn a_redo_append_answered_as_failed_is_not_redone_after_a_cut() {
 fn a_commit_answered_as_failed_is_not_replayed_after_a_cut() {
     for seed in 1..64u64 {
         let mut rng = Rng(seed);
-        let (main, journal) = (SimDisk::default(), SimDisk::default());
-        let b = open(&main, &journal, true).expect("open");
-        b.write(0, &[1u8; 100]).unwrap();
-        b.sync_data().unwrap();
+        let (main, journal, b) = opened_with_a_synced_write();
         b.write(0, &[2u8; 100]).unwrap();
         journal.with(|d| d.sync_reports_failure = true);
         assert!(b.sync_data().is_err());
@@ -655,10 +647,7 @@ fn a_commit_answered_as_failed_is_not_replayed_after_a_cut() {
 /// size; the zeros past the last record read as the journal's end.
 #[test]
 fn the_journal_file_grows_ahead_of_its_records() {
-    let (main, journal) = (SimDisk::default(), SimDisk::default());
-    let b = open(&main, &journal, true).expect("open");
-    b.write(0, &[1u8; 100]).unwrap();
-    b.sync_data().unwrap();
+    let (main, journal, b) = opened_with_a_synced_write();
     let journal_len = || journal.with(|d| d.view().len() as u64);
     let (mut grew, mut want) = (0, Vec::new());
     for i in 0..200u32 {
