@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use cli::backup::{backup, migrate, restore};
 use cli::maintenance::{run_audit_verify, run_rotate_master_key};
+use cli::policy::{run_policy_list, run_policy_remove};
 use cli::start::{run_init, run_serve};
 
 #[derive(Parser)]
@@ -42,6 +43,12 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The stored access policy statements, without the API: for an
+    /// operator it no longer lets in (a deny statement that shuts out every
+    /// administrator, or one this version cannot read, which keeps the
+    /// server from starting).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Take a consistent backup of a running server (through its API, as an
     /// administrator): the store as of one commit, config.toml and the API's
     /// TLS files. CA keys stay sealed; the master key is not in it: keep it
@@ -107,6 +114,26 @@ enum AuditCommand {
         /// whole store could replace.
         #[arg(long)]
         digest_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Print every stored statement, one per line: its id, a tab, its JSON
+    /// as stored (redb: the server must be stopped).
+    List {
+        #[arg(long, env = "CA_SERVER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Remove one stored statement, recorded in the audit trail with the
+    /// user who ran this (redb: the server must be stopped; PostgreSQL: the
+    /// running nodes follow the change). No policy is asked: whoever can
+    /// open the store can change it.
+    Remove {
+        #[arg(long, env = "CA_SERVER_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The statement's id (as `policy list` prints it).
+        id: String,
     },
 }
 
@@ -335,5 +362,9 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             digest_key,
         }) => run_audit_verify(data_dir, digest_key),
+        Command::Policy(PolicyCommand::List { data_dir }) => run_policy_list(data_dir),
+        Command::Policy(PolicyCommand::Remove { data_dir, id }) => {
+            run_policy_remove(&rt, data_dir, &id)
+        }
     }
 }

@@ -221,7 +221,8 @@ impl Policies {
                 }
                 Err(e) => {
                     return Err(StoreError::Corrupt(format!(
-                    "policy statement {id} (not an allow statement, so it cannot be left out): {e}"
+                    "policy statement {id} (not an allow statement, so it cannot be left out): {e}; \
+                     with the server stopped, `ca-server policy remove {id}` removes it"
                 )))
                 }
             }

@@ -9,6 +9,7 @@ mod denies;
 mod escalation;
 mod listing;
 mod matrix;
+mod offline;
 
 use serde_json::{json, Value};
 

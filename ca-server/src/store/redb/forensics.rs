@@ -75,6 +75,16 @@ pub fn drop_policies(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Store statement `id` as the raw bytes given (one a newer version wrote,
+/// which this one cannot read).
+pub fn set_policy(dir: &Path, id: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.open_table(POLICIES)?.insert(id, bytes)?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Replace the sealed key record of a CA (a corrupt record).
 pub fn set_sealed_key(dir: &Path, ca_id: &str, bytes: &[u8]) -> Result<(), StoreError> {
     let db = open(dir)?;
