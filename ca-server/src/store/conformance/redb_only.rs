@@ -587,6 +587,37 @@ async fn redb_a_failed_write_after_carried_issuances_fails_alone() {
     }
 }
 
+/// Issuance number `n` (serial `n` in hex) from CA1, with its audit entry.
+async fn issue_numbered(s: Arc<dyn Store>, n: usize) -> Result<(), StoreError> {
+    let serial = format!("{n:06x}");
+    let rec = issued(intent(CA1, &serial, "a"));
+    let audit = draft("IssueCertificate", &serial);
+    s.issue(rec, vec![0x30; 1000], key_of(&serial), audit).await
+}
+
+/// Issue up to the mark (1 MiB of redo records) in batches, every one made
+/// durable by a redo record: no durable commit yet. Then one at a time, so
+/// that the one passing it is the last: the next commit is due to be
+/// durable. Returns the next issuance's number.
+async fn issue_to_the_durable_mark(s: &Arc<dyn Store>, concrete: &redb::RedbStore) -> usize {
+    let redo_bytes = || concrete.journal_stats().expect("stats").redo_bytes;
+    let mut n = 0;
+    while redo_bytes() < (1 << 20) - (64 << 10) {
+        let batch: Vec<_> = (n..n + 32)
+            .map(|n| tokio::spawn(issue_numbered(s.clone(), n)))
+            .collect();
+        for task in batch {
+            task.await.expect("task").expect("issue");
+        }
+        n += 32;
+    }
+    while redo_bytes() < 1 << 20 {
+        issue_numbered(s.clone(), n).await.expect("issue");
+        n += 1;
+    }
+    n
+}
+
 /// Any durable commit settles the one falling due: once the redo records
 /// since the last durable commit pass the mark, the next commit is to be
 /// durable, and a durable commit made meanwhile outside the writer (here a
@@ -598,30 +629,8 @@ async fn redb_any_durable_commit_settles_the_one_falling_due() {
     let concrete = Arc::new(redb::RedbStore::open(dir.path(), "a".into()).expect("open"));
     let s: Arc<dyn Store> = concrete.clone();
     let stats = || concrete.journal_stats().expect("stats");
-    let issue = |n: usize| {
-        let s = s.clone();
-        async move {
-            let serial = format!("{n:06x}");
-            let rec = issued(intent(CA1, &serial, "a"));
-            let audit = draft("IssueCertificate", &serial);
-            s.issue(rec, vec![0x30; 1000], key_of(&serial), audit).await
-        }
-    };
-    // Up to the mark (1 MiB of redo records) in batches, every one by a redo
-    // record: no durable commit yet. Then one at a time, so that the one
-    // that passes it is the last: the next commit is due to be durable.
-    let mut n = 0;
-    while stats().redo_bytes < (1 << 20) - (64 << 10) {
-        let batch: Vec<_> = (n..n + 32).map(|n| tokio::spawn(issue(n))).collect();
-        for task in batch {
-            task.await.expect("task").expect("issue");
-        }
-        n += 32;
-    }
-    while stats().redo_bytes < 1 << 20 {
-        issue(n).await.expect("issue");
-        n += 1;
-    }
+    let issue = |n: usize| issue_numbered(s.clone(), n);
+    let n = issue_to_the_durable_mark(&s, &concrete).await;
     let before = stats().redo_records;
     s.set_key_meta(&KeyMeta::default(), draft("CreateMasterKey", "master-key"))
         .expect("a durable commit by write_now");
@@ -630,5 +639,32 @@ async fn redb_any_durable_commit_settles_the_one_falling_due() {
         stats().redo_records,
         before + 1,
         "the issuance after a durable commit is made durable by its redo record alone"
+    );
+}
+
+/// The reopen after a failed write redoes the journal's records in a durable
+/// commit, so a durable commit that fell due before the failure is due no
+/// more: the next issuance is made durable by its redo record alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_a_reopen_settles_the_durable_commit_falling_due() {
+    use self::redb::journal::fault::{register, Fault};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = register(&dir.path().join(redb::DB_FILE));
+    let concrete = Arc::new(redb::RedbStore::open(dir.path(), "a".into()).expect("open"));
+    let s: Arc<dyn Store> = concrete.clone();
+    let stats = || concrete.journal_stats().expect("stats");
+    let issue = |n: usize| issue_numbered(s.clone(), n);
+    let mut n = issue_to_the_durable_mark(&s, &concrete).await;
+    fault.arm(Fault::SyncFails);
+    issue(n).await.expect_err("reported failed");
+    n += 1;
+    assert!(!fault.armed(), "the fault did not fire");
+    reopened(s.as_ref()).await;
+    let before = stats().redo_records;
+    issue(n).await.expect("issue after the reopen");
+    assert_eq!(
+        stats().redo_records,
+        before + 1,
+        "the issuance after the reopen is made durable by its redo record alone"
     );
 }
