@@ -558,6 +558,12 @@ pub fn is_postgres(dir: &std::path::Path) -> bool {
     matches!(configured_postgres(dir), Ok(Some(_)))
 }
 
+/// Open a stopped server's redb store to read, only if it was closed cleanly
+/// (a look before the open for writing, which recovers a crashed one).
+pub fn open_read_only_if_clean(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(redb::RedbStore::open_read_only_if_clean(dir)?))
+}
+
 /// Open a stopped server's store to read (offline tools, verification).
 pub fn open_read_only(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
     Ok(Arc::new(redb::RedbStore::open_read_only(dir)?))

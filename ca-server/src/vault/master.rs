@@ -107,7 +107,8 @@ pub(super) fn find_token_master(
 /// Before the store is opened for writing: if the data directory already has
 /// a master key check value, make sure the given master key matches it, so a
 /// wrong key changes nothing. Returns `false` when the check could not be made
-/// read-only (a database that needs crash recovery); [`unlock`] checks again.
+/// read-only (a store a crash left, not recovered here); [`unlock`] checks
+/// again.
 pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
     precheck_for(dir, opts, false)
 }
@@ -124,7 +125,16 @@ pub(super) fn precheck_for(
     if !crate::store::exists(dir) && !crate::store::is_postgres(dir) {
         return Ok(true);
     }
-    let store = match crate::store::open_offline(dir, false) {
+    // A store a crash left is not recovered here: recovery is the open's
+    // whole cost on a large store, and the open for writing makes it anyway
+    // (and changes nothing a wrong key could: it only finishes what was
+    // committed). `unlock` checks the key then.
+    let opened = if crate::store::is_postgres(dir) {
+        crate::store::open_offline(dir, false)
+    } else {
+        crate::store::open_read_only_if_clean(dir)
+    };
+    let store = match opened {
         Ok(s) => s,
         Err(e) => {
             tracing::debug!(error = %e, "read-only pre-check not possible; checking after open");

@@ -11,7 +11,9 @@
 //! certificate and the load generator's own CPU per request
 //! (`bench/peers.sh` sets it all up).
 //! `--seed N` also measures the rate with N certificates already stored, the
-//! full store and a fresh empty one (another server) taking turns. `--rounds N`
+//! full store and a fresh empty one (another server) taking turns, then how
+//! soon the full one listens again after kill -9 under load and after a clean
+//! stop. `--rounds N`
 //! takes each level in N turns per target, the targets alternating and every
 //! other round in reverse order, so drift lands on all alike; the crypto
 //! floor is measured again after each round, and each level's CPU ratio is
@@ -94,7 +96,8 @@ struct Args {
     step_ca_client_key: Option<PathBuf>,
     /// Also measure 16 connections on a store already holding this many
     /// certificates, against a fresh empty one (the two alternating, at least
-    /// twice each).
+    /// twice each), then the full one's restart after kill -9 and after a
+    /// clean stop.
     #[arg(long)]
     seed: Option<u64>,
     /// Turns per target and level: the targets alternate, each turn lasting
@@ -448,7 +451,7 @@ fn main() -> anyhow::Result<()> {
         let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None)?;
         let empty_target =
             Target::temp_server("empty", &csr_pems, &empty_store, &empty_profile, &empty_api)?;
-        let (seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
+        let (mut seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
         let seeded_target =
             Target::temp_server("seeded", &csr_pems, &seeded, &seeded_profile, &seeded_api)?;
         let store_file = seeded.dir.join(ca_server::store::STORE_FILE);
@@ -488,6 +491,25 @@ fn main() -> anyhow::Result<()> {
             e.p99,
             args.seconds,
             per_round.join(", ")
+        );
+        // How soon the seeded store serves again after a crash under load
+        // (redb repairs a store not closed cleanly by walking its tables,
+        // then the journal's records are redone), against a clean stop.
+        let crashed = std::thread::scope(|scope| {
+            let load = scope.spawn(|| run_turn(&rt, &seeded_target, 16, 2.0));
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            let restarted = seeded.restart(true);
+            let _ = load.join();
+            restarted
+        })?;
+        let spent = seeded
+            .last_unclean_open()
+            .unwrap_or_else(|| "the server logged no unclean open".into());
+        let clean = seeded.restart(false)?;
+        println!(
+            "restart with {count} certificates stored, until it listens: {:.2} s after kill -9 under load at 16 connections ({spent}), {:.2} s after a clean stop",
+            crashed.as_secs_f64(),
+            clean.as_secs_f64()
         );
     }
     drop(targets);

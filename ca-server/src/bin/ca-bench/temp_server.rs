@@ -144,37 +144,91 @@ pub(crate) fn start_temp_server(
         }
         std::fs::write(&path, off)?;
     }
-    // The server logs as it would in production (its default level, info,
-    // unless CA_BENCH_SERVER_LOG says otherwise), to a file: what logging
-    // costs is part of what is measured.
-    let log = std::fs::File::create(dir.join("server.log"))?;
-    let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
-    let child = Command::new(&server)
-        .args(["serve", "--data-dir"])
-        .arg(&dir)
-        .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
-        .env("RUST_LOG", level)
-        .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()?;
     let guard = TempServer {
-        child,
+        child: spawn_serve(&dir)?,
         dir: dir.clone(),
         stopped: false,
     };
     unfinished.disarm();
+    let api = listening_at(&dir, Duration::from_secs(30))?;
+    let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
+    Ok((guard, profile, api))
+}
+
+/// `ca-server serve` on `dir`, on free ports. The server logs as it would in
+/// production (its default level, info, unless CA_BENCH_SERVER_LOG says
+/// otherwise), to DIR/server.log: what logging costs is part of what is
+/// measured.
+fn spawn_serve(dir: &std::path::Path) -> anyhow::Result<Child> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
+    Ok(Command::new(bench_support::server_exe()?)
+        .args(["serve", "--data-dir"])
+        .arg(dir)
+        .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
+        .env("RUST_LOG", level)
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()?)
+}
+
+/// Wait (at most `patience`) for the server on `dir` to listen; its API address.
+fn listening_at(dir: &std::path::Path, patience: Duration) -> anyhow::Result<String> {
     let addresses = dir.join(ca_server::server::ADDRESSES_FILE);
     let start = Instant::now();
     while !addresses.exists() {
-        if start.elapsed() > Duration::from_secs(30) {
+        if start.elapsed() > patience {
             bail!("the server did not start");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     let a: serde_json::Value = serde_json::from_slice(&std::fs::read(&addresses)?)?;
-    let api = a["api"].as_str().context("api address")?.to_string();
-    let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
-    Ok((guard, profile, api))
+    Ok(a["api"].as_str().context("api address")?.to_string())
+}
+
+impl TempServer {
+    /// Stop the server (kill -9 when `crash`, else SIGTERM and wait), start
+    /// it again on its directory, and time it from the start until it
+    /// listens (its store opened, repaired and redone).
+    pub(crate) fn restart(&mut self, crash: bool) -> anyhow::Result<Duration> {
+        if crash {
+            self.child.kill()?;
+            self.child.wait()?;
+            self.stopped = true;
+        } else {
+            self.stop();
+        }
+        let _ = std::fs::remove_file(self.dir.join(ca_server::server::ADDRESSES_FILE));
+        let started = Instant::now();
+        self.child = spawn_serve(&self.dir)?;
+        self.stopped = false;
+        listening_at(&self.dir, Duration::from_secs(600))?;
+        Ok(started.elapsed())
+    }
+
+    /// Where the last open after an unclean shutdown spent its time, as the
+    /// server's log says (`store: opened after an unclean shutdown`).
+    pub(crate) fn last_unclean_open(&self) -> Option<String> {
+        let log = std::fs::read_to_string(self.dir.join("server.log")).ok()?;
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("store: opened after an unclean shutdown"))?;
+        let field = |key: &str| -> Option<String> {
+            let (_, rest) = line.split_once(&format!(" {key}="))?;
+            Some(rest.split(' ').next()?.trim_matches('"').to_string())
+        };
+        Some(format!(
+            "journal read {} s, redb's open {} s of which its repair {} s, redo {} s",
+            field("journal_read")?,
+            field("redb_open")?,
+            field("redb_repair")?,
+            field("redo")?
+        ))
+    }
 }
 
 /// Store `count` issued-certificate records in a stopped server's store, in

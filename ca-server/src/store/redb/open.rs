@@ -106,8 +106,20 @@ impl RedbStore {
 
     /// Open a stopped server's store without changing it. Writes are refused.
     pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
+        Self::open_read_only_as(dir, Recovery::InMemory)
+    }
+
+    /// As [`RedbStore::open_read_only`], for a quick look before the open for
+    /// writing: a store a crash left is refused (`Unavailable`) rather than
+    /// recovered in memory, which on a large store is the open's whole cost
+    /// (redb walks every table), made twice when the open for writing follows.
+    pub fn open_read_only_if_clean(dir: &Path) -> Result<RedbStore, StoreError> {
+        Self::open_read_only_as(dir, Recovery::Refused)
+    }
+
+    fn open_read_only_as(dir: &Path, recovery: Recovery) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let handle = open_read_only(&path)?;
+        let handle = open_read_only(&path, recovery)?;
         let store = RedbStore {
             shared: Arc::new(Shared::new(path, handle)),
             sender: Mutex::new(None),
@@ -131,6 +143,7 @@ impl RedbStore {
 pub fn open_database(
     path: &std::path::Path,
 ) -> Result<(Database, Arc<JournalBackend>, u64), StoreError> {
+    let started = std::time::Instant::now();
     let mut builder = Database::builder();
     builder.set_cache_size(CACHE_BYTES);
     let unavailable = |e: std::io::Error| StoreError::Unavailable(e.to_string());
@@ -154,20 +167,86 @@ pub fn open_database(
     };
     #[cfg(not(feature = "forensics"))]
     let backend = JournalBackend::open(path).map_err(unavailable)?;
+    let journal_read = started.elapsed();
     let journal = Arc::new(backend);
     let pending = journal.take_pending_redo();
+    let repair = RepairProgress::default();
+    builder.set_repair_callback(repair.callback());
+    let redb_started = std::time::Instant::now();
     let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
+    let redb_open = redb_started.elapsed();
+    let repaired = repair.finished();
     // Before anything else, in one durable commit; until it is made, the
     // journal keeps the records (no checkpoint ends their run).
+    let redo_started = std::time::Instant::now();
     let redo_seq = redo_pending(&db, &pending, false)?;
     journal.redo_durable().map_err(unavailable)?;
+    if repaired.is_some() || !pending.is_empty() {
+        // What a restart after a crash spent where (ca-bench --seed reads it).
+        tracing::info!(
+            journal_read = format!("{:.2}", journal_read.as_secs_f64()),
+            redb_open = format!("{:.2}", redb_open.as_secs_f64()),
+            redb_repair = format!("{:.2}", repaired.unwrap_or_default().as_secs_f64()),
+            redo = format!("{:.2}", redo_started.elapsed().as_secs_f64()),
+            "store: opened after an unclean shutdown (seconds)"
+        );
+    }
     Ok((db, journal, redo_seq))
+}
+
+/// What an open says of redb's repair after an unclean shutdown (it walks
+/// every table, so on a large store it takes a while): that it started, its
+/// progress every tenth, and how long it took.
+#[derive(Clone, Default)]
+struct RepairProgress(Arc<Mutex<Option<(std::time::Instant, u32)>>>);
+
+impl RepairProgress {
+    fn callback(&self) -> impl Fn(&mut redb::RepairSession) + 'static {
+        let state = self.0.clone();
+        move |session| {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            let tenth = (session.progress() * 10.0) as u32;
+            match s.as_mut() {
+                None => {
+                    tracing::warn!(
+                        "store: not closed cleanly; redb is checking and repairing it (on a large store this takes a while)"
+                    );
+                    *s = Some((std::time::Instant::now(), tenth));
+                }
+                Some((_, logged)) if tenth > *logged => {
+                    *logged = tenth;
+                    tracing::info!(percent = tenth * 10, "store: repairing");
+                }
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// The repair is over: how long it took, if one ran.
+    fn finished(&self) -> Option<std::time::Duration> {
+        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let took = s.as_ref()?.0.elapsed();
+        tracing::warn!(
+            seconds = format!("{:.2}", took.as_secs_f64()),
+            "store: repaired"
+        );
+        Some(took)
+    }
+}
+
+/// What a read-only open does with a store a crash left.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Brings it up to date in this process's memory.
+    InMemory,
+    /// Refuses it (`Unavailable`).
+    Refused,
 }
 
 /// Open the store file at `path` without changing it (nor its journal).
 /// A store a crash left (writes to redo, or redb's own repair due) is
-/// brought up to date in this process's memory.
-pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
+/// brought up to date in this process's memory, or refused.
+pub fn open_read_only(path: &std::path::Path, recovery: Recovery) -> Result<Handle, StoreError> {
     let open = || {
         JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -186,9 +265,18 @@ pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
             Err(e) => return Err(e.into()),
         }
     }
+    if recovery == Recovery::Refused {
+        return Err(StoreError::Unavailable(
+            "the store was not closed cleanly: it is recovered when opened for writing".into(),
+        ));
+    }
     let backend = open()?;
     let pending = backend.take_pending_redo();
-    let db = redb::Builder::new().create_with_backend(backend.into_scratch())?;
+    let repair = RepairProgress::default();
+    let db = redb::Builder::new()
+        .set_repair_callback(repair.callback())
+        .create_with_backend(backend.into_scratch())?;
+    repair.finished();
     redo_pending(&db, &pending, true)?;
     Ok(Handle::Scratch(db))
 }
