@@ -123,6 +123,10 @@ pub fn record<'a>(
 }
 
 /// A redo record's number and its writes.
+/// What an operator can do when a start cannot redo the journal.
+const WAY_OUT: &str = "; start the ca-server version that last ran on this store and stop it \
+     cleanly (a clean stop leaves nothing to redo), or restore a backup";
+
 pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
     let (seq, rest) = record
         .split_first_chunk::<8>()
@@ -130,7 +134,7 @@ pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
     match rest.split_first() {
         Some((&FORMAT, writes)) => Ok((u64::from_le_bytes(*seq), writes)),
         Some((other, _)) => Err(corrupt(&format!(
-            "format {other}, which this server does not know (a newer one wrote it?)"
+            "format {other}, which this server does not know (a newer one wrote it?{WAY_OUT})"
         ))),
         None => Err(corrupt("no format")),
     }
@@ -144,7 +148,7 @@ pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, S
         let write = Redo::decode(take(&mut payload)?)?;
         write.apply(&mut tables).map_err(|e| {
             StoreError::Corrupt(format!(
-                "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it"
+                "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it{WAY_OUT}"
             ))
         })?;
         n += 1;
