@@ -136,7 +136,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     let log = s.log();
     let repairs: Vec<usize> = log
         .split("ca-server listening")
-        .map(|start| start.matches("not closed cleanly").count())
+        .map(|start| start.matches("redb is checking and repairing it").count())
         .collect();
     assert!(
         repairs.iter().all(|&n| n <= 1),

@@ -300,6 +300,40 @@ fn a_wrong_master_key_is_refused_and_changes_nothing() {
     std::fs::write(&key_file, &good).expect("restore");
     s.start();
     issue_ok(&s);
+
+    // On a store a crash left, the check first recovers it (redb's repair,
+    // the journal redone) and closes it: that is all a wrong key changes,
+    // so a second try changes nothing, and the right key finds every
+    // answered certificate.
+    let (st, v) = s.curl("GET", "/v1/certificates?limit=1000", None);
+    assert_eq!(st, 200, "{v}");
+    let stored = v["certificates"].as_array().map(Vec::len);
+    s.kill9();
+    std::fs::write(&key_file, [7u8; 32]).expect("write");
+    let err = start_fails(&s, &[]);
+    assert!(
+        err.contains("the master key does not match this data directory")
+            && err.contains("redb is checking and repairing it ("),
+        "{err}"
+    );
+    let recovered = hash_tree(&s.dir);
+    start_fails(&s, &[]);
+    assert_eq!(
+        recovered,
+        hash_tree(&s.dir),
+        "a second wrong key changed it"
+    );
+    std::fs::write(&key_file, &good).expect("restore");
+    let log_before = s.log().len();
+    s.start();
+    assert!(
+        !s.log()[log_before..].contains("redb is checking and repairing"),
+        "recovered twice:\n{}",
+        s.log()
+    );
+    let (st, v) = s.curl("GET", "/v1/certificates?limit=1000", None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["certificates"].as_array().map(Vec::len), stored, "{v}");
 }
 
 #[test]

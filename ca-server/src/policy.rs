@@ -212,8 +212,14 @@ impl Policies {
     pub fn load(store: &dyn Store) -> Result<Policies, StoreError> {
         let mut v = Vec::new();
         for (id, json) in store.list_policies()?.unwrap_or_default() {
-            let dto: StatementDto = serde_json::from_slice(&json)
-                .map_err(|e| StoreError::Corrupt(format!("policy statement {id}: {e}")))?;
+            // A statement that does not parse (a field a newer version
+            // added) stops the start, whatever its effect.
+            let dto: StatementDto = serde_json::from_slice(&json).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "policy statement {id}: {e}; with the server stopped, \
+                     `ca-server policy remove {id}` removes it"
+                ))
+            })?;
             match dto.to_statement(&id) {
                 Ok(s) => v.push((dto, s)),
                 Err(e) if dto.effect == "allow" => {

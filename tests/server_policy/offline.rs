@@ -43,7 +43,11 @@ fn a_lockout_statement_is_removed_offline_and_the_removal_is_audited() {
     // and change nothing.
     let o = server_cmd(&s, &["policy", "remove", "lockout"]);
     assert!(!o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("server is stopped"), "{}", text(&o));
+    assert!(
+        text(&o).contains("is locked: the store is open in another process"),
+        "{}",
+        text(&o)
+    );
 
     s.stop();
     let o = server_cmd(&s, &["policy", "list"]);
@@ -68,7 +72,14 @@ fn a_lockout_statement_is_removed_offline_and_the_removal_is_audited() {
     assert!(!listed.contains("lockout"), "{listed}");
     assert!(listed.contains("bootstrap-admin\t{"), "{listed}");
 
+    let log_before = s.log().len();
     s.start();
+    // The commands closed the store cleanly: this start repairs nothing.
+    assert!(
+        !s.log()[log_before..].contains("redb is checking and repairing"),
+        "{}",
+        s.log()
+    );
     let (st, v) = s.curl("GET", "/v1/policies", None);
     assert_eq!(st, 200, "{v}");
     let ids: Vec<&str> = v["statements"]
@@ -78,9 +89,13 @@ fn a_lockout_statement_is_removed_offline_and_the_removal_is_audited() {
         .filter_map(|p| p["id"].as_str())
         .collect();
     assert_eq!(ids, ["bootstrap-admin"], "{v}");
-    // One allowed removal (the refused API call is recorded as denied, the
-    // mistyped id not at all), naming the command.
-    let (st, v) = s.curl("GET", "/v1/audit?action=DeletePolicy&limit=1000", None);
+    // One removal (the refused API call is a denied `DeletePolicy`, the
+    // mistyped id recorded nothing), naming the command.
+    let (st, v) = s.curl(
+        "GET",
+        "/v1/audit?action=InternalDeletePolicy&limit=1000",
+        None,
+    );
     assert_eq!(st, 200, "{v}");
     let entries: Vec<_> = v["entries"]
         .as_array()
@@ -114,46 +129,55 @@ fn policy_remove_refuses_a_directory_with_no_store() {
     );
 }
 
-/// A deny statement this version cannot read (here: an action a newer one
-/// knows) keeps the server from starting, and its error names the way out;
-/// the offline removal is that way.
+/// A stored statement this version cannot read keeps the server from
+/// starting, and its error names the way out; the offline removal is that
+/// way. Two kinds: a deny with an action a newer version knows, and a
+/// statement with a field a newer version added.
 #[test]
-fn an_unreadable_deny_stops_the_start_and_its_offline_removal_lets_the_server_start() {
+fn an_unreadable_statement_stops_the_start_and_its_offline_removal_lets_the_server_start() {
     use ca_server::store::redb::forensics;
     let mut s = Server::start_new();
     s.stop();
-    forensics::set_policy(
-        &s.dir,
-        "from-a-newer-version",
-        br#"{"effect":"deny","principals":["anyone"],"actions":["teleport"],"cas":["*"]}"#,
-    )
-    .expect("store the statement");
-    let mut serve = std::process::Command::new(harness::server::server_bin())
-        .args(["serve", "--data-dir"])
-        .arg(&s.dir)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn ca-server");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while serve.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = serve.kill();
-            panic!("the server started with an unreadable deny statement");
+    let unreadable: [(&str, &[u8]); 2] = [
+        (
+            "newer-action",
+            br#"{"effect":"deny","principals":["anyone"],"actions":["teleport"],"cas":["*"]}"#,
+        ),
+        (
+            "newer-field",
+            br#"{"effect":"allow","principals":["anyone"],"actions":["read"],"cas":["*"],"since":"2027"}"#,
+        ),
+    ];
+    for (id, statement) in unreadable {
+        forensics::set_policy(&s.dir, id, statement).expect("store the statement");
+        let mut serve = std::process::Command::new(harness::server::server_bin())
+            .args(["serve", "--data-dir"])
+            .arg(&s.dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn ca-server");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while serve.try_wait().expect("wait").is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = serve.kill();
+                panic!("the server started with statement {id}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let out = serve.wait_with_output().expect("output");
+        assert!(!out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("`ca-server policy remove {id}`")),
+            "{}",
+            text(&out)
+        );
+        let o = server_cmd(&s, &["policy", "remove", id]);
+        assert!(o.status.success(), "{}", text(&o));
     }
-    let out = serve.wait_with_output().expect("output");
-    assert!(!out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("`ca-server policy remove from-a-newer-version`"),
-        "{}",
-        text(&out)
-    );
-
-    let o = server_cmd(&s, &["policy", "remove", "from-a-newer-version"]);
-    assert!(o.status.success(), "{}", text(&o));
     s.start();
-    let (st, v) = s.curl("GET", "/v1/policies/from-a-newer-version", None);
-    assert_eq!((st, harness::code(&v)), (404, "NotFound"), "{v}");
+    for (id, _) in unreadable {
+        let (st, v) = s.curl("GET", &format!("/v1/policies/{id}"), None);
+        assert_eq!((st, harness::code(&v)), (404, "NotFound"), "{v}");
+    }
 }

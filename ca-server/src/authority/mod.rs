@@ -400,8 +400,8 @@ impl Authority {
 
 /// Open the store and build the authority for `data_dir`. The master key is
 /// checked against the data directory before the store is opened for writing,
-/// so a wrong key fails here and changes nothing; on a store a crash left,
-/// right after the open, whose recovery only finishes what was committed.
+/// so a wrong key fails here and changes nothing (a store a crash left is
+/// recovered first: that only finishes what was committed).
 pub async fn open(
     data_dir: &std::path::Path,
     config: crate::config::Config,

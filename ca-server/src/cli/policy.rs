@@ -5,22 +5,24 @@
 //!
 //! Whoever can open the data directory's store can change it anyway, so
 //! these commands ask no policy; the removal is recorded in the audit trail,
-//! in the same transaction, naming the command and the operating-system
-//! user who ran it.
+//! in the same transaction (action `InternalDeletePolicy`, as the server's
+//! own changes outside an API call), naming the command and the
+//! operating-system user who ran it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use ca_core::audit_chain::{AuditIdentity, AuditOutcome, AuditResult};
 use ca_server::config::LogFormat;
-use ca_server::store::{AuditDraft, Store};
+use ca_server::store::Store;
 
 use crate::{default_data_dir, init_logging};
 
 /// The store of `dir`, refusing a directory that holds none (opening one
 /// for writing would make an empty store there).
 fn open_store(dir: &Path, writable: bool) -> anyhow::Result<std::sync::Arc<dyn Store>> {
-    if !ca_server::store::is_postgres(dir) && !ca_server::store::exists(dir) {
+    let has_store = ca_server::store::has_store(dir)
+        .with_context(|| format!("reading {}", dir.join("config.toml").display()))?;
+    if !has_store {
         bail!(
             "{} holds no store: give the data directory with --data-dir",
             dir.display()
@@ -40,8 +42,9 @@ pub(crate) fn run_policy_list(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     init_logging(LogFormat::Text);
     let dir = data_dir.unwrap_or_else(default_data_dir);
     let store = open_store(&dir, false)?;
-    let rows = store
-        .list_policies()
+    let rows = store.list_policies();
+    store.close();
+    let rows = rows
         .context("reading the policy statements")?
         .unwrap_or_default();
     if rows.is_empty() {
@@ -62,6 +65,24 @@ pub(crate) fn run_policy_remove(
     init_logging(LogFormat::Text);
     let dir = data_dir.unwrap_or_else(default_data_dir);
     let store = open_store(&dir, true)?;
+    // Closed on every way out: a store not closed needs redb's repair at the
+    // next open (a second per million certificates).
+    let removed = remove_from(rt, store.as_ref(), &dir, id);
+    store.close();
+    println!(
+        "ca-server: removed policy statement {id} (recorded in the audit trail): {removed}",
+        removed = removed?
+    );
+    Ok(())
+}
+
+/// Remove statement `id` from `store`; the statement's JSON as it was stored.
+fn remove_from(
+    rt: &tokio::runtime::Runtime,
+    store: &dyn Store,
+    dir: &Path,
+    id: &str,
+) -> anyhow::Result<String> {
     let rows = store
         .list_policies()
         .context("reading the policy statements")?
@@ -80,41 +101,20 @@ pub(crate) fn run_policy_remove(
         );
     };
     let removed = String::from_utf8_lossy(json).into_owned();
-    let existed = rt
-        .block_on(store.delete_policy(id, offline_draft(id)))
-        .with_context(|| format!("removing policy statement {id}"))?;
-    if !existed {
-        bail!("policy statement {id} was removed by someone else meanwhile");
-    }
-    println!("ca-server: removed policy statement {id} (recorded in the audit trail): {removed}");
-    Ok(())
-}
-
-/// The audit entry of an offline removal: no API caller, so the identity
-/// names the command and the user who ran it.
-fn offline_draft(id: &str) -> AuditDraft {
+    // Outside an API call: the server's own kind of entry (an `Internal…`
+    // action), naming the command and the user who ran it.
     let uid = rustix::process::getuid().as_raw();
     let user = match std::env::var("USER") {
         Ok(u) if !u.is_empty() => format!(", USER {u:?}"),
         _ => String::new(),
     };
-    AuditDraft {
-        unix: ca_server::clock::now().unix_timestamp(),
-        identity: AuditIdentity {
-            subject: format!("ca-server policy remove (offline; uid {uid}{user})"),
-            fingerprint: String::new(),
-        },
-        action: "DeletePolicy".into(),
-        target: id.to_string(),
-        outcome: AuditOutcome {
-            decision: "allowed".into(),
-            statement: None,
-            reason: "offline command on the data directory's store; no policy applies".into(),
-        },
-        result: AuditResult {
-            status: 0,
-            code: "success".into(),
-        },
-        certificate: None,
+    let caller = format!("ca-server policy remove (offline; uid {uid}{user})");
+    let draft = ca_server::audit::commit_draft(&caller, "DeletePolicy", id);
+    let existed = rt
+        .block_on(store.delete_policy(id, draft))
+        .with_context(|| format!("removing policy statement {id}"))?;
+    if !existed {
+        bail!("policy statement {id} was removed by someone else meanwhile");
     }
+    Ok(removed)
 }

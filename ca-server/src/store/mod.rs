@@ -558,10 +558,24 @@ pub fn is_postgres(dir: &std::path::Path) -> bool {
     matches!(configured_postgres(dir), Ok(Some(_)))
 }
 
-/// Open a stopped server's redb store to read, only if it was closed cleanly
-/// (a look before the open for writing, which recovers a crashed one).
-pub fn open_read_only_if_clean(dir: &std::path::Path) -> Result<Arc<dyn Store>, StoreError> {
-    Ok(Arc::new(redb::RedbStore::open_read_only_if_clean(dir)?))
+/// Whether `dir` has a store to open: its redb file, or a PostgreSQL
+/// database its config.toml names (whose errors this passes on).
+pub fn has_store(dir: &std::path::Path) -> Result<bool, StoreError> {
+    Ok(exists(dir) || configured_postgres(dir)?.is_some())
+}
+
+/// Open a stopped server's redb store to read if it was closed cleanly;
+/// None for one a crash left (see [`recover`]).
+pub fn open_read_only_if_clean(
+    dir: &std::path::Path,
+) -> Result<Option<Arc<dyn Store>>, StoreError> {
+    Ok(redb::RedbStore::open_read_only_if_clean(dir)?.map(|s| Arc::new(s) as Arc<dyn Store>))
+}
+
+/// Recover a stopped server's redb store a crash left, and close it cleanly,
+/// changing nothing else (see [`redb::open::recover`]).
+pub fn recover(dir: &std::path::Path) -> Result<(), StoreError> {
+    redb::open::recover(&dir.join(redb::DB_FILE))
 }
 
 /// Open a stopped server's store to read (offline tools, verification).

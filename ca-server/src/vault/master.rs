@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use super::{Kek, KeyMeta, MasterOptions, VaultError, MIN_NEW_PASSPHRASE_LEN};
 use crate::hsm::master::{is_token_check_value, parse_check_value, TokenMaster};
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Write a file readable by its owner only, durably.
 pub(super) fn write_private(path: &Path, data: &[u8]) -> Result<(), VaultError> {
@@ -106,9 +106,9 @@ pub(super) fn find_token_master(
 
 /// Before the store is opened for writing: if the data directory already has
 /// a master key check value, make sure the given master key matches it, so a
-/// wrong key changes nothing. Returns `false` when the check could not be made
-/// read-only (a store a crash left, not recovered here); [`unlock`] checks
-/// again.
+/// wrong key changes nothing (a store a crash left is recovered first, which
+/// only finishes what was committed). Returns `false` when the check could
+/// not be made; [`unlock`] checks again.
 pub fn precheck(dir: &Path, opts: &MasterOptions) -> Result<bool, VaultError> {
     precheck_for(dir, opts, false)
 }
@@ -125,14 +125,21 @@ pub(super) fn precheck_for(
     if !crate::store::exists(dir) && !crate::store::is_postgres(dir) {
         return Ok(true);
     }
-    // A store a crash left is not recovered here: recovery is the open's
-    // whole cost on a large store, and the open for writing makes it anyway
-    // (and changes nothing a wrong key could: it only finishes what was
-    // committed). `unlock` checks the key then.
+    // A store a crash left is recovered first, on its file, and closed
+    // cleanly: that only finishes what was committed (a wrong key changes
+    // nothing else), and is the open's whole cost on a large store, which a
+    // look recovering it in memory would make twice.
     let opened = if crate::store::is_postgres(dir) {
         crate::store::open_offline(dir, false)
     } else {
-        crate::store::open_read_only_if_clean(dir)
+        crate::store::open_read_only_if_clean(dir).and_then(|clean| match clean {
+            Some(store) => Ok(store),
+            None => {
+                crate::store::recover(dir)?;
+                crate::store::open_read_only_if_clean(dir)?
+                    .ok_or_else(|| StoreError::Unavailable("the store still needs recovery".into()))
+            }
+        })
     };
     let store = match opened {
         Ok(s) => s,

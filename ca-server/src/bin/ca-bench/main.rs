@@ -503,8 +503,8 @@ fn main() -> anyhow::Result<()> {
             restarted
         })?;
         let spent = seeded
-            .last_unclean_open()
-            .unwrap_or_else(|| "the server logged no unclean open".into());
+            .restart_recovery()
+            .unwrap_or_else(|| "the server logged no recovery".into());
         let clean = seeded.restart(false)?;
         println!(
             "restart with {count} certificates stored, until it listens: {:.2} s after kill -9 under load at 16 connections ({spent}), {:.2} s after a clean stop",

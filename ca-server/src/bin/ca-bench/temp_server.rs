@@ -16,6 +16,8 @@ pub(crate) struct TempServer {
     pub child: Child,
     pub dir: PathBuf,
     stopped: bool,
+    /// Where the last start's lines begin in DIR/server.log.
+    log_from: u64,
 }
 
 impl TempServer {
@@ -148,6 +150,7 @@ pub(crate) fn start_temp_server(
         child: spawn_serve(&dir)?,
         dir: dir.clone(),
         stopped: false,
+        log_from: 0,
     };
     unfinished.disarm();
     let api = listening_at(&dir, Duration::from_secs(30))?;
@@ -202,6 +205,7 @@ impl TempServer {
             self.stop();
         }
         let _ = std::fs::remove_file(self.dir.join(ca_server::server::ADDRESSES_FILE));
+        self.log_from = std::fs::metadata(self.dir.join("server.log")).map_or(0, |m| m.len());
         let started = Instant::now();
         self.child = spawn_serve(&self.dir)?;
         self.stopped = false;
@@ -209,14 +213,14 @@ impl TempServer {
         Ok(started.elapsed())
     }
 
-    /// Where the last open after an unclean shutdown spent its time, as the
-    /// server's log says (`store: opened after an unclean shutdown`).
-    pub(crate) fn last_unclean_open(&self) -> Option<String> {
-        let log = std::fs::read_to_string(self.dir.join("server.log")).ok()?;
-        let line = log
+    /// Where the last restart's store open spent its time recovering the
+    /// store, as the server's log says (`store: opened with recovery`).
+    pub(crate) fn restart_recovery(&self) -> Option<String> {
+        let log = std::fs::read(self.dir.join("server.log")).ok()?;
+        let since_restart = String::from_utf8_lossy(log.get(self.log_from as usize..)?);
+        let line = since_restart
             .lines()
-            .rev()
-            .find(|l| l.contains("store: opened after an unclean shutdown"))?;
+            .find(|l| l.contains("store: opened with recovery"))?;
         let field = |key: &str| -> Option<String> {
             let (_, rest) = line.split_once(&format!(" {key}="))?;
             Some(rest.split(' ').next()?.trim_matches('"').to_string())

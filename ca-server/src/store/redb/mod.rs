@@ -27,7 +27,7 @@ pub mod forensics;
 mod issue_tables;
 pub mod journal;
 mod keys;
-mod open;
+pub(crate) mod open;
 mod policies;
 #[cfg(feature = "forensics")]
 pub mod power_loss;

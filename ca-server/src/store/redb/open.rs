@@ -106,20 +106,24 @@ impl RedbStore {
 
     /// Open a stopped server's store without changing it. Writes are refused.
     pub fn open_read_only(dir: &Path) -> Result<RedbStore, StoreError> {
-        Self::open_read_only_as(dir, Recovery::InMemory)
-    }
-
-    /// As [`RedbStore::open_read_only`], for a quick look before the open for
-    /// writing: a store a crash left is refused (`Unavailable`) rather than
-    /// recovered in memory, which on a large store is the open's whole cost
-    /// (redb walks every table), made twice when the open for writing follows.
-    pub fn open_read_only_if_clean(dir: &Path) -> Result<RedbStore, StoreError> {
-        Self::open_read_only_as(dir, Recovery::Refused)
-    }
-
-    fn open_read_only_as(dir: &Path, recovery: Recovery) -> Result<RedbStore, StoreError> {
         let path = dir.join(DB_FILE);
-        let handle = open_read_only(&path, recovery)?;
+        let handle = open_read_only(&path)?;
+        Self::read_only_on(path, handle)
+    }
+
+    /// As [`RedbStore::open_read_only`], for a look before the open for
+    /// writing; None for a store a crash left, which is not recovered in
+    /// memory: on a large store that is the open's whole cost (redb walks
+    /// every table), and [`recover`] makes it once for both.
+    pub fn open_read_only_if_clean(dir: &Path) -> Result<Option<RedbStore>, StoreError> {
+        let path = dir.join(DB_FILE);
+        match open_read_only_if_clean(&path)? {
+            Some(handle) => Self::read_only_on(path, handle).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn read_only_on(path: std::path::PathBuf, handle: Handle) -> Result<RedbStore, StoreError> {
         let store = RedbStore {
             shared: Arc::new(Shared::new(path, handle)),
             sender: Mutex::new(None),
@@ -170,7 +174,7 @@ pub fn open_database(
     let journal_read = started.elapsed();
     let journal = Arc::new(backend);
     let pending = journal.take_pending_redo();
-    let repair = RepairProgress::default();
+    let repair = RepairProgress::new(false);
     builder.set_repair_callback(repair.callback());
     let redb_started = std::time::Instant::now();
     let db = builder.create_with_backend(SharedJournal(journal.clone()))?;
@@ -182,31 +186,65 @@ pub fn open_database(
     let redo_seq = redo_pending(&db, &pending, false)?;
     journal.redo_durable().map_err(unavailable)?;
     if repaired.is_some() || !pending.is_empty() {
-        // What a restart after a crash spent where (ca-bench --seed reads it).
+        // What an open that recovered the store (a start after a crash, or
+        // a reopen after a failed write) spent where (ca-bench --seed reads
+        // it).
         tracing::info!(
             journal_read = format!("{:.2}", journal_read.as_secs_f64()),
             redb_open = format!("{:.2}", redb_open.as_secs_f64()),
             redb_repair = format!("{:.2}", repaired.unwrap_or_default().as_secs_f64()),
             redo = format!("{:.2}", redo_started.elapsed().as_secs_f64()),
-            "store: opened after an unclean shutdown (seconds)"
+            "store: opened with recovery (seconds)"
         );
     }
     Ok((db, journal, redo_seq))
 }
 
+/// Recover the store file at `path` if a crash left it (redb's repair, the
+/// journal's writes redone) and close it cleanly, changing nothing else: no
+/// schema raised, no table made. For a look that must come before the open
+/// for writing (the master key's check), so that it needs no recovery of its
+/// own and the open after it none either.
+pub fn recover(path: &std::path::Path) -> Result<(), StoreError> {
+    let (db, journal, _) = open_database(path)?;
+    drop(db);
+    drop(journal);
+    Ok(())
+}
+
 /// What an open says of redb's repair after an unclean shutdown (it walks
 /// every table, so on a large store it takes a while): that it started, its
 /// progress every tenth, and how long it took.
-#[derive(Clone, Default)]
-struct RepairProgress(Arc<Mutex<Option<(std::time::Instant, u32)>>>);
+#[derive(Clone)]
+struct RepairProgress {
+    /// Set once the repair has begun: when, and the last tenth logged. (A
+    /// mutex only because redb wants a `'static` callback: it calls it on the
+    /// opening thread.)
+    state: Arc<Mutex<Option<(std::time::Instant, u32)>>>,
+    /// A repair in memory only (a read-only open) says so.
+    in_memory: bool,
+}
 
 impl RepairProgress {
+    fn new(in_memory: bool) -> RepairProgress {
+        RepairProgress {
+            state: Arc::default(),
+            in_memory,
+        }
+    }
+
     fn callback(&self) -> impl Fn(&mut redb::RepairSession) + 'static {
-        let state = self.0.clone();
+        let (state, in_memory) = (self.state.clone(), self.in_memory);
         move |session| {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             let tenth = (session.progress() * 10.0) as u32;
             match s.as_mut() {
+                None if in_memory => {
+                    tracing::warn!(
+                        "store: not closed cleanly; redb is checking and repairing it in memory, to read it (the file is left as it is; on a large store this takes a while)"
+                    );
+                    *s = Some((std::time::Instant::now(), tenth));
+                }
                 None => {
                     tracing::warn!(
                         "store: not closed cleanly; redb is checking and repairing it (on a large store this takes a while)"
@@ -224,29 +262,38 @@ impl RepairProgress {
 
     /// The repair is over: how long it took, if one ran.
     fn finished(&self) -> Option<std::time::Duration> {
-        let s = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let took = s.as_ref()?.0.elapsed();
         tracing::warn!(
             seconds = format!("{:.2}", took.as_secs_f64()),
+            in_memory = self.in_memory,
             "store: repaired"
         );
         Some(took)
     }
 }
 
-/// What a read-only open does with a store a crash left.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Recovery {
-    /// Brings it up to date in this process's memory.
-    InMemory,
-    /// Refuses it (`Unavailable`).
-    Refused,
-}
-
 /// Open the store file at `path` without changing it (nor its journal).
 /// A store a crash left (writes to redo, or redb's own repair due) is
-/// brought up to date in this process's memory, or refused.
-pub fn open_read_only(path: &std::path::Path, recovery: Recovery) -> Result<Handle, StoreError> {
+/// brought up to date in this process's memory.
+pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
+    match open_read_only_with(path, true)? {
+        Some(handle) => Ok(handle),
+        None => Err(StoreError::Db(
+            "a read-only open recovering in memory refused".into(),
+        )),
+    }
+}
+
+/// As [`open_read_only`], None for a store a crash left.
+pub fn open_read_only_if_clean(path: &std::path::Path) -> Result<Option<Handle>, StoreError> {
+    open_read_only_with(path, false)
+}
+
+fn open_read_only_with(
+    path: &std::path::Path,
+    recover_in_memory: bool,
+) -> Result<Option<Handle>, StoreError> {
     let open = || {
         JournalBackend::open_read_only(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => {
@@ -259,24 +306,22 @@ pub fn open_read_only(path: &std::path::Path, recovery: Recovery) -> Result<Hand
     let pending = backend.take_pending_redo();
     if pending.is_empty() {
         match redb::Builder::new().open_read_only_with_backend(backend) {
-            Ok(db) => return Ok(Handle::Ro(db)),
+            Ok(db) => return Ok(Some(Handle::Ro(db))),
             // A read-only open does not repair; a scratch one may.
             Err(redb::DatabaseError::RepairAborted) => {}
             Err(e) => return Err(e.into()),
         }
     }
-    if recovery == Recovery::Refused {
-        return Err(StoreError::Unavailable(
-            "the store was not closed cleanly: it is recovered when opened for writing".into(),
-        ));
+    if !recover_in_memory {
+        return Ok(None);
     }
     let backend = open()?;
     let pending = backend.take_pending_redo();
-    let repair = RepairProgress::default();
+    let repair = RepairProgress::new(true);
     let db = redb::Builder::new()
         .set_repair_callback(repair.callback())
         .create_with_backend(backend.into_scratch())?;
     repair.finished();
     redo_pending(&db, &pending, true)?;
-    Ok(Handle::Scratch(db))
+    Ok(Some(Handle::Scratch(db)))
 }

@@ -122,11 +122,11 @@ pub fn record<'a>(
     Ok(out)
 }
 
-/// A redo record's number and its writes.
 /// What an operator can do when a start cannot redo the journal.
 const WAY_OUT: &str = "; start the ca-server version that last ran on this store and stop it \
      cleanly (a clean stop leaves nothing to redo), or restore a backup";
 
+/// A redo record's number and its writes.
 pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
     let (seq, rest) = record
         .split_first_chunk::<8>()
@@ -134,7 +134,7 @@ pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
     match rest.split_first() {
         Some((&FORMAT, writes)) => Ok((u64::from_le_bytes(*seq), writes)),
         Some((other, _)) => Err(corrupt(&format!(
-            "format {other}, which this server does not know (a newer one wrote it?{WAY_OUT})"
+            "format {other}, which this server does not know (a newer one wrote it?){WAY_OUT}"
         ))),
         None => Err(corrupt("no format")),
     }

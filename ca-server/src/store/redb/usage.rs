@@ -34,7 +34,7 @@ pub fn store_usage(dir: &Path) -> Result<StoreUsage, StoreError> {
     let file_bytes = std::fs::metadata(&path)
         .map_err(|e| StoreError::Db(format!("reading {}: {e}", path.display())))?
         .len();
-    let db = super::open::open_read_only(&path, super::open::Recovery::InMemory)?;
+    let db = super::open::open_read_only(&path)?;
     let r = db.begin_read()?;
     let mut tables = Vec::new();
     for handle in r.list_tables()? {

@@ -310,8 +310,9 @@ impl Shared {
         match super::open::open_database(&self.path) {
             Ok((db, journal, redo_seq)) => {
                 self.redo_seq.store(redo_seq, Ordering::Relaxed);
-                // The open redid the journal's records in a durable commit:
-                // none is due any more.
+                // A new journal counts its redo records from zero: what
+                // made a durable commit due is behind it (redone by the
+                // open in a durable commit, if any was left to redo).
                 self.durable_next.store(false, Ordering::Relaxed);
                 // The failed commit may have reached the disk all the same
                 // (its last sync failing after its record was written): what
