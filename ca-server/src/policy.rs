@@ -214,22 +214,24 @@ impl Policies {
         for (id, json) in store.list_policies()?.unwrap_or_default() {
             // A statement that does not parse (a field a newer version
             // added) stops the start, whatever its effect.
-            let dto: StatementDto = serde_json::from_slice(&json).map_err(|e| {
+            // The way out for an operator whose server this stops.
+            let unreadable = |why: String| {
                 StoreError::Corrupt(format!(
-                    "policy statement {id}: {e}; with the server stopped, \
+                    "policy statement {id}{why}; with the server stopped, \
                      `ca-server policy remove {id}` removes it"
                 ))
-            })?;
+            };
+            let dto: StatementDto =
+                serde_json::from_slice(&json).map_err(|e| unreadable(format!(": {e}")))?;
             match dto.to_statement(&id) {
                 Ok(s) => v.push((dto, s)),
                 Err(e) if dto.effect == "allow" => {
                     tracing::error!(statement = %id, error = %e, "stored policy statement skipped")
                 }
                 Err(e) => {
-                    return Err(StoreError::Corrupt(format!(
-                    "policy statement {id} (not an allow statement, so it cannot be left out): {e}; \
-                     with the server stopped, `ca-server policy remove {id}` removes it"
-                )))
+                    return Err(unreadable(format!(
+                        " (not an allow statement, so it cannot be left out): {e}"
+                    )))
                 }
             }
         }

@@ -239,16 +239,16 @@ impl RepairProgress {
             let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
             let tenth = (session.progress() * 10.0) as u32;
             match s.as_mut() {
-                None if in_memory => {
-                    tracing::warn!(
-                        "store: not closed cleanly; redb is checking and repairing it in memory, to read it (the file is left as it is; on a large store this takes a while)"
-                    );
-                    *s = Some((std::time::Instant::now(), tenth));
-                }
                 None => {
-                    tracing::warn!(
-                        "store: not closed cleanly; redb is checking and repairing it (on a large store this takes a while)"
-                    );
+                    if in_memory {
+                        tracing::warn!(
+                            "store: not closed cleanly; redb is checking and repairing it in memory, to read it (the file is left as it is; on a large store this takes a while)"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "store: not closed cleanly; redb is checking and repairing it (on a large store this takes a while)"
+                        );
+                    }
                     *s = Some((std::time::Instant::now(), tenth));
                 }
                 Some((_, logged)) if tenth > *logged => {
@@ -277,12 +277,8 @@ impl RepairProgress {
 /// A store a crash left (writes to redo, or redb's own repair due) is
 /// brought up to date in this process's memory.
 pub fn open_read_only(path: &std::path::Path) -> Result<Handle, StoreError> {
-    match open_read_only_with(path, true)? {
-        Some(handle) => Ok(handle),
-        None => Err(StoreError::Db(
-            "a read-only open recovering in memory refused".into(),
-        )),
-    }
+    // Recovering in memory, it always has a handle to give.
+    open_read_only_with(path, true)?.ok_or_else(|| StoreError::Db("no read-only handle".into()))
 }
 
 /// As [`open_read_only`], None for a store a crash left.
