@@ -642,9 +642,10 @@ async fn redb_any_durable_commit_settles_the_one_falling_due() {
     );
 }
 
-/// The reopen after a failed write redoes the journal's records in a durable
-/// commit, so a durable commit that fell due before the failure is due no
-/// more: the next issuance is made durable by its redo record alone.
+/// The reopen after a failed write starts the journal's count of redo
+/// records afresh (redoing what it held in a durable commit), so a durable
+/// commit that fell due before the failure is due no more: the next issuance
+/// is made durable by its redo record alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_a_reopen_settles_the_durable_commit_falling_due() {
     use self::redb::journal::fault::{register, Fault};
