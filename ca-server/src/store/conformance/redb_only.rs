@@ -355,7 +355,8 @@ async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
 /// Issuances are made durable by journal redo records: the store's files
 /// as a crash leaves them (copied while it is open) open to the same
 /// certificates and the same audit trail, hash for hash, whether opened
-/// for writing (redone durably) or read-only (redone in memory). Some come
+/// for writing (redone durably), read-only (redone in memory) or recovered
+/// on its file before a look (the master key's check). Some come
 /// one at a time, some concurrently (several to a record), with a refused
 /// one among them, and a durable commit between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,7 +401,7 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     }
     let stats = concrete.journal_stats().expect("stats");
     assert!(stats.redo_records > 0, "no issuance went by a redo record");
-    let copies: Vec<tempfile::TempDir> = (0..2)
+    let copies: Vec<tempfile::TempDir> = (0..3)
         .map(|_| {
             let copy = tempfile::tempdir().expect("tempdir");
             let db = dir.path().join(redb::DB_FILE);
@@ -434,6 +435,20 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     assert!(state(&again) == done, "after the redo was committed");
     let read_only = redb::RedbStore::open_read_only(copies[1].path()).expect("read-only");
     assert!(state(&read_only) == done, "read-only, redone in memory");
+    // The look before an open for writing: refused until recovered on the
+    // file, which redoes exactly what was done and closes the store clean.
+    let third = copies[2].path();
+    assert!(
+        redb::RedbStore::open_read_only_if_clean(third)
+            .expect("look")
+            .is_none(),
+        "a store a crash left looked clean"
+    );
+    crate::store::recover(third).expect("recover");
+    let recovered = redb::RedbStore::open_read_only_if_clean(third)
+        .expect("look")
+        .expect("clean after the recovery");
+    assert!(state(&recovered) == done, "recovered on its file");
 }
 
 /// Issuances answered but not yet committed to redb (carried on in the
