@@ -130,22 +130,28 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     // deterministic one).
     let redone = s.log().matches("redid the writes the journal held").count();
     eprintln!("restarts after the kills that redid writes from the journal: {redone} of 5");
-    // Each start after a kill recovers the store once: redb's repair walks
-    // every table (about a second per million certificates here), and the
-    // master-key check before the open for writing must not make its own.
+    // A start after a kill recovers the store once (the master-key check
+    // before the open for writing makes no recovery of its own: neither
+    // redb's repair nor the redo), and without redb's full repair, which
+    // walks every table (about a second per million certificates here):
+    // the last durable commit before the kill recorded redb's allocator
+    // state. Under load that is the events' projection or the commit due
+    // after a MiB of redo records; only a write durable by itself in the
+    // last ~0.1 s before a kill (a start's own, for a kill soon after it)
+    // leaves a walk to do, so one of the five is let pass.
     let log = s.log();
-    let repairs: Vec<usize> = log
-        .split("ca-server listening")
-        .map(|start| start.matches("redb is checking and repairing it").count())
-        .collect();
+    let per_start = |what: &str| -> Vec<usize> {
+        log.split("ca-server listening")
+            .map(|start| start.matches(what).count())
+            .collect()
+    };
+    let repairs = per_start("redb is checking and repairing it");
     assert!(
-        repairs.iter().all(|&n| n <= 1),
-        "repairs per start: {repairs:?}"
+        repairs.iter().all(|&n| n <= 1) && repairs.iter().sum::<usize>() <= 1,
+        "redb's full repairs per start: {repairs:?}"
     );
-    assert!(
-        repairs.iter().sum::<usize>() >= 1,
-        "no start after a kill repaired the store: {repairs:?}"
-    );
+    let redos = per_start("redid the writes the journal held");
+    assert!(redos.iter().all(|&n| n <= 1), "redos per start: {redos:?}");
 
     // A graceful stop (SIGTERM) under load: in-flight requests finish, the
     // store closes cleanly, the process exits 0.

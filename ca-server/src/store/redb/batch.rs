@@ -32,6 +32,9 @@ pub enum JobRedo {
     Record(Vec<u8>),
     /// Only by a durable commit.
     Durable,
+    /// Only by a durable commit, which records redb's allocator state (see
+    /// `super::begin_write_recording_allocator`).
+    DurableRecording,
 }
 
 /// Redo bytes since the last durable commit past which the next commit is
@@ -169,12 +172,14 @@ fn commit(
     held: &mut Option<WriteTransaction>,
 ) -> Result<(), StoreError> {
     let mut records = Vec::new();
-    let mut durable = shared.durable_next.load(Ordering::Relaxed);
+    let due = shared.durable_next.load(Ordering::Relaxed);
+    let (mut durable, mut recording) = (due, due);
     for o in outputs {
         match &o.redo {
             JobRedo::Nothing => {}
             JobRedo::Record(r) => records.push(r.as_slice()),
             JobRedo::Durable => durable = true,
+            JobRedo::DurableRecording => (durable, recording) = (true, true),
         }
     }
     #[cfg(feature = "forensics")]
@@ -195,6 +200,10 @@ fn commit(
             redb::Durability::None
         })
         .map_err(|e| StoreError::Db(e.to_string()))?;
+        // The commit due after a MiB of redo records, and the events'
+        // projection that follows every burst of audited actions, record
+        // the allocator state (see `super::begin_write_recording_allocator`).
+        txn.set_quick_repair(recording);
         txn.commit().map_err(StoreError::from)?;
         shared.all_published();
         if durable {

@@ -28,7 +28,7 @@ impl RedbStore {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| StoreError::Db(format!("setting permissions: {e}")))?;
         }
-        let txn = db.begin_write()?;
+        let txn = super::begin_write_recording_allocator(&db)?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());

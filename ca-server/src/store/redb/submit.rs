@@ -33,12 +33,41 @@ impl RedbStore {
         self.write_keyed(None, audit, f)
     }
 
+    /// [`write`](Self::write) whose durable commit records redb's allocator
+    /// state: for a write made now and then whatever the load, after the
+    /// writes durable by themselves (see
+    /// [`begin_write_recording_allocator`](super::begin_write_recording_allocator)).
+    pub(super) fn write_recording<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        self.write_job(None, None, JobRedo::DurableRecording, f)
+    }
+
     /// [`write`](Self::write) for a job whose main row is `order` (see
     /// [`writer::Job::order`]).
     pub(super) fn write_keyed<T, F>(
         &self,
         order: Option<String>,
         audit: Option<AuditDraft>,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        self.write_job(order, audit, JobRedo::Durable, f)
+    }
+
+    fn write_job<T, F>(
+        &self,
+        order: Option<String>,
+        audit: Option<AuditDraft>,
+        durable: JobRedo,
         f: F,
     ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
     where
@@ -69,7 +98,7 @@ impl RedbStore {
                 events,
                 // (Even a refusal: a job's refusals are not checked to have
                 // written nothing.)
-                redo: JobRedo::Durable,
+                redo: durable,
             }
         });
         self.queue(

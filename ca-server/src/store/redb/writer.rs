@@ -240,8 +240,11 @@ impl Shared {
             return;
         };
         let committed = match carried {
-            Some(txn) => Ok(txn),
-            None => db.begin_write().map_err(StoreError::from),
+            Some(mut txn) => {
+                txn.set_quick_repair(true);
+                Ok(txn)
+            }
+            None => super::begin_write_recording_allocator(db).map_err(StoreError::from),
         }
         .and_then(|txn| txn.commit().map_err(StoreError::from));
         match committed {
