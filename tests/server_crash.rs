@@ -135,10 +135,10 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     // redb's repair nor the redo), and without redb's full repair, which
     // walks every table (about a second per million certificates here):
     // the last durable commit before the kill recorded redb's allocator
-    // state. Under load that is the events' projection or the commit due
-    // after a MiB of redo records; only a write durable by itself in the
-    // last ~0.1 s before a kill (a start's own, for a kill soon after it)
-    // leaves a walk to do, so one of the five is let pass.
+    // state. Under this load that is the events' projection or the commit
+    // due after a MiB of redo records; a kill soon after a start can follow
+    // a durable write of the start's own that records nothing and leave a
+    // walk to do, so one of the five is let pass.
     let log = s.log();
     let per_start = |what: &str| -> Vec<usize> {
         log.split("ca-server listening")
@@ -147,7 +147,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     };
     let repairs = per_start("redb is checking and repairing it");
     assert!(
-        repairs.iter().all(|&n| n <= 1) && repairs.iter().sum::<usize>() <= 1,
+        repairs.iter().sum::<usize>() <= 1,
         "redb's full repairs per start: {repairs:?}"
     );
     let redos = per_start("redid the writes the journal held");

@@ -33,8 +33,8 @@ pub enum JobRedo {
     /// Only by a durable commit.
     Durable,
     /// Only by a durable commit, which records redb's allocator state (see
-    /// `super::begin_write_recording_allocator`).
-    DurableRecording,
+    /// `super::begin_write_quick_repair`).
+    DurableQuickRepair,
 }
 
 /// Redo bytes since the last durable commit past which the next commit is
@@ -173,13 +173,13 @@ fn commit(
 ) -> Result<(), StoreError> {
     let mut records = Vec::new();
     let due = shared.durable_next.load(Ordering::Relaxed);
-    let (mut durable, mut recording) = (due, due);
+    let (mut durable, mut quick_repair) = (due, due);
     for o in outputs {
         match &o.redo {
             JobRedo::Nothing => {}
             JobRedo::Record(r) => records.push(r.as_slice()),
             JobRedo::Durable => durable = true,
-            JobRedo::DurableRecording => (durable, recording) = (true, true),
+            JobRedo::DurableQuickRepair => (durable, quick_repair) = (true, true),
         }
     }
     #[cfg(feature = "forensics")]
@@ -200,10 +200,10 @@ fn commit(
             redb::Durability::None
         })
         .map_err(|e| StoreError::Db(e.to_string()))?;
-        // The commit due after a MiB of redo records, and the events'
-        // projection that follows every burst of audited actions, record
-        // the allocator state (see `super::begin_write_recording_allocator`).
-        txn.set_quick_repair(recording);
+        // The commit due after a MiB of redo records, and the background
+        // writers', record the allocator state (see
+        // `super::begin_write_quick_repair`).
+        txn.set_quick_repair(quick_repair);
         txn.commit().map_err(StoreError::from)?;
         shared.all_published();
         if durable {

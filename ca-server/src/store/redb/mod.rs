@@ -74,13 +74,17 @@ pub const DB_FILE: &str = "ca.redb";
 /// A write transaction whose durable commit records redb's allocator state
 /// (quick repair): after a crash, the open loads that state instead of
 /// walking every table to rebuild it (~1.2 s per 1,000,000 certificates).
-/// The record costs a second sync and the state's pages (~0.6 ms a commit
-/// with 1,000,000 stored): for the commits made now and then, the open's,
-/// the close's, the one due after each MiB of redo records and the events'
-/// projection, which follows every burst of audited actions (see
-/// `batch::commit`); not for a write durable by itself (a revocation, a
-/// policy), which it would make twice as slow.
-fn begin_write_recording_allocator(
+/// Recording costs a second sync and the state's pages (~0.6 ms a commit
+/// with 1,000,000 stored), so only the durable commits made now and then
+/// record it: a start's open, the close's, the one due after each MiB of redo
+/// records, and those of the background writers (the events' projection,
+/// which follows every burst of audited actions, webhook deliveries, audit
+/// digests; see `batch::commit`, `RedbStore::write_quick_repair`). A
+/// request's own durable write (a revocation, a policy, an idempotent
+/// issuance's reservation, an ACME update) records nothing: it would take
+/// about twice the time. A crash after one, before the next recording
+/// commit, still walks.
+fn begin_write_quick_repair(
     db: &redb::Database,
 ) -> Result<redb::WriteTransaction, redb::TransactionError> {
     let mut txn = db.begin_write()?;
@@ -386,7 +390,7 @@ impl Store for RedbStore {
     }
 
     fn append_audit_digest(&self, digest: AuditDigest) -> StoreFuture<'_, ()> {
-        Box::pin(self.write(None, move |txn| {
+        Box::pin(self.write_quick_repair(move |txn| {
             append_audit_digest(txn, &digest)?;
             Ok(((), Vec::new()))
         }))
@@ -481,9 +485,7 @@ impl Store for RedbStore {
         mark: MarkAdvance,
         prune_before: Option<i64>,
     ) -> StoreFuture<'_, u64> {
-        // The projection follows every burst of audited actions (within
-        // ~0.1 s), so it records the allocator state after them.
-        Box::pin(self.write_recording(move |txn| {
+        Box::pin(self.write_quick_repair(move |txn| {
             let last = events::append_events(txn, events, &mark, prune_before)?;
             Ok((last, Vec::new()))
         }))
@@ -541,7 +543,7 @@ impl Store for RedbStore {
 
     fn webhook_delivered(&self, id: &str, seq: u64) -> StoreFuture<'_, ()> {
         let id = id.to_string();
-        Box::pin(self.write(None, move |txn| {
+        Box::pin(self.write_quick_repair(move |txn| {
             events::webhook_delivered(txn, &id, seq)?;
             Ok(((), Vec::new()))
         }))

@@ -28,7 +28,7 @@ impl RedbStore {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| StoreError::Db(format!("setting permissions: {e}")))?;
         }
-        let txn = super::begin_write_recording_allocator(&db)?;
+        let txn = super::begin_write_quick_repair(&db)?;
         {
             let mut meta = txn.open_table(META)?;
             let found = meta.get(SCHEMA_KEY)?.map(|v| v.value());
@@ -113,8 +113,9 @@ impl RedbStore {
 
     /// As [`RedbStore::open_read_only`], for a look before the open for
     /// writing; None for a store a crash left, which is not recovered in
-    /// memory: on a large store that is the open's whole cost (redb walks
-    /// every table), and [`recover`] makes it once for both.
+    /// memory: on a large store that can be the open's whole cost (redb
+    /// walks every table unless the last durable commit recorded its
+    /// allocator state), and [`recover`] makes it once for both.
     pub fn open_read_only_if_clean(dir: &Path) -> Result<Option<RedbStore>, StoreError> {
         let path = dir.join(DB_FILE);
         match open_read_only_if_clean(&path)? {

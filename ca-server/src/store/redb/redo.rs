@@ -201,7 +201,9 @@ pub(super) fn redo_pending(
     in_memory: bool,
 ) -> Result<u64, StoreError> {
     use redb::ReadableTable;
-    let txn = super::begin_write_recording_allocator(db)?;
+    let mut txn = db.begin_write()?;
+    // (On the file: see `super::begin_write_quick_repair`.)
+    txn.set_quick_repair(!in_memory);
     // Redo with this server's code only on a store of its schema; the open
     // refuses a newer one after this (see `RedbStore::open`).
     let schema = txn.open_table(META)?.get(SCHEMA_KEY)?.map(|v| v.value());

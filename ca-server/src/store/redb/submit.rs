@@ -34,10 +34,10 @@ impl RedbStore {
     }
 
     /// [`write`](Self::write) whose durable commit records redb's allocator
-    /// state: for a write made now and then whatever the load, after the
-    /// writes durable by themselves (see
-    /// [`begin_write_recording_allocator`](super::begin_write_recording_allocator)).
-    pub(super) fn write_recording<T, F>(
+    /// state: for the background writers, whose commits follow the requests'
+    /// own durable writes (see
+    /// [`begin_write_quick_repair`](super::begin_write_quick_repair)).
+    pub(super) fn write_quick_repair<T, F>(
         &self,
         f: F,
     ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
@@ -45,7 +45,7 @@ impl RedbStore {
         T: Send + 'static,
         F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
     {
-        self.write_job(None, None, JobRedo::DurableRecording, f)
+        self.write_job(None, None, JobRedo::DurableQuickRepair, f)
     }
 
     /// [`write`](Self::write) for a job whose main row is `order` (see
@@ -67,7 +67,7 @@ impl RedbStore {
         &self,
         order: Option<String>,
         audit: Option<AuditDraft>,
-        durable: JobRedo,
+        redo: JobRedo,
         f: F,
     ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
     where
@@ -98,7 +98,7 @@ impl RedbStore {
                 events,
                 // (Even a refusal: a job's refusals are not checked to have
                 // written nothing.)
-                redo: durable,
+                redo,
             }
         });
         self.queue(
@@ -247,7 +247,10 @@ impl RedbStore {
             return Err(e);
         }
         let handle = self.shared.handle()?;
-        let txn = handle.rw()?.begin_write()?;
+        let mut txn = handle.rw()?.begin_write()?;
+        // It settles a durable commit falling due (as `batch::commit`
+        // would), so it records what that one would have.
+        txn.set_quick_repair(self.shared.durable_next.load(Ordering::Relaxed));
         match f(&txn) {
             Ok(v) => {
                 txn.commit()?;

@@ -229,7 +229,9 @@ impl Shared {
 
     /// One durable commit (of the carried transaction, if any), so that the
     /// journal may let go of its redo records at the close (it keeps them
-    /// otherwise, for the next open).
+    /// otherwise, for the next open). It records redb's allocator state
+    /// (redb's own close does too; this one covers a process that dies while
+    /// the close waits for readers).
     fn make_redo_durable(&self, held: &mut Option<WriteTransaction>) {
         let carried = held.take();
         // (Closed: no read waits for it.)
@@ -244,7 +246,7 @@ impl Shared {
                 txn.set_quick_repair(true);
                 Ok(txn)
             }
-            None => super::begin_write_recording_allocator(db).map_err(StoreError::from),
+            None => super::begin_write_quick_repair(db).map_err(StoreError::from),
         }
         .and_then(|txn| txn.commit().map_err(StoreError::from));
         match committed {

@@ -10,7 +10,10 @@
 //! its file is registered here gets the faulty journal; a fault fires once
 //! per [`Registered::arm`], at the journal's next sync of any kind (a
 //! checkpoint's too): a test arms it when the write it means is the next
-//! to sync.
+//! to sync. A commit that records redb's allocator state syncs twice (its
+//! pages, then the header; see `begin_write_quick_repair`): the fault then
+//! fires at the first, and the write, even with its undo failing, is not
+//! there after the reopen.
 
 use std::io;
 use std::path::{Path, PathBuf};
