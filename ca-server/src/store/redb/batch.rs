@@ -207,7 +207,7 @@ fn commit(
         txn.commit().map_err(StoreError::from)?;
         shared.all_published();
         if durable {
-            shared.committed_durably(journal);
+            shared.committed_durably(journal, quick_repair);
         }
         return Ok(());
     }

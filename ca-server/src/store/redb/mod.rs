@@ -33,6 +33,7 @@ mod policies;
 pub mod power_loss;
 mod publish;
 mod reads;
+mod record;
 mod redo;
 mod submit;
 mod tables;
@@ -57,7 +58,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use ca_core::audit_digest::AuditDigest;
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 use self::tables::*;
 use self::writer::{Handle, Job, Shared};
@@ -99,7 +100,7 @@ pub const SCHEMA_VERSION: u64 = 2;
 
 pub struct RedbStore {
     shared: Arc<Shared>,
-    sender: Mutex<Option<mpsc::UnboundedSender<Job>>>,
+    sender: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     boot_id: String,
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use redb::{Database, ReadableTable};
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 use super::journal::{JournalBackend, SharedJournal};
 use super::redo::redo_pending;
@@ -88,7 +88,7 @@ impl RedbStore {
         shared
             .redo_seq
             .store(redo_seq, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Job>();
         let writer = {
             let shared = shared.clone();
             std::thread::Builder::new()

@@ -250,13 +250,14 @@ impl RedbStore {
         let mut txn = handle.rw()?.begin_write()?;
         // It settles a durable commit falling due (as `batch::commit`
         // would), so it records what that one would have.
-        txn.set_quick_repair(self.shared.durable_next.load(Ordering::Relaxed));
+        let records = self.shared.durable_next.load(Ordering::Relaxed);
+        txn.set_quick_repair(records);
         match f(&txn) {
             Ok(v) => {
                 txn.commit()?;
                 if let writer::Handle::Rw(_, journal) = handle.as_ref() {
                     // Durable: so is every redo record before it.
-                    self.shared.committed_durably(journal);
+                    self.shared.committed_durably(journal, records);
                 }
                 self.shared.count_commit(1);
                 Ok(v)

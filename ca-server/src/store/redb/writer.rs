@@ -33,11 +33,12 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use redb::{Database, ReadOnlyDatabase, ReadTransaction, ReadableDatabase, WriteTransaction};
-use tokio::sync::mpsc;
+use std::sync::mpsc;
 
 use super::batch::run_batch;
 pub use super::batch::{Completion, Job, JobFn, JobOutput, JobRedo};
 use super::journal::JournalBackend;
+use super::record::LOOK_EVERY;
 use crate::store::ca_cache::CaCache;
 use crate::store::{CommitHook, CommitObserver, Committed, StoreError};
 
@@ -113,6 +114,11 @@ pub struct Shared {
     batch_avg: AtomicU32,
     /// The next commit is to be durable (`batch::DURABLE_AFTER`); written under `commit_lock`.
     pub(super) durable_next: AtomicBool,
+    /// When the last durable commit was made, if it did not record redb's
+    /// allocator state (see [`super::record`]); written under `commit_lock`.
+    pub(super) unrecorded: Mutex<Option<Instant>>,
+    /// The last commit that was to record that state failed.
+    pub(super) recording_failed: AtomicBool,
     /// The number of the last redo record appended (see [`super::redo`]);
     /// written under `commit_lock`.
     pub(super) redo_seq: AtomicU64,
@@ -145,6 +151,8 @@ impl Shared {
             last_reopen: Mutex::new(Instant::now()),
             batch_avg: AtomicU32::new(ONE_WRITE),
             durable_next: AtomicBool::new(false),
+            unrecorded: Mutex::new(None),
+            recording_failed: AtomicBool::new(false),
             redo_seq: AtomicU64::new(0),
             failure: RwLock::new(None),
             hooks: RwLock::new(Vec::new()),
@@ -250,7 +258,7 @@ impl Shared {
         }
         .and_then(|txn| txn.commit().map_err(StoreError::from));
         match committed {
-            Ok(()) => self.committed_durably(journal),
+            Ok(()) => self.committed_durably(journal, true),
             Err(e) => {
                 tracing::warn!(error = %e, "store: the closing commit failed; the next open redoes what the journal holds")
             }
@@ -259,9 +267,11 @@ impl Shared {
 
     /// A durable commit has just been made (under the commit lock): it holds
     /// every redo record's writes, so the journal may let go of them and no
-    /// durable commit is due any more.
-    pub(super) fn committed_durably(&self, journal: &JournalBackend) {
+    /// durable commit is due any more. `recorded`: it recorded redb's
+    /// allocator state (see [`super::record`]).
+    pub(super) fn committed_durably(&self, journal: &JournalBackend, recorded: bool) {
         self.durable_next.store(false, Ordering::Relaxed);
+        self.note_durable_commit(recorded);
         if let Err(e) = journal.redo_durable() {
             // The journal is poisoned: the next write reopens the store.
             tracing::error!(error = %e, "store journal: after a durable commit");
@@ -319,6 +329,7 @@ impl Shared {
                 // made a durable commit due is behind it (redone by the
                 // open in a durable commit, if any was left to redo).
                 self.durable_next.store(false, Ordering::Relaxed);
+                self.record_after_reopen();
                 // The failed commit may have reached the disk all the same
                 // (its last sync failing after its record was written): what
                 // the reopened store says may differ from what was kept.
@@ -354,14 +365,30 @@ fn copy(e: &StoreError) -> StoreError {
     }
 }
 
-/// The next job: blocking while the store is healthy; while it is broken,
-/// polling, so it also retries to reopen when no write comes. (A caller
-/// whose own commit broke the store sends an empty job to end the blocking
-/// wait.)
-fn next_job(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Job> {
+/// The next job. While the store is healthy, waiting for one, and every
+/// [`LOOK_EVERY`] (or sooner, when one falls due) making the commit that
+/// records redb's allocator state if one is due (see [`super::record`]);
+/// while it is broken, polling, so it also retries to reopen when no write
+/// comes. (A caller whose own commit broke the store sends an empty job to
+/// end the wait.)
+fn next_job(shared: &Shared, rx: &mpsc::Receiver<Job>) -> Option<Job> {
     loop {
         if shared.writable.load(Ordering::Acquire) {
-            return rx.blocking_recv();
+            let now = Instant::now();
+            let wait = shared
+                .record_due()
+                .map_or(LOOK_EVERY, |due| due.saturating_duration_since(now))
+                .min(LOOK_EVERY);
+            match rx.recv_timeout(wait) {
+                Ok(job) => return Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if shared.record_is_due() {
+                        shared.record_if_due(&mut shared.lock_commits());
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
         }
         let due = {
             let mut last_try = shared.last_reopen.lock().unwrap_or_else(|p| p.into_inner());
@@ -376,14 +403,14 @@ fn next_job(shared: &Shared, rx: &mut mpsc::UnboundedReceiver<Job>) -> Option<Jo
         }
         match rx.try_recv() {
             Ok(job) => return Some(job),
-            Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
-            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
         }
     }
 }
 
-pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(first) = next_job(&shared, &mut rx) {
+pub fn writer_loop(shared: Arc<Shared>, rx: mpsc::Receiver<Job>) {
+    while let Some(first) = next_job(&shared, &rx) {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -393,6 +420,7 @@ pub fn writer_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Job>) {
         }
         shared.queued.fetch_sub(jobs.len(), Ordering::AcqRel);
         let mut held = shared.lock_commits();
+        shared.record_with_batch_if_due();
         shared.commit_group(&mut held, jobs);
     }
     tracing::debug!("store writer stopped");
