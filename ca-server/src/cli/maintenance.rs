@@ -1,5 +1,6 @@
 //! Maintenance of a stopped server's data directory: the master key
-//! rotated (every sealed key re-wrapped), the audit trail verified.
+//! rotated (every sealed key re-wrapped), the audit trail verified, the
+//! store checked.
 
 use std::path::PathBuf;
 
@@ -84,4 +85,77 @@ pub(crate) fn run_audit_verify(
             std::process::exit(1);
         }
     }
+}
+
+/// `ca-server check`.
+pub(crate) fn run_check(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    init_logging(LogFormat::Text);
+    let dir = data_dir.unwrap_or_else(default_data_dir);
+    if ca_server::store::is_postgres(&dir) {
+        anyhow::bail!(
+            "{}'s records are in PostgreSQL: `check` reads the embedded redb store (check \
+             PostgreSQL with its own tools, e.g. amcheck; `ca-server audit verify` checks the \
+             audit trail there)",
+            dir.display()
+        );
+    }
+    let file = dir.join(ca_server::store::STORE_FILE);
+    let size = std::fs::metadata(&file)
+        .with_context(|| format!("{} (is this a data directory?)", file.display()))?
+        .len();
+    let mut progress = |done: u64, total: u64| {
+        eprintln!("checked {done} of {total} certificate records");
+    };
+    let report = ca_server::store::redb::check::check(&dir, &mut progress).with_context(|| {
+        format!(
+            "checking the store in {} (the server must be stopped)",
+            dir.display()
+        )
+    })?;
+    println!(
+        "store: {} ({size} bytes), {}",
+        file.display(),
+        if report.recovered {
+            "not closed cleanly: recovered in this process's memory first, the file left as it is"
+        } else {
+            "closed cleanly"
+        }
+    );
+    if report.pages_ok {
+        println!(
+            "OK: redb's integrity check: every page matches its checksum, the allocator state matches the pages in use"
+        );
+    }
+    for p in &report.problems {
+        println!("PROBLEM: {p}");
+    }
+    if report.pages_ok && report.problems.is_empty() {
+        println!(
+            "OK: {} certificate records ({} issued, {} reserved): each with its serial, its DER (the certificate the record names) and its expiry entry; no index entry without its record",
+            report.certificates, report.issued, report.reserved
+        );
+    }
+    match &report.audit {
+        Some(Verdict::Ok {
+            count,
+            digests,
+            covered,
+        }) if *digests == 0 => {
+            println!("OK: {count} audit entries, hash chain intact; no signed digest yet")
+        }
+        Some(Verdict::Ok {
+            count,
+            digests,
+            covered,
+        }) => println!(
+            "OK: {count} audit entries, hash chain intact; {digests} signed digest(s), each signed by the key it names, covering entries 1 to {covered}"
+        ),
+        Some(Verdict::Broken { seq, why }) => println!("BROKEN audit trail at entry {seq}: {why}"),
+        None => {}
+    }
+    if !report.ok() {
+        println!("FAILED: the store has problems (see above)");
+        std::process::exit(1);
+    }
+    Ok(())
 }

@@ -1,10 +1,11 @@
 //! Offline surgery for tests and forensics on a stopped server's store: the
 //! audit trail's raw entries, so a test can alter one and see verification
-//! name it. Nothing in the server calls these.
+//! name it; a certificate's index entries, for `ca-server check` to find
+//! missing. Nothing in the server calls these.
 
 use std::path::Path;
 
-use super::tables::{AUDIT, AUDIT_DIGESTS, AUDIT_HEAD, CA_KEYS, POLICIES};
+use super::tables::{AUDIT, AUDIT_DIGESTS, AUDIT_HEAD, CA_KEYS, CERTS, EXPIRY, POLICIES, SERIALS};
 use super::DB_FILE;
 use crate::store::StoreError;
 
@@ -99,6 +100,33 @@ pub fn remove_sealed_key(dir: &Path, ca_id: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
     let txn = db.begin_write()?;
     txn.open_table(CA_KEYS)?.remove(ca_id)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Remove certificate `serial`'s entries in the serials and expiry indexes
+/// (its record stays).
+pub fn drop_index_entries(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
+    use redb::ReadableTable;
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let key = crate::store::cert_key(ca_id, serial);
+    let rec = match txn.open_table(CERTS)?.get(key.as_str())? {
+        Some(v) => super::codec::decode_cert(v.value())?,
+        None => return Err(StoreError::NotFound(key)),
+    };
+    txn.open_table(SERIALS)?.remove(serial)?;
+    let not_after = u64::try_from(rec.not_after).unwrap_or(0);
+    txn.open_table(EXPIRY)?.remove((not_after, key.as_str()))?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Claim `serial` for `ca_id` in the serials index, with no record.
+pub fn claim_serial(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    txn.open_table(SERIALS)?.insert(serial, ca_id)?;
     txn.commit()?;
     Ok(())
 }

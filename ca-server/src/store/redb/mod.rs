@@ -8,6 +8,7 @@ pub mod backup;
 mod batch;
 mod cas;
 mod certs;
+pub mod check;
 // Opened to the fuzz targets (feature `fuzzing`): the decoders meet
 // whatever a damaged store file holds.
 #[cfg(feature = "fuzzing")]

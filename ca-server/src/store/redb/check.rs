@@ -1,0 +1,273 @@
+//! `ca-server check`: a stopped server's store checked end to end, its
+//! files left as they are. redb's integrity check reads every page against
+//! its checksum and the allocator state against the pages in use; then
+//! every certificate record is checked against its indexes (serial, DER,
+//! expiry) and its DER against the record, every index entry against its
+//! record, and the audit trail's hash chain and signed digests. A store a
+//! crash left is recovered in this process's memory first, as the server's
+//! own start would recover it.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use der::Decode;
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::codec;
+use super::journal::JournalBackend;
+use super::tables::{
+    absent, unjson, unpack_der, CAS, CERTS, CERT_DER, CERT_DER_SEQ, DER_DICTS, EXPIRY, SERIALS,
+};
+use super::writer::Handle;
+use super::DB_FILE;
+use crate::store::{cert_key, CaRecord, CertStatus, StoreError, Verdict};
+
+/// Problems of one kind listed at most; the rest are counted.
+const LISTED_PER_KIND: usize = 20;
+
+/// What [`check`] found.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// The store was not closed cleanly: it was recovered in memory first.
+    pub recovered: bool,
+    /// redb's integrity check passed.
+    pub pages_ok: bool,
+    pub certificates: u64,
+    pub issued: u64,
+    pub reserved: u64,
+    /// The audit trail's verdict (None when the checks could not get that far).
+    pub audit: Option<Verdict>,
+    /// Everything found wrong, one line each.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty() && matches!(self.audit, Some(Verdict::Ok { .. }))
+    }
+}
+
+/// Problems of one kind: the first few listed, the rest counted.
+struct Kind<'a> {
+    problems: &'a mut Vec<String>,
+    what: &'static str,
+    count: usize,
+}
+
+impl Kind<'_> {
+    fn found(&mut self, line: String) {
+        self.count += 1;
+        if self.count <= LISTED_PER_KIND {
+            self.problems.push(line);
+        }
+    }
+}
+
+impl Drop for Kind<'_> {
+    fn drop(&mut self) {
+        if self.count > LISTED_PER_KIND {
+            self.problems.push(format!(
+                "... and {} more {}",
+                self.count - LISTED_PER_KIND,
+                self.what
+            ));
+        }
+    }
+}
+
+/// Check the redb store in `dir` (the server stopped: a running one holds
+/// its journal locked). `progress(done, total)` is told as certificates are
+/// checked.
+pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckReport, StoreError> {
+    let path = dir.join(DB_FILE);
+    let backend = JournalBackend::open_read_only(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound(format!("{}: {e}", path.display())),
+        _ => StoreError::Unavailable(format!("{}: {e}", path.display())),
+    })?;
+    let pending = backend.take_pending_redo();
+    let repaired = Arc::new(AtomicBool::new(false));
+    let flag = repaired.clone();
+    // On a scratch backend: whatever redb writes (its repair, the redo, the
+    // integrity check's own repair) stays in this process's memory.
+    let mut db = redb::Builder::new()
+        .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
+        .create_with_backend(backend.into_scratch())?;
+    if !pending.is_empty() {
+        super::redo::redo_pending(&db, &pending, true)?;
+    }
+    let mut report = CheckReport {
+        recovered: repaired.load(Ordering::Relaxed) || !pending.is_empty(),
+        pages_ok: false,
+        certificates: 0,
+        issued: 0,
+        reserved: 0,
+        audit: None,
+        problems: Vec::new(),
+    };
+    match db.check_integrity() {
+        Ok(true) => report.pages_ok = true,
+        Ok(false) => report.problems.push(
+            "redb's integrity check failed: a page's checksum or the allocator state did not \
+             match (redb repaired it in this process's memory; the file is left as it is)"
+                .into(),
+        ),
+        Err(e) => {
+            report
+                .problems
+                .push(format!("redb's integrity check failed: {e}"));
+            return Ok(report);
+        }
+    }
+    check_certificates(&db, &mut report, progress)?;
+    report.audit = Some(super::reads::verify_audit(&Handle::Scratch(db), None)?);
+    Ok(report)
+}
+
+fn check_certificates(
+    db: &redb::Database,
+    report: &mut CheckReport,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), StoreError> {
+    let r = db.begin_read()?;
+    let certs = r.open_table(CERTS)?;
+    let serials = r.open_table(SERIALS)?;
+    let expiry = r.open_table(EXPIRY)?;
+    let der_seq = r.open_table(CERT_DER_SEQ)?;
+    let legacy_der = r.open_table(CERT_DER).map(Some).or_else(absent)?;
+    let dicts = r.open_table(DER_DICTS).map(Some).or_else(absent)?;
+    let total = certs.len()?;
+    let mut records = Kind {
+        problems: &mut report.problems,
+        what: "certificate records with problems",
+        count: 0,
+    };
+    let (mut issued, mut reserved, mut with_der_seq) = (0u64, 0u64, 0u64);
+    for (done, item) in certs.iter()?.enumerate() {
+        let done = done as u64 + 1;
+        if done % 100_000 == 0 {
+            progress(done, total);
+        }
+        let (k, v) = item?;
+        let key = k.value();
+        let (rec, seq) = match codec::decode_cert_and_der_seq(v.value()) {
+            Ok(r) => r,
+            Err(e) => {
+                records.found(format!("certificate record {key}: unreadable: {e}"));
+                continue;
+            }
+        };
+        if rec.key() != key {
+            records.found(format!(
+                "certificate record {key}: holds certificate {}",
+                rec.key()
+            ));
+        }
+        match serials.get(rec.serial.as_str())? {
+            Some(ca) if ca.value() == rec.ca_id => {}
+            Some(ca) => records.found(format!(
+                "certificate {key}: its serial is claimed by CA {}",
+                ca.value()
+            )),
+            None => records.found(format!(
+                "certificate {key}: its serial is not in the serials index"
+            )),
+        }
+        if rec.status == CertStatus::Reserved {
+            reserved += 1;
+            continue;
+        }
+        issued += 1;
+        let der = match seq {
+            Some(seq) => {
+                with_der_seq += 1;
+                match der_seq.get(seq)? {
+                    Some(d) => Some(unpack_der(dicts.as_ref(), d.value())),
+                    None => None,
+                }
+            }
+            None => match &legacy_der {
+                Some(t) => t.get(key)?.map(|d| Ok(d.value().to_vec())),
+                None => None,
+            },
+        };
+        match der {
+            None => records.found(format!("certificate {key}: its DER is missing")),
+            Some(Err(e)) => records.found(format!("certificate {key}: its DER: {e}")),
+            Some(Ok(der)) => {
+                if let Some(why) = der_disagrees(&der, &rec.serial) {
+                    records.found(format!("certificate {key}: {why}"));
+                }
+            }
+        }
+        let not_after = u64::try_from(rec.not_after).unwrap_or(0);
+        if expiry.get((not_after, key))?.is_none() {
+            records.found(format!(
+                "certificate {key}: not in the expiry index (expiry notices and counts miss it)"
+            ));
+        }
+    }
+    drop(records);
+    if total >= 100_000 {
+        progress(total, total);
+    }
+    // Index entries without their record.
+    let mut orphans = Kind {
+        problems: &mut report.problems,
+        what: "index entries without their certificate",
+        count: 0,
+    };
+    // A CA's own serial is claimed in its own name (a root's has no record).
+    let mut ca_serials = std::collections::HashSet::new();
+    for item in r.open_table(CAS)?.iter()? {
+        let (_, v) = item?;
+        let ca: CaRecord = unjson(v.value())?;
+        if let Some(serial) = ca.serial {
+            ca_serials.insert((ca.id, serial));
+        }
+    }
+    for item in serials.iter()? {
+        let (s, ca) = item?;
+        let key = cert_key(ca.value(), s.value());
+        if certs.get(key.as_str())?.is_none()
+            && !ca_serials.contains(&(ca.value().to_string(), s.value().to_string()))
+        {
+            orphans.found(format!(
+                "serial {} (CA {}): claimed, with neither a certificate record nor that CA's own",
+                s.value(),
+                ca.value()
+            ));
+        }
+    }
+    for item in expiry.iter()? {
+        let (k, _) = item?;
+        let (_, key) = k.value();
+        if certs.get(key)?.is_none() {
+            orphans.found(format!("expiry index entry {key}: no certificate record"));
+        }
+    }
+    let stored_ders = der_seq.len()?;
+    if stored_ders > with_der_seq {
+        orphans.found(format!(
+            "{} stored DER(s) belong to no certificate record",
+            stored_ders - with_der_seq
+        ));
+    }
+    drop(orphans);
+    report.certificates = total;
+    report.issued = issued;
+    report.reserved = reserved;
+    Ok(())
+}
+
+/// Why `der` is not the certificate a record of `serial` names, if it is not.
+fn der_disagrees(der: &[u8], serial: &str) -> Option<String> {
+    let cert = match x509_cert::Certificate::from_der(der) {
+        Ok(c) => c,
+        Err(e) => return Some(format!("its DER is not a certificate: {e}")),
+    };
+    let held = ca_core::hex::encode(cert.tbs_certificate.serial_number.as_bytes());
+    let trimmed = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
+    (trimmed(&held) != trimmed(serial))
+        .then(|| format!("its DER holds serial {held}, not the record's"))
+}
