@@ -495,6 +495,15 @@ fn check_finds_damaged_pages_and_indexes() {
 
     let (ok, out) = check(&s.dir);
     assert!(!ok && out.contains("the server must be stopped"), "{out}");
+    // A store a crash left is recovered in memory, its files left as they are.
+    s.kill9();
+    let files =
+        |dir: &Path| ["ca.redb", "ca.redb.journal"].map(|f| std::fs::read(dir.join(f)).expect(f));
+    let before = files(&s.dir);
+    let (ok, out) = check(&s.dir);
+    assert!(ok, "{out}");
+    assert!(before == files(&s.dir), "check changed the store's files");
+    s.start();
     s.stop();
     let (ok, out) = check(&s.dir);
     assert!(ok, "{out}");

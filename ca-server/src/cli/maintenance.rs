@@ -116,9 +116,10 @@ pub(crate) fn run_check(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         "store: {} ({size} bytes), {}",
         file.display(),
         if report.recovered {
-            "not closed cleanly: recovered in this process's memory first, the file left as it is"
+            "not closed cleanly: recovered in this process's memory first (the journal's writes \
+             redone, or redb's repair run), its files left as they are"
         } else {
-            "closed cleanly"
+            "nothing to recover"
         }
     );
     if report.pages_ok {

@@ -23,13 +23,17 @@ use super::writer::Handle;
 use super::DB_FILE;
 use crate::store::{cert_key, CaRecord, CertStatus, StoreError, Verdict};
 
+/// redb's page cache while checking.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// Problems of one kind listed at most; the rest are counted.
 const LISTED_PER_KIND: usize = 20;
 
 /// What [`check`] found.
 #[derive(Debug)]
 pub struct CheckReport {
-    /// The store was not closed cleanly: it was recovered in memory first.
+    /// The store was not closed cleanly and needed recovery (writes in its
+    /// journal to redo, or redb's repair): made in memory first.
     pub recovered: bool,
     /// redb's integrity check passed.
     pub pages_ok: bool,
@@ -90,7 +94,10 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
     let flag = repaired.clone();
     // On a scratch backend: whatever redb writes (its repair, the redo, the
     // integrity check's own repair) stays in this process's memory.
+    // Every page is read once: a small cache keeps a large store's check
+    // from holding it all in memory.
     let mut db = redb::Builder::new()
+        .set_cache_size(CACHE_BYTES)
         .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
         .create_with_backend(backend.into_scratch())?;
     if !pending.is_empty() {
@@ -181,10 +188,9 @@ fn check_certificates(
         let der = match seq {
             Some(seq) => {
                 with_der_seq += 1;
-                match der_seq.get(seq)? {
-                    Some(d) => Some(unpack_der(dicts.as_ref(), d.value())),
-                    None => None,
-                }
+                der_seq
+                    .get(seq)?
+                    .map(|d| unpack_der(dicts.as_ref(), d.value()))
             }
             None => match &legacy_der {
                 Some(t) => t.get(key)?.map(|d| Ok(d.value().to_vec())),
