@@ -118,18 +118,20 @@ pub(super) fn precheck_for(
     opts: &MasterOptions,
     rotating: bool,
 ) -> Result<bool, VaultError> {
-    if crate::store::is_postgres(dir) && !rotating {
+    // (config.toml read once.)
+    let postgres = crate::store::is_postgres(dir);
+    if postgres && !rotating {
         // A shared database: the server checks the key once it is open.
         return Ok(false);
     }
-    if !crate::store::exists(dir) && !crate::store::is_postgres(dir) {
+    if !crate::store::exists(dir) && !postgres {
         return Ok(true);
     }
     // A store a crash left is recovered first, on its file, and closed
     // cleanly: that only finishes what was committed (a wrong key changes
     // nothing else), and is the open's whole cost on a large store, which a
     // look recovering it in memory would make twice.
-    let opened = if crate::store::is_postgres(dir) {
+    let opened = if postgres {
         crate::store::open_offline(dir, false)
     } else {
         crate::store::open_read_only_if_clean(dir).and_then(|clean| match clean {
