@@ -13,9 +13,11 @@ use harness::server::server_bin;
 use harness::{core_csr, run, Server};
 use serde_json::{json, Value};
 
-fn verify(dir: &Path) -> (bool, String) {
+/// `ca-server ARGS --data-dir DIR`: whether it succeeded, and what it said.
+fn offline(args: &[&str], dir: &Path) -> (bool, String) {
     let out = run(Command::new(server_bin())
-        .args(["audit", "verify", "--data-dir"])
+        .args(args)
+        .arg("--data-dir")
         .arg(dir));
     (
         out.status.success(),
@@ -27,18 +29,12 @@ fn verify(dir: &Path) -> (bool, String) {
     )
 }
 
+fn verify(dir: &Path) -> (bool, String) {
+    offline(&["audit", "verify"], dir)
+}
+
 fn check(dir: &Path) -> (bool, String) {
-    let out = run(Command::new(server_bin())
-        .args(["check", "--data-dir"])
-        .arg(dir));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    offline(&["check"], dir)
 }
 
 /// A copy of the data directory to tamper with.
@@ -247,19 +243,8 @@ fn an_issuance_entry_records_the_certificate_it_made() {
 
 /// `ca-server audit verify` with a pinned digest key.
 fn verify_pinned(dir: &Path, key: &Path) -> (bool, String) {
-    let out = run(Command::new(server_bin())
-        .args(["audit", "verify", "--digest-key"])
-        .arg(key)
-        .arg("--data-dir")
-        .arg(dir));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let key = key.to_str().expect("a UTF-8 path");
+    offline(&["audit", "verify", "--digest-key", key], dir)
 }
 
 /// Rewrite the trail from entry `from` on, every hash recomputed and the head
