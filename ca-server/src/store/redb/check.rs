@@ -93,9 +93,8 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
     let repaired = Arc::new(AtomicBool::new(false));
     let flag = repaired.clone();
     // On a scratch backend: whatever redb writes (its repair, the redo, the
-    // integrity check's own repair) stays in this process's memory.
-    // Every page is read once: a small cache keeps a large store's check
-    // from holding it all in memory.
+    // integrity check's own repair) stays in this process's memory. Every
+    // page is read once, so a small cache: a large store is not held whole.
     let mut db = redb::Builder::new()
         .set_cache_size(CACHE_BYTES)
         .set_repair_callback(move |_| flag.store(true, Ordering::Relaxed))
@@ -126,8 +125,19 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
             return Ok(report);
         }
     }
-    check_certificates(&db, &mut report, progress)?;
-    report.audit = Some(super::reads::verify_audit(&Handle::Scratch(db), None)?);
+    // A read that fails (a page redb could not make sense of) is a problem
+    // found, reported with the others.
+    if let Err(e) = check_certificates(&db, &mut report, progress) {
+        report
+            .problems
+            .push(format!("reading the certificates failed: {e}"));
+    }
+    match super::reads::verify_audit(&Handle::Scratch(db), None) {
+        Ok(verdict) => report.audit = Some(verdict),
+        Err(e) => report
+            .problems
+            .push(format!("reading the audit trail failed: {e}")),
+    }
     Ok(report)
 }
 
