@@ -76,9 +76,10 @@ enum Command {
     },
     /// Print the OpenAPI 3.1 description of the management API (JSON).
     Openapi,
-    /// Make a new data directory from a backup, and check it: the audit
-    /// trail verifies, and the counts are printed. Put the master key (or
-    /// passphrase) in place before starting the server on it.
+    /// Make a new data directory from a backup, and check it as `check`
+    /// does (every page, every certificate's indexes, the audit trail); the
+    /// counts are printed. Put the master key (or passphrase) in place
+    /// before starting the server on it.
     Restore {
         /// The backup file (from `ca-server backup`).
         #[arg(long)]

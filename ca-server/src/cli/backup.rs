@@ -123,19 +123,31 @@ pub(crate) fn restore(
         let text = toml::to_string(&config).context("encoding config.toml")?;
         std::fs::write(dir.join("config.toml"), text).context("writing config.toml")?;
     }
-    let store = ca_server::store::open_read_only(dir).context("opening the restored store")?;
-    let certs = store.count_certs()?;
-    let cas = store.list_cas()?.len();
-    match store.verify_audit(None)? {
-        Verdict::Ok { count, .. } => {
-            println!(
-                "restored into {}: {cas} CAs, {certs} certificates, {count} audit entries (hash chain intact)",
-                dir.display()
-            );
+    let (certs, cas) = {
+        let store = ca_server::store::open_read_only(dir).context("opening the restored store")?;
+        let counts = (store.count_certs()?, store.list_cas()?.len());
+        store.close();
+        counts
+    };
+    // The whole store checked as `ca-server check` does: every page, every
+    // certificate's indexes, the audit trail.
+    let mut progress = |done: u64, total: u64| {
+        eprintln!("checked {done} of {total} certificate records");
+    };
+    let report = ca_server::store::redb::check::check(dir, &mut progress)
+        .context("checking the restored store")?;
+    match (&report.audit, report.problems.is_empty()) {
+        (Some(Verdict::Ok { count, .. }), true) => println!(
+            "restored into {}: {cas} CAs, {certs} certificates, {count} audit entries (hash chain intact; every page and index checked)",
+            dir.display()
+        ),
+        (Some(Verdict::Broken { seq, why }), _) => {
+            anyhow::bail!("the restored audit trail is broken at entry {seq}: {why}")
         }
-        Verdict::Broken { seq, why } => {
-            anyhow::bail!("the restored audit trail is broken at entry {seq}: {why}");
-        }
+        _ => anyhow::bail!(
+            "the restored store has problems:\n{}",
+            report.problems.join("\n")
+        ),
     }
     println!(
         "next: put the master key in place ({}/master.key, --master-key-file, or the passphrase), then `ca-server serve --data-dir {}`",
