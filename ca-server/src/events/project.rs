@@ -57,7 +57,10 @@ pub async fn run(auth: Arc<Authority>) {
 
 /// Turn the audit entries after the mark into events; returns how many
 /// entries were read and how many events appended. The first run on a store starts at its head (an
-/// existing trail's history is not replayed as events).
+/// existing trail's history is not replayed as events); that first mark is
+/// written durably (lost, a restart would start again at a later head and
+/// skip what came between), the events after it need not be: each comes
+/// back the same, id and number, if a crash takes it.
 pub async fn project_once(store: &dyn Store) -> Result<(usize, u64), StoreError> {
     let Some(mark) = store.event_mark(AUDIT_MARK)? else {
         let (head, _) = store.audit_head()?;
@@ -90,7 +93,7 @@ pub async fn project_once(store: &dyn Store) -> Result<(usize, u64), StoreError>
         expect: Some(mark),
         set: last,
     };
-    store.append_events(events, advance, None).await?;
+    store.append_projected_events(events, advance).await?;
     Ok((entries.len(), n))
 }
 
@@ -99,9 +102,9 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
     if e.result.code != "success" {
         return Ok(None);
     }
-    let id = || new_event_id().map_err(|e| StoreError::Db(format!("random event id: {e}")));
+    let id = || event_id_of(&e.hash);
     if e.certificate.is_some() {
-        return Ok(issuance_event(e, id()?));
+        return Ok(issuance_event(e, id()));
     }
     let by = Some(e.identity.subject.clone()).filter(|s| !s.is_empty());
     let (event_type, ca_id, detail) = if e.action.ends_with("RevokeCertificate") {
@@ -146,7 +149,7 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
     };
     Ok(Some(EventRecord {
         seq: 0,
-        id: id()?,
+        id: id(),
         event_type: event_type.to_string(),
         time: e.time.clone(),
         unix: e.unix,
@@ -154,4 +157,64 @@ fn event_of(store: &dyn Store, e: &AuditEntry) -> Result<Option<EventRecord>, St
         detail,
         audit_seq: None,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{AuditIdentity, AuditOutcome, AuditResult};
+    use ca_core::audit_chain::AuditedCertificate;
+
+    fn issuance_entry(seq: u64, hash: &str) -> AuditEntry {
+        AuditEntry {
+            seq,
+            time: "2026-12-07T00:00:00Z".into(),
+            unix: 1_796_601_600,
+            identity: AuditIdentity {
+                subject: "CN=admin".into(),
+                fingerprint: "ff".into(),
+            },
+            action: "acm-pca:IssueCertificate".into(),
+            target: "ca-1/0a".into(),
+            outcome: AuditOutcome {
+                decision: "allowed".into(),
+                statement: None,
+                reason: String::new(),
+            },
+            result: AuditResult {
+                status: 201,
+                code: "success".into(),
+            },
+            certificate: Some(AuditedCertificate {
+                serial: "0a".into(),
+                sans: vec!["DNS:a.example".into()],
+                not_after: "2027-01-01T00:00:00Z".into(),
+                tbs_sha256: "ab".repeat(32),
+            }),
+            prev_hash: "00".repeat(32),
+            hash: hash.into(),
+        }
+    }
+
+    /// Projected again (after a crash took the first projection), an entry
+    /// gives the very same event, id included; another entry another id.
+    #[test]
+    fn an_entry_projected_twice_gives_the_same_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::redb::RedbStore::open(dir.path(), "t".into()).expect("open");
+        let entry = issuance_entry(7, &"12".repeat(32));
+        let first = event_of(&store, &entry).expect("event").expect("made");
+        let again = event_of(&store, &entry).expect("event").expect("made");
+        assert_eq!(first, again);
+        assert!(
+            first.id.starts_with("evt-") && first.id.len() == 36,
+            "{}",
+            first.id
+        );
+        let other = event_of(&store, &issuance_entry(8, &"34".repeat(32)))
+            .expect("event")
+            .expect("made");
+        assert_ne!(first.id, other.id);
+        store.close();
+    }
 }

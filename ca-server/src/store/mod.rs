@@ -354,6 +354,20 @@ pub trait Store: Send + Sync {
         mark: MarkAdvance,
         prune_before: Option<i64>,
     ) -> StoreFuture<'_, u64>;
+    /// [`append_events`](Self::append_events) (no pruning) for events
+    /// projected from the audit trail, each id derived from its entry: the
+    /// store may answer before they are durable. A crash that takes them
+    /// takes the mark that moved with them (and nothing after it: a later
+    /// durable commit holds them), so the projector makes the very same
+    /// events again, numbers and ids included. By default as durable as any
+    /// other write.
+    fn append_projected_events(
+        &self,
+        events: Vec<EventRecord>,
+        mark: MarkAdvance,
+    ) -> StoreFuture<'_, u64> {
+        self.append_events(events, mark, None)
+    }
     fn event_mark(&self, name: &str) -> Result<Option<u64>, StoreError>;
     /// Events numbered after `after`, oldest first, at most `limit`.
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError>;

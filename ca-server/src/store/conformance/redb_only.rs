@@ -3,6 +3,7 @@
 
 use super::*;
 
+mod projected_events;
 mod quick_repair;
 
 #[tokio::test]

@@ -28,6 +28,10 @@ pub struct JobOutput {
 pub enum JobRedo {
     /// It wrote nothing (refused before its first write).
     Nothing,
+    /// By nothing of its own: what it wrote is made again if a crash takes
+    /// it (events projected from the audit trail). Committed with its batch,
+    /// durable with the next durable commit.
+    Unsynced,
     /// By a redo record holding this ([`super::redo`]).
     Record(Vec<u8>),
     /// Only by a durable commit.
@@ -176,7 +180,7 @@ fn commit(
     let (mut durable, mut quick_repair) = (due, due);
     for o in outputs {
         match &o.redo {
-            JobRedo::Nothing => {}
+            JobRedo::Nothing | JobRedo::Unsynced => {}
             JobRedo::Record(r) => records.push(r.as_slice()),
             JobRedo::Durable => durable = true,
             JobRedo::DurableQuickRepair => (durable, quick_repair) = (true, true),

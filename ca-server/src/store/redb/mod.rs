@@ -493,6 +493,19 @@ impl Store for RedbStore {
         }))
     }
 
+    fn append_projected_events(
+        &self,
+        events: Vec<EventRecord>,
+        mark: MarkAdvance,
+    ) -> StoreFuture<'_, u64> {
+        // Committed without a sync of its own (a projection every 0.1 s
+        // under load made a durable commit each: ~5% of the rate).
+        Box::pin(self.write_unsynced(move |txn| {
+            let last = events::append_events(txn, events, &mark, None)?;
+            Ok((last, Vec::new()))
+        }))
+    }
+
     fn event_mark(&self, name: &str) -> Result<Option<u64>, StoreError> {
         events::event_mark(self.handle()?.as_ref(), name)
     }

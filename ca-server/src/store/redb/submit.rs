@@ -48,6 +48,20 @@ impl RedbStore {
         self.write_job(None, None, JobRedo::DurableQuickRepair, f)
     }
 
+    /// [`write`](Self::write) for writes that need no sync of their own (see
+    /// `JobRedo::Unsynced`): answered once committed, durable with the next
+    /// durable commit.
+    pub(super) fn write_unsynced<T, F>(
+        &self,
+        f: F,
+    ) -> impl std::future::Future<Output = Result<T, StoreError>> + Send + 'static
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<(T, Vec<Committed>), StoreError> + Send + 'static,
+    {
+        self.write_job(None, None, JobRedo::Unsynced, f)
+    }
+
     /// [`write`](Self::write) for a job whose main row is `order` (see
     /// [`writer::Job::order`]).
     pub(super) fn write_keyed<T, F>(
