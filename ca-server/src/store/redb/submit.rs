@@ -208,6 +208,7 @@ impl RedbStore {
                 StoreError::Closed
             })
         };
+        self.shared.submitted.fetch_add(1, Ordering::AcqRel);
         match self.shared.try_commit_alone(job) {
             Ok(false) => Ok(()),
             Ok(true) => {

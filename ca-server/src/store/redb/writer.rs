@@ -2,9 +2,10 @@
 //! durable commit; each caller is answered only after the commit that holds
 //! its write, and commit hooks run before that.
 //!
-//! When writes come one at a time (nothing queued, no commit under way, and
-//! recent commits held one write each) the caller commits its write on its
-//! own thread instead ([`Shared::try_commit_alone`]): handing one write to the
+//! When writes come one at a time (nothing queued, no commit under way,
+//! recent commits held one write each, and no write came during the last
+//! such commit) the caller commits its write on its own thread instead
+//! ([`Shared::try_commit_alone`]): handing one write to the
 //! writer thread costs two wake-ups across cores (the writer's, then the
 //! caller's), which on this kind of virtual machine was a measurable share of
 //! a lone client's latency and CPU. Under load writes keep going to the
@@ -109,6 +110,9 @@ pub struct Shared {
     pub writable: AtomicBool,
     /// Jobs sent to the writer and not yet taken from its queue.
     pub(super) queued: AtomicUsize,
+    /// Writes submitted, lone ones included: a lone commit during which
+    /// this moved had company (see [`Shared::try_commit_alone`]).
+    pub(super) submitted: AtomicU64,
     /// Writes per commit, averaged over the last eight or so commits, in
     /// 1/256ths; written under `commit_lock`.
     batch_avg: AtomicU32,
@@ -148,6 +152,7 @@ impl Shared {
             writes: AtomicU64::new(0),
             writable: AtomicBool::new(true),
             queued: AtomicUsize::new(0),
+            submitted: AtomicU64::new(0),
             last_reopen: Mutex::new(Instant::now()),
             batch_avg: AtomicU32::new(ONE_WRITE),
             durable_next: AtomicBool::new(false),
@@ -452,7 +457,17 @@ impl Shared {
         if self.closed.load(Ordering::Acquire) {
             return Err(job);
         }
-        Ok(self.commit_group(&mut held, vec![job]))
+        let before = self.submitted.load(Ordering::Acquire);
+        let broke = self.commit_group(&mut held, vec![job]);
+        if self.submitted.load(Ordering::Acquire) != before {
+            // Another write came while this one synced: writes are not coming
+            // one at a time, and a lone commit's sync holds up an async
+            // worker (with 16 connections, ~18% of commits were lone ones
+            // this way). Leave the next writes to the writer, which batches
+            // them, until its commits shrink to one write again.
+            self.batch_avg.store(2 * ALONE_BELOW, Ordering::Relaxed);
+        }
+        Ok(broke)
     }
 
     /// Hold off every other commit for a write made outside the writer's
