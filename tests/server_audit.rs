@@ -459,9 +459,10 @@ fn failed_handshakes_are_audited_within_a_budget_and_summarised() {
 }
 
 /// `ca-server check` reads a stopped server's store end to end: it refuses a
-/// running server's; it passes an intact store, with its counts; it names a
-/// certificate whose serial and expiry index entries are gone and a serial
-/// claimed with no record; and it finds a page whose bytes changed (its
+/// running server's; it passes an intact store (a revoked certificate in
+/// it), with its counts; it names a certificate whose serial and expiry
+/// index entries are gone, a serial claimed with no record and a revoked
+/// certificate missing from its CA's CRL entries; and it finds a page whose bytes changed (its
 /// checksum no longer matches), where the server's own start would not look.
 #[test]
 fn check_finds_damaged_pages_and_indexes() {
@@ -474,6 +475,15 @@ fn check_finds_damaged_pages_and_indexes() {
     );
     assert_eq!(st, 201, "{v}");
     let serial = v["serial"].as_str().expect("serial").to_string();
+    let (st, v) = s.curl(
+        "POST",
+        "/v1/certificates",
+        Some(&json!({"csr": core_csr("revoked.example.internal")})),
+    );
+    assert_eq!(st, 201, "{v}");
+    let revoked = v["serial"].as_str().expect("serial").to_string();
+    let (st, v) = harness::relying::revoke(&s, &revoked, "KEY_COMPROMISE");
+    assert_eq!(st, 200, "{v}");
     let (st, v) = s.curl("GET", "/v1/certificates?limit=1000", None);
     assert_eq!(st, 200, "{v}");
     let listed = v["certificates"].as_array().map_or(0, Vec::len);
@@ -511,12 +521,14 @@ fn check_finds_damaged_pages_and_indexes() {
     copy_dir(&s.dir, &indexes);
     forensics::drop_index_entries(&indexes, &ca, &serial).expect("drop index entries");
     forensics::claim_serial(&indexes, &ca, "0badc0de").expect("claim");
+    forensics::drop_crl_entry(&indexes, &ca, &revoked).expect("drop the CRL entry");
     let (ok, out) = check(&indexes);
     assert!(!ok, "{out}");
     for said in [
         format!("PROBLEM: certificate {ca}/{serial}: its serial is not in the serials index"),
         format!("PROBLEM: certificate {ca}/{serial}: not in the expiry index"),
         format!("PROBLEM: serial 0badc0de (CA {ca}): claimed, with neither"),
+        format!("PROBLEM: certificate {ca}/{revoked}: revoked and not expired, but not on its CA's CRLs"),
         "FAILED".to_string(),
     ] {
         assert!(out.contains(&said), "missing {said:?}:\n{out}");

@@ -3,7 +3,9 @@
 //! its checksum and the allocator state against the pages in use; then
 //! every certificate record is checked against its indexes (serial, DER,
 //! expiry) and its DER against the record, every index entry against its
-//! record, and the audit trail's hash chain and signed digests. A store a
+//! record, every revocation against its certificate and the CRL entries
+//! (a revoked certificate that has not expired must be on its CA's next
+//! CRL), and the audit trail's hash chain and signed digests. A store a
 //! crash left is recovered in this process's memory first, as the server's
 //! own start would recover it.
 
@@ -17,7 +19,8 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use super::codec;
 use super::journal::JournalBackend;
 use super::tables::{
-    absent, unjson, unpack_der, CAS, CERTS, CERT_DER, CERT_DER_SEQ, DER_DICTS, EXPIRY, SERIALS,
+    absent, unjson, unpack_der, CAS, CERTS, CERT_DER, CERT_DER_SEQ, CRL_ENTRIES,
+    CRL_ENTRIES_COMPLETE, DER_DICTS, EXPIRY, META, REVOCATIONS, SERIALS,
 };
 use super::writer::Handle;
 use super::DB_FILE;
@@ -127,10 +130,17 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
     }
     // A read that fails (a page redb could not make sense of) is a problem
     // found, reported with the others.
-    if let Err(e) = check_certificates(&db, &mut report, progress) {
-        report
+    match check_certificates(&db, &mut report, progress) {
+        Ok(revoked) => {
+            if let Err(e) = check_revocations(&db, &revoked, &mut report) {
+                report
+                    .problems
+                    .push(format!("reading the revocations failed: {e}"));
+            }
+        }
+        Err(e) => report
             .problems
-            .push(format!("reading the certificates failed: {e}"));
+            .push(format!("reading the certificates failed: {e}")),
     }
     match super::reads::verify_audit(&Handle::Scratch(db), None) {
         Ok(verdict) => report.audit = Some(verdict),
@@ -141,11 +151,12 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
     Ok(report)
 }
 
+/// Returns the revoked certificates' keys and notAfter times.
 fn check_certificates(
     db: &redb::Database,
     report: &mut CheckReport,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(), StoreError> {
+) -> Result<Vec<(String, i64)>, StoreError> {
     let r = db.begin_read()?;
     let certs = r.open_table(CERTS)?;
     let serials = r.open_table(SERIALS)?;
@@ -160,6 +171,7 @@ fn check_certificates(
         count: 0,
     };
     let (mut issued, mut reserved, mut with_der_seq) = (0u64, 0u64, 0u64);
+    let mut revoked = Vec::new();
     for (done, item) in certs.iter()?.enumerate() {
         let done = done as u64 + 1;
         if done % 100_000 == 0 {
@@ -195,6 +207,9 @@ fn check_certificates(
             continue;
         }
         issued += 1;
+        if rec.status == CertStatus::Revoked {
+            revoked.push((key.to_string(), rec.not_after));
+        }
         let der = match seq {
             Some(seq) => {
                 with_der_seq += 1;
@@ -273,6 +288,83 @@ fn check_certificates(
     report.certificates = total;
     report.issued = issued;
     report.reserved = reserved;
+    Ok(revoked)
+}
+
+/// Every revoked certificate has its revocation and, until it expires, its
+/// CRL entry (what the next CRL lists); every revocation and CRL entry has a
+/// revoked certificate. Entries of certificates expired before the last CRL
+/// are dropped at publication, so an expired one may lack its entry.
+fn check_revocations(
+    db: &redb::Database,
+    revoked: &[(String, i64)],
+    report: &mut CheckReport,
+) -> Result<(), StoreError> {
+    let r = db.begin_read()?;
+    let certs = r.open_table(CERTS)?;
+    let Some(revocations) = r.open_table(REVOCATIONS).map(Some).or_else(absent)? else {
+        return Ok(());
+    };
+    let entries = r.open_table(CRL_ENTRIES).map(Some).or_else(absent)?;
+    // A store from before CRL entries were kept gets them at the server's
+    // next start; until then there is nothing to compare.
+    let entries_kept = match r.open_table(META).map(Some).or_else(absent)? {
+        Some(meta) => meta.get(CRL_ENTRIES_COMPLETE)?.is_some(),
+        None => false,
+    };
+    let entries = entries.filter(|_| entries_kept);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut found = Kind {
+        problems: &mut report.problems,
+        what: "revocations with problems",
+        count: 0,
+    };
+    let status_of = |key: &str| -> Result<Option<(CertStatus, i64)>, StoreError> {
+        Ok(match certs.get(key)? {
+            Some(v) => codec::decode_cert(v.value())
+                .ok()
+                .map(|c| (c.status, c.not_after)),
+            None => None,
+        })
+    };
+    for (key, not_after) in revoked {
+        if revocations.get(key.as_str())?.is_none() {
+            found.found(format!(
+                "certificate {key}: revoked, with no revocation record"
+            ));
+        }
+        if let Some(entries) = &entries {
+            if *not_after >= now && entries.get(key.as_str())?.is_none() {
+                found.found(format!(
+                    "certificate {key}: revoked and not expired, but not on its CA's CRLs (no CRL entry)"
+                ));
+            }
+        }
+    }
+    for item in revocations.iter()? {
+        let (k, _) = item?;
+        let key = k.value();
+        match status_of(key)? {
+            Some((CertStatus::Revoked, _)) => {}
+            Some((status, _)) => found.found(format!(
+                "revocation {key}: its certificate is {status:?}, not revoked"
+            )),
+            None => found.found(format!("revocation {key}: no certificate record")),
+        }
+    }
+    if let Some(entries) = &entries {
+        for item in entries.iter()? {
+            let (k, _) = item?;
+            let key = k.value();
+            match status_of(key)? {
+                Some((CertStatus::Revoked, _)) => {}
+                Some((status, _)) => found.found(format!(
+                    "CRL entry {key}: its certificate is {status:?}, yet CRLs list it revoked"
+                )),
+                None => found.found(format!("CRL entry {key}: no certificate record")),
+            }
+        }
+    }
     Ok(())
 }
 

@@ -122,6 +122,23 @@ pub fn drop_index_entries(dir: &Path, ca_id: &str, serial: &str) -> Result<(), S
     Ok(())
 }
 
+/// Drop the CRL entry of `ca_id`'s certificate `serial`, its revocation
+/// kept: the next CRL would leave the certificate out.
+pub fn drop_crl_entry(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let key = crate::store::cert_key(ca_id, serial);
+    if txn
+        .open_table(super::tables::CRL_ENTRIES)?
+        .remove(key.as_str())?
+        .is_none()
+    {
+        return Err(StoreError::NotFound(key));
+    }
+    txn.commit()?;
+    Ok(())
+}
+
 /// Claim `serial` for `ca_id` in the serials index, with no record.
 pub fn claim_serial(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
