@@ -131,11 +131,7 @@ pub(crate) fn restore(
     };
     // The whole store checked as `ca-server check` does: every page, every
     // certificate's indexes, the audit trail.
-    let mut progress = |done: u64, total: u64| {
-        eprintln!("checked {done} of {total} certificate records");
-    };
-    let report = ca_server::store::redb::check::check(dir, &mut progress)
-        .context("checking the restored store")?;
+    let report = super::maintenance::check_store(dir).context("checking the restored store")?;
     match (&report.audit, report.problems.is_empty()) {
         (Some(Verdict::Ok { count, .. }), true) => println!(
             "restored into {}: {cas} CAs, {certs} certificates, {count} audit entries (hash chain intact; every page and index checked)",

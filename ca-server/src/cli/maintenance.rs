@@ -103,10 +103,7 @@ pub(crate) fn run_check(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let size = std::fs::metadata(&file)
         .with_context(|| format!("{} (is this a data directory?)", file.display()))?
         .len();
-    let mut progress = |done: u64, total: u64| {
-        eprintln!("checked {done} of {total} certificate records");
-    };
-    let report = ca_server::store::redb::check::check(&dir, &mut progress).with_context(|| {
+    let report = check_store(&dir).with_context(|| {
         format!(
             "checking the store in {} (the server must be stopped)",
             dir.display()
@@ -157,4 +154,14 @@ pub(crate) fn run_check(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+/// The redb store in `dir` checked end to end (`ca-server check`, and
+/// `restore` on what it restored), its progress on stderr.
+pub(crate) fn check_store(
+    dir: &std::path::Path,
+) -> Result<ca_server::store::redb::check::CheckReport, ca_server::store::StoreError> {
+    ca_server::store::redb::check::check(dir, &mut |done, total| {
+        eprintln!("checked {done} of {total} certificate records");
+    })
 }
