@@ -319,12 +319,23 @@ fn check_revocations(
         what: "revocations with problems",
         count: 0,
     };
-    let status_of = |key: &str| -> Result<Option<(CertStatus, i64)>, StoreError> {
-        Ok(match certs.get(key)? {
-            Some(v) => codec::decode_cert(v.value())
-                .ok()
-                .map(|c| (c.status, c.not_after)),
+    // Why the revocation record or CRL entry (`what`) of `key` does not
+    // name a revoked certificate, if it does not.
+    let not_revoked = |what: &str, key: &str| -> Result<Option<String>, StoreError> {
+        let status = match certs.get(key)? {
+            Some(v) => match codec::decode_cert(v.value()) {
+                Ok(c) => Some(c.status),
+                // Reported with the certificate records.
+                Err(_) => return Ok(None),
+            },
             None => None,
+        };
+        Ok(match status {
+            Some(CertStatus::Revoked) => None,
+            Some(status) => Some(format!(
+                "{what} {key}: its certificate is {status:?}, not revoked"
+            )),
+            None => Some(format!("{what} {key}: no certificate record")),
         })
     };
     for (key, not_after) in revoked {
@@ -342,26 +353,14 @@ fn check_revocations(
         }
     }
     for item in revocations.iter()? {
-        let (k, _) = item?;
-        let key = k.value();
-        match status_of(key)? {
-            Some((CertStatus::Revoked, _)) => {}
-            Some((status, _)) => found.found(format!(
-                "revocation {key}: its certificate is {status:?}, not revoked"
-            )),
-            None => found.found(format!("revocation {key}: no certificate record")),
+        if let Some(problem) = not_revoked("revocation", item?.0.value())? {
+            found.found(problem);
         }
     }
     if let Some(entries) = &entries {
         for item in entries.iter()? {
-            let (k, _) = item?;
-            let key = k.value();
-            match status_of(key)? {
-                Some((CertStatus::Revoked, _)) => {}
-                Some((status, _)) => found.found(format!(
-                    "CRL entry {key}: its certificate is {status:?}, yet CRLs list it revoked"
-                )),
-                None => found.found(format!("CRL entry {key}: no certificate record")),
+            if let Some(problem) = not_revoked("CRL entry", item?.0.value())? {
+                found.found(problem);
             }
         }
     }
