@@ -201,17 +201,18 @@ mod tests {
     #[test]
     fn an_entry_projected_twice_gives_the_same_event() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = crate::store::redb::RedbStore::open(dir.path(), "t".into()).expect("open");
+        let store = crate::store::open(dir.path(), "t".into()).expect("open");
+        let store = store.as_ref();
         let entry = issuance_entry(7, &"12".repeat(32));
-        let first = event_of(&store, &entry).expect("event").expect("made");
-        let again = event_of(&store, &entry).expect("event").expect("made");
+        let first = event_of(store, &entry).expect("event").expect("made");
+        let again = event_of(store, &entry).expect("event").expect("made");
         assert_eq!(first, again);
         assert!(
             first.id.starts_with("evt-") && first.id.len() == 36,
             "{}",
             first.id
         );
-        let other = event_of(&store, &issuance_entry(8, &"34".repeat(32)))
+        let other = event_of(store, &issuance_entry(8, &"34".repeat(32)))
             .expect("event")
             .expect("made");
         assert_ne!(first.id, other.id);

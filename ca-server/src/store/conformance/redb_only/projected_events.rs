@@ -33,9 +33,8 @@ async fn redb_projected_events_are_lost_only_with_their_mark() {
         .expect("the first mark, durable");
     assert_eq!(after_a_crash(dir.path()), (Some(1), Vec::new()));
 
-    let projected = vec![event(100, "A"), event(200, "B")];
     let last = s
-        .append_projected_events(projected.clone(), mark(Some(1), 3))
+        .append_projected_events(vec![event(100, "A"), event(200, "B")], mark(Some(1), 3))
         .await
         .expect("projected");
     assert_eq!(last, 2);
