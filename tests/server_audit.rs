@@ -460,9 +460,11 @@ fn failed_handshakes_are_audited_within_a_budget_and_summarised() {
 
 /// `ca-server check` reads a stopped server's store end to end: it refuses a
 /// running server's; it passes an intact store (a revoked certificate in
-/// it), with its counts; it names a certificate whose serial and expiry
-/// index entries are gone, a serial claimed with no record and a revoked
-/// certificate missing from its CA's CRL entries; and it finds a page whose bytes changed (its
+/// it, issued with an idempotency token), with its counts; it names a
+/// certificate whose serial and expiry index entries are gone, a serial
+/// claimed with no record, a revoked certificate missing from its CA's CRL
+/// entries and an idempotency token naming no certificate; and it finds a
+/// page whose bytes changed (its
 /// checksum no longer matches), where the server's own start would not look.
 #[test]
 fn check_finds_damaged_pages_and_indexes() {
@@ -478,7 +480,10 @@ fn check_finds_damaged_pages_and_indexes() {
     let (st, v) = s.curl(
         "POST",
         "/v1/certificates",
-        Some(&json!({"csr": core_csr("revoked.example.internal")})),
+        Some(&json!({
+            "csr": core_csr("revoked.example.internal"),
+            "idempotency_token": "check-test",
+        })),
     );
     assert_eq!(st, 201, "{v}");
     let revoked = v["serial"].as_str().expect("serial").to_string();
@@ -522,6 +527,7 @@ fn check_finds_damaged_pages_and_indexes() {
     forensics::drop_index_entries(&indexes, &ca, &serial).expect("drop index entries");
     forensics::claim_serial(&indexes, &ca, "0badc0de").expect("claim");
     forensics::drop_crl_entry(&indexes, &ca, &revoked).expect("drop the CRL entry");
+    forensics::put_idempotency_token(&indexes, "fp/orphan", &ca, "0badbeef").expect("token");
     let (ok, out) = check(&indexes);
     assert!(!ok, "{out}");
     for said in [
@@ -529,6 +535,7 @@ fn check_finds_damaged_pages_and_indexes() {
         format!("PROBLEM: certificate {ca}/{serial}: not in the expiry index"),
         format!("PROBLEM: serial 0badc0de (CA {ca}): claimed, with neither"),
         format!("PROBLEM: certificate {ca}/{revoked}: revoked and not expired, but not on its CA's CRLs"),
+        format!("PROBLEM: idempotency token fp/orphan: names certificate {ca}/0badbeef, which has no record"),
         "FAILED".to_string(),
     ] {
         assert!(out.contains(&said), "missing {said:?}:\n{out}");

@@ -5,7 +5,8 @@
 //! expiry) and its DER against the record, every index entry against its
 //! record, every revocation against its certificate and the CRL entries
 //! (a revoked certificate that has not expired must be on its CA's next
-//! CRL), and the audit trail's hash chain and signed digests. A store a
+//! CRL), every idempotency token against the certificate it names, and
+//! the audit trail's hash chain and signed digests. A store a
 //! crash left is recovered in this process's memory first, as the server's
 //! own start would recover it.
 
@@ -20,11 +21,11 @@ use super::codec;
 use super::journal::JournalBackend;
 use super::tables::{
     absent, unjson, unpack_der, CAS, CERTS, CERT_DER, CERT_DER_SEQ, CRL_ENTRIES,
-    CRL_ENTRIES_COMPLETE, DER_DICTS, EXPIRY, META, REVOCATIONS, SERIALS,
+    CRL_ENTRIES_COMPLETE, DER_DICTS, EXPIRY, IDEMPOTENCY, META, REVOCATIONS, SERIALS,
 };
 use super::writer::Handle;
 use super::DB_FILE;
-use crate::store::{cert_key, CaRecord, CertStatus, StoreError, Verdict};
+use crate::store::{cert_key, CaRecord, CertStatus, IdemRecord, StoreError, Verdict};
 
 /// redb's page cache while checking.
 const CACHE_BYTES: usize = 32 << 20;
@@ -136,6 +137,11 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
                 report
                     .problems
                     .push(format!("reading the revocations failed: {e}"));
+            }
+            if let Err(e) = check_idempotency(&db, &mut report) {
+                report
+                    .problems
+                    .push(format!("reading the idempotency tokens failed: {e}"));
             }
         }
         Err(e) => report
@@ -362,6 +368,38 @@ fn check_revocations(
             if let Some(problem) = not_revoked("CRL entry", item?.0.value())? {
                 found.found(problem);
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every idempotency token names a certificate record (its reservation,
+/// written in the same commit, and kept): a retry with the token must find
+/// the certificate or its signing, never nothing.
+fn check_idempotency(db: &redb::Database, report: &mut CheckReport) -> Result<(), StoreError> {
+    let r = db.begin_read()?;
+    let Some(tokens) = r.open_table(IDEMPOTENCY).map(Some).or_else(absent)? else {
+        return Ok(());
+    };
+    let certs = r.open_table(CERTS)?;
+    let mut found = Kind {
+        problems: &mut report.problems,
+        what: "idempotency tokens with problems",
+        count: 0,
+    };
+    for item in tokens.iter()? {
+        let (token, v) = item?;
+        let token = token.value();
+        match unjson::<IdemRecord>(v.value()) {
+            Ok(idem) => {
+                let key = cert_key(&idem.ca_id, &idem.serial);
+                if certs.get(key.as_str())?.is_none() {
+                    found.found(format!(
+                        "idempotency token {token}: names certificate {key}, which has no record"
+                    ));
+                }
+            }
+            Err(e) => found.found(format!("idempotency token {token}: unreadable: {e}")),
         }
     }
     Ok(())

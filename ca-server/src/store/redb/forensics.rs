@@ -139,6 +139,27 @@ pub fn drop_crl_entry(dir: &Path, ca_id: &str, serial: &str) -> Result<(), Store
     Ok(())
 }
 
+/// Record idempotency `token` as naming `ca_id`'s certificate `serial`,
+/// whatever the store holds of it.
+pub fn put_idempotency_token(
+    dir: &Path,
+    token: &str,
+    ca_id: &str,
+    serial: &str,
+) -> Result<(), StoreError> {
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let idem = crate::store::IdemRecord {
+        request_sha256: "00".repeat(32),
+        ca_id: ca_id.into(),
+        serial: serial.into(),
+    };
+    txn.open_table(super::tables::IDEMPOTENCY)?
+        .insert(token, super::tables::json(&idem)?.as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
 /// Claim `serial` for `ca_id` in the serials index, with no record.
 pub fn claim_serial(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
