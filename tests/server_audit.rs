@@ -33,21 +33,7 @@ fn verify(dir: &Path) -> (bool, String) {
     offline(&["audit", "verify"], dir)
 }
 
-fn check(dir: &Path) -> (bool, String) {
-    offline(&["check"], dir)
-}
-
-/// A copy of the data directory to tamper with.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let p = e.path();
-        if p.is_file() {
-            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
-        }
-    }
-}
+use harness::server::{copy_data_dir as copy_dir, store_check as check};
 
 fn get(dir: &Path, seq: u64) -> Vec<u8> {
     forensics::audit_entry(dir, seq)

@@ -100,7 +100,7 @@ fn problem(a: &(u16, hyper::HeaderMap, hyper::body::Bytes)) -> String {
 
 #[test]
 fn a_rust_client_completes_an_order_and_the_chain_verifies() {
-    let a = setup();
+    let mut a = setup();
     let mut c = a.account();
     let pem =
         a.rt.block_on(c.obtain(&["one.example.test", "two.example.test"], &a.responder))
@@ -160,6 +160,22 @@ fn a_rust_client_completes_an_order_and_the_chain_verifies() {
         a.rt.block_on(fresh.post(&url, Some(&json!({"onlyReturnExisting": true}))))
             .expect("post");
     assert_eq!(problem(&none), "accountDoesNotExist");
+
+    // `ca-server check` passes the store with its valid order, and names an
+    // order that points at a certificate the store does not hold.
+    a.s.stop();
+    let (ok, out) = harness::server::store_check(&a.s.dir);
+    assert!(ok, "{out}");
+    let copy = tempfile::tempdir().expect("tempdir");
+    harness::server::copy_data_dir(&a.s.dir, copy.path());
+    let ca = a.s.config.issuing_ca_id.clone();
+    let orders =
+        ca_server::store::redb::forensics::repoint_acme_orders(copy.path(), &ca, "0badbeef")
+            .expect("repoint");
+    assert_eq!(orders, 1);
+    let (ok, out) = harness::server::store_check(copy.path());
+    let said = format!("names certificate {ca}/0badbeef, which has no record");
+    assert!(!ok && out.contains(&said), "{out}");
 }
 
 #[test]

@@ -332,6 +332,37 @@ impl Server {
 }
 
 /// A P-256 key and CSR made by `openssl req`.
+/// `ca-server check --data-dir DIR` on a stopped server's data directory:
+/// whether it passed, and what it printed.
+pub fn store_check(dir: &Path) -> (bool, String) {
+    let out = super::run(
+        Command::new(server_bin())
+            .arg("check")
+            .arg("--data-dir")
+            .arg(dir),
+    );
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The files of data directory `from` copied into `to`, to tamper with.
+pub fn copy_data_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let p = e.path();
+        if p.is_file() {
+            std::fs::copy(&p, to.join(e.file_name())).expect("copy");
+        }
+    }
+}
+
 pub fn openssl_csr(dir: &Path, name: &str, sans: &str) -> (PathBuf, String) {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));

@@ -5,8 +5,8 @@
 //! expiry) and its DER against the record, every index entry against its
 //! record, every revocation against its certificate and the CRL entries
 //! (a revoked certificate that has not expired must be on its CA's next
-//! CRL), every idempotency token against the certificate it names, and
-//! the audit trail's hash chain and signed digests. A store a
+//! CRL), every idempotency token and ACME order against the certificate it
+//! names, and the audit trail's hash chain and signed digests. A store a
 //! crash left is recovered in this process's memory first, as the server's
 //! own start would recover it.
 
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use der::Decode;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
+use super::acme::ACME_ORDERS;
 use super::codec;
 use super::journal::JournalBackend;
 use super::tables::{
@@ -25,7 +26,7 @@ use super::tables::{
 };
 use super::writer::Handle;
 use super::DB_FILE;
-use crate::store::{cert_key, CaRecord, CertStatus, IdemRecord, StoreError, Verdict};
+use crate::store::{cert_key, AcmeOrder, CaRecord, CertStatus, IdemRecord, StoreError, Verdict};
 
 /// redb's page cache while checking.
 const CACHE_BYTES: usize = 32 << 20;
@@ -142,6 +143,11 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
                 report
                     .problems
                     .push(format!("reading the idempotency tokens failed: {e}"));
+            }
+            if let Err(e) = check_acme_orders(&db, &mut report) {
+                report
+                    .problems
+                    .push(format!("reading the ACME orders failed: {e}"));
             }
         }
         Err(e) => report
@@ -400,6 +406,48 @@ fn check_idempotency(db: &redb::Database, report: &mut CheckReport) -> Result<()
                 }
             }
             Err(e) => found.found(format!("idempotency token {token}: unreadable: {e}")),
+        }
+    }
+    Ok(())
+}
+
+/// Every ACME order that names its certificate names a stored one (the
+/// certificate is stored before the order is), and every valid order
+/// names one: its client downloads it from there.
+fn check_acme_orders(db: &redb::Database, report: &mut CheckReport) -> Result<(), StoreError> {
+    let r = db.begin_read()?;
+    let Some(orders) = r.open_table(ACME_ORDERS).map(Some).or_else(absent)? else {
+        return Ok(());
+    };
+    let certs = r.open_table(CERTS)?;
+    let mut found = Kind {
+        problems: &mut report.problems,
+        what: "ACME orders with problems",
+        count: 0,
+    };
+    for item in orders.iter()? {
+        let (id, v) = item?;
+        let id = id.value();
+        let order: AcmeOrder = match unjson(v.value()) {
+            Ok(o) => o,
+            Err(e) => {
+                found.found(format!("ACME order {id}: unreadable: {e}"));
+                continue;
+            }
+        };
+        match &order.certificate {
+            Some((ca_id, serial)) => {
+                let key = cert_key(ca_id, serial);
+                if certs.get(key.as_str())?.is_none() {
+                    found.found(format!(
+                        "ACME order {id}: names certificate {key}, which has no record"
+                    ));
+                }
+            }
+            None if order.status == "valid" => {
+                found.found(format!("ACME order {id}: valid, with no certificate"))
+            }
+            None => {}
         }
     }
     Ok(())

@@ -160,6 +160,31 @@ pub fn put_idempotency_token(
     Ok(())
 }
 
+/// Point every ACME order at `ca_id`'s certificate `serial`, whatever the
+/// store holds of it; returns how many orders there were.
+pub fn repoint_acme_orders(dir: &Path, ca_id: &str, serial: &str) -> Result<usize, StoreError> {
+    use redb::ReadableTable;
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let mut n = 0;
+    {
+        let mut orders = txn.open_table(super::acme::ACME_ORDERS)?;
+        let mut all = Vec::new();
+        for item in orders.iter()? {
+            let (k, v) = item?;
+            let order: crate::store::AcmeOrder = super::tables::unjson(v.value())?;
+            all.push((k.value().to_string(), order));
+        }
+        for (id, mut order) in all {
+            order.certificate = Some((ca_id.into(), serial.into()));
+            orders.insert(id.as_str(), super::tables::json(&order)?.as_slice())?;
+            n += 1;
+        }
+    }
+    txn.commit()?;
+    Ok(n)
+}
+
 /// Claim `serial` for `ca_id` in the serials index, with no record.
 pub fn claim_serial(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
