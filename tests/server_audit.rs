@@ -531,14 +531,7 @@ fn check_finds_damaged_pages_and_indexes() {
     copy_dir(&s.dir, &pages);
     let file = pages.join("ca.redb");
     let mut bytes = std::fs::read(&file).expect("read");
-    let name = b"checked.example.internal";
-    let mut flipped = 0;
-    for at in 0..bytes.len().saturating_sub(name.len()) {
-        if &bytes[at..at + name.len()] == name {
-            bytes[at] ^= 0x20;
-            flipped += 1;
-        }
-    }
+    let flipped = harness::flip_case_of(&mut bytes, b"checked.example.internal");
     assert!(flipped > 0, "the name is not in the file as it is");
     std::fs::write(&file, &bytes).expect("write");
     let (ok, out) = check(&pages);

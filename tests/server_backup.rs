@@ -127,15 +127,16 @@ fn a_backup_under_load_restores_to_a_consistent_store() {
 
     // Restore into a new directory, on new ports.
     let restored = s.tmp.path().join("restored");
-    let restore = |dir: &std::path::Path| {
+    let restore_from = |from: &std::path::Path, dir: &std::path::Path| {
         run(Command::new(server_bin())
             .args(["restore", "--from"])
-            .arg(&backup)
+            .arg(from)
             .arg("--data-dir")
             .arg(dir)
             .args(["--api-addr", &format!("127.0.0.1:{}", free_port())])
             .args(["--public-addr", &format!("127.0.0.1:{}", free_port())]))
     };
+    let restore = |dir: &std::path::Path| restore_from(&backup, dir);
     let out = restore(&restored);
     let said = text(&out);
     assert!(out.status.success(), "restore: {said}");
@@ -146,11 +147,7 @@ fn a_backup_under_load_restores_to_a_consistent_store() {
     let garbage = s.tmp.path().join("garbage.cabackup");
     std::fs::write(&garbage, b"not a backup").expect("garbage");
     let nowhere = s.tmp.path().join("nowhere");
-    let out = run(Command::new(server_bin())
-        .args(["restore", "--from"])
-        .arg(&garbage)
-        .arg("--data-dir")
-        .arg(&nowhere));
+    let out = restore_from(&garbage, &nowhere);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("not a ca-server backup"),
@@ -162,23 +159,12 @@ fn a_backup_under_load_restores_to_a_consistent_store() {
     // is in the file) is refused: the restore checks every page of what it
     // restored, and leaves no directory behind.
     let mut damaged_bytes = std::fs::read(&backup).expect("backup");
-    let name = b"load.example.com";
-    let mut flipped = 0;
-    for at in 0..damaged_bytes.len().saturating_sub(name.len()) {
-        if &damaged_bytes[at..at + name.len()] == name {
-            damaged_bytes[at] ^= 0x20;
-            flipped += 1;
-        }
-    }
+    let flipped = harness::flip_case_of(&mut damaged_bytes, b"load.example.com");
     assert!(flipped > 0, "the name is not in the backup as it is");
     let damaged = s.tmp.path().join("damaged.cabackup");
     std::fs::write(&damaged, &damaged_bytes).expect("damaged");
     let from_damaged = s.tmp.path().join("from-damaged");
-    let out = run(Command::new(server_bin())
-        .args(["restore", "--from"])
-        .arg(&damaged)
-        .arg("--data-dir")
-        .arg(&from_damaged));
+    let out = restore_from(&damaged, &from_damaged);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("integrity check failed"),

@@ -21,6 +21,19 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)]
 pub use server::{client_identity, code, core_csr, openssl_csr, Server};
 
+/// Damage that keeps a file's length: the case of the first letter of every
+/// occurrence of `name` in `bytes` flipped. Returns how many there were.
+pub fn flip_case_of(bytes: &mut [u8], name: &[u8]) -> usize {
+    let mut flipped = 0;
+    for at in 0..bytes.len().saturating_sub(name.len()) {
+        if &bytes[at..at + name.len()] == name {
+            bytes[at] ^= 0x20;
+            flipped += 1;
+        }
+    }
+    flipped
+}
+
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
