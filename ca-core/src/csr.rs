@@ -41,7 +41,8 @@ pub enum CsrError {
     TooManyNames(usize),
 }
 
-/// A CSR whose self-signature verified, with the parts issuance uses.
+/// A CSR's parts that issuance uses. From [`parse_csr`] its self-signature
+/// verified; from [`parse_csr_deferring_proof`], not until its proof is checked.
 #[derive(Clone, Debug)]
 pub struct Csr {
     pub der: Vec<u8>,
@@ -56,6 +57,56 @@ pub struct Csr {
 /// Parse a CSR (PEM `CERTIFICATE REQUEST` or DER), verify its self-signature,
 /// refuse weak or unknown keys and malformed names.
 pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
+    let unchecked = parse_unchecked(input)?;
+    // Before the names: a request that does not prove its key is refused as
+    // such, whatever else is wrong with it.
+    unchecked.possession.check()?;
+    unchecked.finish()
+}
+
+/// [`parse_csr`] but for the self-signature's check, which is returned to be
+/// made on another core while the certificate is prepared. The CSR is not
+/// proven until [`ProofOfPossession::check`] succeeds: nothing made for it
+/// may leave the process before then.
+pub fn parse_csr_deferring_proof(input: &[u8]) -> Result<(Csr, ProofOfPossession), CsrError> {
+    let unchecked = parse_unchecked(input)?;
+    let possession = unchecked.possession.clone();
+    match unchecked.finish() {
+        Ok(csr) => Ok((csr, possession)),
+        // The same verdict as `parse_csr`'s, which checks the proof first.
+        Err(e) => Err(possession.check().err().unwrap_or(e)),
+    }
+}
+
+/// A CSR's self-signature over its signed info, not yet checked.
+#[derive(Clone, Debug)]
+pub struct ProofOfPossession {
+    info_der: Vec<u8>,
+    spki_der: Vec<u8>,
+    algorithm: SignatureAlgorithm,
+    signature: Vec<u8>,
+}
+
+impl ProofOfPossession {
+    /// Whether the signature verifies with the CSR's own key.
+    pub fn check(&self) -> Result<(), CsrError> {
+        let spki = SubjectPublicKeyInfoRef::from_der(&self.spki_der)
+            .map_err(|e| CsrError::Malformed(e.to_string()))?;
+        signature::verify_with(&spki, self.algorithm, &self.info_der, &self.signature)
+            .map_err(CsrError::BadSignature)
+    }
+}
+
+/// A decoded request whose key is of a known kind and not a known weak one,
+/// its signature not checked, its names not yet read.
+struct Unchecked {
+    req: CertReq,
+    der: Vec<u8>,
+    key_kind: PublicKeyKind,
+    possession: ProofOfPossession,
+}
+
+fn parse_unchecked(input: &[u8]) -> Result<Unchecked, CsrError> {
     if input.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(CsrError::Empty);
     }
@@ -79,25 +130,41 @@ pub fn parse_csr(input: &[u8]) -> Result<Csr, CsrError> {
         .map_err(|e| CsrError::Malformed(e.to_string()))?;
     let key_kind = PublicKeyKind::from_spki(&spki)?;
     crate::weak_keys::refuse_known_weak_key(&spki)?;
-    let signature_algorithm =
+    let algorithm =
         SignatureAlgorithm::from_identifier(&req.algorithm).map_err(CsrError::BadSignature)?;
-    let sig = req
+    let signature = req
         .signature
         .as_bytes()
-        .ok_or_else(|| CsrError::Malformed("signature bit string has unused bits".into()))?;
-    signature::verify_with(&spki, signature_algorithm, info_der, sig)
-        .map_err(CsrError::BadSignature)?;
-    let spki_der = spki_der.to_vec();
-    crate::names::check_subject(&req.info.subject)?;
-    let requested_sans = requested_sans(&req.info)?;
-    Ok(Csr {
+        .ok_or_else(|| CsrError::Malformed("signature bit string has unused bits".into()))?
+        .to_vec();
+    let possession = ProofOfPossession {
+        info_der: info_der.to_vec(),
+        spki_der: spki_der.to_vec(),
+        algorithm,
+        signature,
+    };
+    Ok(Unchecked {
+        req,
         der,
-        subject: req.info.subject.clone(),
-        spki_der,
         key_kind,
-        signature_algorithm,
-        requested_sans,
+        possession,
     })
+}
+
+impl Unchecked {
+    /// The parts issuance uses, names checked.
+    fn finish(self) -> Result<Csr, CsrError> {
+        crate::names::check_subject(&self.req.info.subject)?;
+        let requested_sans = requested_sans(&self.req.info)?;
+        Ok(Csr {
+            der: self.der,
+            subject: self.req.info.subject,
+            spki_der: self.possession.spki_der,
+            key_kind: self.key_kind,
+            signature_algorithm: self.possession.algorithm,
+            requested_sans,
+        })
+    }
 }
 
 /// A CSR's `CertificationRequestInfo` and its `subjectPKInfo`, whole, as
@@ -338,5 +405,46 @@ mod tests {
         assert_eq!(refused, tried);
         // Most changes still decode: the signature is what refuses them.
         assert!(bad_signatures > tried / 2, "{bad_signatures} of {tried}");
+    }
+
+    /// The proof deferred and then checked gives `parse_csr`'s verdict, error
+    /// included, for every byte of a CSR changed (a change that breaks a name
+    /// breaks the signature too: the proof's error is the one given).
+    #[test]
+    fn a_deferred_proof_gives_the_same_verdicts() {
+        let deferred = |der: &[u8]| -> Result<Csr, CsrError> {
+            let (csr, proof) = parse_csr_deferring_proof(der)?;
+            proof.check().map(|()| csr)
+        };
+        let summary = |r: Result<Csr, CsrError>| r.map(|c| format!("{c:?}"));
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let name = Name::from_str("CN=bob.example").expect("name");
+        let sans = [SanEntry::parse("bob.example").expect("san")];
+        let der = create_csr(&key, &name, &sans).expect("csr");
+        let bad_signature = fixture("bad-signature.der");
+        assert!(matches!(
+            parse_csr_deferring_proof(&bad_signature).map(|(_, proof)| proof.check()),
+            Ok(Err(CsrError::BadSignature(_)))
+        ));
+        let (mut accepted, mut refused_after_parsing) = (0, 0);
+        for input in [der.clone(), bad_signature, fixture("p256-sha256.csr")]
+            .into_iter()
+            .chain((0..der.len()).map(|at| {
+                let mut changed = der.clone();
+                changed[at] ^= 0x01;
+                changed
+            }))
+        {
+            let now = parse_csr(&input);
+            accepted += usize::from(now.is_ok());
+            refused_after_parsing +=
+                usize::from(now.is_err() && parse_csr_deferring_proof(&input).is_ok());
+            assert_eq!(summary(deferred(&input)), summary(now), "{input:02x?}");
+        }
+        assert_eq!(accepted, 2, "the two good CSRs");
+        assert!(
+            refused_after_parsing > 0,
+            "no proof was refused after parsing"
+        );
     }
 }

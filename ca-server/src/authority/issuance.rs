@@ -2,7 +2,9 @@
 //! or renewed from one already issued; and the policy-checked reads of
 //! issued certificates. Every path goes through one `sign_reserved`: with an
 //! idempotency token the intent is recorded durably before the signer signs;
-//! without one, nothing is written before signing. Either way the
+//! without one, nothing is written before signing (and a CSR's proof of
+//! possession may be checked on another core meanwhile: `PendingProof`,
+//! awaited before anything else is decided). Either way the
 //! certificate commits with its audit entry (and, without an intent, the
 //! claim of its serial) before anyone sees it: one durable commit per
 //! certificate on the common path.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::cert::{prepare, CertificateRequest, Issuer};
-use ca_core::csr::parse_csr;
+use ca_core::csr::{parse_csr, parse_csr_deferring_proof, CsrError, ProofOfPossession};
 use ca_core::keys::{Signer, SoftwareKey};
 use ca_core::profile::ValidityLimits;
 use ca_core::serial::Serial;
@@ -45,6 +47,29 @@ pub(super) enum Signed {
     },
     /// The idempotency token named a certificate already stored.
     Stored(CertView),
+}
+
+/// A CSR's proof of possession being checked on a blocking thread (another
+/// core) while its certificate is prepared and signed on this one.
+pub(super) struct PendingProof(tokio::task::JoinHandle<Result<(), CsrError>>);
+
+impl PendingProof {
+    fn start(possession: ProofOfPossession) -> PendingProof {
+        PendingProof(tokio::task::spawn_blocking(move || possession.check()))
+    }
+
+    /// The check's verdict (none to wait for: proven already); awaited
+    /// before anything made for the request is stored or answered, and
+    /// before any other refusal of it.
+    async fn verdict(proof: Option<PendingProof>) -> Result<(), ApiError> {
+        let Some(PendingProof(check)) = proof else {
+            return Ok(());
+        };
+        match check.await {
+            Ok(verdict) => verdict.map_err(map_csr),
+            Err(e) => Err(ApiError::internal("CSR signature check", e)),
+        }
+    }
 }
 
 /// A request that keeps a serial clash (random 128-bit serials: next to
@@ -175,18 +200,23 @@ impl Authority {
         request: CertificateRequest,
         limits: ValidityLimits,
         meta: IssueMeta,
+        proof: Option<PendingProof>,
     ) -> Result<CertView, ApiError> {
         let caller = meta.requested_by.clone();
+        let signed = self.sign_reserved(ca_id, request, limits, meta).await;
+        // The proof's verdict before signing's: nothing signed for a CSR that
+        // does not prove its key goes further, and a CSR refused for both
+        // gets the same answer as when its proof is checked first.
+        PendingProof::verdict(proof).await?;
         // `_in_flight` lives until this function returns: after the store.
-        let (view, key_sha256, _in_flight) =
-            match self.sign_reserved(ca_id, request, limits, meta).await? {
-                Signed::Stored(v) => return Ok(v),
-                Signed::New {
-                    view,
-                    key_sha256,
-                    in_flight,
-                } => (view, key_sha256, in_flight),
-            };
+        let (view, key_sha256, _in_flight) = match signed? {
+            Signed::Stored(v) => return Ok(v),
+            Signed::New {
+                view,
+                key_sha256,
+                in_flight,
+            } => (view, key_sha256, in_flight),
+        };
         // Tests widen the window between signing and storing to show that a
         // retry with the same token waits for this request (test builds only).
         #[cfg(feature = "forensics")]
@@ -268,17 +298,32 @@ impl Authority {
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
         check_token(token)?;
-        let csr = parse_csr(csr.as_bytes()).map_err(map_csr)?;
+        // Alone, the CSR's signature is checked on the idle core while this
+        // one prepares and signs (ca-bench at one connection, five paired
+        // runs: p50 0.34 against 0.41 ms, 2,340 against 2,030 req/s, ~35 µs
+        // more CPU per certificate); under load the hand-off buys nothing.
+        // With a token the intent is recorded before signing: only for a
+        // proven CSR.
+        let (csr, proof) = if token.is_none() && self.alone_in_flight() {
+            let (csr, possession) = parse_csr_deferring_proof(csr.as_bytes()).map_err(map_csr)?;
+            (csr, Some(PendingProof::start(possession)))
+        } else {
+            (parse_csr(csr.as_bytes()).map_err(map_csr)?, None)
+        };
         let mut request = CertificateRequest::from_csr(&csr, profile);
         request.validity_days = validity_days;
-        self.authorize_issue(
+        let authorized = self.authorize_issue(
             who,
             ca_id,
             &request.sans,
             &request.subject,
             profile,
             validity_days.unwrap_or(limits.default_days),
-        )?;
+        );
+        if let Err(denied) = authorized {
+            // (The audit entry then tells of the policy's decision too.)
+            return Err(PendingProof::verdict(proof).await.err().unwrap_or(denied));
+        }
         let idempotency = token.map(|t| {
             let days = validity_days.unwrap_or(0).to_be_bytes();
             (
@@ -292,7 +337,13 @@ impl Authority {
             idempotency,
             ..Default::default()
         };
-        self.issue(ca_id, request, limits, meta).await
+        self.issue(ca_id, request, limits, meta, proof).await
+    }
+
+    /// Whether this is the only API call in flight: then a core is idle.
+    fn alone_in_flight(&self) -> bool {
+        let max = self.config.max_in_flight.max(1);
+        max.saturating_sub(self.in_flight.available_permits()) <= 1
     }
 
     /// RequestCertificate with a server-made key: returns the certificate and
@@ -335,7 +386,7 @@ impl Authority {
             server_generated_key: true,
             ..Default::default()
         };
-        let view = self.issue(ca_id, request, limits, meta).await?;
+        let view = self.issue(ca_id, request, limits, meta, None).await?;
         Ok((view, key))
     }
 
@@ -430,7 +481,7 @@ impl Authority {
             idempotency,
             ..Default::default()
         };
-        self.issue(&ca_id, request, limits, meta).await
+        self.issue(&ca_id, request, limits, meta, None).await
     }
 
     /// GetCertificate: read on its CA, judged before looking (see

@@ -327,6 +327,68 @@ async fn a_policy_denied_identity_is_refused() {
     assert!(f.auth.list_readable_cas(&alice()).expect("list").is_empty());
 }
 
+/// A CSR whose signature does not prove its key is refused as such, and
+/// nothing is stored for it, whether its proof is checked first (calls in
+/// flight) or beside its signing (alone): also when the policy would refuse
+/// it too. A good CSR is issued either way.
+#[tokio::test]
+async fn a_csr_without_proof_of_possession_is_refused_alone_or_not() {
+    let f = fixture().await;
+    let with_bad_signature = |name: &str| {
+        let pem = csr_pem(name);
+        let mut der = ca_core::pem::der_or_pem("CERTIFICATE REQUEST", pem.as_bytes()).expect("der");
+        if let Some(last) = der.last_mut() {
+            *last ^= 0x01;
+        }
+        ca_core::pem::encode("CERTIFICATE REQUEST", &der)
+    };
+    let stored_before = f.store.count_certs().expect("count");
+    for busy in [false, true] {
+        // Two permits taken: two other calls in flight.
+        let _others = busy.then(|| {
+            f.auth
+                .in_flight
+                .clone()
+                .try_acquire_many_owned(2)
+                .expect("permits")
+        });
+        for (who, name) in [
+            (system(), "web.example.com"),
+            (alice(), "denied.example.com"),
+        ] {
+            let refused = f
+                .auth
+                .issue_from_csr(
+                    &who,
+                    &f.sub.id,
+                    &with_bad_signature(name),
+                    "tls-server",
+                    None,
+                    None,
+                )
+                .await;
+            let Err(e) = refused else {
+                panic!("busy {busy}: issued for a CSR that does not prove its key");
+            };
+            assert_eq!(
+                e.code,
+                ErrorCode::MalformedCsr,
+                "busy {busy}: {}",
+                e.message
+            );
+            assert!(
+                e.message.contains("prove possession"),
+                "busy {busy}: {}",
+                e.message
+            );
+        }
+        issue(&f, &system(), "web.example.com")
+            .await
+            .unwrap_or_else(|e| panic!("busy {busy}: a good CSR: {}", e.message));
+    }
+    assert_eq!(f.store.count_certs().expect("count"), stored_before + 2);
+}
+
 #[tokio::test]
 async fn a_revoked_certificate_is_not_renewed() {
     let f = fixture().await;
