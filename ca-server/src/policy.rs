@@ -198,6 +198,9 @@ pub struct Policies {
     generation: AtomicU64,
     /// None is in force until a reload succeeds (see [`Policies::withhold`]).
     withheld: AtomicBool,
+    /// Run once by the next reload between its read and its install.
+    #[cfg(test)]
+    pub(crate) between_read_and_install: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
 }
 
 /// Reads a reload may take while changes keep landing between its read and
@@ -240,6 +243,8 @@ impl Policies {
             changes: tokio::sync::Mutex::new(()),
             generation: AtomicU64::new(0),
             withheld: AtomicBool::new(false),
+            #[cfg(test)]
+            between_read_and_install: std::sync::Mutex::new(None),
         })
     }
 
@@ -252,6 +257,15 @@ impl Policies {
         for _ in 0..RELOAD_ATTEMPTS {
             let read_at = self.generation.load(Ordering::SeqCst);
             let fresh = Policies::load(store)?.snapshot();
+            #[cfg(test)]
+            if let Some(meanwhile) = self
+                .between_read_and_install
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+            {
+                meanwhile();
+            }
             let mut g = self.cache.write().unwrap_or_else(|p| p.into_inner());
             if self.generation.load(Ordering::SeqCst) != read_at {
                 continue;

@@ -263,3 +263,43 @@ async fn a_deny_statement_that_does_not_convert_is_not_left_out() {
         .expect("a deny statement was left out");
     assert!(refused.to_string().contains("odd-deny"), "{refused}");
 }
+
+/// A reload that read the store before a change made by this process landed
+/// in the cache does not install what it read (that would take the change
+/// out of force until the next reload): it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_does_not_undo_a_change_made_while_it_read() {
+    let f = fixture().await;
+    let (auth, store) = (f.auth.clone(), f.store.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let change = Box::new(move || {
+        runtime
+            .block_on(
+                auth.policies
+                    .put(store.as_ref(), "alice-late", grant("issue")),
+            )
+            .expect("put");
+    });
+    *f.auth
+        .policies
+        .between_read_and_install
+        .lock()
+        .expect("hook") = Some(change);
+    let (auth, store) = (f.auth.clone(), f.store.clone());
+    // Off the runtime's threads: the change blocks on the runtime.
+    std::thread::spawn(move || auth.policies.reload(store.as_ref()))
+        .join()
+        .expect("reload thread")
+        .expect("reload");
+    assert!(
+        f.auth
+            .policies
+            .between_read_and_install
+            .lock()
+            .expect("hook")
+            .is_none(),
+        "the change was not made during the reload"
+    );
+    let ids = in_force(&f.auth);
+    assert!(ids.iter().any(|id| id == "alice-late"), "{ids:?}");
+}
