@@ -5,7 +5,7 @@ use super::*;
 
 #[test]
 fn an_account_moves_to_a_new_key_and_the_old_one_stops_working() {
-    let a = setup();
+    let mut a = setup();
     let mut c = a.account();
     let kid = c.kid.clone().expect("kid");
     let old_jwk = c.jwk.clone();
@@ -70,11 +70,15 @@ fn an_account_moves_to_a_new_key_and_the_old_one_stops_working() {
         stolen.1.get("location").and_then(|v| v.to_str().ok()),
         Some(kid.as_str())
     );
+    // The key index followed the change.
+    a.s.stop();
+    let (ok, out) = harness::server::store_check(&a.s.dir);
+    assert!(ok, "{out}");
 }
 
 #[test]
 fn external_account_binding_is_checked_by_the_server() {
-    let a = setup();
+    let mut a = setup();
     let eab_dir = a.directory.replace("/acme/default/", "/acme/eab/");
     let out = a.s.cli(&[
         "-o",
@@ -122,6 +126,10 @@ fn external_account_binding_is_checked_by_the_server() {
             .expect("post");
     assert_eq!(problem(&again), "unauthorized");
     assert_eq!(a.audited("AcmeNewAccount"), 1);
+    // The account and its key name each other in the store.
+    a.s.stop();
+    let (ok, out) = harness::server::store_check(&a.s.dir);
+    assert!(ok, "{out}");
 }
 
 #[test]

@@ -176,6 +176,28 @@ fn a_rust_client_completes_an_order_and_the_chain_verifies() {
     let (ok, out) = harness::server::store_check(copy.path());
     let said = format!("names certificate {ca}/0badbeef, which has no record");
     assert!(!ok && out.contains(&said), "{out}");
+    // And names the order's authorization and the account's key once they
+    // are gone from their tables.
+    let copy = tempfile::tempdir().expect("tempdir");
+    harness::server::copy_data_dir(&a.s.dir, copy.path());
+    let (authzs, keys) =
+        ca_server::store::redb::forensics::drop_acme_links(copy.path()).expect("drop");
+    assert!(
+        authzs >= 1 && keys >= 1,
+        "{authzs} authorizations, {keys} account keys"
+    );
+    let (ok, out) = harness::server::store_check(copy.path());
+    let kid = c
+        .kid
+        .as_deref()
+        .and_then(|k| k.rsplit('/').next())
+        .unwrap_or("?");
+    for said in [
+        "which has no record".to_string(),
+        format!("ACME account {kid}: its key"),
+    ] {
+        assert!(!ok && out.contains(&said), "{said}: {out}");
+    }
 }
 
 #[test]

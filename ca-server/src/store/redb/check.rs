@@ -6,7 +6,8 @@
 //! record, every revocation against its certificate and the CRL entries
 //! (a revoked certificate that has not expired must be on its CA's next
 //! CRL), every idempotency token and ACME order against the certificate it
-//! names, and the audit trail's hash chain and signed digests. A store a
+//! names, ACME's accounts, keys, orders and authorizations against each
+//! other, and the audit trail's hash chain and signed digests. A store a
 //! crash left is recovered in this process's memory first, as the server's
 //! own start would recover it.
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use der::Decode;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::acme::ACME_ORDERS;
+use super::acme::{ACME_ACCOUNTS, ACME_ACCOUNT_KEYS, ACME_AUTHZS, ACME_EAB_KEYS, ACME_ORDERS};
 use super::codec;
 use super::journal::JournalBackend;
 use super::tables::{
@@ -26,7 +27,10 @@ use super::tables::{
 };
 use super::writer::Handle;
 use super::DB_FILE;
-use crate::store::{cert_key, AcmeOrder, CaRecord, CertStatus, IdemRecord, StoreError, Verdict};
+use crate::store::{
+    cert_key, AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, CaRecord, CertStatus, IdemRecord,
+    StoreError, Verdict,
+};
 
 /// redb's page cache while checking.
 const CACHE_BYTES: usize = 32 << 20;
@@ -144,10 +148,10 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
                     .problems
                     .push(format!("reading the idempotency tokens failed: {e}"));
             }
-            if let Err(e) = check_acme_orders(&db, &mut report) {
+            if let Err(e) = check_acme(&db, &mut report) {
                 report
                     .problems
-                    .push(format!("reading the ACME orders failed: {e}"));
+                    .push(format!("reading the ACME records failed: {e}"));
             }
         }
         Err(e) => report
@@ -411,19 +415,35 @@ fn check_idempotency(db: &redb::Database, report: &mut CheckReport) -> Result<()
     Ok(())
 }
 
-/// Every ACME order that names its certificate names a stored one (the
-/// certificate is stored before the order is), and every valid order
-/// names one: its client downloads it from there.
-fn check_acme_orders(db: &redb::Database, report: &mut CheckReport) -> Result<(), StoreError> {
+/// ACME's records agree with each other and with the certificates. Every
+/// order names its account and its authorizations, each of which names it
+/// back (an order and its authorizations are written in one commit, and
+/// none is ever removed); every order that names its certificate names a
+/// stored one (the certificate is stored before the order), and every
+/// valid order names one: its client downloads it from there. Every
+/// account's key is indexed to it and every indexed key to an account
+/// with that key; an account made with an external account binding key and
+/// that key name each other (bound in one commit).
+fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), StoreError> {
     let r = db.begin_read()?;
-    let Some(orders) = r.open_table(ACME_ORDERS).map(Some).or_else(absent)? else {
+    let table = |def| r.open_table(def).map(Some).or_else(absent);
+    let (Some(orders), Some(authzs), Some(accounts), Some(keys)) = (
+        table(ACME_ORDERS)?,
+        table(ACME_AUTHZS)?,
+        table(ACME_ACCOUNTS)?,
+        r.open_table(ACME_ACCOUNT_KEYS).map(Some).or_else(absent)?,
+    ) else {
         return Ok(());
     };
+    let eab_keys = table(ACME_EAB_KEYS)?;
     let certs = r.open_table(CERTS)?;
     let mut found = Kind {
         problems: &mut report.problems,
-        what: "ACME orders with problems",
+        what: "ACME records with problems",
         count: 0,
+    };
+    let account_of = |id: &str| -> Result<Option<Result<AcmeAccount, StoreError>>, StoreError> {
+        Ok(accounts.get(id)?.map(|v| unjson::<AcmeAccount>(v.value())))
     };
     for item in orders.iter()? {
         let (id, v) = item?;
@@ -435,6 +455,28 @@ fn check_acme_orders(db: &redb::Database, report: &mut CheckReport) -> Result<()
                 continue;
             }
         };
+        if accounts.get(order.account.as_str())?.is_none() {
+            found.found(format!(
+                "ACME order {id}: names account {}, which has no record",
+                order.account
+            ));
+        }
+        for authz_id in &order.authorizations {
+            match authzs.get(authz_id.as_str())? {
+                None => found.found(format!(
+                    "ACME order {id}: names authorization {authz_id}, which has no record"
+                )),
+                Some(v) => match unjson::<AcmeAuthz>(v.value()) {
+                    Ok(a) if a.order == id && a.account == order.account => {}
+                    Ok(a) => found.found(format!(
+                        "ACME order {id}: its authorization {authz_id} names order {} of account {}",
+                        a.order, a.account
+                    )),
+                    // Reported with the authorizations.
+                    Err(_) => {}
+                },
+            }
+        }
         match &order.certificate {
             Some((ca_id, serial)) => {
                 let key = cert_key(ca_id, serial);
@@ -448,6 +490,97 @@ fn check_acme_orders(db: &redb::Database, report: &mut CheckReport) -> Result<()
                 found.found(format!("ACME order {id}: valid, with no certificate"))
             }
             None => {}
+        }
+    }
+    for item in authzs.iter()? {
+        let (id, v) = item?;
+        let id = id.value();
+        let authz: AcmeAuthz = match unjson(v.value()) {
+            Ok(a) => a,
+            Err(e) => {
+                found.found(format!("ACME authorization {id}: unreadable: {e}"));
+                continue;
+            }
+        };
+        let listed = match orders.get(authz.order.as_str())? {
+            Some(v) => unjson::<AcmeOrder>(v.value())
+                .map(|o| o.authorizations.iter().any(|a| a == id))
+                // An unreadable order is reported with the orders.
+                .unwrap_or(true),
+            None => false,
+        };
+        if !listed {
+            found.found(format!(
+                "ACME authorization {id}: its order {} does not list it",
+                authz.order
+            ));
+        }
+    }
+    for item in accounts.iter()? {
+        let (id, v) = item?;
+        let id = id.value();
+        let account: AcmeAccount = match unjson(v.value()) {
+            Ok(a) => a,
+            Err(e) => {
+                found.found(format!("ACME account {id}: unreadable: {e}"));
+                continue;
+            }
+        };
+        if keys
+            .get(account.thumbprint.as_str())?
+            .map(|v| v.value() == id)
+            != Some(true)
+        {
+            found.found(format!(
+                "ACME account {id}: its key {} is not indexed to it",
+                account.thumbprint
+            ));
+        }
+        if let Some(kid) = &account.eab_kid {
+            let bound = match eab_keys.as_ref() {
+                Some(t) => t.get(kid.as_str())?.map(|v| {
+                    unjson::<AcmeEabKey>(v.value()).map(|k| k.account.as_deref() == Some(id))
+                }),
+                None => None,
+            };
+            if !matches!(bound, Some(Ok(true))) {
+                found.found(format!(
+                    "ACME account {id}: made with EAB key {kid}, which is not bound to it"
+                ));
+            }
+        }
+    }
+    for item in keys.iter()? {
+        let (thumbprint, id) = item?;
+        let (thumbprint, id) = (thumbprint.value(), id.value());
+        let holds = account_of(id)?.map(|a| a.map(|a| a.thumbprint == thumbprint));
+        if !matches!(holds, Some(Ok(true))) {
+            found.found(format!(
+                "ACME account key {thumbprint}: indexed to account {id}, which does not hold it"
+            ));
+        }
+    }
+    if let Some(eab_keys) = eab_keys {
+        for item in eab_keys.iter()? {
+            let (kid, v) = item?;
+            let kid = kid.value();
+            let key: AcmeEabKey = match unjson(v.value()) {
+                Ok(k) => k,
+                Err(e) => {
+                    found.found(format!("ACME EAB key {kid}: unreadable: {e}"));
+                    continue;
+                }
+            };
+            let Some(account) = &key.account else {
+                continue;
+            };
+            let made_with =
+                account_of(account)?.map(|a| a.map(|a| a.eab_kid.as_deref() == Some(kid)));
+            if !matches!(made_with, Some(Ok(true))) {
+                found.found(format!(
+                    "ACME EAB key {kid}: bound to account {account}, which was not made with it"
+                ));
+            }
         }
     }
     Ok(())

@@ -185,6 +185,27 @@ pub fn repoint_acme_orders(dir: &Path, ca_id: &str, serial: &str) -> Result<usiz
     Ok(n)
 }
 
+/// Remove every ACME authorization and every account key's index entry
+/// (the orders and accounts kept); returns how many of each there were.
+pub fn drop_acme_links(dir: &Path) -> Result<(usize, usize), StoreError> {
+    use redb::ReadableTableMetadata;
+    let db = open(dir)?;
+    let txn = db.begin_write()?;
+    let dropped = {
+        let mut authzs = txn.open_table(super::acme::ACME_AUTHZS)?;
+        let mut keys = txn.open_table(super::acme::ACME_ACCOUNT_KEYS)?;
+        let counts = (authzs.len()?, keys.len()?);
+        authzs.retain(|_, _| false)?;
+        keys.retain(|_, _| false)?;
+        (
+            usize::try_from(counts.0).unwrap_or(usize::MAX),
+            usize::try_from(counts.1).unwrap_or(usize::MAX),
+        )
+    };
+    txn.commit()?;
+    Ok(dropped)
+}
+
 /// Claim `serial` for `ca_id` in the serials index, with no record.
 pub fn claim_serial(dir: &Path, ca_id: &str, serial: &str) -> Result<(), StoreError> {
     let db = open(dir)?;
