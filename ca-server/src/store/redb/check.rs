@@ -75,6 +75,17 @@ impl Kind<'_> {
             self.problems.push(line);
         }
     }
+
+    /// The JSON record `what` decoded, or None with its problem found.
+    fn decoded<T: serde::de::DeserializeOwned>(&mut self, what: String, json: &[u8]) -> Option<T> {
+        match unjson(json) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.found(format!("{what}: unreadable: {e}"));
+                None
+            }
+        }
+    }
 }
 
 impl Drop for Kind<'_> {
@@ -442,18 +453,21 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
         what: "ACME records with problems",
         count: 0,
     };
-    let account_of = |id: &str| -> Result<Option<Result<AcmeAccount, StoreError>>, StoreError> {
-        Ok(accounts.get(id)?.map(|v| unjson::<AcmeAccount>(v.value())))
+    // Whether account `id` has a record that `holds` (an unreadable one is
+    // reported with the accounts).
+    let account_is = |id: &str, holds: &dyn Fn(&AcmeAccount) -> bool| -> Result<bool, StoreError> {
+        Ok(match accounts.get(id)? {
+            Some(v) => unjson::<AcmeAccount>(v.value())
+                .map(|a| holds(&a))
+                .unwrap_or(true),
+            None => false,
+        })
     };
     for item in orders.iter()? {
         let (id, v) = item?;
         let id = id.value();
-        let order: AcmeOrder = match unjson(v.value()) {
-            Ok(o) => o,
-            Err(e) => {
-                found.found(format!("ACME order {id}: unreadable: {e}"));
-                continue;
-            }
+        let Some(order) = found.decoded::<AcmeOrder>(format!("ACME order {id}"), v.value()) else {
+            continue;
         };
         if accounts.get(order.account.as_str())?.is_none() {
             found.found(format!(
@@ -495,12 +509,9 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
     for item in authzs.iter()? {
         let (id, v) = item?;
         let id = id.value();
-        let authz: AcmeAuthz = match unjson(v.value()) {
-            Ok(a) => a,
-            Err(e) => {
-                found.found(format!("ACME authorization {id}: unreadable: {e}"));
-                continue;
-            }
+        let Some(authz) = found.decoded::<AcmeAuthz>(format!("ACME authorization {id}"), v.value())
+        else {
+            continue;
         };
         let listed = match orders.get(authz.order.as_str())? {
             Some(v) => unjson::<AcmeOrder>(v.value())
@@ -519,12 +530,9 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
     for item in accounts.iter()? {
         let (id, v) = item?;
         let id = id.value();
-        let account: AcmeAccount = match unjson(v.value()) {
-            Ok(a) => a,
-            Err(e) => {
-                found.found(format!("ACME account {id}: unreadable: {e}"));
-                continue;
-            }
+        let Some(account) = found.decoded::<AcmeAccount>(format!("ACME account {id}"), v.value())
+        else {
+            continue;
         };
         if keys
             .get(account.thumbprint.as_str())?
@@ -538,12 +546,15 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
         }
         if let Some(kid) = &account.eab_kid {
             let bound = match eab_keys.as_ref() {
-                Some(t) => t.get(kid.as_str())?.map(|v| {
-                    unjson::<AcmeEabKey>(v.value()).map(|k| k.account.as_deref() == Some(id))
+                Some(t) => t.get(kid.as_str())?.is_some_and(|v| {
+                    unjson::<AcmeEabKey>(v.value())
+                        .map(|k| k.account.as_deref() == Some(id))
+                        // An unreadable key is reported with the EAB keys.
+                        .unwrap_or(true)
                 }),
-                None => None,
+                None => false,
             };
-            if !matches!(bound, Some(Ok(true))) {
+            if !bound {
                 found.found(format!(
                     "ACME account {id}: made with EAB key {kid}, which is not bound to it"
                 ));
@@ -553,8 +564,7 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
     for item in keys.iter()? {
         let (thumbprint, id) = item?;
         let (thumbprint, id) = (thumbprint.value(), id.value());
-        let holds = account_of(id)?.map(|a| a.map(|a| a.thumbprint == thumbprint));
-        if !matches!(holds, Some(Ok(true))) {
+        if !account_is(id, &|a| a.thumbprint == thumbprint)? {
             found.found(format!(
                 "ACME account key {thumbprint}: indexed to account {id}, which does not hold it"
             ));
@@ -564,19 +574,14 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
         for item in eab_keys.iter()? {
             let (kid, v) = item?;
             let kid = kid.value();
-            let key: AcmeEabKey = match unjson(v.value()) {
-                Ok(k) => k,
-                Err(e) => {
-                    found.found(format!("ACME EAB key {kid}: unreadable: {e}"));
-                    continue;
-                }
+            let Some(key) = found.decoded::<AcmeEabKey>(format!("ACME EAB key {kid}"), v.value())
+            else {
+                continue;
             };
             let Some(account) = &key.account else {
                 continue;
             };
-            let made_with =
-                account_of(account)?.map(|a| a.map(|a| a.eab_kid.as_deref() == Some(kid)));
-            if !matches!(made_with, Some(Ok(true))) {
+            if !account_is(account, &|a| a.eab_kid.as_deref() == Some(kid))? {
                 found.found(format!(
                     "ACME EAB key {kid}: bound to account {account}, which was not made with it"
                 ));
