@@ -193,7 +193,7 @@ fn a_rust_client_completes_an_order_and_the_chain_verifies() {
         .and_then(|k| k.rsplit('/').next())
         .unwrap_or("?");
     for said in [
-        "which has no record".to_string(),
+        "names authorization ".to_string(),
         format!("ACME account {kid}: its key"),
     ] {
         assert!(!ok && out.contains(&said), "{said}: {out}");
