@@ -360,7 +360,8 @@ pub trait Store: Send + Sync {
     /// takes the mark that moved with them (and nothing after it: a later
     /// durable commit holds them), so the projector makes the very same
     /// events again, numbers and ids included. By default as durable as any
-    /// other write.
+    /// other write (redb: committed unsynced; PostgreSQL: a batch of these
+    /// alone commits with `synchronous_commit` off).
     fn append_projected_events(
         &self,
         events: Vec<EventRecord>,

@@ -117,3 +117,43 @@ async fn postgres_orders_an_issuance_after_another_nodes_block_of_its_key() {
     );
     s.close();
 }
+
+/// On PostgreSQL, a batch of projected events alone commits without waiting
+/// for the WAL's flush (what PostgreSQL reports of `synchronous_commit`
+/// inside its transaction); any other write waits for it. Both read back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_projected_events_without_waiting_for_the_flush() {
+    let pg = Postgres::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = postgres::PgOptions {
+        url: pg.url(dir.path()),
+        pool_size: 2,
+        connect_wait: std::time::Duration::from_secs(10),
+        tls: None,
+    };
+    let s = postgres::PgStore::open(&opts, "a".into()).expect("open");
+    let mark = |expect, set| MarkAdvance {
+        name: "audit".into(),
+        expect,
+        set,
+    };
+    let last = s
+        .append_projected_events(vec![event(100, "A"), event(200, "B")], mark(None, 3))
+        .await
+        .expect("projected");
+    assert_eq!(last, 2);
+    assert_eq!(s.last_synchronous_commit().as_deref(), Some("off"));
+    s.put_policy("p", b"{}".to_vec(), draft("PutPolicy", "p"))
+        .await
+        .expect("a write that waits");
+    assert_eq!(s.last_synchronous_commit().as_deref(), Some("on"));
+    let ids: Vec<String> = s
+        .events_after(0, 10)
+        .expect("events")
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(ids, ["evt-100-A", "evt-200-B"]);
+    assert_eq!(s.event_mark("audit").expect("mark"), Some(3));
+    s.close();
+}

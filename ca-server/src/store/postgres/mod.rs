@@ -109,6 +109,9 @@ struct Inner {
     cache: CaCache,
     /// Whether this node's listening session holds the delivery role.
     leads: AtomicBool,
+    /// `synchronous_commit` as the last batch's transaction had it.
+    #[cfg(test)]
+    last_synchronous_commit: std::sync::Mutex<Option<String>>,
 }
 
 impl Inner {
@@ -388,6 +391,14 @@ impl Store for PgStore {
         prune_before: Option<i64>,
     ) -> StoreFuture<'_, u64> {
         self.append_events(events, mark, prune_before)
+    }
+
+    fn append_projected_events(
+        &self,
+        events: Vec<EventRecord>,
+        mark: MarkAdvance,
+    ) -> StoreFuture<'_, u64> {
+        self.append_projected_events(events, mark)
     }
 
     fn event_mark(&self, name: &str) -> R<Option<u64>> {

@@ -24,6 +24,17 @@ thread_local! {
 }
 
 impl PgStore {
+    /// `synchronous_commit` as the last batch's transaction had it, read
+    /// from PostgreSQL inside that transaction.
+    #[cfg(test)]
+    pub(crate) fn last_synchronous_commit(&self) -> Option<String> {
+        self.inner
+            .last_synchronous_commit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Connect (retrying an unreachable database for `connect_wait`), apply
     /// the schema's migrations and start listening for the other nodes.
     pub fn open(opts: &PgOptions, boot_id: String) -> R<PgStore> {
@@ -76,6 +87,8 @@ impl PgStore {
             observers: RwLock::new(Vec::new()),
             cache: CaCache::default(),
             leads: AtomicBool::new(false),
+            #[cfg(test)]
+            last_synchronous_commit: std::sync::Mutex::new(None),
         });
         let (jobs, queue) = tokio::sync::mpsc::unbounded_channel();
         handle.spawn(writer(inner.clone(), queue));
@@ -168,8 +181,36 @@ impl PgStore {
             + Send
             + 'static,
     {
+        self.queue(op, audit, false)
+    }
+
+    /// [`write`](Self::write) for a write that a crash may take after it
+    /// is answered, because it is made again (see `WriteJob::lazy`): a batch
+    /// of such writes alone commits without waiting for the WAL's flush.
+    pub(super) fn write_lazily<T, F>(&self, op: F) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
+            + Send
+            + 'static,
+    {
+        self.queue(op, None, true)
+    }
+
+    fn queue<T, F>(&self, op: F, audit: Option<AuditDraft>, lazy: bool) -> StoreFuture<'static, T>
+    where
+        T: Send + 'static,
+        F: for<'a> FnOnce(&'a Transaction<'a>) -> BoxFuture<'a, R<(T, Vec<Committed>)>>
+            + Send
+            + 'static,
+    {
         let (reply, rx) = tokio::sync::oneshot::channel();
-        let job: Box<dyn WriteJob> = Box::new(Job { op, audit, reply });
+        let job: Box<dyn WriteJob> = Box::new(Job {
+            op,
+            audit,
+            reply,
+            lazy,
+        });
         if let Err(refused) = self.jobs.send(job) {
             refused.0.fail(StoreError::Closed);
         }

@@ -27,11 +27,30 @@ impl Inner {
             }
             return;
         }
+        // A batch of lazy writes alone need not wait for the WAL's flush:
+        // the next commit that does wait flushes it too (see `lazy`).
+        let lazy = batch.iter().all(|job| job.lazy());
         let mut pending = batch.into_iter();
         let mut done: Vec<JobDone> = Vec::with_capacity(n);
         let result: R<()> = async {
             let mut conn = self.pool.get().await.map_err(pool_err)?;
             let tx = ops::begin_write(&mut conn).await?;
+            if lazy {
+                tx.batch_execute("SET LOCAL synchronous_commit TO OFF")
+                    .await
+                    .map_err(pg_err)?;
+            }
+            #[cfg(test)]
+            {
+                let row = tx
+                    .query_one("SELECT current_setting('synchronous_commit')", &[])
+                    .await
+                    .map_err(pg_err)?;
+                *self
+                    .last_synchronous_commit
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(row.get(0));
+            }
             let mut head = ops::lock_head(&tx).await?;
             let locked_at = head.0;
             let savepoints = n > 1;
@@ -166,12 +185,17 @@ pub(super) trait WriteJob: Send {
         head: &'a mut (u64, String),
     ) -> BoxFuture<'a, JobDone>;
     fn fail(self: Box<Self>, e: StoreError);
+    /// Whether its commit may answer before the WAL is flushed: what it
+    /// writes is made again if a crash takes it (events projected from the
+    /// audit trail, with the mark that says how far they go).
+    fn lazy(&self) -> bool;
 }
 
 pub(super) struct Job<T, F> {
     pub(super) op: F,
     pub(super) audit: Option<AuditDraft>,
     pub(super) reply: tokio::sync::oneshot::Sender<R<T>>,
+    pub(super) lazy: bool,
 }
 
 impl<T, F> WriteJob for Job<T, F>
@@ -186,7 +210,9 @@ where
         tx: &'a Transaction<'a>,
         head: &'a mut (u64, String),
     ) -> BoxFuture<'a, JobDone> {
-        let Job { op, audit, reply } = *self;
+        let Job {
+            op, audit, reply, ..
+        } = *self;
         Box::pin(async move {
             let refuse = |e: StoreError, reply: tokio::sync::oneshot::Sender<R<T>>| JobDone {
                 events: Vec::new(),
@@ -216,5 +242,9 @@ where
 
     fn fail(self: Box<Self>, e: StoreError) {
         let _ = self.reply.send(Err(e));
+    }
+
+    fn lazy(&self) -> bool {
+        self.lazy
     }
 }
