@@ -25,7 +25,10 @@ pub use server::{client_identity, code, core_csr, openssl_csr, Server};
 /// occurrence of `name` in `bytes` flipped. Returns how many there were.
 pub fn flip_case_of(bytes: &mut [u8], name: &[u8]) -> usize {
     let mut flipped = 0;
-    for at in 0..bytes.len().saturating_sub(name.len()) {
+    if name.is_empty() || name.len() > bytes.len() {
+        return 0;
+    }
+    for at in 0..=bytes.len() - name.len() {
         if &bytes[at..at + name.len()] == name {
             bytes[at] ^= 0x20;
             flipped += 1;

@@ -331,7 +331,6 @@ impl Server {
     }
 }
 
-/// A P-256 key and CSR made by `openssl req`.
 /// `ca-server check --data-dir DIR` on a stopped server's data directory:
 /// whether it passed, and what it printed.
 pub fn store_check(dir: &Path) -> (bool, String) {
@@ -363,6 +362,7 @@ pub fn copy_data_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A P-256 key and CSR made by `openssl req`.
 pub fn openssl_csr(dir: &Path, name: &str, sans: &str) -> (PathBuf, String) {
     let key = dir.join(format!("{name}.key"));
     let csr = dir.join(format!("{name}.csr"));
