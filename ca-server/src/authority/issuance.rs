@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ca_core::cert::{prepare, CertificateRequest, Issuer};
-use ca_core::csr::{parse_csr, parse_csr_deferring_proof, CsrError, ProofOfPossession};
+use ca_core::csr::{parse_csr, parse_csr_deferring_proof};
 use ca_core::keys::{Signer, SoftwareKey};
 use ca_core::profile::ValidityLimits;
 use ca_core::serial::Serial;
@@ -25,6 +25,7 @@ use super::parse::{
     check_token, check_validity, generate_key, parse_key_alg, parse_names, sans_of, sha256_hex,
     spki_sha256,
 };
+use super::proof::PendingProof;
 use super::{
     ca_hint, check_ca_id, effective_status, map_csr, map_issue, map_vault, parse_leaf_profile,
     parse_serial, Authority, CertView, Identity, IssueMeta, NewKeyRequest,
@@ -47,29 +48,6 @@ pub(super) enum Signed {
     },
     /// The idempotency token named a certificate already stored.
     Stored(CertView),
-}
-
-/// A CSR's proof of possession being checked on a blocking thread (another
-/// core) while its certificate is prepared and signed on this one.
-pub(super) struct PendingProof(tokio::task::JoinHandle<Result<(), CsrError>>);
-
-impl PendingProof {
-    fn start(possession: ProofOfPossession) -> PendingProof {
-        PendingProof(tokio::task::spawn_blocking(move || possession.check()))
-    }
-
-    /// The check's verdict (none to wait for: proven already); awaited
-    /// before anything made for the request is stored or answered, and
-    /// before any other refusal of it.
-    async fn verdict(proof: Option<PendingProof>) -> Result<(), ApiError> {
-        let Some(PendingProof(check)) = proof else {
-            return Ok(());
-        };
-        match check.await {
-            Ok(verdict) => verdict.map_err(map_csr),
-            Err(e) => Err(ApiError::internal("CSR signature check", e)),
-        }
-    }
 }
 
 /// A request that keeps a serial clash (random 128-bit serials: next to
@@ -299,9 +277,11 @@ impl Authority {
         check_validity(validity_days, limits, profile.name())?;
         check_token(token)?;
         // Alone, the CSR's signature is checked on the idle core while this
-        // one prepares and signs (ca-bench at one connection, five paired
-        // runs: p50 0.34 against 0.41 ms, 2,340 against 2,030 req/s, ~35 µs
-        // more CPU per certificate); under load the hand-off buys nothing.
+        // one prepares and signs (ca-bench at one connection, four rounds:
+        // p50 0.435 against 0.445 ms checked first, 2,190 against 2,110
+        // req/s, ~55 µs more CPU per certificate, the spin; a hand-off that
+        // always waited for the other core was slower than none on that
+        // machine, 0.48 ms, 1,980 req/s); under load it buys nothing.
         // With a token the intent is recorded before signing: only for a
         // proven CSR.
         let (csr, proof) = if token.is_none() && self.alone_in_flight() {

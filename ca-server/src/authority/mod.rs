@@ -36,6 +36,7 @@ mod digests;
 pub use digests::AUDIT_DIGEST_KEY_FILE;
 mod issuance;
 mod parse;
+mod proof;
 mod revoke;
 #[cfg(test)]
 mod tests;

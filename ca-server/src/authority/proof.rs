@@ -1,0 +1,223 @@
+//! A CSR's proof of possession checked on the idle core while its
+//! certificate is prepared and signed on this one (one call alone in
+//! flight: see `Authority::request_certificate`).
+//!
+//! Whoever comes first checks it: a blocking-pool thread, started at once,
+//! or the request itself when it asks for the verdict before that thread
+//! has begun (an idle core can take tens of microseconds to wake on a
+//! virtual machine, as long as the check itself). A check under way on the
+//! other core is waited for by spinning for about a check's time before
+//! parking, so the answer does not wait for a second wake-up too.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ca_core::csr::{CsrError, ProofOfPossession};
+
+use super::map_csr;
+use crate::error::ApiError;
+
+/// How long a request spins for a check under way on the other core before
+/// it parks: about three P-256 checks on this kind of machine.
+const SPIN: Duration = Duration::from_micros(150);
+
+enum State {
+    /// Not taken yet by either side.
+    Waiting(ProofOfPossession),
+    /// Being checked by the blocking-pool thread.
+    Checking,
+    Done(Result<(), CsrError>),
+    /// The check panicked (it does not; a verdict must come regardless).
+    Panicked,
+    /// The verdict was handed out.
+    Taken,
+}
+
+struct Slot {
+    state: Mutex<State>,
+    /// Set once `state` holds a verdict: what the spinning side polls.
+    done: AtomicBool,
+    /// Told once `state` holds a verdict, for a request that parked.
+    ready: tokio::sync::Notify,
+}
+
+impl Slot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The lock guards no invariant a panic could break half-way.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The blocking-pool side: checks the proof unless the request took it.
+    fn check_on_helper(&self) {
+        let possession = {
+            let mut state = self.lock();
+            match std::mem::replace(&mut *state, State::Checking) {
+                State::Waiting(p) => p,
+                other => {
+                    *state = other;
+                    return;
+                }
+            }
+        };
+        let verdict = std::panic::catch_unwind(move || possession.check());
+        *self.lock() = match verdict {
+            Ok(v) => State::Done(v),
+            Err(_) => State::Panicked,
+        };
+        self.done.store(true, Ordering::Release);
+        // (A permit is kept if the request has not parked yet.)
+        self.ready.notify_one();
+    }
+
+    /// The verdict if there is one now, checking the proof here if the
+    /// helper has not started on it; `None` while the helper checks it.
+    fn verdict_now(&self) -> Option<Result<(), ApiError>> {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Waiting(p) => {
+                drop(state);
+                Some(p.check().map_err(map_csr))
+            }
+            State::Checking => {
+                *state = State::Checking;
+                None
+            }
+            State::Done(v) => Some(v.map_err(map_csr)),
+            State::Panicked | State::Taken => Some(Err(ApiError::internal(
+                "CSR signature check",
+                "the check gave no verdict",
+            ))),
+        }
+    }
+}
+
+/// A CSR's proof of possession whose check has been started elsewhere.
+pub(super) struct PendingProof(Arc<Slot>);
+
+impl PendingProof {
+    pub(super) fn start(possession: ProofOfPossession) -> PendingProof {
+        let slot = Arc::new(Slot {
+            state: Mutex::new(State::Waiting(possession)),
+            done: AtomicBool::new(false),
+            ready: tokio::sync::Notify::new(),
+        });
+        let helper = Arc::clone(&slot);
+        // Not awaited: if it never runs (the runtime shutting down), the
+        // request checks the proof itself.
+        drop(tokio::task::spawn_blocking(move || {
+            helper.check_on_helper()
+        }));
+        PendingProof(slot)
+    }
+
+    /// The check's verdict (none to wait for: proven already); awaited
+    /// before anything made for the request is stored or answered, and
+    /// before any other refusal of it.
+    pub(super) async fn verdict(proof: Option<PendingProof>) -> Result<(), ApiError> {
+        let Some(PendingProof(slot)) = proof else {
+            return Ok(());
+        };
+        if let Some(v) = slot.verdict_now() {
+            return v;
+        }
+        let spin_until = Instant::now() + SPIN;
+        while !slot.done.load(Ordering::Acquire) && Instant::now() < spin_until {
+            std::hint::spin_loop();
+        }
+        loop {
+            let ready = slot.ready.notified();
+            if let Some(v) = slot.verdict_now() {
+                return v;
+            }
+            ready.await;
+        }
+    }
+
+    /// A pending proof whose helper never starts: the request checks it
+    /// itself (tests).
+    #[cfg(test)]
+    pub(super) fn start_without_helper(possession: ProofOfPossession) -> PendingProof {
+        PendingProof(Arc::new(Slot {
+            state: Mutex::new(State::Waiting(possession)),
+            done: AtomicBool::new(false),
+            ready: tokio::sync::Notify::new(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ca_core::csr::parse_csr_deferring_proof;
+    use ca_core::keys::{KeyAlgorithm, SoftwareKey};
+    use ca_core::names::SanEntry;
+
+    fn csr_der(proves_its_key: bool) -> Vec<u8> {
+        let key = SoftwareKey::generate(KeyAlgorithm::EcdsaP256).expect("key");
+        let subject = ca_core::names::parse_subject("CN=web.example.com").expect("subject");
+        let san = SanEntry::parse("web.example.com").expect("san");
+        let mut der = ca_core::csr::create_csr(&key, &subject, &[san]).expect("csr");
+        if !proves_its_key {
+            // The signature's last byte.
+            if let Some(last) = der.last_mut() {
+                *last ^= 0x01;
+            }
+        }
+        der
+    }
+
+    fn possession(proves_its_key: bool) -> ProofOfPossession {
+        parse_csr_deferring_proof(&csr_der(proves_its_key))
+            .expect("parses")
+            .1
+    }
+
+    async fn helper_done(proof: &PendingProof) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !proof.0.done.load(Ordering::Acquire) {
+            assert!(Instant::now() < deadline, "the helper never checked");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The same verdict whoever checks, whenever the verdict is asked for:
+    /// the helper having finished, the request taking the check over from
+    /// a helper that never started, or the two racing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_path_gives_the_checks_verdict() {
+        for proves in [true, false] {
+            let expect = |v: Result<(), ApiError>, path: &str| match (proves, v) {
+                (true, Ok(())) => {}
+                (false, Err(e)) => assert_eq!(
+                    e.code,
+                    crate::error::ErrorCode::MalformedCsr,
+                    "{path}: {}",
+                    e.message
+                ),
+                (_, v) => panic!(
+                    "{path}: proves {proves}, verdict {:?}",
+                    v.map_err(|e| e.message)
+                ),
+            };
+            let finished = PendingProof::start(possession(proves));
+            helper_done(&finished).await;
+            expect(
+                PendingProof::verdict(Some(finished)).await,
+                "helper finished",
+            );
+
+            let never_started = PendingProof::start_without_helper(possession(proves));
+            expect(
+                PendingProof::verdict(Some(never_started)).await,
+                "request took it",
+            );
+
+            for _ in 0..50 {
+                let racing = PendingProof::start(possession(proves));
+                expect(PendingProof::verdict(Some(racing)).await, "racing");
+            }
+        }
+        assert!(PendingProof::verdict(None).await.is_ok(), "proven already");
+    }
+}
