@@ -5,6 +5,7 @@ use super::*;
 
 mod projected_events;
 mod quick_repair;
+mod write_now_reopen;
 
 #[tokio::test]
 async fn redb_refuses_a_newer_schema_with_a_clear_message() {
