@@ -1,6 +1,7 @@
 //! One ca-server node and its PostgreSQL database: a node started before its
-//! database, `ca-server migrate` from redb, the database going away under
-//! load, and TLS to the database. Several nodes are in `server_cluster.rs`.
+//! database, `ca-server migrate` from redb, `ca-server check` on the
+//! database, the database going away under load, and TLS to the database.
+//! Several nodes are in `server_cluster.rs`.
 
 mod harness;
 
@@ -244,6 +245,106 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
     sql("UPDATE audit SET entry = regexp_replace(entry, '\"target\":\"[^\"]*\"', '\"target\":\"forged\"') WHERE seq = 2");
     let (ok, said) = verify();
     assert!(!ok && said.contains("entry 2"), "{said}");
+    drop(pg);
+}
+
+/// `ca-server check` follows a data directory to its PostgreSQL database
+/// and reads it in one snapshot beside the running node: a sound store
+/// passes; then each kind of damage made with psql is named (a revoked
+/// certificate's CRL entry gone, a record's DER swapped, a row's status
+/// column changed, a claimed serial gone, an ACME order naming what is not
+/// there, an audit entry altered) and the check fails.
+#[test]
+fn check_reads_a_postgres_store_and_names_what_is_wrong() {
+    let pg = TestCluster::start().expect("a test PostgreSQL cluster");
+    let url = pg.create_db("checked").expect("createdb");
+    let mut s = Server::init_with(&["--postgres", &url], &[]);
+    s.start();
+    let issuing = s.config.issuing_ca_id.clone();
+    let serials: Vec<String> = (0..4)
+        .map(|i| {
+            let v = relying_issue(&s, &issuing, &format!("c{i}.example.test"));
+            v["serial"].as_str().expect("serial").to_string()
+        })
+        .collect();
+    let (st, v) = s.curl(
+        "POST",
+        &format!("/v1/certificates/{}/revoke", serials[0]),
+        Some(&json!({"reason": "SUPERSEDED"})),
+    );
+    assert_eq!(st, 200, "{v}");
+    let check = || {
+        let out = run(Command::new(server_bin())
+            .args(["check", "--data-dir"])
+            .arg(&s.dir));
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, said) = check();
+    assert!(ok, "{said}");
+    assert!(said.contains("PostgreSQL"), "{said}");
+    assert!(said.contains("hash chain intact"), "{said}");
+    let records = pg
+        .psql("checked", "SELECT count(*) FROM certs")
+        .expect("psql");
+    assert!(
+        said.contains(&format!("OK: {records} certificate records")),
+        "{said}"
+    );
+
+    let sql = |q: &str| pg.psql("checked", q).expect("psql");
+    let key = |i: usize| format!("{issuing}/{}", serials[i]);
+    sql(&format!("DELETE FROM crl_entries WHERE key = '{}'", key(0)));
+    sql(&format!(
+        "UPDATE certs SET der = (SELECT der FROM certs WHERE key = '{}') WHERE key = '{}'",
+        key(2),
+        key(1)
+    ));
+    sql(&format!(
+        "UPDATE certs SET status = 0 WHERE key = '{}'",
+        key(2)
+    ));
+    sql(&format!(
+        "DELETE FROM serials WHERE serial = '{}'",
+        serials[3]
+    ));
+    sql(
+        "INSERT INTO acme_orders (id, account, created_at, rec) VALUES ('ord-x', 'acct-x', 0, \
+         '{\"id\": \"ord-x\", \"account\": \"acct-x\", \"status\": \"valid\", \
+         \"authorizations\": [\"authz-x\"], \"certificate\": null}')",
+    );
+    sql(
+        "UPDATE audit SET entry = regexp_replace(entry, '\"target\":\"[^\"]*\"', \
+         '\"target\":\"forged\"') WHERE seq = 2",
+    );
+    let (ok, said) = check();
+    assert!(!ok, "{said}");
+    for expected in [
+        format!(
+            "certificate {}: revoked and not expired, but not on its CA's CRLs",
+            key(0)
+        ),
+        format!("certificate {}: its DER holds serial", key(1)),
+        format!("certificate {}: its row's columns", key(2)),
+        format!(
+            "certificate {}: its serial is not in the serials table",
+            key(3)
+        ),
+        "ACME order ord-x: names account acct-x, which has no record".to_string(),
+        "ACME order ord-x: names authorization authz-x, which has no record".to_string(),
+        "ACME order ord-x: valid, with no certificate".to_string(),
+        "BROKEN audit trail at entry 2".to_string(),
+        "FAILED".to_string(),
+    ] {
+        assert!(said.contains(&expected), "{expected}: {said}");
+    }
+    s.stop();
     drop(pg);
 }
 

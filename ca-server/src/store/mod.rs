@@ -59,6 +59,7 @@
 //! a file the revocation service writes before committing its `crl_meta`.
 
 mod ca_cache;
+pub mod check;
 pub mod migrate;
 pub mod postgres;
 mod records;
@@ -566,6 +567,21 @@ pub fn open_offline(dir: &std::path::Path, writable: bool) -> Result<Arc<dyn Sto
         None if writable => open(dir, crate::ids::boot_id()),
         None => open_read_only(dir),
     }
+}
+
+/// `ca-server check` on a data directory whose records are in PostgreSQL
+/// (None if they are not): see `postgres::PgStore::check`.
+pub fn check_postgres(
+    dir: &std::path::Path,
+    progress: Box<dyn FnMut(u64, u64) + Send>,
+) -> Result<Option<check::CheckReport>, StoreError> {
+    let Some(opts) = configured_postgres(dir)? else {
+        return Ok(None);
+    };
+    let store = postgres::PgStore::open(&opts, crate::ids::boot_id())?;
+    let report = store.check(progress);
+    store.close();
+    report.map(Some)
 }
 
 /// Whether `dir`'s records are in PostgreSQL (per its config.toml).

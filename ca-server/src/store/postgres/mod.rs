@@ -31,6 +31,7 @@ mod acme;
 mod audit;
 mod cas;
 mod certs;
+mod check;
 mod crl;
 mod errors;
 mod events;

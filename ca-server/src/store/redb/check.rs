@@ -15,7 +15,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use der::Decode;
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::acme::{ACME_ACCOUNTS, ACME_ACCOUNT_KEYS, ACME_AUTHZS, ACME_EAB_KEYS, ACME_ORDERS};
@@ -27,78 +26,15 @@ use super::tables::{
 };
 use super::writer::Handle;
 use super::DB_FILE;
+pub use crate::store::check::CheckReport;
+use crate::store::check::{der_disagrees, Kind};
 use crate::store::{
     cert_key, AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, CaRecord, CertStatus, IdemRecord,
-    StoreError, Verdict,
+    StoreError,
 };
 
 /// redb's page cache while checking.
 const CACHE_BYTES: usize = 32 << 20;
-
-/// Problems of one kind listed at most; the rest are counted.
-const LISTED_PER_KIND: usize = 20;
-
-/// What [`check`] found.
-#[derive(Debug)]
-pub struct CheckReport {
-    /// The store was not closed cleanly and needed recovery (writes in its
-    /// journal to redo, or redb's repair): made in memory first.
-    pub recovered: bool,
-    /// redb's integrity check passed.
-    pub pages_ok: bool,
-    pub certificates: u64,
-    pub issued: u64,
-    pub reserved: u64,
-    /// The audit trail's verdict (None when the checks could not get that far).
-    pub audit: Option<Verdict>,
-    /// Everything found wrong, one line each.
-    pub problems: Vec<String>,
-}
-
-impl CheckReport {
-    pub fn ok(&self) -> bool {
-        self.problems.is_empty() && matches!(self.audit, Some(Verdict::Ok { .. }))
-    }
-}
-
-/// Problems of one kind: the first few listed, the rest counted.
-struct Kind<'a> {
-    problems: &'a mut Vec<String>,
-    what: &'static str,
-    count: usize,
-}
-
-impl Kind<'_> {
-    fn found(&mut self, line: String) {
-        self.count += 1;
-        if self.count <= LISTED_PER_KIND {
-            self.problems.push(line);
-        }
-    }
-
-    /// The JSON record `what` decoded, or None with its problem found.
-    fn decoded<T: serde::de::DeserializeOwned>(&mut self, what: String, json: &[u8]) -> Option<T> {
-        match unjson(json) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.found(format!("{what}: unreadable: {e}"));
-                None
-            }
-        }
-    }
-}
-
-impl Drop for Kind<'_> {
-    fn drop(&mut self) {
-        if self.count > LISTED_PER_KIND {
-            self.problems.push(format!(
-                "... and {} more {}",
-                self.count - LISTED_PER_KIND,
-                self.what
-            ));
-        }
-    }
-}
 
 /// Check the redb store in `dir` (the server stopped: a running one holds
 /// its journal locked). `progress(done, total)` is told as certificates are
@@ -192,11 +128,7 @@ fn check_certificates(
     let legacy_der = r.open_table(CERT_DER).map(Some).or_else(absent)?;
     let dicts = r.open_table(DER_DICTS).map(Some).or_else(absent)?;
     let total = certs.len()?;
-    let mut records = Kind {
-        problems: &mut report.problems,
-        what: "certificate records with problems",
-        count: 0,
-    };
+    let mut records = Kind::new(&mut report.problems, "certificate records with problems");
     let (mut issued, mut reserved, mut with_der_seq) = (0u64, 0u64, 0u64);
     let mut revoked = Vec::new();
     for (done, item) in certs.iter()?.enumerate() {
@@ -270,11 +202,10 @@ fn check_certificates(
         progress(total, total);
     }
     // Index entries without their record.
-    let mut orphans = Kind {
-        problems: &mut report.problems,
-        what: "index entries without their certificate",
-        count: 0,
-    };
+    let mut orphans = Kind::new(
+        &mut report.problems,
+        "index entries without their certificate",
+    );
     // A CA's own serial is claimed in its own name (a root's has no record).
     let mut ca_serials = std::collections::HashSet::new();
     for item in r.open_table(CAS)?.iter()? {
@@ -341,11 +272,7 @@ fn check_revocations(
     };
     let entries = entries.filter(|_| entries_kept);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let mut found = Kind {
-        problems: &mut report.problems,
-        what: "revocations with problems",
-        count: 0,
-    };
+    let mut found = Kind::new(&mut report.problems, "revocations with problems");
     // Why the revocation record or CRL entry (`what`) of `key` does not
     // name a revoked certificate, if it does not.
     let not_revoked = |what: &str, key: &str| -> Result<Option<String>, StoreError> {
@@ -403,11 +330,7 @@ fn check_idempotency(db: &redb::Database, report: &mut CheckReport) -> Result<()
         return Ok(());
     };
     let certs = r.open_table(CERTS)?;
-    let mut found = Kind {
-        problems: &mut report.problems,
-        what: "idempotency tokens with problems",
-        count: 0,
-    };
+    let mut found = Kind::new(&mut report.problems, "idempotency tokens with problems");
     for item in tokens.iter()? {
         let (token, v) = item?;
         let token = token.value();
@@ -448,11 +371,7 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
     };
     let eab_keys = table(ACME_EAB_KEYS)?;
     let certs = r.open_table(CERTS)?;
-    let mut found = Kind {
-        problems: &mut report.problems,
-        what: "ACME records with problems",
-        count: 0,
-    };
+    let mut found = Kind::new(&mut report.problems, "ACME records with problems");
     // Whether account `id` has a record that `holds` (an unreadable one is
     // reported with the accounts).
     let account_is = |id: &str, holds: &dyn Fn(&AcmeAccount) -> bool| -> Result<bool, StoreError> {
@@ -589,16 +508,4 @@ fn check_acme(db: &redb::Database, report: &mut CheckReport) -> Result<(), Store
         }
     }
     Ok(())
-}
-
-/// Why `der` is not the certificate a record of `serial` names, if it is not.
-fn der_disagrees(der: &[u8], serial: &str) -> Option<String> {
-    let cert = match x509_cert::Certificate::from_der(der) {
-        Ok(c) => c,
-        Err(e) => return Some(format!("its DER is not a certificate: {e}")),
-    };
-    let held = ca_core::hex::encode(cert.tbs_certificate.serial_number.as_bytes());
-    let trimmed = |s: &str| s.trim_start_matches('0').to_ascii_lowercase();
-    (trimmed(&held) != trimmed(serial))
-        .then(|| format!("its DER holds serial {held}, not the record's"))
 }
