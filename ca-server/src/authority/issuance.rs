@@ -277,11 +277,12 @@ impl Authority {
         check_validity(validity_days, limits, profile.name())?;
         check_token(token)?;
         // Alone, the CSR's signature is checked on the idle core while this
-        // one prepares and signs (ca-bench at one connection, four rounds:
-        // p50 0.435 against 0.445 ms checked first, 2,190 against 2,110
-        // req/s, ~55 µs more CPU per certificate, the spin; a hand-off that
-        // always waited for the other core was slower than none on that
-        // machine, 0.48 ms, 1,980 req/s); under load it buys nothing.
+        // one prepares and signs. What it gains depends on how fast an idle
+        // core wakes: on one machine p50 0.34 against 0.41 ms checked first;
+        // on another (ca-bench at one connection, ten rounds) 0.440 against
+        // 0.445 ms, 2,170 against 2,130 req/s, for ~55 µs more CPU per
+        // certificate (where a hand-off that always waited for the other
+        // core gave 0.484 ms: see `proof`). Under load it buys nothing.
         // With a token the intent is recorded before signing: only for a
         // proven CSR.
         let (csr, proof) = if token.is_none() && self.alone_in_flight() {
