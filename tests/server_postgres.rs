@@ -252,8 +252,9 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
 /// and reads it in one snapshot beside the running node: a sound store
 /// passes; then each kind of damage made with psql is named (a revoked
 /// certificate's CRL entry gone, a record's DER swapped, a row's status
-/// column changed, a claimed serial gone, an ACME order naming what is not
-/// there, an audit entry altered) and the check fails.
+/// column changed, a claimed serial gone, a CRL entry for a certificate
+/// not revoked, an ACME order naming what is not there, an audit entry
+/// altered) and the check fails.
 #[test]
 fn check_reads_a_postgres_store_and_names_what_is_wrong() {
     let pg = TestCluster::start().expect("a test PostgreSQL cluster");
@@ -314,6 +315,10 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         "DELETE FROM serials WHERE serial = '{}'",
         serials[3]
     ));
+    sql(&format!(
+        "INSERT INTO crl_entries (key, ca_id, entry) VALUES ('{}', '{issuing}', '\\x00')",
+        key(3)
+    ));
     sql(
         "INSERT INTO acme_orders (id, account, created_at, rec) VALUES ('ord-x', 'acct-x', 0, \
          '{\"id\": \"ord-x\", \"account\": \"acct-x\", \"status\": \"valid\", \
@@ -334,6 +339,10 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         format!("certificate {}: its row's columns", key(2)),
         format!(
             "certificate {}: its serial is not in the serials table",
+            key(3)
+        ),
+        format!(
+            "CRL entry {}: its certificate is Issued, not revoked",
             key(3)
         ),
         "ACME order ord-x: names account acct-x, which has no record".to_string(),

@@ -1,6 +1,6 @@
 //! A CSR's proof of possession checked on the idle core while its
 //! certificate is prepared and signed on this one (one call alone in
-//! flight: see `Authority::request_certificate`).
+//! flight: see `Authority::issue_from_csr`).
 //!
 //! Whoever comes first checks it: a blocking-pool thread, started at once,
 //! or the request itself when it asks for the verdict before that thread

@@ -37,6 +37,8 @@ pub(crate) struct Kind<'a> {
     problems: &'a mut Vec<String>,
     what: &'static str,
     count: usize,
+    /// A query stopped at its limit: there are more than counted.
+    capped: bool,
 }
 
 impl<'a> Kind<'a> {
@@ -45,6 +47,15 @@ impl<'a> Kind<'a> {
             problems,
             what,
             count: 0,
+            capped: false,
+        }
+    }
+
+    /// Note that a listing of these stopped at its limit (`rows` of
+    /// `limit`): the count is then a lower bound.
+    pub(crate) fn listed(&mut self, rows: usize, limit: i64) {
+        if i64::try_from(rows).is_ok_and(|r| r >= limit) {
+            self.capped = true;
         }
     }
 
@@ -75,7 +86,8 @@ impl Drop for Kind<'_> {
     fn drop(&mut self) {
         if self.count > LISTED_PER_KIND {
             self.problems.push(format!(
-                "... and {} more {}",
+                "... and {}{} more {}",
+                if self.capped { "at least " } else { "" },
                 self.count - LISTED_PER_KIND,
                 self.what
             ));

@@ -178,15 +178,16 @@ async fn check_certificates(
         &mut report.problems,
         "claimed serials without their certificate",
     );
-    for row in t
-        .query(
-            "SELECT s.serial, s.ca_id FROM serials s WHERE NOT EXISTS \
-             (SELECT 1 FROM certs c WHERE c.key = s.ca_id || '/' || s.serial) LIMIT $1",
-            &[&(ROWS_PER_QUERY + ca_serials.len() as i64)],
-        )
-        .await
-        .map_err(pg_err)?
-    {
+    let limit = ROWS_PER_QUERY + i64::try_from(ca_serials.len()).unwrap_or(0);
+    let rows = query(
+        t,
+        "SELECT s.serial, s.ca_id FROM serials s WHERE NOT EXISTS \
+         (SELECT 1 FROM certs c WHERE c.key = s.ca_id || '/' || s.serial) LIMIT $1",
+        &[&limit],
+    )
+    .await?;
+    orphans.listed(rows.len(), limit);
+    for row in rows {
         let (serial, ca): (&str, &str) = (row.get(0), row.get(1));
         if !ca_serials.contains(&cert_key(ca, serial)) {
             orphans.found(format!(
@@ -203,32 +204,38 @@ async fn check_references(t: &Transaction<'_>, report: &mut CheckReport) -> R<()
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let revoked = status_code(CertStatus::Revoked);
     let mut found = Kind::new(&mut report.problems, "revocations with problems");
-    for row in query(
+    let rows = query(
         t,
         "SELECT key FROM certs c WHERE status = $1 AND not_after >= $2 AND NOT EXISTS \
          (SELECT 1 FROM crl_entries e WHERE e.key = c.key) LIMIT $3",
         &[&revoked, &now, &ROWS_PER_QUERY],
     )
-    .await?
-    {
+    .await?;
+    found.listed(rows.len(), ROWS_PER_QUERY);
+    for row in rows {
         found.found(format!(
             "certificate {}: revoked and not expired, but not on its CA's CRLs (no CRL entry)",
             row.get::<_, &str>(0)
         ));
     }
-    for row in query(
+    let rows = query(
         t,
         "SELECT e.key, c.status FROM crl_entries e LEFT JOIN certs c ON c.key = e.key \
          WHERE c.status IS DISTINCT FROM $1 LIMIT $2",
         &[&revoked, &ROWS_PER_QUERY],
     )
-    .await?
-    {
+    .await?;
+    found.listed(rows.len(), ROWS_PER_QUERY);
+    for row in rows {
         let key: &str = row.get(0);
-        found.found(match row.get::<_, Option<i16>>(1) {
-            Some(status) => {
-                format!("CRL entry {key}: its certificate's status is {status}, not revoked")
-            }
+        let status = row.get::<_, Option<i16>>(1).map(|code| {
+            [CertStatus::Reserved, CertStatus::Issued]
+                .into_iter()
+                .find(|s| status_code(*s) == code)
+                .map_or_else(|| format!("of code {code}"), |s| format!("{s:?}"))
+        });
+        found.found(match status {
+            Some(status) => format!("CRL entry {key}: its certificate is {status}, not revoked"),
             None => format!("CRL entry {key}: no certificate record"),
         });
     }
@@ -321,8 +328,9 @@ async fn check_references(t: &Transaction<'_>, report: &mut CheckReport) -> R<()
         ),
     ];
     for (sql, says) in acme {
-        let limited = format!("{sql} LIMIT {ROWS_PER_QUERY}");
-        for row in query(t, &limited, &[]).await? {
+        let rows = query(t, &format!("{sql} LIMIT {ROWS_PER_QUERY}"), &[]).await?;
+        found.listed(rows.len(), ROWS_PER_QUERY);
+        for row in rows {
             let text = |i| {
                 row.get::<_, Option<&str>>(i)
                     .unwrap_or("(none)")
