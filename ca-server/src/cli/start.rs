@@ -54,7 +54,15 @@ fn print_init(s: &ca_server::init::InitSummary) {
             s.master_key_file.display()
         );
     }
-    if s.master_key_file.exists() && beside_store {
+    let on_postgres = s.config.parent().is_some_and(ca_server::store::is_postgres);
+    if s.master_key_file.exists() && beside_store && on_postgres {
+        println!(
+            "  master key:        {} -- the CA keys in the database are sealed under it: keep",
+            s.master_key_file.display()
+        );
+        println!("                     it out of the database's backups, or use a passphrase");
+        println!("                     (--master-passphrase-file) instead.");
+    } else if s.master_key_file.exists() && beside_store {
         println!(
             "  master key:        {} -- beside {}: a backup of this directory holds both",
             s.master_key_file.display(),
