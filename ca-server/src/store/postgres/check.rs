@@ -21,7 +21,8 @@ use crate::store::{cert_key, CaRecord, CertRecord, CertStatus, IdemRecord};
 /// Certificate rows read per round trip.
 const PAGE: i64 = 5_000;
 
-/// Problem lines a query may give at most (the rest are counted by `Kind`).
+/// Rows a problem query lists at most: past it, its kind's count is a lower
+/// bound (`Kind::listed`).
 const ROWS_PER_QUERY: i64 = 1_000;
 
 impl PgStore {
