@@ -9,25 +9,8 @@ use std::path::Path;
 use std::process::Command;
 
 use ca_server::store::redb::forensics;
-use harness::server::server_bin;
-use harness::{core_csr, run, Server};
+use harness::{core_csr, offline, run, Server};
 use serde_json::{json, Value};
-
-/// `ca-server ARGS --data-dir DIR`: whether it succeeded, and what it said.
-fn offline(args: &[&str], dir: &Path) -> (bool, String) {
-    let out = run(Command::new(server_bin())
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir));
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 fn verify(dir: &Path) -> (bool, String) {
     offline(&["audit", "verify"], dir)

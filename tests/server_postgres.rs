@@ -13,7 +13,7 @@ use ca_server::api::client::ApiClient;
 use ca_server::store::postgres::testdb::TestCluster;
 use harness::cluster::*;
 use harness::server::server_bin;
-use harness::{core_csr, run, Server};
+use harness::{core_csr, offline, run, Server};
 use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::{json, Value};
@@ -225,19 +225,7 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
     // verification reads what PostgreSQL holds and names the damage (a cut
     // shows both against the recorded head and against the last signed
     // digest, which covers the entry removed).
-    let verify = || {
-        let out = run(Command::new(server_bin())
-            .args(["audit", "verify", "--data-dir"])
-            .arg(&s.dir));
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let verify = || offline(&["audit", "verify"], &s.dir);
     assert!(verify().0, "{}", verify().1);
     sql("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)");
     let (ok, said) = verify();
@@ -274,19 +262,7 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         Some(&json!({"reason": "SUPERSEDED"})),
     );
     assert_eq!(st, 200, "{v}");
-    let check = || {
-        let out = run(Command::new(server_bin())
-            .args(["check", "--data-dir"])
-            .arg(&s.dir));
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
-    };
+    let check = || offline(&["check"], &s.dir);
     let (ok, said) = check();
     assert!(ok, "{said}");
     assert!(said.contains("PostgreSQL"), "{said}");
@@ -338,7 +314,7 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         format!("certificate {}: its DER holds serial", key(1)),
         format!("certificate {}: its row's columns", key(2)),
         format!(
-            "certificate {}: its serial is not in the serials table",
+            "certificate {}: its serial is not in the serials index",
             key(3)
         ),
         format!(

@@ -137,6 +137,23 @@ pub fn run(cmd: &mut Command) -> Output {
     })
 }
 
+/// `ca-server ARGS --data-dir DIR` (an offline tool): whether it
+/// succeeded, and what it said (stdout, then stderr).
+pub fn offline(args: &[&str], dir: &Path) -> (bool, String) {
+    let out = run(Command::new(server::server_bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// [`run`] for a program and its arguments.
 pub fn run_program(program: &str, args: &[&str]) -> Output {
     run(Command::new(program).args(args))

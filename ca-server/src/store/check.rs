@@ -27,6 +27,19 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// Nothing checked yet.
+    pub(crate) fn new(recovered: bool) -> CheckReport {
+        CheckReport {
+            recovered,
+            pages_ok: false,
+            certificates: 0,
+            issued: 0,
+            reserved: 0,
+            audit: None,
+            problems: Vec::new(),
+        }
+    }
+
     pub fn ok(&self) -> bool {
         self.problems.is_empty() && matches!(self.audit, Some(Verdict::Ok { .. }))
     }
@@ -92,6 +105,25 @@ impl Drop for Kind<'_> {
                 self.what
             ));
         }
+    }
+}
+
+/// What is wrong with the claim on the serial of certificate `key`, issued
+/// by `ca_id`, if anything: `claimed_by` is the CA the serials index names
+/// for it (none: no entry).
+pub(crate) fn serial_claim_problem(
+    key: &str,
+    ca_id: &str,
+    claimed_by: Option<&str>,
+) -> Option<String> {
+    match claimed_by {
+        Some(ca) if ca == ca_id => None,
+        Some(ca) => Some(format!(
+            "certificate {key}: its serial is claimed by CA {ca}"
+        )),
+        None => Some(format!(
+            "certificate {key}: its serial is not in the serials index"
+        )),
     }
 }
 

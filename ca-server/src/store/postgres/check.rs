@@ -15,7 +15,7 @@ use std::collections::HashSet;
 use tokio_postgres::Transaction;
 
 use super::{pg_err, pool_err, reads, status_code, PgStore, R};
-use crate::store::check::{der_disagrees, CheckReport, Kind};
+use crate::store::check::{der_disagrees, serial_claim_problem, CheckReport, Kind};
 use crate::store::{cert_key, CaRecord, CertRecord, CertStatus, IdemRecord};
 
 /// Certificate rows read per round trip.
@@ -35,23 +35,9 @@ impl PgStore {
         let inner = self.inner.clone();
         self.block(async move {
             let mut conn = inner.pool.get().await.map_err(pool_err)?;
-            let mut report = CheckReport {
-                recovered: false,
-                pages_ok: false,
-                certificates: 0,
-                issued: 0,
-                reserved: 0,
-                audit: None,
-                problems: Vec::new(),
-            };
+            let mut report = CheckReport::new(false);
             {
-                let t = conn
-                    .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
-                    .read_only(true)
-                    .start()
-                    .await
-                    .map_err(pg_err)?;
+                let t = reads::snapshot(&mut conn).await?;
                 check_certificates(&t, &mut report, progress).await?;
                 check_references(&t, &mut report).await?;
                 t.commit().await.map_err(pg_err)?;
@@ -126,14 +112,8 @@ async fn check_certificates(
                      expiry go by the columns"
                 ));
             }
-            match claimed_by {
-                Some(ca) if ca == rec.ca_id => {}
-                Some(ca) => records.found(format!(
-                    "certificate {key}: its serial is claimed by CA {ca}"
-                )),
-                None => records.found(format!(
-                    "certificate {key}: its serial is not in the serials table"
-                )),
+            if let Some(problem) = serial_claim_problem(key, &rec.ca_id, claimed_by) {
+                records.found(problem);
             }
             if rec.status == CertStatus::Reserved {
                 reserved += 1;

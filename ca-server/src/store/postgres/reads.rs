@@ -194,16 +194,21 @@ pub async fn audit_digests(c: &Client, after: u64, limit: usize) -> R<Vec<AuditD
     rows.iter().map(text_rec).collect()
 }
 
-/// Verify the chain and the digests in one snapshot (a repeatable-read
-/// transaction), so entries appended meanwhile by any node are not half-seen.
-pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
-    let tx = c
-        .build_transaction()
+/// A read-only transaction that sees one snapshot of the database
+/// (repeatable read) however long it runs.
+pub async fn snapshot(c: &mut Client) -> R<deadpool_postgres::Transaction<'_>> {
+    c.build_transaction()
         .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
         .read_only(true)
         .start()
         .await
-        .map_err(pg_err)?;
+        .map_err(pg_err)
+}
+
+/// Verify the chain and the digests in one snapshot (a repeatable-read
+/// transaction), so entries appended meanwhile by any node are not half-seen.
+pub async fn verify_audit(c: &mut Client, pinned: Option<&[u8]>) -> R<Verdict> {
+    let tx = snapshot(c).await?;
     let digests: Vec<AuditDigest> = tx
         .query("SELECT rec FROM audit_digests ORDER BY number", &[])
         .await

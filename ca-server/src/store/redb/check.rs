@@ -27,7 +27,7 @@ use super::tables::{
 use super::writer::Handle;
 use super::DB_FILE;
 pub use crate::store::check::CheckReport;
-use crate::store::check::{der_disagrees, Kind};
+use crate::store::check::{der_disagrees, serial_claim_problem, Kind};
 use crate::store::{
     cert_key, AcmeAccount, AcmeAuthz, AcmeEabKey, AcmeOrder, CaRecord, CertStatus, IdemRecord,
     StoreError,
@@ -58,15 +58,7 @@ pub fn check(dir: &Path, progress: &mut dyn FnMut(u64, u64)) -> Result<CheckRepo
     if !pending.is_empty() {
         super::redo::redo_pending(&db, &pending, true)?;
     }
-    let mut report = CheckReport {
-        recovered: repaired.load(Ordering::Relaxed) || !pending.is_empty(),
-        pages_ok: false,
-        certificates: 0,
-        issued: 0,
-        reserved: 0,
-        audit: None,
-        problems: Vec::new(),
-    };
+    let mut report = CheckReport::new(repaired.load(Ordering::Relaxed) || !pending.is_empty());
     match db.check_integrity() {
         Ok(true) => report.pages_ok = true,
         Ok(false) => report.problems.push(
@@ -151,15 +143,11 @@ fn check_certificates(
                 rec.key()
             ));
         }
-        match serials.get(rec.serial.as_str())? {
-            Some(ca) if ca.value() == rec.ca_id => {}
-            Some(ca) => records.found(format!(
-                "certificate {key}: its serial is claimed by CA {}",
-                ca.value()
-            )),
-            None => records.found(format!(
-                "certificate {key}: its serial is not in the serials index"
-            )),
+        let claimed_by = serials.get(rec.serial.as_str())?;
+        if let Some(problem) =
+            serial_claim_problem(key, &rec.ca_id, claimed_by.as_ref().map(|c| c.value()))
+        {
+            records.found(problem);
         }
         if rec.status == CertStatus::Reserved {
             reserved += 1;
