@@ -20,6 +20,11 @@ use hyper::body::Bytes;
 use hyper::Method;
 use serde_json::json;
 
+/// The bench test counts what reaches the disk device, whoever writes it:
+/// it takes this alone; every other test here shares it, so they may run
+/// together but not beside it.
+static DISK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A random delay in [lo, hi) milliseconds: where the kill lands.
 fn random_ms(lo: u64, hi: u64) -> Duration {
     let mut b = [0u8; 8];
@@ -86,6 +91,7 @@ fn missing_from_store(dir: &Path, received: &[(String, String)]) -> Vec<String> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
+    let _disk = DISK.read().await;
     let mut s = Server::start_new();
     let ca = s.config.issuing_ca_id.clone();
     let body = Bytes::from(
@@ -301,6 +307,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
 /// answered certificates, so the simulation is known to bite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_power_cut_loses_no_answered_write() {
+    let _disk = DISK.read().await;
     let mut s = Server::init_with(&[], &[]);
     s.env.push(("CA_SERVER_TEST_POWER_LOSS".into(), "1".into()));
     s.start();
@@ -509,11 +516,21 @@ async fn a_power_cut_loses_no_answered_write() {
 /// ("KiB to disk per commit"), read for a 1-connection run: each issuance's
 /// commit must reach the disk (its journal record, at least a page), and
 /// with commits not synced (the power-cut test's control) almost none must. The bench reads the
-/// server's /proc/PID/io, so this is what the kernel saw, not what the store
-/// says of itself. Also keeps the bench itself from rotting unseen.
+/// sectors written to the store's block device, so this is what the disk
+/// received, not what the store says of itself; this binary's other tests
+/// wait meanwhile, so that it is the bench's server alone writing. Also keeps
+/// the bench itself from rotting unseen.
 #[test]
 fn ca_bench_sees_each_commit_reach_the_disk() {
+    let _alone = DISK.blocking_write();
     let pages_per_commit = |unsynced: bool| -> f64 {
+        // What earlier tests left dirty in the page cache would otherwise be
+        // written back during the count, as the kernel's flusher finds it.
+        let flushed = std::process::Command::new("sync").status();
+        assert!(
+            flushed.as_ref().is_ok_and(|s| s.success()),
+            "sync: {flushed:?}"
+        );
         let mut cmd = std::process::Command::new(harness::binary("ca-bench"));
         cmd.args(["--concurrency", "1", "--seconds", "1"]);
         if unsynced {
@@ -563,6 +580,7 @@ fn ca_bench_sees_each_commit_reach_the_disk() {
 /// are off, so no projection of theirs records it instead.
 #[test]
 fn a_crash_after_a_pause_needs_no_walk_of_the_store() {
+    let _disk = DISK.blocking_read();
     let mut s = Server::init_with(&[], &[]);
     let config = s.dir.join("config.toml");
     let text = std::fs::read_to_string(&config).expect("config.toml");

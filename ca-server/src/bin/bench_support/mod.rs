@@ -137,14 +137,24 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// Bytes the process `pid` has sent to the storage layer (its writes and
-/// the writeback they caused), from /proc/PID/io.
+/// Bytes written to the block device that holds `path` (its sectors
+/// written, from sysfs): what reached the disk, whichever process wrote it;
+/// `None` off a block device (a RAM file system). Not a process's
+/// `write_bytes` (/proc/PID/io): the kernel charges that as page-cache
+/// folios turn dirty, and with large folios (ext4 on Linux 6.16 and later)
+/// a 1.3 KB append after a sync was charged a whole folio, ~150 KiB, when
+/// the disk received about 9 KiB.
 #[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
-pub fn disk_write_bytes(pid: &str) -> Option<u64> {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines()
-        .find_map(|l| l.strip_prefix("write_bytes:"))
-        .and_then(|v| v.trim().parse().ok())
+pub fn device_write_bytes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    // glibc's major()/minor() split of a dev_t.
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    // The seventh field counts 512-byte sectors, whatever the device's block size.
+    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
+    Some(sectors * 512)
 }
 
 /// The `ca-server` binary built beside this bench.

@@ -393,7 +393,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(d) = ours.disk_bytes {
                 let per_commit = d as f64 / commits as f64;
                 ratios.push(format!(
-                    "{:.0} KiB to disk per commit ({:.1} pages of 4 KiB)",
+                    "{:.1} KiB to disk per commit ({:.1} pages of 4 KiB, written to the store's device by any process)",
                     per_commit / 1024.0,
                     per_commit / 4096.0
                 ));

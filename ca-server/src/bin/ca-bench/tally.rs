@@ -15,7 +15,8 @@ pub(crate) struct Measured {
     /// Disk the store took over the level, per certificate (may be
     /// negative: a store can give space back).
     pub(crate) store_bytes: Option<f64>,
-    /// Bytes the server sent to the disk during the run.
+    /// Bytes written to the disk holding the store during the target's
+    /// turns, by any process (the load generator writes nothing).
     pub(crate) disk_bytes: Option<u64>,
 }
 
@@ -34,7 +35,11 @@ pub(crate) fn run_turn(
     connections: usize,
     seconds: f64,
 ) -> Turn {
-    let disk = || t.pid.as_deref().and_then(bench_support::disk_write_bytes);
+    let disk = || {
+        t.store
+            .as_deref()
+            .and_then(bench_support::device_write_bytes)
+    };
     let (server0, client0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
