@@ -137,6 +137,56 @@ pub fn cpu_seconds(pid: &str) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// What a target's disk writes are counted by: the store's block device,
+/// or, where that cannot be read (a store on an overlay or RAM file system),
+/// the server process's own charge.
+#[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
+pub enum DiskCounter {
+    Device(std::path::PathBuf),
+    Process(String),
+}
+
+#[allow(dead_code)]
+impl DiskCounter {
+    pub fn of(store: Option<&std::path::Path>, pid: Option<&str>) -> Option<DiskCounter> {
+        match (store, pid) {
+            (Some(s), _) if device_write_bytes(s).is_some() => {
+                Some(DiskCounter::Device(s.to_path_buf()))
+            }
+            (_, Some(p)) => Some(DiskCounter::Process(p.to_string())),
+            _ => None,
+        }
+    }
+
+    pub fn read(&self) -> Option<u64> {
+        match self {
+            DiskCounter::Device(store) => device_write_bytes(store),
+            DiskCounter::Process(pid) => process_write_bytes(pid),
+        }
+    }
+
+    /// What the count is, for the bench's output.
+    pub fn what(&self) -> &'static str {
+        match self {
+            DiskCounter::Device(_) => "written to the store's device by any process",
+            DiskCounter::Process(_) => {
+                "the server's write_bytes in /proc, which counts page-cache folios as they \
+                 turn dirty, not what the disk received: the store's device could not be read"
+            }
+        }
+    }
+}
+
+/// Bytes the process `pid` was charged for writing, from /proc/PID/io (see
+/// [`device_write_bytes`] for why that is not what the disk received).
+#[allow(dead_code)]
+pub fn process_write_bytes(pid: &str) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Bytes written to the block device that holds `path` (its sectors
 /// written, from sysfs): what reached the disk, whichever process wrote it;
 /// `None` off a block device (a RAM file system). Not a process's

@@ -390,10 +390,10 @@ fn main() -> anyhow::Result<()> {
                 "{:.1} store writes per durable commit",
                 writes as f64 / commits as f64
             ));
-            if let Some(d) = ours.disk_bytes {
+            if let (Some(d), Some(what)) = (ours.disk_bytes, ours.disk_counted) {
                 let per_commit = d as f64 / commits as f64;
                 ratios.push(format!(
-                    "{:.1} KiB to disk per commit ({:.1} pages of 4 KiB, written to the store's device by any process)",
+                    "{:.1} KiB to disk per commit ({:.1} pages of 4 KiB, {what})",
                     per_commit / 1024.0,
                     per_commit / 4096.0
                 ));

@@ -16,8 +16,10 @@ pub(crate) struct Measured {
     /// negative: a store can give space back).
     pub(crate) store_bytes: Option<f64>,
     /// Bytes written to the disk holding the store during the target's
-    /// turns, by any process (the load generator writes nothing).
+    /// turns, by any process (the load generator writes nothing), or the
+    /// server's own charge where the device cannot be read: `disk_counted` says.
     pub(crate) disk_bytes: Option<u64>,
+    pub(crate) disk_counted: Option<&'static str>,
 }
 
 /// One turn of load on one target: what the load generator saw, and what
@@ -27,6 +29,8 @@ pub(crate) struct Turn {
     pub(crate) server_cpu: Option<f64>,
     pub(crate) client_cpu: Option<f64>,
     pub(crate) disk: Option<u64>,
+    /// What `disk` counts ([`bench_support::DiskCounter::what`]).
+    pub(crate) disk_counted: Option<&'static str>,
 }
 
 pub(crate) fn run_turn(
@@ -35,11 +39,8 @@ pub(crate) fn run_turn(
     connections: usize,
     seconds: f64,
 ) -> Turn {
-    let disk = || {
-        t.store
-            .as_deref()
-            .and_then(bench_support::device_write_bytes)
-    };
+    let counter = bench_support::DiskCounter::of(t.store.as_deref(), t.pid.as_deref());
+    let disk = || counter.as_ref().and_then(|c| c.read());
     let (server0, client0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
@@ -66,6 +67,7 @@ pub(crate) fn run_turn(
         server_cpu: spent(server0, server1),
         client_cpu: spent(client0, client1),
         disk: grew(disk0, disk1),
+        disk_counted: counter.map(|c| c.what()),
     }
 }
 
@@ -81,6 +83,7 @@ pub(crate) struct Tally {
     server_cpu: Option<f64>,
     client_cpu: Option<f64>,
     disk: Option<u64>,
+    disk_counted: Option<&'static str>,
 }
 
 impl Tally {
@@ -106,6 +109,11 @@ impl Tally {
         self.server_cpu = sum(first, self.server_cpu, t.server_cpu);
         self.client_cpu = sum(first, self.client_cpu, t.client_cpu);
         self.disk = sum(first, self.disk, t.disk);
+        // A count from another source than the first turn's is not summed.
+        if !first && self.disk_counted != t.disk_counted {
+            self.disk = None;
+        }
+        self.disk_counted = t.disk_counted;
     }
 
     /// The level's figures; `store_growth`: the disk the store took from
@@ -130,6 +138,7 @@ impl Tally {
             client_us: per_cert(self.client_cpu.map(|s| s * 1e6)),
             store_bytes: per_cert(store_growth.map(|b| b as f64)),
             disk_bytes: self.disk,
+            disk_counted: self.disk_counted,
         }
     }
 }
