@@ -516,7 +516,8 @@ async fn a_power_cut_loses_no_answered_write() {
 /// ("KiB to disk per commit"), read for a 1-connection run: each issuance's
 /// commit must reach the disk (its journal record, at least a page), and
 /// with commits not synced (the power-cut test's control) almost none must. The bench reads the
-/// sectors written to the store's block device, so this is what the disk
+/// sectors written to the store's block device (off a block device, the
+/// server's /proc charge, which it says), so this is what the disk
 /// received, not what the store says of itself; this binary's other tests
 /// wait meanwhile, so that it is the bench's server alone writing. Also keeps
 /// the bench itself from rotting unseen.

@@ -295,7 +295,7 @@ impl Authority {
             // to then), and comes back at the back of the queue, stealable,
             // with the other worker told. Requests then reach the store
             // together: at 64 connections 4.6 writes per commit against
-            // 3.5. Twelve alternating pairs of `ca-bench --concurrency 16,64`
+            // 3.4–3.7. Twelve alternating pairs of `ca-bench --concurrency 16,64`
             // (2026-12-07): median 1.04× the rate at 16 connections (10 of
             // 12 pairs ahead), 1.08× at 64 (9 of 12), with 4–8% less CPU per
             // certificate. Alone it would only add a wake-up.

@@ -146,7 +146,7 @@ pub enum DiskCounter {
     Process(String),
 }
 
-#[allow(dead_code)]
+#[allow(dead_code)] // as above
 impl DiskCounter {
     pub fn of(store: Option<&std::path::Path>, pid: Option<&str>) -> Option<DiskCounter> {
         match (store, pid) {
@@ -179,7 +179,7 @@ impl DiskCounter {
 
 /// Bytes the process `pid` was charged for writing, from /proc/PID/io (see
 /// [`device_write_bytes`] for why that is not what the disk received).
-#[allow(dead_code)]
+#[allow(dead_code)] // as above
 pub fn process_write_bytes(pid: &str) -> Option<u64> {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
     io.lines()
