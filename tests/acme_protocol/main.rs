@@ -361,7 +361,7 @@ fn requests_made_wrong_get_the_right_problem_and_change_nothing() {
     );
 
     // A CSR whose names differ from a ready order's.
-    let pem = a.rt.block_on(async {
+    let (pem, url, fin) = a.rt.block_on(async {
         let ready_order = json!({"identifiers": [{"type": "dns", "value": "y.example.test"}]});
         let (_, h, body) = c.post(&new_order, Some(&ready_order)).await.expect("order");
         let url = h
@@ -389,10 +389,43 @@ fn requests_made_wrong_get_the_right_problem_and_change_nothing() {
         let fin = o["finalize"].as_str().expect("finalize").to_string();
         let wrong =
             ca_server::acme::client::csr_for(&["y.example.test", "z.example.test"]).expect("csr");
-        c.post(&fin, Some(&json!({"csr": b64(&wrong)})))
+        let pem = c
+            .post(&fin, Some(&json!({"csr": b64(&wrong)})))
             .await
-            .expect("finalize")
+            .expect("finalize");
+        (pem, url, fin)
     });
     assert_eq!(problem(&pem), "badCSR");
     assert_eq!(a.audited("AcmeFinalize"), 0, "nothing was issued");
+
+    // A CSR with the order's names whose signature does not verify (its
+    // last byte, in the signature's s, altered): it does not prove its key,
+    // so it is refused (finalize checks the proof once, before the order
+    // moves on) and the order stays ready for a CSR that does.
+    let (forged, after, done) = a.rt.block_on(async {
+        let mut der = ca_server::acme::client::csr_for(&["y.example.test"]).expect("csr");
+        if let Some(last) = der.last_mut() {
+            *last ^= 0x01;
+        }
+        let forged = c
+            .post(&fin, Some(&json!({"csr": b64(&der)})))
+            .await
+            .expect("finalize");
+        let (_, _, body) = c.post(&url, None).await.expect("order");
+        let after: Value = serde_json::from_slice(&body).expect("order");
+        let good = ca_server::acme::client::csr_for(&["y.example.test"]).expect("csr");
+        c.post(&fin, Some(&json!({"csr": b64(&good)})))
+            .await
+            .expect("finalize");
+        let done = c.poll(&url, &["valid", "invalid"]).await.expect("poll");
+        (forged, after, done)
+    });
+    assert_eq!(problem(&forged), "badCSR");
+    assert_eq!(after["status"], "ready", "{after}");
+    assert_eq!(done["status"], "valid", "{done}");
+    assert_eq!(
+        a.audited("AcmeFinalize"),
+        1,
+        "the good CSR's certificate alone"
+    );
 }

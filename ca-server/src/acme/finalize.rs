@@ -21,26 +21,25 @@ impl Acme {
         let p = self
             .provisioner(prov)
             .ok_or_else(|| Problem::not_found("no such directory"))?;
-        let pem = match (self.order_status(&order).as_str(), order.csr.clone()) {
+        let csr = match (self.order_status(&order).as_str(), order.csr.clone()) {
             // Left processing (a crash, or a client that hung up mid-way):
             // issuing again with the order's token finishes it, with the
             // certificate already made if there is one.
-            ("processing", Some(pem)) => pem,
+            ("processing", Some(pem)) => OrderCsr::Stored(pem),
             ("processing" | "valid", _) => {
                 return Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &order)).at(url))
             }
             ("ready", _) => {
                 let f: Finalize = jws.payload_json()?;
                 let der = jws::unb64(&f.csr, "csr")?;
-                self.check_csr(p, &order, &der)?;
-                let pem = ca_core::pem::encode("CERTIFICATE REQUEST", &der);
+                let csr = self.check_csr(p, &order, &der)?;
                 order.status = "processing".into();
-                order.csr = Some(pem.clone());
+                order.csr = Some(ca_core::pem::encode("CERTIFICATE REQUEST", &der));
                 self.auth
                     .store
                     .acme_put(Some(order.clone()), Vec::new(), None)
                     .await?;
-                pem
+                OrderCsr::Proven(csr)
             }
             (s, _) => {
                 return Err(Problem::order_not_ready(format!(
@@ -58,7 +57,7 @@ impl Acme {
             who,
             account.thumbprint.clone(),
             ca,
-            pem,
+            csr,
             p.profile.clone(),
             p.validity_days,
         ));
@@ -68,13 +67,14 @@ impl Acme {
         Ok(Reply::json(StatusCode::OK, &self.order_json(prov, &order)).at(url))
     }
 
-    /// The CSR of a finalize names exactly the order's names.
+    /// The CSR of a finalize, parsed and its proof of possession checked:
+    /// it must name exactly the order's names.
     pub(super) fn check_csr(
         &self,
         p: &Provisioner,
         order: &AcmeOrder,
         der: &[u8],
-    ) -> Result<(), Problem> {
+    ) -> Result<ca_core::csr::Csr, Problem> {
         let csr = ca_core::csr::parse_csr(der).map_err(|e| Problem::bad_csr(e.to_string()))?;
         let profile =
             crate::authority::parse_leaf_profile(&p.profile).map_err(Problem::from_api)?;
@@ -95,7 +95,7 @@ impl Acme {
                 asked, ordered
             )));
         }
-        Ok(())
+        Ok(csr)
     }
 
     pub(super) fn certificate(&self, account: &AcmeAccount, id: &str) -> Result<Reply, Problem> {
@@ -125,6 +125,15 @@ impl Acme {
     }
 }
 
+/// The CSR an order's certificate is issued for.
+enum OrderCsr {
+    /// Checked by this finalize ([`Acme::check_csr`]): its proof is not
+    /// checked again.
+    Proven(ca_core::csr::Csr),
+    /// Kept on an order left processing (PEM), checked when issued.
+    Stored(String),
+}
+
 /// Issue an order's certificate (the order id is the idempotency token, so
 /// running this twice for one order gives one certificate) and record the
 /// outcome on the order.
@@ -135,7 +144,7 @@ async fn complete(
     who: Identity,
     thumbprint: String,
     ca: String,
-    pem: String,
+    csr: OrderCsr,
     profile: String,
     validity_days: Option<u32>,
 ) -> Result<AcmeOrder, Problem> {
@@ -150,9 +159,18 @@ async fn complete(
         success_status: 200,
         ..Default::default()
     };
+    let token = Some(order.id.as_str());
     let (issued, _) = crate::audit::with_call(d, async {
-        auth.issue_from_csr(&who, &ca, &pem, &profile, validity_days, Some(&order.id))
-            .await
+        match csr {
+            OrderCsr::Proven(csr) => {
+                auth.issue_from_proven_csr(&who, &ca, csr, &profile, validity_days, token)
+                    .await
+            }
+            OrderCsr::Stored(pem) => {
+                auth.issue_from_csr(&who, &ca, &pem, &profile, validity_days, token)
+                    .await
+            }
+        }
     })
     .await;
     match issued {
