@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use redb::WriteTransaction;
 
 use super::issue_tables::IssueTables;
-use super::journal::JournalBackend;
+use super::journal::{JournalBackend, UnsyncedRedo};
 use super::tables::META;
 use super::writer::{Handle, Shared};
 use crate::store::{Committed, StoreError};
@@ -32,8 +32,8 @@ pub enum JobRedo {
     /// it (events projected from the audit trail). Committed with its batch,
     /// durable with the next durable commit.
     Unsynced,
-    /// By a redo record holding this ([`super::redo`]).
-    Record(Vec<u8>),
+    /// By a redo record holding its job's [`Job::record`] ([`super::redo`]).
+    Record,
     /// Only by a durable commit.
     Durable,
     /// Only by a durable commit, which records redb's allocator state (see
@@ -80,9 +80,10 @@ pub struct Job {
     /// jobs of one batch are concurrent and none is answered before the
     /// commit, so any order among them is one they could have arrived in.
     pub order: Option<String>,
-    /// An issuance described by a redo record (`RedbStore::write_redo`):
-    /// a batch of these alone carries its transaction on.
-    pub issuance: bool,
+    /// An issuance's encoded redo write (`RedbStore::write_redo`), which
+    /// stores it again after a crash: a batch of these alone is made durable
+    /// by one redo record of them all, and carries its transaction on.
+    pub record: Option<Vec<u8>>,
     pub run: JobFn,
 }
 
@@ -98,7 +99,8 @@ pub(super) fn run_batch(
         return Err(StoreError::ReadOnly);
     };
     if held.is_some()
-        && (shared.publish_waiters.load(Ordering::SeqCst) > 0 || jobs.iter().any(|j| !j.issuance))
+        && (shared.publish_waiters.load(Ordering::SeqCst) > 0
+            || jobs.iter().any(|j| j.record.is_none()))
     {
         // Published first, not carried on: a read waits for it, or a job
         // that is not an issuance may fail, and its abort must not take
@@ -110,6 +112,19 @@ pub(super) fn run_batch(
     let txn = match carried {
         Some(txn) => txn,
         None => db.begin_write()?,
+    };
+    let records: Vec<Option<Vec<u8>>> = jobs.iter_mut().map(|j| j.record.take()).collect();
+    // A batch of issuances alone has its redo record written before its
+    // jobs run, its write to the disk under way while they do; each job
+    // does what the record says (or refuses, as it will again if the record
+    // is redone: see `redo::redo_batch`).
+    let written = match prewrite(shared, journal, &records) {
+        Ok(w) => w,
+        Err(e) => {
+            let _ = txn.abort();
+            // The jobs, not run, are told when the store is marked broken.
+            return Ok((Vec::new(), Err(e)));
+        }
     };
     let mut outputs = Vec::with_capacity(jobs.len());
     let mut fatal: Option<StoreError> = None;
@@ -138,52 +153,106 @@ pub(super) fn run_batch(
     // Its tables closed before the commit.
     drop(batch);
     let result = match fatal {
-        Some(e) if carries => {
-            // Earlier batches' answered writes go with it: reopening the
-            // store (which this error does) redoes them from the journal.
-            let _ = txn.abort();
-            Err(StoreError::Unavailable(format!(
-                "{e}; the store reopens to redo the writes answered before it"
-            )))
-        }
         Some(e) => {
             let _ = txn.abort();
-            Err(e)
+            if let Some((_, w)) = written {
+                journal.withdraw_redo(w);
+            }
+            if carries {
+                // Earlier batches' answered writes go with it: reopening the
+                // store (which this error does) redoes them from the journal.
+                Err(StoreError::Unavailable(format!(
+                    "{e}; the store reopens to redo the writes answered before it"
+                )))
+            } else {
+                Err(e)
+            }
         }
-        None => commit(shared, journal, txn, &outputs, held).map_err(|e| match e {
-            // Failed with earlier batches' writes: reopen (see above).
-            StoreError::Unavailable(_) => e,
-            e if carries => StoreError::Unavailable(format!(
-                "{e}; the store reopens to redo the writes answered before it"
-            )),
-            e => e,
+        None => commit(shared, journal, txn, &outputs, &records, written, held).map_err(|e| {
+            match e {
+                // Failed with earlier batches' writes: reopen (see above).
+                StoreError::Unavailable(_) => e,
+                e if carries => StoreError::Unavailable(format!(
+                    "{e}; the store reopens to redo the writes answered before it"
+                )),
+                e => e,
+            }
         }),
     };
     drop(handle);
     Ok((outputs, result))
 }
 
+/// The redo record of a batch of issuances alone, written (not synced)
+/// before its jobs run, and its number; `None` for any other batch, and for
+/// one whose commit is to be durable anyway. The disk writes the record
+/// while the jobs insert into the tables, so the sync after them waits for
+/// less: `ca-bench` with the binary before this and this one alternating
+/// (2026-12-07), 16 connections at a median 1.10× the rate (5 of 6 pairs
+/// ahead), p99 6.0 against 7.0 ms, 7% less CPU per certificate; one
+/// connection 1.06× the rate, 0.96× the p50 (6 of 7 pairs).
+fn prewrite(
+    shared: &Shared,
+    journal: &JournalBackend,
+    records: &[Option<Vec<u8>>],
+) -> Result<Option<(u64, UnsyncedRedo)>, StoreError> {
+    #[cfg(feature = "forensics")]
+    if std::env::var_os(super::power_loss::UNSYNCED_ENV).is_some() {
+        return Ok(None);
+    }
+    if records.is_empty()
+        || records.iter().any(Option::is_none)
+        || shared.durable_next.load(Ordering::Relaxed)
+    {
+        return Ok(None);
+    }
+    let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
+    // (A write too large to describe is left to the commit, which refuses it.)
+    let Ok(payload) = super::redo::record(seq, records.iter().flatten().map(Vec::as_slice)) else {
+        return Ok(None);
+    };
+    let written = journal
+        .write_redo(&payload)
+        .map_err(|e| StoreError::Unavailable(format!("writing the store's journal: {e}")))?;
+    Ok(Some((seq, written)))
+}
+
 /// Commit a batch: durably, or, when every write in it is described by a
 /// redo record, by that record alone, its transaction kept in `held` for
 /// the next batch or a reader to commit (see [`super::publish`] and
 /// [`super::redo`]). The record goes first: the writes become visible to
-/// readers only once they are durable.
+/// readers only once they are durable. `written`: the batch's record,
+/// written before its jobs ran ([`prewrite`]), to be synced.
 fn commit(
     shared: &Shared,
     journal: &JournalBackend,
     mut txn: WriteTransaction,
     outputs: &[JobOutput],
+    job_records: &[Option<Vec<u8>>],
+    written: Option<(u64, UnsyncedRedo)>,
     held: &mut Option<WriteTransaction>,
 ) -> Result<(), StoreError> {
+    if let Some((seq, written)) = written {
+        return match number_redo(&txn, seq) {
+            Ok(()) => sync_carried(shared, journal, txn, seq, written, held),
+            Err(e) => {
+                let _ = txn.abort();
+                journal.withdraw_redo(written);
+                Err(e)
+            }
+        };
+    }
     let mut records = Vec::new();
     let due = shared.durable_next.load(Ordering::Relaxed);
     let (mut durable, mut quick_repair) = (due, due);
-    for o in outputs {
-        match &o.redo {
-            JobRedo::Nothing | JobRedo::Unsynced => {}
-            JobRedo::Record(r) => records.push(r.as_slice()),
-            JobRedo::Durable => durable = true,
-            JobRedo::DurableQuickRepair => (durable, quick_repair) = (true, true),
+    for (o, record) in outputs.iter().zip(job_records) {
+        match (&o.redo, record) {
+            (JobRedo::Record, Some(r)) => records.push(r.as_slice()),
+            // (Only an issuance's job answers Record, and it has one.)
+            (JobRedo::Record, None) => durable = true,
+            (JobRedo::Nothing | JobRedo::Unsynced, _) => {}
+            (JobRedo::Durable, _) => durable = true,
+            (JobRedo::DurableQuickRepair, _) => (durable, quick_repair) = (true, true),
         }
     }
     #[cfg(feature = "forensics")]
@@ -216,22 +285,41 @@ fn commit(
         return Ok(());
     }
     let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
-    let numbered = txn
-        .open_table(META)
-        .map_err(StoreError::from)
-        .and_then(|mut meta| {
-            meta.insert(super::redo::REDO_SEQ, seq)?;
-            Ok(())
-        })
-        .and_then(|()| super::redo::record(seq, records));
-    let payload = match numbered {
-        Ok(p) => p,
+    let written = number_redo(&txn, seq)
+        .and_then(|()| super::redo::record(seq, records))
+        .and_then(|payload| {
+            journal
+                .write_redo(&payload)
+                .map_err(|e| StoreError::Unavailable(format!("writing the store's journal: {e}")))
+        });
+    match written {
+        Ok(written) => sync_carried(shared, journal, txn, seq, written, held),
         Err(e) => {
             let _ = txn.abort();
-            return Err(e);
+            Err(e)
         }
-    };
-    let since_durable = match journal.append_redo(&payload) {
+    }
+}
+
+/// Record in the transaction the number of the redo record that describes
+/// its writes.
+fn number_redo(txn: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+    meta.insert(super::redo::REDO_SEQ, seq)?;
+    Ok(())
+}
+
+/// Sync the batch's redo record, number `seq`: then its writes are durable,
+/// answered once this returns, and published by the next commit or read.
+fn sync_carried(
+    shared: &Shared,
+    journal: &JournalBackend,
+    txn: WriteTransaction,
+    seq: u64,
+    written: UnsyncedRedo,
+    held: &mut Option<WriteTransaction>,
+) -> Result<(), StoreError> {
+    let since_durable = match journal.sync_redo(written) {
         Ok(n) => n,
         Err(e) => {
             let _ = txn.abort();
@@ -240,7 +328,6 @@ fn commit(
             )));
         }
     };
-    // Durable: answered once this returns, published by the next commit or read.
     *held = Some(txn);
     shared.unpublished.store(true, Ordering::Release);
     shared.redo_seq.store(seq, Ordering::Release);

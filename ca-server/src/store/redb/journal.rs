@@ -52,6 +52,7 @@ mod sync;
 
 use format::{changed_runs, checksum_holds, seal_in_place, u32_at, u64_at, Header, HEADER};
 pub use lock::lock_journal;
+pub use redo::UnsyncedRedo;
 
 /// Beside the store file: `ca.redb` → `ca.redb.journal`.
 pub const JOURNAL_SUFFIX: &str = ".journal";
@@ -86,7 +87,9 @@ pub struct JournalBackend {
     journal: Box<dyn StorageBackend>,
     /// The journal file, locked (exclusively when writable) while this lives:
     /// a second process must not replay or append under a running server.
-    _lock: File,
+    /// Also how a redo record's write-back is started before its sync
+    /// ([`JournalBackend::write_redo`]).
+    file: File,
     writable: bool,
     /// A read-only open's writes held in memory and never synced: how such
     /// an open redoes what a crash left to redo ([`Self::into_scratch`]).

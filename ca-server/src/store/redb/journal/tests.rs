@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 
+mod prewritten;
+
 /// A small deterministic generator (xorshift64*), so a failure reproduces.
 struct Rng(u64);
 
