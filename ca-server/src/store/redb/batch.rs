@@ -9,6 +9,7 @@ use redb::WriteTransaction;
 
 use super::issue_tables::IssueTables;
 use super::journal::{JournalBackend, UnsyncedRedo};
+use super::redo::Holds;
 use super::tables::META;
 use super::writer::{Handle, Shared};
 use crate::store::{Committed, StoreError};
@@ -80,7 +81,7 @@ pub struct Job {
     /// jobs of one batch are concurrent and none is answered before the
     /// commit, so any order among them is one they could have arrived in.
     pub order: Option<String>,
-    /// An issuance's encoded redo write (`RedbStore::write_redo`), which
+    /// An issuance's encoded redo write (from `RedbStore::write_redo`), which
     /// stores it again after a crash: a batch of these alone is made durable
     /// by one redo record of them all, and carries its transaction on.
     pub record: Option<Vec<u8>>,
@@ -155,14 +156,16 @@ pub(super) fn run_batch(
     let result = match fatal {
         Some(e) => {
             let _ = txn.abort();
-            if let Some((_, w)) = written {
-                journal.withdraw_redo(w);
-            }
+            let poisoned = written.is_some_and(|(_, w)| journal.withdraw_redo(w));
             if carries {
                 // Earlier batches' answered writes go with it: reopening the
                 // store (which this error does) redoes them from the journal.
                 Err(StoreError::Unavailable(format!(
                     "{e}; the store reopens to redo the writes answered before it"
+                )))
+            } else if poisoned {
+                Err(StoreError::Unavailable(format!(
+                    "{e}; the store reopens from its journal"
                 )))
             } else {
                 Err(e)
@@ -208,7 +211,8 @@ fn prewrite(
     }
     let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
     // (A write too large to describe is left to the commit, which refuses it.)
-    let Ok(payload) = super::redo::record(seq, records.iter().flatten().map(Vec::as_slice)) else {
+    let writes = records.iter().flatten().map(Vec::as_slice);
+    let Ok(payload) = super::redo::record(seq, Holds::Tried, writes) else {
         return Ok(None);
     };
     let written = journal
@@ -237,7 +241,11 @@ fn commit(
             Ok(()) => sync_carried(shared, journal, txn, seq, written, held),
             Err(e) => {
                 let _ = txn.abort();
-                journal.withdraw_redo(written);
+                if journal.withdraw_redo(written) {
+                    return Err(StoreError::Unavailable(format!(
+                        "{e}; the store reopens from its journal"
+                    )));
+                }
                 Err(e)
             }
         };
@@ -286,7 +294,7 @@ fn commit(
     }
     let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
     let written = number_redo(&txn, seq)
-        .and_then(|()| super::redo::record(seq, records))
+        .and_then(|()| super::redo::record(seq, Holds::Made, records))
         .and_then(|payload| {
             journal
                 .write_redo(&payload)

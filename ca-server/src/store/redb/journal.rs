@@ -384,7 +384,7 @@ impl StorageBackend for JournalBackend {
 }
 
 /// A journal redb writes through while the store keeps a handle of its own
-/// (for redo records: [`JournalBackend::append_redo`]).
+/// (for redo records: [`JournalBackend::write_redo`]).
 #[derive(Debug, Clone)]
 pub struct SharedJournal(pub std::sync::Arc<JournalBackend>);
 

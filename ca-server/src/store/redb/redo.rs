@@ -105,17 +105,34 @@ impl Redo {
 pub const REDO_SEQ: &str = "redo_seq";
 
 /// The layout of a record's writes; a server that does not know it (an
-/// older one, after a crash) refuses to redo rather than guess.
+/// older one, after a crash) refuses to redo rather than guess. Each of its
+/// writes was made.
 const FORMAT: u8 = 1;
+/// [`FORMAT`]'s layout, in a record written before its writes were tried
+/// (`batch::prewrite`): it also holds those refused then.
+const FORMAT_PREWRITTEN: u8 = 2;
 
-/// The payload of redo record number `seq`: then [`FORMAT`] and the
+/// Which writes a redo record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holds {
+    /// Only writes that were made.
+    Made,
+    /// The writes of a batch as it was tried: some may have been refused.
+    Tried,
+}
+
+/// The payload of redo record number `seq`: then its format and the
 /// encoded writes of one commit, in the order they were done.
 pub fn record<'a>(
     seq: u64,
+    holds: Holds,
     writes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<u8>, StoreError> {
     let mut out = seq.to_le_bytes().to_vec();
-    out.push(FORMAT);
+    out.push(match holds {
+        Holds::Made => FORMAT,
+        Holds::Tried => FORMAT_PREWRITTEN,
+    });
     for w in writes {
         put(&mut out, w)?;
     }
@@ -126,13 +143,15 @@ pub fn record<'a>(
 const WAY_OUT: &str = "; start the ca-server version that last ran on this store and stop it \
      cleanly (a clean stop leaves nothing to redo), or restore a backup";
 
-/// A redo record's number and its writes.
-pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
+/// A redo record's number, which writes it holds, and its writes.
+pub fn split(record: &[u8]) -> Result<(u64, Holds, &[u8]), StoreError> {
     let (seq, rest) = record
         .split_first_chunk::<8>()
         .ok_or_else(|| corrupt("no number"))?;
+    let seq = u64::from_le_bytes(*seq);
     match rest.split_first() {
-        Some((&FORMAT, writes)) => Ok((u64::from_le_bytes(*seq), writes)),
+        Some((&FORMAT, writes)) => Ok((seq, Holds::Made, writes)),
+        Some((&FORMAT_PREWRITTEN, writes)) => Ok((seq, Holds::Tried, writes)),
         Some((other, _)) => Err(corrupt(&format!(
             "format {other}, which this server does not know (a newer one wrote it?){WAY_OUT}"
         ))),
@@ -142,21 +161,30 @@ pub fn split(record: &[u8]) -> Result<(u64, &[u8]), StoreError> {
 
 /// Redo the writes of a redo record (without its number) in `txn`; how many.
 ///
-/// A record written before its batch ran (`batch::prewrite`) also holds the
-/// writes that were refused then (a serial or certificate already stored,
-/// a key blocked meanwhile): each is refused again here, before its first
-/// write, since it meets the same store, and is skipped as it was then.
-/// Any other failure means the store is not the one the record was made
-/// on: nothing is redone.
-pub fn redo_batch(txn: &WriteTransaction, mut payload: &[u8]) -> Result<usize, StoreError> {
+/// A record of the writes a batch tried ([`Holds::Tried`]) also holds those
+/// refused then (a serial or certificate already stored, a key blocked
+/// meanwhile): each is refused again here, before its first write, since
+/// it meets the same store, and is skipped as it was then. Any other
+/// failure, or a refusal in a record of writes made, means the store is not
+/// the one the record was made on: nothing is redone.
+pub fn redo_batch(
+    txn: &WriteTransaction,
+    holds: Holds,
+    mut payload: &[u8],
+) -> Result<usize, StoreError> {
     let mut n = 0;
     let mut tables = IssueTables::new(txn);
     while !payload.is_empty() {
         let write = Redo::decode(take(&mut payload)?)?;
-        match write.apply(&mut tables) {
+        let done =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write.apply(&mut tables)))
+                .unwrap_or(Err(StoreError::Panicked));
+        match done {
             Ok(()) => n += 1,
-            Err(e) if !e.is_fatal() => {
-                tracing::warn!(error = %e, "store: a write the journal holds was refused, as it was when first made (its caller was told so); skipped");
+            Err(
+                e @ (StoreError::SerialTaken | StoreError::KeyBlocked(_) | StoreError::Conflict(_)),
+            ) if holds == Holds::Tried => {
+                tracing::warn!(error = %e, "store: a write the journal holds was refused, as it was when first tried (its caller was told so); skipped");
             }
             Err(e) => {
                 return Err(StoreError::Corrupt(format!(
@@ -230,11 +258,11 @@ pub(super) fn redo_pending(
     let mut last = held.unwrap_or(0);
     let (mut records, mut writes) = (0, 0);
     for record in pending {
-        let (seq, batch) = split(record)?;
+        let (seq, holds, batch) = split(record)?;
         if seq <= last {
             continue;
         }
-        writes += redo_batch(&txn, batch)?;
+        writes += redo_batch(&txn, holds, batch)?;
         last = seq;
         records += 1;
     }

@@ -106,8 +106,8 @@ impl JournalBackend {
     /// Start writing the journal's bytes `[from, to)` to the disk, without
     /// waiting. `posix_fadvise(DONTNEED)` on one byte starts the write-back
     /// of the page that holds it (what PostgreSQL's `pg_flush_data` does
-    /// where `sync_file_range` is missing, which needs `unsafe` from Rust
-    /// here) and drops no page: the kernel keeps a range's partial pages
+    /// where `sync_file_range` is missing; rustix has none, and libc's
+    /// needs `unsafe`) and drops no page: the kernel keeps a range's partial pages
     /// cached (mm/fadvise.c), and a one-byte range has no whole page, so the
     /// next record, written into the same page, finds it cached. Only a
     /// hint: a failure changes nothing but the timing.
@@ -123,13 +123,20 @@ impl JournalBackend {
 
     /// Make a record [`write_redo`](Self::write_redo) wrote durable.
     /// Returns the redo bytes appended since the store last told of a
-    /// durable commit (its cue for the next one). On failure the record is
-    /// taken back (it was answered as failed) and the journal is poisoned.
+    /// durable commit (its cue for the next one). On failure, or when the
+    /// journal was poisoned since the record was written (a sync redb made
+    /// meanwhile failed), the record is taken back (its writes are answered
+    /// as failed) and the journal stays poisoned.
     pub fn sync_redo(&self, written: UnsyncedRedo) -> io::Result<u64> {
         let mut st = self.state_mut();
+        if let Some(p) = &st.poisoned {
+            let e = p.error();
+            self.zero_header(&st, &written);
+            return Err(e);
+        }
         self.guarded(&mut st, |b, st| {
             if let Err(e) = b.journal.sync_data() {
-                b.take_back_at(written.at);
+                b.zero_header(st, &written);
                 return Err(e);
             }
             st.redo_bytes += written.len;
@@ -143,27 +150,41 @@ impl JournalBackend {
     /// writes were not made after all (the batch failed before its
     /// commit): its header is zeroed and synced (its write to the disk was
     /// started), so that neither a reopen nor an open after a power cut
-    /// redoes it, and the next record takes its place. If anything was
-    /// appended after it meanwhile, or the zeroing fails, the journal is
-    /// poisoned, and the store reopens from what the journal holds.
-    pub fn withdraw_redo(&self, written: UnsyncedRedo) {
+    /// redoes it, whatever else failed, and the next record takes its
+    /// place. Returns whether the journal is poisoned, so that the store
+    /// must reopen from what the journal holds: it was already (the batch
+    /// failed on the journal's error), something was appended after the
+    /// record meanwhile (a sync redb made mid-transaction), or the zeroing
+    /// failed. (If that fails, an open after a power cut may redo writes
+    /// answered as failed; as for [`take_back`](Self::take_back).)
+    pub fn withdraw_redo(&self, written: UnsyncedRedo) -> bool {
         let mut st = self.state_mut();
         let last = st.generation == written.generation
             && st.seq == written.seq + 1
             && st.pos == written.at + written.len;
-        let _ = self.guarded(&mut st, |b, st| {
-            b.journal
-                .write(written.at, &[0u8; HEADER])
-                .and_then(|()| b.journal.sync_data())?;
-            if !last {
-                return Err(std::io::Error::other(
-                    "a redo record was withdrawn after later records: the store reopens",
-                ));
+        let zeroed = self.zero_header(&st, &written);
+        if st.poisoned.is_none() {
+            if zeroed && last {
+                st.pos = written.at;
+                st.seq = written.seq;
+            } else {
+                st.poisoned = Some(super::Poison::of(&io::Error::other(
+                    "a journal redo record was taken back behind later records, or could not be: the store reopens",
+                )));
             }
-            st.pos = written.at;
-            st.seq = written.seq;
-            Ok(())
-        });
+        }
+        st.poisoned.is_some()
+    }
+
+    /// Zero (and sync) the header of `written`, if the journal is still in
+    /// the run it was written in; whether it was.
+    fn zero_header(&self, st: &State, written: &UnsyncedRedo) -> bool {
+        st.generation == written.generation
+            && self
+                .journal
+                .write(written.at, &[0u8; HEADER])
+                .and_then(|()| self.journal.sync_data())
+                .is_ok()
     }
 
     /// A durable commit has just made every redo record's writes durable:

@@ -111,14 +111,9 @@ impl JournalBackend {
     /// store, reopened, answers what it holds (the journal is poisoned
     /// either way).
     pub(super) fn take_back(&self, st: &State) {
-        self.take_back_at(st.pos);
-    }
-
-    /// [`take_back`](Self::take_back) the record written at `at`.
-    pub(super) fn take_back_at(&self, at: u64) {
         let _ = self
             .journal
-            .write(at, &[0u8; HEADER])
+            .write(st.pos, &[0u8; HEADER])
             .and_then(|()| self.journal.sync_data());
     }
 

@@ -94,3 +94,38 @@ fn a_written_redo_record_whose_sync_fails_is_not_redone_after_a_cut() {
         );
     }
 }
+
+/// A batch that fails on the journal's own error (a sync redb made
+/// mid-transaction failing after the record was written) has its record
+/// taken back all the same, whether it is withdrawn or its sync is tried:
+/// no open, after the store breaks or after a power cut, redoes writes
+/// answered as failed.
+#[test]
+fn a_redo_record_is_taken_back_when_the_journal_failed_after_it() {
+    for withdraw in [true, false] {
+        for seed in 1..32u64 {
+            let mut rng = Rng(seed);
+            let (main, journal, b) = opened_with_a_synced_write();
+            b.append_redo(b"one").unwrap();
+            let written = b.write_redo(b"two").unwrap();
+            // redb's sync mid-transaction: it writes the record to the disk,
+            // then reports failure; the journal is poisoned.
+            b.write(300, &[4u8; 10]).unwrap();
+            journal.with(|d| d.sync_reports_failure = true);
+            assert!(b.sync_data().is_err());
+            if withdraw {
+                assert!(b.withdraw_redo(written), "the store must reopen");
+            } else {
+                assert!(b.sync_redo(written).is_err());
+            }
+            std::mem::forget(b);
+            journal.with(|d| d.cut(&mut rng));
+            let b = open(&main, &journal, true).expect("open after the cut");
+            assert_eq!(
+                b.take_pending_redo(),
+                vec![b"one".to_vec()],
+                "seed {seed}, withdrawn: {withdraw}"
+            );
+        }
+    }
+}
