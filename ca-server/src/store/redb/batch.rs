@@ -193,7 +193,7 @@ pub(super) fn run_batch(
 /// less: `ca-bench` with the binary before this and this one alternating
 /// (2026-12-07), 16 connections at a median 1.10× the rate (5 of 6 pairs
 /// ahead), p99 6.0 against 7.0 ms, 7% less CPU per certificate; one
-/// connection 1.06× the rate, 0.96× the p50 (6 of 7 pairs).
+/// connection 1.05× the rate, 0.94× the p50 (7 of 8 pairs ahead each).
 fn prewrite(
     shared: &Shared,
     journal: &JournalBackend,
