@@ -238,11 +238,13 @@ fn a_redb_deployment_migrates_into_postgres_and_serves_on() {
 
 /// `ca-server check` follows a data directory to its PostgreSQL database
 /// and reads it in one snapshot beside the running node: a sound store
-/// passes; then each kind of damage made with psql is named (a revoked
-/// certificate's CRL entry gone, a record's DER swapped, a row's status
-/// column changed, a claimed serial gone, a CRL entry for a certificate
-/// not revoked, an ACME order naming what is not there, an audit entry
-/// altered) and the check fails.
+/// passes, without amcheck (saying its indexes were not checked) and with
+/// it (every B-tree index of the store checked); then each kind of damage
+/// made with psql is named (a revoked certificate's CRL entry gone, a
+/// record's DER swapped, a row's status column changed, a claimed serial
+/// gone, a CRL entry for a certificate not revoked, an ACME order naming
+/// what is not there, an audit entry altered, the expiry index missing a
+/// live row) and the check fails.
 #[test]
 fn check_reads_a_postgres_store_and_names_what_is_wrong() {
     let pg = TestCluster::start().expect("a test PostgreSQL cluster");
@@ -267,6 +269,10 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
     assert!(ok, "{said}");
     assert!(said.contains("PostgreSQL"), "{said}");
     assert!(said.contains("hash chain intact"), "{said}");
+    assert!(
+        said.contains("indexes not checked: amcheck is not installed"),
+        "{said}"
+    );
     let records = pg
         .psql("checked", "SELECT count(*) FROM certs")
         .expect("psql");
@@ -276,6 +282,21 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
     );
 
     let sql = |q: &str| pg.psql("checked", q).expect("psql");
+    // With amcheck, PostgreSQL's own indexes are checked too: all of them.
+    sql("CREATE EXTENSION amcheck");
+    let indexes = sql(
+        "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+         JOIN pg_am a ON a.oid = c.relam JOIN pg_class t ON t.oid = i.indrelid \
+         WHERE a.amname = 'btree' AND t.relnamespace = 'public'::regnamespace",
+    );
+    let (ok, said) = check();
+    assert!(ok, "{said}");
+    assert!(
+        said.contains(&format!(
+            "OK: amcheck: the store's {indexes} B-tree indexes"
+        )),
+        "{indexes} indexes: {said}"
+    );
     let key = |i: usize| format!("{issuing}/{}", serials[i]);
     sql(&format!("DELETE FROM crl_entries WHERE key = '{}'", key(0)));
     sql(&format!(
@@ -304,6 +325,22 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         "UPDATE audit SET entry = regexp_replace(entry, '\"target\":\"[^\"]*\"', \
          '\"target\":\"forged\"') WHERE seq = 2",
     );
+    // The expiry index made to miss a live row: updated (and back) while
+    // PostgreSQL took the index as not ready for inserts, so the row's new
+    // version went into the table's other indexes only.
+    let expiry = "indexrelid = 'certs_expiry'::regclass";
+    sql(&format!(
+        "UPDATE pg_index SET indisready = false WHERE {expiry}"
+    ));
+    for step in ["+ 1", "- 1"] {
+        sql(&format!(
+            "UPDATE certs SET not_after = not_after {step} WHERE key = '{}'",
+            key(3)
+        ));
+    }
+    sql(&format!(
+        "UPDATE pg_index SET indisready = true WHERE {expiry}"
+    ));
     let (ok, said) = check();
     assert!(!ok, "{said}");
     for expected in [
@@ -325,6 +362,7 @@ fn check_reads_a_postgres_store_and_names_what_is_wrong() {
         "ACME order ord-x: names authorization authz-x, which has no record".to_string(),
         "ACME order ord-x: valid, with no certificate".to_string(),
         "BROKEN audit trail at entry 2".to_string(),
+        "PROBLEM: index certs_expiry: ".to_string(),
         "FAILED".to_string(),
     ] {
         assert!(said.contains(&expected), "{expected}: {said}");

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use ca_server::config::LogFormat;
+use ca_server::store::check::IndexCheck;
 use ca_server::store::Verdict;
 use ca_server::vault::rotate_master_key;
 
@@ -96,10 +97,21 @@ pub(crate) fn run_check(data_dir: Option<PathBuf>) -> anyhow::Result<()> {
         .with_context(|| format!("checking the PostgreSQL store of {}", dir.display()))?;
     if let Some(report) = checked_postgres {
         println!(
-            "store: PostgreSQL (per {}), read in one snapshot; its pages are PostgreSQL's to \
-             check (amcheck, pg_checksums)",
+            "store: PostgreSQL (per {}), read in one snapshot; its table pages are \
+             PostgreSQL's to check (pg_checksums)",
             dir.join(ca_server::config::CONFIG_FILE).display()
         );
+        match &report.indexes {
+            IndexCheck::Checked {
+                indexes,
+                damaged: 0,
+            } => println!(
+                "OK: amcheck: the store's {indexes} B-tree indexes, their pages and every row of \
+                 their tables found in them"
+            ),
+            IndexCheck::Checked { .. } | IndexCheck::NotApplicable => {}
+            IndexCheck::Skipped(why) => println!("indexes not checked: {why}"),
+        }
         return print_check(
             &report,
             "each agreeing with its row's columns, with its serial claimed and its DER (the \

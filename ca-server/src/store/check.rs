@@ -17,6 +17,8 @@ pub struct CheckReport {
     pub recovered: bool,
     /// redb's integrity check passed (redb; PostgreSQL checks its own pages).
     pub pages_ok: bool,
+    /// PostgreSQL's indexes, checked by its amcheck extension (PostgreSQL).
+    pub indexes: IndexCheck,
     pub certificates: u64,
     pub issued: u64,
     pub reserved: u64,
@@ -32,6 +34,7 @@ impl CheckReport {
         CheckReport {
             recovered,
             pages_ok: false,
+            indexes: IndexCheck::NotApplicable,
             certificates: 0,
             issued: 0,
             reserved: 0,
@@ -43,6 +46,19 @@ impl CheckReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty() && matches!(self.audit, Some(Verdict::Ok { .. }))
     }
+}
+
+/// A PostgreSQL store's indexes, as its amcheck extension found them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexCheck {
+    /// Not a PostgreSQL store.
+    NotApplicable,
+    /// B-tree indexes checked (their pages, and every row of their tables
+    /// looked for in them), and how many of them were found damaged (each
+    /// among the problems).
+    Checked { indexes: usize, damaged: usize },
+    /// Not checked, and why (amcheck not installed, or not permitted).
+    Skipped(String),
 }
 
 /// Problems of one kind: the first few listed, the rest counted.

@@ -7,15 +7,18 @@
 //! every CRL entry against a revoked certificate; every idempotency token
 //! and ACME order against the certificate it names; ACME's accounts, keys,
 //! orders, authorizations and EAB keys against each other; then the audit
-//! trail's hash chain and signed digests (in a snapshot of their own).
-//! PostgreSQL's pages are its own to check (`amcheck`, `pg_checksums`).
+//! trail's hash chain and signed digests (in a snapshot of their own);
+//! then, where the database has the amcheck extension, PostgreSQL's own
+//! B-tree indexes of the store's tables (the expiry and CRL indexes
+//! included): each one's pages, and every row of its table found in it.
+//! Its table pages are PostgreSQL's to check (`pg_checksums`).
 
 use std::collections::HashSet;
 
 use tokio_postgres::Transaction;
 
 use super::{pg_err, pool_err, reads, status_code, PgStore, R};
-use crate::store::check::{der_disagrees, serial_claim_problem, CheckReport, Kind};
+use crate::store::check::{der_disagrees, serial_claim_problem, CheckReport, IndexCheck, Kind};
 use crate::store::{cert_key, CaRecord, CertRecord, CertStatus, IdemRecord};
 
 /// Certificate rows read per round trip.
@@ -43,6 +46,7 @@ impl PgStore {
                 t.commit().await.map_err(pg_err)?;
             }
             report.audit = Some(reads::verify_audit(&mut conn, None).await?);
+            report.indexes = check_indexes(&conn, &mut report.problems).await?;
             Ok(report)
         })
     }
@@ -321,6 +325,67 @@ async fn check_references(t: &Transaction<'_>, report: &mut CheckReport) -> R<()
         }
     }
     Ok(())
+}
+
+/// The store's B-tree indexes checked with amcheck's `bt_index_check`
+/// (`heapallindexed`: every row of the table is looked for in the index),
+/// one at a time, under the shared lock a read takes, so beside serving
+/// nodes; a damaged index is a problem, as a damaged page of redb's is.
+/// Skipped, saying why, where the extension is not installed or this role
+/// may not run it (amcheck's functions are the superuser's unless granted).
+async fn check_indexes(conn: &tokio_postgres::Client, problems: &mut Vec<String>) -> R<IndexCheck> {
+    let installed = conn
+        .query_opt("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'", &[])
+        .await
+        .map_err(pg_err)?
+        .is_some();
+    if !installed {
+        return Ok(IndexCheck::Skipped(
+            "amcheck is not installed in this database (CREATE EXTENSION amcheck, as a \
+             superuser, has this check look at them too)"
+                .into(),
+        ));
+    }
+    let indexes: Vec<String> = conn
+        .query(
+            "SELECT c.relname::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+             JOIN pg_am a ON a.oid = c.relam \
+             WHERE a.amname = 'btree' AND n.nspname = current_schema() ORDER BY 1",
+            &[],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let mut found = Kind::new(problems, "PostgreSQL indexes with problems");
+    let mut damaged = 0;
+    for name in &indexes {
+        let checked = conn
+            .execute(
+                "SELECT bt_index_check(index => quote_ident($1)::regclass, heapallindexed => true)",
+                &[name],
+            )
+            .await;
+        let Err(e) = checked else { continue };
+        let Some(db) = e.as_db_error() else {
+            return Err(pg_err(e));
+        };
+        if db.code() == &tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE {
+            return Ok(IndexCheck::Skipped(format!(
+                "amcheck is installed, but this role may not use it ({}): GRANT EXECUTE ON \
+                 FUNCTION bt_index_check(regclass, boolean) TO it",
+                db.message()
+            )));
+        }
+        found.found(format!("index {name}: {}", db.message()));
+        damaged += 1;
+    }
+    Ok(IndexCheck::Checked {
+        indexes: indexes.len(),
+        damaged,
+    })
 }
 
 /// A problem's query (its rows: the record, what it names) and how a row
