@@ -3,6 +3,21 @@
 
 use super::*;
 
+/// Crash `b` (dropped unclosed), cut the power on its journal, reopen: the
+/// redo records then handed over.
+fn redo_after_cut(
+    main: &SimDisk,
+    journal: &SimDisk,
+    b: JournalBackend,
+    rng: &mut Rng,
+) -> Vec<Vec<u8>> {
+    std::mem::forget(b);
+    journal.with(|d| d.cut(rng));
+    open(main, journal, true)
+        .expect("open after the cut")
+        .take_pending_redo()
+}
+
 /// A record written and not yet synced when the power goes is either
 /// handed over whole or not at all; one synced before it always is.
 #[test]
@@ -14,10 +29,7 @@ fn a_written_redo_record_not_yet_synced_is_whole_or_gone_after_a_cut() {
         let payload: Vec<u8> = (0..3000).map(|i| (i % 251) as u8).collect();
         // The power goes before its sync.
         let _unsynced = b.write_redo(&payload).unwrap();
-        std::mem::forget(b);
-        journal.with(|d| d.cut(&mut rng));
-        let b = open(&main, &journal, true).expect("open after the cut");
-        let pending = b.take_pending_redo();
+        let pending = redo_after_cut(&main, &journal, b, &mut rng);
         assert_eq!(pending.first().map(Vec::as_slice), Some(&b"answered"[..]));
         assert!(
             pending.len() == 1 || (pending.len() == 2 && pending[1] == payload),
@@ -42,15 +54,13 @@ fn a_withdrawn_redo_record_is_never_redone_and_the_next_takes_its_place() {
         if !crash_now {
             b.append_redo(b"three").unwrap();
         }
-        std::mem::forget(b);
-        journal.with(|d| d.cut(&mut rng));
-        let b = open(&main, &journal, true).expect("open after the cut");
         let want: Vec<Vec<u8>> = if crash_now {
             vec![b"one".to_vec()]
         } else {
             vec![b"one".to_vec(), b"three".to_vec()]
         };
-        assert_eq!(b.take_pending_redo(), want, "seed {seed}");
+        let pending = redo_after_cut(&main, &journal, b, &mut rng);
+        assert_eq!(pending, want, "seed {seed}");
     }
 }
 
@@ -84,14 +94,8 @@ fn a_written_redo_record_whose_sync_fails_is_not_redone_after_a_cut() {
         let written = b.write_redo(b"failed").unwrap();
         journal.with(|d| d.sync_reports_failure = true);
         assert!(b.sync_redo(written).is_err());
-        std::mem::forget(b);
-        journal.with(|d| d.cut(&mut rng));
-        let b = open(&main, &journal, true).expect("open after the cut");
-        assert_eq!(
-            b.take_pending_redo(),
-            vec![b"answered".to_vec()],
-            "seed {seed}"
-        );
+        let pending = redo_after_cut(&main, &journal, b, &mut rng);
+        assert_eq!(pending, vec![b"answered".to_vec()], "seed {seed}");
     }
 }
 
@@ -118,11 +122,9 @@ fn a_redo_record_is_taken_back_when_the_journal_failed_after_it() {
             } else {
                 assert!(b.sync_redo(written).is_err());
             }
-            std::mem::forget(b);
-            journal.with(|d| d.cut(&mut rng));
-            let b = open(&main, &journal, true).expect("open after the cut");
+            let pending = redo_after_cut(&main, &journal, b, &mut rng);
             assert_eq!(
-                b.take_pending_redo(),
+                pending,
                 vec![b"one".to_vec()],
                 "seed {seed}, withdrawn: {withdraw}"
             );
