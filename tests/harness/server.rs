@@ -278,13 +278,12 @@ impl Server {
         ];
         let body_file;
         if let Some(b) = body {
-            body_file = self.tmp.path().join(format!(
-                "body-{}.json",
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0)
-            ));
+            // A file per call: named by the clock, two threads' calls in
+            // the same instant once wrote one file, and one thread sent the
+            // other's request.
+            static BODIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = BODIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            body_file = self.tmp.path().join(format!("body-{n}.json"));
             std::fs::write(&body_file, serde_json::to_vec(b).expect("json")).expect("write");
             args.push("-H".into());
             args.push("content-type: application/json".into());
