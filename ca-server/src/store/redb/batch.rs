@@ -215,9 +215,7 @@ fn prewrite(
     let Ok(payload) = super::redo::record(seq, Holds::Tried, writes) else {
         return Ok(None);
     };
-    let written = journal
-        .write_redo(&payload)
-        .map_err(|e| StoreError::Unavailable(format!("writing the store's journal: {e}")))?;
+    let written = journal.write_redo(&payload).map_err(journal_failed)?;
     Ok(Some((seq, written)))
 }
 
@@ -295,11 +293,7 @@ fn commit(
     let seq = shared.redo_seq.load(Ordering::Relaxed) + 1;
     let written = number_redo(&txn, seq)
         .and_then(|()| super::redo::record(seq, Holds::Made, records))
-        .and_then(|payload| {
-            journal
-                .write_redo(&payload)
-                .map_err(|e| StoreError::Unavailable(format!("writing the store's journal: {e}")))
-        });
+        .and_then(|payload| journal.write_redo(&payload).map_err(journal_failed));
     match written {
         Ok(written) => sync_carried(shared, journal, txn, seq, written, held),
         Err(e) => {
@@ -331,9 +325,7 @@ fn sync_carried(
         Ok(n) => n,
         Err(e) => {
             let _ = txn.abort();
-            return Err(StoreError::Unavailable(format!(
-                "writing the store's journal: {e}"
-            )));
+            return Err(journal_failed(e));
         }
     };
     *held = Some(txn);
@@ -343,4 +335,9 @@ fn sync_carried(
         shared.durable_next.store(true, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// A journal write or sync that failed: the store reopens from the journal.
+fn journal_failed(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(format!("writing the store's journal: {e}"))
 }
