@@ -21,16 +21,21 @@ impl AuditDraft {
     /// The draft in an entry's shape, as entry `seq` after the one whose
     /// hash is `prev_hash`, its own hash left empty.
     pub fn entry(&self, seq: u64, prev_hash: String) -> AuditEntry {
+        self.clone().into_entry(seq, prev_hash)
+    }
+
+    /// [`entry`](Self::entry), the draft's texts moved into it, not copied.
+    fn into_entry(self, seq: u64, prev_hash: String) -> AuditEntry {
         AuditEntry {
             seq,
             time: crate::clock::fmt_unix(self.unix),
             unix: self.unix,
-            identity: self.identity.clone(),
-            action: self.action.clone(),
-            target: self.target.clone(),
-            outcome: self.outcome.clone(),
-            result: self.result.clone(),
-            certificate: self.certificate.clone(),
+            identity: self.identity,
+            action: self.action,
+            target: self.target,
+            outcome: self.outcome,
+            result: self.result,
+            certificate: self.certificate,
             prev_hash,
             hash: String::new(),
         }
@@ -39,7 +44,13 @@ impl AuditDraft {
     /// Entry `seq` of the chain, after the one whose hash is `prev_hash`,
     /// hashed.
     pub fn chained(&self, seq: u64, prev_hash: String) -> Result<AuditEntry, StoreError> {
-        let mut e = self.entry(seq, prev_hash);
+        self.clone().into_chained(seq, prev_hash)
+    }
+
+    /// [`chained`](Self::chained) of a draft its owner gives up (the store's
+    /// issuance path: no copies of its texts).
+    pub fn into_chained(self, seq: u64, prev_hash: String) -> Result<AuditEntry, StoreError> {
+        let mut e = self.into_entry(seq, prev_hash);
         e.hash = e
             .compute_hash()
             .map_err(|x| StoreError::Corrupt(x.to_string()))?;

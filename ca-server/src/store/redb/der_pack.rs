@@ -71,11 +71,47 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
     if dict.len() > MAX_LEN || der.len() > MAX_LEN || dict.len() < 4 {
         return None;
     }
-    // Where each 4-byte sequence of the dictionary last starts (+1; 0 = none).
-    let mut table = vec![0u32; 1 << HASH_BITS];
-    for i in 0..=dict.len() - 4 {
-        table[hash4(&dict[i..])] = i as u32 + 1;
+    DICT_INDEX.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        let index = match cached.as_ref() {
+            Some(index) if index.dict == dict => index,
+            _ => cached.insert(DictIndex::new(dict)),
+        };
+        pack_with(&index.table, dict_id, dict, der)
+    })
+}
+
+/// Where each 4-byte sequence of a dictionary last starts (+1; 0 = none).
+struct DictIndex {
+    dict: Vec<u8>,
+    table: Vec<u32>,
+}
+
+impl DictIndex {
+    fn new(dict: &[u8]) -> DictIndex {
+        let mut table = vec![0u32; 1 << HASH_BITS];
+        for i in 0..=dict.len().saturating_sub(4) {
+            if let Some(b) = dict.get(i..i + 4) {
+                table[hash4(b)] = i as u32 + 1;
+            }
+        }
+        DictIndex {
+            dict: dict.to_vec(),
+            table,
+        }
     }
+}
+
+thread_local! {
+    /// The last dictionary's index, kept for the next certificate packed
+    /// against it: building it (a 16 KiB table, zeroed and filled) cost
+    /// about as much as packing. Kept by the dictionary's bytes, compared
+    /// whole at each use, so whatever was aborted or rewritten meanwhile a
+    /// stale index is never used.
+    static DICT_INDEX: std::cell::RefCell<Option<DictIndex>> = const { std::cell::RefCell::new(None) };
+}
+
+fn pack_with(table: &[u32], dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
     let matching = |i: usize, at: usize| -> usize {
         der[i..]
             .iter()
@@ -93,7 +129,7 @@ pub fn pack(dict_id: u64, dict: &[u8], der: &[u8]) -> Option<Vec<u8>> {
     let mut expected = 0usize;
     let mut i = 0;
     while i + 4 <= der.len() {
-        let hashed = table[hash4(&der[i..])] as usize;
+        let hashed = table.get(hash4(&der[i..])).map_or(0, |h| *h as usize);
         let (mut len, mut at) = (matching(i, expected), expected);
         if hashed > 0 {
             let l = matching(i, hashed - 1);
@@ -271,6 +307,11 @@ mod tests {
             assert_eq!(unpack(&kept, None).expect("whole"), odd);
         }
         assert!(fit_for_dict(&der) && !fit_for_dict(b"der"));
+        // The index kept from one dictionary is not used for another.
+        let against_dict = pack(7, &dict, &der);
+        let against_der = pack(7, &der, &dict);
+        assert_eq!(pack(7, &dict, &der), against_dict);
+        assert_eq!(pack(7, &der, &dict), against_der);
     }
 
     #[test]

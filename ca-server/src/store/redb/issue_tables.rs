@@ -193,6 +193,11 @@ impl<'t> IssueTables<'t> {
 
     /// Append an audit entry chained to the last one; returns it.
     pub fn append_audit(&mut self, d: &AuditDraft) -> Result<AuditEntry, StoreError> {
+        self.append_owned_audit(d.clone())
+    }
+
+    /// [`append_audit`](Self::append_audit) of a draft the caller gives up.
+    pub fn append_owned_audit(&mut self, d: AuditDraft) -> Result<AuditEntry, StoreError> {
         let (last_seq, prev_hash) = match &self.audit_last {
             Some((seq, hash)) => (*seq, hash.clone()),
             None => match open(self.txn, &mut self.audit, AUDIT)?.last()? {
@@ -201,7 +206,7 @@ impl<'t> IssueTables<'t> {
             },
         };
         let seq = last_seq.saturating_add(1);
-        let e = d.chained(seq, prev_hash)?;
+        let e = d.into_chained(seq, prev_hash)?;
         let bytes = encode_audit(&e);
         open(self.txn, &mut self.audit, AUDIT)?.insert(seq, bytes.as_slice())?;
         let head = json(&(seq, &e.hash))?;

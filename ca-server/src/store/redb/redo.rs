@@ -12,7 +12,7 @@
 
 use redb::{Database, WriteTransaction};
 
-use super::codec::{decode_audit, decode_cert, encode_audit, encode_cert};
+use super::codec::{decode_audit, decode_cert, encode_audit_draft, encode_cert};
 use super::issue_tables::IssueTables;
 use super::tables::{META, SCHEMA_KEY};
 use super::SCHEMA_VERSION;
@@ -36,7 +36,7 @@ const ISSUE: u8 = 1;
 impl Redo {
     /// Do the write in the transaction of `t`. A refusal leaves it
     /// untouched (every check comes before the first write, as for any job).
-    pub fn apply(&self, t: &mut IssueTables<'_>) -> Result<(), StoreError> {
+    pub fn apply(self, t: &mut IssueTables<'_>) -> Result<(), StoreError> {
         match self {
             Redo::Issue {
                 rec,
@@ -44,8 +44,8 @@ impl Redo {
                 key_sha256,
                 audit,
             } => {
-                t.issue(rec, der, key_sha256)?;
-                t.append_audit(audit)?;
+                t.issue(&rec, &der, &key_sha256)?;
+                t.append_owned_audit(audit)?;
                 Ok(())
             }
         }
@@ -62,7 +62,7 @@ impl Redo {
                 let rec = encode_cert(rec, None)?;
                 // In the audit codec's shape: sequence and hashes are the store's to
                 // fill in, so left empty.
-                let audit = encode_audit(&audit.entry(0, String::new()));
+                let audit = encode_audit_draft(audit);
                 let mut out = Vec::with_capacity(
                     1 + 16 + rec.len() + der.len() + key_sha256.len() + audit.len(),
                 );

@@ -1,7 +1,7 @@
 //! Audit entry records.
 
 use super::{
-    binary, corrupt, unjson, AuditEntry, AuditIdentity, AuditOutcome, AuditResult,
+    binary, corrupt, unjson, AuditDraft, AuditEntry, AuditIdentity, AuditOutcome, AuditResult,
     AuditedCertificate, Dec, Enc, StoreError,
 };
 
@@ -15,15 +15,69 @@ fn statement_reason(decision: &str, statement: &str) -> String {
     format!("{decision} by statement {statement}")
 }
 
+/// The fields of an audit entry, borrowed from an entry or a draft.
+struct Fields<'a> {
+    seq: u64,
+    unix: i64,
+    /// None: `unix` in RFC 3339, as a draft's entry has it.
+    time: Option<&'a str>,
+    identity: &'a AuditIdentity,
+    action: &'a str,
+    target: &'a str,
+    outcome: &'a AuditOutcome,
+    result: &'a AuditResult,
+    certificate: Option<&'a AuditedCertificate>,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
 pub fn encode_audit(a: &AuditEntry) -> Vec<u8> {
+    encode_fields(Fields {
+        seq: a.seq,
+        unix: a.unix,
+        time: Some(&a.time),
+        identity: &a.identity,
+        action: &a.action,
+        target: &a.target,
+        outcome: &a.outcome,
+        result: &a.result,
+        certificate: a.certificate.as_ref(),
+        prev_hash: &a.prev_hash,
+        hash: &a.hash,
+    })
+}
+
+/// `d` as [`encode_audit`] encodes `d.entry(0, String::new())` (a redo
+/// record's audit write: sequence and hashes are the store's to fill in),
+/// without copying the draft's texts into an entry first.
+pub fn encode_audit_draft(d: &AuditDraft) -> Vec<u8> {
+    encode_fields(Fields {
+        seq: 0,
+        unix: d.unix,
+        time: None,
+        identity: &d.identity,
+        action: &d.action,
+        target: &d.target,
+        outcome: &d.outcome,
+        result: &d.result,
+        certificate: d.certificate.as_ref(),
+        prev_hash: "",
+        hash: "",
+    })
+}
+
+fn encode_fields(a: Fields<'_>) -> Vec<u8> {
     let mut e = Enc::new(320);
     e.uv(a.seq);
     e.iv(a.unix);
-    e.time_of(&a.time, a.unix);
+    match a.time {
+        Some(time) => e.time_of(time, a.unix),
+        None => e.u8(0),
+    }
     e.str(&a.identity.subject);
     e.hex(&a.identity.fingerprint);
-    e.word(&a.action);
-    e.target(&a.target);
+    e.word(a.action);
+    e.target(a.target);
     e.word(&a.outcome.decision);
     e.opt(a.outcome.statement.as_deref(), Enc::str);
     // The reason a statement decided by is said by decision and statement.
@@ -40,12 +94,12 @@ pub fn encode_audit(a: &AuditEntry) -> Vec<u8> {
     }
     e.uv(u64::from(a.result.status));
     e.word(&a.result.code);
-    match &a.certificate {
+    match a.certificate {
         None => e.u8(0),
         Some(c) => {
             e.u8(1);
             // The serial is usually the target's last part (`CA/serial`).
-            if target_tail(&a.target) == Some(c.serial.as_str()) {
+            if target_tail(a.target) == Some(c.serial.as_str()) {
                 e.u8(0);
             } else {
                 e.u8(1);
@@ -56,8 +110,8 @@ pub fn encode_audit(a: &AuditEntry) -> Vec<u8> {
             e.hex(&c.tbs_sha256);
         }
     }
-    e.hex(&a.prev_hash);
-    e.hex(&a.hash);
+    e.hex(a.prev_hash);
+    e.hex(a.hash);
     e.0
 }
 

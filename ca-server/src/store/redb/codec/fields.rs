@@ -65,16 +65,29 @@ impl Enc {
 
     /// Lower-case hex as its bytes (half the size); anything else as text.
     pub(super) fn hex(&mut self, s: &str) {
-        match ca_core::hex::decode(s) {
-            Ok(raw) if is_lower_hex(s) => {
-                self.u8(0);
-                self.bytes(&raw);
-            }
-            _ => {
-                self.u8(1);
-                self.str(s);
-            }
+        let mark = self.0.len();
+        self.u8(0);
+        if !self.raw_hex(s) {
+            self.0.truncate(mark);
+            self.u8(1);
+            self.str(s);
         }
+    }
+
+    /// Lower-case hex `s` as its length and bytes, decoded in place (this
+    /// runs several times per certificate stored); false, and nothing
+    /// written, for anything else.
+    fn raw_hex(&mut self, s: &str) -> bool {
+        if !is_lower_hex(s) {
+            return false;
+        }
+        let mark = self.0.len();
+        self.uv((s.len() / 2) as u64);
+        if ca_core::hex::decode_into(s, &mut self.0).is_err() {
+            self.0.truncate(mark);
+            return false;
+        }
+        true
     }
 
     pub(super) fn strs(&mut self, v: &[String]) {
@@ -121,21 +134,20 @@ impl Enc {
 
     /// Text that is usually `prefix` then lower-case hex (`evt-…`, `CA/serial`).
     fn prefixed_hex(&mut self, s: &str, prefix_end: Option<usize>) {
-        let split = prefix_end
+        let mark = self.0.len();
+        if let Some((head, tail)) = prefix_end
             .and_then(|i| s.split_at_checked(i))
-            .filter(|(_, tail)| !tail.is_empty() && is_lower_hex(tail))
-            .and_then(|(head, tail)| Some((head, ca_core::hex::decode(tail).ok()?)));
-        match split {
-            Some((head, raw)) => {
-                self.u8(0);
-                self.str(head);
-                self.bytes(&raw);
+            .filter(|(_, tail)| !tail.is_empty())
+        {
+            self.u8(0);
+            self.str(head);
+            if self.raw_hex(tail) {
+                return;
             }
-            None => {
-                self.u8(1);
-                self.str(s);
-            }
+            self.0.truncate(mark);
         }
+        self.u8(1);
+        self.str(s);
     }
 
     /// A target such as `CA/serial`: the part after the last `/` as hex.
@@ -239,7 +251,7 @@ impl<'a> Dec<'a> {
         match self.u8()? {
             0 => {
                 let mut s = self.str()?;
-                s.push_str(&ca_core::hex::encode(self.bytes()?));
+                ca_core::hex::encode_into(self.bytes()?, &mut s);
                 Ok(s)
             }
             1 => self.str(),

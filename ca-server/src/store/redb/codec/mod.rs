@@ -20,7 +20,8 @@ use ca_core::audit_chain::{
 
 use super::tables::{json, unjson};
 use crate::store::{
-    issuance_event, CertRecord, CertStatus, EventDetail, EventRecord, Revocation, StoreError,
+    issuance_event, AuditDraft, CertRecord, CertStatus, EventDetail, EventRecord, Revocation,
+    StoreError,
 };
 
 mod audit;
@@ -28,7 +29,7 @@ mod cert;
 mod event;
 mod fields;
 
-pub use audit::{decode_audit, encode_audit};
+pub use audit::{decode_audit, encode_audit, encode_audit_draft};
 pub use cert::{decode_cert, decode_cert_and_der_seq, encode_cert};
 pub use event::{decode_event, encode_event, encode_event_ref, AuditLookup};
 use fields::{Dec, Enc};

@@ -264,3 +264,33 @@ fn damaged_records_are_errors_not_panics() {
     assert!(decode_audit(&[7]).is_err());
     assert!(decode_event(&[], &mut no_audit).is_err());
 }
+
+/// A redo record's audit write, encoded from the draft, is byte for byte
+/// the draft's entry encoded (what redo decodes and gives the chain).
+#[test]
+fn a_draft_encodes_as_its_entry() {
+    let (a, _) = issued_audit_and_event();
+    let mut d = AuditDraft {
+        unix: a.unix,
+        identity: a.identity.clone(),
+        action: a.action.clone(),
+        target: a.target.clone(),
+        outcome: a.outcome.clone(),
+        result: a.result.clone(),
+        certificate: a.certificate.clone(),
+    };
+    let same = |d: &AuditDraft| {
+        assert_eq!(
+            encode_audit_draft(d),
+            encode_audit(&d.entry(0, String::new()))
+        )
+    };
+    same(&d);
+    d.target = "ca-1/01A2".into();
+    d.action = "SomethingNew".into();
+    d.identity.fingerprint = "not hex".into();
+    d.outcome.statement = None;
+    d.certificate = None;
+    d.unix = -1;
+    same(&d);
+}
