@@ -15,12 +15,14 @@ pub enum SerialError {
 pub struct Serial(Vec<u8>);
 
 impl Serial {
-    /// 128 bits from the OS CSPRNG, top bit cleared so the INTEGER is positive
+    /// 128 bits from a CSPRNG, top bit cleared so the INTEGER is positive
     /// without a padding byte. A zero value (probability 2^-127) is redrawn.
+    /// The CSPRNG is AWS-LC's (seeded from the OS, reseeded, fork-safe: the
+    /// one the signatures' nonces come from), not a system call per serial.
     pub fn random() -> Result<Serial, SerialError> {
         loop {
             let mut b = [0u8; 16];
-            getrandom::getrandom(&mut b).map_err(|_| SerialError::Rng)?;
+            aws_lc_rs::rand::fill(&mut b).map_err(|_| SerialError::Rng)?;
             b[0] &= 0x7f;
             let s = Serial::from_bytes(&b);
             if !s.0.is_empty() {
@@ -54,7 +56,7 @@ impl Serial {
         };
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&prefix.to_be_bytes());
-        getrandom::getrandom(&mut b[8..]).map_err(|_| SerialError::Rng)?;
+        aws_lc_rs::rand::fill(&mut b[8..]).map_err(|_| SerialError::Rng)?;
         b[0] &= 0x7f;
         if b.iter().all(|x| *x == 0) {
             // Only at the epoch with all-zero randomness: draw a random one.
