@@ -4,7 +4,7 @@ use std::fmt;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SerialError {
-    #[error("the operating system's random number generator failed")]
+    #[error("the random number generator failed")]
     Rng,
     #[error("serial {0:?} is not 1 to 20 octets of hex")]
     Malformed(String),
@@ -32,7 +32,7 @@ impl Serial {
     }
 
     /// 48 bits of time (milliseconds since 1970, big-endian), a 16-bit
-    /// counter, then 64 bits from the OS CSPRNG: as unpredictable as CA/B BR
+    /// counter, then 64 bits from the CSPRNG: as unpredictable as CA/B BR
     /// 7.1 asks (at least 64 random bits, non-sequential), and ordered by
     /// time, so a store keyed by serial appends new certificates at the end
     /// of its indexes instead of dirtying a random page of each per
