@@ -19,7 +19,9 @@ pub struct AuditDraft {
 
 impl AuditDraft {
     /// The draft in an entry's shape, as entry `seq` after the one whose
-    /// hash is `prev_hash`, its own hash left empty.
+    /// hash is `prev_hash`, its own hash left empty (the tests' reference
+    /// for what a redo record's audit write encodes).
+    #[cfg(test)]
     pub fn entry(&self, seq: u64, prev_hash: String) -> AuditEntry {
         self.clone().into_entry(seq, prev_hash)
     }
