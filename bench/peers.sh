@@ -2,7 +2,9 @@
 # Issuance side by side with CFSSL and step-ca, in one run on this machine:
 #   bash bench/peers.sh [--seconds 5] [--rounds 3] [--concurrency 1,16,64] [--seed 1000000]
 # (--rounds N: each level in N turns per server, the servers alternating;
-# PEERS_NO_STEP_CA=1 leaves step-ca out)
+# PEERS_NO_STEP_CA=1 leaves step-ca out; PEERS_NO_SYNCS_OFF=1 leaves out the
+# second ca-server whose syncs eatmydata makes no-ops, measured for what
+# durability costs: Debian's eatmydata is installed when missing)
 # Installs Debian's golang-cfssl when missing, makes a P-256 root and issuing
 # CA with it, starts `cfssl serve` over HTTPS on a free loopback port; builds
 # step-ca 0.19 once from Debian's packaged sources (golang-go and
@@ -34,6 +36,20 @@ if ! command -v cfssl >/dev/null || ! command -v cfssljson >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends golang-cfssl >/dev/null
+fi
+
+syncs_off_args=()
+if [ "${PEERS_NO_SYNCS_OFF:-0}" != 1 ]; then
+  if ! dpkg -s libeatmydata1 >/dev/null 2>&1; then
+    echo "peers: installing eatmydata (a second ca-server runs with its syncs made no-ops)"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo_cmd[@]}" apt-get update -qq
+    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends eatmydata >/dev/null
+  fi
+  eatmydata_lib="$(dpkg -L libeatmydata1 | grep -m1 '/libeatmydata\.so$')"
+  syncs_off_args=(--syncs-off-peer "$eatmydata_lib")
 fi
 
 work="$(mktemp -d)"
@@ -196,7 +212,7 @@ cd "$repo"
 cargo build --release -p ca-server --bin ca-server --bin ca-bench
 # Its own process group, so that an interrupt can stop it with its servers.
 setsid "$target_dir/release/ca-bench" --cfssl "127.0.0.1:$port" --cfssl-ca "$work/root.pem" \
-  --cfssl-pid "$cfssl_pid" "${step_args[@]}" "$@" &
+  --cfssl-pid "$cfssl_pid" "${step_args[@]}" "${syncs_off_args[@]}" "$@" &
 bench_pid=$!
 status=0
 wait "$bench_pid" || status=$?

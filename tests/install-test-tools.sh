@@ -4,7 +4,8 @@
 # libfaketime (to move a server's clock), SoftHSM2 and OpenSC's pkcs11-tool
 # (a PKCS#11 token for the HSM tests), prometheus (promtool), certbot, lego and
 # Caddy (ACME clients), pebble (its DNS test server), PostgreSQL (a throwaway
-# cluster for the shared-store tests); and
+# cluster for the shared-store tests), eatmydata (ca-bench's server with its
+# syncs made no-ops); and
 # cargo-fuzz with the nightly toolchain for the fuzz smoke run.
 # Does nothing when they are all present. Debian/Ubuntu (apt-get), as root or with sudo.
 set -euo pipefail
@@ -23,6 +24,7 @@ declare -A package_for=(
   [lego]=lego
   [caddy]=caddy
   [pebble-challtestsrv]=pebble
+  [eatmydata]=eatmydata
 )
 missing=()
 for tool in "${!package_for[@]}"; do

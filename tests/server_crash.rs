@@ -574,6 +574,51 @@ fn ca_bench_sees_each_commit_reach_the_disk() {
     );
 }
 
+/// `ca-bench --syncs-off-peer`: the second server runs with eatmydata's
+/// library preloaded (what the durability figures compare against), and a
+/// library the loader skipped is refused rather than measured as if it
+/// had taken (the loader only warns). eatmydata comes with the test tools.
+#[test]
+fn ca_bench_measures_a_server_without_syncs_only_when_the_preload_took() {
+    let _disk = DISK.blocking_read();
+    let bench = |lib: &str| {
+        let out = std::process::Command::new(harness::binary("ca-bench"))
+            .args([
+                "--concurrency",
+                "1",
+                "--seconds",
+                "1",
+                "--syncs-off-peer",
+                lib,
+            ])
+            .output()
+            .expect("run ca-bench");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = bench("/etc/hostname");
+    assert!(!ok, "a library that cannot load was measured\n{stdout}");
+    assert!(stderr.contains("LD_PRELOAD did not take"), "{stderr}");
+    let lib = "/usr/lib/x86_64-linux-gnu/libeatmydata.so";
+    assert!(
+        Path::new(lib).exists(),
+        "{lib} is missing: tests/install-test-tools.sh installs eatmydata"
+    );
+    let (ok, stdout, stderr) = bench(lib);
+    assert!(ok, "ca-bench failed\n{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.split_whitespace().take(2).eq(["1", "syncs-off"]))
+        .unwrap_or_else(|| panic!("no syncs-off row\n{stdout}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert!(cols[2].parse::<f64>().unwrap() > 0.0, "{row}");
+    assert_eq!(cols[5], "0", "errors: {row}");
+    assert!(stdout.contains("syncs on: throughput"), "{stdout}");
+}
+
 /// A crash after a request's own durable write (a revocation, which does not
 /// record redb's allocator state: recording costs each such write about
 /// twice its time) and a pause in writes needs no walk of the store at the

@@ -24,7 +24,10 @@
 //! (`bench/hsm.sh` sets up a SoftHSM2 token and runs it).
 //! `--metrics-off-peer` also drives a server with `[metrics] enabled = false`
 //! in the same run: the cost of the metrics on issuance; `--events-off-peer`
-//! one with `[events] enabled = false`: the cost of the event outbox.
+//! one with `[events] enabled = false`: the cost of the event outbox;
+//! `--syncs-off-peer LIB` one run with LIB preloaded (eatmydata's, which
+//! makes every sync a no-op): what durability costs, and how the server
+//! would compare with CFSSL (which stores nothing) without it.
 //!
 //! Without `--profile`, it initialises a temporary data directory and starts the
 //! sibling `ca-server` binary itself. With `--profile DIR/admin/profile.toml` it
@@ -50,8 +53,8 @@ mod targets;
 mod temp_server;
 
 use floors::{crypto_floor_us, durability_floor, in_process_rate};
-use tally::{median, run_turn, switched_off_ratios, Measured, Tally};
-use targets::{disk_usage, issue_bodies, Target, CFSSL, OURS, STEP_CA};
+use tally::{median, run_turn, switched_off_ratios, syncs_off_ratios, Measured, Tally};
+use targets::{disk_usage, issue_bodies, Target, CFSSL, OURS, STEP_CA, SYNCS_OFF};
 use temp_server::{print_store_usage, start_temp_server};
 
 #[derive(Parser)]
@@ -122,6 +125,12 @@ struct Args {
     /// (`[events] enabled = false`), for the cost of the outbox.
     #[arg(long)]
     events_off_peer: bool,
+    /// Also measure a second server run with this library preloaded to make
+    /// its syncs no-ops (Debian's eatmydata:
+    /// /usr/lib/x86_64-linux-gnu/libeatmydata.so), for what durability
+    /// costs in the same run. A measurement, never a way to run.
+    #[arg(long, value_name = "LIBEATMYDATA")]
+    syncs_off_peer: Option<PathBuf>,
 }
 
 impl Args {
@@ -173,13 +182,13 @@ fn main() -> anyhow::Result<()> {
             (None, profile, api)
         }
         None => {
-            let (g, p, a) = start_temp_server(0, None, None)?;
+            let (g, p, a) = start_temp_server(0, None, None, None)?;
             (Some(g), p, a)
         }
     };
     // A second server whose CA keys (the issuing one included) are in the token.
     let hsm_server = match &pkcs11 {
-        Some(cfg) => Some(start_temp_server(0, Some(cfg), None)?),
+        Some(cfg) => Some(start_temp_server(0, Some(cfg), None, None)?),
         None => None,
     };
     let tls = profile_config(&profile)?;
@@ -268,8 +277,13 @@ fn main() -> anyhow::Result<()> {
         if !wanted {
             continue;
         }
-        let (g, p, a) = start_temp_server(0, None, Some(section))?;
+        let (g, p, a) = start_temp_server(0, None, Some(section), None)?;
         targets.push(Target::temp_server(name, &csr_pems, &g, &p, &a)?);
+        switched_off_servers.push(g);
+    }
+    if let Some(lib) = &args.syncs_off_peer {
+        let (g, p, a) = start_temp_server(0, None, None, Some(lib))?;
+        targets.push(Target::temp_server(SYNCS_OFF, &csr_pems, &g, &p, &a)?);
         switched_off_servers.push(g);
     }
     if let Some(addr) = &args.cfssl {
@@ -405,6 +419,11 @@ fn main() -> anyhow::Result<()> {
                 ours.p50 / sync.p50_ms.max(1e-9)
             ));
         }
+        let cfssl = targets
+            .iter()
+            .zip(&results)
+            .find(|(t, _)| t.name == CFSSL)
+            .map(|(_, m)| m);
         for (t, peer) in targets.iter().zip(&results).skip(1) {
             if t.name == CFSSL || t.name.starts_with(STEP_CA) {
                 let whose = if t.name == CFSSL { "CFSSL" } else { &t.name };
@@ -418,6 +437,8 @@ fn main() -> anyhow::Result<()> {
                 }
             } else if t.name == "no-metrics" {
                 switched_off_ratios(&mut ratios, "metrics", ours, peer);
+            } else if t.name == SYNCS_OFF {
+                syncs_off_ratios(&mut ratios, ours, peer, cfssl);
             } else if t.name == "no-events" {
                 switched_off_ratios(&mut ratios, "events", ours, peer);
                 if let (Some(a), Some(b)) = (ours.store_bytes, peer.store_bytes) {
@@ -448,10 +469,10 @@ fn main() -> anyhow::Result<()> {
     if let Some(count) = args.seed {
         // The baseline is a fresh empty store, not the one the levels above
         // filled (with 5 s turns and --rounds 3, a quarter of a million).
-        let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None)?;
+        let (empty_store, empty_profile, empty_api) = start_temp_server(0, None, None, None)?;
         let empty_target =
             Target::temp_server("empty", &csr_pems, &empty_store, &empty_profile, &empty_api)?;
-        let (mut seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None)?;
+        let (mut seeded, seeded_profile, seeded_api) = start_temp_server(count, None, None, None)?;
         let seeded_target =
             Target::temp_server("seeded", &csr_pems, &seeded, &seeded_profile, &seeded_api)?;
         let store_file = seeded.dir.join(ca_server::store::STORE_FILE);

@@ -159,6 +159,32 @@ pub(crate) fn switched_off_ratios(
     }
 }
 
+/// What durability costs: ca-server against itself with its syncs made
+/// no-ops, and that server's p50 against CFSSL's (which stores nothing), when
+/// CFSSL ran too.
+pub(crate) fn syncs_off_ratios(
+    ratios: &mut Vec<String>,
+    ours: &Measured,
+    peer: &Measured,
+    cfssl: Option<&Measured>,
+) {
+    ratios.push(format!(
+        "syncs on: throughput {:.3}×, p50 {:.3}× syncs off's",
+        ours.rate / peer.rate.max(1e-9),
+        ours.p50 / peer.p50.max(1e-9)
+    ));
+    if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
+        ratios.push(format!("server CPU/cert {:.3}× syncs off's", a / b));
+    }
+    if let Some(c) = cfssl {
+        ratios.push(format!(
+            "syncs off: throughput {:.2}× CFSSL's, p50 {:.2}× CFSSL's",
+            peer.rate / c.rate.max(1e-9),
+            peer.p50 / c.p50.max(1e-9)
+        ));
+    }
+}
+
 /// The middle value (the mean of the two middle ones for an even count).
 pub(crate) fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);

@@ -28,6 +28,8 @@ pub struct Target {
 
 /// The name of the ca-server every ratio is about.
 pub const OURS: &str = "ca-server";
+/// ca-server with its syncs made no-ops (`--syncs-off-peer`).
+pub const SYNCS_OFF: &str = "syncs-off";
 pub const CFSSL: &str = "cfssl";
 /// step-ca targets are named `step-ca/<store>`.
 pub const STEP_CA: &str = "step-ca";

@@ -2,7 +2,7 @@
 //! fresh data directory, optionally seeded with stored certificates, and the
 //! sibling `ca-server` binary serving it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,8 @@ pub(crate) struct TempServer {
     stopped: bool,
     /// Where the last start's lines begin in DIR/server.log.
     log_from: u64,
+    /// A library preloaded into the server (see `start_temp_server`).
+    preload: Option<PathBuf>,
 }
 
 impl TempServer {
@@ -95,21 +97,25 @@ impl Drop for RemoveOnDrop {
 /// Initialise a fresh data directory (seeded with `seed` stored certificates,
 /// CA keys in `pkcs11`'s token, the `switched_off` config section disabled) and
 /// serve it: the guard, the administrator's profile and the API address.
+/// `preload`: a library the server runs with (`LD_PRELOAD`), such as
+/// eatmydata's, which makes every sync a no-op: checked to be loaded.
 pub(crate) fn start_temp_server(
     seed: u64,
     pkcs11: Option<&ca_server::hsm::Pkcs11Config>,
     switched_off: Option<&str>,
+    preload: Option<&Path>,
 ) -> anyhow::Result<(TempServer, ClientProfile, String)> {
     // Each server its own directory, however many of one kind are started.
     static STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let nth = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let server = bench_support::server_exe()?;
     let dir = std::env::temp_dir().join(format!(
-        "ca-bench-{}-{nth}{}{}{}",
+        "ca-bench-{}-{nth}{}{}{}{}",
         std::process::id(),
         if pkcs11.is_some() { "-hsm" } else { "" },
         if seed > 0 { "-seeded" } else { "" },
-        switched_off.map(|s| format!("-no{s}")).unwrap_or_default()
+        switched_off.map(|s| format!("-no{s}")).unwrap_or_default(),
+        if preload.is_some() { "-preload" } else { "" }
     ));
     let _ = std::fs::remove_dir_all(&dir);
     // Until the server runs (and its guard takes over), a failed step removes
@@ -146,14 +152,25 @@ pub(crate) fn start_temp_server(
         }
         std::fs::write(&path, off)?;
     }
+    let preload = match preload {
+        Some(lib) => Some(
+            std::fs::canonicalize(lib)
+                .with_context(|| format!("the library to preload, {}", lib.display()))?,
+        ),
+        None => None,
+    };
     let guard = TempServer {
-        child: spawn_serve(&dir)?,
+        child: spawn_serve(&dir, preload.as_deref())?,
         dir: dir.clone(),
         stopped: false,
         log_from: 0,
+        preload,
     };
     unfinished.disarm();
     let api = listening_at(&dir, Duration::from_secs(30))?;
+    if let Some(lib) = &guard.preload {
+        check_loaded(guard.child.id(), lib)?;
+    }
     let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
     Ok((guard, profile, api))
 }
@@ -162,20 +179,36 @@ pub(crate) fn start_temp_server(
 /// production (its default level, info, unless CA_BENCH_SERVER_LOG says
 /// otherwise), to DIR/server.log: what logging costs is part of what is
 /// measured.
-fn spawn_serve(dir: &std::path::Path) -> anyhow::Result<Child> {
+fn spawn_serve(dir: &Path, preload: Option<&Path>) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(dir.join("server.log"))?;
     let level = std::env::var("CA_BENCH_SERVER_LOG").unwrap_or_else(|_| "info".into());
-    Ok(Command::new(bench_support::server_exe()?)
+    let mut serve = Command::new(bench_support::server_exe()?);
+    serve
         .args(["serve", "--data-dir"])
         .arg(dir)
         .args(["--api-addr", "127.0.0.1:0", "--public-addr", "127.0.0.1:0"])
         .env("RUST_LOG", level)
         .stdout(std::process::Stdio::null())
-        .stderr(log)
-        .spawn()?)
+        .stderr(log);
+    if let Some(lib) = preload {
+        serve.env("LD_PRELOAD", lib);
+    }
+    Ok(serve.spawn()?)
+}
+
+/// Fail unless the process `pid` has `lib` mapped: a preload the loader
+/// skipped (it only warns) would measure the server as it is.
+fn check_loaded(pid: u32, lib: &Path) -> anyhow::Result<()> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .with_context(|| format!("reading the server's memory map (pid {pid})"))?;
+    let name = lib.to_string_lossy();
+    if !maps.lines().any(|l| l.ends_with(name.as_ref())) {
+        bail!("the server runs without {name}: LD_PRELOAD did not take");
+    }
+    Ok(())
 }
 
 /// Wait (at most `patience`) for the server on `dir` to listen; its API address.
@@ -207,7 +240,7 @@ impl TempServer {
         let _ = std::fs::remove_file(self.dir.join(ca_server::server::ADDRESSES_FILE));
         self.log_from = std::fs::metadata(self.dir.join("server.log")).map_or(0, |m| m.len());
         let started = Instant::now();
-        self.child = spawn_serve(&self.dir)?;
+        self.child = spawn_serve(&self.dir, self.preload.as_deref())?;
         self.stopped = false;
         listening_at(&self.dir, Duration::from_secs(600))?;
         Ok(started.elapsed())
