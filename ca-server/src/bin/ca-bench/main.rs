@@ -424,6 +424,7 @@ fn main() -> anyhow::Result<()> {
             .zip(&results)
             .find(|(t, _)| t.name == CFSSL)
             .map(|(_, m)| m);
+        let mut syncs_off = None;
         for (t, peer) in targets.iter().zip(&results).skip(1) {
             if t.name == CFSSL || t.name.starts_with(STEP_CA) {
                 let whose = if t.name == CFSSL { "CFSSL" } else { &t.name };
@@ -438,7 +439,8 @@ fn main() -> anyhow::Result<()> {
             } else if t.name == "no-metrics" {
                 switched_off_ratios(&mut ratios, "metrics", ours, peer);
             } else if t.name == SYNCS_OFF {
-                syncs_off_ratios(&mut ratios, ours, peer, cfssl);
+                // Printed last: after the figures against the peers.
+                syncs_off = Some(peer);
             } else if t.name == "no-events" {
                 switched_off_ratios(&mut ratios, "events", ours, peer);
                 if let (Some(a), Some(b)) = (ours.store_bytes, peer.store_bytes) {
@@ -454,6 +456,9 @@ fn main() -> anyhow::Result<()> {
                     ratios.push(format!("server CPU/cert {:.2}×", a / b));
                 }
             }
+        }
+        if let Some(peer) = syncs_off {
+            syncs_off_ratios(&mut ratios, ours, peer, cfssl);
         }
         println!("{:>11} {}", "", ratios.join("; "));
     }
