@@ -77,6 +77,11 @@ pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 
 pub fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    json_body_response(status, body)
+}
+
+/// An answer already serialised as JSON.
+fn json_body_response(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -212,7 +217,7 @@ pub async fn handle(
     }
     drop(permit);
     let out = match result {
-        Ok((status, v)) => json_response(status, &v),
+        Ok((status, body)) => json_body_response(status, body),
         Err(e) => {
             if e.code == ErrorCode::Internal {
                 tracing::error!(%method, %path, "request failed");
@@ -230,7 +235,8 @@ pub async fn handle(
     Ok(out)
 }
 
-type Reply = Result<(StatusCode, Value), ApiError>;
+/// An answer's status and its JSON, serialised.
+type Reply = Result<(StatusCode, Vec<u8>), ApiError>;
 
 /// What the audit trail will say of this call, before it runs.
 fn call_of(who: &Identity, method: &Method, path: &str) -> crate::audit::Decisions {
@@ -247,11 +253,22 @@ fn call_of(who: &Identity, method: &Method, path: &str) -> crate::audit::Decisio
     }
 }
 
-/// A typed answer as the JSON value `handle` sends. Going through `Value`
-/// keeps the keys in the order the API has always written them (sorted).
+/// A typed answer as the JSON `handle` sends. Going through `Value` keeps
+/// the keys in the order the API has always written them (sorted).
 fn reply<T: Serialize>(status: StatusCode, answer: &T) -> Reply {
     serde_json::to_value(answer)
-        .map(|v| (status, v))
+        .and_then(|v| serde_json::to_vec(&v))
+        .map(|body| (status, body))
+        .map_err(|e| ApiError::internal("answer encoding", e))
+}
+
+/// A certificate answer (issue, renew, get), written straight to bytes: its
+/// `Serialize` sorts its keys itself (`wire::Certificate`), as `reply`'s
+/// detour through `Value` would (the issuance path's answer; building the
+/// map cost ~1% of the server's CPU per certificate).
+fn reply_certificate(status: StatusCode, answer: &wire::Certificate) -> Reply {
+    serde_json::to_vec(answer)
+        .map(|body| (status, body))
         .map_err(|e| ApiError::internal("answer encoding", e))
 }
 

@@ -120,7 +120,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
                         body.idempotency_token.as_deref(),
                     )
                     .await?;
-                reply(StatusCode::CREATED, &cert_json(&view))
+                reply_certificate(StatusCode::CREATED, &cert_json(&view))
             }
             _ => Err(method_not_allowed("GET, POST")),
         },
@@ -146,7 +146,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             let params = parse_query(q, &["ca_id"])?;
             let view =
                 auth.get_certificate(who, params.get("ca_id").map(String::as_str), serial)?;
-            reply(StatusCode::OK, &cert_json(&view))
+            reply_certificate(StatusCode::OK, &cert_json(&view))
         }
         ["v1", "certificates", serial, "renew"] => {
             no_query(q)?;
@@ -164,7 +164,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
                     body.idempotency_token.as_deref(),
                 )
                 .await?;
-            reply(StatusCode::CREATED, &cert_json(&view))
+            reply_certificate(StatusCode::CREATED, &cert_json(&view))
         }
         ["v1", "certificates", serial, "revoke"] => {
             no_query(q)?;
@@ -276,7 +276,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
         ["v1", "openapi.json"] => match method {
             Method::GET => {
                 no_query(q)?;
-                Ok((StatusCode::OK, crate::openapi::document()))
+                reply(StatusCode::OK, &crate::openapi::document())
             }
             _ => Err(method_not_allowed("GET")),
         },

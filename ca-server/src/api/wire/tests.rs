@@ -69,3 +69,57 @@ fn a_certificate_is_its_summary_plus_pem_and_optional_fields_stay_null() {
     v["added_later"] = json!(true);
     assert!(serde_json::from_value::<Certificate>(v).is_ok());
 }
+
+/// The certificate answer, serialised by hand, is byte for byte what going
+/// through `serde_json::Value` gives for the summary's derived fields and
+/// the two PEMs (every field, keys sorted, `null`s kept), revoked or not,
+/// renewed or not; and it reads back as it was.
+#[test]
+fn certificate_answer_is_written_as_through_value() {
+    let summary = CertificateSummary {
+        ca_id: "ca-1".into(),
+        serial: "0a1b".into(),
+        status: "ISSUED".into(),
+        profile: "tls-server".into(),
+        subject: "CN=a.example".into(),
+        sans: vec!["DNS:a.example".into(), "IP:192.0.2.1".into()],
+        key_algorithm: "ECDSA P-256".into(),
+        not_before: "2026-01-01T00:00:00Z".into(),
+        not_after: "2026-04-01T00:00:00Z".into(),
+        created_at: "2026-01-01T00:00:01Z".into(),
+        requested_by: "CN=admin \"x\"".into(),
+        renewed_from: None,
+        revocation: None,
+    };
+    let mut revoked = summary.clone();
+    revoked.status = "REVOKED".into();
+    revoked.renewed_from = Some("ca-1/09".into());
+    revoked.revocation = Some(RevocationInfo {
+        reason_code: 1,
+        reason: "keyCompromise".into(),
+        revoked_at: "2026-02-01T00:00:00Z".into(),
+        revoked_by: "CN=admin".into(),
+    });
+    for summary in [summary, revoked] {
+        let cert = Certificate {
+            summary,
+            certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            certificate_chain: "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n"
+                .into(),
+        };
+        let direct = serde_json::to_vec(&cert).unwrap();
+        // The summary's derived fields (all of them, whatever is added
+        // later) and the two PEMs, sorted by `Value`.
+        let mut expected = serde_json::to_value(&cert.summary).unwrap();
+        let fields = expected.as_object_mut().unwrap();
+        fields.insert("certificate".into(), json!(cert.certificate));
+        fields.insert("certificate_chain".into(), json!(cert.certificate_chain));
+        let through_value = serde_json::to_vec(&expected).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&direct),
+            String::from_utf8_lossy(&through_value)
+        );
+        let back: Certificate = serde_json::from_slice(&direct).unwrap();
+        assert_eq!(back, cert);
+    }
+}
