@@ -48,7 +48,10 @@ if [ "${PEERS_NO_SYNCS_OFF:-0}" != 1 ]; then
     "${sudo_cmd[@]}" apt-get update -qq
     "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends eatmydata >/dev/null
   fi
-  eatmydata_lib="$(dpkg -L libeatmydata1 | grep -m1 '/libeatmydata\.so$')"
+  eatmydata_lib="$(dpkg -L libeatmydata1 | grep -m1 '/libeatmydata\.so$')" || {
+    echo "peers: libeatmydata1 lists no libeatmydata.so (PEERS_NO_SYNCS_OFF=1 runs without it)" >&2
+    exit 1
+  }
   syncs_off_args=(--syncs-off-peer "$eatmydata_lib")
 fi
 

@@ -575,22 +575,19 @@ fn ca_bench_sees_each_commit_reach_the_disk() {
 }
 
 /// `ca-bench --syncs-off-peer`: the second server runs with eatmydata's
-/// library preloaded (what the durability figures compare against), and a
-/// library the loader skipped is refused rather than measured as if it
-/// had taken (the loader only warns). eatmydata comes with the test tools.
+/// library preloaded, and the disk shows it: during its turns the device
+/// completes next to no cache flushes, against one per certificate for the
+/// server that syncs (sysfs's count, alone on the disk as in the test
+/// above). A library the loader skipped is refused rather than
+/// measured as if it had taken (the loader only warns). eatmydata comes
+/// with the test tools.
 #[test]
 fn ca_bench_measures_a_server_without_syncs_only_when_the_preload_took() {
-    let _disk = DISK.blocking_read();
-    let bench = |lib: &str| {
+    let _alone = DISK.blocking_write();
+    let bench = |lib: &Path| {
         let out = std::process::Command::new(harness::binary("ca-bench"))
-            .args([
-                "--concurrency",
-                "1",
-                "--seconds",
-                "1",
-                "--syncs-off-peer",
-                lib,
-            ])
+            .args(["--concurrency", "1", "--seconds", "1", "--syncs-off-peer"])
+            .arg(lib)
             .output()
             .expect("run ca-bench");
         (
@@ -599,15 +596,24 @@ fn ca_bench_measures_a_server_without_syncs_only_when_the_preload_took() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let (ok, stdout, stderr) = bench("/etc/hostname");
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let not_a_library = scratch.path().join("not-a-library.so");
+    std::fs::write(&not_a_library, "not ELF").expect("write");
+    let (ok, stdout, stderr) = bench(&not_a_library);
     assert!(!ok, "a library that cannot load was measured\n{stdout}");
     assert!(stderr.contains("LD_PRELOAD did not take"), "{stderr}");
-    let lib = "/usr/lib/x86_64-linux-gnu/libeatmydata.so";
+    // Debian puts it under its multiarch directory.
+    let lib = std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .filter_map(|e| Some(e.ok()?.path().join("libeatmydata.so")))
+        .find(|p| p.exists())
+        .expect("no /usr/lib/*/libeatmydata.so: tests/install-test-tools.sh installs eatmydata");
+    let flushed = std::process::Command::new("sync").status();
     assert!(
-        Path::new(lib).exists(),
-        "{lib} is missing: tests/install-test-tools.sh installs eatmydata"
+        flushed.as_ref().is_ok_and(|s| s.success()),
+        "sync: {flushed:?}"
     );
-    let (ok, stdout, stderr) = bench(lib);
+    let (ok, stdout, stderr) = bench(&lib);
     assert!(ok, "ca-bench failed\n{stdout}\n{stderr}");
     let row = stdout
         .lines()
@@ -616,7 +622,33 @@ fn ca_bench_measures_a_server_without_syncs_only_when_the_preload_took() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert!(cols[2].parse::<f64>().unwrap() > 0.0, "{row}");
     assert_eq!(cols[5], "0", "errors: {row}");
-    assert!(stdout.contains("syncs on: throughput"), "{stdout}");
+    let flushes: Vec<f64> = stdout
+        .split("device cache flushes per certificate ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no flush counts\n{stdout}"))
+        .split(", syncs off ")
+        .take(2)
+        .map(|part| {
+            let number = part.split(' ').next().unwrap_or_default();
+            number
+                .parse()
+                .unwrap_or_else(|_| panic!("{part:?}\n{stdout}"))
+        })
+        .collect();
+    eprintln!(
+        "device flushes per certificate: {} synced, {} syncs off",
+        flushes[0], flushes[1]
+    );
+    assert!(
+        flushes[0] >= 0.9,
+        "the syncing server flushed {} times per certificate\n{stdout}",
+        flushes[0]
+    );
+    assert!(
+        flushes[1] < 0.1,
+        "the syncs-off server still flushed {} times per certificate\n{stdout}",
+        flushes[1]
+    );
 }
 
 /// A crash after a request's own durable write (a revocation, which does not

@@ -73,7 +73,8 @@ fn a_certificate_is_its_summary_plus_pem_and_optional_fields_stay_null() {
 /// The certificate answer, serialised by hand, is byte for byte what going
 /// through `serde_json::Value` gives for the summary's derived fields and
 /// the two PEMs (every field, keys sorted, `null`s kept), revoked or not,
-/// renewed or not; and it reads back as it was.
+/// renewed or not; it reads back as it was, and has every field the
+/// schema documents.
 #[test]
 fn certificate_answer_is_written_as_through_value() {
     let summary = CertificateSummary {
@@ -121,5 +122,14 @@ fn certificate_answer_is_written_as_through_value() {
         );
         let back: Certificate = serde_json::from_slice(&direct).unwrap();
         assert_eq!(back, cert);
+        // And a field added to `Certificate` itself: its schema (derived,
+        // the OpenAPI document's) names every field the answer must have.
+        let schema = serde_json::to_value(schemars::schema_for!(Certificate)).unwrap();
+        let documented: std::collections::BTreeSet<&String> =
+            schema["properties"].as_object().unwrap().keys().collect();
+        let written: serde_json::Value = serde_json::from_slice(&direct).unwrap();
+        let written: std::collections::BTreeSet<&String> =
+            written.as_object().unwrap().keys().collect();
+        assert_eq!(written, documented);
     }
 }

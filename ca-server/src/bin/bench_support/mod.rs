@@ -207,6 +207,20 @@ pub fn device_write_bytes(path: &std::path::Path) -> Option<u64> {
     Some(sectors * 512)
 }
 
+/// Cache flushes the block device that holds `path` completed (sysfs's
+/// seventeenth field, Linux 5.5 and later), whichever process asked: an
+/// `fdatasync` ends with one; `None` off a block device or on an older
+/// kernel.
+#[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
+pub fn device_flushes(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(path).ok()?.dev();
+    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0fff);
+    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
+    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
+    stat.split_whitespace().nth(15)?.parse().ok()
+}
+
 /// The `ca-server` binary built beside this bench.
 #[allow(dead_code)] // the crash test shares this file and starts its server through the harness
 pub fn server_exe() -> anyhow::Result<std::path::PathBuf> {

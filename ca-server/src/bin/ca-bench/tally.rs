@@ -20,6 +20,9 @@ pub(crate) struct Measured {
     /// server's own charge where the device cannot be read: `disk_counted` says.
     pub(crate) disk_bytes: Option<u64>,
     pub(crate) disk_counted: Option<&'static str>,
+    /// Cache flushes the store's device completed during the turns, per
+    /// certificate (any process's).
+    pub(crate) flushes_per_cert: Option<f64>,
 }
 
 /// One turn of load on one target: what the load generator saw, and what
@@ -31,6 +34,7 @@ pub(crate) struct Turn {
     pub(crate) disk: Option<u64>,
     /// What `disk` counts ([`bench_support::DiskCounter::what`]).
     pub(crate) disk_counted: Option<&'static str>,
+    pub(crate) flushes: Option<u64>,
 }
 
 pub(crate) fn run_turn(
@@ -41,6 +45,8 @@ pub(crate) fn run_turn(
 ) -> Turn {
     let counter = bench_support::DiskCounter::of(t.store.as_deref(), t.pid.as_deref());
     let disk = || counter.as_ref().and_then(|c| c.read());
+    let flushes = || t.store.as_deref().and_then(bench_support::device_flushes);
+    let flushes0 = flushes();
     let (server0, client0, disk0) = (
         t.pid.as_deref().and_then(bench_support::cpu_seconds),
         bench_support::cpu_seconds("self"),
@@ -60,6 +66,7 @@ pub(crate) fn run_turn(
         bench_support::cpu_seconds("self"),
         disk(),
     );
+    let flushes1 = flushes();
     let spent = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     let grew = |a: Option<u64>, b: Option<u64>| Some(b?.saturating_sub(a?));
     Turn {
@@ -68,6 +75,7 @@ pub(crate) fn run_turn(
         client_cpu: spent(client0, client1),
         disk: grew(disk0, disk1),
         disk_counted: counter.map(|c| c.what()),
+        flushes: grew(flushes0, flushes1),
     }
 }
 
@@ -84,6 +92,7 @@ pub(crate) struct Tally {
     client_cpu: Option<f64>,
     disk: Option<u64>,
     disk_counted: Option<&'static str>,
+    flushes: Option<u64>,
 }
 
 impl Tally {
@@ -109,6 +118,7 @@ impl Tally {
         self.server_cpu = sum(first, self.server_cpu, t.server_cpu);
         self.client_cpu = sum(first, self.client_cpu, t.client_cpu);
         self.disk = sum(first, self.disk, t.disk);
+        self.flushes = sum(first, self.flushes, t.flushes);
         // A count from another source than the first turn's is not summed.
         if !first && self.disk_counted != t.disk_counted {
             self.disk = None;
@@ -139,6 +149,7 @@ impl Tally {
             store_bytes: per_cert(store_growth.map(|b| b as f64)),
             disk_bytes: self.disk,
             disk_counted: self.disk_counted,
+            flushes_per_cert: per_cert(self.flushes.map(|n| n as f64)),
         }
     }
 }
@@ -175,6 +186,13 @@ pub(crate) fn syncs_off_ratios(
     ));
     if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
         ratios.push(format!("server CPU/cert {:.3}× syncs off's", a / b));
+    }
+    // What the device did during each one's turns: the sign that the
+    // preload took (each `fdatasync` ends with a cache flush).
+    if let (Some(a), Some(b)) = (ours.flushes_per_cert, peer.flushes_per_cert) {
+        ratios.push(format!(
+            "device cache flushes per certificate {a:.2}, syncs off {b:.2} (any process's)"
+        ));
     }
     if let Some(c) = cfssl {
         ratios.push(format!(

@@ -169,7 +169,14 @@ pub(crate) fn start_temp_server(
     unfinished.disarm();
     let api = listening_at(&dir, Duration::from_secs(30))?;
     if let Some(lib) = &guard.preload {
-        check_loaded(guard.child.id(), lib)?;
+        if let Err(e) = check_loaded(guard.child.id(), lib) {
+            // The loader said why on the server's stderr, in the directory
+            // the guard removes.
+            let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            let said: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(e.context(format!("the server's log ends: {}", said.join(" | "))));
+        }
     }
     let profile = ClientProfile::load(&dir.join("admin/profile.toml"))?;
     Ok((guard, profile, api))
@@ -193,9 +200,12 @@ fn spawn_serve(dir: &Path, preload: Option<&Path>) -> anyhow::Result<Child> {
         .env("RUST_LOG", level)
         .stdout(std::process::Stdio::null())
         .stderr(log);
-    if let Some(lib) = preload {
-        serve.env("LD_PRELOAD", lib);
-    }
+    // Only where asked: a preload in ca-bench's own environment (say, it
+    // was run under eatmydata) would otherwise make every server unsynced.
+    match preload {
+        Some(lib) => serve.env("LD_PRELOAD", lib),
+        None => serve.env_remove("LD_PRELOAD"),
+    };
     Ok(serve.spawn()?)
 }
 
