@@ -196,15 +196,20 @@ pub fn process_write_bytes(pid: &str) -> Option<u64> {
 /// the disk received about 9 KiB.
 #[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
 pub fn device_write_bytes(path: &std::path::Path) -> Option<u64> {
+    // The seventh field counts 512-byte sectors, whatever the device's block size.
+    Some(device_stat_field(path, 6)? * 512)
+}
+
+/// Field `index` (from 0) of sysfs's `stat` of the block device holding `path`.
+#[allow(dead_code)] // as device_write_bytes
+fn device_stat_field(path: &std::path::Path, index: usize) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     let dev = std::fs::metadata(path).ok()?.dev();
     // glibc's major()/minor() split of a dev_t.
     let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0fff);
     let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
     let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
-    // The seventh field counts 512-byte sectors, whatever the device's block size.
-    let sectors: u64 = stat.split_whitespace().nth(6)?.parse().ok()?;
-    Some(sectors * 512)
+    stat.split_whitespace().nth(index)?.parse().ok()
 }
 
 /// Cache flushes the block device that holds `path` completed (sysfs's
@@ -213,12 +218,7 @@ pub fn device_write_bytes(path: &std::path::Path) -> Option<u64> {
 /// kernel.
 #[allow(dead_code)] // used by ca-bench, not by every bench sharing this file
 pub fn device_flushes(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let dev = std::fs::metadata(path).ok()?.dev();
-    let major = ((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0x0fff);
-    let minor = ((dev >> 12) & 0xffff_ff00) | (dev & 0xff);
-    let stat = std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/stat")).ok()?;
-    stat.split_whitespace().nth(15)?.parse().ok()
+    device_stat_field(path, 15)
 }
 
 /// The `ca-server` binary built beside this bench.
