@@ -272,9 +272,7 @@ pub struct RevocationInfo {
 }
 
 /// A certificate with its PEM and chain (issue, renew, get).
-/// Serialised by hand, with its keys sorted as every other answer's are
-/// (through `serde_json::Value`): the issuance answer is written straight
-/// into the response body, not built as a map first.
+// (Serialised by hand below; this doc comment is the OpenAPI description.)
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 pub struct Certificate {
     #[serde(flatten)]
@@ -284,6 +282,9 @@ pub struct Certificate {
     pub certificate_chain: String,
 }
 
+// By hand, with the keys sorted as every other answer's are (through
+// `serde_json::Value`): the issuance answer is written straight into the
+// response body, not built as a map first.
 impl Serialize for Certificate {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
