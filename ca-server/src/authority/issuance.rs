@@ -25,7 +25,7 @@ use super::parse::{
     check_token, check_validity, generate_key, parse_key_alg, parse_names, sans_of, sha256_hex,
     spki_sha256,
 };
-use super::proof::PendingProof;
+use super::proof::{PendingProof, ProofHelper};
 use super::{
     ca_hint, check_ca_id, effective_status, map_csr, map_issue, map_vault, parse_leaf_profile,
     parse_serial, Authority, CertView, Identity, IssueMeta, NewKeyRequest,
@@ -52,8 +52,9 @@ pub(super) enum Signed {
 
 /// A CSR as issuance takes it.
 enum CsrSource<'a> {
-    /// As the request sent it (PEM or DER): parsed and checked here.
-    Text(&'a str),
+    /// As the request sent it (PEM or DER): parsed and checked here (by the
+    /// helper, when one was woken for it).
+    Text(&'a str, Option<ProofHelper>),
     /// Parsed by [`parse_csr`], its proof of possession checked.
     Proven(Csr),
 }
@@ -278,9 +279,37 @@ impl Authority {
         validity_days: Option<u32>,
         token: Option<&str>,
     ) -> Result<CertView, ApiError> {
-        let csr = CsrSource::Text(csr);
+        self.issue_from_csr_helped(who, ca_id, csr, profile, validity_days, token, None)
+            .await
+    }
+
+    /// [`issue_from_csr`](Self::issue_from_csr) with a helper woken for the
+    /// CSR's proof before the request was read ([`Self::proof_helper`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn issue_from_csr_helped(
+        &self,
+        who: &Identity,
+        ca_id: &str,
+        csr: &str,
+        profile: &str,
+        validity_days: Option<u32>,
+        token: Option<&str>,
+        helper: Option<ProofHelper>,
+    ) -> Result<CertView, ApiError> {
+        let csr = CsrSource::Text(csr, helper);
         self.issue_csr(who, ca_id, csr, profile, validity_days, token)
             .await
+    }
+
+    /// A helper thread woken now for the proof of possession of a CSR about
+    /// to be read, when this call is the only one in flight (see
+    /// `issue_csr`): its wake-up, tens of microseconds on a virtual
+    /// machine, then overlaps reading and parsing the request. Traced at one
+    /// connection (2026-12-07), the journal write came ~25 µs sooner after
+    /// the request arrived; `ca-bench --concurrency 1`, twelve alternating
+    /// pairs: p50 lower in 10 (median 0.52 against 0.55 ms).
+    pub(crate) fn proof_helper(&self) -> Option<ProofHelper> {
+        self.alone_in_flight().then(ProofHelper::wake)
     }
 
     /// IssueCertificate from a CSR its caller parsed with [`parse_csr`], its
@@ -315,8 +344,8 @@ impl Authority {
         let limits = self.config.limits(profile);
         check_validity(validity_days, limits, profile.name())?;
         check_token(token)?;
-        let text = match csr {
-            CsrSource::Text(text) => text,
+        let (text, helper) = match csr {
+            CsrSource::Text(text, helper) => (text, helper),
             CsrSource::Proven(csr) => {
                 return self
                     .issue_parsed(who, ca_id, csr, profile, validity_days, token, None)
@@ -334,8 +363,14 @@ impl Authority {
         // proven CSR.
         let (csr, proof) = if token.is_none() && self.alone_in_flight() {
             let (csr, possession) = parse_csr_deferring_proof(text.as_bytes()).map_err(map_csr)?;
-            (csr, Some(PendingProof::start(possession)))
+            let proof = match helper {
+                Some(helper) => helper.start(possession),
+                None => PendingProof::start(possession),
+            };
+            (csr, Some(proof))
         } else {
+            // (A helper woken ahead stops.)
+            drop(helper);
             // Under load, the CPU-heavy part (the CSR's check, building,
             // signing) waits until this worker has served its other ready
             // tasks and polled for more (tokio defers a yielded task's wake

@@ -8,6 +8,10 @@
 //! virtual machine, as long as the check itself). A check under way on the
 //! other core is waited for by spinning for about a check's time before
 //! parking, so the answer does not wait for a second wake-up too.
+//!
+//! The helper can be woken before the CSR is even read ([`ProofHelper`]):
+//! as soon as the request is known to be an issuance, so that its wake-up
+//! overlaps reading and parsing the request instead of following them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,7 +26,18 @@ use crate::error::ApiError;
 /// it parks: about three P-256 checks on this kind of machine.
 const SPIN: Duration = Duration::from_micros(150);
 
+/// How long a helper woken ahead ([`ProofHelper`]) spins for its proof
+/// before it gives up (the request then starts another): reading and
+/// parsing a request takes a few tens of microseconds.
+const AWAIT_PROOF: Duration = Duration::from_micros(200);
+
 enum State {
+    /// A helper woken ahead, the proof not handed over yet.
+    Awaited,
+    /// The helper woken ahead gave up waiting for the proof.
+    Abandoned,
+    /// The request will hand no proof over: the helper woken ahead stops.
+    Cancelled,
     /// Not taken yet by either side.
     Waiting(ProofOfPossession),
     /// Being checked by the blocking-pool thread.
@@ -36,6 +51,8 @@ enum State {
 
 struct Slot {
     state: Mutex<State>,
+    /// Set once `state` leaves `Awaited`: what a helper woken ahead polls.
+    handed: AtomicBool,
     /// Set once `state` holds a verdict: what the spinning side polls.
     done: AtomicBool,
     /// Told once `state` holds a verdict, for a request that parked.
@@ -70,6 +87,23 @@ impl Slot {
         self.ready.notify_one();
     }
 
+    /// A helper woken ahead: waits (spinning) for the proof, then checks
+    /// it; gives up after [`AWAIT_PROOF`].
+    fn await_then_check(&self) {
+        let give_up = Instant::now() + AWAIT_PROOF;
+        while !self.handed.load(Ordering::Acquire) && Instant::now() < give_up {
+            std::hint::spin_loop();
+        }
+        {
+            let mut state = self.lock();
+            if matches!(*state, State::Awaited) {
+                *state = State::Abandoned;
+                return;
+            }
+        }
+        self.check_on_helper();
+    }
+
     /// The verdict if there is one now, checking the proof here if the
     /// helper has not started on it; `None` while the helper checks it.
     fn verdict_now(&self) -> Option<Result<(), ApiError>> {
@@ -84,7 +118,11 @@ impl Slot {
                 None
             }
             State::Done(v) => Some(v.map_err(map_csr)),
-            State::Panicked | State::Taken => Some(Err(ApiError::internal(
+            State::Awaited
+            | State::Abandoned
+            | State::Cancelled
+            | State::Panicked
+            | State::Taken => Some(Err(ApiError::internal(
                 "CSR signature check",
                 "the check gave no verdict",
             ))),
@@ -97,17 +135,8 @@ pub(super) struct PendingProof(Arc<Slot>);
 
 impl PendingProof {
     pub(super) fn start(possession: ProofOfPossession) -> PendingProof {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(State::Waiting(possession)),
-            done: AtomicBool::new(false),
-            ready: tokio::sync::Notify::new(),
-        });
-        let helper = Arc::clone(&slot);
-        // Not awaited: if it never runs (the runtime shutting down), the
-        // request checks the proof itself.
-        drop(tokio::task::spawn_blocking(move || {
-            helper.check_on_helper()
-        }));
+        let slot = Slot::new(State::Waiting(possession));
+        spawn_checker(&slot);
         PendingProof(slot)
     }
 
@@ -138,11 +167,76 @@ impl PendingProof {
     /// itself (tests).
     #[cfg(test)]
     pub(super) fn start_without_helper(possession: ProofOfPossession) -> PendingProof {
-        PendingProof(Arc::new(Slot {
-            state: Mutex::new(State::Waiting(possession)),
+        PendingProof(Slot::new(State::Waiting(possession)))
+    }
+}
+
+impl Slot {
+    fn new(state: State) -> Arc<Slot> {
+        Arc::new(Slot {
+            state: Mutex::new(state),
+            handed: AtomicBool::new(false),
             done: AtomicBool::new(false),
             ready: tokio::sync::Notify::new(),
-        }))
+        })
+    }
+}
+
+/// A blocking-pool thread to check the proof in `slot`. Not awaited: if it
+/// never runs (the runtime shutting down), the request checks the proof
+/// itself.
+fn spawn_checker(slot: &Arc<Slot>) {
+    let helper = Arc::clone(slot);
+    drop(tokio::task::spawn_blocking(move || {
+        helper.check_on_helper()
+    }));
+}
+
+/// A helper thread woken before the CSR is read, to check its proof of
+/// possession once [`start`](Self::start) hands it over. Dropped instead
+/// (the request is refused first, or not alone any more), it stops.
+pub(crate) struct ProofHelper(Option<Arc<Slot>>);
+
+impl ProofHelper {
+    pub(crate) fn wake() -> ProofHelper {
+        let slot = Slot::new(State::Awaited);
+        let helper = Arc::clone(&slot);
+        drop(tokio::task::spawn_blocking(move || {
+            helper.await_then_check()
+        }));
+        ProofHelper(Some(slot))
+    }
+
+    /// Hand `possession` to the helper (or to a new one, if it stopped
+    /// waiting).
+    pub(super) fn start(mut self, possession: ProofOfPossession) -> PendingProof {
+        let Some(slot) = self.0.take() else {
+            return PendingProof::start(possession);
+        };
+        let abandoned = {
+            let mut state = slot.lock();
+            let abandoned = matches!(*state, State::Abandoned);
+            *state = State::Waiting(possession);
+            abandoned
+        };
+        slot.handed.store(true, Ordering::Release);
+        if abandoned {
+            spawn_checker(&slot);
+        }
+        PendingProof(slot)
+    }
+}
+
+impl Drop for ProofHelper {
+    fn drop(&mut self) {
+        if let Some(slot) = self.0.take() {
+            let mut state = slot.lock();
+            if matches!(*state, State::Awaited) {
+                *state = State::Cancelled;
+            }
+            drop(state);
+            slot.handed.store(true, Ordering::Release);
+        }
     }
 }
 
@@ -219,5 +313,52 @@ mod tests {
             }
         }
         assert!(PendingProof::verdict(None).await.is_ok(), "proven already");
+    }
+
+    /// A helper woken before the CSR is read checks the proof handed to it
+    /// later, without the request asking (the check is done before any
+    /// verdict is asked for); one that gave up waiting is replaced by a new
+    /// one; one dropped unused stops. The verdict is the check's each time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_helper_woken_ahead_checks_what_it_is_handed() {
+        for proves in [true, false] {
+            let verdict_is_the_checks = |v: Result<(), ApiError>, path: &str| {
+                assert_eq!(v.is_ok(), proves, "{path}: proves {proves}");
+            };
+
+            // Handed over while it waits (or before it has woken).
+            let helper = ProofHelper::wake();
+            let proof = helper.start(possession(proves));
+            helper_done(&proof).await;
+            verdict_is_the_checks(PendingProof::verdict(Some(proof)).await, "handed");
+
+            // Handed over after it gave up: a new helper checks it.
+            let helper = ProofHelper::wake();
+            let slot = helper.0.as_ref().map(Arc::clone).expect("a slot");
+            helper_returned(&slot, 2).await;
+            assert!(matches!(*slot.lock(), State::Abandoned), "it gave up");
+            drop(slot);
+            let proof = helper.start(possession(proves));
+            helper_done(&proof).await;
+            verdict_is_the_checks(PendingProof::verdict(Some(proof)).await, "gave up");
+        }
+
+        // Dropped unused: told to stop, it checks nothing.
+        let helper = ProofHelper::wake();
+        let slot = helper.0.as_ref().map(Arc::clone).expect("a slot");
+        drop(helper);
+        helper_returned(&slot, 1).await;
+        assert!(matches!(*slot.lock(), State::Cancelled | State::Abandoned));
+        assert!(!slot.done.load(Ordering::Acquire), "nothing was checked");
+    }
+
+    /// Waits until the helper thread let go of `slot` (it returned), which
+    /// `holders` others hold.
+    async fn helper_returned(slot: &Arc<Slot>, holders: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(slot) > holders {
+            assert!(Instant::now() < deadline, "the helper never returned");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 }

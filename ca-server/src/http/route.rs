@@ -108,16 +108,20 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
             Method::GET => list_certificates(auth, who, q),
             Method::POST => {
                 no_query(q)?;
+                // Woken before the body is read, so that its wake-up overlaps
+                // reading and parsing (one call alone in flight).
+                let helper = auth.proof_helper();
                 let body: wire::IssueCertificate = parse_json(&read_body(auth, req).await?)?;
                 let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
-                    .issue_from_csr(
+                    .issue_from_csr_helped(
                         who,
                         &ca_id,
                         &body.csr,
                         body.profile.as_deref().unwrap_or("tls-server"),
                         body.validity_days,
                         body.idempotency_token.as_deref(),
+                        helper,
                     )
                     .await?;
                 reply_certificate(StatusCode::CREATED, &cert_json(&view))
