@@ -356,15 +356,18 @@ async fn a_csr_without_proof_of_possession_is_refused_alone_or_not() {
             (system(), "web.example.com"),
             (alice(), "denied.example.com"),
         ] {
+            // Alone, with the proof's helper woken before the CSR was read,
+            // as the API does.
             let refused = f
                 .auth
-                .issue_from_csr(
+                .issue_from_csr_helped(
                     &who,
                     &f.sub.id,
                     &with_bad_signature(name),
                     "tls-server",
                     None,
                     None,
+                    f.auth.proof_helper(),
                 )
                 .await;
             let Err(e) = refused else {
