@@ -167,7 +167,7 @@ async fn complete(
                     .await
             }
             OrderCsr::Stored(pem) => {
-                auth.issue_from_csr(&who, &ca, &pem, &profile, validity_days, token)
+                auth.issue_from_csr(&who, &ca, &pem, &profile, validity_days, token, None)
                     .await
             }
         }

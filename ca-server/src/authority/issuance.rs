@@ -269,24 +269,11 @@ impl Authority {
         ))
     }
 
-    /// IssueCertificate: from a client's CSR.
-    pub async fn issue_from_csr(
-        &self,
-        who: &Identity,
-        ca_id: &str,
-        csr: &str,
-        profile: &str,
-        validity_days: Option<u32>,
-        token: Option<&str>,
-    ) -> Result<CertView, ApiError> {
-        self.issue_from_csr_helped(who, ca_id, csr, profile, validity_days, token, None)
-            .await
-    }
-
-    /// [`issue_from_csr`](Self::issue_from_csr) with a helper woken for the
-    /// CSR's proof before the request was read ([`Self::proof_helper`]).
+    /// IssueCertificate: from a client's CSR; `helper`, a thread woken for
+    /// its proof of possession before the request was read
+    /// ([`Self::proof_helper`]), if any.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn issue_from_csr_helped(
+    pub(crate) async fn issue_from_csr(
         &self,
         who: &Identity,
         ca_id: &str,

@@ -179,7 +179,15 @@ async fn issue(
     name: &str,
 ) -> Result<CertView, crate::error::ApiError> {
     f.auth
-        .issue_from_csr(who, &f.sub.id, &csr_pem(name), "tls-server", Some(10), None)
+        .issue_from_csr(
+            who,
+            &f.sub.id,
+            &csr_pem(name),
+            "tls-server",
+            Some(10),
+            None,
+            None,
+        )
         .await
 }
 
@@ -360,7 +368,7 @@ async fn a_csr_without_proof_of_possession_is_refused_alone_or_not() {
             // as the API does.
             let refused = f
                 .auth
-                .issue_from_csr_helped(
+                .issue_from_csr(
                     &who,
                     &f.sub.id,
                     &with_bad_signature(name),

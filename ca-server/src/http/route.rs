@@ -114,7 +114,7 @@ pub(super) async fn route(auth: &Arc<Authority>, who: &Identity, req: Request<In
                 let body: wire::IssueCertificate = parse_json(&read_body(auth, req).await?)?;
                 let ca_id = body.ca_id.unwrap_or_else(|| auth.default_ca());
                 let view = auth
-                    .issue_from_csr_helped(
+                    .issue_from_csr(
                         who,
                         &ca_id,
                         &body.csr,
