@@ -364,8 +364,8 @@ async fn a_csr_without_proof_of_possession_is_refused_alone_or_not() {
             (system(), "web.example.com"),
             (alice(), "denied.example.com"),
         ] {
-            // Alone, with the proof's helper woken before the CSR was read,
-            // as the API does.
+            // Alone (not busy), with the proof's helper woken before the CSR
+            // was read, as the API does; busy, none is woken.
             let refused = f
                 .auth
                 .issue_from_csr(
