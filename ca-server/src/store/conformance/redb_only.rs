@@ -356,13 +356,14 @@ async fn redb_answers_what_it_holds_after_a_commit_reported_failed() {
     );
 }
 
-/// Issuances are made durable by journal redo records: the store's files
-/// as a crash leaves them (copied while it is open) open to the same
-/// certificates and the same audit trail, hash for hash, whether opened
-/// for writing (redone durably), read-only (redone in memory) or recovered
-/// on its file before a look (the master key's check). Some come
-/// one at a time, some concurrently (several to a record), with a refused
-/// one among them, and a durable commit between.
+/// Issuances, and audit entries alone (a read's), are made durable by
+/// journal redo records: the store's files as a crash leaves them (copied
+/// while it is open) open to the same certificates and the same audit
+/// trail, hash for hash, whether opened for writing (redone durably),
+/// read-only (redone in memory) or recovered on its file before a look
+/// (the master key's check). Some come one at a time, some concurrently
+/// (several to a record, issuances and audit entries together), with a
+/// refused one among them, and a durable commit between.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redb_redoes_after_a_crash_exactly_what_was_done() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -376,8 +377,17 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
         let audit = draft("IssueCertificate", &serial);
         s.issue(rec, ders[n].clone(), key_of(&serial), audit).await
     };
+    let read = |s: Arc<dyn Store>, n: usize| async move {
+        let audit = draft("GetCertificate", &format!("{:04x}", n + 1));
+        s.append_audit(audit).await.map(|_| ())
+    };
+    let mut reads = 0;
     for n in 0..20 {
         issue(s.clone(), ders.clone(), n).await.expect("issue");
+        if n % 3 == 0 {
+            read(s.clone(), n).await.expect("audit a read");
+            reads += 1;
+        }
         if n == 9 {
             // A durable commit between them: what follows is redone on it.
             s.revoke(CA1, &serial(0), rv(1, 100), draft("RevokeCertificate", "r"))
@@ -391,6 +401,7 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
         tasks.push(tokio::spawn(async move {
             for n in (20 + task * 5)..(25 + task * 5) {
                 issue(s.clone(), ders.clone(), n).await.expect("issue");
+                read(s.clone(), n).await.expect("audit a read");
             }
             // Already stored: refused, its batch goes on.
             if task == 3 {
@@ -417,8 +428,9 @@ async fn redb_redoes_after_a_crash_exactly_what_was_done() {
         let (trail, _) = s.audit_page(&filter).expect("trail");
         (certs, trail)
     };
+    reads += 8 * 5;
     let done = state(s.as_ref());
-    assert_eq!(done.1.len(), ders.len() + 1);
+    assert_eq!(done.1.len(), ders.len() + 1 + reads);
     s.close();
     let redone = Redb.open(copies[0].path(), "b");
     assert!(state(redone.as_ref()) == done, "reopened for writing");
@@ -601,6 +613,58 @@ async fn issue_numbered(s: Arc<dyn Store>, n: usize) -> Result<(), StoreError> {
     let rec = issued(intent(CA1, &serial, "a"));
     let audit = draft("IssueCertificate", &serial);
     s.issue(rec, vec![0x30; 1000], key_of(&serial), audit).await
+}
+
+/// An audit entry alone (a read's, a refusal's) is made durable by a
+/// small redo record, as an issuance is, not by one of redb's durable
+/// commits (a page record in the journal), and is published once
+/// answered: the next read need not publish it, waiting for the writer.
+/// An issuance alone stays carried on (see `redo`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redb_an_audit_entry_alone_goes_by_a_redo_record_published_once_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let concrete = Arc::new(redb::RedbStore::open(dir.path(), "a".into()).expect("open"));
+    let s: Arc<dyn Store> = concrete.clone();
+    let stats = || concrete.journal_stats().expect("stats");
+    issue_numbered(s.clone(), 1).await.expect("issue");
+    let before = stats();
+    // Carried on: the audit entry's batch goes on with its transaction.
+    issue_numbered(s.clone(), 2).await.expect("issue");
+    assert!(
+        concrete.holds_unpublished(),
+        "an issuance alone is carried on"
+    );
+    let entry = s
+        .append_audit(draft("GetCertificate", "ca/000001"))
+        .await
+        .expect("audit a read");
+    // (Before `stats`, whose read of the journal publishes.)
+    assert!(
+        !concrete.holds_unpublished(),
+        "the audit entry was left for a reader to publish"
+    );
+    let after = stats();
+    assert_eq!(
+        (after.redo_records, after.records),
+        (before.redo_records + 2, before.records),
+        "a redo record each for the issuance and the audit entry, and no page record"
+    );
+    // What the store now shows: the entry, after the issuance's, chained.
+    let (trail, _) = s
+        .audit_page(&AuditFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .expect("trail");
+    let last = trail.iter().max_by_key(|e| e.seq).expect("entries");
+    assert_eq!((last.seq, &last.hash), (entry.seq, &entry.hash));
+    assert!(
+        matches!(
+            s.verify_audit(None).expect("verify"),
+            Verdict::Ok { count: 3, .. }
+        ),
+        "the chain verifies"
+    );
 }
 
 /// Issue up to the mark (1 MiB of redo records) in batches, every one made

@@ -81,10 +81,17 @@ pub struct Job {
     /// jobs of one batch are concurrent and none is answered before the
     /// commit, so any order among them is one they could have arrived in.
     pub order: Option<String>,
-    /// An issuance's encoded redo write (from `RedbStore::write_redo`), which
-    /// stores it again after a crash: a batch of these alone is made durable
-    /// by one redo record of them all, and carries its transaction on.
+    /// An issuance's (or a lone audit entry's) encoded redo write (from
+    /// `RedbStore::write_redo`), which makes it again after a crash: a batch
+    /// of these alone is made durable by one redo record of them all, and
+    /// carries its transaction on (see `publish_after`).
     pub record: Option<Vec<u8>>,
+    /// A batch holding this job publishes its writes once it has answered
+    /// them, not carrying them on for the next batch: a lone audit entry is
+    /// mostly a read's, and the next read would otherwise publish them
+    /// itself, first waiting for the writer (16 connections of audited reads
+    /// were slower that way than with a durable commit each).
+    pub publish_after: bool,
     pub run: JobFn,
 }
 

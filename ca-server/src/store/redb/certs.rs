@@ -41,7 +41,8 @@ impl RedbStore {
         audit: AuditDraft,
     ) -> StoreFuture<'_, ()> {
         let order = Some(rec.key());
-        Box::pin(self.write_redo(
+        // (Submitted now, not when first polled: see `write`.)
+        let stored = self.write_redo(
             order,
             super::redo::Redo::Issue {
                 rec,
@@ -49,7 +50,8 @@ impl RedbStore {
                 key_sha256,
                 audit,
             },
-        ))
+        );
+        Box::pin(async move { stored.await.map(|_| ()) })
     }
 
     pub(super) fn revoke(

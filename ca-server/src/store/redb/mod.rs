@@ -124,6 +124,13 @@ impl RedbStore {
         self.shared.handle()
     }
 
+    /// Whether answered writes wait in the carried transaction for a
+    /// reader (or the next batch) to publish them (see [`publish`]).
+    #[cfg(test)]
+    pub fn holds_unpublished(&self) -> bool {
+        self.shared.unpublished.load(Ordering::Acquire)
+    }
+
     /// What the journal has done since the store opened (None: read-only).
     #[cfg(test)]
     pub fn journal_stats(&self) -> Option<journal::JournalStats> {
@@ -370,10 +377,11 @@ impl Store for RedbStore {
     }
 
     fn append_audit(&self, audit: AuditDraft) -> StoreFuture<'_, AuditEntry> {
-        Box::pin(self.write(None, move |txn| {
-            let e = append_audit(txn, &audit)?;
-            Ok((e, Vec::new()))
-        }))
+        // Durable by a redo record, as an issuance is: an audited read or
+        // refusal costs a small journal record and its sync, not one of
+        // redb's durable commits, and rides in a batch of issuances without
+        // making it commit.
+        Box::pin(self.write_redo(None, redo::Redo::Audit(audit)))
     }
 
     fn audit_page(

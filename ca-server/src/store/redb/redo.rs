@@ -1,14 +1,16 @@
 //! Writes described well enough to be done again: an issuance is its
 //! record, its DER, its key's hash and its audit draft, and storing it is a
-//! function of those and of the store it lands on. Such a write is made
-//! durable by a redo record in the journal (see `journal::redo`), not by a
-//! sync of the pages it changed; after a crash the store redoes the records
-//! that no later durable commit covers, in their order, on the store as that
-//! commit left it, which is the store they were first done on.
+//! function of those and of the store it lands on; an audit entry alone (a
+//! read, a refusal: `Store::append_audit`) is its draft. Such a write is
+//! made durable by a redo record in the journal (see `journal::redo`), not
+//! by a sync of the pages it changed; after a crash the store redoes the
+//! records that no later durable commit covers, in their order, on the store
+//! as that commit left it, which is the store they were first done on.
 //!
 //! So [`Redo::apply`] must read nothing but the store and what the record
 //! holds (no clock, no randomness, no configuration): the same store and
-//! record give the same writes.
+//! record give the same writes (an audit entry's time is in its draft, and
+//! its number and hash follow from the entry before it).
 
 use redb::{Database, WriteTransaction};
 
@@ -20,6 +22,9 @@ use crate::store::{AuditDraft, CertRecord, StoreError};
 use ca_core::audit_chain::AuditEntry;
 
 /// One write a redo record can hold.
+// One per write, moved once into its job: boxing the issuance would add an
+// allocation to each for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Redo {
     /// `Store::issue`: the certificate over its intent (or claiming its
     /// serial), and its audit entry.
@@ -29,14 +34,18 @@ pub enum Redo {
         key_sha256: String,
         audit: AuditDraft,
     },
+    /// `Store::append_audit`: an audit entry alone.
+    Audit(AuditDraft),
 }
 
 const ISSUE: u8 = 1;
+const AUDIT: u8 = 2;
 
 impl Redo {
-    /// Do the write in the transaction of `t`. A refusal leaves it
-    /// untouched (every check comes before the first write, as for any job).
-    pub fn apply(self, t: &mut IssueTables<'_>) -> Result<(), StoreError> {
+    /// Do the write in the transaction of `t`; the audit entry it
+    /// appended. A refusal leaves it untouched (every check comes before
+    /// the first write, as for any job).
+    pub fn apply(self, t: &mut IssueTables<'_>) -> Result<AuditEntry, StoreError> {
         match self {
             Redo::Issue {
                 rec,
@@ -45,9 +54,9 @@ impl Redo {
                 audit,
             } => {
                 t.issue(&rec, &der, &key_sha256)?;
-                t.append_owned_audit(audit)?;
-                Ok(())
+                t.append_owned_audit(audit)
             }
+            Redo::Audit(audit) => t.append_owned_audit(audit),
         }
     }
 
@@ -70,6 +79,13 @@ impl Redo {
                 for part in [&rec[..], der, key_sha256.as_bytes(), &audit[..]] {
                     put(&mut out, part)?;
                 }
+                Ok(out)
+            }
+            Redo::Audit(audit) => {
+                let audit = encode_audit_draft(audit);
+                let mut out = Vec::with_capacity(1 + 4 + audit.len());
+                out.push(AUDIT);
+                put(&mut out, &audit)?;
                 Ok(out)
             }
         }
@@ -95,7 +111,16 @@ impl Redo {
                     audit,
                 })
             }
-            other => Err(corrupt(&format!("unknown kind {other}"))),
+            AUDIT => {
+                let audit = entry_as_draft(decode_audit(take(&mut rest)?)?);
+                if !rest.is_empty() {
+                    return Err(corrupt("trailing bytes"));
+                }
+                Ok(Redo::Audit(audit))
+            }
+            other => Err(corrupt(&format!(
+                "unknown kind {other} (a newer server wrote it?)"
+            ))),
         }
     }
 }
@@ -180,7 +205,7 @@ pub fn redo_batch(
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| write.apply(&mut tables)))
                 .unwrap_or(Err(StoreError::Panicked));
         match done {
-            Ok(()) => n += 1,
+            Ok(_) => n += 1,
             Err(
                 e @ (StoreError::SerialTaken | StoreError::KeyBlocked(_) | StoreError::Conflict(_)),
             ) if holds == Holds::Tried => {

@@ -13,6 +13,7 @@ use super::tables::append_audit;
 use super::writer::{self, Job, JobOutput, JobRedo};
 use super::RedbStore;
 use crate::store::{AuditDraft, Committed, StoreError};
+use ca_core::audit_chain::AuditEntry;
 
 impl RedbStore {
     /// Run `f` inside the next group commit, then append `audit` (when given)
@@ -119,6 +120,7 @@ impl RedbStore {
             Job {
                 order,
                 record: None,
+                publish_after: false,
                 run,
             },
             rx,
@@ -128,12 +130,14 @@ impl RedbStore {
     /// A write described by `redo` (see [`super::redo`]), its main row
     /// `order`: made durable by a redo record when its whole batch can be.
     /// Encoded here, on the caller's thread, so the writer does not.
+    /// Resolves to the audit entry it appended.
     pub(super) fn write_redo(
         &self,
         order: Option<String>,
         redo: Redo,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel::<Result<(), StoreError>>();
+    ) -> impl std::future::Future<Output = Result<AuditEntry, StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel::<Result<AuditEntry, StoreError>>();
+        let publish_after = matches!(redo, Redo::Audit(_));
         let (record, encoding_failed) = match redo.encode() {
             Ok(record) => (Some(record), None),
             Err(e) => (None, Some(e)),
@@ -165,7 +169,15 @@ impl RedbStore {
                 redo,
             }
         });
-        self.queue(Job { order, record, run }, rx)
+        self.queue(
+            Job {
+                order,
+                record,
+                publish_after,
+                run,
+            },
+            rx,
+        )
     }
 
     /// Submit `job`; the future resolves with what it answers on `rx`.
@@ -229,6 +241,7 @@ impl RedbStore {
         let empty = Job {
             order: None,
             record: None,
+            publish_after: false,
             run: Box::new(|_| JobOutput {
                 fatal: false,
                 done: Box::new(|_| {}),

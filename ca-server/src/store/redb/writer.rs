@@ -494,6 +494,7 @@ impl Shared {
     /// broke at this commit.
     fn commit_group(&self, held: &mut Option<WriteTransaction>, mut jobs: Vec<Job>) -> bool {
         let n = jobs.len() as u64;
+        let publish_after = jobs.iter().any(|j| j.publish_after);
         // Stable: unkeyed jobs first, in arrival order.
         jobs.sort_by(|a, b| a.order.cmp(&b.order));
         let was_broken = !self.writable.load(Ordering::Acquire);
@@ -541,6 +542,11 @@ impl Shared {
                 Ok(()) => Ok(()),
                 Err(e) => Err(copy(e)),
             });
+        }
+        if publish_after && result.is_ok() && self.publish_held(held).is_err() {
+            // (As a reader's publish: the store is broken, its answered
+            // writes redone from the journal when it reopens.)
+            broke = true;
         }
         // Jobs never run (the store was broken) are dropped here: their
         // callers see their reply channel close while the store is not
