@@ -43,7 +43,7 @@ async fn load_then_kill(
     let load = tokio::spawn(bench_support::run_load(
         s.api.clone(),
         s.tls(),
-        "/v1/certificates",
+        bench_support::Call::post("/v1/certificates"),
         std::sync::Arc::from([body.clone()]),
         16,
         load_for,
@@ -163,7 +163,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
     let load = tokio::spawn(bench_support::run_load(
         s.api.clone(),
         s.tls(),
-        "/v1/certificates",
+        bench_support::Call::post("/v1/certificates"),
         std::sync::Arc::from([body.clone()]),
         16,
         Duration::from_millis(2000),
@@ -302,7 +302,7 @@ async fn kill_9_under_load_loses_no_issued_certificate_and_reuses_no_serial() {
 /// keeps unsynced writes in process memory (test builds only), kill -9 drops
 /// them as a power failure drops what the OS had not written. Every answered
 /// certificate, revocation, policy write, CA creation and alias rotation
-/// survives; the audit chain still
+/// survives, and every answered read its audit entry; the audit chain still
 /// verifies. The positive control commits without syncing and must lose
 /// answered certificates, so the simulation is known to bite.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -457,6 +457,62 @@ async fn a_power_cut_loses_no_answered_write() {
         "cut mid-stream: {} revocations and {} policy writes answered, all kept",
         revoked_paths.len(),
         policy_paths.len()
+    );
+
+    // The power goes in the middle of a stream of reads alone: every read
+    // answered before the cut has its audit entry after it (the entry is
+    // durable before the answer, and no other write comes to carry it).
+    let reads: Vec<String> = received
+        .iter()
+        .skip(410)
+        .take(4000)
+        .map(|(serial, _)| serial.clone())
+        .collect();
+    let asked = reads.len();
+    let mut c = s.client().await;
+    let reading = tokio::spawn(async move {
+        let mut answered = Vec::new();
+        for serial in reads {
+            let path = format!("/v1/certificates/{serial}");
+            match c.call(Method::GET, &path, None).await {
+                Ok((200, _)) => answered.push(serial),
+                _ => break,
+            }
+        }
+        answered
+    });
+    tokio::time::sleep(random_ms(200, 800)).await;
+    s.kill9();
+    let read = reading.await.unwrap();
+    assert!(
+        !read.is_empty(),
+        "the cut came before any read was answered"
+    );
+    s.start();
+    let mut audited = HashSet::new();
+    let mut page = "/v1/audit?action=GetCertificate&limit=500".to_string();
+    loop {
+        let (st, v) = s.curl("GET", &page, None);
+        assert_eq!(st, 200, "{v}");
+        for e in v["entries"].as_array().expect("entries") {
+            let target = e["target"].as_str().unwrap_or_default();
+            audited.insert(target.rsplit('/').next().unwrap_or_default().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => page = format!("/v1/audit?action=GetCertificate&limit=500&cursor={c}"),
+            None => break,
+        }
+    }
+    let unaudited: Vec<&String> = read.iter().filter(|s| !audited.contains(*s)).collect();
+    assert!(
+        unaudited.is_empty(),
+        "{} of {} answered reads lost their audit entry in the cut: {unaudited:?}",
+        unaudited.len(),
+        read.len()
+    );
+    eprintln!(
+        "cut mid-reads: {} of {asked} audited reads answered, all kept",
+        read.len()
     );
     s.kill9();
     // A start repairs the store after the cut; then read it offline.

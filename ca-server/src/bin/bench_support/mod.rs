@@ -44,13 +44,30 @@ impl LoadReport {
     }
 }
 
-/// POST `body` to `path` from `concurrency` connections for `duration`.
+/// What the load generator sends: `method` to `path`.
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub method: Method,
+    pub path: &'static str,
+}
+
+impl Call {
+    pub fn post(path: &'static str) -> Call {
+        Call {
+            method: Method::POST,
+            path,
+        }
+    }
+}
+
+/// Send `call` with each of `bodies` in turn (an empty one for a GET) from
+/// `concurrency` connections for `duration`.
 /// Failed requests and dropped connections are counted and retried (with a
 /// new connection) until the time is up.
 pub async fn run_load(
     addr: String,
     tls: Arc<ClientConfig>,
-    path: &'static str,
+    call: Call,
     // Sent in turn (each connection starting at its own), so requests can
     // differ as real ones do; one is enough.
     bodies: Arc<[Bytes]>,
@@ -62,7 +79,7 @@ pub async fn run_load(
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for task in 0..concurrency {
-        let (addr, tls, bodies) = (addr.clone(), tls.clone(), bodies.clone());
+        let (addr, tls, bodies, call) = (addr.clone(), tls.clone(), bodies.clone(), call.clone());
         tasks.push(tokio::spawn(async move {
             let mut r = LoadReport::default();
             let mut next = task;
@@ -85,8 +102,11 @@ pub async fn run_load(
                     break;
                 };
                 next = next.wrapping_add(1);
-                match tokio::time::timeout(left, c.send(Method::POST, path, body.clone(), true))
-                    .await
+                match tokio::time::timeout(
+                    left,
+                    c.send(call.method.clone(), call.path, body.clone(), true),
+                )
+                .await
                 {
                     Ok(Ok((status, answer))) if (200..300).contains(&status) => {
                         r.ok += 1;

@@ -55,7 +55,7 @@ mod temp_server;
 
 use floors::{crypto_floor_us, durability_floor, in_process_rate};
 use tally::{median, run_turn, switched_off_ratios, syncs_off_ratios, Measured, Tally};
-use targets::{disk_usage, issue_bodies, Target, CFSSL, OURS, STEP_CA, SYNCS_OFF};
+use targets::{disk_usage, issue_bodies, Target, CFSSL, OURS, READS, STEP_CA, SYNCS_OFF};
 use temp_server::{print_store_usage, start_temp_server};
 
 #[derive(Parser)]
@@ -132,6 +132,11 @@ struct Args {
     /// costs in the same run. A measurement, never a way to run.
     #[arg(long, value_name = "LIBEATMYDATA")]
     syncs_off_peer: Option<PathBuf>,
+    /// Also measure reads on the ca-server: `GET` of one certificate it
+    /// issued first, each answered once its audit entry is durable (the
+    /// row's µs/cert and disk B/cert are per read).
+    #[arg(long)]
+    reads: bool,
 }
 
 impl Args {
@@ -259,7 +264,7 @@ fn main() -> anyhow::Result<()> {
         name: OURS.into(),
         addr: api.clone(),
         tls: tls.clone(),
-        path: "/v1/certificates",
+        call: bench_support::Call::post("/v1/certificates"),
         bodies: bodies.clone(),
         pid: guard.as_ref().map(|g| g.child.id().to_string()),
         store: guard
@@ -267,6 +272,10 @@ fn main() -> anyhow::Result<()> {
             .map(|g| g.dir.join(ca_server::store::STORE_FILE)),
     };
     let mut targets = vec![ours];
+    if args.reads {
+        let reads = Target::reads_of(&rt, &targets[0])?;
+        targets.push(reads);
+    }
     if let Some((g, p, a)) = &hsm_server {
         targets.push(Target::temp_server("ca-server+hsm", &csr_pems, g, p, a)?);
     }
@@ -437,6 +446,12 @@ fn main() -> anyhow::Result<()> {
                 if let (Some(a), Some(b)) = (ours.server_us, peer.server_us) {
                     ratios.push(format!("server CPU/cert {:.2}× {whose}'s", a / b));
                 }
+            } else if t.name == READS {
+                ratios.push(format!(
+                    "reads: {:.2}× the issuance rate, p50 {:.2}× its",
+                    peer.rate / ours.rate.max(1e-9),
+                    peer.p50 / ours.p50.max(1e-9)
+                ));
             } else if t.name == "no-metrics" {
                 switched_off_ratios(&mut ratios, "metrics", ours, peer);
             } else if t.name == SYNCS_OFF {
@@ -542,6 +557,9 @@ fn main() -> anyhow::Result<()> {
     drop(targets);
     if let Some(mut g) = guard {
         g.stop();
+        if args.reads {
+            println!("(the store's figures below count the reads' audit entries too)");
+        }
         print_store_usage(&g.dir)?;
     }
     Ok(())

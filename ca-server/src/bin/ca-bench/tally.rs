@@ -55,7 +55,7 @@ pub(crate) fn run_turn(
     let report = rt.block_on(bench_support::run_load(
         t.addr.clone(),
         t.tls.clone(),
-        t.path,
+        t.call.clone(),
         t.bodies.clone(),
         connections,
         Duration::from_secs_f64(seconds),

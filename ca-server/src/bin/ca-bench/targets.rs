@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use ca_server::api::client::{profile_config, ClientProfile};
+use ca_server::api::client::{profile_config, ApiClient, ClientProfile};
 use ca_server::api::wire;
 use hyper::body::Bytes;
 
+use crate::bench_support::Call;
 use crate::temp_server::TempServer;
 
 /// What one target answers to, and whose CPU time to read.
@@ -18,7 +19,7 @@ pub struct Target {
     pub name: String,
     pub addr: String,
     pub tls: Arc<rustls::ClientConfig>,
-    pub path: &'static str,
+    pub call: Call,
     pub bodies: Arc<[Bytes]>,
     pub pid: Option<String>,
     /// The store (a file, or a directory of them), to measure the disk it
@@ -28,6 +29,8 @@ pub struct Target {
 
 /// The name of the ca-server every ratio is about.
 pub const OURS: &str = "ca-server";
+/// Reads of one certificate from ca-server (`--reads`).
+pub const READS: &str = "ca-server GET";
 /// ca-server with its syncs made no-ops (`--syncs-off-peer`).
 pub const SYNCS_OFF: &str = "syncs-off";
 pub const CFSSL: &str = "cfssl";
@@ -93,6 +96,43 @@ fn roots_of(ca: &Path) -> anyhow::Result<rustls::RootCertStore> {
 }
 
 impl Target {
+    /// `GET /v1/certificates/{serial}` of a certificate `ours` issues now:
+    /// a read, which the server audits durably before it answers.
+    pub fn reads_of(rt: &tokio::runtime::Runtime, ours: &Target) -> anyhow::Result<Target> {
+        let serial = rt.block_on(async {
+            let mut c = ApiClient::connect(&ours.addr, ours.tls.clone()).await?;
+            let body = ours
+                .bodies
+                .first()
+                .cloned()
+                .context("no issuance request")?;
+            let (status, answer) = c
+                .send(ours.call.method.clone(), ours.call.path, body, true)
+                .await?;
+            anyhow::ensure!(
+                (200..300).contains(&status),
+                "issuing the certificate to read: HTTP {status}"
+            );
+            let cert: wire::Certificate =
+                serde_json::from_slice(&answer).context("the issued certificate's answer")?;
+            Ok(cert.summary.serial)
+        })?;
+        // Built once for the run (the load generator takes a static path).
+        let path: &'static str = Box::leak(format!("/v1/certificates/{serial}").into_boxed_str());
+        Ok(Target {
+            name: READS.into(),
+            addr: ours.addr.clone(),
+            tls: ours.tls.clone(),
+            call: Call {
+                method: hyper::Method::GET,
+                path,
+            },
+            bodies: Arc::from(vec![Bytes::new()]),
+            pid: ours.pid.clone(),
+            store: ours.store.clone(),
+        })
+    }
+
     /// A server `start_temp_server` started, issuing through its own API.
     pub fn temp_server(
         name: &str,
@@ -105,7 +145,7 @@ impl Target {
             name: name.to_string(),
             addr: addr.to_string(),
             tls: profile_config(profile)?,
-            path: "/v1/certificates",
+            call: Call::post("/v1/certificates"),
             bodies: issue_bodies(csr_pems, &profile.default_ca_id)?,
             pid: Some(server.child.id().to_string()),
             store: Some(server.dir.join(ca_server::store::STORE_FILE)),
@@ -127,7 +167,7 @@ impl Target {
             name: CFSSL.into(),
             addr: addr.to_string(),
             tls: Arc::new(tls),
-            path: "/api/v1/cfssl/sign",
+            call: Call::post("/api/v1/cfssl/sign"),
             bodies: csr_pems
                 .iter()
                 .map(|csr| {
@@ -192,7 +232,7 @@ impl Target {
             name: format!("{STEP_CA}/{store}"),
             addr: addr.to_string(),
             tls: Arc::new(tls),
-            path: "/1.0/renew",
+            call: Call::post("/1.0/renew"),
             bodies: Arc::from(vec![Bytes::new()]),
             pid: Some(pid.to_string()),
             store: database,

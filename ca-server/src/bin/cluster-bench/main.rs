@@ -110,7 +110,7 @@ fn measure(
                 tokio::spawn(bench_support::run_load(
                     n.api.clone(),
                     tls.clone(),
-                    "/v1/certificates",
+                    bench_support::Call::post("/v1/certificates"),
                     std::sync::Arc::from([body.clone()]),
                     connections,
                     Duration::from_secs_f64(seconds),
