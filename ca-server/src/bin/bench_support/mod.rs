@@ -104,7 +104,12 @@ pub async fn run_load(
                 next = next.wrapping_add(1);
                 match tokio::time::timeout(
                     left,
-                    c.send(call.method.clone(), call.path, body.clone(), true),
+                    c.send(
+                        call.method.clone(),
+                        call.path,
+                        body.clone(),
+                        call.method == Method::POST,
+                    ),
                 )
                 .await
                 {

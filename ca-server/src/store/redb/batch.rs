@@ -111,7 +111,7 @@ pub(super) fn run_batch(
             || jobs.iter().any(|j| j.record.is_none()))
     {
         // Published first, not carried on: a read waits for it, or a job
-        // that is not an issuance may fail, and its abort must not take
+        // without a redo record may fail, and its abort must not take
         // answered writes with it (which would cost a reopen).
         shared.commit_carried(held)?;
     }
@@ -122,7 +122,7 @@ pub(super) fn run_batch(
         None => db.begin_write()?,
     };
     let records: Vec<Option<Vec<u8>>> = jobs.iter_mut().map(|j| j.record.take()).collect();
-    // A batch of issuances alone has its redo record written before its
+    // A batch of redo jobs alone has its redo record written before its
     // jobs run, its write to the disk under way while they do; each job
     // does what the record says (or refuses, as it will again if the record
     // is redone: see `redo::redo_batch`).
@@ -193,8 +193,8 @@ pub(super) fn run_batch(
     Ok((outputs, result))
 }
 
-/// The redo record of a batch of issuances alone, written (not synced)
-/// before its jobs run, and its number; `None` for any other batch, and for
+/// The redo record of a batch of redo jobs alone (issuances, lone audit
+/// entries), written (not synced) before its jobs run, and its number; `None` for any other batch, and for
 /// one whose commit is to be durable anyway. The disk writes the record
 /// while the jobs insert into the tables, so the sync after them waits for
 /// less: `ca-bench` with the binary before this and this one alternating
@@ -228,7 +228,8 @@ fn prewrite(
 
 /// Commit a batch: durably, or, when every write in it is described by a
 /// redo record, by that record alone, its transaction kept in `held` for
-/// the next batch or a reader to commit (see [`super::publish`] and
+/// the next batch or a reader to commit, or for the batch itself once
+/// answered (`Job::publish_after`; see [`super::publish`] and
 /// [`super::redo`]). The record goes first: the writes become visible to
 /// readers only once they are durable. `written`: the batch's record,
 /// written before its jobs ran ([`prewrite`]), to be synced.
@@ -261,7 +262,7 @@ fn commit(
     for (o, record) in outputs.iter().zip(job_records) {
         match (&o.redo, record) {
             (JobRedo::Record, Some(r)) => records.push(r.as_slice()),
-            // (Only an issuance's job answers Record, and it has one.)
+            // (Only a redo job answers Record, and it has one.)
             (JobRedo::Record, None) => durable = true,
             (JobRedo::Nothing | JobRedo::Unsynced, _) => {}
             (JobRedo::Durable, _) => durable = true,
@@ -319,7 +320,8 @@ fn number_redo(txn: &WriteTransaction, seq: u64) -> Result<(), StoreError> {
 }
 
 /// Sync the batch's redo record, number `seq`: then its writes are durable,
-/// answered once this returns, and published by the next commit or read.
+/// answered once this returns, and published by the next commit or read
+/// (or right after the answers: `Job::publish_after`).
 fn sync_carried(
     shared: &Shared,
     journal: &JournalBackend,

@@ -119,7 +119,8 @@ impl RedbStore {
 
     /// The database handle for a read of what no issuance writes (see
     /// [`redo`]): unpublished issuances change nothing it reads, so it need
-    /// not publish them.
+    /// not publish them (nor the audit entries alone that may be unpublished
+    /// for a moment: they write only what issuances write).
     fn handle_past_issuances(&self) -> Result<Arc<Handle>, StoreError> {
         self.shared.handle()
     }
@@ -129,6 +130,13 @@ impl RedbStore {
     #[cfg(test)]
     pub fn holds_unpublished(&self) -> bool {
         self.shared.unpublished.load(Ordering::Acquire)
+    }
+
+    /// Wait for the commit under way, if any (its answers may come before
+    /// it publishes: `Job::publish_after`).
+    #[cfg(test)]
+    pub fn settle(&self) {
+        drop(self.shared.lock_commits());
     }
 
     /// What the journal has done since the store opened (None: read-only).

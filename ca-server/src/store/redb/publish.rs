@@ -1,7 +1,9 @@
 //! Publishing: a batch of issuances alone (each described by a redo
 //! record, see [`super::redo`]) is durable once its record is synced, and
 //! is answered then; its transaction is not committed but kept
-//! ([`Shared::commit_lock`] holds it) for the next batch to go on with. A
+//! ([`Shared::commit_lock`] holds it) for the next batch to go on with (a
+//! batch that also holds an audit entry alone, a read's mostly, publishes
+//! once it has answered: `Job::publish_after`). A
 //! commit of redb's, even one it does not sync, updates every table root,
 //! checksums every changed page and copies each page again at the next
 //! change; carried on, one transaction takes the writes of many batches
@@ -11,7 +13,7 @@
 //! A read that starts after a write's answer thus sees it, as before. Any
 //! other write, a durable commit that falls due, `write_now` and the close
 //! commit the kept transaction with theirs (or first): a batch that holds
-//! any write but issuances publishes it before it runs. What a crash takes
+//! any write without a redo record publishes it before it runs. What a crash takes
 //! from redb's memory, the journal's redo records give back at the next
 //! open. When a batch of issuances fails inside a kept transaction, aborting
 //! it also takes back earlier answered writes: the store then reopens,
@@ -92,7 +94,7 @@ impl Shared {
             .and_then(|()| txn.commit().map_err(StoreError::from))
             .map_err(|e| {
                 StoreError::Unavailable(format!(
-                    "publishing issued certificates: {e}; the store reopens and redoes them from its journal"
+                    "publishing answered writes: {e}; the store reopens and redoes them from its journal"
                 ))
             })?;
         self.all_published();

@@ -3,8 +3,8 @@
 //! write: a revocation, a policy, an idempotent issuance's reservation, an
 //! ACME update; see `super::begin_write_quick_repair`), the writer makes one
 //! that does once such writes pause for [`RECORD_WHEN_IDLE`]: on its own
-//! when all writes pause, or with the next batch of issuances (which make
-//! no durable commit of their own, see `super::redo`). A crash then walks
+//! when all writes pause, or with the next batch of issuances or lone audit
+//! entries (which make no durable commit of their own, see `super::redo`). A crash then walks
 //! only if it comes during a steady flow of such writes, or within that
 //! pause: redb loads the state only if the last durable commit recorded it,
 //! so recording now and then under a steady flow of them would not help.

@@ -119,7 +119,7 @@ impl Redo {
                 Ok(Redo::Audit(audit))
             }
             other => Err(corrupt(&format!(
-                "unknown kind {other} (a newer server wrote it?)"
+                "a write of kind {other}, which this server does not know (a newer one wrote it?){WAY_OUT}"
             ))),
         }
     }
@@ -131,11 +131,16 @@ pub const REDO_SEQ: &str = "redo_seq";
 
 /// The layout of a record's writes; a server that does not know it (an
 /// older one, after a crash) refuses to redo rather than guess. Each of its
-/// writes was made.
+/// writes was made; each is an issuance.
 const FORMAT: u8 = 1;
 /// [`FORMAT`]'s layout, in a record written before its writes were tried
 /// (`batch::prewrite`): it also holds those refused then.
 const FORMAT_PREWRITTEN: u8 = 2;
+/// [`FORMAT`], with lone audit entries among its writes: a server from
+/// before them refuses the record with its way out, not as corrupt.
+const FORMAT_AUDITS: u8 = 3;
+/// [`FORMAT_PREWRITTEN`], with lone audit entries among its writes.
+const FORMAT_AUDITS_PREWRITTEN: u8 = 4;
 
 /// Which writes a redo record holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -153,10 +158,14 @@ pub fn record<'a>(
     holds: Holds,
     writes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<u8>, StoreError> {
+    let writes: Vec<&[u8]> = writes.into_iter().collect();
+    let audits = writes.iter().any(|w| w.first() == Some(&AUDIT));
     let mut out = seq.to_le_bytes().to_vec();
-    out.push(match holds {
-        Holds::Made => FORMAT,
-        Holds::Tried => FORMAT_PREWRITTEN,
+    out.push(match (holds, audits) {
+        (Holds::Made, false) => FORMAT,
+        (Holds::Tried, false) => FORMAT_PREWRITTEN,
+        (Holds::Made, true) => FORMAT_AUDITS,
+        (Holds::Tried, true) => FORMAT_AUDITS_PREWRITTEN,
     });
     for w in writes {
         put(&mut out, w)?;
@@ -175,8 +184,10 @@ pub fn split(record: &[u8]) -> Result<(u64, Holds, &[u8]), StoreError> {
         .ok_or_else(|| corrupt("no number"))?;
     let seq = u64::from_le_bytes(*seq);
     match rest.split_first() {
-        Some((&FORMAT, writes)) => Ok((seq, Holds::Made, writes)),
-        Some((&FORMAT_PREWRITTEN, writes)) => Ok((seq, Holds::Tried, writes)),
+        Some((&(FORMAT | FORMAT_AUDITS), writes)) => Ok((seq, Holds::Made, writes)),
+        Some((&(FORMAT_PREWRITTEN | FORMAT_AUDITS_PREWRITTEN), writes)) => {
+            Ok((seq, Holds::Tried, writes))
+        }
         Some((other, _)) => Err(corrupt(&format!(
             "format {other}, which this server does not know (a newer one wrote it?){WAY_OUT}"
         ))),
@@ -311,4 +322,41 @@ pub(super) fn redo_pending(
         );
     }
     Ok(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record of issuances alone keeps the layout servers from before lone
+    /// audit entries redo; one holding a lone audit entry says so in its
+    /// format, which such a server refuses with its way out. Both read back
+    /// as the writes they hold.
+    #[test]
+    fn a_record_says_in_its_format_whether_it_holds_lone_audit_entries() {
+        let issuance: &[u8] = &[ISSUE, 1, 2];
+        let audit: &[u8] = &[AUDIT, 3];
+        for (holds, writes, format) in [
+            (Holds::Made, vec![issuance], FORMAT),
+            (Holds::Tried, vec![issuance, issuance], FORMAT_PREWRITTEN),
+            (Holds::Made, vec![issuance, audit], FORMAT_AUDITS),
+            (Holds::Tried, vec![audit], FORMAT_AUDITS_PREWRITTEN),
+        ] {
+            let r = record(7, holds, writes.iter().copied()).expect("record");
+            assert_eq!(r[8], format, "{holds:?} {writes:?}");
+            let (seq, read_holds, mut payload) = split(&r).expect("split");
+            assert_eq!((seq, read_holds), (7, holds));
+            for w in &writes {
+                assert_eq!(take(&mut payload).expect("write"), *w);
+            }
+            assert!(payload.is_empty());
+        }
+        let unknown = [7, 0, 0, 0, 0, 0, 0, 0, 9];
+        match split(&unknown) {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains("format 9") && m.contains("stop it"), "{m}")
+            }
+            _ => panic!("an unknown format was not refused"),
+        }
+    }
 }

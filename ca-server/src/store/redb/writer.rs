@@ -18,8 +18,8 @@
 //! checkpoint when one falls due (a few milliseconds, during which reads
 //! wait on the journal whichever thread runs it).
 //!
-//! A batch of issuances alone is answered before redb commits it, which
-//! readers then wait for: see [`super::publish`].
+//! A batch of issuances (and lone audit entries) alone is answered before
+//! redb commits it, which readers then wait for: see [`super::publish`].
 //!
 //! Recovery: after an I/O error (a full disk, a failing device) redb refuses
 //! every later write until the database is reopened. Whichever thread's
