@@ -158,18 +158,22 @@ pub fn record<'a>(
     holds: Holds,
     writes: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Vec<u8>, StoreError> {
-    let writes: Vec<&[u8]> = writes.into_iter().collect();
-    let audits = writes.iter().any(|w| w.first() == Some(&AUDIT));
     let mut out = seq.to_le_bytes().to_vec();
-    out.push(match (holds, audits) {
+    // The format byte, once the writes have said whether any is a lone
+    // audit entry.
+    let at = out.len();
+    out.push(0);
+    let mut audits = false;
+    for w in writes {
+        audits |= w.first() == Some(&AUDIT);
+        put(&mut out, w)?;
+    }
+    out[at] = match (holds, audits) {
         (Holds::Made, false) => FORMAT,
         (Holds::Tried, false) => FORMAT_PREWRITTEN,
         (Holds::Made, true) => FORMAT_AUDITS,
         (Holds::Tried, true) => FORMAT_AUDITS_PREWRITTEN,
-    });
-    for w in writes {
-        put(&mut out, w)?;
-    }
+    };
     Ok(out)
 }
 
